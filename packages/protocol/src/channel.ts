@@ -1,0 +1,36 @@
+import { type Static, Type } from "typebox";
+import { Usage } from "./hardware.ts";
+import { MachineStatus } from "./machine.ts";
+
+/**
+ * The agent channel (design decision 1). The agent opens an HTTP/1.1 request to
+ * CHANNEL_PATH with `Upgrade: CHANNEL_PROTOCOL`; after `101 Switching Protocols` the gateway is an
+ * HTTP/2 client and the agent an HTTP/2 server on that one socket. Every gateway→agent call is then an
+ * ordinary HTTP/2 request to the agent's control API.
+ */
+export const CHANNEL_PATH = "/api/v1/agent/channel";
+export const CHANNEL_PROTOCOL = "beta9-agent-h2";
+export const MACHINE_ID_HEADER = "x-beta9-machine-id";
+
+/**
+ * Heartbeats flow on one long-lived stream the gateway opens on the channel: the agent writes one
+ * Heartbeat per line on the response, the gateway writes one HeartbeatAck per line on the request.
+ */
+export const HEARTBEAT_STREAM_PATH = "/agent/v1/heartbeats";
+
+export const Heartbeat = Type.Object({
+  seq: Type.Integer({ minimum: 0 }),
+  /** Agent's wall clock, ms since epoch; used only to report delivery delay. */
+  sent_at_ms: Type.Number(),
+  usage: Usage,
+  running_jobs: Type.Integer({ minimum: 0 }),
+  inference_status: Type.String({ maxLength: 32 }),
+});
+export type Heartbeat = Static<typeof Heartbeat>;
+
+export const HeartbeatAck = Type.Object({
+  seq: Type.Integer({ minimum: 0 }),
+  status: MachineStatus,
+  heartbeat_interval_seconds: Type.Number(),
+});
+export type HeartbeatAck = Static<typeof HeartbeatAck>;

@@ -1,0 +1,25 @@
+import { type Static, Type } from "typebox";
+
+/** The agent's control API (:9999), as the fork's agents answered it, plus what is new. */
+export const AgentStatus = Type.Object({
+  machine_id: Type.String(),
+  pool: Type.String(),
+  /** The machine's status as the gateway last told it, or CONNECTING / DISCONNECTED. */
+  status: Type.String(),
+  uptime_seconds: Type.Number(),
+  inference_status: Type.String(),
+  inference_port: Type.Integer(),
+  running_jobs: Type.Integer(),
+  total_jobs: Type.Integer(),
+  cpu_percent: Type.Number(),
+  memory_percent: Type.Number(),
+  gpu_count: Type.Integer(),
+  gateway: Type.String(),
+  gateway_connected: Type.Boolean(),
+  last_heartbeat_at: Type.Union([Type.String({ format: "date-time" }), Type.Null()]),
+  version: Type.String(),
+});
+export type AgentStatus = Static<typeof AgentStatus>;
+
+export const CONTROL_PORT = 9999;
+export const GATEWAY_PORT = 1994;

@@ -1,0 +1,76 @@
+import { type Static, Type } from "typebox";
+
+/**
+ * Stable, machine-readable error codes. Clients switch on these; the message is for people.
+ * Add codes; never rename one.
+ */
+export const ErrorCodes = [
+  "bad_request",
+  "payload_too_large",
+  "unauthorized",
+  "forbidden",
+  "not_found",
+  "conflict",
+  "rate_limited",
+  "internal",
+  "unavailable",
+  "join_token_invalid",
+  "join_token_expired",
+  "join_token_used_up",
+  "join_token_revoked",
+  "machine_unknown",
+  "credential_invalid",
+  "credential_machine_mismatch",
+  "pool_unknown",
+  "api_key_invalid",
+  "api_key_revoked",
+  "scope_missing",
+] as const;
+export type ErrorCode = (typeof ErrorCodes)[number];
+
+export const ErrorBody = Type.Object({
+  error: Type.Object({
+    code: Type.String(),
+    message: Type.String(),
+  }),
+});
+export type ErrorBody = Static<typeof ErrorBody>;
+
+/** HTTP status that each code is answered with. */
+export const errorStatus: Record<ErrorCode, number> = {
+  bad_request: 400,
+  payload_too_large: 413,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  rate_limited: 429,
+  internal: 500,
+  unavailable: 503,
+  join_token_invalid: 401,
+  join_token_expired: 401,
+  join_token_used_up: 401,
+  join_token_revoked: 401,
+  machine_unknown: 401,
+  credential_invalid: 401,
+  credential_machine_mismatch: 403,
+  pool_unknown: 404,
+  api_key_invalid: 401,
+  api_key_revoked: 401,
+  scope_missing: 403,
+};
+
+/** An error that knows its stable code; servers turn it into an ErrorBody. */
+export class Beta9Error extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.name = "Beta9Error";
+    this.code = code;
+    this.status = errorStatus[code];
+  }
+  toBody(): ErrorBody {
+    return { error: { code: this.code, message: this.message } };
+  }
+}

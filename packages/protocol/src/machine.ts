@@ -1,0 +1,56 @@
+import { type Static, Type } from "typebox";
+import { Hardware, Usage } from "./hardware.ts";
+
+export const MachineStatuses = ["READY", "BUSY", "UNHEALTHY", "OFFLINE", "CORDONED", "DRAINING"] as const;
+export const MachineStatus = Type.Union(MachineStatuses.map((s) => Type.Literal(s)));
+export type MachineStatus = (typeof MachineStatuses)[number];
+
+/** Machine ids are chosen by the agent (8+ hex by default) or the owner (--name); kept URL- and log-safe. */
+export const MachineId = Type.String({ pattern: "^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$" });
+export const Name = Type.String({ pattern: "^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$" });
+
+export const JoinRequest = Type.Object(
+  {
+    token: Type.String({ minLength: 1, maxLength: 256 }),
+    machine_id: MachineId,
+    name: Type.Optional(Name),
+    hostname: Type.String({ maxLength: 253 }),
+    agent_version: Type.String({ maxLength: 64 }),
+    hardware: Hardware,
+    /** Where the agent's control API can be reached directly (LAN / Tailscale), if anywhere. */
+    control_address: Type.Optional(Type.String({ maxLength: 300 })),
+  },
+  { additionalProperties: false },
+);
+export type JoinRequest = Static<typeof JoinRequest>;
+
+export const JoinResponse = Type.Object({
+  machine_id: Type.String(),
+  pool: Type.String(),
+  /** The machine credential. Shown once; the gateway keeps only its hash. */
+  credential: Type.String(),
+  heartbeat_interval_seconds: Type.Number(),
+});
+export type JoinResponse = Static<typeof JoinResponse>;
+
+export const MachineView = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  pool: Type.String(),
+  status: MachineStatus,
+  hostname: Type.String(),
+  agent_version: Type.String(),
+  /** "channel" for agents on the agent channel, "keepalive" for the fork's HTTP keepalive agents. */
+  connection: Type.Union([Type.Literal("channel"), Type.Literal("keepalive"), Type.Literal("none")]),
+  hardware: Hardware,
+  usage: Type.Union([Usage, Type.Null()]),
+  cordoned: Type.Boolean(),
+  draining: Type.Boolean(),
+  running_jobs: Type.Integer(),
+  joined_at: Type.String({ format: "date-time" }),
+  last_heartbeat_at: Type.Union([Type.String({ format: "date-time" }), Type.Null()]),
+});
+export type MachineView = Static<typeof MachineView>;
+
+export const MachineList = Type.Object({ machines: Type.Array(MachineView) });
+export type MachineList = Static<typeof MachineList>;

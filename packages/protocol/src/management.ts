@@ -1,0 +1,82 @@
+import { type Static, Type } from "typebox";
+import { Name } from "./machine.ts";
+
+export const Scopes = ["admin", "inference", "read"] as const;
+export const Scope = Type.Union(Scopes.map((s) => Type.Literal(s)));
+export type Scope = (typeof Scopes)[number];
+
+/** Join tokens: `b9j_…`. API keys: `b9_…`. Machine credentials: `b9m_…`. */
+export const TOKEN_PREFIX = { join: "b9j_", apiKey: "b9_", machine: "b9m_" } as const;
+
+export const CreateJoinToken = Type.Object(
+  {
+    pool: Type.Optional(Name),
+    /** Seconds until the token stops working. Default one hour, at most 30 days. */
+    ttl_seconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 30 * 24 * 3600 })),
+    /** How many machines may join with it. Default 1. */
+    uses: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
+    description: Type.Optional(Type.String({ maxLength: 200 })),
+  },
+  { additionalProperties: false },
+);
+export type CreateJoinToken = Static<typeof CreateJoinToken>;
+
+export const JoinTokenView = Type.Object({
+  id: Type.String(),
+  pool: Type.String(),
+  description: Type.String(),
+  expires_at: Type.String({ format: "date-time" }),
+  uses_total: Type.Integer(),
+  uses_left: Type.Integer(),
+  revoked: Type.Boolean(),
+  created_at: Type.String({ format: "date-time" }),
+  /** Only in the answer to create; never stored. */
+  token: Type.Optional(Type.String()),
+});
+export type JoinTokenView = Static<typeof JoinTokenView>;
+export const JoinTokenList = Type.Object({ tokens: Type.Array(JoinTokenView) });
+export type JoinTokenList = Static<typeof JoinTokenList>;
+
+export const CreateApiKey = Type.Object(
+  {
+    name: Name,
+    scopes: Type.Array(Scope, { minItems: 1, maxItems: 3, uniqueItems: true }),
+    workspace: Type.Optional(Name),
+  },
+  { additionalProperties: false },
+);
+export type CreateApiKey = Static<typeof CreateApiKey>;
+
+export const ApiKeyView = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  workspace: Type.String(),
+  scopes: Type.Array(Scope),
+  /** First characters of the key, enough to recognise it. */
+  prefix: Type.String(),
+  revoked: Type.Boolean(),
+  created_at: Type.String({ format: "date-time" }),
+  last_used_at: Type.Union([Type.String({ format: "date-time" }), Type.Null()]),
+  key: Type.Optional(Type.String()),
+});
+export type ApiKeyView = Static<typeof ApiKeyView>;
+export const ApiKeyList = Type.Object({ keys: Type.Array(ApiKeyView) });
+export type ApiKeyList = Static<typeof ApiKeyList>;
+
+export const CreatePool = Type.Object(
+  { name: Name, description: Type.Optional(Type.String({ maxLength: 200 })) },
+  { additionalProperties: false },
+);
+export type CreatePool = Static<typeof CreatePool>;
+export const PoolView = Type.Object({
+  name: Type.String(),
+  description: Type.String(),
+  machines: Type.Integer(),
+  created_at: Type.String({ format: "date-time" }),
+});
+export type PoolView = Static<typeof PoolView>;
+export const PoolList = Type.Object({ pools: Type.Array(PoolView) });
+export type PoolList = Static<typeof PoolList>;
+
+export const Health = Type.Object({ status: Type.Literal("ok"), version: Type.String() });
+export type Health = Static<typeof Health>;

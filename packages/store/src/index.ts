@@ -1,0 +1,7 @@
+export type { ApiKey } from "./repositories/api-keys.ts";
+export type { ConsumeResult, JoinToken } from "./repositories/join-tokens.ts";
+export type { Machine } from "./repositories/machines.ts";
+export type { Pool, PoolWithCount } from "./repositories/pools.ts";
+export type { Workspace } from "./repositories/workspaces.ts";
+export type { Database } from "./schema.ts";
+export { Repositories, Store, type StoreConfig, storeConfigFrom } from "./store.ts";

@@ -1,0 +1,9 @@
+import type { Migration, MigrationProvider } from "kysely";
+import * as foundation from "./2026-11-27T0000-foundation.ts";
+
+/** Migrations are listed here, not found on disk, so they work wherever the package is loaded from. */
+export const migrationProvider: MigrationProvider = {
+  async getMigrations(): Promise<Record<string, Migration>> {
+    return { "2026-11-27T0000-foundation": foundation };
+  },
+};

@@ -1,0 +1,44 @@
+import type { Selectable } from "kysely";
+import type { ApiKeyTable } from "../schema.ts";
+import type { Executor } from "./executor.ts";
+
+export type ApiKey = Selectable<ApiKeyTable>;
+
+export class ApiKeyRepository {
+  readonly #db: Executor;
+  constructor(db: Executor) {
+    this.#db = db;
+  }
+
+  async insert(row: ApiKey): Promise<void> {
+    await this.#db.insertInto("api_keys").values(row).execute();
+  }
+
+  async get(id: string): Promise<ApiKey | undefined> {
+    return this.#db.selectFrom("api_keys").selectAll().where("id", "=", id).executeTakeFirst();
+  }
+
+  async byHash(hash: string): Promise<ApiKey | undefined> {
+    return this.#db.selectFrom("api_keys").selectAll().where("key_hash", "=", hash).executeTakeFirst();
+  }
+
+  async list(filter: { workspaceId?: string } = {}): Promise<ApiKey[]> {
+    let q = this.#db.selectFrom("api_keys").selectAll();
+    if (filter.workspaceId !== undefined) q = q.where("workspace_id", "=", filter.workspaceId);
+    return q.orderBy("created_at").orderBy("id").execute();
+  }
+
+  async revoke(id: string, now: number): Promise<ApiKey | undefined> {
+    await this.#db
+      .updateTable("api_keys")
+      .set({ revoked_at: now })
+      .where("id", "=", id)
+      .where("revoked_at", "is", null)
+      .execute();
+    return this.get(id);
+  }
+
+  async touch(id: string, now: number): Promise<void> {
+    await this.#db.updateTable("api_keys").set({ last_used_at: now }).where("id", "=", id).execute();
+  }
+}

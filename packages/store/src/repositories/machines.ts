@@ -1,0 +1,59 @@
+import type { Selectable, Updateable } from "kysely";
+import type { MachineTable } from "../schema.ts";
+import type { Executor } from "./executor.ts";
+
+export type Machine = Selectable<MachineTable>;
+
+export class MachineRepository {
+  readonly #db: Executor;
+  constructor(db: Executor) {
+    this.#db = db;
+  }
+
+  async insert(row: Machine): Promise<void> {
+    await this.#db.insertInto("machines").values(row).execute();
+  }
+
+  async get(id: string): Promise<Machine | undefined> {
+    return this.#db.selectFrom("machines").selectAll().where("id", "=", id).executeTakeFirst();
+  }
+
+  async byCredentialHash(hash: string): Promise<Machine | undefined> {
+    return this.#db.selectFrom("machines").selectAll().where("credential_hash", "=", hash).executeTakeFirst();
+  }
+
+  async list(filter: { pool?: string } = {}): Promise<Machine[]> {
+    let q = this.#db.selectFrom("machines").selectAll();
+    if (filter.pool !== undefined) q = q.where("pool", "=", filter.pool);
+    return q.orderBy("joined_at").orderBy("id").execute();
+  }
+
+  async update(id: string, patch: Updateable<MachineTable>): Promise<boolean> {
+    const res = await this.#db.updateTable("machines").set(patch).where("id", "=", id).executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
+  }
+
+  async remove(id: string): Promise<boolean> {
+    const res = await this.#db.deleteFrom("machines").where("id", "=", id).executeTakeFirst();
+    return Number(res.numDeletedRows) === 1;
+  }
+
+  /** Record many heartbeats in one statement per distinct time bucket; called in batches, not per beat. */
+  async recordHeartbeats(beats: ReadonlyMap<string, number>): Promise<void> {
+    const byTime = new Map<number, string[]>();
+    for (const [id, at] of beats) {
+      const ids = byTime.get(at);
+      if (ids) ids.push(id);
+      else byTime.set(at, [id]);
+    }
+    for (const [at, ids] of byTime) {
+      for (let i = 0; i < ids.length; i += 500) {
+        await this.#db
+          .updateTable("machines")
+          .set({ last_heartbeat_at: at })
+          .where("id", "in", ids.slice(i, i + 500))
+          .execute();
+      }
+    }
+  }
+}

@@ -1,0 +1,28 @@
+import type { Selectable } from "kysely";
+import type { WorkspaceTable } from "../schema.ts";
+import type { Executor } from "./executor.ts";
+
+export type Workspace = Selectable<WorkspaceTable>;
+
+export class WorkspaceRepository {
+  readonly #db: Executor;
+  constructor(db: Executor) {
+    this.#db = db;
+  }
+
+  async insert(row: Workspace): Promise<void> {
+    await this.#db.insertInto("workspaces").values(row).execute();
+  }
+
+  async byName(name: string): Promise<Workspace | undefined> {
+    return this.#db.selectFrom("workspaces").selectAll().where("name", "=", name).executeTakeFirst();
+  }
+
+  async byId(id: string): Promise<Workspace | undefined> {
+    return this.#db.selectFrom("workspaces").selectAll().where("id", "=", id).executeTakeFirst();
+  }
+
+  async list(): Promise<Workspace[]> {
+    return this.#db.selectFrom("workspaces").selectAll().orderBy("name").execute();
+  }
+}

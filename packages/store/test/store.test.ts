@@ -1,0 +1,141 @@
+import { DIALECTS, openTestStore } from "@beta9/test-utils";
+import type { Store } from "@beta9/store";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+
+const now = 1_790_000_000_000;
+
+for (const dialect of DIALECTS) {
+  describe(`store on ${dialect.name}`, () => {
+    let store: Store;
+    beforeEach(async () => {
+      store = await openTestStore(dialect);
+      await store.pools.insert({ name: "external", description: "", created_at: now });
+      await store.workspaces.insert({ id: "ws_1", name: "default", created_at: now });
+    });
+    afterEach(async () => {
+      await store.close();
+    });
+
+    it("migrates twice without harm", async () => {
+      await store.migrate();
+      expect((await store.pools.list()).map((p) => p.name)).toEqual(["external"]);
+    });
+
+    it("round-trips times as numbers and nulls as nulls", async () => {
+      await store.tokens.insert(token("t1", "h1", { expires_at: now + 3_600_000 }));
+      const t = await store.tokens.get("t1");
+      expect(t).toMatchObject({ expires_at: now + 3_600_000, revoked_at: null, uses_left: 1, pool: "external" });
+      expect(typeof t?.created_at).toBe("number");
+    });
+
+    it("spends a join token once and says why it refuses after", async () => {
+      await store.tokens.insert(token("t1", "h1", { uses_total: 2, uses_left: 2 }));
+      expect((await store.tokens.consume("h1", now)).ok).toBe(true);
+      expect((await store.tokens.consume("h1", now)).ok).toBe(true);
+      expect(await store.tokens.consume("h1", now)).toMatchObject({ ok: false, reason: "used_up" });
+      expect(await store.tokens.consume("nope", now)).toMatchObject({ ok: false, reason: "invalid" });
+      expect((await store.tokens.get("t1"))?.uses_left).toBe(0);
+    });
+
+    it("refuses expired and revoked tokens", async () => {
+      await store.tokens.insert(token("t1", "h1", { expires_at: now - 1 }));
+      await store.tokens.insert(token("t2", "h2"));
+      await store.tokens.revoke("t2", now);
+      expect(await store.tokens.consume("h1", now)).toMatchObject({ ok: false, reason: "expired" });
+      expect(await store.tokens.consume("h2", now)).toMatchObject({ ok: false, reason: "revoked" });
+    });
+
+    it("lets exactly one of many racers spend a one-use token", async () => {
+      await store.tokens.insert(token("t1", "h1"));
+      const results = await Promise.all(Array.from({ length: 8 }, () => store.tokens.consume("h1", now)));
+      expect(results.filter((r) => r.ok)).toHaveLength(1);
+      expect((await store.tokens.get("t1"))?.uses_left).toBe(0);
+    });
+
+    it("rolls back every write of a failed transaction", async () => {
+      await store.tokens.insert(token("t1", "h1"));
+      await expect(
+        store.transaction(async (tx) => {
+          await tx.tokens.consume("h1", now);
+          await tx.machines.insert(machine("m1", "c1"));
+          await tx.machines.insert(machine("m1", "c2")); // duplicate id: fails
+        }),
+      ).rejects.toThrow();
+      expect(await store.machines.get("m1")).toBeUndefined();
+      expect((await store.tokens.get("t1"))?.uses_left).toBe(1);
+    });
+
+    it("keeps machines, finds them by credential, updates and removes them", async () => {
+      await store.machines.insert(machine("m1", "c1"));
+      await store.machines.insert(machine("m2", "c2"));
+      expect((await store.machines.byCredentialHash("c2"))?.id).toBe("m2");
+      expect(await store.machines.update("m1", { cordoned_at: now })).toBe(true);
+      expect((await store.machines.get("m1"))?.cordoned_at).toBe(now);
+      await store.machines.recordHeartbeats(new Map([["m1", now + 5], ["m2", now + 5]]));
+      expect((await store.machines.list()).map((m) => m.last_heartbeat_at)).toEqual([now + 5, now + 5]);
+      expect(await store.machines.remove("m1")).toBe(true);
+      expect(await store.machines.remove("m1")).toBe(false);
+      expect((await store.pools.list())[0]?.machines).toBe(1);
+    });
+
+    it("refuses a machine in a pool that does not exist", async () => {
+      await expect(store.machines.insert({ ...machine("m1", "c1"), pool: "nope" })).rejects.toThrow();
+    });
+
+    it("keeps API keys hashed and revocable", async () => {
+      await store.keys.insert({
+        id: "k1",
+        name: "ci",
+        workspace_id: "ws_1",
+        scopes: "read,inference",
+        key_hash: "kh1",
+        prefix: "b9_abcd",
+        revoked_at: null,
+        created_at: now,
+        last_used_at: null,
+      });
+      expect((await store.keys.byHash("kh1"))?.scopes).toBe("read,inference");
+      expect((await store.keys.revoke("k1", now))?.revoked_at).toBe(now);
+      expect(await store.keys.list({ workspaceId: "ws_1" })).toHaveLength(1);
+    });
+
+    it("claims a setting once", async () => {
+      expect(await store.settings.claim("bootstrap", "1")).toBe(true);
+      expect(await store.settings.claim("bootstrap", "2")).toBe(false);
+      expect(await store.settings.get("bootstrap")).toBe("1");
+    });
+  });
+}
+
+function token(id: string, hash: string, over: Partial<Parameters<Store["tokens"]["insert"]>[0]> = {}) {
+  return {
+    id,
+    token_hash: hash,
+    pool: "external",
+    description: "",
+    expires_at: now + 3_600_000,
+    uses_total: 1,
+    uses_left: 1,
+    revoked_at: null,
+    created_at: now,
+    ...over,
+  };
+}
+
+function machine(id: string, cred: string) {
+  return {
+    id,
+    name: id,
+    pool: "external",
+    hostname: "host",
+    agent_version: "0.1.0",
+    hardware: "{}",
+    credential_hash: cred,
+    protocol: "channel",
+    cordoned_at: null,
+    draining_at: null,
+    joined_at: now,
+    last_heartbeat_at: null,
+    join_token_id: null,
+  };
+}
