@@ -2,7 +2,14 @@ import { type Static, Type } from "typebox";
 import { Hardware, Usage } from "./hardware.ts";
 
 export const MachineStatuses = ["READY", "BUSY", "UNHEALTHY", "OFFLINE", "CORDONED", "DRAINING"] as const;
-export const MachineStatus = Type.Union(MachineStatuses.map((s) => Type.Literal(s)));
+export const MachineStatus = Type.Union([
+  Type.Literal("READY"),
+  Type.Literal("BUSY"),
+  Type.Literal("UNHEALTHY"),
+  Type.Literal("OFFLINE"),
+  Type.Literal("CORDONED"),
+  Type.Literal("DRAINING"),
+]);
 export type MachineStatus = (typeof MachineStatuses)[number];
 
 /** Machine ids are chosen by the agent (8+ hex by default) or the owner (--name); kept URL- and log-safe. */

@@ -2,7 +2,7 @@ import { type Static, Type } from "typebox";
 import { Name } from "./machine.ts";
 
 export const Scopes = ["admin", "inference", "read"] as const;
-export const Scope = Type.Union(Scopes.map((s) => Type.Literal(s)));
+export const Scope = Type.Union([Type.Literal("admin"), Type.Literal("inference"), Type.Literal("read")]);
 export type Scope = (typeof Scopes)[number];
 
 /** Join tokens: `b9j_…`. API keys: `b9_…`. Machine credentials: `b9m_…`. */

@@ -22,6 +22,10 @@ export class JoinTokenRepository {
     return this.#db.selectFrom("join_tokens").selectAll().where("id", "=", id).executeTakeFirst();
   }
 
+  async byHash(hash: string): Promise<JoinToken | undefined> {
+    return this.#db.selectFrom("join_tokens").selectAll().where("token_hash", "=", hash).executeTakeFirst();
+  }
+
   async list(): Promise<JoinToken[]> {
     return this.#db.selectFrom("join_tokens").selectAll().orderBy("created_at", "desc").execute();
   }

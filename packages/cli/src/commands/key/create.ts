@@ -1,0 +1,61 @@
+import type { Scope } from "@beta9/sdk";
+import { type Command, InvalidArgumentError } from "commander";
+import type { Context } from "../../context.ts";
+import { JSON_FLAG_HELP } from "../../output.ts";
+
+/** Typed as a record so the compiler fails here when the protocol adds or drops a scope. */
+const SCOPES: Record<Scope, string> = {
+  admin: "manage machines, pools, join tokens and keys",
+  inference: "call models",
+  read: "read machines, pools, join tokens and keys",
+};
+
+interface Options {
+  scopes: Scope[];
+  workspace?: string;
+  json?: boolean;
+}
+
+export function addKeyCreate(key: Command, ctx: Context): void {
+  key
+    .command("create")
+    .description("make an API key; it is shown only once")
+    .argument("<name>", "what the key is for, e.g. ci or alice-laptop")
+    .requiredOption(
+      "--scopes <list>",
+      `comma-separated: ${Object.entries(SCOPES)
+        .map(([s, what]) => `${s} (${what})`)
+        .join(", ")}`,
+      scopeList,
+    )
+    .option("--workspace <name>", "workspace the key acts in (default: the gateway's default workspace)")
+    .option("--json", JSON_FLAG_HELP)
+    .action(async (name: string, opts: Options) => {
+      const view = await ctx.client().keys.create({ name, scopes: opts.scopes, workspace: opts.workspace });
+      if (opts.json) return ctx.printJson(view);
+      ctx.print(
+        [
+          `API key ${view.name} created (scopes ${view.scopes.join(", ")}; workspace ${view.workspace}):`,
+          "",
+          `  ${view.key ?? "(the gateway sent no key)"}`,
+          "",
+          "It is shown only this once; store it now, e.g. as BETA9_API_KEY.",
+        ].join("\n"),
+      );
+    });
+}
+
+function scopeList(value: string): Scope[] {
+  const scopes = value
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+  if (scopes.length === 0) throw new InvalidArgumentError("name at least one scope");
+  const known = Object.keys(SCOPES);
+  for (const scope of scopes) {
+    if (!known.includes(scope)) {
+      throw new InvalidArgumentError(`unknown scope "${scope}"; choose from ${known.join(", ")}`);
+    }
+  }
+  return [...new Set(scopes)] as Scope[];
+}

@@ -1,0 +1,90 @@
+import { Command, CommanderError } from "commander";
+import pkg from "../package.json" with { type: "json" };
+import { addKeyCreate } from "./commands/key/create.ts";
+import { addKeyList } from "./commands/key/list.ts";
+import { addKeyRevoke } from "./commands/key/revoke.ts";
+import { addLogin } from "./commands/login.ts";
+import { addMachineCordon } from "./commands/machine/cordon.ts";
+import { addMachineDrain } from "./commands/machine/drain.ts";
+import { addMachineList } from "./commands/machine/list.ts";
+import { addMachineRemove } from "./commands/machine/remove.ts";
+import { addMachineShow } from "./commands/machine/show.ts";
+import { addMachineUncordon } from "./commands/machine/uncordon.ts";
+import { addPoolCreate } from "./commands/pool/create.ts";
+import { addPoolList } from "./commands/pool/list.ts";
+import { addTokenCreate } from "./commands/token/create.ts";
+import { addTokenList } from "./commands/token/list.ts";
+import { addTokenRevoke } from "./commands/token/revoke.ts";
+import { Context } from "./context.ts";
+import type { CliIO } from "./io.ts";
+import { reportError } from "./report.ts";
+
+/**
+ * The whole `b9` program, printing through `io`. Errors thrown by actions propagate out of
+ * `parseAsync`; `run` turns them into messages and an exit status.
+ */
+export function buildProgram(io: CliIO): Command {
+  const ctx = new Context(io);
+  const program = new Command("b9")
+    .description("Manage a Beta9 gateway: machines, pools, join tokens and API keys.")
+    .version(pkg.version, "-V, --version")
+    .addHelpText(
+      "after",
+      "\nSettings: BETA9_GATEWAY and BETA9_API_KEY, else the file b9 login writes\n" +
+        "(~/.config/beta9/cli.json, or $BETA9_CLI_CONFIG). Every command takes --json.",
+    )
+    // Set before any subcommand exists: subcommands made with .command() inherit these.
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.stdout(s), writeErr: (s) => io.stderr(s) })
+    .showHelpAfterError("(add --help for usage)");
+
+  addLogin(program, ctx);
+
+  const token = program.command("token").description("join tokens, with which machines join a pool");
+  addTokenCreate(token, ctx);
+  addTokenList(token, ctx);
+  addTokenRevoke(token, ctx);
+
+  const machine = program.command("machine").description("machines that joined the gateway");
+  addMachineList(machine, ctx);
+  addMachineShow(machine, ctx);
+  addMachineCordon(machine, ctx);
+  addMachineUncordon(machine, ctx);
+  addMachineDrain(machine, ctx);
+  addMachineRemove(machine, ctx);
+
+  const key = program.command("key").description("API keys for people, scripts and applications");
+  addKeyCreate(key, ctx);
+  addKeyList(key, ctx);
+  addKeyRevoke(key, ctx);
+
+  const pool = program.command("pool").description("pools of machines");
+  addPoolList(pool, ctx);
+  addPoolCreate(pool, ctx);
+
+  return program;
+}
+
+/** Runs `b9` with the arguments after the program name; resolves to the exit status. */
+export async function run(argv: readonly string[], io: CliIO): Promise<number> {
+  const program = buildProgram(io);
+  let command: string[] = [];
+  program.hook("preAction", (_root, action) => {
+    command = commandPath(action);
+  });
+  try {
+    await program.parseAsync([...argv], { from: "user" });
+    return 0;
+  } catch (error) {
+    // Commander has already printed usage mistakes and help; only its verdict is left.
+    if (error instanceof CommanderError) return error.exitCode;
+    return reportError(error, io, command);
+  }
+}
+
+/** ["machine", "list"] for `b9 machine list`. */
+function commandPath(command: Command): string[] {
+  const names: string[] = [];
+  for (let c: Command | null = command; c?.parent; c = c.parent) names.unshift(c.name());
+  return names;
+}

@@ -1,0 +1,104 @@
+import {
+  ApiError,
+  AuthenticationError,
+  ConnectionError,
+  ConnectionTimeoutError,
+  NotFoundError,
+  PermissionDeniedError,
+  RateLimitError,
+} from "@beta9/sdk";
+import { type ResolvedConfig, resolveConfig } from "./config.ts";
+import type { CliIO } from "./io.ts";
+import { LOGIN_HINT, UserError } from "./user-error.ts";
+
+const LISTABLE = new Set(["machine", "token", "key", "pool"]);
+
+/** Prints an error the way a person can act on it and returns the exit status. */
+export function reportError(error: unknown, io: CliIO, command: string[]): number {
+  const { message, hint } = explain(error, io, command);
+  io.stderr(`error: ${message}\n`);
+  if (hint) io.stderr(`${hint}\n`);
+  if (io.env.BETA9_DEBUG && error instanceof Error && error.stack) io.stderr(`${error.stack}\n`);
+  return 1;
+}
+
+function explain(
+  error: unknown,
+  io: CliIO,
+  command: string[],
+): { message: string; hint?: string | undefined } {
+  if (error instanceof UserError) return { message: error.message, hint: error.hint };
+
+  if (error instanceof ConnectionTimeoutError) {
+    return {
+      message: `the gateway at ${error.baseUrl} did not answer in time (${error.reason})`,
+      hint: `is the gateway at ${error.baseUrl} running and reachable from here?${fixAddress(io)}`,
+    };
+  }
+  if (error instanceof ConnectionError) {
+    return {
+      message: `cannot reach the gateway at ${error.baseUrl}: ${error.reason}`,
+      hint: `is the gateway running at ${error.baseUrl}?${fixAddress(io)}`,
+    };
+  }
+  if (error instanceof AuthenticationError) {
+    return {
+      message: error.message,
+      hint: `check the API key${takenFrom(io)}: it may be mistyped or revoked; ${LOGIN_HINT} with a valid one`,
+    };
+  }
+  if (error instanceof PermissionDeniedError) {
+    return {
+      message: error.message,
+      hint: "this needs a key with the admin scope (reads: read or admin); an admin can make one with b9 key create NAME --scopes admin",
+    };
+  }
+  if (error instanceof NotFoundError) {
+    if (error.code === "pool_unknown") {
+      return {
+        message: error.message,
+        hint: "see the pools with b9 pool list, or make one with b9 pool create NAME",
+      };
+    }
+    const noun = command[0];
+    return {
+      message: error.message,
+      hint: noun && LISTABLE.has(noun) ? `see them all with b9 ${noun} list` : undefined,
+    };
+  }
+  if (error instanceof RateLimitError) {
+    const wait = error.retryAfterSeconds === undefined ? "a moment" : `${error.retryAfterSeconds}s`;
+    return { message: error.message, hint: `wait ${wait} and try again` };
+  }
+  if (error instanceof ApiError) {
+    if (error.status === 503) return { message: error.message, hint: "try again shortly" };
+    if (error.status >= 500)
+      return { message: error.message, hint: "the gateway failed; its log has the details" };
+    return { message: error.message };
+  }
+  // Anything else is our bug, not the user's mistake: say so, and keep the stack for BETA9_DEBUG.
+  const message = error instanceof Error ? error.message : String(error);
+  return { message, hint: "this looks like a bug in b9; run again with BETA9_DEBUG=1 to see where" };
+}
+
+function fixAddress(io: CliIO): string {
+  return sourceOf(io, "gateway") === "BETA9_GATEWAY"
+    ? " If that address is wrong, change BETA9_GATEWAY."
+    : " If that address is wrong, run b9 login --gateway URL --api-key KEY.";
+}
+
+function takenFrom(io: CliIO): string {
+  const source = sourceOf(io, "apiKey");
+  return source ? ` (taken from ${source})` : "";
+}
+
+/** Which environment variable or file a setting came from, so the hint names the thing to fix. */
+function sourceOf(io: CliIO, setting: "gateway" | "apiKey"): string | undefined {
+  let config: ResolvedConfig;
+  try {
+    config = resolveConfig(io.env);
+  } catch {
+    return undefined;
+  }
+  return config[setting]?.source;
+}

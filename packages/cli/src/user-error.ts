@@ -1,0 +1,11 @@
+/** A mistake the person can fix; printed as `error: message` and the next step, never with a stack. */
+export class UserError extends Error {
+  override name = "UserError";
+  readonly hint: string | undefined;
+  constructor(message: string, hint?: string) {
+    super(message);
+    this.hint = hint;
+  }
+}
+
+export const LOGIN_HINT = "run b9 login --gateway URL --api-key KEY or set BETA9_GATEWAY and BETA9_API_KEY";

@@ -1,0 +1,74 @@
+import { createLogger, installErrorHandling, type Logger, serverOptions } from "@beta9/http";
+import { BETA9_VERSION, Health } from "@beta9/protocol";
+import { Store, storeConfigFrom } from "@beta9/store";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import Fastify, { type FastifyInstance } from "fastify";
+import { ApiKeyAuth } from "./auth/api-keys.ts";
+import { bootstrap } from "./bootstrap.ts";
+import { channelUpgradeHandler } from "./channel/upgrade.ts";
+import type { GatewayConfig } from "./config.ts";
+import type { GatewayContext } from "./context.ts";
+import { installMetrics } from "./http/metrics.ts";
+import { MachineRegistry } from "./machines/registry.ts";
+import { forkCompatRoutes } from "./routes/agent/fork-compat.ts";
+import { joinRoutes } from "./routes/agent/join.ts";
+import { keyRoutes } from "./routes/management/keys.ts";
+import { machineRoutes } from "./routes/management/machines.ts";
+import { poolRoutes } from "./routes/management/pools.ts";
+import { tokenRoutes } from "./routes/management/tokens.ts";
+
+export interface Gateway {
+  app: FastifyInstance;
+  store: Store;
+  registry: MachineRegistry;
+  log: Logger;
+  /** The admin key, only on the first start of an empty store. */
+  adminKey?: string | undefined;
+  close(): Promise<void>;
+}
+
+/** Build the gateway without listening: tests call `app.inject()`, main.ts calls `listen()`. */
+export async function buildGateway(config: GatewayConfig, opts: { store?: Store; log?: Logger } = {}): Promise<Gateway> {
+  const log = opts.log ?? createLogger({ name: "b9gateway" });
+  const store = opts.store ?? (await Store.open(storeConfigFrom(config)));
+  const { adminKey } = await bootstrap(store, config.dataDir, log);
+  const registry = new MachineRegistry(store, log, config.liveness);
+  await registry.load();
+
+  const app = Fastify({
+    ...serverOptions(log, config.bodyLimit),
+    // Agents' channels are upgraded sockets outside this timeout; only ordinary requests are timed.
+    requestTimeout: 120_000,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  installErrorHandling(app);
+  const ctx: GatewayContext = { store, registry, auth: new ApiKeyAuth(store), log };
+  installMetrics(app, registry);
+  app.get("/health", { schema: { response: { 200: Health } } }, async () => ({ status: "ok" as const, version: BETA9_VERSION }));
+  await app.register(tokenRoutes, ctx);
+  await app.register(keyRoutes, ctx);
+  await app.register(poolRoutes, ctx);
+  await app.register(machineRoutes, ctx);
+  await app.register(joinRoutes, ctx);
+  await app.register(forkCompatRoutes, ctx);
+
+  app.server.on("upgrade", channelUpgradeHandler(ctx));
+  // Agent channels are long-lived upgraded sockets fastify does not track; end them before close()
+  // waits for connections to drain, or it would wait forever.
+  app.addHook("preClose", async () => {
+    await registry.stop();
+  });
+  registry.start();
+
+  return {
+    app,
+    store,
+    registry,
+    log,
+    adminKey,
+    async close() {
+      await app.close();
+      await store.close();
+    },
+  };
+}

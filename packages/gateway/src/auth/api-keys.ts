@@ -1,0 +1,62 @@
+import { bearerToken } from "@beta9/http";
+import { Beta9Error, type Scope, TOKEN_PREFIX } from "@beta9/protocol";
+import type { ApiKey, Store } from "@beta9/store";
+import type { FastifyRequest } from "fastify";
+import { hashSecret } from "./secrets.ts";
+
+export interface Caller {
+  keyId: string;
+  workspaceId: string;
+  scopes: readonly Scope[];
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    caller?: Caller;
+  }
+}
+
+const TOUCH_EVERY_MS = 60_000;
+
+/** Checks API keys and scopes. `last_used_at` is written at most once a minute per key. */
+export class ApiKeyAuth {
+  readonly #store: Store;
+  readonly #touched = new Map<string, number>();
+  constructor(store: Store) {
+    this.#store = store;
+  }
+
+  async authenticate(req: FastifyRequest, need: Scope): Promise<Caller> {
+    const token = bearerToken(req.headers.authorization);
+    if (!token) {
+      throw new Beta9Error(
+        "unauthorized",
+        "missing API key: send `Authorization: Bearer b9_…` (the admin key is in the gateway's data dir, file admin-key)",
+      );
+    }
+    if (!token.startsWith(TOKEN_PREFIX.apiKey)) {
+      throw new Beta9Error("api_key_invalid", "that is not an API key (API keys start with b9_); create one with `b9 key create`");
+    }
+    const key = await this.#store.keys.byHash(hashSecret(token));
+    if (!key) throw new Beta9Error("api_key_invalid", "unknown API key; check BETA9_API_KEY or create a key with `b9 key create`");
+    if (key.revoked_at !== null) throw new Beta9Error("api_key_revoked", "this API key was revoked; ask an admin for a new one");
+    const scopes = parseScopes(key);
+    if (!scopes.includes("admin") && !scopes.includes(need)) {
+      throw new Beta9Error("scope_missing", `this API key lacks the '${need}' scope; use a key created with --scopes ${need}`);
+    }
+    this.#touch(key);
+    return { keyId: key.id, workspaceId: key.workspace_id, scopes };
+  }
+
+  #touch(key: ApiKey): void {
+    const now = Date.now();
+    if (now - (this.#touched.get(key.id) ?? 0) < TOUCH_EVERY_MS) return;
+    this.#touched.set(key.id, now);
+    // Best effort: a lost last-used time is not worth failing a request for.
+    this.#store.keys.touch(key.id, now).catch(() => {});
+  }
+}
+
+export function parseScopes(key: Pick<ApiKey, "scopes">): Scope[] {
+  return key.scopes.split(",").filter(Boolean) as Scope[];
+}

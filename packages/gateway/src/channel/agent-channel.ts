@@ -1,0 +1,109 @@
+import http2 from "node:http2";
+import type { Duplex } from "node:stream";
+import { LineSplitter, type Logger } from "@beta9/http";
+import { HEARTBEAT_STREAM_PATH, Heartbeat, type HeartbeatAck } from "@beta9/protocol";
+import { Compile } from "typebox/compile";
+import type { AgentLink, MachineRegistry } from "../machines/registry.ts";
+
+const checkHeartbeat = Compile(Heartbeat);
+const PING_EVERY_MS = 15_000;
+
+/**
+ * The gateway's end of one agent channel: an HTTP/2 client session over the socket the agent
+ * opened. It holds the heartbeat stream open and answers every beat with an ack carrying the status
+ * the gateway gives the machine.
+ */
+export class AgentChannel implements AgentLink {
+  readonly machineId: string;
+  readonly session: http2.ClientHttp2Session;
+  readonly #registry: MachineRegistry;
+  readonly #log: Logger;
+  #pinger: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(socket: Duplex, machineId: string, registry: MachineRegistry, log: Logger) {
+    this.machineId = machineId;
+    this.#registry = registry;
+    this.#log = log.child({ machine_id: machineId });
+    this.session = http2.connect(`http://agent.invalid`, { createConnection: () => socket });
+    this.session.on("error", (err) => this.#log.debug({ err }, "agent channel error"));
+    this.session.on("close", () => this.#onClosed());
+    socket.on("close", () => this.#onClosed());
+    // The HTTP server's sockets allow half-open connections; an agent that went away must not linger.
+    socket.on("end", () => this.close("agent closed the connection"));
+  }
+
+  open(): void {
+    this.#registry.attach(this.machineId, this);
+    this.#openHeartbeats();
+    this.#pinger = setInterval(() => {
+      if (this.session.destroyed) return;
+      this.session.ping((err) => {
+        if (err) this.close("ping failed");
+      });
+    }, PING_EVERY_MS);
+    this.#pinger.unref();
+  }
+
+  close(reason: string): void {
+    if (this.#closed) return;
+    this.#log.info({ reason }, "closing agent channel");
+    this.session.destroy();
+    this.#onClosed();
+  }
+
+  #onClosed(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#pinger);
+    this.#registry.detach(this.machineId, this);
+  }
+
+  #openHeartbeats(): void {
+    const stream = this.session.request(
+      { ":method": "POST", ":path": HEARTBEAT_STREAM_PATH, "content-type": "application/x-ndjson" },
+      { endStream: false },
+    );
+    const lines = new LineSplitter(64 * 1024);
+    stream.setEncoding("utf8");
+    stream.on("response", (headers) => {
+      if (headers[":status"] !== 200) this.close(`heartbeat stream answered ${headers[":status"]}`);
+    });
+    stream.on("data", (chunk: string) => {
+      let batch: string[];
+      try {
+        batch = lines.push(chunk);
+      } catch {
+        this.close("heartbeat line too long");
+        return;
+      }
+      for (const line of batch) this.#onBeat(line, stream);
+    });
+    stream.on("error", () => this.close("heartbeat stream failed"));
+    stream.on("close", () => this.close("heartbeat stream closed"));
+  }
+
+  #onBeat(line: string, stream: http2.ClientHttp2Stream): void {
+    let beat: unknown;
+    try {
+      beat = JSON.parse(line);
+    } catch {
+      beat = undefined;
+    }
+    if (!checkHeartbeat.Check(beat)) {
+      this.#log.warn("agent sent a malformed heartbeat; ignored");
+      return;
+    }
+    const status = this.#registry.heartbeat(this.machineId, { usage: beat.usage, runningJobs: beat.running_jobs });
+    if (!status) {
+      this.close("machine no longer known");
+      return;
+    }
+    const ack: HeartbeatAck = {
+      seq: beat.seq,
+      status,
+      heartbeat_interval_seconds: this.#registry.cfg.heartbeatIntervalMs / 1000,
+    };
+    stream.write(`${JSON.stringify(ack)}\n`);
+  }
+}

@@ -1,0 +1,59 @@
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
+import { bearerToken, type Logger, toErrorReply } from "@beta9/http";
+import { Beta9Error, CHANNEL_PATH, CHANNEL_PROTOCOL, MACHINE_ID_HEADER } from "@beta9/protocol";
+import type { Store } from "@beta9/store";
+import { verifyMachineCredential } from "../machines/credentials.ts";
+import type { MachineRegistry } from "../machines/registry.ts";
+import { AgentChannel } from "./agent-channel.ts";
+
+const ID_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
+
+/**
+ * Handles `Upgrade: beta9-agent-h2` on CHANNEL_PATH: checks the machine credential, answers 101 and
+ * turns the socket into an HTTP/2 session the gateway drives. Anything else is refused in plain HTTP
+ * with our JSON error, and the socket closed.
+ */
+export function channelUpgradeHandler(deps: { store: Store; registry: MachineRegistry; log: Logger }) {
+  return (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    socket.on("error", () => socket.destroy());
+    void accept(deps, req, socket, head).catch((err: unknown) => {
+      const { status, body } = toErrorReply(err);
+      if (status >= 500) deps.log.error({ err }, "agent channel upgrade failed");
+      refuse(socket, status, body);
+    });
+  };
+}
+
+async function accept(
+  deps: { store: Store; registry: MachineRegistry; log: Logger },
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+): Promise<void> {
+  const path = (req.url ?? "").split("?")[0];
+  if (path !== CHANNEL_PATH || req.headers.upgrade?.toLowerCase() !== CHANNEL_PROTOCOL) {
+    throw new Beta9Error("bad_request", `upgrade is only offered on ${CHANNEL_PATH} with protocol ${CHANNEL_PROTOCOL}`);
+  }
+  const machineId = req.headers[MACHINE_ID_HEADER];
+  if (typeof machineId !== "string" || !ID_PATTERN.test(machineId)) {
+    throw new Beta9Error("bad_request", `send the machine id in the ${MACHINE_ID_HEADER} header`);
+  }
+  const remote = req.socket.remoteAddress;
+  await verifyMachineCredential(deps, machineId, bearerToken(req.headers.authorization), remote);
+  if (socket.destroyed) return;
+  socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${CHANNEL_PROTOCOL}\r\n\r\n`);
+  if (head.length > 0) socket.unshift(head);
+  const channel = new AgentChannel(socket, machineId, deps.registry, deps.log);
+  channel.open();
+  deps.log.info({ machine_id: machineId, remote }, "agent connected");
+}
+
+function refuse(socket: Duplex, status: number, body: unknown): void {
+  if (socket.destroyed) return;
+  const json = JSON.stringify(body);
+  socket.end(
+    `HTTP/1.1 ${status} ${status === 401 ? "Unauthorized" : status === 403 ? "Forbidden" : "Bad Request"}\r\n` +
+      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${json}`,
+  );
+}

@@ -1,0 +1,29 @@
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { GATEWAY_PORT } from "@beta9/protocol";
+import { DEFAULT_LIVENESS, type LivenessConfig } from "./machines/liveness.ts";
+
+export interface GatewayConfig {
+  host: string;
+  port: number;
+  dataDir: string;
+  databaseUrl?: string | undefined;
+  liveness: LivenessConfig;
+  /** Largest request body accepted, in bytes. */
+  bodyLimit: number;
+}
+
+export function defaultDataDir(): string {
+  return process.env.BETA9_DATA_DIR ?? join(homedir(), ".beta9");
+}
+
+export function gatewayConfig(over: Partial<GatewayConfig> = {}): GatewayConfig {
+  return {
+    host: "0.0.0.0",
+    port: GATEWAY_PORT,
+    dataDir: defaultDataDir(),
+    liveness: DEFAULT_LIVENESS,
+    bodyLimit: 1024 * 1024,
+    ...over,
+  };
+}

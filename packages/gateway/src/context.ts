@@ -1,0 +1,12 @@
+import type { Logger } from "@beta9/http";
+import type { Store } from "@beta9/store";
+import type { ApiKeyAuth } from "./auth/api-keys.ts";
+import type { MachineRegistry } from "./machines/registry.ts";
+
+/** What every route plugin is given: the gateway's long-lived parts. */
+export interface GatewayContext {
+  store: Store;
+  registry: MachineRegistry;
+  auth: ApiKeyAuth;
+  log: Logger;
+}

@@ -1,0 +1,77 @@
+import { resolve } from "node:path";
+import { BETA9_VERSION, GATEWAY_PORT, parseDuration } from "@beta9/protocol";
+import { Command, InvalidArgumentError } from "commander";
+import { buildGateway } from "./app.ts";
+import { defaultDataDir, gatewayConfig } from "./config.ts";
+import { DEFAULT_LIVENESS } from "./machines/liveness.ts";
+
+const duration = (v: string) => {
+  try {
+    return parseDuration(v);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+};
+const port = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError("a port is a number from 0 to 65535");
+  return n;
+};
+
+const program = new Command("b9gateway")
+  .description("Beta9 gateway: machines join it, users call models through it")
+  .version(BETA9_VERSION)
+  .option("--host <host>", "address to listen on", "0.0.0.0")
+  .option("--port <port>", "port to listen on", port, GATEWAY_PORT)
+  .option("--data-dir <dir>", "where the SQLite store and admin-key live", defaultDataDir())
+  .option("--database-url <url>", "PostgreSQL URL (postgres://…) instead of SQLite, for several gateway replicas")
+  .option("--heartbeat-interval <duration>", "how often agents send heartbeats", duration, DEFAULT_LIVENESS.heartbeatIntervalMs)
+  .option("--unhealthy-after <duration>", "silence after which a machine is UNHEALTHY", duration, DEFAULT_LIVENESS.unhealthyAfterMs)
+  .option("--offline-after <duration>", "silence after which a machine is OFFLINE", duration, DEFAULT_LIVENESS.offlineAfterMs)
+  .action(async (opts) => {
+    const config = gatewayConfig({
+      host: opts.host,
+      port: opts.port,
+      dataDir: resolve(opts.dataDir),
+      databaseUrl: opts.databaseUrl ?? process.env.BETA9_DATABASE_URL,
+      liveness: {
+        heartbeatIntervalMs: opts.heartbeatInterval,
+        unhealthyAfterMs: opts.unhealthyAfter,
+        offlineAfterMs: Math.max(opts.offlineAfter, opts.unhealthyAfter),
+      },
+    });
+    const gw = await buildGateway(config);
+    if (gw.adminKey) {
+      process.stdout.write(
+        `\nAdmin API key (shown once; also in ${config.dataDir}/admin-key):\n\n  ${gw.adminKey}\n\n`,
+      );
+    }
+    const address = await gw.app.listen({ host: config.host, port: config.port });
+    gw.log.info({ address, store: gw.store.kind }, `b9gateway ${BETA9_VERSION} listening on ${address}`);
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      gw.log.info({ signal }, "shutting down");
+      const force = setTimeout(() => process.exit(1), 10_000);
+      force.unref();
+      gw.close().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    };
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
+  });
+
+program.parseAsync().catch((err: unknown) => {
+  const e = err as NodeJS.ErrnoException;
+  const hint =
+    e.code === "EADDRINUSE"
+      ? " (another process uses that port; pick one with --port)"
+      : e.code === "ECONNREFUSED"
+        ? " (is PostgreSQL running at --database-url?)"
+        : "";
+  process.stderr.write(`b9gateway: ${e.message}${hint}\n`);
+  process.exit(1);
+});

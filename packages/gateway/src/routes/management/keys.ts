@@ -1,0 +1,53 @@
+import { ApiKeyList, ApiKeyView, Beta9Error, CreateApiKey, TOKEN_PREFIX } from "@beta9/protocol";
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import { Type } from "typebox";
+import { hashSecret, newId, newSecret } from "../../auth/secrets.ts";
+import type { GatewayContext } from "../../context.ts";
+import { apiKeyView } from "../../views.ts";
+
+export const keyRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app, ctx) => {
+  app.post("/api/v1/keys", { schema: { body: CreateApiKey, response: { 201: ApiKeyView } } }, async (req, reply) => {
+    const caller = await ctx.auth.authenticate(req, "admin");
+    const workspace = req.body.workspace
+      ? await ctx.store.workspaces.byName(req.body.workspace)
+      : await ctx.store.workspaces.byId(caller.workspaceId);
+    if (!workspace) throw new Beta9Error("not_found", `no workspace named ${req.body.workspace}`);
+    const secret = newSecret(TOKEN_PREFIX.apiKey);
+    const row = {
+      id: newId("key_"),
+      name: req.body.name,
+      workspace_id: workspace.id,
+      scopes: req.body.scopes.join(","),
+      key_hash: hashSecret(secret),
+      prefix: secret.slice(0, 10),
+      revoked_at: null,
+      created_at: Date.now(),
+      last_used_at: null,
+    };
+    await ctx.store.keys.insert(row);
+    ctx.log.info({ key_id: row.id, scopes: row.scopes }, "API key created");
+    return reply.status(201).send(apiKeyView(row, workspace, secret));
+  });
+
+  app.get("/api/v1/keys", { schema: { response: { 200: ApiKeyList } } }, async (req) => {
+    const caller = await ctx.auth.authenticate(req, "read");
+    const workspace = await ctx.store.workspaces.byId(caller.workspaceId);
+    const keys = await ctx.store.keys.list({ workspaceId: caller.workspaceId });
+    return { keys: keys.map((k) => apiKeyView(k, workspace)) };
+  });
+
+  app.delete(
+    "/api/v1/keys/:id",
+    { schema: { params: Type.Object({ id: Type.String({ maxLength: 64 }) }), response: { 200: ApiKeyView } } },
+    async (req) => {
+      const caller = await ctx.auth.authenticate(req, "admin");
+      const existing = await ctx.store.keys.get(req.params.id);
+      if (!existing || existing.workspace_id !== caller.workspaceId) {
+        throw new Beta9Error("not_found", `no API key ${req.params.id}; list them with \`b9 key list\``);
+      }
+      const k = await ctx.store.keys.revoke(existing.id, Date.now());
+      ctx.log.info({ key_id: existing.id }, "API key revoked");
+      return apiKeyView(k ?? existing, await ctx.store.workspaces.byId(existing.workspace_id));
+    },
+  );
+};

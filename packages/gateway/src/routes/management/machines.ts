@@ -1,0 +1,58 @@
+import { Beta9Error, MachineList, MachineStatus, MachineView } from "@beta9/protocol";
+import type { Machine } from "@beta9/store";
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import { Type } from "typebox";
+import type { GatewayContext } from "../../context.ts";
+
+const IdParams = Type.Object({ id: Type.String({ maxLength: 64 }) });
+
+export const machineRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app, ctx) => {
+  app.get(
+    "/api/v1/machines",
+    {
+      schema: {
+        querystring: Type.Object({ pool: Type.Optional(Type.String({ maxLength: 64 })), status: Type.Optional(MachineStatus) }),
+        response: { 200: MachineList },
+      },
+    },
+    async (req) => {
+      await ctx.auth.authenticate(req, "read");
+      return { machines: ctx.registry.list(req.query) };
+    },
+  );
+
+  app.get("/api/v1/machines/:id", { schema: { params: IdParams, response: { 200: MachineView } } }, async (req) => {
+    await ctx.auth.authenticate(req, "read");
+    const view = ctx.registry.view(req.params.id);
+    if (!view) throw notFound(req.params.id);
+    return view;
+  });
+
+  const change = (verb: string, patch: (now: number) => Partial<Machine>) =>
+    app.post(`/api/v1/machines/:id/${verb}`, { schema: { params: IdParams, response: { 200: MachineView } } }, async (req) => {
+      await ctx.auth.authenticate(req, "admin");
+      const row = ctx.registry.get(req.params.id);
+      if (!row) throw notFound(req.params.id);
+      const p = patch(Date.now());
+      await ctx.store.machines.update(row.id, p);
+      ctx.registry.put({ ...row, ...p });
+      ctx.log.info({ machine_id: row.id, action: verb }, `machine ${verb}`);
+      return ctx.registry.view(row.id)!;
+    });
+  change("cordon", (now) => ({ cordoned_at: now }));
+  change("uncordon", () => ({ cordoned_at: null, draining_at: null }));
+  // Draining also cordons: nothing new lands on a machine that is being emptied.
+  change("drain", (now) => ({ draining_at: now, cordoned_at: now }));
+
+  app.delete("/api/v1/machines/:id", { schema: { params: IdParams } }, async (req, reply) => {
+    await ctx.auth.authenticate(req, "admin");
+    if (!(await ctx.store.machines.remove(req.params.id))) throw notFound(req.params.id);
+    ctx.registry.remove(req.params.id);
+    ctx.log.info({ machine_id: req.params.id }, "machine removed");
+    return reply.status(204).send();
+  });
+};
+
+function notFound(id: string): Beta9Error {
+  return new Beta9Error("not_found", `no machine ${id}; list them with \`b9 machine list\``);
+}

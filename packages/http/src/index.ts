@@ -1,0 +1,5 @@
+export * from "./bearer.ts";
+export * from "./errors.ts";
+export * from "./logger.ts";
+export * from "./ndjson.ts";
+export * from "./server-options.ts";

@@ -1,0 +1,19 @@
+/**
+ * Split a byte stream into lines, refusing a line longer than `maxLine` bytes (a peer that never
+ * sends a newline must not grow our memory).
+ */
+export class LineSplitter {
+  #buf = "";
+  readonly #maxLine: number;
+  constructor(maxLine = 256 * 1024) {
+    this.#maxLine = maxLine;
+  }
+
+  push(chunk: Buffer | string): string[] {
+    this.#buf += typeof chunk === "string" ? chunk : chunk.toString("utf8");
+    const lines = this.#buf.split("\n");
+    this.#buf = lines.pop() ?? "";
+    if (this.#buf.length > this.#maxLine) throw new Error(`line longer than ${this.#maxLine} bytes`);
+    return lines.filter((l) => l.trim() !== "");
+  }
+}

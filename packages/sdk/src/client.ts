@@ -1,0 +1,52 @@
+import type { Health } from "@beta9/protocol";
+import { ApiKeys } from "./resources/keys.ts";
+import { Machines } from "./resources/machines.ts";
+import { Pools } from "./resources/pools.ts";
+import { JoinTokens } from "./resources/tokens.ts";
+import { type Fetch, type RequestOptions, Transport } from "./transport.ts";
+
+export interface ClientOptions {
+  /** The gateway, e.g. "http://127.0.0.1:1994"; a bare "host:port" means http. */
+  baseUrl: string;
+  /** A `b9_…` API key, sent as a bearer token. Management reads need scope read or admin; writes admin. */
+  apiKey?: string | undefined;
+  /** Replaces the global fetch (tests, proxies, custom agents). */
+  fetch?: Fetch | undefined;
+  /** How long one call may take, connection to last byte. Default 30 s. */
+  timeoutMs?: number | undefined;
+}
+
+/**
+ * Typed client of the Beta9 gateway's management API.
+ *
+ * ```ts
+ * const b9 = new Beta9Client({ baseUrl: "http://127.0.0.1:1994", apiKey: process.env.BETA9_API_KEY });
+ * const { token } = await b9.tokens.create({ pool: "gpu", ttl_seconds: 3600 });
+ * const { machines } = await b9.machines.list({ pool: "gpu" });
+ * ```
+ */
+export class Beta9Client {
+  readonly tokens: JoinTokens;
+  readonly machines: Machines;
+  readonly pools: Pools;
+  readonly keys: ApiKeys;
+  readonly #http: Transport;
+
+  constructor(options: ClientOptions) {
+    this.#http = new Transport(options);
+    this.tokens = new JoinTokens(this.#http);
+    this.machines = new Machines(this.#http);
+    this.pools = new Pools(this.#http);
+    this.keys = new ApiKeys(this.#http);
+  }
+
+  /** The normalized gateway URL this client talks to. */
+  get baseUrl(): string {
+    return this.#http.baseUrl;
+  }
+
+  /** Needs no API key; answers whether the gateway is up and which version it runs. */
+  health(options?: RequestOptions): Promise<Health> {
+    return this.#http.get("/health", undefined, options);
+  }
+}

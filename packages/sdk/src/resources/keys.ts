@@ -1,0 +1,23 @@
+import type { ApiKeyList, ApiKeyView, CreateApiKey } from "@beta9/protocol";
+import { type RequestOptions, segment, type Transport } from "../transport.ts";
+
+/** API keys (`b9_…`) with scopes and a workspace. */
+export class ApiKeys {
+  readonly #http: Transport;
+  constructor(http: Transport) {
+    this.#http = http;
+  }
+
+  /** The answer's `key` is the secret itself; the gateway keeps only its hash and never shows it again. */
+  async create(body: CreateApiKey, options?: RequestOptions): Promise<ApiKeyView> {
+    return this.#http.post("/api/v1/keys", body, options);
+  }
+
+  async list(options?: RequestOptions): Promise<ApiKeyList> {
+    return this.#http.get("/api/v1/keys", undefined, options);
+  }
+
+  async revoke(id: string, options?: RequestOptions): Promise<ApiKeyView> {
+    return this.#http.delete(`/api/v1/keys/${segment(id)}`, options);
+  }
+}

@@ -1,0 +1,129 @@
+import { ApiError, ConnectionError, ConnectionTimeoutError, describeNetworkFailure } from "./errors.ts";
+
+export type Fetch = typeof fetch;
+
+export interface TransportOptions {
+  baseUrl: string;
+  apiKey?: string | undefined;
+  fetch?: Fetch | undefined;
+  timeoutMs?: number | undefined;
+}
+
+/** Per-call options every SDK method takes as its last argument. */
+export interface RequestOptions {
+  /** Cancels the call; the promise then rejects with the signal's reason, not an SDK error. */
+  signal?: AbortSignal;
+}
+
+type QueryValue = string | number | boolean | undefined;
+
+interface Call {
+  method: "GET" | "POST" | "DELETE";
+  path: string;
+  query?: Record<string, QueryValue> | undefined;
+  body?: unknown;
+  options?: RequestOptions | undefined;
+}
+
+/** Long enough for a loaded gateway, short enough that a dead one is noticed by a person waiting. */
+export const DEFAULT_TIMEOUT_MS = 30_000;
+
+/** Accepts "https://gw.example:1994", "gw.example:1994/" or "127.0.0.1:1994" (http assumed). */
+export function normalizeBaseUrl(baseUrl: string): string {
+  const trimmed = baseUrl.trim().replace(/\/+$/, "");
+  if (trimmed === "")
+    throw new TypeError("baseUrl is empty; pass the gateway URL, e.g. http://127.0.0.1:1994");
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(trimmed) ? trimmed : `http://${trimmed}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new TypeError(
+      `baseUrl ${JSON.stringify(baseUrl)} is not a URL; expected e.g. http://127.0.0.1:1994`,
+    );
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new TypeError(`baseUrl must be http or https, not ${url.protocol}`);
+  }
+  return url.href.replace(/\/+$/, "");
+}
+
+/**
+ * One path segment from a caller-supplied id. Encoded so "a/b" stays one segment; "." and ".."
+ * are refused because URL parsing would resolve them and the request would reach another route.
+ */
+export function segment(id: string): string {
+  if (id === "" || id === "." || id === "..") throw new TypeError(`invalid id ${JSON.stringify(id)}`);
+  return encodeURIComponent(id);
+}
+
+/** Sends JSON requests to the gateway and turns every failure into an SDK error. */
+export class Transport {
+  readonly baseUrl: string;
+  readonly timeoutMs: number;
+  readonly #apiKey: string | undefined;
+  readonly #fetch: Fetch;
+
+  constructor(options: TransportOptions) {
+    this.baseUrl = normalizeBaseUrl(options.baseUrl);
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.#apiKey = options.apiKey;
+    // Bound lazily so a test can replace globalThis.fetch after the client is built.
+    this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+  }
+
+  get<T>(path: string, query?: Record<string, QueryValue>, options?: RequestOptions): Promise<T> {
+    return this.request<T>({ method: "GET", path, query, options });
+  }
+
+  post<T>(path: string, body: unknown, options?: RequestOptions): Promise<T> {
+    return this.request<T>({ method: "POST", path, body, options });
+  }
+
+  delete<T>(path: string, options?: RequestOptions): Promise<T> {
+    return this.request<T>({ method: "DELETE", path, options });
+  }
+
+  async request<T>(call: Call): Promise<T> {
+    const url = new URL(this.baseUrl + call.path);
+    for (const [key, value] of Object.entries(call.query ?? {})) {
+      if (value !== undefined) url.searchParams.set(key, String(value));
+    }
+    const headers: Record<string, string> = { accept: "application/json" };
+    if (this.#apiKey) headers.authorization = `Bearer ${this.#apiKey}`;
+    let body: string | undefined;
+    if (call.body !== undefined) {
+      headers["content-type"] = "application/json";
+      body = JSON.stringify(call.body);
+    }
+
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    const callerSignal = call.options?.signal;
+    const signal = callerSignal ? AbortSignal.any([callerSignal, timeout]) : timeout;
+
+    let response: Response;
+    let text: string;
+    try {
+      response = await this.#fetch(url, { method: call.method, headers, body, signal });
+      text = await response.text();
+    } catch (error) {
+      // Cancellation is the caller's decision, not a failure: hand back their reason untouched.
+      if (callerSignal?.aborted) throw callerSignal.reason;
+      if (timeout.aborted) throw new ConnectionTimeoutError(this.baseUrl, this.timeoutMs, { cause: error });
+      throw new ConnectionError(this.baseUrl, describeNetworkFailure(error), { cause: error });
+    }
+
+    if (!response.ok)
+      throw ApiError.fromResponse(response.status, response.statusText, response.headers, text);
+    if (response.status === 204 || text === "") return undefined as T;
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new ApiError(
+        response.status,
+        "invalid_response",
+        `the gateway at ${this.baseUrl} answered ${call.method} ${call.path} with a body that is not JSON; check that the URL points at a Beta9 gateway`,
+      );
+    }
+  }
+}
