@@ -1,0 +1,99 @@
+import { LineSplitter, type Logger } from "@beta9/http";
+import { Beta9Error, HEARTBEAT_STREAM_PATH, type Heartbeat, HeartbeatAck, type Usage } from "@beta9/protocol";
+import type { FastifyPluginAsync, FastifyRequest } from "fastify";
+import { Compile } from "typebox/compile";
+import type { AgentState } from "../state.ts";
+
+const checkAck = Compile(HeartbeatAck);
+
+export interface HeartbeatContext {
+  state: AgentState;
+  log: Logger;
+  intervalMs: () => number;
+  sampleUsage: () => Promise<Usage>;
+  fromGateway: (req: FastifyRequest) => boolean;
+  /** The gateway stopped acking: drop the channel so the connector dials again. */
+  onSilentGateway: () => void;
+  /** The gateway told us a new interval. */
+  onInterval: (ms: number) => void;
+}
+
+/**
+ * The heartbeat stream the gateway opens on the channel: we write a Heartbeat line every interval and
+ * read its HeartbeatAck lines. Three intervals without an ack means the gateway is gone even if TCP
+ * has not noticed (a cut link), so the channel is dropped and dialled again.
+ */
+export const heartbeatStream: FastifyPluginAsync<HeartbeatContext> = async (app, ctx) => {
+  app.addContentTypeParser("application/x-ndjson", (_req, payload, done) => done(null, payload));
+
+  app.post(HEARTBEAT_STREAM_PATH, async (req, reply) => {
+    if (!ctx.fromGateway(req)) throw new Beta9Error("not_found", "the heartbeat stream exists only on the agent channel");
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { "content-type": "application/x-ndjson" });
+    const s = ctx.state;
+    let seq = 0;
+    let timer: NodeJS.Timeout | undefined;
+    let closed = false;
+    const lines = new LineSplitter(64 * 1024);
+
+    const beat = async () => {
+      if (closed) return;
+      if (s.lastAckAt !== null && Date.now() - s.lastAckAt > 3 * ctx.intervalMs() + 1_000) {
+        ctx.log.warn("gateway stopped acknowledging heartbeats; reconnecting");
+        closed = true;
+        ctx.onSilentGateway();
+        return;
+      }
+      try {
+        s.usage = await ctx.sampleUsage();
+      } catch (err) {
+        ctx.log.debug({ err }, "usage sample failed");
+      }
+      if (closed || !s.usage) return;
+      const hb: Heartbeat = {
+        seq: seq++,
+        sent_at_ms: Date.now(),
+        usage: s.usage,
+        running_jobs: s.runningJobs,
+        inference_status: s.inferenceStatus,
+      };
+      res.write(`${JSON.stringify(hb)}\n`);
+      s.lastHeartbeatAt = Date.now();
+      s.heartbeatsSent++;
+      timer = setTimeout(() => void beat(), ctx.intervalMs());
+    };
+
+    req.raw.setEncoding("utf8");
+    req.raw.on("data", (chunk: string) => {
+      let batch: string[];
+      try {
+        batch = lines.push(chunk);
+      } catch {
+        res.destroy();
+        return;
+      }
+      for (const line of batch) {
+        let ack: unknown;
+        try {
+          ack = JSON.parse(line);
+        } catch {
+          continue;
+        }
+        if (!checkAck.Check(ack)) continue;
+        s.lastAckAt = Date.now();
+        if (s.status !== ack.status) ctx.log.info({ status: ack.status }, `gateway says this machine is ${ack.status}`);
+        s.status = ack.status;
+        ctx.onInterval(ack.heartbeat_interval_seconds * 1000);
+      }
+    });
+    const stop = () => {
+      closed = true;
+      clearTimeout(timer);
+    };
+    res.on("close", stop);
+    req.raw.on("close", stop);
+    s.lastAckAt = Date.now();
+    await beat();
+  });
+};

@@ -1,0 +1,142 @@
+import { randomBytes } from "node:crypto";
+import { chmod, mkdir, open, readFile, rename, stat } from "node:fs/promises";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
+import { CONTROL_PORT, GATEWAY_PORT } from "@beta9/protocol";
+import YAML from "yaml";
+
+/** ~/.b9agent/config.yaml, with the seed's keys (gateway.host, gateway.port, machine.id, …). */
+export interface AgentConfig {
+  gateway: { host: string; port: number; tls: boolean };
+  machine: {
+    id: string;
+    name: string;
+    /** The machine credential (b9m_…) once joined. */
+    token: string;
+    /** The join token, kept only until it has been traded for a credential. */
+    join_token?: string | undefined;
+    hostname: string;
+  };
+  pool: string;
+  control: { port: number; listen?: string[] | undefined };
+  heartbeat_interval_seconds: number;
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+export function configPath(): string {
+  return process.env.B9AGENT_CONFIG ?? join(homedir(), ".b9agent", "config.yaml");
+}
+
+export function gatewayUrl(cfg: AgentConfig): string {
+  const host = cfg.gateway.host.includes(":") ? `[${cfg.gateway.host}]` : cfg.gateway.host;
+  return `${cfg.gateway.tls ? "https" : "http"}://${host}:${cfg.gateway.port}`;
+}
+
+/** "HOST:PORT", "HOST" or "http(s)://HOST:PORT" → gateway settings. */
+export function parseGatewayAddress(text: string): AgentConfig["gateway"] {
+  const withScheme = /^[a-z]+:\/\//i.test(text) ? text : `http://${text}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new ConfigError(`--gateway must look like HOST:PORT (e.g. 100.72.101.23:${GATEWAY_PORT}), not ${JSON.stringify(text)}`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new ConfigError("--gateway must use http or https");
+  if (url.pathname !== "/" || url.search) throw new ConfigError("--gateway takes a host and port, no path");
+  const tls = url.protocol === "https:";
+  return {
+    host: url.hostname.replace(/^\[|\]$/g, ""),
+    port: url.port ? Number(url.port) : tls ? 443 : GATEWAY_PORT,
+    tls,
+  };
+}
+
+/**
+ * Read the config, refusing one that others can read: it holds the machine's credential.
+ */
+export async function loadConfig(path = configPath()): Promise<AgentConfig> {
+  let text: string;
+  try {
+    const st = await stat(path);
+    if (process.platform !== "win32" && (st.mode & 0o077) !== 0) {
+      throw new ConfigError(
+        `${path} can be read by other users (mode ${(st.mode & 0o777).toString(8)}); it holds this machine's credential. Fix it with: chmod 600 ${path}`,
+      );
+    }
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+      throw new ConfigError(`no agent config at ${path}; create it with: b9agent init --gateway HOST:PORT --token JOIN_TOKEN`);
+    }
+    throw err;
+  }
+  let doc: unknown;
+  try {
+    doc = YAML.parse(text);
+  } catch (err) {
+    throw new ConfigError(`${path} is not valid YAML: ${(err as Error).message}`);
+  }
+  return validate(doc, path);
+}
+
+function validate(doc: unknown, path: string): AgentConfig {
+  const d = (doc ?? {}) as Record<string, Record<string, unknown> | undefined>;
+  const bad = (what: string) => new ConfigError(`${path}: ${what}; run b9agent init again to rewrite it`);
+  const g = d.gateway;
+  const m = d.machine;
+  if (!g || typeof g.host !== "string" || !g.host) throw bad("gateway.host is missing");
+  const port = Number(g.port ?? GATEWAY_PORT);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw bad("gateway.port must be a port number");
+  if (!m || typeof m.id !== "string" || !/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/.test(m.id)) throw bad("machine.id is missing or malformed");
+  const token = typeof m.token === "string" ? m.token : "";
+  const joinToken = typeof m.join_token === "string" && m.join_token ? m.join_token : undefined;
+  if (!token && !joinToken) throw bad("machine.token (or machine.join_token) is missing");
+  const c = (d.control ?? {}) as Record<string, unknown>;
+  const controlPort = Number(c.port ?? CONTROL_PORT);
+  if (!Number.isInteger(controlPort) || controlPort < 0 || controlPort > 65535) throw bad("control.port must be a port number");
+  const listen = Array.isArray(c.listen) ? c.listen.map(String) : undefined;
+  const interval = Number((doc as Record<string, unknown>).heartbeat_interval_seconds ?? 5);
+  if (!(interval > 0 && interval <= 300)) throw bad("heartbeat_interval_seconds must be between 0 and 300");
+  return {
+    gateway: { host: g.host, port, tls: g.tls === true },
+    machine: {
+      id: m.id,
+      name: typeof m.name === "string" && m.name ? m.name : m.id,
+      token,
+      join_token: joinToken,
+      hostname: typeof m.hostname === "string" ? m.hostname : "",
+    },
+    pool: typeof d.pool === "string" ? d.pool : "external",
+    control: { port: controlPort, listen },
+    heartbeat_interval_seconds: interval,
+  };
+}
+
+/** Write atomically (temp file, then rename) with mode 0600, so a crash never leaves half a config. */
+export async function saveConfig(cfg: AgentConfig, path = configPath()): Promise<void> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  const tmp = `${path}.${randomBytes(4).toString("hex")}.tmp`;
+  const doc: Record<string, unknown> = {
+    gateway: cfg.gateway,
+    machine: { ...cfg.machine, join_token: cfg.machine.join_token || undefined },
+    pool: cfg.pool,
+    control: { port: cfg.control.port, ...(cfg.control.listen ? { listen: cfg.control.listen } : {}) },
+    heartbeat_interval_seconds: cfg.heartbeat_interval_seconds,
+  };
+  const fh = await open(tmp, "w", 0o600);
+  try {
+    await fh.writeFile(`# Beta9 agent configuration. Holds this machine's credential: keep it private (mode 0600).\n${YAML.stringify(doc)}`);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await chmod(tmp, 0o600);
+  await rename(tmp, path);
+}
+
+export function newMachineId(): string {
+  return randomBytes(4).toString("hex");
+}

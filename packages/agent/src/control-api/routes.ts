@@ -1,0 +1,75 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import { bearerToken } from "@beta9/http";
+import { AgentStatus, BETA9_VERSION, Beta9Error, Health } from "@beta9/protocol";
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import type { FastifyRequest } from "fastify";
+import type { Registry } from "prom-client";
+import type { AgentState } from "../state.ts";
+
+export interface ControlContext {
+  state: AgentState;
+  metrics: Registry;
+  /** The machine credential: the bearer a local caller must show. */
+  credential: () => string;
+  /** True for requests that came over the agent channel, i.e. from the gateway. */
+  fromGateway: (req: FastifyRequest) => boolean;
+}
+
+const OPEN_ROUTES = new Set(["/health"]);
+
+/**
+ * The control API (:9999): the seed's routes, now authenticated. Requests over the agent channel come
+ * from the gateway, which proved itself when the channel was opened; local callers show the machine
+ * credential from the agent's config.
+ */
+export const controlRoutes: FastifyPluginAsyncTypebox<ControlContext> = async (app, ctx) => {
+  app.addHook("onRequest", async (req) => {
+    const path = req.url.split("?")[0] ?? "";
+    if (OPEN_ROUTES.has(path) || ctx.fromGateway(req)) return;
+    const given = bearerToken(req.headers.authorization);
+    if (!given) {
+      throw new Beta9Error(
+        "unauthorized",
+        "send `Authorization: Bearer <machine.token>` (the token is in the agent's config file)",
+      );
+    }
+    if (!sameSecret(given, ctx.credential())) throw new Beta9Error("credential_invalid", "wrong token for this agent's control API");
+  });
+
+  app.get("/health", { schema: { response: { 200: Health } } }, async () => ({ status: "ok" as const, version: BETA9_VERSION }));
+
+  app.get("/status", { schema: { response: { 200: AgentStatus } } }, async () => {
+    const s = ctx.state;
+    const usage = s.usage;
+    return {
+      machine_id: s.machineId,
+      pool: s.pool,
+      status: s.status,
+      uptime_seconds: Math.round((Date.now() - s.startedAt) / 1000),
+      inference_status: s.inferenceStatus,
+      inference_port: s.inferencePort,
+      running_jobs: s.runningJobs,
+      total_jobs: s.totalJobs,
+      cpu_percent: usage?.cpu_percent ?? 0,
+      memory_percent: usage && usage.memory_total_bytes > 0 ? round1((100 * usage.memory_used_bytes) / usage.memory_total_bytes) : 0,
+      gpu_count: s.hardware.gpus.length,
+      gateway: s.gateway,
+      gateway_connected: s.gatewayConnected,
+      last_heartbeat_at: s.lastHeartbeatAt === null ? null : new Date(s.lastHeartbeatAt).toISOString(),
+      version: BETA9_VERSION,
+    };
+  });
+
+  app.get("/metrics", async (_req, reply) => {
+    return reply.header("content-type", ctx.metrics.contentType).send(await ctx.metrics.metrics());
+  });
+};
+
+const round1 = (n: number) => Math.round(n * 10) / 10;
+
+function sameSecret(a: string, b: string): boolean {
+  if (!b) return false;
+  const x = createHash("sha256").update(a).digest();
+  const y = createHash("sha256").update(b).digest();
+  return timingSafeEqual(x, y);
+}

@@ -1,0 +1,77 @@
+import http from "node:http";
+import http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
+import { installErrorHandling, type Logger, serverOptions } from "@beta9/http";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
+
+type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
+
+/**
+ * One fastify app answers two ways: HTTP/1.1 on the control port for local callers (curl, scripts,
+ * the seed's test), and HTTP/2 on each agent-channel socket for the gateway. Both share one set of
+ * routes, so a route added once is reachable both ways; requests from the channel are marked.
+ */
+export class ControlServer {
+  readonly app: FastifyInstance;
+  readonly #h2: http2.Http2Server;
+  readonly #servers: http.Server[] = [];
+  readonly #handler: Handler;
+  readonly #fromChannel = new WeakSet<object>();
+
+  constructor(log: Logger) {
+    let h1Handler: Handler | undefined;
+    this.app = Fastify({
+      ...serverOptions(log),
+      serverFactory: (handler) => {
+        h1Handler = handler;
+        return http.createServer(handler);
+      },
+    }).withTypeProvider<TypeBoxTypeProvider>();
+    this.#handler = h1Handler!;
+    installErrorHandling(this.app);
+    this.#h2 = http2.createServer({}, (req, res) => {
+      this.#fromChannel.add(req);
+      this.#handler(req as unknown as http.IncomingMessage, res as unknown as http.ServerResponse);
+    });
+    // One channel at a time, and not ours to time out: the gateway and the heartbeats decide.
+    this.#h2.on("sessionError", () => {});
+  }
+
+  fromGateway = (req: FastifyRequest): boolean => this.#fromChannel.has(req.raw);
+
+  /** Serve HTTP/2 on an upgraded agent-channel socket. */
+  serveChannel(socket: Duplex): void {
+    this.#h2.emit("connection", socket);
+  }
+
+  /** Listen on each address; returns the bound "host:port" strings. */
+  async listen(addresses: { host: string; port: number }[]): Promise<string[]> {
+    await this.app.ready();
+    const bound: string[] = [];
+    for (const a of addresses) {
+      const server = http.createServer(this.#handler);
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(a.port, a.host, () => {
+          server.off("error", reject);
+          resolve();
+        });
+      });
+      this.#servers.push(server);
+      const addr = server.address() as AddressInfo;
+      bound.push(`${addr.family === "IPv6" ? `[${addr.address}]` : addr.address}:${addr.port}`);
+    }
+    return bound;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.#servers) {
+      s.close();
+      s.closeAllConnections();
+    }
+    this.#h2.close();
+    await this.app.close();
+  }
+}

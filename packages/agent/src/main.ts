@@ -1,0 +1,98 @@
+import { hostname } from "node:os";
+import { createLogger } from "@beta9/http";
+import { BETA9_VERSION, CONTROL_PORT } from "@beta9/protocol";
+import { Command, InvalidArgumentError } from "commander";
+import { Agent } from "./agent.ts";
+import { GatewayRefused, join } from "./channel/join.ts";
+import {
+  type AgentConfig,
+  ConfigError,
+  configPath,
+  loadConfig,
+  newMachineId,
+  parseGatewayAddress,
+  saveConfig,
+} from "./config/config-file.ts";
+import { detectHardware } from "./hardware/index.ts";
+
+const port = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError("a port is a number from 0 to 65535");
+  return n;
+};
+const list = (v: string) => v.split(",").map((s) => s.trim()).filter(Boolean);
+
+async function run(opts: { noTui?: boolean; tui?: boolean; listen?: string[] }): Promise<void> {
+  const path = configPath();
+  const config = await loadConfig(path);
+  const log = createLogger({ name: "b9agent" });
+  const agent = await Agent.create({ config, configPath: path, log, listen: opts.listen });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "shutting down");
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    agent.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+  await agent.run();
+}
+
+const program = new Command("b9agent")
+  .description("Beta9 agent: joins this machine to a gateway's pool and serves its models")
+  .version(BETA9_VERSION);
+
+program
+  .command("init")
+  .description("write the agent's config and join the gateway")
+  .requiredOption("--gateway <host:port>", "the gateway's address, e.g. 100.72.101.23:1994")
+  .requiredOption("--token <join-token>", "a join token from `b9 token create`")
+  .option("--pool <pool>", "pool to join (the join token decides; this is kept for reference)", "external")
+  .option("--name <name>", "a name for this machine", hostname())
+  .option("--control-port <port>", "port of the control API", port, CONTROL_PORT)
+  .option("--listen <addresses>", "control API addresses (HOST[:PORT],…); default 127.0.0.1 and the Tailscale address", list)
+  .action(async (opts) => {
+    const path = configPath();
+    const previous = await loadConfig(path).catch(() => undefined);
+    const name = String(opts.name).replace(/[^a-zA-Z0-9._-]/g, "-").replace(/^[^a-zA-Z0-9]+/, "").slice(0, 63) || newMachineId();
+    const cfg: AgentConfig = {
+      gateway: parseGatewayAddress(opts.gateway),
+      // The same machine keeps its id when initialised again (a new token, a moved gateway).
+      machine: { id: previous?.machine.id ?? newMachineId(), name, token: "", join_token: opts.token, hostname: hostname() },
+      pool: opts.pool,
+      control: { port: opts.controlPort, listen: opts.listen ?? previous?.control.listen },
+      heartbeat_interval_seconds: previous?.heartbeat_interval_seconds ?? 5,
+    };
+    await saveConfig(cfg, path);
+    process.stdout.write(`wrote ${path} (machine id ${cfg.machine.id})\n`);
+    try {
+      const res = await join(cfg, await detectHardware());
+      await saveConfig({ ...cfg, pool: res.pool, machine: { ...cfg.machine, token: res.credential, join_token: undefined } }, path);
+      process.stdout.write(`joined pool ${res.pool} as ${res.machine_id}; start the agent with: b9agent\n`);
+    } catch (err) {
+      if (err instanceof GatewayRefused && err.status > 0 && err.status < 500) throw new ConfigError(err.message);
+      process.stdout.write(`could not reach the gateway now (${(err as Error).message}); b9agent will join when it starts\n`);
+    }
+  });
+
+program
+  .command("run", { isDefault: true })
+  .description("run the agent (the default command)")
+  .option("--no-tui", "plain log lines instead of the dashboard")
+  .option("--listen <addresses>", "control API addresses (HOST[:PORT],…)", list)
+  .action(run);
+
+program.parseAsync().catch((err: unknown) => {
+  const e = err as NodeJS.ErrnoException;
+  if (err instanceof ConfigError) process.stderr.write(`b9agent: ${e.message}\n`);
+  else if (e.code === "EADDRINUSE") {
+    process.stderr.write(`b9agent: ${e.message}: another process uses the control port; choose one with --listen 127.0.0.1:PORT\n`);
+  } else process.stderr.write(`b9agent: ${e.stack ?? e.message}\n`);
+  process.exit(1);
+});
