@@ -1,5 +1,6 @@
 import type { Logger } from "@beta9/http";
 import type { Hardware } from "@beta9/protocol";
+import { Backoff, sleep } from "./channel/backoff.ts";
 import { Connector } from "./channel/connector.ts";
 import { heartbeatStream } from "./channel/heartbeat-stream.ts";
 import { GatewayRefused, join } from "./channel/join.ts";
@@ -10,7 +11,6 @@ import { ControlServer } from "./control-api/server.ts";
 import { detectHardware, UsageSampler } from "./hardware/index.ts";
 import { agentMetrics } from "./metrics.ts";
 import { AgentState } from "./state.ts";
-import { Backoff, sleep } from "./channel/backoff.ts";
 
 export interface AgentOptions {
   config: AgentConfig;
@@ -69,7 +69,9 @@ export class Agent {
     };
     await agent.control.app.register(controlRoutes, ctx);
     await agent.control.app.register(heartbeatStream, ctx);
-    agent.#bound = await agent.control.listen(listenAddresses(opts.config.control.port, opts.listen ?? opts.config.control.listen));
+    agent.#bound = await agent.control.listen(
+      listenAddresses(opts.config.control.port, opts.listen ?? opts.config.control.listen),
+    );
     agent.#log.info(
       { addresses: agent.#bound, gpus: hardware.gpus.map((g) => g.name), cores: hardware.cpu_cores },
       `control API listening on ${agent.#bound.join(", ")}`,

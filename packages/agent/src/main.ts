@@ -17,10 +17,15 @@ import { detectHardware } from "./hardware/index.ts";
 
 const port = (v: string) => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError("a port is a number from 0 to 65535");
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new InvalidArgumentError("a port is a number from 0 to 65535");
   return n;
 };
-const list = (v: string) => v.split(",").map((s) => s.trim()).filter(Boolean);
+const list = (v: string) =>
+  v
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 async function run(opts: { noTui?: boolean; tui?: boolean; listen?: string[] }): Promise<void> {
   const path = configPath();
@@ -56,15 +61,29 @@ program
   .option("--pool <pool>", "pool to join (the join token decides; this is kept for reference)", "external")
   .option("--name <name>", "a name for this machine", hostname())
   .option("--control-port <port>", "port of the control API", port, CONTROL_PORT)
-  .option("--listen <addresses>", "control API addresses (HOST[:PORT],…); default 127.0.0.1 and the Tailscale address", list)
+  .option(
+    "--listen <addresses>",
+    "control API addresses (HOST[:PORT],…); default 127.0.0.1 and the Tailscale address",
+    list,
+  )
   .action(async (opts) => {
     const path = configPath();
     const previous = await loadConfig(path).catch(() => undefined);
-    const name = String(opts.name).replace(/[^a-zA-Z0-9._-]/g, "-").replace(/^[^a-zA-Z0-9]+/, "").slice(0, 63) || newMachineId();
+    const name =
+      String(opts.name)
+        .replace(/[^a-zA-Z0-9._-]/g, "-")
+        .replace(/^[^a-zA-Z0-9]+/, "")
+        .slice(0, 63) || newMachineId();
     const cfg: AgentConfig = {
       gateway: parseGatewayAddress(opts.gateway),
       // The same machine keeps its id when initialised again (a new token, a moved gateway).
-      machine: { id: previous?.machine.id ?? newMachineId(), name, token: "", join_token: opts.token, hostname: hostname() },
+      machine: {
+        id: previous?.machine.id ?? newMachineId(),
+        name,
+        token: "",
+        join_token: opts.token,
+        hostname: hostname(),
+      },
       pool: opts.pool,
       control: { port: opts.controlPort, listen: opts.listen ?? previous?.control.listen },
       heartbeat_interval_seconds: previous?.heartbeat_interval_seconds ?? 5,
@@ -73,11 +92,17 @@ program
     process.stdout.write(`wrote ${path} (machine id ${cfg.machine.id})\n`);
     try {
       const res = await join(cfg, await detectHardware());
-      await saveConfig({ ...cfg, pool: res.pool, machine: { ...cfg.machine, token: res.credential, join_token: undefined } }, path);
+      await saveConfig(
+        { ...cfg, pool: res.pool, machine: { ...cfg.machine, token: res.credential, join_token: undefined } },
+        path,
+      );
       process.stdout.write(`joined pool ${res.pool} as ${res.machine_id}; start the agent with: b9agent\n`);
     } catch (err) {
-      if (err instanceof GatewayRefused && err.status > 0 && err.status < 500) throw new ConfigError(err.message);
-      process.stdout.write(`could not reach the gateway now (${(err as Error).message}); b9agent will join when it starts\n`);
+      if (err instanceof GatewayRefused && err.status > 0 && err.status < 500)
+        throw new ConfigError(err.message);
+      process.stdout.write(
+        `could not reach the gateway now (${(err as Error).message}); b9agent will join when it starts\n`,
+      );
     }
   });
 
@@ -92,7 +117,9 @@ program.parseAsync().catch((err: unknown) => {
   const e = err as NodeJS.ErrnoException;
   if (err instanceof ConfigError) process.stderr.write(`b9agent: ${e.message}\n`);
   else if (e.code === "EADDRINUSE") {
-    process.stderr.write(`b9agent: ${e.message}: another process uses the control port; choose one with --listen 127.0.0.1:PORT\n`);
+    process.stderr.write(
+      `b9agent: ${e.message}: another process uses the control port; choose one with --listen 127.0.0.1:PORT\n`,
+    );
   } else process.stderr.write(`b9agent: ${e.stack ?? e.message}\n`);
   process.exit(1);
 });

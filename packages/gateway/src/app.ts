@@ -28,7 +28,10 @@ export interface Gateway {
 }
 
 /** Build the gateway without listening: tests call `app.inject()`, main.ts calls `listen()`. */
-export async function buildGateway(config: GatewayConfig, opts: { store?: Store; log?: Logger } = {}): Promise<Gateway> {
+export async function buildGateway(
+  config: GatewayConfig,
+  opts: { store?: Store; log?: Logger } = {},
+): Promise<Gateway> {
   const log = opts.log ?? createLogger({ name: "b9gateway" });
   const store = opts.store ?? (await Store.open(storeConfigFrom(config)));
   const { adminKey } = await bootstrap(store, config.dataDir, log);
@@ -44,7 +47,10 @@ export async function buildGateway(config: GatewayConfig, opts: { store?: Store;
   installErrorHandling(app);
   const ctx: GatewayContext = { store, registry, auth: new ApiKeyAuth(store), log };
   installMetrics(app, registry);
-  app.get("/health", { schema: { response: { 200: Health } } }, async () => ({ status: "ok" as const, version: BETA9_VERSION }));
+  app.get("/health", { schema: { response: { 200: Health } } }, async () => ({
+    status: "ok" as const,
+    version: BETA9_VERSION,
+  }));
   await app.register(tokenRoutes, ctx);
   await app.register(keyRoutes, ctx);
   await app.register(poolRoutes, ctx);

@@ -18,7 +18,11 @@ export async function bootstrap(store: Store, dataDir: string, log: Logger): Pro
     if (!(await tx.settings.claim("bootstrapped_at", String(now)))) return false;
     const workspaceId = newId("ws_");
     await tx.workspaces.insert({ id: workspaceId, name: "default", created_at: now });
-    await tx.pools.insert({ name: "external", description: "machines that joined with b9agent", created_at: now });
+    await tx.pools.insert({
+      name: "external",
+      description: "machines that joined with b9agent",
+      created_at: now,
+    });
     await tx.keys.insert({
       id: newId("key_"),
       name: "admin",

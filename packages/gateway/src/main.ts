@@ -14,7 +14,8 @@ const duration = (v: string) => {
 };
 const port = (v: string) => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError("a port is a number from 0 to 65535");
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new InvalidArgumentError("a port is a number from 0 to 65535");
   return n;
 };
 
@@ -24,10 +25,28 @@ const program = new Command("b9gateway")
   .option("--host <host>", "address to listen on", "0.0.0.0")
   .option("--port <port>", "port to listen on", port, GATEWAY_PORT)
   .option("--data-dir <dir>", "where the SQLite store and admin-key live", defaultDataDir())
-  .option("--database-url <url>", "PostgreSQL URL (postgres://…) instead of SQLite, for several gateway replicas")
-  .option("--heartbeat-interval <duration>", "how often agents send heartbeats", duration, DEFAULT_LIVENESS.heartbeatIntervalMs)
-  .option("--unhealthy-after <duration>", "silence after which a machine is UNHEALTHY", duration, DEFAULT_LIVENESS.unhealthyAfterMs)
-  .option("--offline-after <duration>", "silence after which a machine is OFFLINE", duration, DEFAULT_LIVENESS.offlineAfterMs)
+  .option(
+    "--database-url <url>",
+    "PostgreSQL URL (postgres://…) instead of SQLite, for several gateway replicas",
+  )
+  .option(
+    "--heartbeat-interval <duration>",
+    "how often agents send heartbeats",
+    duration,
+    DEFAULT_LIVENESS.heartbeatIntervalMs,
+  )
+  .option(
+    "--unhealthy-after <duration>",
+    "silence after which a machine is UNHEALTHY",
+    duration,
+    DEFAULT_LIVENESS.unhealthyAfterMs,
+  )
+  .option(
+    "--offline-after <duration>",
+    "silence after which a machine is OFFLINE",
+    duration,
+    DEFAULT_LIVENESS.offlineAfterMs,
+  )
   .action(async (opts) => {
     const config = gatewayConfig({
       host: opts.host,

@@ -17,7 +17,11 @@ export function joinTokenView(t: JoinToken, secret?: string): JoinTokenView {
   };
 }
 
-export function apiKeyView(k: ApiKey, workspace: Pick<Workspace, "name"> | undefined, secret?: string): ApiKeyView {
+export function apiKeyView(
+  k: ApiKey,
+  workspace: Pick<Workspace, "name"> | undefined,
+  secret?: string,
+): ApiKeyView {
   return {
     id: k.id,
     name: k.name,

@@ -13,7 +13,10 @@ export function installErrorHandling(app: FastifyInstance): void {
   });
   app.setNotFoundHandler((req, reply) => {
     void reply.status(404).send({
-      error: { code: "not_found", message: `no route ${req.method} ${req.url.split("?")[0]}; see the API reference in the README` },
+      error: {
+        code: "not_found",
+        message: `no route ${req.method} ${req.url.split("?")[0]}; see the API reference in the README`,
+      },
     } satisfies ErrorBody);
   });
 }
@@ -25,17 +28,32 @@ export function toErrorReply(err: unknown): { status: number; body: ErrorBody } 
     const where = e.validationContext ?? "request";
     return {
       status: 400,
-      body: { error: { code: "bad_request", message: `invalid ${where}: ${e.message.replace(/^(body|querystring|params|headers)\/?/, "")}` } },
+      body: {
+        error: {
+          code: "bad_request",
+          message: `invalid ${where}: ${e.message.replace(/^(body|querystring|params|headers)\/?/, "")}`,
+        },
+      },
     };
   }
   switch (e.code) {
     case "FST_ERR_CTP_INVALID_JSON_BODY":
     case "FST_ERR_CTP_EMPTY_JSON_BODY":
-      return { status: 400, body: { error: { code: "bad_request", message: "the request body is not valid JSON; send a JSON object" } } };
+      return {
+        status: 400,
+        body: {
+          error: { code: "bad_request", message: "the request body is not valid JSON; send a JSON object" },
+        },
+      };
     case "FST_ERR_CTP_BODY_TOO_LARGE":
       return {
         status: 413,
-        body: { error: { code: "payload_too_large", message: "the request body is too large; send less than 1 MiB" } },
+        body: {
+          error: {
+            code: "payload_too_large",
+            message: "the request body is too large; send less than 1 MiB",
+          },
+        },
       };
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
       return {
@@ -46,5 +64,8 @@ export function toErrorReply(err: unknown): { status: number; body: ErrorBody } 
   if (typeof e.statusCode === "number" && e.statusCode >= 400 && e.statusCode < 500) {
     return { status: e.statusCode, body: { error: { code: "bad_request", message: e.message } } };
   }
-  return { status: 500, body: { error: { code: "internal", message: "internal error; the server log has the details" } } };
+  return {
+    status: 500,
+    body: { error: { code: "internal", message: "internal error; the server log has the details" } },
+  };
 }

@@ -1,5 +1,5 @@
-import { DIALECTS, openTestStore } from "@beta9/test-utils";
 import type { Store } from "@beta9/store";
+import { DIALECTS, openTestStore } from "@beta9/test-utils";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
 const now = 1_790_000_000_000;
@@ -24,7 +24,12 @@ for (const dialect of DIALECTS) {
     it("round-trips times as numbers and nulls as nulls", async () => {
       await store.tokens.insert(token("t1", "h1", { expires_at: now + 3_600_000 }));
       const t = await store.tokens.get("t1");
-      expect(t).toMatchObject({ expires_at: now + 3_600_000, revoked_at: null, uses_left: 1, pool: "external" });
+      expect(t).toMatchObject({
+        expires_at: now + 3_600_000,
+        revoked_at: null,
+        uses_left: 1,
+        pool: "external",
+      });
       expect(typeof t?.created_at).toBe("number");
     });
 
@@ -71,7 +76,12 @@ for (const dialect of DIALECTS) {
       expect((await store.machines.byCredentialHash("c2"))?.id).toBe("m2");
       expect(await store.machines.update("m1", { cordoned_at: now })).toBe(true);
       expect((await store.machines.get("m1"))?.cordoned_at).toBe(now);
-      await store.machines.recordHeartbeats(new Map([["m1", now + 5], ["m2", now + 5]]));
+      await store.machines.recordHeartbeats(
+        new Map([
+          ["m1", now + 5],
+          ["m2", now + 5],
+        ]),
+      );
       expect((await store.machines.list()).map((m) => m.last_heartbeat_at)).toEqual([now + 5, now + 5]);
       expect(await store.machines.remove("m1")).toBe(true);
       expect(await store.machines.remove("m1")).toBe(false);

@@ -27,7 +27,8 @@ export const heartbeatStream: FastifyPluginAsync<HeartbeatContext> = async (app,
   app.addContentTypeParser("application/x-ndjson", (_req, payload, done) => done(null, payload));
 
   app.post(HEARTBEAT_STREAM_PATH, async (req, reply) => {
-    if (!ctx.fromGateway(req)) throw new Beta9Error("not_found", "the heartbeat stream exists only on the agent channel");
+    if (!ctx.fromGateway(req))
+      throw new Beta9Error("not_found", "the heartbeat stream exists only on the agent channel");
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, { "content-type": "application/x-ndjson" });
@@ -82,7 +83,8 @@ export const heartbeatStream: FastifyPluginAsync<HeartbeatContext> = async (app,
         }
         if (!checkAck.Check(ack)) continue;
         s.lastAckAt = Date.now();
-        if (s.status !== ack.status) ctx.log.info({ status: ack.status }, `gateway says this machine is ${ack.status}`);
+        if (s.status !== ack.status)
+          ctx.log.info({ status: ack.status }, `gateway says this machine is ${ack.status}`);
         s.status = ack.status;
         ctx.onInterval(ack.heartbeat_interval_seconds * 1000);
       }

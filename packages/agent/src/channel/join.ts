@@ -1,5 +1,11 @@
 import { hostname } from "node:os";
-import { BETA9_VERSION, type ErrorBody, type Hardware, type JoinRequest, type JoinResponse } from "@beta9/protocol";
+import {
+  BETA9_VERSION,
+  type ErrorBody,
+  type Hardware,
+  type JoinRequest,
+  type JoinResponse,
+} from "@beta9/protocol";
 import { type AgentConfig, gatewayUrl } from "../config/config-file.ts";
 
 export class GatewayRefused extends Error {
@@ -14,7 +20,11 @@ export class GatewayRefused extends Error {
 }
 
 /** Trade the join token for a machine credential bound to this machine id. */
-export async function join(cfg: AgentConfig, hardware: Hardware, signal?: AbortSignal): Promise<JoinResponse> {
+export async function join(
+  cfg: AgentConfig,
+  hardware: Hardware,
+  signal?: AbortSignal,
+): Promise<JoinResponse> {
   if (!cfg.machine.join_token) throw new GatewayRefused(0, "no_join_token", "no join token to join with");
   const body: JoinRequest = {
     token: cfg.machine.join_token,
@@ -32,7 +42,11 @@ export async function join(cfg: AgentConfig, hardware: Hardware, signal?: AbortS
   });
   const json = (await res.json().catch(() => ({}))) as Partial<JoinResponse> & Partial<ErrorBody>;
   if (!res.ok || !json.credential) {
-    throw new GatewayRefused(res.status, json.error?.code ?? "unknown", json.error?.message ?? `join answered ${res.status}`);
+    throw new GatewayRefused(
+      res.status,
+      json.error?.code ?? "unknown",
+      json.error?.message ?? `join answered ${res.status}`,
+    );
   }
   return json as JoinResponse;
 }

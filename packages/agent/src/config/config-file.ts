@@ -42,9 +42,12 @@ export function parseGatewayAddress(text: string): AgentConfig["gateway"] {
   try {
     url = new URL(withScheme);
   } catch {
-    throw new ConfigError(`--gateway must look like HOST:PORT (e.g. 100.72.101.23:${GATEWAY_PORT}), not ${JSON.stringify(text)}`);
+    throw new ConfigError(
+      `--gateway must look like HOST:PORT (e.g. 100.72.101.23:${GATEWAY_PORT}), not ${JSON.stringify(text)}`,
+    );
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new ConfigError("--gateway must use http or https");
+  if (url.protocol !== "http:" && url.protocol !== "https:")
+    throw new ConfigError("--gateway must use http or https");
   if (url.pathname !== "/" || url.search) throw new ConfigError("--gateway takes a host and port, no path");
   const tls = url.protocol === "https:";
   return {
@@ -69,7 +72,9 @@ export async function loadConfig(path = configPath()): Promise<AgentConfig> {
     text = await readFile(path, "utf8");
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") {
-      throw new ConfigError(`no agent config at ${path}; create it with: b9agent init --gateway HOST:PORT --token JOIN_TOKEN`);
+      throw new ConfigError(
+        `no agent config at ${path}; create it with: b9agent init --gateway HOST:PORT --token JOIN_TOKEN`,
+      );
     }
     throw err;
   }
@@ -90,13 +95,15 @@ function validate(doc: unknown, path: string): AgentConfig {
   if (!g || typeof g.host !== "string" || !g.host) throw bad("gateway.host is missing");
   const port = Number(g.port ?? GATEWAY_PORT);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw bad("gateway.port must be a port number");
-  if (!m || typeof m.id !== "string" || !/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/.test(m.id)) throw bad("machine.id is missing or malformed");
+  if (!m || typeof m.id !== "string" || !/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/.test(m.id))
+    throw bad("machine.id is missing or malformed");
   const token = typeof m.token === "string" ? m.token : "";
   const joinToken = typeof m.join_token === "string" && m.join_token ? m.join_token : undefined;
   if (!token && !joinToken) throw bad("machine.token (or machine.join_token) is missing");
   const c = (d.control ?? {}) as Record<string, unknown>;
   const controlPort = Number(c.port ?? CONTROL_PORT);
-  if (!Number.isInteger(controlPort) || controlPort < 0 || controlPort > 65535) throw bad("control.port must be a port number");
+  if (!Number.isInteger(controlPort) || controlPort < 0 || controlPort > 65535)
+    throw bad("control.port must be a port number");
   const listen = Array.isArray(c.listen) ? c.listen.map(String) : undefined;
   const interval = Number((doc as Record<string, unknown>).heartbeat_interval_seconds ?? 5);
   if (!(interval > 0 && interval <= 300)) throw bad("heartbeat_interval_seconds must be between 0 and 300");
@@ -128,7 +135,9 @@ export async function saveConfig(cfg: AgentConfig, path = configPath()): Promise
   };
   const fh = await open(tmp, "w", 0o600);
   try {
-    await fh.writeFile(`# Beta9 agent configuration. Holds this machine's credential: keep it private (mode 0600).\n${YAML.stringify(doc)}`);
+    await fh.writeFile(
+      `# Beta9 agent configuration. Holds this machine's credential: keep it private (mode 0600).\n${YAML.stringify(doc)}`,
+    );
     await fh.sync();
   } finally {
     await fh.close();

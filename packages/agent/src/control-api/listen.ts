@@ -5,7 +5,10 @@ import { findTailscaleAddresses } from "../network/tailscale.ts";
  * one (the gateway can then reach it over the tailnet, as the seed did). `--listen` overrides:
  * "HOST", "HOST:PORT" or "[v6]:PORT", comma-separated.
  */
-export function listenAddresses(port: number, explicit?: readonly string[]): { host: string; port: number }[] {
+export function listenAddresses(
+  port: number,
+  explicit?: readonly string[],
+): { host: string; port: number }[] {
   if (explicit && explicit.length > 0) return explicit.map((a) => parseListen(a, port));
   return [{ host: "127.0.0.1", port }, ...findTailscaleAddresses().map((host) => ({ host, port }))];
 }

@@ -33,10 +33,14 @@ export const controlRoutes: FastifyPluginAsyncTypebox<ControlContext> = async (a
         "send `Authorization: Bearer <machine.token>` (the token is in the agent's config file)",
       );
     }
-    if (!sameSecret(given, ctx.credential())) throw new Beta9Error("credential_invalid", "wrong token for this agent's control API");
+    if (!sameSecret(given, ctx.credential()))
+      throw new Beta9Error("credential_invalid", "wrong token for this agent's control API");
   });
 
-  app.get("/health", { schema: { response: { 200: Health } } }, async () => ({ status: "ok" as const, version: BETA9_VERSION }));
+  app.get("/health", { schema: { response: { 200: Health } } }, async () => ({
+    status: "ok" as const,
+    version: BETA9_VERSION,
+  }));
 
   app.get("/status", { schema: { response: { 200: AgentStatus } } }, async () => {
     const s = ctx.state;
@@ -51,7 +55,10 @@ export const controlRoutes: FastifyPluginAsyncTypebox<ControlContext> = async (a
       running_jobs: s.runningJobs,
       total_jobs: s.totalJobs,
       cpu_percent: usage?.cpu_percent ?? 0,
-      memory_percent: usage && usage.memory_total_bytes > 0 ? round1((100 * usage.memory_used_bytes) / usage.memory_total_bytes) : 0,
+      memory_percent:
+        usage && usage.memory_total_bytes > 0
+          ? round1((100 * usage.memory_used_bytes) / usage.memory_total_bytes)
+          : 0,
       gpu_count: s.hardware.gpus.length,
       gateway: s.gateway,
       gateway_connected: s.gatewayConnected,

@@ -35,14 +35,25 @@ export class ApiKeyAuth {
       );
     }
     if (!token.startsWith(TOKEN_PREFIX.apiKey)) {
-      throw new Beta9Error("api_key_invalid", "that is not an API key (API keys start with b9_); create one with `b9 key create`");
+      throw new Beta9Error(
+        "api_key_invalid",
+        "that is not an API key (API keys start with b9_); create one with `b9 key create`",
+      );
     }
     const key = await this.#store.keys.byHash(hashSecret(token));
-    if (!key) throw new Beta9Error("api_key_invalid", "unknown API key; check BETA9_API_KEY or create a key with `b9 key create`");
-    if (key.revoked_at !== null) throw new Beta9Error("api_key_revoked", "this API key was revoked; ask an admin for a new one");
+    if (!key)
+      throw new Beta9Error(
+        "api_key_invalid",
+        "unknown API key; check BETA9_API_KEY or create a key with `b9 key create`",
+      );
+    if (key.revoked_at !== null)
+      throw new Beta9Error("api_key_revoked", "this API key was revoked; ask an admin for a new one");
     const scopes = parseScopes(key);
     if (!scopes.includes("admin") && !scopes.includes(need)) {
-      throw new Beta9Error("scope_missing", `this API key lacks the '${need}' scope; use a key created with --scopes ${need}`);
+      throw new Beta9Error(
+        "scope_missing",
+        `this API key lacks the '${need}' scope; use a key created with --scopes ${need}`,
+      );
     }
     this.#touch(key);
     return { keyId: key.id, workspaceId: key.workspace_id, scopes };

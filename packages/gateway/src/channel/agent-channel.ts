@@ -94,7 +94,10 @@ export class AgentChannel implements AgentLink {
       this.#log.warn("agent sent a malformed heartbeat; ignored");
       return;
     }
-    const status = this.#registry.heartbeat(this.machineId, { usage: beat.usage, runningJobs: beat.running_jobs });
+    const status = this.#registry.heartbeat(this.machineId, {
+      usage: beat.usage,
+      runningJobs: beat.running_jobs,
+    });
     if (!status) {
       this.close("machine no longer known");
       return;

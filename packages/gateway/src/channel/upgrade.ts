@@ -33,7 +33,10 @@ async function accept(
 ): Promise<void> {
   const path = (req.url ?? "").split("?")[0];
   if (path !== CHANNEL_PATH || req.headers.upgrade?.toLowerCase() !== CHANNEL_PROTOCOL) {
-    throw new Beta9Error("bad_request", `upgrade is only offered on ${CHANNEL_PATH} with protocol ${CHANNEL_PROTOCOL}`);
+    throw new Beta9Error(
+      "bad_request",
+      `upgrade is only offered on ${CHANNEL_PATH} with protocol ${CHANNEL_PROTOCOL}`,
+    );
   }
   const machineId = req.headers[MACHINE_ID_HEADER];
   if (typeof machineId !== "string" || !ID_PATTERN.test(machineId)) {
@@ -42,7 +45,9 @@ async function accept(
   const remote = req.socket.remoteAddress;
   await verifyMachineCredential(deps, machineId, bearerToken(req.headers.authorization), remote);
   if (socket.destroyed) return;
-  socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${CHANNEL_PROTOCOL}\r\n\r\n`);
+  socket.write(
+    `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${CHANNEL_PROTOCOL}\r\n\r\n`,
+  );
   if (head.length > 0) socket.unshift(head);
   const channel = new AgentChannel(socket, machineId, deps.registry, deps.log);
   channel.open();

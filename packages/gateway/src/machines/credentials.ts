@@ -15,18 +15,31 @@ export async function verifyMachineCredential(
   remote: string | undefined,
 ): Promise<Machine> {
   if (!credential) {
-    throw new Beta9Error("credential_invalid", "missing machine credential: send `Authorization: Bearer <machine token>`");
+    throw new Beta9Error(
+      "credential_invalid",
+      "missing machine credential: send `Authorization: Bearer <machine token>`",
+    );
   }
   const machine = deps.registry.get(machineId) ?? (await deps.store.machines.get(machineId));
   const hash = hashSecret(credential);
-  if (machine && (sameHash(machine.credential_hash, hash) || sameHash(machine.credential_hash, hashBoundSecret(credential, machineId)))) {
+  if (
+    machine &&
+    (sameHash(machine.credential_hash, hash) ||
+      sameHash(machine.credential_hash, hashBoundSecret(credential, machineId)))
+  ) {
     return machine;
   }
   const owner = await deps.store.machines.byCredentialHash(hash);
   const joinToken = owner ? undefined : await deps.store.tokens.byHash(hash);
   if (owner || joinToken) {
     deps.log.warn(
-      { event: "security", kind: "credential_machine_mismatch", machine_id: machineId, credential_owner: owner?.id, remote },
+      {
+        event: "security",
+        kind: "credential_machine_mismatch",
+        machine_id: machineId,
+        credential_owner: owner?.id,
+        remote,
+      },
       "a machine credential was presented for another machine id; refused",
     );
     throw new Beta9Error(
@@ -40,5 +53,8 @@ export async function verifyMachineCredential(
       `the gateway does not know machine ${machineId} (it was removed, or joined another gateway); join again with a new join token`,
     );
   }
-  throw new Beta9Error("credential_invalid", `wrong credential for machine ${machineId}; join again with a new join token`);
+  throw new Beta9Error(
+    "credential_invalid",
+    `wrong credential for machine ${machineId}; join again with a new join token`,
+  );
 }

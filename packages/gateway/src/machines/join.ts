@@ -70,9 +70,15 @@ export async function joinMachine(
 function joinTokenError(r: Extract<ConsumeResult, { ok: false }>): Beta9Error {
   switch (r.reason) {
     case "invalid":
-      return new Beta9Error("join_token_invalid", "unknown join token; create one with `b9 token create --pool POOL`");
+      return new Beta9Error(
+        "join_token_invalid",
+        "unknown join token; create one with `b9 token create --pool POOL`",
+      );
     case "expired":
-      return new Beta9Error("join_token_expired", "this join token has expired; create a new one with `b9 token create`");
+      return new Beta9Error(
+        "join_token_expired",
+        "this join token has expired; create a new one with `b9 token create`",
+      );
     case "used_up":
       return new Beta9Error(
         "join_token_used_up",

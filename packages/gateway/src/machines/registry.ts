@@ -42,13 +42,24 @@ export class MachineRegistry {
   async load(): Promise<void> {
     const now = Date.now();
     for (const row of await this.#store.machines.list()) {
-      const live: Liveness = { connected: false, lastHeartbeatAt: row.last_heartbeat_at, usage: null, runningJobs: 0 };
+      const live: Liveness = {
+        connected: false,
+        lastHeartbeatAt: row.last_heartbeat_at,
+        usage: null,
+        runningJobs: 0,
+      };
       this.#entries.set(row.id, this.#entry(row, live, now));
     }
   }
 
   #entry(row: Machine, live: Liveness, now: number): Entry {
-    return { row, hardware: JSON.parse(row.hardware) as Hardware, live, link: null, status: machineStatus(row, live, now, this.cfg) };
+    return {
+      row,
+      hardware: JSON.parse(row.hardware) as Hardware,
+      live,
+      link: null,
+      status: machineStatus(row, live, now, this.cfg),
+    };
   }
 
   start(): void {
@@ -76,7 +87,12 @@ export class MachineRegistry {
       if (e.row.hardware !== row.hardware) e.hardware = JSON.parse(row.hardware) as Hardware;
       e.row = row;
     } else {
-      const live: Liveness = { connected: false, lastHeartbeatAt: row.last_heartbeat_at, usage: null, runningJobs: 0 };
+      const live: Liveness = {
+        connected: false,
+        lastHeartbeatAt: row.last_heartbeat_at,
+        usage: null,
+        runningJobs: 0,
+      };
       this.#entries.set(row.id, this.#entry(row, live, Date.now()));
     }
   }
@@ -109,7 +125,10 @@ export class MachineRegistry {
     this.#transition(e, Date.now());
   }
 
-  heartbeat(id: string, beat: { usage: Usage | null; runningJobs: number; agentVersion?: string }): MachineStatus | undefined {
+  heartbeat(
+    id: string,
+    beat: { usage: Usage | null; runningJobs: number; agentVersion?: string },
+  ): MachineStatus | undefined {
     const e = this.#entries.get(id);
     if (!e) return undefined;
     const now = Date.now();
@@ -190,13 +209,18 @@ function toView(e: Entry, now: number, cfg: LivenessConfig): MachineView {
     status: machineStatus(e.row, e.live, now, cfg),
     hostname: e.row.hostname,
     agent_version: e.row.agent_version,
-    connection: e.live.connected ? "channel" : e.row.protocol === "keepalive" && e.live.lastHeartbeatAt ? "keepalive" : "none",
+    connection: e.live.connected
+      ? "channel"
+      : e.row.protocol === "keepalive" && e.live.lastHeartbeatAt
+        ? "keepalive"
+        : "none",
     hardware: e.hardware,
     usage: e.live.usage,
     cordoned: e.row.cordoned_at !== null,
     draining: e.row.draining_at !== null,
     running_jobs: e.live.runningJobs,
     joined_at: new Date(e.row.joined_at).toISOString(),
-    last_heartbeat_at: e.live.lastHeartbeatAt === null ? null : new Date(e.live.lastHeartbeatAt).toISOString(),
+    last_heartbeat_at:
+      e.live.lastHeartbeatAt === null ? null : new Date(e.live.lastHeartbeatAt).toISOString(),
   };
 }

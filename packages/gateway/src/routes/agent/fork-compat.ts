@@ -1,5 +1,11 @@
 import { bearerToken } from "@beta9/http";
-import { Beta9Error, ForkKeepaliveRequest, ForkRegisterRequest, ForkResponse, type Hardware } from "@beta9/protocol";
+import {
+  Beta9Error,
+  ForkKeepaliveRequest,
+  ForkRegisterRequest,
+  ForkResponse,
+  type Hardware,
+} from "@beta9/protocol";
 import type { Machine } from "@beta9/store";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { GatewayContext } from "../../context.ts";
@@ -12,54 +18,72 @@ import { joinMachine } from "../../machines/join.ts";
  * presenting it for another machine is refused (the fork's "Token Binding" limitation, fixed).
  */
 export const forkCompatRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app, ctx) => {
-  app.post("/api/v1/machine/register", { schema: { body: ForkRegisterRequest, response: { 200: ForkResponse } } }, async (req) => {
-    const b = req.body;
-    const known = ctx.registry.get(b.machine_id);
-    let machine: Machine;
-    if (known) {
-      // Registering again: the token must be the one this machine is bound to.
-      machine = await verifyMachineCredential(ctx, b.machine_id, b.token, req.ip);
-    } else {
-      const joined = await joinMachine(
-        ctx,
-        {
-          token: b.token,
-          machineId: b.machine_id,
-          hostname: b.hostname,
-          agentVersion: "fork",
-          hardware: forkHardware(b.cpu, b.memory),
-          protocol: "keepalive",
-        },
-        ctx.registry.cfg.heartbeatIntervalMs,
-      );
-      machine = joined.machine;
-      ctx.log.info({ machine_id: machine.id, pool: machine.pool, remote: req.ip }, "fork agent registered");
-    }
-    ctx.registry.heartbeat(machine.id, { usage: null, runningJobs: 0 });
-    return { status: "ok" as const, machine_state: machineState(ctx, machine) };
-  });
+  app.post(
+    "/api/v1/machine/register",
+    { schema: { body: ForkRegisterRequest, response: { 200: ForkResponse } } },
+    async (req) => {
+      const b = req.body;
+      const known = ctx.registry.get(b.machine_id);
+      let machine: Machine;
+      if (known) {
+        // Registering again: the token must be the one this machine is bound to.
+        machine = await verifyMachineCredential(ctx, b.machine_id, b.token, req.ip);
+      } else {
+        const joined = await joinMachine(
+          ctx,
+          {
+            token: b.token,
+            machineId: b.machine_id,
+            hostname: b.hostname,
+            agentVersion: "fork",
+            hardware: forkHardware(b.cpu, b.memory),
+            protocol: "keepalive",
+          },
+          ctx.registry.cfg.heartbeatIntervalMs,
+        );
+        machine = joined.machine;
+        ctx.log.info({ machine_id: machine.id, pool: machine.pool, remote: req.ip }, "fork agent registered");
+      }
+      ctx.registry.heartbeat(machine.id, { usage: null, runningJobs: 0 });
+      return { status: "ok" as const, machine_state: machineState(ctx, machine) };
+    },
+  );
 
-  app.post("/api/v1/machine/keepalive", { schema: { body: ForkKeepaliveRequest, response: { 200: ForkResponse } } }, async (req) => {
-    const b = req.body;
-    const machine = await verifyMachineCredential(ctx, b.machine_id, bearerToken(req.headers.authorization), req.ip);
-    const m = b.metrics;
-    const hw = JSON.parse(machine.hardware) as Hardware;
-    const usage =
-      m?.cpu_utilization_pct !== undefined || m?.memory_utilization_pct !== undefined
-        ? {
-            cpu_percent: clampPercent(m?.cpu_utilization_pct ?? 0),
-            memory_total_bytes: hw.memory_total_bytes,
-            memory_used_bytes: Math.round((hw.memory_total_bytes * clampPercent(m?.memory_utilization_pct ?? 0)) / 100),
-            gpus: [],
-          }
-        : null;
-    if (b.agent_version && b.agent_version !== machine.agent_version) {
-      await ctx.store.machines.update(machine.id, { agent_version: b.agent_version });
-      ctx.registry.put({ ...machine, agent_version: b.agent_version });
-    }
-    ctx.registry.heartbeat(machine.id, { usage, runningJobs: 0 });
-    return { status: "ok" as const, machine_state: machineState(ctx, ctx.registry.get(machine.id) ?? machine) };
-  });
+  app.post(
+    "/api/v1/machine/keepalive",
+    { schema: { body: ForkKeepaliveRequest, response: { 200: ForkResponse } } },
+    async (req) => {
+      const b = req.body;
+      const machine = await verifyMachineCredential(
+        ctx,
+        b.machine_id,
+        bearerToken(req.headers.authorization),
+        req.ip,
+      );
+      const m = b.metrics;
+      const hw = JSON.parse(machine.hardware) as Hardware;
+      const usage =
+        m?.cpu_utilization_pct !== undefined || m?.memory_utilization_pct !== undefined
+          ? {
+              cpu_percent: clampPercent(m?.cpu_utilization_pct ?? 0),
+              memory_total_bytes: hw.memory_total_bytes,
+              memory_used_bytes: Math.round(
+                (hw.memory_total_bytes * clampPercent(m?.memory_utilization_pct ?? 0)) / 100,
+              ),
+              gpus: [],
+            }
+          : null;
+      if (b.agent_version && b.agent_version !== machine.agent_version) {
+        await ctx.store.machines.update(machine.id, { agent_version: b.agent_version });
+        ctx.registry.put({ ...machine, agent_version: b.agent_version });
+      }
+      ctx.registry.heartbeat(machine.id, { usage, runningJobs: 0 });
+      return {
+        status: "ok" as const,
+        machine_state: machineState(ctx, ctx.registry.get(machine.id) ?? machine),
+      };
+    },
+  );
 };
 
 function machineState(ctx: GatewayContext, machine: Machine) {
@@ -109,6 +133,7 @@ const UNITS: Record<string, number> = {
 
 function parseMemory(q: string): number {
   const m = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|K|k|M|G|T)?$/.exec(q.trim());
-  if (!m) throw new Beta9Error("bad_request", `memory must look like "16Gi" or "512Mi", not ${JSON.stringify(q)}`);
+  if (!m)
+    throw new Beta9Error("bad_request", `memory must look like "16Gi" or "512Mi", not ${JSON.stringify(q)}`);
   return Math.round(Number(m[1]) * (UNITS[m[2] ?? ""] ?? 1));
 }

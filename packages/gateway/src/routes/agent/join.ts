@@ -5,22 +5,26 @@ import { joinMachine } from "../../machines/join.ts";
 
 /** A Beta9 agent trades its join token for a machine credential bound to its machine id. */
 export const joinRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app, ctx) => {
-  app.post("/api/v1/machines/join", { schema: { body: JoinRequest, response: { 201: JoinResponse } } }, async (req, reply) => {
-    const res = await joinMachine(
-      ctx,
-      {
-        token: req.body.token,
-        machineId: req.body.machine_id,
-        name: req.body.name,
-        hostname: req.body.hostname,
-        agentVersion: req.body.agent_version,
-        hardware: req.body.hardware,
-        protocol: "channel",
-      },
-      ctx.registry.cfg.heartbeatIntervalMs,
-    );
-    ctx.log.info({ machine_id: res.machine_id, pool: res.pool, remote: req.ip }, "machine joined");
-    const { machine: _machine, ...body } = res;
-    return reply.status(201).send(body);
-  });
+  app.post(
+    "/api/v1/machines/join",
+    { schema: { body: JoinRequest, response: { 201: JoinResponse } } },
+    async (req, reply) => {
+      const res = await joinMachine(
+        ctx,
+        {
+          token: req.body.token,
+          machineId: req.body.machine_id,
+          name: req.body.name,
+          hostname: req.body.hostname,
+          agentVersion: req.body.agent_version,
+          hardware: req.body.hardware,
+          protocol: "channel",
+        },
+        ctx.registry.cfg.heartbeatIntervalMs,
+      );
+      ctx.log.info({ machine_id: res.machine_id, pool: res.pool, remote: req.ip }, "machine joined");
+      const { machine: _machine, ...body } = res;
+      return reply.status(201).send(body);
+    },
+  );
 };

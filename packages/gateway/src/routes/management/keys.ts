@@ -6,28 +6,32 @@ import type { GatewayContext } from "../../context.ts";
 import { apiKeyView } from "../../views.ts";
 
 export const keyRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app, ctx) => {
-  app.post("/api/v1/keys", { schema: { body: CreateApiKey, response: { 201: ApiKeyView } } }, async (req, reply) => {
-    const caller = await ctx.auth.authenticate(req, "admin");
-    const workspace = req.body.workspace
-      ? await ctx.store.workspaces.byName(req.body.workspace)
-      : await ctx.store.workspaces.byId(caller.workspaceId);
-    if (!workspace) throw new Beta9Error("not_found", `no workspace named ${req.body.workspace}`);
-    const secret = newSecret(TOKEN_PREFIX.apiKey);
-    const row = {
-      id: newId("key_"),
-      name: req.body.name,
-      workspace_id: workspace.id,
-      scopes: req.body.scopes.join(","),
-      key_hash: hashSecret(secret),
-      prefix: secret.slice(0, 10),
-      revoked_at: null,
-      created_at: Date.now(),
-      last_used_at: null,
-    };
-    await ctx.store.keys.insert(row);
-    ctx.log.info({ key_id: row.id, scopes: row.scopes }, "API key created");
-    return reply.status(201).send(apiKeyView(row, workspace, secret));
-  });
+  app.post(
+    "/api/v1/keys",
+    { schema: { body: CreateApiKey, response: { 201: ApiKeyView } } },
+    async (req, reply) => {
+      const caller = await ctx.auth.authenticate(req, "admin");
+      const workspace = req.body.workspace
+        ? await ctx.store.workspaces.byName(req.body.workspace)
+        : await ctx.store.workspaces.byId(caller.workspaceId);
+      if (!workspace) throw new Beta9Error("not_found", `no workspace named ${req.body.workspace}`);
+      const secret = newSecret(TOKEN_PREFIX.apiKey);
+      const row = {
+        id: newId("key_"),
+        name: req.body.name,
+        workspace_id: workspace.id,
+        scopes: req.body.scopes.join(","),
+        key_hash: hashSecret(secret),
+        prefix: secret.slice(0, 10),
+        revoked_at: null,
+        created_at: Date.now(),
+        last_used_at: null,
+      };
+      await ctx.store.keys.insert(row);
+      ctx.log.info({ key_id: row.id, scopes: row.scopes }, "API key created");
+      return reply.status(201).send(apiKeyView(row, workspace, secret));
+    },
+  );
 
   app.get("/api/v1/keys", { schema: { response: { 200: ApiKeyList } } }, async (req) => {
     const caller = await ctx.auth.authenticate(req, "read");
@@ -38,7 +42,9 @@ export const keyRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app, 
 
   app.delete(
     "/api/v1/keys/:id",
-    { schema: { params: Type.Object({ id: Type.String({ maxLength: 64 }) }), response: { 200: ApiKeyView } } },
+    {
+      schema: { params: Type.Object({ id: Type.String({ maxLength: 64 }) }), response: { 200: ApiKeyView } },
+    },
     async (req) => {
       const caller = await ctx.auth.authenticate(req, "admin");
       const existing = await ctx.store.keys.get(req.params.id);

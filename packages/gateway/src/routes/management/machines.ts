@@ -11,7 +11,10 @@ export const machineRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (a
     "/api/v1/machines",
     {
       schema: {
-        querystring: Type.Object({ pool: Type.Optional(Type.String({ maxLength: 64 })), status: Type.Optional(MachineStatus) }),
+        querystring: Type.Object({
+          pool: Type.Optional(Type.String({ maxLength: 64 })),
+          status: Type.Optional(MachineStatus),
+        }),
         response: { 200: MachineList },
       },
     },
@@ -21,24 +24,32 @@ export const machineRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (a
     },
   );
 
-  app.get("/api/v1/machines/:id", { schema: { params: IdParams, response: { 200: MachineView } } }, async (req) => {
-    await ctx.auth.authenticate(req, "read");
-    const view = ctx.registry.view(req.params.id);
-    if (!view) throw notFound(req.params.id);
-    return view;
-  });
+  app.get(
+    "/api/v1/machines/:id",
+    { schema: { params: IdParams, response: { 200: MachineView } } },
+    async (req) => {
+      await ctx.auth.authenticate(req, "read");
+      const view = ctx.registry.view(req.params.id);
+      if (!view) throw notFound(req.params.id);
+      return view;
+    },
+  );
 
   const change = (verb: string, patch: (now: number) => Partial<Machine>) =>
-    app.post(`/api/v1/machines/:id/${verb}`, { schema: { params: IdParams, response: { 200: MachineView } } }, async (req) => {
-      await ctx.auth.authenticate(req, "admin");
-      const row = ctx.registry.get(req.params.id);
-      if (!row) throw notFound(req.params.id);
-      const p = patch(Date.now());
-      await ctx.store.machines.update(row.id, p);
-      ctx.registry.put({ ...row, ...p });
-      ctx.log.info({ machine_id: row.id, action: verb }, `machine ${verb}`);
-      return ctx.registry.view(row.id)!;
-    });
+    app.post(
+      `/api/v1/machines/:id/${verb}`,
+      { schema: { params: IdParams, response: { 200: MachineView } } },
+      async (req) => {
+        await ctx.auth.authenticate(req, "admin");
+        const row = ctx.registry.get(req.params.id);
+        if (!row) throw notFound(req.params.id);
+        const p = patch(Date.now());
+        await ctx.store.machines.update(row.id, p);
+        ctx.registry.put({ ...row, ...p });
+        ctx.log.info({ machine_id: row.id, action: verb }, `machine ${verb}`);
+        return ctx.registry.view(row.id)!;
+      },
+    );
   change("cordon", (now) => ({ cordoned_at: now }));
   change("uncordon", () => ({ cordoned_at: null, draining_at: null }));
   // Draining also cordons: nothing new lands on a machine that is being emptied.

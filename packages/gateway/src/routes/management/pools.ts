@@ -9,13 +9,17 @@ export const poolRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app,
     return { pools: (await ctx.store.pools.list()).map(poolView) };
   });
 
-  app.post("/api/v1/pools", { schema: { body: CreatePool, response: { 201: PoolView } } }, async (req, reply) => {
-    await ctx.auth.authenticate(req, "admin");
-    if (await ctx.store.pools.get(req.body.name)) {
-      throw new Beta9Error("conflict", `pool ${req.body.name} exists already`);
-    }
-    const row = { name: req.body.name, description: req.body.description ?? "", created_at: Date.now() };
-    await ctx.store.pools.insert(row);
-    return reply.status(201).send(poolView({ ...row, machines: 0 }));
-  });
+  app.post(
+    "/api/v1/pools",
+    { schema: { body: CreatePool, response: { 201: PoolView } } },
+    async (req, reply) => {
+      await ctx.auth.authenticate(req, "admin");
+      if (await ctx.store.pools.get(req.body.name)) {
+        throw new Beta9Error("conflict", `pool ${req.body.name} exists already`);
+      }
+      const row = { name: req.body.name, description: req.body.description ?? "", created_at: Date.now() };
+      await ctx.store.pools.insert(row);
+      return reply.status(201).send(poolView({ ...row, machines: 0 }));
+    },
+  );
 };

@@ -15,7 +15,10 @@ export const tokenRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app
       await ctx.auth.authenticate(req, "admin");
       const pool = req.body.pool ?? "external";
       if (!(await ctx.store.pools.get(pool))) {
-        throw new Beta9Error("pool_unknown", `no pool named ${pool}; create it with \`b9 pool create ${pool}\``);
+        throw new Beta9Error(
+          "pool_unknown",
+          `no pool named ${pool}; create it with \`b9 pool create ${pool}\``,
+        );
       }
       const secret = newSecret(TOKEN_PREFIX.join);
       const now = Date.now();
@@ -44,11 +47,17 @@ export const tokenRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app
 
   app.delete(
     "/api/v1/tokens/:id",
-    { schema: { params: Type.Object({ id: Type.String({ maxLength: 64 }) }), response: { 200: JoinTokenView } } },
+    {
+      schema: {
+        params: Type.Object({ id: Type.String({ maxLength: 64 }) }),
+        response: { 200: JoinTokenView },
+      },
+    },
     async (req) => {
       await ctx.auth.authenticate(req, "admin");
       const t = await ctx.store.tokens.revoke(req.params.id, Date.now());
-      if (!t) throw new Beta9Error("not_found", `no join token ${req.params.id}; list them with \`b9 token list\``);
+      if (!t)
+        throw new Beta9Error("not_found", `no join token ${req.params.id}; list them with \`b9 token list\``);
       ctx.log.info({ token_id: t.id }, "join token revoked");
       return joinTokenView(t);
     },

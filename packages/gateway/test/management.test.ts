@@ -1,0 +1,164 @@
+import { DIALECTS } from "@beta9/test-utils";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { type Harness, harness, joinBody } from "./harness.ts";
+
+for (const dialect of DIALECTS) {
+  describe(`management API on ${dialect.name}`, () => {
+    let h: Harness;
+    beforeEach(async () => {
+      h = await harness(dialect);
+    });
+    afterEach(async () => {
+      await h.gw.close();
+    });
+
+    it("bootstraps workspace default, pool external and a working admin key", async () => {
+      const pools = await h.call("GET", "/api/v1/pools");
+      expect(pools.status).toBe(200);
+      expect(pools.body.pools.map((p: { name: string }) => p.name)).toEqual(["external"]);
+      const keys = await h.call("GET", "/api/v1/keys");
+      expect(keys.body.keys).toMatchObject([
+        { name: "admin", workspace: "default", scopes: ["admin"], revoked: false },
+      ]);
+      expect(JSON.stringify(keys.body)).not.toContain(h.admin);
+    });
+
+    it("creates, lists and revokes join tokens; the secret is shown once", async () => {
+      const created = await h.call("POST", "/api/v1/tokens", {
+        body: { pool: "external", ttl_seconds: 60, uses: 3 },
+      });
+      expect(created.status).toBe(201);
+      expect(created.body.token).toMatch(/^b9j_/);
+      expect(created.body).toMatchObject({ pool: "external", uses_total: 3, uses_left: 3, revoked: false });
+      const listed = await h.call("GET", "/api/v1/tokens");
+      expect(listed.body.tokens).toHaveLength(1);
+      expect(listed.body.tokens[0].token).toBeUndefined();
+      const revoked = await h.call("DELETE", `/api/v1/tokens/${created.body.id}`);
+      expect(revoked.body.revoked).toBe(true);
+      const join = await h.call("POST", "/api/v1/machines/join", {
+        body: joinBody(created.body.token, "m1"),
+        key: null,
+      });
+      expect(join).toMatchObject({ status: 401, body: { error: { code: "join_token_revoked" } } });
+    });
+
+    it("refuses a token for an unknown pool, then accepts it once the pool exists", async () => {
+      const bad = await h.call("POST", "/api/v1/tokens", { body: { pool: "gpu-lab" } });
+      expect(bad).toMatchObject({ status: 404, body: { error: { code: "pool_unknown" } } });
+      expect((await h.call("POST", "/api/v1/pools", { body: { name: "gpu-lab" } })).status).toBe(201);
+      expect((await h.call("POST", "/api/v1/pools", { body: { name: "gpu-lab" } })).status).toBe(409);
+      expect((await h.call("POST", "/api/v1/tokens", { body: { pool: "gpu-lab" } })).status).toBe(201);
+    });
+
+    it("says why a join token is refused: unknown, expired, used up", async () => {
+      const unknown = await h.call("POST", "/api/v1/machines/join", {
+        body: joinBody("b9j_nope", "m1"),
+        key: null,
+      });
+      expect(unknown.body.error.code).toBe("join_token_invalid");
+      const t = (await h.call("POST", "/api/v1/tokens", { body: { uses: 1, ttl_seconds: 1 } })).body.token;
+      expect(
+        (await h.call("POST", "/api/v1/machines/join", { body: joinBody(t, "m1"), key: null })).status,
+      ).toBe(201);
+      const again = await h.call("POST", "/api/v1/machines/join", { body: joinBody(t, "m2"), key: null });
+      expect(again).toMatchObject({ status: 401, body: { error: { code: "join_token_used_up" } } });
+      expect(again.body.error.message).toMatch(/b9 token create/);
+      await new Promise((r) => setTimeout(r, 1100));
+      const t2 = (await h.call("POST", "/api/v1/tokens", { body: { uses: 5, ttl_seconds: 1 } })).body.token;
+      await new Promise((r) => setTimeout(r, 1100));
+      const expired = await h.call("POST", "/api/v1/machines/join", { body: joinBody(t2, "m3"), key: null });
+      expect(expired.body.error.code).toBe("join_token_expired");
+      expect(await h.gw.store.machines.get("m3")).toBeUndefined();
+    });
+
+    it("lets exactly one of two racing agents join with a one-use token", async () => {
+      const t = (await h.call("POST", "/api/v1/tokens", { body: { uses: 1 } })).body.token;
+      const results = await Promise.all(
+        ["race-a", "race-b", "race-c"].map((id) =>
+          h.call("POST", "/api/v1/machines/join", { body: joinBody(t, id), key: null }),
+        ),
+      );
+      expect(results.map((r) => r.status).sort()).toEqual([201, 401, 401]);
+      expect((await h.gw.store.machines.list()).length).toBe(1);
+    });
+
+    it("API keys: scopes are enforced, revoked keys stop working, secrets are never listed", async () => {
+      const read = await h.call("POST", "/api/v1/keys", { body: { name: "dash", scopes: ["read"] } });
+      expect(read.status).toBe(201);
+      expect(read.body.key).toMatch(/^b9_/);
+      const readKey = read.body.key as string;
+      expect((await h.call("GET", "/api/v1/machines", { key: readKey })).status).toBe(200);
+      const denied = await h.call("POST", "/api/v1/tokens", { body: {}, key: readKey });
+      expect(denied).toMatchObject({ status: 403, body: { error: { code: "scope_missing" } } });
+      const infer = (await h.call("POST", "/api/v1/keys", { body: { name: "app", scopes: ["inference"] } }))
+        .body.key;
+      expect((await h.call("GET", "/api/v1/machines", { key: infer })).status).toBe(403);
+      await h.call("DELETE", `/api/v1/keys/${read.body.id}`);
+      const revoked = await h.call("GET", "/api/v1/machines", { key: readKey });
+      expect(revoked).toMatchObject({ status: 401, body: { error: { code: "api_key_revoked" } } });
+      expect(await h.call("GET", "/api/v1/machines", { key: null })).toMatchObject({
+        status: 401,
+        body: { error: { code: "unauthorized" } },
+      });
+      expect(await h.call("GET", "/api/v1/machines", { key: "b9_forged" })).toMatchObject({
+        status: 401,
+        body: { error: { code: "api_key_invalid" } },
+      });
+      const stored = await h.gw.store.keys.list();
+      expect(JSON.stringify(stored)).not.toContain(readKey);
+    });
+
+    it("validates every input: bad JSON, wrong types, missing and extra fields, oversized bodies", async () => {
+      const badJson = await h.call("POST", "/api/v1/tokens", { raw: "{not json" });
+      expect(badJson).toMatchObject({ status: 400, body: { error: { code: "bad_request" } } });
+      const wrongType = await h.call("POST", "/api/v1/tokens", { body: { uses: "many" } });
+      expect(wrongType).toMatchObject({ status: 400, body: { error: { code: "bad_request" } } });
+      expect(wrongType.body.error.message).toMatch(/uses/);
+      const extra = await h.call("POST", "/api/v1/keys", {
+        body: { name: "x", scopes: ["admin"], sneaky: true },
+      });
+      expect(extra.status).toBe(400);
+      const missing = await h.call("POST", "/api/v1/machines/join", { body: { token: "b9j_x" }, key: null });
+      expect(missing.status).toBe(400);
+      const badScope = await h.call("POST", "/api/v1/keys", { body: { name: "x", scopes: ["root"] } });
+      expect(badScope.status).toBe(400);
+      const badName = await h.call("POST", "/api/v1/pools", { body: { name: "../etc" } });
+      expect(badName.status).toBe(400);
+      const huge = await h.call("POST", "/api/v1/pools", {
+        raw: JSON.stringify({ name: "a", description: "x".repeat(2 * 1024 * 1024) }),
+      });
+      expect(huge).toMatchObject({ status: 413, body: { error: { code: "payload_too_large" } } });
+      const unknownRoute = await h.call("GET", "/api/v1/nothing");
+      expect(unknownRoute).toMatchObject({ status: 404, body: { error: { code: "not_found" } } });
+      expect((await h.gw.store.pools.list()).length).toBe(1);
+    });
+
+    it("cordons, drains, uncordons and removes machines", async () => {
+      const t = (await h.call("POST", "/api/v1/tokens", { body: {} })).body.token;
+      await h.call("POST", "/api/v1/machines/join", { body: joinBody(t, "m1"), key: null });
+      expect((await h.call("GET", "/api/v1/machines/m1")).body.status).toBe("OFFLINE"); // joined, never connected
+      h.gw.registry.attach("m1", { close() {} });
+      h.gw.registry.heartbeat("m1", { usage: null, runningJobs: 0 });
+      expect((await h.call("GET", "/api/v1/machines/m1")).body.status).toBe("READY");
+      expect((await h.call("POST", "/api/v1/machines/m1/cordon")).body.status).toBe("CORDONED");
+      expect((await h.call("POST", "/api/v1/machines/m1/drain")).body).toMatchObject({
+        status: "DRAINING",
+        cordoned: true,
+        draining: true,
+      });
+      expect((await h.call("POST", "/api/v1/machines/m1/uncordon")).body.cordoned).toBe(false);
+      expect((await h.gw.store.machines.get("m1"))?.cordoned_at).toBeNull();
+      expect((await h.call("DELETE", "/api/v1/machines/m1")).status).toBe(204);
+      expect((await h.call("GET", "/api/v1/machines/m1")).status).toBe(404);
+      expect((await h.call("POST", "/api/v1/machines/m1/cordon")).status).toBe(404);
+    });
+
+    it("serves /health and Prometheus /metrics", async () => {
+      expect((await h.call("GET", "/health", { key: null })).body).toMatchObject({ status: "ok" });
+      const res = await h.gw.app.inject({ method: "GET", url: "/metrics" });
+      expect(res.headers["content-type"]).toMatch(/text\/plain/);
+      expect(res.body).toMatch(/# TYPE beta9_machines gauge/);
+      expect(res.body).toMatch(/beta9_http_requests_total\{/);
+    });
+  });
+}

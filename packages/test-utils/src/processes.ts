@@ -1,0 +1,200 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+const ROOT = resolve(import.meta.dirname, "../../..");
+export const BIN = {
+  gateway: join(ROOT, "packages/gateway/bin/b9gateway.js"),
+  agent: join(ROOT, "packages/agent/bin/b9agent.js"),
+  cli: join(ROOT, "packages/cli/bin/b9.js"),
+};
+
+const running = new Set<ChildProcess>();
+process.on("exit", () => {
+  for (const p of running) p.kill("SIGKILL");
+});
+
+/** A real child process whose JSON log lines are kept and can be waited on. */
+export class Proc {
+  readonly child: ChildProcess;
+  readonly lines: string[] = [];
+  #exited: Promise<number | null>;
+  constructor(args: string[], env: NodeJS.ProcessEnv) {
+    this.child = spawn(process.execPath, args, {
+      env: { ...process.env, BETA9_LOG_LEVEL: "debug", ...env },
+      stdio: "pipe",
+    });
+    running.add(this.child);
+    const collect = (buf: Buffer) => {
+      for (const l of buf.toString("utf8").split("\n")) if (l.trim()) this.lines.push(l);
+    };
+    this.child.stdout?.on("data", collect);
+    this.child.stderr?.on("data", collect);
+    this.#exited = new Promise((r) =>
+      this.child.on("exit", (code) => {
+        running.delete(this.child);
+        r(code);
+      }),
+    );
+  }
+
+  get exited(): Promise<number | null> {
+    return this.#exited;
+  }
+
+  /** Parsed JSON log lines (other lines skipped). */
+  logs(): Record<string, unknown>[] {
+    const out: Record<string, unknown>[] = [];
+    for (const l of this.lines) {
+      try {
+        out.push(JSON.parse(l) as Record<string, unknown>);
+      } catch {}
+    }
+    return out;
+  }
+
+  async waitForLog(
+    match: (entry: Record<string, unknown>) => boolean,
+    timeoutMs = 20_000,
+  ): Promise<Record<string, unknown>> {
+    let found: Record<string, unknown> | undefined;
+    await waitFor(
+      () => {
+        found = this.logs().find(match);
+        return found !== undefined;
+      },
+      { timeoutMs, what: "a log line", proc: this },
+    );
+    return found!;
+  }
+
+  async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<number | null> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    return this.#exited;
+  }
+}
+
+/** Poll until cond() is true; never sleep a fixed time in tests. */
+export async function waitFor(
+  cond: () => boolean | Promise<boolean>,
+  opts: { timeoutMs?: number; intervalMs?: number; what?: string; proc?: Proc } = {},
+): Promise<void> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
+  for (;;) {
+    if (await cond()) return;
+    if (Date.now() > deadline) {
+      const tail = opts.proc ? `\nlast output:\n${opts.proc.lines.slice(-15).join("\n")}` : "";
+      throw new Error(`timed out waiting for ${opts.what ?? "condition"}${tail}`);
+    }
+    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 100));
+  }
+}
+
+export function tempDir(prefix = "b9-"): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export interface GatewayProc {
+  proc: Proc;
+  url: string;
+  port: number;
+  dataDir: string;
+  adminKey: string;
+  api<T = unknown>(
+    method: string,
+    path: string,
+    body?: unknown,
+    key?: string,
+  ): Promise<{ status: number; body: T }>;
+}
+
+/** Start the real b9gateway on 127.0.0.1 (port 0 unless given) and wait until it listens. */
+export async function startGateway(
+  opts: { dataDir?: string; port?: number; databaseUrl?: string; args?: string[] } = {},
+): Promise<GatewayProc> {
+  const dataDir = opts.dataDir ?? tempDir("b9-gw-");
+  const args = [
+    BIN.gateway,
+    "--host",
+    "127.0.0.1",
+    "--port",
+    String(opts.port ?? 0),
+    "--data-dir",
+    dataDir,
+    ...(opts.args ?? []),
+  ];
+  if (opts.databaseUrl) args.push("--database-url", opts.databaseUrl);
+  const proc = new Proc(args, {});
+  const entry = await proc.waitForLog(
+    (e) => typeof e.address === "string" && String(e.msg).includes("listening"),
+  );
+  const url = String(entry.address);
+  const adminKey = readFileSync(join(dataDir, "admin-key"), "utf8").trim();
+  return {
+    proc,
+    url,
+    port: Number(new URL(url).port),
+    dataDir,
+    adminKey,
+    async api<T>(method: string, path: string, body?: unknown, key: string = adminKey) {
+      const res = await fetch(url + path, {
+        method,
+        headers: {
+          authorization: `Bearer ${key}`,
+          ...(body === undefined ? {} : { "content-type": "application/json" }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.text();
+      return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+    },
+  };
+}
+
+export interface AgentProc {
+  proc: Proc;
+  configPath: string;
+  controlUrl: string;
+}
+
+/** Start the real b9agent with its config at configPath, control API on a free loopback port. */
+export async function startAgent(
+  configPath: string,
+  opts: { waitConnected?: boolean } = {},
+): Promise<AgentProc> {
+  const proc = new Proc([BIN.agent, "run", "--no-tui", "--listen", "127.0.0.1:0"], {
+    B9AGENT_CONFIG: configPath,
+  });
+  const listening = await proc.waitForLog((e) => Array.isArray(e.addresses));
+  const controlUrl = `http://${(listening.addresses as string[])[0]}`;
+  if (opts.waitConnected ?? true) await proc.waitForLog((e) => e.msg === "connected to gateway");
+  return { proc, configPath, controlUrl };
+}
+
+/** `b9agent init` against a gateway with a fresh join token; returns the config path. */
+export async function initAgent(
+  gw: GatewayProc,
+  opts: { name?: string; configPath?: string; token?: string } = {},
+): Promise<string> {
+  const configPath = opts.configPath ?? join(tempDir("b9-agent-"), "config.yaml");
+  const token =
+    opts.token ??
+    (await gw.api<{ token: string }>("POST", "/api/v1/tokens", { pool: "external" })).body.token;
+  const init = new Proc(
+    [
+      BIN.agent,
+      "init",
+      "--gateway",
+      `127.0.0.1:${gw.port}`,
+      "--token",
+      token,
+      "--name",
+      opts.name ?? "worker",
+    ],
+    { B9AGENT_CONFIG: configPath },
+  );
+  const code = await init.exited;
+  if (code !== 0) throw new Error(`b9agent init failed (${code}):\n${init.lines.join("\n")}`);
+  return configPath;
+}
