@@ -193,6 +193,17 @@ describe("agent and gateway, real processes", () => {
     expect(JSON.stringify(gw.proc.logs())).not.toContain(a.machine.token);
   });
 
+  it("a removed machine's agent stops and says how to join again, without retrying forever", async () => {
+    const gw = await gateway();
+    const path = await initAgent(gw);
+    const id = config(path).machine.id as string;
+    const a = await agent(path);
+    await waitFor(async () => (await machine(gw, id)).status === "READY");
+    expect((await gw.api("DELETE", `/api/v1/machines/${id}`)).status).toBe(204);
+    expect(await a.proc.exited).toBe(1);
+    expect(a.proc.lines.join("\n")).toMatch(/does not know machine.*b9agent init --gateway/s);
+  });
+
   it("refuses a config file others can read, and says how to fix it", async () => {
     const gw = await gateway();
     const path = await initAgent(gw);

@@ -1,0 +1,83 @@
+import { chmodSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { tempDir } from "@beta9/test-utils";
+import { describe, expect, it } from "vitest";
+import {
+  type AgentConfig,
+  ConfigError,
+  gatewayUrl,
+  loadConfig,
+  parseGatewayAddress,
+  saveConfig,
+} from "./config-file.ts";
+
+const cfg: AgentConfig = {
+  gateway: { host: "100.72.101.23", port: 1994, tls: false },
+  machine: { id: "1c1b50c8", name: "studio", token: "b9m_secret", hostname: "studio" },
+  pool: "external",
+  control: { port: 9999 },
+  heartbeat_interval_seconds: 5,
+};
+
+describe("agent config file", () => {
+  it("round-trips the seed's keys, written 0600", async () => {
+    const path = join(tempDir(), "sub", "config.yaml");
+    await saveConfig(cfg, path);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    const text = readFileSync(path, "utf8");
+    for (const key of [
+      "gateway:",
+      "host: 100.72.101.23",
+      "port: 1994",
+      "machine:",
+      "id: 1c1b50c8",
+      "token: b9m_secret",
+      "hostname: studio",
+      "pool: external",
+    ]) {
+      expect(text).toContain(key);
+    }
+    expect(await loadConfig(path)).toEqual({
+      ...cfg,
+      machine: { ...cfg.machine, join_token: undefined },
+      control: { port: 9999, listen: undefined },
+    });
+  });
+
+  it("refuses a file that others can read, naming the fix", async () => {
+    const path = join(tempDir(), "config.yaml");
+    await saveConfig(cfg, path);
+    chmodSync(path, 0o640);
+    await expect(loadConfig(path)).rejects.toThrow(`chmod 600 ${path}`);
+  });
+
+  it("says how to create a missing file, and rejects broken ones", async () => {
+    const dir = tempDir();
+    await expect(loadConfig(join(dir, "none.yaml"))).rejects.toThrow(/b9agent init --gateway/);
+    const bad = join(dir, "bad.yaml");
+    writeFileSync(bad, "gateway: [unclosed", { mode: 0o600 });
+    await expect(loadConfig(bad)).rejects.toBeInstanceOf(ConfigError);
+    writeFileSync(bad, "gateway:\n  host: x\nmachine:\n  id: '../../etc'\n  token: t\n", { mode: 0o600 });
+    await expect(loadConfig(bad)).rejects.toThrow(/machine.id/);
+  });
+
+  it("parses gateway addresses the way people type them", () => {
+    expect(parseGatewayAddress("100.72.101.23:1994")).toEqual({
+      host: "100.72.101.23",
+      port: 1994,
+      tls: false,
+    });
+    expect(parseGatewayAddress("gw.example.eu")).toEqual({ host: "gw.example.eu", port: 1994, tls: false });
+    expect(parseGatewayAddress("https://gw.example.eu")).toEqual({
+      host: "gw.example.eu",
+      port: 443,
+      tls: true,
+    });
+    expect(parseGatewayAddress("[fd7a::1]:2000")).toEqual({ host: "fd7a::1", port: 2000, tls: false });
+    expect(gatewayUrl({ ...cfg, gateway: { host: "fd7a::1", port: 2000, tls: false } })).toBe(
+      "http://[fd7a::1]:2000",
+    );
+    expect(() => parseGatewayAddress("ftp://x")).toThrow(ConfigError);
+    expect(() => parseGatewayAddress("host:1994/path")).toThrow(/no path/);
+  });
+});

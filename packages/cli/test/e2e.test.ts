@@ -1,0 +1,102 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import {
+  BIN,
+  type GatewayProc,
+  initAgent,
+  startAgent,
+  startGateway,
+  tempDir,
+  waitFor,
+} from "@beta9/test-utils";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const run = promisify(execFile);
+
+/** The real b9 binary against a real gateway with a real agent joined. */
+describe("b9 against a real gateway", () => {
+  let gw: GatewayProc;
+  const stops: (() => Promise<unknown>)[] = [];
+  let env: NodeJS.ProcessEnv;
+
+  beforeAll(async () => {
+    gw = await startGateway();
+    stops.push(() => gw.proc.stop());
+    env = {
+      ...process.env,
+      BETA9_GATEWAY: gw.url,
+      BETA9_API_KEY: gw.adminKey,
+      BETA9_CLI_CONFIG: `${tempDir()}/cli.json`,
+    };
+  });
+  afterAll(async () => {
+    for (const s of stops.reverse()) await s();
+  });
+
+  const b9 = async (...args: string[]) => {
+    try {
+      const r = await run(process.execPath, [BIN.cli, ...args], { env });
+      return { code: 0, stdout: r.stdout, stderr: r.stderr };
+    } catch (err) {
+      const e = err as { code: number; stdout: string; stderr: string };
+      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+    }
+  };
+
+  it("creates a token a new machine joins with, then lists, cordons and uncordons it", async () => {
+    const created = await b9(
+      "token",
+      "create",
+      "--pool",
+      "external",
+      "--ttl",
+      "10m",
+      "--uses",
+      "1",
+      "--json",
+    );
+    expect(created.code).toBe(0);
+    const token = JSON.parse(created.stdout).token as string;
+    expect(token).toMatch(/^b9j_/);
+    const human = await b9("token", "create", "--ttl", "1h");
+    expect(human.stdout).toMatch(/b9agent init --gateway 127\.0\.0\.1:\d+ --token b9j_/);
+
+    const path = await initAgent(gw, { token, name: "rig-01" });
+    const agent = await startAgent(path);
+    stops.push(() => agent.proc.stop());
+    await waitFor(async () => (await b9("machine", "list")).stdout.includes("READY"), {
+      what: "READY in b9 machine list",
+    });
+    const table = (await b9("machine", "list")).stdout;
+    expect(table).toMatch(/^ID\s+NAME\s+POOL\s+STATUS/m);
+    expect(table).toMatch(/rig-01\s+external\s+READY/);
+
+    const id = JSON.parse((await b9("machine", "list", "--json")).stdout).machines[0].id as string;
+    expect((await b9("machine", "cordon", id)).code).toBe(0);
+    expect(JSON.parse((await b9("machine", "show", id, "--json")).stdout).status).toBe("CORDONED");
+    await b9("machine", "uncordon", id);
+    expect(JSON.parse((await b9("machine", "show", id, "--json")).stdout).status).toBe("READY");
+  });
+
+  it("manages API keys, and a read-only key cannot create tokens", async () => {
+    const key = JSON.parse((await b9("key", "create", "dashboard", "--scopes", "read", "--json")).stdout);
+    expect(key.key).toMatch(/^b9_/);
+    expect((await b9("key", "list")).stdout).toContain("dashboard");
+    const denied = await run(process.execPath, [BIN.cli, "token", "create"], {
+      env: { ...env, BETA9_API_KEY: key.key },
+    }).catch((e) => e);
+    expect(denied.code).toBe(1);
+    expect(denied.stderr).toMatch(/^error: .*admin/m);
+    expect(denied.stderr).not.toMatch(/at .*\.ts:\d+/); // no stack trace for a user error
+    expect((await b9("key", "revoke", key.id)).code).toBe(0);
+  });
+
+  it("explains a gateway that is not there", async () => {
+    const r = await run(process.execPath, [BIN.cli, "machine", "list"], {
+      env: { ...env, BETA9_GATEWAY: "http://127.0.0.1:9" },
+    }).catch((e) => e);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/gateway/i);
+    expect(r.stderr).toMatch(/127\.0\.0\.1:9/);
+  });
+});
