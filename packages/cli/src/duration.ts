@@ -1,15 +1,8 @@
-const SECONDS_PER_UNIT: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
+import { parseDuration as parseDurationMs } from "@beta9/sdk";
 
-/** "30s", "15m", "1h", "7d", or a sum such as "1h30m" → seconds. */
+/** "30s", "15m", "1h", "7d", or a sum such as "1h30m" → whole seconds, at least one. */
 export function parseDuration(text: string): number {
-  const trimmed = text.trim().toLowerCase();
-  if (!/^(\d+[smhd])+$/.test(trimmed)) {
-    throw new RangeError(`"${text}" is not a duration; use a number and a unit: 30s, 15m, 1h, 7d`);
-  }
-  let seconds = 0;
-  for (const [, amount, unit] of trimmed.matchAll(/(\d+)([smhd])/g)) {
-    seconds += Number(amount) * (SECONDS_PER_UNIT[unit ?? "s"] ?? 1);
-  }
+  const seconds = Math.round(parseDurationMs(text) / 1000);
   if (seconds <= 0) throw new RangeError(`"${text}" is zero; a duration must be at least 1s`);
   return seconds;
 }

@@ -9,11 +9,13 @@ describe("parseDuration", () => {
     ["7d", 604_800],
     ["1h30m", 5400],
     [" 2H ", 7200],
+    ["1.5h", 5400],
+    ["10", 10],
   ])("%s is %i seconds", (text, seconds) => {
     expect(parseDuration(text)).toBe(seconds);
   });
 
-  it.each(["", "10", "h", "1x", "-1h", "1.5h", "0s", "1 h"])("refuses %j", (text) => {
+  it.each(["", "h", "1x", "-1h", "0s", "1 h"])("refuses %j", (text) => {
     expect(() => parseDuration(text)).toThrow(RangeError);
   });
 });

@@ -1,4 +1,5 @@
 export type * from "@beta9/protocol";
+export { parseDuration } from "@beta9/protocol";
 export { Beta9Client, type ClientOptions } from "./client.ts";
 export {
   ApiError,
