@@ -1,2 +1,3 @@
 export * from "./processes.ts";
 export * from "./stores.ts";
+export * from "./model.ts";
