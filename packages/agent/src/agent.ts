@@ -1,5 +1,6 @@
 import type { Logger } from "@beta9/http";
-import type { Hardware } from "@beta9/protocol";
+import { dirname, join as joinPath } from "node:path";
+import { Beta9Error, type Hardware } from "@beta9/protocol";
 import { Backoff, sleep } from "./channel/backoff.ts";
 import { Connector } from "./channel/connector.ts";
 import { heartbeatStream } from "./channel/heartbeat-stream.ts";
@@ -9,7 +10,19 @@ import { listenAddresses } from "./control-api/listen.ts";
 import { controlRoutes } from "./control-api/routes.ts";
 import { ControlServer } from "./control-api/server.ts";
 import { detectHardware, UsageSampler } from "./hardware/index.ts";
+import { inferenceRoutes } from "./control-api/inference-routes.ts";
+import { openaiRoutes } from "./control-api/openai-routes.ts";
+import { BuiltinEngine } from "./engines/builtin-engine.ts";
+import { chooseEngine, EngineChoiceError } from "./engines/choose.ts";
+import { ENGINE_NAMES, type EngineName } from "./engines/engine.ts";
+import type { OllamaEngine } from "./engines/ollama.ts";
+import { PidfileRegistry } from "./engines/pidfiles.ts";
+import { EngineRegistry, externalEngines } from "./engines/registry.ts";
+import { killAllSupervisedNow } from "./engines/supervisor.ts";
+import { InferenceManager } from "./inference/manager.ts";
+import { StoreCatalog } from "./inference/model-catalog.ts";
 import { agentMetrics } from "./metrics.ts";
+import { ModelStore } from "./models/store.ts";
 import { AgentState } from "./state.ts";
 
 export interface AgentOptions {
@@ -28,6 +41,7 @@ export class Agent {
   readonly #configPath: string;
   #config: AgentConfig;
   #connector: Connector | undefined;
+  inference!: InferenceManager;
   #intervalMs: number;
   #bound: string[] = [];
 
@@ -53,6 +67,41 @@ export class Agent {
       }));
     const agent = new Agent(opts, hardware);
     const sampler = new UsageSampler(hardware);
+    const home = dirname(opts.configPath);
+    // Engines a previous agent left behind (it was killed before it could stop them) go first.
+    const pidfiles = new PidfileRegistry(joinPath(home, "run", "engines"));
+    const swept = await pidfiles.sweep();
+    if (swept.killed.length > 0) agent.#log.warn({ pids: swept.killed }, "stopped engines left behind by a previous agent");
+    process.on("exit", killAllSupervisedNow);
+    const engines = new EngineRegistry(new BuiltinEngine({ pidfiles }), externalEngines({ common: { pidfiles } }));
+    const models = opts.config.models ?? {};
+    const store = new ModelStore({
+      dir: models.dir ?? joinPath(home, "models"),
+      allowedDirs: models.allowed_dirs,
+      huggingFaceBaseUrl: models.huggingface_url,
+    });
+    const preferred = opts.config.inference?.engine;
+    if (preferred !== undefined && !ENGINE_NAMES.includes(preferred as EngineName)) {
+      throw new ConfigError(`inference.engine must be one of ${ENGINE_NAMES.join(", ")}, not ${preferred}`);
+    }
+    const catalog = new StoreCatalog(store, engines.get("ollama") as OllamaEngine | undefined);
+    agent.inference = new InferenceManager({
+      engines: new Map(engines.list().map((e) => [e.name, e])),
+      catalog,
+      choose: ({ format, hardware: hw, detections, preferred: prefer }) => {
+        try {
+          return chooseEngine({ format, hardware: hw, detections, prefer, strict: prefer !== undefined && prefer !== preferred }).engine;
+        } catch (err) {
+          if (err instanceof EngineChoiceError) throw new Beta9Error("no_engine", err.message);
+          throw err;
+        }
+      },
+      hardware,
+      usage: () => agent.state.usage,
+      log: agent.#log,
+      preferred: preferred as EngineName | undefined,
+    });
+    void agent.inference.detect();
     const ctx = {
       state: agent.state,
       log: agent.#log,
@@ -62,6 +111,10 @@ export class Agent {
       intervalMs: () => agent.#intervalMs,
       sampleUsage: () => sampler.sample(),
       onSilentGateway: () => agent.#connector?.drop(),
+      inferenceReport: () => agent.inference.report(),
+      inference: agent.inference,
+      models: catalog,
+      endpoint: () => (agent.#bound[0] ? `http://${agent.#bound[0]}/v1` : null),
       onInterval: (ms: number) => {
         // Follow the gateway when it wants beats more often than configured; never less often.
         agent.#intervalMs = Math.min(opts.config.heartbeat_interval_seconds * 1000, ms);
@@ -69,6 +122,8 @@ export class Agent {
     };
     await agent.control.app.register(controlRoutes, ctx);
     await agent.control.app.register(heartbeatStream, ctx);
+    await agent.control.app.register(inferenceRoutes, ctx);
+    await agent.control.app.register(openaiRoutes, ctx);
     agent.#bound = await agent.control.listen(
       listenAddresses(opts.config.control.port, opts.listen ?? opts.config.control.listen),
     );
@@ -98,6 +153,7 @@ export class Agent {
 
   async stop(): Promise<void> {
     await this.#connector?.stop();
+    await this.inference.shutdown();
     await this.control.close();
   }
 

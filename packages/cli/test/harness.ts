@@ -50,6 +50,7 @@ export function machines(): MachineView[] {
     agent_version: "0.1.0",
     connection: "channel" as const,
     usage: null,
+    inference: null,
     cordoned: false,
     draining: false,
     running_jobs: 0,

@@ -3,3 +3,4 @@ export * from "./errors.ts";
 export * from "./logger.ts";
 export * from "./ndjson.ts";
 export * from "./server-options.ts";
+export * from "./proxy.ts";

@@ -1,5 +1,6 @@
 import { type Static, Type } from "typebox";
 import { Usage } from "./hardware.ts";
+import { InferenceReport } from "./inference.ts";
 import { MachineStatus } from "./machine.ts";
 
 /**
@@ -25,6 +26,8 @@ export const Heartbeat = Type.Object({
   usage: Usage,
   running_jobs: Type.Integer({ minimum: 0 }),
   inference_status: Type.String({ maxLength: 32 }),
+  /** Engines, served models with their memory, free memory and VRAM (for placement). */
+  inference: Type.Optional(InferenceReport),
 });
 export type Heartbeat = Static<typeof Heartbeat>;
 

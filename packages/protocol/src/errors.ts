@@ -25,6 +25,26 @@ export const ErrorCodes = [
   "api_key_invalid",
   "api_key_revoked",
   "scope_missing",
+  "model_not_found",
+  "invalid_model_name",
+  "invalid_source",
+  "path_not_allowed",
+  "checksum_mismatch",
+  "download_failed",
+  "insufficient_memory",
+  "no_engine",
+  "engine_not_installed",
+  "engine_start_failed",
+  "engine_unavailable",
+  "engine_timeout",
+  "invalid_gguf",
+  "download_timeout",
+  "download_too_large",
+  "insufficient_disk",
+  "invalid_checksum",
+  "pull_in_progress",
+  "model_changed",
+  "record_corrupt",
 ] as const;
 export type ErrorCode = (typeof ErrorCodes)[number];
 
@@ -58,14 +78,34 @@ export const errorStatus: Record<ErrorCode, number> = {
   api_key_invalid: 401,
   api_key_revoked: 401,
   scope_missing: 403,
+  model_not_found: 404,
+  invalid_model_name: 400,
+  invalid_source: 400,
+  path_not_allowed: 403,
+  checksum_mismatch: 422,
+  download_failed: 502,
+  insufficient_memory: 507,
+  no_engine: 422,
+  engine_not_installed: 422,
+  engine_start_failed: 500,
+  engine_unavailable: 502,
+  engine_timeout: 504,
+  invalid_gguf: 422,
+  download_timeout: 504,
+  download_too_large: 413,
+  insufficient_disk: 507,
+  invalid_checksum: 400,
+  pull_in_progress: 409,
+  model_changed: 409,
+  record_corrupt: 500,
 };
 
 /** An error that knows its stable code; servers turn it into an ErrorBody. */
 export class Beta9Error extends Error {
   readonly code: ErrorCode;
   readonly status: number;
-  constructor(code: ErrorCode, message: string) {
-    super(message);
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = "Beta9Error";
     this.code = code;
     this.status = errorStatus[code];

@@ -7,3 +7,4 @@ export * from "./hardware.ts";
 export * from "./machine.ts";
 export * from "./management.ts";
 export * from "./version.ts";
+export * from "./inference.ts";

@@ -1,5 +1,6 @@
 import { type Static, Type } from "typebox";
 import { Hardware, Usage } from "./hardware.ts";
+import { InferenceReport } from "./inference.ts";
 
 export const MachineStatuses = ["READY", "BUSY", "UNHEALTHY", "OFFLINE", "CORDONED", "DRAINING"] as const;
 export const MachineStatus = Type.Union([
@@ -51,6 +52,8 @@ export const MachineView = Type.Object({
   connection: Type.Union([Type.Literal("channel"), Type.Literal("keepalive"), Type.Literal("none")]),
   hardware: Hardware,
   usage: Type.Union([Usage, Type.Null()]),
+  /** Engines and served models as the agent last reported them. */
+  inference: Type.Union([InferenceReport, Type.Null()]),
   cordoned: Type.Boolean(),
   draining: Type.Boolean(),
   running_jobs: Type.Integer(),

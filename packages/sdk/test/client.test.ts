@@ -31,6 +31,7 @@ const machine: MachineView = {
     gpus: [],
   },
   usage: null,
+  inference: null,
   cordoned: false,
   draining: false,
   running_jobs: 0,

@@ -1,5 +1,5 @@
 import { LineSplitter, type Logger } from "@beta9/http";
-import { Beta9Error, HEARTBEAT_STREAM_PATH, type Heartbeat, HeartbeatAck, type Usage } from "@beta9/protocol";
+import { Beta9Error, HEARTBEAT_STREAM_PATH, type Heartbeat, HeartbeatAck, type InferenceReport, type Usage } from "@beta9/protocol";
 import type { FastifyPluginAsync, FastifyRequest } from "fastify";
 import { Compile } from "typebox/compile";
 import type { AgentState } from "../state.ts";
@@ -11,6 +11,8 @@ export interface HeartbeatContext {
   log: Logger;
   intervalMs: () => number;
   sampleUsage: () => Promise<Usage>;
+  /** Engines, served models and free memory, when the agent serves inference. */
+  inferenceReport?: () => InferenceReport;
   fromGateway: (req: FastifyRequest) => boolean;
   /** The gateway stopped acking: drop the channel so the connector dials again. */
   onSilentGateway: () => void;
@@ -58,6 +60,7 @@ export const heartbeatStream: FastifyPluginAsync<HeartbeatContext> = async (app,
         usage: s.usage,
         running_jobs: s.runningJobs,
         inference_status: s.inferenceStatus,
+        ...(ctx.inferenceReport ? { inference: ctx.inferenceReport() } : {}),
       };
       res.write(`${JSON.stringify(hb)}\n`);
       s.lastHeartbeatAt = Date.now();

@@ -41,6 +41,8 @@ describe("agent config file", () => {
       ...cfg,
       machine: { ...cfg.machine, join_token: undefined },
       control: { port: 9999, listen: undefined },
+      models: { dir: undefined, allowed_dirs: undefined, huggingface_url: undefined },
+      inference: { engine: undefined },
     });
   });
 

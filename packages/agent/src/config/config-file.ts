@@ -20,6 +20,18 @@ export interface AgentConfig {
   pool: string;
   control: { port: number; listen?: string[] | undefined };
   heartbeat_interval_seconds: number;
+  /** Where models live and where the owner allows them to come from. */
+  models?: {
+    dir?: string | undefined;
+    /** Local directories model files may be read from (besides the store). */
+    allowed_dirs?: string[] | undefined;
+    /** Base URL for hf: sources (a mirror); default https://huggingface.co. */
+    huggingface_url?: string | undefined;
+  } | undefined;
+  inference?: {
+    /** The engine to prefer when several could serve a model. */
+    engine?: string | undefined;
+  } | undefined;
 }
 
 export class ConfigError extends Error {
@@ -107,6 +119,13 @@ function validate(doc: unknown, path: string): AgentConfig {
   const listen = Array.isArray(c.listen) ? c.listen.map(String) : undefined;
   const interval = Number((doc as Record<string, unknown>).heartbeat_interval_seconds ?? 5);
   if (!(interval > 0 && interval <= 300)) throw bad("heartbeat_interval_seconds must be between 0 and 300");
+  const models = (d.models ?? {}) as Record<string, unknown>;
+  const inference = (d.inference ?? {}) as Record<string, unknown>;
+  const strings = (v: unknown, what: string) => {
+    if (v === undefined) return undefined;
+    if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) throw bad(`${what} must be a list of paths`);
+    return v as string[];
+  };
   return {
     gateway: { host: g.host, port, tls: g.tls === true },
     machine: {
@@ -119,6 +138,12 @@ function validate(doc: unknown, path: string): AgentConfig {
     pool: typeof d.pool === "string" ? d.pool : "external",
     control: { port: controlPort, listen },
     heartbeat_interval_seconds: interval,
+    models: {
+      dir: typeof models.dir === "string" ? models.dir : undefined,
+      allowed_dirs: strings(models.allowed_dirs, "models.allowed_dirs"),
+      huggingface_url: typeof models.huggingface_url === "string" ? models.huggingface_url : undefined,
+    },
+    inference: { engine: typeof inference.engine === "string" ? inference.engine : undefined },
   };
 }
 
@@ -132,6 +157,8 @@ export async function saveConfig(cfg: AgentConfig, path = configPath()): Promise
     pool: cfg.pool,
     control: { port: cfg.control.port, ...(cfg.control.listen ? { listen: cfg.control.listen } : {}) },
     heartbeat_interval_seconds: cfg.heartbeat_interval_seconds,
+    ...(cfg.models && Object.values(cfg.models).some((v) => v !== undefined) ? { models: cfg.models } : {}),
+    ...(cfg.inference?.engine ? { inference: cfg.inference } : {}),
   };
   const fh = await open(tmp, "w", 0o600);
   try {

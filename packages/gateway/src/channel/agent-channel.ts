@@ -97,6 +97,7 @@ export class AgentChannel implements AgentLink {
     const status = this.#registry.heartbeat(this.machineId, {
       usage: beat.usage,
       runningJobs: beat.running_jobs,
+      inference: beat.inference,
     });
     if (!status) {
       this.close("machine no longer known");

@@ -1,4 +1,4 @@
-import type { MachineStatus, Usage } from "@beta9/protocol";
+import type { InferenceReport, MachineStatus, Usage } from "@beta9/protocol";
 import type { Machine } from "@beta9/store";
 
 export interface LivenessConfig {
@@ -22,6 +22,7 @@ export interface Liveness {
   connected: boolean;
   lastHeartbeatAt: number | null;
   usage: Usage | null;
+  inference: InferenceReport | null;
   runningJobs: number;
 }
 

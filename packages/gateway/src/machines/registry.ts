@@ -1,5 +1,5 @@
 import type { Logger } from "@beta9/http";
-import type { Hardware, MachineStatus, MachineView, Usage } from "@beta9/protocol";
+import type { Hardware, InferenceReport, MachineStatus, MachineView, Usage } from "@beta9/protocol";
 import type { Machine, Store } from "@beta9/store";
 import { type Liveness, type LivenessConfig, machineStatus } from "./liveness.ts";
 
@@ -46,6 +46,7 @@ export class MachineRegistry {
         connected: false,
         lastHeartbeatAt: row.last_heartbeat_at,
         usage: null,
+        inference: null,
         runningJobs: 0,
       };
       this.#entries.set(row.id, this.#entry(row, live, now));
@@ -91,6 +92,7 @@ export class MachineRegistry {
         connected: false,
         lastHeartbeatAt: row.last_heartbeat_at,
         usage: null,
+        inference: null,
         runningJobs: 0,
       };
       this.#entries.set(row.id, this.#entry(row, live, Date.now()));
@@ -127,7 +129,7 @@ export class MachineRegistry {
 
   heartbeat(
     id: string,
-    beat: { usage: Usage | null; runningJobs: number; agentVersion?: string },
+    beat: { usage: Usage | null; runningJobs: number; inference?: InferenceReport | undefined },
   ): MachineStatus | undefined {
     const e = this.#entries.get(id);
     if (!e) return undefined;
@@ -135,6 +137,7 @@ export class MachineRegistry {
     this.heartbeats++;
     e.live.lastHeartbeatAt = now;
     if (beat.usage) e.live.usage = beat.usage;
+    if (beat.inference) e.live.inference = beat.inference;
     e.live.runningJobs = beat.runningJobs;
     this.#dirty.set(id, now);
     this.#transition(e, now);
@@ -216,6 +219,7 @@ function toView(e: Entry, now: number, cfg: LivenessConfig): MachineView {
         : "none",
     hardware: e.hardware,
     usage: e.live.usage,
+    inference: e.live.inference,
     cordoned: e.row.cordoned_at !== null,
     draining: e.row.draining_at !== null,
     running_jobs: e.live.runningJobs,

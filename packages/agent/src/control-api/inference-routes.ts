@@ -1,0 +1,113 @@
+import type { Logger } from "@beta9/http";
+import {
+  Beta9Error,
+  InferencePullRequest,
+  InferenceStartRequest,
+  InferenceStatus,
+  InferenceStopRequest,
+  type PullProgress,
+  StoredModelView,
+} from "@beta9/protocol";
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import type { EngineName } from "../engines/engine.ts";
+import type { InferenceManager } from "../inference/manager.ts";
+import type { AgentState } from "../state.ts";
+
+export interface PullOptions {
+  onProgress: (p: { status: string; completed?: number; total?: number }) => void;
+  signal: AbortSignal;
+  expectedSha256?: string | undefined;
+}
+
+/** The model store as the control API needs it. */
+export interface ModelPuller {
+  pull(name: string, source: string | undefined, opts: PullOptions): Promise<StoredModelView>;
+}
+
+export interface InferenceRoutesContext {
+  inference: InferenceManager;
+  models: ModelPuller;
+  state: AgentState;
+  log: Logger;
+  /** The agent's own OpenAI-compatible base URL, for /inference/status. */
+  endpoint: () => string | null;
+}
+
+/** The seed's inference lifecycle: start, stop, status, pull (with NDJSON progress when asked). */
+export const inferenceRoutes: FastifyPluginAsyncTypebox<InferenceRoutesContext> = async (app, ctx) => {
+  const status = () => {
+    const s = ctx.inference.status(ctx.endpoint());
+    ctx.state.inferenceStatus = s.status;
+    return s;
+  };
+
+  app.get("/inference/status", { schema: { response: { 200: InferenceStatus } } }, async () => status());
+
+  app.post(
+    "/inference/start",
+    { schema: { body: InferenceStartRequest, response: { 200: InferenceStatus } } },
+    async (req) => {
+      const body = req.body ?? {};
+      if (!body.model) {
+        throw new Beta9Error(
+          "bad_request",
+          'name the model to serve: {"model": "NAME"} (pull it first with POST /inference/pull)',
+        );
+      }
+      await ctx.inference.start({ model: body.model, engine: body.engine as EngineName | undefined, contextSize: body.context_size });
+      return status();
+    },
+  );
+
+  app.post("/inference/stop", { schema: { body: InferenceStopRequest, response: { 200: InferenceStatus } } }, async (req) => {
+    await ctx.inference.stop(req.body?.model);
+    return status();
+  });
+
+  app.post("/inference/pull", { schema: { body: InferencePullRequest } }, async (req, reply) => {
+    const body = req.body;
+    const wantStream = body.stream ?? String(req.headers.accept ?? "").includes("application/x-ndjson");
+    const abort = new AbortController();
+    reply.raw.on("close", () => {
+      if (!reply.raw.writableFinished) abort.abort();
+    });
+    let lastLogged = -1;
+    const logProgress = (p: { status: string; completed?: number; total?: number }) => {
+      const pct = p.total ? Math.floor((100 * (p.completed ?? 0)) / p.total / 10) * 10 : -1;
+      if (pct !== lastLogged) {
+        lastLogged = pct;
+        ctx.log.info({ model: body.model, ...p }, pct >= 0 ? `pull ${body.model}: ${pct}%` : `pull ${body.model}: ${p.status}`);
+      }
+    };
+    if (!wantStream) {
+      const model = await ctx.models.pull(body.model, body.source, {
+        onProgress: logProgress,
+        signal: abort.signal,
+        expectedSha256: body.sha256,
+      });
+      return reply.status(201).send(model);
+    }
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-cache" });
+    const send = (p: PullProgress) => {
+      if (!res.writableEnded) res.write(`${JSON.stringify(p)}\n`);
+    };
+    try {
+      const model = await ctx.models.pull(body.model, body.source, {
+        onProgress: (p) => {
+          logProgress(p);
+          send(p);
+        },
+        signal: abort.signal,
+        expectedSha256: body.sha256,
+      });
+      send({ status: "success", model });
+    } catch (err) {
+      const e = err instanceof Beta9Error ? err : new Beta9Error("download_failed", (err as Error).message);
+      if (!abort.signal.aborted) ctx.log.warn({ model: body.model, code: e.code }, `pull ${body.model} failed: ${e.message}`);
+      send({ status: "error", error: { code: e.code, message: e.message } });
+    }
+    res.end();
+  });
+};

@@ -1,0 +1,166 @@
+import { join } from "node:path";
+import { Beta9Error, type Hardware } from "@beta9/protocol";
+import {
+  type Engine,
+  type EngineDetection,
+  EngineStartError,
+  type ServedModel,
+  type ServingState,
+  type StartOptions,
+} from "./engine.ts";
+import { machineAccelerators, threadCount } from "./hardware-facts.ts";
+import { httpRequest, parseJson } from "./http.ts";
+import type { PidfileRegistry } from "./pidfiles.ts";
+import { freeLoopbackPort, LOOPBACK } from "./ports.ts";
+import { Supervisor } from "./supervisor.ts";
+
+const SERVER_MAIN = join(import.meta.dirname, "builtin", "main.ts");
+const NODE_LLAMA_CPP_VERSION = "3.21.1";
+
+export interface BuiltinEngineOptions {
+  pidfiles?: PidfileRegistry | undefined;
+  /** Bytes the engine may fill with models; default: what the machine has. */
+  memoryBudgetBytes?: number | undefined;
+  /** "false" forces the CPU; default lets node-llama-cpp pick Metal, CUDA or Vulkan. */
+  gpu?: "auto" | "false" | undefined;
+  /** Stop the engine's process when its last model is unloaded (frees its memory). */
+  stopWhenIdle?: boolean | undefined;
+}
+
+/**
+ * The engine that needs no install: one child process on node-llama-cpp (engines/builtin/main.ts)
+ * serving every model this agent loads on it, started on first use and stopped with its last model.
+ */
+export class BuiltinEngine implements Engine {
+  readonly name = "builtin" as const;
+  readonly #o: BuiltinEngineOptions;
+  #proc: { supervisor: Supervisor; endpoint: string } | undefined;
+  #starting: Promise<{ supervisor: Supervisor; endpoint: string }> | undefined;
+  readonly #models = new Set<string>();
+
+  constructor(options: BuiltinEngineOptions = {}) {
+    this.#o = options;
+  }
+
+  async detect(hardware: Hardware): Promise<EngineDetection> {
+    return {
+      engine: "builtin",
+      installed: true,
+      version: `node-llama-cpp ${NODE_LLAMA_CPP_VERSION}`,
+      accelerators: machineAccelerators(hardware),
+      formats: ["gguf"],
+    };
+  }
+
+  async start(options: StartOptions): Promise<ServedModel> {
+    const { model } = options;
+    if (model.format !== "gguf" || !model.path) {
+      throw new EngineStartError("builtin", `the builtin engine serves GGUF files; ${model.name} is ${model.format}`);
+    }
+    const proc = await this.#ensureProcess(options);
+    const res = await httpRequest(`${proc.endpoint}/admin/models`, {
+      body: { name: model.name, path: model.path, ...(model.contextSize ? { context_size: model.contextSize } : {}) },
+      signal: options.signal,
+      timeoutMs: 600_000,
+    });
+    if (!res) throw new EngineStartError("builtin", `the builtin engine stopped while loading ${model.name}`, proc.supervisor.stderrTail());
+    if (res.status >= 400) {
+      const err = (parseJson(res.text) as { error?: { code?: string; message?: string } } | undefined)?.error;
+      if (err?.code === "insufficient_memory") throw new Beta9Error("insufficient_memory", err.message ?? "not enough memory");
+      throw new EngineStartError("builtin", `could not load ${model.name}: ${err?.message ?? res.text.slice(0, 300)}`);
+    }
+    this.#models.add(model.name);
+    return new BuiltinServedModel(this, proc, options.model);
+  }
+
+  async #ensureProcess(options: StartOptions): Promise<{ supervisor: Supervisor; endpoint: string }> {
+    if (this.#proc && this.#proc.supervisor.state() === "ready") return this.#proc;
+    this.#starting ??= this.#launch(options).finally(() => {
+      this.#starting = undefined;
+    });
+    return this.#starting;
+  }
+
+  async #launch(options: StartOptions): Promise<{ supervisor: Supervisor; endpoint: string }> {
+    const port = await freeLoopbackPort();
+    const endpoint = `http://${LOOPBACK}:${port}`;
+    const args = [SERVER_MAIN, "--port", String(port), "--threads", String(threadCount(options.hardware))];
+    args.push("--gpu", this.#o.gpu ?? "auto");
+    if (this.#o.memoryBudgetBytes) args.push("--memory-budget", String(this.#o.memoryBudgetBytes));
+    const supervisor = new Supervisor({
+      engine: "builtin",
+      command: process.execPath,
+      args,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_LLAMA_CPP_LOG_LEVEL: "warn" },
+      probe: async (signal) => ((await httpRequest(`${endpoint}/health`, { signal, timeoutMs: 2_000 }))?.status === 200 ? "ready" : "down"),
+      onLog: options.onLog,
+      pidfiles: this.#o.pidfiles,
+      stdinLifeline: true,
+      startTimeoutMs: 60_000,
+      stopGraceMs: 5_000,
+    });
+    await supervisor.start(options.signal);
+    this.#proc = { supervisor, endpoint };
+    this.#models.clear();
+    return this.#proc;
+  }
+
+  /** Unload one model; the process goes with the last one. */
+  async unload(name: string, proc: { supervisor: Supervisor; endpoint: string }): Promise<void> {
+    if (proc !== this.#proc) return;
+    this.#models.delete(name);
+    if (proc.supervisor.state() === "ready") {
+      await httpRequest(`${proc.endpoint}/admin/models/${encodeURIComponent(name)}`, { method: "DELETE", timeoutMs: 30_000 });
+    }
+    if (this.#models.size === 0 && (this.#o.stopWhenIdle ?? true)) {
+      this.#proc = undefined;
+      await proc.supervisor.stop();
+    }
+  }
+
+  async shutdown(): Promise<void> {
+    const proc = this.#proc;
+    this.#proc = undefined;
+    this.#models.clear();
+    await proc?.supervisor.stop();
+  }
+}
+
+class BuiltinServedModel implements ServedModel {
+  readonly engine = "builtin" as const;
+  readonly model: StartOptions["model"];
+  readonly endpoint: string;
+  readonly upstreamModel: string;
+  readonly #engine: BuiltinEngine;
+  readonly #proc: { supervisor: Supervisor; endpoint: string };
+  #stopped = false;
+
+  constructor(engine: BuiltinEngine, proc: { supervisor: Supervisor; endpoint: string }, model: StartOptions["model"]) {
+    this.#engine = engine;
+    this.#proc = proc;
+    this.model = model;
+    this.endpoint = proc.endpoint;
+    this.upstreamModel = model.name;
+  }
+
+  state(): ServingState {
+    if (this.#stopped) return "stopped";
+    const s = this.#proc.supervisor.state();
+    return s === "ready" ? "ready" : s === "error" ? "error" : s === "starting" || s === "idle" ? "starting" : "stopped";
+  }
+
+  stderrTail(): string {
+    return this.#proc.supervisor.stderrTail();
+  }
+
+  async health(signal?: AbortSignal): Promise<boolean> {
+    if (this.state() !== "ready") return false;
+    return (await httpRequest(`${this.endpoint}/health`, { signal, timeoutMs: 2_000 }))?.status === 200;
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    await this.#engine.unload(this.model.name, this.#proc);
+  }
+}

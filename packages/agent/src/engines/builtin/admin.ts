@@ -1,0 +1,58 @@
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import { Type } from "typebox";
+import type { ModelRegistry } from "./models.ts";
+
+/** A model name as clients use it: letters, digits and . _ - : / (as the agent's control API allows). */
+const ModelName = Type.String({ minLength: 1, maxLength: 128, pattern: "^[A-Za-z0-9][A-Za-z0-9._:/-]*$" });
+
+export const LoadModelBody = Type.Object(
+  {
+    name: ModelName,
+    path: Type.String({ minLength: 1, maxLength: 4096 }),
+    /** Tokens per sequence; the model's training context, at most 4096, when absent. */
+    context_size: Type.Optional(Type.Integer({ minimum: 64, maximum: 1_048_576 })),
+    /** Layers to offload to the GPU; node-llama-cpp fits as many as memory allows when absent ("auto"). */
+    gpu_layers: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 0 }), Type.Literal("auto"), Type.Literal("max")]),
+    ),
+    /** Requests generating at once (context sequences); more wait in line. Default 4. */
+    parallel: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
+  },
+  { additionalProperties: false },
+);
+
+/**
+ * The agent's routes: load, unload and list models. Only the agent calls them (the engine listens on
+ * 127.0.0.1 and the agent never forwards /admin).
+ */
+export const adminRoutes: FastifyPluginAsyncTypebox<{ registry: ModelRegistry }> = async (
+  app,
+  { registry },
+) => {
+  app.post("/admin/models", { schema: { body: LoadModelBody } }, async (req, reply) => {
+    const { model, created } = await registry.load(req.body);
+    const view = registry.list().find((m) => m.name === model.name);
+    return reply.status(created ? 201 : 200).send(view);
+  });
+
+  app.delete(
+    "/admin/models/:name",
+    { schema: { params: Type.Object({ name: Type.String({ minLength: 1, maxLength: 128 }) }) } },
+    async (req) => {
+      await registry.unload(req.params.name);
+      return { name: req.params.name, state: "unloaded" };
+    },
+  );
+
+  app.get("/admin/models", async () => {
+    const used = registry.usedBytes();
+    return {
+      models: registry.list(),
+      memory: {
+        budget_bytes: registry.budget,
+        used_bytes: used,
+        free_bytes: Math.max(0, registry.budget - used),
+      },
+    };
+  });
+};

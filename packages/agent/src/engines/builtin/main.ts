@@ -1,0 +1,107 @@
+import { Console } from "node:console";
+import type { AddressInfo } from "node:net";
+import { REDACT } from "@beta9/http";
+import { pino } from "pino";
+import { type EngineFlags, FlagError, parseFlags } from "./flags.ts";
+import { startLlama } from "./llama.ts";
+import { defaultBudget } from "./memory.ts";
+import { ModelRegistry } from "./models.ts";
+import { buildServer } from "./server.ts";
+
+/*
+ * The builtin engine: a child process of the agent serving GGUF models with node-llama-cpp.
+ *
+ *   node main.ts --threads N --gpu auto|false --memory-budget BYTES [--port 0] [--max-queue 64]
+ *
+ * stdout carries exactly one line for the agent, {"event":"listening","port":N}; logs (pino JSON) go
+ * to stderr. It exits when stdin closes (the agent is gone) and, gracefully, on SIGTERM.
+ */
+
+// Nothing else may write to stdout, including libraries that call console.log.
+globalThis.console = new Console({ stdout: process.stderr, stderr: process.stderr });
+
+const SHUTDOWN_GRACE_MS = 5_000;
+
+async function run(flags: EngineFlags): Promise<void> {
+  const log = pino(
+    {
+      name: "b9-builtin",
+      level: process.env.BETA9_LOG_LEVEL ?? "info",
+      redact: { paths: REDACT, censor: "[redacted]" },
+    },
+    pino.destination({ dest: 2, sync: true }),
+  );
+  process.on("uncaughtException", (err) => {
+    log.fatal({ err }, "uncaught exception");
+    process.exit(1);
+  });
+  process.on("unhandledRejection", (err) => {
+    log.fatal({ err }, "unhandled rejection");
+    process.exit(1);
+  });
+
+  const started = performance.now();
+  const { llama, threads } = await startLlama({ gpu: flags.gpu, threads: flags.threads, log });
+  const budget = flags.memoryBudget ?? (await defaultBudget(llama));
+  const registry = new ModelRegistry({ llama, budget, threads, maxQueue: flags.maxQueue, log });
+  const app = await buildServer({ registry, log });
+
+  let stopping = false;
+  const stop = (reason: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ reason }, "shutting down");
+    const force = setTimeout(() => {
+      log.warn({ grace_ms: SHUTDOWN_GRACE_MS }, "shutdown took too long; exiting anyway");
+      process.exit(1);
+    }, SHUTDOWN_GRACE_MS);
+    force.unref();
+    // close() stops accepting, its preClose hook aborts generations and unloads every model.
+    (async () => {
+      await app.close();
+      await llama.dispose();
+    })().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+  if (flags.watchStdin) {
+    process.stdin.on("end", () => stop("stdin closed: the agent is gone"));
+    process.stdin.on("error", () => stop("stdin failed: the agent is gone"));
+    process.stdin.resume();
+  }
+
+  await app.listen({ host: "127.0.0.1", port: flags.port });
+  const port = (app.server.address() as AddressInfo).port;
+  log.info(
+    {
+      port,
+      gpu: llama.gpu,
+      gpu_devices: await llama.getGpuDeviceNames(),
+      threads,
+      memory_budget_bytes: budget,
+      llama_cpp: llama.llamaCppRelease.release,
+      startup_ms: Math.round(performance.now() - started),
+    },
+    "builtin engine listening",
+  );
+  process.stdout.write(`${JSON.stringify({ event: "listening", port })}\n`);
+}
+
+try {
+  await run(parseFlags(process.argv.slice(2)));
+} catch (err) {
+  if (err instanceof FlagError) {
+    process.stderr.write(`${err.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(
+    `${JSON.stringify({ level: 60, time: Date.now(), name: "b9-builtin", msg: "the builtin engine could not start", err: { message: err instanceof Error ? err.message : String(err), stack: err instanceof Error ? err.stack : undefined } })}\n`,
+  );
+  process.exit(1);
+}

@@ -1,0 +1,48 @@
+import { type Logger, serverOptions } from "@beta9/http";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import Fastify, { type FastifyInstance } from "fastify";
+import { adminRoutes } from "./admin.ts";
+import { chatRoutes } from "./chat.ts";
+import { completionRoutes } from "./completions.ts";
+import { embeddingRoutes } from "./embeddings.ts";
+import { installOpenAIErrors } from "./errors.ts";
+import type { ModelRegistry } from "./models.ts";
+import type { ModelList } from "./openai-types.ts";
+
+/** Chat histories and embedding batches can be long; 8 MiB covers a 128k-token context of text. */
+const BODY_LIMIT = 8 * 1024 * 1024;
+
+/** The builtin engine's HTTP API: OpenAI-compatible /v1, the agent's /admin, and /health. */
+export async function buildServer(opts: { registry: ModelRegistry; log: Logger }): Promise<FastifyInstance> {
+  const { registry } = opts;
+  const app = Fastify({
+    ...serverOptions(opts.log, BODY_LIMIT),
+    // On close, generations are already stopped (preClose); keep-alive sockets must not hold the exit.
+    forceCloseConnections: true,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+  installOpenAIErrors(app);
+  // Shutting down: stop every generation first, or close() would wait for streams to finish.
+  app.addHook("preClose", async () => {
+    await registry.unloadAll();
+  });
+
+  app.get("/health", async () => ({ status: "ok" }));
+
+  app.get("/v1/models", async (): Promise<ModelList> => {
+    return {
+      object: "list",
+      data: registry.ready().map((m) => ({
+        id: m.name,
+        object: "model",
+        created: Math.floor(m.loadedAt / 1000),
+        owned_by: "beta9",
+      })),
+    };
+  });
+
+  await app.register(adminRoutes, { registry });
+  await app.register(chatRoutes, { registry });
+  await app.register(completionRoutes, { registry });
+  await app.register(embeddingRoutes, { registry });
+  return app;
+}

@@ -1,0 +1,131 @@
+import type { Hardware } from "@beta9/protocol";
+import type { Engine, EngineDetection, ModelFormat, ModelSpec, ServedModel, StartOptions } from "./engine.ts";
+import { capture, findExecutable } from "./executables.ts";
+import { machineAccelerators, threadCount } from "./hardware-facts.ts";
+import { LOOPBACK } from "./ports.ts";
+import {
+  type ExternalEngineOptions,
+  envFor,
+  launchProcessEngine,
+  notInstalled,
+  pathOf,
+  stopAll,
+  weightsPath,
+} from "./process-engine.ts";
+import type { ProcessServedModel } from "./served-process.ts";
+
+/*
+ * llama.cpp's own OpenAI-compatible server, `llama-server`, for owners who prefer it to the builtin
+ * engine (same library, their own build and flags). One process per model.
+ */
+
+const FORMATS: ModelFormat[] = ["gguf"];
+
+export interface LlamaCppOptions extends ExternalEngineOptions {
+  /** Requests decoded at once (--parallel); llama-server's default when absent. */
+  parallel?: number | undefined;
+  /** Serve /v1/embeddings too (--embeddings). */
+  embeddings?: boolean | undefined;
+}
+
+export interface LlamaServerArgsInput {
+  modelPath: string;
+  model: ModelSpec;
+  hardware: Hardware;
+  port: number;
+  parallel?: number | undefined;
+  embeddings?: boolean | undefined;
+}
+
+/** The llama-server command line (after the program name). */
+export function buildLlamaServerArgs(input: LlamaServerArgsInput): string[] {
+  const args = [
+    "-m",
+    input.modelPath,
+    "--host",
+    LOOPBACK,
+    "--port",
+    String(input.port),
+    "--alias",
+    input.model.name,
+    "-t",
+    String(threadCount(input.hardware)),
+  ];
+  if (input.model.contextSize !== undefined) args.push("-c", String(input.model.contextSize));
+  // Offload every layer when there is a GPU; llama.cpp keeps on the CPU what its build cannot place.
+  if (input.hardware.gpus.length > 0) args.push("-ngl", "999");
+  if (input.parallel !== undefined) args.push("--parallel", String(input.parallel));
+  if (input.embeddings === true) args.push("--embeddings");
+  return args;
+}
+
+/**
+ * `llama-server --version` prints to stderr, e.g. "version: 4240 (b5e0d4f8)" (older builds) or
+ * "version: 0.4.1-dev (build 10991, commit 930e2fa59)".
+ */
+export function parseLlamaServerVersion(output: string): string | undefined {
+  return /^version:\s*(.+?)\s*$/m.exec(output)?.[1];
+}
+
+export class LlamaCppEngine implements Engine {
+  readonly name = "llamacpp" as const;
+  readonly #options: LlamaCppOptions;
+  readonly #served = new Set<ProcessServedModel>();
+
+  constructor(options: LlamaCppOptions = {}) {
+    this.#options = options;
+  }
+
+  #program(): string {
+    return this.#options.binary ?? "llama-server";
+  }
+
+  async detect(hardware: Hardware): Promise<EngineDetection> {
+    const path = await findExecutable(this.#program(), pathOf(this.#options));
+    if (path === null) {
+      return notInstalled(
+        this.name,
+        FORMATS,
+        "llama-server was not found on PATH; install llama.cpp (brew install llama.cpp, or a release from github.com/ggml-org/llama.cpp) or set its path in the agent's config",
+      );
+    }
+    const result = await capture(path, ["--version"], { env: envFor(this.#options) });
+    const version =
+      result === null ? undefined : parseLlamaServerVersion(`${result.stdout}\n${result.stderr}`);
+    return {
+      engine: this.name,
+      installed: true,
+      version,
+      accelerators: machineAccelerators(hardware),
+      formats: FORMATS,
+    };
+  }
+
+  async start(options: StartOptions): Promise<ServedModel> {
+    const modelPath = weightsPath(this.name, options.model, FORMATS);
+    return launchProcessEngine(
+      {
+        engine: this.name,
+        options: this.#options,
+        start: options,
+        program: this.#program(),
+        missing: "llama-server is not installed here; install llama.cpp or use the builtin engine",
+        servedName: options.model.name,
+        args: (port) =>
+          buildLlamaServerArgs({
+            modelPath,
+            model: options.model,
+            hardware: options.hardware,
+            port,
+            parallel: this.#options.parallel,
+            embeddings: this.#options.embeddings,
+          }),
+      },
+      this.#served,
+    );
+  }
+
+  shutdown(): Promise<void> {
+    return stopAll(this.#served);
+  }
+}

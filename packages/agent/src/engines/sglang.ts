@@ -1,0 +1,141 @@
+import type { Hardware } from "@beta9/protocol";
+import type { Engine, EngineDetection, ModelFormat, ModelSpec, ServedModel, StartOptions } from "./engine.ts";
+import { findExecutable, pythonPackageVersion } from "./executables.ts";
+import { gpusOf, tensorParallelSize } from "./hardware-facts.ts";
+import { httpRequest, parseJson } from "./http.ts";
+import { LOOPBACK } from "./ports.ts";
+import {
+  type ExternalEngineOptions,
+  envFor,
+  launchProcessEngine,
+  notInstalled,
+  pathOf,
+  stopAll,
+  weightsPath,
+} from "./process-engine.ts";
+import { isLoadingProgress } from "./progress.ts";
+import type { ProcessServedModel } from "./served-process.ts";
+import { servingGpuCount } from "./vllm.ts";
+
+/*
+ * SGLang (`python3 -m sglang.launch_server`) for safetensors models on NVIDIA GPUs. Its /health
+ * answers 503 while the server is still starting and 200 once it has generated a test token.
+ */
+
+const FORMATS: ModelFormat[] = ["safetensors"];
+
+/** `binary` is the Python that has sglang installed (default python3). */
+export type SglangOptions = ExternalEngineOptions;
+
+export interface SglangArgsInput {
+  modelPath: string;
+  model: ModelSpec;
+  hardware: Hardware;
+  port: number;
+}
+
+/** The command line after the Python interpreter. */
+export function buildSglangArgs(input: SglangArgsInput): string[] {
+  const args = [
+    "-m",
+    "sglang.launch_server",
+    "--model-path",
+    input.modelPath,
+    "--host",
+    LOOPBACK,
+    "--port",
+    String(input.port),
+    "--served-model-name",
+    input.model.name,
+  ];
+  if (input.model.contextSize !== undefined) args.push("--context-length", String(input.model.contextSize));
+  args.push("--tp", String(tensorParallelSize(servingGpuCount(input.hardware))));
+  return args;
+}
+
+/** What SGLang's /get_model_info says it loaded. */
+export interface SglangModelInfo {
+  modelPath: string;
+  isGeneration: boolean;
+}
+
+export function parseSglangModelInfo(body: unknown): SglangModelInfo | null {
+  if (typeof body !== "object" || body === null) return null;
+  const { model_path, is_generation } = body as { model_path?: unknown; is_generation?: unknown };
+  if (typeof model_path !== "string") return null;
+  return { modelPath: model_path, isGeneration: is_generation !== false };
+}
+
+export class SglangEngine implements Engine {
+  readonly name = "sglang" as const;
+  readonly #options: SglangOptions;
+  readonly #served = new Set<ProcessServedModel>();
+
+  constructor(options: SglangOptions = {}) {
+    this.#options = options;
+  }
+
+  #python(): string {
+    return this.#options.binary ?? "python3";
+  }
+
+  async detect(hardware: Hardware): Promise<EngineDetection> {
+    const python = await findExecutable(this.#python(), pathOf(this.#options));
+    if (python === null) return notInstalled(this.name, FORMATS, "SGLang needs python3, which was not found");
+    const version = await pythonPackageVersion(python, "sglang", envFor(this.#options));
+    if (version === null) {
+      return notInstalled(
+        this.name,
+        FORMATS,
+        `SGLang is not installed for ${python} (pip install "sglang[all]")`,
+      );
+    }
+    const nvidia = gpusOf(hardware, "nvidia").length > 0;
+    const amd = gpusOf(hardware, "amd").length > 0;
+    if (!nvidia && !amd) {
+      return notInstalled(
+        this.name,
+        FORMATS,
+        "SGLang is installed but this machine has no NVIDIA (or AMD) GPU for it",
+        version,
+      );
+    }
+    return {
+      engine: this.name,
+      installed: true,
+      version,
+      accelerators: nvidia ? ["cuda"] : ["rocm"],
+      formats: FORMATS,
+    };
+  }
+
+  async start(options: StartOptions): Promise<ServedModel> {
+    const modelPath = weightsPath(this.name, options.model, FORMATS);
+    const served = await launchProcessEngine(
+      {
+        engine: this.name,
+        options: this.#options,
+        start: options,
+        program: this.#python(),
+        missing: "SGLang needs python3, which is not installed here",
+        servedName: options.model.name,
+        isProgress: isLoadingProgress,
+        // /health makes the model generate one token and may take a while under load.
+        probeTimeoutMs: 30_000,
+        args: (port) =>
+          buildSglangArgs({ modelPath, model: options.model, hardware: options.hardware, port }),
+      },
+      this.#served,
+    );
+    const answer = await httpRequest(`${served.endpoint}/get_model_info`, { signal: options.signal });
+    const info = answer?.status === 200 ? parseSglangModelInfo(parseJson(answer.text)) : null;
+    if (info !== null && !info.isGeneration) {
+      options.onLog?.(`sglang: ${info.modelPath} is an embedding model; chat and completions will fail`);
+    }
+    return served;
+  }
+
+  shutdown(): Promise<void> {
+    return stopAll(this.#served);
+  }
+}

@@ -1,0 +1,226 @@
+import type { Logger } from "@beta9/http";
+import {
+  Beta9Error,
+  type Hardware,
+  type InferenceReport,
+  type InferenceStatus,
+  type ServedModelView,
+  type Usage,
+} from "@beta9/protocol";
+import { type Engine, type EngineDetection, type EngineName, type ModelFormat, type ModelSpec, type ServedModel } from "../engines/engine.ts";
+import { freeMemory } from "./memory.ts";
+
+/** Where models come from: the model store, answering a name with weights and an estimate. */
+export interface ModelCatalog {
+  resolve(name: string, opts?: { contextSize?: number | undefined }): Promise<ModelSpec>;
+}
+
+export type ChooseEngine = (input: {
+  format: ModelFormat;
+  hardware: Hardware;
+  detections: readonly EngineDetection[];
+  preferred?: EngineName | undefined;
+}) => EngineName;
+
+export interface InferenceDeps {
+  engines: ReadonlyMap<EngineName, Engine>;
+  catalog: ModelCatalog;
+  choose: ChooseEngine;
+  hardware: Hardware;
+  usage: () => Usage | null;
+  log: Logger;
+  /** The owner's preferred engine from the agent config. */
+  preferred?: EngineName | undefined;
+}
+
+/**
+ * What this machine serves: starts a model on the engine that fits its format and the hardware,
+ * refuses one that will not fit in memory (with the numbers), and stops models. One start per model
+ * at a time; a failed start leaves its error for /inference/status and can be tried again.
+ */
+export class InferenceManager {
+  readonly #deps: InferenceDeps;
+  readonly #served = new Map<string, ServedModel>();
+  readonly #starting = new Map<string, Promise<ServedModel>>();
+  readonly #errors = new Map<string, { engine: string; message: string }>();
+  #detections: EngineDetection[] = [];
+
+  constructor(deps: InferenceDeps) {
+    this.#deps = deps;
+  }
+
+  async detect(): Promise<EngineDetection[]> {
+    const results = await Promise.all(
+      [...this.#deps.engines.values()].map((e) =>
+        e.detect(this.#deps.hardware).catch(
+          (err: unknown): EngineDetection => ({
+            engine: e.name,
+            installed: false,
+            accelerators: [],
+            formats: [],
+            reason: `detection failed: ${(err as Error).message}`,
+          }),
+        ),
+      ),
+    );
+    this.#detections = results;
+    return results;
+  }
+
+  get detections(): readonly EngineDetection[] {
+    return this.#detections;
+  }
+
+  served(name: string): ServedModel | undefined {
+    const s = this.#served.get(name);
+    return s && s.state() !== "stopped" ? s : undefined;
+  }
+
+  list(): ServedModel[] {
+    return [...this.#served.values()];
+  }
+
+  async start(req: { model: string; engine?: EngineName | undefined; contextSize?: number | undefined }): Promise<ServedModel> {
+    const running = this.#served.get(req.model);
+    if (running && running.state() === "ready") return running;
+    const pending = this.#starting.get(req.model);
+    if (pending) return pending;
+    const p = this.#start(req).finally(() => this.#starting.delete(req.model));
+    this.#starting.set(req.model, p);
+    return p;
+  }
+
+  async #start(req: { model: string; engine?: EngineName | undefined; contextSize?: number | undefined }): Promise<ServedModel> {
+    const { log, hardware } = this.#deps;
+    const spec = await this.#deps.catalog.resolve(req.model, { contextSize: req.contextSize });
+    if (this.#detections.length === 0) await this.detect();
+    const engineName = this.#deps.choose({
+      format: spec.format,
+      hardware,
+      detections: this.#detections,
+      preferred: req.engine ?? this.#deps.preferred,
+    });
+    const engine = this.#deps.engines.get(engineName);
+    if (!engine) throw new Beta9Error("engine_not_installed", `engine ${engineName} is not available on this agent`);
+    this.#checkMemory(spec);
+    const old = this.#served.get(req.model);
+    if (old) await old.stop().catch(() => {});
+    log.info({ model: spec.name, engine: engineName }, `starting ${spec.name} on ${engineName}`);
+    try {
+      const served = await engine.start({
+        model: spec,
+        hardware,
+        onLog: (line) => log.info({ engine: engineName, model: spec.name }, line),
+      });
+      this.#served.set(spec.name, served);
+      this.#errors.delete(spec.name);
+      log.info({ model: spec.name, engine: engineName }, `${spec.name} is ready`);
+      return served;
+    } catch (err) {
+      const message = (err as Error).message;
+      this.#errors.set(spec.name, { engine: engineName, message });
+      log.error({ model: spec.name, engine: engineName, err: message }, `could not start ${spec.name}`);
+      if (err instanceof Beta9Error) throw err;
+      throw new Beta9Error("engine_start_failed", message);
+    }
+  }
+
+  #checkMemory(spec: ModelSpec): void {
+    if (!spec.memoryBytes) return;
+    const usage = this.#deps.usage();
+    const free = freeMemory(this.#deps.hardware, usage);
+    const available = free.vram ?? free.ram;
+    const where = free.vram === null ? "memory" : "GPU memory";
+    if (spec.memoryBytes > available) {
+      throw new Beta9Error(
+        "insufficient_memory",
+        `${spec.name} needs ${gib(spec.memoryBytes)} GiB but only ${gib(available)} GiB of ${where} is free here; stop another model, use a smaller quantization, or serve it with a shorter context (context_size)`,
+      );
+    }
+  }
+
+  /** Stop one model, or all of them. */
+  async stop(model?: string): Promise<void> {
+    if (model !== undefined) {
+      const s = this.#served.get(model);
+      if (!s) throw new Beta9Error("model_not_found", `${model} is not being served here; see GET /inference/status`);
+      await s.stop();
+      this.#served.delete(model);
+      this.#errors.delete(model);
+      this.#deps.log.info({ model }, `stopped ${model}`);
+      return;
+    }
+    await Promise.all([...this.#served.values()].map((s) => s.stop().catch(() => {})));
+    this.#served.clear();
+    this.#errors.clear();
+    this.#deps.log.info("stopped all models");
+  }
+
+  async shutdown(): Promise<void> {
+    await this.stop().catch(() => {});
+    await Promise.all([...this.#deps.engines.values()].map((e) => e.shutdown().catch(() => {})));
+  }
+
+  /** "running" if anything serves, else "starting", else "error" when the last try failed, else "stopped". */
+  overall(): string {
+    const states = [...this.#served.values()].map((s) => s.state());
+    if (states.includes("ready")) return "running";
+    if (this.#starting.size > 0 || states.includes("starting")) return "starting";
+    if (this.#errors.size > 0 || states.includes("error")) return "error";
+    return "stopped";
+  }
+
+  models(): ServedModelView[] {
+    const out: ServedModelView[] = [];
+    for (const s of this.#served.values()) {
+      const state = s.state();
+      out.push({
+        name: s.model.name,
+        engine: s.engine,
+        state,
+        memory_bytes: s.model.memoryBytes ?? null,
+        context_size: s.model.contextSize ?? null,
+        ...(state === "error" ? { error: s.stderrTail() || "the engine stopped" } : {}),
+      });
+    }
+    for (const [name, e] of this.#errors) {
+      if (!this.#served.has(name)) out.push({ name, engine: e.engine, state: "error", memory_bytes: null, context_size: null, error: e.message });
+    }
+    for (const name of this.#starting.keys()) {
+      if (!this.#served.has(name) && !this.#errors.has(name)) out.push({ name, engine: "", state: "starting", memory_bytes: null, context_size: null });
+    }
+    return out;
+  }
+
+  status(endpoint: string | null): InferenceStatus {
+    const overall = this.overall();
+    const lastError = [...this.#errors.values()].at(-1)?.message;
+    return {
+      status: overall,
+      running: overall === "running",
+      endpoint: overall === "running" ? endpoint : null,
+      models: this.models(),
+      engines: this.#detections.map((d) => ({
+        engine: d.engine,
+        installed: d.installed,
+        ...(d.version ? { version: d.version } : {}),
+        accelerators: d.accelerators,
+        formats: d.formats,
+        ...(d.reason ? { reason: d.reason } : {}),
+      })),
+      ...(lastError && overall === "error" ? { error: lastError } : {}),
+    };
+  }
+
+  report(): InferenceReport {
+    const free = freeMemory(this.#deps.hardware, this.#deps.usage());
+    return {
+      engines: this.#detections.map((d) => ({ engine: d.engine, installed: d.installed })),
+      models: this.models(),
+      memory_free_bytes: free.ram,
+      vram_free_bytes: free.vram,
+    };
+  }
+}
+
+const gib = (n: number) => (n / 2 ** 30).toFixed(1);

@@ -1,0 +1,67 @@
+import { Beta9Error, type StoredModelView } from "@beta9/protocol";
+import type { ModelSpec } from "../engines/engine.ts";
+import type { ModelPuller, PullOptions } from "../control-api/inference-routes.ts";
+import type { OllamaEngine } from "../engines/ollama.ts";
+import type { ModelRecord, ModelStore } from "../models/store.ts";
+import type { ModelCatalog } from "./manager.ts";
+
+/** The model store as the inference manager and the control API use it. */
+export class StoreCatalog implements ModelCatalog, ModelPuller {
+  readonly #store: ModelStore;
+  readonly #ollama: OllamaEngine | undefined;
+  constructor(store: ModelStore, ollama?: OllamaEngine) {
+    this.#store = store;
+    this.#ollama = ollama;
+  }
+
+  resolve(name: string, opts: { contextSize?: number | undefined } = {}): Promise<ModelSpec> {
+    return this.#store.resolve(name, opts.contextSize ? { contextSize: opts.contextSize } : {});
+  }
+
+  async pull(name: string, source: string | undefined, opts: PullOptions): Promise<StoredModelView> {
+    if (source === undefined) {
+      const existing = await this.#store.get(name);
+      if (existing) return view(existing);
+      throw new Beta9Error(
+        "model_not_found",
+        `no model named ${name} on this machine; give a source: a path, http(s)://…, hf:ORG/REPO/FILE.gguf or ollama:NAME:TAG`,
+      );
+    }
+    const res = await this.#store.pull(name, source, {
+      // The route sends the final line itself, with the record.
+      onProgress: (p) => {
+        if (p.status !== "success") opts.onProgress(p);
+      },
+      signal: opts.signal,
+      expectedSha256: opts.expectedSha256,
+    });
+    if (res.status === "ollama") {
+      // Ollama keeps its own store: the record maps our name to it, Ollama pulls the weights.
+      if (!this.#ollama) throw new Beta9Error("engine_not_installed", "ollama: sources need the Ollama engine");
+      await this.#ollama.pull(res.ollamaName, {
+        onProgress: (p) => opts.onProgress({ status: p.status, completed: p.completed, total: p.total }),
+        signal: opts.signal,
+      });
+    }
+    return view(res.record);
+  }
+
+  async list(): Promise<StoredModelView[]> {
+    return (await this.#store.list()).map(view);
+  }
+}
+
+export function view(r: ModelRecord): StoredModelView {
+  return {
+    name: r.name,
+    sha256: r.sha256,
+    size: r.size,
+    source: r.source,
+    format: r.format,
+    license: r.license,
+    architecture: r.architecture,
+    parameter_count: r.parameter_count,
+    quantization: r.quantization,
+    context_length: r.context_length,
+  };
+}

@@ -1,0 +1,595 @@
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { link, mkdir, open, readdir, readFile, realpath, rename, rm, stat } from "node:fs/promises";
+import { homedir } from "node:os";
+import { isAbsolute, join, relative } from "node:path";
+import type { ModelSpec } from "../engines/engine.ts";
+import { type DownloadOptions, download } from "./download.ts";
+import { type GgufFacts, ggufFacts, readGgufHeader } from "./gguf.ts";
+import { checkFits, estimateMemory } from "./memory.ts";
+import { ModelError } from "./model-error.ts";
+import { resolveSource, validateModelName } from "./sources.ts";
+
+/*
+ * The agent's content-addressed model store (design decision 7). Weights live once, as
+ * blobs/sha256-<hex>; each model name has one JSON record in models/<name>.json that says which blob,
+ * where it came from, under what license and what it is — the provenance record compliance reports
+ * read. Records and blobs appear atomically (temp file + rename); a blob no record uses is deleted.
+ */
+
+interface RecordBase {
+  /** What clients call the model (canonical, lowercase). */
+  name: string;
+  /** The source as the puller gave it: a path, a URL, hf:ORG/REPO/FILE@REV, ollama:NAME:TAG. */
+  source: string;
+  /** SPDX expression from the file (general.license), when it says. */
+  license: string | null;
+  architecture: string | null;
+  parameter_count: number | null;
+  quantization: string | null;
+  context_length: number | null;
+  created_at: string;
+}
+
+export interface GgufModelRecord extends RecordBase {
+  format: "gguf";
+  sha256: string;
+  size: number;
+  /** The URL fetched, for http(s) and hf: sources. */
+  url?: string | undefined;
+  /** Only for a local file recorded where it lies (localImport "in-place"); otherwise the blob is used. */
+  path?: string | undefined;
+  /** With `path`: the file's mtime when it was hashed, to notice a file changed behind our back. */
+  mtime_ms?: number | undefined;
+  /** What the memory estimate needs. */
+  block_count: number | null;
+  embedding_length: number | null;
+  head_count: number | null;
+  head_count_kv: number | null;
+}
+
+/**
+ * A model the Ollama engine pulls and stores itself. The store only records the name mapping and
+ * the provenance; the Ollama engine fills sha256 and size (of the model's GGUF layer) once pulled,
+ * with updateOllamaRecord.
+ */
+export interface OllamaModelRecord extends RecordBase {
+  format: "ollama";
+  ollamaName: string;
+  sha256: string | null;
+  size: number | null;
+}
+
+export type ModelRecord = GgufModelRecord | OllamaModelRecord;
+
+/** Progress in the shape of Ollama's /api/pull stream, so the control API can pass it on as NDJSON. */
+export interface PullProgress {
+  status: string;
+  digest?: string | undefined;
+  total?: number | undefined;
+  completed?: number | undefined;
+}
+
+export interface PullOptions {
+  onProgress?: ((progress: PullProgress) => void) | undefined;
+  signal?: AbortSignal | undefined;
+  expectedSha256?: string | undefined;
+}
+
+export type PullResult =
+  | { status: "stored"; record: GgufModelRecord }
+  /** Nothing was downloaded: the Ollama engine must pull `ollamaName` itself. */
+  | { status: "ollama"; record: OllamaModelRecord; ollamaName: string; message: string };
+
+export interface ModelStoreOptions {
+  /** Default ~/.b9agent/models. */
+  dir?: string | undefined;
+  /** Directories the machine's owner allows local model files from (the store itself is always allowed). */
+  allowedDirs?: readonly string[] | undefined;
+  /** How a local file enters the store: copied (default), hard-linked (falls back to a copy), or used in place. */
+  localImport?: "copy" | "link" | "in-place" | undefined;
+  huggingFaceBaseUrl?: string | undefined;
+  maxDownloadBytes?: number | undefined;
+  download?:
+    | Pick<
+        DownloadOptions,
+        | "headersTimeoutMs"
+        | "stallTimeoutMs"
+        | "retries"
+        | "retryDelayMs"
+        | "progressIntervalMs"
+        | "checkDiskSpace"
+        | "fetch"
+      >
+    | undefined;
+  /** Context size to serve with when a caller names none (capped by the model's own). */
+  defaultContextSize?: number | undefined;
+}
+
+export interface ResolveOptions {
+  contextSize?: number | undefined;
+  /** When given, refuse ("insufficient_memory") a model that would not fit. */
+  freeBytes?: number | undefined;
+}
+
+export const DEFAULT_CONTEXT_SIZE = 8192;
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+/** The header is read for facts only; the tokenizer's long arrays are not needed. */
+const FACT_LIMITS = { keepArrayElements: 64, keepStringBytes: 64 * 1024 };
+
+export function defaultModelsDir(): string {
+  return join(homedir(), ".b9agent", "models");
+}
+
+/** The record's file name: ":" is not allowed in Windows file names; names never contain "%". */
+function recordFile(name: string): string {
+  return `${name.replace(":", "%3a")}.json`;
+}
+
+function isRecord(value: unknown, name: string): value is ModelRecord {
+  if (typeof value !== "object" || value === null) return false;
+  const r = value as Record<string, unknown>;
+  if (r.name !== name || typeof r.source !== "string" || typeof r.created_at !== "string") return false;
+  if (r.format === "gguf") {
+    return typeof r.sha256 === "string" && SHA256_HEX.test(r.sha256) && typeof r.size === "number";
+  }
+  return r.format === "ollama" && typeof r.ollamaName === "string";
+}
+
+export class ModelStore {
+  readonly dir: string;
+  private readonly options: ModelStoreOptions;
+  /** Record and blob changes run one at a time, so a remove never deletes a blob a pull just linked. */
+  private chain: Promise<unknown> = Promise.resolve();
+  /** Downloads and imports in progress, by URL or path: a second pull of the same bytes is refused. */
+  private readonly inFlight = new Set<string>();
+
+  constructor(options: ModelStoreOptions = {}) {
+    this.options = options;
+    this.dir = options.dir ?? defaultModelsDir();
+  }
+
+  blobPath(sha256: string): string {
+    return join(this.dir, "blobs", `sha256-${sha256}`);
+  }
+
+  private recordPath(name: string): string {
+    return join(this.dir, "models", recordFile(name));
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn, fn);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Pull `source` into the store under `name`. http(s) and hf: sources are downloaded (resumably),
+   * local files hashed and copied, linked or recorded in place; ollama: sources are only recorded.
+   * Replacing a name frees the blob it used when nothing else uses it.
+   */
+  async pull(name: string, source: string, options: PullOptions = {}): Promise<PullResult> {
+    const modelName = validateModelName(name);
+    const expected = options.expectedSha256?.toLowerCase();
+    if (expected !== undefined && !SHA256_HEX.test(expected)) {
+      throw new ModelError("invalid_checksum", "the expected sha256 must be 64 hexadecimal digits");
+    }
+    const src = await resolveSource(source, {
+      storeDir: this.dir,
+      allowedDirs: this.options.allowedDirs,
+      huggingFaceBaseUrl: this.options.huggingFaceBaseUrl,
+    });
+    const progress = options.onProgress ?? (() => {});
+
+    if (src.kind === "ollama") {
+      const record: OllamaModelRecord = {
+        name: modelName,
+        format: "ollama",
+        source: src.text,
+        ollamaName: src.ollamaName,
+        sha256: null,
+        size: null,
+        license: null,
+        architecture: null,
+        parameter_count: null,
+        quantization: null,
+        context_length: null,
+        created_at: new Date().toISOString(),
+      };
+      await this.exclusive(() => this.commit(record));
+      return {
+        status: "ollama",
+        record,
+        ollamaName: src.ollamaName,
+        message: `${src.ollamaName} is pulled by the Ollama engine, not by the agent's store; start it with the ollama engine`,
+      };
+    }
+
+    const key = src.kind === "local" ? src.path : src.url;
+    if (this.inFlight.has(key)) {
+      throw new ModelError(
+        "pull_in_progress",
+        `${src.text} is already being pulled; wait for that pull to finish`,
+      );
+    }
+    this.inFlight.add(key);
+    try {
+      let record: GgufModelRecord;
+      if (expected !== undefined && (await exists(this.blobPath(expected)))) {
+        // Blobs are named by verified content: the bytes are already here.
+        record = await this.recordFor(modelName, src.text, this.blobPath(expected), expected);
+        if (src.kind !== "local") record.url = src.url;
+        await this.exclusive(() => this.commit(record));
+      } else if (src.kind === "local") {
+        record = await this.importLocal(modelName, src.text, src.path, expected, options);
+      } else {
+        record = await this.fetchRemote(modelName, src.text, src.url, expected, options);
+      }
+      progress({ status: "success" });
+      return { status: "stored", record };
+    } finally {
+      this.inFlight.delete(key);
+    }
+  }
+
+  private async fetchRemote(
+    name: string,
+    sourceText: string,
+    url: string,
+    expected: string | undefined,
+    options: PullOptions,
+  ): Promise<GgufModelRecord> {
+    const progress = options.onProgress ?? (() => {});
+    const downloads = join(this.dir, "downloads");
+    // Keyed by URL, so a later pull of the same URL finds and resumes the partial file.
+    const dest = join(downloads, `${createHash("sha256").update(url).digest("hex").slice(0, 32)}.gguf`);
+    const digest = expected ? `sha256:${expected}` : undefined;
+    progress({ status: "pulling manifest" });
+    const result = await download(url, dest, {
+      ...this.options.download,
+      maxBytes: this.options.maxDownloadBytes,
+      expectedSha256: expected,
+      signal: options.signal,
+      onProgress: (p) =>
+        progress({ status: `pulling ${name}`, digest, total: p.total, completed: p.completed }),
+    });
+    progress({ status: "verifying sha256 digest" });
+    let record: GgufModelRecord;
+    try {
+      record = await this.recordFor(name, sourceText, result.path, result.sha256);
+    } catch (err) {
+      await rm(result.path, { force: true });
+      throw err;
+    }
+    record.url = url;
+    progress({ status: "writing manifest" });
+    await this.exclusive(async () => {
+      await this.placeBlob(result.path, result.sha256);
+      await this.commit(record);
+    });
+    return record;
+  }
+
+  private async importLocal(
+    name: string,
+    sourceText: string,
+    path: string,
+    expected: string | undefined,
+    options: PullOptions,
+  ): Promise<GgufModelRecord> {
+    const progress = options.onProgress ?? (() => {});
+    let mode = this.options.localImport ?? "copy";
+    // A file already inside the store (say, a blob) must not be recorded in place: removals would break it.
+    if (mode === "in-place" && isInside(path, await realpath(this.dir).catch(() => this.dir))) mode = "link";
+    const st = await stat(path);
+    const report = (status: string) => (completed: number) => progress({ status, total: st.size, completed });
+
+    if (mode === "in-place") {
+      const sha256 = await hashFile(path, report("hashing"), options.signal);
+      checkExpected(sha256, expected);
+      const record = await this.recordFor(name, sourceText, path, sha256);
+      record.path = path;
+      record.mtime_ms = st.mtimeMs;
+      progress({ status: "writing manifest" });
+      await this.exclusive(() => this.commit(record));
+      return record;
+    }
+
+    const blobs = join(this.dir, "blobs");
+    await mkdir(blobs, { recursive: true });
+    const tmp = join(blobs, `.tmp-${randomBytes(8).toString("hex")}`);
+    try {
+      let sha256: string | undefined;
+      if (mode === "link") {
+        try {
+          await link(path, tmp);
+          sha256 = await hashFile(tmp, report("hashing"), options.signal);
+        } catch (err) {
+          // Another file system (EXDEV) or no hard links here: copy instead.
+          if (options.signal?.aborted) throw err;
+          await rm(tmp, { force: true });
+        }
+      }
+      sha256 ??= await copyHashing(path, tmp, report("copying"), options.signal);
+      checkExpected(sha256, expected);
+      progress({ status: "verifying sha256 digest" });
+      const record = await this.recordFor(name, sourceText, tmp, sha256);
+      progress({ status: "writing manifest" });
+      await this.exclusive(async () => {
+        await this.placeBlob(tmp, sha256);
+        await this.commit(record);
+      });
+      return record;
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  /** Read the GGUF header of `path` and build the record (the file is not yet in its final place). */
+  private async recordFor(
+    name: string,
+    source: string,
+    path: string,
+    sha256: string,
+  ): Promise<GgufModelRecord> {
+    const header = await readGgufHeader(path, FACT_LIMITS);
+    const facts: GgufFacts = ggufFacts(header.metadata, header.fileBytes, header.tensors);
+    return {
+      name,
+      format: "gguf",
+      sha256,
+      size: header.fileBytes,
+      source,
+      license: facts.license,
+      architecture: facts.architecture,
+      parameter_count: facts.parameter_count,
+      quantization: facts.quantization,
+      context_length: facts.context_length,
+      block_count: facts.block_count,
+      embedding_length: facts.embedding_length,
+      head_count: facts.head_count,
+      head_count_kv: facts.head_count_kv,
+      created_at: new Date().toISOString(),
+    };
+  }
+
+  /** Move a verified file to its blob path; when the blob exists already, the file is dropped. Call under the lock. */
+  private async placeBlob(file: string, sha256: string): Promise<void> {
+    const blob = this.blobPath(sha256);
+    await mkdir(join(this.dir, "blobs"), { recursive: true });
+    if (await exists(blob)) await rm(file, { force: true });
+    else await rename(file, blob);
+  }
+
+  /** Write the record atomically, then free the blob of the record it replaced. Call under the lock. */
+  private async commit(record: ModelRecord): Promise<void> {
+    const previous = await this.get(record.name).catch(() => undefined);
+    await writeAtomically(this.recordPath(record.name), `${JSON.stringify(record, null, 2)}\n`);
+    const sameBlob =
+      record.format === "gguf" && record.path === undefined && record.sha256 === previous?.sha256;
+    if (previous?.format === "gguf" && !sameBlob) await this.freeBlobIfUnused(previous);
+  }
+
+  private async freeBlobIfUnused(record: GgufModelRecord): Promise<boolean> {
+    if (record.path !== undefined) return false;
+    const users = (await this.list()).filter(
+      (r) => r.format === "gguf" && r.path === undefined && r.sha256 === record.sha256,
+    );
+    if (users.length > 0) return false;
+    await rm(this.blobPath(record.sha256), { force: true });
+    return true;
+  }
+
+  async get(name: string): Promise<ModelRecord | undefined> {
+    const modelName = validateModelName(name);
+    let text: string;
+    try {
+      text = await readFile(this.recordPath(modelName), "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw err;
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    if (!isRecord(parsed, modelName)) {
+      throw new ModelError(
+        "record_corrupt",
+        `the record of ${modelName} at ${this.recordPath(modelName)} is damaged; pull the model again`,
+      );
+    }
+    return parsed;
+  }
+
+  /** Every model, by name. A damaged record is left out (get() reports it). */
+  async list(): Promise<ModelRecord[]> {
+    let files: string[];
+    try {
+      files = await readdir(join(this.dir, "models"));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+      throw err;
+    }
+    const records: ModelRecord[] = [];
+    for (const file of files) {
+      if (!file.endsWith(".json") || file.startsWith(".")) continue;
+      const name = file.slice(0, -".json".length).replace("%3a", ":");
+      try {
+        const record = await this.get(name);
+        if (record) records.push(record);
+      } catch {
+        // Damaged or foreign file: skipped here, reported by get().
+      }
+    }
+    return records.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Remove a model's record, and its blob when no other record uses it. */
+  async remove(name: string): Promise<{ record: ModelRecord; blobRemoved: boolean }> {
+    const modelName = validateModelName(name);
+    return this.exclusive(async () => {
+      const record = await this.get(modelName);
+      if (!record) throw new ModelError("model_not_found", `no model named ${modelName} on this machine`);
+      await rm(this.recordPath(modelName), { force: true });
+      const blobRemoved = record.format === "gguf" ? await this.freeBlobIfUnused(record) : false;
+      return { record, blobRemoved };
+    });
+  }
+
+  /** Store the digest and size the Ollama engine reports once it has pulled an ollama: model. */
+  async updateOllamaRecord(
+    name: string,
+    details: Partial<
+      Pick<
+        OllamaModelRecord,
+        "sha256" | "size" | "license" | "architecture" | "parameter_count" | "quantization" | "context_length"
+      >
+    >,
+  ): Promise<OllamaModelRecord> {
+    const modelName = validateModelName(name);
+    return this.exclusive(async () => {
+      const record = await this.get(modelName);
+      if (record?.format !== "ollama") {
+        throw new ModelError("model_not_found", `no Ollama model named ${modelName} on this machine`);
+      }
+      const updated: OllamaModelRecord = { ...record, ...details, name: record.name, format: "ollama" };
+      await writeAtomically(this.recordPath(modelName), `${JSON.stringify(updated, null, 2)}\n`);
+      return updated;
+    });
+  }
+
+  /** What an engine needs to serve `name`: where the weights are, the context size, the memory it will take. */
+  async resolve(name: string, options: ResolveOptions = {}): Promise<ModelSpec> {
+    const record = await this.get(name);
+    if (!record)
+      throw new ModelError("model_not_found", `no model named ${validateModelName(name)} on this machine`);
+    if (record.format === "ollama") {
+      return {
+        name: record.name,
+        format: "ollama",
+        ollamaName: record.ollamaName,
+        contextSize: options.contextSize,
+      };
+    }
+    const path = record.path ?? this.blobPath(record.sha256);
+    let st: Awaited<ReturnType<typeof stat>>;
+    try {
+      st = await stat(path);
+    } catch {
+      throw new ModelError(
+        "model_not_found",
+        `the weights of ${record.name} are missing at ${path}; pull it again`,
+      );
+    }
+    if (st.size !== record.size || (record.mtime_ms !== undefined && st.mtimeMs !== record.mtime_ms)) {
+      throw new ModelError(
+        "model_changed",
+        `${path} changed since ${record.name} was recorded (sha256 ${record.sha256}); pull it again`,
+      );
+    }
+    const modelMax = record.context_length ?? Number.POSITIVE_INFINITY;
+    const contextSize =
+      options.contextSize ?? Math.min(modelMax, this.options.defaultContextSize ?? DEFAULT_CONTEXT_SIZE);
+    const estimate = estimateMemory(record, { contextSize, fileBytes: record.size });
+    if (options.freeBytes !== undefined) checkFits(estimate, options.freeBytes);
+    return { name: record.name, format: "gguf", path, contextSize, memoryBytes: estimate.total_bytes };
+  }
+}
+
+function isInside(child: string, root: string): boolean {
+  const rel = relative(root, child);
+  return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel);
+}
+
+function checkExpected(sha256: string, expected: string | undefined): void {
+  if (expected !== undefined && sha256 !== expected) {
+    throw new ModelError("checksum_mismatch", `the file's sha256 is ${sha256}, not the expected ${expected}`);
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function writeAtomically(path: string, text: string): Promise<void> {
+  const dir = join(path, "..");
+  await mkdir(dir, { recursive: true });
+  const tmp = join(dir, `.${randomBytes(8).toString("hex")}.tmp`);
+  try {
+    const fh = await open(tmp, "w");
+    try {
+      await fh.writeFile(text);
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } finally {
+    await rm(tmp, { force: true });
+  }
+}
+
+const PROGRESS_INTERVAL_MS = 250;
+
+function throttled(report: (completed: number) => void): (completed: number, force?: boolean) => void {
+  let last = 0;
+  return (completed, force = false) => {
+    const now = Date.now();
+    if (!force && now - last < PROGRESS_INTERVAL_MS) return;
+    last = now;
+    report(completed);
+  };
+}
+
+async function hashFile(
+  path: string,
+  report: (completed: number) => void,
+  signal?: AbortSignal,
+): Promise<string> {
+  const hash = createHash("sha256");
+  const tick = throttled(report);
+  let done = 0;
+  tick(0, true);
+  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024, signal })) {
+    hash.update(chunk as Buffer);
+    done += (chunk as Buffer).length;
+    tick(done);
+  }
+  tick(done, true);
+  return hash.digest("hex");
+}
+
+/** Copy `from` to `to` and return the sha256 of the bytes written, read once. */
+async function copyHashing(
+  from: string,
+  to: string,
+  report: (completed: number) => void,
+  signal?: AbortSignal,
+): Promise<string> {
+  const hash = createHash("sha256");
+  const tick = throttled(report);
+  const fh = await open(to, "w");
+  let done = 0;
+  try {
+    tick(0, true);
+    for await (const chunk of createReadStream(from, { highWaterMark: 1024 * 1024, signal })) {
+      hash.update(chunk as Buffer);
+      await fh.write(chunk as Buffer);
+      done += (chunk as Buffer).length;
+      tick(done);
+    }
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+  tick(done, true);
+  return hash.digest("hex");
+}

@@ -1,0 +1,102 @@
+import { once } from "node:events";
+import type { ErrorBody } from "@beta9/protocol";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { type Dispatcher, errors, request } from "undici";
+
+/** Headers that describe one hop and never travel through a proxy. */
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "host",
+  "content-length",
+]);
+
+export interface ProxyOptions {
+  /** Full upstream URL. */
+  url: string;
+  method?: "GET" | "POST";
+  body?: string | Buffer | undefined;
+  headers?: Record<string, string>;
+  /** Time to the upstream's response headers (a cold model may take long to start answering). */
+  headersTimeoutMs?: number;
+  /** Longest silence between two body chunks. */
+  bodyTimeoutMs?: number;
+  dispatcher?: Dispatcher;
+  /** Called once the upstream answered, with its status (for metrics). */
+  onResponse?: (status: number) => void;
+}
+
+/**
+ * Forward a request and stream the answer back chunk by chunk: nothing is buffered, a slow client
+ * slows the upstream (write() → drain), and a client that goes away aborts the upstream request, so
+ * an engine stops generating for nobody. Upstream failures become our JSON errors.
+ */
+export async function proxyRequest(req: FastifyRequest, reply: FastifyReply, opts: ProxyOptions): Promise<void> {
+  const abort = new AbortController();
+  const res = reply.raw;
+  const onClose = () => {
+    if (!res.writableFinished) abort.abort(new Error("client went away"));
+  };
+  res.on("close", onClose);
+  reply.hijack();
+  try {
+    const upstream = await request(opts.url, {
+      method: opts.method ?? "POST",
+      body: opts.body,
+      headers: opts.headers,
+      signal: abort.signal,
+      headersTimeout: opts.headersTimeoutMs ?? 300_000,
+      bodyTimeout: opts.bodyTimeoutMs ?? 120_000,
+      dispatcher: opts.dispatcher,
+    });
+    opts.onResponse?.(upstream.statusCode);
+    const headers: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(upstream.headers)) {
+      if (v !== undefined && !HOP_BY_HOP.has(k.toLowerCase())) headers[k] = v;
+    }
+    const isSse = String(upstream.headers["content-type"] ?? "").startsWith("text/event-stream");
+    if (isSse) {
+      headers["cache-control"] = "no-cache, no-transform";
+      headers["x-accel-buffering"] = "no";
+    }
+    res.writeHead(upstream.statusCode, headers);
+    res.flushHeaders?.();
+    for await (const chunk of upstream.body) {
+      if (abort.signal.aborted) break;
+      if (!res.write(chunk)) await Promise.race([once(res, "drain"), once(res, "close")]);
+    }
+    res.end();
+  } catch (err) {
+    if (abort.signal.aborted) {
+      res.destroy();
+      return; // the client left: not an error
+    }
+    const { status, body } = upstreamError(err);
+    if (!res.headersSent) {
+      res.writeHead(status, { "content-type": "application/json" });
+      res.end(JSON.stringify(body));
+    } else {
+      // Mid-stream: tell an SSE client in its own framing, then end. Never hang.
+      res.end(`data: ${JSON.stringify(body)}\n\n`);
+    }
+  } finally {
+    res.off("close", onClose);
+  }
+}
+
+export function upstreamError(err: unknown): { status: number; body: ErrorBody } {
+  const e = err as NodeJS.ErrnoException & { code?: string };
+  if (e instanceof errors.HeadersTimeoutError || e instanceof errors.BodyTimeoutError) {
+    return { status: 504, body: { error: { code: "engine_timeout", message: "the engine did not answer in time; try again, or check the engine with /inference/status" } } };
+  }
+  if (e.code === "ECONNREFUSED" || e.code === "ECONNRESET" || e instanceof errors.SocketError) {
+    return { status: 502, body: { error: { code: "engine_unavailable", message: "the engine is not answering; see /inference/status, and start it again with /inference/start" } } };
+  }
+  return { status: 502, body: { error: { code: "engine_unavailable", message: `the engine request failed: ${e.message}` } } };
+}

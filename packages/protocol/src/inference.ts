@@ -1,0 +1,114 @@
+import { type Static, Type } from "typebox";
+
+/*
+ * The seed's inference lifecycle on the agent's control API, now for every engine:
+ * POST /inference/start, POST /inference/stop, GET /inference/status, POST /inference/pull.
+ */
+
+export const EngineName = Type.Union([
+  Type.Literal("builtin"),
+  Type.Literal("ollama"),
+  Type.Literal("llamacpp"),
+  Type.Literal("vllm"),
+  Type.Literal("sglang"),
+  Type.Literal("mlx"),
+]);
+
+/** A model name as clients use it; the agent's model store checks the exact rules and says what is wrong. */
+export const ModelName = Type.String({ minLength: 1, maxLength: 128 });
+
+export const InferenceStartRequest = Type.Object(
+  {
+    model: Type.Optional(ModelName),
+    engine: Type.Optional(EngineName),
+    /** Context length to serve with. */
+    context_size: Type.Optional(Type.Integer({ minimum: 256, maximum: 1_048_576 })),
+  },
+  { additionalProperties: false },
+);
+export type InferenceStartRequest = Static<typeof InferenceStartRequest>;
+
+export const InferenceStopRequest = Type.Object(
+  { model: Type.Optional(ModelName) },
+  { additionalProperties: false },
+);
+export type InferenceStopRequest = Static<typeof InferenceStopRequest>;
+
+export const InferencePullRequest = Type.Object(
+  {
+    model: ModelName,
+    /** Where to get it: a path the owner allowed, http(s)://…, hf:ORG/REPO/FILE.gguf, ollama:NAME:TAG. */
+    source: Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })),
+    sha256: Type.Optional(Type.String({ pattern: "^[a-f0-9]{64}$" })),
+    /** Stream progress as NDJSON (also when the request accepts application/x-ndjson). */
+    stream: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+export type InferencePullRequest = Static<typeof InferencePullRequest>;
+
+export const ServedModelView = Type.Object({
+  name: Type.String(),
+  engine: Type.String(),
+  state: Type.String(),
+  memory_bytes: Type.Union([Type.Number(), Type.Null()]),
+  context_size: Type.Union([Type.Integer(), Type.Null()]),
+  error: Type.Optional(Type.String()),
+});
+export type ServedModelView = Static<typeof ServedModelView>;
+
+export const EngineView = Type.Object({
+  engine: Type.String(),
+  installed: Type.Boolean(),
+  version: Type.Optional(Type.String()),
+  accelerators: Type.Array(Type.String()),
+  formats: Type.Array(Type.String()),
+  reason: Type.Optional(Type.String()),
+});
+export type EngineView = Static<typeof EngineView>;
+
+export const InferenceStatus = Type.Object({
+  /** stopped | starting | running | error */
+  status: Type.String(),
+  running: Type.Boolean(),
+  /** The agent's own OpenAI-compatible base URL (authenticated); engines themselves stay on loopback. */
+  endpoint: Type.Union([Type.String(), Type.Null()]),
+  models: Type.Array(ServedModelView),
+  engines: Type.Array(EngineView),
+  error: Type.Optional(Type.String()),
+});
+export type InferenceStatus = Static<typeof InferenceStatus>;
+
+export const StoredModelView = Type.Object({
+  name: Type.String(),
+  /** Null for an Ollama model until Ollama has pulled it. */
+  sha256: Type.Union([Type.String(), Type.Null()]),
+  size: Type.Union([Type.Number(), Type.Null()]),
+  source: Type.String(),
+  format: Type.String(),
+  license: Type.Union([Type.String(), Type.Null()]),
+  architecture: Type.Union([Type.String(), Type.Null()]),
+  parameter_count: Type.Union([Type.Number(), Type.Null()]),
+  quantization: Type.Union([Type.String(), Type.Null()]),
+  context_length: Type.Union([Type.Integer(), Type.Null()]),
+});
+export type StoredModelView = Static<typeof StoredModelView>;
+
+/** One NDJSON line of pull progress; the last line has status "success" (or an error). */
+export const PullProgress = Type.Object({
+  status: Type.String(),
+  completed: Type.Optional(Type.Number()),
+  total: Type.Optional(Type.Number()),
+  model: Type.Optional(StoredModelView),
+  error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
+});
+export type PullProgress = Static<typeof PullProgress>;
+
+/** What the heartbeat says about inference on the machine. */
+export const InferenceReport = Type.Object({
+  engines: Type.Array(Type.Object({ engine: Type.String(), installed: Type.Boolean() }), { maxItems: 16 }),
+  models: Type.Array(ServedModelView, { maxItems: 256 }),
+  memory_free_bytes: Type.Number({ minimum: 0 }),
+  vram_free_bytes: Type.Union([Type.Number({ minimum: 0 }), Type.Null()]),
+});
+export type InferenceReport = Static<typeof InferenceReport>;
