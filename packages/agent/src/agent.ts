@@ -7,7 +7,7 @@ import { heartbeatStream } from "./channel/heartbeat-stream.ts";
 import { GatewayRefused, join } from "./channel/join.ts";
 import { type AgentConfig, ConfigError, gatewayUrl, saveConfig } from "./config/config-file.ts";
 import { listenAddresses } from "./control-api/listen.ts";
-import { controlRoutes } from "./control-api/routes.ts";
+import { controlRoutes, installControlAuth } from "./control-api/routes.ts";
 import { ControlServer } from "./control-api/server.ts";
 import { detectHardware, UsageSampler } from "./hardware/index.ts";
 import { inferenceRoutes } from "./control-api/inference-routes.ts";
@@ -120,6 +120,7 @@ export class Agent {
         agent.#intervalMs = Math.min(opts.config.heartbeat_interval_seconds * 1000, ms);
       },
     };
+    installControlAuth(agent.control.app, ctx);
     await agent.control.app.register(controlRoutes, ctx);
     await agent.control.app.register(heartbeatStream, ctx);
     await agent.control.app.register(inferenceRoutes, ctx);

@@ -6,7 +6,7 @@ import {
   InferenceStatus,
   InferenceStopRequest,
   type PullProgress,
-  StoredModelView,
+  type StoredModelView,
 } from "@beta9/protocol";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { EngineName } from "../engines/engine.ts";
@@ -54,15 +54,23 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox<InferenceRoutesContext> 
           'name the model to serve: {"model": "NAME"} (pull it first with POST /inference/pull)',
         );
       }
-      await ctx.inference.start({ model: body.model, engine: body.engine as EngineName | undefined, contextSize: body.context_size });
+      await ctx.inference.start({
+        model: body.model,
+        engine: body.engine as EngineName | undefined,
+        contextSize: body.context_size,
+      });
       return status();
     },
   );
 
-  app.post("/inference/stop", { schema: { body: InferenceStopRequest, response: { 200: InferenceStatus } } }, async (req) => {
-    await ctx.inference.stop(req.body?.model);
-    return status();
-  });
+  app.post(
+    "/inference/stop",
+    { schema: { body: InferenceStopRequest, response: { 200: InferenceStatus } } },
+    async (req) => {
+      await ctx.inference.stop(req.body?.model);
+      return status();
+    },
+  );
 
   app.post("/inference/pull", { schema: { body: InferencePullRequest } }, async (req, reply) => {
     const body = req.body;
@@ -76,7 +84,10 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox<InferenceRoutesContext> 
       const pct = p.total ? Math.floor((100 * (p.completed ?? 0)) / p.total / 10) * 10 : -1;
       if (pct !== lastLogged) {
         lastLogged = pct;
-        ctx.log.info({ model: body.model, ...p }, pct >= 0 ? `pull ${body.model}: ${pct}%` : `pull ${body.model}: ${p.status}`);
+        ctx.log.info(
+          { model: body.model, ...p },
+          pct >= 0 ? `pull ${body.model}: ${pct}%` : `pull ${body.model}: ${p.status}`,
+        );
       }
     };
     if (!wantStream) {
@@ -105,7 +116,8 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox<InferenceRoutesContext> 
       send({ status: "success", model });
     } catch (err) {
       const e = err instanceof Beta9Error ? err : new Beta9Error("download_failed", (err as Error).message);
-      if (!abort.signal.aborted) ctx.log.warn({ model: body.model, code: e.code }, `pull ${body.model} failed: ${e.message}`);
+      if (!abort.signal.aborted)
+        ctx.log.warn({ model: body.model, code: e.code }, `pull ${body.model} failed: ${e.message}`);
       send({ status: "error", error: { code: e.code, message: e.message } });
     }
     res.end();

@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { bearerToken } from "@beta9/http";
 import { AgentStatus, BETA9_VERSION, Beta9Error, Health } from "@beta9/protocol";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import type { FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Registry } from "prom-client";
 import type { AgentState } from "../state.ts";
 
@@ -18,11 +18,13 @@ export interface ControlContext {
 const OPEN_ROUTES = new Set(["/health"]);
 
 /**
- * The control API (:9999): the seed's routes, now authenticated. Requests over the agent channel come
- * from the gateway, which proved itself when the channel was opened; local callers show the machine
- * credential from the agent's config.
+ * Authentication for every route of the control API, installed on the root app so that each plugin
+ * (inference, /v1, …) is covered, not only the one that declares it.
  */
-export const controlRoutes: FastifyPluginAsyncTypebox<ControlContext> = async (app, ctx) => {
+export function installControlAuth(
+  app: FastifyInstance,
+  ctx: Pick<ControlContext, "credential" | "fromGateway">,
+): void {
   app.addHook("onRequest", async (req) => {
     const path = req.url.split("?")[0] ?? "";
     if (OPEN_ROUTES.has(path) || ctx.fromGateway(req)) return;
@@ -36,7 +38,14 @@ export const controlRoutes: FastifyPluginAsyncTypebox<ControlContext> = async (a
     if (!sameSecret(given, ctx.credential()))
       throw new Beta9Error("credential_invalid", "wrong token for this agent's control API");
   });
+}
 
+/**
+ * The control API (:9999): the seed's routes, now authenticated. Requests over the agent channel come
+ * from the gateway, which proved itself when the channel was opened; local callers show the machine
+ * credential from the agent's config.
+ */
+export const controlRoutes: FastifyPluginAsyncTypebox<ControlContext> = async (app, ctx) => {
   app.get("/health", { schema: { response: { 200: Health } } }, async () => ({
     status: "ok" as const,
     version: BETA9_VERSION,
