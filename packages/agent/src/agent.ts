@@ -1,17 +1,16 @@
-import type { Logger } from "@beta9/http";
 import { dirname, join as joinPath } from "node:path";
+import type { Logger } from "@beta9/http";
 import { Beta9Error, type Hardware } from "@beta9/protocol";
 import { Backoff, sleep } from "./channel/backoff.ts";
 import { Connector } from "./channel/connector.ts";
 import { heartbeatStream } from "./channel/heartbeat-stream.ts";
 import { GatewayRefused, join } from "./channel/join.ts";
 import { type AgentConfig, ConfigError, gatewayUrl, saveConfig } from "./config/config-file.ts";
+import { inferenceRoutes } from "./control-api/inference-routes.ts";
 import { listenAddresses } from "./control-api/listen.ts";
+import { openaiRoutes } from "./control-api/openai-routes.ts";
 import { controlRoutes, installControlAuth } from "./control-api/routes.ts";
 import { ControlServer } from "./control-api/server.ts";
-import { detectHardware, UsageSampler } from "./hardware/index.ts";
-import { inferenceRoutes } from "./control-api/inference-routes.ts";
-import { openaiRoutes } from "./control-api/openai-routes.ts";
 import { BuiltinEngine } from "./engines/builtin-engine.ts";
 import { chooseEngine, EngineChoiceError } from "./engines/choose.ts";
 import { ENGINE_NAMES, type EngineName } from "./engines/engine.ts";
@@ -19,6 +18,7 @@ import type { OllamaEngine } from "./engines/ollama.ts";
 import { PidfileRegistry } from "./engines/pidfiles.ts";
 import { EngineRegistry, externalEngines } from "./engines/registry.ts";
 import { killAllSupervisedNow } from "./engines/supervisor.ts";
+import { detectHardware, UsageSampler } from "./hardware/index.ts";
 import { InferenceManager } from "./inference/manager.ts";
 import { StoreCatalog } from "./inference/model-catalog.ts";
 import { agentMetrics } from "./metrics.ts";
@@ -71,9 +71,13 @@ export class Agent {
     // Engines a previous agent left behind (it was killed before it could stop them) go first.
     const pidfiles = new PidfileRegistry(joinPath(home, "run", "engines"));
     const swept = await pidfiles.sweep();
-    if (swept.killed.length > 0) agent.#log.warn({ pids: swept.killed }, "stopped engines left behind by a previous agent");
+    if (swept.killed.length > 0)
+      agent.#log.warn({ pids: swept.killed }, "stopped engines left behind by a previous agent");
     process.on("exit", killAllSupervisedNow);
-    const engines = new EngineRegistry(new BuiltinEngine({ pidfiles }), externalEngines({ common: { pidfiles } }));
+    const engines = new EngineRegistry(
+      new BuiltinEngine({ pidfiles }),
+      externalEngines({ common: { pidfiles } }),
+    );
     const models = opts.config.models ?? {};
     const store = new ModelStore({
       dir: models.dir ?? joinPath(home, "models"),
@@ -90,7 +94,13 @@ export class Agent {
       catalog,
       choose: ({ format, hardware: hw, detections, preferred: prefer }) => {
         try {
-          return chooseEngine({ format, hardware: hw, detections, prefer, strict: prefer !== undefined && prefer !== preferred }).engine;
+          return chooseEngine({
+            format,
+            hardware: hw,
+            detections,
+            prefer,
+            strict: prefer !== undefined && prefer !== preferred,
+          }).engine;
         } catch (err) {
           if (err instanceof EngineChoiceError) throw new Beta9Error("no_engine", err.message);
           throw err;

@@ -90,7 +90,7 @@ export async function startFakeGateway(
             (!query.get("pool") || m.pool === query.get("pool")) &&
             (!query.get("status") || m.status === query.get("status")),
         );
-        return { status: 200, body: { machines } };
+        return { status: 200, body: { machines, next: null } };
       }
       const m = state.machines.find((x) => x.id === id);
       if (!m) return fail(404, "not_found", `There is no machine ${id}.`);

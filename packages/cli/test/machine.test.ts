@@ -42,7 +42,7 @@ describe("b9 machine list", () => {
   it("--json prints the gateway's answer as it came", async () => {
     const r = await b9(env, "machine", "ls", "--json");
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout)).toEqual({ machines: machines() });
+    expect(JSON.parse(r.stdout)).toEqual({ machines: machines(), next: null });
   });
 
   it("says so on stderr when there are none, leaving stdout empty", async () => {

@@ -153,6 +153,25 @@ for (const dialect of DIALECTS) {
       expect((await h.call("POST", "/api/v1/machines/m1/cordon")).status).toBe(404);
     });
 
+    it("pages through machines in join order", async () => {
+      const t = (await h.call("POST", "/api/v1/tokens", { body: { uses: 7 } })).body.token;
+      for (const id of ["p1", "p2", "p3", "p4", "p5"]) {
+        expect(
+          (await h.call("POST", "/api/v1/machines/join", { body: joinBody(t, id), key: null })).status,
+        ).toBe(201);
+      }
+      const first = await h.call("GET", "/api/v1/machines?limit=2");
+      expect(first.body.machines.map((m: { id: string }) => m.id)).toEqual(["p1", "p2"]);
+      expect(first.body.next).toBe("p2");
+      const second = await h.call("GET", `/api/v1/machines?limit=2&after=${first.body.next}`);
+      expect(second.body.machines.map((m: { id: string }) => m.id)).toEqual(["p3", "p4"]);
+      const last = await h.call("GET", `/api/v1/machines?limit=2&after=${second.body.next}`);
+      expect(last.body).toMatchObject({ machines: [{ id: "p5" }], next: null });
+      expect((await h.call("GET", "/api/v1/machines")).body.machines).toHaveLength(5);
+      expect((await h.call("GET", "/api/v1/machines?limit=0")).status).toBe(400);
+      expect((await h.call("GET", "/api/v1/machines?limit=abc")).status).toBe(400);
+    });
+
     it("serves /health and Prometheus /metrics", async () => {
       expect((await h.call("GET", "/health", { key: null })).body).toMatchObject({ status: "ok" });
       const res = await h.gw.app.inject({ method: "GET", url: "/metrics" });

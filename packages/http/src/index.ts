@@ -2,5 +2,5 @@ export * from "./bearer.ts";
 export * from "./errors.ts";
 export * from "./logger.ts";
 export * from "./ndjson.ts";
-export * from "./server-options.ts";
 export * from "./proxy.ts";
+export * from "./server-options.ts";

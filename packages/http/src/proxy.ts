@@ -37,7 +37,11 @@ export interface ProxyOptions {
  * slows the upstream (write() → drain), and a client that goes away aborts the upstream request, so
  * an engine stops generating for nobody. Upstream failures become our JSON errors.
  */
-export async function proxyRequest(req: FastifyRequest, reply: FastifyReply, opts: ProxyOptions): Promise<void> {
+export async function proxyRequest(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  opts: ProxyOptions,
+): Promise<void> {
   const abort = new AbortController();
   const res = reply.raw;
   const onClose = () => {
@@ -93,10 +97,30 @@ export async function proxyRequest(req: FastifyRequest, reply: FastifyReply, opt
 export function upstreamError(err: unknown): { status: number; body: ErrorBody } {
   const e = err as NodeJS.ErrnoException & { code?: string };
   if (e instanceof errors.HeadersTimeoutError || e instanceof errors.BodyTimeoutError) {
-    return { status: 504, body: { error: { code: "engine_timeout", message: "the engine did not answer in time; try again, or check the engine with /inference/status" } } };
+    return {
+      status: 504,
+      body: {
+        error: {
+          code: "engine_timeout",
+          message: "the engine did not answer in time; try again, or check the engine with /inference/status",
+        },
+      },
+    };
   }
   if (e.code === "ECONNREFUSED" || e.code === "ECONNRESET" || e instanceof errors.SocketError) {
-    return { status: 502, body: { error: { code: "engine_unavailable", message: "the engine is not answering; see /inference/status, and start it again with /inference/start" } } };
+    return {
+      status: 502,
+      body: {
+        error: {
+          code: "engine_unavailable",
+          message:
+            "the engine is not answering; see /inference/status, and start it again with /inference/start",
+        },
+      },
+    };
   }
-  return { status: 502, body: { error: { code: "engine_unavailable", message: `the engine request failed: ${e.message}` } } };
+  return {
+    status: 502,
+    body: { error: { code: "engine_unavailable", message: `the engine request failed: ${e.message}` } },
+  };
 }

@@ -4,7 +4,7 @@ export * from "./control.ts";
 export * from "./duration.ts";
 export * from "./errors.ts";
 export * from "./hardware.ts";
+export * from "./inference.ts";
 export * from "./machine.ts";
 export * from "./management.ts";
 export * from "./version.ts";
-export * from "./inference.ts";

@@ -62,5 +62,9 @@ export const MachineView = Type.Object({
 });
 export type MachineView = Static<typeof MachineView>;
 
-export const MachineList = Type.Object({ machines: Type.Array(MachineView) });
+/** One page of machines in join order; `next` is the cursor for the following page (null at the end). */
+export const MachineList = Type.Object({
+  machines: Type.Array(MachineView),
+  next: Type.Union([Type.String(), Type.Null()]),
+});
 export type MachineList = Static<typeof MachineList>;

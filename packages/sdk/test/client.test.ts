@@ -115,14 +115,14 @@ describe("requests", () => {
       call: (c) => c.machines.list({ pool: "gpu", status: "READY" }),
       method: "GET",
       url: "/api/v1/machines?pool=gpu&status=READY",
-      reply: { status: 200, json: { machines: [machine] } },
+      reply: { status: 200, json: { machines: [machine], next: null } },
     },
     {
       name: "machines.list without filters",
       call: (c) => c.machines.list(),
       method: "GET",
       url: "/api/v1/machines",
-      reply: { status: 200, json: { machines: [] } },
+      reply: { status: 200, json: { machines: [], next: null } },
     },
     {
       name: "machines.get",
@@ -359,5 +359,29 @@ describe("errors", () => {
     const error = await pending.catch((e: unknown) => e);
     expect(error).not.toBeInstanceOf(ConnectionError);
     expect((error as Error).name).toBe("AbortError");
+  });
+});
+
+describe("paging", () => {
+  it("machines.list follows `next` until the last page", async () => {
+    const pages: Record<string, unknown> = {
+      "": { machines: [{ id: "a" }, { id: "b" }], next: "b" },
+      b: { machines: [{ id: "c" }], next: null },
+    };
+    const seen: string[] = [];
+    const client = new Beta9Client({
+      baseUrl: "http://gw.test",
+      apiKey: "b9_k",
+      fetch: async (input) => {
+        const url = new URL(String(input));
+        seen.push(url.search);
+        return new Response(JSON.stringify(pages[url.searchParams.get("after") ?? ""]), {
+          headers: { "content-type": "application/json" },
+        });
+      },
+    });
+    const all = await client.machines.list();
+    expect(all.machines.map((m) => m.id)).toEqual(["a", "b", "c"]);
+    expect(seen).toEqual(["", "?after=b"]);
   });
 });

@@ -1,3 +1,3 @@
+export * from "./model.ts";
 export * from "./processes.ts";
 export * from "./stores.ts";
-export * from "./model.ts";

@@ -11,9 +11,12 @@ export const TEST_MODEL = {
 };
 
 export function testModelPath(): string {
-  const path = process.env.BETA9_TEST_MODEL ?? resolve(import.meta.dirname, "../../../.cache/models", TEST_MODEL.file);
+  const path =
+    process.env.BETA9_TEST_MODEL ?? resolve(import.meta.dirname, "../../../.cache/models", TEST_MODEL.file);
   if (!existsSync(path)) {
-    throw new Error(`the test model is missing at ${path}: run scripts/fetch-test-model (npm test does it for you)`);
+    throw new Error(
+      `the test model is missing at ${path}: run scripts/fetch-test-model (npm test does it for you)`,
+    );
   }
   return path;
 }

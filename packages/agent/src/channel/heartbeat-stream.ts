@@ -1,5 +1,12 @@
 import { LineSplitter, type Logger } from "@beta9/http";
-import { Beta9Error, HEARTBEAT_STREAM_PATH, type Heartbeat, HeartbeatAck, type InferenceReport, type Usage } from "@beta9/protocol";
+import {
+  Beta9Error,
+  HEARTBEAT_STREAM_PATH,
+  type Heartbeat,
+  HeartbeatAck,
+  type InferenceReport,
+  type Usage,
+} from "@beta9/protocol";
 import type { FastifyPluginAsync, FastifyRequest } from "fastify";
 import { Compile } from "typebox/compile";
 import type { AgentState } from "../state.ts";

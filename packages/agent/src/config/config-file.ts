@@ -21,17 +21,21 @@ export interface AgentConfig {
   control: { port: number; listen?: string[] | undefined };
   heartbeat_interval_seconds: number;
   /** Where models live and where the owner allows them to come from. */
-  models?: {
-    dir?: string | undefined;
-    /** Local directories model files may be read from (besides the store). */
-    allowed_dirs?: string[] | undefined;
-    /** Base URL for hf: sources (a mirror); default https://huggingface.co. */
-    huggingface_url?: string | undefined;
-  } | undefined;
-  inference?: {
-    /** The engine to prefer when several could serve a model. */
-    engine?: string | undefined;
-  } | undefined;
+  models?:
+    | {
+        dir?: string | undefined;
+        /** Local directories model files may be read from (besides the store). */
+        allowed_dirs?: string[] | undefined;
+        /** Base URL for hf: sources (a mirror); default https://huggingface.co. */
+        huggingface_url?: string | undefined;
+      }
+    | undefined;
+  inference?:
+    | {
+        /** The engine to prefer when several could serve a model. */
+        engine?: string | undefined;
+      }
+    | undefined;
 }
 
 export class ConfigError extends Error {
@@ -123,7 +127,8 @@ function validate(doc: unknown, path: string): AgentConfig {
   const inference = (d.inference ?? {}) as Record<string, unknown>;
   const strings = (v: unknown, what: string) => {
     if (v === undefined) return undefined;
-    if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) throw bad(`${what} must be a list of paths`);
+    if (!Array.isArray(v) || !v.every((x) => typeof x === "string"))
+      throw bad(`${what} must be a list of paths`);
     return v as string[];
   };
   return {

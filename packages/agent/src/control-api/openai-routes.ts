@@ -49,9 +49,7 @@ export const openaiRoutes: FastifyPluginAsync<{ inference: InferenceManager }> =
 
 /** OpenAI's own error shape, so the openai clients raise their usual exceptions. */
 function openaiError(reply: FastifyReply, status: number, code: string, message: string) {
-  return reply
-    .status(status)
-    .send({
-      error: { message, type: status >= 500 ? "server_error" : "invalid_request_error", param: null, code },
-    });
+  return reply.status(status).send({
+    error: { message, type: status >= 500 ? "server_error" : "invalid_request_error", param: null, code },
+  });
 }

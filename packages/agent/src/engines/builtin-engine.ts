@@ -55,19 +55,35 @@ export class BuiltinEngine implements Engine {
   async start(options: StartOptions): Promise<ServedModel> {
     const { model } = options;
     if (model.format !== "gguf" || !model.path) {
-      throw new EngineStartError("builtin", `the builtin engine serves GGUF files; ${model.name} is ${model.format}`);
+      throw new EngineStartError(
+        "builtin",
+        `the builtin engine serves GGUF files; ${model.name} is ${model.format}`,
+      );
     }
     const proc = await this.#ensureProcess(options);
     const res = await httpRequest(`${proc.endpoint}/admin/models`, {
-      body: { name: model.name, path: model.path, ...(model.contextSize ? { context_size: model.contextSize } : {}) },
+      body: {
+        name: model.name,
+        path: model.path,
+        ...(model.contextSize ? { context_size: model.contextSize } : {}),
+      },
       signal: options.signal,
       timeoutMs: 600_000,
     });
-    if (!res) throw new EngineStartError("builtin", `the builtin engine stopped while loading ${model.name}`, proc.supervisor.stderrTail());
+    if (!res)
+      throw new EngineStartError(
+        "builtin",
+        `the builtin engine stopped while loading ${model.name}`,
+        proc.supervisor.stderrTail(),
+      );
     if (res.status >= 400) {
       const err = (parseJson(res.text) as { error?: { code?: string; message?: string } } | undefined)?.error;
-      if (err?.code === "insufficient_memory") throw new Beta9Error("insufficient_memory", err.message ?? "not enough memory");
-      throw new EngineStartError("builtin", `could not load ${model.name}: ${err?.message ?? res.text.slice(0, 300)}`);
+      if (err?.code === "insufficient_memory")
+        throw new Beta9Error("insufficient_memory", err.message ?? "not enough memory");
+      throw new EngineStartError(
+        "builtin",
+        `could not load ${model.name}: ${err?.message ?? res.text.slice(0, 300)}`,
+      );
     }
     this.#models.add(model.name);
     return new BuiltinServedModel(this, proc, options.model);
@@ -92,7 +108,10 @@ export class BuiltinEngine implements Engine {
       command: process.execPath,
       args,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_LLAMA_CPP_LOG_LEVEL: "warn" },
-      probe: async (signal) => ((await httpRequest(`${endpoint}/health`, { signal, timeoutMs: 2_000 }))?.status === 200 ? "ready" : "down"),
+      probe: async (signal) =>
+        (await httpRequest(`${endpoint}/health`, { signal, timeoutMs: 2_000 }))?.status === 200
+          ? "ready"
+          : "down",
       onLog: options.onLog,
       pidfiles: this.#o.pidfiles,
       stdinLifeline: true,
@@ -110,7 +129,10 @@ export class BuiltinEngine implements Engine {
     if (proc !== this.#proc) return;
     this.#models.delete(name);
     if (proc.supervisor.state() === "ready") {
-      await httpRequest(`${proc.endpoint}/admin/models/${encodeURIComponent(name)}`, { method: "DELETE", timeoutMs: 30_000 });
+      await httpRequest(`${proc.endpoint}/admin/models/${encodeURIComponent(name)}`, {
+        method: "DELETE",
+        timeoutMs: 30_000,
+      });
     }
     if (this.#models.size === 0 && (this.#o.stopWhenIdle ?? true)) {
       this.#proc = undefined;
@@ -135,7 +157,11 @@ class BuiltinServedModel implements ServedModel {
   readonly #proc: { supervisor: Supervisor; endpoint: string };
   #stopped = false;
 
-  constructor(engine: BuiltinEngine, proc: { supervisor: Supervisor; endpoint: string }, model: StartOptions["model"]) {
+  constructor(
+    engine: BuiltinEngine,
+    proc: { supervisor: Supervisor; endpoint: string },
+    model: StartOptions["model"],
+  ) {
     this.#engine = engine;
     this.#proc = proc;
     this.model = model;
@@ -146,7 +172,13 @@ class BuiltinServedModel implements ServedModel {
   state(): ServingState {
     if (this.#stopped) return "stopped";
     const s = this.#proc.supervisor.state();
-    return s === "ready" ? "ready" : s === "error" ? "error" : s === "starting" || s === "idle" ? "starting" : "stopped";
+    return s === "ready"
+      ? "ready"
+      : s === "error"
+        ? "error"
+        : s === "starting" || s === "idle"
+          ? "starting"
+          : "stopped";
   }
 
   stderrTail(): string {

@@ -7,7 +7,14 @@ import {
   type ServedModelView,
   type Usage,
 } from "@beta9/protocol";
-import { type Engine, type EngineDetection, type EngineName, type ModelFormat, type ModelSpec, type ServedModel } from "../engines/engine.ts";
+import type {
+  Engine,
+  EngineDetection,
+  EngineName,
+  ModelFormat,
+  ModelSpec,
+  ServedModel,
+} from "../engines/engine.ts";
 import { freeMemory } from "./memory.ts";
 
 /** Where models come from: the model store, answering a name with weights and an estimate. */
@@ -80,7 +87,11 @@ export class InferenceManager {
     return [...this.#served.values()];
   }
 
-  async start(req: { model: string; engine?: EngineName | undefined; contextSize?: number | undefined }): Promise<ServedModel> {
+  async start(req: {
+    model: string;
+    engine?: EngineName | undefined;
+    contextSize?: number | undefined;
+  }): Promise<ServedModel> {
     const running = this.#served.get(req.model);
     if (running && running.state() === "ready") return running;
     const pending = this.#starting.get(req.model);
@@ -90,7 +101,11 @@ export class InferenceManager {
     return p;
   }
 
-  async #start(req: { model: string; engine?: EngineName | undefined; contextSize?: number | undefined }): Promise<ServedModel> {
+  async #start(req: {
+    model: string;
+    engine?: EngineName | undefined;
+    contextSize?: number | undefined;
+  }): Promise<ServedModel> {
     const { log, hardware } = this.#deps;
     const spec = await this.#deps.catalog.resolve(req.model, { contextSize: req.contextSize });
     if (this.#detections.length === 0) await this.detect();
@@ -101,7 +116,8 @@ export class InferenceManager {
       preferred: req.engine ?? this.#deps.preferred,
     });
     const engine = this.#deps.engines.get(engineName);
-    if (!engine) throw new Beta9Error("engine_not_installed", `engine ${engineName} is not available on this agent`);
+    if (!engine)
+      throw new Beta9Error("engine_not_installed", `engine ${engineName} is not available on this agent`);
     this.#checkMemory(spec);
     const old = this.#served.get(req.model);
     if (old) await old.stop().catch(() => {});
@@ -143,7 +159,11 @@ export class InferenceManager {
   async stop(model?: string): Promise<void> {
     if (model !== undefined) {
       const s = this.#served.get(model);
-      if (!s) throw new Beta9Error("model_not_found", `${model} is not being served here; see GET /inference/status`);
+      if (!s)
+        throw new Beta9Error(
+          "model_not_found",
+          `${model} is not being served here; see GET /inference/status`,
+        );
       await s.stop();
       this.#served.delete(model);
       this.#errors.delete(model);
@@ -184,10 +204,19 @@ export class InferenceManager {
       });
     }
     for (const [name, e] of this.#errors) {
-      if (!this.#served.has(name)) out.push({ name, engine: e.engine, state: "error", memory_bytes: null, context_size: null, error: e.message });
+      if (!this.#served.has(name))
+        out.push({
+          name,
+          engine: e.engine,
+          state: "error",
+          memory_bytes: null,
+          context_size: null,
+          error: e.message,
+        });
     }
     for (const name of this.#starting.keys()) {
-      if (!this.#served.has(name) && !this.#errors.has(name)) out.push({ name, engine: "", state: "starting", memory_bytes: null, context_size: null });
+      if (!this.#served.has(name) && !this.#errors.has(name))
+        out.push({ name, engine: "", state: "starting", memory_bytes: null, context_size: null });
     }
     return out;
   }

@@ -1,6 +1,6 @@
 import { Beta9Error, type StoredModelView } from "@beta9/protocol";
-import type { ModelSpec } from "../engines/engine.ts";
 import type { ModelPuller, PullOptions } from "../control-api/inference-routes.ts";
+import type { ModelSpec } from "../engines/engine.ts";
 import type { OllamaEngine } from "../engines/ollama.ts";
 import type { ModelRecord, ModelStore } from "../models/store.ts";
 import type { ModelCatalog } from "./manager.ts";
@@ -37,7 +37,8 @@ export class StoreCatalog implements ModelCatalog, ModelPuller {
     });
     if (res.status === "ollama") {
       // Ollama keeps its own store: the record maps our name to it, Ollama pulls the weights.
-      if (!this.#ollama) throw new Beta9Error("engine_not_installed", "ollama: sources need the Ollama engine");
+      if (!this.#ollama)
+        throw new Beta9Error("engine_not_installed", "ollama: sources need the Ollama engine");
       await this.#ollama.pull(res.ollamaName, {
         onProgress: (p) => opts.onProgress({ status: p.status, completed: p.completed, total: p.total }),
         signal: opts.signal,

@@ -36,12 +36,17 @@ export class AgentChannel implements AgentLink {
   open(): void {
     this.#registry.attach(this.machineId, this);
     this.#openHeartbeats();
-    this.#pinger = setInterval(() => {
-      if (this.session.destroyed) return;
+    // Channels open in bursts (a gateway restart brings them all back at once); a random first delay
+    // spreads their pings instead of firing thousands in one tick.
+    const ping = () => {
+      if (this.#closed || this.session.destroyed) return;
       this.session.ping((err) => {
         if (err) this.close("ping failed");
       });
-    }, PING_EVERY_MS);
+      this.#pinger = setTimeout(ping, PING_EVERY_MS);
+      this.#pinger.unref();
+    };
+    this.#pinger = setTimeout(ping, Math.random() * PING_EVERY_MS);
     this.#pinger.unref();
   }
 
@@ -55,7 +60,7 @@ export class AgentChannel implements AgentLink {
   #onClosed(): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#pinger);
+    clearTimeout(this.#pinger);
     this.#registry.detach(this.machineId, this);
   }
 

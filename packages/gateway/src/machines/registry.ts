@@ -3,6 +3,8 @@ import type { Hardware, InferenceReport, MachineStatus, MachineView, Usage } fro
 import type { Machine, Store } from "@beta9/store";
 import { type Liveness, type LivenessConfig, machineStatus } from "./liveness.ts";
 
+const DEFAULT_PAGE = 500;
+
 /** A live connection to an agent that the registry can close (the agent channel). */
 export interface AgentLink {
   close(reason: string): void;
@@ -65,7 +67,12 @@ export class MachineRegistry {
 
   start(): void {
     this.#sweepTimer = setInterval(() => this.sweep(Date.now()), 1_000);
-    this.#flushTimer = setInterval(() => void this.flush(), this.cfg.heartbeatIntervalMs);
+    // The stored time only matters after a restart (to tell UNHEALTHY from OFFLINE), so it need not
+    // be fresher than a fraction of the offline grace; memory keeps the exact time.
+    this.#flushTimer = setInterval(
+      () => void this.flush(),
+      Math.max(this.cfg.heartbeatIntervalMs, Math.min(15_000, this.cfg.offlineAfterMs / 4)),
+    );
     this.#sweepTimer.unref();
     this.#flushTimer.unref();
   }
@@ -154,16 +161,30 @@ export class MachineRegistry {
     return e ? toView(e, Date.now(), this.cfg) : undefined;
   }
 
-  list(filter: { pool?: string; status?: string } = {}): MachineView[] {
+  /**
+   * One page of machines in join order (the map keeps insertion order: loaded in join order, new
+   * machines appended), so paging needs no sort. `after` is the last id of the previous page.
+   */
+  page(q: { pool?: string; status?: string; limit?: number; after?: string } = {}): {
+    machines: MachineView[];
+    next: string | null;
+  } {
+    const limit = q.limit ?? DEFAULT_PAGE;
     const now = Date.now();
     const out: MachineView[] = [];
+    let started = q.after === undefined;
     for (const e of this.#entries.values()) {
-      if (filter.pool !== undefined && e.row.pool !== filter.pool) continue;
+      if (!started) {
+        started = e.row.id === q.after;
+        continue;
+      }
+      if (q.pool !== undefined && e.row.pool !== q.pool) continue;
       const v = toView(e, now, this.cfg);
-      if (filter.status !== undefined && v.status !== filter.status) continue;
+      if (q.status !== undefined && v.status !== q.status) continue;
+      if (out.length === limit) return { machines: out, next: out.at(-1)!.id };
       out.push(v);
     }
-    return out.sort((a, b) => a.joined_at.localeCompare(b.joined_at) || a.id.localeCompare(b.id));
+    return { machines: out, next: null };
   }
 
   countByStatus(): Map<MachineStatus, number> {
@@ -183,10 +204,12 @@ export class MachineRegistry {
   /** Write the heartbeat times gathered since the last flush. */
   flush(): Promise<void> {
     if (this.#dirty.size === 0) return this.#flushing;
-    const batch = new Map(this.#dirty);
+    // Whole seconds: one UPDATE per second of beats instead of one per millisecond, in one transaction.
+    const batch = new Map<string, number>();
+    for (const [id, at] of this.#dirty) batch.set(id, at - (at % 1000));
     this.#dirty.clear();
     this.#flushing = this.#flushing
-      .then(() => this.#store.machines.recordHeartbeats(batch))
+      .then(() => this.#store.transaction((tx) => tx.machines.recordHeartbeats(batch)))
       .catch((err: unknown) => {
         // Keep the times for the next flush; a store hiccup must not lose them.
         for (const [id, at] of batch) if (!this.#dirty.has(id)) this.#dirty.set(id, at);

@@ -13,8 +13,28 @@ export class Machines {
     this.#http = http;
   }
 
+  /** One page of machines; pass `after: page.next` for the following one. */
+  async page(
+    filter: MachineListFilter & { limit?: number | undefined; after?: string | undefined } = {},
+    options?: RequestOptions,
+  ): Promise<MachineList> {
+    return this.#http.get(
+      "/api/v1/machines",
+      { pool: filter.pool, status: filter.status, limit: filter.limit?.toString(), after: filter.after },
+      options,
+    );
+  }
+
+  /** Every machine matching the filter, following the pages. */
   async list(filter: MachineListFilter = {}, options?: RequestOptions): Promise<MachineList> {
-    return this.#http.get("/api/v1/machines", { pool: filter.pool, status: filter.status }, options);
+    const machines: MachineView[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.page({ ...filter, after }, options);
+      machines.push(...page.machines);
+      if (!page.next) return { machines, next: null };
+      after = page.next;
+    }
   }
 
   async get(id: string, options?: RequestOptions): Promise<MachineView> {

@@ -36,6 +36,10 @@ export function sqliteDialect(path: string): SqliteDialect {
   if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
   const db = new DatabaseSync(path);
   // WAL lets readers go on while a heartbeat batch writes; a busy timeout rides out brief locks.
-  db.exec("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;");
+  // synchronous=NORMAL is safe in WAL mode (no corruption on power loss, at most the last commits
+  // lost) and saves an fsync per commit, which a synchronous driver would pay on the event loop.
+  db.exec(
+    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+  );
   return new SqliteDialect({ database: adapt(db) });
 }

@@ -14,13 +14,18 @@ export const machineRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (a
         querystring: Type.Object({
           pool: Type.Optional(Type.String({ maxLength: 64 })),
           status: Type.Optional(MachineStatus),
+          /** Page size, 1 to 5000 (default 500). */
+          limit: Type.Optional(Type.String({ pattern: "^[1-9][0-9]{0,3}$" })),
+          /** The `next` cursor of the previous page. */
+          after: Type.Optional(Type.String({ maxLength: 64 })),
         }),
         response: { 200: MachineList },
       },
     },
     async (req) => {
       await ctx.auth.authenticate(req, "read");
-      return { machines: ctx.registry.list(req.query) };
+      const { limit, ...rest } = req.query;
+      return ctx.registry.page({ ...rest, ...(limit ? { limit: Number(limit) } : {}) });
     },
   );
 

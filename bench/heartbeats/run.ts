@@ -1,0 +1,980 @@
+/**
+ * Heartbeat load bench: a real b9gateway process per size N, and N simulated agents in this process
+ * that speak the real agent protocol (join, upgrade to the agent channel, serve the heartbeat stream
+ * as the HTTP/2 server). Measures heartbeat round trips, GET /api/v1/machines latency and the
+ * gateway's CPU and RSS in steady state. See README.md beside this file.
+ *
+ *   npx node bench/heartbeats/run.ts [--sizes 10,100,1000,10000] [--duration 30s] [--interval 5s]
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import fs from "node:fs";
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { monitorEventLoopDelay, performance } from "node:perf_hooks";
+import type { Duplex } from "node:stream";
+import { parseArgs } from "node:util";
+import {
+  CHANNEL_PATH,
+  CHANNEL_PROTOCOL,
+  type Hardware,
+  HEARTBEAT_STREAM_PATH,
+  type Heartbeat,
+  type HeartbeatAck,
+  type JoinRequest,
+  type JoinResponse,
+  MACHINE_ID_HEADER,
+  type MachineList,
+  parseDuration,
+  type Usage,
+} from "@beta9/protocol";
+
+const ROOT = path.resolve(import.meta.dirname, "../..");
+const GATEWAY_BIN = path.join(ROOT, "packages/gateway/bin/b9gateway.js");
+const HOST = "127.0.0.1";
+const BASELINE_N = 10;
+const RSS_GOAL_MB = 300;
+const RSS_GOAL_N = 10_000;
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+interface Options {
+  sizes: number[];
+  durationMs: number;
+  intervalMs: number;
+  concurrency: number;
+  pollMs: number;
+  /** Poll GET /api/v1/machines during steady state (off: heartbeats alone, to tell the costs apart). */
+  listPoll: boolean;
+  /** Extra node flags for the gateway process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof". */
+  gatewayNodeArgs: string[];
+  /** The gateway's bin script (default: this checkout's), e.g. to compare a patched copy. */
+  gatewayBin: string;
+}
+
+function options(): Options {
+  const { values } = parseArgs({
+    options: {
+      sizes: { type: "string", default: "10,100,1000,10000" },
+      duration: { type: "string", default: "30s" },
+      interval: { type: "string", default: "5s" },
+      concurrency: { type: "string", default: "64" },
+      "no-list-poll": { type: "boolean", default: false },
+      "gateway-node-args": { type: "string", default: "" },
+      "gateway-bin": { type: "string", default: GATEWAY_BIN },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(
+      "usage: npx node bench/heartbeats/run.ts [--sizes 10,100,1000,10000] [--duration 30s] [--interval 5s]\n" +
+        "         [--concurrency 64] [--no-list-poll] [--gateway-node-args='--cpu-prof --cpu-prof-dir=DIR']\n" +
+        "         [--gateway-bin packages/gateway/bin/b9gateway.js]\n",
+    );
+    process.exit(0);
+  }
+  const sizes = values.sizes
+    .split(",")
+    .map((s) => Number(s.trim()))
+    .filter((n) => n > 0);
+  if (sizes.length === 0 || sizes.some((n) => !Number.isInteger(n) || n > 50_000)) {
+    throw new Error("--sizes takes a comma-separated list of whole numbers from 1 to 50000");
+  }
+  // The baseline runs in the same invocation, so ratios compare like with like.
+  if (!sizes.includes(BASELINE_N)) sizes.unshift(BASELINE_N);
+  const concurrency = Number(values.concurrency);
+  if (!Number.isInteger(concurrency) || concurrency < 1)
+    throw new Error("--concurrency takes a whole number ≥ 1");
+  return {
+    sizes: [...new Set(sizes)].sort((a, b) => a - b),
+    durationMs: parseDuration(values.duration),
+    intervalMs: parseDuration(values.interval),
+    concurrency,
+    pollMs: 1_000,
+    listPoll: !values["no-list-poll"],
+    gatewayNodeArgs: values["gateway-node-args"].split(" ").filter(Boolean),
+    gatewayBin: path.resolve(values["gateway-bin"]),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function percentile(sorted: ArrayLike<number>, p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+function sorted(xs: number[]): Float64Array {
+  return Float64Array.from(xs).sort();
+}
+
+const ms = (x: number) =>
+  Number.isFinite(x) ? (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2)) : "-";
+const pct = (x: number) => (Number.isFinite(x) ? `${x.toFixed(1)}%` : "-");
+const ratio = (a: number, b: number) =>
+  Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}×` : "-";
+const kb = (bytes: number) =>
+  bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MB` : `${(bytes / 1024).toFixed(1)} KB`;
+
+async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, HOST, () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Open files allowed: the bench holds N sockets, the gateway (which inherits the limit) N more. */
+function ensureFdLimit(need: number): string {
+  const soft = () => {
+    const line = fs
+      .readFileSync("/proc/self/limits", "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("Max open files"));
+    const v = line?.split(/\s{2,}/)[1];
+    return v === "unlimited" ? Number.POSITIVE_INFINITY : Number(v);
+  };
+  const before = soft();
+  if (before >= need) return `open files limit ${before}`;
+  const want = Math.max(65_536, need);
+  try {
+    execFileSync("prlimit", ["--pid", String(process.pid), `--nofile=${want}:${want}`], { stdio: "ignore" });
+  } catch {
+    try {
+      execFileSync("prlimit", ["--pid", String(process.pid), `--nofile=${want}`], { stdio: "ignore" });
+    } catch {}
+  }
+  const after = soft();
+  if (after < need) {
+    process.stderr.write(
+      `warning: open files limit is ${after}, the largest size needs about ${need}; run as root or raise \`ulimit -n\`\n`,
+    );
+  }
+  return `open files limit ${before} → ${after}`;
+}
+
+/**
+ * Event-loop delay histograms (ours, and prom-client's in the gateway) time a 10 ms timer and record
+ * the whole period; the lag is what exceeds the 10 ms.
+ */
+const LAG_RESOLUTION_MS = 10;
+const lagMs = (ns: number) => (Number.isFinite(ns) ? Math.max(0, ns / 1e6 - LAG_RESOLUTION_MS) : Number.NaN);
+
+// ---------------------------------------------------------------------------------------------
+// /proc sampling of the gateway process
+
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** utime + stime of a process, in seconds. */
+function cpuSeconds(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+}
+
+function statusKb(pid: number, field: string): number {
+  const m = new RegExp(`${field}:\\s+(\\d+)\\s+kB`).exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) : Number.NaN;
+}
+
+function rssMb(pid: number): number {
+  return statusKb(pid, "VmRSS") / 1024;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The gateway under test
+
+interface GatewayProc {
+  child: ChildProcess;
+  pid: number;
+  port: number;
+  base: string;
+  adminKey: string;
+  dir: string;
+  logPath: string;
+  exited: boolean;
+}
+
+const live = new Set<GatewayProc>();
+
+async function startGateway(opt: Options): Promise<GatewayProc> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "b9-bench-hb-"));
+  const dataDir = path.join(dir, "data");
+  const logPath = path.join(dir, "gateway.log");
+  const port = await freePort();
+  const logFd = fs.openSync(logPath, "a");
+  const child = spawn(
+    process.execPath,
+    [
+      ...opt.gatewayNodeArgs,
+      opt.gatewayBin,
+      "--data-dir",
+      dataDir,
+      "--host",
+      HOST,
+      "--port",
+      String(port),
+      "--heartbeat-interval",
+      `${opt.intervalMs}ms`,
+    ],
+    { stdio: ["ignore", logFd, logFd], env: process.env },
+  );
+  fs.closeSync(logFd);
+  const gw: GatewayProc = {
+    child,
+    pid: child.pid ?? -1,
+    port,
+    base: `http://${HOST}:${port}`,
+    adminKey: "",
+    dir,
+    logPath,
+    exited: false,
+  };
+  live.add(gw);
+  child.once("exit", () => {
+    gw.exited = true;
+  });
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (gw.exited) throw new Error(`the gateway exited at start:\n${logTail(gw)}`);
+    if (Date.now() > deadline)
+      throw new Error(`the gateway did not answer /health within 30 s:\n${logTail(gw)}`);
+    try {
+      const res = await fetch(`${gw.base}/health`, { signal: AbortSignal.timeout(1_000) });
+      await res.arrayBuffer();
+      if (res.ok) break;
+    } catch {}
+    await sleep(100);
+  }
+  gw.adminKey = fs.readFileSync(path.join(dataDir, "admin-key"), "utf8").trim();
+  return gw;
+}
+
+function logTail(gw: GatewayProc, lines = 20): string {
+  try {
+    return fs.readFileSync(gw.logPath, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+  } catch {
+    return "(no log)";
+  }
+}
+
+async function stopGateway(gw: GatewayProc): Promise<void> {
+  if (!gw.exited) {
+    const exited = new Promise<void>((r) => gw.child.once("exit", () => r()));
+    gw.child.kill("SIGTERM");
+    const killed = await Promise.race([exited.then(() => true), sleep(12_000).then(() => false)]);
+    if (!killed) {
+      gw.child.kill("SIGKILL");
+      await exited;
+    }
+  }
+  fs.rmSync(gw.dir, { recursive: true, force: true });
+  live.delete(gw);
+}
+
+function stopAllNow(): void {
+  for (const gw of live) {
+    if (!gw.exited) gw.child.kill("SIGKILL");
+    fs.rmSync(gw.dir, { recursive: true, force: true });
+  }
+  live.clear();
+}
+
+async function adminJson<T>(gw: GatewayProc, method: string, route: string, body?: unknown): Promise<T> {
+  const res = await fetch(`${gw.base}${route}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${gw.adminKey}`,
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+    },
+    body: body === undefined ? null : JSON.stringify(body),
+    signal: AbortSignal.timeout(60_000),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${route} answered ${res.status}: ${text.slice(0, 300)}`);
+  return JSON.parse(text) as T;
+}
+
+/** Prometheus text → one gauge's value. */
+function metric(text: string, name: string): number {
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.eE+-]+|NaN)$`, "m").exec(text);
+  return m ? Number(m[1]) : Number.NaN;
+}
+
+async function scrapeMetrics(gw: GatewayProc): Promise<string> {
+  try {
+    const res = await fetch(`${gw.base}/metrics`, { signal: AbortSignal.timeout(30_000) });
+    return await res.text();
+  } catch {
+    return "";
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Simulated agents
+
+const HARDWARE: Hardware = {
+  os: "linux",
+  arch: "x64",
+  cpu_model: "AMD EPYC 7763 64-Core Processor",
+  cpu_cores: 16,
+  memory_total_bytes: 128 * 1024 ** 3,
+  gpus: [
+    {
+      index: 0,
+      vendor: "nvidia",
+      name: "NVIDIA GeForce RTX 4090",
+      memory_total_bytes: 24 * 1024 ** 3,
+      memory_used_bytes: 512 * 1024 ** 2,
+      utilization_percent: 0,
+      unified_memory: false,
+      driver_version: "550.54.14",
+      uuid: "GPU-00000000-0000-0000-0000-000000000000",
+      backend: "cuda",
+    },
+  ],
+};
+
+/** Counters and samples for one size, shared by its agents. */
+class RunStats {
+  windowStart = Number.POSITIVE_INFINITY;
+  windowEnd = Number.POSITIVE_INFINITY;
+  rtts: number[] = [];
+  sentInWindow = 0;
+  ackedInWindow = 0;
+  acksReceivedInWindow = 0;
+  skipped = 0;
+  badAcks = 0;
+  streamsClosed = 0;
+  statuses = new Map<string, number>();
+  inWindow(t: number): boolean {
+    return t >= this.windowStart && t < this.windowEnd;
+  }
+}
+
+class SimAgent {
+  readonly id: string;
+  readonly index: number;
+  readonly stats: RunStats;
+  credential = "";
+  socket: Duplex | undefined;
+  stream: http2.ServerHttp2Stream | undefined;
+  streamsOpened = 0;
+  #seq = 0;
+  /** seq → performance.now() when written. */
+  readonly #sent = new Map<number, number>();
+  #buf = "";
+
+  constructor(id: string, index: number, stats: RunStats) {
+    this.id = id;
+    this.index = index;
+    this.stats = stats;
+  }
+
+  get pending(): ReadonlyMap<number, number> {
+    return this.#sent;
+  }
+
+  onStream(stream: http2.ServerHttp2Stream): void {
+    this.stream = stream;
+    this.streamsOpened++;
+    stream.respond({ ":status": 200, "content-type": "application/x-ndjson" });
+    stream.setEncoding("utf8");
+    stream.on("data", (chunk: string) => this.#onData(chunk));
+    stream.on("error", () => {});
+    stream.on("close", () => {
+      if (this.stream === stream) this.stream = undefined;
+      this.stats.streamsClosed++;
+    });
+    // Like the real agent: the first beat goes out as soon as the stream is open.
+    this.beat();
+  }
+
+  beat(): void {
+    const stream = this.stream;
+    if (!stream || stream.destroyed || !stream.writable) {
+      this.stats.skipped++;
+      return;
+    }
+    const usage: Usage = {
+      cpu_percent: 3 + (this.index % 17),
+      memory_used_bytes: 8 * 1024 ** 3 + this.#seq,
+      memory_total_bytes: HARDWARE.memory_total_bytes,
+      gpus: [{ index: 0, memory_used_bytes: 512 * 1024 ** 2, utilization_percent: this.#seq % 100 }],
+    };
+    const hb: Heartbeat = {
+      seq: this.#seq++,
+      sent_at_ms: Date.now(),
+      usage,
+      running_jobs: 0,
+      inference_status: "idle",
+    };
+    const now = performance.now();
+    this.#sent.set(hb.seq, now);
+    if (this.stats.inWindow(now)) this.stats.sentInWindow++;
+    stream.write(`${JSON.stringify(hb)}\n`);
+  }
+
+  #onData(chunk: string): void {
+    const now = performance.now();
+    this.#buf += chunk;
+    let nl = this.#buf.indexOf("\n");
+    while (nl >= 0) {
+      const line = this.#buf.slice(0, nl);
+      this.#buf = this.#buf.slice(nl + 1);
+      nl = this.#buf.indexOf("\n");
+      if (line.trim() === "") continue;
+      let ack: HeartbeatAck;
+      try {
+        ack = JSON.parse(line) as HeartbeatAck;
+      } catch {
+        this.stats.badAcks++;
+        continue;
+      }
+      const sentAt = this.#sent.get(ack.seq);
+      if (sentAt === undefined) {
+        this.stats.badAcks++;
+        continue;
+      }
+      this.#sent.delete(ack.seq);
+      const s = this.stats;
+      if (s.inWindow(now)) s.acksReceivedInWindow++;
+      if (s.inWindow(sentAt)) {
+        s.ackedInWindow++;
+        s.rtts.push(now - sentAt);
+        s.statuses.set(ack.status, (s.statuses.get(ack.status) ?? 0) + 1);
+      }
+    }
+  }
+
+  close(): void {
+    this.socket?.destroy();
+    this.socket = undefined;
+    this.stream = undefined;
+  }
+}
+
+/**
+ * One HTTP/2 server for all simulated agents, as the real agent serves its channel: each upgraded
+ * socket is handed over with `emit("connection")`; the session it makes is tied to its agent.
+ */
+class AgentServer {
+  readonly h2: http2.Http2Server;
+  readonly #bySession = new WeakMap<http2.Http2Session, SimAgent>();
+  #pending: SimAgent | undefined;
+
+  constructor() {
+    this.h2 = http2.createServer({});
+    this.h2.on("session", (session) => {
+      if (this.#pending) this.#bySession.set(session, this.#pending);
+      session.on("error", () => {});
+    });
+    this.h2.on("sessionError", () => {});
+    this.h2.on("stream", (stream, headers) => {
+      const agent = this.#bySession.get(stream.session as http2.Http2Session);
+      if (!agent || headers[":path"] !== HEARTBEAT_STREAM_PATH || headers[":method"] !== "POST") {
+        stream.respond({ ":status": 404 });
+        stream.end();
+        return;
+      }
+      agent.onStream(stream);
+    });
+  }
+
+  serve(agent: SimAgent, socket: Duplex): void {
+    this.#pending = agent;
+    try {
+      this.h2.emit("connection", socket);
+    } finally {
+      this.#pending = undefined;
+    }
+  }
+}
+
+async function joinAgent(gw: GatewayProc, token: string, agent: SimAgent): Promise<void> {
+  const body: JoinRequest = {
+    token,
+    machine_id: agent.id,
+    hostname: `${agent.id}.bench.invalid`,
+    agent_version: "bench",
+    hardware: HARDWARE,
+  };
+  const res = await fetch(`${gw.base}/api/v1/machines/join`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(60_000),
+  });
+  const text = await res.text();
+  if (res.status !== 201) throw new Error(`join answered ${res.status}: ${text.slice(0, 200)}`);
+  agent.credential = (JSON.parse(text) as JoinResponse).credential;
+}
+
+function openChannel(gw: GatewayProc, server: AgentServer, agent: SimAgent): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: HOST,
+      port: gw.port,
+      path: CHANNEL_PATH,
+      method: "GET",
+      agent: false,
+      timeout: 30_000,
+      headers: {
+        connection: "Upgrade",
+        upgrade: CHANNEL_PROTOCOL,
+        authorization: `Bearer ${agent.credential}`,
+        [MACHINE_ID_HEADER]: agent.id,
+      },
+    });
+    req.on("upgrade", (_res, socket, head) => {
+      socket.setTimeout(0);
+      socket.on("error", () => {});
+      socket.once("end", () => socket.destroy());
+      if (head.length > 0) socket.unshift(head);
+      agent.socket = socket;
+      server.serve(agent, socket);
+      resolve();
+    });
+    req.on("response", (res) => {
+      res.resume();
+      reject(new Error(`channel answered ${res.statusCode} instead of 101`));
+    });
+    req.on("timeout", () => req.destroy(new Error("timed out opening the channel")));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// One size
+
+interface Result {
+  n: number;
+  joined: number;
+  channels: number;
+  streams: number;
+  connectS: number;
+  joinErrors: number;
+  channelErrors: number;
+  firstError: string;
+  durationS: number;
+  ackRate: number;
+  expectedRate: number;
+  sentInWindow: number;
+  ackedInWindow: number;
+  missing: number;
+  skipped: number;
+  badAcks: number;
+  streamsClosed: number;
+  statuses: string;
+  hbP50: number;
+  hbP90: number;
+  hbP99: number;
+  hbMax: number;
+  listN: number;
+  listP50: number;
+  listP99: number;
+  listMax: number;
+  listBytes: number;
+  listErrors: number;
+  cpuAvg: number;
+  cpuMax: number;
+  rssEnd: number;
+  rssMax: number;
+  rssAnon: number;
+  rssFile: number;
+  heapUsed: number;
+  external: number;
+  gwLagP50: number;
+  gwLagP99: number;
+  gwLagMax: number;
+  benchCpu: number;
+  benchLagP99: number;
+  benchLagMax: number;
+  benchRss: number;
+  ready: number;
+  onChannel: number;
+  listed: number;
+}
+
+async function runSize(n: number, opt: Options): Promise<Result> {
+  const gw = await startGateway(opt);
+  const stats = new RunStats();
+  const server = new AgentServer();
+  const agents = Array.from(
+    { length: n },
+    (_, i) => new SimAgent(`bench-${String(i).padStart(5, "0")}`, i, stats),
+  );
+  let ticker: NodeJS.Timeout | undefined;
+  try {
+    const tok = await adminJson<{ token: string }>(gw, "POST", "/api/v1/tokens", {
+      pool: "external",
+      uses: n,
+      ttl_seconds: 3_600,
+    });
+
+    // Heartbeat schedule: agent k beats at t0 + k·interval/N + j·interval, so the N agents' phases
+    // are spread evenly over the interval. Agents whose stream is not open yet are skipped.
+    const t0 = performance.now();
+    const slot = opt.intervalMs / n;
+    let due = 0;
+    ticker = setInterval(() => {
+      const target = Math.floor((performance.now() - t0) / slot);
+      for (; due < target; due++) agents[due % n]!.beat();
+    }, 2);
+
+    // Connect: join and open the channel, a bounded number at a time.
+    let joinErrors = 0;
+    let channelErrors = 0;
+    let firstError = "";
+    const connectStart = performance.now();
+    const connectBudgetMs = Math.max(60_000, n * 20);
+    let connected = 0;
+    await pool(agents, opt.concurrency, async (a) => {
+      if (performance.now() - connectStart > connectBudgetMs) return;
+      try {
+        await joinAgent(gw, tok.token, a);
+      } catch (err) {
+        joinErrors++;
+        firstError ||= `join ${a.id}: ${(err as Error).message}`;
+        return;
+      }
+      try {
+        await openChannel(gw, server, a);
+        connected++;
+      } catch (err) {
+        channelErrors++;
+        firstError ||= `channel ${a.id}: ${(err as Error).message}`;
+      }
+    });
+    // Streams open right after the upgrade; give the last ones a moment.
+    const streamDeadline = performance.now() + 10_000;
+    while (agents.some((a) => a.socket && !a.stream) && performance.now() < streamDeadline) await sleep(50);
+    const connectS = (performance.now() - connectStart) / 1000;
+    const joined = agents.filter((a) => a.credential !== "").length;
+    const streams = agents.filter((a) => a.stream).length;
+    process.stdout.write(
+      `  connected ${connected}/${n} channels, ${streams} heartbeat streams, in ${connectS.toFixed(1)} s` +
+        ` (${(connected / connectS).toFixed(0)}/s)${firstError ? `; first error: ${firstError}` : ""}\n`,
+    );
+
+    // Warm up for one interval so every agent is on its schedule, then measure. One list call first,
+    // so the window does not time the serializer's first (compiling) run.
+    const warmStart = performance.now();
+    if (opt.listPoll) await adminJson<MachineList>(gw, "GET", "/api/v1/machines");
+    await sleep(Math.max(0, opt.intervalMs - (performance.now() - warmStart)));
+    await scrapeMetrics(gw); // resets the gateway's event-loop-lag histogram
+    const benchLag = monitorEventLoopDelay({ resolution: LAG_RESOLUTION_MS });
+    benchLag.enable();
+    const benchCpu0 = process.cpuUsage();
+    const cpu0 = cpuSeconds(gw.pid);
+    const wall0 = performance.now();
+    stats.windowStart = wall0;
+    stats.windowEnd = wall0 + opt.durationMs;
+
+    const listLat: number[] = [];
+    let listBytes = 0;
+    let listErrors = 0;
+    const cpuSamples: number[] = [];
+    const rssSamples: number[] = [rssMb(gw.pid)];
+    let lastCpu = cpu0;
+    let lastT = wall0;
+    for (let k = 1; performance.now() < stats.windowEnd; k++) {
+      const t = performance.now();
+      if (opt.listPoll)
+        try {
+          const res = await fetch(`${gw.base}/api/v1/machines`, {
+            headers: { authorization: `Bearer ${gw.adminKey}` },
+            signal: AbortSignal.timeout(30_000),
+          });
+          const buf = await res.arrayBuffer();
+          if (!res.ok) throw new Error(`answered ${res.status}`);
+          listLat.push(performance.now() - t);
+          listBytes = buf.byteLength;
+        } catch {
+          listErrors++;
+        }
+      const next = wall0 + k * opt.pollMs;
+      const wait = Math.min(next, stats.windowEnd) - performance.now();
+      if (wait > 0) await sleep(wait);
+      const now = performance.now();
+      const c = cpuSeconds(gw.pid);
+      cpuSamples.push(((c - lastCpu) / ((now - lastT) / 1000)) * 100);
+      rssSamples.push(rssMb(gw.pid));
+      lastCpu = c;
+      lastT = now;
+    }
+    const wall1 = performance.now();
+    const cpu1 = cpuSeconds(gw.pid);
+    const benchCpu = process.cpuUsage(benchCpu0);
+    benchLag.disable();
+    const metricsText = await scrapeMetrics(gw);
+    const windowS = (wall1 - wall0) / 1000;
+
+    // Late acks for beats sent in the window still count for their round trip.
+    const graceEnd = performance.now() + Math.max(2_000, opt.intervalMs);
+    const pendingInWindow = () => {
+      let c = 0;
+      for (const a of agents) for (const t of a.pending.values()) if (stats.inWindow(t)) c++;
+      return c;
+    };
+    while (pendingInWindow() > 0 && performance.now() < graceEnd) await sleep(100);
+    const missing = pendingInWindow();
+
+    // Every machine should be READY on the channel now.
+    const list = await adminJson<MachineList>(gw, "GET", "/api/v1/machines");
+    const ready = list.machines.filter((m) => m.status === "READY").length;
+    const onChannel = list.machines.filter((m) => m.connection === "channel").length;
+
+    const rtt = sorted(stats.rtts);
+    const lat = sorted(listLat);
+    return {
+      n,
+      joined,
+      channels: connected,
+      streams,
+      connectS,
+      joinErrors,
+      channelErrors,
+      firstError,
+      durationS: windowS,
+      ackRate: stats.acksReceivedInWindow / windowS,
+      expectedRate: (streams * 1000) / opt.intervalMs,
+      sentInWindow: stats.sentInWindow,
+      ackedInWindow: stats.ackedInWindow,
+      missing,
+      skipped: stats.skipped,
+      badAcks: stats.badAcks,
+      streamsClosed: stats.streamsClosed,
+      statuses: [...stats.statuses].map(([s, c]) => `${s} ${c}`).join(", ") || "-",
+      hbP50: percentile(rtt, 50),
+      hbP90: percentile(rtt, 90),
+      hbP99: percentile(rtt, 99),
+      hbMax: percentile(rtt, 100),
+      listN: lat.length,
+      listP50: percentile(lat, 50),
+      listP99: percentile(lat, 99),
+      listMax: percentile(lat, 100),
+      listBytes,
+      listErrors,
+      cpuAvg: ((cpu1 - cpu0) / windowS) * 100,
+      cpuMax: Math.max(...cpuSamples),
+      rssEnd: rssSamples[rssSamples.length - 1]!,
+      rssMax: Math.max(...rssSamples),
+      rssAnon: statusKb(gw.pid, "RssAnon") / 1024,
+      rssFile: statusKb(gw.pid, "RssFile") / 1024,
+      heapUsed: metric(metricsText, "beta9_gateway_nodejs_heap_size_used_bytes") / 1024 / 1024,
+      external: metric(metricsText, "beta9_gateway_nodejs_external_memory_bytes") / 1024 / 1024,
+      gwLagP50: lagMs(metric(metricsText, "beta9_gateway_nodejs_eventloop_lag_p50_seconds") * 1e9),
+      gwLagP99: lagMs(metric(metricsText, "beta9_gateway_nodejs_eventloop_lag_p99_seconds") * 1e9),
+      gwLagMax: lagMs(metric(metricsText, "beta9_gateway_nodejs_eventloop_lag_max_seconds") * 1e9),
+      benchCpu: ((benchCpu.user + benchCpu.system) / 1e6 / windowS) * 100,
+      benchLagP99: lagMs(benchLag.percentile(99)),
+      benchLagMax: lagMs(benchLag.max),
+      benchRss: process.memoryUsage().rss / 1024 / 1024,
+      ready,
+      onChannel,
+      listed: list.machines.length,
+    };
+  } catch (err) {
+    process.stdout.write(`  gateway log (last lines):\n${logTail(gw)}\n`);
+    throw err;
+  } finally {
+    clearInterval(ticker);
+    for (const a of agents) a.close();
+    server.h2.close();
+    await stopGateway(gw);
+  }
+}
+
+function printResult(r: Result, opt: Options): void {
+  const w = (s: string) => process.stdout.write(`  ${s}\n`);
+  w(
+    `agents: ${r.channels}/${r.n} connected (joined ${r.joined}, join errors ${r.joinErrors}, channel errors ${r.channelErrors})`,
+  );
+  w(
+    `heartbeats handled: ${r.ackRate.toFixed(1)} acks/s over ${r.durationS.toFixed(1)} s ` +
+      `(expected ${r.expectedRate.toFixed(1)}/s at one per ${opt.intervalMs / 1000} s); ` +
+      `sent in window ${r.sentInWindow}, acked ${r.ackedInWindow}, missing ${r.missing}, ` +
+      `skipped (stream not open yet) ${r.skipped}, bad acks ${r.badAcks}, streams closed ${r.streamsClosed}; ack status: ${r.statuses}`,
+  );
+  w(
+    `heartbeat RTT (write → ack read, ${r.ackedInWindow} samples): p50 ${ms(r.hbP50)} ms, ` +
+      `p90 ${ms(r.hbP90)} ms, p99 ${ms(r.hbP99)} ms, max ${ms(r.hbMax)} ms`,
+  );
+  w(
+    opt.listPoll
+      ? `GET /api/v1/machines (once a second): ${r.listN} polls, p50 ${ms(r.listP50)} ms, p99 ${ms(r.listP99)} ms, ` +
+          `max ${ms(r.listMax)} ms, response ${kb(r.listBytes)}${r.listErrors ? `, ${r.listErrors} errors` : ""}`
+      : "GET /api/v1/machines: not polled",
+  );
+  w(
+    `gateway: CPU ${pct(r.cpuAvg)} avg (max 1 s sample ${pct(r.cpuMax)}; 100% = one core), ` +
+      `RSS ${r.rssEnd.toFixed(0)} MB (max ${r.rssMax.toFixed(0)} MB; anon ${r.rssAnon.toFixed(0)} MB, ` +
+      `file ${r.rssFile.toFixed(0)} MB; JS heap used ${r.heapUsed.toFixed(0)} MB, external ${r.external.toFixed(0)} MB), ` +
+      `event-loop lag p50 ${ms(r.gwLagP50)} ms, p99 ${ms(r.gwLagP99)} ms, max ${ms(r.gwLagMax)} ms`,
+  );
+  w(
+    `bench process: CPU ${pct(r.benchCpu)} avg, event-loop delay p99 ${ms(r.benchLagP99)} ms, ` +
+      `max ${ms(r.benchLagMax)} ms, RSS ${r.benchRss.toFixed(0)} MB`,
+  );
+  w(
+    `final GET /api/v1/machines: ${r.listed} listed, ${r.ready} READY, ${r.onChannel} on the channel` +
+      ` → ${r.ready === r.n ? "all READY" : "NOT all READY"}`,
+  );
+}
+
+function printSummary(results: Result[]): boolean {
+  const base = results.find((r) => r.n === BASELINE_N);
+  const head = [
+    "N",
+    "agents",
+    "hb/s",
+    "hb p50",
+    "hb p99",
+    "p99 ratio",
+    "list p50",
+    "list p99",
+    "list ratio",
+    "list size",
+    "gw CPU",
+    "gw RSS max",
+    "gw lag max",
+    "bench CPU",
+    "READY",
+  ];
+  const rows = results.map((r) => [
+    String(r.n),
+    String(r.channels),
+    r.ackRate.toFixed(1),
+    `${ms(r.hbP50)} ms`,
+    `${ms(r.hbP99)} ms`,
+    base ? ratio(r.hbP99, base.hbP99) : "-",
+    `${ms(r.listP50)} ms`,
+    `${ms(r.listP99)} ms`,
+    base ? ratio(r.listP99, base.listP99) : "-",
+    kb(r.listBytes),
+    pct(r.cpuAvg),
+    `${r.rssMax.toFixed(0)} MB`,
+    `${ms(r.gwLagMax)} ms`,
+    pct(r.benchCpu),
+    `${r.ready}/${r.n}`,
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i]!)).join("  ");
+  process.stdout.write(`\nSummary (ratios against N=${BASELINE_N}, run in this invocation)\n`);
+  process.stdout.write(`${line(head)}\n${widths.map((w) => "-".repeat(w)).join("  ")}\n`);
+  for (const row of rows) process.stdout.write(`${line(row)}\n`);
+
+  let ok = true;
+  const largest = results[results.length - 1]!;
+  process.stdout.write("\nGoals\n");
+  if (base && largest.n !== base.n) {
+    const r = largest.hbP99 / base.hbP99;
+    const pass = r <= 2;
+    ok &&= pass;
+    process.stdout.write(
+      `  heartbeat p99 at N=${largest.n} within 2× of N=${BASELINE_N}: ${ms(largest.hbP99)} ms vs ${ms(base.hbP99)} ms` +
+        ` = ${r.toFixed(2)}× → ${pass ? "PASS" : "FAIL"}\n`,
+    );
+  } else {
+    process.stdout.write(`  heartbeat p99 ratio: only N=${BASELINE_N} was run\n`);
+  }
+  const big = results.find((r) => r.n === RSS_GOAL_N);
+  if (big) {
+    const pass = big.rssMax < RSS_GOAL_MB;
+    ok &&= pass;
+    process.stdout.write(
+      `  gateway RSS under ${RSS_GOAL_MB} MB at N=${RSS_GOAL_N}: max ${big.rssMax.toFixed(0)} MB → ${pass ? "PASS" : "FAIL"}\n`,
+    );
+  } else {
+    process.stdout.write(`  gateway RSS at N=${RSS_GOAL_N}: not run (add 10000 to --sizes)\n`);
+  }
+  const notReady = results.filter((r) => r.ready !== r.n);
+  ok &&= notReady.length === 0;
+  process.stdout.write(
+    `  all N machines READY at the end: ${
+      notReady.length === 0 ? "PASS" : `FAIL (${notReady.map((r) => `N=${r.n}: ${r.ready}`).join(", ")})`
+    }\n`,
+  );
+  return ok;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const opt = options();
+  const maxN = Math.max(...opt.sizes);
+  const fdNote = ensureFdLimit(maxN + 2_048);
+  // Bounded: connect budget, warm-up, window, grace and start/stop per size, plus a margin.
+  const budgetMs = opt.sizes.reduce(
+    (acc, n) => acc + Math.max(60_000, n * 20) + 10_000 + opt.intervalMs * 2 + opt.durationMs + 60_000,
+    60_000,
+  );
+  const watchdog = setTimeout(() => {
+    process.stderr.write(`bench: gave up after ${(budgetMs / 1000).toFixed(0)} s; cleaning up\n`);
+    stopAllNow();
+    process.exit(2);
+  }, budgetMs);
+  watchdog.unref();
+
+  process.stdout.write(
+    `Heartbeat bench: sizes ${opt.sizes.join(", ")}; ${opt.durationMs / 1000} s steady state each; ` +
+      `heartbeat every ${opt.intervalMs / 1000} s; ${opt.concurrency} joins at a time\n` +
+      `node ${process.version}, ${os.cpus().length} CPUs, ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB RAM, ${fdNote}\n` +
+      "gateway and bench run on the same machine: the bench's own CPU shows in the figures.\n" +
+      (opt.gatewayBin !== GATEWAY_BIN ? `gateway: ${opt.gatewayBin}\n` : "") +
+      (opt.gatewayNodeArgs.length > 0 ? `gateway node flags: ${opt.gatewayNodeArgs.join(" ")}\n` : "") +
+      (opt.listPoll ? "" : "GET /api/v1/machines is not polled (--no-list-poll)\n"),
+  );
+  const results: Result[] = [];
+  for (const n of opt.sizes) {
+    process.stdout.write(`\n== N=${n} ==\n`);
+    const r = await runSize(n, opt);
+    printResult(r, opt);
+    results.push(r);
+  }
+  const ok = printSummary(results);
+  clearTimeout(watchdog);
+  process.exitCode = ok ? 0 : 1;
+}
+
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  process.on(sig, () => {
+    stopAllNow();
+    process.exit(130);
+  });
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
+  stopAllNow();
+  process.exit(2);
+});
