@@ -748,8 +748,18 @@ async function runSize(n: number, opt: Options): Promise<Result> {
     while (pendingInWindow() > 0 && performance.now() < graceEnd) await sleep(100);
     const missing = pendingInWindow();
 
-    // Every machine should be READY on the channel now.
-    const list = await adminJson<MachineList>(gw, "GET", "/api/v1/machines");
+    // Every machine should be READY on the channel now (the list is paged: follow `next`).
+    const all: MachineList["machines"] = [];
+    for (let after: string | null = ""; after !== null; ) {
+      const page: MachineList = await adminJson<MachineList>(
+        gw,
+        "GET",
+        `/api/v1/machines?limit=5000${after ? `&after=${encodeURIComponent(after)}` : ""}`,
+      );
+      all.push(...page.machines);
+      after = page.next;
+    }
+    const list = { machines: all };
     const ready = list.machines.filter((m) => m.status === "READY").length;
     const onChannel = list.machines.filter((m) => m.connection === "channel").length;
 

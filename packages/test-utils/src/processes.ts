@@ -161,15 +161,26 @@ export interface AgentProc {
 /** Start the real b9agent with its config at configPath, control API on a free loopback port. */
 export async function startAgent(
   configPath: string,
-  opts: { waitConnected?: boolean } = {},
+  opts: { waitConnected?: boolean; env?: NodeJS.ProcessEnv } = {},
 ): Promise<AgentProc> {
   const proc = new Proc([BIN.agent, "run", "--no-tui", "--listen", "127.0.0.1:0"], {
+    ...opts.env,
     B9AGENT_CONFIG: configPath,
   });
   const listening = await proc.waitForLog((e) => Array.isArray(e.addresses));
   const controlUrl = `http://${(listening.addresses as string[])[0]}`;
   if (opts.waitConnected ?? true) await proc.waitForLog((e) => e.msg === "connected to gateway");
   return { proc, configPath, controlUrl };
+}
+
+/** The virtualenv python with the test's Python packages (scripts/python-env; scripts/test sets it). */
+export function testPython(): string {
+  const py = process.env.BETA9_TEST_PYTHON;
+  if (!py)
+    throw new Error(
+      "BETA9_TEST_PYTHON is not set: run the tests with `npm test`, or export the path scripts/python-env prints",
+    );
+  return py;
 }
 
 /** `b9agent init` against a gateway with a fresh join token; returns the config path. */

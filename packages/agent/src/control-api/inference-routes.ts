@@ -35,7 +35,8 @@ export interface InferenceRoutesContext {
 
 /** The seed's inference lifecycle: start, stop, status, pull (with NDJSON progress when asked). */
 export const inferenceRoutes: FastifyPluginAsyncTypebox<InferenceRoutesContext> = async (app, ctx) => {
-  const status = () => {
+  const status = async () => {
+    await ctx.inference.detect();
     const s = ctx.inference.status(ctx.endpoint());
     ctx.state.inferenceStatus = s.status;
     return s;

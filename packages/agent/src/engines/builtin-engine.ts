@@ -100,7 +100,10 @@ export class BuiltinEngine implements Engine {
   async #launch(options: StartOptions): Promise<{ supervisor: Supervisor; endpoint: string }> {
     const port = await freeLoopbackPort();
     const endpoint = `http://${LOOPBACK}:${port}`;
-    const args = [SERVER_MAIN, "--port", String(port), "--threads", String(threadCount(options.hardware))];
+    // One core fewer than the machine has: llama.cpp's threads spin-wait, and competing with the
+    // engine's own Node thread for the last core cut generation speed several-fold (measured on 2 cores).
+    const threads = Math.max(1, threadCount(options.hardware) - 1);
+    const args = [SERVER_MAIN, "--port", String(port), "--threads", String(threads)];
     args.push("--gpu", this.#o.gpu ?? "auto");
     if (this.#o.memoryBudgetBytes) args.push("--memory-budget", String(this.#o.memoryBudgetBytes));
     const supervisor = new Supervisor({

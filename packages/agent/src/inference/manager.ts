@@ -51,12 +51,19 @@ export class InferenceManager {
   readonly #starting = new Map<string, Promise<ServedModel>>();
   readonly #errors = new Map<string, { engine: string; message: string }>();
   #detections: EngineDetection[] = [];
+  #detecting: Promise<EngineDetection[]> | undefined;
 
   constructor(deps: InferenceDeps) {
     this.#deps = deps;
   }
 
-  async detect(): Promise<EngineDetection[]> {
+  /** Detect the engines once (later calls share the first); status waits for it. */
+  detect(): Promise<EngineDetection[]> {
+    this.#detecting ??= this.#detect();
+    return this.#detecting;
+  }
+
+  async #detect(): Promise<EngineDetection[]> {
     const results = await Promise.all(
       [...this.#deps.engines.values()].map((e) =>
         e.detect(this.#deps.hardware).catch(
@@ -108,7 +115,7 @@ export class InferenceManager {
   }): Promise<ServedModel> {
     const { log, hardware } = this.#deps;
     const spec = await this.#deps.catalog.resolve(req.model, { contextSize: req.contextSize });
-    if (this.#detections.length === 0) await this.detect();
+    await this.detect();
     const engineName = this.#deps.choose({
       format: spec.format,
       hardware,

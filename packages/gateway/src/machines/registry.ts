@@ -4,6 +4,7 @@ import type { Machine, Store } from "@beta9/store";
 import { type Liveness, type LivenessConfig, machineStatus } from "./liveness.ts";
 
 const DEFAULT_PAGE = 500;
+const FLUSH_SLICE = 500;
 
 /** A live connection to an agent that the registry can close (the agent channel). */
 export interface AgentLink {
@@ -204,12 +205,20 @@ export class MachineRegistry {
   /** Write the heartbeat times gathered since the last flush. */
   flush(): Promise<void> {
     if (this.#dirty.size === 0) return this.#flushing;
-    // Whole seconds: one UPDATE per second of beats instead of one per millisecond, in one transaction.
-    const batch = new Map<string, number>();
-    for (const [id, at] of this.#dirty) batch.set(id, at - (at % 1000));
+    // Whole seconds: one UPDATE per second of beats instead of one per millisecond. Slices of 500
+    // machines, each its own transaction with a turn of the event loop between them, so a synchronous
+    // SQLite never holds the loop long enough to delay heartbeats.
+    const batch: [string, number][] = [];
+    for (const [id, at] of this.#dirty) batch.push([id, at - (at % 1000)]);
     this.#dirty.clear();
     this.#flushing = this.#flushing
-      .then(() => this.#store.transaction((tx) => tx.machines.recordHeartbeats(batch)))
+      .then(async () => {
+        for (let i = 0; i < batch.length; i += FLUSH_SLICE) {
+          const slice = new Map(batch.slice(i, i + FLUSH_SLICE));
+          await this.#store.transaction((tx) => tx.machines.recordHeartbeats(slice));
+          await new Promise((r) => setImmediate(r));
+        }
+      })
       .catch((err: unknown) => {
         // Keep the times for the next flush; a store hiccup must not lose them.
         for (const [id, at] of batch) if (!this.#dirty.has(id)) this.#dirty.set(id, at);

@@ -38,7 +38,10 @@ export class MachineRepository {
     return Number(res.numDeletedRows) === 1;
   }
 
-  /** Record many heartbeats in one statement per distinct time bucket; called in batches, not per beat. */
+  /**
+   * Record many heartbeat times: one UPDATE per distinct time and per 500 ids. Callers round the
+   * times (to the second) so a batch holds few distinct values.
+   */
   async recordHeartbeats(beats: ReadonlyMap<string, number>): Promise<void> {
     const byTime = new Map<number, string[]>();
     for (const [id, at] of beats) {

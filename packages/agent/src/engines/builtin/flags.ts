@@ -5,7 +5,7 @@ export type GpuChoice = "auto" | false | "cuda" | "vulkan" | "metal";
 export interface EngineFlags {
   /** Port on 127.0.0.1; 0 picks a free one (printed on stdout). */
   port: number;
-  /** CPU threads for llama.cpp; when absent, the machine's math cores (node-llama-cpp's count). */
+  /** CPU threads for llama.cpp; when absent, the machine's math cores less one (for Node's own thread). */
   threads: number | undefined;
   gpu: GpuChoice;
   /** Bytes of RAM + VRAM all models together may use; when absent, the machine's memory. */

@@ -31,7 +31,9 @@ export async function startLlama(opts: {
     },
     ...(opts.threads !== undefined ? { maxThreads: opts.threads } : {}),
   });
-  const threads = opts.threads ?? llama.cpuMathCores;
+  // Leave a core to Node's thread (HTTP, sampling callbacks): on 2 cores, 2 llama.cpp threads ran
+  // SmolLM2 at 12-60 tokens/s against 140 with 1, as they spin-wait on each other and on Node.
+  const threads = opts.threads ?? Math.max(1, llama.cpuMathCores - 1);
   llama.maxThreads = threads;
   return { llama, threads };
 }

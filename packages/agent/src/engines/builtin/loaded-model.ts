@@ -8,7 +8,6 @@ import {
   type LlamaEmbeddingContext,
   type LlamaModel,
   resolveChatWrapper,
-  type Token,
 } from "node-llama-cpp";
 import { EngineError } from "./errors.ts";
 import { estimateEmbeddingContext } from "./memory.ts";
@@ -55,8 +54,8 @@ export class LoadedModel {
   readonly #stopping = new AbortController();
   readonly #running = new Set<Promise<unknown>>();
   #embedding: Promise<{ ctx: LlamaEmbeddingContext; queue: SlotQueue<LlamaEmbeddingContext> }> | undefined;
+  #embeddingBytes = 0;
   #pendingBytes = 0;
-  #eogTokens: Token[] | undefined;
   #unloading = false;
 
   private constructor(spec: ModelSpec, model: LlamaModel, context: LlamaContext, opts: LoadOptions) {
@@ -112,16 +111,6 @@ export class LoadedModel {
     const m = this.model.memoryUsage;
     const c = this.context.memoryUsage;
     return m.ram + m.vram + c.ram + c.vram + this.#embeddingBytes + this.#pendingBytes;
-  }
-  #embeddingBytes = 0;
-
-  /** Every end-of-generation token, for `ignore_eos`. */
-  eogTokens(): Token[] {
-    if (!this.#eogTokens) {
-      this.#eogTokens = [];
-      for (const t of this.model.iterateAllTokens()) if (this.model.isEogToken(t)) this.#eogTokens.push(t);
-    }
-    return this.#eogTokens;
   }
 
   /**

@@ -85,7 +85,7 @@ async function run(flags: EngineFlags): Promise<void> {
       gpu_devices: await llama.getGpuDeviceNames(),
       threads,
       memory_budget_bytes: budget,
-      llama_cpp: llama.llamaCppRelease.release,
+      llama_cpp: `${llama.llamaCppRelease.repo}@${llama.llamaCppRelease.release}`,
       startup_ms: Math.round(performance.now() - started),
     },
     "builtin engine listening",

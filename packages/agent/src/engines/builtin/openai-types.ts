@@ -4,7 +4,8 @@ import { type Static, Type } from "typebox";
  * The OpenAI wire shapes the builtin engine speaks: request schemas (validated at the edge by fastify)
  * and the response objects. Fields OpenAI has and we do not use are accepted and ignored, except where
  * ignoring them would change the answer (n > 1, tools, logprobs): those are refused.
- * Extensions shared with llama.cpp's server and vLLM: top_k, min_p, repeat_penalty, ignore_eos.
+ * Extensions shared with llama.cpp's server and vLLM: top_k, min_p, repeat_penalty. (Not ignore_eos:
+ * node-llama-cpp's token bias never touches end-of-generation tokens.)
  */
 
 const nullable = <T extends Parameters<typeof Type.Optional>[0]>(t: T) =>
@@ -32,7 +33,6 @@ const Sampling = {
   frequency_penalty: nullable(Type.Number({ minimum: -2, maximum: 2 })),
   presence_penalty: nullable(Type.Number({ minimum: -2, maximum: 2 })),
   repeat_penalty: nullable(Type.Number({ minimum: 0, maximum: 10 })),
-  ignore_eos: nullable(Type.Boolean()),
   n: nullable(Type.Integer({ minimum: 1, maximum: 1 })),
 };
 

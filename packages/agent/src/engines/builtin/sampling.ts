@@ -1,4 +1,4 @@
-import { type LLamaContextualRepeatPenalty, TokenBias } from "node-llama-cpp";
+import type { LLamaContextualRepeatPenalty } from "node-llama-cpp";
 import { EngineError } from "./errors.ts";
 import type { LoadedModel } from "./loaded-model.ts";
 
@@ -14,7 +14,6 @@ export interface SamplingRequest {
   frequency_penalty?: number | null | undefined;
   presence_penalty?: number | null | undefined;
   repeat_penalty?: number | null | undefined;
-  ignore_eos?: boolean | null | undefined;
 }
 
 /** Options node-llama-cpp's LlamaChat and LlamaCompletion both take. */
@@ -27,7 +26,6 @@ export interface SamplingOptions {
   seed?: number;
   repeatPenalty: false | LLamaContextualRepeatPenalty;
   customStopTriggers?: string[];
-  tokenBias?: TokenBias;
 }
 
 /*
@@ -82,7 +80,6 @@ export function samplingOptions(
   const stop = typeof req.stop === "string" ? [req.stop] : (req.stop ?? []);
   const triggers = stop.filter((s) => s !== "");
   if (triggers.length > 0) opts.customStopTriggers = triggers;
-  if (req.ignore_eos) opts.tokenBias = TokenBias.for(model.model).set(model.eogTokens(), "never");
   return opts;
 }
 

@@ -11,6 +11,8 @@ import { type EngineProcess, readEvents, startEngine } from "./test-engine.ts";
 let engine: EngineProcess;
 const MODEL = "smol";
 const CONTEXT = 2048;
+/** SmolLM2 at temperature 0 goes on counting for well over 1500 tokens: a generation that lasts. */
+const COUNTING = "1, 2, 3, 4, 5,";
 const question = [{ role: "user", content: "What is the capital of France?" }];
 
 type AdminList = { models: ModelView[]; memory: { budget_bytes: number; used_bytes: number } };
@@ -226,9 +228,9 @@ describe("builtin engine: OpenAI API", () => {
     const timed = async () => {
       const res = await post("/v1/completions", {
         model: MODEL,
-        prompt: "Once upon a time",
+        prompt: COUNTING,
         max_tokens: 40,
-        ignore_eos: true,
+        temperature: 0,
         stream: true,
       });
       const reader = res.body!.getReader();
@@ -252,7 +254,7 @@ describe("builtin engine: OpenAI API", () => {
     const abort = new AbortController();
     const res = await post(
       "/v1/completions",
-      { model: MODEL, prompt: "Count: 1, 2, 3,", max_tokens: 1500, ignore_eos: true, stream: true },
+      { model: MODEL, prompt: COUNTING, max_tokens: 1500, temperature: 0, stream: true },
       abort.signal,
     );
     const reader = res.body!.getReader();
@@ -274,6 +276,27 @@ describe("builtin engine: OpenAI API", () => {
     expect(later.active).toBe(0);
     const line = engine.logs().find((l) => l.msg === "generation stopped: client went away");
     expect(line).toMatchObject({ model: MODEL, reason: "the client went away" });
+  });
+
+  it("stops a non-streamed generation too when its client goes away", async () => {
+    const before = await stats();
+    const abort = new AbortController();
+    const pending = post(
+      "/v1/completions",
+      { model: MODEL, prompt: COUNTING, max_tokens: 1500, temperature: 0 },
+      abort.signal,
+    ).catch(() => "aborted");
+    await waitFor(async () => (await stats()).tokens_generated > before.tokens_generated + 10, {
+      what: "the generation to start",
+    });
+    abort.abort();
+    expect(await pending).toBe("aborted");
+    await waitFor(async () => (await stats()).cancelled === before.cancelled + 1, {
+      what: "the cancellation",
+    });
+    const after = await stats();
+    expect(after.active).toBe(0);
+    expect(after.tokens_generated - before.tokens_generated).toBeLessThan(300);
   });
 });
 
