@@ -54,6 +54,7 @@ async function control(method: string, path: string, body?: unknown) {
     },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
+  // biome-ignore lint/suspicious/noExplicitAny: each assertion checks the JSON shape it needs.
   return { status: res.status, body: (await res.json()) as Record<string, any> };
 }
 

@@ -1,6 +1,6 @@
 import { once } from "node:events";
 import type { ErrorBody } from "@beta9/protocol";
-import type { FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyReply } from "fastify";
 import { type Dispatcher, errors, request } from "undici";
 
 /** Headers that describe one hop and never travel through a proxy. */
@@ -38,7 +38,6 @@ export interface ProxyOptions {
  * an engine stops generating for nobody. Upstream failures become our JSON errors.
  */
 export async function proxyRequest(
-  req: FastifyRequest,
   reply: FastifyReply,
   opts: ProxyOptions,
 ): Promise<void> {

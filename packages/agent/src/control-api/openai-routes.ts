@@ -38,7 +38,7 @@ export const openaiRoutes: FastifyPluginAsync<{ inference: InferenceManager }> =
           `The model \`${body.model}\` is not being served on this machine${known.length ? ` (serving: ${known.join(", ")})` : ""}; start it with POST /inference/start`,
         );
       }
-      await proxyRequest(req, reply, {
+      await proxyRequest(reply, {
         url: `${served.endpoint}${path}`,
         body: JSON.stringify({ ...body, model: served.upstreamModel }),
         headers: { "content-type": "application/json", accept: String(req.headers.accept ?? "*/*") },
