@@ -37,10 +37,7 @@ export interface ProxyOptions {
  * slows the upstream (write() → drain), and a client that goes away aborts the upstream request, so
  * an engine stops generating for nobody. Upstream failures become our JSON errors.
  */
-export async function proxyRequest(
-  reply: FastifyReply,
-  opts: ProxyOptions,
-): Promise<void> {
+export async function proxyRequest(reply: FastifyReply, opts: ProxyOptions): Promise<void> {
   const abort = new AbortController();
   const res = reply.raw;
   const onClose = () => {
