@@ -10,12 +10,14 @@ import type { GatewayConfig } from "./config.ts";
 import type { GatewayContext } from "./context.ts";
 import { installMetrics } from "./http/metrics.ts";
 import { MachineRegistry } from "./machines/registry.ts";
+import { Router } from "./router/router.ts";
 import { forkCompatRoutes } from "./routes/agent/fork-compat.ts";
 import { joinRoutes } from "./routes/agent/join.ts";
 import { keyRoutes } from "./routes/management/keys.ts";
 import { machineRoutes } from "./routes/management/machines.ts";
 import { poolRoutes } from "./routes/management/pools.ts";
 import { tokenRoutes } from "./routes/management/tokens.ts";
+import { openaiRoutes } from "./routes/openai/index.ts";
 
 export interface Gateway {
   app: FastifyInstance;
@@ -57,6 +59,7 @@ export async function buildGateway(
   await app.register(machineRoutes, ctx);
   await app.register(joinRoutes, ctx);
   await app.register(forkCompatRoutes, ctx);
+  await app.register(openaiRoutes, { ...ctx, router: new Router(registry) });
 
   app.server.on("upgrade", channelUpgradeHandler(ctx));
   // Agent channels are long-lived upgraded sockets fastify does not track; end them before close()

@@ -178,6 +178,10 @@ export async function saveConfig(cfg: AgentConfig, path = configPath()): Promise
   await rename(tmp, path);
 }
 
+/** Eight hex digits, as the fork's ids; never one YAML would read as a number (e.g. "5e328691"). */
 export function newMachineId(): string {
-  return randomBytes(4).toString("hex");
+  for (;;) {
+    const id = randomBytes(4).toString("hex");
+    if (!/^[0-9]+(e[0-9]+)?$/.test(id)) return id;
+  }
 }

@@ -50,6 +50,21 @@ export class AgentChannel implements AgentLink {
     this.#pinger.unref();
   }
 
+  /** An ordinary HTTP request to the agent's control API, over the channel (design decision 1). */
+  request(init: {
+    method: string;
+    path: string;
+    headers?: Record<string, string>;
+    body?: string;
+  }): http2.ClientHttp2Stream {
+    const stream = this.session.request(
+      { ":method": init.method, ":path": init.path, ...init.headers },
+      { endStream: init.body === undefined },
+    );
+    if (init.body !== undefined) stream.end(init.body);
+    return stream;
+  }
+
   close(reason: string): void {
     if (this.#closed) return;
     this.#log.info({ reason }, "closing agent channel");

@@ -1,3 +1,4 @@
+import type { ClientHttp2Stream } from "node:http2";
 import type { Logger } from "@beta9/http";
 import type { Hardware, InferenceReport, MachineStatus, MachineView, Usage } from "@beta9/protocol";
 import type { Machine, Store } from "@beta9/store";
@@ -6,9 +7,21 @@ import { type Liveness, type LivenessConfig, machineStatus } from "./liveness.ts
 const DEFAULT_PAGE = 500;
 const FLUSH_SLICE = 500;
 
-/** A live connection to an agent that the registry can close (the agent channel). */
+/** A live connection to an agent (the agent channel): requests go over it; the registry can close it. */
 export interface AgentLink {
   close(reason: string): void;
+  request?(init: {
+    method: string;
+    path: string;
+    headers?: Record<string, string>;
+    body?: string;
+  }): ClientHttp2Stream;
+}
+
+/** A machine that can take a request for a model now. */
+export interface ServingMachine {
+  id: string;
+  link: AgentLink;
 }
 
 interface Entry {
@@ -186,6 +199,38 @@ export class MachineRegistry {
       out.push(v);
     }
     return { machines: out, next: null };
+  }
+
+  /**
+   * Machines that serve `model` ready now and accept new work: connected, READY or BUSY (not
+   * cordoned, draining or unhealthy), per their last heartbeat.
+   */
+  serving(model: string): ServingMachine[] {
+    const now = Date.now();
+    const out: ServingMachine[] = [];
+    for (const e of this.#entries.values()) {
+      if (!e.link?.request) continue;
+      const status = machineStatus(e.row, e.live, now, this.cfg);
+      if (status !== "READY" && status !== "BUSY") continue;
+      if (e.live.inference?.models.some((m) => m.name === model && m.state === "ready"))
+        out.push({ id: e.row.id, link: e.link });
+    }
+    return out;
+  }
+
+  /** Every model served ready somewhere, with the machines serving it. */
+  servedModels(): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    for (const e of this.#entries.values()) {
+      if (!e.live.connected) continue;
+      for (const m of e.live.inference?.models ?? []) {
+        if (m.state !== "ready") continue;
+        const ids = out.get(m.name);
+        if (ids) ids.push(e.row.id);
+        else out.set(m.name, [e.row.id]);
+      }
+    }
+    return out;
   }
 
   countByStatus(): Map<MachineStatus, number> {
