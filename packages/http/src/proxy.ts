@@ -56,16 +56,7 @@ export async function proxyRequest(reply: FastifyReply, opts: ProxyOptions): Pro
       dispatcher: opts.dispatcher,
     });
     opts.onResponse?.(upstream.statusCode);
-    const headers: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(upstream.headers)) {
-      if (v !== undefined && !HOP_BY_HOP.has(k.toLowerCase())) headers[k] = v;
-    }
-    const isSse = String(upstream.headers["content-type"] ?? "").startsWith("text/event-stream");
-    if (isSse) {
-      headers["cache-control"] = "no-cache, no-transform";
-      headers["x-accel-buffering"] = "no";
-    }
-    res.writeHead(upstream.statusCode, headers);
+    res.writeHead(upstream.statusCode, passOnHeaders(upstream.headers).headers);
     res.flushHeaders?.();
     for await (const chunk of upstream.body) {
       if (abort.signal.aborted) break;
@@ -88,6 +79,26 @@ export async function proxyRequest(reply: FastifyReply, opts: ProxyOptions): Pro
   } finally {
     res.off("close", onClose);
   }
+}
+
+/**
+ * The upstream's response headers as a proxy passes them on: no hop-by-hop or pseudo headers, and for
+ * server-sent events the headers that keep every proxy and cache from buffering the stream.
+ */
+export function passOnHeaders(upstream: Record<string, string | string[] | undefined>): {
+  headers: Record<string, string | string[]>;
+  sse: boolean;
+} {
+  const headers: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(upstream)) {
+    if (v !== undefined && !k.startsWith(":") && !HOP_BY_HOP.has(k.toLowerCase())) headers[k] = v;
+  }
+  const sse = String(upstream["content-type"] ?? "").startsWith("text/event-stream");
+  if (sse) {
+    headers["cache-control"] = "no-cache, no-transform";
+    headers["x-accel-buffering"] = "no";
+  }
+  return { headers, sse };
 }
 
 export function upstreamError(err: unknown): { status: number; body: ErrorBody } {

@@ -1,8 +1,8 @@
 import http2 from "node:http2";
+import { passOnHeaders } from "@beta9/http";
 import type { FastifyReply } from "fastify";
 import type { AgentLink } from "../machines/registry.ts";
 
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "content-length"]);
 
 export type ForwardResult =
   | { started: true; status: number }
@@ -54,18 +54,10 @@ export function forwardToAgent(
         return;
       }
       started = true;
-      const out: Record<string, string | string[]> = {};
-      for (const [k, v] of Object.entries(headers)) {
-        if (k.startsWith(":") || v === undefined || HOP_BY_HOP.has(k)) continue;
-        out[k] = v as string | string[];
-      }
-      isSse = String(headers["content-type"] ?? "").startsWith("text/event-stream");
-      if (isSse) {
-        out["cache-control"] = "no-cache, no-transform";
-        out["x-accel-buffering"] = "no";
-      }
+      const pass = passOnHeaders(headers as Record<string, string | string[] | undefined>);
+      isSse = pass.sse;
       reply.hijack();
-      res.writeHead(status, out);
+      res.writeHead(status, pass.headers);
       res.flushHeaders?.();
       resolve({ started: true, status });
     });
