@@ -48,7 +48,7 @@ export async function buildGateway(
 
   installErrorHandling(app);
   const ctx: GatewayContext = { store, registry, auth: new ApiKeyAuth(store), log };
-  installMetrics(app, registry);
+  const metrics = installMetrics(app, registry);
   app.get("/health", { schema: { response: { 200: Health } } }, async () => ({
     status: "ok" as const,
     version: BETA9_VERSION,
@@ -59,7 +59,7 @@ export async function buildGateway(
   await app.register(machineRoutes, ctx);
   await app.register(joinRoutes, ctx);
   await app.register(forkCompatRoutes, ctx);
-  await app.register(openaiRoutes, { ...ctx, router: new Router(registry) });
+  await app.register(openaiRoutes, { ...ctx, router: new Router(registry), metrics: metrics.inference });
 
   app.server.on("upgrade", channelUpgradeHandler(ctx));
   // Agent channels are long-lived upgraded sockets fastify does not track; end them before close()

@@ -97,6 +97,10 @@ describe("OpenAI API through the gateway", () => {
     expect(text.length).toBeGreaterThan(0);
     const emb = await client().embeddings.create({ model: "smollm2", input: "hello" });
     expect(emb.data[0]?.embedding).toHaveLength(576);
+
+    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    expect(metrics).toMatch(/beta9_inference_requests_total\{model="smollm2",status="200"\} [3-9]/);
+    expect(metrics).toMatch(/beta9_inference_time_to_first_byte_seconds_count\{model="smollm2"\} [3-9]/);
   });
 
   it("answers errors in OpenAI's format: unknown model 404, no key 401, wrong scope 403", async () => {

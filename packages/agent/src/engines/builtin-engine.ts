@@ -118,6 +118,7 @@ export class BuiltinEngine implements Engine {
       onLog: options.onLog,
       pidfiles: this.#o.pidfiles,
       stdinLifeline: true,
+      isReadyHint: (line) => line.includes('"event":"listening"'),
       startTimeoutMs: 60_000,
       stopGraceMs: 5_000,
     });

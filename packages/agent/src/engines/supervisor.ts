@@ -28,6 +28,8 @@ export interface SupervisorOptions {
   probe: ReadinessProbe;
   /** Lines that show the engine is making progress while loading (e.g. "Loading safetensors checkpoint shards: 50%"). */
   isProgress?: ((line: string) => boolean) | undefined;
+  /** A line that says the engine now listens: probe at once instead of at the next interval. */
+  isReadyHint?: ((line: string) => boolean) | undefined;
   /** Every line the engine prints, stdout and stderr. */
   onLog?: ((line: string) => void) | undefined;
   onStateChange?: ((state: SupervisorState, error?: Error) => void) | undefined;
@@ -143,6 +145,8 @@ export class Supervisor {
   #restarts = 0;
   /** While a start waits: pushes its deadline out (a progress line arrived). */
   #stretch: (() => void) | undefined;
+  /** Ends the current wait between readiness probes early (see isReadyHint). */
+  #poke: (() => void) | undefined;
 
   constructor(options: SupervisorOptions) {
     this.#o = options;
@@ -263,6 +267,7 @@ export class Supervisor {
       if (isStderr) this.#tail.push(line);
       o.onLog?.(line);
       if (this.#state === "starting" && o.isProgress?.(line)) this.#stretch?.();
+      if (this.#state === "starting" && o.isReadyHint?.(line)) this.#poke?.();
     };
     const out = new LineSplitter((line) => onLine(line, false));
     const err = new LineSplitter((line) => onLine(line, true));
@@ -332,17 +337,21 @@ export class Supervisor {
           throw new EngineStartError(o.engine, why, this.#tail.text());
         }
         await new Promise<void>((resolve) => {
-          const t = setTimeout(done, Math.min(interval, Math.max(0, deadline - now)));
-          function done() {
+          let t: NodeJS.Timeout | undefined;
+          const done = () => {
             clearTimeout(t);
             wake.signal.removeEventListener("abort", done);
+            this.#poke = undefined;
             resolve();
-          }
+          };
+          this.#poke = done;
+          t = setTimeout(done, Math.min(interval, Math.max(0, deadline - now)));
           wake.signal.addEventListener("abort", done, { once: true });
         });
       }
     } finally {
       this.#stretch = undefined;
+      this.#poke = undefined;
       signal?.removeEventListener("abort", onAbort);
     }
   }

@@ -3,7 +3,6 @@ import { passOnHeaders } from "@beta9/http";
 import type { FastifyReply } from "fastify";
 import type { AgentLink } from "../machines/registry.ts";
 
-
 export type ForwardResult =
   | { started: true; status: number }
   /** The agent never answered: nothing reached the client, so another machine may take the request. */
@@ -24,6 +23,8 @@ export function forwardToAgent(
     headersTimeoutMs: number;
     /** Answers that mean "this machine cannot serve it now" (its engine is down): try another. */
     retryOn?: (status: number) => boolean;
+    /** Called once, with the first chunk of the answer's body (time to first token). */
+    onFirstChunk?: () => void;
   },
 ): Promise<ForwardResult> {
   const res = reply.raw;
@@ -61,8 +62,13 @@ export function forwardToAgent(
       res.flushHeaders?.();
       resolve({ started: true, status });
     });
+    let first = true;
     stream.on("data", (chunk: Buffer) => {
       if (!started) return;
+      if (first) {
+        first = false;
+        init.onFirstChunk?.();
+      }
       if (!res.write(chunk)) {
         stream.pause();
         res.once("drain", () => stream.resume());

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync, FastifyReply } from "fastify";
 import type { GatewayContext } from "../../context.ts";
+import type { InferenceMetrics } from "../../http/metrics.ts";
 import { forwardToAgent } from "../../router/forward.ts";
 import type { Router } from "../../router/router.ts";
 
@@ -10,7 +11,9 @@ const MAX_ATTEMPTS = 3;
  * that machine's agent channel. A request that has not started is tried on another machine when its
  * machine fails.
  */
-export const openaiRoutes: FastifyPluginAsync<GatewayContext & { router: Router }> = async (app, ctx) => {
+export const openaiRoutes: FastifyPluginAsync<
+  GatewayContext & { router: Router; metrics: InferenceMetrics }
+> = async (app, ctx) => {
   app.get("/v1/models", async (req) => {
     await ctx.auth.authenticate(req, "inference");
     return {
@@ -38,6 +41,8 @@ export const openaiRoutes: FastifyPluginAsync<GatewayContext & { router: Router 
       if (typeof model !== "string" || !model) {
         return openaiError(reply, 400, "invalid_request_error", "bad_request", "`model` is required");
       }
+      const startedAt = performance.now();
+      const seconds = () => (performance.now() - startedAt) / 1000;
       const tried = new Set<string>();
       let lastError: Error | undefined;
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
@@ -54,11 +59,14 @@ export const openaiRoutes: FastifyPluginAsync<GatewayContext & { router: Router 
             // The agent answers 502/503 when its engine is down or busy: nothing was generated, so
             // another machine may take the request, unless this is the last try.
             retryOn: attempt < MAX_ATTEMPTS - 1 ? (status) => status === 502 || status === 503 : undefined,
+            onFirstChunk: () => ctx.metrics.timeToFirstToken.observe({ model }, seconds()),
           });
           if (res.started) {
             await new Promise<void>((r) =>
               reply.raw.writableFinished || reply.raw.destroyed ? r() : reply.raw.once("close", () => r()),
             );
+            ctx.metrics.requests.inc({ model, status: String(res.status) });
+            ctx.metrics.duration.observe({ model }, seconds());
             return;
           }
           lastError = res.error;
@@ -71,6 +79,8 @@ export const openaiRoutes: FastifyPluginAsync<GatewayContext & { router: Router 
         }
       }
       if (tried.size === 0) {
+        // Unknown names are not labels: a caller must not be able to grow the metrics without bound.
+        ctx.metrics.requests.inc({ model: "unknown", status: "404" });
         const known = ctx.registry.servedModels();
         return openaiError(
           reply,
@@ -80,6 +90,7 @@ export const openaiRoutes: FastifyPluginAsync<GatewayContext & { router: Router 
           `The model \`${model}\` is not served by any machine${known.size ? ` (served: ${[...known.keys()].sort().join(", ")})` : ""}; start it on a machine with POST /inference/start`,
         );
       }
+      ctx.metrics.requests.inc({ model, status: "503" });
       reply.header("retry-after", "2");
       return openaiError(
         reply,
