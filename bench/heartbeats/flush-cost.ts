@@ -67,6 +67,7 @@ async function main(): Promise<void> {
           joined_at: now,
           last_heartbeat_at: null,
           join_token_id: null,
+          country: null,
         };
         await tx.machines.insert(row);
       }

@@ -10,6 +10,7 @@ import {
   configPath,
   loadConfig,
   newMachineId,
+  parseCountry,
   parseGatewayAddress,
   saveConfig,
 } from "./config/config-file.ts";
@@ -20,6 +21,13 @@ const port = (v: string) => {
   if (!Number.isInteger(n) || n < 0 || n > 65535)
     throw new InvalidArgumentError("a port is a number from 0 to 65535");
   return n;
+};
+const country = (v: string) => {
+  try {
+    return parseCountry(v);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 };
 const list = (v: string) =>
   v
@@ -60,6 +68,11 @@ program
   .requiredOption("--token <join-token>", "a join token from `b9 token create`")
   .option("--pool <pool>", "pool to join (the join token decides; this is kept for reference)", "external")
   .option("--name <name>", "a name for this machine", hostname())
+  .option(
+    "--country <code>",
+    "ISO 3166 code of the country this machine is in, e.g. DE; deployments can be pinned to countries or the EU",
+    country,
+  )
   .option("--control-port <port>", "port of the control API", port, CONTROL_PORT)
   .option(
     "--listen <addresses>",
@@ -83,6 +96,7 @@ program
         token: "",
         join_token: opts.token,
         hostname: hostname(),
+        country: opts.country ?? previous?.machine.country,
       },
       pool: opts.pool,
       control: { port: opts.controlPort, listen: opts.listen ?? previous?.control.listen },

@@ -1,4 +1,5 @@
 import { chmodSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import {
   type AgentProc,
   BIN,
@@ -8,6 +9,7 @@ import {
   postgresUrl,
   startAgent,
   startGateway,
+  tempDir,
   waitFor,
 } from "@beta9/test-utils";
 import { afterEach, describe, expect, it } from "vitest";
@@ -212,6 +214,27 @@ describe("agent and gateway, real processes", () => {
     procs.push(p);
     expect(await p.exited).toBe(1);
     expect(p.lines.join("\n")).toContain(`chmod 600 ${path}`);
+  });
+
+  it("init --country stores the code upper-cased and the gateway shows it; a bad one is refused", async () => {
+    const gw = await gateway();
+    const token = (await gw.api<{ token: string }>("POST", "/api/v1/tokens", { uses: 2 })).body.token;
+    const path = join(tempDir("b9-agent-"), "config.yaml");
+    const init = (country: string) =>
+      new Proc(
+        [BIN.agent, "init", "--gateway", `127.0.0.1:${gw.port}`, "--token", token, "--country", country],
+        { B9AGENT_CONFIG: path },
+      );
+    const bad = init("Germany");
+    expect(await bad.exited).toBe(1);
+    expect(bad.lines.join("\n")).toMatch(/two-letter ISO 3166 code/);
+    const ok = init("de");
+    expect(await ok.exited).toBe(0);
+    const cfg = config(path);
+    expect(cfg.machine.country).toBe("DE");
+    expect(
+      (await gw.api<{ country: string | null }>("GET", `/api/v1/machines/${cfg.machine.id}`)).body.country,
+    ).toBe("DE");
   });
 
   it("refuses init with a used-up token and says what to do", async () => {

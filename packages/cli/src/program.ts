@@ -10,6 +10,10 @@ import { addMachineList } from "./commands/machine/list.ts";
 import { addMachineRemove } from "./commands/machine/remove.ts";
 import { addMachineShow } from "./commands/machine/show.ts";
 import { addMachineUncordon } from "./commands/machine/uncordon.ts";
+import { addModelDeploy } from "./commands/model/deploy.ts";
+import { addModelList } from "./commands/model/list.ts";
+import { addModelRemove } from "./commands/model/remove.ts";
+import { addModelShow } from "./commands/model/show.ts";
 import { addPoolCreate } from "./commands/pool/create.ts";
 import { addPoolList } from "./commands/pool/list.ts";
 import { addTokenCreate } from "./commands/token/create.ts";
@@ -26,7 +30,7 @@ import { reportError } from "./report.ts";
 export function buildProgram(io: CliIO): Command {
   const ctx = new Context(io);
   const program = new Command("b9")
-    .description("Manage a Beta9 gateway: machines, pools, join tokens and API keys.")
+    .description("Manage a Beta9 gateway: machines, pools, join tokens, API keys and deployed models.")
     .version(pkg.version, "-V, --version")
     .addHelpText(
       "after",
@@ -61,6 +65,12 @@ export function buildProgram(io: CliIO): Command {
   const pool = program.command("pool").description("pools of machines");
   addPoolList(pool, ctx);
   addPoolCreate(pool, ctx);
+
+  const model = program.command("model").description("models your workspace keeps servable (deployments)");
+  addModelDeploy(model, ctx);
+  addModelList(model, ctx);
+  addModelShow(model, ctx);
+  addModelRemove(model, ctx);
 
   return program;
 }

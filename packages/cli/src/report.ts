@@ -11,7 +11,7 @@ import { type ResolvedConfig, resolveConfig } from "./config.ts";
 import type { CliIO } from "./io.ts";
 import { LOGIN_HINT, UserError } from "./user-error.ts";
 
-const LISTABLE = new Set(["machine", "token", "key", "pool"]);
+const LISTABLE = new Set(["machine", "token", "key", "pool", "model"]);
 
 /** Prints an error the way a person can act on it and returns the exit status. */
 export function reportError(error: unknown, io: CliIO, command: string[]): number {

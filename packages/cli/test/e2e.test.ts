@@ -91,6 +91,49 @@ describe("b9 against a real gateway", () => {
     expect((await b9("key", "revoke", key.id)).code).toBe(0);
   });
 
+  it("deploys, lists, shows and removes a model whose name has ':' and '/'", async () => {
+    const name = "library/llama3.2:1b";
+    const deployed = await b9(
+      "model",
+      "deploy",
+      name,
+      "--source",
+      "ollama:llama3.2:1b",
+      "--max",
+      "2",
+      "--idle",
+      "10m",
+      "--min-vram",
+      "4GiB",
+      "--country",
+      "de,fr",
+      "--json",
+    );
+    expect(deployed.code).toBe(0);
+    expect(JSON.parse(deployed.stdout)).toMatchObject({
+      name,
+      workspace: "default",
+      min_replicas: 0,
+      max_replicas: 2,
+      idle_seconds: 600,
+      pool: "external",
+      gpu: "any",
+      min_vram_bytes: 4 * 2 ** 30,
+      countries: ["DE", "FR"],
+    });
+    expect((await b9("model", "list")).stdout).toMatch(
+      /library\/llama3\.2:1b\s+ollama:llama3\.2:1b\s+-\s+0-2\s+10m/,
+    );
+    expect((await b9("model", "show", name)).stdout).toContain("Min VRAM:      4 GiB\n");
+    const again = await b9("model", "deploy", name, "--source", "x");
+    expect(again).toMatchObject({ code: 1 });
+    expect(again.stderr).toMatch(/^error: a deployment named library\/llama3\.2:1b exists already/);
+    expect((await b9("model", "remove", name)).stdout).toBe(`Model ${name} removed.\n`);
+    const gone = await b9("model", "show", name);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toContain("see them all with b9 model list");
+  });
+
   it("explains a gateway that is not there", async () => {
     const r = await run(process.execPath, [BIN.cli, "machine", "list"], {
       env: { ...env, BETA9_GATEWAY: "http://127.0.0.1:9" },

@@ -1,10 +1,10 @@
 import { createServer, type IncomingHttpHeaders } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { ApiKeyView, JoinTokenView, MachineView, PoolView, Scope } from "@beta9/sdk";
+import type { ApiKeyView, DeploymentView, JoinTokenView, MachineView, PoolView, Scope } from "@beta9/sdk";
 
 /**
- * A stand-in for the gateway's management API over real HTTP: keeps machines, pools, tokens and
- * keys in memory, checks bearer keys and scopes, answers errors in the gateway's JSON shape, and
+ * A stand-in for the gateway's management API over real HTTP: keeps machines, pools, tokens, keys
+ * and deployments in memory, checks bearer keys and scopes, answers errors in the gateway's JSON shape, and
  * records every request. Enough for the CLI's tests; the real gateway has its own.
  */
 export interface FakeGateway {
@@ -14,6 +14,7 @@ export interface FakeGateway {
   pools: PoolView[];
   tokens: JoinTokenView[];
   keys: ApiKeyView[];
+  deployments: DeploymentView[];
   close(): Promise<void>;
 }
 
@@ -34,7 +35,7 @@ const fail = (status: number, code: string, message: string): Answer => ({
 
 export async function startFakeGateway(
   now: () => number,
-  seed: { machines?: MachineView[] } = {},
+  seed: { machines?: MachineView[]; deployments?: DeploymentView[] } = {},
 ): Promise<FakeGateway> {
   const iso = (ms: number) => new Date(ms).toISOString();
   const state = {
@@ -45,6 +46,7 @@ export async function startFakeGateway(
     ] as PoolView[],
     tokens: [] as JoinTokenView[],
     keys: [] as ApiKeyView[],
+    deployments: seed.deployments ?? [],
   };
   let counter = 0;
 
@@ -147,6 +149,47 @@ export async function startFakeGateway(
         if (!k) return fail(404, "not_found", `There is no API key ${id}.`);
         k.revoked = true;
         return { status: 200, body: k };
+      }
+    }
+    if (noun === "deployments") {
+      if (method === "POST" && !id) {
+        const name = String(input.name);
+        const pool = typeof input.pool === "string" ? input.pool : "external";
+        if (!state.pools.some((p) => p.name === pool))
+          return fail(404, "pool_unknown", `There is no pool ${pool}.`);
+        if (state.deployments.some((d) => d.name === name))
+          return fail(409, "conflict", `A deployment named ${name} exists already.`);
+        const min = typeof input.min_replicas === "number" ? input.min_replicas : 0;
+        const max = typeof input.max_replicas === "number" ? input.max_replicas : Math.max(1, min);
+        if (max < min) return fail(400, "bad_request", "max_replicas is below min_replicas.");
+        const or = <T>(key: string, fallback: T) => (input[key] === undefined ? fallback : (input[key] as T));
+        const view: DeploymentView = {
+          name,
+          workspace: "default",
+          source: String(input.source),
+          sha256: or("sha256", null),
+          engine: or("engine", null),
+          min_replicas: min,
+          max_replicas: max,
+          idle_seconds: or("idle_seconds", 300),
+          pool,
+          gpu: or("gpu", "any"),
+          min_vram_bytes: or("min_vram_bytes", null),
+          countries: or("countries", []),
+          region: or("region", null),
+          context_size: or("context_size", null),
+          created_at: iso(now()),
+        };
+        state.deployments.push(view);
+        return { status: 201, body: view };
+      }
+      if (method === "GET" && !id) return { status: 200, body: { deployments: state.deployments } };
+      const d = state.deployments.find((x) => x.name === id);
+      if (!d || action) return fail(404, "not_found", `There is no deployment ${id}.`);
+      if (method === "GET") return { status: 200, body: d };
+      if (method === "DELETE") {
+        state.deployments.splice(state.deployments.indexOf(d), 1);
+        return { status: 204 };
       }
     }
     return fail(404, "not_found", `No route ${method} ${path}.`);

@@ -48,6 +48,7 @@ export function machines(): MachineView[] {
   const base = {
     hostname: "host.lan",
     agent_version: "0.1.0",
+    country: null,
     connection: "channel" as const,
     usage: null,
     inference: null,
@@ -62,6 +63,7 @@ export function machines(): MachineView[] {
       id: "a1b2c3d4",
       name: "gpu-box-1",
       pool: "gpu",
+      country: "DE",
       status: "READY",
       hostname: "gpu-box-1.lan",
       hardware: {

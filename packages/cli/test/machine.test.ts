@@ -63,6 +63,7 @@ describe("b9 machine show", () => {
     const r = await b9(env, "machine", "show", "a1b2c3d4");
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("Status:           READY\n");
+    expect(r.stdout).toContain("Country:          DE\n");
     expect(r.stdout).toContain("Last heartbeat:   3s ago\n");
     expect(r.stdout).toContain("CPU:              AMD EPYC 9454 (32 cores, 12% busy)\n");
     expect(r.stdout).toContain("Memory:           128 GiB (40 GiB used)\n");

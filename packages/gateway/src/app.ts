@@ -13,11 +13,16 @@ import { MachineRegistry } from "./machines/registry.ts";
 import { Router } from "./router/router.ts";
 import { forkCompatRoutes } from "./routes/agent/fork-compat.ts";
 import { joinRoutes } from "./routes/agent/join.ts";
+import { deploymentRoutes } from "./routes/management/deployments.ts";
 import { keyRoutes } from "./routes/management/keys.ts";
 import { machineRoutes } from "./routes/management/machines.ts";
 import { poolRoutes } from "./routes/management/pools.ts";
+import { replicaRoutes } from "./routes/management/replicas.ts";
 import { tokenRoutes } from "./routes/management/tokens.ts";
+import { ollamaRoutes } from "./routes/ollama/index.ts";
 import { openaiRoutes } from "./routes/openai/index.ts";
+import { deploymentSpec } from "./scheduler/deployment-spec.ts";
+import { ReplicaManager } from "./scheduler/replicas.ts";
 
 export interface Gateway {
   app: FastifyInstance;
@@ -56,18 +61,39 @@ export async function buildGateway(
   await app.register(tokenRoutes, ctx);
   await app.register(keyRoutes, ctx);
   await app.register(poolRoutes, ctx);
+  await app.register(deploymentRoutes, ctx);
   await app.register(machineRoutes, ctx);
   await app.register(joinRoutes, ctx);
   await app.register(forkCompatRoutes, ctx);
-  await app.register(openaiRoutes, { ...ctx, router: new Router(registry), metrics: metrics.inference });
+  const router = new Router(registry);
+  const replicas = new ReplicaManager({
+    registry,
+    log,
+    coldStartTimeoutMs: config.coldStartTimeoutMs,
+    deployments: async () => (await store.deployments.listAll()).map(deploymentSpec),
+  });
+  await app.register(openaiRoutes, {
+    ...ctx,
+    router,
+    metrics: metrics.inference,
+    replicas,
+    deployments: async (workspaceId, model) => {
+      const row = await store.deployments.get(workspaceId, model);
+      return row ? deploymentSpec(row) : undefined;
+    },
+  });
+  await app.register(replicaRoutes, { ...ctx, router, replicas });
+  await app.register(ollamaRoutes, { ...ctx, router });
 
   app.server.on("upgrade", channelUpgradeHandler(ctx));
   // Agent channels are long-lived upgraded sockets fastify does not track; end them before close()
   // waits for connections to drain, or it would wait forever.
   app.addHook("preClose", async () => {
+    replicas.stop();
     await registry.stop();
   });
   registry.start();
+  replicas.start();
 
   return {
     app,

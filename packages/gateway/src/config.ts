@@ -11,6 +11,8 @@ export interface GatewayConfig {
   liveness: LivenessConfig;
   /** Largest request body accepted, in bytes. */
   bodyLimit: number;
+  /** How long a request may wait while its model is pulled and loaded (scale from zero). */
+  coldStartTimeoutMs: number;
 }
 
 export function defaultDataDir(): string {
@@ -24,6 +26,7 @@ export function gatewayConfig(over: Partial<GatewayConfig> = {}): GatewayConfig 
     dataDir: defaultDataDir(),
     liveness: DEFAULT_LIVENESS,
     bodyLimit: 1024 * 1024,
+    coldStartTimeoutMs: 300_000,
     ...over,
   };
 }

@@ -47,12 +47,19 @@ const program = new Command("b9gateway")
     duration,
     DEFAULT_LIVENESS.offlineAfterMs,
   )
+  .option(
+    "--cold-start-timeout <duration>",
+    "how long a request may wait while its model is pulled and loaded from zero",
+    duration,
+    300_000,
+  )
   .action(async (opts) => {
     const config = gatewayConfig({
       host: opts.host,
       port: opts.port,
       dataDir: resolve(opts.dataDir),
       databaseUrl: opts.databaseUrl ?? process.env.BETA9_DATABASE_URL,
+      coldStartTimeoutMs: opts.coldStartTimeout,
       liveness: {
         heartbeatIntervalMs: opts.heartbeatInterval,
         unhealthyAfterMs: opts.unhealthyAfter,

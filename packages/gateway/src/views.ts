@@ -1,5 +1,5 @@
-import type { ApiKeyView, JoinTokenView, PoolView, Scope } from "@beta9/protocol";
-import type { ApiKey, JoinToken, PoolWithCount, Workspace } from "@beta9/store";
+import type { ApiKeyView, DeploymentView, JoinTokenView, PoolView, Scope } from "@beta9/protocol";
+import type { ApiKey, Deployment, JoinToken, PoolWithCount, Workspace } from "@beta9/store";
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -37,4 +37,28 @@ export function apiKeyView(
 
 export function poolView(p: PoolWithCount): PoolView {
   return { name: p.name, description: p.description, machines: p.machines, created_at: iso(p.created_at) };
+}
+
+export function deploymentView(
+  d: Deployment,
+  workspace: Pick<Workspace, "name"> | undefined,
+): DeploymentView {
+  return {
+    name: d.name,
+    workspace: workspace?.name ?? d.workspace_id,
+    source: d.source,
+    sha256: d.sha256,
+    // Written only from validated requests, so the stored text is one of the wire's literals.
+    engine: d.engine as DeploymentView["engine"],
+    min_replicas: d.min_replicas,
+    max_replicas: d.max_replicas,
+    idle_seconds: d.idle_seconds,
+    pool: d.pool,
+    gpu: d.gpu as DeploymentView["gpu"],
+    min_vram_bytes: d.min_vram_bytes,
+    countries: d.countries.split(",").filter(Boolean),
+    region: d.region as DeploymentView["region"],
+    context_size: d.context_size,
+    created_at: iso(d.created_at),
+  };
 }

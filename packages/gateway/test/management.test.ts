@@ -153,6 +153,28 @@ for (const dialect of DIALECTS) {
       expect((await h.call("POST", "/api/v1/machines/m1/cordon")).status).toBe(404);
     });
 
+    it("keeps the country a machine declares at join, also when it joins again without one", async () => {
+      const t = (await h.call("POST", "/api/v1/tokens", { body: { uses: 4 } })).body.token;
+      const join = (id: string, country?: string) =>
+        h.call("POST", "/api/v1/machines/join", {
+          body: { ...joinBody(t, id), ...(country === undefined ? {} : { country }) },
+          key: null,
+        });
+      expect((await join("de-box", "DE")).status).toBe(201);
+      expect((await join("nowhere")).status).toBe(201);
+      expect((await h.call("GET", "/api/v1/machines/de-box")).body.country).toBe("DE");
+      expect((await h.call("GET", "/api/v1/machines/nowhere")).body.country).toBeNull();
+      expect((await join("de-box")).status).toBe(201);
+      expect((await h.gw.store.machines.get("de-box"))?.country).toBe("DE");
+      for (const country of ["de", "DEU", "D1"]) {
+        expect(await join("bad", country)).toMatchObject({
+          status: 400,
+          body: { error: { code: "bad_request" } },
+        });
+      }
+      expect(await h.gw.store.machines.get("bad")).toBeUndefined();
+    });
+
     it("pages through machines in join order", async () => {
       const t = (await h.call("POST", "/api/v1/tokens", { body: { uses: 7 } })).body.token;
       for (const id of ["p1", "p2", "p3", "p4", "p5"]) {

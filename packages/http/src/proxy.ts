@@ -40,8 +40,10 @@ export interface ProxyOptions {
 export async function proxyRequest(reply: FastifyReply, opts: ProxyOptions): Promise<void> {
   const abort = new AbortController();
   const res = reply.raw;
+  // writableEnded, not writableFinished: over HTTP/2 (the gateway's channel) a stream the client reset
+  // reads as "finished", and the engine would generate on for nobody.
   const onClose = () => {
-    if (!res.writableFinished) abort.abort(new Error("client went away"));
+    if (!res.writableEnded) abort.abort(new Error("client went away"));
   };
   res.on("close", onClose);
   reply.hijack();

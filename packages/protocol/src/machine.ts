@@ -16,6 +16,8 @@ export type MachineStatus = (typeof MachineStatuses)[number];
 /** Machine ids are chosen by the agent (8+ hex by default) or the owner (--name); kept URL- and log-safe. */
 export const MachineId = Type.String({ pattern: "^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$" });
 export const Name = Type.String({ pattern: "^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$" });
+/** An ISO 3166-1 alpha-2 country code, upper case: "DE", "FR", "US". */
+export const CountryCode = Type.String({ pattern: "^[A-Z]{2}$" });
 
 export const JoinRequest = Type.Object(
   {
@@ -27,6 +29,8 @@ export const JoinRequest = Type.Object(
     hardware: Hardware,
     /** Where the agent's control API can be reached directly (LAN / Tailscale), if anywhere. */
     control_address: Type.Optional(Type.String({ maxLength: 300 })),
+    /** Where the machine stands, as its owner declared it (b9agent init --country); deployments may be pinned to countries. */
+    country: Type.Optional(CountryCode),
   },
   { additionalProperties: false },
 );
@@ -48,6 +52,8 @@ export const MachineView = Type.Object({
   status: MachineStatus,
   hostname: Type.String(),
   agent_version: Type.String(),
+  /** ISO 3166 alpha-2 code the owner declared at join; null when none was. */
+  country: Type.Union([Type.String(), Type.Null()]),
   /** "channel" for agents on the agent channel, "keepalive" for the fork's HTTP keepalive agents. */
   connection: Type.Union([Type.Literal("channel"), Type.Literal("keepalive"), Type.Literal("none")]),
   hardware: Hardware,

@@ -1,4 +1,5 @@
 import type { Health } from "@beta9/protocol";
+import { Deployments } from "./resources/deployments.ts";
 import { ApiKeys } from "./resources/keys.ts";
 import { Machines } from "./resources/machines.ts";
 import { Pools } from "./resources/pools.ts";
@@ -23,6 +24,7 @@ export interface ClientOptions {
  * const b9 = new Beta9Client({ baseUrl: "http://127.0.0.1:1994", apiKey: process.env.BETA9_API_KEY });
  * const { token } = await b9.tokens.create({ pool: "gpu", ttl_seconds: 3600 });
  * const { machines } = await b9.machines.list({ pool: "gpu" });
+ * await b9.deployments.create({ name: "llama3.2:1b", source: "ollama:llama3.2:1b" });
  * ```
  */
 export class Beta9Client {
@@ -30,6 +32,7 @@ export class Beta9Client {
   readonly machines: Machines;
   readonly pools: Pools;
   readonly keys: ApiKeys;
+  readonly deployments: Deployments;
   readonly #http: Transport;
 
   constructor(options: ClientOptions) {
@@ -38,6 +41,7 @@ export class Beta9Client {
     this.machines = new Machines(this.#http);
     this.pools = new Pools(this.#http);
     this.keys = new ApiKeys(this.#http);
+    this.deployments = new Deployments(this.#http);
   }
 
   /** The normalized gateway URL this client talks to. */

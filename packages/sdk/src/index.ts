@@ -14,6 +14,7 @@ export {
   PermissionDeniedError,
   RateLimitError,
 } from "./errors.ts";
+export { Deployments } from "./resources/deployments.ts";
 export { ApiKeys } from "./resources/keys.ts";
 export { type MachineListFilter, Machines } from "./resources/machines.ts";
 export { Pools } from "./resources/pools.ts";

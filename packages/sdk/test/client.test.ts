@@ -1,4 +1,4 @@
-import type { ApiKeyView, JoinTokenView, MachineView, PoolView } from "@beta9/protocol";
+import type { ApiKeyView, DeploymentView, JoinTokenView, MachineView, PoolView } from "@beta9/protocol";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   ApiError,
@@ -21,6 +21,7 @@ const machine: MachineView = {
   status: "READY",
   hostname: "gpu-box.lan",
   agent_version: "0.1.0",
+  country: "DE",
   connection: "channel",
   hardware: {
     os: "linux",
@@ -64,6 +65,24 @@ const pool: PoolView = {
   name: "gpu",
   description: "the big ones",
   machines: 1,
+  created_at: "2026-01-01T00:00:00.000Z",
+};
+
+const deployment: DeploymentView = {
+  name: "llama3.2:1b",
+  workspace: "default",
+  source: "ollama:llama3.2:1b",
+  sha256: null,
+  engine: "ollama",
+  min_replicas: 0,
+  max_replicas: 2,
+  idle_seconds: 300,
+  pool: "gpu",
+  gpu: "nvidia",
+  min_vram_bytes: 8_000_000_000,
+  countries: ["DE", "FR"],
+  region: "eu",
+  context_size: 8192,
   created_at: "2026-01-01T00:00:00.000Z",
 };
 
@@ -190,6 +209,51 @@ describe("requests", () => {
       reply: { status: 200, json: { ...key, revoked: true } },
     },
     {
+      name: "deployments.create",
+      call: (c) =>
+        c.deployments.create({
+          name: "llama3.2:1b",
+          source: "ollama:llama3.2:1b",
+          engine: "ollama",
+          max_replicas: 2,
+          pool: "gpu",
+          gpu: "nvidia",
+          min_vram_bytes: 8_000_000_000,
+          countries: ["DE", "FR"],
+          region: "eu",
+          context_size: 8192,
+        }),
+      method: "POST",
+      url: "/api/v1/deployments",
+      body: {
+        name: "llama3.2:1b",
+        source: "ollama:llama3.2:1b",
+        engine: "ollama",
+        max_replicas: 2,
+        pool: "gpu",
+        gpu: "nvidia",
+        min_vram_bytes: 8_000_000_000,
+        countries: ["DE", "FR"],
+        region: "eu",
+        context_size: 8192,
+      },
+      reply: { status: 201, json: deployment },
+    },
+    {
+      name: "deployments.list",
+      call: (c) => c.deployments.list(),
+      method: "GET",
+      url: "/api/v1/deployments",
+      reply: { status: 200, json: { deployments: [deployment] } },
+    },
+    {
+      name: "deployments.get",
+      call: (c) => c.deployments.get("llama3.2:1b"),
+      method: "GET",
+      url: "/api/v1/deployments/llama3.2%3A1b",
+      reply: { status: 200, json: deployment },
+    },
+    {
       name: "health",
       call: (c) => c.health(),
       method: "GET",
@@ -223,6 +287,27 @@ describe("requests", () => {
     await expect(client.machines.remove("a1b2c3d4")).resolves.toBeUndefined();
     expect(server.requests[0]?.method).toBe("DELETE");
     expect(server.requests[0]?.url).toBe("/api/v1/machines/a1b2c3d4");
+  });
+
+  it("deployments.remove sends DELETE with the name encoded and resolves to undefined on 204", async () => {
+    const { server, client } = await serve({ status: 204 });
+    await expect(client.deployments.remove("library/qwen2.5:7b")).resolves.toBeUndefined();
+    expect(server.requests[0]).toMatchObject({
+      method: "DELETE",
+      url: "/api/v1/deployments/library%2Fqwen2.5%3A7b",
+    });
+  });
+
+  it("deployments.get maps a 404 to NotFoundError and refuses '..' before sending", async () => {
+    const { server, client } = await serve({
+      status: 404,
+      json: { error: { code: "not_found", message: "no deployment named x in this workspace" } },
+    });
+    await expect(client.deployments.get("x")).rejects.toSatisfy(
+      (e) => e instanceof NotFoundError && e.code === "not_found",
+    );
+    await expect(client.deployments.remove("..")).rejects.toThrow(TypeError);
+    expect(server.requests).toHaveLength(1);
   });
 
   it("URL-encodes ids so one id stays one path segment", async () => {

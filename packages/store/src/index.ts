@@ -1,4 +1,5 @@
 export type { ApiKey } from "./repositories/api-keys.ts";
+export type { Deployment } from "./repositories/deployments.ts";
 export type { ConsumeResult, JoinToken } from "./repositories/join-tokens.ts";
 export type { Machine } from "./repositories/machines.ts";
 export type { Pool, PoolWithCount } from "./repositories/pools.ts";

@@ -46,6 +46,8 @@ export interface MachineTable {
   joined_at: number;
   last_heartbeat_at: number | null;
   join_token_id: string | null;
+  /** ISO 3166 alpha-2 code the owner declared at join, or null. */
+  country: string | null;
 }
 
 export interface ApiKeyTable {
@@ -61,6 +63,27 @@ export interface ApiKeyTable {
   last_used_at: number | null;
 }
 
+/** A model a workspace keeps servable; (workspace_id, name) is the key. */
+export interface DeploymentTable {
+  workspace_id: string;
+  name: string;
+  source: string;
+  sha256: string | null;
+  engine: string | null;
+  min_replicas: number;
+  max_replicas: number;
+  idle_seconds: number;
+  pool: string;
+  /** protocol `GpuRequirement`: nvidia, apple, amd, intel, any, none. */
+  gpu: string;
+  min_vram_bytes: number | null;
+  /** Comma-separated ISO 3166 alpha-2 codes; "" for anywhere. */
+  countries: string;
+  region: string | null;
+  context_size: number | null;
+  created_at: number;
+}
+
 export interface SettingTable {
   key: string;
   value: string;
@@ -72,6 +95,7 @@ export interface Database {
   join_tokens: JoinTokenTable;
   machines: MachineTable;
   api_keys: ApiKeyTable;
+  deployments: DeploymentTable;
   settings: SettingTable;
 }
 

@@ -3,6 +3,7 @@ import { postgresDialect } from "./dialects/postgres.ts";
 import { sqliteDialect } from "./dialects/sqlite.ts";
 import { migrationProvider } from "./migrations/index.ts";
 import { ApiKeyRepository } from "./repositories/api-keys.ts";
+import { DeploymentRepository } from "./repositories/deployments.ts";
 import type { Executor } from "./repositories/executor.ts";
 import { JoinTokenRepository } from "./repositories/join-tokens.ts";
 import { MachineRepository } from "./repositories/machines.ts";
@@ -22,6 +23,7 @@ export class Repositories {
   readonly tokens: JoinTokenRepository;
   readonly machines: MachineRepository;
   readonly keys: ApiKeyRepository;
+  readonly deployments: DeploymentRepository;
   readonly settings: SettingRepository;
   constructor(db: Executor) {
     this.workspaces = new WorkspaceRepository(db);
@@ -29,6 +31,7 @@ export class Repositories {
     this.tokens = new JoinTokenRepository(db);
     this.machines = new MachineRepository(db);
     this.keys = new ApiKeyRepository(db);
+    this.deployments = new DeploymentRepository(db);
     this.settings = new SettingRepository(db);
   }
 }

@@ -109,6 +109,78 @@ for (const dialect of DIALECTS) {
       expect(await store.keys.list({ workspaceId: "ws_1" })).toHaveLength(1);
     });
 
+    it("keeps a machine's country, and null when it declared none", async () => {
+      await store.machines.insert({ ...machine("m1", "c1"), country: "DE" });
+      await store.machines.insert(machine("m2", "c2"));
+      expect((await store.machines.get("m1"))?.country).toBe("DE");
+      expect((await store.machines.get("m2"))?.country).toBeNull();
+      expect(await store.machines.update("m2", { country: "FR" })).toBe(true);
+      expect((await store.machines.list()).map((m) => m.country)).toEqual(["DE", "FR"]);
+    });
+
+    it("round-trips a deployment: numbers as numbers, nulls as nulls, names with ':' and '/'", async () => {
+      const full = deployment("ws_1", "llama3.2:1b", {
+        sha256: "a".repeat(64),
+        engine: "builtin",
+        min_replicas: 1,
+        max_replicas: 3,
+        idle_seconds: 600,
+        gpu: "nvidia",
+        min_vram_bytes: 24 * 2 ** 30,
+        countries: "DE,FR",
+        region: "eu",
+        context_size: 8192,
+      });
+      expect(await store.deployments.insert(full)).toBe(true);
+      expect(await store.deployments.insert(deployment("ws_1", "library/qwen2.5:7b"))).toBe(true);
+      expect(await store.deployments.get("ws_1", "llama3.2:1b")).toEqual(full);
+      const bare = await store.deployments.get("ws_1", "library/qwen2.5:7b");
+      expect(bare).toMatchObject({ sha256: null, engine: null, min_vram_bytes: null, countries: "" });
+      expect(typeof bare?.created_at).toBe("number");
+      expect(await store.deployments.get("ws_1", "nope")).toBeUndefined();
+    });
+
+    it("keeps deployment names unique per workspace, not across workspaces", async () => {
+      await store.workspaces.insert({ id: "ws_2", name: "team", created_at: now });
+      expect(await store.deployments.insert(deployment("ws_1", "m"))).toBe(true);
+      expect(await store.deployments.insert(deployment("ws_1", "m", { source: "other" }))).toBe(false);
+      expect(await store.deployments.insert(deployment("ws_2", "m"))).toBe(true);
+      expect(await store.deployments.insert(deployment("ws_2", "a"))).toBe(true);
+      expect((await store.deployments.get("ws_1", "m"))?.source).toBe("hf:org/repo/model.gguf");
+      expect((await store.deployments.list("ws_1")).map((d) => d.name)).toEqual(["m"]);
+      expect((await store.deployments.list("ws_2")).map((d) => d.name)).toEqual(["a", "m"]);
+      expect((await store.deployments.listAll()).map((d) => `${d.workspace_id}/${d.name}`)).toEqual([
+        "ws_1/m",
+        "ws_2/a",
+        "ws_2/m",
+      ]);
+    });
+
+    it("lets exactly one of many racers create a deployment", async () => {
+      const results = await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          store.deployments.insert(deployment("ws_1", "m", { source: `s${i}` })),
+        ),
+      );
+      expect(results.filter(Boolean)).toHaveLength(1);
+      expect(await store.deployments.list()).toHaveLength(1);
+    });
+
+    it("removes a deployment from its own workspace only", async () => {
+      await store.workspaces.insert({ id: "ws_2", name: "team", created_at: now });
+      await store.deployments.insert(deployment("ws_1", "m"));
+      await store.deployments.insert(deployment("ws_2", "m"));
+      expect(await store.deployments.remove("ws_1", "m")).toBe(true);
+      expect(await store.deployments.remove("ws_1", "m")).toBe(false);
+      expect(await store.deployments.get("ws_1", "m")).toBeUndefined();
+      expect(await store.deployments.get("ws_2", "m")).toBeDefined();
+    });
+
+    it("refuses a deployment in a pool or workspace that does not exist", async () => {
+      await expect(store.deployments.insert(deployment("ws_1", "m", { pool: "nope" }))).rejects.toThrow();
+      await expect(store.deployments.insert(deployment("ws_nope", "m"))).rejects.toThrow();
+    });
+
     it("claims a setting once", async () => {
       expect(await store.settings.claim("bootstrap", "1")).toBe(true);
       expect(await store.settings.claim("bootstrap", "2")).toBe(false);
@@ -147,5 +219,31 @@ function machine(id: string, cred: string) {
     joined_at: now,
     last_heartbeat_at: null,
     join_token_id: null,
+    country: null,
+  };
+}
+
+function deployment(
+  workspaceId: string,
+  name: string,
+  over: Partial<Parameters<Store["deployments"]["insert"]>[0]> = {},
+) {
+  return {
+    workspace_id: workspaceId,
+    name,
+    source: "hf:org/repo/model.gguf",
+    sha256: null,
+    engine: null,
+    min_replicas: 0,
+    max_replicas: 1,
+    idle_seconds: 300,
+    pool: "external",
+    gpu: "any",
+    min_vram_bytes: null,
+    countries: "",
+    region: null,
+    context_size: null,
+    created_at: now,
+    ...over,
   };
 }

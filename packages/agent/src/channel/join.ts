@@ -33,6 +33,7 @@ export async function join(
     hostname: cfg.machine.hostname || hostname(),
     agent_version: BETA9_VERSION,
     hardware,
+    ...(cfg.machine.country ? { country: cfg.machine.country } : {}),
   };
   const res = await fetch(`${gatewayUrl(cfg)}/api/v1/machines/join`, {
     method: "POST",

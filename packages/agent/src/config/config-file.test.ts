@@ -7,6 +7,7 @@ import {
   ConfigError,
   gatewayUrl,
   loadConfig,
+  parseCountry,
   parseGatewayAddress,
   saveConfig,
 } from "./config-file.ts";
@@ -44,6 +45,30 @@ describe("agent config file", () => {
       models: { dir: undefined, allowed_dirs: undefined, huggingface_url: undefined },
       inference: { engine: undefined },
     });
+  });
+
+  it("keeps machine.country, upper-cases a hand-written one, and refuses one that is not a code", async () => {
+    const path = join(tempDir(), "config.yaml");
+    await saveConfig({ ...cfg, machine: { ...cfg.machine, country: "DE" } }, path);
+    expect(readFileSync(path, "utf8")).toContain("country: DE");
+    expect((await loadConfig(path)).machine.country).toBe("DE");
+    await saveConfig(cfg, path);
+    expect(readFileSync(path, "utf8")).not.toContain("country");
+    expect((await loadConfig(path)).machine.country).toBeUndefined();
+
+    const base = "gateway:\n  host: x\nmachine:\n  id: m1\n  token: t\n";
+    writeFileSync(path, `${base}  country: fr\n`, { mode: 0o600 });
+    expect((await loadConfig(path)).machine.country).toBe("FR");
+    writeFileSync(path, `${base}  country: Germany\n`, { mode: 0o600 });
+    await expect(loadConfig(path)).rejects.toThrow(/machine.country: .*two-letter ISO 3166 code/);
+  });
+
+  it("parses --country the way people type it", () => {
+    expect(parseCountry("DE")).toBe("DE");
+    expect(parseCountry(" nl ")).toBe("NL");
+    for (const bad of ["", "D", "DEU", "Germany", "D1", "12"]) {
+      expect(() => parseCountry(bad)).toThrow(ConfigError);
+    }
   });
 
   it("refuses a file that others can read, naming the fix", async () => {

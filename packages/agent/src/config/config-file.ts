@@ -16,6 +16,8 @@ export interface AgentConfig {
     /** The join token, kept only until it has been traded for a credential. */
     join_token?: string | undefined;
     hostname: string;
+    /** ISO 3166 alpha-2 code of where the machine stands ("DE"), sent at join; deployments may be pinned to countries. */
+    country?: string | undefined;
   };
   pool: string;
   control: { port: number; listen?: string[] | undefined };
@@ -73,6 +75,17 @@ export function parseGatewayAddress(text: string): AgentConfig["gateway"] {
   };
 }
 
+/** "de", " DE " → "DE"; anything but two letters is refused with an example. */
+export function parseCountry(text: string): string {
+  const code = text.trim().toUpperCase();
+  if (!/^[A-Z]{2}$/.test(code)) {
+    throw new ConfigError(
+      `a country is a two-letter ISO 3166 code such as DE, FR or US, not ${JSON.stringify(text)}`,
+    );
+  }
+  return code;
+}
+
 /**
  * Read the config, refusing one that others can read: it holds the machine's credential.
  */
@@ -116,6 +129,14 @@ function validate(doc: unknown, path: string): AgentConfig {
   const token = typeof m.token === "string" ? m.token : "";
   const joinToken = typeof m.join_token === "string" && m.join_token ? m.join_token : undefined;
   if (!token && !joinToken) throw bad("machine.token (or machine.join_token) is missing");
+  let country: string | undefined;
+  if (m.country !== undefined && m.country !== null) {
+    try {
+      country = parseCountry(String(m.country));
+    } catch (err) {
+      throw bad(`machine.country: ${(err as Error).message}`);
+    }
+  }
   const c = (d.control ?? {}) as Record<string, unknown>;
   const controlPort = Number(c.port ?? CONTROL_PORT);
   if (!Number.isInteger(controlPort) || controlPort < 0 || controlPort > 65535)
@@ -139,6 +160,7 @@ function validate(doc: unknown, path: string): AgentConfig {
       token,
       join_token: joinToken,
       hostname: typeof m.hostname === "string" ? m.hostname : "",
+      country,
     },
     pool: typeof d.pool === "string" ? d.pool : "external",
     control: { port: controlPort, listen },

@@ -10,6 +10,8 @@ export interface JoinInput {
   hostname: string;
   agentVersion: string;
   hardware: Hardware;
+  /** ISO 3166 alpha-2 code the owner declared; undefined keeps what a machine joining again had. */
+  country?: string | undefined;
   /** "channel": a Beta9 agent, gets a new credential. "keepalive": a fork agent, keeps its token. */
   protocol: "channel" | "keepalive";
 }
@@ -51,6 +53,7 @@ export async function joinMachine(
       joined_at: existing?.joined_at ?? now,
       last_heartbeat_at: existing?.last_heartbeat_at ?? null,
       join_token_id: spent.token.id,
+      country: input.country ?? existing?.country ?? null,
     };
     // A machine joining again (its old credential lost) keeps its id and history; the old credential dies.
     if (existing) await tx.machines.update(row.id, row);

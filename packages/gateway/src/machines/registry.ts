@@ -1,6 +1,13 @@
 import type { ClientHttp2Stream } from "node:http2";
 import type { Logger } from "@beta9/http";
-import type { Hardware, InferenceReport, MachineStatus, MachineView, Usage } from "@beta9/protocol";
+import type {
+  Hardware,
+  InferenceReport,
+  MachineStatus,
+  MachineView,
+  ServedModelView,
+  Usage,
+} from "@beta9/protocol";
 import type { Machine, Store } from "@beta9/store";
 import { type Liveness, type LivenessConfig, machineStatus } from "./liveness.ts";
 
@@ -218,6 +225,28 @@ export class MachineRegistry {
     return out;
   }
 
+  /** Every machine's view (for placement). */
+  views(): MachineView[] {
+    const now = Date.now();
+    return [...this.#entries.values()].map((e) => toView(e, now, this.cfg));
+  }
+
+  link(id: string): AgentLink | undefined {
+    return this.#entries.get(id)?.link ?? undefined;
+  }
+
+  /**
+   * What an agent just said it serves (its answer to a start or stop), so routing need not wait for
+   * the next heartbeat to see a replica come or go.
+   */
+  noteModels(id: string, models: ServedModelView[]): void {
+    const e = this.#entries.get(id);
+    if (!e) return;
+    e.live.inference = e.live.inference
+      ? { ...e.live.inference, models }
+      : { engines: [], models, memory_free_bytes: 0, vram_free_bytes: null };
+  }
+
   /** Every model served ready somewhere, with the machines serving it. */
   servedModels(): Map<string, string[]> {
     const out = new Map<string, string[]>();
@@ -289,6 +318,7 @@ function toView(e: Entry, now: number, cfg: LivenessConfig): MachineView {
     status: machineStatus(e.row, e.live, now, cfg),
     hostname: e.row.hostname,
     agent_version: e.row.agent_version,
+    country: e.row.country,
     connection: e.live.connected
       ? "channel"
       : e.row.protocol === "keepalive" && e.live.lastHeartbeatAt

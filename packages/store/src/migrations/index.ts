@@ -1,9 +1,13 @@
 import type { Migration, MigrationProvider } from "kysely";
 import * as foundation from "./2026-11-27T0000-foundation.ts";
+import * as deployments from "./2026-11-27T0100-deployments.ts";
 
 /** Migrations are listed here, not found on disk, so they work wherever the package is loaded from. */
 export const migrationProvider: MigrationProvider = {
   async getMigrations(): Promise<Record<string, Migration>> {
-    return { "2026-11-27T0000-foundation": foundation };
+    return {
+      "2026-11-27T0000-foundation": foundation,
+      "2026-11-27T0100-deployments": deployments,
+    };
   },
 };

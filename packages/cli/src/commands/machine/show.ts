@@ -26,6 +26,7 @@ function describe(m: MachineView, now: number): Array<[string, string]> {
     ["ID", m.id],
     ["Name", m.name],
     ["Pool", m.pool],
+    ["Country", m.country ?? "not declared (b9agent init --country)"],
     ["Status", m.status],
     ["Hostname", m.hostname],
     ["Agent version", m.agent_version],

@@ -18,11 +18,15 @@ export const joinRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app,
           hostname: req.body.hostname,
           agentVersion: req.body.agent_version,
           hardware: req.body.hardware,
+          country: req.body.country,
           protocol: "channel",
         },
         ctx.registry.cfg.heartbeatIntervalMs,
       );
-      ctx.log.info({ machine_id: res.machine_id, pool: res.pool, remote: req.ip }, "machine joined");
+      ctx.log.info(
+        { machine_id: res.machine_id, pool: res.pool, country: res.machine.country, remote: req.ip },
+        "machine joined",
+      );
       const { machine: _machine, ...body } = res;
       return reply.status(201).send(body);
     },

@@ -3,6 +3,7 @@ import type { GatewayContext } from "../../context.ts";
 import type { InferenceMetrics } from "../../http/metrics.ts";
 import { forwardToAgent } from "../../router/forward.ts";
 import type { Router } from "../../router/router.ts";
+import type { DeploymentSpec, ReplicaManager } from "../../scheduler/replicas.ts";
 
 const MAX_ATTEMPTS = 3;
 
@@ -11,9 +12,15 @@ const MAX_ATTEMPTS = 3;
  * that machine's agent channel. A request that has not started is tried on another machine when its
  * machine fails.
  */
-export const openaiRoutes: FastifyPluginAsync<
-  GatewayContext & { router: Router; metrics: InferenceMetrics }
-> = async (app, ctx) => {
+export interface InferenceRouteContext extends GatewayContext {
+  router: Router;
+  metrics: InferenceMetrics;
+  replicas: ReplicaManager;
+  /** The caller's workspace's deployment of that model, if there is one. */
+  deployments: (workspaceId: string, model: string) => Promise<DeploymentSpec | undefined>;
+}
+
+export const openaiRoutes: FastifyPluginAsync<InferenceRouteContext> = async (app, ctx) => {
   app.get("/v1/models", async (req) => {
     await ctx.auth.authenticate(req, "inference");
     return {
@@ -26,7 +33,7 @@ export const openaiRoutes: FastifyPluginAsync<
 
   for (const path of ["/v1/chat/completions", "/v1/completions", "/v1/embeddings"]) {
     app.post(path, { bodyLimit: 16 * 1024 * 1024 }, async (req, reply) => {
-      await ctx.auth.authenticate(req, "inference");
+      const caller = await ctx.auth.authenticate(req, "inference");
       const body = req.body as Record<string, unknown> | undefined;
       if (!body || typeof body !== "object" || Array.isArray(body)) {
         return openaiError(
@@ -42,6 +49,17 @@ export const openaiRoutes: FastifyPluginAsync<
         return openaiError(reply, 400, "invalid_request_error", "bad_request", "`model` is required");
       }
       const startedAt = performance.now();
+      // Scale from zero: a deployed model with no replica now is loaded first (bounded wait).
+      const deployment = await ctx.deployments(caller.workspaceId, model);
+      if (deployment && !ctx.router.pick(model)) {
+        try {
+          await ctx.replicas.ensure(deployment);
+        } catch (err) {
+          ctx.metrics.requests.inc({ model, status: "503" });
+          reply.header("retry-after", "10");
+          return openaiError(reply, 503, "server_error", "unavailable", (err as Error).message);
+        }
+      }
       const seconds = () => (performance.now() - startedAt) / 1000;
       const tried = new Set<string>();
       let lastError: Error | undefined;
@@ -50,6 +68,8 @@ export const openaiRoutes: FastifyPluginAsync<
         if (!machine) break;
         tried.add(machine.id);
         ctx.router.begin(machine.id);
+        ctx.replicas.touch(machine.id, model);
+        if (deployment) ctx.replicas.scaleUp(deployment, ctx.router.outstanding(machine.id));
         try {
           const res = await forwardToAgent(reply, machine.link, {
             path,

@@ -1,0 +1,191 @@
+import http2 from "node:http2";
+import type { AgentLink } from "../machines/registry.ts";
+import type { Router } from "./router.ts";
+
+const MAX_ATTEMPTS = 3;
+
+export interface AgentRequestInit {
+  path: string;
+  body: string;
+  headers: Record<string, string>;
+  /** Time to the agent's response headers (a busy engine may take long to start answering). */
+  headersTimeoutMs: number;
+  /** Aborting it cancels the request wherever it is: waiting for headers or reading the answer. */
+  signal?: AbortSignal | undefined;
+  /** Answers that mean "this machine cannot serve it now" (its engine is down): try another. */
+  retryOn?: ((status: number) => boolean) | undefined;
+}
+
+/** An agent's answer, read by the gateway rather than piped: headers now, the body as it comes. */
+export interface AgentResponse {
+  machineId: string;
+  status: number;
+  headers: http2.IncomingHttpHeaders;
+  /**
+   * The body, chunk by chunk. Reading slowly slows the agent (HTTP/2 flow control). It throws when the
+   * answer is cut off (the agent's channel closed, or the agent reset the stream) rather than ending
+   * as if the answer were whole.
+   */
+  body: AsyncIterable<Buffer>;
+  /** Stop the answer: cancels the HTTP/2 stream, which stops the generation on the machine. */
+  cancel(): void;
+  /** Settles when the stream has closed, however the answer ended. */
+  closed: Promise<void>;
+}
+
+export type AttemptResult =
+  | { started: true; response: AgentResponse }
+  /** The agent never answered (or answered retryOn): nothing was read, so another machine may take it. */
+  | { started: false; error: Error };
+
+/** One request to one agent over its channel. */
+export function requestAgent(
+  machineId: string,
+  link: AgentLink,
+  init: AgentRequestInit,
+): Promise<AttemptResult> {
+  return new Promise((resolve) => {
+    if (init.signal?.aborted) {
+      resolve({ started: false, error: abortError(init.signal) });
+      return;
+    }
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = link.request!({ method: "POST", path: init.path, headers: init.headers, body: init.body });
+    } catch (err) {
+      resolve({ started: false, error: err as Error });
+      return;
+    }
+    // Nothing to cancel once the answer has ended whole.
+    const cancel = () => {
+      if (!stream.closed && !stream.destroyed && !stream.readableEnded)
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+    };
+    const onAbort = () => cancel();
+    init.signal?.addEventListener("abort", onAbort, { once: true });
+    stream.once("close", () => init.signal?.removeEventListener("abort", onAbort));
+
+    let settled = false;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      cancel();
+    }, init.headersTimeoutMs);
+    const fail = (err: Error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve({ started: false, error: err });
+    };
+
+    // A stream whose session was torn down (the agent died), or that the agent reset (RST_STREAM with
+    // an error: its engine failed mid-answer), also "ends"; only an end while the session lives and
+    // without a reset is the agent's real end of the answer.
+    let endedWhole = false;
+    stream.once("end", () => {
+      endedWhole =
+        stream.session !== undefined &&
+        !stream.session.destroyed &&
+        (stream.rstCode === undefined || stream.rstCode === http2.constants.NGHTTP2_NO_ERROR);
+    });
+
+    stream.once("response", (headers) => {
+      clearTimeout(timer);
+      const status = Number(headers[":status"] ?? 502);
+      if (init.retryOn?.(status)) {
+        cancel();
+        fail(new Error(`the machine answered ${status}`));
+        return;
+      }
+      settled = true;
+      const closed = new Promise<void>((r) => (stream.closed ? r() : stream.once("close", () => r())));
+      resolve({
+        started: true,
+        response: {
+          machineId,
+          status,
+          headers,
+          body: readBody(stream, () => endedWhole, cancel),
+          cancel,
+          closed,
+        },
+      });
+    });
+    // Kept for the stream's life: an error after the answer started is seen by whoever reads the body.
+    stream.on("error", (err) => fail(err));
+    stream.once("close", () =>
+      fail(
+        init.signal?.aborted
+          ? abortError(init.signal)
+          : timedOut
+            ? new Error(`no answer within ${Math.round(init.headersTimeoutMs / 1000)} s`)
+            : new Error("the agent closed the request without answering"),
+      ),
+    );
+  });
+}
+
+async function* readBody(
+  stream: http2.ClientHttp2Stream,
+  endedWhole: () => boolean,
+  cancel: () => void,
+): AsyncGenerator<Buffer> {
+  try {
+    // Not destroyed on an early return: the finally below cancels it explicitly (RST_STREAM CANCEL).
+    for await (const chunk of stream.iterator({ destroyOnReturn: false })) yield chunk as Buffer;
+  } finally {
+    cancel();
+  }
+  if (!endedWhole()) throw new Error("the machine serving this request went away mid-answer");
+}
+
+export type ModelRequestResult =
+  | { kind: "answered"; response: AgentResponse }
+  /** No machine serves the model now. */
+  | { kind: "not_served" }
+  /** Every machine tried failed before answering. */
+  | { kind: "failed"; error: Error };
+
+/**
+ * Send a request for `model` to a machine serving it; one that fails before answering (its channel is
+ * gone, or it answers 502/503 because its engine is down or full) is replaced by another, up to three
+ * machines. The router counts the request against its machine until the answer's stream closes.
+ */
+export async function requestModel(
+  router: Router,
+  model: string,
+  init: Omit<AgentRequestInit, "retryOn">,
+  opts: { maxAttempts?: number; onRetry?: (machineId: string, error: Error) => void } = {},
+): Promise<ModelRequestResult> {
+  const maxAttempts = opts.maxAttempts ?? MAX_ATTEMPTS;
+  const tried = new Set<string>();
+  let lastError: Error | undefined;
+  for (let attempt = 0; attempt < maxAttempts; attempt++) {
+    if (init.signal?.aborted) return { kind: "failed", error: abortError(init.signal) };
+    const machine = router.pick(model, tried);
+    if (!machine) break;
+    tried.add(machine.id);
+    router.begin(machine.id);
+    const res = await requestAgent(machine.id, machine.link, {
+      ...init,
+      // Nothing was generated on a 502/503, so another machine may take the request, unless this is
+      // the last try: then the client gets the machine's own answer.
+      retryOn: attempt < maxAttempts - 1 ? (status) => status === 502 || status === 503 : undefined,
+    });
+    if (res.started) {
+      // The stream closes however the answer ends (whole, cut off, or cancelled): count it until then.
+      void res.response.closed.then(() => router.end(machine.id));
+      return { kind: "answered", response: res.response };
+    }
+    router.end(machine.id);
+    lastError = res.error;
+    if (init.signal?.aborted) break;
+    opts.onRetry?.(machine.id, res.error);
+  }
+  if (tried.size === 0) return { kind: "not_served" };
+  return { kind: "failed", error: lastError ?? new Error("unknown error") };
+}
+
+function abortError(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new Error("the request was cancelled");
+}

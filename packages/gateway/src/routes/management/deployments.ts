@@ -1,0 +1,117 @@
+import {
+  Beta9Error,
+  CreateDeployment,
+  DeploymentList,
+  DeploymentName,
+  DeploymentView,
+} from "@beta9/protocol";
+import type { Deployment } from "@beta9/store";
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import { Type } from "typebox";
+import type { GatewayContext } from "../../context.ts";
+import { deploymentView } from "../../views.ts";
+
+/** Defaults of a deployment that says nothing more than its name and source: scale to zero, one replica. */
+export const DEPLOYMENT_DEFAULTS = {
+  min_replicas: 0,
+  max_replicas: 1,
+  idle_seconds: 300,
+  pool: "external",
+  gpu: "any",
+} as const;
+
+// Fastify hands the path parameter over URL-decoded: "llama3.2%3A1b" arrives as "llama3.2:1b".
+const NameParams = Type.Object({ name: DeploymentName });
+
+/**
+ * The models a workspace keeps servable. Every route acts on the caller's workspace only: another
+ * workspace's deployment is not found, never shown.
+ */
+export const deploymentRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app, ctx) => {
+  app.post(
+    "/api/v1/deployments",
+    { schema: { body: CreateDeployment, response: { 201: DeploymentView } } },
+    async (req, reply) => {
+      const caller = await ctx.auth.authenticate(req, "admin");
+      const b = req.body;
+      const min = b.min_replicas ?? DEPLOYMENT_DEFAULTS.min_replicas;
+      // A bare --min 2 means "at least two": the ceiling rises with it rather than refusing.
+      const max = b.max_replicas ?? Math.max(DEPLOYMENT_DEFAULTS.max_replicas, min);
+      if (max < min) {
+        throw new Beta9Error(
+          "bad_request",
+          `max_replicas (${max}) is below min_replicas (${min}); raise max_replicas or lower min_replicas`,
+        );
+      }
+      const pool = b.pool ?? DEPLOYMENT_DEFAULTS.pool;
+      if (!(await ctx.store.pools.get(pool))) {
+        throw new Beta9Error(
+          "pool_unknown",
+          `no pool named ${pool}; create it with \`b9 pool create ${pool}\` or leave --pool out`,
+        );
+      }
+      const row: Deployment = {
+        workspace_id: caller.workspaceId,
+        name: b.name,
+        source: b.source,
+        sha256: b.sha256 ?? null,
+        engine: b.engine ?? null,
+        min_replicas: min,
+        max_replicas: max,
+        idle_seconds: b.idle_seconds ?? DEPLOYMENT_DEFAULTS.idle_seconds,
+        pool,
+        gpu: b.gpu ?? DEPLOYMENT_DEFAULTS.gpu,
+        min_vram_bytes: b.min_vram_bytes ?? null,
+        countries: (b.countries ?? []).join(","),
+        region: b.region ?? null,
+        context_size: b.context_size ?? null,
+        created_at: Date.now(),
+      };
+      if (!(await ctx.store.deployments.insert(row))) {
+        throw new Beta9Error(
+          "conflict",
+          `a deployment named ${b.name} exists already in this workspace; remove it first with \`b9 model remove ${b.name}\``,
+        );
+      }
+      ctx.log.info(
+        { workspace_id: row.workspace_id, model: row.name, pool, min_replicas: min, max_replicas: max },
+        "deployment created",
+      );
+      return reply.status(201).send(deploymentView(row, await ctx.store.workspaces.byId(caller.workspaceId)));
+    },
+  );
+
+  app.get("/api/v1/deployments", { schema: { response: { 200: DeploymentList } } }, async (req) => {
+    const caller = await ctx.auth.authenticate(req, "read");
+    const workspace = await ctx.store.workspaces.byId(caller.workspaceId);
+    const rows = await ctx.store.deployments.list(caller.workspaceId);
+    return { deployments: rows.map((d) => deploymentView(d, workspace)) };
+  });
+
+  app.get(
+    "/api/v1/deployments/:name",
+    { schema: { params: NameParams, response: { 200: DeploymentView } } },
+    async (req) => {
+      const caller = await ctx.auth.authenticate(req, "read");
+      const row = await ctx.store.deployments.get(caller.workspaceId, req.params.name);
+      if (!row) throw notFound(req.params.name);
+      return deploymentView(row, await ctx.store.workspaces.byId(caller.workspaceId));
+    },
+  );
+
+  app.delete("/api/v1/deployments/:name", { schema: { params: NameParams } }, async (req, reply) => {
+    const caller = await ctx.auth.authenticate(req, "admin");
+    if (!(await ctx.store.deployments.remove(caller.workspaceId, req.params.name))) {
+      throw notFound(req.params.name);
+    }
+    ctx.log.info({ workspace_id: caller.workspaceId, model: req.params.name }, "deployment removed");
+    return reply.status(204).send();
+  });
+};
+
+function notFound(name: string): Beta9Error {
+  return new Beta9Error(
+    "not_found",
+    `no deployment named ${name} in this workspace; list them with \`b9 model list\``,
+  );
+}

@@ -1,0 +1,239 @@
+import { BETA9_VERSION } from "@beta9/protocol";
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
+import type { GatewayContext } from "../../context.ts";
+import { type AgentResponse, requestModel } from "../../router/request.ts";
+import type { Router } from "../../router/router.ts";
+import { badRequest, modelNotFound, OllamaError, ollamaErrorHandler, upstreamMessage } from "./errors.ts";
+import { psEntry, resolveModel, servedModels, showAnswer, tagEntry } from "./models.ts";
+import { answerEvents, collectAnswer, ollamaLines, sendNdjson } from "./ndjson-stream.ts";
+import {
+  asBody,
+  chatRequest,
+  type EmbedRequest,
+  embedAnswer,
+  embeddingsAnswer,
+  embeddingsBody,
+  embeddingsRequest,
+  embedRequest,
+  generateRequest,
+  loadAnswer,
+  modelOf,
+  type UpstreamRequest,
+} from "./translate.ts";
+
+const HEADERS_TIMEOUT_MS = 300_000;
+/** Largest embeddings answer read from a machine (2,048 inputs of 4,096 floats fit). */
+const MAX_EMBEDDINGS_BYTES = 256 * 1024 * 1024;
+const MAX_ERROR_BYTES = 64 * 1024;
+
+/**
+ * The Ollama API at the gateway, translated to the OpenAI API the agents speak (design decision 3).
+ * Every route needs an API key with the "inference" scope except /api/version, which Ollama clients
+ * call to find the server. Errors leave in Ollama's shape, `{"error":"…"}`.
+ */
+export const ollamaRoutes: FastifyPluginAsync<GatewayContext & { router: Router }> = async (app, ctx) => {
+  app.setErrorHandler(ollamaErrorHandler);
+  // Ollama's own examples send JSON with curl -d, which labels it form data: read any body as JSON.
+  app.addContentTypeParser("*", { parseAs: "string" }, (_req, body, done) => {
+    const text = String(body);
+    if (text.trim() === "") {
+      done(null, undefined);
+      return;
+    }
+    try {
+      done(null, JSON.parse(text));
+    } catch {
+      done(badRequest("the request body is not valid JSON; send a JSON object"), undefined);
+    }
+  });
+  const post = { bodyLimit: 16 * 1024 * 1024 };
+
+  app.get("/api/version", async () => ({ version: BETA9_VERSION }));
+
+  app.get("/api/tags", async (req) => {
+    await ctx.auth.authenticate(req, "inference");
+    return { models: servedModels(ctx.registry).map(tagEntry) };
+  });
+
+  app.get("/api/ps", async (req) => {
+    await ctx.auth.authenticate(req, "inference");
+    return { models: servedModels(ctx.registry).map(psEntry) };
+  });
+
+  app.post("/api/show", post, async (req) => {
+    await ctx.auth.authenticate(req, "inference");
+    const asked = modelOf(asBody(req.body));
+    const name = resolveModel(ctx.registry, asked);
+    const model = servedModels(ctx.registry).find((m) => m.name === name);
+    if (!model) throw notServed(asked);
+    return showAnswer(model);
+  });
+
+  app.post("/api/chat", post, async (req, reply) => {
+    await ctx.auth.authenticate(req, "inference");
+    return generation(req, reply, "chat", chatRequest(req.body));
+  });
+
+  app.post("/api/generate", post, async (req, reply) => {
+    await ctx.auth.authenticate(req, "inference");
+    return generation(req, reply, "generate", generateRequest(req.body));
+  });
+
+  app.post("/api/embed", post, async (req, reply) => {
+    await ctx.auth.authenticate(req, "inference");
+    const e = embedRequest(req.body);
+    const startedAt = performance.now();
+    const list = e.inputs.length === 0 ? { data: [] } : await embeddings(req, reply, e);
+    return list === undefined ? undefined : embedAnswer(e.model, list, performance.now() - startedAt);
+  });
+
+  app.post("/api/embeddings", post, async (req, reply) => {
+    await ctx.auth.authenticate(req, "inference");
+    const e = embeddingsRequest(req.body);
+    const list = e.inputs.length === 0 ? { data: [] } : await embeddings(req, reply, e);
+    return list === undefined ? undefined : embeddingsAnswer(list);
+  });
+
+  app.post("/api/pull", post, async (req) => {
+    await ctx.auth.authenticate(req, "inference");
+    throw new OllamaError(
+      501,
+      "pulling through the Ollama API is not supported by the Beta9 gateway; pull the model on a machine with POST /inference/pull on its agent, then start it with POST /inference/start",
+    );
+  });
+
+  function notServed(model: string): OllamaError {
+    return modelNotFound(model, [...ctx.registry.servedModels().keys()].sort());
+  }
+
+  /** Send a request for `model` to a machine serving it; throws Ollama's errors when none answers. */
+  async function ask(
+    req: FastifyRequest,
+    model: string,
+    path: string,
+    body: Record<string, unknown>,
+    signal: AbortSignal,
+  ): Promise<AgentResponse> {
+    const served = resolveModel(ctx.registry, model);
+    const result = await requestModel(
+      ctx.router,
+      served,
+      {
+        path,
+        body: JSON.stringify({ ...body, model: served }),
+        headers: {
+          "content-type": "application/json",
+          accept: path === "/v1/embeddings" ? "application/json" : "text/event-stream",
+        },
+        headersTimeoutMs: HEADERS_TIMEOUT_MS,
+        signal,
+      },
+      {
+        onRetry: (machineId, err) =>
+          req.log.warn(
+            { machine_id: machineId, model: served, err: err.message },
+            "machine failed before answering; trying another",
+          ),
+      },
+    );
+    if (result.kind === "not_served") throw notServed(model);
+    if (result.kind === "failed") {
+      if (signal.aborted) throw result.error;
+      throw new OllamaError(
+        503,
+        `every machine serving ${model} failed to answer (${result.error.message}); retry shortly`,
+      );
+    }
+    const res = result.response;
+    if (res.status !== 200) {
+      const text = await readAll(res, MAX_ERROR_BYTES).catch(() => "");
+      const { message, code } = upstreamMessage(text, res.status);
+      if (res.status === 404 && code === "model_not_found") throw notServed(model);
+      throw new OllamaError(res.status, message);
+    }
+    return res;
+  }
+
+  async function generation(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    kind: "chat" | "generate",
+    up: UpstreamRequest,
+  ): Promise<object | undefined> {
+    const startedAt = performance.now();
+    if (up.loadOnly) {
+      if (ctx.registry.serving(resolveModel(ctx.registry, up.model)).length === 0) throw notServed(up.model);
+      return loadAnswer(kind, up.model, new Date().toISOString());
+    }
+    const client = clientGone(reply);
+    let res: AgentResponse | undefined;
+    try {
+      const sentAt = performance.now();
+      res = await ask(req, up.model, up.path, up.body, client.signal);
+      const opts = { kind, model: up.model, startedAt, sentAt };
+      const events = answerEvents(res.body, String(res.headers["content-type"] ?? ""), opts);
+      if (!up.stream) return await collectAnswer(events, opts);
+      await sendNdjson(reply, ollamaLines(events, opts));
+      return undefined;
+    } catch (err) {
+      // The client left: there is nobody to answer.
+      if (client.signal.aborted) {
+        if (!reply.sent) reply.hijack();
+        return undefined;
+      }
+      throw err;
+    } finally {
+      res?.cancel();
+      client.dispose();
+    }
+  }
+
+  /** The machine's embeddings answer (undefined when the client left meanwhile). */
+  async function embeddings(req: FastifyRequest, reply: FastifyReply, e: EmbedRequest): Promise<unknown> {
+    const client = clientGone(reply);
+    let res: AgentResponse | undefined;
+    try {
+      res = await ask(req, e.model, "/v1/embeddings", embeddingsBody(e), client.signal);
+      const text = await readAll(res, MAX_EMBEDDINGS_BYTES);
+      try {
+        return JSON.parse(text);
+      } catch {
+        throw new OllamaError(502, "the machine's embeddings answer is not JSON");
+      }
+    } catch (err) {
+      if (client.signal.aborted) {
+        if (!reply.sent) reply.hijack();
+        return undefined;
+      }
+      throw err;
+    } finally {
+      res?.cancel();
+      client.dispose();
+    }
+  }
+};
+
+/** Aborts when the client goes away before its answer is complete. */
+function clientGone(reply: FastifyReply): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const res = reply.raw;
+  const onClose = () => {
+    if (!res.writableEnded) controller.abort(new Error("the client went away"));
+  };
+  res.once("close", onClose);
+  return { signal: controller.signal, dispose: () => res.off("close", onClose) };
+}
+
+async function readAll(res: AgentResponse, limit: number): Promise<string> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const b of res.body) {
+    size += b.length;
+    if (size > limit) {
+      res.cancel();
+      throw new OllamaError(502, `the machine's answer is larger than ${limit} bytes`);
+    }
+    parts.push(b);
+  }
+  return Buffer.concat(parts).toString("utf8");
+}

@@ -1,0 +1,247 @@
+import type { Logger } from "@beta9/http";
+import {
+  Beta9Error,
+  type GpuRequirement,
+  type InferenceStatus,
+  type ReplicaView,
+  type StoredModelView,
+} from "@beta9/protocol";
+import type { MachineRegistry } from "../machines/registry.ts";
+import { callAgent } from "./agent-call.ts";
+import { placeReplica } from "./placement.ts";
+
+/** A deployment as the scheduler needs it. */
+export interface DeploymentSpec {
+  name: string;
+  workspaceId: string;
+  source: string;
+  sha256: string | null;
+  engine: string | null;
+  minReplicas: number;
+  maxReplicas: number;
+  idleMs: number;
+  pool: string;
+  gpu: GpuRequirement;
+  minVramBytes: number | null;
+  countries: string[];
+  region: string | null;
+  contextSize: number | null;
+}
+
+export interface ReplicaManagerDeps {
+  registry: MachineRegistry;
+  log: Logger;
+  /** Every deployment (all workspaces): the sweeper keeps minimums and unloads idle replicas. */
+  deployments: () => Promise<DeploymentSpec[]>;
+  /** Bound on pulling and loading a model for a request that waits (cold start). */
+  coldStartTimeoutMs: number;
+  /** How often idle replicas and minimums are checked. */
+  sweepEveryMs?: number;
+}
+
+/**
+ * Replicas of deployments: loads one on a machine that fits when a request finds none (scale from
+ * zero), keeps `min_replicas`, adds one up to `max_replicas` when the ones there are busy, and unloads
+ * a replica idle longer than `idle_seconds` (down to the minimum). One load per deployment at a time.
+ */
+export class ReplicaManager {
+  readonly #deps: ReplicaManagerDeps;
+  readonly #loading = new Map<string, Promise<void>>();
+  readonly #lastUsed = new Map<string, number>();
+  #timer: NodeJS.Timeout | undefined;
+  #sweeping = false;
+
+  constructor(deps: ReplicaManagerDeps) {
+    this.#deps = deps;
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => void this.sweep(), this.#deps.sweepEveryMs ?? 5_000);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  /** A request for `model` went to `machineId`: it is not idle. */
+  touch(machineId: string, model: string): void {
+    this.#lastUsed.set(key(machineId, model), Date.now());
+  }
+
+  /** Make sure at least one replica serves the deployment; waits (bounded) for a cold start. */
+  async ensure(dep: DeploymentSpec): Promise<void> {
+    if (this.#deps.registry.serving(dep.name).length > 0) return;
+    await this.#addReplica(dep);
+  }
+
+  /** Start one more replica in the background when every replica is this busy (and max allows). */
+  scaleUp(dep: DeploymentSpec, busiest: number, threshold = 4): void {
+    const replicas = this.#deps.registry.serving(dep.name).length;
+    if (busiest < threshold || replicas >= dep.maxReplicas || this.#loading.has(dep.name)) return;
+    this.#addReplica(dep).catch((err: unknown) =>
+      this.#deps.log.warn({ model: dep.name, err: (err as Error).message }, "could not add a replica"),
+    );
+  }
+
+  #addReplica(dep: DeploymentSpec): Promise<void> {
+    let p = this.#loading.get(dep.name);
+    if (!p) {
+      p = this.#load(dep).finally(() => this.#loading.delete(dep.name));
+      this.#loading.set(dep.name, p);
+    }
+    return p;
+  }
+
+  async #load(dep: DeploymentSpec): Promise<void> {
+    const { registry, log } = this.#deps;
+    const placement = placeReplica(
+      {
+        model: dep.name,
+        pool: dep.pool,
+        gpu: dep.gpu,
+        minVramBytes: dep.minVramBytes,
+        countries: dep.countries,
+        region: dep.region,
+      },
+      registry.views(),
+    );
+    if (!placement.ok) throw new Beta9Error("unavailable", `cannot place ${dep.name}: ${placement.reason}`);
+    const deadline = Date.now() + this.#deps.coldStartTimeoutMs;
+    const refusals: string[] = [];
+    for (const machine of placement.machines) {
+      const link = registry.link(machine.id);
+      const left = deadline - Date.now();
+      if (!link || left <= 0) continue;
+      try {
+        log.info({ model: dep.name, machine_id: machine.id }, `loading ${dep.name} on ${machine.name}`);
+        await callAgent<StoredModelView>(link, {
+          method: "POST",
+          path: "/inference/pull",
+          body: { model: dep.name, source: dep.source, ...(dep.sha256 ? { sha256: dep.sha256 } : {}) },
+          timeoutMs: left,
+        });
+        const status = await callAgent<InferenceStatus>(link, {
+          method: "POST",
+          path: "/inference/start",
+          body: {
+            model: dep.name,
+            ...(dep.engine ? { engine: dep.engine } : {}),
+            ...(dep.contextSize ? { context_size: dep.contextSize } : {}),
+          },
+          timeoutMs: Math.max(1_000, deadline - Date.now()),
+        });
+        registry.noteModels(machine.id, status.models);
+        this.touch(machine.id, dep.name);
+        log.info({ model: dep.name, machine_id: machine.id }, `${dep.name} is ready on ${machine.name}`);
+        return;
+      } catch (err) {
+        const e = err as Beta9Error;
+        refusals.push(`${machine.name}: ${e.message}`);
+        log.warn(
+          { model: dep.name, machine_id: machine.id, code: e.code },
+          `could not load ${dep.name} on ${machine.name}`,
+        );
+      }
+    }
+    throw new Beta9Error(
+      "unavailable",
+      refusals.length > 0
+        ? `no machine could load ${dep.name}: ${refusals.join("; ")}`
+        : `loading ${dep.name} did not finish within ${Math.round(this.#deps.coldStartTimeoutMs / 1000)} s`,
+    );
+  }
+
+  /** Keep minimums; unload replicas idle past their deployment's limit, never below the minimum. */
+  async sweep(): Promise<void> {
+    if (this.#sweeping) return;
+    this.#sweeping = true;
+    try {
+      const { registry, log } = this.#deps;
+      const now = Date.now();
+      for (const dep of await this.#deps.deployments()) {
+        const serving = registry.serving(dep.name);
+        if (serving.length < dep.minReplicas) {
+          this.#addReplica(dep).catch((err: unknown) =>
+            log.warn(
+              { model: dep.name, err: (err as Error).message },
+              "could not reach the minimum replicas",
+            ),
+          );
+          continue;
+        }
+        let count = serving.length;
+        for (const m of serving) {
+          if (count <= dep.minReplicas) break;
+          const last = this.#lastUsed.get(key(m.id, dep.name));
+          if (last === undefined) {
+            // Serving since before this gateway started: count idleness from now.
+            this.#lastUsed.set(key(m.id, dep.name), now);
+            continue;
+          }
+          if (now - last < dep.idleMs) continue;
+          count--;
+          this.#lastUsed.delete(key(m.id, dep.name));
+          try {
+            const status = await callAgent<InferenceStatus>(m.link, {
+              method: "POST",
+              path: "/inference/stop",
+              body: { model: dep.name },
+              timeoutMs: 30_000,
+            });
+            registry.noteModels(m.id, status.models);
+            log.info(
+              { model: dep.name, machine_id: m.id },
+              `unloaded ${dep.name}: idle for ${Math.round((now - last) / 1000)} s`,
+            );
+          } catch (err) {
+            log.warn(
+              { model: dep.name, machine_id: m.id, err: (err as Error).message },
+              "could not unload an idle replica",
+            );
+          }
+        }
+      }
+    } finally {
+      this.#sweeping = false;
+    }
+  }
+
+  /** What runs where, for `b9 model ps`. */
+  replicas(names: ReadonlySet<string> | null, outstanding: (id: string) => number): ReplicaView[] {
+    const out: ReplicaView[] = [];
+    for (const m of this.#deps.registry.views()) {
+      for (const model of m.inference?.models ?? []) {
+        if (names && !names.has(model.name)) continue;
+        const last = this.#lastUsed.get(key(m.id, model.name));
+        out.push({
+          deployment: model.name,
+          machine_id: m.id,
+          machine_name: m.name,
+          state: model.state,
+          engine: model.engine,
+          memory_bytes: model.memory_bytes,
+          outstanding: outstanding(m.id),
+          last_request_at: last === undefined ? null : new Date(last).toISOString(),
+        });
+      }
+    }
+    for (const name of this.#loading.keys()) {
+      if (!names || names.has(name)) {
+        out.push({
+          deployment: name,
+          machine_id: "",
+          machine_name: "",
+          state: "loading",
+          engine: "",
+          memory_bytes: null,
+          outstanding: 0,
+          last_request_at: null,
+        });
+      }
+    }
+    return out;
+  }
+}
+
+const key = (machineId: string, model: string) => `${machineId}\u0000${model}`;

@@ -1,0 +1,114 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import {
+  type AgentProc,
+  type GatewayProc,
+  initAgent,
+  startAgent,
+  startGateway,
+  testModelPath,
+  waitFor,
+} from "@beta9/test-utils";
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import YAML from "yaml";
+
+/*
+ * Deployments for real: a model deployed with min 0 runs nowhere until the first request, which
+ * places it, has the agent pull and load it, and then answers; idle, it is unloaded again.
+ */
+
+let gw: GatewayProc;
+let agent: AgentProc;
+let token: string;
+let key: string;
+
+beforeAll(async () => {
+  gw = await startGateway({ args: ["--heartbeat-interval", "1s"] });
+  const path = await initAgent(gw, { name: "cold-box" });
+  const cfg = YAML.parse(readFileSync(path, "utf8"));
+  cfg.models = { allowed_dirs: [dirname(testModelPath())] };
+  writeFileSync(path, YAML.stringify(cfg), { mode: 0o600 });
+  token = cfg.machine.token;
+  agent = await startAgent(path);
+  key = (await gw.api<{ key: string }>("POST", "/api/v1/keys", { name: "app", scopes: ["inference"] })).body
+    .key;
+}, 60_000);
+
+afterAll(async () => {
+  await agent?.proc.stop();
+  await gw?.proc.stop();
+});
+
+async function agentModels(): Promise<{ name: string; state: string }[]> {
+  const res = await fetch(`${agent.controlUrl}/inference/status`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
+  return ((await res.json()) as { models: { name: string; state: string }[] }).models;
+}
+
+describe("deployments: scale from zero and back", () => {
+  it("loads on the first request, answers, then unloads when idle", async () => {
+    const dep = await gw.api("POST", "/api/v1/deployments", {
+      name: "smollm2",
+      source: testModelPath(),
+      min_replicas: 0,
+      max_replicas: 1,
+      idle_seconds: 10,
+      context_size: 2048,
+    });
+    expect(dep.status).toBe(201);
+    expect(await agentModels()).toEqual([]);
+
+    const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: key, maxRetries: 0 });
+    const chat = await client.chat.completions.create({
+      model: "smollm2",
+      messages: [{ role: "user", content: "What is the capital of France?" }],
+      max_tokens: 12,
+      temperature: 0,
+    });
+    expect(chat.choices[0]?.message.content).toMatch(/Paris/);
+    expect(await agentModels()).toEqual([expect.objectContaining({ name: "smollm2", state: "ready" })]);
+
+    const ps = await gw.api<{ replicas: { deployment: string; machine_name: string; state: string }[] }>(
+      "GET",
+      "/api/v1/replicas",
+    );
+    expect(ps.body.replicas).toEqual([
+      expect.objectContaining({ deployment: "smollm2", machine_name: "cold-box", state: "ready" }),
+    ]);
+
+    await waitFor(async () => (await agentModels()).length === 0, {
+      what: "the idle replica to be unloaded",
+      timeoutMs: 40_000,
+      intervalMs: 500,
+    });
+    expect(gw.proc.logs().some((e) => String(e.msg).startsWith("unloaded smollm2: idle"))).toBe(true);
+
+    // And back again from zero.
+    const again = await client.chat.completions.create({
+      model: "smollm2",
+      messages: [{ role: "user", content: "Hi" }],
+      max_tokens: 4,
+    });
+    expect(again.choices[0]?.message.content?.length).toBeGreaterThan(0);
+  }, 90_000);
+
+  it("answers 503 with Retry-After and the reason when no machine fits", async () => {
+    await gw.api("POST", "/api/v1/deployments", {
+      name: "needs-gpu",
+      source: testModelPath(),
+      gpu: "nvidia",
+    });
+    const res = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "needs-gpu", messages: [{ role: "user", content: "hi" }] }),
+    });
+    expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toBeTruthy();
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe("unavailable");
+    expect(body.error.message).toMatch(/no ready machine in pool external has a nvidia GPU/);
+  });
+});

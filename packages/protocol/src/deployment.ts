@@ -1,0 +1,91 @@
+import { type Static, Type } from "typebox";
+import { EngineName } from "./inference.ts";
+import { CountryCode, Name } from "./machine.ts";
+
+export const GpuRequirement = Type.Union([
+  Type.Literal("nvidia"),
+  Type.Literal("apple"),
+  Type.Literal("amd"),
+  Type.Literal("intel"),
+  Type.Literal("any"),
+  Type.Literal("none"),
+]);
+export type GpuRequirement = Static<typeof GpuRequirement>;
+
+/**
+ * What clients call the model, Ollama-style ("llama3.2:1b", "library/qwen2.5:7b"): it appears in URL
+ * paths, tables and logs, so no spaces or control characters, and never "." or "..".
+ */
+export const DeploymentName = Type.String({
+  minLength: 1,
+  maxLength: 128,
+  pattern: "^[a-zA-Z0-9][a-zA-Z0-9._:/@+-]*$",
+});
+
+/**
+ * A deployment: a model the gateway keeps servable. Replicas are placed on machines that fit, loaded
+ * on the first request when none runs (min 0: scale to zero), and unloaded after `idle_seconds`.
+ */
+export const CreateDeployment = Type.Object(
+  {
+    name: DeploymentName,
+    /** Where agents fetch it: http(s)://…, hf:ORG/REPO/FILE.gguf, ollama:NAME:TAG, or a path the machine's owner allowed. */
+    source: Type.String({ minLength: 1, maxLength: 2048 }),
+    sha256: Type.Optional(Type.String({ pattern: "^[a-f0-9]{64}$" })),
+    engine: Type.Optional(EngineName),
+    /** Replicas kept running even when idle; default 0 (scale to zero). */
+    min_replicas: Type.Optional(Type.Integer({ minimum: 0, maximum: 64 })),
+    /** At most this many replicas; default 1, or min_replicas when that is more. */
+    max_replicas: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
+    /** Unload a replica after this long without requests; default 300. */
+    idle_seconds: Type.Optional(Type.Integer({ minimum: 10, maximum: 7 * 24 * 3600 })),
+    /** Default "external". */
+    pool: Type.Optional(Name),
+    /** Default "any": no constraint on the GPU (or its absence). */
+    gpu: Type.Optional(GpuRequirement),
+    min_vram_bytes: Type.Optional(Type.Integer({ minimum: 0 })),
+    /** ISO 3166 alpha-2 codes of the countries replicas may run in. */
+    countries: Type.Optional(Type.Array(CountryCode, { maxItems: 64, uniqueItems: true })),
+    /** "eu": only machines in EU member states. */
+    region: Type.Optional(Type.Literal("eu")),
+    context_size: Type.Optional(Type.Integer({ minimum: 256, maximum: 1_048_576 })),
+  },
+  { additionalProperties: false },
+);
+export type CreateDeployment = Static<typeof CreateDeployment>;
+
+export const DeploymentView = Type.Object({
+  name: Type.String(),
+  workspace: Type.String(),
+  source: Type.String(),
+  sha256: Type.Union([Type.String(), Type.Null()]),
+  engine: Type.Union([EngineName, Type.Null()]),
+  min_replicas: Type.Integer(),
+  max_replicas: Type.Integer(),
+  idle_seconds: Type.Integer(),
+  pool: Type.String(),
+  gpu: GpuRequirement,
+  min_vram_bytes: Type.Union([Type.Integer(), Type.Null()]),
+  countries: Type.Array(Type.String()),
+  region: Type.Union([Type.Literal("eu"), Type.Null()]),
+  context_size: Type.Union([Type.Integer(), Type.Null()]),
+  created_at: Type.String({ format: "date-time" }),
+});
+export type DeploymentView = Static<typeof DeploymentView>;
+export const DeploymentList = Type.Object({ deployments: Type.Array(DeploymentView) });
+export type DeploymentList = Static<typeof DeploymentList>;
+
+/** A replica: one machine serving one deployment, as `b9 model ps` shows it. */
+export const ReplicaView = Type.Object({
+  deployment: Type.String(),
+  machine_id: Type.String(),
+  machine_name: Type.String(),
+  state: Type.String(),
+  engine: Type.String(),
+  memory_bytes: Type.Union([Type.Number(), Type.Null()]),
+  outstanding: Type.Integer(),
+  last_request_at: Type.Union([Type.String({ format: "date-time" }), Type.Null()]),
+});
+export type ReplicaView = Static<typeof ReplicaView>;
+export const ReplicaList = Type.Object({ replicas: Type.Array(ReplicaView) });
+export type ReplicaList = Static<typeof ReplicaList>;

@@ -1,0 +1,55 @@
+import type { Selectable } from "kysely";
+import type { DeploymentTable } from "../schema.ts";
+import type { Executor } from "./executor.ts";
+
+export type Deployment = Selectable<DeploymentTable>;
+
+export class DeploymentRepository {
+  readonly #db: Executor;
+  constructor(db: Executor) {
+    this.#db = db;
+  }
+
+  /**
+   * Add a deployment; false when its workspace has one by that name already. The database decides,
+   * so two racing creates cannot both win, in either dialect.
+   */
+  async insert(row: Deployment): Promise<boolean> {
+    const res = await this.#db
+      .insertInto("deployments")
+      .values(row)
+      .onConflict((oc) => oc.columns(["workspace_id", "name"]).doNothing())
+      .executeTakeFirst();
+    return Number(res.numInsertedOrUpdatedRows ?? 0n) === 1;
+  }
+
+  async get(workspaceId: string, name: string): Promise<Deployment | undefined> {
+    return this.#db
+      .selectFrom("deployments")
+      .selectAll()
+      .where("workspace_id", "=", workspaceId)
+      .where("name", "=", name)
+      .executeTakeFirst();
+  }
+
+  /** One workspace's deployments by name, or every workspace's when none is given. */
+  async list(workspaceId?: string): Promise<Deployment[]> {
+    let q = this.#db.selectFrom("deployments").selectAll();
+    if (workspaceId !== undefined) q = q.where("workspace_id", "=", workspaceId);
+    return q.orderBy("workspace_id").orderBy("name").execute();
+  }
+
+  /** Every deployment of every workspace: what the scheduler keeps servable. */
+  async listAll(): Promise<Deployment[]> {
+    return this.list();
+  }
+
+  async remove(workspaceId: string, name: string): Promise<boolean> {
+    const res = await this.#db
+      .deleteFrom("deployments")
+      .where("workspace_id", "=", workspaceId)
+      .where("name", "=", name)
+      .executeTakeFirst();
+    return Number(res.numDeletedRows) === 1;
+  }
+}
