@@ -129,6 +129,8 @@ describe("Ollama API through the gateway, with the real ollama client", () => {
     expect(two.embeddings.map((e) => e.length)).toEqual([576, 576]);
     expect(two.embeddings[0]).toEqual(one.embeddings[0]);
     expect((await client().embeddings({ model: "smollm2", prompt: "hello" })).embedding).toHaveLength(576);
+    expect((await client().embed({ model: "smollm2", input: [] })).embeddings).toEqual([]);
+    await expect(client().embed({ model: "nope", input: [] })).rejects.toMatchObject({ status_code: 404 });
   });
 
   it("stops the generation on the machine when the client aborts a stream", async () => {

@@ -78,7 +78,7 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox<InferenceRoutesContext> 
     const wantStream = body.stream ?? String(req.headers.accept ?? "").includes("application/x-ndjson");
     const abort = new AbortController();
     reply.raw.on("close", () => {
-      if (!reply.raw.writableFinished) abort.abort();
+      if (!reply.raw.writableEnded) abort.abort();
     });
     let lastLogged = -1;
     const logProgress = (p: { status: string; completed?: number; total?: number }) => {

@@ -83,14 +83,14 @@ export const ollamaRoutes: FastifyPluginAsync<GatewayContext & { router: Router 
     await ctx.auth.authenticate(req, "inference");
     const e = embedRequest(req.body);
     const startedAt = performance.now();
-    const list = e.inputs.length === 0 ? { data: [] } : await embeddings(req, reply, e);
+    const list = e.inputs.length === 0 ? nothingToEmbed(e.model) : await embeddings(req, reply, e);
     return list === undefined ? undefined : embedAnswer(e.model, list, performance.now() - startedAt);
   });
 
   app.post("/api/embeddings", post, async (req, reply) => {
     await ctx.auth.authenticate(req, "inference");
     const e = embeddingsRequest(req.body);
-    const list = e.inputs.length === 0 ? { data: [] } : await embeddings(req, reply, e);
+    const list = e.inputs.length === 0 ? nothingToEmbed(e.model) : await embeddings(req, reply, e);
     return list === undefined ? undefined : embeddingsAnswer(list);
   });
 
@@ -101,6 +101,12 @@ export const ollamaRoutes: FastifyPluginAsync<GatewayContext & { router: Router 
       "pulling through the Ollama API is not supported by the Beta9 gateway; pull the model on a machine with POST /inference/pull on its agent, then start it with POST /inference/start",
     );
   });
+
+  /** No input: nothing to ask a machine, but the model must be served (as Ollama loads it). */
+  function nothingToEmbed(model: string): { data: [] } {
+    if (ctx.registry.serving(resolveModel(ctx.registry, model)).length === 0) throw notServed(model);
+    return { data: [] };
+  }
 
   function notServed(model: string): OllamaError {
     return modelNotFound(model, [...ctx.registry.servedModels().keys()].sort());
