@@ -12,6 +12,7 @@ import { addMachineShow } from "./commands/machine/show.ts";
 import { addMachineUncordon } from "./commands/machine/uncordon.ts";
 import { addModelDeploy } from "./commands/model/deploy.ts";
 import { addModelList } from "./commands/model/list.ts";
+import { addModelPs } from "./commands/model/ps.ts";
 import { addModelRemove } from "./commands/model/remove.ts";
 import { addModelShow } from "./commands/model/show.ts";
 import { addPoolCreate } from "./commands/pool/create.ts";
@@ -71,6 +72,7 @@ export function buildProgram(io: CliIO): Command {
   addModelList(model, ctx);
   addModelShow(model, ctx);
   addModelRemove(model, ctx);
+  addModelPs(model, ctx);
 
   return program;
 }

@@ -3,6 +3,7 @@ import { Deployments } from "./resources/deployments.ts";
 import { ApiKeys } from "./resources/keys.ts";
 import { Machines } from "./resources/machines.ts";
 import { Pools } from "./resources/pools.ts";
+import { Replicas } from "./resources/replicas.ts";
 import { JoinTokens } from "./resources/tokens.ts";
 import { type Fetch, type RequestOptions, Transport } from "./transport.ts";
 
@@ -33,6 +34,7 @@ export class Beta9Client {
   readonly pools: Pools;
   readonly keys: ApiKeys;
   readonly deployments: Deployments;
+  readonly replicas: Replicas;
   readonly #http: Transport;
 
   constructor(options: ClientOptions) {
@@ -42,6 +44,7 @@ export class Beta9Client {
     this.pools = new Pools(this.#http);
     this.keys = new ApiKeys(this.#http);
     this.deployments = new Deployments(this.#http);
+    this.replicas = new Replicas(this.#http);
   }
 
   /** The normalized gateway URL this client talks to. */

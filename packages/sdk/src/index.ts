@@ -18,5 +18,6 @@ export { Deployments } from "./resources/deployments.ts";
 export { ApiKeys } from "./resources/keys.ts";
 export { type MachineListFilter, Machines } from "./resources/machines.ts";
 export { Pools } from "./resources/pools.ts";
+export { Replicas } from "./resources/replicas.ts";
 export { JoinTokens } from "./resources/tokens.ts";
 export { DEFAULT_TIMEOUT_MS, type Fetch, normalizeBaseUrl, type RequestOptions } from "./transport.ts";
