@@ -20,6 +20,7 @@ import { addPoolList } from "./commands/pool/list.ts";
 import { addTokenCreate } from "./commands/token/create.ts";
 import { addTokenList } from "./commands/token/list.ts";
 import { addTokenRevoke } from "./commands/token/revoke.ts";
+import { addUsage } from "./commands/usage.ts";
 import { Context } from "./context.ts";
 import type { CliIO } from "./io.ts";
 import { reportError } from "./report.ts";
@@ -31,7 +32,9 @@ import { reportError } from "./report.ts";
 export function buildProgram(io: CliIO): Command {
   const ctx = new Context(io);
   const program = new Command("b9")
-    .description("Manage a Beta9 gateway: machines, pools, join tokens, API keys and deployed models.")
+    .description(
+      "Manage a Beta9 gateway: machines, pools, join tokens, API keys and deployed models; see usage.",
+    )
     .version(pkg.version, "-V, --version")
     .addHelpText(
       "after",
@@ -73,6 +76,8 @@ export function buildProgram(io: CliIO): Command {
   addModelShow(model, ctx);
   addModelRemove(model, ctx);
   addModelPs(model, ctx);
+
+  addUsage(program, ctx);
 
   return program;
 }

@@ -1,6 +1,15 @@
 import { createServer, type IncomingHttpHeaders } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { ApiKeyView, DeploymentView, JoinTokenView, MachineView, PoolView, Scope } from "@beta9/sdk";
+import type {
+  ApiKeyView,
+  DeploymentView,
+  JoinTokenView,
+  MachineView,
+  PoolView,
+  Scope,
+  UsageGroupBy,
+  UsageReport,
+} from "@beta9/sdk";
 
 /**
  * A stand-in for the gateway's management API over real HTTP: keeps machines, pools, tokens, keys
@@ -139,6 +148,8 @@ export async function startFakeGateway(
           revoked: false,
           created_at: iso(now()),
           last_used_at: null,
+          rpm_limit: typeof input.rpm_limit === "number" ? input.rpm_limit : null,
+          tpm_limit: typeof input.tpm_limit === "number" ? input.tpm_limit : null,
         };
         state.keys.push(view);
         return { status: 201, body: { ...view, key: `b9_new${n}_full_secret` } };
@@ -191,6 +202,35 @@ export async function startFakeGateway(
         state.deployments.splice(state.deployments.indexOf(d), 1);
         return { status: 204 };
       }
+    }
+    if (noun === "usage" && method === "GET" && !id) {
+      const groupBy = (query.get("group_by") ?? "model") as UsageGroupBy;
+      const until = query.get("until") ?? iso(now());
+      const since = query.get("since") ?? iso(Date.parse(until) - 86_400_000);
+      if (Number.isNaN(Date.parse(since))) return fail(400, "bad_request", "`since` is not a time.");
+      const stats = (requests: number, errors: number, p50: number, p95: number) => ({
+        requests,
+        prompt_tokens: requests * 20,
+        completion_tokens: requests * 8,
+        errors,
+        p50_latency_ms: p50,
+        p95_latency_ms: p95,
+      });
+      const groups: UsageReport["groups"] =
+        since > iso(now())
+          ? []
+          : groupBy === "key"
+            ? [
+                { group: "key_1", key_name: "ci", ...stats(12, 0, 300, 1200) },
+                { group: "key_9", key_name: null, ...stats(1, 1, 5, 5) },
+              ]
+            : groupBy === "day"
+              ? [{ group: "2026-03-01", ...stats(13, 1, 250, 12_500) }]
+              : [
+                  { group: "llama3.2:1b", ...stats(10, 1, 250, 980) },
+                  { group: "smollm2", ...stats(3, 0, 40, 60) },
+                ];
+      return { status: 200, body: { since, until, group_by: groupBy, groups } };
     }
     return fail(404, "not_found", `No route ${method} ${path}.`);
   };

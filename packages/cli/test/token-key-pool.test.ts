@@ -143,6 +143,45 @@ describe("b9 key", () => {
     expect(gateway.requests).toHaveLength(0);
   });
 
+  it("create sends --rpm and --tpm as the key's limits and says so", async () => {
+    const r = await b9(
+      env,
+      "key",
+      "create",
+      "app",
+      "--scopes",
+      "inference",
+      "--rpm",
+      "60",
+      "--tpm",
+      "100000",
+    );
+    expect(r.code).toBe(0);
+    expect(gateway.requests[0]).toMatchObject({
+      body: { name: "app", scopes: ["inference"], rpm_limit: 60, tpm_limit: 100_000 },
+    });
+    expect(r.stdout.split("\n")[0]).toBe(
+      "API key app created (scopes inference; workspace default; limits 60 rpm, 100000 tpm):",
+    );
+    await b9(env, "key", "create", "batch", "--scopes", "inference", "--tpm", "5000");
+    const list = await b9(env, "key", "list");
+    expect(list.stdout.split("\n").slice(1, 3)).toEqual([
+      "key_1   app     default     inference   60 rpm, 100000 tpm   b9_new1   active   0s ago    never",
+      "key_2   batch   default     inference   5000 tpm             b9_new2   active   0s ago    never",
+    ]);
+    expect((await b9(env, "key", "create", "x", "--scopes", "read")).stdout).toContain("workspace default):");
+    expect(gateway.requests[3]?.body).toEqual({ name: "x", scopes: ["read"] });
+  });
+
+  it("create refuses a limit that is not a whole number of at least 1", async () => {
+    for (const bad of ["0", "-5", "1.5", "lots"]) {
+      const r = await b9(env, "key", "create", "ci", "--scopes", "read", "--rpm", bad);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain("--rpm takes a whole number of at least 1");
+    }
+    expect(gateway.requests).toHaveLength(0);
+  });
+
   it("list and revoke", async () => {
     await b9(env, "key", "create", "ci", "--scopes", "read", "--workspace", "team");
     const revoke = await b9(env, "key", "revoke", "key_1", "--json");
@@ -151,8 +190,8 @@ describe("b9 key", () => {
     const r = await b9(env, "key", "list");
     expect(r.stdout).toBe(
       [
-        "ID      NAME   WORKSPACE   SCOPES   PREFIX    STATE     CREATED   LAST USED",
-        "key_1   ci     team        read     b9_new1   revoked   0s ago    never",
+        "ID      NAME   WORKSPACE   SCOPES   LIMITS   PREFIX    STATE     CREATED   LAST USED",
+        "key_1   ci     team        read     -        b9_new1   revoked   0s ago    never",
         "",
       ].join("\n"),
     );

@@ -9,7 +9,10 @@ import { channelUpgradeHandler } from "./channel/upgrade.ts";
 import type { GatewayConfig } from "./config.ts";
 import type { GatewayContext } from "./context.ts";
 import { installMetrics } from "./http/metrics.ts";
+import { KeyLimits } from "./limits/key-limits.ts";
 import { MachineRegistry } from "./machines/registry.ts";
+import { Metering } from "./metering/metering.ts";
+import { UsageRecorder } from "./metering/usage-recorder.ts";
 import { Router } from "./router/router.ts";
 import { forkCompatRoutes } from "./routes/agent/fork-compat.ts";
 import { joinRoutes } from "./routes/agent/join.ts";
@@ -19,6 +22,7 @@ import { machineRoutes } from "./routes/management/machines.ts";
 import { poolRoutes } from "./routes/management/pools.ts";
 import { replicaRoutes } from "./routes/management/replicas.ts";
 import { tokenRoutes } from "./routes/management/tokens.ts";
+import { usageRoutes } from "./routes/management/usage.ts";
 import { ollamaRoutes } from "./routes/ollama/index.ts";
 import { openaiRoutes } from "./routes/openai/index.ts";
 import { deploymentSpec } from "./scheduler/deployment-spec.ts";
@@ -54,6 +58,12 @@ export async function buildGateway(
   installErrorHandling(app);
   const ctx: GatewayContext = { store, registry, auth: new ApiKeyAuth(store), log };
   const metrics = installMetrics(app, registry);
+  const recorder = new UsageRecorder(store.usage, log);
+  const limits = new KeyLimits();
+  const metering = new Metering(recorder, limits);
+  // Keys whose buckets are full again are forgotten; the map holds only keys spending their limits.
+  const pruneLimits = setInterval(() => limits.prune(), 60_000);
+  pruneLimits.unref();
   app.get("/health", { schema: { response: { 200: Health } } }, async () => ({
     status: "ok" as const,
     version: BETA9_VERSION,
@@ -65,6 +75,7 @@ export async function buildGateway(
   await app.register(machineRoutes, ctx);
   await app.register(joinRoutes, ctx);
   await app.register(forkCompatRoutes, ctx);
+  await app.register(usageRoutes, { ...ctx, metering });
   const router = new Router(registry);
   const replicas = new ReplicaManager({
     registry,
@@ -76,6 +87,7 @@ export async function buildGateway(
     ...ctx,
     router,
     metrics: metrics.inference,
+    metering,
     replicas,
     deployments: async (workspaceId, model) => {
       const row = await store.deployments.get(workspaceId, model);
@@ -83,7 +95,7 @@ export async function buildGateway(
     },
   });
   await app.register(replicaRoutes, { ...ctx, router, replicas });
-  await app.register(ollamaRoutes, { ...ctx, router });
+  await app.register(ollamaRoutes, { ...ctx, router, metering });
 
   app.server.on("upgrade", channelUpgradeHandler(ctx));
   // Agent channels are long-lived upgraded sockets fastify does not track; end them before close()
@@ -91,6 +103,12 @@ export async function buildGateway(
   app.addHook("preClose", async () => {
     replicas.stop();
     await registry.stop();
+  });
+  // After every request has ended (close waits for them), before the store closes: nothing recorded
+  // is lost on a clean shutdown.
+  app.addHook("onClose", async () => {
+    clearInterval(pruneLimits);
+    await recorder.close();
   });
   registry.start();
   replicas.start();

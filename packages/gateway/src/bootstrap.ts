@@ -33,6 +33,8 @@ export async function bootstrap(store: Store, dataDir: string, log: Logger): Pro
       revoked_at: null,
       created_at: now,
       last_used_at: null,
+      rpm_limit: null,
+      tpm_limit: null,
     });
     return true;
   });

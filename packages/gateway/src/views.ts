@@ -31,6 +31,8 @@ export function apiKeyView(
     revoked: k.revoked_at !== null,
     created_at: iso(k.created_at),
     last_used_at: k.last_used_at === null ? null : iso(k.last_used_at),
+    rpm_limit: k.rpm_limit,
+    tpm_limit: k.tpm_limit,
     ...(secret ? { key: secret } : {}),
   };
 }

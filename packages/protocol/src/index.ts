@@ -8,4 +8,5 @@ export * from "./hardware.ts";
 export * from "./inference.ts";
 export * from "./machine.ts";
 export * from "./management.ts";
+export * from "./usage.ts";
 export * from "./version.ts";

@@ -42,6 +42,10 @@ export const CreateApiKey = Type.Object(
     name: Name,
     scopes: Type.Array(Scope, { minItems: 1, maxItems: 3, uniqueItems: true }),
     workspace: Type.Optional(Name),
+    /** Requests per minute this key may make; absent or null for no limit. */
+    rpm_limit: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000 }), Type.Null()])),
+    /** Tokens (prompt + completion) per minute this key may use; absent or null for no limit. */
+    tpm_limit: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000_000 }), Type.Null()])),
   },
   { additionalProperties: false },
 );
@@ -57,6 +61,10 @@ export const ApiKeyView = Type.Object({
   revoked: Type.Boolean(),
   created_at: Type.String({ format: "date-time" }),
   last_used_at: Type.Union([Type.String({ format: "date-time" }), Type.Null()]),
+  /** Requests per minute allowed; null for no limit. */
+  rpm_limit: Type.Union([Type.Integer(), Type.Null()]),
+  /** Tokens per minute allowed; null for no limit. */
+  tpm_limit: Type.Union([Type.Integer(), Type.Null()]),
   key: Type.Optional(Type.String()),
 });
 export type ApiKeyView = Static<typeof ApiKeyView>;

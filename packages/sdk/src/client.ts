@@ -5,6 +5,7 @@ import { Machines } from "./resources/machines.ts";
 import { Pools } from "./resources/pools.ts";
 import { Replicas } from "./resources/replicas.ts";
 import { JoinTokens } from "./resources/tokens.ts";
+import { Usage } from "./resources/usage.ts";
 import { type Fetch, type RequestOptions, Transport } from "./transport.ts";
 
 export interface ClientOptions {
@@ -26,6 +27,7 @@ export interface ClientOptions {
  * const { token } = await b9.tokens.create({ pool: "gpu", ttl_seconds: 3600 });
  * const { machines } = await b9.machines.list({ pool: "gpu" });
  * await b9.deployments.create({ name: "llama3.2:1b", source: "ollama:llama3.2:1b" });
+ * const { groups } = await b9.usage.get({ since: new Date(Date.now() - 86_400_000), group_by: "model" });
  * ```
  */
 export class Beta9Client {
@@ -35,6 +37,7 @@ export class Beta9Client {
   readonly keys: ApiKeys;
   readonly deployments: Deployments;
   readonly replicas: Replicas;
+  readonly usage: Usage;
   readonly #http: Transport;
 
   constructor(options: ClientOptions) {
@@ -45,6 +48,7 @@ export class Beta9Client {
     this.keys = new ApiKeys(this.#http);
     this.deployments = new Deployments(this.#http);
     this.replicas = new Replicas(this.#http);
+    this.usage = new Usage(this.#http);
   }
 
   /** The normalized gateway URL this client talks to. */

@@ -20,4 +20,5 @@ export { type MachineListFilter, Machines } from "./resources/machines.ts";
 export { Pools } from "./resources/pools.ts";
 export { Replicas } from "./resources/replicas.ts";
 export { JoinTokens } from "./resources/tokens.ts";
+export { Usage, type UsageFilter } from "./resources/usage.ts";
 export { DEFAULT_TIMEOUT_MS, type Fetch, normalizeBaseUrl, type RequestOptions } from "./transport.ts";

@@ -1,4 +1,11 @@
-import type { ApiKeyView, DeploymentView, JoinTokenView, MachineView, PoolView } from "@beta9/protocol";
+import type {
+  ApiKeyView,
+  DeploymentView,
+  JoinTokenView,
+  MachineView,
+  PoolView,
+  UsageReport,
+} from "@beta9/protocol";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   ApiError,
@@ -59,6 +66,8 @@ const key: ApiKeyView = {
   revoked: false,
   created_at: "2026-01-01T00:00:00.000Z",
   last_used_at: null,
+  rpm_limit: 60,
+  tpm_limit: null,
   key: "b9_full_secret",
 };
 const pool: PoolView = {
@@ -84,6 +93,24 @@ const deployment: DeploymentView = {
   region: "eu",
   context_size: 8192,
   created_at: "2026-01-01T00:00:00.000Z",
+};
+
+const usageReport: UsageReport = {
+  since: "2026-01-01T00:00:00.000Z",
+  until: "2026-01-02T00:00:00.000Z",
+  group_by: "key",
+  groups: [
+    {
+      group: "key_1",
+      key_name: "ci",
+      requests: 3,
+      prompt_tokens: 30,
+      completion_tokens: 12,
+      errors: 1,
+      p50_latency_ms: 120,
+      p95_latency_ms: 900,
+    },
+  ],
 };
 
 let server: RecordingServer | undefined;
@@ -252,6 +279,29 @@ describe("requests", () => {
       method: "GET",
       url: "/api/v1/deployments/llama3.2%3A1b",
       reply: { status: 200, json: deployment },
+    },
+    {
+      name: "keys.create with limits",
+      call: (c) => c.keys.create({ name: "ci", scopes: ["inference"], rpm_limit: 60, tpm_limit: null }),
+      method: "POST",
+      url: "/api/v1/keys",
+      body: { name: "ci", scopes: ["inference"], rpm_limit: 60, tpm_limit: null },
+      reply: { status: 201, json: key },
+    },
+    {
+      name: "usage.get",
+      call: (c) =>
+        c.usage.get({ since: new Date("2026-01-01T00:00:00.000Z"), until: "2026-01-02", group_by: "key" }),
+      method: "GET",
+      url: "/api/v1/usage?since=2026-01-01T00%3A00%3A00.000Z&until=2026-01-02&group_by=key",
+      reply: { status: 200, json: usageReport },
+    },
+    {
+      name: "usage.get with the defaults",
+      call: (c) => c.usage.get(),
+      method: "GET",
+      url: "/api/v1/usage",
+      reply: { status: 200, json: usageReport },
     },
     {
       name: "health",

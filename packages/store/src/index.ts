@@ -3,6 +3,12 @@ export type { Deployment } from "./repositories/deployments.ts";
 export type { ConsumeResult, JoinToken } from "./repositories/join-tokens.ts";
 export type { Machine } from "./repositories/machines.ts";
 export type { Pool, PoolWithCount } from "./repositories/pools.ts";
+export type {
+  UsageGroupBy,
+  UsageQuery,
+  UsageRow,
+  UsageSummary,
+} from "./repositories/usage.ts";
 export type { Workspace } from "./repositories/workspaces.ts";
 export type { Database } from "./schema.ts";
 export { Repositories, Store, type StoreConfig, storeConfigFrom } from "./store.ts";

@@ -61,6 +61,10 @@ export interface ApiKeyTable {
   revoked_at: number | null;
   created_at: number;
   last_used_at: number | null;
+  /** Requests per minute allowed; null for no limit. */
+  rpm_limit: number | null;
+  /** Tokens (prompt + completion) per minute allowed; null for no limit. */
+  tpm_limit: number | null;
 }
 
 /** A model a workspace keeps servable; (workspace_id, name) is the key. */
@@ -84,6 +88,29 @@ export interface DeploymentTable {
   created_at: number;
 }
 
+/** One inference request through the gateway, as metering recorded it. */
+export interface UsageTable {
+  id: string;
+  key_id: string;
+  workspace_id: string;
+  /** The model as the client named it. */
+  model: string;
+  /** The machine that answered; null when none did (unknown model, no capacity, rate limited). */
+  machine_id: string | null;
+  /**
+   * The HTTP status the client got; 502 when an answer that had started was cut off or ended with an
+   * error event, 499 when the client left before the end.
+   */
+  status: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  /** From the request's arrival to the end of its answer. */
+  latency_ms: number;
+  /** From the request's arrival to the first byte of the machine's answer; null when none came. */
+  ttfb_ms: number | null;
+  started_at: number;
+}
+
 export interface SettingTable {
   key: string;
   value: string;
@@ -96,6 +123,7 @@ export interface Database {
   machines: MachineTable;
   api_keys: ApiKeyTable;
   deployments: DeploymentTable;
+  usage: UsageTable;
   settings: SettingTable;
 }
 

@@ -9,6 +9,7 @@ import { JoinTokenRepository } from "./repositories/join-tokens.ts";
 import { MachineRepository } from "./repositories/machines.ts";
 import { PoolRepository } from "./repositories/pools.ts";
 import { SettingRepository } from "./repositories/settings.ts";
+import { UsageRepository } from "./repositories/usage.ts";
 import { WorkspaceRepository } from "./repositories/workspaces.ts";
 import type { Database } from "./schema.ts";
 
@@ -25,6 +26,7 @@ export class Repositories {
   readonly keys: ApiKeyRepository;
   readonly deployments: DeploymentRepository;
   readonly settings: SettingRepository;
+  readonly usage: UsageRepository;
   constructor(db: Executor) {
     this.workspaces = new WorkspaceRepository(db);
     this.pools = new PoolRepository(db);
@@ -33,6 +35,7 @@ export class Repositories {
     this.keys = new ApiKeyRepository(db);
     this.deployments = new DeploymentRepository(db);
     this.settings = new SettingRepository(db);
+    this.usage = new UsageRepository(db);
   }
 }
 

@@ -103,10 +103,111 @@ for (const dialect of DIALECTS) {
         revoked_at: null,
         created_at: now,
         last_used_at: null,
+        rpm_limit: null,
+        tpm_limit: null,
       });
       expect((await store.keys.byHash("kh1"))?.scopes).toBe("read,inference");
       expect((await store.keys.revoke("k1", now))?.revoked_at).toBe(now);
       expect(await store.keys.list({ workspaceId: "ws_1" })).toHaveLength(1);
+    });
+
+    it("keeps a key's limits, and null for none", async () => {
+      const base = {
+        workspace_id: "ws_1",
+        scopes: "inference",
+        prefix: "b9_abcd",
+        revoked_at: null,
+        created_at: now,
+        last_used_at: null,
+      };
+      await store.keys.insert({
+        ...base,
+        id: "k1",
+        name: "a",
+        key_hash: "kh1",
+        rpm_limit: 60,
+        tpm_limit: 100_000,
+      });
+      await store.keys.insert({
+        ...base,
+        id: "k2",
+        name: "b",
+        key_hash: "kh2",
+        rpm_limit: null,
+        tpm_limit: null,
+      });
+      expect(await store.keys.get("k1")).toMatchObject({ rpm_limit: 60, tpm_limit: 100_000 });
+      expect(await store.keys.get("k2")).toMatchObject({ rpm_limit: null, tpm_limit: null });
+    });
+
+    it("records usage in batches and sums it per model, key and day, one workspace at a time", async () => {
+      const day = 86_400_000;
+      const day0 = Math.floor(now / day) * day;
+      const rows = [
+        // ws_1, model a: latencies 10..100 (10 rows), one an error
+        ...Array.from({ length: 10 }, (_, i) =>
+          usage(`u${i}`, { latency_ms: (i + 1) * 10, status: i === 9 ? 502 : 200 }),
+        ),
+        usage("u10", { model: "b", key_id: "k2", prompt_tokens: 7, completion_tokens: 3, latency_ms: 5 }),
+        usage("u11", { model: "b", key_id: "k2", started_at: day0 + day + 5, status: 429, machine_id: null }),
+        // another workspace, and rows outside the window
+        usage("u12", { workspace_id: "ws_2", model: "a" }),
+        usage("u13", { started_at: day0 - 1 }),
+        usage("u14", { started_at: day0 + 2 * day }),
+      ];
+      await store.usage.insertMany(rows);
+      await store.usage.insertMany([]);
+      const q = { workspaceId: "ws_1", since: day0, until: day0 + 2 * day };
+      expect(await store.usage.summarize({ ...q, groupBy: "model" })).toEqual([
+        {
+          group: "a",
+          requests: 10,
+          prompt_tokens: 100,
+          completion_tokens: 50,
+          errors: 1,
+          p50_latency_ms: 50,
+          p95_latency_ms: 100,
+        },
+        {
+          group: "b",
+          requests: 2,
+          prompt_tokens: 17,
+          completion_tokens: 8,
+          errors: 1,
+          p50_latency_ms: 5,
+          p95_latency_ms: 100,
+        },
+      ]);
+      expect(
+        (await store.usage.summarize({ ...q, groupBy: "key" })).map((g) => [g.group, g.requests]),
+      ).toEqual([
+        ["k1", 10],
+        ["k2", 2],
+      ]);
+      expect(
+        (await store.usage.summarize({ ...q, groupBy: "day" })).map((g) => [g.group, g.requests]),
+      ).toEqual([
+        [String(day0), 11],
+        [String(day0 + day), 1],
+      ]);
+      expect(await store.usage.summarize({ ...q, workspaceId: "ws_nope", groupBy: "model" })).toEqual([]);
+    });
+
+    it("writes a batch larger than one statement's chunk", async () => {
+      const rows = Array.from({ length: 1203 }, (_, i) => usage(`u${i}`, { latency_ms: i }));
+      await store.usage.insertMany(rows);
+      const [g] = await store.usage.summarize({
+        workspaceId: "ws_1",
+        since: now - 1,
+        until: now + 1,
+        groupBy: "model",
+      });
+      expect(g).toMatchObject({
+        requests: 1203,
+        prompt_tokens: 12_030,
+        p50_latency_ms: 601,
+        p95_latency_ms: 1142,
+      });
     });
 
     it("keeps a machine's country, and null when it declared none", async () => {
@@ -200,6 +301,23 @@ function token(id: string, hash: string, over: Partial<Parameters<Store["tokens"
     uses_left: 1,
     revoked_at: null,
     created_at: now,
+    ...over,
+  };
+}
+
+function usage(id: string, over: Partial<Parameters<Store["usage"]["insertMany"]>[0][number]> = {}) {
+  return {
+    id,
+    key_id: "k1",
+    workspace_id: "ws_1",
+    model: "a",
+    machine_id: "m1",
+    status: 200,
+    prompt_tokens: 10,
+    completion_tokens: 5,
+    latency_ms: 100,
+    ttfb_ms: 20,
+    started_at: now,
     ...over,
   };
 }

@@ -8,6 +8,8 @@ export interface Caller {
   keyId: string;
   workspaceId: string;
   scopes: readonly Scope[];
+  /** The key's per-minute limits (null: none), read with the key on every request. */
+  limits: { rpm: number | null; tpm: number | null };
 }
 
 declare module "fastify" {
@@ -56,7 +58,12 @@ export class ApiKeyAuth {
       );
     }
     this.#touch(key);
-    return { keyId: key.id, workspaceId: key.workspace_id, scopes };
+    return {
+      keyId: key.id,
+      workspaceId: key.workspace_id,
+      scopes,
+      limits: { rpm: key.rpm_limit, tpm: key.tpm_limit },
+    };
   }
 
   #touch(key: ApiKey): void {

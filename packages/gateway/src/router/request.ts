@@ -155,7 +155,12 @@ export async function requestModel(
   router: Router,
   model: string,
   init: Omit<AgentRequestInit, "retryOn">,
-  opts: { maxAttempts?: number; onRetry?: (machineId: string, error: Error) => void } = {},
+  opts: {
+    maxAttempts?: number;
+    /** Called as each machine is tried (after the router counts the request against it). */
+    onAttempt?: (machineId: string) => void;
+    onRetry?: (machineId: string, error: Error) => void;
+  } = {},
 ): Promise<ModelRequestResult> {
   const maxAttempts = opts.maxAttempts ?? MAX_ATTEMPTS;
   const tried = new Set<string>();
@@ -166,6 +171,7 @@ export async function requestModel(
     if (!machine) break;
     tried.add(machine.id);
     router.begin(machine.id);
+    opts.onAttempt?.(machine.id);
     const res = await requestAgent(machine.id, machine.link, {
       ...init,
       // Nothing was generated on a 502/503, so another machine may take the request, unless this is

@@ -1,6 +1,7 @@
 import type { Migration, MigrationProvider } from "kysely";
 import * as foundation from "./2026-11-27T0000-foundation.ts";
 import * as deployments from "./2026-11-27T0100-deployments.ts";
+import * as usageLimits from "./2026-11-28T0000-usage-limits.ts";
 
 /** Migrations are listed here, not found on disk, so they work wherever the package is loaded from. */
 export const migrationProvider: MigrationProvider = {
@@ -8,6 +9,7 @@ export const migrationProvider: MigrationProvider = {
     return {
       "2026-11-27T0000-foundation": foundation,
       "2026-11-27T0100-deployments": deployments,
+      "2026-11-28T0000-usage-limits": usageLimits,
     };
   },
 };

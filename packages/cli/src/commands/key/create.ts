@@ -13,6 +13,8 @@ const SCOPES: Record<Scope, string> = {
 interface Options {
   scopes: Scope[];
   workspace?: string;
+  rpm?: number;
+  tpm?: number;
   json?: boolean;
 }
 
@@ -29,13 +31,26 @@ export function addKeyCreate(key: Command, ctx: Context): void {
       scopeList,
     )
     .option("--workspace <name>", "workspace the key acts in (default: the gateway's default workspace)")
+    .option("--rpm <n>", "requests per minute the key may make (default: no limit)", positiveInt("--rpm"))
+    .option(
+      "--tpm <n>",
+      "tokens (prompt + completion) per minute the key may use (default: no limit)",
+      positiveInt("--tpm"),
+    )
     .option("--json", JSON_FLAG_HELP)
     .action(async (name: string, opts: Options) => {
-      const view = await ctx.client().keys.create({ name, scopes: opts.scopes, workspace: opts.workspace });
+      const view = await ctx.client().keys.create({
+        name,
+        scopes: opts.scopes,
+        workspace: opts.workspace,
+        ...(opts.rpm === undefined ? {} : { rpm_limit: opts.rpm }),
+        ...(opts.tpm === undefined ? {} : { tpm_limit: opts.tpm }),
+      });
       if (opts.json) return ctx.printJson(view);
+      const limits = limitsText(view);
       ctx.print(
         [
-          `API key ${view.name} created (scopes ${view.scopes.join(", ")}; workspace ${view.workspace}):`,
+          `API key ${view.name} created (scopes ${view.scopes.join(", ")}; workspace ${view.workspace}${limits === "-" ? "" : `; limits ${limits}`}):`,
           "",
           `  ${view.key ?? "(the gateway sent no key)"}`,
           "",
@@ -43,6 +58,23 @@ export function addKeyCreate(key: Command, ctx: Context): void {
         ].join("\n"),
       );
     });
+}
+
+/** "60 rpm, 100000 tpm"; "-" for none. */
+export function limitsText(k: { rpm_limit?: number | null; tpm_limit?: number | null }): string {
+  const parts = [];
+  if (k.rpm_limit != null) parts.push(`${k.rpm_limit} rpm`);
+  if (k.tpm_limit != null) parts.push(`${k.tpm_limit} tpm`);
+  return parts.length ? parts.join(", ") : "-";
+}
+
+function positiveInt(flag: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1)
+      throw new InvalidArgumentError(`${flag} takes a whole number of at least 1`);
+    return n;
+  };
 }
 
 function scopeList(value: string): Scope[] {

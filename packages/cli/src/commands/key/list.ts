@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import type { Context } from "../../context.ts";
 import { ago } from "../../format.ts";
 import { JSON_FLAG_HELP, table } from "../../output.ts";
+import { limitsText } from "./create.ts";
 
 export function addKeyList(key: Command, ctx: Context): void {
   key
@@ -16,12 +17,13 @@ export function addKeyList(key: Command, ctx: Context): void {
       const now = ctx.now();
       ctx.print(
         table(
-          ["ID", "NAME", "WORKSPACE", "SCOPES", "PREFIX", "STATE", "CREATED", "LAST USED"],
+          ["ID", "NAME", "WORKSPACE", "SCOPES", "LIMITS", "PREFIX", "STATE", "CREATED", "LAST USED"],
           list.keys.map((k) => [
             k.id,
             k.name,
             k.workspace,
             k.scopes.join(","),
+            limitsText(k),
             k.prefix,
             k.revoked ? "revoked" : "active",
             ago(k.created_at, now),

@@ -26,9 +26,14 @@ export const keyRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app, 
         revoked_at: null,
         created_at: Date.now(),
         last_used_at: null,
+        rpm_limit: req.body.rpm_limit ?? null,
+        tpm_limit: req.body.tpm_limit ?? null,
       };
       await ctx.store.keys.insert(row);
-      ctx.log.info({ key_id: row.id, scopes: row.scopes }, "API key created");
+      ctx.log.info(
+        { key_id: row.id, scopes: row.scopes, rpm_limit: row.rpm_limit, tpm_limit: row.tpm_limit },
+        "API key created",
+      );
       return reply.status(201).send(apiKeyView(row, workspace, secret));
     },
   );

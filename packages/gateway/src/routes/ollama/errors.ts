@@ -5,10 +5,13 @@ import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 /** An error answered in Ollama's shape, `{"error":"message"}`, with its HTTP status. */
 export class OllamaError extends Error {
   readonly status: number;
-  constructor(status: number, message: string) {
+  /** Seconds for the Retry-After header (rate limits). */
+  readonly retryAfterS: number | undefined;
+  constructor(status: number, message: string, opts: { retryAfterS?: number } = {}) {
     super(message);
     this.name = "OllamaError";
     this.status = status;
+    this.retryAfterS = opts.retryAfterS;
   }
 }
 
@@ -38,7 +41,9 @@ export function ollamaErrorReply(err: unknown): { status: number; body: { error:
 export function ollamaErrorHandler(err: unknown, req: FastifyRequest, reply: FastifyReply): void {
   const { status, body } = ollamaErrorReply(err);
   if (status >= 500 && !(err instanceof OllamaError)) req.log.error({ err }, "request failed");
-  if (status === 503) void reply.header("retry-after", "2");
+  if (err instanceof OllamaError && err.retryAfterS !== undefined)
+    void reply.header("retry-after", String(err.retryAfterS));
+  else if (status === 503) void reply.header("retry-after", "2");
   void reply.status(status).send(body);
 }
 

@@ -1,11 +1,23 @@
 import { BETA9_VERSION } from "@beta9/protocol";
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
+import type { Caller } from "../../auth/api-keys.ts";
 import type { GatewayContext } from "../../context.ts";
+import { clientGone, tapFirst } from "../../http/client-gone.ts";
+import { limitMessage } from "../../limits/key-limits.ts";
+import { tokenUsage } from "../../metering/answer-usage.ts";
+import { CLIENT_LEFT, type Metering, type RequestMeter } from "../../metering/metering.ts";
 import { type AgentResponse, requestModel } from "../../router/request.ts";
 import type { Router } from "../../router/router.ts";
-import { badRequest, modelNotFound, OllamaError, ollamaErrorHandler, upstreamMessage } from "./errors.ts";
+import {
+  badRequest,
+  modelNotFound,
+  OllamaError,
+  ollamaErrorHandler,
+  ollamaErrorReply,
+  upstreamMessage,
+} from "./errors.ts";
 import { psEntry, resolveModel, servedModels, showAnswer, tagEntry } from "./models.ts";
-import { answerEvents, collectAnswer, ollamaLines, sendNdjson } from "./ndjson-stream.ts";
+import { type AnswerEvent, answerEvents, collectAnswer, ollamaLines, sendNdjson } from "./ndjson-stream.ts";
 import {
   asBody,
   chatRequest,
@@ -31,7 +43,9 @@ const MAX_ERROR_BYTES = 64 * 1024;
  * Every route needs an API key with the "inference" scope except /api/version, which Ollama clients
  * call to find the server. Errors leave in Ollama's shape, `{"error":"…"}`.
  */
-export const ollamaRoutes: FastifyPluginAsync<GatewayContext & { router: Router }> = async (app, ctx) => {
+export const ollamaRoutes: FastifyPluginAsync<
+  GatewayContext & { router: Router; metering: Metering }
+> = async (app, ctx) => {
   app.setErrorHandler(ollamaErrorHandler);
   // Ollama's own examples send JSON with curl -d, which labels it form data: read any body as JSON.
   app.addContentTypeParser("*", { parseAs: "string" }, (_req, body, done) => {
@@ -70,27 +84,27 @@ export const ollamaRoutes: FastifyPluginAsync<GatewayContext & { router: Router 
   });
 
   app.post("/api/chat", post, async (req, reply) => {
-    await ctx.auth.authenticate(req, "inference");
-    return generation(req, reply, "chat", chatRequest(req.body));
+    const caller = await ctx.auth.authenticate(req, "inference");
+    return generation(req, reply, caller, "chat", chatRequest(req.body));
   });
 
   app.post("/api/generate", post, async (req, reply) => {
-    await ctx.auth.authenticate(req, "inference");
-    return generation(req, reply, "generate", generateRequest(req.body));
+    const caller = await ctx.auth.authenticate(req, "inference");
+    return generation(req, reply, caller, "generate", generateRequest(req.body));
   });
 
   app.post("/api/embed", post, async (req, reply) => {
-    await ctx.auth.authenticate(req, "inference");
+    const caller = await ctx.auth.authenticate(req, "inference");
     const e = embedRequest(req.body);
     const startedAt = performance.now();
-    const list = e.inputs.length === 0 ? nothingToEmbed(e.model) : await embeddings(req, reply, e);
+    const list = e.inputs.length === 0 ? nothingToEmbed(e.model) : await embeddings(req, reply, caller, e);
     return list === undefined ? undefined : embedAnswer(e.model, list, performance.now() - startedAt);
   });
 
   app.post("/api/embeddings", post, async (req, reply) => {
-    await ctx.auth.authenticate(req, "inference");
+    const caller = await ctx.auth.authenticate(req, "inference");
     const e = embeddingsRequest(req.body);
-    const list = e.inputs.length === 0 ? nothingToEmbed(e.model) : await embeddings(req, reply, e);
+    const list = e.inputs.length === 0 ? nothingToEmbed(e.model) : await embeddings(req, reply, caller, e);
     return list === undefined ? undefined : embeddingsAnswer(list);
   });
 
@@ -112,6 +126,22 @@ export const ollamaRoutes: FastifyPluginAsync<GatewayContext & { router: Router 
     return modelNotFound(model, [...ctx.registry.servedModels().keys()].sort());
   }
 
+  /**
+   * Admit a request that will go to a machine under its key's limits, and start its meter (under the
+   * model's served name). A refused request is metered too, and answered 429 with Retry-After.
+   */
+  function admit(caller: Caller, model: string): RequestMeter {
+    const meter = ctx.metering.start(caller, resolveModel(ctx.registry, model));
+    const admission = ctx.metering.admit(caller);
+    if (!admission.ok) {
+      meter.finish(429);
+      throw new OllamaError(429, limitMessage(admission, caller.limits), {
+        retryAfterS: admission.retryAfterS,
+      });
+    }
+    return meter;
+  }
+
   /** Send a request for `model` to a machine serving it; throws Ollama's errors when none answers. */
   async function ask(
     req: FastifyRequest,
@@ -119,6 +149,7 @@ export const ollamaRoutes: FastifyPluginAsync<GatewayContext & { router: Router 
     path: string,
     body: Record<string, unknown>,
     signal: AbortSignal,
+    meter: RequestMeter,
   ): Promise<AgentResponse> {
     const served = resolveModel(ctx.registry, model);
     const result = await requestModel(
@@ -151,6 +182,7 @@ export const ollamaRoutes: FastifyPluginAsync<GatewayContext & { router: Router 
       );
     }
     const res = result.response;
+    meter.machine(res.machineId);
     if (res.status !== 200) {
       const text = await readAll(res, MAX_ERROR_BYTES).catch(() => "");
       const { message, code } = upstreamMessage(text, res.status);
@@ -163,22 +195,37 @@ export const ollamaRoutes: FastifyPluginAsync<GatewayContext & { router: Router 
   async function generation(
     req: FastifyRequest,
     reply: FastifyReply,
+    caller: Caller,
     kind: "chat" | "generate",
     up: UpstreamRequest,
   ): Promise<object | undefined> {
     const startedAt = performance.now();
     if (up.loadOnly) {
+      // Nothing goes to a machine: neither limited nor metered.
       if (ctx.registry.serving(resolveModel(ctx.registry, up.model)).length === 0) throw notServed(up.model);
       return loadAnswer(kind, up.model, new Date().toISOString());
     }
+    const meter = admit(caller, up.model);
     const client = clientGone(reply);
     let res: AgentResponse | undefined;
     try {
       const sentAt = performance.now();
-      res = await ask(req, up.model, up.path, up.body, client.signal);
+      res = await ask(req, up.model, up.path, up.body, client.signal, meter);
       const opts = { kind, model: up.model, startedAt, sentAt };
-      const events = answerEvents(res.body, String(res.headers["content-type"] ?? ""), opts);
-      if (!up.stream) return await collectAnswer(events, opts);
+      const events = metered(
+        answerEvents(
+          tapFirst(res.body, () => meter.firstByte()),
+          String(res.headers["content-type"] ?? ""),
+          opts,
+        ),
+        meter,
+        client.signal,
+      );
+      if (!up.stream) {
+        const answer = await collectAnswer(events, opts);
+        meter.finish(200);
+        return answer;
+      }
       await sendNdjson(reply, ollamaLines(events, opts));
       return undefined;
     } catch (err) {
@@ -187,53 +234,80 @@ export const ollamaRoutes: FastifyPluginAsync<GatewayContext & { router: Router 
         if (!reply.sent) reply.hijack();
         return undefined;
       }
+      meter.finish(ollamaErrorReply(err).status);
       throw err;
     } finally {
       res?.cancel();
       client.dispose();
+      if (!meter.finished) meter.finish(client.signal.aborted ? CLIENT_LEFT : 200);
     }
   }
 
   /** The machine's embeddings answer (undefined when the client left meanwhile). */
-  async function embeddings(req: FastifyRequest, reply: FastifyReply, e: EmbedRequest): Promise<unknown> {
+  async function embeddings(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    caller: Caller,
+    e: EmbedRequest,
+  ): Promise<unknown> {
+    const meter = admit(caller, e.model);
     const client = clientGone(reply);
     let res: AgentResponse | undefined;
     try {
-      res = await ask(req, e.model, "/v1/embeddings", embeddingsBody(e), client.signal);
-      const text = await readAll(res, MAX_EMBEDDINGS_BYTES);
+      res = await ask(req, e.model, "/v1/embeddings", embeddingsBody(e), client.signal, meter);
+      const text = await readAll(res, MAX_EMBEDDINGS_BYTES, () => meter.firstByte());
+      let answer: unknown;
       try {
-        return JSON.parse(text);
+        answer = JSON.parse(text);
       } catch {
         throw new OllamaError(502, "the machine's embeddings answer is not JSON");
       }
+      const usage = tokenUsage((answer as { usage?: unknown } | null)?.usage);
+      meter.tokens(usage?.prompt_tokens, usage?.completion_tokens);
+      meter.finish(200);
+      return answer;
     } catch (err) {
       if (client.signal.aborted) {
         if (!reply.sent) reply.hijack();
         return undefined;
       }
+      meter.finish(ollamaErrorReply(err).status);
       throw err;
     } finally {
       res?.cancel();
       client.dispose();
+      if (!meter.finished) meter.finish(CLIENT_LEFT);
     }
   }
 };
 
-/** Aborts when the client goes away before its answer is complete. */
-function clientGone(reply: FastifyReply): { signal: AbortSignal; dispose(): void } {
-  const controller = new AbortController();
-  const res = reply.raw;
-  const onClose = () => {
-    if (!res.writableEnded) controller.abort(new Error("the client went away"));
-  };
-  res.once("close", onClose);
-  return { signal: controller.signal, dispose: () => res.off("close", onClose) };
+/**
+ * The answer's events, metering them on the way: the token counts from the last event (or the pieces
+ * seen, when the answer is cut off before it), and the request's end as the events end.
+ */
+async function* metered(
+  events: AsyncIterable<AnswerEvent>,
+  meter: RequestMeter,
+  clientSignal: AbortSignal,
+): AsyncGenerator<AnswerEvent> {
+  let pieces = 0;
+  try {
+    for await (const e of events) {
+      if ("done" in e) meter.tokens(e.done.stats.prompt_eval_count, e.done.stats.eval_count);
+      else meter.tokens(undefined, ++pieces);
+      yield e;
+    }
+  } catch (err) {
+    meter.finish(clientSignal.aborted ? CLIENT_LEFT : ollamaErrorReply(err).status);
+    throw err;
+  }
+  meter.finish(200);
 }
 
-async function readAll(res: AgentResponse, limit: number): Promise<string> {
+async function readAll(res: AgentResponse, limit: number, onFirstByte?: () => void): Promise<string> {
   const parts: Buffer[] = [];
   let size = 0;
-  for await (const b of res.body) {
+  for await (const b of onFirstByte ? tapFirst(res.body, onFirstByte) : res.body) {
     size += b.length;
     if (size > limit) {
       res.cancel();

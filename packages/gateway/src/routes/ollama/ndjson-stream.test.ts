@@ -2,9 +2,9 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import Fastify from "fastify";
 import { describe, expect, it } from "vitest";
+import { sseData } from "../../router/sse.ts";
 import { OllamaError, ollamaErrorHandler } from "./errors.ts";
 import { type AnswerOptions, answerEvents, collectAnswer, ollamaLines, sendNdjson } from "./ndjson-stream.ts";
-import { sseData } from "./sse.ts";
 import { expectShape, fixture, fixtureLines, fixtureText, inPieces } from "./test-fixtures.ts";
 
 const SSE = "text/event-stream";

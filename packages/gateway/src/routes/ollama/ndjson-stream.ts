@@ -1,7 +1,7 @@
-import type { ServerResponse } from "node:http";
 import type { FastifyReply } from "fastify";
+import { drained } from "../../http/client-gone.ts";
+import { sseData } from "../../router/sse.ts";
 import { OllamaError, ollamaErrorReply } from "./errors.ts";
-import { sseData } from "./sse.ts";
 import {
   chatDone,
   chatLine,
@@ -54,7 +54,7 @@ interface Chunk {
   error?: { message?: string; code?: string; type?: string } | string | null;
 }
 
-type AnswerEvent = { piece: Piece } | { done: { reason: string; stats: Stats } };
+export type AnswerEvent = { piece: Piece } | { done: { reason: string; stats: Stats } };
 
 /**
  * The answer as pieces (text and reasoning as they come, tool calls at the end) and a last event with
@@ -258,16 +258,4 @@ export async function sendNdjson(reply: FastifyReply, lines: AsyncIterable<objec
     // Stops reading the machine's answer (and cancels it) if the loop left early.
     await it.return?.(undefined);
   }
-}
-
-function drained(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off("drain", done);
-      res.off("close", done);
-      resolve();
-    };
-    res.on("drain", done);
-    res.on("close", done);
-  });
 }

@@ -1,20 +1,24 @@
+import { passOnHeaders } from "@beta9/http";
 import type { FastifyPluginAsync, FastifyReply } from "fastify";
 import type { GatewayContext } from "../../context.ts";
+import { clientGone } from "../../http/client-gone.ts";
 import type { InferenceMetrics } from "../../http/metrics.ts";
-import { forwardToAgent } from "../../router/forward.ts";
+import { limitMessage } from "../../limits/key-limits.ts";
+import { CLIENT_LEFT, type Metering } from "../../metering/metering.ts";
+import { requestModel } from "../../router/request.ts";
 import type { Router } from "../../router/router.ts";
 import type { DeploymentSpec, ReplicaManager } from "../../scheduler/replicas.ts";
-
-const MAX_ATTEMPTS = 3;
+import { relayBytes, relayEvents } from "./relay.ts";
 
 /**
  * The OpenAI-compatible API at the gateway: each request goes to a machine serving its model, over
  * that machine's agent channel. A request that has not started is tried on another machine when its
- * machine fails.
+ * machine fails. Each request is admitted under its key's limits first and metered to its end.
  */
 export interface InferenceRouteContext extends GatewayContext {
   router: Router;
   metrics: InferenceMetrics;
+  metering: Metering;
   replicas: ReplicaManager;
   /** The caller's workspace's deployment of that model, if there is one. */
   deployments: (workspaceId: string, model: string) => Promise<DeploymentSpec | undefined>;
@@ -48,7 +52,25 @@ export const openaiRoutes: FastifyPluginAsync<InferenceRouteContext> = async (ap
       if (typeof model !== "string" || !model) {
         return openaiError(reply, 400, "invalid_request_error", "bad_request", "`model` is required");
       }
-      const startedAt = performance.now();
+      const meter = ctx.metering.start(caller, model);
+      const seconds = () => meter.elapsedMs() / 1000;
+      // Unknown names are not labels: a caller must not be able to grow the metrics without bound.
+      const label = () => (ctx.registry.servedModels().has(model) ? model : "unknown");
+
+      const admission = ctx.metering.admit(caller);
+      if (!admission.ok) {
+        ctx.metrics.requests.inc({ model: label(), status: "429" });
+        meter.finish(429);
+        reply.header("retry-after", String(admission.retryAfterS));
+        return openaiError(
+          reply,
+          429,
+          "rate_limit_error",
+          "rate_limited",
+          limitMessage(admission, caller.limits),
+        );
+      }
+
       // Scale from zero: a deployed model with no replica now is loaded first (bounded wait).
       const deployment = await ctx.deployments(caller.workspaceId, model);
       if (deployment && !ctx.router.pick(model)) {
@@ -56,72 +78,109 @@ export const openaiRoutes: FastifyPluginAsync<InferenceRouteContext> = async (ap
           await ctx.replicas.ensure(deployment);
         } catch (err) {
           ctx.metrics.requests.inc({ model, status: "503" });
+          meter.finish(503);
           reply.header("retry-after", "10");
           return openaiError(reply, 503, "server_error", "unavailable", (err as Error).message);
         }
       }
-      const seconds = () => (performance.now() - startedAt) / 1000;
-      const tried = new Set<string>();
-      let lastError: Error | undefined;
-      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        const machine = ctx.router.pick(model, tried);
-        if (!machine) break;
-        tried.add(machine.id);
-        ctx.router.begin(machine.id);
-        ctx.replicas.touch(machine.id, model);
-        if (deployment) ctx.replicas.scaleUp(deployment, ctx.router.outstanding(machine.id));
-        try {
-          const res = await forwardToAgent(reply, machine.link, {
+
+      // Streamed answers carry their token counts only when asked: always ask the machine, and hand
+      // the usage chunk on only to a client that asked for it.
+      const streamed = body.stream === true && path !== "/v1/embeddings";
+      const options = isObject(body.stream_options) ? body.stream_options : {};
+      const clientWantsUsage = options.include_usage === true;
+      const upstream = streamed ? { ...body, stream_options: { ...options, include_usage: true } } : body;
+
+      const client = clientGone(reply);
+      try {
+        const result = await requestModel(
+          ctx.router,
+          model,
+          {
             path,
-            body: JSON.stringify(body),
+            body: JSON.stringify(upstream),
             headers: { "content-type": "application/json", accept: String(req.headers.accept ?? "*/*") },
             headersTimeoutMs: 300_000,
-            // The agent answers 502/503 when its engine is down or busy: nothing was generated, so
-            // another machine may take the request, unless this is the last try.
-            retryOn: attempt < MAX_ATTEMPTS - 1 ? (status) => status === 502 || status === 503 : undefined,
-            onFirstChunk: () => ctx.metrics.timeToFirstToken.observe({ model }, seconds()),
-          });
-          if (res.started) {
-            await new Promise<void>((r) =>
-              reply.raw.writableFinished || reply.raw.destroyed ? r() : reply.raw.once("close", () => r()),
-            );
-            ctx.metrics.requests.inc({ model, status: String(res.status) });
-            ctx.metrics.duration.observe({ model }, seconds());
-            return;
+            signal: client.signal,
+          },
+          {
+            onAttempt: (machineId) => {
+              ctx.replicas.touch(machineId, model);
+              if (deployment) ctx.replicas.scaleUp(deployment, ctx.router.outstanding(machineId));
+            },
+            onRetry: (machineId, err) =>
+              ctx.log.warn(
+                { machine_id: machineId, model, err: err.message },
+                "machine failed before answering; trying another",
+              ),
+          },
+        );
+        if (result.kind === "answered") {
+          const res = result.response;
+          meter.machine(res.machineId);
+          const onFirstByte = () => {
+            meter.firstByte();
+            ctx.metrics.timeToFirstToken.observe({ model }, seconds());
+          };
+          const pass = passOnHeaders(res.headers as Record<string, string | string[] | undefined>);
+          reply.hijack();
+          reply.raw.writeHead(res.status, pass.headers);
+          reply.raw.flushHeaders?.();
+          if (pass.sse) {
+            await relayEvents(reply.raw, res, {
+              meter,
+              onFirstByte,
+              clientWantsUsage,
+              signal: client.signal,
+            });
+          } else {
+            await relayBytes(reply.raw, res, { meter, onFirstByte, signal: client.signal });
           }
-          lastError = res.error;
-          ctx.log.warn(
-            { machine_id: machine.id, model, err: res.error.message },
-            "machine failed before answering; trying another",
-          );
-        } finally {
-          ctx.router.end(machine.id);
+          ctx.metrics.requests.inc({ model, status: String(res.status) });
+          ctx.metrics.duration.observe({ model }, seconds());
+          return;
         }
-      }
-      if (tried.size === 0) {
-        // Unknown names are not labels: a caller must not be able to grow the metrics without bound.
-        ctx.metrics.requests.inc({ model: "unknown", status: "404" });
-        const known = ctx.registry.servedModels();
+        if (client.signal.aborted) {
+          // The client left before any machine answered: nobody to answer.
+          meter.finish(CLIENT_LEFT);
+          reply.hijack();
+          if (!reply.raw.destroyed) reply.raw.destroy();
+          return;
+        }
+        if (result.kind === "not_served") {
+          ctx.metrics.requests.inc({ model: "unknown", status: "404" });
+          meter.finish(404);
+          const known = ctx.registry.servedModels();
+          return openaiError(
+            reply,
+            404,
+            "invalid_request_error",
+            "model_not_found",
+            `The model \`${model}\` is not served by any machine${known.size ? ` (served: ${[...known.keys()].sort().join(", ")})` : ""}; start it on a machine with POST /inference/start`,
+          );
+        }
+        ctx.metrics.requests.inc({ model, status: "503" });
+        meter.finish(503);
+        reply.header("retry-after", "2");
         return openaiError(
           reply,
-          404,
-          "invalid_request_error",
-          "model_not_found",
-          `The model \`${model}\` is not served by any machine${known.size ? ` (served: ${[...known.keys()].sort().join(", ")})` : ""}; start it on a machine with POST /inference/start`,
+          503,
+          "server_error",
+          "unavailable",
+          `every machine serving ${model} failed to answer (${result.error.message}); retry shortly`,
         );
+      } finally {
+        client.dispose();
+        // Whatever went wrong above was not the client's answer: still one request, metered.
+        if (!meter.finished) meter.finish(client.signal.aborted ? CLIENT_LEFT : 500);
       }
-      ctx.metrics.requests.inc({ model, status: "503" });
-      reply.header("retry-after", "2");
-      return openaiError(
-        reply,
-        503,
-        "server_error",
-        "unavailable",
-        `every machine serving ${model} failed to answer (${lastError?.message ?? "unknown error"}); retry shortly`,
-      );
     });
   }
 };
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
 
 /** OpenAI's error shape (with our stable code), so openai clients raise their usual exceptions. */
 function openaiError(reply: FastifyReply, status: number, type: string, code: string, message: string) {

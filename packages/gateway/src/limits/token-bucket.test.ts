@@ -1,0 +1,158 @@
+import { describe, expect, it } from "vitest";
+import { KeyLimits } from "./key-limits.ts";
+import { TokenBucket } from "./token-bucket.ts";
+
+/** A clock the test moves by hand. */
+function clock(start = 1_000) {
+  let t = start;
+  return {
+    now: () => t,
+    advance: (ms: number) => {
+      t += ms;
+    },
+  };
+}
+
+describe("TokenBucket", () => {
+  it("starts full, spends what it holds and refuses the rest", () => {
+    const c = clock();
+    const b = new TokenBucket(3, 60_000, c.now);
+    expect(b.level).toBe(3);
+    expect([b.take(), b.take(), b.take(), b.take()]).toEqual([true, true, true, false]);
+    expect(b.level).toBe(0);
+  });
+
+  it("refills continuously at capacity per period, never above capacity", () => {
+    const c = clock();
+    const b = new TokenBucket(60, 60_000, c.now);
+    for (let i = 0; i < 60; i++) b.take();
+    expect(b.take()).toBe(false);
+    expect(b.waitMs()).toBe(1_000);
+    c.advance(999);
+    expect(b.take()).toBe(false);
+    c.advance(1);
+    expect(b.take()).toBe(true);
+    c.advance(10 * 60_000);
+    expect(b.level).toBe(60);
+    expect(b.full).toBe(true);
+  });
+
+  it("takes nothing when it cannot take all", () => {
+    const c = clock();
+    const b = new TokenBucket(10, 60_000, c.now);
+    expect(b.take(11)).toBe(false);
+    expect(b.level).toBe(10);
+    expect(b.take(10)).toBe(true);
+  });
+
+  it("goes into debt on a charge and waits the debt out", () => {
+    const c = clock();
+    const b = new TokenBucket(100, 60_000, c.now);
+    b.charge(250);
+    expect(b.level).toBe(-150);
+    // 151 tokens at 100 a minute to hold one again.
+    expect(b.waitMs(1)).toBe(90_600);
+    c.advance(90_599);
+    expect(b.take()).toBe(false);
+    c.advance(1);
+    expect(b.take()).toBe(true);
+  });
+
+  it("ignores empty charges and a clock that steps back", () => {
+    const c = clock();
+    const b = new TokenBucket(10, 1_000, c.now);
+    b.charge(0);
+    b.charge(-5);
+    b.charge(Number.NaN);
+    expect(b.level).toBe(10);
+    b.take(10);
+    c.advance(-5_000);
+    expect(b.level).toBe(0);
+    c.advance(5_100);
+    expect(b.level).toBeCloseTo(1);
+  });
+
+  it("refuses a bucket that could never hold a token", () => {
+    expect(() => new TokenBucket(0, 60_000, () => 0)).toThrow(RangeError);
+    expect(() => new TokenBucket(1, 0, () => 0)).toThrow(RangeError);
+  });
+});
+
+describe("KeyLimits", () => {
+  it("admits a key without limits every time and keeps nothing for it", () => {
+    const l = new KeyLimits(clock().now);
+    for (let i = 0; i < 1000; i++) expect(l.admit("k", { rpm: null, tpm: null }).ok).toBe(true);
+    l.charge("k", 1_000_000);
+    expect(l.size).toBe(0);
+  });
+
+  it("refuses the request over rpm with the seconds until the next one", () => {
+    const c = clock();
+    const l = new KeyLimits(c.now);
+    const limits = { rpm: 2, tpm: null };
+    expect(l.admit("k", limits)).toEqual({ ok: true });
+    expect(l.admit("k", limits)).toEqual({ ok: true });
+    expect(l.admit("k", limits)).toEqual({ ok: false, retryAfterS: 30, reason: "rpm" });
+    // Another key has its own bucket.
+    expect(l.admit("other", limits).ok).toBe(true);
+    c.advance(29_000);
+    expect(l.admit("k", limits)).toMatchObject({ ok: false, retryAfterS: 1 });
+    c.advance(1_000);
+    expect(l.admit("k", limits).ok).toBe(true);
+  });
+
+  it("charges tokens after the answer and refuses a key in debt until it refills", () => {
+    const c = clock();
+    const l = new KeyLimits(c.now);
+    const limits = { rpm: null, tpm: 600 };
+    expect(l.admit("k", limits).ok).toBe(true);
+    // The answer used more than the whole minute's tokens: the key is in debt.
+    l.charge("k", 900);
+    // 301 tokens at 10 a second to hold one.
+    expect(l.admit("k", limits)).toEqual({ ok: false, retryAfterS: 31, reason: "tpm" });
+    c.advance(30_000);
+    expect(l.admit("k", limits).ok).toBe(false);
+    c.advance(100);
+    expect(l.admit("k", limits).ok).toBe(true);
+  });
+
+  it("spends no request when the token limit refuses", () => {
+    const c = clock();
+    const l = new KeyLimits(c.now);
+    const limits = { rpm: 1, tpm: 60 };
+    expect(l.admit("k", limits).ok).toBe(true);
+    l.charge("k", 120);
+    c.advance(60_000);
+    // The request came back at once; the tokens are still owed (60 repaid, one more needed).
+    expect(l.admit("k", limits)).toMatchObject({ ok: false, reason: "tpm", retryAfterS: 1 });
+    c.advance(1_000);
+    expect(l.admit("k", limits).ok).toBe(true);
+  });
+
+  it("follows a key's new limits and keeps what it owes", () => {
+    const c = clock();
+    const l = new KeyLimits(c.now);
+    l.admit("k", { rpm: null, tpm: 1000 });
+    l.charge("k", 1500);
+    expect(l.admit("k", { rpm: null, tpm: 2000 })).toMatchObject({ ok: false, reason: "tpm" });
+    // Raising a limit does not hand out a full new bucket to a key that was empty.
+    l.admit("r", { rpm: 1, tpm: null });
+    expect(l.admit("r", { rpm: 5, tpm: null }).ok).toBe(false);
+  });
+
+  it("forgets keys whose buckets are full again", () => {
+    const c = clock();
+    const l = new KeyLimits(c.now);
+    l.admit("a", { rpm: 10, tpm: 100 });
+    l.admit("b", { rpm: 10, tpm: null });
+    l.charge("a", 50);
+    expect(l.size).toBe(2);
+    c.advance(6_000);
+    l.prune();
+    // b's one request refilled in 6 s; a still owes tokens.
+    expect(l.size).toBe(1);
+    c.advance(60_000);
+    l.prune();
+    expect(l.size).toBe(0);
+  });
+});

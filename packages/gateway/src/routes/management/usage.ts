@@ -1,0 +1,62 @@
+import { Beta9Error, type UsageGroup, UsageQuery, UsageReport } from "@beta9/protocol";
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import type { GatewayContext } from "../../context.ts";
+import type { Metering } from "../../metering/metering.ts";
+
+const DAY_MS = 86_400_000;
+
+/** `GET /api/v1/usage`: the caller's workspace's inference requests, summed per model, key or day. */
+export const usageRoutes: FastifyPluginAsyncTypebox<GatewayContext & { metering: Metering }> = async (
+  app,
+  ctx,
+) => {
+  app.get(
+    "/api/v1/usage",
+    { schema: { querystring: UsageQuery, response: { 200: UsageReport } } },
+    async (req) => {
+      const caller = await ctx.auth.authenticate(req, "read");
+      const until = req.query.until === undefined ? Date.now() : time("until", req.query.until);
+      const since = req.query.since === undefined ? until - DAY_MS : time("since", req.query.since);
+      if (since >= until) {
+        throw new Beta9Error("bad_request", "`since` must be before `until`");
+      }
+      const groupBy = req.query.group_by ?? "model";
+      // Requests this gateway has finished but not yet written are counted too.
+      await ctx.metering.flush();
+      const rows = await ctx.store.usage.summarize({
+        workspaceId: caller.workspaceId,
+        since,
+        until,
+        groupBy,
+      });
+      const names =
+        groupBy === "key"
+          ? new Map(
+              (await ctx.store.keys.list({ workspaceId: caller.workspaceId })).map((k) => [k.id, k.name]),
+            )
+          : undefined;
+      const groups: UsageGroup[] = rows.map((r) => ({
+        ...r,
+        group: groupBy === "day" ? new Date(Number(r.group)).toISOString().slice(0, 10) : r.group,
+        ...(names ? { key_name: names.get(r.group) ?? null } : {}),
+      }));
+      return {
+        since: new Date(since).toISOString(),
+        until: new Date(until).toISOString(),
+        group_by: groupBy,
+        groups,
+      };
+    },
+  );
+};
+
+function time(name: string, text: string): number {
+  const ms = Date.parse(text);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(text) || Number.isNaN(ms)) {
+    throw new Beta9Error(
+      "bad_request",
+      `\`${name}\` is not a time: use ISO 8601, e.g. 2026-11-28T00:00:00Z or 2026-11-28`,
+    );
+  }
+  return ms;
+}

@@ -1,0 +1,29 @@
+import type { UsageGroupBy, UsageReport } from "@beta9/protocol";
+import type { RequestOptions, Transport } from "../transport.ts";
+
+export interface UsageFilter {
+  /** From this time (a Date or ISO 8601 text); default 24 hours before `until`. */
+  since?: Date | string;
+  /** Up to this time; default now. */
+  until?: Date | string;
+  /** Default "model". */
+  group_by?: UsageGroupBy;
+}
+
+/** Inference usage of the caller's workspace, as the gateway metered it. Needs scope read (or admin). */
+export class Usage {
+  readonly #http: Transport;
+  constructor(http: Transport) {
+    this.#http = http;
+  }
+
+  /** Requests, tokens, errors and latency percentiles per model, key or UTC day. */
+  async get(filter: UsageFilter = {}, options?: RequestOptions): Promise<UsageReport> {
+    const iso = (t: Date | string | undefined) => (t instanceof Date ? t.toISOString() : t);
+    return this.#http.get(
+      "/api/v1/usage",
+      { since: iso(filter.since), until: iso(filter.until), group_by: filter.group_by },
+      options,
+    );
+  }
+}
