@@ -3,6 +3,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import {
   type AgentProc,
+  BIN,
   type GatewayProc,
   initAgent,
   startAgent,
@@ -78,6 +79,17 @@ describe("deployments: scale from zero and back", () => {
     expect(ps.body.replicas).toEqual([
       expect.objectContaining({ deployment: "smollm2", machine_name: "cold-box", state: "ready" }),
     ]);
+    const table = execFileSync(process.execPath, [BIN.cli, "model", "ps"], {
+      encoding: "utf8",
+      env: {
+        ...process.env,
+        BETA9_GATEWAY: gw.url,
+        BETA9_API_KEY: gw.adminKey,
+        BETA9_CLI_CONFIG: "/nonexistent/cli.json",
+      },
+    });
+    expect(table).toMatch(/^MODEL\s+MACHINE\s+STATE/m);
+    expect(table).toMatch(/smollm2\s+cold-box\s+ready\s+builtin/);
 
     await waitFor(async () => (await agentModels()).length === 0, {
       what: "the idle replica to be unloaded",
