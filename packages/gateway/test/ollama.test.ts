@@ -1,19 +1,8 @@
 import { execFileSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
 import { BETA9_VERSION } from "@beta9/protocol";
-import {
-  type AgentProc,
-  type GatewayProc,
-  initAgent,
-  startAgent,
-  startGateway,
-  testModelPath,
-  waitFor,
-} from "@beta9/test-utils";
+import { type AgentProc, type GatewayProc, startGateway, startModelAgent, waitFor } from "@beta9/test-utils";
 import { Ollama } from "ollama";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import YAML from "yaml";
 
 /*
  * The Ollama API at the gateway: the real `ollama` client (npm) → b9gateway (translates to OpenAI) →
@@ -26,19 +15,9 @@ let key: string;
 
 beforeAll(async () => {
   gw = await startGateway({ args: ["--heartbeat-interval", "1s"] });
-  const path = await initAgent(gw, { name: "worker" });
-  const cfg = YAML.parse(readFileSync(path, "utf8"));
-  cfg.models = { allowed_dirs: [dirname(testModelPath())] };
-  writeFileSync(path, YAML.stringify(cfg), { mode: 0o600 });
-  agent = await startAgent(path);
-  const call = (p: string, body: unknown) =>
-    fetch(agent.controlUrl + p, {
-      method: "POST",
-      headers: { authorization: `Bearer ${cfg.machine.token}`, "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-  expect((await call("/inference/pull", { model: "smollm2", source: testModelPath() })).status).toBe(201);
-  expect((await call("/inference/start", { model: "smollm2", context_size: 2048 })).status).toBe(200);
+  const worker = await startModelAgent(gw);
+  agent = worker.agent;
+  await worker.serve("smollm2");
   key = (await gw.api<{ key: string }>("POST", "/api/v1/keys", { name: "app", scopes: ["inference"] })).body
     .key;
   await waitFor(async () => (await client().list()).models.length === 1, {

@@ -1,18 +1,15 @@
 import { execFile } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import {
   type AgentProc,
   type GatewayProc,
-  initAgent,
-  startAgent,
   startGateway,
-  testModelPath,
+  startModelAgent,
   testPython,
   waitFor,
 } from "@beta9/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import YAML from "yaml";
 
 /*
  * The official Python clients, unmodified: `openai` and `ollama` from PyPI (scripts/requirements-test.txt,
@@ -27,19 +24,9 @@ let key: string;
 beforeAll(async () => {
   testPython(); // fail early, with the hint, when the virtualenv is not set up
   gw = await startGateway({ args: ["--heartbeat-interval", "1s"] });
-  const path = await initAgent(gw, { name: "worker" });
-  const cfg = YAML.parse(readFileSync(path, "utf8"));
-  cfg.models = { allowed_dirs: [dirname(testModelPath())] };
-  writeFileSync(path, YAML.stringify(cfg), { mode: 0o600 });
-  agent = await startAgent(path);
-  const call = (p: string, body: unknown) =>
-    fetch(agent.controlUrl + p, {
-      method: "POST",
-      headers: { authorization: `Bearer ${cfg.machine.token}`, "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-  expect((await call("/inference/pull", { model: "smollm2", source: testModelPath() })).status).toBe(201);
-  expect((await call("/inference/start", { model: "smollm2", context_size: 2048 })).status).toBe(200);
+  const worker = await startModelAgent(gw);
+  agent = worker.agent;
+  await worker.serve("smollm2");
   key = (await gw.api<{ key: string }>("POST", "/api/v1/keys", { name: "py", scopes: ["inference"] })).body
     .key;
   await waitFor(

@@ -1,20 +1,10 @@
 import { execFileSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { Store } from "@beta9/store";
-import {
-  type AgentProc,
-  type GatewayProc,
-  initAgent,
-  startAgent,
-  startGateway,
-  testModelPath,
-  waitFor,
-} from "@beta9/test-utils";
+import { type AgentProc, type GatewayProc, startGateway, startModelAgent, waitFor } from "@beta9/test-utils";
 import { Ollama } from "ollama";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import YAML from "yaml";
 
 /*
  * Key limits and usage metering end to end: the real `openai` and `ollama` clients → b9gateway →
@@ -67,21 +57,9 @@ const hi = [{ role: "user" as const, content: "What is the capital of France?" }
 
 beforeAll(async () => {
   gw = await startGateway({ args: ["--heartbeat-interval", "1s"] });
-  const path = await initAgent(gw, { name: "worker" });
-  const cfg = YAML.parse(readFileSync(path, "utf8"));
-  cfg.models = { allowed_dirs: [dirname(testModelPath())] };
-  writeFileSync(path, YAML.stringify(cfg), { mode: 0o600 });
-  agent = await startAgent(path);
-  const call = (p: string, body: unknown) =>
-    fetch(agent.controlUrl + p, {
-      method: "POST",
-      headers: { authorization: `Bearer ${cfg.machine.token}`, "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-  for (const model of ["smollm2", "smollm2-b"]) {
-    expect((await call("/inference/pull", { model, source: testModelPath() })).status).toBe(201);
-    expect((await call("/inference/start", { model, context_size: 2048 })).status).toBe(200);
-  }
+  const worker = await startModelAgent(gw);
+  agent = worker.agent;
+  for (const model of ["smollm2", "smollm2-b"]) await worker.serve(model);
   await waitFor(async () => (await openai(gw.adminKey).models.list()).data.length === 2, {
     what: "the gateway to list both models",
     timeoutMs: 30_000,

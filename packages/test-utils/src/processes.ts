@@ -1,7 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import YAML from "yaml";
+import { testModelPath } from "./model.ts";
 
 const ROOT = resolve(import.meta.dirname, "../../..");
 export const BIN = {
@@ -208,4 +210,51 @@ export async function initAgent(
   const code = await init.exited;
   if (code !== 0) throw new Error(`b9agent init failed (${code}):\n${init.lines.join("\n")}`);
   return configPath;
+}
+
+export interface ModelAgent {
+  agent: AgentProc;
+  /** The machine credential: the bearer of the agent's control API. */
+  token: string;
+  /** Call the agent's control API as its owner. */
+  control(method: string, path: string, body?: unknown): Promise<Response>;
+  /** Pull the test model under `model` and start it; throws with the agent's answer when either fails. */
+  serve(model: string, opts?: { engine?: string; contextSize?: number }): Promise<void>;
+}
+
+/**
+ * A real agent joined to `gw` that may read the test model's folder (models.allowed_dirs), started;
+ * what most inference tests begin with.
+ */
+export async function startModelAgent(
+  gw: GatewayProc,
+  opts: { name?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<ModelAgent> {
+  const path = await initAgent(gw, { name: opts.name ?? "worker" });
+  const cfg = YAML.parse(readFileSync(path, "utf8")) as { machine: { token: string }; models?: unknown };
+  cfg.models = { allowed_dirs: [dirname(testModelPath())] };
+  writeFileSync(path, YAML.stringify(cfg), { mode: 0o600 });
+  const agent = await startAgent(path, { env: opts.env });
+  const token = cfg.machine.token;
+  const control = (method: string, p: string, body?: unknown) =>
+    fetch(agent.controlUrl + p, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  return {
+    agent,
+    token,
+    control,
+    async serve(model, o = {}) {
+      const pulled = await control("POST", "/inference/pull", { model, source: testModelPath() });
+      if (pulled.status !== 201) throw new Error(`pull ${model} answered ${pulled.status}: ${await pulled.text()}`);
+      const started = await control("POST", "/inference/start", {
+        model,
+        context_size: o.contextSize ?? 2048,
+        ...(o.engine ? { engine: o.engine } : {}),
+      });
+      if (started.status !== 200) throw new Error(`start ${model} answered ${started.status}: ${await started.text()}`);
+    },
+  };
 }

@@ -1,25 +1,9 @@
 import type { GpuRequirement } from "@beta9/protocol";
+import type { Deployment } from "@beta9/store";
 import type { DeploymentSpec } from "./replicas.ts";
 
-/** The stored shape of a deployment, as the scheduler reads it. */
-export interface DeploymentRowLike {
-  workspace_id: string;
-  name: string;
-  source: string;
-  sha256: string | null;
-  engine: string | null;
-  min_replicas: number;
-  max_replicas: number;
-  idle_seconds: number;
-  pool: string;
-  gpu: string;
-  min_vram_bytes: number | null;
-  countries: string;
-  region: string | null;
-  context_size: number | null;
-}
-
-export function deploymentSpec(row: DeploymentRowLike): DeploymentSpec {
+/** A stored deployment as the scheduler uses it. */
+export function deploymentSpec(row: Deployment): DeploymentSpec {
   return {
     name: row.name,
     workspaceId: row.workspace_id,
