@@ -105,6 +105,14 @@ describe("deployments: scale from zero and back", () => {
       max_tokens: 4,
     });
     expect(again.choices[0]?.message.content?.length).toBeGreaterThan(0);
+
+    // Removing the deployment unloads what runs for it.
+    expect((await gw.api("DELETE", "/api/v1/deployments/smollm2")).status).toBe(204);
+    await waitFor(async () => (await agentModels()).length === 0, {
+      what: "the removed deployment's replica to be unloaded",
+      timeoutMs: 20_000,
+      intervalMs: 500,
+    });
   }, 90_000);
 
   it("answers 503 with Retry-After and the reason when no machine fits", async () => {

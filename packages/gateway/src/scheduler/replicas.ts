@@ -6,7 +6,7 @@ import {
   type ReplicaView,
   type StoredModelView,
 } from "@beta9/protocol";
-import type { MachineRegistry } from "../machines/registry.ts";
+import type { AgentLink, MachineRegistry } from "../machines/registry.ts";
 import { callAgent } from "./agent-call.ts";
 import { placeReplica } from "./placement.ts";
 
@@ -48,6 +48,8 @@ export class ReplicaManager {
   readonly #deps: ReplicaManagerDeps;
   readonly #loading = new Map<string, Promise<void>>();
   readonly #lastUsed = new Map<string, number>();
+  /** Models this gateway loaded for a deployment: when the deployment goes, so do its replicas. */
+  readonly #managed = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
   #sweeping = false;
 
@@ -132,6 +134,7 @@ export class ReplicaManager {
           timeoutMs: Math.max(1_000, deadline - Date.now()),
         });
         registry.noteModels(machine.id, status.models);
+        this.#managed.add(dep.name);
         this.touch(machine.id, dep.name);
         log.info({ model: dep.name, machine_id: machine.id }, `${dep.name} is ready on ${machine.name}`);
         return;
@@ -159,7 +162,14 @@ export class ReplicaManager {
     try {
       const { registry, log } = this.#deps;
       const now = Date.now();
-      for (const dep of await this.#deps.deployments()) {
+      const deployments = await this.#deps.deployments();
+      const deployed = new Set(deployments.map((d) => d.name));
+      for (const name of [...this.#managed]) {
+        if (deployed.has(name)) continue;
+        this.#managed.delete(name);
+        for (const m of registry.serving(name)) await this.#unload(m, name, "its deployment was removed");
+      }
+      for (const dep of deployments) {
         const serving = registry.serving(dep.name);
         if (serving.length < dep.minReplicas) {
           this.#addReplica(dep).catch((err: unknown) =>
@@ -182,28 +192,29 @@ export class ReplicaManager {
           if (now - last < dep.idleMs) continue;
           count--;
           this.#lastUsed.delete(key(m.id, dep.name));
-          try {
-            const status = await callAgent<InferenceStatus>(m.link, {
-              method: "POST",
-              path: "/inference/stop",
-              body: { model: dep.name },
-              timeoutMs: 30_000,
-            });
-            registry.noteModels(m.id, status.models);
-            log.info(
-              { model: dep.name, machine_id: m.id },
-              `unloaded ${dep.name}: idle for ${Math.round((now - last) / 1000)} s`,
-            );
-          } catch (err) {
-            log.warn(
-              { model: dep.name, machine_id: m.id, err: (err as Error).message },
-              "could not unload an idle replica",
-            );
-          }
+          await this.#unload(m, dep.name, `idle for ${Math.round((now - last) / 1000)} s`);
         }
       }
     } finally {
       this.#sweeping = false;
+    }
+  }
+
+  async #unload(m: { id: string; link: AgentLink }, model: string, why: string): Promise<void> {
+    try {
+      const status = await callAgent<InferenceStatus>(m.link, {
+        method: "POST",
+        path: "/inference/stop",
+        body: { model },
+        timeoutMs: 30_000,
+      });
+      this.#deps.registry.noteModels(m.id, status.models);
+      this.#deps.log.info({ model, machine_id: m.id }, `unloaded ${model}: ${why}`);
+    } catch (err) {
+      this.#deps.log.warn(
+        { model, machine_id: m.id, err: (err as Error).message },
+        `could not unload ${model}`,
+      );
     }
   }
 
