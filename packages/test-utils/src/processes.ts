@@ -239,7 +239,10 @@ export async function startModelAgent(
   const control = (method: string, p: string, body?: unknown) =>
     fetch(agent.controlUrl + p, {
       method,
-      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   return {
@@ -248,13 +251,15 @@ export async function startModelAgent(
     control,
     async serve(model, o = {}) {
       const pulled = await control("POST", "/inference/pull", { model, source: testModelPath() });
-      if (pulled.status !== 201) throw new Error(`pull ${model} answered ${pulled.status}: ${await pulled.text()}`);
+      if (pulled.status !== 201)
+        throw new Error(`pull ${model} answered ${pulled.status}: ${await pulled.text()}`);
       const started = await control("POST", "/inference/start", {
         model,
         context_size: o.contextSize ?? 2048,
         ...(o.engine ? { engine: o.engine } : {}),
       });
-      if (started.status !== 200) throw new Error(`start ${model} answered ${started.status}: ${await started.text()}`);
+      if (started.status !== 200)
+        throw new Error(`start ${model} answered ${started.status}: ${await started.text()}`);
     },
   };
 }
