@@ -1,18 +1,16 @@
 import type { Hardware } from "@beta9/protocol";
-import type { Engine, EngineDetection, ModelFormat, ModelSpec, ServedModel, StartOptions } from "./engine.ts";
+import type { EngineDetection, ModelFormat, ModelSpec, ServedModel, StartOptions } from "./engine.ts";
 import { capture, findExecutable } from "./executables.ts";
 import { machineAccelerators, threadCount } from "./hardware-facts.ts";
 import { LOOPBACK } from "./ports.ts";
 import {
   type ExternalEngineOptions,
   envFor,
-  launchProcessEngine,
   notInstalled,
+  OneProcessPerModelEngine,
   pathOf,
-  stopAll,
   weightsPath,
 } from "./process-engine.ts";
-import type { ProcessServedModel } from "./served-process.ts";
 
 /*
  * llama.cpp's own OpenAI-compatible server, `llama-server`, for owners who prefer it to the builtin
@@ -67,21 +65,15 @@ export function parseLlamaServerVersion(output: string): string | undefined {
   return /^version:\s*(.+?)\s*$/m.exec(output)?.[1];
 }
 
-export class LlamaCppEngine implements Engine {
+export class LlamaCppEngine extends OneProcessPerModelEngine<LlamaCppOptions> {
   readonly name = "llamacpp" as const;
-  readonly #options: LlamaCppOptions;
-  readonly #served = new Set<ProcessServedModel>();
 
   constructor(options: LlamaCppOptions = {}) {
-    this.#options = options;
-  }
-
-  #program(): string {
-    return this.#options.binary ?? "llama-server";
+    super(options, "llama-server");
   }
 
   async detect(hardware: Hardware): Promise<EngineDetection> {
-    const path = await findExecutable(this.#program(), pathOf(this.#options));
+    const path = await findExecutable(this.program(), pathOf(this.options));
     if (path === null) {
       return notInstalled(
         this.name,
@@ -89,7 +81,7 @@ export class LlamaCppEngine implements Engine {
         "llama-server was not found on PATH; install llama.cpp (brew install llama.cpp, or a release from github.com/ggml-org/llama.cpp) or set its path in the agent's config",
       );
     }
-    const result = await capture(path, ["--version"], { env: envFor(this.#options) });
+    const result = await capture(path, ["--version"], { env: envFor(this.options) });
     const version =
       result === null ? undefined : parseLlamaServerVersion(`${result.stdout}\n${result.stderr}`);
     return {
@@ -103,29 +95,18 @@ export class LlamaCppEngine implements Engine {
 
   async start(options: StartOptions): Promise<ServedModel> {
     const modelPath = weightsPath(this.name, options.model, FORMATS);
-    return launchProcessEngine(
-      {
-        engine: this.name,
-        options: this.#options,
-        start: options,
-        program: this.#program(),
-        missing: "llama-server is not installed here; install llama.cpp or use the builtin engine",
-        servedName: options.model.name,
-        args: (port) =>
-          buildLlamaServerArgs({
-            modelPath,
-            model: options.model,
-            hardware: options.hardware,
-            port,
-            parallel: this.#options.parallel,
-            embeddings: this.#options.embeddings,
-          }),
-      },
-      this.#served,
-    );
-  }
-
-  shutdown(): Promise<void> {
-    return stopAll(this.#served);
+    return this.launch(options, {
+      missing: "llama-server is not installed here; install llama.cpp or use the builtin engine",
+      servedName: options.model.name,
+      args: (port) =>
+        buildLlamaServerArgs({
+          modelPath,
+          model: options.model,
+          hardware: options.hardware,
+          port,
+          parallel: this.options.parallel,
+          embeddings: this.options.embeddings,
+        }),
+    });
   }
 }

@@ -1,5 +1,5 @@
 import type { Hardware } from "@beta9/protocol";
-import type { Engine, EngineDetection, ModelFormat, ServedModel, StartOptions } from "./engine.ts";
+import type { EngineDetection, ModelFormat, ServedModel, StartOptions } from "./engine.ts";
 import { EngineStartError } from "./engine.ts";
 import { findExecutable, pythonOfScript, pythonPackageVersion } from "./executables.ts";
 import { isAppleSilicon } from "./hardware-facts.ts";
@@ -7,13 +7,11 @@ import { LOOPBACK } from "./ports.ts";
 import {
   type ExternalEngineOptions,
   envFor,
-  launchProcessEngine,
   notInstalled,
+  OneProcessPerModelEngine,
   pathOf,
-  stopAll,
   weightsPath,
 } from "./process-engine.ts";
-import type { ProcessServedModel } from "./served-process.ts";
 
 /*
  * Apple's MLX (`mlx_lm.server`) for MLX-format models on Apple Silicon. It loads the model given
@@ -31,26 +29,20 @@ export function buildMlxArgs(input: { modelPath: string; port: number }): string
   return ["--model", input.modelPath, "--host", LOOPBACK, "--port", String(input.port)];
 }
 
-export class MlxEngine implements Engine {
+export class MlxEngine extends OneProcessPerModelEngine<MlxOptions> {
   readonly name = "mlx" as const;
-  readonly #options: MlxOptions;
-  readonly #served = new Set<ProcessServedModel>();
 
   constructor(options: MlxOptions = {}) {
-    this.#options = options;
-  }
-
-  #program(): string {
-    return this.#options.binary ?? "mlx_lm.server";
+    super(options, "mlx_lm.server");
   }
 
   async detect(hardware: Hardware): Promise<EngineDetection> {
-    const path = await findExecutable(this.#program(), pathOf(this.#options));
+    const path = await findExecutable(this.program(), pathOf(this.options));
     const version =
       path === null
         ? null
         : await pythonOfScript(path).then((python) =>
-            python === null ? null : pythonPackageVersion(python, "mlx-lm", envFor(this.#options)),
+            python === null ? null : pythonPackageVersion(python, "mlx-lm", envFor(this.options)),
           );
     if (!isAppleSilicon(hardware)) {
       return notInstalled(
@@ -76,22 +68,11 @@ export class MlxEngine implements Engine {
       throw new EngineStartError(this.name, "MLX runs only on Apple Silicon Macs");
     }
     const modelPath = weightsPath(this.name, options.model, FORMATS);
-    return launchProcessEngine(
-      {
-        engine: this.name,
-        options: this.#options,
-        start: options,
-        program: this.#program(),
-        missing: "mlx_lm.server is not installed here (pip install mlx-lm)",
-        servedName: MLX_DEFAULT_MODEL,
-        confirmName: false,
-        args: (port) => buildMlxArgs({ modelPath, port }),
-      },
-      this.#served,
-    );
-  }
-
-  shutdown(): Promise<void> {
-    return stopAll(this.#served);
+    return this.launch(options, {
+      missing: "mlx_lm.server is not installed here (pip install mlx-lm)",
+      servedName: MLX_DEFAULT_MODEL,
+      confirmName: false,
+      args: (port) => buildMlxArgs({ modelPath, port }),
+    });
   }
 }

@@ -1,9 +1,12 @@
+import type { Hardware } from "@beta9/protocol";
 import {
+  type Engine,
   type EngineDetection,
   type EngineName,
   EngineStartError,
   type ModelFormat,
   type ModelSpec,
+  type ServedModel,
   type StartOptions,
 } from "./engine.ts";
 import { engineEnv, findExecutable } from "./executables.ts";
@@ -174,4 +177,43 @@ export async function launchProcessEngine(
 
 export async function stopAll(track: Set<ProcessServedModel>): Promise<void> {
   await Promise.all([...track].map((served) => served.stop()));
+}
+
+/**
+ * An engine that runs one process per served model (llama-server, vLLM, SGLang, MLX): the program it
+ * runs, the models it serves, and stopping them all are the same for each; detection and the command
+ * line are each engine's own.
+ */
+export abstract class OneProcessPerModelEngine<O extends ExternalEngineOptions> implements Engine {
+  abstract readonly name: EngineName;
+  protected readonly options: O;
+  protected readonly served = new Set<ProcessServedModel>();
+  readonly #defaultProgram: string;
+
+  constructor(options: O, defaultProgram: string) {
+    this.options = options;
+    this.#defaultProgram = defaultProgram;
+  }
+
+  /** The program as configured, or the engine's usual name (looked up on PATH). */
+  protected program(): string {
+    return this.options.binary ?? this.#defaultProgram;
+  }
+
+  abstract detect(hardware: Hardware): Promise<EngineDetection>;
+  abstract start(options: StartOptions): Promise<ServedModel>;
+
+  protected launch(
+    start: StartOptions,
+    spec: Omit<ProcessLaunch, "engine" | "options" | "start" | "program">,
+  ): Promise<ProcessServedModel> {
+    return launchProcessEngine(
+      { engine: this.name, options: this.options, start, program: this.program(), ...spec },
+      this.served,
+    );
+  }
+
+  shutdown(): Promise<void> {
+    return stopAll(this.served);
+  }
 }

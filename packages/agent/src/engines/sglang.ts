@@ -1,5 +1,5 @@
 import type { Hardware } from "@beta9/protocol";
-import type { Engine, EngineDetection, ModelFormat, ModelSpec, ServedModel, StartOptions } from "./engine.ts";
+import type { EngineDetection, ModelFormat, ModelSpec, ServedModel, StartOptions } from "./engine.ts";
 import { findExecutable, pythonPackageVersion } from "./executables.ts";
 import { gpusOf, tensorParallelSize } from "./hardware-facts.ts";
 import { httpRequest, parseJson } from "./http.ts";
@@ -7,14 +7,12 @@ import { LOOPBACK } from "./ports.ts";
 import {
   type ExternalEngineOptions,
   envFor,
-  launchProcessEngine,
   notInstalled,
+  OneProcessPerModelEngine,
   pathOf,
-  stopAll,
   weightsPath,
 } from "./process-engine.ts";
 import { isLoadingProgress } from "./progress.ts";
-import type { ProcessServedModel } from "./served-process.ts";
 import { servingGpuCount } from "./vllm.ts";
 
 /*
@@ -66,23 +64,17 @@ export function parseSglangModelInfo(body: unknown): SglangModelInfo | null {
   return { modelPath: model_path, isGeneration: is_generation !== false };
 }
 
-export class SglangEngine implements Engine {
+export class SglangEngine extends OneProcessPerModelEngine<SglangOptions> {
   readonly name = "sglang" as const;
-  readonly #options: SglangOptions;
-  readonly #served = new Set<ProcessServedModel>();
 
   constructor(options: SglangOptions = {}) {
-    this.#options = options;
-  }
-
-  #python(): string {
-    return this.#options.binary ?? "python3";
+    super(options, "python3");
   }
 
   async detect(hardware: Hardware): Promise<EngineDetection> {
-    const python = await findExecutable(this.#python(), pathOf(this.#options));
+    const python = await findExecutable(this.program(), pathOf(this.options));
     if (python === null) return notInstalled(this.name, FORMATS, "SGLang needs python3, which was not found");
-    const version = await pythonPackageVersion(python, "sglang", envFor(this.#options));
+    const version = await pythonPackageVersion(python, "sglang", envFor(this.options));
     if (version === null) {
       return notInstalled(
         this.name,
@@ -111,31 +103,19 @@ export class SglangEngine implements Engine {
 
   async start(options: StartOptions): Promise<ServedModel> {
     const modelPath = weightsPath(this.name, options.model, FORMATS);
-    const served = await launchProcessEngine(
-      {
-        engine: this.name,
-        options: this.#options,
-        start: options,
-        program: this.#python(),
-        missing: "SGLang needs python3, which is not installed here",
-        servedName: options.model.name,
-        isProgress: isLoadingProgress,
-        // /health makes the model generate one token and may take a while under load.
-        probeTimeoutMs: 30_000,
-        args: (port) =>
-          buildSglangArgs({ modelPath, model: options.model, hardware: options.hardware, port }),
-      },
-      this.#served,
-    );
+    const served = await this.launch(options, {
+      missing: "SGLang needs python3, which is not installed here",
+      servedName: options.model.name,
+      isProgress: isLoadingProgress,
+      // /health makes the model generate one token and may take a while under load.
+      probeTimeoutMs: 30_000,
+      args: (port) => buildSglangArgs({ modelPath, model: options.model, hardware: options.hardware, port }),
+    });
     const answer = await httpRequest(`${served.endpoint}/get_model_info`, { signal: options.signal });
     const info = answer?.status === 200 ? parseSglangModelInfo(parseJson(answer.text)) : null;
     if (info !== null && !info.isGeneration) {
       options.onLog?.(`sglang: ${info.modelPath} is an embedding model; chat and completions will fail`);
     }
     return served;
-  }
-
-  shutdown(): Promise<void> {
-    return stopAll(this.#served);
   }
 }

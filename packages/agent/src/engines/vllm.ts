@@ -1,19 +1,17 @@
 import type { Hardware } from "@beta9/protocol";
-import type { Engine, EngineDetection, ModelFormat, ModelSpec, ServedModel, StartOptions } from "./engine.ts";
+import type { EngineDetection, ModelFormat, ModelSpec, ServedModel, StartOptions } from "./engine.ts";
 import { capture, findExecutable, pythonOfScript, pythonPackageVersion } from "./executables.ts";
 import { gpusOf, tensorParallelSize } from "./hardware-facts.ts";
 import { LOOPBACK } from "./ports.ts";
 import {
   type ExternalEngineOptions,
   envFor,
-  launchProcessEngine,
   notInstalled,
+  OneProcessPerModelEngine,
   pathOf,
-  stopAll,
   weightsPath,
 } from "./process-engine.ts";
 import { isLoadingProgress } from "./progress.ts";
-import type { ProcessServedModel } from "./served-process.ts";
 
 /*
  * vLLM (`vllm serve`) for safetensors models on NVIDIA GPUs (and AMD with a ROCm build). Its HTTP
@@ -62,21 +60,15 @@ export function buildVllmArgs(input: VllmArgsInput): string[] {
   return args;
 }
 
-export class VllmEngine implements Engine {
+export class VllmEngine extends OneProcessPerModelEngine<VllmOptions> {
   readonly name = "vllm" as const;
-  readonly #options: VllmOptions;
-  readonly #served = new Set<ProcessServedModel>();
 
   constructor(options: VllmOptions = {}) {
-    this.#options = options;
-  }
-
-  #program(): string {
-    return this.#options.binary ?? "vllm";
+    super(options, "vllm");
   }
 
   async detect(hardware: Hardware): Promise<EngineDetection> {
-    const path = await findExecutable(this.#program(), pathOf(this.#options));
+    const path = await findExecutable(this.program(), pathOf(this.options));
     if (path === null) {
       return notInstalled(
         this.name,
@@ -84,7 +76,7 @@ export class VllmEngine implements Engine {
         "vLLM is not installed (pip install vllm); it needs an NVIDIA GPU",
       );
     }
-    const env = envFor(this.#options);
+    const env = envFor(this.options);
     // Reading the package metadata with the script's own Python is instant; `vllm --version` imports torch.
     const python = await pythonOfScript(path);
     let version = python === null ? null : await pythonPackageVersion(python, "vllm", env);
@@ -113,30 +105,19 @@ export class VllmEngine implements Engine {
 
   async start(options: StartOptions): Promise<ServedModel> {
     const modelPath = weightsPath(this.name, options.model, FORMATS);
-    return launchProcessEngine(
-      {
-        engine: this.name,
-        options: this.#options,
-        start: options,
-        program: this.#program(),
-        missing: "vLLM is not installed here (pip install vllm)",
-        servedName: options.model.name,
-        isProgress: isLoadingProgress,
-        env: { VLLM_NO_USAGE_STATS: "1", DO_NOT_TRACK: "1" },
-        args: (port) =>
-          buildVllmArgs({
-            modelPath,
-            model: options.model,
-            hardware: options.hardware,
-            port,
-            gpuMemoryUtilization: this.#options.gpuMemoryUtilization,
-          }),
-      },
-      this.#served,
-    );
-  }
-
-  shutdown(): Promise<void> {
-    return stopAll(this.#served);
+    return this.launch(options, {
+      missing: "vLLM is not installed here (pip install vllm)",
+      servedName: options.model.name,
+      isProgress: isLoadingProgress,
+      env: { VLLM_NO_USAGE_STATS: "1", DO_NOT_TRACK: "1" },
+      args: (port) =>
+        buildVllmArgs({
+          modelPath,
+          model: options.model,
+          hardware: options.hardware,
+          port,
+          gpuMemoryUtilization: this.options.gpuMemoryUtilization,
+        }),
+    });
   }
 }
