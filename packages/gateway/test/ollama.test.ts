@@ -1,6 +1,13 @@
-import { execFileSync } from "node:child_process";
 import { BETA9_VERSION } from "@beta9/protocol";
-import { type AgentProc, type GatewayProc, startGateway, startModelAgent, waitFor } from "@beta9/test-utils";
+import {
+  type AgentProc,
+  builtinEngineModel,
+  builtinEnginePort,
+  type GatewayProc,
+  startGateway,
+  startModelAgent,
+  waitFor,
+} from "@beta9/test-utils";
 import { Ollama } from "ollama";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -113,8 +120,8 @@ describe("Ollama API through the gateway, with the real ollama client", () => {
   });
 
   it("stops the generation on the machine when the client aborts a stream", async () => {
-    const engine = enginePort();
-    const before = (await engineModel(engine)).cancelled;
+    const engine = builtinEnginePort(agent.proc.child.pid!);
+    const before = (await builtinEngineModel(engine, "smollm2")).cancelled;
     const stream = await client().chat({
       model: "smollm2",
       messages: [{ role: "user", content: "Count from 1 to 1000, one number per line." }],
@@ -130,11 +137,11 @@ describe("Ollama API through the gateway, with the real ollama client", () => {
     ).rejects.toThrow();
     expect(parts).toBe(3);
     // 1,500 tokens take this machine many seconds; a cancelled generation ends at once.
-    await waitFor(async () => (await engineModel(engine)).cancelled === before + 1, {
+    await waitFor(async () => (await builtinEngineModel(engine, "smollm2")).cancelled === before + 1, {
       what: "the engine to stop the generation",
       timeoutMs: 5_000,
     });
-    expect((await engineModel(engine)).active).toBe(0);
+    expect((await builtinEngineModel(engine, "smollm2")).active).toBe(0);
     const next = await client().chat({ ...ask, options: { num_predict: 8 } });
     expect(next.done).toBe(true);
     expect(Date.now() - started).toBeLessThan(10_000);
@@ -178,23 +185,3 @@ describe("Ollama API through the gateway, with the real ollama client", () => {
     });
   });
 });
-
-/** The port of the agent's builtin engine (on 127.0.0.1), from its command line. */
-function enginePort(): number {
-  const out = execFileSync("ps", ["-eo", "pid=,ppid=,args="], { encoding: "utf8" });
-  for (const line of out.trim().split("\n")) {
-    const [, ppid, ...args] = line.trim().split(/\s+/);
-    const cmd = args.join(" ");
-    if (Number(ppid) === agent.proc.child.pid && cmd.includes("engines/builtin/main.ts")) {
-      const port = /--port (\d+)/.exec(cmd)?.[1];
-      if (port) return Number(port);
-    }
-  }
-  throw new Error("the agent's builtin engine is not running");
-}
-
-async function engineModel(port: number): Promise<{ active: number; cancelled: number }> {
-  const res = await fetch(`http://127.0.0.1:${port}/admin/models`);
-  const { models } = (await res.json()) as { models: { name: string; active: number; cancelled: number }[] };
-  return models.find((m) => m.name === "smollm2")!;
-}

@@ -1,7 +1,14 @@
-import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { Store } from "@beta9/store";
-import { type AgentProc, type GatewayProc, startGateway, startModelAgent, waitFor } from "@beta9/test-utils";
+import {
+  type AgentProc,
+  builtinEngineModel,
+  builtinEnginePort,
+  type GatewayProc,
+  startGateway,
+  startModelAgent,
+  waitFor,
+} from "@beta9/test-utils";
 import { Ollama } from "ollama";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -28,26 +35,6 @@ async function usage(query: string, apiKey = gw.adminKey): Promise<Json> {
   const res = await gw.api<Json>("GET", `/api/v1/usage?${query}`, undefined, apiKey);
   expect(res.status).toBe(200);
   return res.body;
-}
-
-/** The port of the agent's builtin engine (on 127.0.0.1), from its command line. */
-function enginePort(): number {
-  const out = execFileSync("ps", ["-eo", "pid=,ppid=,args="], { encoding: "utf8" });
-  for (const line of out.trim().split("\n")) {
-    const [, ppid, ...args] = line.trim().split(/\s+/);
-    const cmd = args.join(" ");
-    if (Number(ppid) === agent.proc.child.pid && cmd.includes("engines/builtin/main.ts")) {
-      const port = /--port (\d+)/.exec(cmd)?.[1];
-      if (port) return Number(port);
-    }
-  }
-  throw new Error("the agent's builtin engine is not running");
-}
-
-async function engineModel(port: number): Promise<{ active: number; cancelled: number }> {
-  const res = await fetch(`http://127.0.0.1:${port}/admin/models`);
-  const { models } = (await res.json()) as { models: { name: string; active: number; cancelled: number }[] };
-  return models.find((m) => m.name === "smollm2")!;
 }
 
 const openai = (apiKey: string) => new OpenAI({ baseURL: `${gw.url}/v1`, apiKey, maxRetries: 0 });
@@ -221,8 +208,8 @@ describe("usage metering and key limits through the gateway", () => {
   });
 
   it("stops the generation when an openai client aborts a stream, and meters it as the client leaving", async () => {
-    const engine = enginePort();
-    const before = (await engineModel(engine)).cancelled;
+    const engine = builtinEnginePort(agent.proc.child.pid!);
+    const before = (await builtinEngineModel(engine, "smollm2")).cancelled;
     const leaver = await key({ name: "leaver", scopes: ["inference"] });
     const stream = await openai(leaver.key).chat.completions.create({
       model: "smollm2",
@@ -233,7 +220,7 @@ describe("usage metering and key limits through the gateway", () => {
     });
     let chunks = 0;
     for await (const _ of stream) if (++chunks === 3) break;
-    await waitFor(async () => (await engineModel(engine)).cancelled === before + 1, {
+    await waitFor(async () => (await builtinEngineModel(engine, "smollm2")).cancelled === before + 1, {
       what: "the engine to stop the generation",
       timeoutMs: 5_000,
     });

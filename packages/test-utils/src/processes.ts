@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -262,4 +262,30 @@ export async function startModelAgent(
         throw new Error(`start ${model} answered ${started.status}: ${await started.text()}`);
     },
   };
+}
+
+/** The port of an agent's builtin engine (on 127.0.0.1), read from its child's command line. */
+export function builtinEnginePort(agentPid: number): number {
+  const out = execFileSync("ps", ["-eo", "pid=,ppid=,args="], { encoding: "utf8" });
+  for (const line of out.trim().split("\n")) {
+    const [, ppid, ...args] = line.trim().split(/\s+/);
+    const cmd = args.join(" ");
+    if (Number(ppid) === agentPid && cmd.includes("engines/builtin/main.ts")) {
+      const port = /--port (\d+)/.exec(cmd)?.[1];
+      if (port) return Number(port);
+    }
+  }
+  throw new Error("the agent's builtin engine is not running");
+}
+
+/** The builtin engine's own counters for one model (requests in flight, generations cancelled). */
+export async function builtinEngineModel(
+  port: number,
+  name: string,
+): Promise<{ active: number; cancelled: number }> {
+  const res = await fetch(`http://127.0.0.1:${port}/admin/models`);
+  const { models } = (await res.json()) as { models: { name: string; active: number; cancelled: number }[] };
+  const model = models.find((m) => m.name === name);
+  if (!model) throw new Error(`the builtin engine does not serve ${name}`);
+  return model;
 }
