@@ -28,6 +28,8 @@ export async function relayEvents(
   let chunks = 0;
   let status = res.status;
   let cutOff = false;
+  // After [DONE] the answer is whole for the client; openai clients may close the connection at once.
+  let done = false;
   try {
     for await (const data of sseData(tapFirst(res.body, o.onFirstByte))) {
       const event = inspectEvent(data);
@@ -36,22 +38,23 @@ export async function relayEvents(
       if (event.kind === "error") status = CUT_OFF;
       if (event.kind === "usage" && !o.clientWantsUsage) continue;
       if (!raw.write(`data: ${data}\n\n`)) await drained(raw);
+      if (data.trim() === "[DONE]") done = true;
       if (raw.destroyed) break;
     }
   } catch {
-    cutOff = true;
+    cutOff = !done;
   } finally {
     res.cancel();
   }
   // Without a usage chunk (cut off, or an engine that sends none), one chunk is about one token.
   o.meter.tokens(usage?.prompt_tokens, usage?.completion_tokens ?? chunks);
-  if (o.signal.aborted || raw.destroyed) {
+  if (!done && (o.signal.aborted || raw.destroyed)) {
     o.meter.finish(CLIENT_LEFT);
     return;
   }
   // Recorded before the client sees the end, so a usage query right after it counts this request.
   o.meter.finish(cutOff ? CUT_OFF : status);
-  raw.end(cutOff ? WORKER_LOST : undefined);
+  if (!raw.destroyed) raw.end(cutOff ? WORKER_LOST : undefined);
 }
 
 /** Any other answer, byte for byte (a JSON answer's `usage` is read on the way). */
