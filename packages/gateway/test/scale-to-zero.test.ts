@@ -96,7 +96,8 @@ describe("deployments: scale from zero and back", () => {
       timeoutMs: 40_000,
       intervalMs: 500,
     });
-    expect(gw.proc.logs().some((e) => String(e.msg).startsWith("unloaded smollm2: idle"))).toBe(true);
+    // The agent may report the model gone a moment before the gateway logs why it unloaded it.
+    await gw.proc.waitForLog((e) => String(e.msg).startsWith("unloaded smollm2: idle"), 5_000);
 
     // And back again from zero.
     const again = await client.chat.completions.create({
