@@ -1,4 +1,5 @@
 import type { Health } from "@beta9/protocol";
+import { Inference } from "./inference/inference.ts";
 import { Deployments } from "./resources/deployments.ts";
 import { ApiKeys } from "./resources/keys.ts";
 import { Machines } from "./resources/machines.ts";
@@ -15,8 +16,13 @@ export interface ClientOptions {
   apiKey?: string | undefined;
   /** Replaces the global fetch (tests, proxies, custom agents). */
   fetch?: Fetch | undefined;
-  /** How long one call may take, connection to last byte. Default 30 s. */
+  /** How long one management call may take, connection to last byte. Default 30 s. */
   timeoutMs?: number | undefined;
+  /**
+   * How long an inference call may wait for its answer to begin (a whole answer, when not streamed).
+   * A model with no replica running is loaded first, so the default is 10 min.
+   */
+  inferenceTimeoutMs?: number | undefined;
 }
 
 /**
@@ -28,6 +34,7 @@ export interface ClientOptions {
  * const { machines } = await b9.machines.list({ pool: "gpu" });
  * await b9.deployments.create({ name: "llama3.2:1b", source: "ollama:llama3.2:1b" });
  * const { groups } = await b9.usage.get({ since: new Date(Date.now() - 86_400_000), group_by: "model" });
+ * const { content } = await b9.inference.chat({ model: "llama3.2:1b", messages: [{ role: "user", content: "Hi" }] });
  * ```
  */
 export class Beta9Client {
@@ -38,6 +45,8 @@ export class Beta9Client {
   readonly deployments: Deployments;
   readonly replicas: Replicas;
   readonly usage: Usage;
+  /** Calling models: chat, generate, embed, listModels. */
+  readonly inference: Inference;
   readonly #http: Transport;
 
   constructor(options: ClientOptions) {
@@ -49,6 +58,7 @@ export class Beta9Client {
     this.deployments = new Deployments(this.#http);
     this.replicas = new Replicas(this.#http);
     this.usage = new Usage(this.#http);
+    this.inference = new Inference(this.#http, options.inferenceTimeoutMs);
   }
 
   /** The normalized gateway URL this client talks to. */

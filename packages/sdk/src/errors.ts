@@ -54,7 +54,7 @@ export class ApiError extends Beta9SdkError {
     let message = `the gateway answered ${status}${statusText ? ` ${statusText}` : ""}`;
     const parsed = parseErrorBody(bodyText);
     if (parsed) {
-      code = parsed.code;
+      code = parsed.code || code;
       message = parsed.message;
     }
     const retryAfter = Number(headers.get("retry-after"));
@@ -104,17 +104,26 @@ function errorFamily(status: number): ApiErrorClass {
 
 function parseErrorBody(text: string): { code: string; message: string } | undefined {
   try {
-    const body: unknown = JSON.parse(text);
-    if (typeof body !== "object" || body === null || !("error" in body)) return undefined;
-    const error: unknown = body.error;
-    if (typeof error !== "object" || error === null) return undefined;
-    const code = "code" in error && typeof error.code === "string" ? error.code : undefined;
-    const message = "message" in error && typeof error.message === "string" ? error.message : undefined;
-    if (!code || !message) return undefined;
-    return { code, message };
+    return errorOf(JSON.parse(text));
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The `{code, message}` of an error body: ours (`{"error": {"code", "message"}}`), OpenAI's (whose
+ * `code` may be null beside a `type`), or Ollama's (`{"error": "text"}`, which has no code).
+ */
+export function errorOf(body: unknown): { code: string; message: string } | undefined {
+  if (typeof body !== "object" || body === null || !("error" in body)) return undefined;
+  const error: unknown = body.error;
+  if (typeof error === "string" && error !== "") return { code: "", message: error };
+  if (typeof error !== "object" || error === null) return undefined;
+  const message = "message" in error && typeof error.message === "string" ? error.message : undefined;
+  if (!message) return undefined;
+  const code = "code" in error && typeof error.code === "string" && error.code ? error.code : undefined;
+  const type = "type" in error && typeof error.type === "string" && error.type ? error.type : undefined;
+  return { code: code ?? type ?? "", message };
 }
 
 /**
@@ -137,6 +146,24 @@ export class ConnectionError extends Beta9SdkError {
   }
 }
 
+/**
+ * A streamed answer ended with an error event instead of its end, e.g. `worker_lost` when the machine
+ * serving it went away, or a pull that failed on the machine. `status` is that of the response
+ * (200: the stream had begun); `code` and `message` are the event's.
+ */
+export class StreamError extends ApiError {
+  override name = "StreamError";
+}
+
+/** The connection dropped after the answer had begun, before it ended. */
+export class ConnectionLostError extends ConnectionError {
+  override name = "ConnectionLostError";
+  constructor(baseUrl: string, reason: string, options?: { cause?: unknown }) {
+    super(baseUrl, reason, options);
+    this.message = `the connection to the gateway at ${baseUrl} closed before the answer ended (${reason}); retry the request, and if it keeps happening check the gateway's log`;
+  }
+}
+
 /** The gateway took longer than `timeoutMs` to answer. */
 export class ConnectionTimeoutError extends ConnectionError {
   override name = "ConnectionTimeoutError";
@@ -155,6 +182,8 @@ const REASONS: Record<string, string> = {
   ENETUNREACH: "network unreachable",
   UND_ERR_SOCKET: "connection closed by the other side",
   UND_ERR_CONNECT_TIMEOUT: "connection timed out",
+  UND_ERR_HEADERS_TIMEOUT: "no answer within fetch's headers timeout (300 s)",
+  UND_ERR_BODY_TIMEOUT: "the answer stalled past fetch's body timeout (300 s)",
 };
 
 /** Turns what fetch threw (undici: TypeError "fetch failed" with the socket error as cause) into words. */

@@ -8,12 +8,30 @@ export {
   Beta9SdkError,
   ConflictError,
   ConnectionError,
+  ConnectionLostError,
   ConnectionTimeoutError,
   InternalServerError,
   NotFoundError,
   PermissionDeniedError,
   RateLimitError,
+  StreamError,
 } from "./errors.ts";
+export { CompletionStream } from "./inference/completion-stream.ts";
+export { DEFAULT_INFERENCE_TIMEOUT_MS, Inference } from "./inference/inference.ts";
+export type {
+  ChatMessage,
+  ChatRequest,
+  Completion,
+  CompletionChunk,
+  Embeddings,
+  EmbedRequest,
+  GenerateRequest,
+  InferenceOptions,
+  ModelInfo,
+  Role,
+  SamplingOptions,
+  Usage as TokenUsage,
+} from "./inference/types.ts";
 export { Deployments } from "./resources/deployments.ts";
 export { ApiKeys } from "./resources/keys.ts";
 export { type MachineListFilter, Machines } from "./resources/machines.ts";
@@ -21,4 +39,7 @@ export { Pools } from "./resources/pools.ts";
 export { Replicas } from "./resources/replicas.ts";
 export { JoinTokens } from "./resources/tokens.ts";
 export { Usage, type UsageFilter } from "./resources/usage.ts";
+export { ndjsonLines } from "./streaming/ndjson.ts";
+export { SseDecoder, type SseEvent, sseEvents } from "./streaming/sse.ts";
+export { Stream } from "./streaming/stream.ts";
 export { DEFAULT_TIMEOUT_MS, type Fetch, normalizeBaseUrl, type RequestOptions } from "./transport.ts";

@@ -17,12 +17,16 @@ export interface RequestOptions {
 
 type QueryValue = string | number | boolean | undefined;
 
-interface Call {
+export interface Call {
   method: "GET" | "POST" | "DELETE";
   path: string;
   query?: Record<string, QueryValue> | undefined;
   body?: unknown;
   options?: RequestOptions | undefined;
+  /** Overrides the client's timeout for this call (inference waits longer: a cold start loads the model). */
+  timeoutMs?: number | undefined;
+  /** The Accept header; JSON unless said. */
+  accept?: string | undefined;
 }
 
 /** Long enough for a loaded gateway, short enough that a dead one is noticed by a person waiting. */
@@ -85,31 +89,20 @@ export class Transport {
   }
 
   async request<T>(call: Call): Promise<T> {
-    const url = new URL(this.baseUrl + call.path);
-    for (const [key, value] of Object.entries(call.query ?? {})) {
-      if (value !== undefined) url.searchParams.set(key, String(value));
-    }
-    const headers: Record<string, string> = { accept: "application/json" };
-    if (this.#apiKey) headers.authorization = `Bearer ${this.#apiKey}`;
-    let body: string | undefined;
-    if (call.body !== undefined) {
-      headers["content-type"] = "application/json";
-      body = JSON.stringify(call.body);
-    }
-
-    const timeout = AbortSignal.timeout(this.timeoutMs);
+    const timeoutMs = call.timeoutMs ?? this.timeoutMs;
+    const timeout = AbortSignal.timeout(timeoutMs);
     const callerSignal = call.options?.signal;
     const signal = callerSignal ? AbortSignal.any([callerSignal, timeout]) : timeout;
 
     let response: Response;
     let text: string;
     try {
-      response = await this.#fetch(url, { method: call.method, headers, body, signal });
+      response = await this.#fetch(this.#url(call), { ...this.#init(call), signal });
       text = await response.text();
     } catch (error) {
       // Cancellation is the caller's decision, not a failure: hand back their reason untouched.
       if (callerSignal?.aborted) throw callerSignal.reason;
-      if (timeout.aborted) throw new ConnectionTimeoutError(this.baseUrl, this.timeoutMs, { cause: error });
+      if (timeout.aborted) throw new ConnectionTimeoutError(this.baseUrl, timeoutMs, { cause: error });
       throw new ConnectionError(this.baseUrl, describeNetworkFailure(error), { cause: error });
     }
 
@@ -125,5 +118,53 @@ export class Transport {
         `the gateway at ${this.baseUrl} answered ${call.method} ${call.path} with a body that is not JSON; check that the URL points at a Beta9 gateway`,
       );
     }
+  }
+
+  /**
+   * Sends a call whose answer is read as a stream. The timeout covers only the wait for the answer
+   * to begin; then the body runs until it ends or `signal` aborts, which closes the connection.
+   * Resolves to a successful response; an error status is read and thrown as an ApiError.
+   */
+  async open(call: Call): Promise<Response> {
+    const timeoutMs = call.timeoutMs ?? this.timeoutMs;
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(), timeoutMs);
+    const callerSignal = call.options?.signal;
+    const signal = callerSignal ? AbortSignal.any([callerSignal, timeout.signal]) : timeout.signal;
+    let response: Response;
+    try {
+      response = await this.#fetch(this.#url(call), { ...this.#init(call), signal });
+      if (!response.ok) {
+        const text = await response.text();
+        throw ApiError.fromResponse(response.status, response.statusText, response.headers, text);
+      }
+    } catch (error) {
+      if (error instanceof ApiError) throw error;
+      if (callerSignal?.aborted) throw callerSignal.reason;
+      if (timeout.signal.aborted) throw new ConnectionTimeoutError(this.baseUrl, timeoutMs, { cause: error });
+      throw new ConnectionError(this.baseUrl, describeNetworkFailure(error), { cause: error });
+    } finally {
+      clearTimeout(timer);
+    }
+    return response;
+  }
+
+  #url(call: Call): URL {
+    const url = new URL(this.baseUrl + call.path);
+    for (const [key, value] of Object.entries(call.query ?? {})) {
+      if (value !== undefined) url.searchParams.set(key, String(value));
+    }
+    return url;
+  }
+
+  #init(call: Call): { method: string; headers: Record<string, string>; body: string | undefined } {
+    const headers: Record<string, string> = { accept: call.accept ?? "application/json" };
+    if (this.#apiKey) headers.authorization = `Bearer ${this.#apiKey}`;
+    let body: string | undefined;
+    if (call.body !== undefined) {
+      headers["content-type"] = "application/json";
+      body = JSON.stringify(call.body);
+    }
+    return { method: call.method, headers, body };
   }
 }

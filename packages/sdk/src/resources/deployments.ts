@@ -1,5 +1,11 @@
-import type { CreateDeployment, DeploymentList, DeploymentView } from "@beta9/protocol";
+import type { CreateDeployment, DeploymentList, DeploymentView, PullProgress } from "@beta9/protocol";
+import { errorOf, StreamError } from "../errors.ts";
+import { ndjsonLines } from "../streaming/ndjson.ts";
+import { Stream } from "../streaming/stream.ts";
 import { type RequestOptions, segment, type Transport } from "../transport.ts";
+
+/** Fetching a large model can take long before the first progress line; the lines then keep coming. */
+const PULL_START_TIMEOUT_MS = 10 * 60_000;
 
 /**
  * Models the caller's workspace keeps servable. Names are as clients call the model
@@ -24,8 +30,53 @@ export class Deployments {
     return this.#http.get(`/api/v1/deployments/${segment(name)}`, undefined, options);
   }
 
+  /**
+   * Has a machine that fits the deployment fetch its model now, ahead of the first request, as a
+   * stream of progress lines; the last one has status "success". A failure on the machine is thrown
+   * as a StreamError with its code. Stopping the stream stops the pull. Needs the admin scope.
+   *
+   * ```ts
+   * for await (const p of b9.deployments.pull("llama3.2:1b")) console.log(p.status, p.completed, p.total);
+   * ```
+   */
+  pull(name: string, options?: RequestOptions): Stream<PullProgress> {
+    const path = `/api/v1/deployments/${segment(name)}/pull`;
+    return new Stream(
+      (signal) =>
+        this.#http.open({
+          method: "POST",
+          path,
+          options: { signal },
+          accept: "application/x-ndjson",
+          timeoutMs: PULL_START_TIMEOUT_MS,
+        }),
+      pullProgress,
+      { baseUrl: this.#http.baseUrl, signal: options?.signal },
+    );
+  }
+
   /** Needs the admin scope. */
   async remove(name: string, options?: RequestOptions): Promise<void> {
     await this.#http.delete<undefined>(`/api/v1/deployments/${segment(name)}`, options);
   }
+}
+
+async function* pullProgress(body: AsyncIterable<Uint8Array>): AsyncGenerator<PullProgress> {
+  for await (const line of ndjsonLines(body)) {
+    let progress: PullProgress;
+    try {
+      progress = JSON.parse(line) as PullProgress;
+    } catch {
+      throw new StreamError(200, "invalid_response", `a progress line is not JSON: ${line.slice(0, 80)}`);
+    }
+    const error = progress.status === "error" || "error" in progress ? errorOf(progress) : undefined;
+    if (error) throw new StreamError(200, error.code || "download_failed", error.message);
+    yield progress;
+    if (progress.status === "success") return;
+  }
+  throw new StreamError(
+    200,
+    "stream_incomplete",
+    "the pull's progress stream ended before it said success; see b9 model ps, then pull again",
+  );
 }
