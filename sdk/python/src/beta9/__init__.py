@@ -1,0 +1,46 @@
+"""Beta9's Python SDK: call models on a Beta9 gateway or agent.
+
+from beta9 import inference
+inference.configure(host="localhost", port=1994, api_key="b9_…")
+print(inference.chat("smollm2", [{"role": "user", "content": "Hello!"}]).content)
+"""
+
+from . import inference
+from ._async_client import AsyncClient
+from ._client import Client
+from ._version import __version__
+from .errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    Beta9Error,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    StreamError,
+    ValidationError,
+)
+
+__all__ = [
+    "inference",
+    "Client",
+    "AsyncClient",
+    "__version__",
+    "Beta9Error",
+    "ValidationError",
+    "APIError",
+    "APIConnectionError",
+    "APITimeoutError",
+    "BadRequestError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "NotFoundError",
+    "ConflictError",
+    "RateLimitError",
+    "ServerError",
+    "StreamError",
+]

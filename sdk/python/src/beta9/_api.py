@@ -1,0 +1,357 @@
+"""The calls, without I/O: what to send and how to read the answer, shared by Client and AsyncClient.
+
+A call that needs several requests (loading a model, waiting for it to go) is a *plan*: a generator
+that yields ``Request``s and ``Pause``s and is sent back each answer's JSON (or thrown its error);
+the sync and the async client each drive it with their own HTTP client and sleep.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Generator, List, Mapping, Optional, TypeVar, Union
+from urllib.parse import quote
+
+from . import _validate as check
+from .errors import APITimeoutError, ConflictError, NotFoundError, StreamError, ValidationError
+from .types import (
+    ChatChunk,
+    ChatResult,
+    EmbedResult,
+    GenerateChunk,
+    GenerateResult,
+    Health,
+    Model,
+    ModelStatus,
+    Usage,
+)
+
+T = TypeVar("T")
+
+DEFAULT_LOAD_TIMEOUT = 600.0
+POLL_SECONDS = 0.5
+# What the gateway takes for a deployment besides name, source, sha256, engine and context_size.
+DEPLOYMENT_OPTIONS = (
+    "min_replicas",
+    "max_replicas",
+    "idle_seconds",
+    "pool",
+    "gpu",
+    "min_vram_bytes",
+    "countries",
+    "region",
+)
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    json: Any = None
+    #: Seconds for this request instead of the client's timeout (loading a model takes longer).
+    timeout: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class Pause:
+    seconds: float
+
+
+Step = Union[Request, Pause]
+Plan = Generator[Step, Any, T]
+
+
+@dataclass(frozen=True)
+class StreamCall:
+    """A streamed request and how to read each of its events."""
+
+    request: Request
+    parse: Callable[[Dict[str, Any]], Any]
+
+
+# --- inference: the OpenAI API at /v1, the same on a gateway and on an agent ---
+
+
+def chat(model: Any, messages: Any, stream: Any, options: Mapping[str, Any]) -> Request:
+    body: Dict[str, Any] = {
+        "model": check.model(model),
+        "messages": check.messages(messages),
+        **check.options(options),
+    }
+    if check.stream_flag(stream):
+        body["stream"] = True
+        # The final chunk then carries the token counts.
+        body.setdefault("stream_options", {"include_usage": True})
+    return Request("POST", "/v1/chat/completions", body)
+
+
+def generate(model: Any, prompt: Any, stream: Any, options: Mapping[str, Any]) -> Request:
+    body: Dict[str, Any] = {"model": check.model(model), "prompt": check.prompt(prompt), **check.options(options)}
+    if check.stream_flag(stream):
+        body["stream"] = True
+        body.setdefault("stream_options", {"include_usage": True})
+    return Request("POST", "/v1/completions", body)
+
+
+def embed(model: Any, input: Any, options: Mapping[str, Any]) -> Request:
+    return Request(
+        "POST",
+        "/v1/embeddings",
+        {"model": check.model(model), "input": check.embed_input(input), **check.options(options)},
+    )
+
+
+def parse_chat(body: Dict[str, Any]) -> ChatResult:
+    choice = _first_choice(body)
+    message = _dict(choice.get("message"))
+    content = message.get("content")
+    return ChatResult(
+        content=content if isinstance(content, str) else "",
+        model=str(body.get("model", "")),
+        finish_reason=choice.get("finish_reason"),
+        usage=Usage.parse(body.get("usage")),
+        message=message,
+        id=body.get("id"),
+        raw=body,
+    )
+
+
+def parse_chat_chunk(event: Dict[str, Any]) -> ChatChunk:
+    choice = _first_choice(event)
+    delta = _dict(choice.get("delta"))
+    content = delta.get("content")
+    return ChatChunk(
+        content=content if isinstance(content, str) else "",
+        model=str(event.get("model", "")),
+        finish_reason=choice.get("finish_reason"),
+        usage=Usage.parse(event.get("usage")),
+        role=delta.get("role"),
+        raw=event,
+    )
+
+
+def parse_generate(body: Dict[str, Any]) -> GenerateResult:
+    choice = _first_choice(body)
+    text = choice.get("text")
+    return GenerateResult(
+        content=text if isinstance(text, str) else "",
+        model=str(body.get("model", "")),
+        finish_reason=choice.get("finish_reason"),
+        usage=Usage.parse(body.get("usage")),
+        id=body.get("id"),
+        raw=body,
+    )
+
+
+def parse_generate_chunk(event: Dict[str, Any]) -> GenerateChunk:
+    choice = _first_choice(event)
+    text = choice.get("text")
+    return GenerateChunk(
+        content=text if isinstance(text, str) else "",
+        model=str(event.get("model", "")),
+        finish_reason=choice.get("finish_reason"),
+        usage=Usage.parse(event.get("usage")),
+        raw=event,
+    )
+
+
+def parse_embed(body: Dict[str, Any]) -> EmbedResult:
+    ordered = sorted((d for d in _list(body.get("data")) if isinstance(d, dict)), key=lambda d: d.get("index", 0))
+    return EmbedResult(
+        embeddings=[list(d.get("embedding") or []) for d in ordered],
+        model=str(body.get("model", "")),
+        usage=Usage.parse(body.get("usage")),
+        raw=body,
+    )
+
+
+def stream_error(event: Dict[str, Any]) -> StreamError:
+    err = event.get("error")
+    err = err if isinstance(err, dict) else {"message": str(err)}
+    return StreamError(
+        str(err.get("message") or "the stream ended with an error"),
+        code=str(err.get("code") or err.get("type") or "stream_error"),
+        status=None,
+        type=err.get("type"),
+        body=event,
+    )
+
+
+def list_models() -> Plan[List[Model]]:
+    body = _dict((yield Request("GET", "/v1/models")))
+    return [
+        Model(id=str(m["id"]), owned_by=m.get("owned_by"), raw=m)
+        for m in _list(body.get("data"))
+        if isinstance(m, dict) and "id" in m
+    ]
+
+
+def health() -> Plan[Health]:
+    body = _dict((yield Request("GET", "/health")))
+    return Health(status=str(body.get("status", "unknown")), version=body.get("version"), raw=body)
+
+
+# --- the model lifecycle: an agent's control API, or the gateway's deployments ---
+
+
+def load_model(
+    target: str,
+    model: Any,
+    source: Any,
+    sha256: Any,
+    engine: Any,
+    context_size: Any,
+    timeout: Any,
+    deployment: Mapping[str, Any],
+) -> Plan[ModelStatus]:
+    name = check.model(model)
+    check.load_options(source, sha256, engine, context_size)
+    wait = _timeout(timeout, DEFAULT_LOAD_TIMEOUT)
+    if sha256 is not None and source is None:
+        raise ValidationError("sha256 checks what is pulled; pass it together with source=")
+    if target == "agent":
+        if deployment:
+            raise ValidationError(
+                f"{', '.join(sorted(deployment))}: only the gateway takes these (they describe a deployment); "
+                "an agent serves the model on its own machine"
+            )
+        return (yield from _load_on_agent(name, source, sha256, engine, context_size, wait))
+    unknown = sorted(set(deployment) - set(DEPLOYMENT_OPTIONS))
+    if unknown:
+        raise ValidationError(
+            f"load_model() got unknown option(s) {', '.join(unknown)}; "
+            f"the gateway takes {', '.join(DEPLOYMENT_OPTIONS)}"
+        )
+    return (yield from _load_on_gateway(name, source, sha256, engine, context_size, wait, dict(deployment)))
+
+
+def _load_on_agent(
+    name: str, source: Any, sha256: Any, engine: Any, context_size: Any, wait: float
+) -> Plan[ModelStatus]:
+    if source is not None:
+        pull: Dict[str, Any] = {"model": name, "source": source}
+        if sha256 is not None:
+            pull["sha256"] = sha256
+        yield Request("POST", "/inference/pull", pull, timeout=wait)
+    start: Dict[str, Any] = {"model": name}
+    if engine is not None:
+        start["engine"] = engine
+    if context_size is not None:
+        start["context_size"] = context_size
+    status = _dict((yield Request("POST", "/inference/start", start, timeout=wait)))
+    for m in _list(status.get("models")):
+        if isinstance(m, dict) and m.get("name") == name:
+            return ModelStatus(
+                name=name,
+                state=str(m.get("state", "unknown")),
+                engine=m.get("engine"),
+                memory_bytes=m.get("memory_bytes"),
+                context_size=m.get("context_size"),
+                error=m.get("error"),
+                raw=m,
+            )
+    return ModelStatus(name=name, state=str(status.get("status", "unknown")), raw=status)
+
+
+def _load_on_gateway(
+    name: str,
+    source: Any,
+    sha256: Any,
+    engine: Any,
+    context_size: Any,
+    wait: float,
+    deployment: Dict[str, Any],
+) -> Plan[ModelStatus]:
+    if source is not None:
+        body: Dict[str, Any] = {"name": name, "source": source, **deployment}
+        for key, value in (("sha256", sha256), ("engine", engine), ("context_size", context_size)):
+            if value is not None:
+                body[key] = value
+        try:
+            yield Request("POST", "/api/v1/deployments", body)
+        except ConflictError as err:
+            existing = _dict((yield Request("GET", f"/api/v1/deployments/{quote(name, safe='')}")))
+            deployed = existing.get("source")
+            if deployed != source:
+                raise ConflictError(
+                    f"a deployment named {name} exists with another source ({deployed}); "
+                    f"call unload_model({name!r}) first, or load_model({name!r}) without source",
+                    code=err.code,
+                    status=err.status,
+                    body=err.body,
+                ) from None
+    elif deployment or engine is not None or context_size is not None:
+        raise ValidationError(
+            "engine, context_size and deployment options describe a new deployment; pass source= with them"
+        )
+    else:
+        served = yield from list_models()
+        if any(m.id == name for m in served):
+            return ModelStatus(name=name, state="ready")
+    # The gateway places a deployed model on a machine when the first request for it comes (scale from
+    # zero) and answers once it is loaded; a one-token completion is that first request.
+    try:
+        yield Request("POST", "/v1/completions", {"model": name, "prompt": "Hi", "max_tokens": 1}, timeout=wait)
+    except NotFoundError as err:
+        raise NotFoundError(
+            f"{err.message}. To have the gateway deploy it, call load_model({name!r}, source=...) with an "
+            "admin key (source: an http(s) URL, hf:ORG/REPO/FILE.gguf, ollama:NAME:TAG or a path the machines allow)",
+            code=err.code,
+            status=err.status,
+            body=err.body,
+        ) from None
+    return ModelStatus(name=name, state="ready")
+
+
+def unload_model(target: str, model: Any, wait: Any, timeout: Any) -> Plan[None]:
+    name = check.model(model)
+    if not isinstance(wait, bool):
+        raise ValidationError(f"wait must be True or False, not {wait!r}")
+    seconds = _timeout(timeout, 60.0)
+    if target == "agent":
+        yield Request("POST", "/inference/stop", {"model": name}, timeout=seconds)
+        return None
+    try:
+        yield Request("DELETE", f"/api/v1/deployments/{quote(name, safe='')}")
+    except NotFoundError as err:
+        raise NotFoundError(
+            f"{err.message}. On the gateway, unload_model removes a deployment; a model started on an agent "
+            "directly is stopped on that agent (Client(target='agent', ...).unload_model, or POST /inference/stop)",
+            code=err.code,
+            status=err.status,
+            body=err.body,
+        ) from None
+    if not wait:
+        return None
+    deadline = time.monotonic() + seconds
+    while True:
+        served = yield from list_models()
+        if all(m.id != name for m in served):
+            return None
+        if time.monotonic() > deadline:
+            raise APITimeoutError(
+                f"{name} is still served {seconds:g} s after its deployment was removed; a machine may serve it "
+                "outside the deployment (stop it on that agent)"
+            )
+        yield Pause(POLL_SECONDS)
+
+
+def _first_choice(body: Dict[str, Any]) -> Dict[str, Any]:
+    choices = _list(body.get("choices"))
+    return _dict(choices[0]) if choices else {}
+
+
+def _dict(value: Any) -> Dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> List[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _timeout(value: Any, default: float) -> float:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValidationError(f"timeout must be a number of seconds above 0, not {value!r}")
+    return float(value)

@@ -1,0 +1,124 @@
+"""What Client and AsyncClient share: settings, headers, reading answers and naming failures."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, Optional, Union
+
+import httpx
+
+from . import _settings
+from ._api import Request
+from ._version import __version__
+from .errors import APIConnectionError, APIError, APITimeoutError, error_from_response
+
+# What inference.configure() set: the defaults every client in this process starts from.
+configured: Dict[str, Any] = {}
+
+
+class BaseClient:
+    def __init__(
+        self,
+        host: Optional[str],
+        port: Optional[int],
+        api_key: Optional[str],
+        scheme: Optional[str],
+        timeout: Optional[float],
+        target: Optional[str],
+        headers: Optional[Dict[str, str]],
+    ) -> None:
+        given = {"host": host, "port": port, "api_key": api_key, "scheme": scheme, "timeout": timeout, "target": target}
+        self.settings = _settings.resolve(given, configured)
+        self._headers = {"user-agent": f"beta9-python/{__version__}", "accept": "application/json"}
+        if self.settings.api_key:
+            self._headers["authorization"] = f"Bearer {self.settings.api_key}"
+        self._headers.update(headers or {})
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return f"{type(self).__name__}({s.base_url!r}, target={s.target!r})"
+
+    def _timeout(self, request: Request) -> httpx.Timeout:
+        seconds = request.timeout or self.settings.timeout
+        return httpx.Timeout(seconds, connect=min(10.0, seconds))
+
+    def _build(
+        self, http: Union[httpx.Client, httpx.AsyncClient], request: Request, *, stream: bool = False
+    ) -> httpx.Request:
+        headers = {"accept": "text/event-stream"} if stream else None
+        return http.build_request(
+            request.method,
+            request.path,
+            json=request.json,
+            headers=headers,
+            timeout=self._timeout(request),
+        )
+
+    def _read(self, response: httpx.Response, request: Request) -> Any:
+        """The answer's JSON, or the server's error raised as an exception."""
+        if response.status_code >= 400:
+            raise self._error(response)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise self._not_json(response, request) from None
+
+    def _error(self, response: httpx.Response) -> APIError:
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = response.text
+        return error_from_response(response.status_code, body, response.headers)
+
+    def _not_json(self, response: httpx.Response, request: Request) -> APIError:
+        return APIError(
+            f"{self.settings.where()} answered {request.method} {request.path} with something that is not JSON "
+            f"({response.headers.get('content-type', 'no content type')}); check that "
+            f"{self.settings.host}:{self.settings.port} is a Beta9 gateway or agent",
+            code="unexpected_response",
+            status=response.status_code,
+        )
+
+    def _connection_error(self, err: httpx.HTTPError) -> APIConnectionError:
+        s = self.settings
+        if s.target == "agent":
+            running = "that the agent is running (b9agent) and its control API listens there"
+        else:
+            running = "that the gateway is running (b9gateway)"
+        place = (
+            f"host and port are right (now {s.host}:{s.port}; set them with inference.configure(host=, port=) "
+            "or BETA9_INFERENCE_HOST and BETA9_INFERENCE_PORT)"
+        )
+        if isinstance(err, httpx.TimeoutException):
+            if isinstance(err, httpx.ConnectTimeout):
+                return APITimeoutError(f"connecting to {s.where()} timed out. Check {running}, and that {place}")
+            return APITimeoutError(
+                f"{s.where()} did not answer within {s.timeout:g} s; raise timeout= (configure() or Client()) "
+                "for slow models or cold starts"
+            )
+        reason = _reason(err)
+        if isinstance(err, httpx.ConnectError):
+            return APIConnectionError(f"could not connect to {s.where()} ({reason}). Check {running}, and that {place}")
+        return APIConnectionError(f"the connection to {s.where()} broke ({reason}); try again", code="connection_lost")
+
+
+def parse_event(data: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise APIError(
+            f"a streamed event is not JSON: {data[:200]!r}", code="unexpected_response", status=None
+        ) from None
+
+
+def _reason(err: BaseException) -> str:
+    # httpx wraps the socket error; its innermost cause says it plainly ("Connection refused").
+    for _ in range(8):
+        inner = err.__cause__ or err.__context__
+        if inner is None:
+            break
+        err = inner
+    text = str(err) or type(err).__name__
+    return text.split("] ", 1)[-1] if text.startswith("[Errno") else text

@@ -1,0 +1,151 @@
+"""Streamed answers: iterate the chunks as they come; close the stream to stop the generation early."""
+
+from __future__ import annotations
+
+from typing import Any, AsyncGenerator, AsyncIterator, Callable, Dict, Generator, Generic, Iterator, Optional, TypeVar
+
+import httpx
+
+from ._api import stream_error
+from ._base_client import parse_event
+from ._sse import SSEDecoder
+from .errors import Beta9Error
+from .types import Usage
+
+T = TypeVar("T")
+
+
+class _Accumulated:
+    """What a stream has said so far: all the text, the finish reason, the token counts."""
+
+    def __init__(self) -> None:
+        self.content = ""
+        self.finish_reason: Optional[str] = None
+        self.usage: Optional[Usage] = None
+        self.model: Optional[str] = None
+
+    def _note(self, chunk: Any) -> None:
+        self.content += chunk.content
+        self.finish_reason = chunk.finish_reason or self.finish_reason
+        self.usage = chunk.usage or self.usage
+        self.model = chunk.model or self.model
+
+
+def _event(data: str, parse: Callable[[Dict[str, Any]], Any]) -> Any:
+    """A chunk, or None for the end of the stream; an error event is raised."""
+    if data.strip() == "[DONE]":
+        return None
+    event = parse_event(data)
+    if isinstance(event, dict) and "error" in event:
+        raise stream_error(event)
+    return parse(event)
+
+
+class Stream(_Accumulated, Generic[T]):
+    """Chunks of a streamed answer. After the loop, ``content``, ``finish_reason`` and ``usage`` hold
+    the whole answer. Use it in a ``with`` block, or call ``close()``, to stop early."""
+
+    def __init__(
+        self,
+        response: httpx.Response,
+        parse: Callable[[Dict[str, Any]], T],
+        on_transport_error: Callable[[httpx.HTTPError], Beta9Error],
+    ) -> None:
+        super().__init__()
+        self._response = response
+        self._parse = parse
+        self._on_transport_error = on_transport_error
+        self._chunks = self._iterate()
+
+    def _iterate(self) -> Generator[T, None, None]:
+        decoder = SSEDecoder()
+        try:
+            for line in self._response.iter_lines():
+                data = decoder.feed(line)
+                if data is None:
+                    continue
+                chunk = _event(data, self._parse)
+                if chunk is None:
+                    return
+                self._note(chunk)
+                yield chunk
+            data = decoder.flush()
+            chunk = _event(data, self._parse) if data is not None else None
+            if chunk is not None:
+                self._note(chunk)
+                yield chunk
+        except httpx.HTTPError as err:
+            raise self._on_transport_error(err) from err
+        finally:
+            self._response.close()
+
+    def __iter__(self) -> Iterator[T]:
+        return self._chunks
+
+    def __next__(self) -> T:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        """Stop reading; the server stops generating when the connection goes."""
+        self._chunks.close()
+        self._response.close()
+
+    def __enter__(self) -> Stream[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncStream(_Accumulated, Generic[T]):
+    """The async twin of Stream: ``async for chunk in stream``; ``async with`` or ``aclose()``."""
+
+    def __init__(
+        self,
+        response: httpx.Response,
+        parse: Callable[[Dict[str, Any]], T],
+        on_transport_error: Callable[[httpx.HTTPError], Beta9Error],
+    ) -> None:
+        super().__init__()
+        self._response = response
+        self._parse = parse
+        self._on_transport_error = on_transport_error
+        self._chunks = self._iterate()
+
+    async def _iterate(self) -> AsyncGenerator[T, None]:
+        decoder = SSEDecoder()
+        try:
+            async for line in self._response.aiter_lines():
+                data = decoder.feed(line)
+                if data is None:
+                    continue
+                chunk = _event(data, self._parse)
+                if chunk is None:
+                    return
+                self._note(chunk)
+                yield chunk
+            data = decoder.flush()
+            chunk = _event(data, self._parse) if data is not None else None
+            if chunk is not None:
+                self._note(chunk)
+                yield chunk
+        except httpx.HTTPError as err:
+            raise self._on_transport_error(err) from err
+        finally:
+            await self._response.aclose()
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self._chunks
+
+    async def __anext__(self) -> T:
+        return await self._chunks.__anext__()
+
+    async def aclose(self) -> None:
+        await self._chunks.aclose()
+        await self._response.aclose()
+
+    async def __aenter__(self) -> AsyncStream[T]:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
