@@ -16,6 +16,7 @@ import { UsageRecorder } from "./metering/usage-recorder.ts";
 import { Router } from "./router/router.ts";
 import { forkCompatRoutes } from "./routes/agent/fork-compat.ts";
 import { joinRoutes } from "./routes/agent/join.ts";
+import { deploymentPullRoutes } from "./routes/management/deployment-pull.ts";
 import { deploymentRoutes } from "./routes/management/deployments.ts";
 import { keyRoutes } from "./routes/management/keys.ts";
 import { machineRoutes } from "./routes/management/machines.ts";
@@ -95,7 +96,9 @@ export async function buildGateway(
     },
   });
   await app.register(replicaRoutes, { ...ctx, router, replicas });
-  await app.register(ollamaRoutes, { ...ctx, router, metering });
+  const prePullDeps = { registry, pulled: replicas.pulled, log };
+  await app.register(deploymentPullRoutes, { ...ctx, prePull: prePullDeps });
+  await app.register(ollamaRoutes, { ...ctx, router, metering, prePull: prePullDeps });
 
   app.server.on("upgrade", channelUpgradeHandler(ctx));
   // Agent channels are long-lived upgraded sockets fastify does not track; end them before close()

@@ -179,9 +179,7 @@ describe("Ollama API through the gateway, with the real ollama client", () => {
     });
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ done: true, done_reason: "load" });
-    await expect(client().pull({ model: "smollm2" })).rejects.toMatchObject({
-      status_code: 501,
-      error: expect.stringMatching(/POST \/inference\/pull/),
-    });
+    // Served by a machine without a deployment: it is there already.
+    expect(await client().pull({ model: "smollm2" })).toEqual({ status: "success" });
   });
 });

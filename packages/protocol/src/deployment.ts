@@ -1,5 +1,5 @@
 import { type Static, Type } from "typebox";
-import { EngineName } from "./inference.ts";
+import { EngineName, StoredModelView } from "./inference.ts";
 import { CountryCode, Name } from "./machine.ts";
 
 export const GpuRequirement = Type.Union([
@@ -89,3 +89,45 @@ export const ReplicaView = Type.Object({
 export type ReplicaView = Static<typeof ReplicaView>;
 export const ReplicaList = Type.Object({ replicas: Type.Array(ReplicaView) });
 export type ReplicaList = Static<typeof ReplicaList>;
+
+/**
+ * `POST /api/v1/deployments/:name/pull` (scope inference; no body, or `{}`): put the deployment's
+ * model on the machines that will serve it, before any request needs it. Machines serving it already
+ * need nothing; otherwise placement picks max(1, min_replicas) machines (a machine that fails is
+ * replaced by the next one that fits, up to two more tries) and each agent pulls the model into its
+ * store. Nothing is loaded: the first request then only starts the engine.
+ *
+ * Errors found before anything is pulled are ordinary JSON errors (401, 403, 404 `not_found` for an
+ * unknown deployment, 503 `unavailable` when no machine fits). Otherwise the answer is 200
+ * `application/x-ndjson`, one event per line:
+ *
+ *   {"status":"pulling on gpu-box-1","machine_id":"m_…","machine_name":"gpu-box-1"}
+ *   {"status":"pulling manifest","machine_id":…,"machine_name":…}
+ *   {"status":"pulling llama3.2:1b","digest":"sha256:…","total":807694464,"completed":1048576,"machine_id":…,"machine_name":…}
+ *   {"status":"verifying sha256 digest",…}   {"status":"writing manifest",…}
+ *   {"status":"success","model":{…StoredModelView},"machines":[{"id":"m_…","name":"gpu-box-1"}]}
+ *
+ * Progress lines carry `total`/`completed` (bytes) while bytes move; `digest` only when known ahead
+ * (a deployment with sha256). Statuses while bytes move depend on the source: "pulling NAME"
+ * (http, hf:), "copying" or "hashing" (a local file), Ollama's own lines (ollama:). A machine already
+ * serving the model gives `{"status":"already on NAME",…}`; a machine that failed gives
+ * `{"status":"could not pull on NAME: why",…}` before the next is tried. The last line is either
+ * `status: "success"` (`model` is null when every machine already served it) or
+ * `{"status":"error","error":{"code":"download_failed","message":"…"}}` with a code of ErrorCodes.
+ * Closing the connection stops the pulls.
+ */
+export const DeploymentPullEvent = Type.Object({
+  status: Type.String(),
+  machine_id: Type.Optional(Type.String()),
+  machine_name: Type.Optional(Type.String()),
+  digest: Type.Optional(Type.String()),
+  total: Type.Optional(Type.Number()),
+  completed: Type.Optional(Type.Number()),
+  /** On "success": what the (last) agent recorded; null when nothing was pulled. */
+  model: Type.Optional(Type.Union([StoredModelView, Type.Null()])),
+  /** On "success": the machines that have the model now. */
+  machines: Type.Optional(Type.Array(Type.Object({ id: Type.String(), name: Type.String() }))),
+  /** On "error". */
+  error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
+});
+export type DeploymentPullEvent = Static<typeof DeploymentPullEvent>;

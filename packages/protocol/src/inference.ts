@@ -97,6 +97,8 @@ export type StoredModelView = Static<typeof StoredModelView>;
 /** One NDJSON line of pull progress; the last line has status "success" (or an error). */
 export const PullProgress = Type.Object({
   status: Type.String(),
+  /** "sha256:…" of the bytes being pulled, when known before they arrive. */
+  digest: Type.Optional(Type.String()),
   completed: Type.Optional(Type.Number()),
   total: Type.Optional(Type.Number()),
   model: Type.Optional(StoredModelView),

@@ -14,7 +14,7 @@ import type { InferenceManager } from "../inference/manager.ts";
 import type { AgentState } from "../state.ts";
 
 export interface PullOptions {
-  onProgress: (p: { status: string; completed?: number; total?: number }) => void;
+  onProgress: (p: PullProgress) => void;
   signal: AbortSignal;
   expectedSha256?: string | undefined;
 }
@@ -81,7 +81,7 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox<InferenceRoutesContext> 
       if (!reply.raw.writableEnded) abort.abort();
     });
     let lastLogged = -1;
-    const logProgress = (p: { status: string; completed?: number; total?: number }) => {
+    const logProgress = (p: PullProgress) => {
       const pct = p.total ? Math.floor((100 * (p.completed ?? 0)) / p.total / 10) * 10 : -1;
       if (pct !== lastLogged) {
         lastLogged = pct;

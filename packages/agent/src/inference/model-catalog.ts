@@ -40,7 +40,8 @@ export class StoreCatalog implements ModelCatalog, ModelPuller {
       if (!this.#ollama)
         throw new Beta9Error("engine_not_installed", "ollama: sources need the Ollama engine");
       await this.#ollama.pull(res.ollamaName, {
-        onProgress: (p) => opts.onProgress({ status: p.status, completed: p.completed, total: p.total }),
+        onProgress: (p) =>
+          opts.onProgress({ status: p.status, digest: p.digest, completed: p.completed, total: p.total }),
         signal: opts.signal,
       });
     }

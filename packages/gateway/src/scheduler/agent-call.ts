@@ -43,20 +43,25 @@ export async function callAgent<T>(
     });
     stream.on("close", () => {
       clearTimeout(timer);
-      let json: unknown;
-      try {
-        json = JSON.parse(text);
-      } catch {
-        json = undefined;
-      }
-      if (status >= 200 && status < 300) return resolve(json as T);
-      const err = (json as Partial<ErrorBody> | undefined)?.error;
-      const code = err?.code && isKnownCode(err.code) ? err.code : "unavailable";
-      reject(
-        new Beta9Error(code, err?.message ?? `the machine answered ${status || "nothing"} to ${init.path}`),
-      );
+      if (status >= 200 && status < 300) return resolve(parseJson(text) as T);
+      reject(agentError(status, text, init.path));
     });
   });
+}
+
+/** An agent's error answer as a Beta9Error with the agent's own code (when it is one of ours). */
+export function agentError(status: number, text: string, path: string): Beta9Error {
+  const err = (parseJson(text) as Partial<ErrorBody> | undefined)?.error;
+  const code = err?.code && isKnownCode(err.code) ? err.code : "unavailable";
+  return new Beta9Error(code, err?.message ?? `the machine answered ${status || "nothing"} to ${path}`);
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }
 
 function isKnownCode(code: string): code is ErrorCode {

@@ -1,5 +1,6 @@
 import type { GpuRequirement } from "@beta9/protocol";
 import type { Deployment } from "@beta9/store";
+import type { PlacementNeeds } from "./placement.ts";
 import type { DeploymentSpec } from "./replicas.ts";
 
 /** A stored deployment as the scheduler uses it. */
@@ -19,5 +20,17 @@ export function deploymentSpec(row: Deployment): DeploymentSpec {
     countries: row.countries.split(",").filter(Boolean),
     region: row.region,
     contextSize: row.context_size,
+  };
+}
+
+/** What placement must satisfy for a replica of `dep`. */
+export function placementNeeds(dep: DeploymentSpec): PlacementNeeds {
+  return {
+    model: dep.name,
+    pool: dep.pool,
+    gpu: dep.gpu,
+    minVramBytes: dep.minVramBytes,
+    countries: dep.countries,
+    region: dep.region,
   };
 }

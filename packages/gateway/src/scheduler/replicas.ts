@@ -8,7 +8,9 @@ import {
 } from "@beta9/protocol";
 import type { AgentLink, MachineRegistry } from "../machines/registry.ts";
 import { callAgent } from "./agent-call.ts";
+import { placementNeeds } from "./deployment-spec.ts";
 import { placeReplica } from "./placement.ts";
+import { PulledModels } from "./pulled-models.ts";
 
 /** A deployment as the scheduler needs it. */
 export interface DeploymentSpec {
@@ -46,6 +48,8 @@ export interface ReplicaManagerDeps {
  */
 export class ReplicaManager {
   readonly #deps: ReplicaManagerDeps;
+  /** Where each deployment's model was pulled: cold starts go there first and fetch nothing twice. */
+  readonly pulled = new PulledModels();
   readonly #loading = new Map<string, Promise<void>>();
   readonly #lastUsed = new Map<string, number>();
   /** Models this gateway loaded for a deployment: when the deployment goes, so do its replicas. */
@@ -97,32 +101,27 @@ export class ReplicaManager {
 
   async #load(dep: DeploymentSpec): Promise<void> {
     const { registry, log } = this.#deps;
-    const placement = placeReplica(
-      {
-        model: dep.name,
-        pool: dep.pool,
-        gpu: dep.gpu,
-        minVramBytes: dep.minVramBytes,
-        countries: dep.countries,
-        region: dep.region,
-      },
-      registry.views(),
-    );
+    const placement = placeReplica(placementNeeds(dep), registry.views());
     if (!placement.ok) throw new Beta9Error("unavailable", `cannot place ${dep.name}: ${placement.reason}`);
     const deadline = Date.now() + this.#deps.coldStartTimeoutMs;
     const refusals: string[] = [];
-    for (const machine of placement.machines) {
+    for (const machine of this.pulled.preferring(placement.machines, dep)) {
       const link = registry.link(machine.id);
       const left = deadline - Date.now();
       if (!link || left <= 0) continue;
       try {
         log.info({ model: dep.name, machine_id: machine.id }, `loading ${dep.name} on ${machine.name}`);
-        await callAgent<StoredModelView>(link, {
+        const sha256 = dep.sha256 ?? this.pulled.sha256(machine.id, dep);
+        const stored = await callAgent<StoredModelView>(link, {
           method: "POST",
           path: "/inference/pull",
-          body: { model: dep.name, source: dep.source, ...(dep.sha256 ? { sha256: dep.sha256 } : {}) },
+          body: { model: dep.name, source: dep.source, ...(sha256 ? { sha256 } : {}) },
           timeoutMs: left,
+        }).catch((err: unknown) => {
+          this.pulled.forget(machine.id, dep.name);
+          throw err;
         });
+        this.pulled.note(machine.id, dep.name, dep.source, stored?.sha256 ?? null);
         const status = await callAgent<InferenceStatus>(link, {
           method: "POST",
           path: "/inference/start",

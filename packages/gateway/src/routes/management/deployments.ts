@@ -21,7 +21,7 @@ export const DEPLOYMENT_DEFAULTS = {
 } as const;
 
 // Fastify hands the path parameter over URL-decoded: "llama3.2%3A1b" arrives as "llama3.2:1b".
-const NameParams = Type.Object({ name: DeploymentName });
+export const NameParams = Type.Object({ name: DeploymentName });
 
 /**
  * The models a workspace keeps servable. Every route acts on the caller's workspace only: another
@@ -33,50 +33,7 @@ export const deploymentRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async
     { schema: { body: CreateDeployment, response: { 201: DeploymentView } } },
     async (req, reply) => {
       const caller = await ctx.auth.authenticate(req, "admin");
-      const b = req.body;
-      const min = b.min_replicas ?? DEPLOYMENT_DEFAULTS.min_replicas;
-      // A bare --min 2 means "at least two": the ceiling rises with it rather than refusing.
-      const max = b.max_replicas ?? Math.max(DEPLOYMENT_DEFAULTS.max_replicas, min);
-      if (max < min) {
-        throw new Beta9Error(
-          "bad_request",
-          `max_replicas (${max}) is below min_replicas (${min}); raise max_replicas or lower min_replicas`,
-        );
-      }
-      const pool = b.pool ?? DEPLOYMENT_DEFAULTS.pool;
-      if (!(await ctx.store.pools.get(pool))) {
-        throw new Beta9Error(
-          "pool_unknown",
-          `no pool named ${pool}; create it with \`b9 pool create ${pool}\` or leave --pool out`,
-        );
-      }
-      const row: Deployment = {
-        workspace_id: caller.workspaceId,
-        name: b.name,
-        source: b.source,
-        sha256: b.sha256 ?? null,
-        engine: b.engine ?? null,
-        min_replicas: min,
-        max_replicas: max,
-        idle_seconds: b.idle_seconds ?? DEPLOYMENT_DEFAULTS.idle_seconds,
-        pool,
-        gpu: b.gpu ?? DEPLOYMENT_DEFAULTS.gpu,
-        min_vram_bytes: b.min_vram_bytes ?? null,
-        countries: (b.countries ?? []).join(","),
-        region: b.region ?? null,
-        context_size: b.context_size ?? null,
-        created_at: Date.now(),
-      };
-      if (!(await ctx.store.deployments.insert(row))) {
-        throw new Beta9Error(
-          "conflict",
-          `a deployment named ${b.name} exists already in this workspace; remove it first with \`b9 model remove ${b.name}\``,
-        );
-      }
-      ctx.log.info(
-        { workspace_id: row.workspace_id, model: row.name, pool, min_replicas: min, max_replicas: max },
-        "deployment created",
-      );
+      const row = await createDeployment(ctx, caller.workspaceId, req.body);
       return reply.status(201).send(deploymentView(row, await ctx.store.workspaces.byId(caller.workspaceId)));
     },
   );
@@ -94,7 +51,7 @@ export const deploymentRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async
     async (req) => {
       const caller = await ctx.auth.authenticate(req, "read");
       const row = await ctx.store.deployments.get(caller.workspaceId, req.params.name);
-      if (!row) throw notFound(req.params.name);
+      if (!row) throw deploymentNotFound(req.params.name);
       return deploymentView(row, await ctx.store.workspaces.byId(caller.workspaceId));
     },
   );
@@ -102,16 +59,68 @@ export const deploymentRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async
   app.delete("/api/v1/deployments/:name", { schema: { params: NameParams } }, async (req, reply) => {
     const caller = await ctx.auth.authenticate(req, "admin");
     if (!(await ctx.store.deployments.remove(caller.workspaceId, req.params.name))) {
-      throw notFound(req.params.name);
+      throw deploymentNotFound(req.params.name);
     }
     ctx.log.info({ workspace_id: caller.workspaceId, model: req.params.name }, "deployment removed");
     return reply.status(204).send();
   });
 };
 
-function notFound(name: string): Beta9Error {
+export function deploymentNotFound(name: string): Beta9Error {
   return new Beta9Error(
     "not_found",
     `no deployment named ${name} in this workspace; list them with \`b9 model list\``,
   );
+}
+
+/** Add a deployment to a workspace, with the defaults for what it leaves out; refusals explain themselves. */
+export async function createDeployment(
+  ctx: GatewayContext,
+  workspaceId: string,
+  b: CreateDeployment,
+): Promise<Deployment> {
+  const min = b.min_replicas ?? DEPLOYMENT_DEFAULTS.min_replicas;
+  // A bare --min 2 means "at least two": the ceiling rises with it rather than refusing.
+  const max = b.max_replicas ?? Math.max(DEPLOYMENT_DEFAULTS.max_replicas, min);
+  if (max < min) {
+    throw new Beta9Error(
+      "bad_request",
+      `max_replicas (${max}) is below min_replicas (${min}); raise max_replicas or lower min_replicas`,
+    );
+  }
+  const pool = b.pool ?? DEPLOYMENT_DEFAULTS.pool;
+  if (!(await ctx.store.pools.get(pool))) {
+    throw new Beta9Error(
+      "pool_unknown",
+      `no pool named ${pool}; create it with \`b9 pool create ${pool}\` or leave --pool out`,
+    );
+  }
+  const row: Deployment = {
+    workspace_id: workspaceId,
+    name: b.name,
+    source: b.source,
+    sha256: b.sha256 ?? null,
+    engine: b.engine ?? null,
+    min_replicas: min,
+    max_replicas: max,
+    idle_seconds: b.idle_seconds ?? DEPLOYMENT_DEFAULTS.idle_seconds,
+    pool,
+    gpu: b.gpu ?? DEPLOYMENT_DEFAULTS.gpu,
+    min_vram_bytes: b.min_vram_bytes ?? null,
+    countries: (b.countries ?? []).join(","),
+    region: b.region ?? null,
+    context_size: b.context_size ?? null,
+    created_at: Date.now(),
+  };
+  if (!(await ctx.store.deployments.insert(row))) {
+    throw new Beta9Error(
+      "conflict",
+      `a deployment named ${b.name} exists already in this workspace; remove it first with \`b9 model remove ${b.name}\``,
+    );
+  }
+  ctx.log.info(
+    { workspace_id: row.workspace_id, model: row.name, pool, min_replicas: min, max_replicas: max },
+    "deployment created",
+  );
+  return row;
 }

@@ -1,5 +1,6 @@
-import { BETA9_VERSION } from "@beta9/protocol";
+import { BETA9_VERSION, DeploymentName, type DeploymentPullEvent } from "@beta9/protocol";
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
+import { Compile } from "typebox/compile";
 import type { Caller } from "../../auth/api-keys.ts";
 import type { GatewayContext } from "../../context.ts";
 import { clientGone, tapFirst } from "../../http/client-gone.ts";
@@ -8,6 +9,10 @@ import { tokenUsage } from "../../metering/answer-usage.ts";
 import { CLIENT_LEFT, type Metering, type RequestMeter } from "../../metering/metering.ts";
 import { type AgentResponse, requestModel } from "../../router/request.ts";
 import type { Router } from "../../router/router.ts";
+import { deploymentSpec } from "../../scheduler/deployment-spec.ts";
+import { type PrePullDeps, prePull } from "../../scheduler/pre-pull.ts";
+import type { DeploymentSpec } from "../../scheduler/replicas.ts";
+import { createDeployment } from "../management/deployments.ts";
 import {
   badRequest,
   modelNotFound,
@@ -16,8 +21,9 @@ import {
   ollamaErrorReply,
   upstreamMessage,
 } from "./errors.ts";
-import { psEntry, resolveModel, servedModels, showAnswer, tagEntry } from "./models.ts";
+import { nameVariants, psEntry, resolveModel, servedModels, showAnswer, tagEntry } from "./models.ts";
 import { type AnswerEvent, answerEvents, collectAnswer, ollamaLines, sendNdjson } from "./ndjson-stream.ts";
+import { lastPullLine, ollamaPullLines } from "./pull.ts";
 import {
   asBody,
   chatRequest,
@@ -30,8 +36,11 @@ import {
   generateRequest,
   loadAnswer,
   modelOf,
+  streamOf,
   type UpstreamRequest,
 } from "./translate.ts";
+
+const validDeploymentName = Compile(DeploymentName);
 
 const HEADERS_TIMEOUT_MS = 300_000;
 /** Largest embeddings answer read from a machine (2,048 inputs of 4,096 floats fit). */
@@ -44,7 +53,7 @@ const MAX_ERROR_BYTES = 64 * 1024;
  * call to find the server. Errors leave in Ollama's shape, `{"error":"…"}`.
  */
 export const ollamaRoutes: FastifyPluginAsync<
-  GatewayContext & { router: Router; metering: Metering }
+  GatewayContext & { router: Router; metering: Metering; prePull: PrePullDeps }
 > = async (app, ctx) => {
   app.setErrorHandler(ollamaErrorHandler);
   // Ollama's own examples send JSON with curl -d, which labels it form data: read any body as JSON.
@@ -108,13 +117,60 @@ export const ollamaRoutes: FastifyPluginAsync<
     return list === undefined ? undefined : embeddingsAnswer(list);
   });
 
-  app.post("/api/pull", post, async (req) => {
-    await ctx.auth.authenticate(req, "inference");
-    throw new OllamaError(
-      501,
-      "pulling through the Ollama API is not supported by the Beta9 gateway; pull the model on a machine with POST /inference/pull on its agent, then start it with POST /inference/start",
+  /**
+   * Deploy and pre-pull: the caller's deployment of that name is pulled onto the machines that will
+   * serve it; a name with no deployment is deployed from Ollama's registry (`ollama:NAME`) first, which
+   * takes an admin key, and removed again if its pull fails.
+   */
+  app.post("/api/pull", post, async (req, reply) => {
+    const caller = await ctx.auth.authenticate(req, "inference");
+    const body = asBody(req.body);
+    const asked = modelOf(body);
+    const stream = streamOf(body);
+    const target = await pullTarget(caller, asked);
+    const client = clientGone(reply);
+    let lines = ollamaPullLines(
+      asked,
+      target ? prePull(ctx.prePull, target.deployment, client.signal) : servedAlready(),
     );
+    if (target?.created) {
+      lines = undoOnFailure(lines, () =>
+        ctx.store.deployments.remove(caller.workspaceId, target.deployment.name),
+      );
+    }
+    try {
+      if (!stream) return await lastPullLine(lines);
+      await sendNdjson(reply, lines);
+      return undefined;
+    } finally {
+      client.dispose();
+    }
   });
+
+  /** The deployment to pull (created when there is none); undefined when machines serve it without one. */
+  async function pullTarget(
+    caller: Caller,
+    asked: string,
+  ): Promise<{ deployment: DeploymentSpec; created: boolean } | undefined> {
+    for (const name of nameVariants(asked)) {
+      const row = await ctx.store.deployments.get(caller.workspaceId, name);
+      if (row) return { deployment: deploymentSpec(row), created: false };
+    }
+    if (ctx.registry.serving(resolveModel(ctx.registry, asked)).length > 0) return undefined;
+    if (!validDeploymentName.Check(asked)) {
+      throw badRequest(
+        `${JSON.stringify(asked)} is not a model name; use letters, digits and . _ : / @ + - (e.g. "llama3.2:1b")`,
+      );
+    }
+    if (!caller.scopes.includes("admin")) {
+      throw new OllamaError(
+        403,
+        `no model ${asked} is deployed in this workspace, and deploying one takes an API key with the admin scope; deploy it with \`b9 model deploy ${asked} --source ollama:${asked}\`, then pull it with this key`,
+      );
+    }
+    const row = await createDeployment(ctx, caller.workspaceId, { name: asked, source: `ollama:${asked}` });
+    return { deployment: deploymentSpec(row), created: true };
+  }
 
   /** No input: nothing to ask a machine, but the model must be served (as Ollama loads it). */
   function nothingToEmbed(model: string): { data: [] } {
@@ -316,4 +372,19 @@ async function readAll(res: AgentResponse, limit: number, onFirstByte?: () => vo
     parts.push(b);
   }
   return Buffer.concat(parts).toString("utf8");
+}
+
+/** The same lines; when they fail (not when the client leaves), `undo` runs before the error goes on. */
+async function* undoOnFailure<T>(lines: AsyncIterable<T>, undo: () => Promise<unknown>): AsyncGenerator<T> {
+  try {
+    yield* lines;
+  } catch (err) {
+    await undo();
+    throw err;
+  }
+}
+
+/** A model served without a deployment is on its machines already: nothing to pull. */
+async function* servedAlready(): AsyncGenerator<DeploymentPullEvent> {
+  yield { status: "success", model: null, machines: [] };
 }

@@ -46,11 +46,13 @@ export function servedModels(registry: MachineRegistry): ServedModel[] {
  */
 export function resolveModel(registry: MachineRegistry, name: string): string {
   const served = registry.servedModels();
-  if (served.has(name)) return name;
-  if (name.endsWith(":latest") && served.has(name.slice(0, -":latest".length)))
-    return name.slice(0, -":latest".length);
-  if (!name.includes(":") && served.has(`${name}:latest`)) return `${name}:latest`;
-  return name;
+  return nameVariants(name).find((n) => served.has(n)) ?? name;
+}
+
+/** The names a client's model name may mean, itself first: with ":latest" added or taken off. */
+export function nameVariants(name: string): string[] {
+  if (name.endsWith(":latest")) return [name, name.slice(0, -":latest".length)];
+  return name.includes(":") ? [name] : [name, `${name}:latest`];
 }
 
 const pick = <T>(m: ServedModel, f: (x: ModelFacts) => T | null | undefined): T | undefined => {

@@ -1,5 +1,5 @@
 import type { FastifyReply } from "fastify";
-import { drained } from "../../http/client-gone.ts";
+import { sendNdjson as sendLines } from "../../http/ndjson-reply.ts";
 import { sseData } from "../../router/sse.ts";
 import { OllamaError, ollamaErrorReply } from "./errors.ts";
 import {
@@ -223,39 +223,9 @@ export async function collectAnswer(events: AsyncIterable<AnswerEvent>, o: Answe
 }
 
 /**
- * Write lines as NDJSON. Nothing is written before the first line is ready, so an error before it is
- * answered with its own status (the caller's error handler). After that, a slow client pauses the
- * reading (and so the machine, through HTTP/2 flow control); a client that leaves stops it; an error
- * ends the stream with an `{"error":"…"}` line, which Ollama clients raise.
+ * Write lines as NDJSON (see http/ndjson-reply.ts); an error after the first line ends the stream with
+ * an `{"error":"…"}` line, which Ollama clients raise.
  */
-export async function sendNdjson(reply: FastifyReply, lines: AsyncIterable<object>): Promise<void> {
-  const it = lines[Symbol.asyncIterator]();
-  let next: IteratorResult<object>;
-  try {
-    next = await it.next();
-  } catch (err) {
-    await it.return?.(undefined);
-    throw err;
-  }
-  const res = reply.raw;
-  reply.hijack();
-  res.writeHead(200, {
-    "content-type": "application/x-ndjson",
-    "cache-control": "no-cache, no-transform",
-    "x-accel-buffering": "no",
-  });
-  try {
-    while (!next.done) {
-      if (res.destroyed) return;
-      if (!res.write(`${JSON.stringify(next.value)}\n`)) await drained(res);
-      if (res.destroyed) return;
-      next = await it.next();
-    }
-    res.end();
-  } catch (err) {
-    if (!res.destroyed && !res.writableEnded) res.end(`${JSON.stringify(ollamaErrorReply(err).body)}\n`);
-  } finally {
-    // Stops reading the machine's answer (and cancels it) if the loop left early.
-    await it.return?.(undefined);
-  }
+export function sendNdjson(reply: FastifyReply, lines: AsyncIterable<object>): Promise<void> {
+  return sendLines(reply, lines, (err) => ollamaErrorReply(err).body);
 }

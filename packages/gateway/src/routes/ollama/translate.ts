@@ -42,7 +42,7 @@ export function modelOf(body: Json): string {
   return model;
 }
 
-function streamOf(body: Json): boolean {
+export function streamOf(body: Json): boolean {
   const s = body.stream;
   if (s === undefined || s === null) return true;
   if (typeof s !== "boolean") throw badRequest("stream must be true or false");
