@@ -21,7 +21,9 @@ import { killAllSupervisedNow } from "./engines/supervisor.ts";
 import { detectHardware, UsageSampler } from "./hardware/index.ts";
 import { InferenceManager } from "./inference/manager.ts";
 import { StoreCatalog } from "./inference/model-catalog.ts";
+import { RequestActivity, trackRequests } from "./inference/request-activity.ts";
 import { agentMetrics } from "./metrics.ts";
+import { PullTracker } from "./models/pull-tracker.ts";
 import { ModelStore } from "./models/store.ts";
 import { AgentState } from "./state.ts";
 
@@ -42,6 +44,9 @@ export class Agent {
   #config: AgentConfig;
   #connector: Connector | undefined;
   inference!: InferenceManager;
+  /** Pulls under way and requests per served model, for the dashboard. */
+  readonly pulls = new PullTracker();
+  readonly activity = new RequestActivity();
   #intervalMs: number;
   #bound: string[] = [];
 
@@ -123,14 +128,18 @@ export class Agent {
       onSilentGateway: () => agent.#connector?.drop(),
       inferenceReport: () => agent.inference.report(),
       inference: agent.inference,
-      models: catalog,
-      endpoint: () => (agent.#bound[0] ? `http://${agent.#bound[0]}/v1` : null),
+      models: agent.pulls.track(catalog),
+      endpoint: () => agent.openaiBaseUrl,
       onInterval: (ms: number) => {
         // Follow the gateway when it wants beats more often than configured; never less often.
         agent.#intervalMs = Math.min(opts.config.heartbeat_interval_seconds * 1000, ms);
       },
     };
     installControlAuth(agent.control.app, ctx);
+    trackRequests(agent.control.app, agent.activity, {
+      fromGateway: agent.control.fromGateway,
+      served: (model) => agent.inference.served(model) !== undefined,
+    });
     await agent.control.app.register(controlRoutes, ctx);
     await agent.control.app.register(heartbeatStream, ctx);
     await agent.control.app.register(inferenceRoutes, ctx);
@@ -147,6 +156,11 @@ export class Agent {
 
   get controlAddresses(): string[] {
     return this.#bound;
+  }
+
+  /** This machine's own OpenAI-compatible base URL (authenticated), on the first control address. */
+  get openaiBaseUrl(): string | null {
+    return this.#bound[0] ? `http://${this.#bound[0]}/v1` : null;
   }
 
   /** Join if this machine has no credential yet, then keep the channel up until stop(). */
