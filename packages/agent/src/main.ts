@@ -14,7 +14,9 @@ import {
   parseGatewayAddress,
   saveConfig,
 } from "./config/config-file.ts";
-import { detectHardware } from "./hardware/index.ts";
+import { LogFeed } from "./dashboard/log-feed.ts";
+import { type DashboardHandle, startDashboard } from "./dashboard/start.ts";
+import { detectHardware, UsageSampler } from "./hardware/index.ts";
 
 const port = (v: string) => {
   const n = Number(v);
@@ -35,26 +37,57 @@ const list = (v: string) =>
     .map((s) => s.trim())
     .filter(Boolean);
 
-async function run(opts: { noTui?: boolean; tui?: boolean; listen?: string[] }): Promise<void> {
+async function run(opts: { tui?: boolean; listen?: string[] }): Promise<void> {
   const path = configPath();
   const config = await loadConfig(path);
-  const log = createLogger({ name: "b9agent" });
+  // The dashboard draws on stdout and reads keys from stdin, so it needs a terminal on both.
+  const tui = opts.tui !== false && Boolean(process.stdout.isTTY && process.stdin.isTTY);
+  // With the dashboard up, log lines go to its LOGS panel instead of the terminal it draws on.
+  const feed = tui ? new LogFeed() : undefined;
+  const log = createLogger({ name: "b9agent", ...(feed ? { destination: feed } : {}) });
   const agent = await Agent.create({ config, configPath: path, log, listen: opts.listen });
+  let dashboard: DashboardHandle | undefined;
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, "shutting down");
+    dashboard?.stopping();
     const force = setTimeout(() => process.exit(1), 10_000);
     force.unref();
-    agent.stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
+    const exit = (code: number) => async () => {
+      await dashboard?.close();
+      process.exit(code);
+    };
+    agent.stop().then(exit(0), exit(1));
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
-  await agent.run();
+  process.on("SIGHUP", () => stop("SIGHUP"));
+  if (feed) {
+    // A closed terminal must not crash the agent while it stops its engines.
+    process.stdout.on("error", () => {});
+    const sampler = new UsageSampler(agent.state.hardware);
+    dashboard = startDashboard({
+      sources: {
+        state: agent.state,
+        inference: agent.inference,
+        activity: agent.activity,
+        pulls: agent.pulls,
+        logs: feed,
+        endpoint: () => agent.openaiBaseUrl,
+        machineName: config.machine.name,
+      },
+      sampleUsage: () => sampler.sample(),
+      onQuit: () => stop("quit key"),
+    });
+  }
+  try {
+    await agent.run();
+  } catch (err) {
+    await dashboard?.close();
+    throw err;
+  }
 }
 
 const program = new Command("b9agent")
@@ -123,7 +156,7 @@ program
 program
   .command("run", { isDefault: true })
   .description("run the agent (the default command)")
-  .option("--no-tui", "plain log lines instead of the dashboard")
+  .option("--no-tui", "plain log lines instead of the dashboard (the default when stdout is not a terminal)")
   .option("--listen <addresses>", "control API addresses (HOST[:PORT],…)", list)
   .action(run);
 

@@ -1,0 +1,226 @@
+import { stripVTControlCharacters } from "node:util";
+import { render } from "ink-testing-library";
+import React from "react";
+import { afterEach, describe, expect, it } from "vitest";
+import { Layout } from "./layout.ts";
+import type { LogLine } from "./log-feed.ts";
+import type { DashboardModel } from "./model.ts";
+
+/*
+ * Frames of the dashboard as a person sees them, drawn by Ink into a virtual terminal from a
+ * snapshot of an agent.
+ */
+
+const GiB = 2 ** 30;
+const NOW = new Date(2026, 0, 15, 10, 15, 30).getTime();
+
+function model(over: Partial<DashboardModel> = {}): DashboardModel {
+  return {
+    now: NOW,
+    machine: { id: "1c1b50c8", name: "mac-studio-1" },
+    status: "READY",
+    stopping: false,
+    gateway: { url: "http://100.72.101.23:1994", connected: true, reconnects: 0 },
+    pool: "external",
+    usage: { cpuPercent: 28.1, memoryUsedBytes: 8 * GiB, memoryTotalBytes: 16 * GiB },
+    gpus: [],
+    lastHeartbeatAt: NOW - 25_000,
+    jobs: [],
+    inference: {
+      status: "stopped",
+      endpoint: "http://100.100.74.117:9999/v1",
+      engines: ["builtin"],
+      models: [],
+    },
+    pulls: [],
+    logs: [
+      { time: NOW - 7000, level: "info", text: "control API listening on 127.0.0.1:9999" },
+      { time: NOW - 6000, level: "info", text: "connected to gateway" },
+    ],
+    ...over,
+  };
+}
+
+let unmount: (() => void) | undefined;
+afterEach(() => unmount?.());
+
+function frame(m: DashboardModel, columns = 100, rows = 30): string {
+  const r = render(React.createElement(Layout, { model: m, columns, rows }));
+  unmount = r.unmount;
+  return stripVTControlCharacters(r.lastFrame() ?? "");
+}
+
+describe("dashboard layout", () => {
+  it("shows the machine, its status, gateway and pool, CPU, memory, GPUs with their VRAM, and the last heartbeat", () => {
+    const f = frame(
+      model({
+        gpus: [
+          { name: "NVIDIA H100 80GB HBM3", vramBytes: 80 * GiB, usedBytes: 2 * GiB },
+          { name: "NVIDIA H100 80GB HBM3", vramBytes: 80 * GiB, usedBytes: 1 * GiB },
+          { name: "NVIDIA GeForce RTX 4090", vramBytes: 24 * GiB },
+        ],
+      }),
+    );
+    expect(f).toMatch(/^╔══ Beta9 Agent: 1c1b50c8 \(mac-studio-1\) ═+╗$/m);
+    expect(f).toContain("║ Status: READY │ Gateway: http://100.72.101.23:1994 connected │ Pool: external");
+    expect(f).toContain("║ CPU: 28.1% │ Memory: 50.0% of 16.0 GiB │ GPUs: 3 │ Last Heartbeat: 25s ago");
+    expect(f).toContain("GPU: NVIDIA H100 80GB HBM3 ×2 · 80.0 GiB VRAM each · 3.0 GiB in use");
+    expect(f).toContain("GPU: NVIDIA GeForce RTX 4090 · 24.0 GiB VRAM");
+    expect(f).toMatch(/║ JOBS +║/);
+    expect(f).toContain("No jobs yet");
+    expect(f).toMatch(/║ INFERENCE +║/);
+    expect(f).toContain("Status: stopped │ Endpoint: http://100.100.74.117:9999/v1 │ Engines: builtin");
+    expect(f).toContain("Models: none");
+    expect(f).toMatch(/║ LOGS +║/);
+    expect(f).toContain("Press q or Ctrl+C to quit");
+  });
+
+  it("says when nothing is known yet: no heartbeat, no usage sample, still connecting", () => {
+    const f = frame(
+      model({
+        status: "CONNECTING",
+        gateway: { url: "http://gw:1994", connected: false, reconnects: 0 },
+        usage: null,
+        lastHeartbeatAt: null,
+      }),
+    );
+    expect(f).toContain("Status: CONNECTING │ Gateway: http://gw:1994 connecting…");
+    expect(f).toContain("CPU: – │ Memory: – │ GPUs: 0 │ Last Heartbeat: never");
+  });
+
+  it("shows a gateway that went away as unreachable, with the tries so far", () => {
+    const f = frame(
+      model({ status: "DISCONNECTED", gateway: { url: "http://gw:1994", connected: false, reconnects: 3 } }),
+    );
+    expect(f).toContain("Status: DISCONNECTED │ Gateway: http://gw:1994 unreachable, reconnecting (3 tries)");
+  });
+
+  it("lists the models with state, engine, memory and context, and the replicas with their requests", () => {
+    const f = frame(
+      model({
+        inference: {
+          status: "running",
+          endpoint: "http://127.0.0.1:9999/v1",
+          engines: ["builtin", "llamacpp"],
+          models: [
+            {
+              name: "llama3.2:1b",
+              state: "ready",
+              engine: "builtin",
+              memoryBytes: 1.5 * GiB,
+              contextSize: 4096,
+            },
+            {
+              name: "qwen2.5:7b",
+              state: "starting",
+              engine: "llamacpp",
+              memoryBytes: null,
+              contextSize: null,
+            },
+            {
+              name: "broken",
+              state: "error",
+              engine: "vllm",
+              memoryBytes: null,
+              contextSize: null,
+              error:
+                "vllm exited with code 1 while starting\n--- last lines from vllm ---\nCUDA out of memory",
+            },
+          ],
+        },
+        jobs: [
+          {
+            model: "llama3.2:1b",
+            origin: "gateway",
+            state: "ready",
+            running: 2,
+            served: 14,
+            lastRequestAt: NOW - 3000,
+          },
+          {
+            model: "qwen2.5:7b",
+            origin: "local",
+            state: "starting",
+            running: 0,
+            served: 0,
+            lastRequestAt: null,
+          },
+        ],
+      }),
+      100,
+      36,
+    );
+    expect(f).toMatch(/MODEL +ROLE +STATE +REQUESTS/);
+    expect(f).toMatch(/llama3\.2:1b +replica +ready +2 running · 14 done · last 3s ago/);
+    expect(f).toMatch(/qwen2\.5:7b +local +starting +idle/);
+    expect(f).toContain("Status: running │ Endpoint: http://127.0.0.1:9999/v1 │ Engines: builtin, llamacpp");
+    expect(f).toMatch(/llama3\.2:1b +ready +builtin · 1\.5 GiB · ctx 4096/);
+    expect(f).toMatch(/qwen2\.5:7b +starting +llamacpp/);
+    expect(f).toMatch(/broken +error +vllm exited with code 1 while starting/);
+    expect(f).not.toContain("CUDA out of memory");
+  });
+
+  it("shows the newest log lines with their time, and a bar for each pull under way", () => {
+    const logs: LogLine[] = Array.from({ length: 100 }, (_, i) => ({
+      time: NOW - (100 - i) * 1000,
+      level: "info",
+      text: `line ${i}`,
+    }));
+    logs.push({ time: NOW, level: "warn", text: "cannot reach the gateway; will retry: ECONNREFUSED" });
+    const f = frame(
+      model({
+        logs,
+        pulls: [{ model: "qwen2.5:7b", status: "downloading", completed: 2.25 * GiB, total: 5 * GiB }],
+      }),
+    );
+    expect(f).toContain("10:15:30 cannot reach the gateway; will retry: ECONNREFUSED");
+    expect(f).toContain("line 99");
+    expect(f).not.toMatch(/line 0\s/);
+    expect(f).toMatch(/↓ pull qwen2\.5:7b █{9}░{11} 45% 2\.3 GiB of 5\.0 GiB/);
+    const rows = f.split("\n");
+    // Newest at the bottom: the pull bar, then the frame's last line and the footer.
+    expect(rows.at(-3)).toContain("↓ pull qwen2.5:7b");
+    expect(rows.at(-4)).toContain("cannot reach the gateway");
+  });
+
+  it("fills exactly the terminal's size, whatever it is, with no line wider than the terminal", () => {
+    const long = model({
+      gateway: {
+        url: `http://${"very-long-host-name.".repeat(8)}example:1994`,
+        connected: true,
+        reconnects: 0,
+      },
+      logs: [{ time: NOW, level: "info", text: "x".repeat(400) }],
+    });
+    for (const [columns, rows] of [
+      [60, 18],
+      [80, 24],
+      [120, 40],
+      [200, 60],
+    ] as const) {
+      const lines = frame(long, columns, rows).split("\n");
+      expect(lines).toHaveLength(rows);
+      for (const line of lines) expect([...line].length).toBeLessThanOrEqual(columns);
+      expect(lines[0]).toMatch(/^╔.*╗$/);
+      expect([...(lines[0] ?? "")].length).toBe(columns);
+      expect(lines.at(-2)).toMatch(/^╚═+╝$/);
+      unmount?.();
+    }
+  });
+
+  it("says the terminal is too small instead of drawing a broken frame", () => {
+    const f = frame(model(), 50, 12);
+    expect(f).toContain("Terminal too small (50×12)");
+    expect(f.replace(/\s+/g, " ")).toContain("enlarge the window, or run b9agent --no-tui for plain logs");
+    expect(f).not.toContain("╔");
+    unmount?.();
+    expect(frame(model(), 100, 17)).toContain("Terminal too small (100×17)");
+  });
+
+  it("shows that the agent is stopping its engines after q or Ctrl+C", () => {
+    const f = frame(model({ stopping: true }));
+    expect(f).toContain("Status: STOPPING");
+    expect(f).toContain("Stopping: engines are shutting down…");
+    expect(f).not.toContain("Press q");
+  });
+});
