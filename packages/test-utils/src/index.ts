@@ -1,3 +1,4 @@
+export * from "./cluster/index.ts";
 export * from "./model.ts";
 export * from "./processes.ts";
 export * from "./stores.ts";

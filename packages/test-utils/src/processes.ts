@@ -17,13 +17,22 @@ process.on("exit", () => {
   for (const p of running) p.kill("SIGKILL");
 });
 
+/**
+ * How to launch a process somewhere else: argv put before node's, e.g. `ip netns exec NS` to run it
+ * on a host of a network-namespace cluster. That command must exec node, so the pid stays node's.
+ */
+export interface Launch {
+  prefix?: string[];
+}
+
 /** A real child process whose JSON log lines are kept and can be waited on. */
 export class Proc {
   readonly child: ChildProcess;
   readonly lines: string[] = [];
   #exited: Promise<number | null>;
-  constructor(args: string[], env: NodeJS.ProcessEnv) {
-    this.child = spawn(process.execPath, args, {
+  constructor(args: string[], env: NodeJS.ProcessEnv, launch: Launch = {}) {
+    const [command, ...before] = [...(launch.prefix ?? []), process.execPath];
+    this.child = spawn(command!, [...before, ...args], {
       env: { ...process.env, BETA9_LOG_LEVEL: "debug", ...env },
       stdio: "pipe",
     });
@@ -99,7 +108,10 @@ export function tempDir(prefix = "b9-"): string {
 
 export interface GatewayProc {
   proc: Proc;
+  /** Where this test process reaches the gateway. */
   url: string;
+  /** Where the gateway listens, as agents dial it (the same as `url` on loopback). */
+  listenUrl: string;
   port: number;
   dataDir: string;
   adminKey: string;
@@ -111,15 +123,25 @@ export interface GatewayProc {
   ): Promise<{ status: number; body: T }>;
 }
 
-/** Start the real b9gateway on 127.0.0.1 (port 0 unless given) and wait until it listens. */
+/**
+ * Start the real b9gateway on 127.0.0.1 (host and port 0 unless given) and wait until it listens.
+ * `via` maps the address it listens on to one this test process can reach (a tunnel into a cluster).
+ */
 export async function startGateway(
-  opts: { dataDir?: string; port?: number; databaseUrl?: string; args?: string[] } = {},
+  opts: {
+    dataDir?: string;
+    host?: string;
+    port?: number;
+    databaseUrl?: string;
+    args?: string[];
+    via?: (listenUrl: string) => Promise<string>;
+  } & Launch = {},
 ): Promise<GatewayProc> {
   const dataDir = opts.dataDir ?? tempDir("b9-gw-");
   const args = [
     BIN.gateway,
     "--host",
-    "127.0.0.1",
+    opts.host ?? "127.0.0.1",
     "--port",
     String(opts.port ?? 0),
     "--data-dir",
@@ -127,16 +149,18 @@ export async function startGateway(
     ...(opts.args ?? []),
   ];
   if (opts.databaseUrl) args.push("--database-url", opts.databaseUrl);
-  const proc = new Proc(args, {});
+  const proc = new Proc(args, {}, opts);
   const entry = await proc.waitForLog(
     (e) => typeof e.address === "string" && String(e.msg).includes("listening"),
   );
-  const url = String(entry.address);
+  const listenUrl = String(entry.address);
+  const url = opts.via ? await opts.via(listenUrl) : listenUrl;
   const adminKey = readFileSync(join(dataDir, "admin-key"), "utf8").trim();
   return {
     proc,
     url,
-    port: Number(new URL(url).port),
+    listenUrl,
+    port: Number(new URL(listenUrl).port),
     dataDir,
     adminKey,
     async api<T>(method: string, path: string, body?: unknown, key: string = adminKey) {
@@ -163,12 +187,13 @@ export interface AgentProc {
 /** Start the real b9agent with its config at configPath, control API on a free loopback port. */
 export async function startAgent(
   configPath: string,
-  opts: { waitConnected?: boolean; env?: NodeJS.ProcessEnv } = {},
+  opts: { waitConnected?: boolean; env?: NodeJS.ProcessEnv; listen?: string } & Launch = {},
 ): Promise<AgentProc> {
-  const proc = new Proc([BIN.agent, "run", "--no-tui", "--listen", "127.0.0.1:0"], {
-    ...opts.env,
-    B9AGENT_CONFIG: configPath,
-  });
+  const proc = new Proc(
+    [BIN.agent, "run", "--no-tui", "--listen", opts.listen ?? "127.0.0.1:0"],
+    { ...opts.env, B9AGENT_CONFIG: configPath },
+    opts,
+  );
   const listening = await proc.waitForLog((e) => Array.isArray(e.addresses));
   const controlUrl = `http://${(listening.addresses as string[])[0]}`;
   if (opts.waitConnected ?? true) await proc.waitForLog((e) => e.msg === "connected to gateway");
@@ -188,7 +213,7 @@ export function testPython(): string {
 /** `b9agent init` against a gateway with a fresh join token; returns the config path. */
 export async function initAgent(
   gw: GatewayProc,
-  opts: { name?: string; configPath?: string; token?: string } = {},
+  opts: { name?: string; configPath?: string; token?: string; args?: string[] } & Launch = {},
 ): Promise<string> {
   const configPath = opts.configPath ?? join(tempDir("b9-agent-"), "config.yaml");
   const token =
@@ -199,13 +224,15 @@ export async function initAgent(
       BIN.agent,
       "init",
       "--gateway",
-      `127.0.0.1:${gw.port}`,
+      new URL(gw.listenUrl).host,
       "--token",
       token,
       "--name",
       opts.name ?? "worker",
+      ...(opts.args ?? []),
     ],
     { B9AGENT_CONFIG: configPath },
+    opts,
   );
   const code = await init.exited;
   if (code !== 0) throw new Error(`b9agent init failed (${code}):\n${init.lines.join("\n")}`);
@@ -231,11 +258,8 @@ export async function startModelAgent(
   opts: { name?: string; env?: NodeJS.ProcessEnv } = {},
 ): Promise<ModelAgent> {
   const path = await initAgent(gw, { name: opts.name ?? "worker" });
-  const cfg = YAML.parse(readFileSync(path, "utf8")) as { machine: { token: string }; models?: unknown };
-  cfg.models = { allowed_dirs: [dirname(testModelPath())] };
-  writeFileSync(path, YAML.stringify(cfg), { mode: 0o600 });
+  const token = allowTestModel(path).machine.token;
   const agent = await startAgent(path, { env: opts.env });
-  const token = cfg.machine.token;
   const control = (method: string, p: string, body?: unknown) =>
     fetch(agent.controlUrl + p, {
       method,
@@ -262,6 +286,17 @@ export async function startModelAgent(
         throw new Error(`start ${model} answered ${started.status}: ${await started.text()}`);
     },
   };
+}
+
+/** Let the agent configured at `path` read the test model's folder (models.allowed_dirs); returns the config. */
+export function allowTestModel(path: string): { machine: { id: string; token: string } } {
+  const cfg = YAML.parse(readFileSync(path, "utf8")) as {
+    machine: { id: string; token: string };
+    models?: unknown;
+  };
+  cfg.models = { allowed_dirs: [dirname(testModelPath())] };
+  writeFileSync(path, YAML.stringify(cfg), { mode: 0o600 });
+  return cfg;
 }
 
 /** The port of an agent's builtin engine (on 127.0.0.1), read from its child's command line. */

@@ -1,0 +1,3 @@
+export * from "./cluster.ts";
+export { Host } from "./host.ts";
+export { clusterUnsupported } from "./ip.ts";
