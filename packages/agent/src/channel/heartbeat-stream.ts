@@ -48,6 +48,7 @@ export const heartbeatStream: FastifyPluginAsync<HeartbeatContext> = async (app,
     const lines = new LineSplitter(64 * 1024);
 
     const beat = async () => {
+      timer = undefined;
       if (closed) return;
       if (s.lastAckAt !== null && Date.now() - s.lastAckAt > 3 * ctx.intervalMs() + 1_000) {
         ctx.log.warn("gateway stopped acknowledging heartbeats; reconnecting");
@@ -96,7 +97,14 @@ export const heartbeatStream: FastifyPluginAsync<HeartbeatContext> = async (app,
         if (s.status !== ack.status)
           ctx.log.info({ status: ack.status }, `gateway says this machine is ${ack.status}`);
         s.status = ack.status;
+        const before = ctx.intervalMs();
         ctx.onInterval(ack.heartbeat_interval_seconds * 1000);
+        // A gateway that wants beats more often gets the next one on the new schedule: after the old,
+        // longer wait its liveness check (and our own silence check) would take the gap for a failure.
+        if (timer !== undefined && ctx.intervalMs() < before) {
+          clearTimeout(timer);
+          timer = setTimeout(() => void beat(), ctx.intervalMs());
+        }
       }
     });
     const stop = () => {
