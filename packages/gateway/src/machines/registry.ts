@@ -37,6 +37,8 @@ interface Entry {
   hardware: Hardware;
   live: Liveness;
   link: AgentLink | null;
+  /** When the link was attached: a new channel's silence counts from then, not from an older beat. */
+  linkedAt: number;
   status: MachineStatus;
 }
 
@@ -82,6 +84,7 @@ export class MachineRegistry {
       hardware: JSON.parse(row.hardware) as Hardware,
       live,
       link: null,
+      linkedAt: 0,
       status: machineStatus(row, live, now, this.cfg),
     };
   }
@@ -144,6 +147,7 @@ export class MachineRegistry {
     if (!e) return;
     if (e.link && e.link !== link) e.link.close("replaced by a newer connection");
     e.link = link;
+    e.linkedAt = Date.now();
     e.live.connected = true;
   }
 
@@ -273,7 +277,15 @@ export class MachineRegistry {
   }
 
   sweep(now: number): void {
-    for (const e of this.#entries.values()) this.#transition(e, now);
+    for (const e of this.#entries.values()) {
+      this.#transition(e, now);
+      // A channel whose heartbeats stopped (a cut link, a hung agent) answers nothing, yet TCP may take
+      // many minutes to say so: close it, so requests on it fail now and go to another machine.
+      const silentFor = now - Math.max(e.live.lastHeartbeatAt ?? 0, e.linkedAt);
+      if (e.link && silentFor >= this.cfg.unhealthyAfterMs) {
+        e.link.close(`no heartbeat for ${Math.round(silentFor / 1000)} s`);
+      }
+    }
   }
 
   /** Write the heartbeat times gathered since the last flush. */
