@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from typing import Iterator, List
+
 import pytest
 from conftest import Stack
 
@@ -111,8 +114,21 @@ def test_loading_a_model_already_served_returns_at_once(gateway: Client, stack: 
     assert gateway.load_model(stack.model).state == "ready"
 
 
-def test_deploy_load_chat_unload(admin: Client, stack: Stack) -> None:
+@pytest.fixture
+def deployments(admin: Client) -> Iterator[List[str]]:
+    """Names of deployments a test makes; whatever it left is removed after it, pass or fail."""
+    names: List[str] = []
+    yield names
+    for name in names:
+        try:
+            admin.unload_model(name, wait=True, timeout=60)
+        except NotFoundError:
+            pass
+
+
+def test_deploy_load_chat_unload(admin: Client, stack: Stack, deployments: List[str]) -> None:
     name = "smollm2-deployed"
+    deployments.append(name)
     status = admin.load_model(name, source=stack.model_file, context_size=2048, idle_seconds=600)
     assert (status.name, status.state) == (name, "ready")
     assert name in [m.id for m in admin.list_models()]
@@ -125,6 +141,24 @@ def test_deploy_load_chat_unload(admin: Client, stack: Stack) -> None:
     assert name not in [m.id for m in admin.list_models()]
     with pytest.raises(NotFoundError, match="removes a deployment"):
         admin.unload_model(name)
+
+
+def test_load_model_brings_a_deployment_back_from_zero(
+    admin: Client, gateway: Client, agent: Client, stack: Stack, deployments: List[str]
+) -> None:
+    name = "smollm2-scaled"
+    deployments.append(name)
+    admin.load_model(name, source=stack.model_file, context_size=2048)
+    # Its replica goes away (as after an idle unload): stopped on the machine that served it.
+    agent.unload_model(name)
+    deadline = time.monotonic() + 30
+    while name in [m.id for m in gateway.list_models()]:
+        assert time.monotonic() < deadline, f"the gateway still lists {name} 30 s after it was stopped"
+        time.sleep(0.2)
+    # An inference key may load a deployed model: the gateway places it again.
+    assert gateway.load_model(name).state == "ready"
+    assert name in [m.id for m in gateway.list_models()]
+    assert "Paris" in gateway.chat(name, CAPITAL, max_tokens=16, temperature=0).content
 
 
 def test_a_gateway_that_is_not_running(closed_port: int) -> None:
