@@ -1,4 +1,4 @@
-import type { CreateDeployment, DeploymentList, DeploymentView, PullProgress } from "@beta9/protocol";
+import type { CreateDeployment, DeploymentList, DeploymentPullEvent, DeploymentView } from "@beta9/protocol";
 import { errorOf, StreamError } from "../errors.ts";
 import { ndjsonLines } from "../streaming/ndjson.ts";
 import { Stream } from "../streaming/stream.ts";
@@ -31,15 +31,16 @@ export class Deployments {
   }
 
   /**
-   * Has a machine that fits the deployment fetch its model now, ahead of the first request, as a
-   * stream of progress lines; the last one has status "success". A failure on the machine is thrown
-   * as a StreamError with its code. Stopping the stream stops the pull. Needs the admin scope.
+   * Has the machines that will serve the deployment fetch its model now, ahead of the first request,
+   * as a stream of progress events (per machine; bytes in `completed` of `total` while they move); the
+   * last one has status "success" and the `machines` that have it. A failure is thrown as a
+   * StreamError with its code. Stopping the stream stops the pulls. Needs the inference scope.
    *
    * ```ts
    * for await (const p of b9.deployments.pull("llama3.2:1b")) console.log(p.status, p.completed, p.total);
    * ```
    */
-  pull(name: string, options?: RequestOptions): Stream<PullProgress> {
+  pull(name: string, options?: RequestOptions): Stream<DeploymentPullEvent> {
     const path = `/api/v1/deployments/${segment(name)}/pull`;
     return new Stream(
       (signal) =>
@@ -61,11 +62,11 @@ export class Deployments {
   }
 }
 
-async function* pullProgress(body: AsyncIterable<Uint8Array>): AsyncGenerator<PullProgress> {
+async function* pullProgress(body: AsyncIterable<Uint8Array>): AsyncGenerator<DeploymentPullEvent> {
   for await (const line of ndjsonLines(body)) {
-    let progress: PullProgress;
+    let progress: DeploymentPullEvent;
     try {
-      progress = JSON.parse(line) as PullProgress;
+      progress = JSON.parse(line) as DeploymentPullEvent;
     } catch {
       throw new StreamError(200, "invalid_response", `a progress line is not JSON: ${line.slice(0, 80)}`);
     }
