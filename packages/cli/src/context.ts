@@ -7,6 +7,8 @@ import { LOGIN_HINT, UserError } from "./user-error.ts";
 /** What every command needs: where to print, the settings, and a client built from them on first use. */
 export class Context {
   readonly io: CliIO;
+  /** What `b9` exits with when the command returns without throwing (an interactive chat sets it). */
+  exitStatus = 0;
   #config: ResolvedConfig | undefined;
   #client: Beta9Client | undefined;
 
@@ -43,6 +45,11 @@ export class Context {
   /** `--json` output, on stdout. */
   printJson(value: unknown): void {
     this.io.stdout(json(value));
+  }
+
+  /** Runs `handler` on Ctrl+C while something can be stopped; the returned function stops listening. */
+  onInterrupt(handler: () => void): () => void {
+    return this.io.onInterrupt ? this.io.onInterrupt(handler) : () => {};
   }
 
   /** Remarks that are not the answer (empty lists, notes), on stderr so pipes see only data. */

@@ -34,3 +34,16 @@ export function gpuSummary(gpus: readonly Gpu[]): string {
 export function orDash(text: string | undefined | null): string {
   return text ? text : "-";
 }
+
+/** Bytes as a person reads a download: "512 B", "93.8 MiB", "1.2 GiB". */
+export function bytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  let value = n / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(1)} ${units[unit]}`;
+}

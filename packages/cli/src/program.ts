@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import pkg from "../package.json" with { type: "json" };
+import { addChat } from "./commands/chat.ts";
 import { addKeyCreate } from "./commands/key/create.ts";
 import { addKeyList } from "./commands/key/list.ts";
 import { addKeyRevoke } from "./commands/key/revoke.ts";
@@ -13,6 +14,7 @@ import { addMachineUncordon } from "./commands/machine/uncordon.ts";
 import { addModelDeploy } from "./commands/model/deploy.ts";
 import { addModelList } from "./commands/model/list.ts";
 import { addModelPs } from "./commands/model/ps.ts";
+import { addModelPull } from "./commands/model/pull.ts";
 import { addModelRemove } from "./commands/model/remove.ts";
 import { addModelShow } from "./commands/model/show.ts";
 import { addPoolCreate } from "./commands/pool/create.ts";
@@ -29,11 +31,10 @@ import { reportError } from "./report.ts";
  * The whole `b9` program, printing through `io`. Errors thrown by actions propagate out of
  * `parseAsync`; `run` turns them into messages and an exit status.
  */
-export function buildProgram(io: CliIO): Command {
-  const ctx = new Context(io);
+export function buildProgram(io: CliIO, ctx: Context = new Context(io)): Command {
   const program = new Command("b9")
     .description(
-      "Manage a Beta9 gateway: machines, pools, join tokens, API keys and deployed models; see usage.",
+      "Manage a Beta9 gateway (machines, pools, join tokens, API keys, deployed models, usage) and chat with its models.",
     )
     .version(pkg.version, "-V, --version")
     .addHelpText(
@@ -76,7 +77,9 @@ export function buildProgram(io: CliIO): Command {
   addModelShow(model, ctx);
   addModelRemove(model, ctx);
   addModelPs(model, ctx);
+  addModelPull(model, ctx);
 
+  addChat(program, ctx);
   addUsage(program, ctx);
 
   return program;
@@ -84,14 +87,15 @@ export function buildProgram(io: CliIO): Command {
 
 /** Runs `b9` with the arguments after the program name; resolves to the exit status. */
 export async function run(argv: readonly string[], io: CliIO): Promise<number> {
-  const program = buildProgram(io);
+  const ctx = new Context(io);
+  const program = buildProgram(io, ctx);
   let command: string[] = [];
   program.hook("preAction", (_root, action) => {
     command = commandPath(action);
   });
   try {
     await program.parseAsync([...argv], { from: "user" });
-    return 0;
+    return ctx.exitStatus;
   } catch (error) {
     // Commander has already printed usage mistakes and help; only its verdict is left.
     if (error instanceof CommanderError) return error.exitCode;

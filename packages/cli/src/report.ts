@@ -2,19 +2,28 @@ import {
   ApiError,
   AuthenticationError,
   ConnectionError,
+  ConnectionLostError,
   ConnectionTimeoutError,
   NotFoundError,
   PermissionDeniedError,
   RateLimitError,
+  StreamError,
 } from "@beta9/sdk";
 import { type ResolvedConfig, resolveConfig } from "./config.ts";
 import type { CliIO } from "./io.ts";
-import { LOGIN_HINT, UserError } from "./user-error.ts";
+import { Interrupted, LOGIN_HINT, UserError } from "./user-error.ts";
 
 const LISTABLE = new Set(["machine", "token", "key", "pool", "model"]);
 
+/** Commands that call models, and so need the inference scope rather than admin or read. */
+const INFERENCE = new Set(["chat", "model pull"]);
+
+/** Exit status after Ctrl+C (128 + SIGINT), as shells report it. */
+const INTERRUPTED = 130;
+
 /** Prints an error the way a person can act on it and returns the exit status. */
 export function reportError(error: unknown, io: CliIO, command: string[]): number {
+  if (error instanceof Interrupted) return INTERRUPTED;
   const { message, hint } = explain(error, io, command);
   io.stderr(`error: ${message}\n`);
   if (hint) io.stderr(`${hint}\n`);
@@ -29,6 +38,12 @@ function explain(
 ): { message: string; hint?: string | undefined } {
   if (error instanceof UserError) return { message: error.message, hint: error.hint };
 
+  if (error instanceof ConnectionLostError) {
+    return {
+      message: `the connection to the gateway at ${error.baseUrl} closed before the answer ended (${error.reason})`,
+      hint: "try again; if it keeps happening, the gateway's log says why",
+    };
+  }
   if (error instanceof ConnectionTimeoutError) {
     return {
       message: `the gateway at ${error.baseUrl} did not answer in time (${error.reason})`,
@@ -48,12 +63,24 @@ function explain(
     };
   }
   if (error instanceof PermissionDeniedError) {
+    if (INFERENCE.has(command.join(" "))) {
+      return {
+        message: error.message,
+        hint: `b9 ${command.join(" ")} needs a key with the inference (or admin) scope; an admin can make one with b9 key create NAME --scopes inference`,
+      };
+    }
     return {
       message: error.message,
       hint: "this needs a key with the admin scope (reads: read or admin); an admin can make one with b9 key create NAME --scopes admin",
     };
   }
   if (error instanceof NotFoundError) {
+    if (error.code === "model_not_found") {
+      return {
+        message: error.message,
+        hint: "see the deployed models with b9 model list, or deploy this one with b9 model deploy NAME --source SOURCE",
+      };
+    }
     if (error.code === "pool_unknown") {
       return {
         message: error.message,
@@ -70,8 +97,16 @@ function explain(
     const wait = error.retryAfterSeconds === undefined ? "a moment" : `${error.retryAfterSeconds}s`;
     return { message: error.message, hint: `wait ${wait} and try again` };
   }
+  if (error instanceof StreamError) {
+    return { message: error.message, hint: streamHint(error, command) };
+  }
   if (error instanceof ApiError) {
-    if (error.status === 503) return { message: error.message, hint: "try again shortly" };
+    if (error.status === 503) {
+      return {
+        message: error.message,
+        hint: "try again shortly; b9 machine list shows which machines are READY",
+      };
+    }
     if (error.status >= 500)
       return { message: error.message, hint: "the gateway failed; its log has the details" };
     return { message: error.message };
@@ -79,6 +114,15 @@ function explain(
   // Anything else is our bug, not the user's mistake: say so, and keep the stack for BETA9_DEBUG.
   const message = error instanceof Error ? error.message : String(error);
   return { message, hint: "this looks like a bug in b9; run again with BETA9_DEBUG=1 to see where" };
+}
+
+/** A stream that failed after it began: what failed decides the next step. */
+function streamHint(error: StreamError, command: string[]): string {
+  if (error.code === "worker_lost") return "the machine serving the answer went away; try again";
+  if (command.join(" ") === "model pull") {
+    return "see where the model should go with b9 model show NAME and b9 machine list; the agent's log on the machine has the details";
+  }
+  return "try again; if it fails again, the gateway's log has the details";
 }
 
 function fixAddress(io: CliIO): string {
