@@ -104,16 +104,31 @@ function explain(
     if (error.status === 503) {
       return {
         message: error.message,
-        hint: "try again shortly; b9 machine list shows which machines are READY",
+        hint: "try again shortly; if it persists, b9 machine list shows which machines are READY",
       };
     }
     if (error.status >= 500)
       return { message: error.message, hint: "the gateway failed; its log has the details" };
-    return { message: error.message };
+    if (error.status === 409) return { message: error.message, hint: conflictHint(command) };
+    return {
+      message: error.message,
+      hint: `check what was given against ${["b9", ...command, "--help"].join(" ")}`,
+    };
   }
   // Anything else is our bug, not the user's mistake: say so, and keep the stack for BETA9_DEBUG.
   const message = error instanceof Error ? error.message : String(error);
   return { message, hint: "this looks like a bug in b9; run again with BETA9_DEBUG=1 to see where" };
+}
+
+/** 409: the thing is there already, or busy; the next step depends on what it is. */
+function conflictHint(command: string[]): string {
+  const noun = command[0];
+  if (command.join(" ") === "model deploy") {
+    return "choose another name, or remove the deployed one first with b9 model remove NAME";
+  }
+  return noun && LISTABLE.has(noun)
+    ? `see them all with b9 ${noun} list`
+    : "see the current state, then try again";
 }
 
 /** A stream that failed after it began: what failed decides the next step. */

@@ -208,8 +208,35 @@ describe("b9 chat", () => {
     expect(jsonLoop.stderr).toMatch(/^error: --json prints one answer, so it needs a prompt\n/);
   });
 
-  it("an unknown model, a bad key, a key without the scope and a gateway that is down: one line each, the next step, exit 1", async () => {
+  it("an unknown model, a bad key, a key without the scope, a rate limit, no machine that fits and a gateway that is down: one line each, the next step, exit 1", async () => {
+    const limited = await gw.api<{ key: string }>("POST", "/api/v1/keys", {
+      name: "limited",
+      scopes: ["inference"],
+      rpm_limit: 1,
+    });
+    expect(
+      (await b9(["chat", "smollm2", "Hi", "--max-tokens", "2"], { env: { BETA9_API_KEY: limited.body.key } }))
+        .code,
+    ).toBe(0);
+    const gpuOnly = await b9(
+      ["model", "deploy", "gpu-only", "--source", testModelPath(), "--gpu", "nvidia"],
+      {
+        env: { BETA9_API_KEY: gw.adminKey },
+      },
+    );
+    expect(gpuOnly.code, gpuOnly.stderr).toBe(0);
+
     const cases: Array<{ env?: NodeJS.ProcessEnv; model?: string; error: RegExp; hint: RegExp }> = [
+      {
+        env: { BETA9_API_KEY: limited.body.key },
+        error: /^error: .*1 requests per minute/,
+        hint: /^wait \d+s and try again$/,
+      },
+      {
+        model: "gpu-only",
+        error: /^error: .*gpu-only.*nvidia/,
+        hint: /^try again shortly; if it persists, b9 machine list shows which machines are READY$/,
+      },
       {
         model: "ghost",
         error: /^error: The model `ghost` /,

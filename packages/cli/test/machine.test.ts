@@ -39,6 +39,15 @@ describe("b9 machine list", () => {
     expect(r.stdout.trim().split("\n")).toHaveLength(2);
   });
 
+  it("refuses an unknown --status before asking the gateway, listing the states", async () => {
+    const r = await b9(env, "machine", "list", "--status", "bogus");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      'unknown status "bogus"; choose from READY, BUSY, UNHEALTHY, OFFLINE, CORDONED, DRAINING',
+    );
+    expect(gateway.requests).toHaveLength(0);
+  });
+
   it("--json prints the gateway's answer as it came", async () => {
     const r = await b9(env, "machine", "ls", "--json");
     expect(r.code).toBe(0);

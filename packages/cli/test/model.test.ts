@@ -162,7 +162,9 @@ describe("b9 model deploy", () => {
     expect(dup).toEqual({
       code: 1,
       stdout: "",
-      stderr: "error: A deployment named library/qwen2.5:7b exists already.\n",
+      stderr:
+        "error: A deployment named library/qwen2.5:7b exists already.\n" +
+        "choose another name, or remove the deployed one first with b9 model remove NAME\n",
     });
     const pool = await b9(env, "model", "deploy", "m", "--source", "s", "--pool", "nope");
     expect(pool.stderr).toBe(

@@ -226,6 +226,10 @@ describe("b9 pool", () => {
 
   it("create of an existing pool prints the gateway's message", async () => {
     const r = await b9(env, "pool", "create", "gpu");
-    expect(r).toEqual({ code: 1, stdout: "", stderr: "error: Pool gpu exists already.\n" });
+    expect(r).toEqual({
+      code: 1,
+      stdout: "",
+      stderr: "error: Pool gpu exists already.\nsee them all with b9 pool list\n",
+    });
   });
 });

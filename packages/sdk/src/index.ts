@@ -1,5 +1,5 @@
 export type * from "@beta9/protocol";
-export { parseDuration } from "@beta9/protocol";
+export { MachineStatuses, parseDuration } from "@beta9/protocol";
 export { Beta9Client, type ClientOptions } from "./client.ts";
 export {
   ApiError,

@@ -1,12 +1,12 @@
-import type { MachineStatus } from "@beta9/sdk";
-import type { Command } from "commander";
+import { type MachineStatus, MachineStatuses } from "@beta9/sdk";
+import { type Command, InvalidArgumentError } from "commander";
 import type { Context } from "../../context.ts";
 import { ago, gib, gpuSummary } from "../../format.ts";
 import { JSON_FLAG_HELP, table } from "../../output.ts";
 
 interface Options {
   pool?: string;
-  status?: string;
+  status?: MachineStatus;
   json?: boolean;
 }
 
@@ -16,15 +16,10 @@ export function addMachineList(machine: Command, ctx: Context): void {
     .alias("ls")
     .description("list the machines that joined")
     .option("--pool <pool>", "only machines in this pool")
-    .option(
-      "--status <status>",
-      "only machines in this state: READY, BUSY, UNHEALTHY, OFFLINE, CORDONED, DRAINING",
-    )
+    .option("--status <status>", `only machines in this state: ${MachineStatuses.join(", ")}`, status)
     .option("--json", JSON_FLAG_HELP)
     .action(async (opts: Options) => {
-      // The gateway validates the value; upper-casing only spares people the shift key.
-      const status = opts.status?.toUpperCase() as MachineStatus | undefined;
-      const list = await ctx.client().machines.list({ pool: opts.pool, status });
+      const list = await ctx.client().machines.list({ pool: opts.pool, status: opts.status });
       if (opts.json) return ctx.printJson(list);
       if (list.machines.length === 0) {
         return ctx.note("No machines found. Add one with b9 token create, then b9agent init on the machine.");
@@ -46,4 +41,13 @@ export function addMachineList(machine: Command, ctx: Context): void {
         ),
       );
     });
+}
+
+/** Upper-cased, so people may spare the shift key. */
+function status(value: string): MachineStatus {
+  const wanted = value.trim().toUpperCase();
+  const found = MachineStatuses.find((s) => s === wanted);
+  if (!found)
+    throw new InvalidArgumentError(`unknown status "${value}"; choose from ${MachineStatuses.join(", ")}`);
+  return found;
 }
