@@ -14,7 +14,6 @@ const HOP_BY_HOP = new Set([
   "transfer-encoding",
   "upgrade",
   "host",
-  "content-length",
 ]);
 
 export interface ProxyOptions {
@@ -47,6 +46,7 @@ export async function proxyRequest(reply: FastifyReply, opts: ProxyOptions): Pro
   };
   res.on("close", onClose);
   reply.hijack();
+  let sse = false;
   try {
     const upstream = await request(opts.url, {
       method: opts.method ?? "POST",
@@ -58,8 +58,11 @@ export async function proxyRequest(reply: FastifyReply, opts: ProxyOptions): Pro
       dispatcher: opts.dispatcher,
     });
     opts.onResponse?.(upstream.statusCode);
-    res.writeHead(upstream.statusCode, passOnHeaders(upstream.headers).headers);
-    res.flushHeaders?.();
+    const pass = passOnHeaders(upstream.headers);
+    sse = pass.sse;
+    res.writeHead(upstream.statusCode, pass.headers);
+    // An event stream's headers go at once (a client waits on them); others ride with the first bytes.
+    if (sse) res.flushHeaders?.();
     for await (const chunk of upstream.body) {
       if (abort.signal.aborted) break;
       if (!res.write(chunk)) await Promise.race([once(res, "drain"), once(res, "close")]);
@@ -74,9 +77,12 @@ export async function proxyRequest(reply: FastifyReply, opts: ProxyOptions): Pro
     if (!res.headersSent) {
       res.writeHead(status, { "content-type": "application/json" });
       res.end(JSON.stringify(body));
-    } else {
+    } else if (sse) {
       // Mid-stream: tell an SSE client in its own framing, then end. Never hang.
       res.end(`data: ${JSON.stringify(body)}\n\n`);
+    } else {
+      // Cut off mid-body: a broken response, never a short one that parses.
+      res.destroy(err as Error);
     }
   } finally {
     res.off("close", onClose);
@@ -85,7 +91,9 @@ export async function proxyRequest(reply: FastifyReply, opts: ProxyOptions): Pro
 
 /**
  * The upstream's response headers as a proxy passes them on: no hop-by-hop or pseudo headers, and for
- * server-sent events the headers that keep every proxy and cache from buffering the stream.
+ * server-sent events the headers that keep every proxy and cache from buffering the stream. A body
+ * passed on byte for byte keeps its `content-length` (no chunked framing); an event stream, whose
+ * events a proxy may drop, loses it.
  */
 export function passOnHeaders(upstream: Record<string, string | string[] | undefined>): {
   headers: Record<string, string | string[]>;
@@ -97,6 +105,7 @@ export function passOnHeaders(upstream: Record<string, string | string[] | undef
   }
   const sse = String(upstream["content-type"] ?? "").startsWith("text/event-stream");
   if (sse) {
+    delete headers["content-length"];
     headers["cache-control"] = "no-cache, no-transform";
     headers["x-accel-buffering"] = "no";
   }

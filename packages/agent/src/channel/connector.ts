@@ -107,6 +107,8 @@ export class Connector {
       req.on("upgrade", (_res, socket, head) => {
         socket.setTimeout(0);
         socket.setKeepAlive(true, 10_000);
+        // Answers are many small HTTP/2 frames: Nagle's wait for an ACK would hold each one back.
+        socket.setNoDelay(true);
         socket.once("end", () => socket.destroy());
         if (head.length > 0) socket.unshift(head);
         this.#deps.serve(socket);

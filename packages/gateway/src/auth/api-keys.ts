@@ -19,13 +19,28 @@ declare module "fastify" {
 }
 
 const TOUCH_EVERY_MS = 60_000;
+/** How long a key read from the store is trusted: another gateway's revocation shows here within it. */
+const KEY_TTL_MS = 5_000;
+const MAX_CACHED_KEYS = 10_000;
 
-/** Checks API keys and scopes. `last_used_at` is written at most once a minute per key. */
+/**
+ * Checks API keys and scopes. Known keys are kept for a few seconds, so a request costs no store
+ * query; `forget` drops one at once (this gateway revoked it). `last_used_at` is written at most once
+ * a minute per key.
+ */
 export class ApiKeyAuth {
   readonly #store: Store;
   readonly #touched = new Map<string, number>();
-  constructor(store: Store) {
+  readonly #known = new Map<string, { key: ApiKey; readAt: number }>();
+  readonly #ttlMs: number;
+  constructor(store: Store, opts: { keyTtlMs?: number } = {}) {
     this.#store = store;
+    this.#ttlMs = opts.keyTtlMs ?? KEY_TTL_MS;
+  }
+
+  /** Stop trusting a key read earlier (it was revoked or changed). */
+  forget(keyId: string): void {
+    for (const [hash, k] of this.#known) if (k.key.id === keyId) this.#known.delete(hash);
   }
 
   async authenticate(req: FastifyRequest, need: Scope): Promise<Caller> {
@@ -42,7 +57,7 @@ export class ApiKeyAuth {
         "that is not an API key (API keys start with b9_); create one with `b9 key create`",
       );
     }
-    const key = await this.#store.keys.byHash(hashSecret(token));
+    const key = await this.#lookup(hashSecret(token));
     if (!key)
       throw new Beta9Error(
         "api_key_invalid",
@@ -64,6 +79,20 @@ export class ApiKeyAuth {
       scopes,
       limits: { rpm: key.rpm_limit, tpm: key.tpm_limit },
     };
+  }
+
+  async #lookup(hash: string): Promise<ApiKey | undefined> {
+    const now = Date.now();
+    const known = this.#known.get(hash);
+    if (known && now - known.readAt < this.#ttlMs) return known.key;
+    const key = await this.#store.keys.byHash(hash);
+    // Only keys that exist are kept: forged keys must not fill the memory.
+    if (!key) this.#known.delete(hash);
+    else {
+      if (this.#known.size >= MAX_CACHED_KEYS) this.#known.delete(this.#known.keys().next().value!);
+      this.#known.set(hash, { key, readAt: now });
+    }
+    return key;
   }
 
   #touch(key: ApiKey): void {

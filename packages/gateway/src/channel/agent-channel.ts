@@ -7,6 +7,13 @@ import type { AgentLink, MachineRegistry } from "../machines/registry.ts";
 
 const checkHeartbeat = Compile(Heartbeat);
 const PING_EVERY_MS = 15_000;
+/**
+ * Flow-control windows for answers coming back over the channel. HTTP/2's 64 KiB defaults would cap
+ * a machine across the internet at 64 KiB per round trip for all its streams together; a slow client
+ * still holds its own stream back at the per-stream window.
+ */
+const STREAM_WINDOW = 256 * 1024;
+const SESSION_WINDOW = 8 * 1024 * 1024;
 
 /**
  * The gateway's end of one agent channel: an HTTP/2 client session over the socket the agent
@@ -25,7 +32,11 @@ export class AgentChannel implements AgentLink {
     this.machineId = machineId;
     this.#registry = registry;
     this.#log = log.child({ machine_id: machineId });
-    this.session = http2.connect(`http://agent.invalid`, { createConnection: () => socket });
+    this.session = http2.connect(`http://agent.invalid`, {
+      createConnection: () => socket,
+      settings: { initialWindowSize: STREAM_WINDOW },
+    });
+    this.session.once("connect", () => this.session.setLocalWindowSize(SESSION_WINDOW));
     this.session.on("error", (err) => this.#log.debug({ err }, "agent channel error"));
     this.session.on("close", () => this.#onClosed());
     socket.on("close", () => this.#onClosed());

@@ -57,6 +57,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app, 
         throw new Beta9Error("not_found", `no API key ${req.params.id}; list them with \`b9 key list\``);
       }
       const k = await ctx.store.keys.revoke(existing.id, Date.now());
+      ctx.auth.forget(existing.id);
       ctx.log.info({ key_id: existing.id }, "API key revoked");
       return apiKeyView(k ?? existing, await ctx.store.workspaces.byId(existing.workspace_id));
     },

@@ -7,6 +7,7 @@ import { limitMessage } from "../../limits/key-limits.ts";
 import { CLIENT_LEFT, type Metering } from "../../metering/metering.ts";
 import { requestModel } from "../../router/request.ts";
 import type { Router } from "../../router/router.ts";
+import { RecentDeployments } from "../../scheduler/recent-deployments.ts";
 import type { DeploymentSpec, ReplicaManager } from "../../scheduler/replicas.ts";
 import { relayBytes, relayEvents } from "./relay.ts";
 
@@ -25,6 +26,7 @@ export interface InferenceRouteContext extends GatewayContext {
 }
 
 export const openaiRoutes: FastifyPluginAsync<InferenceRouteContext> = async (app, ctx) => {
+  const recent = new RecentDeployments(ctx.deployments);
   app.get("/v1/models", async (req) => {
     await ctx.auth.authenticate(req, "inference");
     return {
@@ -71,9 +73,13 @@ export const openaiRoutes: FastifyPluginAsync<InferenceRouteContext> = async (ap
         );
       }
 
-      // Scale from zero: a deployed model with no replica now is loaded first (bounded wait).
-      const deployment = await ctx.deployments(caller.workspaceId, model);
-      if (deployment && !ctx.router.pick(model)) {
+      // Scale from zero: a deployed model with no replica now is loaded first (bounded wait). With one
+      // serving, the deployment only guides scaling up, which may act on what was read seconds ago.
+      const serving = ctx.router.pick(model) !== undefined;
+      const deployment = serving
+        ? await recent.get(caller.workspaceId, model)
+        : await ctx.deployments(caller.workspaceId, model);
+      if (deployment && !serving) {
         try {
           await ctx.replicas.ensure(deployment);
         } catch (err) {
@@ -125,8 +131,9 @@ export const openaiRoutes: FastifyPluginAsync<InferenceRouteContext> = async (ap
           const pass = passOnHeaders(res.headers as Record<string, string | string[] | undefined>);
           reply.hijack();
           reply.raw.writeHead(res.status, pass.headers);
-          reply.raw.flushHeaders?.();
           if (pass.sse) {
+            // Headers at once for a stream; a whole answer's ride with its bytes (one write).
+            reply.raw.flushHeaders?.();
             await relayEvents(reply.raw, res, {
               meter,
               onFirstByte,
