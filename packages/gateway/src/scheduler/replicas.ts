@@ -11,6 +11,7 @@ import { callAgent } from "./agent-call.ts";
 import { placementNeeds } from "./deployment-spec.ts";
 import { placeReplica } from "./placement.ts";
 import { PulledModels } from "./pulled-models.ts";
+import { unwantedReplicas } from "./reconcile.ts";
 
 /** A deployment as the scheduler needs it. */
 export interface DeploymentSpec {
@@ -54,6 +55,8 @@ export class ReplicaManager {
   readonly #lastUsed = new Map<string, number>();
   /** Models this gateway loaded for a deployment: when the deployment goes, so do its replicas. */
   readonly #managed = new Set<string>();
+  /** Managed models whose deployment went: unloaded wherever they still run, also on machines back later. */
+  readonly #removed = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
   #sweeping = false;
 
@@ -166,7 +169,18 @@ export class ReplicaManager {
       for (const name of [...this.#managed]) {
         if (deployed.has(name)) continue;
         this.#managed.delete(name);
-        for (const m of registry.serving(name)) await this.#unload(m, name, "its deployment was removed");
+        this.#removed.add(name);
+      }
+      for (const name of this.#removed) if (deployed.has(name)) this.#removed.delete(name);
+      const unwanted = unwantedReplicas({
+        deployments,
+        removed: this.#removed,
+        serving: (model) => registry.serving(model),
+        lastUsed: (id, model) => this.#lastUsed.get(key(id, model)),
+      });
+      for (const u of unwanted) {
+        const link = registry.link(u.machineId);
+        if (link) await this.#unload({ id: u.machineId, link }, u.model, u.why);
       }
       for (const dep of deployments) {
         const serving = registry.serving(dep.name);

@@ -1,0 +1,43 @@
+/*
+ * What runs, squared with what is wanted. The gateway's picture can be wrong for a while: a machine
+ * cut off keeps running its replicas while the gateway places them elsewhere, and a deployment
+ * removed meanwhile cannot be unloaded there. When the machine's heartbeats return they say what it
+ * really runs, and this decides what has to go.
+ */
+
+export interface UnwantedReplica {
+  machineId: string;
+  model: string;
+  why: string;
+}
+
+export function unwantedReplicas(input: {
+  deployments: readonly { name: string; maxReplicas: number }[];
+  /** Models of deployments removed since this gateway placed them. */
+  removed: Iterable<string>;
+  /** The machines serving a model now (connected and taking work). */
+  serving: (model: string) => readonly { id: string }[];
+  lastUsed: (machineId: string, model: string) => number | undefined;
+}): UnwantedReplica[] {
+  const out: UnwantedReplica[] = [];
+  for (const dep of input.deployments) {
+    const serving = input.serving(dep.name);
+    const extra = serving.length - dep.maxReplicas;
+    if (extra <= 0) continue;
+    // The replicas used last stay: one that was away has sat idle while the others served.
+    const used = (id: string) => input.lastUsed(id, dep.name) ?? Number.NEGATIVE_INFINITY;
+    const leastUsedFirst = [...serving].sort((a, b) => used(a.id) - used(b.id));
+    for (const m of leastUsedFirst.slice(0, extra)) {
+      out.push({
+        machineId: m.id,
+        model: dep.name,
+        why: `${serving.length} replicas run and max_replicas is ${dep.maxReplicas}`,
+      });
+    }
+  }
+  for (const model of input.removed) {
+    for (const m of input.serving(model))
+      out.push({ machineId: m.id, model, why: "its deployment was removed" });
+  }
+  return out;
+}

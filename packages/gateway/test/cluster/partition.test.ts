@@ -1,0 +1,125 @@
+import {
+  Cluster,
+  type ClusterGateway,
+  clusterUnsupported,
+  testModelPath,
+  type Worker,
+  waitFor,
+} from "@beta9/test-utils";
+import type OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  ask,
+  GATEWAY_ARGS,
+  LIVENESS,
+  openaiClient,
+  runningOn,
+  showTimelineOnFailure,
+  testDeployment,
+  watchStatus,
+  watchStream,
+} from "./fixture.ts";
+
+/*
+ * A worker cut off from the network, then healed: it keeps running all along, so when it returns it
+ * still runs what it ran before. The gateway must square that with what it wants now.
+ */
+const unsupported = clusterUnsupported();
+if (unsupported) console.warn(`skipping the cluster fault tests: ${unsupported}`);
+
+describe.skipIf(unsupported)("a worker cut off, then healed", () => {
+  let cluster: Cluster;
+  let gw: ClusterGateway;
+  let workers: Worker[];
+  let client: OpenAI;
+  const setup = showTimelineOnFailure(() => cluster);
+
+  beforeAll(
+    () =>
+      setup(async () => {
+        cluster = Cluster.create();
+        gw = await cluster.startGateway({ args: GATEWAY_ARGS });
+        workers = await Promise.all(cluster.workerHosts.map((h) => cluster.joinWorker(gw, h)));
+        client = await openaiClient(gw);
+        // Both deployments land on w1: the others are cordoned while they are placed.
+        for (const w of workers.slice(1))
+          expect((await gw.api("POST", `/api/v1/machines/${w.machineId}/cordon`)).status).toBe(200);
+        for (const name of ["chat", "old"]) {
+          const dep = testDeployment(name, testModelPath(), { min_replicas: 1, max_replicas: 1 });
+          expect((await gw.api("POST", "/api/v1/deployments", dep)).status).toBe(201);
+          expect(await ask(client, name)).toMatch(/Paris/);
+        }
+        for (const w of workers.slice(1))
+          expect((await gw.api("POST", `/api/v1/machines/${w.machineId}/uncordon`)).status).toBe(200);
+      }),
+    150_000,
+  );
+
+  afterAll(async () => {
+    await cluster?.destroy();
+  });
+
+  it("fails its stream over, moves its replica; healed, it runs nothing twice and drops what was removed", async () => {
+    const [w1] = workers as [Worker, ...Worker[]];
+    expect(await runningOn(workers, "chat")).toEqual(["w1"]);
+    expect(await runningOn(workers, "old")).toEqual(["w1"]);
+
+    const stream = watchStream(client, "chat");
+    await waitFor(() => stream.chunks > 0, { what: "the stream to start", timeoutMs: 30_000 });
+    const status = watchStatus(gw, w1.machineId);
+    const cutAt = Date.now();
+    cluster.cut(w1.host);
+
+    // Nothing tells anyone: the gateway notices the silence, and the stream ends with an error.
+    const end = await stream.done;
+    expect(end.ok).toBe(false);
+    const error = end as { ok: false; error: Error; at: number };
+    expect(error.error.message).toMatch(/went away; retry it/);
+    const streamEndedMs = error.at - cutAt;
+    expect(streamEndedMs).toBeLessThan(LIVENESS.unhealthyAfterMs + 5_000);
+    expect(status.when("UNHEALTHY")).toBeDefined();
+
+    // chat wants one replica: another machine gets it and answers while w1 is away.
+    await waitFor(async () => (await runningOn(workers.slice(1), "chat")).length === 1, {
+      what: "chat placed on another machine",
+      timeoutMs: 60_000,
+      intervalMs: 250,
+    });
+    const movedMs = Date.now() - cutAt;
+    expect(await ask(client, "chat")).toMatch(/Paris/);
+    // old is removed while w1 cannot hear it; w1 still runs both.
+    expect((await gw.api("DELETE", "/api/v1/deployments/old")).status).toBe(204);
+    expect(await runningOn([w1], "chat")).toEqual(["w1"]);
+    expect(await runningOn([w1], "old")).toEqual(["w1"]);
+
+    const healedAt = Date.now();
+    cluster.heal(w1.host);
+    await waitFor(() => status.seen.at(-1)?.status === "READY", {
+      what: "w1 READY again",
+      timeoutMs: 60_000,
+    });
+    const backMs = Date.now() - healedAt;
+    // What the machines run converges on what is wanted: chat once, old nowhere.
+    await waitFor(
+      async () =>
+        (await runningOn(workers, "chat")).length === 1 && (await runningOn(workers, "old")).length === 0,
+      { what: "chat to run once and old nowhere", timeoutMs: 30_000, intervalMs: 250 },
+    );
+    const reconciledMs = Date.now() - healedAt;
+    await status.stop();
+    expect(status.seen.map((s) => s.status)).toContain("UNHEALTHY");
+    expect(await ask(client, "chat")).toMatch(/Paris/);
+    // The replica that served while w1 was away stays; w1 was told to drop its own, and did.
+    expect(await runningOn([w1], "chat")).toEqual([]);
+    const unloaded = gw.proc
+      .logs()
+      .filter((e) => String(e.msg).startsWith("unloaded") && e.machine_id === w1.machineId);
+    expect(unloaded.map((e) => e.msg).sort()).toEqual([
+      "unloaded chat: 2 replicas run and max_replicas is 1",
+      "unloaded old: its deployment was removed",
+    ]);
+    console.info(
+      `worker cut off: stream error after ${streamEndedMs} ms, UNHEALTHY after ${status.when("UNHEALTHY")! - cutAt} ms, replica moved after ${movedMs} ms; healed: READY after ${backMs} ms, reconciled after ${reconciledMs} ms`,
+    );
+  }, 180_000);
+});
