@@ -51,7 +51,7 @@ const openaiError = (code: string | null, message: string, type = "invalid_reque
 
 const messages = [{ role: "user" as const, content: "Hi" }];
 
-describe("chat", () => {
+describe("chat, against a canned server standing in for the gateway", () => {
   it("sends the OpenAI body (snake_case, only the options given) and returns content, model, finishReason, usage", async () => {
     const { server, b9 } = await serve(
       json(200, {
@@ -143,7 +143,7 @@ describe("chat", () => {
   });
 });
 
-describe("chat streams", () => {
+describe("chat streams, against a canned server standing in for the gateway", () => {
   it("yields chunks as they come, asks for the usage, and keeps the whole answer", async () => {
     const { server, b9 } = await serve((_req, res) => {
       sseHead(res);
@@ -326,7 +326,7 @@ describe("chat streams", () => {
   });
 });
 
-describe("generate, embed, listModels", () => {
+describe("generate, embed, listModels, against a canned server standing in for the gateway", () => {
   it("generate posts a prompt to /v1/completions and streams text chunks", async () => {
     const { server, b9 } = await serve((req, res) => {
       if (JSON.parse(req.body).stream) {
@@ -391,7 +391,7 @@ describe("generate, embed, listModels", () => {
   });
 });
 
-describe("deployments.pull", () => {
+describe("deployments.pull, against a canned server standing in for the gateway", () => {
   it("streams NDJSON progress to the success line", async () => {
     const { server, b9 } = await serve((_req, res) => {
       res.writeHead(200, { "content-type": "application/x-ndjson" });

@@ -5,6 +5,9 @@ import { spinnerLine } from "./status-line.ts";
 /** How often the replicas are asked while a model is being started. */
 const POLL_MS = 1000;
 
+/** On a terminal, a wait this long for the first token gets a spinner even when its cause is unknown. */
+const QUIET_MS = 1500;
+
 export interface ColdStartWatch {
   /** The first token came (`answered`), or the request ended otherwise: stop showing the wait. */
   stop(answered: boolean): void;
@@ -13,8 +16,9 @@ export interface ColdStartWatch {
 /**
  * While a request waits for a deployed model that has no ready replica (the gateway is placing and
  * loading one: a cold start), shows what the replicas are doing — a spinner on a terminal, a line per
- * change otherwise, on stderr — until the first token. Nothing is shown for a model that is ready or
- * not deployed, or when the key may not read deployments (an inference-only key).
+ * change otherwise, on stderr — until the first token. When that cannot be told (a model served
+ * without a deployment, or a key that may not read deployments: an inference-only key), a terminal
+ * still gets a spinner once the first token is slow to come.
  */
 export function watchColdStart(ctx: Context, client: Beta9Client, model: string): ColdStartWatch {
   const started = ctx.now();
@@ -34,7 +38,16 @@ export function watchColdStart(ctx: Context, client: Beta9Client, model: string)
 
   const poll = async () => {
     const state = await coldState(client, model);
-    if (stopped || state.kind === "unknown") return;
+    if (stopped) return;
+    if (state.kind === "unknown") {
+      if (spinner && !shown) {
+        timer = setTimeout(() => {
+          if (!stopped) spinner.set(`waiting for ${model} to answer`);
+        }, QUIET_MS);
+        timer.unref();
+      }
+      return;
+    }
     if (state.kind === "ready" && !shown) return; // warm: nothing to show
     show(state.kind === "ready" ? "ready, waiting for the first token" : state.text);
     timer = setTimeout(() => void poll(), POLL_MS);

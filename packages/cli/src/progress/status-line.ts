@@ -11,17 +11,17 @@ export interface StatusLine {
 }
 
 /**
- * A spinner with text and the time elapsed, drawn by cli-progress on the terminal's stderr; undefined
- * when stderr is not a terminal (callers print plain lines then).
+ * A spinner with text and the seconds since `since`, drawn by cli-progress on the terminal's stderr;
+ * undefined when stderr is not a terminal (callers print plain lines then).
  */
-export function spinnerLine(io: CliIO): StatusLine | undefined {
+export function spinnerLine(io: CliIO, since = Date.now()): StatusLine | undefined {
   const stream = io.progressStream;
   if (!stream || !io.tty?.stderr) return undefined;
   const bar = new cliProgress.SingleBar({
     stream,
-    format: (_options, params, payload: { text: string }) => {
+    format: (_options, _params, payload: { text: string }) => {
       const frame = FRAMES[Math.floor(Date.now() / 80) % FRAMES.length];
-      const seconds = Math.floor((Date.now() - params.startTime) / 1000);
+      const seconds = Math.floor((Date.now() - since) / 1000);
       return `${frame} ${payload.text} (${seconds}s)`;
     },
     clearOnComplete: true,
