@@ -4,6 +4,7 @@ import { Store, storeConfigFrom } from "@beta9/store";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance } from "fastify";
 import { ApiKeyAuth } from "./auth/api-keys.ts";
+import { WorkspaceModels } from "./auth/model-access.ts";
 import { bootstrap } from "./bootstrap.ts";
 import { channelUpgradeHandler } from "./channel/upgrade.ts";
 import type { GatewayConfig } from "./config.ts";
@@ -58,10 +59,20 @@ export async function buildGateway(
 
   installErrorHandling(app);
   const ctx: GatewayContext = { store, registry, auth: new ApiKeyAuth(store), log };
-  const metrics = installMetrics(app, registry);
+  const replicas = new ReplicaManager({
+    registry,
+    log,
+    coldStartTimeoutMs: config.coldStartTimeoutMs,
+    deployments: async () => (await store.deployments.listAll()).map(deploymentSpec),
+  });
+  const metrics = installMetrics(app, registry, replicas);
   const recorder = new UsageRecorder(store.usage, log);
   const limits = new KeyLimits();
-  const metering = new Metering(recorder, limits);
+  const metering = new Metering(recorder, limits, {
+    inference: metrics.inference,
+    servedNow: (model) => registry.serving(model).length > 0,
+  });
+  const models = new WorkspaceModels(store, registry);
   // Keys whose buckets are full again are forgotten; the map holds only keys spending their limits.
   const pruneLimits = setInterval(() => limits.prune(), 60_000);
   pruneLimits.unref();
@@ -72,24 +83,25 @@ export async function buildGateway(
   await app.register(tokenRoutes, ctx);
   await app.register(keyRoutes, ctx);
   await app.register(poolRoutes, ctx);
-  await app.register(deploymentRoutes, ctx);
+  // Replicas of a removed deployment go now, not at the next sweep.
+  await app.register(deploymentRoutes, {
+    ...ctx,
+    onRemoved: () =>
+      void replicas
+        .sweep()
+        .catch((err: unknown) => log.warn({ err }, "could not unload a removed deployment")),
+  });
   await app.register(machineRoutes, ctx);
   await app.register(joinRoutes, ctx);
   await app.register(forkCompatRoutes, ctx);
   await app.register(usageRoutes, { ...ctx, metering });
   const router = new Router(registry);
-  const replicas = new ReplicaManager({
-    registry,
-    log,
-    coldStartTimeoutMs: config.coldStartTimeoutMs,
-    deployments: async () => (await store.deployments.listAll()).map(deploymentSpec),
-  });
   await app.register(openaiRoutes, {
     ...ctx,
     router,
-    metrics: metrics.inference,
     metering,
     replicas,
+    models,
     deployments: async (workspaceId, model) => {
       const row = await store.deployments.get(workspaceId, model);
       return row ? deploymentSpec(row) : undefined;
@@ -98,7 +110,7 @@ export async function buildGateway(
   await app.register(replicaRoutes, { ...ctx, router, replicas });
   const prePullDeps = { registry, pulled: replicas.pulled, log };
   await app.register(deploymentPullRoutes, { ...ctx, prePull: prePullDeps });
-  await app.register(ollamaRoutes, { ...ctx, router, metering, prePull: prePullDeps });
+  await app.register(ollamaRoutes, { ...ctx, router, metering, replicas, models, prePull: prePullDeps });
 
   app.server.on("upgrade", channelUpgradeHandler(ctx));
   // Agent channels are long-lived upgraded sockets fastify does not track; end them before close()

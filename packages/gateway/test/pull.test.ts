@@ -6,6 +6,7 @@ import {
   startModelAgent,
   TEST_MODEL,
   testModelPath,
+  waitFor,
 } from "@beta9/test-utils";
 import { Ollama } from "ollama";
 import OpenAI from "openai";
@@ -107,6 +108,14 @@ describe("POST /api/v1/deployments/:name/pull", () => {
       { status: "success", model: null, machines: [{ id: events[0]!.machine_id, name: "worker" }] },
     ]);
     expect(files.requests.filter((p) => p === "/smollm2.gguf")).toHaveLength(1);
+
+    // Removing the deployment stops what runs for it on the machine.
+    expect(await agentModels()).toEqual([expect.objectContaining({ name: "tiny", state: "ready" })]);
+    expect((await gw.api("DELETE", "/api/v1/deployments/tiny")).status).toBe(204);
+    await waitFor(async () => (await agentModels()).length === 0, {
+      what: "the removed deployment's replica to stop on the agent",
+      timeoutMs: 10_000,
+    });
   }, 90_000);
 
   it("refuses before streaming: unknown deployment, no machine fits, a key without the scope", async () => {
@@ -175,7 +184,24 @@ describe("Ollama's POST /api/pull at the gateway, with the real ollama client", 
     // Again, not streamed: one object; the machine finds the bytes it has and fetches nothing.
     expect(await ollama().pull({ model: "olla" })).toEqual({ status: "success" });
     expect(files.requests.filter((p) => p === "/olla.gguf")).toHaveLength(1);
-  }, 60_000);
+
+    // Listed while scaled to zero; the first chat loads it, under Ollama's default tag too.
+    expect((await ollama().list()).models.map((m) => m.name)).toContain("olla");
+    expect((await ollama().ps()).models.map((m) => m.name)).not.toContain("olla");
+    const chat = await ollama().chat({
+      model: "olla:latest",
+      messages: [{ role: "user", content: "What is the capital of France?" }],
+      options: { num_predict: 8, temperature: 0 },
+    });
+    expect(chat.message.content.length).toBeGreaterThan(0);
+    expect((await ollama().ps()).models.map((m) => m.name)).toContain("olla");
+    expect(files.requests.filter((p) => p === "/olla.gguf")).toHaveLength(1);
+    expect((await gw.api("DELETE", "/api/v1/deployments/olla")).status).toBe(204);
+    await waitFor(async () => !(await agentModels()).some((m) => m.name === "olla"), {
+      what: "olla to stop on the agent",
+      timeoutMs: 10_000,
+    });
+  }, 90_000);
 
   it("deploys a name it does not know from Ollama's registry (admin key), and takes it back when that fails", async () => {
     // An inference key may pull what is deployed, not deploy.

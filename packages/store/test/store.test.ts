@@ -255,6 +255,11 @@ for (const dialect of DIALECTS) {
         "ws_2/a",
         "ws_2/m",
       ]);
+      const named = (names: string[]) =>
+        store.deployments.named(names).then((rows) => rows.map((d) => `${d.workspace_id}/${d.name}`));
+      expect(await named(["m"])).toEqual(["ws_1/m", "ws_2/m"]);
+      expect(await named(["a", "nope"])).toEqual(["ws_2/a"]);
+      expect(await named([])).toEqual([]);
     });
 
     it("lets exactly one of many racers create a deployment", async () => {

@@ -3,17 +3,39 @@ import type { FastifyInstance } from "fastify";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { MachineRegistry } from "../machines/registry.ts";
 
-/** Per-model inference metrics, recorded by the OpenAI and Ollama routes. */
+/** One finished inference request, as its meter saw it (metering/metering.ts records it). */
+export interface InferenceRecord {
+  /** The model, or "unknown" for a name the gateway does not know. */
+  model: string;
+  status: number;
+  seconds: number;
+  firstByteSeconds: number | null;
+  /** A machine answered (or began to): the duration is an inference's, not a refusal's. */
+  reachedMachine: boolean;
+  promptTokens: number;
+  completionTokens: number;
+  /** The tokens that tell the generation speed, and the seconds they took. */
+  generation: { tokens: number; seconds: number };
+}
+
+/** Per-model inference metrics: one call per finished request, from the OpenAI and Ollama routes alike. */
 export interface InferenceMetrics {
-  requests: Counter<"model" | "status">;
-  duration: Histogram<"model">;
-  timeToFirstToken: Histogram<"model">;
+  record(r: InferenceRecord): void;
+}
+
+/** What the scheduler tells the metrics about replicas. */
+export interface ReplicaGauges {
+  /** Each replica's model and state (agents' states, plus "loading" while a machine is being chosen). */
+  replicaStates(): { model: string; state: string }[];
+  /** Requests waiting for a replica to load, by model. */
+  coldStartWaiting(): ReadonlyMap<string, number>;
 }
 
 /** The gateway's Prometheus metrics, on a registry of its own (tests start several gateways). */
 export function installMetrics(
   app: FastifyInstance,
   registry: MachineRegistry,
+  replicas: ReplicaGauges,
 ): { registry: Registry; inference: InferenceMetrics } {
   const reg = new Registry();
   collectDefaultMetrics({ register: reg, prefix: "beta9_gateway_" });
@@ -57,27 +79,72 @@ export function installMetrics(
     duration.observe({ method: req.method, route }, reply.elapsedTime / 1000);
   });
 
+  new Gauge({
+    name: "beta9_replicas",
+    help: "Replicas of models on machines, by model and state (starting, ready, error as agents report; loading while the gateway places one).",
+    labelNames: ["model", "state"] as const,
+    registers: [reg],
+    collect() {
+      this.reset();
+      for (const r of replicas.replicaStates()) this.inc({ model: r.model, state: r.state });
+    },
+  });
+  new Gauge({
+    name: "beta9_cold_start_waiting_requests",
+    help: "Requests waiting for a replica of their model to load (scale from zero), by model.",
+    labelNames: ["model"] as const,
+    registers: [reg],
+    collect() {
+      this.reset();
+      for (const [model, n] of replicas.coldStartWaiting()) this.set({ model }, n);
+    },
+  });
+
+  const requestsByModel = new Counter({
+    name: "beta9_inference_requests_total",
+    help: "Inference requests answered, by model and status code (499: the client left; 502: the answer was cut off).",
+    labelNames: ["model", "status"] as const,
+    registers: [reg],
+  });
+  const inferenceDuration = new Histogram({
+    name: "beta9_inference_duration_seconds",
+    help: "Time from receiving an inference request to the end of its answer.",
+    labelNames: ["model"] as const,
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+    registers: [reg],
+  });
+  const timeToFirstByte = new Histogram({
+    name: "beta9_inference_time_to_first_byte_seconds",
+    help: "Time from receiving an inference request to the first byte of its answer (the first token, when streamed).",
+    labelNames: ["model"] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [reg],
+  });
+  const tokens = new Counter({
+    name: "beta9_inference_tokens_total",
+    help: "Tokens of inference requests, by model and kind (prompt, completion); rate() of completion tokens is the pool's generation speed.",
+    labelNames: ["model", "kind"] as const,
+    registers: [reg],
+  });
+  const tokensPerSecond = new Histogram({
+    name: "beta9_inference_completion_tokens_per_second",
+    help: "Generation speed of each answered request: for a stream, the tokens after the first over the time after it; for a whole answer, its tokens over its time.",
+    labelNames: ["model"] as const,
+    buckets: [1, 2, 5, 10, 20, 35, 50, 75, 100, 150, 200, 300, 500, 1000],
+    registers: [reg],
+  });
   const inference: InferenceMetrics = {
-    requests: new Counter({
-      name: "beta9_inference_requests_total",
-      help: "Inference requests answered, by model and status code.",
-      labelNames: ["model", "status"] as const,
-      registers: [reg],
-    }),
-    duration: new Histogram({
-      name: "beta9_inference_duration_seconds",
-      help: "Time from receiving an inference request to the end of its answer.",
-      labelNames: ["model"] as const,
-      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
-      registers: [reg],
-    }),
-    timeToFirstToken: new Histogram({
-      name: "beta9_inference_time_to_first_byte_seconds",
-      help: "Time from receiving an inference request to the first byte of its answer (the first token, when streamed).",
-      labelNames: ["model"] as const,
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-      registers: [reg],
-    }),
+    record(r) {
+      const model = { model: r.model };
+      requestsByModel.inc({ model: r.model, status: String(r.status) });
+      if (r.reachedMachine) inferenceDuration.observe(model, r.seconds);
+      if (r.firstByteSeconds !== null) timeToFirstByte.observe(model, r.firstByteSeconds);
+      if (r.promptTokens > 0) tokens.inc({ model: r.model, kind: "prompt" }, r.promptTokens);
+      if (r.completionTokens > 0) tokens.inc({ model: r.model, kind: "completion" }, r.completionTokens);
+      // Under a millisecond says nothing about speed (a cached or one-token answer).
+      if (r.status === 200 && r.generation.tokens > 0 && r.generation.seconds >= 0.001)
+        tokensPerSecond.observe(model, r.generation.tokens / r.generation.seconds);
+    },
   };
 
   app.get("/metrics", async (_req, reply) => {

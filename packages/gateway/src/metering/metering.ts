@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Caller } from "../auth/api-keys.ts";
+import type { InferenceMetrics } from "../http/metrics.ts";
 import type { Admission, KeyLimits } from "../limits/key-limits.ts";
 import type { UsageRecorder } from "./usage-recorder.ts";
 
@@ -18,10 +19,16 @@ export const CLIENT_LEFT = 499;
 export class Metering {
   readonly #recorder: UsageRecorder;
   readonly #limits: KeyLimits;
+  readonly #metrics: MeteredMetrics | undefined;
 
-  constructor(recorder: UsageRecorder, limits: KeyLimits) {
+  /**
+   * `metrics`: where each finished request is counted for Prometheus too (one place for the OpenAI
+   * and Ollama routes alike), with `servedNow` saying whether an unconfirmed name may be a label.
+   */
+  constructor(recorder: UsageRecorder, limits: KeyLimits, metrics?: MeteredMetrics) {
     this.#recorder = recorder;
     this.#limits = limits;
+    this.#metrics = metrics;
   }
 
   admit(caller: Caller): Admission {
@@ -29,9 +36,10 @@ export class Metering {
   }
 
   start(caller: Caller, model: string): RequestMeter {
-    return new RequestMeter(caller, model, (row, tokens) => {
+    return new RequestMeter(caller, model, (row, tokens, facts) => {
       this.#recorder.record(row);
       this.#limits.charge(caller.keyId, tokens);
+      if (this.#metrics) record(this.#metrics, row, facts);
     });
   }
 
@@ -41,7 +49,45 @@ export class Metering {
   }
 }
 
-type Done = (row: Parameters<UsageRecorder["record"]>[0], tokens: number) => void;
+type Row = Parameters<UsageRecorder["record"]>[0];
+
+/** What a meter knows beyond its usage row. */
+export interface MeterFacts {
+  /** The route found the model (deployed for the caller, or served): its name may label metrics. */
+  known: boolean;
+  /** The machine streamed the answer, so its tokens came between the first byte and the end. */
+  streamed: boolean;
+}
+
+type Done = (row: Row, tokens: number, facts: MeterFacts) => void;
+
+export interface MeteredMetrics {
+  inference: InferenceMetrics;
+  /** Whether a machine serves this name now (names nobody serves are not labels). */
+  servedNow: (model: string) => boolean;
+}
+
+function record(m: MeteredMetrics, row: Row, facts: MeterFacts): void {
+  // Client-chosen names must not grow the metrics without bound: only known models are labels.
+  const known = facts.known || row.machine_id !== null || m.servedNow(row.model);
+  const seconds = row.latency_ms / 1000;
+  const firstByte = row.ttfb_ms === null ? null : row.ttfb_ms / 1000;
+  m.inference.record({
+    model: known ? row.model : "unknown",
+    status: row.status,
+    seconds,
+    firstByteSeconds: firstByte,
+    reachedMachine: row.machine_id !== null,
+    promptTokens: row.prompt_tokens,
+    completionTokens: row.completion_tokens,
+    // A streamed answer's rate counts the tokens after the first, over the time after it (the
+    // prompt's processing and any cold start left out); a whole answer's, all of it over all its time.
+    generation:
+      facts.streamed && firstByte !== null
+        ? { tokens: row.completion_tokens - 1, seconds: seconds - firstByte }
+        : { tokens: row.completion_tokens, seconds },
+  });
+}
 
 /** One request's usage, from its arrival to its end. */
 export class RequestMeter {
@@ -55,6 +101,7 @@ export class RequestMeter {
   #prompt = 0;
   #completion = 0;
   #finished = false;
+  readonly #facts: MeterFacts = { known: false, streamed: false };
 
   constructor(caller: Caller, model: string, done: Done) {
     this.#caller = caller;
@@ -73,6 +120,16 @@ export class RequestMeter {
 
   machine(id: string): void {
     this.#machineId = id;
+  }
+
+  /** The model is one the caller may use (a deployment of theirs, or served): a metrics label. */
+  known(): void {
+    this.#facts.known = true;
+  }
+
+  /** The machine streams this answer (tokens per second then count from the first token). */
+  streamed(): void {
+    this.#facts.streamed = true;
   }
 
   /** The first byte of the machine's answer (the first token, when streamed); later calls are ignored. */
@@ -106,6 +163,7 @@ export class RequestMeter {
         started_at: this.startedAtMs,
       },
       this.#prompt + this.#completion,
+      this.#facts,
     );
   }
 }

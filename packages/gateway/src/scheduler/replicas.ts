@@ -53,6 +53,7 @@ export class ReplicaManager {
   readonly pulled = new PulledModels();
   readonly #loading = new Map<string, Promise<void>>();
   readonly #lastUsed = new Map<string, number>();
+  readonly #waiting = new Map<string, number>();
   /** Models this gateway loaded for a deployment: when the deployment goes, so do its replicas. */
   readonly #managed = new Set<string>();
   /** Managed models whose deployment went: unloaded wherever they still run, also on machines back later. */
@@ -81,7 +82,34 @@ export class ReplicaManager {
   /** Make sure at least one replica serves the deployment; waits (bounded) for a cold start. */
   async ensure(dep: DeploymentSpec): Promise<void> {
     if (this.#deps.registry.serving(dep.name).length > 0) return;
-    await this.#addReplica(dep);
+    this.#waiting.set(dep.name, (this.#waiting.get(dep.name) ?? 0) + 1);
+    try {
+      await this.#addReplica(dep);
+    } finally {
+      this.#waiting.set(dep.name, (this.#waiting.get(dep.name) ?? 1) - 1);
+    }
+  }
+
+  /** Requests waiting in ensure(), by model (0 once a model's wait is over: a series, not a gap). */
+  coldStartWaiting(): ReadonlyMap<string, number> {
+    return this.#waiting;
+  }
+
+  /**
+   * Each replica's model and state: the agent's (starting, ready, error), "draining" on a draining
+   * machine, "unreachable" on one the gateway has lost, and "loading" while one is being placed.
+   */
+  replicaStates(): { model: string; state: string }[] {
+    const out: { model: string; state: string }[] = [];
+    for (const m of this.#deps.registry.views()) {
+      const lost = m.status === "OFFLINE" || m.status === "UNHEALTHY";
+      for (const model of m.inference?.models ?? []) {
+        const state = lost ? "unreachable" : m.status === "DRAINING" ? "draining" : model.state;
+        out.push({ model: model.name, state });
+      }
+    }
+    for (const name of this.#loading.keys()) out.push({ model: name, state: "loading" });
+    return out;
   }
 
   /** Start one more replica in the background when every replica is this busy (and max allows). */

@@ -44,6 +44,18 @@ export class DeploymentRepository {
     return this.list();
   }
 
+  /** Every workspace's deployments with one of these names (which workspaces may call a model by it). */
+  async named(names: readonly string[]): Promise<Deployment[]> {
+    if (names.length === 0) return [];
+    return this.#db
+      .selectFrom("deployments")
+      .selectAll()
+      .where("name", "in", names)
+      .orderBy("workspace_id")
+      .orderBy("name")
+      .execute();
+  }
+
   async remove(workspaceId: string, name: string): Promise<boolean> {
     const res = await this.#db
       .deleteFrom("deployments")

@@ -27,7 +27,12 @@ export const NameParams = Type.Object({ name: DeploymentName });
  * The models a workspace keeps servable. Every route acts on the caller's workspace only: another
  * workspace's deployment is not found, never shown.
  */
-export const deploymentRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app, ctx) => {
+export const deploymentRoutes: FastifyPluginAsyncTypebox<
+  GatewayContext & {
+    /** A deployment was removed: its replicas are unloaded (unless another workspace deploys the name). */
+    onRemoved?: (name: string) => void;
+  }
+> = async (app, ctx) => {
   app.post(
     "/api/v1/deployments",
     { schema: { body: CreateDeployment, response: { 201: DeploymentView } } },
@@ -62,6 +67,7 @@ export const deploymentRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async
       throw deploymentNotFound(req.params.name);
     }
     ctx.log.info({ workspace_id: caller.workspaceId, model: req.params.name }, "deployment removed");
+    ctx.onRemoved?.(req.params.name);
     return reply.status(204).send();
   });
 };

@@ -18,14 +18,15 @@ export class OllamaError extends Error {
 export const badRequest = (message: string) => new OllamaError(400, message);
 
 /**
- * Ollama says `model "x" not found, try pulling it first`; clients match on `not found`. Beta9 serves
- * a model where a machine has pulled and started it, so the hint says how to do that.
+ * Ollama says `model "x" not found, try pulling it first`; clients match on `not found`. Here a model
+ * is found when the caller's workspace deployed it or a machine serves it for everyone, so the hint
+ * names the workspace's models and how to add one.
  */
-export function modelNotFound(model: string, served: readonly string[]): OllamaError {
-  const known = served.length ? ` (served now: ${served.join(", ")})` : "";
+export function modelNotFound(model: string, known: readonly string[]): OllamaError {
+  const here = known.length ? ` (its models: ${known.join(", ")})` : "";
   return new OllamaError(
     404,
-    `model "${model}" not found: no machine serves it${known}; pull and start it on a machine with POST /inference/pull and POST /inference/start`,
+    `model "${model}" not found in this workspace${here}; pull it first (ollama pull ${model}, with an admin key) or deploy it with \`b9 model deploy ${model} --source SRC\``,
   );
 }
 

@@ -2,6 +2,7 @@ import { BETA9_VERSION, DeploymentName, type DeploymentPullEvent } from "@beta9/
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { Compile } from "typebox/compile";
 import type { Caller } from "../../auth/api-keys.ts";
+import type { WorkspaceModels } from "../../auth/model-access.ts";
 import type { GatewayContext } from "../../context.ts";
 import { clientGone, tapFirst } from "../../http/client-gone.ts";
 import { limitMessage } from "../../limits/key-limits.ts";
@@ -11,7 +12,7 @@ import { type AgentResponse, requestModel } from "../../router/request.ts";
 import type { Router } from "../../router/router.ts";
 import { deploymentSpec } from "../../scheduler/deployment-spec.ts";
 import { type PrePullDeps, prePull } from "../../scheduler/pre-pull.ts";
-import type { DeploymentSpec } from "../../scheduler/replicas.ts";
+import type { DeploymentSpec, ReplicaManager } from "../../scheduler/replicas.ts";
 import { createDeployment } from "../management/deployments.ts";
 import {
   badRequest,
@@ -21,7 +22,7 @@ import {
   ollamaErrorReply,
   upstreamMessage,
 } from "./errors.ts";
-import { nameVariants, psEntry, resolveModel, servedModels, showAnswer, tagEntry } from "./models.ts";
+import { listedModels, nameVariants, psEntry, type ServedModel, showAnswer, tagEntry } from "./models.ts";
 import { type AnswerEvent, answerEvents, collectAnswer, ollamaLines, sendNdjson } from "./ndjson-stream.ts";
 import { lastPullLine, ollamaPullLines } from "./pull.ts";
 import {
@@ -41,6 +42,14 @@ import {
 } from "./translate.ts";
 
 const validDeploymentName = Compile(DeploymentName);
+/** How old a read of deployments may be for a request to a model being served. */
+const RECENT_DEPLOYMENTS_MS = 5_000;
+
+/** A model the caller may use: the name machines serve it by, and the caller's deployment of it. */
+interface Found {
+  name: string;
+  deployment: DeploymentSpec | undefined;
+}
 
 const HEADERS_TIMEOUT_MS = 300_000;
 /** Largest embeddings answer read from a machine (2,048 inputs of 4,096 floats fit). */
@@ -53,7 +62,13 @@ const MAX_ERROR_BYTES = 64 * 1024;
  * call to find the server. Errors leave in Ollama's shape, `{"error":"…"}`.
  */
 export const ollamaRoutes: FastifyPluginAsync<
-  GatewayContext & { router: Router; metering: Metering; prePull: PrePullDeps }
+  GatewayContext & {
+    router: Router;
+    metering: Metering;
+    replicas: ReplicaManager;
+    models: WorkspaceModels;
+    prePull: PrePullDeps;
+  }
 > = async (app, ctx) => {
   app.setErrorHandler(ollamaErrorHandler);
   // Ollama's own examples send JSON with curl -d, which labels it form data: read any body as JSON.
@@ -73,22 +88,23 @@ export const ollamaRoutes: FastifyPluginAsync<
 
   app.get("/api/version", async () => ({ version: BETA9_VERSION }));
 
+  // Listings show the caller's workspace's models only (auth/model-access.ts says which).
   app.get("/api/tags", async (req) => {
-    await ctx.auth.authenticate(req, "inference");
-    return { models: servedModels(ctx.registry).map(tagEntry) };
+    const caller = await ctx.auth.authenticate(req, "inference");
+    return { models: (await listed(caller)).map(tagEntry) };
   });
 
   app.get("/api/ps", async (req) => {
-    await ctx.auth.authenticate(req, "inference");
-    return { models: servedModels(ctx.registry).map(psEntry) };
+    const caller = await ctx.auth.authenticate(req, "inference");
+    return { models: (await listed(caller)).filter((m) => m.machines.length > 0).map(psEntry) };
   });
 
   app.post("/api/show", post, async (req) => {
-    await ctx.auth.authenticate(req, "inference");
+    const caller = await ctx.auth.authenticate(req, "inference");
     const asked = modelOf(asBody(req.body));
-    const name = resolveModel(ctx.registry, asked);
-    const model = servedModels(ctx.registry).find((m) => m.name === name);
-    if (!model) throw notServed(asked);
+    const found = await find(caller, asked);
+    const model = (await listed(caller)).find((m) => m.name === found.name);
+    if (!model) throw await notFound(caller, asked);
     return showAnswer(model);
   });
 
@@ -106,14 +122,16 @@ export const ollamaRoutes: FastifyPluginAsync<
     const caller = await ctx.auth.authenticate(req, "inference");
     const e = embedRequest(req.body);
     const startedAt = performance.now();
-    const list = e.inputs.length === 0 ? nothingToEmbed(e.model) : await embeddings(req, reply, caller, e);
+    const list =
+      e.inputs.length === 0 ? await nothingToEmbed(caller, e.model) : await embeddings(req, reply, caller, e);
     return list === undefined ? undefined : embedAnswer(e.model, list, performance.now() - startedAt);
   });
 
   app.post("/api/embeddings", post, async (req, reply) => {
     const caller = await ctx.auth.authenticate(req, "inference");
     const e = embeddingsRequest(req.body);
-    const list = e.inputs.length === 0 ? nothingToEmbed(e.model) : await embeddings(req, reply, caller, e);
+    const list =
+      e.inputs.length === 0 ? await nothingToEmbed(caller, e.model) : await embeddings(req, reply, caller, e);
     return list === undefined ? undefined : embeddingsAnswer(list);
   });
 
@@ -152,11 +170,9 @@ export const ollamaRoutes: FastifyPluginAsync<
     caller: Caller,
     asked: string,
   ): Promise<{ deployment: DeploymentSpec; created: boolean } | undefined> {
-    for (const name of nameVariants(asked)) {
-      const row = await ctx.store.deployments.get(caller.workspaceId, name);
-      if (row) return { deployment: deploymentSpec(row), created: false };
-    }
-    if (ctx.registry.serving(resolveModel(ctx.registry, asked)).length > 0) return undefined;
+    const access = await ctx.models.access(caller.workspaceId, nameVariants(asked));
+    if (access.kind === "deployed") return { deployment: access.deployment, created: false };
+    if (access.kind === "shared") return undefined;
     if (!validDeploymentName.Check(asked)) {
       throw badRequest(
         `${JSON.stringify(asked)} is not a model name; use letters, digits and . _ : / @ + - (e.g. "llama3.2:1b")`,
@@ -172,22 +188,50 @@ export const ollamaRoutes: FastifyPluginAsync<
     return { deployment: deploymentSpec(row), created: true };
   }
 
-  /** No input: nothing to ask a machine, but the model must be served (as Ollama loads it). */
-  function nothingToEmbed(model: string): { data: [] } {
-    if (ctx.registry.serving(resolveModel(ctx.registry, model)).length === 0) throw notServed(model);
+  /** No input: nothing to ask a machine, but the model must be there, and is loaded (as Ollama does). */
+  async function nothingToEmbed(caller: Caller, model: string): Promise<{ data: [] }> {
+    await warm(await find(caller, model));
     return { data: [] };
   }
 
-  function notServed(model: string): OllamaError {
-    return modelNotFound(model, [...ctx.registry.servedModels().keys()].sort());
+  async function listed(caller: Caller): Promise<ServedModel[]> {
+    return listedModels(ctx.registry, await ctx.models.list(caller.workspaceId));
+  }
+
+  /** The model `asked` means in the caller's workspace (Ollama's ":latest" either way); 404 if none. */
+  async function find(caller: Caller, asked: string): Promise<Found> {
+    const names = nameVariants(asked);
+    // With a replica serving, deployments read seconds ago will do; scaling from zero reads the store.
+    const serving = names.some((n) => ctx.router.pick(n) !== undefined);
+    const access = await ctx.models.access(caller.workspaceId, names, {
+      maxAgeMs: serving ? RECENT_DEPLOYMENTS_MS : 0,
+    });
+    if (access.kind === "none") throw await notFound(caller, asked);
+    return { name: access.name, deployment: access.kind === "deployed" ? access.deployment : undefined };
+  }
+
+  /** Scale from zero: a deployed model with no replica now is loaded first (bounded wait). */
+  async function warm(found: Found): Promise<void> {
+    if (!found.deployment || ctx.registry.serving(found.name).length > 0) return;
+    try {
+      await ctx.replicas.ensure(found.deployment);
+    } catch (err) {
+      throw new OllamaError(503, (err as Error).message, { retryAfterS: 10 });
+    }
+  }
+
+  async function notFound(caller: Caller, model: string): Promise<OllamaError> {
+    return modelNotFound(model, await ctx.models.names(caller.workspaceId));
   }
 
   /**
    * Admit a request that will go to a machine under its key's limits, and start its meter (under the
-   * model's served name). A refused request is metered too, and answered 429 with Retry-After.
+   * name a machine serves it by, when one does). A refused request is metered too, and answered 429
+   * with Retry-After.
    */
   function admit(caller: Caller, model: string): RequestMeter {
-    const meter = ctx.metering.start(caller, resolveModel(ctx.registry, model));
+    const served = nameVariants(model).find((n) => ctx.registry.serving(n).length > 0) ?? model;
+    const meter = ctx.metering.start(caller, served);
     const admission = ctx.metering.admit(caller);
     if (!admission.ok) {
       meter.finish(429);
@@ -198,16 +242,23 @@ export const ollamaRoutes: FastifyPluginAsync<
     return meter;
   }
 
-  /** Send a request for `model` to a machine serving it; throws Ollama's errors when none answers. */
+  /**
+   * Send a request for a model the caller may use to a machine serving it (loading one first when
+   * none does); throws Ollama's errors when none answers.
+   */
   async function ask(
     req: FastifyRequest,
+    caller: Caller,
     model: string,
     path: string,
     body: Record<string, unknown>,
     signal: AbortSignal,
     meter: RequestMeter,
   ): Promise<AgentResponse> {
-    const served = resolveModel(ctx.registry, model);
+    const found = await find(caller, model);
+    meter.known();
+    await warm(found);
+    const served = found.name;
     const result = await requestModel(
       ctx.router,
       served,
@@ -222,6 +273,10 @@ export const ollamaRoutes: FastifyPluginAsync<
         signal,
       },
       {
+        onAttempt: (machineId) => {
+          ctx.replicas.touch(machineId, served);
+          if (found.deployment) ctx.replicas.scaleUp(found.deployment, ctx.router.outstanding(machineId));
+        },
         onRetry: (machineId, err) =>
           req.log.warn(
             { machine_id: machineId, model: served, err: err.message },
@@ -229,7 +284,7 @@ export const ollamaRoutes: FastifyPluginAsync<
           ),
       },
     );
-    if (result.kind === "not_served") throw notServed(model);
+    if (result.kind === "not_served") throw await notFound(caller, model);
     if (result.kind === "failed") {
       if (signal.aborted) throw result.error;
       throw new OllamaError(
@@ -242,7 +297,7 @@ export const ollamaRoutes: FastifyPluginAsync<
     if (res.status !== 200) {
       const text = await readAll(res, MAX_ERROR_BYTES).catch(() => "");
       const { message, code } = upstreamMessage(text, res.status);
-      if (res.status === 404 && code === "model_not_found") throw notServed(model);
+      if (res.status === 404 && code === "model_not_found") throw await notFound(caller, model);
       throw new OllamaError(res.status, message);
     }
     return res;
@@ -257,16 +312,18 @@ export const ollamaRoutes: FastifyPluginAsync<
   ): Promise<object | undefined> {
     const startedAt = performance.now();
     if (up.loadOnly) {
-      // Nothing goes to a machine: neither limited nor metered.
-      if (ctx.registry.serving(resolveModel(ctx.registry, up.model)).length === 0) throw notServed(up.model);
+      // Ollama's "load a model": nothing is generated, so neither limited nor metered.
+      await warm(await find(caller, up.model));
       return loadAnswer(kind, up.model, new Date().toISOString());
     }
     const meter = admit(caller, up.model);
+    // Machines stream every answer to the gateway (collected here when the client wants one object).
+    meter.streamed();
     const client = clientGone(reply);
     let res: AgentResponse | undefined;
     try {
       const sentAt = performance.now();
-      res = await ask(req, up.model, up.path, up.body, client.signal, meter);
+      res = await ask(req, caller, up.model, up.path, up.body, client.signal, meter);
       const opts = { kind, model: up.model, startedAt, sentAt };
       const events = metered(
         answerEvents(
@@ -310,7 +367,7 @@ export const ollamaRoutes: FastifyPluginAsync<
     const client = clientGone(reply);
     let res: AgentResponse | undefined;
     try {
-      res = await ask(req, e.model, "/v1/embeddings", embeddingsBody(e), client.signal, meter);
+      res = await ask(req, caller, e.model, "/v1/embeddings", embeddingsBody(e), client.signal, meter);
       const text = await readAll(res, MAX_EMBEDDINGS_BYTES, () => meter.firstByte());
       let answer: unknown;
       try {

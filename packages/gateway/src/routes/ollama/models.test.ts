@@ -1,11 +1,10 @@
 import type { MachineView } from "@beta9/protocol";
 import { describe, expect, it } from "vitest";
-import type { MachineRegistry } from "../../machines/registry.ts";
 import {
   modelDigest,
+  nameVariants,
   parameterSize,
   psEntry,
-  resolveModel,
   type ServedModel,
   showAnswer,
   tagEntry,
@@ -105,16 +104,9 @@ describe("model listings in Ollama's shapes", () => {
     expect(parameterSize(134_515_008)).toBe("134.52M");
   });
 
-  it("finds a served model under Ollama's default tag", () => {
-    const registry = {
-      servedModels: () =>
-        new Map([
-          ["smollm2", ["a"]],
-          ["llama3:latest", ["b"]],
-        ]),
-    } as unknown as MachineRegistry;
-    expect(resolveModel(registry, "smollm2:latest")).toBe("smollm2");
-    expect(resolveModel(registry, "llama3")).toBe("llama3:latest");
-    expect(resolveModel(registry, "smollm2:7b")).toBe("smollm2:7b");
+  it("reads a model name with Ollama's default tag either way", () => {
+    expect(nameVariants("smollm2:latest")).toEqual(["smollm2:latest", "smollm2"]);
+    expect(nameVariants("llama3")).toEqual(["llama3", "llama3:latest"]);
+    expect(nameVariants("smollm2:7b")).toEqual(["smollm2:7b"]);
   });
 });

@@ -1,10 +1,12 @@
 import { createHash } from "node:crypto";
 import type { MachineView, ServedModelView } from "@beta9/protocol";
+import type { WorkspaceModelList } from "../../auth/model-access.ts";
 import type { MachineRegistry } from "../../machines/registry.ts";
 
 /*
- * Ollama's model listings (/api/tags, /api/ps, /api/show) built from what the machines report in
- * their heartbeats: which models each serves, with the engine, memory and context size.
+ * Ollama's model listings (/api/tags, /api/ps, /api/show) built from the caller's deployments and
+ * what the machines report in their heartbeats: which models each serves, with the engine, memory and
+ * context size.
  */
 
 /**
@@ -21,32 +23,37 @@ type ModelFacts = ServedModelView & {
 
 export interface ServedModel {
   name: string;
-  /** The machines serving it, each with what it reports about the model. */
+  /** The machines serving it, each with what it reports about the model (none: scaled to zero). */
   machines: { machine: MachineView; facts: ModelFacts }[];
+  /** The caller's deployment of it, when there is one. */
+  deployment?: { sha256: string | null; createdAt: number } | undefined;
 }
 
-/** Models served ready somewhere, by name. */
-export function servedModels(registry: MachineRegistry): ServedModel[] {
-  const out: ServedModel[] = [];
-  for (const [name, ids] of registry.servedModels()) {
+/**
+ * The models a workspace may call (see auth/model-access.ts), by name: its deployments, served now or
+ * scaled to zero, and the models served without any deployment.
+ */
+export function listedModels(registry: MachineRegistry, visible: WorkspaceModelList): ServedModel[] {
+  const served = registry.servedModels();
+  const machinesOf = (name: string): ServedModel["machines"] => {
     const machines: ServedModel["machines"] = [];
-    for (const id of ids) {
+    for (const id of served.get(name) ?? []) {
       const machine = registry.view(id);
       const facts = machine?.inference?.models.find((m) => m.name === name && m.state === "ready");
       if (machine && facts) machines.push({ machine, facts });
     }
-    if (machines.length > 0) out.push({ name, machines });
+    return machines;
+  };
+  const out: ServedModel[] = visible.deployed.map((d) => ({
+    name: d.name,
+    machines: machinesOf(d.name),
+    deployment: { sha256: d.sha256, createdAt: d.created_at },
+  }));
+  for (const name of visible.shared) {
+    const machines = machinesOf(name);
+    if (machines.length > 0 && !out.some((m) => m.name === name)) out.push({ name, machines });
   }
   return out.sort((a, b) => a.name.localeCompare(b.name));
-}
-
-/**
- * The served name a client means: Ollama clients add the default tag, so "smollm2:latest" finds
- * "smollm2" (and "llama3" finds "llama3:latest").
- */
-export function resolveModel(registry: MachineRegistry, name: string): string {
-  const served = registry.servedModels();
-  return nameVariants(name).find((n) => served.has(n)) ?? name;
 }
 
 /** The names a client's model name may mean, itself first: with ":latest" added or taken off. */
@@ -70,7 +77,11 @@ export function modelSize(m: ServedModel): number {
 
 /** The content digest when known, else a stable stand-in derived from the name. */
 export function modelDigest(m: ServedModel): string {
-  return pick(m, (f) => f.sha256) ?? createHash("sha256").update(`beta9-model:${m.name}`).digest("hex");
+  return (
+    pick(m, (f) => f.sha256) ??
+    m.deployment?.sha256 ??
+    createHash("sha256").update(`beta9-model:${m.name}`).digest("hex")
+  );
 }
 
 const FORMATS: Record<string, string> = {
@@ -103,8 +114,9 @@ export function modelDetails(m: ServedModel) {
   };
 }
 
-/** When the model appeared: the earliest join of the machines serving it (the gateway knows no better). */
+/** When the model appeared: its deployment, else the earliest join of the machines serving it. */
 function modifiedAt(m: ServedModel): string {
+  if (m.deployment) return new Date(m.deployment.createdAt).toISOString();
   return m.machines.map(({ machine }) => machine.joined_at).sort()[0] ?? new Date(0).toISOString();
 }
 
@@ -166,7 +178,10 @@ export function showAnswer(m: ServedModel) {
   info["beta9.machines"] = m.machines.length;
   return {
     license: "",
-    modelfile: `# Served by Beta9 on ${m.machines.length} machine${m.machines.length === 1 ? "" : "s"}; the machine's engine applies the model's own template.\n`,
+    modelfile:
+      m.machines.length === 0
+        ? "# Deployed with Beta9 and scaled to zero: the first request loads it on a machine that fits.\n"
+        : `# Served by Beta9 on ${m.machines.length} machine${m.machines.length === 1 ? "" : "s"}; the machine's engine applies the model's own template.\n`,
     parameters: context ? `num_ctx                        ${context}` : "",
     template: "",
     details,

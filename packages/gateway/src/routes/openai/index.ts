@@ -1,8 +1,8 @@
 import { passOnHeaders } from "@beta9/http";
 import type { FastifyPluginAsync, FastifyReply } from "fastify";
+import type { WorkspaceModels } from "../../auth/model-access.ts";
 import type { GatewayContext } from "../../context.ts";
 import { clientGone } from "../../http/client-gone.ts";
-import type { InferenceMetrics } from "../../http/metrics.ts";
 import { limitMessage } from "../../limits/key-limits.ts";
 import { CLIENT_LEFT, type Metering } from "../../metering/metering.ts";
 import { requestModel } from "../../router/request.ts";
@@ -18,9 +18,10 @@ import { relayBytes, relayEvents } from "./relay.ts";
  */
 export interface InferenceRouteContext extends GatewayContext {
   router: Router;
-  metrics: InferenceMetrics;
   metering: Metering;
   replicas: ReplicaManager;
+  /** Which models the caller's workspace may use. */
+  models: WorkspaceModels;
   /** The caller's workspace's deployment of that model, if there is one. */
   deployments: (workspaceId: string, model: string) => Promise<DeploymentSpec | undefined>;
 }
@@ -28,12 +29,15 @@ export interface InferenceRouteContext extends GatewayContext {
 export const openaiRoutes: FastifyPluginAsync<InferenceRouteContext> = async (app, ctx) => {
   const recent = new RecentDeployments(ctx.deployments);
   app.get("/v1/models", async (req) => {
-    await ctx.auth.authenticate(req, "inference");
+    const caller = await ctx.auth.authenticate(req, "inference");
     return {
       object: "list",
-      data: [...ctx.registry.servedModels().keys()]
-        .sort()
-        .map((id) => ({ id, object: "model", created: 0, owned_by: "beta9" })),
+      data: (await ctx.models.names(caller.workspaceId)).map((id) => ({
+        id,
+        object: "model",
+        created: 0,
+        owned_by: "beta9",
+      })),
     };
   });
 
@@ -54,14 +58,11 @@ export const openaiRoutes: FastifyPluginAsync<InferenceRouteContext> = async (ap
       if (typeof model !== "string" || !model) {
         return openaiError(reply, 400, "invalid_request_error", "bad_request", "`model` is required");
       }
+      // The meter records the request's usage and its metrics, whatever way it ends.
       const meter = ctx.metering.start(caller, model);
-      const seconds = () => meter.elapsedMs() / 1000;
-      // Unknown names are not labels: a caller must not be able to grow the metrics without bound.
-      const label = () => (ctx.registry.servedModels().has(model) ? model : "unknown");
 
       const admission = ctx.metering.admit(caller);
       if (!admission.ok) {
-        ctx.metrics.requests.inc({ model: label(), status: "429" });
         meter.finish(429);
         reply.header("retry-after", String(admission.retryAfterS));
         return openaiError(
@@ -79,11 +80,16 @@ export const openaiRoutes: FastifyPluginAsync<InferenceRouteContext> = async (ap
       const deployment = serving
         ? await recent.get(caller.workspaceId, model)
         : await ctx.deployments(caller.workspaceId, model);
+      // Another workspace's model is not there for this one (auth/model-access.ts).
+      if (!deployment && !(await ctx.models.shared(model, { maxAgeMs: serving ? 5_000 : 0 }))) {
+        meter.finish(404);
+        return modelNotFound(reply, model, await ctx.models.names(caller.workspaceId));
+      }
+      meter.known();
       if (deployment && !serving) {
         try {
           await ctx.replicas.ensure(deployment);
         } catch (err) {
-          ctx.metrics.requests.inc({ model, status: "503" });
           meter.finish(503);
           reply.header("retry-after", "10");
           return openaiError(reply, 503, "server_error", "unavailable", (err as Error).message);
@@ -93,6 +99,7 @@ export const openaiRoutes: FastifyPluginAsync<InferenceRouteContext> = async (ap
       // Streamed answers carry their token counts only when asked: always ask the machine, and hand
       // the usage chunk on only to a client that asked for it.
       const streamed = body.stream === true && path !== "/v1/embeddings";
+      if (streamed) meter.streamed();
       const options = isObject(body.stream_options) ? body.stream_options : {};
       const clientWantsUsage = options.include_usage === true;
       const upstream = streamed ? { ...body, stream_options: { ...options, include_usage: true } } : body;
@@ -124,10 +131,7 @@ export const openaiRoutes: FastifyPluginAsync<InferenceRouteContext> = async (ap
         if (result.kind === "answered") {
           const res = result.response;
           meter.machine(res.machineId);
-          const onFirstByte = () => {
-            meter.firstByte();
-            ctx.metrics.timeToFirstToken.observe({ model }, seconds());
-          };
+          const onFirstByte = () => meter.firstByte();
           const pass = passOnHeaders(res.headers as Record<string, string | string[] | undefined>);
           reply.hijack();
           reply.raw.writeHead(res.status, pass.headers);
@@ -143,8 +147,6 @@ export const openaiRoutes: FastifyPluginAsync<InferenceRouteContext> = async (ap
           } else {
             await relayBytes(reply.raw, res, { meter, onFirstByte, signal: client.signal });
           }
-          ctx.metrics.requests.inc({ model, status: String(res.status) });
-          ctx.metrics.duration.observe({ model }, seconds());
           return;
         }
         if (client.signal.aborted) {
@@ -155,18 +157,9 @@ export const openaiRoutes: FastifyPluginAsync<InferenceRouteContext> = async (ap
           return;
         }
         if (result.kind === "not_served") {
-          ctx.metrics.requests.inc({ model: "unknown", status: "404" });
           meter.finish(404);
-          const known = ctx.registry.servedModels();
-          return openaiError(
-            reply,
-            404,
-            "invalid_request_error",
-            "model_not_found",
-            `The model \`${model}\` is not served by any machine${known.size ? ` (served: ${[...known.keys()].sort().join(", ")})` : ""}; start it on a machine with POST /inference/start`,
-          );
+          return modelNotFound(reply, model, await ctx.models.names(caller.workspaceId));
         }
-        ctx.metrics.requests.inc({ model, status: "503" });
         meter.finish(503);
         reply.header("retry-after", "2");
         return openaiError(
@@ -187,6 +180,17 @@ export const openaiRoutes: FastifyPluginAsync<InferenceRouteContext> = async (ap
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** OpenAI's 404 for a model the caller's workspace does not have, naming the ones it has. */
+function modelNotFound(reply: FastifyReply, model: string, known: readonly string[]) {
+  return openaiError(
+    reply,
+    404,
+    "invalid_request_error",
+    "model_not_found",
+    `The model \`${model}\` is not served by any machine for this workspace${known.length ? ` (its models: ${known.join(", ")})` : ""}; deploy it with \`b9 model deploy ${model} --source SRC\``,
+  );
 }
 
 /** OpenAI's error shape (with our stable code), so openai clients raise their usual exceptions. */

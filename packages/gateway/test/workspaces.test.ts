@@ -1,0 +1,115 @@
+import { join } from "node:path";
+import { Store } from "@beta9/store";
+import {
+  type GatewayProc,
+  type ModelAgent,
+  startGateway,
+  startModelAgent,
+  testModelPath,
+  waitFor,
+} from "@beta9/test-utils";
+import { Ollama } from "ollama";
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+/*
+ * Two workspaces on one pool, for real: each sees and calls its own deployments and the model the
+ * machine's owner serves for everyone, never the other's, in the OpenAI and the Ollama API alike.
+ */
+
+let gw: GatewayProc;
+let worker: ModelAgent;
+let ours: string;
+let team: string;
+
+const hi = [{ role: "user" as const, content: "What is the capital of France?" }];
+const openai = (key: string) => new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: key, maxRetries: 0 });
+const ollama = (key: string) => new Ollama({ host: gw.url, headers: { Authorization: `Bearer ${key}` } });
+const key = async (body: Record<string, unknown>) =>
+  (await gw.api<{ key: string }>("POST", "/api/v1/keys", body)).body.key;
+
+beforeAll(async () => {
+  gw = await startGateway();
+  worker = await startModelAgent(gw);
+  // Started on the agent by its owner, with no deployment: the pool's, for every workspace.
+  await worker.serve("shared");
+  // Workspaces are made by admins in the store; the gateway's SQLite file takes a second writer.
+  const store = await Store.open({ kind: "sqlite", path: join(gw.dataDir, "beta9.db") });
+  try {
+    await store.workspaces.insert({ id: "ws_team", name: "team", created_at: Date.now() });
+  } finally {
+    await store.close();
+  }
+  ours = await key({ name: "app", scopes: ["inference"] });
+  team = await key({ name: "team-app", scopes: ["inference"], workspace: "team" });
+  const teamAdmin = await key({ name: "team-admin", scopes: ["admin"], workspace: "team" });
+  const deploy = (name: string, k: string) =>
+    gw.api("POST", "/api/v1/deployments", { name, source: testModelPath(), context_size: 2048 }, k);
+  expect((await deploy("ours", gw.adminKey)).status).toBe(201);
+  expect((await deploy("theirs", teamAdmin)).status).toBe(201);
+  await waitFor(async () => (await openai(ours).models.list()).data.some((m) => m.id === "shared"), {
+    what: "the gateway to see the shared model",
+  });
+}, 90_000);
+
+afterAll(async () => {
+  await worker?.agent.proc.stop();
+  await gw?.proc.stop();
+});
+
+const ids = async (k: string) => (await openai(k).models.list()).data.map((m) => m.id);
+const tags = async (k: string) => (await ollama(k).list()).models.map((m) => m.name);
+const running = async (k: string) => (await ollama(k).ps()).models.map((m) => m.name);
+
+describe("workspaces see and call only their own models", () => {
+  it("lists a workspace's deployments (running or scaled to zero) and the models served for everyone", async () => {
+    expect(await ids(ours)).toEqual(["ours", "shared"]);
+    expect(await ids(team)).toEqual(["shared", "theirs"]);
+    expect(await tags(ours)).toEqual(["ours", "shared"]);
+    expect(await tags(team)).toEqual(["shared", "theirs"]);
+    expect(await running(ours)).toEqual(["shared"]);
+    const show = await ollama(ours).show({ model: "ours" });
+    expect(show.modelfile).toMatch(/scaled to zero/);
+  });
+
+  it("answers 404 in each API's format for another workspace's model, even while a machine runs it", async () => {
+    // The team's first request loads its model on the shared machine.
+    const answer = await openai(team).chat.completions.create({
+      model: "theirs",
+      messages: hi,
+      max_tokens: 4,
+    });
+    expect(answer.choices[0]?.message.content?.length).toBeGreaterThan(0);
+    expect(await running(team)).toEqual(["shared", "theirs"]);
+
+    const refused = openai(ours).chat.completions.create({ model: "theirs", messages: hi, max_tokens: 4 });
+    await expect(refused).rejects.toMatchObject({ status: 404, code: "model_not_found" });
+    const message = await refused.catch((e: Error) => e.message);
+    expect(message).toMatch(/its models: ours, shared/);
+    expect(message).not.toMatch(/theirs,|, theirs/);
+    await expect(openai(ours).embeddings.create({ model: "theirs", input: "hello" })).rejects.toMatchObject({
+      status: 404,
+    });
+
+    await expect(ollama(ours).chat({ model: "theirs", messages: hi })).rejects.toMatchObject({
+      name: "ResponseError",
+      status_code: 404,
+      error: expect.stringMatching(/model "theirs" not found/),
+    });
+    await expect(ollama(ours).show({ model: "theirs" })).rejects.toMatchObject({ status_code: 404 });
+    await expect(ollama(ours).embed({ model: "theirs", input: [] })).rejects.toMatchObject({
+      status_code: 404,
+    });
+    expect(await running(ours)).toEqual(["shared"]);
+    expect(await ids(ours)).toEqual(["ours", "shared"]);
+
+    // And the other way round; the shared model answers both.
+    await expect(
+      ollama(team).generate({ model: "ours", prompt: "hi", options: { num_predict: 2 } }),
+    ).rejects.toMatchObject({ status_code: 404 });
+    for (const k of [ours, team]) {
+      const r = await ollama(k).chat({ model: "shared", messages: hi, options: { num_predict: 4 } });
+      expect(r.done).toBe(true);
+    }
+  }, 60_000);
+});
