@@ -207,11 +207,13 @@ describe("chat streams, against a canned server standing in for the gateway", ()
       sse(res, chatChunk("a"));
       sse(res, chatChunk("b"));
     });
-    for await (const chunk of b9.inference.chatStream({ model: "m", messages })) {
+    const stream = b9.inference.chatStream({ model: "m", messages });
+    for await (const chunk of stream) {
       if (chunk.content === "a") break;
     }
     await server.requests[0]?.clientLeft;
     expect(server.requests[0]?.left).toBe(true);
+    expect(stream.aborted).toBe(false); // left, not aborted
   });
 
   it("abort() before the answer begins stops the waiting, quietly", async () => {

@@ -23,6 +23,7 @@ export class Stream<T> implements AsyncIterable<T> {
   readonly #signal: AbortSignal;
   #started = false;
   #ended = false;
+  #abortCalled = false;
 
   constructor(
     open: Opener,
@@ -40,7 +41,7 @@ export class Stream<T> implements AsyncIterable<T> {
 
   /** True once `abort()` was called. */
   get aborted(): boolean {
-    return this.#controller.signal.aborted;
+    return this.#abortCalled;
   }
 
   /** True once the answer was read to its end. */
@@ -50,6 +51,7 @@ export class Stream<T> implements AsyncIterable<T> {
 
   /** Stops reading and closes the request; a `for await` over the stream then ends without an error. */
   abort(): void {
+    this.#abortCalled = true;
     this.#controller.abort();
   }
 
