@@ -79,6 +79,15 @@ describe("deployments: scale from zero and back", () => {
     expect(ps.body.replicas).toEqual([
       expect.objectContaining({ deployment: "smollm2", machine_name: "cold-box", state: "ready" }),
     ]);
+    // A client holding only an inference key may watch its cold start too.
+    const psByInferenceKey = await gw.api<{ replicas: { state: string }[] }>(
+      "GET",
+      "/api/v1/replicas",
+      undefined,
+      key,
+    );
+    expect(psByInferenceKey.status).toBe(200);
+    expect(psByInferenceKey.body.replicas).toEqual([expect.objectContaining({ state: "ready" })]);
     const table = execFileSync(process.execPath, [BIN.cli, "model", "ps"], {
       encoding: "utf8",
       env: {

@@ -43,7 +43,8 @@ export class ApiKeyAuth {
     for (const [hash, k] of this.#known) if (k.key.id === keyId) this.#known.delete(hash);
   }
 
-  async authenticate(req: FastifyRequest, need: Scope): Promise<Caller> {
+  /** `need`: the scope the route requires; a list means any one of them will do. */
+  async authenticate(req: FastifyRequest, need: Scope | readonly Scope[]): Promise<Caller> {
     const token = bearerToken(req.headers.authorization);
     if (!token) {
       throw new Beta9Error(
@@ -66,10 +67,12 @@ export class ApiKeyAuth {
     if (key.revoked_at !== null)
       throw new Beta9Error("api_key_revoked", "this API key was revoked; ask an admin for a new one");
     const scopes = parseScopes(key);
-    if (!scopes.includes("admin") && !scopes.includes(need)) {
+    const needs: readonly Scope[] = typeof need === "string" ? [need] : need;
+    if (!scopes.includes("admin") && !needs.some((n) => scopes.includes(n))) {
+      const names = needs.map((n) => `'${n}'`).join(" or ");
       throw new Beta9Error(
         "scope_missing",
-        `this API key lacks the '${need}' scope; use a key created with --scopes ${need}`,
+        `this API key lacks the ${names} scope; use a key created with --scopes ${needs[0]}`,
       );
     }
     this.#touch(key);
