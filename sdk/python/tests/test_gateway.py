@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Iterator, List
 
+import httpx
 import pytest
 from conftest import Stack
 
@@ -151,9 +152,13 @@ def test_load_model_brings_a_deployment_back_from_zero(
     admin.load_model(name, source=stack.model_file, context_size=2048)
     # Its replica goes away (as after an idle unload): stopped on the machine that served it.
     agent.unload_model(name)
+    # A deployment stays listed at zero replicas; the replicas list shows it has none left.
+    assert name in [m.id for m in gateway.list_models()]
+    replicas_url = f"http://{stack.gateway.host}:{stack.gateway.port}/api/v1/replicas"
+    auth = {"authorization": f"Bearer {stack.inference_key}"}
     deadline = time.monotonic() + 30
-    while name in [m.id for m in gateway.list_models()]:
-        assert time.monotonic() < deadline, f"the gateway still lists {name} 30 s after it was stopped"
+    while any(r["deployment"] == name for r in httpx.get(replicas_url, headers=auth).json()["replicas"]):
+        assert time.monotonic() < deadline, f"the gateway still has a replica of {name} 30 s after it was stopped"
         time.sleep(0.2)
     # An inference key may load a deployed model: the gateway places it again.
     assert gateway.load_model(name).state == "ready"
