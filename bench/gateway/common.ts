@@ -1,0 +1,375 @@
+/**
+ * What the gateway benches share: statistics and tables, CPU time from /proc, the child processes a
+ * bench starts (killed and their temp dirs removed on any exit), a Beta9 gateway with one agent, and
+ * a reader for streamed chat answers.
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import {
+  type AgentProc,
+  type GatewayProc,
+  initAgent,
+  startAgent,
+  startGateway,
+  tempDir,
+  testModelPath,
+} from "@beta9/test-utils";
+import { type Dispatcher, request } from "undici";
+import YAML from "yaml";
+
+export const HOST = "127.0.0.1";
+export const out = (s: string) => process.stdout.write(s);
+
+// ---------------------------------------------------------------------------------------------
+// Statistics and tables
+
+export function percentile(xs: readonly number[], p: number): number {
+  const sorted = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i]!;
+}
+export const median = (xs: readonly number[]) => percentile(xs, 50);
+export const mean = (xs: readonly number[]) =>
+  xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN;
+
+export const ms = (x: number) =>
+  Number.isFinite(x)
+    ? Math.abs(x) >= 100
+      ? x.toFixed(0)
+      : Math.abs(x) >= 10
+        ? x.toFixed(1)
+        : x.toFixed(2)
+    : "-";
+export const signed = (x: number) => (Number.isFinite(x) ? (x >= 0 ? `+${ms(x)}` : ms(x)) : "-");
+export const ratio = (a: number, b: number) =>
+  Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}×` : "-";
+
+export function table(head: string[], rows: string[][]): string {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join("  ");
+  return `${[line(head), w.map((n) => "-".repeat(n)).join("  "), ...rows.map(line)].join("\n")}\n`;
+}
+
+/** The machine, the time, and how busy the machine was: every figure is relative to this. */
+export function machineLine(): string {
+  const load = fs.readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+  return (
+    `${new Date().toISOString()}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? "?"}), ` +
+    `node ${process.version}, load average ${load}`
+  );
+}
+
+export const loadavg1 = () => Number(fs.readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+/**
+ * CPU time of a process in ms, summed over its threads' /proc/<pid>/task/<tid>/schedstat (ns).
+ * NaN once it has gone.
+ */
+export function cpuMs(pid: number): number {
+  try {
+    let ns = 0;
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+      } catch {} // the thread just ended
+    }
+    return ns / 1e6;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** When a process started, as epoch ms (clock-tick resolution, usually 10 ms). */
+export function startedAtMs(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  const ticks = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]);
+  const uptimeS = Number(fs.readFileSync("/proc/uptime", "utf8").split(" ")[0]);
+  return Date.now() - (uptimeS - ticks / CLK_TCK) * 1000;
+}
+
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** A process and all its descendants, from one `ps` listing. */
+export function processTree(root: number): number[] {
+  const rows = execFileSync("ps", ["-eo", "pid=,ppid="], { encoding: "utf8" })
+    .trim()
+    .split("\n")
+    .map((l) => l.trim().split(/\s+/).map(Number) as [number, number]);
+  const tree = [root];
+  for (let i = 0; i < tree.length; i++) for (const [pid, ppid] of rows) if (ppid === tree[i]) tree.push(pid);
+  return tree;
+}
+
+/** The direct children of a process with their command lines. */
+export function children(pid: number): { pid: number; args: string }[] {
+  let text = "";
+  try {
+    text = execFileSync("ps", ["-o", "pid=,args=", "--ppid", String(pid)], { encoding: "utf8" });
+  } catch {
+    return []; // ps exits 1 when there are none
+  }
+  return text
+    .split("\n")
+    .map((l) => /^\s*(\d+)\s+(.*)$/.exec(l))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ pid: Number(m[1]), args: m[2]! }));
+}
+
+const spawned = new Set<ChildProcess>();
+const tempDirs: string[] = [];
+const extraPids = new Set<number>();
+process.on("exit", () => {
+  for (const c of spawned) c.kill("SIGKILL");
+  for (const pid of extraPids) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {}
+  }
+  for (const d of tempDirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** A temp dir removed when the bench exits. */
+export function benchDir(prefix: string): string {
+  const d = tempDir(prefix);
+  tempDirs.push(d);
+  return d;
+}
+
+/** Kill this process too when the bench exits (an engine that might outlive its agent). */
+export function killOnExit(pid: number): void {
+  extraPids.add(pid);
+}
+
+/** Exit (and so kill every child) if the bench runs longer than `ms`, or on Ctrl-C. */
+export function watchdog(ms: number): void {
+  const t = setTimeout(() => {
+    process.stderr.write(`watchdog: over ${Math.round(ms / 60_000)} min, stopping\n`);
+    process.exit(2);
+  }, ms);
+  t.unref();
+  process.on("SIGINT", () => process.exit(130));
+}
+
+export function spawnChild(cmd: string, args: string[], env?: NodeJS.ProcessEnv): ChildProcess {
+  const c = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], env: env ?? process.env });
+  spawned.add(c);
+  c.on("exit", () => spawned.delete(c));
+  return c;
+}
+
+export async function stopChild(c: ChildProcess): Promise<void> {
+  if (c.exitCode !== null || c.signalCode !== null) return;
+  const exited = new Promise<void>((r) => c.once("exit", () => r()));
+  c.kill("SIGTERM");
+  const t = setTimeout(() => c.kill("SIGKILL"), 5000);
+  await exited;
+  clearTimeout(t);
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, HOST, () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// A Beta9 gateway with one agent
+
+export interface Beta9 {
+  gw: GatewayProc;
+  agent: AgentProc;
+  /** The agent's machine credential (its control API wants it). */
+  machineToken: string;
+  /** An inference API key without rpm or tpm limits. */
+  key: string;
+  control<T>(method: string, route: string, body?: unknown, timeoutMs?: number): Promise<T>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A real b9gateway and b9agent, started the way the tests start them, the agent allowed to pull the
+ * test model's folder. `env` goes to the agent (a PATH with an engine wrapper first, say).
+ */
+export async function startBeta9(
+  opts: { env?: NodeJS.ProcessEnv; gatewayArgs?: string[] } = {},
+): Promise<Beta9> {
+  const gw = await startGateway({ args: opts.gatewayArgs ?? [] });
+  tempDirs.push(gw.dataDir);
+  const cfgPath = await initAgent(gw, { name: "bench-box" });
+  tempDirs.push(path.dirname(cfgPath));
+  const cfg = YAML.parse(fs.readFileSync(cfgPath, "utf8"));
+  cfg.models = { allowed_dirs: [path.dirname(testModelPath())] };
+  fs.writeFileSync(cfgPath, YAML.stringify(cfg), { mode: 0o600 });
+  const agent = await startAgent(cfgPath, { env: opts.env ?? {} });
+  const machineToken = String(cfg.machine.token);
+  const control = async <T>(method: string, route: string, body?: unknown, timeoutMs = 600_000) => {
+    const res = await fetch(agent.controlUrl + route, {
+      method,
+      headers: {
+        authorization: `Bearer ${machineToken}`,
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const text = await res.text();
+    if (res.status >= 300) throw new Error(`${method} ${route}: ${res.status} ${text}`);
+    return (text ? JSON.parse(text) : undefined) as T;
+  };
+  const created = await gw.api<{ key: string }>("POST", "/api/v1/keys", {
+    name: "bench",
+    scopes: ["inference"],
+    rpm_limit: null,
+    tpm_limit: null,
+  });
+  if (created.status !== 201) throw new Error(`POST /api/v1/keys: ${created.status}`);
+  const agentPid = agent.proc.child.pid!;
+  return {
+    gw,
+    agent,
+    machineToken,
+    key: created.body.key,
+    control,
+    async stop() {
+      // Engines are the agent's children: note them first, and kill any that outlive the agent.
+      for (const pid of processTree(agentPid).slice(1)) killOnExit(pid);
+      await agent.proc.stop();
+      await gw.proc.stop();
+    },
+  };
+}
+
+/**
+ * The agent's log entries from line `from` on, with each engine's own JSON log lines (which the
+ * agent passes on as the `msg` of an entry marked with `engine`) parsed too.
+ */
+export function agentLogs(
+  agent: AgentProc,
+  from = 0,
+): { agent: Record<string, unknown>[]; engine: Record<string, unknown>[] } {
+  const entries: Record<string, unknown>[] = [];
+  for (const line of agent.proc.lines.slice(from)) {
+    try {
+      entries.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {}
+  }
+  const engine: Record<string, unknown>[] = [];
+  for (const e of entries) {
+    if (typeof e.engine !== "string" || typeof e.msg !== "string" || !e.msg.startsWith("{")) continue;
+    try {
+      engine.push(JSON.parse(e.msg) as Record<string, unknown>);
+    } catch {}
+  }
+  return { agent: entries, engine };
+}
+
+/** The builtin engine the agent runs: its pid and the loopback port it listens on. */
+export function builtinEngine(agentPid: number): { pid: number; port: number } | undefined {
+  const e = children(agentPid).find((k) => k.args.includes("builtin/main.ts"));
+  const m = e && /--port\s+(\d+)/.exec(e.args);
+  return e && m ? { pid: e.pid, port: Number(m[1]) } : undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streamed chat answers
+
+export interface StreamedAnswer {
+  /** Request sent → first non-empty content delta. */
+  ttftMs: number;
+  /** First content delta → last content delta. */
+  genMs: number;
+  totalMs: number;
+  /** completion_tokens from the usage chunk, else the number of content deltas. */
+  tokens: number;
+  text: string;
+}
+
+/** POST a streamed chat completion and time its content deltas. Throws unless it ends with [DONE]. */
+export async function streamChat(
+  url: string,
+  headers: Record<string, string>,
+  body: Record<string, unknown>,
+  dispatcher?: Dispatcher,
+): Promise<StreamedAnswer> {
+  const t0 = performance.now();
+  const res = await request(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "text/event-stream", ...headers },
+    body: JSON.stringify({ ...body, stream: true, stream_options: { include_usage: true } }),
+    dispatcher,
+    headersTimeout: 600_000,
+    bodyTimeout: 120_000,
+  });
+  if (res.statusCode !== 200) throw new Error(`${res.statusCode}: ${(await res.body.text()).slice(0, 300)}`);
+  const decoder = new TextDecoder();
+  let buf = "";
+  let first = Number.NaN;
+  let last = Number.NaN;
+  let deltas = 0;
+  let tokens = Number.NaN;
+  let text = "";
+  let done = false;
+  for await (const raw of res.body) {
+    const now = performance.now();
+    buf += decoder.decode(raw as Buffer, { stream: true });
+    for (let end = buf.indexOf("\n\n"); end >= 0; end = buf.indexOf("\n\n")) {
+      const data = buf
+        .slice(0, end)
+        .split("\n")
+        .filter((l) => l.startsWith("data:"))
+        .map((l) => l.slice(5).trimStart())
+        .join("\n");
+      buf = buf.slice(end + 2);
+      if (data === "") continue;
+      if (data === "[DONE]") {
+        done = true;
+        continue;
+      }
+      const chunk = JSON.parse(data) as {
+        choices?: { delta?: { content?: string } }[];
+        usage?: { completion_tokens?: number } | null;
+        error?: { message?: string };
+      };
+      if (chunk.error) throw new Error(`error event: ${chunk.error.message}`);
+      const content = chunk.choices?.[0]?.delta?.content ?? "";
+      if (content !== "") {
+        if (Number.isNaN(first)) first = now;
+        last = now;
+        deltas++;
+        text += content;
+      }
+      if (typeof chunk.usage?.completion_tokens === "number") tokens = chunk.usage.completion_tokens;
+    }
+  }
+  if (!done) throw new Error("the stream ended without [DONE]");
+  return {
+    ttftMs: first - t0,
+    genMs: last - first,
+    totalMs: performance.now() - t0,
+    tokens: Number.isNaN(tokens) ? deltas : tokens,
+    text,
+  };
+}
+
+/** Decode rate of a streamed answer: tokens after the first over first → last content delta. */
+export const decodeTps = (a: StreamedAnswer) =>
+  a.genMs > 0 && a.tokens > 1 ? ((a.tokens - 1) * 1000) / a.genMs : Number.NaN;
