@@ -28,9 +28,18 @@ export interface HeartbeatContext {
 }
 
 /**
+ * How long the gateway may leave heartbeats unacknowledged before the channel is dropped: three
+ * intervals, but never under 10 s, so a gateway busy for a few seconds (a loaded machine, a long
+ * GC) is not taken for a dead one when agents beat every second.
+ */
+export function ackSilenceLimitMs(intervalMs: number): number {
+  return Math.max(3 * intervalMs + 1_000, 10_000);
+}
+
+/**
  * The heartbeat stream the gateway opens on the channel: we write a Heartbeat line every interval and
- * read its HeartbeatAck lines. Three intervals without an ack means the gateway is gone even if TCP
- * has not noticed (a cut link), so the channel is dropped and dialled again.
+ * read its HeartbeatAck lines. Acks missing past ackSilenceLimitMs mean the gateway is gone even if
+ * TCP has not noticed (a cut link), so the channel is dropped and dialled again.
  */
 export const heartbeatStream: FastifyPluginAsync<HeartbeatContext> = async (app, ctx) => {
   app.addContentTypeParser("application/x-ndjson", (_req, payload, done) => done(null, payload));
@@ -50,7 +59,7 @@ export const heartbeatStream: FastifyPluginAsync<HeartbeatContext> = async (app,
     const beat = async () => {
       timer = undefined;
       if (closed) return;
-      if (s.lastAckAt !== null && Date.now() - s.lastAckAt > 3 * ctx.intervalMs() + 1_000) {
+      if (s.lastAckAt !== null && Date.now() - s.lastAckAt > ackSilenceLimitMs(ctx.intervalMs())) {
         ctx.log.warn("gateway stopped acknowledging heartbeats; reconnecting");
         closed = true;
         ctx.onSilentGateway();
