@@ -57,6 +57,9 @@ export class MachineRegistry {
   #flushTimer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> = Promise.resolve();
   heartbeats = 0;
+  /** Machines alive when this gateway started that have not beaten to it yet, and until when to wait. */
+  readonly #returning = new Set<string>();
+  #returnBy = 0;
 
   constructor(store: Store, log: Logger, cfg: LivenessConfig) {
     this.#store = store;
@@ -66,7 +69,10 @@ export class MachineRegistry {
 
   async load(): Promise<void> {
     const now = Date.now();
+    this.#returnBy = now + this.cfg.offlineAfterMs;
     for (const row of await this.#store.machines.list()) {
+      if (row.last_heartbeat_at !== null && now - row.last_heartbeat_at < this.cfg.offlineAfterMs)
+        this.#returning.add(row.id);
       const live: Liveness = {
         connected: false,
         lastHeartbeatAt: row.last_heartbeat_at,
@@ -135,6 +141,7 @@ export class MachineRegistry {
     e?.link?.close("machine removed");
     this.#entries.delete(id);
     this.#dirty.delete(id);
+    this.#returning.delete(id);
   }
 
   isConnected(id: string): boolean {
@@ -167,6 +174,7 @@ export class MachineRegistry {
     if (!e) return undefined;
     const now = Date.now();
     this.heartbeats++;
+    this.#returning.delete(id);
     e.live.lastHeartbeatAt = now;
     if (beat.usage) e.live.usage = beat.usage;
     if (beat.inference) e.live.inference = beat.inference;
@@ -174,6 +182,15 @@ export class MachineRegistry {
     this.#dirty.set(id, now);
     this.#transition(e, now);
     return e.status;
+  }
+
+  /**
+   * True while machines that were alive when this gateway started are still coming back (a restarted
+   * gateway knows nothing of what they run until they beat): placing replicas now would load twice.
+   * Bounded by the offline grace: a machine not back by then is taken for gone.
+   */
+  settling(now = Date.now()): boolean {
+    return this.#returning.size > 0 && now < this.#returnBy;
   }
 
   status(id: string): MachineStatus | undefined {

@@ -213,6 +213,8 @@ export class ReplicaManager {
       for (const dep of deployments) {
         const serving = registry.serving(dep.name);
         if (serving.length < dep.minReplicas) {
+          // Just restarted: the machines coming back may run it already.
+          if (registry.settling(now)) continue;
           this.#addReplica(dep).catch((err: unknown) =>
             log.warn(
               { model: dep.name, err: (err as Error).message },

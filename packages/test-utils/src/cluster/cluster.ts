@@ -129,9 +129,16 @@ export class Cluster {
     return started;
   }
 
-  /** Stop a gateway (SIGTERM: a clean shutdown; SIGKILL: a crash) and start it again on the same store. */
-  async restartGateway(gw: ClusterGateway, sig: NodeJS.Signals = "SIGTERM"): Promise<ClusterGateway> {
-    await gw.proc.stop(sig);
+  /**
+   * Stop a gateway (SIGTERM: a clean shutdown; SIGKILL: a crash) and start it again on the same store;
+   * `whileDown` runs in between (e.g. wait until the agents have tried to reach it a few times).
+   */
+  async restartGateway(
+    gw: ClusterGateway,
+    opts: { signal?: NodeJS.Signals; whileDown?: () => Promise<void> } = {},
+  ): Promise<ClusterGateway> {
+    await gw.proc.stop(opts.signal ?? "SIGTERM");
+    await opts.whileDown?.();
     return this.startGateway({
       host: gw.host,
       dataDir: gw.dataDir,
