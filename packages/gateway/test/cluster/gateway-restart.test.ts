@@ -110,7 +110,7 @@ for (const store of ["sqlite", "postgres"] as const) {
       for (const g of gaps) {
         expect(g.length).toBeGreaterThanOrEqual(3);
         // Backoff: each wait at least as long as the one before (half of it fixed and doubling).
-        for (let i = 1; i < g.length; i++) expect(g[i]!).toBeGreaterThanOrEqual(g[i - 1]! - 50);
+        for (let i = 1; i < g.length; i++) expect(g[i]!).toBeGreaterThanOrEqual(g[i - 1]! - 100);
       }
       // Jitter: the agents' waits differ (half of each is random).
       for (let i = 0; i < 2; i++) expect(new Set(gaps.map((g) => g[i])).size).toBeGreaterThan(1);

@@ -185,6 +185,10 @@ describe.skipIf(unsupported)("a worker dies", () => {
     expect(agent.proc.logs().some((e) => String(e.msg).startsWith("joined the gateway"))).toBe(false);
     expect((await gw.api<{ tokens: unknown[] }>("GET", "/api/v1/tokens")).body.tokens).toEqual(tokensBefore);
     expect((await machines(gw)).map((m) => m.id).sort()).toEqual(machinesBefore);
+    await gw.proc.waitForLog(
+      (e) =>
+        e.msg === "agent connected" && e.machine_id === w1.machineId && (e.time as number) >= restartedAt,
+    );
     await waitFor(async () => (await machineStatus(gw, w1.machineId)) === "READY", { what: "READY" });
 
     // The gateway puts back what w1 served, and users are answered again.

@@ -207,6 +207,12 @@ export class Cluster {
     await worker.agent?.proc.stop(sig);
   }
 
+  /** Stop the worker's agent (SIGTERM, or SIGKILL for a crash) and start it again with the same config. */
+  async restartAgent(worker: Worker, sig: NodeJS.Signals = "SIGTERM"): Promise<AgentProc> {
+    await this.stopAgent(worker, sig);
+    return this.startAgent(worker);
+  }
+
   /** The agent dies at once, without a word (SIGKILL); its engines notice and exit. */
   killAgent(worker: Worker): void {
     signal(this.#agentProc(worker).proc, "SIGKILL");
