@@ -1,7 +1,15 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { BIN, type GatewayProc, initAgent, startGateway, testModelPath, waitFor } from "@beta9/test-utils";
+import {
+  BIN,
+  type GatewayProc,
+  initAgent,
+  Proc,
+  startGateway,
+  testModelPath,
+  waitFor,
+} from "@beta9/test-utils";
 import { afterEach, describe, expect, it } from "vitest";
 import YAML from "yaml";
 import { TmuxTerminal } from "./tmux.ts";
@@ -24,9 +32,13 @@ async function gateway(): Promise<GatewayProc> {
 }
 
 /** `b9agent run` on a terminal of the given size, with the test model's folder allowed. */
-function agentOnTerminal(configPath: string, size = { columns: 120, rows: 40 }): TmuxTerminal {
+function agentOnTerminal(
+  configPath: string,
+  size = { columns: 120, rows: 40 },
+  flags: string[] = [],
+): TmuxTerminal {
   const term = new TmuxTerminal({
-    args: [BIN.agent, "run", "--listen", "127.0.0.1:0"],
+    args: [BIN.agent, "run", "--listen", "127.0.0.1:0", ...flags],
     env: { B9AGENT_CONFIG: configPath },
     cwd: ROOT,
     ...size,
@@ -42,18 +54,46 @@ function allowTestModel(configPath: string): { id: string; token: string } {
   return { id: cfg.machine.id, token: cfg.machine.token };
 }
 
-async function screenShows(term: TmuxTerminal, pattern: RegExp, timeoutMs = 30_000): Promise<string> {
+/**
+ * Wait until one capture of the screen shows all of `wanted` (a capture can catch Ink between two
+ * writes of a frame, so nothing is concluded from a single one).
+ */
+async function screenShows(term: TmuxTerminal, ...wanted: (string | RegExp | ((s: string) => boolean))[]) {
   let screen = "";
+  const shows = (w: (typeof wanted)[number]) =>
+    typeof w === "string" ? screen.includes(w) : w instanceof RegExp ? w.test(screen) : w(screen);
   await waitFor(
     () => {
       screen = term.screen();
-      return pattern.test(screen);
+      return wanted.every(shows);
     },
-    { timeoutMs, what: `${pattern} on the agent's screen` },
+    { timeoutMs: 30_000, what: "the agent's screen" },
   ).catch((err: Error) => {
-    throw new Error(`${err.message}\n--- screen ---\n${screen}`);
+    const missing = wanted.filter((w) => !shows(w)).map(String);
+    throw new Error(`${err.message} to show ${missing.join(", ")}\n--- screen ---\n${screen}`);
   });
   return screen;
+}
+
+/** The dashboard fills the terminal exactly: a frame from the first row, every row as wide as the terminal. */
+function fillsTerminal(columns: number, rows: number) {
+  return function fills(screen: string): boolean {
+    const lines = screen.replace(/\n+$/, "").split("\n");
+    return (
+      lines.length === rows &&
+      /^╔.*╗$/.test(lines[0] ?? "") &&
+      /^╚═+╝$/.test(lines.at(-2) ?? "") &&
+      lines.slice(0, -1).every((l) => [...l].length === columns)
+    );
+  };
+}
+
+/** Wait for the program on `term` to end; its exit code, or the signal that killed it. */
+async function exitOf(term: TmuxTerminal, what: string) {
+  await waitFor(() => term.exit() !== null, { what, timeoutMs: 20_000 }).catch((err: Error) => {
+    throw new Error(`${err.message}\n${term.describe()}`);
+  });
+  return term.exit();
 }
 
 /** Pids of the engines this agent runs (its builtin engine children). */
@@ -69,10 +109,11 @@ function enginePids(agentPid: number): number[] {
     .map(([pid]) => Number(pid));
 }
 
+/** Running, not exited (a zombie its parent has not reaped yet counts as exited). */
 function alive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
   } catch {
     return false;
   }
@@ -85,18 +126,20 @@ describe("b9agent dashboard on a real terminal", () => {
     const { id } = allowTestModel(path);
     const term = agentOnTerminal(path);
 
-    let screen = await screenShows(term, /Status: READY/);
-    expect(screen).toContain(`Beta9 Agent: ${id} (tui-box)`);
-    expect(screen).toMatch(new RegExp(`Gateway: ${gw.url} connected`));
-    expect(screen).toContain("Pool: external");
-    expect(screen).toMatch(
+    await screenShows(
+      term,
+      `Beta9 Agent: ${id} (tui-box)`,
+      `Status: READY │ Gateway: ${gw.url} connected │ Pool: external`,
       /CPU: \d+\.\d% │ Memory: \d+\.\d% of [\d.]+ GiB │ GPUs: \d+ │ Last Heartbeat: \d+s ago/,
+      /║ JOBS +║/,
+      "No jobs yet",
+      /║ INFERENCE +║/,
+      /Status: stopped │ Endpoint: http:\/\/127\.0\.0\.1:\d+\/v1/,
+      "Models: none",
+      /║ LOGS +║/,
+      /\d\d:\d\d:\d\d connected to gateway/,
+      fillsTerminal(120, 40),
     );
-    expect(screen).toMatch(/║ JOBS +║/);
-    expect(screen).toContain("No jobs yet");
-    expect(screen).toMatch(/Status: stopped │ Endpoint: http:\/\/127\.0\.0\.1:\d+\/v1/);
-    expect(screen).toContain("Models: none");
-    expect(screen).toMatch(/\d\d:\d\d:\d\d connected to gateway/);
 
     // A deployment's first request places a replica here: the agent pulls and loads it, then answers.
     expect(
@@ -114,27 +157,32 @@ describe("b9agent dashboard on a real terminal", () => {
       body: JSON.stringify({ model: "smollm2", messages: [{ role: "user", content: "Hi" }], max_tokens: 4 }),
     });
     expect(chat.status, await chat.clone().text()).toBe(200);
-    screen = await screenShows(term, /smollm2 +replica +ready +0 running · 1 done/);
-    expect(screen).toMatch(/Status: running │ Endpoint: http:\/\/127\.0\.0\.1:\d+\/v1 │ Engines: .*builtin/);
-    expect(screen).toMatch(/smollm2 +ready +builtin · \d+ MiB · ctx 2048/);
-    expect(screen).toMatch(/pull smollm2: 100%/);
-    expect(screen).toContain("smollm2 is ready");
+    await screenShows(
+      term,
+      /smollm2 +replica +ready +0 running · 1 done/,
+      /Status: running │ Endpoint: http:\/\/127\.0\.0\.1:\d+\/v1 │ Engines: .*builtin/,
+      /smollm2 +ready +builtin · \d+ MiB · ctx 2048/,
+      "pull smollm2: 100%",
+      "smollm2 is ready",
+    );
     const agentPid = term.pid();
     const engines = enginePids(agentPid);
     expect(engines).toHaveLength(1);
 
     // The gateway goes away: the dashboard says so and the agent (and its engine) keep running.
     await gw.proc.stop();
-    screen = await screenShows(term, /Status: DISCONNECTED │ Gateway: \S+ unreachable, reconnecting/);
-    expect(screen).toMatch(/lost the gateway; reconnecting/);
-    await screenShows(term, /cannot reach the gateway; will retry: ECONNREFUSED/);
-    expect(term.exitStatus()).toBeNull();
+    await screenShows(
+      term,
+      /Status: DISCONNECTED │ Gateway: \S+ unreachable, reconnecting/,
+      "lost the gateway; reconnecting",
+      "cannot reach the gateway; will retry: ECONNREFUSED",
+    );
+    expect(term.exit()).toBeNull();
     expect(alive(agentPid)).toBe(true);
     expect(engines.every(alive)).toBe(true);
 
     term.press("q");
-    await waitFor(() => term.exitStatus() !== null, { what: "the agent to exit after q", timeoutMs: 20_000 });
-    expect(term.exitStatus()).toBe(0);
+    expect(await exitOf(term, "the agent to exit after q")).toEqual({ code: 0, signal: null });
     expect(alive(agentPid)).toBe(false);
     await waitFor(() => !engines.some(alive), { what: "the engine to be stopped", timeoutMs: 5_000 });
   }, 120_000);
@@ -146,24 +194,33 @@ describe("b9agent dashboard on a real terminal", () => {
     await screenShows(term, /Status: READY/);
 
     term.resize(50, 12);
-    let screen = await screenShows(term, /Terminal too small \(50×12\)/);
+    const screen = await screenShows(term, "Terminal too small (50×12)", "b9agent --no-tui");
     expect(screen).not.toContain("╔");
-    expect(screen).toContain("b9agent --no-tui");
 
     term.resize(80, 24);
-    screen = await screenShows(term, /╔══ Beta9 Agent/);
-    const rows = screen.replace(/\n+$/, "").split("\n");
-    expect(rows).toHaveLength(24);
-    expect(rows[0]).toMatch(/^╔.*╗$/);
-    expect(rows.at(-2)).toMatch(/^╚═+╝$/);
-    for (const row of rows) expect([...row].length).toBeLessThanOrEqual(80);
-    expect(rows.filter((r) => r.startsWith("║")).every((r) => [...r].length === 80)).toBe(true);
+    await screenShows(term, "Status: READY", fillsTerminal(80, 24));
 
     term.press("C-c");
-    await waitFor(() => term.exitStatus() !== null, {
-      what: "the agent to exit after Ctrl+C",
-      timeoutMs: 20_000,
-    });
-    expect(term.exitStatus()).toBe(0);
+    expect(await exitOf(term, "the agent to exit after Ctrl+C")).toEqual({ code: 0, signal: null });
+  }, 60_000);
+
+  it("writes plain log lines instead when stdout is not a terminal, or with --no-tui", async () => {
+    const gw = await gateway();
+    const path = await initAgent(gw, { name: "plain-box" });
+
+    const piped = new Proc([BIN.agent, "run", "--listen", "127.0.0.1:0"], { B9AGENT_CONFIG: path });
+    cleanups.push(() => piped.stop());
+    await piped.waitForLog((e) => e.msg === "gateway says this machine is READY");
+    expect(piped.lines.join("\n")).not.toContain("Beta9 Agent");
+    await piped.stop();
+
+    const term = agentOnTerminal(path, { columns: 120, rows: 40 }, ["--no-tui"]);
+    const screen = await screenShows(
+      term,
+      /INFO.*connected to gateway/,
+      "gateway says this machine is READY",
+    );
+    expect(screen).not.toContain("Beta9 Agent");
+    expect(screen).not.toContain("╔");
   }, 60_000);
 });

@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "@beta9/test-utils";
 
@@ -61,18 +61,51 @@ export class TmuxTerminal {
     return Number(this.#tmux("display-message", "-p", "-t", "main", "#{pane_pid}").trim());
   }
 
-  /** Null while the program runs, else its exit status. */
-  exitStatus(): number | null {
-    const [dead, status] = this.#tmux(
+  /** Null while the program runs; then its exit code, or the number of the signal that killed it. */
+  exit(): { code: number | null; signal: number | null } | null {
+    const [code, signal, pid] = this.#tmux(
       "display-message",
       "-p",
       "-t",
       "main",
-      "#{pane_dead} #{pane_dead_status}",
+      "#{pane_dead_status}|#{pane_dead_signal}|#{pane_pid}",
     )
       .trim()
-      .split(" ");
-    return dead === "1" ? Number(status) : null;
+      .split("|");
+    if (code || signal) return { code: code ? Number(code) : null, signal: signal ? Number(signal) : null };
+    // tmux can miss the exit: libutempter's helper resets SIGCHLD while tmux waits for it, and the
+    // program stays a zombie. Its status is then still in /proc (the exit_code field, as wait() gives it).
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    } catch {
+      return null; // reaped between the two looks: tmux has the status at the next one
+    }
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (fields[0] !== "Z") return null;
+    const status = Number(fields[49]);
+    return (status & 0x7f) === 0
+      ? { code: (status >> 8) & 0xff, signal: null }
+      : { code: null, signal: status & 0x7f };
+  }
+
+  /** The pane's raw state, for a failing test's message. */
+  describe(): string {
+    const state = this.#tmux(
+      "display-message",
+      "-p",
+      "-t",
+      "main",
+      "dead=#{pane_dead} status=#{pane_dead_status} signal=#{pane_dead_signal} pid=#{pane_pid}",
+    );
+    const pid = /pid=(\d+)/.exec(state)?.[1] ?? "0";
+    let ps = "";
+    try {
+      ps = execFileSync("ps", ["-o", "pid,ppid,stat,args", "-p", pid], { encoding: "utf8" });
+    } catch {
+      ps = `process ${pid} is gone`;
+    }
+    return `${state.trim()}\n${ps.trim()}\n--- screen ---\n${this.screen()}`;
   }
 
   /** Keys as tmux names them: "q", "C-c". */
