@@ -1,5 +1,6 @@
 export type { ApiKey } from "./repositories/api-keys.ts";
 export type { Deployment } from "./repositories/deployments.ts";
+export type { GatewayReplica } from "./repositories/gateway-replicas.ts";
 export type { ConsumeResult, JoinToken } from "./repositories/join-tokens.ts";
 export type { Machine } from "./repositories/machines.ts";
 export type { Pool, PoolWithCount } from "./repositories/pools.ts";

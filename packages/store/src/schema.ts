@@ -116,6 +116,19 @@ export interface SettingTable {
   value: string;
 }
 
+/** A running gateway replica on a shared store (PostgreSQL). */
+export interface GatewayReplicaTable {
+  id: string;
+  /** Where its peers reach it (its --advertise-url). */
+  url: string;
+  started_at: number;
+  last_seen_at: number;
+  /** Machines whose agent channel it holds. */
+  machines: number;
+  /** JSON: model name → machines connected to it that serve it ready. */
+  served: string;
+}
+
 export interface Database {
   workspaces: WorkspaceTable;
   pools: PoolTable;
@@ -125,6 +138,7 @@ export interface Database {
   deployments: DeploymentTable;
   usage: UsageTable;
   settings: SettingTable;
+  gateway_replicas: GatewayReplicaTable;
 }
 
 export type { Generated };

@@ -5,6 +5,7 @@ import { migrationProvider } from "./migrations/index.ts";
 import { ApiKeyRepository } from "./repositories/api-keys.ts";
 import { DeploymentRepository } from "./repositories/deployments.ts";
 import type { Executor } from "./repositories/executor.ts";
+import { GatewayReplicaRepository } from "./repositories/gateway-replicas.ts";
 import { JoinTokenRepository } from "./repositories/join-tokens.ts";
 import { MachineRepository } from "./repositories/machines.ts";
 import { PoolRepository } from "./repositories/pools.ts";
@@ -27,6 +28,7 @@ export class Repositories {
   readonly deployments: DeploymentRepository;
   readonly settings: SettingRepository;
   readonly usage: UsageRepository;
+  readonly gatewayReplicas: GatewayReplicaRepository;
   constructor(db: Executor) {
     this.workspaces = new WorkspaceRepository(db);
     this.pools = new PoolRepository(db);
@@ -36,6 +38,7 @@ export class Repositories {
     this.deployments = new DeploymentRepository(db);
     this.settings = new SettingRepository(db);
     this.usage = new UsageRepository(db);
+    this.gatewayReplicas = new GatewayReplicaRepository(db);
   }
 }
 

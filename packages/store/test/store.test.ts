@@ -292,6 +292,20 @@ for (const dialect of DIALECTS) {
       expect(await store.settings.claim("bootstrap", "2")).toBe(false);
       expect(await store.settings.get("bootstrap")).toBe("1");
     });
+
+    it("keeps each gateway replica's row, rewritten in place, and forgets the silent ones", async () => {
+      const row = { id: "gw_a", url: "http://10.0.0.1:1994", started_at: now, last_seen_at: now };
+      await store.gatewayReplicas.put({ ...row, machines: 1, served: '{"m":1}' });
+      await store.gatewayReplicas.put({ ...row, last_seen_at: now + 2_000, machines: 2, served: "{}" });
+      await store.gatewayReplicas.put({ ...row, id: "gw_b", machines: 0, served: "{}" });
+      expect(await store.gatewayReplicas.seenSince(now + 1_000)).toEqual([
+        { ...row, last_seen_at: now + 2_000, machines: 2, served: "{}" },
+      ]);
+      await store.gatewayReplicas.prune(now + 1_000);
+      expect((await store.gatewayReplicas.seenSince(0)).map((r) => r.id)).toEqual(["gw_a"]);
+      await store.gatewayReplicas.remove("gw_a");
+      expect(await store.gatewayReplicas.seenSince(0)).toEqual([]);
+    });
   });
 }
 
