@@ -14,6 +14,7 @@ const NO_CORNERS = { topLeft: "", topRight: "", bottomLeft: "", bottomRight: "",
 function Rule({ char }: { char: string }) {
   return h(Box, {
     flexGrow: 1,
+    minWidth: 2,
     height: 1,
     borderStyle: { ...NO_CORNERS, top: char, bottom: char },
     borderTop: true,
@@ -28,11 +29,12 @@ export function TopBorder({ title }: { title: string }) {
   return h(
     Box,
     { height: 1 },
-    h(Text, null, "╔══ "),
-    h(Text, { bold: true }, title),
-    h(Text, null, " "),
+    h(Box, { flexShrink: 0 }, h(Text, null, "╔══ ")),
+    // A long machine name is cut, never the frame.
+    h(Box, { flexShrink: 1 }, h(Text, { bold: true, wrap: "truncate-end" }, title)),
+    h(Box, { flexShrink: 0 }, h(Text, null, " ")),
     h(Rule, { char: "═" }),
-    h(Text, null, "╗"),
+    h(Box, { flexShrink: 0 }, h(Text, null, "╗")),
   );
 }
 
@@ -52,7 +54,7 @@ export function BottomBorder() {
   return h(Box, { height: 1 }, h(Text, null, "╚"), h(Rule, { char: "═" }), h(Text, null, "╝"));
 }
 
-/** Rows between ║ … ║, exactly `height` of them. */
+/** Rows between ║ … ║, exactly `height` of them; rows past the height are cut off, never overlaid. */
 export function Section({ height, children }: { height: number; children?: React.ReactNode }) {
   return h(
     Box,
@@ -65,7 +67,7 @@ export function Section({ height, children }: { height: number; children?: React
       borderTop: false,
       borderBottom: false,
     },
-    children,
+    React.Children.map(children, (row) => h(Box, { flexShrink: 0, flexDirection: "column" }, row)),
   );
 }
 

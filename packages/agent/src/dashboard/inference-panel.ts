@@ -46,23 +46,25 @@ export function InferencePanel({
 }) {
   const models = inference.models;
   const room = height - 1;
-  const shown = models.length > room ? models.slice(0, Math.max(0, room - 1)) : models;
   const engines = inference.engines.length ? inference.engines.join(", ") : "none detected";
-  return h(
-    Panel,
-    { title: "INFERENCE", height },
-    h(
-      Text,
-      { key: "status", wrap: "truncate-end" },
-      "Status: ",
-      h(Text, { color: stateColor(inference.status) }, inference.status),
-      `${SEP}Endpoint: ${inference.endpoint ?? "–"}${SEP}Engines: ${engines}`,
-    ),
-    ...(models.length === 0
-      ? [h(Text, { key: "none", dimColor: true }, "Models: none")]
-      : shown.map((m) => h(ModelLine, { key: m.name, model: m }))),
-    ...(shown.length < models.length
-      ? [h(Text, { key: "more", dimColor: true }, `… ${models.length - shown.length} more`)]
-      : []),
+  const named = `Models: ${models.length ? models.map((m) => `${m.name} (${m.state})`).join(", ") : "none"}`;
+  // With one row only, the models are named on the status line.
+  const status = h(
+    Text,
+    { key: "status", wrap: "truncate-end" },
+    "Status: ",
+    h(Text, { color: stateColor(inference.status) }, inference.status),
+    `${SEP}Endpoint: ${inference.endpoint ?? "–"}${SEP}Engines: ${engines}${room < 1 ? SEP + named : ""}`,
   );
+  let body: React.ReactNode[];
+  if (room < 1) body = [];
+  else if (models.length === 0) body = [h(Text, { key: "none", dimColor: true }, named)];
+  else if (models.length > room && room < 2) body = [h(Text, { key: "named", wrap: "truncate-end" }, named)];
+  else {
+    const shown = models.length > room ? models.slice(0, room - 1) : models;
+    body = shown.map((m) => h(ModelLine, { key: m.name, model: m }));
+    if (shown.length < models.length)
+      body.push(h(Text, { key: "more", dimColor: true }, `… ${models.length - shown.length} more`));
+  }
+  return h(Panel, { title: "INFERENCE", height }, status, ...body);
 }

@@ -41,9 +41,19 @@ function requests(job: JobView, now: number): string {
 export function JobsPanel({ jobs, now, height }: { jobs: readonly JobView[]; now: number; height: number }) {
   let body: React.ReactNode[];
   if (jobs.length === 0) body = [h(Text, { key: "none", dimColor: true }, "No jobs yet")];
-  else {
-    const room = height - 1;
-    const shown = jobs.length > room ? jobs.slice(0, Math.max(0, room - 1)) : jobs;
+  else if (height < 3 && jobs.length > height - 1) {
+    // No room for a table: one line sums it up.
+    const running = jobs.reduce((n, j) => n + j.running, 0);
+    const done = jobs.reduce((n, j) => n + j.served, 0);
+    body = [
+      h(
+        Text,
+        { key: "sum", wrap: "truncate-end" },
+        `${jobs.length} served: ${jobs.map((j) => j.model).join(", ")} · ${running} running · ${done} done`,
+      ),
+    ];
+  } else {
+    const shown = jobs.length > height - 1 ? jobs.slice(0, height - 2) : jobs;
     body = [
       h(Row, { key: "head", dim: true, cells: ["MODEL", "ROLE", "STATE", "REQUESTS"] }),
       ...shown.map((j) =>

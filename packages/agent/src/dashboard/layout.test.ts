@@ -153,6 +153,12 @@ describe("dashboard layout", () => {
     expect(f).toMatch(/MODEL +ROLE +STATE +REQUESTS/);
     expect(f).toMatch(/llama3\.2:1b +replica +ready +2 running · 14 done · last 3s ago/);
     expect(f).toMatch(/qwen2\.5:7b +local +starting +idle/);
+    // A table: each column starts where its heading does.
+    const rows = f.split("\n");
+    const at = (text: string) => rows.find((r) => r.includes(text))?.indexOf(text);
+    expect(at("replica")).toBe(at("ROLE"));
+    expect(at("local")).toBe(at("ROLE"));
+    expect(at("2 running")).toBe(at("REQUESTS"));
     expect(f).toContain("Status: running │ Endpoint: http://127.0.0.1:9999/v1 │ Engines: builtin, llamacpp");
     expect(f).toMatch(/llama3\.2:1b +ready +builtin · 1\.5 GiB · ctx 4096/);
     expect(f).toMatch(/qwen2\.5:7b +starting +llamacpp/);
@@ -206,6 +212,35 @@ describe("dashboard layout", () => {
       expect(lines.at(-2)).toMatch(/^╚═+╝$/);
       unmount?.();
     }
+  });
+
+  it("at the smallest size still shows every panel whole: models named on the status line, jobs summed up", () => {
+    const busy = model({
+      machine: { id: "1c1b50c8", name: "a-machine-name-far-too-long-for-a-sixty-column-terminal" },
+      inference: {
+        status: "running",
+        endpoint: "http://127.0.0.1:9999/v1",
+        engines: ["builtin"],
+        models: [
+          { name: "smol", state: "ready", engine: "builtin", memoryBytes: null, contextSize: null },
+          { name: "qwen", state: "starting", engine: "builtin", memoryBytes: null, contextSize: null },
+        ],
+      },
+      jobs: [
+        { model: "smol", origin: "gateway", state: "ready", running: 1, served: 4, lastRequestAt: NOW },
+        { model: "qwen", origin: "local", state: "starting", running: 0, served: 0, lastRequestAt: null },
+      ],
+    });
+    const lines = frame(busy, 60, 18).split("\n");
+    expect(lines).toHaveLength(18);
+    expect(lines[0]).toMatch(/^╔══ Beta9 Agent: 1c1b50c8 \(a-machine-name.*… ═+╗$/);
+    expect(lines).toContainEqual(expect.stringMatching(/^║ 2 served: smol, qwen · 1 running · 4 done +║$/));
+    expect(lines).toContainEqual(
+      expect.stringMatching(/^║ Status: running │ Endpoint: http:\/\/127\.0\.0\.1:9999\/v1 │ … ║$/),
+    );
+    unmount?.();
+    const wider = frame(busy, 160, 18);
+    expect(wider).toContain("Engines: builtin │ Models: smol (ready), qwen (starting)");
   });
 
   it("says the terminal is too small instead of drawing a broken frame", () => {
