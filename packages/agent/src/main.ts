@@ -15,7 +15,7 @@ import {
   saveConfig,
 } from "./config/config-file.ts";
 import { LogFeed } from "./dashboard/log-feed.ts";
-import { type DashboardHandle, startDashboard } from "./dashboard/start.ts";
+import type { DashboardHandle } from "./dashboard/start.ts";
 import { detectHardware, UsageSampler } from "./hardware/index.ts";
 
 const port = (v: string) => {
@@ -68,6 +68,10 @@ async function run(opts: { tui?: boolean; listen?: string[] }): Promise<void> {
     // A closed terminal must not crash the agent while it stops its engines.
     process.stdout.on("error", () => {});
     const sampler = new UsageSampler(agent.state.hardware);
+    // React's development build is slower and larger; and an agent without a terminal never loads
+    // React and Ink at all.
+    process.env.NODE_ENV ??= "production";
+    const { startDashboard } = await import("./dashboard/start.ts");
     dashboard = startDashboard({
       sources: {
         state: agent.state,

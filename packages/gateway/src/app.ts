@@ -28,6 +28,7 @@ import { usageRoutes } from "./routes/management/usage.ts";
 import { ollamaRoutes } from "./routes/ollama/index.ts";
 import { openaiRoutes } from "./routes/openai/index.ts";
 import { deploymentSpec } from "./scheduler/deployment-spec.ts";
+import { Drains } from "./scheduler/drain.ts";
 import { ReplicaManager } from "./scheduler/replicas.ts";
 
 export interface Gateway {
@@ -91,11 +92,18 @@ export async function buildGateway(
         .sweep()
         .catch((err: unknown) => log.warn({ err }, "could not unload a removed deployment")),
   });
-  await app.register(machineRoutes, ctx);
+  const router = new Router(registry);
+  const drains = new Drains({
+    registry,
+    log,
+    inFlight: (id) => router.outstanding(id),
+    deployments: async () => (await store.deployments.listAll()).map(deploymentSpec),
+    keepMinimums: () => replicas.sweep(),
+  });
+  await app.register(machineRoutes, { ...ctx, router, drains });
   await app.register(joinRoutes, ctx);
   await app.register(forkCompatRoutes, ctx);
   await app.register(usageRoutes, { ...ctx, metering });
-  const router = new Router(registry);
   await app.register(openaiRoutes, {
     ...ctx,
     router,
@@ -117,6 +125,7 @@ export async function buildGateway(
   // waits for connections to drain, or it would wait forever.
   app.addHook("preClose", async () => {
     replicas.stop();
+    drains.stop();
     await registry.stop();
   });
   // After every request has ended (close waits for them), before the store closes: nothing recorded
@@ -127,6 +136,7 @@ export async function buildGateway(
   });
   registry.start();
   replicas.start();
+  drains.start();
 
   return {
     app,
