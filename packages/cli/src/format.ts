@@ -1,4 +1,4 @@
-import type { Gpu } from "@beta9/sdk";
+import type { Gpu, MachineView } from "@beta9/sdk";
 import { shortDuration } from "./duration.ts";
 
 /** "3s ago" for a past timestamp; "never" when there is none. */
@@ -46,4 +46,11 @@ export function bytes(n: number): string {
     unit++;
   }
   return `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/** A machine's status, with its requests in flight while a drain waits for them: "DRAINING (2 in flight)". */
+export function statusLine(m: Pick<MachineView, "status" | "in_flight">): string {
+  return m.status === "DRAINING" && m.in_flight !== undefined
+    ? `DRAINING (${m.in_flight} in flight)`
+    : m.status;
 }

@@ -43,7 +43,7 @@ describe("b9 machine list", () => {
     const r = await b9(env, "machine", "list", "--status", "bogus");
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(
-      'unknown status "bogus"; choose from READY, BUSY, UNHEALTHY, OFFLINE, CORDONED, DRAINING',
+      'unknown status "bogus"; choose from READY, BUSY, UNHEALTHY, OFFLINE, CORDONED, DRAINING, DRAINED',
     );
     expect(gateway.requests).toHaveLength(0);
   });

@@ -2,7 +2,15 @@ import { type Static, Type } from "typebox";
 import { Hardware, Usage } from "./hardware.ts";
 import { InferenceReport } from "./inference.ts";
 
-export const MachineStatuses = ["READY", "BUSY", "UNHEALTHY", "OFFLINE", "CORDONED", "DRAINING"] as const;
+export const MachineStatuses = [
+  "READY",
+  "BUSY",
+  "UNHEALTHY",
+  "OFFLINE",
+  "CORDONED",
+  "DRAINING",
+  "DRAINED",
+] as const;
 export const MachineStatus = Type.Union([
   Type.Literal("READY"),
   Type.Literal("BUSY"),
@@ -10,6 +18,8 @@ export const MachineStatus = Type.Union([
   Type.Literal("OFFLINE"),
   Type.Literal("CORDONED"),
   Type.Literal("DRAINING"),
+  /** Drained: nothing in flight and nothing loaded; it takes no work until uncordoned. */
+  Type.Literal("DRAINED"),
 ]);
 export type MachineStatus = (typeof MachineStatuses)[number];
 
@@ -63,6 +73,10 @@ export const MachineView = Type.Object({
   cordoned: Type.Boolean(),
   draining: Type.Boolean(),
   running_jobs: Type.Integer(),
+  /** Requests this gateway has sent to the machine that have not ended yet (streams included). */
+  in_flight: Type.Optional(Type.Integer()),
+  /** While a drain is not done: what it still waits for, in words. */
+  drain_waiting_for: Type.Optional(Type.String()),
   joined_at: Type.String({ format: "date-time" }),
   last_heartbeat_at: Type.Union([Type.String({ format: "date-time" }), Type.Null()]),
 });

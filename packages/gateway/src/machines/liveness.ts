@@ -36,8 +36,13 @@ export function machineStatus(row: Machine, live: Liveness, now: number, cfg: Li
   if (since >= cfg.unhealthyAfterMs) return "UNHEALTHY";
   // An agent on the channel whose connection dropped is not answering, whatever its last beat said.
   if (row.protocol === "channel" && !live.connected) return "UNHEALTHY";
-  if (row.draining_at !== null) return "DRAINING";
+  if (row.draining_at !== null) return isEmpty(live) ? "DRAINED" : "DRAINING";
   if (row.cordoned_at !== null) return "CORDONED";
   if (live.runningJobs > 0) return "BUSY";
   return "READY";
+}
+
+/** The machine said it runs nothing (an agent yet to say what it runs is not taken for empty). */
+function isEmpty(live: Liveness): boolean {
+  return live.inference !== null && live.inference.models.length === 0 && live.runningJobs === 0;
 }

@@ -234,14 +234,37 @@ export class MachineRegistry {
    * cordoned, draining or unhealthy), per their last heartbeat.
    */
   serving(model: string): ServingMachine[] {
+    return this.#running(model, (s) => s === "READY" || s === "BUSY");
+  }
+
+  /**
+   * Where a request for `model` may go: the machines serving it, or, while none does, draining ones
+   * that still run it ready (its replacement is on the way; a request need not wait for a cold start).
+   */
+  routable(model: string): ServingMachine[] {
+    const serving = this.serving(model);
+    return serving.length > 0 ? serving : this.#running(model, (s) => s === "DRAINING");
+  }
+
+  #running(model: string, accept: (status: MachineStatus) => boolean): ServingMachine[] {
     const now = Date.now();
     const out: ServingMachine[] = [];
     for (const e of this.#entries.values()) {
       if (!e.link?.request) continue;
-      const status = machineStatus(e.row, e.live, now, this.cfg);
-      if (status !== "READY" && status !== "BUSY") continue;
+      if (!accept(machineStatus(e.row, e.live, now, this.cfg))) continue;
       if (e.live.inference?.models.some((m) => m.name === model && m.state === "ready"))
         out.push({ id: e.row.id, link: e.link });
+    }
+    return out;
+  }
+
+  /** Connected machines being drained, with the models they still run. */
+  draining(): { id: string; name: string; link: AgentLink; models: string[] }[] {
+    const out: { id: string; name: string; link: AgentLink; models: string[] }[] = [];
+    for (const e of this.#entries.values()) {
+      if (e.row.draining_at === null || !e.link?.request || !e.live.inference) continue;
+      const models = e.live.inference.models.map((m) => m.name);
+      out.push({ id: e.row.id, name: e.row.name, link: e.link, models });
     }
     return out;
   }

@@ -1,8 +1,9 @@
 import type { MachineRegistry, ServingMachine } from "../machines/registry.ts";
 
 /**
- * Picks the machine for a request: among those serving the model ready now, the one with the fewest
- * requests outstanding from this gateway (ties broken at random, so equal machines share the load).
+ * Picks the machine for a request: among those serving the model ready now (draining ones only while
+ * no other serves it), the one with the fewest requests outstanding from this gateway (ties broken at
+ * random, so equal machines share the load).
  */
 export class Router {
   readonly #registry: MachineRegistry;
@@ -16,7 +17,7 @@ export class Router {
     let best: ServingMachine | undefined;
     let bestLoad = Number.POSITIVE_INFINITY;
     let ties = 0;
-    for (const m of this.#registry.serving(model)) {
+    for (const m of this.#registry.routable(model)) {
       if (exclude.has(m.id)) continue;
       const load = this.#outstanding.get(m.id) ?? 0;
       if (load < bestLoad) {

@@ -1,7 +1,7 @@
 import { type MachineStatus, MachineStatuses } from "@beta9/sdk";
 import { type Command, InvalidArgumentError } from "commander";
 import type { Context } from "../../context.ts";
-import { ago, gib, gpuSummary } from "../../format.ts";
+import { ago, gib, gpuSummary, statusLine } from "../../format.ts";
 import { JSON_FLAG_HELP, table } from "../../output.ts";
 
 interface Options {
@@ -32,7 +32,7 @@ export function addMachineList(machine: Command, ctx: Context): void {
             m.id,
             m.name,
             m.pool,
-            m.status,
+            statusLine(m),
             String(m.hardware.cpu_cores),
             gib(m.hardware.memory_total_bytes),
             gpuSummary(m.hardware.gpus),

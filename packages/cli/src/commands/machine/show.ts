@@ -1,7 +1,7 @@
 import type { Gpu, MachineView } from "@beta9/sdk";
 import type { Command } from "commander";
 import type { Context } from "../../context.ts";
-import { ago, gib } from "../../format.ts";
+import { ago, gib, statusLine } from "../../format.ts";
 import { details, JSON_FLAG_HELP } from "../../output.ts";
 
 export function addMachineShow(machine: Command, ctx: Context): void {
@@ -27,7 +27,8 @@ function describe(m: MachineView, now: number): Array<[string, string]> {
     ["Name", m.name],
     ["Pool", m.pool],
     ["Country", m.country ?? "not declared (b9agent init --country)"],
-    ["Status", m.status],
+    ["Status", statusLine(m)],
+    ...(m.drain_waiting_for ? [["Drain waits for", m.drain_waiting_for] as [string, string]] : []),
     ["Hostname", m.hostname],
     ["Agent version", m.agent_version],
     ["Connection", m.connection],

@@ -3,10 +3,24 @@ import type { Machine } from "@beta9/store";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import type { GatewayContext } from "../../context.ts";
+import type { Router } from "../../router/router.ts";
+import type { Drains } from "../../scheduler/drain.ts";
 
 const IdParams = Type.Object({ id: Type.String({ maxLength: 64 }) });
 
-export const machineRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app, ctx) => {
+export const machineRoutes: FastifyPluginAsyncTypebox<
+  GatewayContext & { router: Router; drains: Drains }
+> = async (app, ctx) => {
+  // What the registry cannot know: requests in flight from this gateway, and where a drain stands.
+  const withWork = (view: MachineView): MachineView => {
+    const waiting = view.status === "DRAINING" ? ctx.drains.waitingFor(view.id) : undefined;
+    return {
+      ...view,
+      in_flight: ctx.router.outstanding(view.id),
+      ...(waiting === undefined ? {} : { drain_waiting_for: waiting }),
+    };
+  };
+
   app.get(
     "/api/v1/machines",
     {
@@ -25,7 +39,8 @@ export const machineRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (a
     async (req) => {
       await ctx.auth.authenticate(req, "read");
       const { limit, ...rest } = req.query;
-      return ctx.registry.page({ ...rest, ...(limit ? { limit: Number(limit) } : {}) });
+      const page = ctx.registry.page({ ...rest, ...(limit ? { limit: Number(limit) } : {}) });
+      return { ...page, machines: page.machines.map(withWork) };
     },
   );
 
@@ -36,7 +51,7 @@ export const machineRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (a
       await ctx.auth.authenticate(req, "read");
       const view = ctx.registry.view(req.params.id);
       if (!view) throw notFound(req.params.id);
-      return view;
+      return withWork(view);
     },
   );
 
@@ -52,7 +67,9 @@ export const machineRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (a
         await ctx.store.machines.update(row.id, p);
         ctx.registry.put({ ...row, ...p });
         ctx.log.info({ machine_id: row.id, action: verb }, `machine ${verb}`);
-        return ctx.registry.view(row.id)!;
+        // A drain starts now: replacements are placed and an idle machine is emptied without delay.
+        if (verb === "drain") await ctx.drains.check();
+        return withWork(ctx.registry.view(row.id)!);
       },
     );
   change("cordon", (now) => ({ cordoned_at: now }));
