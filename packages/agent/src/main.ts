@@ -94,6 +94,15 @@ async function run(opts: { tui?: boolean; listen?: string[] }): Promise<void> {
   }
 }
 
+/** Repeated --gateway flags and comma lists add up: every replica of the gateway, in order. */
+function gatewayList(value: string, previous: string[] | undefined): string[] {
+  const more = value
+    .split(",")
+    .map((v) => v.trim())
+    .filter(Boolean);
+  return [...(previous ?? []), ...more];
+}
+
 const program = new Command("b9agent")
   .description("Beta9 agent: joins this machine to a gateway's pool and serves its models")
   .version(BETA9_VERSION);
@@ -101,7 +110,11 @@ const program = new Command("b9agent")
 program
   .command("init")
   .description("write the agent's config and join the gateway")
-  .requiredOption("--gateway <host:port>", "the gateway's address, e.g. 100.72.101.23:1994")
+  .requiredOption(
+    "--gateway <host:port>",
+    "the gateway's address, e.g. 100.72.101.23:1994; several replicas as A,B or the flag repeated (tried in turn)",
+    gatewayList,
+  )
   .requiredOption("--token <join-token>", "a join token from `b9 token create`")
   .option("--pool <pool>", "pool to join (the join token decides; this is kept for reference)", "external")
   .option("--name <name>", "a name for this machine", hostname())
@@ -124,8 +137,10 @@ program
         .replace(/[^a-zA-Z0-9._-]/g, "-")
         .replace(/^[^a-zA-Z0-9]+/, "")
         .slice(0, 63) || newMachineId();
+    const gateways = (opts.gateway as string[]).map(parseGatewayAddress);
     const cfg: AgentConfig = {
-      gateway: parseGatewayAddress(opts.gateway),
+      gateway: gateways[0]!,
+      ...(gateways.length > 1 ? { gateways } : {}),
       // The same machine keeps its id when initialised again (a new token, a moved gateway).
       machine: {
         id: previous?.machine.id ?? newMachineId(),

@@ -9,7 +9,8 @@ import type { Hardware, Usage } from "@beta9/protocol";
 export class AgentState extends EventEmitter<{ change: [] }> {
   readonly machineId: string;
   readonly pool: string;
-  readonly gateway: string;
+  /** The gateway (replica) connected to, or dialled first. */
+  gateway: string;
   readonly startedAt = Date.now();
   hardware: Hardware;
   usage: Usage | null = null;

@@ -3,7 +3,7 @@ import https from "node:https";
 import type { Duplex } from "node:stream";
 import type { Logger } from "@beta9/http";
 import { CHANNEL_PATH, CHANNEL_PROTOCOL, type ErrorBody, MACHINE_ID_HEADER } from "@beta9/protocol";
-import { type AgentConfig, gatewayUrl } from "../config/config-file.ts";
+import { type AgentConfig, addressUrl, gatewayAddresses } from "../config/config-file.ts";
 import type { AgentState } from "../state.ts";
 import { Backoff, sleep } from "./backoff.ts";
 import { GatewayRefused } from "./join.ts";
@@ -25,6 +25,9 @@ export interface ConnectorDeps {
 /**
  * Keeps the agent channel up: dial, upgrade, serve HTTP/2 on the socket until it closes, wait with
  * backoff and jitter, dial again. Joins again only when the gateway says the credential is unknown.
+ * With several gateway replicas, a lost channel is dialled again where it was; a replica that cannot
+ * be reached is passed over for the next at once, and the backoff waits only after every replica
+ * failed in turn, so the agent moves within one wait when its replica dies.
  */
 export class Connector {
   readonly #deps: ConnectorDeps;
@@ -32,6 +35,8 @@ export class Connector {
   readonly #abort = new AbortController();
   #socket: Duplex | undefined;
   #loop: Promise<void> | undefined;
+  /** Which of the configured gateways is dialled next. */
+  #current = 0;
 
   constructor(deps: ConnectorDeps) {
     this.#deps = deps;
@@ -57,12 +62,18 @@ export class Connector {
   async #run(): Promise<void> {
     const { state, log } = this.#deps;
     const signal = this.#abort.signal;
+    // Replicas that failed in a row since the last channel: a full round of them means back off.
+    let failedInRow = 0;
     while (!signal.aborted) {
+      const gateways = gatewayAddresses(this.#deps.config());
+      const gateway = addressUrl(gateways[this.#current % gateways.length]!);
       try {
-        const socket = await this.#dial(signal);
+        const socket = await this.#dial(gateway, signal);
         this.#socket = socket;
+        failedInRow = 0;
+        state.gateway = gateway;
         state.gatewayConnected = true;
-        log.info({ gateway: state.gateway }, "connected to gateway");
+        log.info({ gateway }, "connected to gateway");
         const openedAt = Date.now();
         await new Promise<void>((resolve) => socket.once("close", () => resolve()));
         state.gatewayConnected = false;
@@ -70,7 +81,7 @@ export class Connector {
         if (signal.aborted) break;
         // A channel that lived a while was a success: start the backoff over.
         if (Date.now() - openedAt > 10_000) this.#backoff.reset();
-        log.warn({ gateway: state.gateway }, "lost the gateway; reconnecting");
+        log.warn({ gateway }, "lost the gateway; reconnecting");
       } catch (err) {
         if (signal.aborted) break;
         state.gatewayConnected = false;
@@ -81,16 +92,20 @@ export class Connector {
           this.#backoff.reset();
           continue;
         }
-        log.warn({ gateway: state.gateway, err: describe(err) }, "cannot reach the gateway; will retry");
+        log.warn({ gateway, err: describe(err) }, "cannot reach the gateway; will retry");
+        if (gateways.length > 1) {
+          this.#current = (this.#current + 1) % gateways.length;
+          if (++failedInRow % gateways.length !== 0) continue; // the next replica, now
+        }
       }
       state.reconnects++;
       await sleep(this.#backoff.next(), signal);
     }
   }
 
-  #dial(signal: AbortSignal): Promise<Duplex> {
+  #dial(gateway: string, signal: AbortSignal): Promise<Duplex> {
     const cfg = this.#deps.config();
-    const url = new URL(CHANNEL_PATH, gatewayUrl(cfg));
+    const url = new URL(CHANNEL_PATH, gateway);
     const mod = url.protocol === "https:" ? https : http;
     return new Promise((resolve, reject) => {
       const req = mod.request(url, {

@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import {
   type AgentConfig,
   ConfigError,
+  gatewayAddresses,
   gatewayUrl,
   loadConfig,
   parseCountry,
@@ -45,6 +46,30 @@ describe("agent config file", () => {
       models: { dir: undefined, allowed_dirs: undefined, huggingface_url: undefined },
       inference: { engine: undefined },
     });
+  });
+
+  it("keeps several gateway replicas in order, and reads a hand-written gateways list alone", async () => {
+    const path = join(tempDir(), "config.yaml");
+    const b = { host: "10.0.0.2", port: 1995, tls: false };
+    await saveConfig({ ...cfg, gateways: [cfg.gateway, b] }, path);
+    expect(readFileSync(path, "utf8")).toContain("- 10.0.0.2:1995");
+    const loaded = await loadConfig(path);
+    expect(loaded.gateway).toEqual(cfg.gateway);
+    expect(gatewayAddresses(loaded)).toEqual([cfg.gateway, b]);
+
+    writeFileSync(
+      path,
+      "gateways: [10.0.0.1:1994, https://gw.example:443]\nmachine: {id: m1, token: b9m_x}\n",
+      { mode: 0o600 },
+    );
+    const listed = await loadConfig(path);
+    expect(gatewayUrl(listed)).toBe("http://10.0.0.1:1994");
+    expect(gatewayAddresses(listed).map((g) => g.host)).toEqual(["10.0.0.1", "gw.example"]);
+
+    writeFileSync(path, "gateways: [10.0.0.1:1994, 'ftp://x']\nmachine: {id: m1, token: b9m_x}\n", {
+      mode: 0o600,
+    });
+    await expect(loadConfig(path)).rejects.toThrow(/gateways: each address must use http or https/);
   });
 
   it("keeps machine.country, upper-cases a hand-written one, and refuses one that is not a code", async () => {

@@ -6,8 +6,21 @@ import { CONTROL_PORT, GATEWAY_PORT } from "@beta9/protocol";
 import YAML from "yaml";
 
 /** ~/.b9agent/config.yaml, with the seed's keys (gateway.host, gateway.port, machine.id, …). */
+/** One gateway's address. */
+export interface GatewayAddress {
+  host: string;
+  port: number;
+  tls: boolean;
+}
+
 export interface AgentConfig {
-  gateway: { host: string; port: number; tls: boolean };
+  /** The gateway dialled first (the seed's key). */
+  gateway: GatewayAddress;
+  /**
+   * Every replica of the gateway, in the order tried (`gateway` first): when one is unreachable the
+   * agent dials the next. Absent or one entry: a single gateway.
+   */
+  gateways?: GatewayAddress[] | undefined;
   machine: {
     id: string;
     name: string;
@@ -48,13 +61,25 @@ export function configPath(): string {
   return process.env.B9AGENT_CONFIG ?? join(homedir(), ".b9agent", "config.yaml");
 }
 
+/** The URL of the gateway dialled first. */
 export function gatewayUrl(cfg: AgentConfig): string {
-  const host = cfg.gateway.host.includes(":") ? `[${cfg.gateway.host}]` : cfg.gateway.host;
-  return `${cfg.gateway.tls ? "https" : "http"}://${host}:${cfg.gateway.port}`;
+  return addressUrl(cfg.gateway);
+}
+
+export function addressUrl(g: GatewayAddress): string {
+  const host = g.host.includes(":") ? `[${g.host}]` : g.host;
+  return `${g.tls ? "https" : "http"}://${host}:${g.port}`;
+}
+
+/** Every gateway replica in the order tried: `gateway` first, then the others of `gateways`. */
+export function gatewayAddresses(cfg: AgentConfig): GatewayAddress[] {
+  const out = [cfg.gateway];
+  for (const g of cfg.gateways ?? []) if (!out.some((o) => addressUrl(o) === addressUrl(g))) out.push(g);
+  return out;
 }
 
 /** "HOST:PORT", "HOST" or "http(s)://HOST:PORT" → gateway settings. */
-export function parseGatewayAddress(text: string): AgentConfig["gateway"] {
+export function parseGatewayAddress(text: string): GatewayAddress {
   const withScheme = /^[a-z]+:\/\//i.test(text) ? text : `http://${text}`;
   let url: URL;
   try {
@@ -119,8 +144,19 @@ export async function loadConfig(path = configPath()): Promise<AgentConfig> {
 function validate(doc: unknown, path: string): AgentConfig {
   const d = (doc ?? {}) as Record<string, Record<string, unknown> | undefined>;
   const bad = (what: string) => new ConfigError(`${path}: ${what}; run b9agent init again to rewrite it`);
-  const g = d.gateway;
   const m = d.machine;
+  let gateways: GatewayAddress[] | undefined;
+  const listed = (doc as Record<string, unknown>).gateways;
+  if (listed !== undefined && listed !== null) {
+    if (!Array.isArray(listed) || listed.length === 0 || !listed.every((x) => typeof x === "string"))
+      throw bad('gateways must be a list of addresses such as ["10.0.0.1:1994", "10.0.0.2:1994"]');
+    try {
+      gateways = listed.map((x) => parseGatewayAddress(x));
+    } catch (err) {
+      throw bad(`gateways: ${(err as Error).message.replace(/^--gateway/, "each address")}`);
+    }
+  }
+  const g = d.gateway ?? (gateways?.[0] as Record<string, unknown> | undefined);
   if (!g || typeof g.host !== "string" || !g.host) throw bad("gateway.host is missing");
   const port = Number(g.port ?? GATEWAY_PORT);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw bad("gateway.port must be a port number");
@@ -154,6 +190,7 @@ function validate(doc: unknown, path: string): AgentConfig {
   };
   return {
     gateway: { host: g.host, port, tls: g.tls === true },
+    ...(gateways && gateways.length > 1 ? { gateways } : {}),
     machine: {
       id: m.id,
       name: typeof m.name === "string" && m.name ? m.name : m.id,
@@ -180,6 +217,10 @@ export async function saveConfig(cfg: AgentConfig, path = configPath()): Promise
   const tmp = `${path}.${randomBytes(4).toString("hex")}.tmp`;
   const doc: Record<string, unknown> = {
     gateway: cfg.gateway,
+    // Written as the addresses one types: the list `b9agent init --gateway A,B` was given.
+    ...(cfg.gateways && cfg.gateways.length > 1
+      ? { gateways: cfg.gateways.map((a) => addressUrl(a).replace(/^http:\/\//, "")) }
+      : {}),
     machine: { ...cfg.machine, join_token: cfg.machine.join_token || undefined },
     pool: cfg.pool,
     control: { port: cfg.control.port, ...(cfg.control.listen ? { listen: cfg.control.listen } : {}) },
