@@ -40,6 +40,9 @@ export class Metering {
       this.#recorder.record(row);
       this.#limits.charge(caller.keyId, tokens);
       if (this.#metrics) record(this.#metrics, row, facts);
+      // Written now, with whatever other rows finish meanwhile (one INSERT per batch): an answer held
+      // until then is never seen whole by a client whose usage a crash could lose.
+      return this.#recorder.flush();
     });
   }
 
@@ -59,7 +62,8 @@ export interface MeterFacts {
   streamed: boolean;
 }
 
-type Done = (row: Row, tokens: number, facts: MeterFacts) => void;
+/** Records the finished request; resolves once its row is in the store (or the write failed). */
+type Done = (row: Row, tokens: number, facts: MeterFacts) => Promise<void> | void;
 
 export interface MeteredMetrics {
   inference: InferenceMetrics;
@@ -101,6 +105,7 @@ export class RequestMeter {
   #prompt = 0;
   #completion = 0;
   #finished = false;
+  #written: Promise<void> | void = undefined;
   readonly #facts: MeterFacts = { known: false, streamed: false };
 
   constructor(caller: Caller, model: string, done: Done) {
@@ -144,11 +149,20 @@ export class RequestMeter {
       this.#completion = Math.max(0, Math.round(completion));
   }
 
+  /**
+   * Resolves once the finished request's usage row is written (at once before finish()): relays hold
+   * the answer's last bytes until then, so a gateway killed after the client saw its answer whole
+   * has recorded it.
+   */
+  written(): Promise<void> {
+    return this.#written ?? Promise.resolve();
+  }
+
   /** Record the request with the status its client got; only the first call counts. */
   finish(status: number): void {
     if (this.#finished) return;
     this.#finished = true;
-    this.#done(
+    this.#written = this.#done(
       {
         id: randomUUID(),
         key_id: this.#caller.keyId,

@@ -337,6 +337,8 @@ export const ollamaRoutes: FastifyPluginAsync<
       if (!up.stream) {
         const answer = await collectAnswer(events, opts);
         meter.finish(200);
+        // Sent once its usage row is written: a gateway killed after the client has it lost nothing.
+        await meter.written();
         return answer;
       }
       await sendNdjson(reply, ollamaLines(events, opts));
@@ -378,6 +380,7 @@ export const ollamaRoutes: FastifyPluginAsync<
       const usage = tokenUsage((answer as { usage?: unknown } | null)?.usage);
       meter.tokens(usage?.prompt_tokens, usage?.completion_tokens);
       meter.finish(200);
+      await meter.written();
       return answer;
     } catch (err) {
       if (client.signal.aborted) {
@@ -406,8 +409,12 @@ async function* metered(
   let pieces = 0;
   try {
     for await (const e of events) {
-      if ("done" in e) meter.tokens(e.done.stats.prompt_eval_count, e.done.stats.eval_count);
-      else meter.tokens(undefined, ++pieces);
+      if ("done" in e) {
+        meter.tokens(e.done.stats.prompt_eval_count, e.done.stats.eval_count);
+        // The last line goes out once the usage row is written (see relayEvents).
+        meter.finish(200);
+        await meter.written();
+      } else meter.tokens(undefined, ++pieces);
       yield e;
     }
   } catch (err) {

@@ -47,12 +47,17 @@ async function serve(
   make: () => { res: AgentResponse },
   kind: "events" | "bytes",
   clientWantsUsage = false,
+  /** The store's write of the usage row (at once unless given). */
+  write: () => Promise<void> | undefined = () => undefined,
 ): Promise<{ port: number; row: Promise<UsageRow> }> {
   let done!: (row: UsageRow) => void;
   const row = new Promise<UsageRow>((r) => (done = r));
   server = http.createServer(async (_req, raw) => {
     const { res } = make();
-    const meter = new RequestMeter(caller, "m", (r) => done(r));
+    const meter = new RequestMeter(caller, "m", (r) => {
+      done(r);
+      return write();
+    });
     meter.machine(res.machineId);
     const gone = clientGone({ raw } as Parameters<typeof clientGone>[0]);
     raw.writeHead(200, { "content-type": String(res.headers["content-type"]) });
@@ -214,4 +219,38 @@ describe("relayBytes", () => {
     await expect(get(port)).rejects.toThrow();
     expect((await row).status).toBe(502);
   });
+});
+
+describe("the answer's end waits for its usage row", () => {
+  for (const kind of ["events", "bytes"] as const) {
+    it(`holds the last bytes (${kind}) until the row is written, so a crash after cannot lose it`, async () => {
+      const order: string[] = [];
+      const { port } = await serve(
+        () =>
+          answer(
+            (async function* () {
+              yield kind === "events" ? chunk("a") : Buffer.from('{"usage":');
+              yield kind === "events" ? sse("[DONE]") : Buffer.from('{"prompt_tokens":1}}');
+            })(),
+            kind === "events" ? "text/event-stream" : "application/json",
+          ),
+        kind,
+        false,
+        // A slow store: the write takes a while.
+        () =>
+          new Promise<void>((r) =>
+            setTimeout(() => {
+              order.push("row written");
+              r();
+            }, 100),
+          ),
+      );
+      const text = await get(port);
+      order.push("client has the answer");
+      expect(text).toBe(
+        kind === "events" ? `${chunk("a")}${sse("[DONE]")}` : '{"usage":{"prompt_tokens":1}}',
+      );
+      expect(order).toEqual(["row written", "client has the answer"]);
+    });
+  }
 });

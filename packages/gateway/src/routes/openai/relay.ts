@@ -29,7 +29,8 @@ export async function relayEvents(
   let status = res.status;
   let cutOff = false;
   // After [DONE] the answer is whole for the client; openai clients may close the connection at once.
-  let done = false;
+  // So [DONE] is held back until the usage row is written.
+  let done: string | undefined;
   try {
     for await (const data of sseData(tapFirst(res.body, o.onFirstByte))) {
       const event = inspectEvent(data);
@@ -37,8 +38,11 @@ export async function relayEvents(
       if (event.kind === "chunk") chunks++;
       if (event.kind === "error") status = CUT_OFF;
       if (event.kind === "usage" && !o.clientWantsUsage) continue;
+      if (data.trim() === "[DONE]") {
+        done = `data: ${data}\n\n`;
+        continue;
+      }
       if (!raw.write(`data: ${data}\n\n`)) await drained(raw);
-      if (data.trim() === "[DONE]") done = true;
       if (raw.destroyed) break;
     }
   } catch {
@@ -52,19 +56,25 @@ export async function relayEvents(
     o.meter.finish(CLIENT_LEFT);
     return;
   }
-  // Recorded before the client sees the end, so a usage query right after it counts this request.
+  // Written before the client sees the end: a usage query right after it counts this request, and a
+  // gateway killed after that has lost nothing.
   o.meter.finish(cutOff ? CUT_OFF : status);
-  if (!raw.destroyed) raw.end(cutOff ? WORKER_LOST : undefined);
+  await o.meter.written();
+  if (!raw.destroyed) raw.end(cutOff ? WORKER_LOST : done);
 }
 
 /** Any other answer, byte for byte (a JSON answer's `usage` is read on the way). */
 export async function relayBytes(raw: ServerResponse, res: AgentResponse, o: RelayOptions): Promise<void> {
   const tap = new JsonUsageTap();
   let failure: Error | undefined;
+  // The last chunk waits for the usage row to be written (see relayEvents); each one before it goes
+  // out as the next arrives.
+  let held: Buffer | undefined;
   try {
     for await (const chunk of tapFirst(res.body, o.onFirstByte)) {
       tap.push(chunk);
-      if (!raw.write(chunk)) await drained(raw);
+      if (held && !raw.write(held)) await drained(raw);
+      held = chunk;
       if (raw.destroyed) break;
     }
   } catch (err) {
@@ -85,5 +95,6 @@ export async function relayBytes(raw: ServerResponse, res: AgentResponse, o: Rel
   const usage = res.status === 200 ? tap.usage() : undefined;
   o.meter.tokens(usage?.prompt_tokens, usage?.completion_tokens);
   o.meter.finish(res.status);
-  raw.end();
+  await o.meter.written();
+  if (!raw.destroyed) raw.end(held);
 }
