@@ -38,19 +38,27 @@ export class SteadyLoad {
   readonly #clients: number;
   readonly #maxTokens: number;
   readonly deadlineMs: number;
+  readonly #pauseAfterFailureMs: number;
   #running = false;
   #loops: Promise<void>[] = [];
 
   constructor(
     client: OpenAI,
     model: string,
-    opts: { clients?: number; maxTokens?: number; deadlineMs?: number } = {},
+    opts: {
+      clients?: number;
+      maxTokens?: number;
+      deadlineMs?: number;
+      /** A client that got an error waits this long before its next request, as a polite client would. */
+      pauseAfterFailureMs?: number;
+    } = {},
   ) {
     this.#client = client;
     this.#model = model;
     this.#clients = opts.clients ?? 4;
     this.#maxTokens = opts.maxTokens ?? 8;
     this.deadlineMs = opts.deadlineMs ?? 120_000;
+    this.#pauseAfterFailureMs = opts.pauseAfterFailureMs ?? 0;
   }
 
   start(): void {
@@ -94,6 +102,8 @@ export class SteadyLoad {
             r.error = `${e.status ?? "no status"}: ${e.message ?? String(err)}`;
           },
         );
+      if (r.outcome === "failed" && this.#pauseAfterFailureMs > 0)
+        await new Promise((res) => setTimeout(res, this.#pauseAfterFailureMs));
     }
   }
 
