@@ -14,6 +14,8 @@ import { KeyLimits } from "./limits/key-limits.ts";
 import { MachineRegistry } from "./machines/registry.ts";
 import { Metering } from "./metering/metering.ts";
 import { UsageRecorder } from "./metering/usage-recorder.ts";
+import { PeerDirectory } from "./peers/directory.ts";
+import { installPeerForwarding } from "./peers/forward.ts";
 import { Router } from "./router/router.ts";
 import { forkCompatRoutes } from "./routes/agent/fork-compat.ts";
 import { joinRoutes } from "./routes/agent/join.ts";
@@ -38,6 +40,8 @@ export interface Gateway {
   log: Logger;
   /** The admin key, only on the first start of an empty store. */
   adminKey?: string | undefined;
+  /** Replicas sharing a PostgreSQL store find each other here; undefined on SQLite (one replica). */
+  peers: PeerDirectory | undefined;
   close(): Promise<void>;
 }
 
@@ -59,6 +63,15 @@ export async function buildGateway(
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   installErrorHandling(app);
+  // Several replicas share only a PostgreSQL store; before the routes, so it sees every inference route.
+  const peers = store.kind === "postgres" ? new PeerDirectory(store, registry, log) : undefined;
+  const closeForwarding = peers
+    ? installPeerForwarding(app, {
+        directory: peers,
+        registry,
+        headersTimeoutMs: config.coldStartTimeoutMs + 30_000,
+      })
+    : undefined;
   const ctx: GatewayContext = { store, registry, auth: new ApiKeyAuth(store), log };
   const replicas = new ReplicaManager({
     registry,
@@ -124,6 +137,7 @@ export async function buildGateway(
   // Agent channels are long-lived upgraded sockets fastify does not track; end them before close()
   // waits for connections to drain, or it would wait forever.
   app.addHook("preClose", async () => {
+    await peers?.stop();
     replicas.stop();
     drains.stop();
     await registry.stop();
@@ -133,6 +147,7 @@ export async function buildGateway(
   app.addHook("onClose", async () => {
     clearInterval(pruneLimits);
     await recorder.close();
+    await closeForwarding?.();
   });
   registry.start();
   replicas.start();
@@ -144,6 +159,7 @@ export async function buildGateway(
     registry,
     log,
     adminKey,
+    peers,
     async close() {
       await app.close();
       await store.close();

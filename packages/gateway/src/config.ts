@@ -8,6 +8,8 @@ export interface GatewayConfig {
   port: number;
   dataDir: string;
   databaseUrl?: string | undefined;
+  /** Where the other gateway replicas on the same PostgreSQL reach this one (default from host and port). */
+  advertiseUrl?: string | undefined;
   liveness: LivenessConfig;
   /** Largest request body accepted, in bytes. */
   bodyLimit: number;

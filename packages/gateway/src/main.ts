@@ -1,3 +1,5 @@
+import type { Server } from "node:net";
+import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { BETA9_VERSION, GATEWAY_PORT, parseDuration } from "@beta9/protocol";
 import { Command, InvalidArgumentError } from "commander";
@@ -19,6 +21,24 @@ const port = (v: string) => {
   return n;
 };
 
+const url = (v: string) => {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new InvalidArgumentError("a URL such as http://10.0.0.5:1994");
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") throw new InvalidArgumentError("an http(s) URL");
+  return u.origin;
+};
+
+/** Where peers reach this replica by default: the address it listens on, or its host name on every address. */
+function advertisedUrl(host: string, address: ReturnType<Server["address"]>): string {
+  const port = typeof address === "object" && address ? address.port : GATEWAY_PORT;
+  const name = host === "0.0.0.0" || host === "::" ? hostname() : host;
+  return `http://${name.includes(":") ? `[${name}]` : name}:${port}`;
+}
+
 const program = new Command("b9gateway")
   .description("Beta9 gateway: machines join it, users call models through it")
   .version(BETA9_VERSION)
@@ -28,6 +48,11 @@ const program = new Command("b9gateway")
   .option(
     "--database-url <url>",
     "PostgreSQL URL (postgres://…) instead of SQLite, for several gateway replicas",
+  )
+  .option(
+    "--advertise-url <url>",
+    "where the other gateway replicas on the same --database-url reach this one (default: http://HOST:PORT)",
+    url,
   )
   .option(
     "--heartbeat-interval <duration>",
@@ -59,6 +84,7 @@ const program = new Command("b9gateway")
       port: opts.port,
       dataDir: resolve(opts.dataDir),
       databaseUrl: opts.databaseUrl ?? process.env.BETA9_DATABASE_URL,
+      advertiseUrl: opts.advertiseUrl,
       coldStartTimeoutMs: opts.coldStartTimeout,
       liveness: {
         heartbeatIntervalMs: opts.heartbeatInterval,
@@ -74,6 +100,7 @@ const program = new Command("b9gateway")
     }
     const address = await gw.app.listen({ host: config.host, port: config.port });
     gw.log.info({ address, store: gw.store.kind }, `b9gateway ${BETA9_VERSION} listening on ${address}`);
+    await gw.peers?.start(config.advertiseUrl ?? advertisedUrl(config.host, gw.app.server.address()));
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;

@@ -43,8 +43,15 @@ async function accept(
     throw new Beta9Error("bad_request", `send the machine id in the ${MACHINE_ID_HEADER} header`);
   }
   const remote = req.socket.remoteAddress;
-  await verifyMachineCredential(deps, machineId, bearerToken(req.headers.authorization), remote);
+  const machine = await verifyMachineCredential(
+    deps,
+    machineId,
+    bearerToken(req.headers.authorization),
+    remote,
+  );
   if (socket.destroyed) return;
+  // A machine that joined through another gateway replica since this one loaded the store.
+  if (!deps.registry.get(machineId)) deps.registry.put(machine);
   socket.write(
     `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${CHANNEL_PROTOCOL}\r\n\r\n`,
   );

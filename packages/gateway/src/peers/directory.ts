@@ -1,0 +1,127 @@
+import { randomBytes } from "node:crypto";
+import type { Logger } from "@beta9/http";
+import type { GatewayReplica, Store } from "@beta9/store";
+import type { MachineRegistry } from "../machines/registry.ts";
+
+/** How often a replica rewrites its row (and reads its peers'). */
+const DEFAULT_INTERVAL_MS = 2_000;
+
+/** What this replica knows of another one on the same store. */
+export interface Peer {
+  id: string;
+  url: string;
+  /** Machines whose agent channel the peer holds. */
+  machines: number;
+  /** Model → machines on the peer serving it ready. */
+  served: Record<string, number>;
+}
+
+/**
+ * The gateway replicas sharing one PostgreSQL: this one writes its own row every couple of seconds
+ * (where peers reach it, how many agents it holds, which models they serve), reads the others', and
+ * removes its row on a clean stop. A replica that stops writing (killed) drops out of every peer's
+ * list after a few intervals; a request forwarded to it meanwhile fails at once and is served here.
+ */
+export class PeerDirectory {
+  readonly id = `gw_${randomBytes(6).toString("hex")}`;
+  readonly #store: Store;
+  readonly #registry: MachineRegistry;
+  readonly #log: Logger;
+  readonly #intervalMs: number;
+  readonly #startedAt = Date.now();
+  #url = "";
+  #peers: Peer[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #tick: Promise<void> = Promise.resolve();
+  /** Peers that refused a connection: skipped until their row is written again. */
+  readonly #unreachable = new Map<string, number>();
+
+  constructor(store: Store, registry: MachineRegistry, log: Logger, opts: { intervalMs?: number } = {}) {
+    this.#store = store;
+    this.#registry = registry;
+    this.#log = log;
+    this.#intervalMs = opts.intervalMs ?? DEFAULT_INTERVAL_MS;
+  }
+
+  /** Announce this replica at `url` (where peers reach it) and keep the list of peers fresh. */
+  async start(url: string): Promise<void> {
+    this.#url = url;
+    await this.#refresh();
+    this.#log.info({ replica: this.id, url, peers: this.#peers.length }, "gateway replica registered");
+    this.#timer = setInterval(() => {
+      this.#tick = this.#tick.then(() => this.#refresh());
+    }, this.#intervalMs);
+    this.#timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#timer) return;
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#tick;
+    await this.#store.gatewayReplicas.remove(this.id).catch(() => {});
+  }
+
+  /** Other live replicas (none on a replica alone, or on SQLite). */
+  get peers(): readonly Peer[] {
+    return this.#peers;
+  }
+
+  /** The peer whose agents serve `model` ready (the one with the most such machines), if any. */
+  serving(model: string): Peer | undefined {
+    let best: Peer | undefined;
+    for (const p of this.#usable()) if ((p.served[model] ?? 0) > (best?.served[model] ?? 0)) best = p;
+    return best;
+  }
+
+  /** The peer holding the most machines: where a model nobody serves can be placed. */
+  placing(): Peer | undefined {
+    let best: Peer | undefined;
+    for (const p of this.#usable()) if (p.machines > (best?.machines ?? 0)) best = p;
+    return best;
+  }
+
+  /** A forward to `peer` could not connect: leave it out until it writes its row again. */
+  unreachable(peer: Peer): void {
+    this.#unreachable.set(peer.id, Date.now());
+  }
+
+  *#usable(): Generator<Peer> {
+    for (const p of this.#peers) if (!this.#unreachable.has(p.id)) yield p;
+  }
+
+  async #refresh(): Promise<void> {
+    const now = Date.now();
+    const served: Record<string, number> = {};
+    for (const [model, ids] of this.#registry.servedModels()) served[model] = ids.length;
+    try {
+      await this.#store.gatewayReplicas.put({
+        id: this.id,
+        url: this.#url,
+        started_at: this.#startedAt,
+        last_seen_at: now,
+        machines: this.#registry.views().filter((v) => v.connection === "channel").length,
+        served: JSON.stringify(served),
+      });
+      const staleBefore = now - 3 * this.#intervalMs;
+      const rows = await this.#store.gatewayReplicas.seenSince(staleBefore);
+      this.#peers = rows.filter((r) => r.id !== this.id).map(toPeer);
+      for (const r of rows) {
+        const refusedAt = this.#unreachable.get(r.id);
+        if (refusedAt !== undefined && r.last_seen_at > refusedAt) this.#unreachable.delete(r.id);
+      }
+      // Rows of crashed replicas are never removed by their owner.
+      if (Math.random() < 0.1) await this.#store.gatewayReplicas.prune(now - 60 * this.#intervalMs);
+    } catch (err) {
+      this.#log.warn({ err }, "could not refresh the gateway replicas; will retry");
+    }
+  }
+}
+
+function toPeer(r: GatewayReplica): Peer {
+  let served: Record<string, number> = {};
+  try {
+    served = JSON.parse(r.served) as Record<string, number>;
+  } catch {}
+  return { id: r.id, url: r.url, machines: r.machines, served };
+}
