@@ -11,9 +11,10 @@
  * is everything else: placement, the agent's pull (fast once the model is on the machine), starting
  * the engine process, the supervisor's readiness probe, the hops. Round 1 is the first start ever on
  * this machine (the model is pulled then); later rounds unload the replica first and start again.
- * See README.md beside this file.
+ * With --keep-warm the agent runs with inference.keep_engine_warm: the engine's process is up before
+ * the request, so a start only loads the model. See README.md beside this file.
  *
- *   npx node bench/gateway/cold-start.ts [--rounds 4] [--max-tokens 8]
+ *   npx node bench/gateway/cold-start.ts [--rounds 4] [--max-tokens 8] [--keep-warm]
  */
 import { parseArgs } from "node:util";
 import { testModelPath, waitFor } from "@beta9/test-utils";
@@ -41,14 +42,19 @@ function options() {
     options: {
       rounds: { type: "string", default: "4" },
       "max-tokens": { type: "string", default: "8" },
+      "keep-warm": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });
   if (values.help) {
-    out("usage: npx node bench/gateway/cold-start.ts [--rounds 4] [--max-tokens 8]\n");
+    out("usage: npx node bench/gateway/cold-start.ts [--rounds 4] [--max-tokens 8] [--keep-warm]\n");
     process.exit(0);
   }
-  const o = { rounds: Number(values.rounds), maxTokens: Number(values["max-tokens"]) };
+  const o = {
+    rounds: Number(values.rounds),
+    maxTokens: Number(values["max-tokens"]),
+    keepWarm: values["keep-warm"],
+  };
   if (!Number.isInteger(o.rounds) || o.rounds < 2 || o.rounds > 50) throw new Error("--rounds: 2 to 50");
   if (!Number.isInteger(o.maxTokens) || o.maxTokens < 1 || o.maxTokens > 512)
     throw new Error("--max-tokens: 1 to 512");
@@ -62,21 +68,34 @@ interface Round {
   addedMs: number;
   /** Milestones, ms after the request was sent (from the gateway's, agent's and engine's logs). */
   marks: Record<string, number>;
+  /** The engine's process boot, exec'd → listening (0 for a warm engine). */
+  bootMs: number;
+  /** The engine reading the GGUF's metadata and estimating memory, before load_ms starts. */
+  prepareMs: number;
 }
 
 async function main(): Promise<void> {
   const o = options();
   watchdog(20 * 60_000);
   out(`# Cold start through the gateway: ${machineLine()}\n`);
-  out(`model ${testModelPath()}, deployment min 0; ${o.rounds} rounds\n\n`);
+  out(
+    `model ${testModelPath()}, deployment min 0; ${o.rounds} rounds; ` +
+      `inference.keep_engine_warm: ${o.keepWarm}\n\n`,
+  );
 
   // Heartbeats every second: the gateway notices an unloaded replica within a second.
   const b9 = await startBeta9({
     env: { BETA9_LOG_LEVEL: "info" },
     gatewayArgs: ["--heartbeat-interval", "1s"],
+    ...(o.keepWarm ? { inference: { keep_engine_warm: true } } : {}),
   });
   const agentPid = b9.agent.proc.child.pid!;
   try {
+    if (o.keepWarm)
+      await waitFor(() => b9.agent.proc.lines.some((l) => l.includes("builtin engine kept warm")), {
+        timeoutMs: 60_000,
+        what: "the warm builtin engine",
+      });
     const dep = await b9.gw.api("POST", "/api/v1/deployments", {
       name: MODEL,
       source: testModelPath(),
@@ -136,17 +155,24 @@ async function main(): Promise<void> {
       const loaded = logs.engine.find((e) => e.msg === "model loaded" && typeof e.load_ms === "number");
       const loadMs = Number(loaded?.load_ms ?? Number.NaN);
       const listening = logs.engine.find((e) => e.msg === "builtin engine listening");
-      const listeningAt = at(logs.engine, (e) => e.msg === "builtin engine listening");
+      // A warm engine started before the request: its boot is not part of this start.
+      const execAt = startedAtMs(engine.pid) - sentAt;
+      const warm = execAt < 0;
+      const listeningAt = warm ? Number.NaN : at(logs.engine, (e) => e.msg === "builtin engine listening");
+      const loadedAt = at(logs.engine, (e) => e.msg === "model loaded");
+      const prepareMs = Number(loaded?.prepare_ms ?? Number.NaN);
       const marks = {
         "gateway places it": at(gwLogs, (e) => String(e.msg).startsWith(`loading ${MODEL} on`)),
         "agent starts the engine (pulled)": at(logs.agent, (e) => e.msg === `starting ${MODEL} on builtin`),
-        "engine process exec'd": startedAtMs(engine.pid) - sentAt,
+        "engine process exec'd (– when warm)": warm ? Number.NaN : execAt,
         "engine code starts (listening − startup_ms)":
           listeningAt - Number(listening?.startup_ms ?? Number.NaN),
         "engine listening": listeningAt,
-        "engine: load begins (loaded − load_ms)": at(logs.engine, (e) => e.msg === "model loaded") - loadMs,
-        "engine: model loaded": at(logs.engine, (e) => e.msg === "model loaded"),
+        "engine: load requested (load begins − prepare_ms)": loadedAt - loadMs - prepareMs,
+        "engine: load begins (loaded − load_ms)": loadedAt - loadMs,
+        "engine: model loaded": loadedAt,
         "agent: ready": at(logs.agent, (e) => e.msg === `${MODEL} is ready`),
+        "gateway: ready on the machine": at(gwLogs, (e) => String(e.msg).startsWith(`${MODEL} is ready on`)),
         "first token at the client": cold.ttftMs,
       };
       rounds.push({
@@ -155,6 +181,8 @@ async function main(): Promise<void> {
         engineTtftMs,
         addedMs: cold.ttftMs - loadMs - engineTtftMs,
         marks,
+        bootMs: warm ? 0 : listeningAt - execAt,
+        prepareMs,
       });
 
       await b9.control("POST", "/inference/stop", { model: MODEL });
@@ -183,13 +211,15 @@ async function main(): Promise<void> {
     );
     const later = rounds.slice(1);
     const added = median(later.map((r) => r.addedMs));
-    const boot = median(later.map((r) => r.marks["engine listening"]! - r.marks["engine process exec'd"]!));
+    const boot = median(later.map((r) => r.bootMs));
+    const prepare = median(later.map((r) => r.prepareMs));
     out(
       `\nfrom zero with the model already on the machine (rounds 2–${o.rounds}), median: cold TTFT ` +
         `${ms(median(later.map((r) => r.coldTtftMs)))} ms = engine load ${ms(median(later.map((r) => r.loadMs)))} ms ` +
         `+ engine TTFT ${ms(median(later.map((r) => r.engineTtftMs)))} ms + added ${ms(added)} ms\n` +
         `of the added time, the builtin engine's process boot (exec'd → listening): ${ms(boot)} ms; ` +
-        `the rest (placement, pull check, readiness, hops): ${ms(added - boot)} ms\n` +
+        `the engine reading the GGUF's metadata before its load: ${ms(prepare)} ms; ` +
+        `the rest (placement, pull check, readiness, hops): ${ms(added - boot - prepare)} ms\n` +
         `first start ever (round 1, pulls the model): added ${ms(rounds[0]!.addedMs)} ms\n\n`,
     );
     out("## Goal\n\n");

@@ -210,7 +210,7 @@ export interface Beta9 {
  * test model's folder. `env` goes to the agent (a PATH with an engine wrapper first, say).
  */
 export async function startBeta9(
-  opts: { env?: NodeJS.ProcessEnv; gatewayArgs?: string[] } = {},
+  opts: { env?: NodeJS.ProcessEnv; gatewayArgs?: string[]; inference?: Record<string, unknown> } = {},
 ): Promise<Beta9> {
   const gw = await startGateway({ args: opts.gatewayArgs ?? [] });
   tempDirs.push(gw.dataDir);
@@ -218,6 +218,7 @@ export async function startBeta9(
   tempDirs.push(path.dirname(cfgPath));
   const cfg = YAML.parse(fs.readFileSync(cfgPath, "utf8"));
   cfg.models = { allowed_dirs: [path.dirname(testModelPath())] };
+  if (opts.inference) cfg.inference = opts.inference;
   fs.writeFileSync(cfgPath, YAML.stringify(cfg), { mode: 0o600 });
   const agent = await startAgent(cfgPath, { env: opts.env ?? {} });
   const machineToken = String(cfg.machine.token);

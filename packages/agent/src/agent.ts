@@ -79,10 +79,13 @@ export class Agent {
     if (swept.killed.length > 0)
       agent.#log.warn({ pids: swept.killed }, "stopped engines left behind by a previous agent");
     process.on("exit", killAllSupervisedNow);
-    const engines = new EngineRegistry(
-      new BuiltinEngine({ pidfiles }),
-      externalEngines({ common: { pidfiles } }),
-    );
+    const keepWarm = opts.config.inference?.keep_engine_warm === true;
+    const builtin = new BuiltinEngine({
+      pidfiles,
+      keepWarm,
+      onLog: (line) => agent.#log.info({ engine: "builtin" }, line),
+    });
+    const engines = new EngineRegistry(builtin, externalEngines({ common: { pidfiles } }));
     const models = opts.config.models ?? {};
     const store = new ModelStore({
       dir: models.dir ?? joinPath(home, "models"),
@@ -117,6 +120,17 @@ export class Agent {
       preferred: preferred as EngineName | undefined,
     });
     void agent.inference.detect();
+    if (keepWarm) {
+      // In the background: the agent joins meanwhile; a start that comes first shares this launch.
+      builtin.warm(hardware).then(
+        () => agent.#log.info({ engine: "builtin" }, "builtin engine kept warm, no model loaded"),
+        (err: unknown) =>
+          agent.#log.warn(
+            { engine: "builtin", err: (err as Error).message },
+            "could not keep the builtin engine warm; it starts with the first model",
+          ),
+      );
+    }
     const ctx = {
       state: agent.state,
       log: agent.#log,

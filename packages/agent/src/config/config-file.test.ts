@@ -88,6 +88,19 @@ describe("agent config file", () => {
     await expect(loadConfig(path)).rejects.toThrow(/machine.country: .*two-letter ISO 3166 code/);
   });
 
+  it("keeps inference.keep_engine_warm and refuses one that is not true or false", async () => {
+    const path = join(tempDir(), "config.yaml");
+    await saveConfig({ ...cfg, inference: { keep_engine_warm: true } }, path);
+    expect(readFileSync(path, "utf8")).toContain("keep_engine_warm: true");
+    expect((await loadConfig(path)).inference?.keep_engine_warm).toBe(true);
+    await saveConfig(cfg, path);
+    expect((await loadConfig(path)).inference?.keep_engine_warm).toBeUndefined();
+
+    const base = "gateway:\n  host: x\nmachine:\n  id: m1\n  token: t\n";
+    writeFileSync(path, `${base}inference:\n  keep_engine_warm: "yes"\n`, { mode: 0o600 });
+    await expect(loadConfig(path)).rejects.toThrow(/inference.keep_engine_warm must be true or false/);
+  });
+
   it("parses --country the way people type it", () => {
     expect(parseCountry("DE")).toBe("DE");
     expect(parseCountry(" nl ")).toBe("NL");

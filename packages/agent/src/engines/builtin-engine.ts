@@ -24,19 +24,31 @@ export interface BuiltinEngineOptions {
   memoryBudgetBytes?: number | undefined;
   /** "false" forces the CPU; default lets node-llama-cpp pick Metal, CUDA or Vulkan. */
   gpu?: "auto" | "false" | undefined;
-  /** Stop the engine's process when its last model is unloaded (frees its memory). */
-  stopWhenIdle?: boolean | undefined;
+  /**
+   * Keep the process running with no model loaded (inference.keep_engine_warm): `warm()` starts it
+   * ahead of any model and it stays after the last one, so a start from zero only loads the model.
+   * Off: the process starts with the first model and stops with the last (frees its memory).
+   */
+  keepWarm?: boolean | undefined;
+  /** Where the lines of a process started by `warm()` go (a model's start names its own). */
+  onLog?: ((line: string) => void) | undefined;
 }
+
+type Launch = Pick<StartOptions, "hardware" | "onLog" | "signal">;
+type Proc = { supervisor: Supervisor; endpoint: string };
 
 /**
  * The engine that needs no install: one child process on node-llama-cpp (engines/builtin/main.ts)
- * serving every model this agent loads on it, started on first use and stopped with its last model.
+ * serving every model this agent loads on it, started on first use and stopped with its last model
+ * (or, kept warm, started with the agent and kept while it runs).
  */
 export class BuiltinEngine implements Engine {
   readonly name = "builtin" as const;
   readonly #o: BuiltinEngineOptions;
-  #proc: { supervisor: Supervisor; endpoint: string } | undefined;
-  #starting: Promise<{ supervisor: Supervisor; endpoint: string }> | undefined;
+  #proc: Proc | undefined;
+  #starting: Promise<Proc> | undefined;
+  /** The supervisor of a launch under way, so shutdown() reaches a process not yet ready. */
+  #launching: Supervisor | undefined;
   readonly #models = new Set<string>();
 
   constructor(options: BuiltinEngineOptions = {}) {
@@ -90,7 +102,15 @@ export class BuiltinEngine implements Engine {
     return new BuiltinServedModel(this, proc, options.model);
   }
 
-  async #ensureProcess(options: StartOptions): Promise<{ supervisor: Supervisor; endpoint: string }> {
+  /**
+   * Start the engine's process now, with no model, when it does not run yet (kept warm). A process
+   * that crashes while idle is started again by the next model's start.
+   */
+  async warm(hardware: Hardware): Promise<void> {
+    await this.#ensureProcess({ hardware, onLog: this.#o.onLog });
+  }
+
+  async #ensureProcess(options: Launch): Promise<Proc> {
     if (this.#proc && this.#proc.supervisor.state() === "ready") return this.#proc;
     this.#starting ??= this.#launch(options).finally(() => {
       this.#starting = undefined;
@@ -98,7 +118,7 @@ export class BuiltinEngine implements Engine {
     return this.#starting;
   }
 
-  async #launch(options: StartOptions): Promise<{ supervisor: Supervisor; endpoint: string }> {
+  async #launch(options: Launch): Promise<Proc> {
     const port = await freeLoopbackPort();
     const endpoint = `http://${LOOPBACK}:${port}`;
     // One core fewer than the machine has: llama.cpp's threads spin-wait, and competing with the
@@ -129,14 +149,19 @@ export class BuiltinEngine implements Engine {
       startTimeoutMs: 60_000,
       stopGraceMs: 5_000,
     });
-    await supervisor.start(options.signal);
+    this.#launching = supervisor;
+    try {
+      await supervisor.start(options.signal);
+    } finally {
+      this.#launching = undefined;
+    }
     this.#proc = { supervisor, endpoint };
     this.#models.clear();
     return this.#proc;
   }
 
-  /** Unload one model; the process goes with the last one. */
-  async unload(name: string, proc: { supervisor: Supervisor; endpoint: string }): Promise<void> {
+  /** Unload one model; the process goes with the last one unless it is kept warm. */
+  async unload(name: string, proc: Proc): Promise<void> {
     if (proc !== this.#proc) return;
     this.#models.delete(name);
     if (proc.supervisor.state() === "ready") {
@@ -145,7 +170,7 @@ export class BuiltinEngine implements Engine {
         timeoutMs: 30_000,
       });
     }
-    if (this.#models.size === 0 && (this.#o.stopWhenIdle ?? true)) {
+    if (this.#models.size === 0 && !this.#o.keepWarm) {
       this.#proc = undefined;
       await proc.supervisor.stop();
     }
@@ -153,9 +178,10 @@ export class BuiltinEngine implements Engine {
 
   async shutdown(): Promise<void> {
     const proc = this.#proc;
+    const launching = this.#launching;
     this.#proc = undefined;
     this.#models.clear();
-    await proc?.supervisor.stop();
+    await Promise.all([proc?.supervisor.stop(), launching?.stop()]);
   }
 }
 
@@ -165,14 +191,10 @@ class BuiltinServedModel implements ServedModel {
   readonly endpoint: string;
   readonly upstreamModel: string;
   readonly #engine: BuiltinEngine;
-  readonly #proc: { supervisor: Supervisor; endpoint: string };
+  readonly #proc: Proc;
   #stopped = false;
 
-  constructor(
-    engine: BuiltinEngine,
-    proc: { supervisor: Supervisor; endpoint: string },
-    model: StartOptions["model"],
-  ) {
+  constructor(engine: BuiltinEngine, proc: Proc, model: StartOptions["model"]) {
     this.#engine = engine;
     this.#proc = proc;
     this.model = model;

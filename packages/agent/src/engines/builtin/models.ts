@@ -129,6 +129,7 @@ export class ModelRegistry {
 
   async #load(entry: Entry, req: LoadRequest): Promise<LoadedModel> {
     const { llama, log } = this.#opts;
+    const requested = performance.now();
     await checkGguf(req.path);
     const fileInfo = await readGgufFileInfo(req.path, { signal: entry.abort.signal }).catch(
       (err: unknown) => {
@@ -191,6 +192,8 @@ export class ModelRegistry {
         memory_bytes: model.memoryBytes(),
         estimated_bytes: estimate.totalBytes,
         chat_template: model.chatWrapper.wrapperName,
+        // Reading the GGUF's metadata and estimating its memory, before the load itself.
+        prepare_ms: Math.round(started - requested),
         load_ms: Math.round(performance.now() - started),
       },
       "model loaded",

@@ -1,0 +1,110 @@
+import { execFileSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import {
+  type AgentProc,
+  allowTestModel,
+  type GatewayProc,
+  initAgent,
+  startAgent,
+  startGateway,
+  testModelPath,
+  waitFor,
+} from "@beta9/test-utils";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import YAML from "yaml";
+
+/*
+ * inference.keep_engine_warm on a real agent with the builtin engine and the real SmolLM2 GGUF: the
+ * engine's process runs before any model, serves the model without a new process, outlives its last
+ * model, and still dies with the agent.
+ */
+
+let gw: GatewayProc;
+let agent: AgentProc;
+let token: string;
+
+async function control<T = Record<string, unknown>>(method: string, path: string, body?: unknown) {
+  const res = await fetch(agent.controlUrl + path, {
+    method,
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as T };
+}
+
+/** Builtin engine processes whose parent is this test's agent. */
+function enginePids(): number[] {
+  const out = execFileSync("ps", ["-eo", "pid=,ppid=,args="], { encoding: "utf8" });
+  return out
+    .split("\n")
+    .map((l) => l.trim().split(/\s+/))
+    .filter(
+      (f) =>
+        f.slice(2).join(" ").includes("engines/builtin/main.ts") && Number(f[1]) === agent.proc.child.pid,
+    )
+    .map((f) => Number(f[0]));
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+beforeAll(async () => {
+  gw = await startGateway();
+  const path = await initAgent(gw, { name: "warm-box" });
+  token = allowTestModel(path).machine.token;
+  const cfg = YAML.parse(readFileSync(path, "utf8"));
+  cfg.inference = { keep_engine_warm: true };
+  writeFileSync(path, YAML.stringify(cfg), { mode: 0o600 });
+  agent = await startAgent(path);
+}, 120_000);
+
+afterAll(async () => {
+  await agent?.proc.stop();
+  await gw?.proc.stop();
+});
+
+describe("inference.keep_engine_warm", () => {
+  let warm: number;
+
+  it("runs the builtin engine before any model is started, and says so", async () => {
+    await waitFor(() => agent.proc.lines.some((l) => l.includes("builtin engine kept warm")), {
+      what: "the agent's kept-warm line",
+      timeoutMs: 60_000,
+    });
+    const pids = enginePids();
+    expect(pids.length).toBe(1);
+    warm = pids[0]!;
+    const status = await control<{ status: string; models: unknown[] }>("GET", "/inference/status");
+    expect(status.body).toMatchObject({ status: "stopped", models: [] });
+  });
+
+  it("serves a model on the warm process, and keeps that process after the model stops", async () => {
+    const pulled = await control("POST", "/inference/pull", { model: "smollm2", source: testModelPath() });
+    expect(pulled.status).toBe(201);
+    const started = await control("POST", "/inference/start", { model: "smollm2", context_size: 2048 });
+    expect(started.body).toMatchObject({ status: "running" });
+    expect(enginePids()).toEqual([warm]);
+
+    const stopped = await control("POST", "/inference/stop", { model: "smollm2" });
+    expect(stopped.body).toMatchObject({ status: "stopped", models: [] });
+    expect(enginePids()).toEqual([warm]);
+
+    const again = await control("POST", "/inference/start", { model: "smollm2", context_size: 2048 });
+    expect(again.body).toMatchObject({ status: "running" });
+    expect(enginePids()).toEqual([warm]);
+  });
+
+  it("leaves no engine behind when the agent is SIGKILLed", async () => {
+    agent.proc.child.kill("SIGKILL");
+    await waitFor(() => !alive(warm), { what: "the warm engine to die", timeoutMs: 10_000 });
+  });
+});
