@@ -1,8 +1,15 @@
 import { open } from "node:fs/promises";
 import { isAbsolute } from "node:path";
 import type { Logger } from "@beta9/http";
-import { GgufInsights, InsufficientMemoryError, type Llama, readGgufFileInfo } from "node-llama-cpp";
+import {
+  type GgufFileInfo,
+  GgufInsights,
+  InsufficientMemoryError,
+  type Llama,
+  readGgufFileInfo,
+} from "node-llama-cpp";
 import { EngineError, modelNotFound } from "./errors.ts";
+import { GgufHeaderCache } from "./gguf-cache.ts";
 import { LoadedModel } from "./loaded-model.ts";
 import { estimateLoad, formatBytes } from "./memory.ts";
 
@@ -64,6 +71,7 @@ export interface RegistryOptions {
 export class ModelRegistry {
   readonly #entries = new Map<string, Entry>();
   readonly #opts: RegistryOptions;
+  readonly #headers = new GgufHeaderCache<{ fileInfo: GgufFileInfo; insights: GgufInsights }>();
 
   constructor(opts: RegistryOptions) {
     this.#opts = opts;
@@ -130,9 +138,10 @@ export class ModelRegistry {
   async #load(entry: Entry, req: LoadRequest): Promise<LoadedModel> {
     const { llama, log } = this.#opts;
     const requested = performance.now();
-    await checkGguf(req.path);
-    const fileInfo = await readGgufFileInfo(req.path, { signal: entry.abort.signal }).catch(
-      (err: unknown) => {
+    const identity = await checkGguf(req.path);
+    const { fileInfo, insights } = await this.#headers.get(identity, async () => {
+      // Without the load's abort signal: the header read also serves the next load of this file.
+      const fileInfo = await readGgufFileInfo(req.path).catch((err: unknown) => {
         throw new EngineError(
           400,
           "invalid_model_file",
@@ -141,9 +150,10 @@ export class ModelRegistry {
             param: "path",
           },
         );
-      },
-    );
-    const insights = await GgufInsights.from(fileInfo, llama);
+      });
+      return { fileInfo, insights: await GgufInsights.from(fileInfo, llama) };
+    });
+    entry.abort.signal.throwIfAborted();
     if (!insights.isSupportedByLlamaCpp) {
       const arch = fileInfo.metadata?.general?.architecture ?? "unknown";
       throw new EngineError(
@@ -273,7 +283,8 @@ export class ModelRegistry {
 const GGUF_MAGIC = Buffer.from("GGUF", "latin1");
 
 /** A clear answer for the two common mistakes: no such file, and a file that is not a GGUF. */
-async function checkGguf(path: string): Promise<void> {
+/** Checks that `path` is a GGUF file; returns its identity (device, inode, size, modification time). */
+async function checkGguf(path: string): Promise<string> {
   let handle: Awaited<ReturnType<typeof open>>;
   try {
     handle = await open(path, "r");
@@ -288,7 +299,7 @@ async function checkGguf(path: string): Promise<void> {
     });
   }
   try {
-    const stat = await handle.stat();
+    const stat = await handle.stat({ bigint: true });
     if (!stat.isFile())
       throw new EngineError(400, "invalid_model_file", `${path} is not a file`, { param: "path" });
     const head = Buffer.alloc(4);
@@ -301,6 +312,7 @@ async function checkGguf(path: string): Promise<void> {
         { param: "path" },
       );
     }
+    return `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}:${path}`;
   } finally {
     await handle.close();
   }
