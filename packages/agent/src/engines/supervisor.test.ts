@@ -117,15 +117,16 @@ describe("supervised engine process", () => {
   });
 
   it("the deadline stretches while the engine answers 503 loading, then it is ready", async () => {
-    // Loading lasts 1.5 s, far past the 400 ms allowed without progress: each 503 is progress.
-    const { supervisor } = await fake(["--loading-ms", "1500"], { startTimeoutMs: 400 });
+    // Loading lasts 6 s, far past the 2 s allowed without progress: each 503 is progress. (2 s, not
+    // less: a fresh node process on a loaded machine may take a second to answer at all.)
+    const { supervisor } = await fake(["--loading-ms", "6000"], { startTimeoutMs: 2_000 });
     await supervisor.start();
     expect(supervisor.state()).toBe("ready");
   });
 
   it("loading log lines stretch the deadline while the server does not listen yet (vLLM-style)", async () => {
-    const { supervisor } = await fake(["--listen-after-ms", "1500", "--progress-every-ms", "100"], {
-      startTimeoutMs: 400,
+    const { supervisor } = await fake(["--listen-after-ms", "6000", "--progress-every-ms", "100"], {
+      startTimeoutMs: 2_000,
       isProgress: isLoadingProgress,
     });
     await supervisor.start();
@@ -133,7 +134,10 @@ describe("supervised engine process", () => {
   });
 
   it("progress stops → the start fails with a message that says it stalled", async () => {
-    const { supervisor } = await fake(["--loading-ms", "600000"], { startTimeoutMs: 300, maxStartMs: 900 });
+    const { supervisor } = await fake(["--loading-ms", "600000"], {
+      startTimeoutMs: 2_000,
+      maxStartMs: 4_000,
+    });
     const error = (await supervisor.start().catch((e: unknown) => e)) as EngineStartError;
     expect(error.message).toMatch(/still not ready after \d+ s, the most a start may take/);
   });
