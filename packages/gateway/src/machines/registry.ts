@@ -60,6 +60,8 @@ export class MachineRegistry {
   /** Machines alive when this gateway started that have not beaten to it yet, and until when to wait. */
   readonly #returning = new Set<string>();
   #returnBy = 0;
+  /** Requests waiting for returning machines (see whileSettling): each checks again when one is back. */
+  readonly #settlingWaiters = new Set<() => void>();
 
   constructor(store: Store, log: Logger, cfg: LivenessConfig) {
     this.#store = store;
@@ -141,7 +143,7 @@ export class MachineRegistry {
     e?.link?.close("machine removed");
     this.#entries.delete(id);
     this.#dirty.delete(id);
-    this.#returning.delete(id);
+    if (this.#returning.delete(id)) this.#wakeSettling();
   }
 
   isConnected(id: string): boolean {
@@ -174,13 +176,15 @@ export class MachineRegistry {
     if (!e) return undefined;
     const now = Date.now();
     this.heartbeats++;
-    this.#returning.delete(id);
+    const returned = this.#returning.delete(id);
     e.live.lastHeartbeatAt = now;
     if (beat.usage) e.live.usage = beat.usage;
     if (beat.inference) e.live.inference = beat.inference;
     e.live.runningJobs = beat.runningJobs;
     this.#dirty.set(id, now);
     this.#transition(e, now);
+    // Its first beat says what it runs: requests waiting for it may go on.
+    if (returned) this.#wakeSettling();
     return e.status;
   }
 
@@ -191,6 +195,33 @@ export class MachineRegistry {
    */
   settling(now = Date.now()): boolean {
     return this.#returning.size > 0 && now < this.#returnBy;
+  }
+
+  /** Alive when this gateway started and not back yet (while settling). */
+  returning(id: string): boolean {
+    return this.#returning.has(id) && this.settling();
+  }
+
+  /**
+   * Wait while settling until `done()` holds (checked as each returning machine is back), settling
+   * ends (every machine back, or the offline grace over), or `until` passes, whichever comes first.
+   */
+  whileSettling(done: () => boolean, until: number): Promise<void> {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (!done() && this.settling() && Date.now() < until) return;
+        clearTimeout(timer);
+        this.#settlingWaiters.delete(check);
+        resolve();
+      };
+      const timer = setTimeout(check, Math.max(0, Math.min(until, this.#returnBy) - Date.now()) + 1);
+      this.#settlingWaiters.add(check);
+      check();
+    });
+  }
+
+  #wakeSettling(): void {
+    for (const check of this.#settlingWaiters) check();
   }
 
   status(id: string): MachineStatus | undefined {

@@ -82,12 +82,35 @@ export class ReplicaManager {
   /** Make sure at least one replica serves the deployment; waits (bounded) for a cold start. */
   async ensure(dep: DeploymentSpec): Promise<void> {
     if (this.#deps.registry.serving(dep.name).length > 0) return;
+    await this.#awaitReturning(dep);
+    if (this.#deps.registry.serving(dep.name).length > 0) return;
     this.#waiting.set(dep.name, (this.#waiting.get(dep.name) ?? 0) + 1);
     try {
       await this.#addReplica(dep);
     } finally {
       this.#waiting.set(dep.name, (this.#waiting.get(dep.name) ?? 1) - 1);
     }
+  }
+
+  /**
+   * A gateway just restarted knows nothing of what its machines run until they are back: a request
+   * then waits (bounded by the settling window and the cold-start timeout) for a machine serving the
+   * model to return, or for every machine to be back before it places one. When no machine, back or
+   * not, could take the deployment, it does not wait: placing fails at once with the reason.
+   */
+  async #awaitReturning(dep: DeploymentSpec): Promise<void> {
+    const { registry } = this.#deps;
+    if (!registry.settling()) return;
+    const hopeful = registry
+      .views()
+      .map((v) =>
+        registry.returning(v.id) && !v.cordoned && !v.draining ? { ...v, status: "READY" as const } : v,
+      );
+    if (!placeReplica(placementNeeds(dep), hopeful).ok) return;
+    await registry.whileSettling(
+      () => registry.serving(dep.name).length > 0,
+      Date.now() + this.#deps.coldStartTimeoutMs,
+    );
   }
 
   /** Requests waiting in ensure(), by model (0 once a model's wait is over: a series, not a gap). */
