@@ -182,7 +182,7 @@ const REASONS: Record<string, string> = {
   ENETUNREACH: "network unreachable",
   UND_ERR_SOCKET: "connection closed by the other side",
   UND_ERR_CONNECT_TIMEOUT: "connection timed out",
-  UND_ERR_HEADERS_TIMEOUT: "no answer within fetch's headers timeout (300 s)",
+  UND_ERR_HEADERS_TIMEOUT: "no answer headers in time",
   UND_ERR_BODY_TIMEOUT: "the answer stalled past fetch's body timeout (300 s)",
 };
 

@@ -1,3 +1,4 @@
+import { Agent, fetch as undiciFetch } from "undici";
 import { ApiError, ConnectionError, ConnectionTimeoutError, describeNetworkFailure } from "./errors.ts";
 
 export type Fetch = typeof fetch;
@@ -61,6 +62,19 @@ export function segment(id: string): string {
   return encodeURIComponent(id);
 }
 
+/**
+ * The gateway may hold a request for minutes while its model loads from zero (`--cold-start-timeout`,
+ * 5 min by default), longer than fetch's own 300 s wait for headers: the SDK's timeouts decide instead.
+ */
+let patientAgent: Agent | undefined;
+const patientFetch: Fetch = (input, init) => {
+  patientAgent ??= new Agent({ headersTimeout: 0, bodyTimeout: 0 });
+  return undiciFetch(input as Parameters<typeof undiciFetch>[0], {
+    ...(init as Parameters<typeof undiciFetch>[1]),
+    dispatcher: patientAgent,
+  }) as unknown as Promise<Response>;
+};
+
 /** Sends JSON requests to the gateway and turns every failure into an SDK error. */
 export class Transport {
   readonly baseUrl: string;
@@ -72,8 +86,7 @@ export class Transport {
     this.baseUrl = normalizeBaseUrl(options.baseUrl);
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#apiKey = options.apiKey;
-    // Bound lazily so a test can replace globalThis.fetch after the client is built.
-    this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    this.#fetch = options.fetch ?? patientFetch;
   }
 
   get<T>(path: string, query?: Record<string, QueryValue>, options?: RequestOptions): Promise<T> {
