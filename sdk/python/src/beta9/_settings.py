@@ -15,7 +15,9 @@ from .errors import ValidationError
 
 GATEWAY_PORT = 1994
 AGENT_PORT = 9999
-DEFAULT_TIMEOUT = 120.0
+# A request may be held while its model loads from zero (the gateway allows 5 min by default); the
+# connect phase keeps its own short limit, so a host that is down still fails fast.
+DEFAULT_TIMEOUT = 600.0
 TARGETS = ("gateway", "agent")
 # An agent's control API takes its machine credential; gateway API keys start with "b9_".
 MACHINE_TOKEN_PREFIX = "b9m_"
