@@ -18,18 +18,10 @@ import {
   waitFor,
 } from "@beta9/test-utils";
 import OpenAI from "openai";
+import { GATEWAY_ARGS, LIVENESS } from "../../packages/gateway/test/cluster/liveness.ts";
 import { SteadyLoad } from "../../packages/gateway/test/cluster/load.ts";
 
 const { values } = parseArgs({ options: { clients: { type: "string", default: "4" } } });
-const LIVENESS = { heartbeatMs: 500, unhealthyAfterMs: 4_000, offlineAfterMs: 8_000 };
-const GATEWAY_ARGS = [
-  "--heartbeat-interval",
-  `${LIVENESS.heartbeatMs}ms`,
-  "--unhealthy-after",
-  `${LIVENESS.unhealthyAfterMs}ms`,
-  "--offline-after",
-  `${LIVENESS.offlineAfterMs}ms`,
-];
 const MODEL = "chat";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -178,6 +178,11 @@ export async function startGateway(
   };
 }
 
+/** A new API key on `gw` that may call the inference APIs (OpenAI, Ollama) only. */
+export async function inferenceKey(gw: GatewayProc, name = "app"): Promise<string> {
+  return (await gw.api<{ key: string }>("POST", "/api/v1/keys", { name, scopes: ["inference"] })).body.key;
+}
+
 export interface AgentProc {
   proc: Proc;
   configPath: string;

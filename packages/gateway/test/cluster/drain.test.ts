@@ -1,25 +1,19 @@
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import {
-  Cluster,
-  type ClusterGateway,
-  clusterUnsupported,
-  testModelPath,
-  type Worker,
-  waitFor,
-} from "@beta9/test-utils";
+import { Cluster, type ClusterGateway, type Worker, waitFor } from "@beta9/test-utils";
 import type OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   agentModels,
   ask,
-  GATEWAY_ARGS,
+  clusterSkipReason,
+  deployTestModel,
   machineStatus,
-  openaiClient,
   runningOn,
-  showTimelineOnFailure,
-  testDeployment,
+  startServing,
+  useCluster,
+  waitForRunning,
   watchStream,
 } from "./fixture.ts";
 
@@ -28,8 +22,7 @@ import {
  * replacement is ready before the drained machine lets its replica go, and `b9 machine show` says
  * where the drain stands. "chat" wants two replicas on three workers.
  */
-const unsupported = clusterUnsupported();
-if (unsupported) console.warn(`skipping the cluster fault tests: ${unsupported}`);
+const unsupported = clusterSkipReason();
 
 const B9 = fileURLToPath(new URL("../../../cli/bin/b9.js", import.meta.url));
 
@@ -40,7 +33,6 @@ describe.skipIf(unsupported)("a machine drained", () => {
   let gw: ClusterGateway;
   let workers: Worker[];
   let client: OpenAI;
-  const setup = showTimelineOnFailure(() => cluster);
   const b9 = async (...args: string[]) =>
     (
       await promisify(execFile)(process.execPath, [B9, ...args], {
@@ -48,28 +40,16 @@ describe.skipIf(unsupported)("a machine drained", () => {
       })
     ).stdout;
 
-  beforeAll(
-    () =>
-      setup(async () => {
-        cluster = Cluster.create();
-        gw = await cluster.startGateway({ args: GATEWAY_ARGS });
-        workers = await Promise.all(cluster.workerHosts.map((h) => cluster.joinWorker(gw, h)));
-        client = await openaiClient(gw);
-        const dep = testDeployment("chat", testModelPath(), { min_replicas: 2, max_replicas: 2 });
-        expect((await gw.api("POST", "/api/v1/deployments", dep)).status).toBe(201);
-        expect(await ask(client, "chat")).toMatch(/Paris/);
-        await waitFor(async () => (await runningOn(workers, "chat")).length === 2, {
-          what: "chat's two replicas",
-          timeoutMs: 60_000,
-          intervalMs: 250,
-        });
-      }),
-    150_000,
+  useCluster(
+    () => cluster,
+    async () => {
+      cluster = Cluster.create();
+      ({ gw, workers, client } = await startServing(cluster));
+      await deployTestModel(gw, "chat", { min_replicas: 2, max_replicas: 2 });
+      expect(await ask(client, "chat")).toMatch(/Paris/);
+      await waitForRunning(workers, "chat", 2, "chat's two replicas");
+    },
   );
-
-  afterAll(async () => {
-    await cluster?.destroy();
-  });
 
   it("lets the answer in flight finish, sends new requests elsewhere, keeps the minimum, then unloads", async () => {
     const before = await runningOn(workers, "chat");

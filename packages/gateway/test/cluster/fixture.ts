@@ -1,22 +1,63 @@
-import type { Cluster, ClusterGateway, Worker } from "@beta9/test-utils";
+import {
+  type Cluster,
+  type ClusterGateway,
+  clusterUnsupported,
+  inferenceKey,
+  testModelPath,
+  type Worker,
+  waitFor,
+} from "@beta9/test-utils";
 import OpenAI from "openai";
-import { afterEach } from "vitest";
+import { afterAll, afterEach, beforeAll, expect } from "vitest";
+import { GATEWAY_ARGS } from "./liveness.ts";
 
 /*
- * What the cluster tests share: short liveness settings (a dead machine shows within seconds, not
- * the default quarter-minute) and ways to ask what users and operators see.
+ * What the cluster tests share: a cluster per describe block with a gateway on short liveness
+ * settings, its workers and a client, and ways to ask what users and operators see.
  */
 
-// Eight missed beats before UNHEALTHY: short, yet no flapping when the whole suite loads two cores.
-export const LIVENESS = { heartbeatMs: 500, unhealthyAfterMs: 4_000, offlineAfterMs: 8_000 };
-export const GATEWAY_ARGS = [
-  "--heartbeat-interval",
-  `${LIVENESS.heartbeatMs}ms`,
-  "--unhealthy-after",
-  `${LIVENESS.unhealthyAfterMs}ms`,
-  "--offline-after",
-  `${LIVENESS.offlineAfterMs}ms`,
-];
+export { GATEWAY_ARGS, LIVENESS } from "./liveness.ts";
+
+/** Why the cluster tests cannot run here (they need root for network namespaces), said once; undefined where they can. */
+export function clusterSkipReason(): string | undefined {
+  const reason = clusterUnsupported();
+  if (reason) console.warn(`skipping the cluster fault tests: ${reason}`);
+  return reason;
+}
+
+/**
+ * The cluster of one describe block: `start` builds it before the tests (assigning what `cluster`
+ * returns first, so a failed start is still torn down); `stop`, then the cluster's destroy, run after
+ * them; the cluster's timeline is printed when the start or a test fails.
+ */
+export function useCluster(
+  cluster: () => Cluster | undefined,
+  start: () => Promise<void>,
+  stop?: () => Promise<unknown>,
+): void {
+  const setup = showTimelineOnFailure(cluster);
+  beforeAll(() => setup(start), 150_000);
+  afterAll(async () => {
+    await stop?.();
+    await cluster()?.destroy();
+  });
+}
+
+/** A gateway with liveness settings for tests, every worker host joined to it, and a client for it. */
+export async function startServing(
+  cluster: Cluster,
+  opts: {
+    gateway?: Parameters<Cluster["startGateway"]>[0];
+    /** What `b9agent init` gets on the i-th worker host. */
+    workerArgs?: (i: number) => string[];
+  } = {},
+): Promise<{ gw: ClusterGateway; workers: Worker[]; client: OpenAI }> {
+  const gw = await cluster.startGateway({ args: GATEWAY_ARGS, ...opts.gateway });
+  const workers = await Promise.all(
+    cluster.workerHosts.map((h, i) => cluster.joinWorker(gw, h, { args: opts.workerArgs?.(i) ?? [] })),
+  );
+  return { gw, workers, client: await openaiClient(gw) };
+}
 
 export type MachineStatus = { id: string; name: string; status: string };
 
@@ -48,14 +89,33 @@ export async function runningOn(workers: Worker[], model: string): Promise<strin
 
 /** An API key with the inference scope and the real openai client on it, from the client host. */
 export async function openaiClient(gw: ClusterGateway): Promise<OpenAI> {
-  const key = (await gw.api<{ key: string }>("POST", "/api/v1/keys", { name: "app", scopes: ["inference"] }))
-    .body.key;
-  return new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: key, maxRetries: 0 });
+  return new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: await inferenceKey(gw), maxRetries: 0 });
 }
 
 /** A deployment of the test model, kept loaded (long idle time) with the given replicas and placement. */
 export function testDeployment(name: string, source: string, over: Record<string, unknown> = {}) {
   return { name, source, idle_seconds: 3600, context_size: 1024, ...over };
+}
+
+/** Deploy the test model as `name` (see testDeployment); the gateway must accept it. */
+export async function deployTestModel(gw: ClusterGateway, name: string, over: Record<string, unknown> = {}) {
+  expect(
+    (await gw.api("POST", "/api/v1/deployments", testDeployment(name, testModelPath(), over))).status,
+  ).toBe(201);
+}
+
+/** Wait until exactly `count` of `workers` run `model` ready. */
+export async function waitForRunning(
+  workers: Worker[],
+  model: string,
+  count: number,
+  what = `${model} on ${count} machine(s)`,
+): Promise<void> {
+  await waitFor(async () => (await runningOn(workers, model)).length === count, {
+    what,
+    timeoutMs: 60_000,
+    intervalMs: 250,
+  });
 }
 
 /** A streamed chat read to its end in the background: its chunks, and how it ended. */

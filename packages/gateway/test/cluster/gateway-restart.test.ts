@@ -1,29 +1,21 @@
-import {
-  Cluster,
-  type ClusterGateway,
-  clusterUnsupported,
-  testModelPath,
-  type Worker,
-  waitFor,
-} from "@beta9/test-utils";
+import { Cluster, type ClusterGateway, type Worker, waitFor } from "@beta9/test-utils";
 import type OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   ask,
-  GATEWAY_ARGS,
+  clusterSkipReason,
+  deployTestModel,
   machines,
-  openaiClient,
   runningOn,
-  showTimelineOnFailure,
-  testDeployment,
+  startServing,
+  useCluster,
 } from "./fixture.ts";
 
 /*
  * The gateway restarted under three working agents: they come back by themselves, spread out in time,
  * and nothing users made is lost. On SQLite (the data dir) and on PostgreSQL.
  */
-const unsupported = clusterUnsupported();
-if (unsupported) console.warn(`skipping the cluster fault tests: ${unsupported}`);
+const unsupported = clusterSkipReason();
 
 for (const store of ["sqlite", "postgres"] as const) {
   describe.skipIf(unsupported)(`the gateway restarted (${store})`, () => {
@@ -31,26 +23,19 @@ for (const store of ["sqlite", "postgres"] as const) {
     let gw: ClusterGateway;
     let workers: Worker[];
     let client: OpenAI;
-    const setup = showTimelineOnFailure(() => cluster);
 
-    beforeAll(
-      () =>
-        setup(async () => {
-          cluster = Cluster.create();
-          const databaseUrl = store === "postgres" ? await cluster.database() : undefined;
-          gw = await cluster.startGateway({ args: GATEWAY_ARGS, ...(databaseUrl ? { databaseUrl } : {}) });
-          workers = await Promise.all(cluster.workerHosts.map((h) => cluster.joinWorker(gw, h)));
-          client = await openaiClient(gw);
-          const dep = testDeployment("chat", testModelPath(), { min_replicas: 1 });
-          expect((await gw.api("POST", "/api/v1/deployments", dep)).status).toBe(201);
-          expect(await ask(client, "chat")).toMatch(/Paris/);
-        }),
-      150_000,
+    useCluster(
+      () => cluster,
+      async () => {
+        cluster = Cluster.create();
+        const databaseUrl = store === "postgres" ? await cluster.database() : undefined;
+        ({ gw, workers, client } = await startServing(cluster, {
+          gateway: databaseUrl ? { databaseUrl } : {},
+        }));
+        await deployTestModel(gw, "chat", { min_replicas: 1 });
+        expect(await ask(client, "chat")).toMatch(/Paris/);
+      },
     );
-
-    afterAll(async () => {
-      await cluster?.destroy();
-    });
 
     it("agents reconnect with backoff and jitter; deployments, keys, tokens and usage survive", async () => {
       expect(gw.proc.logs().find((e) => typeof e.store === "string")?.store).toBe(store);

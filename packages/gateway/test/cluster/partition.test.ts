@@ -1,21 +1,15 @@
-import {
-  Cluster,
-  type ClusterGateway,
-  clusterUnsupported,
-  testModelPath,
-  type Worker,
-  waitFor,
-} from "@beta9/test-utils";
+import { Cluster, type ClusterGateway, type Worker, waitFor } from "@beta9/test-utils";
 import type OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   ask,
-  GATEWAY_ARGS,
+  clusterSkipReason,
+  deployTestModel,
   LIVENESS,
-  openaiClient,
   runningOn,
-  showTimelineOnFailure,
-  testDeployment,
+  startServing,
+  useCluster,
+  waitForRunning,
   watchStatus,
   watchStream,
 } from "./fixture.ts";
@@ -24,40 +18,30 @@ import {
  * A worker cut off from the network, then healed: it keeps running all along, so when it returns it
  * still runs what it ran before. The gateway must square that with what it wants now.
  */
-const unsupported = clusterUnsupported();
-if (unsupported) console.warn(`skipping the cluster fault tests: ${unsupported}`);
+const unsupported = clusterSkipReason();
 
 describe.skipIf(unsupported)("a worker cut off, then healed", () => {
   let cluster: Cluster;
   let gw: ClusterGateway;
   let workers: Worker[];
   let client: OpenAI;
-  const setup = showTimelineOnFailure(() => cluster);
 
-  beforeAll(
-    () =>
-      setup(async () => {
-        cluster = Cluster.create();
-        gw = await cluster.startGateway({ args: GATEWAY_ARGS });
-        workers = await Promise.all(cluster.workerHosts.map((h) => cluster.joinWorker(gw, h)));
-        client = await openaiClient(gw);
-        // Both deployments land on w1: the others are cordoned while they are placed.
-        for (const w of workers.slice(1))
-          expect((await gw.api("POST", `/api/v1/machines/${w.machineId}/cordon`)).status).toBe(200);
-        for (const name of ["chat", "old"]) {
-          const dep = testDeployment(name, testModelPath(), { min_replicas: 1, max_replicas: 1 });
-          expect((await gw.api("POST", "/api/v1/deployments", dep)).status).toBe(201);
-          expect(await ask(client, name)).toMatch(/Paris/);
-        }
-        for (const w of workers.slice(1))
-          expect((await gw.api("POST", `/api/v1/machines/${w.machineId}/uncordon`)).status).toBe(200);
-      }),
-    150_000,
+  useCluster(
+    () => cluster,
+    async () => {
+      cluster = Cluster.create();
+      ({ gw, workers, client } = await startServing(cluster));
+      // Both deployments land on w1: the others are cordoned while they are placed.
+      for (const w of workers.slice(1))
+        expect((await gw.api("POST", `/api/v1/machines/${w.machineId}/cordon`)).status).toBe(200);
+      for (const name of ["chat", "old"]) {
+        await deployTestModel(gw, name, { min_replicas: 1, max_replicas: 1 });
+        expect(await ask(client, name)).toMatch(/Paris/);
+      }
+      for (const w of workers.slice(1))
+        expect((await gw.api("POST", `/api/v1/machines/${w.machineId}/uncordon`)).status).toBe(200);
+    },
   );
-
-  afterAll(async () => {
-    await cluster?.destroy();
-  });
 
   it("fails its stream over, moves its replica; healed, it runs nothing twice and drops what was removed", async () => {
     const [w1] = workers as [Worker, ...Worker[]];
@@ -80,11 +64,7 @@ describe.skipIf(unsupported)("a worker cut off, then healed", () => {
     expect(status.when("UNHEALTHY")).toBeDefined();
 
     // chat wants one replica: another machine gets it and answers while w1 is away.
-    await waitFor(async () => (await runningOn(workers.slice(1), "chat")).length === 1, {
-      what: "chat placed on another machine",
-      timeoutMs: 60_000,
-      intervalMs: 250,
-    });
+    await waitForRunning(workers.slice(1), "chat", 1, "chat placed on another machine");
     const movedMs = Date.now() - cutAt;
     expect(await ask(client, "chat")).toMatch(/Paris/);
     // old is removed while w1 cannot hear it; w1 still runs both.

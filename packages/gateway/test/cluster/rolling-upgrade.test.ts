@@ -1,21 +1,15 @@
-import {
-  Cluster,
-  type ClusterGateway,
-  clusterUnsupported,
-  testModelPath,
-  type Worker,
-  waitFor,
-} from "@beta9/test-utils";
+import { Cluster, type ClusterGateway, type Worker, waitFor } from "@beta9/test-utils";
 import type OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   ask,
-  GATEWAY_ARGS,
+  clusterSkipReason,
+  deployTestModel,
   machineStatus,
-  openaiClient,
   runningOn,
-  showTimelineOnFailure,
-  testDeployment,
+  startServing,
+  useCluster,
+  waitForRunning,
 } from "./fixture.ts";
 import { SteadyLoad } from "./load.ts";
 
@@ -24,38 +18,24 @@ import { SteadyLoad } from "./load.ts";
  * again with its stored credential, and returned to service, while four clients keep asking. "chat"
  * wants two replicas, so one always serves; no request may fail, hang or be answered twice.
  */
-const unsupported = clusterUnsupported();
-if (unsupported) console.warn(`skipping the cluster fault tests: ${unsupported}`);
+const unsupported = clusterSkipReason();
 
 describe.skipIf(unsupported)("a rolling upgrade under load", () => {
   let cluster: Cluster;
   let gw: ClusterGateway;
   let workers: Worker[];
   let client: OpenAI;
-  const setup = showTimelineOnFailure(() => cluster);
 
-  beforeAll(
-    () =>
-      setup(async () => {
-        cluster = Cluster.create();
-        gw = await cluster.startGateway({ args: GATEWAY_ARGS });
-        workers = await Promise.all(cluster.workerHosts.map((h) => cluster.joinWorker(gw, h)));
-        client = await openaiClient(gw);
-        const dep = testDeployment("chat", testModelPath(), { min_replicas: 2, max_replicas: 2 });
-        expect((await gw.api("POST", "/api/v1/deployments", dep)).status).toBe(201);
-        expect(await ask(client, "chat")).toMatch(/Paris/);
-        await waitFor(async () => (await runningOn(workers, "chat")).length === 2, {
-          what: "chat's two replicas",
-          timeoutMs: 60_000,
-          intervalMs: 250,
-        });
-      }),
-    150_000,
+  useCluster(
+    () => cluster,
+    async () => {
+      cluster = Cluster.create();
+      ({ gw, workers, client } = await startServing(cluster));
+      await deployTestModel(gw, "chat", { min_replicas: 2, max_replicas: 2 });
+      expect(await ask(client, "chat")).toMatch(/Paris/);
+      await waitForRunning(workers, "chat", 2, "chat's two replicas");
+    },
   );
-
-  afterAll(async () => {
-    await cluster?.destroy();
-  });
 
   it("drains, restarts and returns each agent in turn with zero failed requests", async () => {
     const tokensBefore = (await gw.api("GET", "/api/v1/tokens")).body;

@@ -1,22 +1,16 @@
 import { GATEWAY_PORT } from "@beta9/protocol";
 import { Store } from "@beta9/store";
-import {
-  Cluster,
-  type ClusterGateway,
-  clusterUnsupported,
-  testModelPath,
-  type Worker,
-  waitFor,
-} from "@beta9/test-utils";
+import { Cluster, type ClusterGateway, type Worker, waitFor } from "@beta9/test-utils";
 import type OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   ask,
+  clusterSkipReason,
+  deployTestModel,
   GATEWAY_ARGS,
   LIVENESS,
   openaiClient,
-  showTimelineOnFailure,
-  testDeployment,
+  useCluster,
   watchStream,
 } from "./fixture.ts";
 
@@ -25,8 +19,7 @@ import {
  * both addresses and connect to A. Users call B: their requests reach the machines on A. A is killed:
  * the agents move to B, and no answer a client saw is missing from the usage.
  */
-const unsupported = clusterUnsupported();
-if (unsupported) console.warn(`skipping the cluster fault tests: ${unsupported}`);
+const unsupported = clusterSkipReason();
 
 describe.skipIf(unsupported)("two gateway replicas on one PostgreSQL", () => {
   let cluster: Cluster;
@@ -36,7 +29,6 @@ describe.skipIf(unsupported)("two gateway replicas on one PostgreSQL", () => {
   let clientB: OpenAI;
   let keyB: string;
   let store: Store;
-  const setup = showTimelineOnFailure(() => cluster);
   const addressOf = (gw: ClusterGateway) => `${gw.host.address}:${GATEWAY_PORT}`;
   /** Usage rows of B's client's key: status → count. */
   const usageOfB = async () => {
@@ -49,36 +41,30 @@ describe.skipIf(unsupported)("two gateway replicas on one PostgreSQL", () => {
     return { ok: rows.filter((r) => r.status === 200), all: rows };
   };
 
-  beforeAll(
-    () =>
-      setup(async () => {
-        cluster = Cluster.create({ workers: 2, gateways: 2 });
-        const databaseUrl = await cluster.database();
-        a = await cluster.startGateway({ args: GATEWAY_ARGS, databaseUrl });
-        // B shares A's data dir only to read the admin key the first start wrote there.
-        b = await cluster.startGateway({
-          host: cluster.gatewayHosts[1]!,
-          dataDir: a.dataDir,
-          args: GATEWAY_ARGS,
-          databaseUrl,
-        });
-        workers = await Promise.all(
-          cluster.workerHosts.map((h) => cluster.joinWorker(a, h, { args: ["--gateway", addressOf(b)] })),
-        );
-        store = await Store.open({ kind: "postgres", url: databaseUrl });
-        const dep = testDeployment("chat", testModelPath(), { min_replicas: 1 });
-        expect((await a.api("POST", "/api/v1/deployments", dep)).status).toBe(201);
-        expect(await ask(await openaiClient(a), "chat")).toMatch(/Paris/);
-        clientB = await openaiClient(b);
-        keyB = clientB.apiKey ?? "";
-      }),
-    150_000,
+  useCluster(
+    () => cluster,
+    async () => {
+      cluster = Cluster.create({ workers: 2, gateways: 2 });
+      const databaseUrl = await cluster.database();
+      a = await cluster.startGateway({ args: GATEWAY_ARGS, databaseUrl });
+      // B shares A's data dir only to read the admin key the first start wrote there.
+      b = await cluster.startGateway({
+        host: cluster.gatewayHosts[1]!,
+        dataDir: a.dataDir,
+        args: GATEWAY_ARGS,
+        databaseUrl,
+      });
+      workers = await Promise.all(
+        cluster.workerHosts.map((h) => cluster.joinWorker(a, h, { args: ["--gateway", addressOf(b)] })),
+      );
+      store = await Store.open({ kind: "postgres", url: databaseUrl });
+      await deployTestModel(a, "chat", { min_replicas: 1 });
+      expect(await ask(await openaiClient(a), "chat")).toMatch(/Paris/);
+      clientB = await openaiClient(b);
+      keyB = clientB.apiKey ?? "";
+    },
+    async () => await store?.close(),
   );
-
-  afterAll(async () => {
-    await store?.close();
-    await cluster?.destroy();
-  });
 
   it("a request at B is served by the machine on A, streamed and not, and metered once", async () => {
     // Every agent holds its channel to A.

@@ -1,24 +1,18 @@
-import {
-  Cluster,
-  type ClusterGateway,
-  clusterUnsupported,
-  testModelPath,
-  type Worker,
-  waitFor,
-} from "@beta9/test-utils";
+import { Cluster, type ClusterGateway, type Worker, waitFor } from "@beta9/test-utils";
 import type OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   agentModels,
   ask,
-  GATEWAY_ARGS,
+  clusterSkipReason,
+  deployTestModel,
   LIVENESS,
   machineStatus,
   machines,
-  openaiClient,
   runningOn,
-  showTimelineOnFailure,
-  testDeployment,
+  startServing,
+  useCluster,
+  waitForRunning,
   watchStatus,
   watchStream,
 } from "./fixture.ts";
@@ -27,8 +21,7 @@ import {
  * A worker dies: on a cluster of a gateway, three workers and a client, each its own network host.
  * "pinned" may run only in DE, where w1 is; "chat" wants two replicas anywhere.
  */
-const unsupported = clusterUnsupported();
-if (unsupported) console.warn(`skipping the cluster fault tests: ${unsupported}`);
+const unsupported = clusterSkipReason();
 
 type Replica = { deployment: string; machine_id: string; machine_name: string; outstanding: number };
 
@@ -43,54 +36,22 @@ describe.skipIf(unsupported)("a worker dies", () => {
       (r) => r.deployment === deployment,
     );
 
-  const setup = showTimelineOnFailure(() => cluster);
-
-  beforeAll(
-    () =>
-      setup(async () => {
-        cluster = Cluster.create();
-        gw = await cluster.startGateway({ args: GATEWAY_ARGS });
-        workers = await Promise.all(
-          cluster.workerHosts.map((h, i) =>
-            cluster.joinWorker(gw, h, { args: ["--country", i === 0 ? "DE" : "FR"] }),
-          ),
-        );
-        client = await openaiClient(gw);
-        const source = testModelPath();
-        expect(
-          (
-            await gw.api(
-              "POST",
-              "/api/v1/deployments",
-              testDeployment("pinned", source, { countries: ["DE"], min_replicas: 1 }),
-            )
-          ).status,
-        ).toBe(201);
-        // The first request places it (scale from zero); the sweeper then keeps the minimum.
-        expect(await ask(client, "pinned")).toMatch(/Paris/);
-        expect(await runningOn(workers, "pinned")).toEqual(["w1"]);
-        expect(
-          (
-            await gw.api(
-              "POST",
-              "/api/v1/deployments",
-              testDeployment("chat", source, { min_replicas: 2, max_replicas: 2 }),
-            )
-          ).status,
-        ).toBe(201);
-        expect(await ask(client, "chat")).toMatch(/Paris/);
-        await waitFor(async () => (await runningOn(workers, "chat")).length === 2, {
-          what: "chat's two replicas",
-          timeoutMs: 60_000,
-          intervalMs: 250,
-        });
-      }),
-    150_000,
+  useCluster(
+    () => cluster,
+    async () => {
+      cluster = Cluster.create();
+      ({ gw, workers, client } = await startServing(cluster, {
+        workerArgs: (i) => ["--country", i === 0 ? "DE" : "FR"],
+      }));
+      await deployTestModel(gw, "pinned", { countries: ["DE"], min_replicas: 1 });
+      // The first request places it (scale from zero); the sweeper then keeps the minimum.
+      expect(await ask(client, "pinned")).toMatch(/Paris/);
+      expect(await runningOn(workers, "pinned")).toEqual(["w1"]);
+      await deployTestModel(gw, "chat", { min_replicas: 2, max_replicas: 2 });
+      expect(await ask(client, "chat")).toMatch(/Paris/);
+      await waitForRunning(workers, "chat", 2, "chat's two replicas");
+    },
   );
-
-  afterAll(async () => {
-    await cluster?.destroy();
-  });
 
   it("killed mid-stream: the stream ends with an error, requests not started go elsewhere, the minimum is placed again", async () => {
     // The least loaded machines took chat: w2 and w3 (w1 already runs pinned).
@@ -148,11 +109,7 @@ describe.skipIf(unsupported)("a worker dies", () => {
     expect(unhealthyMs).toBeLessThan(LIVENESS.unhealthyAfterMs);
 
     // chat wants two replicas: the third machine gets one, and answers.
-    await waitFor(async () => (await runningOn(workers, "chat")).length === 2, {
-      what: "chat placed on another machine",
-      timeoutMs: 60_000,
-      intervalMs: 250,
-    });
+    await waitForRunning(workers, "chat", 2, "chat placed on another machine");
     const recoveredMs = Date.now() - killedAt;
     expect(await runningOn(workers, "chat")).toEqual(["w1", survivor.name].sort());
     expect(await ask(client, "chat")).toMatch(/Paris/);
@@ -192,17 +149,9 @@ describe.skipIf(unsupported)("a worker dies", () => {
     await waitFor(async () => (await machineStatus(gw, w1.machineId)) === "READY", { what: "READY" });
 
     // The gateway puts back what w1 served, and users are answered again.
-    await waitFor(async () => (await runningOn([w1], "pinned")).length === 1, {
-      what: "pinned back on w1",
-      timeoutMs: 60_000,
-      intervalMs: 250,
-    });
+    await waitForRunning([w1], "pinned", 1, "pinned back on w1");
     expect(await ask(client, "pinned")).toMatch(/Paris/);
-    await waitFor(async () => (await runningOn(workers, "chat")).length === 2, {
-      what: "chat at its minimum again",
-      timeoutMs: 60_000,
-      intervalMs: 250,
-    });
+    await waitForRunning(workers, "chat", 2, "chat at its minimum again");
     expect(await runningOn([w1], "chat")).toEqual(["w1"]);
     console.info(`agent restarted: serving pinned again ${Date.now() - restartedAt} ms after its start`);
   }, 120_000);
