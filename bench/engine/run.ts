@@ -26,6 +26,8 @@ import {
 } from "@beta9/test-utils";
 import { Agent as Dispatcher, request } from "undici";
 import YAML from "yaml";
+import { children, cpuMs, startedAtMs, statusKb } from "../common/procfs.ts";
+import { loadavg1, median, ms, ratio as ratioOf } from "../common/stats.ts";
 
 const HOST = "127.0.0.1";
 const MODEL = "smollm2";
@@ -109,26 +111,11 @@ function options(): Options {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-function percentile(xs: readonly number[], p: number): number {
-  const s = Float64Array.from(xs.filter(Number.isFinite)).sort();
-  if (s.length === 0) return Number.NaN;
-  const i = Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1));
-  return s[i]!;
-}
-const p50 = (xs: readonly number[]) => percentile(xs, 50);
-
-const ms = (x: number) =>
-  Number.isFinite(x)
-    ? Math.abs(x) >= 100
-      ? x.toFixed(0)
-      : Math.abs(x) >= 10
-        ? x.toFixed(1)
-        : x.toFixed(2)
-    : "-";
+const p50 = median;
+// Engine figures are close to 1×: three digits show the difference.
+const ratio = (a: number, b: number) => ratioOf(a, b, 3);
 const signedMs = (x: number) => (Number.isFinite(x) ? `${x >= 0 ? "+" : ""}${ms(x)} ms` : "-");
 const num = (x: number, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : "-");
-const ratio = (a: number, b: number) =>
-  Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(3)}×` : "-";
 const mb = (kb: number) => (Number.isFinite(kb) ? `${(kb / 1024).toFixed(1)} MB` : "-");
 
 /** A promise bounded in time: undefined when it did not settle within `ms`. */
@@ -146,60 +133,6 @@ async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
 
 // ---------------------------------------------------------------------------------------------
 // /proc
-
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** Fields of /proc/<pid>/stat after the command name: [0] is field 3 (state). */
-function statFields(pid: number): string[] {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-}
-
-/**
- * CPU time of a process in ms: the sum of its threads' /proc/<pid>/task/<tid>/schedstat (ns), else
- * utime + stime from /proc/<pid>/stat (CLK_TCK resolution, usually 10 ms).
- */
-function cpuMs(pid: number): number {
-  try {
-    let ns = 0;
-    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
-      try {
-        ns += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
-      } catch {} // the thread just ended
-    }
-    if (ns > 0) return ns / 1e6;
-  } catch {}
-  try {
-    const f = statFields(pid);
-    return ((Number(f[11]) + Number(f[12])) / CLK_TCK) * 1000;
-  } catch {
-    return Number.NaN;
-  }
-}
-
-/** When a process started, as epoch ms (CLK_TCK resolution): its starttime against /proc/uptime now. */
-function startedAtMs(pid: number): number {
-  const startS = Number(statFields(pid)[19]) / CLK_TCK;
-  const uptimeS = Number(fs.readFileSync("/proc/uptime", "utf8").split(" ")[0]);
-  return Date.now() - (uptimeS - startS) * 1000;
-}
-
-function statusKb(pid: number, field: string): number {
-  try {
-    const m = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, "m").exec(
-      fs.readFileSync(`/proc/${pid}/status`, "utf8"),
-    );
-    return m ? Number(m[1]) : Number.NaN;
-  } catch {
-    return Number.NaN;
-  }
-}
 
 interface Rss {
   rss: number;
@@ -234,25 +167,6 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-/** The direct children of a process, as `ps -o pid=,args= --ppid PID` lists them. */
-function children(pid: number): { pid: number; args: string }[] {
-  let out = "";
-  try {
-    out = execFileSync("ps", ["-o", "pid=,args=", "--ppid", String(pid)], { encoding: "utf8" });
-  } catch {
-    return []; // ps exits 1 when there are none
-  }
-  return out
-    .split("\n")
-    .map((l) => /^\s*(\d+)\s+(.*)$/.exec(l))
-    .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => ({ pid: Number(m[1]), args: m[2]! }));
-}
-
-function loadavg1(): number {
-  return Number(fs.readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
 }
 
 /** The processes that used the most CPU lately (ps's %CPU is over each one's life), ours excluded. */

@@ -27,6 +27,7 @@ import {
   median,
   ms,
   out,
+  runMain,
   startBeta9,
   startedAtMs,
   streamChat,
@@ -231,10 +232,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (e: unknown) => {
-    process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -1,12 +1,11 @@
 /**
- * What the gateway benches share: statistics and tables, CPU time from /proc, the child processes a
+ * What the gateway benches share: statistics and /proc readings (from bench/common), the child processes a
  * bench starts (killed and their temp dirs removed on any exit), a Beta9 gateway with one agent, and
  * a reader for streamed chat answers.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
-import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import {
@@ -21,113 +20,14 @@ import {
 import { type Dispatcher, request } from "undici";
 import YAML from "yaml";
 
+import { children, processTree } from "../common/procfs.ts";
+
 export const HOST = "127.0.0.1";
-export const out = (s: string) => process.stdout.write(s);
-
-// ---------------------------------------------------------------------------------------------
-// Statistics and tables
-
-export function percentile(xs: readonly number[], p: number): number {
-  const sorted = xs.filter(Number.isFinite).sort((a, b) => a - b);
-  if (sorted.length === 0) return Number.NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i]!;
-}
-export const median = (xs: readonly number[]) => percentile(xs, 50);
-export const mean = (xs: readonly number[]) =>
-  xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN;
-
-export const ms = (x: number) =>
-  Number.isFinite(x)
-    ? Math.abs(x) >= 100
-      ? x.toFixed(0)
-      : Math.abs(x) >= 10
-        ? x.toFixed(1)
-        : x.toFixed(2)
-    : "-";
-export const signed = (x: number) => (Number.isFinite(x) ? (x >= 0 ? `+${ms(x)}` : ms(x)) : "-");
-export const ratio = (a: number, b: number) =>
-  Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}×` : "-";
-
-export function table(head: string[], rows: string[][]): string {
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join("  ");
-  return `${[line(head), w.map((n) => "-".repeat(n)).join("  "), ...rows.map(line)].join("\n")}\n`;
-}
-
-/** The machine, the time, and how busy the machine was: every figure is relative to this. */
-export function machineLine(): string {
-  const load = fs.readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
-  return (
-    `${new Date().toISOString()}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? "?"}), ` +
-    `node ${process.version}, load average ${load}`
-  );
-}
-
-export const loadavg1 = () => Number(fs.readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
+export * from "../common/procfs.ts";
+export * from "../common/stats.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Processes
-
-/**
- * CPU time of a process in ms, summed over its threads' /proc/<pid>/task/<tid>/schedstat (ns).
- * NaN once it has gone.
- */
-export function cpuMs(pid: number): number {
-  try {
-    let ns = 0;
-    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
-      try {
-        ns += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
-      } catch {} // the thread just ended
-    }
-    return ns / 1e6;
-  } catch {
-    return Number.NaN;
-  }
-}
-
-/** When a process started, as epoch ms (clock-tick resolution, usually 10 ms). */
-export function startedAtMs(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-  const ticks = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]);
-  const uptimeS = Number(fs.readFileSync("/proc/uptime", "utf8").split(" ")[0]);
-  return Date.now() - (uptimeS - ticks / CLK_TCK) * 1000;
-}
-
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** A process and all its descendants, from one `ps` listing. */
-export function processTree(root: number): number[] {
-  const rows = execFileSync("ps", ["-eo", "pid=,ppid="], { encoding: "utf8" })
-    .trim()
-    .split("\n")
-    .map((l) => l.trim().split(/\s+/).map(Number) as [number, number]);
-  const tree = [root];
-  for (let i = 0; i < tree.length; i++) for (const [pid, ppid] of rows) if (ppid === tree[i]) tree.push(pid);
-  return tree;
-}
-
-/** The direct children of a process with their command lines. */
-export function children(pid: number): { pid: number; args: string }[] {
-  let text = "";
-  try {
-    text = execFileSync("ps", ["-o", "pid=,args=", "--ppid", String(pid)], { encoding: "utf8" });
-  } catch {
-    return []; // ps exits 1 when there are none
-  }
-  return text
-    .split("\n")
-    .map((l) => /^\s*(\d+)\s+(.*)$/.exec(l))
-    .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => ({ pid: Number(m[1]), args: m[2]! }));
-}
 
 const spawned = new Set<ChildProcess>();
 const tempDirs: string[] = [];
@@ -141,6 +41,17 @@ process.on("exit", () => {
   }
   for (const d of tempDirs) fs.rmSync(d, { recursive: true, force: true });
 });
+
+/** Run a bench's main: exit 0 when it ends, 1 with the error when it throws (the exit hook kills what it started). */
+export function runMain(main: () => Promise<void>): void {
+  main().then(
+    () => process.exit(0),
+    (e: unknown) => {
+      process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      process.exit(1);
+    },
+  );
+}
 
 /** A temp dir removed when the bench exits. */
 export function benchDir(prefix: string): string {

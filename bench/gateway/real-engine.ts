@@ -24,6 +24,7 @@ import {
   ms,
   out,
   ratio,
+  runMain,
   type StreamedAnswer,
   startBeta9,
   streamChat,
@@ -159,10 +160,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (e: unknown) => {
-    process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-    process.exit(1);
-  },
-);
+runMain(main);

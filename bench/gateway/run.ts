@@ -27,6 +27,7 @@ import {
   percentile,
   processTree,
   ratio,
+  runMain,
   signed,
   spawnChild,
   startBeta9,
@@ -476,10 +477,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (e: unknown) => {
-    process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-    process.exit(1);
-  },
-);
+runMain(main);
