@@ -1,5 +1,6 @@
 import {
   type GatewayProc,
+  inferenceKey,
   type ModelAgent,
   startGateway,
   startModelAgent,
@@ -26,8 +27,7 @@ beforeAll(async () => {
   files = await startModelServer(testModelPath());
   gw = await startGateway();
   worker = await startModelAgent(gw);
-  key = (await gw.api<{ key: string }>("POST", "/api/v1/keys", { name: "app", scopes: ["inference"] })).body
-    .key;
+  key = await inferenceKey(gw);
   const dep = await gw.api("POST", "/api/v1/deployments", {
     name: "cold",
     source: files.url("cold.gguf"),

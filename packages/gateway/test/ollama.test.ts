@@ -4,6 +4,7 @@ import {
   builtinEngineModel,
   builtinEnginePort,
   type GatewayProc,
+  inferenceKey,
   startGateway,
   startModelAgent,
   waitFor,
@@ -25,8 +26,7 @@ beforeAll(async () => {
   const worker = await startModelAgent(gw);
   agent = worker.agent;
   await worker.serve("smollm2");
-  key = (await gw.api<{ key: string }>("POST", "/api/v1/keys", { name: "app", scopes: ["inference"] })).body
-    .key;
+  key = await inferenceKey(gw);
   await waitFor(async () => (await client().list()).models.length === 1, {
     what: "the gateway to list smollm2",
     timeoutMs: 20_000,

@@ -1,6 +1,7 @@
 import type { DeploymentPullEvent } from "@beta9/protocol";
 import {
   type GatewayProc,
+  inferenceKey,
   type ModelAgent,
   startGateway,
   startModelAgent,
@@ -29,8 +30,7 @@ beforeAll(async () => {
   // The default heartbeat interval: a machine busy loading a model still answers in time.
   gw = await startGateway();
   worker = await startModelAgent(gw);
-  key = (await gw.api<{ key: string }>("POST", "/api/v1/keys", { name: "app", scopes: ["inference"] })).body
-    .key;
+  key = await inferenceKey(gw);
 }, 60_000);
 
 afterAll(async () => {

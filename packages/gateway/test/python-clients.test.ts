@@ -4,6 +4,7 @@ import { resolve } from "node:path";
 import {
   type AgentProc,
   type GatewayProc,
+  inferenceKey,
   startGateway,
   startModelAgent,
   testPython,
@@ -27,8 +28,7 @@ beforeAll(async () => {
   const worker = await startModelAgent(gw);
   agent = worker.agent;
   await worker.serve("smollm2");
-  key = (await gw.api<{ key: string }>("POST", "/api/v1/keys", { name: "py", scopes: ["inference"] })).body
-    .key;
+  key = await inferenceKey(gw, "py");
   await waitFor(
     async () => {
       const res = await fetch(`${gw.url}/v1/models`, { headers: { authorization: `Bearer ${key}` } });

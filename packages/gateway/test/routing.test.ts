@@ -4,6 +4,7 @@ import { dirname } from "node:path";
 import {
   type AgentProc,
   type GatewayProc,
+  inferenceKey,
   initAgent,
   startAgent,
   startGateway,
@@ -57,8 +58,7 @@ beforeAll(async () => {
   gw = await startGateway({ args: ["--heartbeat-interval", "1s"] });
   await serve("worker-a");
   await serve("worker-b");
-  key = (await gw.api<{ key: string }>("POST", "/api/v1/keys", { name: "app", scopes: ["inference"] })).body
-    .key;
+  key = await inferenceKey(gw);
   await waitFor(async () => (await servingCount()) === 2, {
     what: "both machines serving smollm2",
     timeoutMs: 20_000,

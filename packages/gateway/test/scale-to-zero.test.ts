@@ -5,6 +5,7 @@ import {
   type AgentProc,
   BIN,
   type GatewayProc,
+  inferenceKey,
   initAgent,
   startAgent,
   startGateway,
@@ -33,8 +34,7 @@ beforeAll(async () => {
   writeFileSync(path, YAML.stringify(cfg), { mode: 0o600 });
   token = cfg.machine.token;
   agent = await startAgent(path);
-  key = (await gw.api<{ key: string }>("POST", "/api/v1/keys", { name: "app", scopes: ["inference"] })).body
-    .key;
+  key = await inferenceKey(gw);
 }, 60_000);
 
 afterAll(async () => {
