@@ -127,6 +127,8 @@ export interface GatewayReplicaTable {
   machines: number;
   /** JSON: model name → machines connected to it that serve it ready. */
   served: string;
+  /** JSON: machine id → that machine as this replica sees it (status, what it serves). */
+  held: string;
 }
 
 export interface Database {

@@ -294,12 +294,13 @@ for (const dialect of DIALECTS) {
     });
 
     it("keeps each gateway replica's row, rewritten in place, and forgets the silent ones", async () => {
-      const row = { id: "gw_a", url: "http://10.0.0.1:1994", started_at: now, last_seen_at: now };
+      const row = { id: "gw_a", url: "http://10.0.0.1:1994", started_at: now, last_seen_at: now, held: "{}" };
       await store.gatewayReplicas.put({ ...row, machines: 1, served: '{"m":1}' });
-      await store.gatewayReplicas.put({ ...row, last_seen_at: now + 2_000, machines: 2, served: "{}" });
+      const held = '{"m_1":{"status":"READY"}}';
+      await store.gatewayReplicas.put({ ...row, last_seen_at: now + 2_000, machines: 2, served: "{}", held });
       await store.gatewayReplicas.put({ ...row, id: "gw_b", machines: 0, served: "{}" });
       expect(await store.gatewayReplicas.seenSince(now + 1_000)).toEqual([
-        { ...row, last_seen_at: now + 2_000, machines: 2, served: "{}" },
+        { ...row, last_seen_at: now + 2_000, machines: 2, served: "{}", held },
       ]);
       await store.gatewayReplicas.prune(now + 1_000);
       expect((await store.gatewayReplicas.seenSince(0)).map((r) => r.id)).toEqual(["gw_a"]);

@@ -83,7 +83,10 @@ export class WorkspaceModels {
     const deployedAnywhere = new Set(all.map((d) => d.name));
     return {
       deployed: all.filter((d) => d.workspace_id === workspaceId),
-      shared: [...this.#registry.servedModels().keys()].filter((n) => !deployedAnywhere.has(n)).sort(),
+      // Served anywhere: a model served only on a peer replica's machines is forwarded there.
+      shared: [...this.#registry.servedModels({ peers: true }).keys()]
+        .filter((n) => !deployedAnywhere.has(n))
+        .sort(),
     };
   }
 

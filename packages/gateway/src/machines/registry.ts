@@ -25,6 +25,12 @@ export interface AgentLink {
   }): ClientHttp2Stream;
 }
 
+/**
+ * A machine as the replica holding its agent channel sees it (published through the store for the
+ * other replicas): everything but what every replica reads from the store alike.
+ */
+export type HeldMachine = Omit<MachineView, "id" | "hardware" | "joined_at">;
+
 /** A machine that can take a request for a model now. */
 export interface ServingMachine {
   id: string;
@@ -62,6 +68,8 @@ export class MachineRegistry {
   #returnBy = 0;
   /** Requests waiting for returning machines (see whileSettling): each checks again when one is back. */
   readonly #settlingWaiters = new Set<() => void>();
+  /** Machines whose channel another replica holds, as that replica last published them. */
+  #peerHeld = new Map<string, HeldMachine>();
 
   constructor(store: Store, log: Logger, cfg: LivenessConfig) {
     this.#store = store;
@@ -226,12 +234,56 @@ export class MachineRegistry {
 
   status(id: string): MachineStatus | undefined {
     const e = this.#entries.get(id);
-    return e ? machineStatus(e.row, e.live, Date.now(), this.cfg) : undefined;
+    return e ? this.#status(e, Date.now()) : undefined;
   }
 
+  /** A machine as users see it: from its channel here, else as the peer holding its channel sees it. */
   view(id: string): MachineView | undefined {
     const e = this.#entries.get(id);
-    return e ? toView(e, Date.now(), this.cfg) : undefined;
+    return e ? this.#shown(e, Date.now()) : undefined;
+  }
+
+  #status(e: Entry, now: number): MachineStatus {
+    const held = e.live.connected ? undefined : this.#peerHeld.get(e.row.id);
+    return held?.status ?? machineStatus(e.row, e.live, now, this.cfg);
+  }
+
+  #shown(e: Entry, now: number): MachineView {
+    const view = toView(e, now, this.cfg);
+    const held = e.live.connected ? undefined : this.#peerHeld.get(e.row.id);
+    return held ? { ...view, ...held } : view;
+  }
+
+  /**
+   * The machines connected here, as this replica sees them, for its peers (which have no channel to
+   * them): what `view` shows there.
+   */
+  held(): Record<string, HeldMachine> {
+    const now = Date.now();
+    const out: Record<string, HeldMachine> = {};
+    for (const e of this.#entries.values()) {
+      if (!e.live.connected) continue;
+      const { id, hardware: _, joined_at: __, ...held } = toView(e, now, this.cfg);
+      out[id] = held;
+    }
+    return out;
+  }
+
+  /**
+   * What the live peers published of the machines they hold (replacing what they said before). Those
+   * machines are not coming back here, so a restart need not wait for them. Returns the ids this
+   * registry has no row for (joined through a peer): the caller reads them from the store.
+   */
+  setPeerHeld(held: Map<string, HeldMachine>): string[] {
+    this.#peerHeld = held;
+    const unknown: string[] = [];
+    let returned = false;
+    for (const id of held.keys()) {
+      if (!this.#entries.has(id)) unknown.push(id);
+      if (this.#returning.delete(id)) returned = true;
+    }
+    if (returned) this.#wakeSettling();
+    return unknown;
   }
 
   /**
@@ -252,7 +304,7 @@ export class MachineRegistry {
         continue;
       }
       if (q.pool !== undefined && e.row.pool !== q.pool) continue;
-      const v = toView(e, now, this.cfg);
+      const v = this.#shown(e, now);
       if (q.status !== undefined && v.status !== q.status) continue;
       if (out.length === limit) return { machines: out, next: out.at(-1)!.id };
       out.push(v);
@@ -300,7 +352,7 @@ export class MachineRegistry {
     return out;
   }
 
-  /** Every machine's view (for placement). */
+  /** Every machine's view from this replica alone (for placement, which uses only channels here). */
   views(): MachineView[] {
     const now = Date.now();
     return [...this.#entries.values()].map((e) => toView(e, now, this.cfg));
@@ -322,16 +374,24 @@ export class MachineRegistry {
       : { engines: [], models, memory_free_bytes: 0, vram_free_bytes: null };
   }
 
-  /** Every model served ready somewhere, with the machines serving it. */
-  servedModels(): Map<string, string[]> {
+  /**
+   * Every model served ready by a machine connected here, with the machines serving it; with
+   * `peers`, also by the machines whose channel a live peer holds (for listings: what users can call).
+   */
+  servedModels(opts: { peers?: boolean } = {}): Map<string, string[]> {
     const out = new Map<string, string[]>();
-    for (const e of this.#entries.values()) {
-      if (!e.live.connected) continue;
-      for (const m of e.live.inference?.models ?? []) {
+    const add = (id: string, models: readonly ServedModelView[] | undefined) => {
+      for (const m of models ?? []) {
         if (m.state !== "ready") continue;
         const ids = out.get(m.name);
-        if (ids) ids.push(e.row.id);
-        else out.set(m.name, [e.row.id]);
+        if (ids) ids.push(id);
+        else out.set(m.name, [id]);
+      }
+    };
+    for (const e of this.#entries.values()) if (e.live.connected) add(e.row.id, e.live.inference?.models);
+    if (opts.peers) {
+      for (const [id, held] of this.#peerHeld) {
+        if (!this.#entries.get(id)?.live.connected) add(id, held.inference?.models);
       }
     }
     return out;
@@ -341,7 +401,7 @@ export class MachineRegistry {
     const now = Date.now();
     const counts = new Map<MachineStatus, number>();
     for (const e of this.#entries.values()) {
-      const s = machineStatus(e.row, e.live, now, this.cfg);
+      const s = this.#status(e, now);
       counts.set(s, (counts.get(s) ?? 0) + 1);
     }
     return counts;
@@ -385,7 +445,7 @@ export class MachineRegistry {
   }
 
   #transition(e: Entry, now: number): void {
-    const next = machineStatus(e.row, e.live, now, this.cfg);
+    const next = this.#status(e, now);
     if (next === e.status) return;
     const level = next === "UNHEALTHY" || next === "OFFLINE" ? "warn" : "info";
     this.#log[level]({ machine_id: e.row.id, from: e.status, to: next }, `machine ${e.row.id} is ${next}`);

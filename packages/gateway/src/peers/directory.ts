@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Logger } from "@beta9/http";
 import type { GatewayReplica, Store } from "@beta9/store";
-import type { MachineRegistry } from "../machines/registry.ts";
+import type { HeldMachine, MachineRegistry } from "../machines/registry.ts";
 
 /** How often a replica rewrites its row (and reads its peers'). */
 const DEFAULT_INTERVAL_MS = 2_000;
@@ -14,12 +14,15 @@ export interface Peer {
   machines: number;
   /** Model → machines on the peer serving it ready. */
   served: Record<string, number>;
+  /** The machines whose channel it holds, as it sees them. */
+  held: Record<string, HeldMachine>;
 }
 
 /**
  * The gateway replicas sharing one PostgreSQL: this one writes its own row every couple of seconds
- * (where peers reach it, how many agents it holds, which models they serve), reads the others', and
- * removes its row on a clean stop. A replica that stops writing (killed) drops out of every peer's
+ * (where peers reach it, which machines it holds and how it sees them, which models they serve),
+ * reads the others' (so machines held there are shown here as there), and removes its row on a clean
+ * stop. A replica that stops writing (killed) drops out of every peer's
  * list after a few intervals; a request forwarded to it meanwhile fails at once and is served here.
  */
 export class PeerDirectory {
@@ -86,6 +89,32 @@ export class PeerDirectory {
     this.#unreachable.set(peer.id, Date.now());
   }
 
+  /**
+   * Machines held by the live peers are shown as they see them (a machine held by two, its agent
+   * moving, as the most recent beat says). Machines that joined through a peer are read from the store.
+   * Changes made through a peer to machines held here (cordon, drain, uncordon) are read back too,
+   * so this replica stops sending them work.
+   */
+  async #showPeerMachines(mine: string[]): Promise<void> {
+    const byId = new Map<string, HeldMachine>();
+    for (const p of this.#peers) {
+      for (const [id, m] of Object.entries(p.held)) {
+        const seen = byId.get(id);
+        if (!seen || (m.last_heartbeat_at ?? "") > (seen.last_heartbeat_at ?? "")) byId.set(id, m);
+      }
+    }
+    for (const id of this.#registry.setPeerHeld(byId)) {
+      const row = await this.#store.machines.get(id);
+      if (row) this.#registry.put(row);
+    }
+    if (this.#peers.length === 0) return;
+    for (const f of await this.#store.machines.flags(mine)) {
+      const row = this.#registry.get(f.id);
+      if (row && (row.cordoned_at !== f.cordoned_at || row.draining_at !== f.draining_at))
+        this.#registry.put({ ...row, cordoned_at: f.cordoned_at, draining_at: f.draining_at });
+    }
+  }
+
   *#usable(): Generator<Peer> {
     for (const p of this.#peers) if (!this.#unreachable.has(p.id)) yield p;
   }
@@ -94,18 +123,21 @@ export class PeerDirectory {
     const now = Date.now();
     const served: Record<string, number> = {};
     for (const [model, ids] of this.#registry.servedModels()) served[model] = ids.length;
+    const held = this.#registry.held();
     try {
       await this.#store.gatewayReplicas.put({
         id: this.id,
         url: this.#url,
         started_at: this.#startedAt,
         last_seen_at: now,
-        machines: this.#registry.views().filter((v) => v.connection === "channel").length,
+        machines: Object.keys(held).length,
         served: JSON.stringify(served),
+        held: JSON.stringify(held),
       });
       const staleBefore = now - 3 * this.#intervalMs;
       const rows = await this.#store.gatewayReplicas.seenSince(staleBefore);
       this.#peers = rows.filter((r) => r.id !== this.id).map(toPeer);
+      await this.#showPeerMachines(Object.keys(held));
       for (const r of rows) {
         const refusedAt = this.#unreachable.get(r.id);
         if (refusedAt !== undefined && r.last_seen_at > refusedAt) this.#unreachable.delete(r.id);
@@ -119,9 +151,19 @@ export class PeerDirectory {
 }
 
 function toPeer(r: GatewayReplica): Peer {
-  let served: Record<string, number> = {};
+  return {
+    id: r.id,
+    url: r.url,
+    machines: r.machines,
+    served: parsed<Record<string, number>>(r.served),
+    held: parsed<Record<string, HeldMachine>>(r.held),
+  };
+}
+
+function parsed<T extends object>(json: string): T {
   try {
-    served = JSON.parse(r.served) as Record<string, number>;
-  } catch {}
-  return { id: r.id, url: r.url, machines: r.machines, served };
+    return JSON.parse(json) as T;
+  } catch {
+    return {} as T;
+  }
 }

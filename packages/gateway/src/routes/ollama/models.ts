@@ -34,7 +34,8 @@ export interface ServedModel {
  * scaled to zero, and the models served without any deployment.
  */
 export function listedModels(registry: MachineRegistry, visible: WorkspaceModelList): ServedModel[] {
-  const served = registry.servedModels();
+  // Also the machines held by peer replicas: requests for their models are forwarded there.
+  const served = registry.servedModels({ peers: true });
   const machinesOf = (name: string): ServedModel["machines"] => {
     const machines: ServedModel["machines"] = [];
     for (const id of served.get(name) ?? []) {

@@ -1,0 +1,117 @@
+import {
+  Cluster,
+  type ClusterGateway,
+  clusterUnsupported,
+  testModelPath,
+  type Worker,
+  waitFor,
+} from "@beta9/test-utils";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  ask,
+  GATEWAY_ARGS,
+  LIVENESS,
+  machines,
+  openaiClient,
+  showTimelineOnFailure,
+  testDeployment,
+  watchStatus,
+} from "./fixture.ts";
+
+/*
+ * Two gateway replicas on one PostgreSQL; the workers join through A (after B started) and hold
+ * their channels to A alone. B shows them as A does, lists the models they serve, and a cordon made
+ * through B reaches A.
+ */
+const unsupported = clusterUnsupported();
+if (unsupported) console.warn(`skipping the cluster fault tests: ${unsupported}`);
+
+describe.skipIf(unsupported)("machines held by the other gateway replica", () => {
+  let cluster: Cluster;
+  let a: ClusterGateway;
+  let b: ClusterGateway;
+  let workers: Worker[];
+  const setup = showTimelineOnFailure(() => cluster);
+  const statuses = async (gw: ClusterGateway) =>
+    Object.fromEntries((await machines(gw)).map((m) => [m.id, m.status]));
+
+  beforeAll(
+    () =>
+      setup(async () => {
+        cluster = Cluster.create({ workers: 2, gateways: 2 });
+        const databaseUrl = await cluster.database();
+        a = await cluster.startGateway({ args: GATEWAY_ARGS, databaseUrl });
+        b = await cluster.startGateway({
+          host: cluster.gatewayHosts[1]!,
+          dataDir: a.dataDir,
+          args: GATEWAY_ARGS,
+          databaseUrl,
+        });
+        workers = await Promise.all(cluster.workerHosts.map((h) => cluster.joinWorker(a, h)));
+        const dep = testDeployment("chat", testModelPath(), { min_replicas: 1 });
+        expect((await a.api("POST", "/api/v1/deployments", dep)).status).toBe(201);
+        expect(await ask(await openaiClient(a), "chat")).toMatch(/Paris/);
+      }),
+    150_000,
+  );
+
+  afterAll(async () => {
+    await cluster?.destroy();
+  });
+
+  it("B lists the machines that joined through A, with A's status, and the models they serve", async () => {
+    const ids = workers.map((w) => w.machineId).sort();
+    expect(Object.values(await statuses(a))).toEqual(["READY", "READY"]);
+    await waitFor(async () => JSON.stringify(await statuses(b)) === JSON.stringify(await statuses(a)), {
+      what: "B to show the machines as A does",
+      timeoutMs: 15_000,
+    });
+    expect(Object.keys(await statuses(b)).sort()).toEqual(ids);
+    // Beyond B's liveness limits (OFFLINE after 8 s of silence on B's side), still as A sees them:
+    // the beats B shows keep moving, and B never shows them UNHEALTHY or OFFLINE.
+    const watches = ids.map((id) => watchStatus(b, id));
+    type Shown = { last_heartbeat_at: string; inference: { models: { name: string }[] } | null };
+    const beatAt = async () =>
+      Date.parse((await b.api<Shown>("GET", `/api/v1/machines/${ids[0]}`)).body.last_heartbeat_at);
+    const firstBeat = await beatAt();
+    await waitFor(async () => (await beatAt()) - firstBeat > LIVENESS.offlineAfterMs + 1_000, {
+      what: "B to show beats past the offline limit",
+      timeoutMs: 20_000,
+      intervalMs: 500,
+    });
+    for (const w of watches) await w.stop();
+    expect(watches.map((w) => w.seen.map((s) => s.status))).toEqual([["READY"], ["READY"]]);
+    const shown = (await b.api<Shown>("GET", `/api/v1/machines/${ids[0]}`)).body;
+    expect(shown.inference).not.toBeNull();
+
+    // The models served there are listed at B, by the OpenAI and Ollama listings alike.
+    const clientB = await openaiClient(b);
+    expect((await clientB.models.list()).data.map((m) => m.id)).toContain("chat");
+    const ollama = async (path: string) =>
+      (await fetch(`${b.url}${path}`, { headers: { authorization: `Bearer ${clientB.apiKey}` } }).then((r) =>
+        r.json(),
+      )) as { models: { name: string; machines?: { id: string }[] }[] };
+    expect((await ollama("/api/tags")).models.map((m) => m.name)).toContain("chat");
+    const ps = (await ollama("/api/ps")).models.find((m) => m.name === "chat");
+    expect(ps?.machines?.length).toBe(1);
+    expect(ids).toContain(ps!.machines![0]!.id);
+  }, 60_000);
+
+  it("a cordon made through B reaches A, which sends the machine nothing new", async () => {
+    const id = workers[0]!.machineId;
+    expect((await b.api("POST", `/api/v1/machines/${id}/cordon`)).status).toBe(200);
+    await waitFor(async () => (await statuses(a))[id] === "CORDONED", {
+      what: "A to see the cordon made through B",
+      timeoutMs: 10_000,
+    });
+    await waitFor(async () => (await statuses(b))[id] === "CORDONED", {
+      what: "B to show it CORDONED",
+      timeoutMs: 10_000,
+    });
+    expect((await b.api("POST", `/api/v1/machines/${id}/uncordon`)).status).toBe(200);
+    await waitFor(async () => (await statuses(a))[id] === "READY", {
+      what: "A to see the uncordon made through B",
+      timeoutMs: 10_000,
+    });
+  }, 40_000);
+});
