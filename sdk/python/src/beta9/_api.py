@@ -104,55 +104,33 @@ def embed(model: Any, input: Any, options: Mapping[str, Any]) -> Request:
 def parse_chat(body: Dict[str, Any]) -> ChatResult:
     choice = _first_choice(body)
     message = _dict(choice.get("message"))
-    content = message.get("content")
-    return ChatResult(
-        content=content if isinstance(content, str) else "",
-        model=str(body.get("model", "")),
-        finish_reason=choice.get("finish_reason"),
-        usage=Usage.parse(body.get("usage")),
-        message=message,
-        id=body.get("id"),
-        raw=body,
-    )
+    return ChatResult(**_completion(body, choice, message.get("content")), message=message, id=body.get("id"), raw=body)
 
 
 def parse_chat_chunk(event: Dict[str, Any]) -> ChatChunk:
     choice = _first_choice(event)
     delta = _dict(choice.get("delta"))
-    content = delta.get("content")
-    return ChatChunk(
-        content=content if isinstance(content, str) else "",
-        model=str(event.get("model", "")),
-        finish_reason=choice.get("finish_reason"),
-        usage=Usage.parse(event.get("usage")),
-        role=delta.get("role"),
-        raw=event,
-    )
+    return ChatChunk(**_completion(event, choice, delta.get("content")), role=delta.get("role"), raw=event)
 
 
 def parse_generate(body: Dict[str, Any]) -> GenerateResult:
     choice = _first_choice(body)
-    text = choice.get("text")
-    return GenerateResult(
-        content=text if isinstance(text, str) else "",
-        model=str(body.get("model", "")),
-        finish_reason=choice.get("finish_reason"),
-        usage=Usage.parse(body.get("usage")),
-        id=body.get("id"),
-        raw=body,
-    )
+    return GenerateResult(**_completion(body, choice, choice.get("text")), id=body.get("id"), raw=body)
 
 
 def parse_generate_chunk(event: Dict[str, Any]) -> GenerateChunk:
     choice = _first_choice(event)
-    text = choice.get("text")
-    return GenerateChunk(
-        content=text if isinstance(text, str) else "",
-        model=str(event.get("model", "")),
-        finish_reason=choice.get("finish_reason"),
-        usage=Usage.parse(event.get("usage")),
-        raw=event,
-    )
+    return GenerateChunk(**_completion(event, choice, choice.get("text")), raw=event)
+
+
+def _completion(body: Dict[str, Any], choice: Dict[str, Any], text: Any) -> Dict[str, Any]:
+    """What every completion and chunk has: its text ("" when absent), model, finish reason, token counts."""
+    return {
+        "content": text if isinstance(text, str) else "",
+        "model": str(body.get("model", "")),
+        "finish_reason": choice.get("finish_reason"),
+        "usage": Usage.parse(body.get("usage")),
+    }
 
 
 def parse_embed(body: Dict[str, Any]) -> EmbedResult:

@@ -15,14 +15,34 @@ from .types import Usage
 T = TypeVar("T")
 
 
-class _Accumulated:
-    """What a stream has said so far: all the text, the finish reason, the token counts."""
+class _BaseStream(Generic[T]):
+    """What Stream and AsyncStream share: reading an event into a chunk, and what the stream has said
+    so far (all the text, the finish reason, the token counts). Each reads the lines its own way."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        response: httpx.Response,
+        parse: Callable[[Dict[str, Any]], T],
+        on_transport_error: Callable[[httpx.HTTPError], Beta9Error],
+    ) -> None:
         self.content = ""
         self.finish_reason: Optional[str] = None
         self.usage: Optional[Usage] = None
         self.model: Optional[str] = None
+        self._response = response
+        self._parse = parse
+        self._on_transport_error = on_transport_error
+
+    def _chunk(self, data: str) -> Optional[T]:
+        """The chunk an event's data holds, noted; None for the end of the stream; an error event is raised."""
+        if data.strip() == "[DONE]":
+            return None
+        event = parse_event(data)
+        if isinstance(event, dict) and "error" in event:
+            raise stream_error(event)
+        chunk = self._parse(event)
+        self._note(chunk)
+        return chunk
 
     def _note(self, chunk: Any) -> None:
         self.content += chunk.content
@@ -31,17 +51,7 @@ class _Accumulated:
         self.model = chunk.model or self.model
 
 
-def _event(data: str, parse: Callable[[Dict[str, Any]], Any]) -> Any:
-    """A chunk, or None for the end of the stream; an error event is raised."""
-    if data.strip() == "[DONE]":
-        return None
-    event = parse_event(data)
-    if isinstance(event, dict) and "error" in event:
-        raise stream_error(event)
-    return parse(event)
-
-
-class Stream(_Accumulated, Generic[T]):
+class Stream(_BaseStream[T]):
     """Chunks of a streamed answer. After the loop, ``content``, ``finish_reason`` and ``usage`` hold
     the whole answer. Use it in a ``with`` block, or call ``close()``, to stop early."""
 
@@ -51,10 +61,7 @@ class Stream(_Accumulated, Generic[T]):
         parse: Callable[[Dict[str, Any]], T],
         on_transport_error: Callable[[httpx.HTTPError], Beta9Error],
     ) -> None:
-        super().__init__()
-        self._response = response
-        self._parse = parse
-        self._on_transport_error = on_transport_error
+        super().__init__(response, parse, on_transport_error)
         self._chunks = self._iterate()
 
     def _iterate(self) -> Generator[T, None, None]:
@@ -64,15 +71,13 @@ class Stream(_Accumulated, Generic[T]):
                 data = decoder.feed(line)
                 if data is None:
                     continue
-                chunk = _event(data, self._parse)
+                chunk = self._chunk(data)
                 if chunk is None:
                     return
-                self._note(chunk)
                 yield chunk
             data = decoder.flush()
-            chunk = _event(data, self._parse) if data is not None else None
+            chunk = self._chunk(data) if data is not None else None
             if chunk is not None:
-                self._note(chunk)
                 yield chunk
         except httpx.HTTPError as err:
             raise self._on_transport_error(err) from err
@@ -97,7 +102,7 @@ class Stream(_Accumulated, Generic[T]):
         self.close()
 
 
-class AsyncStream(_Accumulated, Generic[T]):
+class AsyncStream(_BaseStream[T]):
     """The async twin of Stream: ``async for chunk in stream``; ``async with`` or ``aclose()``."""
 
     def __init__(
@@ -106,10 +111,7 @@ class AsyncStream(_Accumulated, Generic[T]):
         parse: Callable[[Dict[str, Any]], T],
         on_transport_error: Callable[[httpx.HTTPError], Beta9Error],
     ) -> None:
-        super().__init__()
-        self._response = response
-        self._parse = parse
-        self._on_transport_error = on_transport_error
+        super().__init__(response, parse, on_transport_error)
         self._chunks = self._iterate()
 
     async def _iterate(self) -> AsyncGenerator[T, None]:
@@ -119,15 +121,13 @@ class AsyncStream(_Accumulated, Generic[T]):
                 data = decoder.feed(line)
                 if data is None:
                     continue
-                chunk = _event(data, self._parse)
+                chunk = self._chunk(data)
                 if chunk is None:
                     return
-                self._note(chunk)
                 yield chunk
             data = decoder.flush()
-            chunk = _event(data, self._parse) if data is not None else None
+            chunk = self._chunk(data) if data is not None else None
             if chunk is not None:
-                self._note(chunk)
                 yield chunk
         except httpx.HTTPError as err:
             raise self._on_transport_error(err) from err
