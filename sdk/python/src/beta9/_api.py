@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, Generator, List, Mapping, Optional, Type
 from urllib.parse import quote
 
 from . import _validate as check
-from .errors import APITimeoutError, ConflictError, NotFoundError, StreamError, ValidationError
+from .errors import APIError, APITimeoutError, ConflictError, NotFoundError, StreamError, ValidationError
 from .types import (
     ChatChunk,
     ChatResult,
@@ -27,6 +27,7 @@ from .types import (
 )
 
 T = TypeVar("T")
+E = TypeVar("E", bound=APIError)
 
 DEFAULT_LOAD_TIMEOUT = 600.0
 POLL_SECONDS = 0.5
@@ -251,12 +252,10 @@ def _load_on_gateway(
             existing = _dict((yield Request("GET", f"/api/v1/deployments/{quote(name, safe='')}")))
             deployed = existing.get("source")
             if deployed != source:
-                raise ConflictError(
+                raise _reworded(
+                    err,
                     f"a deployment named {name} exists with another source ({deployed}); "
                     f"call unload_model({name!r}) first, or load_model({name!r}) without source",
-                    code=err.code,
-                    status=err.status,
-                    body=err.body,
                 ) from None
     elif deployment or engine is not None or context_size is not None:
         raise ValidationError(
@@ -271,12 +270,10 @@ def _load_on_gateway(
     try:
         yield Request("POST", "/v1/completions", {"model": name, "prompt": "Hi", "max_tokens": 1}, timeout=wait)
     except NotFoundError as err:
-        raise NotFoundError(
+        raise _reworded(
+            err,
             f"{err.message}. To have the gateway deploy it, call load_model({name!r}, source=...) with an "
             "admin key (source: an http(s) URL, hf:ORG/REPO/FILE.gguf, ollama:NAME:TAG or a path the machines allow)",
-            code=err.code,
-            status=err.status,
-            body=err.body,
         ) from None
     return ModelStatus(name=name, state="ready")
 
@@ -292,12 +289,10 @@ def unload_model(target: str, model: Any, wait: Any, timeout: Any) -> Plan[None]
     try:
         yield Request("DELETE", f"/api/v1/deployments/{quote(name, safe='')}")
     except NotFoundError as err:
-        raise NotFoundError(
+        raise _reworded(
+            err,
             f"{err.message}. On the gateway, unload_model removes a deployment; a model started on an agent "
             "directly is stopped on that agent (Client(target='agent', ...).unload_model, or POST /inference/stop)",
-            code=err.code,
-            status=err.status,
-            body=err.body,
         ) from None
     if not wait:
         return None
@@ -312,6 +307,11 @@ def unload_model(target: str, model: Any, wait: Any, timeout: Any) -> Plan[None]
                 "outside the deployment (stop it on that agent)"
             )
         yield Pause(POLL_SECONDS)
+
+
+def _reworded(err: E, message: str) -> E:
+    """The server's error (its class, code, status and body) with a message that says what to do."""
+    return type(err)(message, code=err.code, status=err.status, body=err.body)
 
 
 def _first_choice(body: Dict[str, Any]) -> Dict[str, Any]:
