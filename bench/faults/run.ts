@@ -224,6 +224,8 @@ try {
   console.log("\nerrors the failed requests got:");
   for (const r of rows)
     for (const [msg, n] of Object.entries(r.errors)) console.log(`  ${r.fault}: ${n} × ${msg}`);
+  // Failures outside the fault windows too (e.g. just after a window closed).
+  for (const [msg, n] of Object.entries(all.errors)) console.log(`  whole run: ${n} × ${msg}`);
 } finally {
   await cluster.destroy();
 }
