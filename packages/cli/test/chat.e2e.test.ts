@@ -97,7 +97,7 @@ describe("b9 chat", () => {
       stderr += d.toString("utf8");
     });
     const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
-    expect(code).toBe(0);
+    expect(code, stderr).toBe(0);
     expect(stderr).toBe("");
     expect(pieces.length).toBeGreaterThan(1); // written token by token, not at the end
     expect(pieces.join("")).toMatch(/Paris/);

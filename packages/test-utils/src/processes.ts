@@ -263,7 +263,7 @@ export async function startModelAgent(
   opts: { name?: string; env?: NodeJS.ProcessEnv } = {},
 ): Promise<ModelAgent> {
   const path = await initAgent(gw, { name: opts.name ?? "worker" });
-  const token = allowTestModel(path).machine.token;
+  const { token, id: machineId } = allowTestModel(path).machine;
   const agent = await startAgent(path, { env: opts.env });
   const control = (method: string, p: string, body?: unknown) =>
     fetch(agent.controlUrl + p, {
@@ -289,6 +289,18 @@ export async function startModelAgent(
       });
       if (started.status !== 200)
         throw new Error(`start ${model} answered ${started.status}: ${await started.text()}`);
+      // The gateway hears of a model started on the machine itself with the next heartbeat; a test
+      // that calls the gateway right away must not race it.
+      await waitFor(
+        async () => {
+          const m = await gw.api<{ inference: { models: { name: string; state: string }[] } | null }>(
+            "GET",
+            `/api/v1/machines/${machineId}`,
+          );
+          return m.body.inference?.models.some((x) => x.name === model && x.state === "ready") ?? false;
+        },
+        { what: `the gateway to see ${model} ready on the machine`, timeoutMs: 30_000, proc: agent.proc },
+      );
     },
   };
 }
