@@ -102,8 +102,12 @@ export async function waitFor(
   }
 }
 
+/**
+ * A fresh directory for a test's files: under the run's own folder when vitest made one (it removes
+ * it after the run: agents' model stores hold copies of the test model), else the system's temp dir.
+ */
 export function tempDir(prefix = "b9-"): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  return mkdtempSync(join(process.env.BETA9_TEST_TMP || tmpdir(), prefix));
 }
 
 export interface GatewayProc {
