@@ -73,9 +73,11 @@ export async function buildGateway(
       })
     : undefined;
   const ctx: GatewayContext = { store, registry, auth: new ApiKeyAuth(store), log };
+  const router = new Router(registry);
   const replicas = new ReplicaManager({
     registry,
     log,
+    traffic: router,
     coldStartTimeoutMs: config.coldStartTimeoutMs,
     deployments: async () => (await store.deployments.listAll()).map(deploymentSpec),
   });
@@ -105,7 +107,6 @@ export async function buildGateway(
         .sweep()
         .catch((err: unknown) => log.warn({ err }, "could not unload a removed deployment")),
   });
-  const router = new Router(registry);
   const drains = new Drains({
     registry,
     log,

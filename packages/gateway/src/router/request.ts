@@ -170,7 +170,7 @@ export async function requestModel(
     const machine = router.pick(model, tried);
     if (!machine) break;
     tried.add(machine.id);
-    router.begin(machine.id);
+    router.begin(machine.id, model);
     opts.onAttempt?.(machine.id);
     const res = await requestAgent(machine.id, machine.link, {
       ...init,
@@ -180,10 +180,10 @@ export async function requestModel(
     });
     if (res.started) {
       // The stream closes however the answer ends (whole, cut off, or cancelled): count it until then.
-      void res.response.closed.then(() => router.end(machine.id));
+      void res.response.closed.then(() => router.end(machine.id, model));
       return { kind: "answered", response: res.response };
     }
-    router.end(machine.id);
+    router.end(machine.id, model);
     lastError = res.error;
     if (init.signal?.aborted) break;
     opts.onRetry?.(machine.id, res.error);

@@ -2,12 +2,16 @@ import type { MachineRegistry, ServingMachine } from "../machines/registry.ts";
 
 /**
  * Picks the machine for a request: among those serving the model ready now (draining ones only while
- * no other serves it), the one with the fewest requests outstanding from this gateway (ties broken at
- * random, so equal machines share the load).
+ * no other serves it, retiring replicas never), the one with the fewest requests outstanding from
+ * this gateway (ties broken at random, so equal machines share the load).
  */
 export class Router {
   readonly #registry: MachineRegistry;
   readonly #outstanding = new Map<string, number>();
+  /** The same, per replica (machine and model): a replica is unloaded only once its own are done. */
+  readonly #byReplica = new Map<string, number>();
+  /** Replicas about to be unloaded: no new request goes to them. */
+  readonly #retiring = new Set<string>();
 
   constructor(registry: MachineRegistry) {
     this.#registry = registry;
@@ -18,7 +22,7 @@ export class Router {
     let bestLoad = Number.POSITIVE_INFINITY;
     let ties = 0;
     for (const m of this.#registry.routable(model)) {
-      if (exclude.has(m.id)) continue;
+      if (exclude.has(m.id) || this.#retiring.has(replicaKey(m.id, model))) continue;
       const load = this.#outstanding.get(m.id) ?? 0;
       if (load < bestLoad) {
         best = m;
@@ -31,17 +35,40 @@ export class Router {
     return best;
   }
 
-  begin(id: string): void {
-    this.#outstanding.set(id, (this.#outstanding.get(id) ?? 0) + 1);
+  begin(id: string, model: string): void {
+    bump(this.#outstanding, id, 1);
+    bump(this.#byReplica, replicaKey(id, model), 1);
   }
 
-  end(id: string): void {
-    const n = (this.#outstanding.get(id) ?? 1) - 1;
-    if (n <= 0) this.#outstanding.delete(id);
-    else this.#outstanding.set(id, n);
+  end(id: string, model: string): void {
+    bump(this.#outstanding, id, -1);
+    bump(this.#byReplica, replicaKey(id, model), -1);
   }
 
+  /** Requests in flight from this gateway to machine `id` (all its models). */
   outstanding(id: string): number {
     return this.#outstanding.get(id) ?? 0;
   }
+
+  /** Requests in flight to `model` on machine `id`. */
+  outstandingFor(id: string, model: string): number {
+    return this.#byReplica.get(replicaKey(id, model)) ?? 0;
+  }
+
+  /** Send no new request to `model` on `id` until the returned function is called. */
+  retire(id: string, model: string): () => void {
+    const k = replicaKey(id, model);
+    this.#retiring.add(k);
+    return () => this.#retiring.delete(k);
+  }
+}
+
+function replicaKey(id: string, model: string): string {
+  return `${id}\u0000${model}`;
+}
+
+function bump(counts: Map<string, number>, k: string, by: number): void {
+  const n = (counts.get(k) ?? 0) + by;
+  if (n <= 0) counts.delete(k);
+  else counts.set(k, n);
 }

@@ -31,9 +31,20 @@ export interface DeploymentSpec {
   contextSize: number | null;
 }
 
+/** What the router knows of a replica's traffic, so one is unloaded only when nothing uses it. */
+export interface ReplicaTraffic {
+  outstandingFor(machineId: string, model: string): number;
+  /** No new request to `model` on the machine until the returned function is called. */
+  retire(machineId: string, model: string): () => void;
+}
+
+/** How long an unload waits for the answers still under way on the replica (a stream may run long). */
+const RETIRE_WAIT_MS = 30_000;
+
 export interface ReplicaManagerDeps {
   registry: MachineRegistry;
   log: Logger;
+  traffic: ReplicaTraffic;
   /** Every deployment (all workspaces): the sweeper keeps minimums and unloads idle replicas. */
   deployments: () => Promise<DeploymentSpec[]>;
   /** Bound on pulling and loading a model for a request that waits (cold start). */
@@ -256,6 +267,8 @@ export class ReplicaManager {
             continue;
           }
           if (now - last < dep.idleMs) continue;
+          // A long answer began before the idle limit and is still going: the replica is in use.
+          if (this.#deps.traffic.outstandingFor(m.id, dep.name) > 0) continue;
           count--;
           this.#lastUsed.delete(key(m.id, dep.name));
           await this.#unload(m, dep.name, `idle for ${Math.round((now - last) / 1000)} s`);
@@ -267,7 +280,13 @@ export class ReplicaManager {
   }
 
   async #unload(m: { id: string; link: AgentLink }, model: string, why: string): Promise<void> {
+    const { traffic } = this.#deps;
+    // New requests go elsewhere (or wait for a cold start) from now; those under way finish first.
+    const release = traffic.retire(m.id, model);
     try {
+      const deadline = Date.now() + RETIRE_WAIT_MS;
+      while (traffic.outstandingFor(m.id, model) > 0 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
       const status = await callAgent<InferenceStatus>(m.link, {
         method: "POST",
         path: "/inference/stop",
@@ -281,6 +300,8 @@ export class ReplicaManager {
         { model, machine_id: m.id, err: (err as Error).message },
         `could not unload ${model}`,
       );
+    } finally {
+      release();
     }
   }
 
