@@ -138,6 +138,11 @@ export async function buildGateway(
   // Agent channels are long-lived upgraded sockets fastify does not track; end them before close()
   // waits for connections to drain, or it would wait forever.
   app.addHook("preClose", async () => {
+    // New requests already get 503 (fastify is closing); answers under way finish first, within the
+    // grace, or a restart would cut every stream in flight.
+    const graceEnds = Date.now() + config.shutdownGraceMs;
+    if (router.inFlight() > 0) log.info({ in_flight: router.inFlight() }, "waiting for answers under way");
+    while (router.inFlight() > 0 && Date.now() < graceEnds) await new Promise((r) => setTimeout(r, 50));
     await peers?.stop();
     replicas.stop();
     drains.stop();

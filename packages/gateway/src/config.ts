@@ -15,6 +15,8 @@ export interface GatewayConfig {
   bodyLimit: number;
   /** How long a request may wait while its model is pulled and loaded (scale from zero). */
   coldStartTimeoutMs: number;
+  /** On SIGTERM, how long answers under way may take to finish before agent channels close. */
+  shutdownGraceMs: number;
 }
 
 export function defaultDataDir(): string {
@@ -29,6 +31,7 @@ export function gatewayConfig(over: Partial<GatewayConfig> = {}): GatewayConfig 
     liveness: DEFAULT_LIVENESS,
     bodyLimit: 1024 * 1024,
     coldStartTimeoutMs: 300_000,
+    shutdownGraceMs: 30_000,
     ...over,
   };
 }

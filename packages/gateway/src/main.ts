@@ -78,6 +78,12 @@ const program = new Command("b9gateway")
     duration,
     300_000,
   )
+  .option(
+    "--shutdown-grace <duration>",
+    "on SIGTERM, how long answers under way may take to finish (new requests get 503 meanwhile)",
+    duration,
+    30_000,
+  )
   .action(async (opts) => {
     const config = gatewayConfig({
       host: opts.host,
@@ -86,6 +92,7 @@ const program = new Command("b9gateway")
       databaseUrl: opts.databaseUrl ?? process.env.BETA9_DATABASE_URL,
       advertiseUrl: opts.advertiseUrl,
       coldStartTimeoutMs: opts.coldStartTimeout,
+      shutdownGraceMs: opts.shutdownGrace,
       liveness: {
         heartbeatIntervalMs: opts.heartbeatInterval,
         unhealthyAfterMs: opts.unhealthyAfter,
@@ -103,10 +110,14 @@ const program = new Command("b9gateway")
     await gw.peers?.start(config.advertiseUrl ?? advertisedUrl(config.host, gw.app.server.address()));
     let stopping = false;
     const stop = (signal: string) => {
-      if (stopping) return;
+      if (stopping) {
+        // A second signal: the person does not want to wait for answers under way.
+        gw.log.warn({ signal }, "stopping now");
+        process.exit(1);
+      }
       stopping = true;
       gw.log.info({ signal }, "shutting down");
-      const force = setTimeout(() => process.exit(1), 10_000);
+      const force = setTimeout(() => process.exit(1), config.shutdownGraceMs + 10_000);
       force.unref();
       gw.close().then(
         () => process.exit(0),

@@ -50,6 +50,13 @@ export class Router {
     return this.#outstanding.get(id) ?? 0;
   }
 
+  /** Requests in flight from this gateway, all machines. */
+  inFlight(): number {
+    let n = 0;
+    for (const v of this.#outstanding.values()) n += v;
+    return n;
+  }
+
   /** Requests in flight to `model` on machine `id`. */
   outstandingFor(id: string, model: string): number {
     return this.#byReplica.get(replicaKey(id, model)) ?? 0;
