@@ -8,6 +8,7 @@
  *
  * Needs root (ip netns). "chat" wants two replicas on the three workers.
  */
+import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import {
   Cluster,
@@ -21,7 +22,9 @@ import OpenAI from "openai";
 import { GATEWAY_ARGS, LIVENESS } from "../../packages/gateway/test/cluster/liveness.ts";
 import { SteadyLoad } from "../../packages/gateway/test/cluster/load.ts";
 
-const { values } = parseArgs({ options: { clients: { type: "string", default: "4" } } });
+const { values } = parseArgs({
+  options: { clients: { type: "string", default: "4" }, timeline: { type: "string" } },
+});
 const MODEL = "chat";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -224,9 +227,19 @@ try {
   console.log("\nerrors the failed requests got:");
   for (const r of rows)
     for (const [msg, n] of Object.entries(r.errors)) console.log(`  ${r.fault}: ${n} × ${msg}`);
-  // Failures outside the fault windows too (e.g. just after a window closed).
+  // Failures outside the fault windows too (e.g. just after a window closed), placed in time.
   for (const [msg, n] of Object.entries(all.errors)) console.log(`  whole run: ${n} × ${msg}`);
+  for (const r of load.requests) {
+    if (r.outcome !== "failed" || windows.some((w) => r.startedAt >= w.t0 && r.startedAt < w.t1)) continue;
+    const before = windows.filter((w) => w.t1 <= r.startedAt).at(-1);
+    const when = before
+      ? `${((r.startedAt - before.t1) / 1000).toFixed(1)} s after "${before.fault}" was whole again`
+      : "before the first fault";
+    console.log(`  outside the windows, ${when}: ${r.error}`);
+  }
 } finally {
+  // --timeline FILE: every process's log lines, merged in time, to see what a failure followed.
+  if (values.timeline) writeFileSync(values.timeline, `${cluster.timeline()}\n`);
   await cluster.destroy();
 }
 
