@@ -1,5 +1,5 @@
 import { createLogger, installErrorHandling, type Logger, serverOptions } from "@beta9/http";
-import { BETA9_VERSION, Health } from "@beta9/protocol";
+import { BETA9_VERSION, Beta9Error, Health } from "@beta9/protocol";
 import { Store, storeConfigFrom } from "@beta9/store";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance } from "fastify";
@@ -60,9 +60,21 @@ export async function buildGateway(
     ...serverOptions(log, config.bodyLimit),
     // Agents' channels are upgraded sockets outside this timeout; only ordinary requests are timed.
     requestTimeout: 120_000,
+    // While it shuts down the gateway refuses new requests itself, in its own error shape (below).
+    return503OnClosing: false,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   installErrorHandling(app);
+  let closing = false;
+  app.addHook("onRequest", async (req, reply) => {
+    if (!closing) return;
+    reply.header("retry-after", "5");
+    if (req.raw.httpVersionMajor !== 2) reply.header("connection", "close");
+    throw new Beta9Error(
+      "unavailable",
+      "this gateway is shutting down; retry in a few seconds (another replica of it, if you run several, takes the request now)",
+    );
+  });
   // Several replicas share only a PostgreSQL store; before the routes, so it sees every inference route.
   const peers = store.kind === "postgres" ? new PeerDirectory(store, registry, log) : undefined;
   const closeForwarding = peers
@@ -138,6 +150,7 @@ export async function buildGateway(
   // Agent channels are long-lived upgraded sockets fastify does not track; end them before close()
   // waits for connections to drain, or it would wait forever.
   app.addHook("preClose", async () => {
+    closing = true;
     // New requests already get 503 (fastify is closing); answers under way finish first, within the
     // grace, or a restart would cut every stream in flight.
     const graceEnds = Date.now() + config.shutdownGraceMs;

@@ -49,6 +49,7 @@ describe("gateway shutdown", () => {
       if (!signalled && text.length > 0) {
         signalled = true;
         gw.proc.child.kill("SIGTERM");
+        await gw.proc.waitForLog((e) => e.msg === "waiting for answers under way");
         // While it waits for this answer, the gateway takes no new work.
         refused = await client.models.list().catch((e: unknown) => e);
       }
@@ -56,7 +57,11 @@ describe("gateway shutdown", () => {
     expect(signalled).toBe(true);
     expect(finish).toBe("length");
     expect(text.length).toBeGreaterThan(200);
-    expect(refused).toBeInstanceOf(Error);
+    // Refused in the API's own shape, with when to come back.
+    expect(refused).toBeInstanceOf(OpenAI.APIError);
+    expect((refused as InstanceType<typeof OpenAI.APIError>).status).toBe(503);
+    expect((refused as InstanceType<typeof OpenAI.APIError>).headers?.get("retry-after")).toBe("5");
+    expect(String((refused as Error).message)).toMatch(/shutting down/);
     expect(await gw.proc.exited).toBe(0);
   }, 120_000);
 });
