@@ -125,6 +125,7 @@ export async function buildGateway(
     inFlight: (id) => router.outstanding(id),
     deployments: async () => (await store.deployments.listAll()).map(deploymentSpec),
     keepMinimums: () => replicas.sweep(),
+    unload: (m, model, why) => replicas.unload(m, model, why),
   });
   await app.register(machineRoutes, { ...ctx, router, drains });
   await app.register(joinRoutes, ctx);

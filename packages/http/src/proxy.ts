@@ -4,7 +4,7 @@ import type { FastifyReply } from "fastify";
 import { type Dispatcher, errors, request } from "undici";
 
 /** Headers that describe one hop and never travel through a proxy. */
-const HOP_BY_HOP = new Set([
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   "connection",
   "keep-alive",
   "proxy-authenticate",

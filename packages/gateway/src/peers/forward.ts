@@ -1,4 +1,4 @@
-import { passOnHeaders } from "@beta9/http";
+import { HOP_BY_HOP, passOnHeaders } from "@beta9/http";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { type Dispatcher, request, Agent as UndiciAgent } from "undici";
 import { drained } from "../http/client-gone.ts";
@@ -26,17 +26,7 @@ const INFERENCE_PATHS = new Set([
 ]);
 
 /** Not passed on: they describe this hop, or are recomputed for the new body. */
-const DROPPED = new Set([
-  "connection",
-  "keep-alive",
-  "transfer-encoding",
-  "upgrade",
-  "host",
-  "content-length",
-  "te",
-  "trailer",
-  FORWARDED_HEADER,
-]);
+const DROPPED = new Set([...HOP_BY_HOP, "content-length", FORWARDED_HEADER]);
 
 export interface ForwardingDeps {
   directory: PeerDirectory;

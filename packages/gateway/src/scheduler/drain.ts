@@ -1,7 +1,5 @@
 import type { Logger } from "@beta9/http";
-import type { InferenceStatus } from "@beta9/protocol";
-import type { MachineRegistry } from "../machines/registry.ts";
-import { callAgent } from "./agent-call.ts";
+import type { AgentLink, MachineRegistry } from "../machines/registry.ts";
 import type { DeploymentSpec } from "./replicas.ts";
 
 export interface DrainDeps {
@@ -12,6 +10,8 @@ export interface DrainDeps {
   deployments: () => Promise<DeploymentSpec[]>;
   /** Place the replicas deployments' minimums need, on machines that are not draining. */
   keepMinimums: () => Promise<void>;
+  /** Unload a model from a machine (the replica manager's way, so it is done one way everywhere). */
+  unload: (m: { id: string; link: AgentLink }, model: string, why: string) => Promise<void>;
   /** How often draining machines are looked at (1 s unless given). */
   everyMs?: number;
 }
@@ -88,20 +88,7 @@ export class Drains {
         continue;
       }
       this.#waiting.set(m.id, `unloading ${m.models.join(", ")}`);
-      for (const model of m.models) {
-        try {
-          const status = await callAgent<InferenceStatus>(m.link, {
-            method: "POST",
-            path: "/inference/stop",
-            body: { model },
-            timeoutMs: 30_000,
-          });
-          registry.noteModels(m.id, status.models);
-          log.info({ model, machine_id: m.id }, `unloaded ${model}: ${m.name} is drained`);
-        } catch (err) {
-          log.warn({ model, machine_id: m.id, err: (err as Error).message }, `could not unload ${model}`);
-        }
-      }
+      for (const model of m.models) await this.#deps.unload(m, model, `${m.name} is drained`);
       if (registry.status(m.id) === "DRAINED") {
         this.#waiting.delete(m.id);
         log.info({ machine_id: m.id }, `machine ${m.name} is drained`);

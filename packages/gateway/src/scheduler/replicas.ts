@@ -242,7 +242,7 @@ export class ReplicaManager {
       });
       for (const u of unwanted) {
         const link = registry.link(u.machineId);
-        if (link) await this.#unload({ id: u.machineId, link }, u.model, u.why);
+        if (link) await this.unload({ id: u.machineId, link }, u.model, u.why);
       }
       for (const dep of deployments) {
         const serving = registry.serving(dep.name);
@@ -271,7 +271,7 @@ export class ReplicaManager {
           if (this.#deps.traffic.outstandingFor(m.id, dep.name) > 0) continue;
           count--;
           this.#lastUsed.delete(key(m.id, dep.name));
-          await this.#unload(m, dep.name, `idle for ${Math.round((now - last) / 1000)} s`);
+          await this.unload(m, dep.name, `idle for ${Math.round((now - last) / 1000)} s`);
         }
       }
     } finally {
@@ -279,7 +279,8 @@ export class ReplicaManager {
     }
   }
 
-  async #unload(m: { id: string; link: AgentLink }, model: string, why: string): Promise<void> {
+  /** Unload `model` from a machine, once the answers under way there have finished. */
+  async unload(m: { id: string; link: AgentLink }, model: string, why: string): Promise<void> {
     const { traffic } = this.#deps;
     // New requests go elsewhere (or wait for a cold start) from now; those under way finish first.
     const release = traffic.retire(m.id, model);
