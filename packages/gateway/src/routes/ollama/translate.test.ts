@@ -132,6 +132,7 @@ describe("Ollama requests → OpenAI requests", () => {
     rejects400(() => chatRequest(undefined), /missing request body/);
     rejects400(() => chatRequest([]), /JSON object/);
     rejects400(() => chatRequest({ messages: [] }), /^model is required$/);
+    rejects400(() => chatRequest({ model: "m".repeat(3_000_000), messages: [] }), /longer than 128/);
     rejects400(() => chatRequest({ model: "m", messages: [{ role: "robot", content: "x" }] }), /role/);
     rejects400(() => chatRequest({ model: "m", messages: "hi" }), /messages must be an array/);
     rejects400(() => chatRequest({ model: "m", options: { temperature: "hot" } }), /option "temperature"/);

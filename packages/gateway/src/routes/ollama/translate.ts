@@ -35,10 +35,16 @@ export function asBody(body: unknown): Json {
   return body as Json;
 }
 
+/** Model names are at most this long everywhere (protocol's ModelName). */
+const MAX_MODEL_NAME = 128;
+
 export function modelOf(body: Json): string {
   // `name` is the older spelling Ollama still accepts.
   const model = body.model ?? body.name;
   if (typeof model !== "string" || model.trim() === "") throw badRequest("model is required");
+  // Checked before any lookup, and never echoed back whole.
+  if (model.length > MAX_MODEL_NAME)
+    throw badRequest(`the model name is longer than ${MAX_MODEL_NAME} characters: "${model.slice(0, 40)}…"`);
   return model;
 }
 
