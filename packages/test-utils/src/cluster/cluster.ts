@@ -6,6 +6,7 @@ import {
   initAgent,
   startAgent,
   startGateway,
+  waitFor,
 } from "../processes.ts";
 import { cutLink, healLink, signal } from "./faults.ts";
 import { Host } from "./host.ts";
@@ -181,7 +182,16 @@ export class Cluster {
       control,
     };
     this.#workers.push(worker);
-    if (opts.start ?? true) await this.startAgent(worker);
+    if (opts.start ?? true) {
+      await this.startAgent(worker);
+      // "connected" is the agent's view; the gateway marks it READY on its first heartbeat.
+      await waitFor(
+        async () =>
+          (await gw.api<{ status: string }>("GET", `/api/v1/machines/${worker.machineId}`)).body.status ===
+          "READY",
+        { what: `${name} READY at the gateway`, timeoutMs: 20_000, proc: worker.agent!.proc },
+      );
+    }
     return worker;
   }
 
