@@ -11,10 +11,11 @@
  * is everything else: placement, the agent's pull (fast once the model is on the machine), starting
  * the engine process, the supervisor's readiness probe, the hops. Round 1 is the first start ever on
  * this machine (the model is pulled then); later rounds unload the replica first and start again.
- * With --keep-warm the agent runs with inference.keep_engine_warm: the engine's process is up before
- * the request, so a start only loads the model. See README.md beside this file.
+ * The agent runs as it does by default, with inference.keep_engine_warm: the engine's process is up
+ * before the request, so a start only loads the model. --cold-engine sets keep_engine_warm: false (the
+ * engine's process starts with the model and stops with it). See README.md beside this file.
  *
- *   npx node bench/gateway/cold-start.ts [--rounds 4] [--max-tokens 8] [--keep-warm]
+ *   npx node bench/gateway/cold-start.ts [--rounds 4] [--max-tokens 8] [--cold-engine]
  */
 import { parseArgs } from "node:util";
 import { testModelPath, waitFor } from "@beta9/test-utils";
@@ -43,18 +44,18 @@ function options() {
     options: {
       rounds: { type: "string", default: "4" },
       "max-tokens": { type: "string", default: "8" },
-      "keep-warm": { type: "boolean", default: false },
+      "cold-engine": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });
   if (values.help) {
-    out("usage: npx node bench/gateway/cold-start.ts [--rounds 4] [--max-tokens 8] [--keep-warm]\n");
+    out("usage: npx node bench/gateway/cold-start.ts [--rounds 4] [--max-tokens 8] [--cold-engine]\n");
     process.exit(0);
   }
   const o = {
     rounds: Number(values.rounds),
     maxTokens: Number(values["max-tokens"]),
-    keepWarm: values["keep-warm"],
+    keepWarm: !values["cold-engine"],
   };
   if (!Number.isInteger(o.rounds) || o.rounds < 2 || o.rounds > 50) throw new Error("--rounds: 2 to 50");
   if (!Number.isInteger(o.maxTokens) || o.maxTokens < 1 || o.maxTokens > 512)
@@ -88,7 +89,7 @@ async function main(): Promise<void> {
   const b9 = await startBeta9({
     env: { BETA9_LOG_LEVEL: "info" },
     gatewayArgs: ["--heartbeat-interval", "1s"],
-    ...(o.keepWarm ? { inference: { keep_engine_warm: true } } : {}),
+    inference: { keep_engine_warm: o.keepWarm },
   });
   const agentPid = b9.agent.proc.child.pid!;
   try {

@@ -79,7 +79,7 @@ export class Agent {
     if (swept.killed.length > 0)
       agent.#log.warn({ pids: swept.killed }, "stopped engines left behind by a previous agent");
     process.on("exit", killAllSupervisedNow);
-    const keepWarm = opts.config.inference?.keep_engine_warm === true;
+    const keepWarm = opts.config.inference?.keep_engine_warm !== false;
     const builtin = new BuiltinEngine({
       pidfiles,
       keepWarm,

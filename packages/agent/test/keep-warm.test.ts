@@ -61,8 +61,9 @@ beforeAll(async () => {
   gw = await startGateway();
   const path = await initAgent(gw, { name: "warm-box" });
   token = allowTestModel(path).machine.token;
+  // The config as `b9agent init` writes it, the test helper's setting taken out: the product default.
   const cfg = YAML.parse(readFileSync(path, "utf8"));
-  cfg.inference = { keep_engine_warm: true };
+  delete cfg.inference.keep_engine_warm;
   writeFileSync(path, YAML.stringify(cfg), { mode: 0o600 });
   agent = await startAgent(path);
 }, 120_000);
@@ -72,7 +73,7 @@ afterAll(async () => {
   await gw?.proc.stop();
 });
 
-describe("inference.keep_engine_warm", () => {
+describe("inference.keep_engine_warm (on by default)", () => {
   let warm: number;
 
   it("runs the builtin engine before any model is started, and says so", async () => {

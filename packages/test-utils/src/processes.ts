@@ -219,10 +219,20 @@ export function testPython(): string {
   return py;
 }
 
-/** `b9agent init` against a gateway with a fresh join token; returns the config path. */
+/**
+ * `b9agent init` against a gateway with a fresh join token; returns the config path. The agent keeps no
+ * builtin engine warm unless `keepEngineWarm` says so: most tests' agents serve nothing, and an idle
+ * engine on each would only load the CI machine (the product default, warm, is tested on its own).
+ */
 export async function initAgent(
   gw: GatewayProc,
-  opts: { name?: string; configPath?: string; token?: string; args?: string[] } & Launch = {},
+  opts: {
+    name?: string;
+    configPath?: string;
+    token?: string;
+    args?: string[];
+    keepEngineWarm?: boolean;
+  } & Launch = {},
 ): Promise<string> {
   const configPath = opts.configPath ?? join(tempDir("b9-agent-"), "config.yaml");
   const token =
@@ -245,6 +255,9 @@ export async function initAgent(
   );
   const code = await init.exited;
   if (code !== 0) throw new Error(`b9agent init failed (${code}):\n${init.lines.join("\n")}`);
+  const cfg = YAML.parse(readFileSync(configPath, "utf8")) as { inference?: Record<string, unknown> };
+  cfg.inference = { ...cfg.inference, keep_engine_warm: opts.keepEngineWarm ?? false };
+  writeFileSync(configPath, YAML.stringify(cfg), { mode: 0o600 });
   return configPath;
 }
 

@@ -52,9 +52,10 @@ export interface AgentConfig {
         /**
          * Keep one builtin engine process running with no model loaded, from the agent's start and
          * after its last model is unloaded, so a start from zero only loads the model (no process
-         * boot, about 1 s of CPU). Off by default: scaled to zero, a machine holds nothing of ours;
-         * the idle process takes about 160 MB of RAM, and on a CUDA, Vulkan or Metal machine its
-         * llama.cpp backend also holds GPU memory (a few hundred MB on CUDA).
+         * boot, about 0.8 s). On unless set to false: a cold start is what a request to a model
+         * scaled to zero waits for. The idle process takes about 160 MB of RAM, and on a CUDA, Vulkan
+         * or Metal machine its llama.cpp backend also holds GPU memory; false gives both back while
+         * no model runs.
          */
         keep_engine_warm?: boolean | undefined;
       }

@@ -25,9 +25,9 @@ export interface BuiltinEngineOptions {
   /** "false" forces the CPU; default lets node-llama-cpp pick Metal, CUDA or Vulkan. */
   gpu?: "auto" | "false" | undefined;
   /**
-   * Keep the process running with no model loaded (inference.keep_engine_warm): `warm()` starts it
-   * ahead of any model and it stays after the last one, so a start from zero only loads the model.
-   * Off: the process starts with the first model and stops with the last (frees its memory).
+   * Keep the process running with no model loaded (inference.keep_engine_warm, the agent's default):
+   * `warm()` starts it ahead of any model and it stays after the last one, so a start from zero only
+   * loads the model. Off: the process starts with the first model and stops with the last.
    */
   keepWarm?: boolean | undefined;
   /** Where the lines of a process started by `warm()` go (a model's start names its own). */
