@@ -23,6 +23,8 @@ import { addTokenCreate } from "./commands/token/create.ts";
 import { addTokenList } from "./commands/token/list.ts";
 import { addTokenRevoke } from "./commands/token/revoke.ts";
 import { addUsage } from "./commands/usage.ts";
+import { addWorkspaceCreate } from "./commands/workspace/create.ts";
+import { addWorkspaceList } from "./commands/workspace/list.ts";
 import { Context } from "./context.ts";
 import type { CliIO } from "./io.ts";
 import { reportError } from "./report.ts";
@@ -34,7 +36,7 @@ import { reportError } from "./report.ts";
 export function buildProgram(io: CliIO, ctx: Context = new Context(io)): Command {
   const program = new Command("b9")
     .description(
-      "Manage a Beta9 gateway (machines, pools, join tokens, API keys, deployed models, usage) and chat with its models.",
+      "Manage a Beta9 gateway (machines, pools, join tokens, workspaces, API keys, deployed models, usage) and chat with its models.",
     )
     .version(pkg.version, "-V, --version")
     .addHelpText(
@@ -70,6 +72,12 @@ export function buildProgram(io: CliIO, ctx: Context = new Context(io)): Command
   const pool = program.command("pool").description("pools of machines");
   addPoolList(pool, ctx);
   addPoolCreate(pool, ctx);
+
+  const workspace = program
+    .command("workspace")
+    .description("workspaces: each has its own deployments, API keys and usage");
+  addWorkspaceList(workspace, ctx);
+  addWorkspaceCreate(workspace, ctx);
 
   const model = program.command("model").description("models your workspace keeps servable (deployments)");
   addModelDeploy(model, ctx);

@@ -134,6 +134,49 @@ describe("b9 against a real gateway", () => {
     expect(gone.stderr).toContain("see them all with b9 model list");
   });
 
+  it("makes a workspace and its admin key; that key deploys in its own workspace and runs nothing of the pool", async () => {
+    const made = await b9("workspace", "create", "lab");
+    expect(made).toMatchObject({ code: 0, stderr: "" });
+    expect(made.stdout).toBe(
+      "Workspace lab created. Give it a key with b9 key create NAME --workspace lab --scopes admin.\n",
+    );
+    expect((await b9("workspace", "list")).stdout).toMatch(
+      /^NAME\s+ID\s+CREATED\s+RUNS THE POOL\ndefault\s+ws_\S+\s+.+\s+yes\nlab\s+ws_\S+\s+.+\s+-\n$/,
+    );
+    const labKey = JSON.parse(
+      (await b9("key", "create", "lab-admin", "--workspace", "lab", "--scopes", "admin", "--json")).stdout,
+    );
+    expect(labKey).toMatchObject({ workspace: "lab", key: expect.stringMatching(/^b9_/) });
+
+    const asLab = (...args: string[]) =>
+      run(process.execPath, [BIN.cli, ...args], { env: { ...env, BETA9_API_KEY: labKey.key } }).then(
+        (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+        (e) => ({ code: e.code as number, stdout: e.stdout as string, stderr: e.stderr as string }),
+      );
+    expect(JSON.parse((await asLab("workspace", "list", "--json")).stdout).workspaces).toEqual([
+      expect.objectContaining({ name: "lab", operator: false }),
+    ]);
+    const deployed = await asLab("model", "deploy", "lab-model", "--source", "ollama:qwen2.5:0.5b", "--json");
+    expect(JSON.parse(deployed.stdout)).toMatchObject({ name: "lab-model", workspace: "lab" });
+    expect((await b9("model", "list")).stdout).not.toContain("lab-model");
+    for (const args of [
+      ["token", "create"],
+      ["workspace", "create", "mine"],
+      ["pool", "create", "mine"],
+    ]) {
+      const denied = await asLab(...args);
+      expect(denied.code, args.join(" ")).toBe(1);
+      expect(denied.stderr).toMatch(
+        /^error: only a key of the default workspace, which runs the pool, may /m,
+      );
+    }
+    // The name is taken in the pool: the operator's workspace cannot make it mean another model.
+    const clash = await b9("model", "deploy", "lab-model", "--source", "ollama:llama3.2:1b");
+    expect(clash.code).toBe(1);
+    expect(clash.stderr).toMatch(/another workspace has deployed a model named lab-model/);
+    expect((await asLab("model", "remove", "lab-model")).code).toBe(0);
+  });
+
   it("explains a gateway that is not there", async () => {
     const r = await run(process.execPath, [BIN.cli, "machine", "list"], {
       env: { ...env, BETA9_GATEWAY: "http://127.0.0.1:9" },

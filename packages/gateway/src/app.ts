@@ -27,6 +27,7 @@ import { poolRoutes } from "./routes/management/pools.ts";
 import { replicaRoutes } from "./routes/management/replicas.ts";
 import { tokenRoutes } from "./routes/management/tokens.ts";
 import { usageRoutes } from "./routes/management/usage.ts";
+import { workspaceRoutes } from "./routes/management/workspaces.ts";
 import { ollamaRoutes } from "./routes/ollama/index.ts";
 import { openaiRoutes } from "./routes/openai/index.ts";
 import { deploymentSpec } from "./scheduler/deployment-spec.ts";
@@ -111,6 +112,7 @@ export async function buildGateway(
   await app.register(tokenRoutes, ctx);
   await app.register(keyRoutes, ctx);
   await app.register(poolRoutes, ctx);
+  await app.register(workspaceRoutes, ctx);
   // Replicas of a removed deployment go now, not at the next sweep.
   await app.register(deploymentRoutes, {
     ...ctx,

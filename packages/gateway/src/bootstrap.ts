@@ -3,6 +3,7 @@ import { join } from "node:path";
 import type { Logger } from "@beta9/http";
 import { TOKEN_PREFIX } from "@beta9/protocol";
 import type { Store } from "@beta9/store";
+import { OPERATOR_WORKSPACE } from "./auth/api-keys.ts";
 import { hashSecret, newId, newSecret } from "./auth/secrets.ts";
 
 /**
@@ -17,7 +18,7 @@ export async function bootstrap(store: Store, dataDir: string, log: Logger): Pro
   const created = await store.transaction(async (tx) => {
     if (!(await tx.settings.claim("bootstrapped_at", String(now)))) return false;
     const workspaceId = newId("ws_");
-    await tx.workspaces.insert({ id: workspaceId, name: "default", created_at: now });
+    await tx.workspaces.insert({ id: workspaceId, name: OPERATOR_WORKSPACE, created_at: now });
     await tx.pools.insert({
       name: "external",
       description: "machines that joined with b9agent",

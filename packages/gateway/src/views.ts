@@ -1,5 +1,13 @@
-import type { ApiKeyView, DeploymentView, JoinTokenView, PoolView, Scope } from "@beta9/protocol";
+import type {
+  ApiKeyView,
+  DeploymentView,
+  JoinTokenView,
+  PoolView,
+  Scope,
+  WorkspaceView,
+} from "@beta9/protocol";
 import type { ApiKey, Deployment, JoinToken, PoolWithCount, Workspace } from "@beta9/store";
+import { OPERATOR_WORKSPACE } from "./auth/api-keys.ts";
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -63,4 +71,8 @@ export function deploymentView(
     context_size: d.context_size,
     created_at: iso(d.created_at),
   };
+}
+
+export function workspaceView(w: Workspace): WorkspaceView {
+  return { id: w.id, name: w.name, operator: w.name === OPERATOR_WORKSPACE, created_at: iso(w.created_at) };
 }

@@ -144,8 +144,8 @@ for (const dialect of DIALECTS) {
       expect((await h.gw.store.deployments.listAll()).map((d) => d.name)).toEqual(["llama3.2:1b"]);
     });
 
-    it("a workspace sees, shows and removes only its own deployments", async () => {
-      await h.gw.store.workspaces.insert({ id: "ws_team", name: "team", created_at: Date.now() });
+    it("a workspace sees, shows and removes only its own deployments; a name is one model in the pool", async () => {
+      expect((await h.call("POST", "/api/v1/workspaces", { body: { name: "team" } })).status).toBe(201);
       const teamKey = (
         await h.call("POST", "/api/v1/keys", {
           body: { name: "team-admin", scopes: ["admin"], workspace: "team" },
@@ -159,21 +159,33 @@ for (const dialect of DIALECTS) {
       expect((await h.call("GET", "/api/v1/deployments/llama3.2:1b", { key: teamKey })).status).toBe(404);
       expect((await h.call("DELETE", "/api/v1/deployments/llama3.2:1b", { key: teamKey })).status).toBe(404);
 
-      // The same name in another workspace is another deployment.
-      const theirs = await h.call("POST", "/api/v1/deployments", {
+      // Machines serve a model under its name: another workspace cannot make the name mean another model.
+      const clash = await h.call("POST", "/api/v1/deployments", {
         body: { ...llama, source: "ollama:llama3.2:1b" },
+        key: teamKey,
+      });
+      expect(clash).toMatchObject({ status: 409, body: { error: { code: "conflict" } } });
+      expect(clash.body.error.message).toMatch(
+        /another workspace.*deploy under another name, e\.g\. llama3\.2:1b-2/,
+      );
+      const theirs = await h.call("POST", "/api/v1/deployments", {
+        body: { ...llama, name: "team-llama", source: "ollama:llama3.2:1b" },
         key: teamKey,
       });
       expect(theirs).toMatchObject({
         status: 201,
-        body: { workspace: "team", source: "ollama:llama3.2:1b" },
+        body: { workspace: "team", name: "team-llama", source: "ollama:llama3.2:1b" },
       });
-      expect((await h.call("GET", "/api/v1/deployments/llama3.2:1b")).body).toMatchObject({
-        workspace: "default",
-        source: llama.source,
-      });
-      expect((await h.call("DELETE", "/api/v1/deployments/llama3.2:1b", { key: teamKey })).status).toBe(204);
-      expect((await h.call("GET", "/api/v1/deployments")).body.deployments).toHaveLength(1);
+      expect(
+        (await h.call("GET", "/api/v1/deployments")).body.deployments.map((d: { name: string }) => d.name),
+      ).toEqual(["llama3.2:1b"]);
+      expect((await h.call("GET", "/api/v1/deployments/team-llama")).status).toBe(404);
+      // Its own name again, in its own workspace: the usual conflict.
+      const again = await h.call("POST", "/api/v1/deployments", { body: llama });
+      expect(again.status).toBe(409);
+      expect(again.body.error.message).toMatch(/exists already in this workspace/);
+      expect((await h.call("DELETE", "/api/v1/deployments/team-llama", { key: teamKey })).status).toBe(204);
+      expect((await h.gw.store.deployments.listAll()).map((d) => d.name)).toEqual(["llama3.2:1b"]);
     });
   });
 

@@ -86,5 +86,19 @@ export type PoolView = Static<typeof PoolView>;
 export const PoolList = Type.Object({ pools: Type.Array(PoolView) });
 export type PoolList = Static<typeof PoolList>;
 
+/** Workspaces hold deployments, API keys and usage; the pool's machines serve them all. */
+export const CreateWorkspace = Type.Object({ name: Name }, { additionalProperties: false });
+export type CreateWorkspace = Static<typeof CreateWorkspace>;
+export const WorkspaceView = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  /** The bootstrap workspace (`default`): its admins run the pool (machines, join tokens, pools, workspaces). */
+  operator: Type.Boolean(),
+  created_at: Type.String({ format: "date-time" }),
+});
+export type WorkspaceView = Static<typeof WorkspaceView>;
+export const WorkspaceList = Type.Object({ workspaces: Type.Array(WorkspaceView) });
+export type WorkspaceList = Static<typeof WorkspaceList>;
+
 export const Health = Type.Object({ status: Type.Literal("ok"), version: Type.String() });
 export type Health = Static<typeof Health>;

@@ -7,6 +7,7 @@ import { Pools } from "./resources/pools.ts";
 import { Replicas } from "./resources/replicas.ts";
 import { JoinTokens } from "./resources/tokens.ts";
 import { Usage } from "./resources/usage.ts";
+import { Workspaces } from "./resources/workspaces.ts";
 import { type Fetch, type RequestOptions, Transport } from "./transport.ts";
 
 export interface ClientOptions {
@@ -41,6 +42,7 @@ export class Beta9Client {
   readonly tokens: JoinTokens;
   readonly machines: Machines;
   readonly pools: Pools;
+  readonly workspaces: Workspaces;
   readonly keys: ApiKeys;
   readonly deployments: Deployments;
   readonly replicas: Replicas;
@@ -54,6 +56,7 @@ export class Beta9Client {
     this.tokens = new JoinTokens(this.#http);
     this.machines = new Machines(this.#http);
     this.pools = new Pools(this.#http);
+    this.workspaces = new Workspaces(this.#http);
     this.keys = new ApiKeys(this.#http);
     this.deployments = new Deployments(this.#http);
     this.replicas = new Replicas(this.#http);

@@ -39,6 +39,7 @@ export { Pools } from "./resources/pools.ts";
 export { Replicas } from "./resources/replicas.ts";
 export { JoinTokens } from "./resources/tokens.ts";
 export { Usage, type UsageFilter } from "./resources/usage.ts";
+export { Workspaces } from "./resources/workspaces.ts";
 export { ndjsonLines } from "./streaming/ndjson.ts";
 export { SseDecoder, type SseEvent, sseEvents } from "./streaming/sse.ts";
 export { Stream } from "./streaming/stream.ts";

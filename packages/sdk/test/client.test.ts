@@ -46,6 +46,7 @@ const machine: MachineView = {
   joined_at: "2026-01-01T00:00:00.000Z",
   last_heartbeat_at: "2026-01-01T00:00:10.000Z",
 };
+const workspace = { id: "ws_1", name: "lab", operator: false, created_at: "2026-11-27T00:00:00.000Z" };
 const token: JoinTokenView = {
   id: "tok_1",
   pool: "gpu",
@@ -155,6 +156,21 @@ describe("requests", () => {
       method: "DELETE",
       url: "/api/v1/tokens/tok_1",
       reply: { status: 200, json: { ...token, revoked: true } },
+    },
+    {
+      name: "workspaces.create",
+      call: (c) => c.workspaces.create({ name: "lab" }),
+      method: "POST",
+      url: "/api/v1/workspaces",
+      body: { name: "lab" },
+      reply: { status: 201, json: workspace },
+    },
+    {
+      name: "workspaces.list",
+      call: (c) => c.workspaces.list(),
+      method: "GET",
+      url: "/api/v1/workspaces",
+      reply: { status: 200, json: { workspaces: [workspace] } },
     },
     {
       name: "machines.list with filters",

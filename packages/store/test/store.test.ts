@@ -241,25 +241,36 @@ for (const dialect of DIALECTS) {
       expect(await store.deployments.get("ws_1", "nope")).toBeUndefined();
     });
 
-    it("keeps deployment names unique per workspace, not across workspaces", async () => {
+    it("keeps a deployment name unique in the pool: one name, one model, across workspaces", async () => {
       await store.workspaces.insert({ id: "ws_2", name: "team", created_at: now });
       expect(await store.deployments.insert(deployment("ws_1", "m"))).toBe(true);
       expect(await store.deployments.insert(deployment("ws_1", "m", { source: "other" }))).toBe(false);
-      expect(await store.deployments.insert(deployment("ws_2", "m"))).toBe(true);
+      expect(await store.deployments.insert(deployment("ws_2", "m", { source: "other" }))).toBe(false);
       expect(await store.deployments.insert(deployment("ws_2", "a"))).toBe(true);
       expect((await store.deployments.get("ws_1", "m"))?.source).toBe("hf:org/repo/model.gguf");
+      expect(await store.deployments.get("ws_2", "m")).toBeUndefined();
       expect((await store.deployments.list("ws_1")).map((d) => d.name)).toEqual(["m"]);
-      expect((await store.deployments.list("ws_2")).map((d) => d.name)).toEqual(["a", "m"]);
+      expect((await store.deployments.list("ws_2")).map((d) => d.name)).toEqual(["a"]);
       expect((await store.deployments.listAll()).map((d) => `${d.workspace_id}/${d.name}`)).toEqual([
         "ws_1/m",
         "ws_2/a",
-        "ws_2/m",
       ]);
       const named = (names: string[]) =>
         store.deployments.named(names).then((rows) => rows.map((d) => `${d.workspace_id}/${d.name}`));
-      expect(await named(["m"])).toEqual(["ws_1/m", "ws_2/m"]);
+      expect(await named(["m", "a"])).toEqual(["ws_1/m", "ws_2/a"]);
       expect(await named(["a", "nope"])).toEqual(["ws_2/a"]);
       expect(await named([])).toEqual([]);
+    });
+
+    it("lets exactly one of many racers in two workspaces take a name", async () => {
+      await store.workspaces.insert({ id: "ws_2", name: "team", created_at: now });
+      const results = await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          store.deployments.insert(deployment(i % 2 ? "ws_1" : "ws_2", "m", { source: `s${i}` })),
+        ),
+      );
+      expect(results.filter(Boolean)).toHaveLength(1);
+      expect(await store.deployments.list()).toHaveLength(1);
     });
 
     it("lets exactly one of many racers create a deployment", async () => {
@@ -272,14 +283,15 @@ for (const dialect of DIALECTS) {
       expect(await store.deployments.list()).toHaveLength(1);
     });
 
-    it("removes a deployment from its own workspace only", async () => {
+    it("removes a deployment from its own workspace only, which frees the name", async () => {
       await store.workspaces.insert({ id: "ws_2", name: "team", created_at: now });
       await store.deployments.insert(deployment("ws_1", "m"));
-      await store.deployments.insert(deployment("ws_2", "m"));
+      expect(await store.deployments.remove("ws_2", "m")).toBe(false);
+      expect(await store.deployments.get("ws_1", "m")).toBeDefined();
       expect(await store.deployments.remove("ws_1", "m")).toBe(true);
       expect(await store.deployments.remove("ws_1", "m")).toBe(false);
       expect(await store.deployments.get("ws_1", "m")).toBeUndefined();
-      expect(await store.deployments.get("ws_2", "m")).toBeDefined();
+      expect(await store.deployments.insert(deployment("ws_2", "m"))).toBe(true);
     });
 
     it("refuses a deployment in a pool or workspace that does not exist", async () => {

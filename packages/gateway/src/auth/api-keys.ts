@@ -18,6 +18,9 @@ declare module "fastify" {
   }
 }
 
+/** The workspace the gateway makes on its first start; its admins run the pool. */
+export const OPERATOR_WORKSPACE = "default";
+
 const TOUCH_EVERY_MS = 60_000;
 /** How long a key read from the store is trusted: another gateway's revocation shows here within it. */
 const KEY_TTL_MS = 5_000;
@@ -82,6 +85,23 @@ export class ApiKeyAuth {
       scopes,
       limits: { rpm: key.rpm_limit, tpm: key.tpm_limit },
     };
+  }
+
+  /**
+   * A key of the operator's workspace (the bootstrap workspace, `default`) with `need`: what running
+   * the pool takes (machines, join tokens, pools, workspaces, keys for other workspaces). `what` ends
+   * the refusal's sentence, e.g. "create join tokens".
+   */
+  async operator(req: FastifyRequest, what: string, need: Scope = "admin"): Promise<Caller> {
+    const caller = await this.authenticate(req, need);
+    const workspace = await this.#store.workspaces.byId(caller.workspaceId);
+    if (workspace?.name !== OPERATOR_WORKSPACE) {
+      throw new Beta9Error(
+        "forbidden",
+        `only a key of the ${OPERATOR_WORKSPACE} workspace, which runs the pool, may ${what}; ask the pool's operator`,
+      );
+    }
+    return caller;
   }
 
   async #lookup(hash: string): Promise<ApiKey | undefined> {

@@ -11,14 +11,15 @@ export class DeploymentRepository {
   }
 
   /**
-   * Add a deployment; false when its workspace has one by that name already. The database decides,
-   * so two racing creates cannot both win, in either dialect.
+   * Add a deployment; false when the name is deployed already, in this workspace or another (a name
+   * is one model in the pool). The database decides, so two racing creates cannot both win, in
+   * either dialect.
    */
   async insert(row: Deployment): Promise<boolean> {
     const res = await this.#db
       .insertInto("deployments")
       .values(row)
-      .onConflict((oc) => oc.columns(["workspace_id", "name"]).doNothing())
+      .onConflict((oc) => oc.doNothing())
       .executeTakeFirst();
     return Number(res.numInsertedOrUpdatedRows ?? 0n) === 1;
   }

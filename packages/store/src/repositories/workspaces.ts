@@ -14,6 +14,16 @@ export class WorkspaceRepository {
     await this.#db.insertInto("workspaces").values(row).execute();
   }
 
+  /** Add a workspace; false when one has that name (or id) already, decided by the database. */
+  async create(row: Workspace): Promise<boolean> {
+    const res = await this.#db
+      .insertInto("workspaces")
+      .values(row)
+      .onConflict((oc) => oc.doNothing())
+      .executeTakeFirst();
+    return Number(res.numInsertedOrUpdatedRows ?? 0n) === 1;
+  }
+
   async byName(name: string): Promise<Workspace | undefined> {
     return this.#db.selectFrom("workspaces").selectAll().where("name", "=", name).executeTakeFirst();
   }

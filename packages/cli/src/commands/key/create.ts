@@ -5,7 +5,8 @@ import { JSON_FLAG_HELP } from "../../output.ts";
 
 /** Typed as a record so the compiler fails here when the protocol adds or drops a scope. */
 const SCOPES: Record<Scope, string> = {
-  admin: "manage machines, pools, join tokens and keys",
+  admin:
+    "manage the workspace's keys and deployments; in the default workspace also machines, pools, join tokens and workspaces",
   inference: "call models",
   read: "read machines, pools, join tokens and keys",
 };
@@ -30,7 +31,10 @@ export function addKeyCreate(key: Command, ctx: Context): void {
         .join(", ")}`,
       scopeList,
     )
-    .option("--workspace <name>", "workspace the key acts in (default: the gateway's default workspace)")
+    .option(
+      "--workspace <name>",
+      "workspace the key acts in (default: yours; another takes a key of the default workspace)",
+    )
     .option("--rpm <n>", "requests per minute the key may make (default: no limit)", positiveInt("--rpm"))
     .option(
       "--tpm <n>",

@@ -29,7 +29,7 @@ export const NameParams = Type.Object({ name: DeploymentName });
  */
 export const deploymentRoutes: FastifyPluginAsyncTypebox<
   GatewayContext & {
-    /** A deployment was removed: its replicas are unloaded (unless another workspace deploys the name). */
+    /** A deployment was removed: its replicas are unloaded. */
     onRemoved?: (name: string) => void;
   }
 > = async (app, ctx) => {
@@ -119,9 +119,16 @@ export async function createDeployment(
     created_at: Date.now(),
   };
   if (!(await ctx.store.deployments.insert(row))) {
+    if (await ctx.store.deployments.get(workspaceId, b.name)) {
+      throw new Beta9Error(
+        "conflict",
+        `a deployment named ${b.name} exists already in this workspace; remove it first with \`b9 model remove ${b.name}\``,
+      );
+    }
+    // Machines serve a model under its name, so a name is one model for the whole pool.
     throw new Beta9Error(
       "conflict",
-      `a deployment named ${b.name} exists already in this workspace; remove it first with \`b9 model remove ${b.name}\``,
+      `another workspace has deployed a model named ${b.name}, and a name means one model in the pool; deploy under another name, e.g. ${b.name}-2`,
     );
   }
   ctx.log.info(

@@ -11,10 +11,18 @@ export const keyRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app, 
     { schema: { body: CreateApiKey, response: { 201: ApiKeyView } } },
     async (req, reply) => {
       const caller = await ctx.auth.authenticate(req, "admin");
-      const workspace = req.body.workspace
-        ? await ctx.store.workspaces.byName(req.body.workspace)
-        : await ctx.store.workspaces.byId(caller.workspaceId);
-      if (!workspace) throw new Beta9Error("not_found", `no workspace named ${req.body.workspace}`);
+      let workspace = await ctx.store.workspaces.byId(caller.workspaceId);
+      if (req.body.workspace !== undefined && req.body.workspace !== workspace?.name) {
+        await ctx.auth.operator(req, "create keys for another workspace");
+        workspace = await ctx.store.workspaces.byName(req.body.workspace);
+        if (!workspace)
+          throw new Beta9Error(
+            "not_found",
+            `no workspace named ${req.body.workspace}; create it with \`b9 workspace create ${req.body.workspace}\``,
+          );
+      }
+      if (!workspace)
+        throw new Beta9Error("not_found", "this key's workspace is gone; ask the pool's operator");
       const secret = newSecret(TOKEN_PREFIX.apiKey);
       const row = {
         id: newId("key_"),

@@ -60,7 +60,7 @@ export const machineRoutes: FastifyPluginAsyncTypebox<
       `/api/v1/machines/:id/${verb}`,
       { schema: { params: IdParams, response: { 200: MachineView } } },
       async (req) => {
-        await ctx.auth.authenticate(req, "admin");
+        await ctx.auth.operator(req, `${verb} machines`);
         const row = ctx.registry.get(req.params.id);
         if (!row) throw notFound(req.params.id);
         const p = patch(Date.now());
@@ -78,7 +78,7 @@ export const machineRoutes: FastifyPluginAsyncTypebox<
   change("drain", (now) => ({ draining_at: now, cordoned_at: now }));
 
   app.delete("/api/v1/machines/:id", { schema: { params: IdParams } }, async (req, reply) => {
-    await ctx.auth.authenticate(req, "admin");
+    await ctx.auth.operator(req, "remove machines");
     if (!(await ctx.store.machines.remove(req.params.id))) throw notFound(req.params.id);
     ctx.registry.remove(req.params.id);
     ctx.log.info({ machine_id: req.params.id }, "machine removed");

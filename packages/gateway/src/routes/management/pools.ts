@@ -13,7 +13,7 @@ export const poolRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app,
     "/api/v1/pools",
     { schema: { body: CreatePool, response: { 201: PoolView } } },
     async (req, reply) => {
-      await ctx.auth.authenticate(req, "admin");
+      await ctx.auth.operator(req, "create pools");
       if (await ctx.store.pools.get(req.body.name)) {
         throw new Beta9Error("conflict", `pool ${req.body.name} exists already`);
       }

@@ -12,7 +12,7 @@ export const tokenRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app
     "/api/v1/tokens",
     { schema: { body: CreateJoinToken, response: { 201: JoinTokenView } } },
     async (req, reply) => {
-      await ctx.auth.authenticate(req, "admin");
+      await ctx.auth.operator(req, "create join tokens");
       const pool = req.body.pool ?? "external";
       if (!(await ctx.store.pools.get(pool))) {
         throw new Beta9Error(
@@ -41,7 +41,7 @@ export const tokenRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app
   );
 
   app.get("/api/v1/tokens", { schema: { response: { 200: JoinTokenList } } }, async (req) => {
-    await ctx.auth.authenticate(req, "read");
+    await ctx.auth.operator(req, "list join tokens", "read");
     return { tokens: (await ctx.store.tokens.list()).map((t) => joinTokenView(t)) };
   });
 
@@ -54,7 +54,7 @@ export const tokenRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app
       },
     },
     async (req) => {
-      await ctx.auth.authenticate(req, "admin");
+      await ctx.auth.operator(req, "revoke join tokens");
       const t = await ctx.store.tokens.revoke(req.params.id, Date.now());
       if (!t)
         throw new Beta9Error("not_found", `no join token ${req.params.id}; list them with \`b9 token list\``);

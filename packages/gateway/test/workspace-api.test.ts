@@ -1,0 +1,114 @@
+import { DIALECTS } from "@beta9/test-utils";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { type Harness, harness } from "./harness.ts";
+
+/*
+ * Workspaces through the management API: the operator (an admin of `default`, the workspace the
+ * gateway makes on its first start) creates them and their first keys; an admin of another workspace
+ * runs its own keys and deployments and nothing of the pool's.
+ */
+for (const dialect of DIALECTS) {
+  describe(`workspaces API on ${dialect.name}`, () => {
+    let h: Harness;
+    let teamAdmin: string;
+    beforeEach(async () => {
+      h = await harness(dialect);
+      const created = await h.call("POST", "/api/v1/workspaces", { body: { name: "team" } });
+      expect(created).toMatchObject({
+        status: 201,
+        body: { name: "team", operator: false, id: expect.stringMatching(/^ws_/) },
+      });
+      const key = await h.call("POST", "/api/v1/keys", {
+        body: { name: "team-admin", scopes: ["admin"], workspace: "team" },
+      });
+      expect(key).toMatchObject({ status: 201, body: { workspace: "team", scopes: ["admin"] } });
+      teamAdmin = key.body.key;
+    });
+    afterEach(async () => {
+      await h.gw.close();
+    });
+
+    it("the operator lists every workspace, any other key its own; names are unique and checked", async () => {
+      const all = await h.call("GET", "/api/v1/workspaces");
+      expect(
+        all.body.workspaces.map((w: { name: string; operator: boolean }) => [w.name, w.operator]),
+      ).toEqual([
+        ["default", true],
+        ["team", false],
+      ]);
+      const reader = (
+        await h.call("POST", "/api/v1/keys", { body: { name: "r", scopes: ["read"] }, key: teamAdmin })
+      ).body.key;
+      for (const key of [teamAdmin, reader]) {
+        const own = await h.call("GET", "/api/v1/workspaces", { key });
+        expect(own.body.workspaces.map((w: { name: string }) => w.name)).toEqual(["team"]);
+      }
+
+      const again = await h.call("POST", "/api/v1/workspaces", { body: { name: "team" } });
+      expect(again).toMatchObject({ status: 409, body: { error: { code: "conflict" } } });
+      expect(again.body.error.message).toMatch(/exists already.*b9 workspace list/);
+      const bad = await h.call("POST", "/api/v1/workspaces", { body: { name: "no spaces" } });
+      expect(bad).toMatchObject({ status: 400, body: { error: { code: "bad_request" } } });
+      expect((await h.call("POST", "/api/v1/workspaces", { body: { name: "x" }, key: null })).status).toBe(
+        401,
+      );
+      expect((await h.call("GET", "/api/v1/workspaces")).body.workspaces).toHaveLength(2);
+    });
+
+    it("an admin of another workspace runs its own keys, and nothing of the pool's", async () => {
+      // Its own keys, with or without naming its workspace.
+      for (const body of [
+        { name: "app", scopes: ["inference"] },
+        { name: "app2", scopes: ["inference"], workspace: "team" },
+      ]) {
+        const k = await h.call("POST", "/api/v1/keys", { body, key: teamAdmin });
+        expect(k).toMatchObject({ status: 201, body: { workspace: "team" } });
+      }
+      const listed = await h.call("GET", "/api/v1/keys", { key: teamAdmin });
+      expect(listed.body.keys.map((k: { name: string }) => k.name).sort()).toEqual([
+        "app",
+        "app2",
+        "team-admin",
+      ]);
+
+      const refusals: [string, string, unknown?][] = [
+        ["POST", "/api/v1/workspaces", { name: "mine" }],
+        ["POST", "/api/v1/tokens", { pool: "external" }],
+        ["GET", "/api/v1/tokens"],
+        ["DELETE", "/api/v1/tokens/tok_x"],
+        ["POST", "/api/v1/pools", { name: "mine" }],
+        ["POST", "/api/v1/machines/m1/cordon"],
+        ["POST", "/api/v1/machines/m1/drain"],
+        ["DELETE", "/api/v1/machines/m1"],
+        ["POST", "/api/v1/keys", { name: "escalate", scopes: ["admin"], workspace: "default" }],
+      ];
+      for (const [method, url, body] of refusals) {
+        const res = await h.call(method, url, { key: teamAdmin, ...(body === undefined ? {} : { body }) });
+        expect(res.status, `${method} ${url}`).toBe(403);
+        expect(res.body.error.code, `${method} ${url}`).toBe("forbidden");
+        expect(res.body.error.message).toMatch(/only a key of the default workspace, which runs the pool/);
+      }
+      // Nothing was made by the refused calls.
+      expect((await h.call("GET", "/api/v1/keys")).body.keys.map((k: { name: string }) => k.name)).toEqual([
+        "admin",
+      ]);
+      expect((await h.call("GET", "/api/v1/tokens")).body.tokens).toEqual([]);
+      expect((await h.call("GET", "/api/v1/pools")).body.pools.map((p: { name: string }) => p.name)).toEqual([
+        "external",
+      ]);
+      // Reading the pool's machines and pools is allowed: they serve every workspace.
+      expect((await h.call("GET", "/api/v1/machines", { key: teamAdmin })).status).toBe(200);
+      expect((await h.call("GET", "/api/v1/pools", { key: teamAdmin })).status).toBe(200);
+    });
+
+    it("the operator gives keys to existing workspaces only, and says how to make one", async () => {
+      const res = await h.call("POST", "/api/v1/keys", {
+        body: { name: "k", scopes: ["read"], workspace: "nowhere" },
+      });
+      expect(res).toMatchObject({ status: 404, body: { error: { code: "not_found" } } });
+      expect(res.body.error.message).toMatch(
+        /no workspace named nowhere; create it with `b9 workspace create nowhere`/,
+      );
+    });
+  });
+}
