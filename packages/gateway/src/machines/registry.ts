@@ -154,6 +154,11 @@ export class MachineRegistry {
     if (this.#returning.delete(id)) this.#wakeSettling();
   }
 
+  /** Every machine known here, held or not. */
+  ids(): string[] {
+    return [...this.#entries.keys()];
+  }
+
   isConnected(id: string): boolean {
     return this.#entries.get(id)?.live.connected ?? false;
   }

@@ -93,7 +93,8 @@ export class PeerDirectory {
    * Machines held by the live peers are shown as they see them (a machine held by two, its agent
    * moving, as the most recent beat says). Machines that joined through a peer are read from the store.
    * Changes made through a peer to machines held here (cordon, drain, uncordon) are read back too,
-   * so this replica stops sending them work.
+   * so this replica stops sending them work, and a machine removed through a peer is dropped here
+   * (its channel, if held here, closed).
    */
   async #showPeerMachines(mine: string[]): Promise<void> {
     const byId = new Map<string, HeldMachine>();
@@ -108,10 +109,21 @@ export class PeerDirectory {
       if (row) this.#registry.put(row);
     }
     if (this.#peers.length === 0) return;
-    for (const f of await this.#store.machines.flags(mine)) {
-      const row = this.#registry.get(f.id);
+    // Known before the read: a machine that joins here while it runs is not taken for a removed one.
+    const known = this.#registry.ids();
+    const stored = await this.#store.machines.flags();
+    const held = new Set(mine);
+    for (const f of stored) {
+      const row = held.has(f.id) ? this.#registry.get(f.id) : undefined;
       if (row && (row.cordoned_at !== f.cordoned_at || row.draining_at !== f.draining_at))
         this.#registry.put({ ...row, cordoned_at: f.cordoned_at, draining_at: f.draining_at });
+    }
+    const inStore = new Set(stored.map((f) => f.id));
+    for (const id of known) {
+      // Every replica writes a machine to the store before it shows it, so this one was removed.
+      if (inStore.has(id) || !this.#registry.get(id)) continue;
+      this.#registry.remove(id);
+      this.#log.info({ machine_id: id }, "machine removed through another gateway replica");
     }
   }
 

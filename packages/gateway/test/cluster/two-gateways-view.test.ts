@@ -114,4 +114,24 @@ describe.skipIf(unsupported)("machines held by the other gateway replica", () =>
       timeoutMs: 10_000,
     });
   }, 40_000);
+
+  it("a machine removed through B is gone from A too, which closes its channel", async () => {
+    const gone = workers[1]!;
+    const lines = gone.agent!.proc.lines.length;
+    expect((await b.api("DELETE", `/api/v1/machines/${gone.machineId}`)).status).toBe(204);
+    await waitFor(async () => !(gone.machineId in (await statuses(a))), {
+      what: "A to drop the machine removed through B",
+      timeoutMs: 10_000,
+    });
+    // A held its channel: closed, and the agent's credential is refused when it dials again.
+    await waitFor(
+      () => gone.agent!.proc.lines.slice(lines).some((l) => l.includes("refused this machine's credential")),
+      {
+        what: "the removed machine's agent to be refused",
+        timeoutMs: 15_000,
+      },
+    );
+    expect(Object.keys(await statuses(b))).toEqual([workers[0]!.machineId]);
+    expect(Object.keys(await statuses(a))).toEqual([workers[0]!.machineId]);
+  }, 40_000);
 });

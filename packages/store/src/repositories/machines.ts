@@ -18,14 +18,9 @@ export class MachineRepository {
     return this.#db.selectFrom("machines").selectAll().where("id", "=", id).executeTakeFirst();
   }
 
-  /** Whether each of `ids` is cordoned or draining, as any gateway replica last set it. */
-  async flags(ids: readonly string[]): Promise<Pick<Machine, "id" | "cordoned_at" | "draining_at">[]> {
-    if (ids.length === 0) return [];
-    return this.#db
-      .selectFrom("machines")
-      .select(["id", "cordoned_at", "draining_at"])
-      .where("id", "in", ids)
-      .execute();
+  /** Every machine's id, and whether it is cordoned or draining, as any gateway replica last set it. */
+  async flags(): Promise<Pick<Machine, "id" | "cordoned_at" | "draining_at">[]> {
+    return this.#db.selectFrom("machines").select(["id", "cordoned_at", "draining_at"]).execute();
   }
 
   async byCredentialHash(hash: string): Promise<Machine | undefined> {
