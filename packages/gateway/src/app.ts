@@ -14,6 +14,7 @@ import { KeyLimits } from "./limits/key-limits.ts";
 import { MachineRegistry } from "./machines/registry.ts";
 import { Metering } from "./metering/metering.ts";
 import { UsageRecorder } from "./metering/usage-recorder.ts";
+import { UsageRetention } from "./metering/usage-retention.ts";
 import { PeerDirectory } from "./peers/directory.ts";
 import { installPeerForwarding } from "./peers/forward.ts";
 import { Router } from "./router/router.ts";
@@ -96,6 +97,7 @@ export async function buildGateway(
   });
   const metrics = installMetrics(app, registry, replicas);
   const recorder = new UsageRecorder(store.usage, log);
+  const retention = new UsageRetention(store.usage, log, config.usageRetentionMs);
   const limits = new KeyLimits();
   const metering = new Metering(recorder, limits, {
     inference: metrics.inference,
@@ -168,12 +170,14 @@ export async function buildGateway(
   // is lost on a clean shutdown.
   app.addHook("onClose", async () => {
     clearInterval(pruneLimits);
+    await retention.stop();
     await recorder.close();
     await closeForwarding?.();
   });
   registry.start();
   replicas.start();
   drains.start();
+  retention.start();
 
   return {
     app,

@@ -17,6 +17,8 @@ export interface GatewayConfig {
   coldStartTimeoutMs: number;
   /** On SIGTERM, how long answers under way may take to finish before agent channels close. */
   shutdownGraceMs: number;
+  /** How long usage rows are kept; 0 keeps them forever. */
+  usageRetentionMs: number;
 }
 
 export function defaultDataDir(): string {
@@ -32,6 +34,7 @@ export function gatewayConfig(over: Partial<GatewayConfig> = {}): GatewayConfig 
     bodyLimit: 1024 * 1024,
     coldStartTimeoutMs: 300_000,
     shutdownGraceMs: 30_000,
+    usageRetentionMs: 90 * 86_400_000,
     ...over,
   };
 }

@@ -2,7 +2,7 @@ import type { Server } from "node:net";
 import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { BETA9_VERSION, GATEWAY_PORT, parseDuration } from "@beta9/protocol";
-import { Command, InvalidArgumentError } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { buildGateway } from "./app.ts";
 import { defaultDataDir, gatewayConfig } from "./config.ts";
 import { DEFAULT_LIVENESS } from "./machines/liveness.ts";
@@ -78,6 +78,14 @@ const program = new Command("b9gateway")
     duration,
     300_000,
   )
+  .addOption(
+    new Option(
+      "--usage-retention <duration>",
+      "how long usage rows are kept (b9 usage, /api/v1/usage); 0 keeps them forever",
+    )
+      .argParser(duration)
+      .default(gatewayConfig().usageRetentionMs, "90d"),
+  )
   .option(
     "--shutdown-grace <duration>",
     "on SIGTERM, how long answers under way may take to finish (new requests get 503 meanwhile)",
@@ -93,6 +101,7 @@ const program = new Command("b9gateway")
       advertiseUrl: opts.advertiseUrl,
       coldStartTimeoutMs: opts.coldStartTimeout,
       shutdownGraceMs: opts.shutdownGrace,
+      usageRetentionMs: opts.usageRetention,
       liveness: {
         heartbeatIntervalMs: opts.heartbeatInterval,
         unhealthyAfterMs: opts.unhealthyAfter,

@@ -47,6 +47,12 @@ export class UsageRepository {
     }
   }
 
+  /** Remove the rows of requests started before `before` (ms), every workspace's; how many went. */
+  async removeBefore(before: number): Promise<number> {
+    const res = await this.#db.deleteFrom("usage").where("started_at", "<", before).executeTakeFirst();
+    return Number(res.numDeletedRows);
+  }
+
   /**
    * Totals per group of one workspace's requests in [since, until), ordered by group. Percentiles are
    * computed in the database with window functions (both dialects have them), so no rows travel.
