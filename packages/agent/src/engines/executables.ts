@@ -115,3 +115,16 @@ export async function pythonPackageVersion(
   const version = result.stdout.trim().split("\n").pop()?.trim();
   return version !== undefined && version !== "" ? version : null;
 }
+
+/**
+ * The version of the Python package a console script belongs to (vllm, mlx_lm.server), read with
+ * the interpreter on its `#!` line; null for a binary or when that Python lacks the package.
+ */
+export async function scriptPackageVersion(
+  script: string,
+  distribution: string,
+  env?: Record<string, string | undefined>,
+): Promise<string | null> {
+  const python = await pythonOfScript(script);
+  return python === null ? null : pythonPackageVersion(python, distribution, env);
+}

@@ -26,6 +26,19 @@ export function gpusOf(hardware: Hardware, vendor: GpuVendor): Gpu[] {
   return hardware.gpus.filter((gpu) => gpu.vendor === vendor);
 }
 
+/** The GPUs an engine for safetensors (vLLM, SGLang) runs on: NVIDIA's, else AMD's. */
+export function servingGpuCount(hardware: Hardware): number {
+  const nvidia = gpusOf(hardware, "nvidia").length;
+  return nvidia > 0 ? nvidia : gpusOf(hardware, "amd").length;
+}
+
+/** What an engine for safetensors drives those GPUs with: CUDA, else ROCm; null on a machine with neither. */
+export function servingGpuAccelerator(hardware: Hardware): "cuda" | "rocm" | null {
+  if (gpusOf(hardware, "nvidia").length > 0) return "cuda";
+  if (gpusOf(hardware, "amd").length > 0) return "rocm";
+  return null;
+}
+
 /** The accelerators of this machine, CPU first; no duplicates. */
 export function machineAccelerators(hardware: Hardware): Accelerator[] {
   const found: Accelerator[] = ["cpu"];

@@ -1,15 +1,12 @@
 import type { Hardware } from "@beta9/protocol";
-import type { EngineDetection, ModelFormat, ModelSpec, ServedModel, StartOptions } from "./engine.ts";
-import { capture, findExecutable } from "./executables.ts";
+import type { EngineDetection, ModelFormat, ServedModel, StartOptions } from "./engine.ts";
+import { capture } from "./executables.ts";
 import { machineAccelerators, threadCount } from "./hardware-facts.ts";
 import { LOOPBACK } from "./ports.ts";
 import {
   type ExternalEngineOptions,
-  envFor,
-  notInstalled,
   OneProcessPerModelEngine,
-  pathOf,
-  weightsPath,
+  type ServerArgsInput,
 } from "./process-engine.ts";
 
 /*
@@ -26,11 +23,7 @@ export interface LlamaCppOptions extends ExternalEngineOptions {
   embeddings?: boolean | undefined;
 }
 
-export interface LlamaServerArgsInput {
-  modelPath: string;
-  model: ModelSpec;
-  hardware: Hardware;
-  port: number;
+export interface LlamaServerArgsInput extends ServerArgsInput {
   parallel?: number | undefined;
   embeddings?: boolean | undefined;
 }
@@ -69,41 +62,28 @@ export class LlamaCppEngine extends OneProcessPerModelEngine<LlamaCppOptions> {
   readonly name = "llamacpp" as const;
 
   constructor(options: LlamaCppOptions = {}) {
-    super(options, "llama-server");
+    super(options, "llama-server", FORMATS);
   }
 
   async detect(hardware: Hardware): Promise<EngineDetection> {
-    const path = await findExecutable(this.program(), pathOf(this.options));
+    const path = await this.findProgram();
     if (path === null) {
-      return notInstalled(
-        this.name,
-        FORMATS,
+      return this.notInstalled(
         "llama-server was not found on PATH; install llama.cpp (brew install llama.cpp, or a release from github.com/ggml-org/llama.cpp) or set its path in the agent's config",
       );
     }
-    const result = await capture(path, ["--version"], { env: envFor(this.options) });
+    const result = await capture(path, ["--version"], { env: this.env() });
     const version =
       result === null ? undefined : parseLlamaServerVersion(`${result.stdout}\n${result.stderr}`);
-    return {
-      engine: this.name,
-      installed: true,
-      version,
-      accelerators: machineAccelerators(hardware),
-      formats: FORMATS,
-    };
+    return this.detected(version, machineAccelerators(hardware));
   }
 
-  async start(options: StartOptions): Promise<ServedModel> {
-    const modelPath = weightsPath(this.name, options.model, FORMATS);
+  start(options: StartOptions): Promise<ServedModel> {
     return this.launch(options, {
       missing: "llama-server is not installed here; install llama.cpp or use the builtin engine",
-      servedName: options.model.name,
-      args: (port) =>
+      args: (input) =>
         buildLlamaServerArgs({
-          modelPath,
-          model: options.model,
-          hardware: options.hardware,
-          port,
+          ...input,
           parallel: this.options.parallel,
           embeddings: this.options.embeddings,
         }),

@@ -1,16 +1,13 @@
 import type { Hardware } from "@beta9/protocol";
 import type { EngineDetection, ModelFormat, ServedModel, StartOptions } from "./engine.ts";
 import { EngineStartError } from "./engine.ts";
-import { findExecutable, pythonOfScript, pythonPackageVersion } from "./executables.ts";
+import { scriptPackageVersion } from "./executables.ts";
 import { isAppleSilicon } from "./hardware-facts.ts";
 import { LOOPBACK } from "./ports.ts";
 import {
   type ExternalEngineOptions,
-  envFor,
-  notInstalled,
   OneProcessPerModelEngine,
-  pathOf,
-  weightsPath,
+  type ServerArgsInput,
 } from "./process-engine.ts";
 
 /*
@@ -25,7 +22,7 @@ export const MLX_DEFAULT_MODEL = "default_model";
 
 export type MlxOptions = ExternalEngineOptions;
 
-export function buildMlxArgs(input: { modelPath: string; port: number }): string[] {
+export function buildMlxArgs(input: Pick<ServerArgsInput, "modelPath" | "port">): string[] {
   return ["--model", input.modelPath, "--host", LOOPBACK, "--port", String(input.port)];
 }
 
@@ -33,46 +30,31 @@ export class MlxEngine extends OneProcessPerModelEngine<MlxOptions> {
   readonly name = "mlx" as const;
 
   constructor(options: MlxOptions = {}) {
-    super(options, "mlx_lm.server");
+    super(options, "mlx_lm.server", FORMATS);
   }
 
   async detect(hardware: Hardware): Promise<EngineDetection> {
-    const path = await findExecutable(this.program(), pathOf(this.options));
-    const version =
-      path === null
-        ? null
-        : await pythonOfScript(path).then((python) =>
-            python === null ? null : pythonPackageVersion(python, "mlx-lm", envFor(this.options)),
-          );
+    const path = await this.findProgram();
+    const version = path === null ? null : await scriptPackageVersion(path, "mlx-lm", this.env());
     if (!isAppleSilicon(hardware)) {
-      return notInstalled(
-        this.name,
-        FORMATS,
+      return this.notInstalled(
         `MLX runs only on Apple Silicon Macs; this machine is ${hardware.os}/${hardware.arch}`,
-        version ?? undefined,
+        version,
       );
     }
-    if (path === null)
-      return notInstalled(this.name, FORMATS, "mlx_lm.server was not found; pip install mlx-lm");
-    return {
-      engine: this.name,
-      installed: true,
-      version: version ?? undefined,
-      accelerators: ["metal"],
-      formats: FORMATS,
-    };
+    if (path === null) return this.notInstalled("mlx_lm.server was not found; pip install mlx-lm");
+    return this.detected(version, ["metal"]);
   }
 
   async start(options: StartOptions): Promise<ServedModel> {
     if (!isAppleSilicon(options.hardware)) {
       throw new EngineStartError(this.name, "MLX runs only on Apple Silicon Macs");
     }
-    const modelPath = weightsPath(this.name, options.model, FORMATS);
     return this.launch(options, {
       missing: "mlx_lm.server is not installed here (pip install mlx-lm)",
       servedName: MLX_DEFAULT_MODEL,
       confirmName: false,
-      args: (port) => buildMlxArgs({ modelPath, port }),
+      args: buildMlxArgs,
     });
   }
 }

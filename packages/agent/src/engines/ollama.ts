@@ -17,15 +17,15 @@ import {
 import { capture, findExecutable } from "./executables.ts";
 import { machineAccelerators } from "./hardware-facts.ts";
 import { httpRequest, parseJson } from "./http.ts";
-import { freeLoopbackPort, LOOPBACK } from "./ports.ts";
+import { LOOPBACK } from "./ports.ts";
 import {
   type ExternalEngineOptions,
   envFor,
   notInstalled,
   pathOf,
-  supervisorSettings,
+  startEngineProcess,
 } from "./process-engine.ts";
-import { Supervisor } from "./supervisor.ts";
+import type { Supervisor } from "./supervisor.ts";
 
 /*
  * Ollama as an engine. An Ollama the owner already runs on 127.0.0.1:11434 is reused (its models
@@ -288,31 +288,18 @@ export class OllamaEngine implements Engine {
       options.onLog?.(`using the Ollama already running at ${reuse}`);
       return { url: reuse };
     }
-    const executable = await findExecutable(this.#program(), pathOf(this.#options));
-    if (executable === null) {
-      throw new EngineStartError(
-        this.name,
-        "Ollama is not installed here and none is running (https://ollama.com/download)",
-      );
-    }
-    const port = await freeLoopbackPort();
-    const url = `http://${LOOPBACK}:${port}`;
-    const serve = buildOllamaServe({
-      port,
-      modelsDir: this.#options.modelsDir,
-      keepAlive: this.#keepAlive(),
-    });
-    const supervisor = new Supervisor({
+    const { endpoint, supervisor } = await startEngineProcess({
       engine: this.name,
-      command: executable,
-      args: serve.args,
-      env: envFor(this.#options, serve.env),
-      probe: async (signal) => ((await this.serverVersion(url, signal)) === null ? "down" : "ready"),
+      options: this.#options,
+      program: this.#program(),
+      missing: "Ollama is not installed here and none is running (https://ollama.com/download)",
+      command: (port) =>
+        buildOllamaServe({ port, modelsDir: this.#options.modelsDir, keepAlive: this.#keepAlive() }),
+      probe: (url) => async (signal) => ((await this.serverVersion(url, signal)) === null ? "down" : "ready"),
       onLog: options.onLog,
-      ...supervisorSettings(this.#options),
+      signal: options.signal,
     });
-    await supervisor.start(options.signal);
-    return { url, supervisor };
+    return { url: endpoint, supervisor };
   }
 
   /** Downloads a model into Ollama (POST /api/pull), reporting each progress line. */

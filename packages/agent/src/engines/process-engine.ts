@@ -1,5 +1,6 @@
 import type { Hardware } from "@beta9/protocol";
 import {
+  type Accelerator,
   type Engine,
   type EngineDetection,
   type EngineName,
@@ -10,6 +11,7 @@ import {
   type StartOptions,
 } from "./engine.ts";
 import { engineEnv, findExecutable } from "./executables.ts";
+import { servingGpuAccelerator } from "./hardware-facts.ts";
 import { httpRequest, openAiModelIds, parseJson } from "./http.ts";
 import type { PidfileRegistry } from "./pidfiles.ts";
 import { freeLoopbackPort, LOOPBACK } from "./ports.ts";
@@ -117,23 +119,68 @@ export async function confirmedModelName(
   return ids.length === 0 || ids.includes(expected) ? expected : (ids[0] ?? expected);
 }
 
-export interface ProcessLaunch {
+/** What an engine's command line is built from: the weights, the model, the machine, the port. */
+export interface ServerArgsInput {
+  modelPath: string;
+  model: ModelSpec;
+  hardware: Hardware;
+  port: number;
+}
+
+export interface EngineProcessSpec {
   engine: EngineName;
   options: ExternalEngineOptions;
-  start: StartOptions;
   /** The program as configured; resolved on PATH here. */
   program: string;
   /** A sentence for when the program is missing. */
   missing: string;
+  /** The arguments, and environment beyond the owner's, for the loopback port the engine listens on. */
+  command: (port: number) => { args: string[]; env?: Record<string, string | undefined> | undefined };
+  probe: (endpoint: string) => ReadinessProbe;
+  isProgress?: ((line: string) => boolean) | undefined;
+  probeTimeoutMs?: number | undefined;
+  onLog?: ((line: string) => void) | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** Runs an engine's program on a free loopback port under a supervisor and waits until it answers. */
+export async function startEngineProcess(
+  spec: EngineProcessSpec,
+): Promise<{ endpoint: string; supervisor: Supervisor }> {
+  const executable = await findExecutable(spec.program, pathOf(spec.options));
+  if (executable === null) throw new EngineStartError(spec.engine, spec.missing);
+  const port = await freeLoopbackPort();
+  const endpoint = `http://${LOOPBACK}:${port}`;
+  const command = spec.command(port);
+  const supervisor = new Supervisor({
+    engine: spec.engine,
+    command: executable,
+    args: command.args,
+    env: envFor(spec.options, command.env),
+    probe: spec.probe(endpoint),
+    isProgress: spec.isProgress,
+    onLog: spec.onLog,
+    probeTimeoutMs: spec.probeTimeoutMs,
+    ...supervisorSettings(spec.options),
+  });
+  await supervisor.start(spec.signal);
+  return { endpoint, supervisor };
+}
+
+export interface ProcessLaunch
+  extends Pick<
+    EngineProcessSpec,
+    "engine" | "options" | "program" | "missing" | "isProgress" | "probeTimeoutMs"
+  > {
+  start: StartOptions;
   args: (port: number) => string[];
   /** Name the engine serves the model under (its alias / served-model-name). */
   servedName: string;
-  probe?: (endpoint: string) => ReadinessProbe;
-  isProgress?: (line: string) => boolean;
-  probeTimeoutMs?: number;
-  env?: Record<string, string | undefined>;
+  /** How to tell it is ready; default: its GET /health. */
+  probe?: ((endpoint: string) => ReadinessProbe) | undefined;
+  env?: Record<string, string | undefined> | undefined;
   /** Check the served name against /v1/models (not for MLX, whose list names files, not the alias). */
-  confirmName?: boolean;
+  confirmName?: boolean | undefined;
 }
 
 /** Starts one engine process serving one model and waits until it answers. */
@@ -141,23 +188,18 @@ export async function launchProcessEngine(
   launch: ProcessLaunch,
   track: Set<ProcessServedModel>,
 ): Promise<ProcessServedModel> {
-  const executable = await findExecutable(launch.program, pathOf(launch.options));
-  if (executable === null) throw new EngineStartError(launch.engine, launch.missing);
-  const port = await freeLoopbackPort();
-  const endpoint = `http://${LOOPBACK}:${port}`;
-  const probe = launch.probe?.(endpoint) ?? ((signal) => healthReadiness(endpoint, signal));
-  const supervisor = new Supervisor({
+  const { endpoint, supervisor } = await startEngineProcess({
     engine: launch.engine,
-    command: executable,
-    args: launch.args(port),
-    env: envFor(launch.options, launch.env),
-    probe,
+    options: launch.options,
+    program: launch.program,
+    missing: launch.missing,
+    command: (port) => ({ args: launch.args(port), env: launch.env }),
+    probe: (endpoint) => launch.probe?.(endpoint) ?? ((signal) => healthReadiness(endpoint, signal)),
     isProgress: launch.isProgress,
-    onLog: launch.start.onLog,
     probeTimeoutMs: launch.probeTimeoutMs,
-    ...supervisorSettings(launch.options),
+    onLog: launch.start.onLog,
+    signal: launch.start.signal,
   });
-  await supervisor.start(launch.start.signal);
   const upstreamModel =
     launch.confirmName === false
       ? launch.servedName
@@ -179,20 +221,31 @@ export async function stopAll(track: Set<ProcessServedModel>): Promise<void> {
   await Promise.all([...track].map((served) => served.stop()));
 }
 
+/** How an engine serves one model; launch() adds the model's weights, the machine and the port. */
+export interface ModelLaunch
+  extends Omit<ProcessLaunch, "engine" | "options" | "start" | "program" | "args" | "servedName"> {
+  args: (input: ServerArgsInput) => string[];
+  /** Name the engine serves the model under; default: the model's own name. */
+  servedName?: string | undefined;
+}
+
 /**
  * An engine that runs one process per served model (llama-server, vLLM, SGLang, MLX): the program it
- * runs, the models it serves, and stopping them all are the same for each; detection and the command
- * line are each engine's own.
+ * runs, the formats it takes, how detection reports, the weights it is given, the models it serves
+ * and stopping them all are the same for each; probing the install and the command line are each
+ * engine's own.
  */
 export abstract class OneProcessPerModelEngine<O extends ExternalEngineOptions> implements Engine {
   abstract readonly name: EngineName;
   protected readonly options: O;
+  protected readonly formats: ModelFormat[];
   protected readonly served = new Set<ProcessServedModel>();
   readonly #defaultProgram: string;
 
-  constructor(options: O, defaultProgram: string) {
+  constructor(options: O, defaultProgram: string, formats: ModelFormat[]) {
     this.options = options;
     this.#defaultProgram = defaultProgram;
+    this.formats = formats;
   }
 
   /** The program as configured, or the engine's usual name (looked up on PATH). */
@@ -200,15 +253,64 @@ export abstract class OneProcessPerModelEngine<O extends ExternalEngineOptions> 
     return this.options.binary ?? this.#defaultProgram;
   }
 
+  /** The program's absolute path on the PATH the engine gets; null when it is not there. */
+  protected findProgram(): Promise<string | null> {
+    return findExecutable(this.program(), pathOf(this.options));
+  }
+
+  /** The environment the engine and its version probes run with. */
+  protected env(): Record<string, string | undefined> {
+    return envFor(this.options);
+  }
+
+  /** The engine is missing or cannot run here, and why. */
+  protected notInstalled(reason: string, version?: string | null): EngineDetection {
+    return notInstalled(this.name, this.formats, reason, version ?? undefined);
+  }
+
+  /** The engine is installed and can use these accelerators. */
+  protected detected(version: string | null | undefined, accelerators: Accelerator[]): EngineDetection {
+    return {
+      engine: this.name,
+      installed: true,
+      version: version ?? undefined,
+      accelerators,
+      formats: this.formats,
+    };
+  }
+
+  /**
+   * The detection of an engine that runs only on NVIDIA GPUs, or AMD's with a ROCm build (vLLM,
+   * SGLang): usable when the machine has one, otherwise installed but idle.
+   */
+  protected detectedOnServingGpu(
+    hardware: Hardware,
+    version: string | null,
+    product: string,
+  ): EngineDetection {
+    const accelerator = servingGpuAccelerator(hardware);
+    if (accelerator !== null) return this.detected(version, [accelerator]);
+    return this.notInstalled(
+      `${product} is installed but this machine has no NVIDIA (or AMD) GPU for it`,
+      version,
+    );
+  }
+
   abstract detect(hardware: Hardware): Promise<EngineDetection>;
   abstract start(options: StartOptions): Promise<ServedModel>;
 
-  protected launch(
-    start: StartOptions,
-    spec: Omit<ProcessLaunch, "engine" | "options" | "start" | "program">,
-  ): Promise<ProcessServedModel> {
+  protected async launch(start: StartOptions, spec: ModelLaunch): Promise<ProcessServedModel> {
+    const modelPath = weightsPath(this.name, start.model, this.formats);
     return launchProcessEngine(
-      { engine: this.name, options: this.options, start, program: this.program(), ...spec },
+      {
+        ...spec,
+        engine: this.name,
+        options: this.options,
+        start,
+        program: this.program(),
+        servedName: spec.servedName ?? start.model.name,
+        args: (port) => spec.args({ modelPath, model: start.model, hardware: start.hardware, port }),
+      },
       this.served,
     );
   }

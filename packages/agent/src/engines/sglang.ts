@@ -1,19 +1,15 @@
 import type { Hardware } from "@beta9/protocol";
-import type { EngineDetection, ModelFormat, ModelSpec, ServedModel, StartOptions } from "./engine.ts";
-import { findExecutable, pythonPackageVersion } from "./executables.ts";
-import { gpusOf, tensorParallelSize } from "./hardware-facts.ts";
+import type { EngineDetection, ModelFormat, ServedModel, StartOptions } from "./engine.ts";
+import { pythonPackageVersion } from "./executables.ts";
+import { servingGpuCount, tensorParallelSize } from "./hardware-facts.ts";
 import { httpRequest, parseJson } from "./http.ts";
 import { LOOPBACK } from "./ports.ts";
 import {
   type ExternalEngineOptions,
-  envFor,
-  notInstalled,
   OneProcessPerModelEngine,
-  pathOf,
-  weightsPath,
+  type ServerArgsInput,
 } from "./process-engine.ts";
 import { isLoadingProgress } from "./progress.ts";
-import { servingGpuCount } from "./vllm.ts";
 
 /*
  * SGLang (`python3 -m sglang.launch_server`) for safetensors models on NVIDIA GPUs. Its /health
@@ -25,12 +21,7 @@ const FORMATS: ModelFormat[] = ["safetensors"];
 /** `binary` is the Python that has sglang installed (default python3). */
 export type SglangOptions = ExternalEngineOptions;
 
-export interface SglangArgsInput {
-  modelPath: string;
-  model: ModelSpec;
-  hardware: Hardware;
-  port: number;
-}
+export type SglangArgsInput = ServerArgsInput;
 
 /** The command line after the Python interpreter. */
 export function buildSglangArgs(input: SglangArgsInput): string[] {
@@ -68,48 +59,26 @@ export class SglangEngine extends OneProcessPerModelEngine<SglangOptions> {
   readonly name = "sglang" as const;
 
   constructor(options: SglangOptions = {}) {
-    super(options, "python3");
+    super(options, "python3", FORMATS);
   }
 
   async detect(hardware: Hardware): Promise<EngineDetection> {
-    const python = await findExecutable(this.program(), pathOf(this.options));
-    if (python === null) return notInstalled(this.name, FORMATS, "SGLang needs python3, which was not found");
-    const version = await pythonPackageVersion(python, "sglang", envFor(this.options));
+    const python = await this.findProgram();
+    if (python === null) return this.notInstalled("SGLang needs python3, which was not found");
+    const version = await pythonPackageVersion(python, "sglang", this.env());
     if (version === null) {
-      return notInstalled(
-        this.name,
-        FORMATS,
-        `SGLang is not installed for ${python} (pip install "sglang[all]")`,
-      );
+      return this.notInstalled(`SGLang is not installed for ${python} (pip install "sglang[all]")`);
     }
-    const nvidia = gpusOf(hardware, "nvidia").length > 0;
-    const amd = gpusOf(hardware, "amd").length > 0;
-    if (!nvidia && !amd) {
-      return notInstalled(
-        this.name,
-        FORMATS,
-        "SGLang is installed but this machine has no NVIDIA (or AMD) GPU for it",
-        version,
-      );
-    }
-    return {
-      engine: this.name,
-      installed: true,
-      version,
-      accelerators: nvidia ? ["cuda"] : ["rocm"],
-      formats: FORMATS,
-    };
+    return this.detectedOnServingGpu(hardware, version, "SGLang");
   }
 
   async start(options: StartOptions): Promise<ServedModel> {
-    const modelPath = weightsPath(this.name, options.model, FORMATS);
     const served = await this.launch(options, {
       missing: "SGLang needs python3, which is not installed here",
-      servedName: options.model.name,
       isProgress: isLoadingProgress,
       // /health makes the model generate one token and may take a while under load.
       probeTimeoutMs: 30_000,
-      args: (port) => buildSglangArgs({ modelPath, model: options.model, hardware: options.hardware, port }),
+      args: buildSglangArgs,
     });
     const answer = await httpRequest(`${served.endpoint}/get_model_info`, { signal: options.signal });
     const info = answer?.status === 200 ? parseSglangModelInfo(parseJson(answer.text)) : null;

@@ -1,15 +1,12 @@
 import type { Hardware } from "@beta9/protocol";
-import type { EngineDetection, ModelFormat, ModelSpec, ServedModel, StartOptions } from "./engine.ts";
-import { capture, findExecutable, pythonOfScript, pythonPackageVersion } from "./executables.ts";
-import { gpusOf, tensorParallelSize } from "./hardware-facts.ts";
+import type { EngineDetection, ModelFormat, ServedModel, StartOptions } from "./engine.ts";
+import { capture, scriptPackageVersion } from "./executables.ts";
+import { servingGpuCount, tensorParallelSize } from "./hardware-facts.ts";
 import { LOOPBACK } from "./ports.ts";
 import {
   type ExternalEngineOptions,
-  envFor,
-  notInstalled,
   OneProcessPerModelEngine,
-  pathOf,
-  weightsPath,
+  type ServerArgsInput,
 } from "./process-engine.ts";
 import { isLoadingProgress } from "./progress.ts";
 
@@ -26,18 +23,8 @@ export interface VllmOptions extends ExternalEngineOptions {
   gpuMemoryUtilization?: number | undefined;
 }
 
-export interface VllmArgsInput {
-  modelPath: string;
-  model: ModelSpec;
-  hardware: Hardware;
-  port: number;
+export interface VllmArgsInput extends ServerArgsInput {
   gpuMemoryUtilization?: number | undefined;
-}
-
-/** The GPUs an engine for safetensors runs on: NVIDIA's, else AMD's. */
-export function servingGpuCount(hardware: Hardware): number {
-  const nvidia = gpusOf(hardware, "nvidia").length;
-  return nvidia > 0 ? nvidia : gpusOf(hardware, "amd").length;
 }
 
 /** The `vllm` command line (after the program name). */
@@ -64,60 +51,29 @@ export class VllmEngine extends OneProcessPerModelEngine<VllmOptions> {
   readonly name = "vllm" as const;
 
   constructor(options: VllmOptions = {}) {
-    super(options, "vllm");
+    super(options, "vllm", FORMATS);
   }
 
   async detect(hardware: Hardware): Promise<EngineDetection> {
-    const path = await findExecutable(this.program(), pathOf(this.options));
-    if (path === null) {
-      return notInstalled(
-        this.name,
-        FORMATS,
-        "vLLM is not installed (pip install vllm); it needs an NVIDIA GPU",
-      );
-    }
-    const env = envFor(this.options);
+    const path = await this.findProgram();
+    if (path === null)
+      return this.notInstalled("vLLM is not installed (pip install vllm); it needs an NVIDIA GPU");
+    const env = this.env();
     // Reading the package metadata with the script's own Python is instant; `vllm --version` imports torch.
-    const python = await pythonOfScript(path);
-    let version = python === null ? null : await pythonPackageVersion(python, "vllm", env);
+    let version = await scriptPackageVersion(path, "vllm", env);
     if (version === null) {
       const result = await capture(path, ["--version"], { env, timeoutMs: 60_000 });
       version = result?.stdout.trim().split("\n").pop()?.trim() || null;
     }
-    const nvidia = gpusOf(hardware, "nvidia").length > 0;
-    const amd = gpusOf(hardware, "amd").length > 0;
-    if (!nvidia && !amd) {
-      return notInstalled(
-        this.name,
-        FORMATS,
-        "vLLM is installed but this machine has no NVIDIA (or AMD) GPU for it",
-        version ?? undefined,
-      );
-    }
-    return {
-      engine: this.name,
-      installed: true,
-      version: version ?? undefined,
-      accelerators: nvidia ? ["cuda"] : ["rocm"],
-      formats: FORMATS,
-    };
+    return this.detectedOnServingGpu(hardware, version, "vLLM");
   }
 
-  async start(options: StartOptions): Promise<ServedModel> {
-    const modelPath = weightsPath(this.name, options.model, FORMATS);
+  start(options: StartOptions): Promise<ServedModel> {
     return this.launch(options, {
       missing: "vLLM is not installed here (pip install vllm)",
-      servedName: options.model.name,
       isProgress: isLoadingProgress,
       env: { VLLM_NO_USAGE_STATS: "1", DO_NOT_TRACK: "1" },
-      args: (port) =>
-        buildVllmArgs({
-          modelPath,
-          model: options.model,
-          hardware: options.hardware,
-          port,
-          gpuMemoryUtilization: this.options.gpuMemoryUtilization,
-        }),
+      args: (input) => buildVllmArgs({ ...input, gpuMemoryUtilization: this.options.gpuMemoryUtilization }),
     });
   }
 }
