@@ -25,6 +25,7 @@ import { addTokenRevoke } from "./commands/token/revoke.ts";
 import { addUsage } from "./commands/usage.ts";
 import { addWorkspaceCreate } from "./commands/workspace/create.ts";
 import { addWorkspaceList } from "./commands/workspace/list.ts";
+import { addWorkspaceRemove } from "./commands/workspace/remove.ts";
 import { Context } from "./context.ts";
 import type { CliIO } from "./io.ts";
 import { reportError } from "./report.ts";
@@ -78,6 +79,7 @@ export function buildProgram(io: CliIO, ctx: Context = new Context(io)): Command
     .description("workspaces: each has its own deployments, API keys and usage");
   addWorkspaceList(workspace, ctx);
   addWorkspaceCreate(workspace, ctx);
+  addWorkspaceRemove(workspace, ctx);
 
   const model = program.command("model").description("models your workspace keeps servable (deployments)");
   addModelDeploy(model, ctx);

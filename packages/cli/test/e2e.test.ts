@@ -175,6 +175,17 @@ describe("b9 against a real gateway", () => {
     expect(clash.code).toBe(1);
     expect(clash.stderr).toMatch(/another workspace has deployed a model named lab-model/);
     expect((await asLab("model", "remove", "lab-model")).code).toBe(0);
+
+    const unsure = await b9("workspace", "remove", "lab");
+    expect(unsure.code).toBe(1);
+    expect(unsure.stderr).toMatch(/this removes workspace lab with every deployment and API key in it/);
+    expect(unsure.stderr).toContain("b9 workspace remove lab --yes");
+    const removed = await b9("workspace", "remove", "lab", "--yes");
+    expect(removed).toMatchObject({
+      code: 0,
+      stdout: "Workspace lab removed, with 0 deployments and 1 API key.\n",
+    });
+    expect((await asLab("model", "list")).stderr).toMatch(/^error: unknown API key/m);
   });
 
   it("explains a gateway that is not there", async () => {

@@ -114,15 +114,11 @@ export async function buildGateway(
   await app.register(tokenRoutes, ctx);
   await app.register(keyRoutes, ctx);
   await app.register(poolRoutes, ctx);
-  await app.register(workspaceRoutes, ctx);
   // Replicas of a removed deployment go now, not at the next sweep.
-  await app.register(deploymentRoutes, {
-    ...ctx,
-    onRemoved: () =>
-      void replicas
-        .sweep()
-        .catch((err: unknown) => log.warn({ err }, "could not unload a removed deployment")),
-  });
+  const unloadRemoved = () =>
+    void replicas.sweep().catch((err: unknown) => log.warn({ err }, "could not unload a removed deployment"));
+  await app.register(workspaceRoutes, { ...ctx, onDeploymentsRemoved: unloadRemoved });
+  await app.register(deploymentRoutes, { ...ctx, onRemoved: unloadRemoved });
   const drains = new Drains({
     registry,
     log,

@@ -101,6 +101,42 @@ for (const dialect of DIALECTS) {
       expect((await h.call("GET", "/api/v1/pools", { key: teamAdmin })).status).toBe(200);
     });
 
+    it("the operator removes a workspace with its deployments and keys; its keys stop at once", async () => {
+      const app = (
+        await h.call("POST", "/api/v1/keys", { body: { name: "app", scopes: ["inference"] }, key: teamAdmin })
+      ).body.key;
+      const dep = { name: "team-model", source: "ollama:qwen2.5:0.5b" };
+      expect((await h.call("POST", "/api/v1/deployments", { body: dep, key: teamAdmin })).status).toBe(201);
+      expect(
+        (await h.call("GET", "/v1/models", { key: app })).body.data.map((m: { id: string }) => m.id),
+      ).toEqual(["team-model"]);
+
+      const refused = await h.call("DELETE", "/api/v1/workspaces/team", { key: teamAdmin });
+      expect(refused).toMatchObject({ status: 403, body: { error: { code: "forbidden" } } });
+      const operatorOwn = await h.call("DELETE", "/api/v1/workspaces/default");
+      expect(operatorOwn).toMatchObject({ status: 400, body: { error: { code: "bad_request" } } });
+      expect(operatorOwn.body.error.message).toMatch(/runs the pool; it cannot be removed/);
+
+      const removed = await h.call("DELETE", "/api/v1/workspaces/team");
+      expect(removed).toEqual({
+        status: 200,
+        body: { name: "team", deployments_removed: 1, keys_removed: 2 },
+      });
+      for (const key of [teamAdmin, app]) {
+        const res = await h.call("GET", "/v1/models", { key });
+        expect(res.status).toBe(401);
+      }
+      expect((await h.gw.store.deployments.listAll()).map((d) => d.name)).toEqual([]);
+      expect(
+        (await h.call("GET", "/api/v1/workspaces")).body.workspaces.map((w: { name: string }) => w.name),
+      ).toEqual(["default"]);
+      const again = await h.call("DELETE", "/api/v1/workspaces/team");
+      expect(again).toMatchObject({ status: 404, body: { error: { code: "not_found" } } });
+      // The name and the model name are free again.
+      expect((await h.call("POST", "/api/v1/workspaces", { body: { name: "team" } })).status).toBe(201);
+      expect((await h.call("POST", "/api/v1/deployments", { body: dep })).status).toBe(201);
+    });
+
     it("the operator gives keys to existing workspaces only, and says how to make one", async () => {
       const res = await h.call("POST", "/api/v1/keys", {
         body: { name: "k", scopes: ["read"], workspace: "nowhere" },

@@ -99,6 +99,13 @@ export const WorkspaceView = Type.Object({
 export type WorkspaceView = Static<typeof WorkspaceView>;
 export const WorkspaceList = Type.Object({ workspaces: Type.Array(WorkspaceView) });
 export type WorkspaceList = Static<typeof WorkspaceList>;
+/** A workspace removed, with what went with it (its usage rows stay until the usage retention). */
+export const WorkspaceRemoved = Type.Object({
+  name: Type.String(),
+  deployments_removed: Type.Integer(),
+  keys_removed: Type.Integer(),
+});
+export type WorkspaceRemoved = Static<typeof WorkspaceRemoved>;
 
 export const Health = Type.Object({ status: Type.Literal("ok"), version: Type.String() });
 export type Health = Static<typeof Health>;

@@ -166,6 +166,13 @@ describe("requests", () => {
       reply: { status: 201, json: workspace },
     },
     {
+      name: "workspaces.remove",
+      call: (c) => c.workspaces.remove("lab"),
+      method: "DELETE",
+      url: "/api/v1/workspaces/lab",
+      reply: { status: 200, json: { name: "lab", deployments_removed: 1, keys_removed: 2 } },
+    },
+    {
       name: "workspaces.list",
       call: (c) => c.workspaces.list(),
       method: "GET",

@@ -1,4 +1,4 @@
-import type { CreateWorkspace, WorkspaceList, WorkspaceView } from "@beta9/protocol";
+import type { CreateWorkspace, WorkspaceList, WorkspaceRemoved, WorkspaceView } from "@beta9/protocol";
 import type { RequestOptions, Transport } from "../transport.ts";
 
 /** Workspaces hold deployments, API keys and usage; the operator (an admin of `default`) makes them. */
@@ -15,5 +15,10 @@ export class Workspaces {
 
   async create(body: CreateWorkspace, options?: RequestOptions): Promise<WorkspaceView> {
     return this.#http.post("/api/v1/workspaces", body, options);
+  }
+
+  /** Remove a workspace with its deployments and API keys (not `default`). */
+  async remove(name: string, options?: RequestOptions): Promise<WorkspaceRemoved> {
+    return this.#http.delete(`/api/v1/workspaces/${encodeURIComponent(name)}`, options);
   }
 }

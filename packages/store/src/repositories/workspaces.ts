@@ -24,6 +24,26 @@ export class WorkspaceRepository {
     return Number(res.numInsertedOrUpdatedRows ?? 0n) === 1;
   }
 
+  /**
+   * Remove a workspace with its deployments and API keys (run it in a transaction, so all or none
+   * go); usage rows stay, to the usage retention. Returns what went, or undefined for no such id.
+   */
+  async removeWithContents(id: string): Promise<{ deployments: string[]; keys: string[] } | undefined> {
+    const deployments = await this.#db
+      .deleteFrom("deployments")
+      .where("workspace_id", "=", id)
+      .returning("name")
+      .execute();
+    const keys = await this.#db
+      .deleteFrom("api_keys")
+      .where("workspace_id", "=", id)
+      .returning("id")
+      .execute();
+    const res = await this.#db.deleteFrom("workspaces").where("id", "=", id).executeTakeFirst();
+    if (Number(res.numDeletedRows) !== 1) return undefined;
+    return { deployments: deployments.map((d) => d.name), keys: keys.map((k) => k.id) };
+  }
+
   async byName(name: string): Promise<Workspace | undefined> {
     return this.#db.selectFrom("workspaces").selectAll().where("name", "=", name).executeTakeFirst();
   }

@@ -1,5 +1,6 @@
-import { Beta9Error, CreateWorkspace, WorkspaceList, WorkspaceView } from "@beta9/protocol";
+import { Beta9Error, CreateWorkspace, WorkspaceList, WorkspaceRemoved, WorkspaceView } from "@beta9/protocol";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import { Type } from "typebox";
 import { OPERATOR_WORKSPACE } from "../../auth/api-keys.ts";
 import { newId } from "../../auth/secrets.ts";
 import type { GatewayContext } from "../../context.ts";
@@ -7,9 +8,15 @@ import { workspaceView } from "../../views.ts";
 
 /**
  * Workspaces: each has its own deployments, API keys and usage, and sees no other's. The operator
- * (an admin of `default`) makes them and gives each its first key with `b9 key create --workspace`.
+ * (an admin of `default`) makes them, gives each its first key with `b9 key create --workspace`, and
+ * removes them with their deployments and keys.
  */
-export const workspaceRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app, ctx) => {
+export const workspaceRoutes: FastifyPluginAsyncTypebox<
+  GatewayContext & {
+    /** Deployments went with a removed workspace: their replicas are unloaded. */
+    onDeploymentsRemoved?: () => void;
+  }
+> = async (app, ctx) => {
   app.get("/api/v1/workspaces", { schema: { response: { 200: WorkspaceList } } }, async (req) => {
     const caller = await ctx.auth.authenticate(req, "read");
     const own = await ctx.store.workspaces.byId(caller.workspaceId);
@@ -31,6 +38,44 @@ export const workspaceRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async 
         );
       ctx.log.info({ workspace_id: row.id, workspace: row.name }, "workspace created");
       return reply.status(201).send(workspaceView(row));
+    },
+  );
+
+  app.delete(
+    "/api/v1/workspaces/:name",
+    {
+      schema: {
+        params: Type.Object({ name: Type.String({ maxLength: 64 }) }),
+        response: { 200: WorkspaceRemoved },
+      },
+    },
+    async (req) => {
+      await ctx.auth.operator(req, "remove workspaces");
+      const { name } = req.params;
+      if (name === OPERATOR_WORKSPACE)
+        throw new Beta9Error(
+          "bad_request",
+          `the ${OPERATOR_WORKSPACE} workspace runs the pool; it cannot be removed`,
+        );
+      const workspace = await ctx.store.workspaces.byName(name);
+      const removed = workspace
+        ? await ctx.store.transaction((tx) => tx.workspaces.removeWithContents(workspace.id))
+        : undefined;
+      if (!workspace || !removed)
+        throw new Beta9Error("not_found", `no workspace named ${name}; list them with \`b9 workspace list\``);
+      // Its keys stop working here now (other replicas within their key cache's few seconds).
+      for (const id of removed.keys) ctx.auth.forget(id);
+      if (removed.deployments.length > 0) ctx.onDeploymentsRemoved?.();
+      ctx.log.info(
+        {
+          workspace_id: workspace.id,
+          workspace: name,
+          deployments: removed.deployments,
+          keys: removed.keys.length,
+        },
+        "workspace removed",
+      );
+      return { name, deployments_removed: removed.deployments.length, keys_removed: removed.keys.length };
     },
   );
 };
