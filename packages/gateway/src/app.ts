@@ -78,7 +78,9 @@ export async function buildGateway(
     );
   });
   // Several replicas share only a PostgreSQL store; before the routes, so it sees every inference route.
-  const peers = store.kind === "postgres" ? new PeerDirectory(store, registry, log) : undefined;
+  // A key's limits: counted here, and shared with the other replicas on the same PostgreSQL.
+  const limits = new KeyLimits();
+  const peers = store.kind === "postgres" ? new PeerDirectory(store, registry, log, { limits }) : undefined;
   const closeForwarding = peers
     ? installPeerForwarding(app, {
         directory: peers,
@@ -98,7 +100,6 @@ export async function buildGateway(
   const metrics = installMetrics(app, registry, replicas);
   const recorder = new UsageRecorder(store.usage, log);
   const retention = new UsageRetention(store.usage, log, config.usageRetentionMs);
-  const limits = new KeyLimits();
   const metering = new Metering(recorder, limits, {
     inference: metrics.inference,
     servedNow: (model) => registry.serving(model).length > 0,

@@ -129,6 +129,8 @@ export interface GatewayReplicaTable {
   served: string;
   /** JSON: machine id → that machine as this replica sees it (status, what it serves). */
   held: string;
+  /** JSON: API key id → [requests, tokens] admitted and charged here since the key's first recent use. */
+  spent: string;
 }
 
 export interface Database {

@@ -306,7 +306,14 @@ for (const dialect of DIALECTS) {
     });
 
     it("keeps each gateway replica's row, rewritten in place, and forgets the silent ones", async () => {
-      const row = { id: "gw_a", url: "http://10.0.0.1:1994", started_at: now, last_seen_at: now, held: "{}" };
+      const row = {
+        id: "gw_a",
+        url: "http://10.0.0.1:1994",
+        started_at: now,
+        last_seen_at: now,
+        held: "{}",
+        spent: '{"key_1":[3,120]}',
+      };
       await store.gatewayReplicas.put({ ...row, machines: 1, served: '{"m":1}' });
       const held = '{"m_1":{"status":"READY"}}';
       await store.gatewayReplicas.put({ ...row, last_seen_at: now + 2_000, machines: 2, served: "{}", held });

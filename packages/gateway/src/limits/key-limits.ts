@@ -16,14 +16,26 @@ interface Buckets {
   tpm: TokenBucket | undefined;
 }
 
+/** [requests, tokens] a key spent. */
+export type Spent = [requests: number, tokens: number];
+
+/** A key idle this long leaves the published spending (and starts again from zero). */
+const SPENDING_KEPT_MS = 5 * MINUTE_MS;
+
 /**
- * Per-key request and token limits, in memory (each gateway replica counts its own). A request is
- * admitted when the key has a request to spend and its token bucket is not empty or in debt; the
- * answer's tokens are charged afterwards, so a key may go into debt and is refused until it refills.
+ * Per-key request and token limits, in memory. A request is admitted when the key has a request to
+ * spend and its token bucket is not empty or in debt; the answer's tokens are charged afterwards, so
+ * a key may go into debt and is refused until it refills. With several gateway replicas, each
+ * publishes what its keys spent (`spending`) and charges what the others spent (`chargeElsewhere`),
+ * so a key's limits hold across them, a couple of seconds behind.
  */
 export class KeyLimits {
   readonly #now: () => number;
   readonly #keys = new Map<string, Buckets>();
+  /** What each key with limits spent here, in total since its first use of late. */
+  readonly #spent = new Map<string, { total: Spent; at: number }>();
+  /** Spent elsewhere by keys with no bucket here yet: charged when their first request comes. */
+  readonly #owedElsewhere = new Map<string, { owed: Spent; at: number }>();
 
   constructor(now: () => number = () => performance.now()) {
     this.#now = now;
@@ -46,12 +58,51 @@ export class KeyLimits {
       };
     }
     b.rpm?.take(1);
+    this.#count(keyId, 1, 0);
     return { ok: true };
   }
 
   /** Charge the tokens an answer used to its key (nothing when the key has no token limit). */
   charge(keyId: string, tokens: number): void {
-    this.#keys.get(keyId)?.tpm?.charge(tokens);
+    const b = this.#keys.get(keyId);
+    if (!b?.tpm || !(tokens > 0)) return;
+    b.tpm.charge(tokens);
+    this.#count(keyId, 0, tokens);
+  }
+
+  /** Each key's total spent here, for the keys used in the last few minutes (what peers charge). */
+  spending(): Record<string, Spent> {
+    const now = this.#now();
+    const out: Record<string, Spent> = {};
+    for (const [id, s] of this.#spent) {
+      if (now - s.at > SPENDING_KEPT_MS) this.#spent.delete(id);
+      else out[id] = [...s.total];
+    }
+    return out;
+  }
+
+  /** Charge what `keyId` spent at another replica to its buckets here (never refused: already spent). */
+  chargeElsewhere(keyId: string, [requests, tokens]: Spent): void {
+    if (!(requests > 0) && !(tokens > 0)) return;
+    const b = this.#keys.get(keyId);
+    if (b) {
+      if (requests > 0) b.rpm?.charge(requests);
+      if (tokens > 0) b.tpm?.charge(tokens);
+      return;
+    }
+    const now = this.#now();
+    const o = this.#owedElsewhere.get(keyId);
+    const owed: Spent = o && now - o.at < MINUTE_MS ? o.owed : [0, 0];
+    this.#owedElsewhere.set(keyId, { owed: [owed[0] + requests, owed[1] + tokens], at: now });
+  }
+
+  #count(keyId: string, requests: number, tokens: number): void {
+    const s = this.#spent.get(keyId);
+    if (s) {
+      s.total[0] += requests;
+      s.total[1] += tokens;
+      s.at = this.#now();
+    } else this.#spent.set(keyId, { total: [requests, tokens], at: this.#now() });
   }
 
   /** Forget keys whose buckets are full again: a new bucket would be the same. */
@@ -59,6 +110,8 @@ export class KeyLimits {
     for (const [id, b] of this.#keys) {
       if ((b.rpm?.full ?? true) && (b.tpm?.full ?? true)) this.#keys.delete(id);
     }
+    const now = this.#now();
+    for (const [id, o] of this.#owedElsewhere) if (now - o.at >= MINUTE_MS) this.#owedElsewhere.delete(id);
   }
 
   /** Keys tracked now (tests). */
@@ -68,12 +121,19 @@ export class KeyLimits {
 
   #buckets(keyId: string, limits: Limits): Buckets {
     let b = this.#keys.get(keyId);
+    const fresh = !b;
     if (!b) {
       b = { rpm: undefined, tpm: undefined };
       this.#keys.set(keyId, b);
     }
     b.rpm = this.#resized(b.rpm, limits.rpm);
     b.tpm = this.#resized(b.tpm, limits.tpm);
+    const o = fresh ? this.#owedElsewhere.get(keyId) : undefined;
+    if (o) {
+      this.#owedElsewhere.delete(keyId);
+      // Spent within the last minute elsewhere: what the key's buckets here would already show.
+      if (this.#now() - o.at < MINUTE_MS) this.chargeElsewhere(keyId, o.owed);
+    }
     return b;
   }
 

@@ -155,4 +155,38 @@ describe("KeyLimits", () => {
     l.prune();
     expect(l.size).toBe(0);
   });
+
+  it("publishes what keys with limits spent, and charges what they spent at another replica", () => {
+    const c = clock();
+    const a = new KeyLimits(c.now);
+    const b = new KeyLimits(c.now);
+    const limits = { rpm: 10, tpm: 1_000 };
+    for (let i = 0; i < 3; i++) expect(a.admit("k", limits).ok).toBe(true);
+    a.charge("k", 400);
+    a.admit("free", { rpm: null, tpm: null });
+    expect(a.spending()).toEqual({ k: [3, 400] });
+
+    // B has not seen the key yet: what it owes is charged with its first request.
+    b.chargeElsewhere("k", [3, 400]);
+    let admitted = 0;
+    while (b.admit("k", limits).ok) admitted++;
+    expect(admitted).toBe(7);
+    // And the other way round, on a bucket that exists: A is refused what B spent.
+    a.chargeElsewhere("k", [7, 0]);
+    expect(a.admit("k", limits)).toMatchObject({ ok: false, reason: "rpm" });
+  });
+
+  it("drops a key idle for five minutes from what it publishes, and forgets old debts from elsewhere", () => {
+    const c = clock();
+    const l = new KeyLimits(c.now);
+    l.admit("k", { rpm: 5, tpm: null });
+    c.advance(5 * 60_000 + 1);
+    expect(l.spending()).toEqual({});
+    l.chargeElsewhere("other", [5, 0]);
+    c.advance(60_000);
+    l.prune();
+    // A minute later the debt would have refilled anyway: the key starts full.
+    expect(l.admit("other", { rpm: 5, tpm: null }).ok).toBe(true);
+    expect(l.spending()).toEqual({ other: [1, 0] });
+  });
 });

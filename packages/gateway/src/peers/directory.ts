@@ -1,21 +1,31 @@
 import { randomBytes } from "node:crypto";
 import type { Logger } from "@beta9/http";
 import type { GatewayReplica, Store } from "@beta9/store";
+import type { Spent } from "../limits/key-limits.ts";
 import type { HeldMachine, MachineRegistry } from "../machines/registry.ts";
 
 /** How often a replica rewrites its row (and reads its peers'). */
 const DEFAULT_INTERVAL_MS = 2_000;
 
+/** What the keys spent, published to the peers and charged from theirs (KeyLimits). */
+export interface SharedLimits {
+  spending(): Record<string, Spent>;
+  chargeElsewhere(keyId: string, spent: Spent): void;
+}
+
 /** What this replica knows of another one on the same store. */
 export interface Peer {
   id: string;
   url: string;
+  startedAt: number;
   /** Machines whose agent channel the peer holds. */
   machines: number;
   /** Model → machines on the peer serving it ready. */
   served: Record<string, number>;
   /** The machines whose channel it holds, as it sees them. */
   held: Record<string, HeldMachine>;
+  /** API key id → what the key spent there, in total since its first recent use. */
+  spent: Record<string, Spent>;
 }
 
 /**
@@ -38,12 +48,21 @@ export class PeerDirectory {
   #tick: Promise<void> = Promise.resolve();
   /** Peers that refused a connection: skipped until their row is written again. */
   readonly #unreachable = new Map<string, number>();
+  readonly #limits: SharedLimits | undefined;
+  /** Per peer, each key's spending as last charged here: the next read charges only what is new. */
+  readonly #charged = new Map<string, Record<string, Spent>>();
 
-  constructor(store: Store, registry: MachineRegistry, log: Logger, opts: { intervalMs?: number } = {}) {
+  constructor(
+    store: Store,
+    registry: MachineRegistry,
+    log: Logger,
+    opts: { intervalMs?: number; limits?: SharedLimits } = {},
+  ) {
     this.#store = store;
     this.#registry = registry;
     this.#log = log;
     this.#intervalMs = opts.intervalMs ?? DEFAULT_INTERVAL_MS;
+    this.#limits = opts.limits;
   }
 
   /** Announce this replica at `url` (where peers reach it) and keep the list of peers fresh. */
@@ -127,6 +146,30 @@ export class PeerDirectory {
     }
   }
 
+  /**
+   * Charge here what keys spent at each peer since the last read. A peer seen for the first time
+   * long after it started gives a baseline only: its totals go back further than a bucket's minute.
+   */
+  #chargePeerSpending(now: number): void {
+    if (!this.#limits) return;
+    const live = new Set<string>();
+    for (const p of this.#peers) {
+      live.add(p.id);
+      const before = this.#charged.get(p.id);
+      this.#charged.set(p.id, p.spent);
+      if (!before && now - p.startedAt > 60_000) continue;
+      for (const [keyId, spent] of Object.entries(p.spent)) {
+        if (!Array.isArray(spent)) continue;
+        const [requests, tokens] = spent;
+        const [r0, t0] = before?.[keyId] ?? [0, 0];
+        // Totals that went down started again from zero (the key was idle there a while).
+        const fresh = requests < r0 || tokens < t0;
+        this.#limits.chargeElsewhere(keyId, fresh ? [requests, tokens] : [requests - r0, tokens - t0]);
+      }
+    }
+    for (const id of this.#charged.keys()) if (!live.has(id)) this.#charged.delete(id);
+  }
+
   *#usable(): Generator<Peer> {
     for (const p of this.#peers) if (!this.#unreachable.has(p.id)) yield p;
   }
@@ -145,10 +188,12 @@ export class PeerDirectory {
         machines: Object.keys(held).length,
         served: JSON.stringify(served),
         held: JSON.stringify(held),
+        spent: JSON.stringify(this.#limits?.spending() ?? {}),
       });
       const staleBefore = now - 3 * this.#intervalMs;
       const rows = await this.#store.gatewayReplicas.seenSince(staleBefore);
       this.#peers = rows.filter((r) => r.id !== this.id).map(toPeer);
+      this.#chargePeerSpending(now);
       await this.#showPeerMachines(Object.keys(held));
       for (const r of rows) {
         const refusedAt = this.#unreachable.get(r.id);
@@ -166,9 +211,11 @@ function toPeer(r: GatewayReplica): Peer {
   return {
     id: r.id,
     url: r.url,
+    startedAt: r.started_at,
     machines: r.machines,
     served: parsed<Record<string, number>>(r.served),
     held: parsed<Record<string, HeldMachine>>(r.held),
+    spent: parsed<Record<string, Spent>>(r.spent),
   };
 }
 

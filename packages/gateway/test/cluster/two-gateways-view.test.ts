@@ -115,6 +115,35 @@ describe.skipIf(unsupported)("machines held by the other gateway replica", () =>
     });
   }, 40_000);
 
+  it("a key's requests-per-minute limit holds across both replicas", async () => {
+    const key = (
+      await a.api<{ key: string }>("POST", "/api/v1/keys", {
+        name: "limited",
+        scopes: ["inference"],
+        rpm_limit: 10,
+      })
+    ).body.key;
+    // Admission comes before the model is looked up: an unknown model spends the key's requests too.
+    const call = (gw: ClusterGateway) =>
+      fetch(`${gw.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+        body: JSON.stringify({ model: "no-such-model", messages: [{ role: "user", content: "hi" }] }),
+      }).then((r) => r.status);
+    for (let i = 0; i < 6; i++) expect(await call(a)).toBe(404);
+    // B learns of A's six within a couple of intervals; alone it would admit ten before refusing.
+    let admittedAtB = 0;
+    await waitFor(
+      async () => {
+        const status = await call(b);
+        if (status !== 429) admittedAtB++;
+        return status === 429;
+      },
+      { what: "B to refuse the key", timeoutMs: 15_000, intervalMs: 500 },
+    );
+    expect(admittedAtB).toBeLessThanOrEqual(6);
+  }, 40_000);
+
   it("a machine removed through B is gone from A too, which closes its channel", async () => {
     const gone = workers[1]!;
     const lines = gone.agent!.proc.lines.length;

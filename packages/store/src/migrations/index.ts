@@ -6,6 +6,7 @@ import * as gatewayReplicas from "./2026-11-29T0000-gateway-replicas.ts";
 import * as replicaHeldMachines from "./2026-11-30T0000-replica-held-machines.ts";
 import * as poolUniqueDeploymentNames from "./2026-12-01T0000-pool-unique-deployment-names.ts";
 import * as usageStartedIndex from "./2026-12-01T0100-usage-started-index.ts";
+import * as replicaKeySpending from "./2026-12-01T0200-replica-key-spending.ts";
 
 /** Migrations are listed here, not found on disk, so they work wherever the package is loaded from. */
 export const migrationProvider: MigrationProvider = {
@@ -18,6 +19,7 @@ export const migrationProvider: MigrationProvider = {
       "2026-11-30T0000-replica-held-machines": replicaHeldMachines,
       "2026-12-01T0000-pool-unique-deployment-names": poolUniqueDeploymentNames,
       "2026-12-01T0100-usage-started-index": usageStartedIndex,
+      "2026-12-01T0200-replica-key-spending": replicaKeySpending,
     };
   },
 };
