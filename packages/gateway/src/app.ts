@@ -12,6 +12,7 @@ import type { GatewayContext } from "./context.ts";
 import { installMetrics } from "./http/metrics.ts";
 import { KeyLimits } from "./limits/key-limits.ts";
 import { MachineRegistry } from "./machines/registry.ts";
+import { machineWork } from "./machines/work.ts";
 import { Metering } from "./metering/metering.ts";
 import { UsageRecorder } from "./metering/usage-recorder.ts";
 import { UsageRetention } from "./metering/usage-retention.ts";
@@ -129,6 +130,7 @@ export async function buildGateway(
     unload: (m, model, why) => replicas.unload(m, model, why),
   });
   await app.register(machineRoutes, { ...ctx, router, drains });
+  peers?.showWork((id) => machineWork({ router, drains }, id, registry.status(id)));
   await app.register(joinRoutes, ctx);
   await app.register(forkCompatRoutes, ctx);
   await app.register(usageRoutes, { ...ctx, metering });

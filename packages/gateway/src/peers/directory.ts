@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Logger } from "@beta9/http";
+import type { MachineView } from "@beta9/protocol";
 import type { GatewayReplica, Store } from "@beta9/store";
 import type { Spent } from "../limits/key-limits.ts";
 import type { HeldMachine, MachineRegistry } from "../machines/registry.ts";
@@ -51,6 +52,7 @@ export class PeerDirectory {
   readonly #limits: SharedLimits | undefined;
   /** Per peer, each key's spending as last charged here: the next read charges only what is new. */
   readonly #charged = new Map<string, Record<string, Spent>>();
+  #work: ((machineId: string) => Pick<MachineView, "in_flight" | "drain_waiting_for">) | undefined;
 
   constructor(
     store: Store,
@@ -82,6 +84,11 @@ export class PeerDirectory {
     this.#timer = undefined;
     await this.#tick;
     await this.#store.gatewayReplicas.remove(this.id).catch(() => {});
+  }
+
+  /** What a held machine is doing here (answers in flight, what its drain waits for), published with it. */
+  showWork(work: (machineId: string) => Pick<MachineView, "in_flight" | "drain_waiting_for">): void {
+    this.#work = work;
   }
 
   /** Other live replicas (none on a replica alone, or on SQLite). */
@@ -179,6 +186,7 @@ export class PeerDirectory {
     const served: Record<string, number> = {};
     for (const [model, ids] of this.#registry.servedModels()) served[model] = ids.length;
     const held = this.#registry.held();
+    if (this.#work) for (const [id, m] of Object.entries(held)) Object.assign(m, this.#work(id));
     try {
       await this.#store.gatewayReplicas.put({
         id: this.id,

@@ -97,6 +97,48 @@ describe.skipIf(unsupported)("machines held by the other gateway replica", () =>
     expect(ids).toContain(ps!.machines![0]!.id);
   }, 60_000);
 
+  it("B shows the answers in flight on a machine A holds, as A counts them", async () => {
+    type Shown = { id: string; in_flight?: number; inference: { models: { name: string }[] } | null };
+    const serving = (await a.api<{ machines: Shown[] }>("GET", "/api/v1/machines")).body.machines.find((m) =>
+      m.inference?.models.some((x) => x.name === "chat"),
+    )!;
+    const inFlightAtB = async () =>
+      (await b.api<Shown>("GET", `/api/v1/machines/${serving.id}`)).body.in_flight;
+    expect(await inFlightAtB()).toBe(0);
+    const client = await openaiClient(a);
+    const streams = [1, 2].map(() => new AbortController());
+    const answers = streams.map((ac) =>
+      client.chat.completions
+        .create(
+          {
+            model: "chat",
+            max_tokens: 900,
+            stream: true,
+            messages: [{ role: "user", content: "Count from 1 to 1000, separated by commas." }],
+          },
+          { signal: ac.signal },
+        )
+        .then(async (stream) => {
+          for await (const _ of stream);
+        })
+        .catch(() => {}),
+    );
+    try {
+      await waitFor(async () => ((await inFlightAtB()) ?? 0) >= 1, {
+        what: "B to show A's answers in flight",
+        timeoutMs: 10_000,
+        intervalMs: 200,
+      });
+    } finally {
+      for (const ac of streams) ac.abort();
+      await Promise.all(answers);
+    }
+    await waitFor(async () => (await inFlightAtB()) === 0, {
+      what: "B to show none in flight",
+      timeoutMs: 10_000,
+    });
+  }, 40_000);
+
   it("a cordon made through B reaches A, which sends the machine nothing new", async () => {
     const id = workers[0]!.machineId;
     expect((await b.api("POST", `/api/v1/machines/${id}/cordon`)).status).toBe(200);

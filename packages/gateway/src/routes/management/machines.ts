@@ -3,6 +3,7 @@ import type { Machine } from "@beta9/store";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import type { GatewayContext } from "../../context.ts";
+import { machineWork } from "../../machines/work.ts";
 import type { Router } from "../../router/router.ts";
 import type { Drains } from "../../scheduler/drain.ts";
 
@@ -12,14 +13,11 @@ export const machineRoutes: FastifyPluginAsyncTypebox<
   GatewayContext & { router: Router; drains: Drains }
 > = async (app, ctx) => {
   // What the registry cannot know: requests in flight from this gateway, and where a drain stands.
-  const withWork = (view: MachineView): MachineView => {
-    const waiting = view.status === "DRAINING" ? ctx.drains.waitingFor(view.id) : undefined;
-    return {
-      ...view,
-      in_flight: ctx.router.outstanding(view.id),
-      ...(waiting === undefined ? {} : { drain_waiting_for: waiting }),
-    };
-  };
+  const withWork = (view: MachineView): MachineView =>
+    // A machine whose channel a peer holds: its work as that peer published it.
+    !ctx.registry.isConnected(view.id) && view.in_flight !== undefined
+      ? view
+      : { ...view, ...machineWork(ctx, view.id, view.status) };
 
   app.get(
     "/api/v1/machines",
