@@ -1,8 +1,13 @@
 import type { ServerResponse } from "node:http";
 import type { FastifyReply } from "fastify";
 
-/** Aborts when the client goes away before its answer is complete. */
-export function clientGone(reply: FastifyReply): { signal: AbortSignal; dispose(): void } {
+/** Aborted when the client goes away before its answer is complete; dispose() stops watching. */
+export interface ClientGone {
+  signal: AbortSignal;
+  dispose(): void;
+}
+
+export function clientGone(reply: FastifyReply): ClientGone {
   const controller = new AbortController();
   const res = reply.raw;
   const onClose = () => {

@@ -4,7 +4,7 @@ import { Compile } from "typebox/compile";
 import type { Caller } from "../../auth/api-keys.ts";
 import type { WorkspaceModels } from "../../auth/model-access.ts";
 import type { GatewayContext } from "../../context.ts";
-import { clientGone, tapFirst } from "../../http/client-gone.ts";
+import { type ClientGone, clientGone, tapFirst } from "../../http/client-gone.ts";
 import { limitMessage } from "../../limits/key-limits.ts";
 import { tokenUsage } from "../../metering/answer-usage.ts";
 import { CLIENT_LEFT, type Metering, type RequestMeter } from "../../metering/metering.ts";
@@ -319,11 +319,9 @@ export const ollamaRoutes: FastifyPluginAsync<
     const meter = admit(caller, up.model);
     // Machines stream every answer to the gateway (collected here when the client wants one object).
     meter.streamed();
-    const client = clientGone(reply);
-    let res: AgentResponse | undefined;
-    try {
+    return guarded(reply, meter, async (client, hold) => {
       const sentAt = performance.now();
-      res = await ask(req, caller, up.model, up.path, up.body, client.signal, meter);
+      const res = hold(await ask(req, caller, up.model, up.path, up.body, client.signal, meter));
       const opts = { kind, model: up.model, startedAt, sentAt };
       const events = metered(
         answerEvents(
@@ -343,19 +341,7 @@ export const ollamaRoutes: FastifyPluginAsync<
       }
       await sendNdjson(reply, ollamaLines(events, opts));
       return undefined;
-    } catch (err) {
-      // The client left: there is nobody to answer.
-      if (client.signal.aborted) {
-        if (!reply.sent) reply.hijack();
-        return undefined;
-      }
-      meter.finish(ollamaErrorReply(err).status);
-      throw err;
-    } finally {
-      res?.cancel();
-      client.dispose();
-      if (!meter.finished) meter.finish(client.signal.aborted ? CLIENT_LEFT : 200);
-    }
+    });
   }
 
   /** The machine's embeddings answer (undefined when the client left meanwhile). */
@@ -366,10 +352,10 @@ export const ollamaRoutes: FastifyPluginAsync<
     e: EmbedRequest,
   ): Promise<unknown> {
     const meter = admit(caller, e.model);
-    const client = clientGone(reply);
-    let res: AgentResponse | undefined;
-    try {
-      res = await ask(req, caller, e.model, "/v1/embeddings", embeddingsBody(e), client.signal, meter);
+    return guarded(reply, meter, async (client, hold) => {
+      const res = hold(
+        await ask(req, caller, e.model, "/v1/embeddings", embeddingsBody(e), client.signal, meter),
+      );
       const text = await readAll(res, MAX_EMBEDDINGS_BYTES, () => meter.firstByte());
       let answer: unknown;
       try {
@@ -382,20 +368,41 @@ export const ollamaRoutes: FastifyPluginAsync<
       meter.finish(200);
       await meter.written();
       return answer;
-    } catch (err) {
-      if (client.signal.aborted) {
-        if (!reply.sent) reply.hijack();
-        return undefined;
-      }
-      meter.finish(ollamaErrorReply(err).status);
-      throw err;
-    } finally {
-      res?.cancel();
-      client.dispose();
-      if (!meter.finished) meter.finish(CLIENT_LEFT);
-    }
+    });
   }
 };
+
+/**
+ * Run one metered call to a machine: an error is metered with the status it will be answered with; a
+ * client that left gets no answer (the request is metered as left); the machine's response, once
+ * `hold` has it, is released whatever happens.
+ */
+async function guarded<T>(
+  reply: FastifyReply,
+  meter: RequestMeter,
+  run: (client: ClientGone, hold: (res: AgentResponse) => AgentResponse) => Promise<T>,
+): Promise<T | undefined> {
+  const client = clientGone(reply);
+  let res: AgentResponse | undefined;
+  try {
+    return await run(client, (r) => {
+      res = r;
+      return r;
+    });
+  } catch (err) {
+    // The client left: there is nobody to answer.
+    if (client.signal.aborted) {
+      if (!reply.sent) reply.hijack();
+      return undefined;
+    }
+    meter.finish(ollamaErrorReply(err).status);
+    throw err;
+  } finally {
+    res?.cancel();
+    client.dispose();
+    if (!meter.finished) meter.finish(client.signal.aborted ? CLIENT_LEFT : 200);
+  }
+}
 
 /**
  * The answer's events, metering them on the way: the token counts from the last event (or the pieces
