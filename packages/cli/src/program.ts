@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import pkg from "../package.json" with { type: "json" };
 import { addChat } from "./commands/chat.ts";
 import { addKeyCreate } from "./commands/key/create.ts";
+import { addKeyLimit } from "./commands/key/limit.ts";
 import { addKeyList } from "./commands/key/list.ts";
 import { addKeyRevoke } from "./commands/key/revoke.ts";
 import { addLogin } from "./commands/login.ts";
@@ -68,6 +69,7 @@ export function buildProgram(io: CliIO, ctx: Context = new Context(io)): Command
   const key = program.command("key").description("API keys for people, scripts and applications");
   addKeyCreate(key, ctx);
   addKeyList(key, ctx);
+  addKeyLimit(key, ctx);
   addKeyRevoke(key, ctx);
 
   const pool = program.command("pool").description("pools of machines");

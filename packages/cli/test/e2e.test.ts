@@ -88,6 +88,15 @@ describe("b9 against a real gateway", () => {
     expect(denied.code).toBe(1);
     expect(denied.stderr).toMatch(/^error: .*admin/m);
     expect(denied.stderr).not.toMatch(/at .*\.ts:\d+/); // no stack trace for a user error
+    const limited = await b9("key", "limit", key.id, "--rpm", "60", "--tpm", "none");
+    expect(limited).toMatchObject({ code: 0, stdout: `API key dashboard (${key.id}): 60 rpm.\n` });
+    expect((await b9("key", "list")).stdout).toMatch(/dashboard.*60 rpm/);
+    const nothing = await b9("key", "limit", key.id);
+    expect(nothing.code).toBe(1);
+    expect(nothing.stderr).toMatch(/^error: say which limit to change/m);
+    expect((await b9("key", "limit", key.id, "--rpm", "0")).stderr).toMatch(
+      /--rpm takes a whole number of at least 1/,
+    );
     expect((await b9("key", "revoke", key.id)).code).toBe(0);
   });
 

@@ -53,6 +53,33 @@ for (const dialect of DIALECTS) {
       }
     });
 
+    it("an admin changes a key's limits, and its next request is counted under them", async () => {
+      const k = await key({ name: "app", scopes: ["inference"], rpm_limit: 2 });
+      const chat = { model: "nope", messages: [{ role: "user", content: "hi" }] };
+      const call = async () =>
+        (await h.call("POST", "/v1/chat/completions", { body: chat, key: k.key })).status;
+      expect([await call(), await call(), await call()]).toEqual([404, 404, 429]);
+
+      const lifted = await h.call("POST", `/api/v1/keys/${k.id}/limits`, { body: { rpm_limit: null } });
+      expect(lifted).toMatchObject({ status: 200, body: { id: k.id, rpm_limit: null, tpm_limit: null } });
+      expect([await call(), await call(), await call()]).toEqual([404, 404, 404]);
+      const tpm = await h.call("POST", `/api/v1/keys/${k.id}/limits`, { body: { tpm_limit: 500 } });
+      expect(tpm.body).toMatchObject({ rpm_limit: null, tpm_limit: 500 });
+      const one = await h.call("POST", `/api/v1/keys/${k.id}/limits`, { body: { rpm_limit: 1 } });
+      expect(one.body).toMatchObject({ rpm_limit: 1, tpm_limit: 500 });
+      expect([await call(), await call()]).toEqual([404, 429]);
+
+      for (const body of [{}, { rpm_limit: 0 }, { tpm_limit: "5" }, { scopes: ["admin"] }]) {
+        const res = await h.call("POST", `/api/v1/keys/${k.id}/limits`, { body });
+        expect(res.status, JSON.stringify(body)).toBe(400);
+      }
+      const unknown = await h.call("POST", "/api/v1/keys/key_nope/limits", { body: { rpm_limit: 5 } });
+      expect(unknown).toMatchObject({ status: 404, body: { error: { code: "not_found" } } });
+      expect(
+        (await h.call("POST", `/api/v1/keys/${k.id}/limits`, { body: { rpm_limit: 5 }, key: k.key })).status,
+      ).toBe(403);
+    });
+
     it("refuses the request over rpm with 429, Retry-After and each API's error shape", async () => {
       const k = await key({ name: "app", scopes: ["inference"], rpm_limit: 2 });
       const chat = { model: "nope", messages: [{ role: "user", content: "hi" }] };

@@ -51,6 +51,16 @@ export const CreateApiKey = Type.Object(
 );
 export type CreateApiKey = Static<typeof CreateApiKey>;
 
+/** New limits for an existing key: a number, or null for none; a field left out stays as it is. */
+export const SetApiKeyLimits = Type.Object(
+  {
+    rpm_limit: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000 }), Type.Null()])),
+    tpm_limit: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000_000 }), Type.Null()])),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+export type SetApiKeyLimits = Static<typeof SetApiKeyLimits>;
+
 export const ApiKeyView = Type.Object({
   id: Type.String(),
   name: Type.String(),

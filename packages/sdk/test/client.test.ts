@@ -166,6 +166,14 @@ describe("requests", () => {
       reply: { status: 201, json: workspace },
     },
     {
+      name: "keys.setLimits",
+      call: (c) => c.keys.setLimits("key_1", { rpm_limit: 60, tpm_limit: null }),
+      method: "POST",
+      url: "/api/v1/keys/key_1/limits",
+      body: { rpm_limit: 60, tpm_limit: null },
+      reply: { status: 200, json: { ...key, rpm_limit: 60 } },
+    },
+    {
       name: "workspaces.remove",
       call: (c) => c.workspaces.remove("lab"),
       method: "DELETE",

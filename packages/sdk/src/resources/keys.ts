@@ -1,4 +1,4 @@
-import type { ApiKeyList, ApiKeyView, CreateApiKey } from "@beta9/protocol";
+import type { ApiKeyList, ApiKeyView, CreateApiKey, SetApiKeyLimits } from "@beta9/protocol";
 import { type RequestOptions, segment, type Transport } from "../transport.ts";
 
 /** API keys (`b9_…`) with scopes and a workspace. */
@@ -15,6 +15,11 @@ export class ApiKeys {
 
   async list(options?: RequestOptions): Promise<ApiKeyList> {
     return this.#http.get("/api/v1/keys", undefined, options);
+  }
+
+  /** Change a key's per-minute limits (null removes one); applies to its next request. */
+  async setLimits(id: string, body: SetApiKeyLimits, options?: RequestOptions): Promise<ApiKeyView> {
+    return this.#http.post(`/api/v1/keys/${segment(id)}/limits`, body, options);
   }
 
   async revoke(id: string, options?: RequestOptions): Promise<ApiKeyView> {

@@ -1,5 +1,5 @@
 import type { CreateWorkspace, WorkspaceList, WorkspaceRemoved, WorkspaceView } from "@beta9/protocol";
-import type { RequestOptions, Transport } from "../transport.ts";
+import { type RequestOptions, segment, type Transport } from "../transport.ts";
 
 /** Workspaces hold deployments, API keys and usage; the operator (an admin of `default`) makes them. */
 export class Workspaces {
@@ -19,6 +19,6 @@ export class Workspaces {
 
   /** Remove a workspace with its deployments and API keys (not `default`). */
   async remove(name: string, options?: RequestOptions): Promise<WorkspaceRemoved> {
-    return this.#http.delete(`/api/v1/workspaces/${encodeURIComponent(name)}`, options);
+    return this.#http.delete(`/api/v1/workspaces/${segment(name)}`, options);
   }
 }

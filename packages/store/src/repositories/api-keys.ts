@@ -38,6 +38,16 @@ export class ApiKeyRepository {
     return this.get(id);
   }
 
+  /** Change a key's per-minute limits (null: none); the key as it is now, or undefined for no such key. */
+  async setLimits(
+    id: string,
+    limits: Partial<Pick<ApiKey, "rpm_limit" | "tpm_limit">>,
+  ): Promise<ApiKey | undefined> {
+    if (Object.keys(limits).length > 0)
+      await this.#db.updateTable("api_keys").set(limits).where("id", "=", id).execute();
+    return this.get(id);
+  }
+
   async touch(id: string, now: number): Promise<void> {
     await this.#db.updateTable("api_keys").set({ last_used_at: now }).where("id", "=", id).execute();
   }

@@ -72,7 +72,7 @@ export function limitsText(k: { rpm_limit?: number | null; tpm_limit?: number | 
   return parts.length ? parts.join(", ") : "-";
 }
 
-function positiveInt(flag: string): (value: string) => number {
+export function positiveInt(flag: string): (value: string) => number {
   return (value) => {
     const n = Number(value);
     if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1)

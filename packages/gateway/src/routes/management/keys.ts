@@ -1,4 +1,11 @@
-import { ApiKeyList, ApiKeyView, Beta9Error, CreateApiKey, TOKEN_PREFIX } from "@beta9/protocol";
+import {
+  ApiKeyList,
+  ApiKeyView,
+  Beta9Error,
+  CreateApiKey,
+  SetApiKeyLimits,
+  TOKEN_PREFIX,
+} from "@beta9/protocol";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import { hashSecret, newId, newSecret } from "../../auth/secrets.ts";
@@ -53,6 +60,34 @@ export const keyRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app, 
     return { keys: keys.map((k) => apiKeyView(k, workspace)) };
   });
 
+  /** A key of the caller's workspace, or not_found (another workspace's keys are not there for it). */
+  const ownKey = async (workspaceId: string, id: string) => {
+    const existing = await ctx.store.keys.get(id);
+    if (!existing || existing.workspace_id !== workspaceId)
+      throw new Beta9Error("not_found", `no API key ${id}; list them with \`b9 key list\``);
+    return existing;
+  };
+
+  app.post(
+    "/api/v1/keys/:id/limits",
+    {
+      schema: {
+        params: Type.Object({ id: Type.String({ maxLength: 64 }) }),
+        body: SetApiKeyLimits,
+        response: { 200: ApiKeyView },
+      },
+    },
+    async (req) => {
+      const caller = await ctx.auth.authenticate(req, "admin");
+      const existing = await ownKey(caller.workspaceId, req.params.id);
+      const k = await ctx.store.keys.setLimits(existing.id, req.body);
+      // Read again on its next request here; other replicas within their key cache's few seconds.
+      ctx.auth.forget(existing.id);
+      ctx.log.info({ key_id: existing.id, ...req.body }, "API key limits changed");
+      return apiKeyView(k ?? existing, await ctx.store.workspaces.byId(existing.workspace_id));
+    },
+  );
+
   app.delete(
     "/api/v1/keys/:id",
     {
@@ -60,10 +95,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app, 
     },
     async (req) => {
       const caller = await ctx.auth.authenticate(req, "admin");
-      const existing = await ctx.store.keys.get(req.params.id);
-      if (!existing || existing.workspace_id !== caller.workspaceId) {
-        throw new Beta9Error("not_found", `no API key ${req.params.id}; list them with \`b9 key list\``);
-      }
+      const existing = await ownKey(caller.workspaceId, req.params.id);
       const k = await ctx.store.keys.revoke(existing.id, Date.now());
       ctx.auth.forget(existing.id);
       ctx.log.info({ key_id: existing.id }, "API key revoked");
