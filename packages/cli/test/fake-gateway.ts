@@ -230,7 +230,7 @@ export async function startFakeGateway(
                   { group: "llama3.2:1b", ...stats(10, 1, 250, 980) },
                   { group: "smollm2", ...stats(3, 0, 40, 60) },
                 ];
-      return { status: 200, body: { since, until, group_by: groupBy, groups } };
+      return { status: 200, body: { since, until, group_by: groupBy, workspace: "default", groups } };
     }
     return fail(404, "not_found", `No route ${method} ${path}.`);
   };

@@ -78,9 +78,9 @@ describe("b9 usage", () => {
     let r = await b9(env, "usage", "--since", "yesterday");
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("--since takes a duration such as 30m, 24h or 7d, or an ISO time or date");
-    r = await b9(env, "usage", "--by", "machine");
+    r = await b9(env, "usage", "--by", "gpu");
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain("Allowed choices are model, key, day");
+    expect(r.stderr).toContain("Allowed choices are model, key, day, machine");
     expect(gateway.requests).toHaveLength(0);
   });
 

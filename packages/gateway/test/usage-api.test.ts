@@ -185,6 +185,22 @@ for (const dialect of DIALECTS) {
       );
       const theirs = await h.call("GET", `/api/v1/usage?since=${since}`, { key: team.key });
       expect(theirs.body.groups).toEqual([expect.objectContaining({ group: "smollm2", requests: 1 })]);
+
+      // By machine: a machine no longer known shows no name; requests no machine answered group as "".
+      await h.gw.store.usage.insertMany([row("e", { machine_id: null, status: 404 })]);
+      const byMachine = await h.call("GET", `/api/v1/usage?group_by=machine&since=${since}`, {
+        key: reader.key,
+      });
+      expect(
+        byMachine.body.groups.map((g: { group: string; machine_name: string | null; requests: number }) => [
+          g.group,
+          g.machine_name,
+          g.requests,
+        ]),
+      ).toEqual([
+        ["", null, 1],
+        ["m1", null, 3],
+      ]);
     });
 
     it("needs scope read, and says what is wrong with since, until and group_by", async () => {
@@ -196,7 +212,7 @@ for (const dialect of DIALECTS) {
       expect(bad.body.error.message).toMatch(/`since` is not a time: use ISO 8601/);
       const backwards = await h.call("GET", "/api/v1/usage?since=2026-02-01&until=2026-01-01");
       expect(backwards.body.error.message).toMatch(/`since` must be before `until`/);
-      expect((await h.call("GET", "/api/v1/usage?group_by=machine")).status).toBe(400);
+      expect((await h.call("GET", "/api/v1/usage?group_by=gpu")).status).toBe(400);
       expect((await h.call("GET", "/api/v1/usage?extra=1")).status).toBe(400);
     });
   });

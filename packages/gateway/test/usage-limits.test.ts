@@ -1,5 +1,3 @@
-import { join } from "node:path";
-import { Store } from "@beta9/store";
 import {
   type AgentProc,
   builtinEngineModel,
@@ -105,6 +103,13 @@ describe("usage metering and key limits through the gateway", () => {
     }
     const byKey = await usage(`since=${since}&group_by=key`);
     expect(byKey.groups).toEqual([expect.objectContaining({ group: app.id, key_name: "app", requests: 7 })]);
+    // Where they ran: the one machine, by its id and name.
+    const byMachine = await usage(`since=${since}&group_by=machine`);
+    const [machine] = (await gw.api<{ machines: { id: string; name: string }[] }>("GET", "/api/v1/machines"))
+      .body.machines;
+    expect(byMachine.groups).toEqual([
+      expect.objectContaining({ group: machine!.id, machine_name: machine!.name, requests: 7 }),
+    ]);
   });
 
   it("hands the usage chunk only to a client that asked for it, and meters the stream either way", async () => {
@@ -231,14 +236,8 @@ describe("usage metering and key limits through the gateway", () => {
     );
   });
 
-  it("shows a workspace only its own usage", async () => {
-    // Workspaces are made by admins in the store; the gateway's SQLite file takes a second writer.
-    const store = await Store.open({ kind: "sqlite", path: join(gw.dataDir, "beta9.db") });
-    try {
-      await store.workspaces.insert({ id: "ws_team", name: "team", created_at: Date.now() });
-    } finally {
-      await store.close();
-    }
+  it("shows a workspace only its own usage; the operator may read any workspace's", async () => {
+    expect((await gw.api("POST", "/api/v1/workspaces", { name: "team" })).status).toBe(201);
     const team = await key({ name: "team-app", scopes: ["inference", "read"], workspace: "team" });
     expect(
       (await openai(team.key).chat.completions.create({ model: "smollm2", messages: hi, max_tokens: 2 })).id,
@@ -253,5 +252,16 @@ describe("usage metering and key limits through the gateway", () => {
     // A key of the team cannot see the default workspace's usage by any query.
     const byModel = await usage("group_by=model", team.key);
     expect(byModel.groups).toEqual([expect.objectContaining({ group: "smollm2", requests: 1 })]);
+    expect(byModel.workspace).toBe("team");
+    const peek = await gw.api<Json>("GET", "/api/v1/usage?workspace=default", undefined, team.key);
+    expect(peek).toMatchObject({ status: 403, body: { error: { code: "forbidden" } } });
+    // The operator (a key of default) reads the team's.
+    const operator = await usage("group_by=key&workspace=team");
+    expect(operator).toMatchObject({
+      workspace: "team",
+      groups: [expect.objectContaining({ group: team.id })],
+    });
+    const nowhere = await gw.api<Json>("GET", "/api/v1/usage?workspace=nowhere");
+    expect(nowhere).toMatchObject({ status: 404, body: { error: { code: "not_found" } } });
   });
 });

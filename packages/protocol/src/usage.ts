@@ -1,6 +1,11 @@
 import { type Static, Type } from "typebox";
 
-export const UsageGroupBy = Type.Union([Type.Literal("model"), Type.Literal("key"), Type.Literal("day")]);
+export const UsageGroupBy = Type.Union([
+  Type.Literal("model"),
+  Type.Literal("key"),
+  Type.Literal("day"),
+  Type.Literal("machine"),
+]);
 export type UsageGroupBy = Static<typeof UsageGroupBy>;
 
 /** `GET /api/v1/usage` query: the caller's workspace's inference requests in [since, until). */
@@ -12,16 +17,23 @@ export const UsageQuery = Type.Object(
     until: Type.Optional(Type.String({ maxLength: 64 })),
     /** Default "model". */
     group_by: Type.Optional(UsageGroupBy),
+    /** Another workspace's usage, by name: for a key of the default workspace (the pool's operator). */
+    workspace: Type.Optional(Type.String({ maxLength: 64 })),
   },
   { additionalProperties: false },
 );
 export type UsageQuery = Static<typeof UsageQuery>;
 
 export const UsageGroup = Type.Object({
-  /** The model's name, the key's id, or the UTC day ("2026-11-28"). */
+  /**
+   * The model's name, the key's id, the UTC day ("2026-11-28"), or the machine's id ("" for requests
+   * no machine answered: unknown model, rate limited, no capacity).
+   */
   group: Type.String(),
   /** The key's name when grouped by key (null if the key is gone); absent otherwise. */
   key_name: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  /** The machine's name when grouped by machine (null if none answered or it was removed); absent otherwise. */
+  machine_name: Type.Optional(Type.Union([Type.String(), Type.Null()])),
   requests: Type.Integer(),
   prompt_tokens: Type.Integer(),
   completion_tokens: Type.Integer(),
@@ -36,6 +48,8 @@ export const UsageReport = Type.Object({
   since: Type.String({ format: "date-time" }),
   until: Type.String({ format: "date-time" }),
   group_by: UsageGroupBy,
+  /** The workspace the report is of. */
+  workspace: Type.String(),
   groups: Type.Array(UsageGroup),
 });
 export type UsageReport = Static<typeof UsageReport>;

@@ -100,6 +100,7 @@ const usageReport: UsageReport = {
   since: "2026-01-01T00:00:00.000Z",
   until: "2026-01-02T00:00:00.000Z",
   group_by: "key",
+  workspace: "default",
   groups: [
     {
       group: "key_1",

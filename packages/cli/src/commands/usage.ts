@@ -8,10 +8,16 @@ interface Options {
   since: string;
   until?: string;
   by: UsageGroupBy;
+  workspace?: string;
   json?: boolean;
 }
 
-const HEADS: Record<UsageGroupBy, string[]> = { model: ["MODEL"], key: ["KEY", "NAME"], day: ["DAY"] };
+const HEADS: Record<UsageGroupBy, string[]> = {
+  model: ["MODEL"],
+  key: ["KEY", "NAME"],
+  day: ["DAY"],
+  machine: ["MACHINE", "NAME"],
+};
 
 export function addUsage(program: Command, ctx: Context): void {
   program
@@ -25,10 +31,11 @@ export function addUsage(program: Command, ctx: Context): void {
     )
     .option("--until <when>", "up to this long ago or this ISO time or date (default: now)", when("--until"))
     .addOption(
-      new Option("--by <group>", "one row per model, key or day")
-        .choices(["model", "key", "day"])
+      new Option("--by <group>", "one row per model, key, day or machine (where it ran)")
+        .choices(["model", "key", "day", "machine"])
         .default("model"),
     )
+    .option("--workspace <name>", "another workspace's usage (a key of the default workspace)")
     .option("--json", JSON_FLAG_HELP)
     .action(async (opts: Options) => {
       const now = ctx.now();
@@ -36,6 +43,7 @@ export function addUsage(program: Command, ctx: Context): void {
         since: absolute(opts.since, now),
         until: opts.until === undefined ? undefined : absolute(opts.until, now),
         group_by: opts.by,
+        workspace: opts.workspace,
       });
       if (opts.json) return ctx.printJson(report);
       if (report.groups.length === 0) {
@@ -45,8 +53,9 @@ export function addUsage(program: Command, ctx: Context): void {
         table(
           [...HEADS[opts.by], "REQUESTS", "PROMPT TOKENS", "COMPLETION TOKENS", "ERRORS", "P50", "P95"],
           report.groups.map((g) => [
-            g.group,
+            g.group || "-",
             ...(opts.by === "key" ? [g.key_name ?? "-"] : []),
+            ...(opts.by === "machine" ? [g.machine_name ?? "-"] : []),
             String(g.requests),
             String(g.prompt_tokens),
             String(g.completion_tokens),

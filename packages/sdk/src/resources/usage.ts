@@ -8,6 +8,8 @@ export interface UsageFilter {
   until?: Date | string;
   /** Default "model". */
   group_by?: UsageGroupBy;
+  /** Another workspace, by name (a key of the default workspace only). */
+  workspace?: string;
 }
 
 /** Inference usage of the caller's workspace, as the gateway metered it. Needs scope read (or admin). */
@@ -17,12 +19,17 @@ export class Usage {
     this.#http = http;
   }
 
-  /** Requests, tokens, errors and latency percentiles per model, key or UTC day. */
+  /** Requests, tokens, errors and latency percentiles per model, key, UTC day or machine. */
   async get(filter: UsageFilter = {}, options?: RequestOptions): Promise<UsageReport> {
     const iso = (t: Date | string | undefined) => (t instanceof Date ? t.toISOString() : t);
     return this.#http.get(
       "/api/v1/usage",
-      { since: iso(filter.since), until: iso(filter.until), group_by: filter.group_by },
+      {
+        since: iso(filter.since),
+        until: iso(filter.until),
+        group_by: filter.group_by,
+        workspace: filter.workspace,
+      },
       options,
     );
   }

@@ -4,7 +4,7 @@ import type { Executor } from "./executor.ts";
 
 export type UsageRow = Selectable<UsageTable>;
 
-export type UsageGroupBy = "model" | "key" | "day";
+export type UsageGroupBy = "model" | "key" | "day" | "machine";
 
 export interface UsageQuery {
   workspaceId: string;
@@ -63,8 +63,10 @@ export class UsageRepository {
         ? sql<string>`model`
         : q.groupBy === "key"
           ? sql<string>`key_id`
-          : // Integer division in both dialects: the UTC day's first millisecond.
-            sql<string>`(started_at / ${sql.lit(DAY_MS)}) * ${sql.lit(DAY_MS)}`;
+          : q.groupBy === "machine"
+            ? sql<string>`coalesce(machine_id, '')`
+            : // Integer division in both dialects: the UTC day's first millisecond.
+              sql<string>`(started_at / ${sql.lit(DAY_MS)}) * ${sql.lit(DAY_MS)}`;
     // Nearest rank: ceil(p * n) with integer arithmetic, (p100 * n + 99) / 100.
     const { rows } = await sql<{
       g: string | number;

@@ -5,7 +5,10 @@ import type { Metering } from "../../metering/metering.ts";
 
 const DAY_MS = 86_400_000;
 
-/** `GET /api/v1/usage`: the caller's workspace's inference requests, summed per model, key or day. */
+/**
+ * `GET /api/v1/usage`: the caller's workspace's inference requests, summed per model, key, day or
+ * machine; the operator may name another workspace.
+ */
 export const usageRoutes: FastifyPluginAsyncTypebox<GatewayContext & { metering: Metering }> = async (
   app,
   ctx,
@@ -15,6 +18,18 @@ export const usageRoutes: FastifyPluginAsyncTypebox<GatewayContext & { metering:
     { schema: { querystring: UsageQuery, response: { 200: UsageReport } } },
     async (req) => {
       const caller = await ctx.auth.authenticate(req, "read");
+      let workspace = await ctx.store.workspaces.byId(caller.workspaceId);
+      if (req.query.workspace !== undefined && req.query.workspace !== workspace?.name) {
+        await ctx.auth.operator(req, "read another workspace's usage", "read");
+        workspace = await ctx.store.workspaces.byName(req.query.workspace);
+        if (!workspace)
+          throw new Beta9Error(
+            "not_found",
+            `no workspace named ${req.query.workspace}; list them with \`b9 workspace list\``,
+          );
+      }
+      if (!workspace)
+        throw new Beta9Error("not_found", "this key's workspace is gone; ask the pool's operator");
       const until = req.query.until === undefined ? Date.now() : time("until", req.query.until);
       const since = req.query.since === undefined ? until - DAY_MS : time("since", req.query.since);
       if (since >= until) {
@@ -23,27 +38,23 @@ export const usageRoutes: FastifyPluginAsyncTypebox<GatewayContext & { metering:
       const groupBy = req.query.group_by ?? "model";
       // Requests this gateway has finished but not yet written are counted too.
       await ctx.metering.flush();
-      const rows = await ctx.store.usage.summarize({
-        workspaceId: caller.workspaceId,
-        since,
-        until,
-        groupBy,
-      });
-      const names =
+      const rows = await ctx.store.usage.summarize({ workspaceId: workspace.id, since, until, groupBy });
+      const keyNames =
         groupBy === "key"
-          ? new Map(
-              (await ctx.store.keys.list({ workspaceId: caller.workspaceId })).map((k) => [k.id, k.name]),
-            )
+          ? new Map((await ctx.store.keys.list({ workspaceId: workspace.id })).map((k) => [k.id, k.name]))
           : undefined;
+      const machineName = (id: string) => (id === "" ? null : (ctx.registry.get(id)?.name ?? null));
       const groups: UsageGroup[] = rows.map((r) => ({
         ...r,
         group: groupBy === "day" ? new Date(Number(r.group)).toISOString().slice(0, 10) : r.group,
-        ...(names ? { key_name: names.get(r.group) ?? null } : {}),
+        ...(keyNames ? { key_name: keyNames.get(r.group) ?? null } : {}),
+        ...(groupBy === "machine" ? { machine_name: machineName(r.group) } : {}),
       }));
       return {
         since: new Date(since).toISOString(),
         until: new Date(until).toISOString(),
         group_by: groupBy,
+        workspace: workspace.name,
         groups,
       };
     },
