@@ -137,13 +137,45 @@ for (const dialect of DIALECTS) {
       expect((await h.call("POST", "/api/v1/deployments", { body: dep })).status).toBe(201);
     });
 
+    it("the operator lists, limits and revokes another workspace's keys; a team cannot touch the operator's", async () => {
+      const app = (
+        await h.call("POST", "/api/v1/keys", { body: { name: "app", scopes: ["inference"] }, key: teamAdmin })
+      ).body;
+      const listed = await h.call("GET", "/api/v1/keys?workspace=team");
+      expect(listed.body.keys.map((k: { name: string; workspace: string }) => [k.name, k.workspace])).toEqual(
+        [
+          ["team-admin", "team"],
+          ["app", "team"],
+        ],
+      );
+      const limited = await h.call("POST", `/api/v1/keys/${app.id}/limits`, { body: { rpm_limit: 30 } });
+      expect(limited).toMatchObject({ status: 200, body: { workspace: "team", rpm_limit: 30 } });
+      expect((await h.call("DELETE", `/api/v1/keys/${app.id}`)).body).toMatchObject({ revoked: true });
+      expect((await h.call("GET", "/v1/models", { key: app.key })).status).toBe(401);
+
+      const operatorKey = (await h.call("GET", "/api/v1/keys")).body.keys[0].id;
+      const peek = await h.call("GET", "/api/v1/keys?workspace=default", { key: teamAdmin });
+      expect(peek).toMatchObject({ status: 403, body: { error: { code: "forbidden" } } });
+      for (const [method, url, body] of [
+        ["DELETE", `/api/v1/keys/${operatorKey}`, undefined],
+        ["POST", `/api/v1/keys/${operatorKey}/limits`, { rpm_limit: 1 }],
+      ] as const) {
+        const res = await h.call(method, url, { key: teamAdmin, ...(body ? { body } : {}) });
+        expect(res).toMatchObject({ status: 404, body: { error: { code: "not_found" } } });
+      }
+      expect((await h.call("GET", "/api/v1/keys")).body.keys[0]).toMatchObject({
+        revoked: false,
+        rpm_limit: null,
+      });
+    });
+
     it("the operator gives keys to existing workspaces only, and says how to make one", async () => {
       const res = await h.call("POST", "/api/v1/keys", {
         body: { name: "k", scopes: ["read"], workspace: "nowhere" },
       });
       expect(res).toMatchObject({ status: 404, body: { error: { code: "not_found" } } });
       expect(res.body.error.message).toMatch(
-        /no workspace named nowhere; create it with `b9 workspace create nowhere`/,
+        /no workspace named nowhere;.*create it with `b9 workspace create nowhere`/,
       );
     });
   });

@@ -1,6 +1,6 @@
 import { bearerToken } from "@beta9/http";
 import { Beta9Error, type Scope, TOKEN_PREFIX } from "@beta9/protocol";
-import type { ApiKey, Store } from "@beta9/store";
+import type { ApiKey, Store, Workspace } from "@beta9/store";
 import type { FastifyRequest } from "fastify";
 import { hashSecret } from "./secrets.ts";
 
@@ -102,6 +102,37 @@ export class ApiKeyAuth {
       );
     }
     return caller;
+  }
+
+  /** Whether the caller's key belongs to the operator's workspace. */
+  async isOperator(caller: Caller): Promise<boolean> {
+    return (await this.#store.workspaces.byId(caller.workspaceId))?.name === OPERATOR_WORKSPACE;
+  }
+
+  /**
+   * The workspace a request acts on: the caller's own, or the one it names, which takes a key of the
+   * operator's workspace (`what` ends the refusal, e.g. "read another workspace's usage").
+   */
+  async actingWorkspace(
+    req: FastifyRequest,
+    caller: Caller,
+    named: string | undefined,
+    what: string,
+    need: Scope,
+  ): Promise<Workspace> {
+    const own = await this.#store.workspaces.byId(caller.workspaceId);
+    if (named === undefined || named === own?.name) {
+      if (!own) throw new Beta9Error("not_found", "this key's workspace is gone; ask the pool's operator");
+      return own;
+    }
+    await this.operator(req, what, need);
+    const other = await this.#store.workspaces.byName(named);
+    if (!other)
+      throw new Beta9Error(
+        "not_found",
+        `no workspace named ${named}; list them with \`b9 workspace list\` or create it with \`b9 workspace create ${named}\``,
+      );
+    return other;
   }
 
   async #lookup(hash: string): Promise<ApiKey | undefined> {

@@ -13,8 +13,9 @@ export class ApiKeys {
     return this.#http.post("/api/v1/keys", body, options);
   }
 
-  async list(options?: RequestOptions): Promise<ApiKeyList> {
-    return this.#http.get("/api/v1/keys", undefined, options);
+  /** The caller's workspace's keys, or another workspace's (a key of the default workspace only). */
+  async list(filter: { workspace?: string } = {}, options?: RequestOptions): Promise<ApiKeyList> {
+    return this.#http.get("/api/v1/keys", { workspace: filter.workspace }, options);
   }
 
   /** Change a key's per-minute limits (null removes one); applies to its next request. */

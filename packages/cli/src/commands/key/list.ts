@@ -9,9 +9,10 @@ export function addKeyList(key: Command, ctx: Context): void {
     .command("list")
     .alias("ls")
     .description("list API keys (the keys themselves are never shown again)")
+    .option("--workspace <name>", "another workspace's keys (a key of the default workspace)")
     .option("--json", JSON_FLAG_HELP)
-    .action(async (opts: { json?: boolean }) => {
-      const list = await ctx.client().keys.list();
+    .action(async (opts: { workspace?: string; json?: boolean }) => {
+      const list = await ctx.client().keys.list({ workspace: opts.workspace });
       if (opts.json) return ctx.printJson(list);
       if (list.keys.length === 0) return ctx.note("No API keys.");
       const now = ctx.now();

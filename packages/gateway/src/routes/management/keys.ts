@@ -8,6 +8,7 @@ import {
 } from "@beta9/protocol";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
+import type { Caller } from "../../auth/api-keys.ts";
 import { hashSecret, newId, newSecret } from "../../auth/secrets.ts";
 import type { GatewayContext } from "../../context.ts";
 import { apiKeyView } from "../../views.ts";
@@ -18,18 +19,13 @@ export const keyRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app, 
     { schema: { body: CreateApiKey, response: { 201: ApiKeyView } } },
     async (req, reply) => {
       const caller = await ctx.auth.authenticate(req, "admin");
-      let workspace = await ctx.store.workspaces.byId(caller.workspaceId);
-      if (req.body.workspace !== undefined && req.body.workspace !== workspace?.name) {
-        await ctx.auth.operator(req, "create keys for another workspace");
-        workspace = await ctx.store.workspaces.byName(req.body.workspace);
-        if (!workspace)
-          throw new Beta9Error(
-            "not_found",
-            `no workspace named ${req.body.workspace}; create it with \`b9 workspace create ${req.body.workspace}\``,
-          );
-      }
-      if (!workspace)
-        throw new Beta9Error("not_found", "this key's workspace is gone; ask the pool's operator");
+      const workspace = await ctx.auth.actingWorkspace(
+        req,
+        caller,
+        req.body.workspace,
+        "create keys for another workspace",
+        "admin",
+      );
       const secret = newSecret(TOKEN_PREFIX.apiKey);
       const row = {
         id: newId("key_"),
@@ -53,17 +49,38 @@ export const keyRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app, 
     },
   );
 
-  app.get("/api/v1/keys", { schema: { response: { 200: ApiKeyList } } }, async (req) => {
-    const caller = await ctx.auth.authenticate(req, "read");
-    const workspace = await ctx.store.workspaces.byId(caller.workspaceId);
-    const keys = await ctx.store.keys.list({ workspaceId: caller.workspaceId });
-    return { keys: keys.map((k) => apiKeyView(k, workspace)) };
-  });
+  app.get(
+    "/api/v1/keys",
+    {
+      schema: {
+        querystring: Type.Object(
+          { workspace: Type.Optional(Type.String({ maxLength: 64 })) },
+          { additionalProperties: false },
+        ),
+        response: { 200: ApiKeyList },
+      },
+    },
+    async (req) => {
+      const caller = await ctx.auth.authenticate(req, "read");
+      const workspace = await ctx.auth.actingWorkspace(
+        req,
+        caller,
+        req.query.workspace,
+        "list another workspace's keys",
+        "read",
+      );
+      const keys = await ctx.store.keys.list({ workspaceId: workspace.id });
+      return { keys: keys.map((k) => apiKeyView(k, workspace)) };
+    },
+  );
 
-  /** A key of the caller's workspace, or not_found (another workspace's keys are not there for it). */
-  const ownKey = async (workspaceId: string, id: string) => {
+  /**
+   * A key of the caller's workspace, or of any for the pool's operator; else not_found (another
+   * workspace's keys are not there for a team).
+   */
+  const ownKey = async (caller: Caller, id: string) => {
     const existing = await ctx.store.keys.get(id);
-    if (!existing || existing.workspace_id !== workspaceId)
+    if (!existing || (existing.workspace_id !== caller.workspaceId && !(await ctx.auth.isOperator(caller))))
       throw new Beta9Error("not_found", `no API key ${id}; list them with \`b9 key list\``);
     return existing;
   };
@@ -79,7 +96,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app, 
     },
     async (req) => {
       const caller = await ctx.auth.authenticate(req, "admin");
-      const existing = await ownKey(caller.workspaceId, req.params.id);
+      const existing = await ownKey(caller, req.params.id);
       const k = await ctx.store.keys.setLimits(existing.id, req.body);
       // Read again on its next request here; other replicas within their key cache's few seconds.
       ctx.auth.forget(existing.id);
@@ -95,7 +112,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app, 
     },
     async (req) => {
       const caller = await ctx.auth.authenticate(req, "admin");
-      const existing = await ownKey(caller.workspaceId, req.params.id);
+      const existing = await ownKey(caller, req.params.id);
       const k = await ctx.store.keys.revoke(existing.id, Date.now());
       ctx.auth.forget(existing.id);
       ctx.log.info({ key_id: existing.id }, "API key revoked");

@@ -18,18 +18,13 @@ export const usageRoutes: FastifyPluginAsyncTypebox<GatewayContext & { metering:
     { schema: { querystring: UsageQuery, response: { 200: UsageReport } } },
     async (req) => {
       const caller = await ctx.auth.authenticate(req, "read");
-      let workspace = await ctx.store.workspaces.byId(caller.workspaceId);
-      if (req.query.workspace !== undefined && req.query.workspace !== workspace?.name) {
-        await ctx.auth.operator(req, "read another workspace's usage", "read");
-        workspace = await ctx.store.workspaces.byName(req.query.workspace);
-        if (!workspace)
-          throw new Beta9Error(
-            "not_found",
-            `no workspace named ${req.query.workspace}; list them with \`b9 workspace list\``,
-          );
-      }
-      if (!workspace)
-        throw new Beta9Error("not_found", "this key's workspace is gone; ask the pool's operator");
+      const workspace = await ctx.auth.actingWorkspace(
+        req,
+        caller,
+        req.query.workspace,
+        "read another workspace's usage",
+        "read",
+      );
       const until = req.query.until === undefined ? Date.now() : time("until", req.query.until);
       const since = req.query.since === undefined ? until - DAY_MS : time("since", req.query.since);
       if (since >= until) {
