@@ -23,6 +23,8 @@ export const InferenceStartRequest = Type.Object(
     engine: Type.Optional(EngineName),
     /** Context length to serve with. */
     context_size: Type.Optional(Type.Integer({ minimum: 256, maximum: 1_048_576 })),
+    /** Started by a gateway for a deployment: a gateway unloads it once no deployment has the name. */
+    deployment: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );
@@ -54,6 +56,8 @@ export const ServedModelView = Type.Object({
   memory_bytes: Type.Union([Type.Number(), Type.Null()]),
   context_size: Type.Union([Type.Integer(), Type.Null()]),
   error: Type.Optional(Type.String()),
+  /** A gateway started it for a deployment (absent: the machine's owner started it by hand). */
+  deployment: Type.Optional(Type.Boolean()),
 });
 export type ServedModelView = Static<typeof ServedModelView>;
 

@@ -59,6 +59,7 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox<InferenceRoutesContext> 
         model: body.model,
         engine: body.engine as EngineName | undefined,
         contextSize: body.context_size,
+        deployment: body.deployment === true,
       });
       return status();
     },

@@ -48,6 +48,8 @@ export interface InferenceDeps {
 export class InferenceManager {
   readonly #deps: InferenceDeps;
   readonly #served = new Map<string, ServedModel>();
+  /** Models a gateway started for a deployment, reported so that any gateway can unload them later. */
+  readonly #forDeployment = new Set<string>();
   readonly #starting = new Map<string, Promise<ServedModel>>();
   readonly #errors = new Map<string, { engine: string; message: string }>();
   #detections: EngineDetection[] = [];
@@ -98,7 +100,10 @@ export class InferenceManager {
     model: string;
     engine?: EngineName | undefined;
     contextSize?: number | undefined;
+    /** A gateway starts it for a deployment (see ServedModelView.deployment). */
+    deployment?: boolean | undefined;
   }): Promise<ServedModel> {
+    if (req.deployment) this.#forDeployment.add(req.model);
     const running = this.#served.get(req.model);
     if (running && running.state() === "ready") return running;
     const pending = this.#starting.get(req.model);
@@ -174,12 +179,14 @@ export class InferenceManager {
       await s.stop();
       this.#served.delete(model);
       this.#errors.delete(model);
+      this.#forDeployment.delete(model);
       this.#deps.log.info({ model }, `stopped ${model}`);
       return;
     }
     await Promise.all([...this.#served.values()].map((s) => s.stop().catch(() => {})));
     this.#served.clear();
     this.#errors.clear();
+    this.#forDeployment.clear();
     this.#deps.log.info("stopped all models");
   }
 
@@ -208,6 +215,7 @@ export class InferenceManager {
         memory_bytes: s.model.memoryBytes ?? null,
         context_size: s.model.contextSize ?? null,
         ...(state === "error" ? { error: s.stderrTail() || "the engine stopped" } : {}),
+        ...(this.#forDeployment.has(s.model.name) ? { deployment: true } : {}),
       });
     }
     for (const [name, e] of this.#errors) {

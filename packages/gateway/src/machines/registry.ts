@@ -402,6 +402,16 @@ export class MachineRegistry {
     return out;
   }
 
+  /** Models that machines connected here run because a gateway started them for a deployment. */
+  deploymentModels(): Set<string> {
+    const out = new Set<string>();
+    for (const e of this.#entries.values()) {
+      if (!e.live.connected) continue;
+      for (const m of e.live.inference?.models ?? []) if (m.deployment) out.add(m.name);
+    }
+    return out;
+  }
+
   countByStatus(): Map<MachineStatus, number> {
     const now = Date.now();
     const counts = new Map<MachineStatus, number>();

@@ -194,6 +194,7 @@ export class ReplicaManager {
             model: dep.name,
             ...(dep.engine ? { engine: dep.engine } : {}),
             ...(dep.contextSize ? { context_size: dep.contextSize } : {}),
+            deployment: true,
           },
           timeoutMs: Math.max(1_000, deadline - Date.now()),
         });
@@ -233,6 +234,8 @@ export class ReplicaManager {
         this.#managed.delete(name);
         this.#removed.add(name);
       }
+      // Started for a deployment by any gateway (this one before a restart, or a peer): the agents say so.
+      for (const name of registry.deploymentModels()) if (!deployed.has(name)) this.#removed.add(name);
       for (const name of this.#removed) if (deployed.has(name)) this.#removed.delete(name);
       const unwanted = unwantedReplicas({
         deployments,
