@@ -62,10 +62,14 @@ export class KeyLimits {
     return { ok: true };
   }
 
-  /** Charge the tokens an answer used to its key (nothing when the key has no token limit). */
-  charge(keyId: string, tokens: number): void {
-    const b = this.#keys.get(keyId);
-    if (!b?.tpm || !(tokens > 0)) return;
+  /**
+   * Charge the tokens an answer used to its key (nothing when the key has no token limit). `limits`
+   * brings back a bucket pruned while the answer ran (it was full then; the answer's tokens count).
+   */
+  charge(keyId: string, tokens: number, limits?: Limits): void {
+    if (!(tokens > 0)) return;
+    const b = this.#keys.get(keyId) ?? (limits?.tpm != null ? this.#buckets(keyId, limits) : undefined);
+    if (!b?.tpm) return;
     b.tpm.charge(tokens);
     this.#count(keyId, 0, tokens);
   }
@@ -112,6 +116,7 @@ export class KeyLimits {
     }
     const now = this.#now();
     for (const [id, o] of this.#owedElsewhere) if (now - o.at >= MINUTE_MS) this.#owedElsewhere.delete(id);
+    for (const [id, s] of this.#spent) if (now - s.at > SPENDING_KEPT_MS) this.#spent.delete(id);
   }
 
   /** Keys tracked now (tests). */
@@ -131,8 +136,12 @@ export class KeyLimits {
     const o = fresh ? this.#owedElsewhere.get(keyId) : undefined;
     if (o) {
       this.#owedElsewhere.delete(keyId);
-      // Spent within the last minute elsewhere: what the key's buckets here would already show.
-      if (this.#now() - o.at < MINUTE_MS) this.chargeElsewhere(keyId, o.owed);
+      // Spent elsewhere lately: the key starts as used as that, but never owes more than a minute's
+      // worth (what it spent before then has refilled), however long it was busy there.
+      if (this.#now() - o.at < MINUTE_MS) {
+        if (b.rpm && o.owed[0] > 0) b.rpm.charge(Math.min(o.owed[0], b.rpm.capacity));
+        if (b.tpm && o.owed[1] > 0) b.tpm.charge(Math.min(o.owed[1], b.tpm.capacity));
+      }
     }
     return b;
   }

@@ -189,4 +189,30 @@ describe("KeyLimits", () => {
     expect(l.admit("other", { rpm: 5, tpm: null }).ok).toBe(true);
     expect(l.spending()).toEqual({ other: [1, 0] });
   });
+
+  it("a key busy elsewhere for an hour owes here at most a minute's worth", () => {
+    const c = clock();
+    const l = new KeyLimits(c.now);
+    const limits = { rpm: 60, tpm: null };
+    for (let i = 0; i < 1_800; i++) {
+      l.chargeElsewhere("k", [2, 0]);
+      c.advance(2_000);
+    }
+    const first = l.admit("k", limits);
+    expect(first).toMatchObject({ ok: false, reason: "rpm" });
+    expect(first.ok === false && first.retryAfterS).toBeLessThanOrEqual(2);
+  });
+
+  it("charges an answer's tokens to a bucket pruned while it ran, and publishes them", () => {
+    const c = clock();
+    const l = new KeyLimits(c.now);
+    const limits = { rpm: null, tpm: 1_000 };
+    expect(l.admit("k", limits).ok).toBe(true);
+    c.advance(60_000);
+    l.prune(); // full again: forgotten
+    expect(l.size).toBe(0);
+    l.charge("k", 5_000, limits);
+    expect(l.admit("k", limits)).toMatchObject({ ok: false, reason: "tpm" });
+    expect(l.spending()).toEqual({ k: [1, 5_000] });
+  });
 });

@@ -38,7 +38,7 @@ export class Metering {
   start(caller: Caller, model: string): RequestMeter {
     return new RequestMeter(caller, model, (row, tokens, facts) => {
       this.#recorder.record(row);
-      this.#limits.charge(caller.keyId, tokens);
+      this.#limits.charge(caller.keyId, tokens, caller.limits);
       if (this.#metrics) record(this.#metrics, row, facts);
       // Written now, with whatever other rows finish meanwhile (one INSERT per batch): an answer held
       // until then is never seen whole by a client whose usage a crash could lose.

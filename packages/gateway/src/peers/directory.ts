@@ -18,7 +18,8 @@ export interface SharedLimits {
 export interface Peer {
   id: string;
   url: string;
-  startedAt: number;
+  /** How long the peer has been up, by its own clock (no comparison across hosts' clocks). */
+  upMs: number;
   /** Machines whose agent channel the peer holds. */
   machines: number;
   /** Model → machines on the peer serving it ready. */
@@ -134,7 +135,7 @@ export class PeerDirectory {
       const row = await this.#store.machines.get(id);
       if (row) this.#registry.put(row);
     }
-    if (this.#peers.length === 0) return;
+    // Also with no live peer: one that removed a machine and then stopped leaves it to this one.
     // Known before the read: a machine that joins here while it runs is not taken for a removed one.
     const known = this.#registry.ids();
     const stored = await this.#store.machines.flags();
@@ -157,14 +158,14 @@ export class PeerDirectory {
    * Charge here what keys spent at each peer since the last read. A peer seen for the first time
    * long after it started gives a baseline only: its totals go back further than a bucket's minute.
    */
-  #chargePeerSpending(now: number): void {
+  #chargePeerSpending(): void {
     if (!this.#limits) return;
     const live = new Set<string>();
     for (const p of this.#peers) {
       live.add(p.id);
       const before = this.#charged.get(p.id);
       this.#charged.set(p.id, p.spent);
-      if (!before && now - p.startedAt > 60_000) continue;
+      if (!before && p.upMs > 60_000) continue;
       for (const [keyId, spent] of Object.entries(p.spent)) {
         if (!Array.isArray(spent)) continue;
         const [requests, tokens] = spent;
@@ -201,7 +202,7 @@ export class PeerDirectory {
       const staleBefore = now - 3 * this.#intervalMs;
       const rows = await this.#store.gatewayReplicas.seenSince(staleBefore);
       this.#peers = rows.filter((r) => r.id !== this.id).map(toPeer);
-      this.#chargePeerSpending(now);
+      this.#chargePeerSpending();
       await this.#showPeerMachines(Object.keys(held));
       for (const r of rows) {
         const refusedAt = this.#unreachable.get(r.id);
@@ -219,7 +220,7 @@ function toPeer(r: GatewayReplica): Peer {
   return {
     id: r.id,
     url: r.url,
-    startedAt: r.started_at,
+    upMs: r.last_seen_at - r.started_at,
     machines: r.machines,
     served: parsed<Record<string, number>>(r.served),
     held: parsed<Record<string, HeldMachine>>(r.held),
