@@ -35,6 +35,15 @@ afterAll(async () => {
 describe("removing a deployment after a gateway restart", () => {
   it("unloads the replicas a gateway placed for it, and leaves a hand-started model alone", async () => {
     await worker.serve("by-hand");
+    // That name is the owner's model: a deployment of it would route to whatever it is.
+    const taken = await gw.api<{ error: { code: string; message: string } }>("POST", "/api/v1/deployments", {
+      name: "by-hand",
+      source: testModelPath(),
+    });
+    expect(taken.status).toBe(409);
+    expect(taken.body.error.message).toMatch(
+      /a machine serves a model named by-hand .*started there by hand/,
+    );
     const dep = { name: "placed", source: testModelPath(), min_replicas: 1, context_size: 1024 };
     expect((await gw.api("POST", "/api/v1/deployments", dep)).status).toBe(201);
     await waitFor(async () => (await agentModels()).some((m) => m.name === "placed" && m.state === "ready"), {

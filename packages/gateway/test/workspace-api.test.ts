@@ -169,6 +169,29 @@ for (const dialect of DIALECTS) {
       });
     });
 
+    it("the operator sees and removes another workspace's deployments; a team cannot see the operator's", async () => {
+      const dep = { name: "team-model", source: "ollama:qwen2.5:0.5b" };
+      expect((await h.call("POST", "/api/v1/deployments", { body: dep, key: teamAdmin })).status).toBe(201);
+      expect((await h.call("POST", "/api/v1/deployments", { body: { ...dep, name: "ours" } })).status).toBe(
+        201,
+      );
+      const theirs = await h.call("GET", "/api/v1/deployments?workspace=team");
+      expect(
+        theirs.body.deployments.map((d: { name: string; workspace: string }) => [d.name, d.workspace]),
+      ).toEqual([["team-model", "team"]]);
+      expect((await h.call("GET", "/api/v1/deployments/team-model?workspace=team")).body).toMatchObject({
+        workspace: "team",
+      });
+      const peek = await h.call("GET", "/api/v1/deployments?workspace=default", { key: teamAdmin });
+      expect(peek).toMatchObject({ status: 403, body: { error: { code: "forbidden" } } });
+      expect(
+        (await h.call("DELETE", "/api/v1/deployments/ours?workspace=default", { key: teamAdmin })).status,
+      ).toBe(403);
+      expect((await h.call("GET", "/api/v1/deployments?other=1")).status).toBe(400);
+      expect((await h.call("DELETE", "/api/v1/deployments/team-model?workspace=team")).status).toBe(204);
+      expect((await h.call("GET", "/api/v1/deployments", { key: teamAdmin })).body.deployments).toEqual([]);
+    });
+
     it("the operator gives keys to existing workspaces only, and says how to make one", async () => {
       const res = await h.call("POST", "/api/v1/keys", {
         body: { name: "k", scopes: ["read"], workspace: "nowhere" },

@@ -402,6 +402,18 @@ export class MachineRegistry {
     return out;
   }
 
+  /** Whether a machine (held here or by a live peer) serves `model` that its owner started by hand. */
+  servedByHand(model: string): boolean {
+    const byHand = (models: readonly ServedModelView[] | undefined) =>
+      (models ?? []).some((m) => m.name === model && m.state === "ready" && !m.deployment);
+    for (const e of this.#entries.values())
+      if (e.live.connected && byHand(e.live.inference?.models)) return true;
+    for (const [id, held] of this.#peerHeld) {
+      if (!this.#entries.get(id)?.live.connected && byHand(held.inference?.models)) return true;
+    }
+    return false;
+  }
+
   /** Models that machines connected here run because a gateway started them for a deployment. */
   deploymentModels(): Set<string> {
     const out = new Set<string>();

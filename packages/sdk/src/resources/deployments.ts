@@ -22,12 +22,17 @@ export class Deployments {
     return this.#http.post("/api/v1/deployments", body, options);
   }
 
-  async list(options?: RequestOptions): Promise<DeploymentList> {
-    return this.#http.get("/api/v1/deployments", undefined, options);
+  /** `workspace`: another workspace's (a key of the default workspace only). */
+  async list(filter: { workspace?: string } = {}, options?: RequestOptions): Promise<DeploymentList> {
+    return this.#http.get("/api/v1/deployments", { workspace: filter.workspace }, options);
   }
 
-  async get(name: string, options?: RequestOptions): Promise<DeploymentView> {
-    return this.#http.get(`/api/v1/deployments/${segment(name)}`, undefined, options);
+  async get(
+    name: string,
+    filter: { workspace?: string } = {},
+    options?: RequestOptions,
+  ): Promise<DeploymentView> {
+    return this.#http.get(`/api/v1/deployments/${segment(name)}`, { workspace: filter.workspace }, options);
   }
 
   /**
@@ -56,9 +61,10 @@ export class Deployments {
     );
   }
 
-  /** Needs the admin scope. */
-  async remove(name: string, options?: RequestOptions): Promise<void> {
-    await this.#http.delete<undefined>(`/api/v1/deployments/${segment(name)}`, options);
+  /** Needs the admin scope; `workspace` as for list. */
+  async remove(name: string, filter: { workspace?: string } = {}, options?: RequestOptions): Promise<void> {
+    const query = filter.workspace === undefined ? "" : `?workspace=${encodeURIComponent(filter.workspace)}`;
+    await this.#http.delete<undefined>(`/api/v1/deployments/${segment(name)}${query}`, options);
   }
 }
 

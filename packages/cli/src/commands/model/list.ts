@@ -10,9 +10,10 @@ export function addModelList(model: Command, ctx: Context): void {
     .command("list")
     .alias("ls")
     .description("list the models deployed in your workspace")
+    .option("--workspace <name>", "another workspace's (a key of the default workspace)")
     .option("--json", JSON_FLAG_HELP)
-    .action(async (opts: { json?: boolean }) => {
-      const list = await ctx.client().deployments.list();
+    .action(async (opts: { workspace?: string; json?: boolean }) => {
+      const list = await ctx.client().deployments.list({ workspace: opts.workspace });
       if (opts.json) return ctx.printJson(list);
       if (list.deployments.length === 0) {
         return ctx.note("No models deployed. Deploy one with b9 model deploy NAME --source SOURCE.");

@@ -12,9 +12,10 @@ export function addModelShow(model: Command, ctx: Context): void {
     .command("show")
     .description("show one deployed model: source, replicas, placement")
     .argument("<name>", "the model's name, from b9 model list")
+    .option("--workspace <name>", "another workspace's (a key of the default workspace)")
     .option("--json", JSON_FLAG_HELP)
-    .action(async (name: string, opts: { json?: boolean }) => {
-      const d = await ctx.client().deployments.get(name);
+    .action(async (name: string, opts: { workspace?: string; json?: boolean }) => {
+      const d = await ctx.client().deployments.get(name, { workspace: opts.workspace });
       if (opts.json) return ctx.printJson(d);
       ctx.print(details(describe(d, ctx.now())));
     });

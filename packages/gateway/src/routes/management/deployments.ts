@@ -22,6 +22,11 @@ export const DEPLOYMENT_DEFAULTS = {
 
 // Fastify hands the path parameter over URL-decoded: "llama3.2%3A1b" arrives as "llama3.2:1b".
 export const NameParams = Type.Object({ name: DeploymentName });
+/** `?workspace=NAME`: another workspace's, for a key of the operator's workspace. */
+const WorkspaceQuery = Type.Object(
+  { workspace: Type.Optional(Type.String({ maxLength: 64 })) },
+  { additionalProperties: false },
+);
 
 /**
  * The models a workspace keeps servable. Every route acts on the caller's workspace only: another
@@ -43,33 +48,61 @@ export const deploymentRoutes: FastifyPluginAsyncTypebox<
     },
   );
 
-  app.get("/api/v1/deployments", { schema: { response: { 200: DeploymentList } } }, async (req) => {
-    const caller = await ctx.auth.authenticate(req, "read");
-    const workspace = await ctx.store.workspaces.byId(caller.workspaceId);
-    const rows = await ctx.store.deployments.list(caller.workspaceId);
-    return { deployments: rows.map((d) => deploymentView(d, workspace)) };
-  });
-
   app.get(
-    "/api/v1/deployments/:name",
-    { schema: { params: NameParams, response: { 200: DeploymentView } } },
+    "/api/v1/deployments",
+    { schema: { querystring: WorkspaceQuery, response: { 200: DeploymentList } } },
     async (req) => {
       const caller = await ctx.auth.authenticate(req, "read");
-      const row = await ctx.store.deployments.get(caller.workspaceId, req.params.name);
-      if (!row) throw deploymentNotFound(req.params.name);
-      return deploymentView(row, await ctx.store.workspaces.byId(caller.workspaceId));
+      const workspace = await ctx.auth.actingWorkspace(
+        req,
+        caller,
+        req.query.workspace,
+        "see another workspace's deployments",
+        "read",
+      );
+      const rows = await ctx.store.deployments.list(workspace.id);
+      return { deployments: rows.map((d) => deploymentView(d, workspace)) };
     },
   );
 
-  app.delete("/api/v1/deployments/:name", { schema: { params: NameParams } }, async (req, reply) => {
-    const caller = await ctx.auth.authenticate(req, "admin");
-    if (!(await ctx.store.deployments.remove(caller.workspaceId, req.params.name))) {
-      throw deploymentNotFound(req.params.name);
-    }
-    ctx.log.info({ workspace_id: caller.workspaceId, model: req.params.name }, "deployment removed");
-    ctx.onRemoved?.(req.params.name);
-    return reply.status(204).send();
-  });
+  app.get(
+    "/api/v1/deployments/:name",
+    { schema: { params: NameParams, querystring: WorkspaceQuery, response: { 200: DeploymentView } } },
+    async (req) => {
+      const caller = await ctx.auth.authenticate(req, "read");
+      const workspace = await ctx.auth.actingWorkspace(
+        req,
+        caller,
+        req.query.workspace,
+        "see another workspace's deployments",
+        "read",
+      );
+      const row = await ctx.store.deployments.get(workspace.id, req.params.name);
+      if (!row) throw deploymentNotFound(req.params.name);
+      return deploymentView(row, workspace);
+    },
+  );
+
+  app.delete(
+    "/api/v1/deployments/:name",
+    { schema: { params: NameParams, querystring: WorkspaceQuery } },
+    async (req, reply) => {
+      const caller = await ctx.auth.authenticate(req, "admin");
+      const workspace = await ctx.auth.actingWorkspace(
+        req,
+        caller,
+        req.query.workspace,
+        "remove another workspace's deployments",
+        "admin",
+      );
+      if (!(await ctx.store.deployments.remove(workspace.id, req.params.name))) {
+        throw deploymentNotFound(req.params.name);
+      }
+      ctx.log.info({ workspace_id: workspace.id, model: req.params.name }, "deployment removed");
+      ctx.onRemoved?.(req.params.name);
+      return reply.status(204).send();
+    },
+  );
 };
 
 export function deploymentNotFound(name: string): Beta9Error {
@@ -118,6 +151,13 @@ export async function createDeployment(
     context_size: b.context_size ?? null,
     created_at: Date.now(),
   };
+  // A model a machine's owner serves by hand is called by that name: a deployment would route to it.
+  if (ctx.registry.servedByHand(b.name) && (await ctx.store.deployments.named([b.name])).length === 0) {
+    throw new Beta9Error(
+      "conflict",
+      `a machine serves a model named ${b.name} that no deployment placed (started there by hand); deploy under another name, e.g. ${b.name}-2`,
+    );
+  }
   if (!(await ctx.store.deployments.insert(row))) {
     if (await ctx.store.deployments.get(workspaceId, b.name)) {
       throw new Beta9Error(
