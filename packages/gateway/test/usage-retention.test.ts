@@ -71,6 +71,8 @@ describe("usage retention", () => {
           row("a_old", "ws_a", "k", now - 10 * DAY),
           row("b_old", "ws_b", "k", now - 8 * DAY),
           row("a_new", "ws_a", "k", now - 6 * DAY),
+          // More than one delete's batch: removed in several, all of them.
+          ...Array.from({ length: 4_500 }, (_, i) => row(`bulk_${i}`, "ws_b", "k", now - 9 * DAY - i)),
         ]);
         const count = async (workspaceId: string) =>
           (await store.usage.summarize({ workspaceId, since: 0, until: now + 1, groupBy: "model" })).reduce(
@@ -79,7 +81,7 @@ describe("usage retention", () => {
           );
 
         await new UsageRetention(store.usage, log, 0).prune(now);
-        expect([await count("ws_a"), await count("ws_b")]).toEqual([2, 1]);
+        expect([await count("ws_a"), await count("ws_b")]).toEqual([2, 4_501]);
         await new UsageRetention(store.usage, log, 7 * DAY).prune(now);
         expect([await count("ws_a"), await count("ws_b")]).toEqual([1, 0]);
       } finally {

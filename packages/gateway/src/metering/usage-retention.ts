@@ -1,11 +1,14 @@
+import { setImmediate as yieldToEvents } from "node:timers/promises";
 import type { Logger } from "@beta9/http";
 
 export interface UsagePruner {
-  removeBefore(before: number): Promise<number>;
+  removeBefore(before: number, limit: number): Promise<number>;
 }
 
 /** How often rows past the retention are removed. */
 const EVERY_MS = 3_600_000;
+/** Rows per delete: a few ms each, with requests and heartbeats served between them. */
+const BATCH = 2_000;
 
 /**
  * Usage rows are kept for `retentionMs` (`--usage-retention`, 0 keeps them forever): removed once when
@@ -17,6 +20,7 @@ export class UsageRetention {
   readonly #log: Logger;
   readonly #retentionMs: number;
   #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
   #running: Promise<void> = Promise.resolve();
 
   constructor(store: UsagePruner, log: Logger, retentionMs: number) {
@@ -33,6 +37,7 @@ export class UsageRetention {
   }
 
   async stop(): Promise<void> {
+    this.#stopped = true;
     clearInterval(this.#timer);
     this.#timer = undefined;
     await this.#running;
@@ -43,7 +48,13 @@ export class UsageRetention {
     if (this.#retentionMs <= 0) return this.#running;
     this.#running = this.#running.then(async () => {
       try {
-        const removed = await this.#store.removeBefore(now - this.#retentionMs);
+        let removed = 0;
+        for (;;) {
+          const n = await this.#store.removeBefore(now - this.#retentionMs, BATCH);
+          removed += n;
+          if (n < BATCH || this.#stopped) break;
+          await yieldToEvents();
+        }
         if (removed > 0)
           this.#log.info(
             { removed, retention_ms: this.#retentionMs },

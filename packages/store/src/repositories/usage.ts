@@ -47,9 +47,17 @@ export class UsageRepository {
     }
   }
 
-  /** Remove the rows of requests started before `before` (ms), every workspace's; how many went. */
-  async removeBefore(before: number): Promise<number> {
-    const res = await this.#db.deleteFrom("usage").where("started_at", "<", before).executeTakeFirst();
+  /**
+   * Remove up to `limit` rows of requests started before `before` (ms), every workspace's; how many
+   * went. A bounded batch: on SQLite a delete blocks the process while it runs.
+   */
+  async removeBefore(before: number, limit: number): Promise<number> {
+    const res = await this.#db
+      .deleteFrom("usage")
+      .where("id", "in", (qb) =>
+        qb.selectFrom("usage").select("id").where("started_at", "<", before).limit(limit),
+      )
+      .executeTakeFirst();
     return Number(res.numDeletedRows);
   }
 

@@ -58,9 +58,9 @@ export const workspaceRoutes: FastifyPluginAsyncTypebox<
           `the ${OPERATOR_WORKSPACE} workspace runs the pool; it cannot be removed`,
         );
       const workspace = await ctx.store.workspaces.byName(name);
-      const removed = workspace
-        ? await ctx.store.transaction((tx) => tx.workspaces.removeWithContents(workspace.id))
-        : undefined;
+      const remove = () => ctx.store.transaction((tx) => tx.workspaces.removeWithContents(workspace!.id));
+      // A key or deployment made in it meanwhile fails the last delete (foreign key): once more takes it too.
+      const removed = workspace ? await remove().catch(() => remove()) : undefined;
       if (!workspace || !removed)
         throw new Beta9Error("not_found", `no workspace named ${name}; list them with \`b9 workspace list\``);
       // Its keys stop working here now (other replicas within their key cache's few seconds).
