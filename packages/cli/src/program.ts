@@ -25,6 +25,7 @@ import { addTokenList } from "./commands/token/list.ts";
 import { addTokenRevoke } from "./commands/token/revoke.ts";
 import { addUsage } from "./commands/usage.ts";
 import { addWorkspaceCreate } from "./commands/workspace/create.ts";
+import { addWorkspaceLimit } from "./commands/workspace/limit.ts";
 import { addWorkspaceList } from "./commands/workspace/list.ts";
 import { addWorkspaceRemove } from "./commands/workspace/remove.ts";
 import { Context } from "./context.ts";
@@ -81,6 +82,7 @@ export function buildProgram(io: CliIO, ctx: Context = new Context(io)): Command
     .description("workspaces: each has its own deployments, API keys and usage");
   addWorkspaceList(workspace, ctx);
   addWorkspaceCreate(workspace, ctx);
+  addWorkspaceLimit(workspace, ctx);
   addWorkspaceRemove(workspace, ctx);
 
   const model = program.command("model").description("models your workspace keeps servable (deployments)");

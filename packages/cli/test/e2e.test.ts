@@ -150,7 +150,7 @@ describe("b9 against a real gateway", () => {
       "Workspace lab created. Give it a key with b9 key create NAME --workspace lab --scopes admin.\n",
     );
     expect((await b9("workspace", "list")).stdout).toMatch(
-      /^NAME\s+ID\s+CREATED\s+RUNS THE POOL\ndefault\s+ws_\S+\s+.+\s+yes\nlab\s+ws_\S+\s+.+\s+-\n$/,
+      /^NAME\s+ID\s+LIMITS\s+CREATED\s+RUNS THE POOL\ndefault\s+ws_\S+\s+-\s+.+\s+yes\nlab\s+ws_\S+\s+-\s+.+\s+-\n$/,
     );
     const labKey = JSON.parse(
       (await b9("key", "create", "lab-admin", "--workspace", "lab", "--scopes", "admin", "--json")).stdout,
@@ -184,6 +184,13 @@ describe("b9 against a real gateway", () => {
     expect(clash.code).toBe(1);
     expect(clash.stderr).toMatch(/another workspace has deployed a model named lab-model/);
     expect((await asLab("model", "remove", "lab-model")).code).toBe(0);
+
+    const limited = await b9("workspace", "limit", "lab", "--rpm", "600", "--tpm", "none");
+    expect(limited).toMatchObject({ code: 0, stdout: "Workspace lab: 600 rpm for all its keys together.\n" });
+    expect((await b9("workspace", "list")).stdout).toMatch(/^lab\s+ws_\S+\s+600 rpm\s/m);
+    expect((await asLab("workspace", "limit", "lab", "--rpm", "none")).stderr).toMatch(
+      /^error: only a key of the default workspace, which runs the pool, may change a workspace's limits/m,
+    );
 
     const unsure = await b9("workspace", "remove", "lab");
     expect(unsure.code).toBe(1);

@@ -74,5 +74,12 @@ export function deploymentView(
 }
 
 export function workspaceView(w: Workspace): WorkspaceView {
-  return { id: w.id, name: w.name, operator: w.name === OPERATOR_WORKSPACE, created_at: iso(w.created_at) };
+  return {
+    id: w.id,
+    name: w.name,
+    operator: w.name === OPERATOR_WORKSPACE,
+    rpm_limit: w.rpm_limit,
+    tpm_limit: w.tpm_limit,
+    created_at: iso(w.created_at),
+  };
 }

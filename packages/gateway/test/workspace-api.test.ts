@@ -192,6 +192,50 @@ for (const dialect of DIALECTS) {
       expect((await h.call("GET", "/api/v1/deployments", { key: teamAdmin })).body.deployments).toEqual([]);
     });
 
+    it("a workspace's limits hold over all its keys together; only the operator sets them", async () => {
+      const made = await h.call("POST", "/api/v1/workspaces", { body: { name: "lab", rpm_limit: 2 } });
+      expect(made.body).toMatchObject({ name: "lab", rpm_limit: 2, tpm_limit: null });
+      const labAdmin = (
+        await h.call("POST", "/api/v1/keys", { body: { name: "a", scopes: ["admin"], workspace: "lab" } })
+      ).body.key;
+      const second = (
+        await h.call("POST", "/api/v1/keys", { body: { name: "b", scopes: ["inference"] }, key: labAdmin })
+      ).body.key;
+      const chat = { model: "nope", messages: [{ role: "user", content: "hi" }] };
+      const call = (key: string) => h.call("POST", "/v1/chat/completions", { body: chat, key });
+      expect([(await call(labAdmin)).status, (await call(second)).status]).toEqual([404, 404]);
+      const refused = await call(second);
+      expect(refused.status).toBe(429);
+      expect(refused.body.error.message).toMatch(
+        /this workspace's keys may make 2 requests per minute together; retry in \d+ s, or ask the pool's operator/,
+      );
+      // The team cannot lift it, nor escape it with a new key.
+      const lift = await h.call("POST", "/api/v1/workspaces/lab/limits", {
+        body: { rpm_limit: null },
+        key: labAdmin,
+      });
+      expect(lift).toMatchObject({ status: 403, body: { error: { code: "forbidden" } } });
+      const fresh = (
+        await h.call("POST", "/api/v1/keys", { body: { name: "c", scopes: ["inference"] }, key: labAdmin })
+      ).body.key;
+      expect((await call(fresh)).status).toBe(429);
+
+      const lifted = await h.call("POST", "/api/v1/workspaces/lab/limits", { body: { rpm_limit: null } });
+      expect(lifted).toMatchObject({ status: 200, body: { name: "lab", rpm_limit: null } });
+      expect((await call(fresh)).status).toBe(404);
+      for (const body of [{}, { rpm_limit: 0 }, { name: "x" }]) {
+        expect((await h.call("POST", "/api/v1/workspaces/lab/limits", { body })).status).toBe(400);
+      }
+      expect(
+        (await h.call("POST", "/api/v1/workspaces/nope/limits", { body: { rpm_limit: 5 } })).status,
+      ).toBe(404);
+      const listed = await h.call("GET", "/api/v1/workspaces");
+      expect(listed.body.workspaces.find((w: { name: string }) => w.name === "lab")).toMatchObject({
+        rpm_limit: null,
+        tpm_limit: null,
+      });
+    });
+
     it("the operator gives keys to existing workspaces only, and says how to make one", async () => {
       const res = await h.call("POST", "/api/v1/keys", {
         body: { name: "k", scopes: ["read"], workspace: "nowhere" },

@@ -96,14 +96,35 @@ export type PoolView = Static<typeof PoolView>;
 export const PoolList = Type.Object({ pools: Type.Array(PoolView) });
 export type PoolList = Static<typeof PoolList>;
 
+const RpmLimit = Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000 }), Type.Null()]);
+const TpmLimit = Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000_000 }), Type.Null()]);
+
 /** Workspaces hold deployments, API keys and usage; the pool's machines serve them all. */
-export const CreateWorkspace = Type.Object({ name: Name }, { additionalProperties: false });
+export const CreateWorkspace = Type.Object(
+  {
+    name: Name,
+    /** Requests per minute for all the workspace's keys together; absent or null for no limit. */
+    rpm_limit: Type.Optional(RpmLimit),
+    /** Tokens per minute for all its keys together; absent or null for no limit. */
+    tpm_limit: Type.Optional(TpmLimit),
+  },
+  { additionalProperties: false },
+);
 export type CreateWorkspace = Static<typeof CreateWorkspace>;
+/** New limits for a workspace (a number, or null for none); a field left out stays as it is. */
+export const SetWorkspaceLimits = Type.Object(
+  { rpm_limit: Type.Optional(RpmLimit), tpm_limit: Type.Optional(TpmLimit) },
+  { additionalProperties: false, minProperties: 1 },
+);
+export type SetWorkspaceLimits = Static<typeof SetWorkspaceLimits>;
 export const WorkspaceView = Type.Object({
   id: Type.String(),
   name: Type.String(),
   /** The bootstrap workspace (`default`): its admins run the pool (machines, join tokens, pools, workspaces). */
   operator: Type.Boolean(),
+  /** Per-minute limits for all its keys together (null: none), set by the operator. */
+  rpm_limit: Type.Union([Type.Integer(), Type.Null()]),
+  tpm_limit: Type.Union([Type.Integer(), Type.Null()]),
   created_at: Type.String({ format: "date-time" }),
 });
 export type WorkspaceView = Static<typeof WorkspaceView>;

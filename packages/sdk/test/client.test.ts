@@ -46,7 +46,14 @@ const machine: MachineView = {
   joined_at: "2026-01-01T00:00:00.000Z",
   last_heartbeat_at: "2026-01-01T00:00:10.000Z",
 };
-const workspace = { id: "ws_1", name: "lab", operator: false, created_at: "2026-11-27T00:00:00.000Z" };
+const workspace = {
+  id: "ws_1",
+  name: "lab",
+  operator: false,
+  rpm_limit: null,
+  tpm_limit: null,
+  created_at: "2026-11-27T00:00:00.000Z",
+};
 const token: JoinTokenView = {
   id: "tok_1",
   pool: "gpu",
@@ -173,6 +180,14 @@ describe("requests", () => {
       url: "/api/v1/keys/key_1/limits",
       body: { rpm_limit: 60, tpm_limit: null },
       reply: { status: 200, json: { ...key, rpm_limit: 60 } },
+    },
+    {
+      name: "workspaces.setLimits",
+      call: (c) => c.workspaces.setLimits("lab", { rpm_limit: 600 }),
+      method: "POST",
+      url: "/api/v1/workspaces/lab/limits",
+      body: { rpm_limit: 600 },
+      reply: { status: 200, json: { ...workspace, rpm_limit: 600 } },
     },
     {
       name: "workspaces.remove",

@@ -10,6 +10,10 @@ export interface WorkspaceTable {
   id: string;
   name: string;
   created_at: number;
+  /** Requests per minute for all the workspace's keys together; null for none. */
+  rpm_limit: number | null;
+  /** Tokens (prompt + completion) per minute for all its keys together; null for none. */
+  tpm_limit: number | null;
 }
 
 export interface PoolTable {

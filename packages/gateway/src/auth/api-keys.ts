@@ -10,6 +10,8 @@ export interface Caller {
   scopes: readonly Scope[];
   /** The key's per-minute limits (null: none), read with the key on every request. */
   limits: { rpm: number | null; tpm: number | null };
+  /** Its workspace's limits for all its keys together (null: none), read with the key. */
+  workspaceLimits: { rpm: number | null; tpm: number | null };
 }
 
 declare module "fastify" {
@@ -34,7 +36,7 @@ const MAX_CACHED_KEYS = 10_000;
 export class ApiKeyAuth {
   readonly #store: Store;
   readonly #touched = new Map<string, number>();
-  readonly #known = new Map<string, { key: ApiKey; readAt: number }>();
+  readonly #known = new Map<string, Known>();
   readonly #ttlMs: number;
   constructor(store: Store, opts: { keyTtlMs?: number } = {}) {
     this.#store = store;
@@ -42,6 +44,11 @@ export class ApiKeyAuth {
   }
 
   /** Stop trusting a key read earlier (it was revoked or changed). */
+  /** Read the keys of a workspace anew on their next request (its limits changed). */
+  forgetWorkspace(workspaceId: string): void {
+    for (const [hash, k] of this.#known) if (k.key.workspace_id === workspaceId) this.#known.delete(hash);
+  }
+
   forget(keyId: string): void {
     for (const [hash, k] of this.#known) if (k.key.id === keyId) this.#known.delete(hash);
   }
@@ -61,8 +68,9 @@ export class ApiKeyAuth {
         "that is not an API key (API keys start with b9_); create one with `b9 key create`",
       );
     }
-    const key = await this.#lookup(hashSecret(token));
-    if (!key)
+    const known = await this.#lookup(hashSecret(token));
+    const key = known?.key;
+    if (!known || !key)
       throw new Beta9Error(
         "api_key_invalid",
         "unknown API key; check BETA9_API_KEY or create a key with `b9 key create`",
@@ -84,6 +92,7 @@ export class ApiKeyAuth {
       workspaceId: key.workspace_id,
       scopes,
       limits: { rpm: key.rpm_limit, tpm: key.tpm_limit },
+      workspaceLimits: known.workspaceLimits,
     };
   }
 
@@ -135,18 +144,25 @@ export class ApiKeyAuth {
     return other;
   }
 
-  async #lookup(hash: string): Promise<ApiKey | undefined> {
+  async #lookup(hash: string): Promise<Known | undefined> {
     const now = Date.now();
     const known = this.#known.get(hash);
-    if (known && now - known.readAt < this.#ttlMs) return known.key;
+    if (known && now - known.readAt < this.#ttlMs) return known;
     const key = await this.#store.keys.byHash(hash);
     // Only keys that exist are kept: forged keys must not fill the memory.
-    if (!key) this.#known.delete(hash);
-    else {
-      if (this.#known.size >= MAX_CACHED_KEYS) this.#known.delete(this.#known.keys().next().value!);
-      this.#known.set(hash, { key, readAt: now });
+    if (!key) {
+      this.#known.delete(hash);
+      return undefined;
     }
-    return key;
+    const workspace = await this.#store.workspaces.byId(key.workspace_id);
+    const fresh: Known = {
+      key,
+      workspaceLimits: { rpm: workspace?.rpm_limit ?? null, tpm: workspace?.tpm_limit ?? null },
+      readAt: now,
+    };
+    if (this.#known.size >= MAX_CACHED_KEYS) this.#known.delete(this.#known.keys().next().value!);
+    this.#known.set(hash, fresh);
+    return fresh;
   }
 
   #touch(key: ApiKey): void {
@@ -156,6 +172,13 @@ export class ApiKeyAuth {
     // Best effort: a lost last-used time is not worth failing a request for.
     this.#store.keys.touch(key.id, now).catch(() => {});
   }
+}
+
+/** A key as read from the store, with its workspace's limits. */
+interface Known {
+  key: ApiKey;
+  workspaceLimits: Caller["workspaceLimits"];
+  readAt: number;
 }
 
 export function parseScopes(key: Pick<ApiKey, "scopes">): Scope[] {

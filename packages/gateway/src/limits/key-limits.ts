@@ -9,7 +9,22 @@ export interface Limits {
   tpm: number | null;
 }
 
-export type Admission = { ok: true } | { ok: false; retryAfterS: number; reason: "rpm" | "tpm" };
+/** The workspace's limits, for all its keys together (set by the pool's operator). */
+export interface WorkspaceLimits {
+  id: string;
+  limits: Limits;
+}
+
+export type Admission =
+  | { ok: true }
+  | {
+      ok: false;
+      retryAfterS: number;
+      reason: "rpm" | "tpm";
+      /** Whose limit: the key's own, or its workspace's. */
+      scope: "key" | "workspace";
+      limit: number;
+    };
 
 interface Buckets {
   rpm: TokenBucket | undefined;
@@ -41,24 +56,46 @@ export class KeyLimits {
     this.#now = now;
   }
 
-  /** Admit one request of `keyId` under `limits` (the key's current ones), spending one request. */
-  admit(keyId: string, limits: Limits): Admission {
-    if (limits.rpm === null && limits.tpm === null) {
-      this.#keys.delete(keyId);
-      return { ok: true };
+  /**
+   * Admit one request of `keyId` under `limits` (the key's current ones) and, when given, under its
+   * workspace's limits too; spends one request of each, or of none when either refuses.
+   */
+  admit(keyId: string, limits: Limits, workspace?: WorkspaceLimits): Admission {
+    const parts: { id: string; limits: Limits; scope: "key" | "workspace" }[] = [
+      { id: keyId, limits, scope: "key" },
+    ];
+    if (workspace)
+      parts.push({ id: workspaceBucket(workspace.id), limits: workspace.limits, scope: "workspace" });
+    const admitted: { id: string; b: Buckets }[] = [];
+    let refused: Extract<Admission, { ok: false }> | undefined;
+    let longest = 0;
+    for (const p of parts) {
+      if (p.limits.rpm === null && p.limits.tpm === null) {
+        this.#keys.delete(p.id);
+        continue;
+      }
+      const b = this.#buckets(p.id, p.limits);
+      const rpmWait = b.rpm?.waitMs(1) ?? 0;
+      const tpmWait = b.tpm?.waitMs(1) ?? 0;
+      const wait = Math.max(rpmWait, tpmWait);
+      if (wait > longest) {
+        longest = wait;
+        const reason = rpmWait >= tpmWait ? "rpm" : "tpm";
+        refused = {
+          ok: false,
+          retryAfterS: Math.max(1, Math.ceil(wait / 1000)),
+          reason,
+          scope: p.scope,
+          limit: (reason === "rpm" ? p.limits.rpm : p.limits.tpm) ?? 0,
+        };
+      }
+      admitted.push({ id: p.id, b });
     }
-    const b = this.#buckets(keyId, limits);
-    const rpmWait = b.rpm?.waitMs(1) ?? 0;
-    const tpmWait = b.tpm?.waitMs(1) ?? 0;
-    if (rpmWait > 0 || tpmWait > 0) {
-      return {
-        ok: false,
-        retryAfterS: Math.max(1, Math.ceil(Math.max(rpmWait, tpmWait) / 1000)),
-        reason: rpmWait >= tpmWait ? "rpm" : "tpm",
-      };
+    if (refused) return refused;
+    for (const { id, b } of admitted) {
+      b.rpm?.take(1);
+      this.#count(id, 1, 0);
     }
-    b.rpm?.take(1);
-    this.#count(keyId, 1, 0);
     return { ok: true };
   }
 
@@ -66,12 +103,17 @@ export class KeyLimits {
    * Charge the tokens an answer used to its key (nothing when the key has no token limit). `limits`
    * brings back a bucket pruned while the answer ran (it was full then; the answer's tokens count).
    */
-  charge(keyId: string, tokens: number, limits?: Limits): void {
+  charge(keyId: string, tokens: number, limits?: Limits, workspace?: WorkspaceLimits): void {
     if (!(tokens > 0)) return;
-    const b = this.#keys.get(keyId) ?? (limits?.tpm != null ? this.#buckets(keyId, limits) : undefined);
+    this.#chargeOne(keyId, tokens, limits);
+    if (workspace) this.#chargeOne(workspaceBucket(workspace.id), tokens, workspace.limits);
+  }
+
+  #chargeOne(id: string, tokens: number, limits: Limits | undefined): void {
+    const b = this.#keys.get(id) ?? (limits?.tpm != null ? this.#buckets(id, limits) : undefined);
     if (!b?.tpm) return;
     b.tpm.charge(tokens);
-    this.#count(keyId, 0, tokens);
+    this.#count(id, 0, tokens);
   }
 
   /** Each key's total spent here, for the keys used in the last few minutes (what peers charge). */
@@ -157,10 +199,23 @@ export class KeyLimits {
 }
 
 /** The sentence a refused caller reads: which limit, and when to come back. */
-export function limitMessage(refused: Extract<Admission, { ok: false }>, limits: Limits): string {
+export function limitMessage(refused: Extract<Admission, { ok: false }>): string {
+  const key = refused.scope === "key";
   const what =
     refused.reason === "rpm"
-      ? `this API key may make ${limits.rpm} requests per minute`
-      : `this API key may use ${limits.tpm} tokens per minute and has used them`;
-  return `rate limit reached: ${what}; retry in ${refused.retryAfterS} s, or ask an admin for a key with a higher limit`;
+      ? key
+        ? `this API key may make ${refused.limit} requests per minute`
+        : `this workspace's keys may make ${refused.limit} requests per minute together`
+      : key
+        ? `this API key may use ${refused.limit} tokens per minute and has used them`
+        : `this workspace's keys may use ${refused.limit} tokens per minute together and have used them`;
+  const ask = key
+    ? "ask an admin for a key with a higher limit"
+    : "ask the pool's operator for a higher limit";
+  return `rate limit reached: ${what}; retry in ${refused.retryAfterS} s, or ${ask}`;
+}
+
+/** A workspace's buckets live beside its keys', under an id no key id can take. */
+function workspaceBucket(workspaceId: string): string {
+  return `workspace:${workspaceId}`;
 }

@@ -92,7 +92,13 @@ describe("KeyLimits", () => {
     const limits = { rpm: 2, tpm: null };
     expect(l.admit("k", limits)).toEqual({ ok: true });
     expect(l.admit("k", limits)).toEqual({ ok: true });
-    expect(l.admit("k", limits)).toEqual({ ok: false, retryAfterS: 30, reason: "rpm" });
+    expect(l.admit("k", limits)).toEqual({
+      ok: false,
+      retryAfterS: 30,
+      reason: "rpm",
+      scope: "key",
+      limit: limits.rpm,
+    });
     // Another key has its own bucket.
     expect(l.admit("other", limits).ok).toBe(true);
     c.advance(29_000);
@@ -109,7 +115,13 @@ describe("KeyLimits", () => {
     // The answer used more than the whole minute's tokens: the key is in debt.
     l.charge("k", 900);
     // 301 tokens at 10 a second to hold one.
-    expect(l.admit("k", limits)).toEqual({ ok: false, retryAfterS: 31, reason: "tpm" });
+    expect(l.admit("k", limits)).toEqual({
+      ok: false,
+      retryAfterS: 31,
+      reason: "tpm",
+      scope: "key",
+      limit: limits.tpm,
+    });
     c.advance(30_000);
     expect(l.admit("k", limits).ok).toBe(false);
     c.advance(100);
@@ -214,5 +226,39 @@ describe("KeyLimits", () => {
     l.charge("k", 5_000, limits);
     expect(l.admit("k", limits)).toMatchObject({ ok: false, reason: "tpm" });
     expect(l.spending()).toEqual({ k: [1, 5_000] });
+  });
+
+  it("holds a workspace's limits over all its keys together, and says whose limit refused", () => {
+    const c = clock();
+    const l = new KeyLimits(c.now);
+    const open = { rpm: null, tpm: null };
+    const ws = { id: "ws_lab", limits: { rpm: 3, tpm: null } };
+    expect([l.admit("a", open, ws).ok, l.admit("b", open, ws).ok, l.admit("a", open, ws).ok]).toEqual([
+      true,
+      true,
+      true,
+    ]);
+    expect(l.admit("b", open, ws)).toMatchObject({ ok: false, scope: "workspace", reason: "rpm", limit: 3 });
+    // A key's own limit that waits longer is the one named.
+    const tight = { rpm: 1, tpm: null };
+    expect(l.admit("c", tight).ok).toBe(true);
+    expect(l.admit("c", tight, ws)).toMatchObject({ ok: false, scope: "key", limit: 1 });
+    // A refused request spends nothing: after a second the workspace admits one again.
+    c.advance(20_000);
+    expect(l.admit("b", open, ws).ok).toBe(true);
+    expect(l.spending()).toMatchObject({ "workspace:ws_lab": [4, 0], c: [1, 0] });
+  });
+
+  it("charges an answer's tokens to its key and its workspace", () => {
+    const c = clock();
+    const l = new KeyLimits(c.now);
+    const ws = { id: "ws_lab", limits: { rpm: null, tpm: 100 } };
+    expect(l.admit("a", { rpm: null, tpm: null }, ws).ok).toBe(true);
+    l.charge("a", 150, { rpm: null, tpm: null }, ws);
+    expect(l.admit("b", { rpm: null, tpm: null }, ws)).toMatchObject({
+      ok: false,
+      scope: "workspace",
+      reason: "tpm",
+    });
   });
 });

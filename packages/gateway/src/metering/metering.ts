@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Caller } from "../auth/api-keys.ts";
 import type { InferenceMetrics } from "../http/metrics.ts";
-import type { Admission, KeyLimits } from "../limits/key-limits.ts";
+import type { Admission, KeyLimits, WorkspaceLimits } from "../limits/key-limits.ts";
 import type { UsageRecorder } from "./usage-recorder.ts";
 
 /** Model names are the client's text: kept, but not without bound. */
@@ -32,13 +32,13 @@ export class Metering {
   }
 
   admit(caller: Caller): Admission {
-    return this.#limits.admit(caller.keyId, caller.limits);
+    return this.#limits.admit(caller.keyId, caller.limits, workspaceOf(caller));
   }
 
   start(caller: Caller, model: string): RequestMeter {
     return new RequestMeter(caller, model, (row, tokens, facts) => {
       this.#recorder.record(row);
-      this.#limits.charge(caller.keyId, tokens, caller.limits);
+      this.#limits.charge(caller.keyId, tokens, caller.limits, workspaceOf(caller));
       if (this.#metrics) record(this.#metrics, row, facts);
       // Written now, with whatever other rows finish meanwhile (one INSERT per batch): an answer held
       // until then is never seen whole by a client whose usage a crash could lose.
@@ -180,4 +180,10 @@ export class RequestMeter {
       this.#facts,
     );
   }
+}
+
+/** The caller's workspace limits, when it has any. */
+function workspaceOf(caller: Caller): WorkspaceLimits | undefined {
+  const w = caller.workspaceLimits;
+  return w.rpm === null && w.tpm === null ? undefined : { id: caller.workspaceId, limits: w };
 }

@@ -1,4 +1,10 @@
-import type { CreateWorkspace, WorkspaceList, WorkspaceRemoved, WorkspaceView } from "@beta9/protocol";
+import type {
+  CreateWorkspace,
+  SetWorkspaceLimits,
+  WorkspaceList,
+  WorkspaceRemoved,
+  WorkspaceView,
+} from "@beta9/protocol";
 import { type RequestOptions, segment, type Transport } from "../transport.ts";
 
 /** Workspaces hold deployments, API keys and usage; the operator (an admin of `default`) makes them. */
@@ -15,6 +21,11 @@ export class Workspaces {
 
   async create(body: CreateWorkspace, options?: RequestOptions): Promise<WorkspaceView> {
     return this.#http.post("/api/v1/workspaces", body, options);
+  }
+
+  /** Per-minute limits for all the workspace's keys together (null removes one); the operator only. */
+  async setLimits(name: string, body: SetWorkspaceLimits, options?: RequestOptions): Promise<WorkspaceView> {
+    return this.#http.post(`/api/v1/workspaces/${segment(name)}/limits`, body, options);
   }
 
   /** Remove a workspace with its deployments and API keys (not `default`). */

@@ -7,6 +7,7 @@ import * as replicaHeldMachines from "./2026-11-30T0000-replica-held-machines.ts
 import * as poolUniqueDeploymentNames from "./2026-12-01T0000-pool-unique-deployment-names.ts";
 import * as usageStartedIndex from "./2026-12-01T0100-usage-started-index.ts";
 import * as replicaKeySpending from "./2026-12-01T0200-replica-key-spending.ts";
+import * as workspaceLimits from "./2026-12-01T0300-workspace-limits.ts";
 
 /** Migrations are listed here, not found on disk, so they work wherever the package is loaded from. */
 export const migrationProvider: MigrationProvider = {
@@ -20,6 +21,7 @@ export const migrationProvider: MigrationProvider = {
       "2026-12-01T0000-pool-unique-deployment-names": poolUniqueDeploymentNames,
       "2026-12-01T0100-usage-started-index": usageStartedIndex,
       "2026-12-01T0200-replica-key-spending": replicaKeySpending,
+      "2026-12-01T0300-workspace-limits": workspaceLimits,
     };
   },
 };

@@ -1,4 +1,4 @@
-import type { Selectable } from "kysely";
+import type { Insertable, Selectable } from "kysely";
 import type { WorkspaceTable } from "../schema.ts";
 import type { Executor } from "./executor.ts";
 
@@ -10,12 +10,12 @@ export class WorkspaceRepository {
     this.#db = db;
   }
 
-  async insert(row: Workspace): Promise<void> {
+  async insert(row: Insertable<WorkspaceTable>): Promise<void> {
     await this.#db.insertInto("workspaces").values(row).execute();
   }
 
   /** Add a workspace; false when one has that name (or id) already, decided by the database. */
-  async create(row: Workspace): Promise<boolean> {
+  async create(row: Insertable<WorkspaceTable>): Promise<boolean> {
     const res = await this.#db
       .insertInto("workspaces")
       .values(row)
@@ -42,6 +42,16 @@ export class WorkspaceRepository {
     const res = await this.#db.deleteFrom("workspaces").where("id", "=", id).executeTakeFirst();
     if (Number(res.numDeletedRows) !== 1) return undefined;
     return { deployments: deployments.map((d) => d.name), keys: keys.map((k) => k.id) };
+  }
+
+  /** Change the workspace's limits (null: none); the workspace as it is now, or undefined. */
+  async setLimits(
+    id: string,
+    limits: Partial<Pick<Workspace, "rpm_limit" | "tpm_limit">>,
+  ): Promise<Workspace | undefined> {
+    if (Object.keys(limits).length > 0)
+      await this.#db.updateTable("workspaces").set(limits).where("id", "=", id).execute();
+    return this.byId(id);
   }
 
   async byName(name: string): Promise<Workspace | undefined> {

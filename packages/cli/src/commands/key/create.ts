@@ -1,6 +1,7 @@
 import type { Scope } from "@beta9/sdk";
 import { type Command, InvalidArgumentError } from "commander";
 import type { Context } from "../../context.ts";
+import { limitsText, positiveInt } from "../../limits.ts";
 import { JSON_FLAG_HELP } from "../../output.ts";
 
 /** Typed as a record so the compiler fails here when the protocol adds or drops a scope. */
@@ -62,23 +63,6 @@ export function addKeyCreate(key: Command, ctx: Context): void {
         ].join("\n"),
       );
     });
-}
-
-/** "60 rpm, 100000 tpm"; "-" for none. */
-export function limitsText(k: { rpm_limit?: number | null; tpm_limit?: number | null }): string {
-  const parts = [];
-  if (k.rpm_limit != null) parts.push(`${k.rpm_limit} rpm`);
-  if (k.tpm_limit != null) parts.push(`${k.tpm_limit} tpm`);
-  return parts.length ? parts.join(", ") : "-";
-}
-
-export function positiveInt(flag: string): (value: string) => number {
-  return (value) => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1)
-      throw new InvalidArgumentError(`${flag} takes a whole number of at least 1`);
-    return n;
-  };
 }
 
 function scopeList(value: string): Scope[] {

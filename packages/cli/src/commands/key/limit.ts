@@ -1,17 +1,9 @@
 import type { SetApiKeyLimits } from "@beta9/sdk";
 import type { Command } from "commander";
 import type { Context } from "../../context.ts";
+import { limitOrNone, limitsText, limitValue } from "../../limits.ts";
 import { JSON_FLAG_HELP } from "../../output.ts";
 import { UserError } from "../../user-error.ts";
-import { limitsText, positiveInt } from "./create.ts";
-
-/** A limit flag: a whole number of at least 1, or "none" to remove the limit (commander keeps no null). */
-function limitOrNone(flag: string): (value: string) => number | "none" {
-  const number = positiveInt(flag);
-  return (value) => (value.trim().toLowerCase() === "none" ? "none" : number(value));
-}
-
-const limit = (v: number | "none") => (v === "none" ? null : v);
 
 export function addKeyLimit(key: Command, ctx: Context): void {
   key
@@ -23,8 +15,8 @@ export function addKeyLimit(key: Command, ctx: Context): void {
     .option("--json", JSON_FLAG_HELP)
     .action(async (id: string, opts: { rpm?: number | "none"; tpm?: number | "none"; json?: boolean }) => {
       const body: SetApiKeyLimits = {
-        ...(opts.rpm === undefined ? {} : { rpm_limit: limit(opts.rpm) }),
-        ...(opts.tpm === undefined ? {} : { tpm_limit: limit(opts.tpm) }),
+        ...(opts.rpm === undefined ? {} : { rpm_limit: limitValue(opts.rpm) }),
+        ...(opts.tpm === undefined ? {} : { tpm_limit: limitValue(opts.tpm) }),
       };
       if (Object.keys(body).length === 0)
         throw new UserError("say which limit to change", `e.g. b9 key limit ${id} --rpm 60 --tpm none`);

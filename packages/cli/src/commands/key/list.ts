@@ -1,8 +1,8 @@
 import type { Command } from "commander";
 import type { Context } from "../../context.ts";
 import { ago } from "../../format.ts";
+import { limitsText } from "../../limits.ts";
 import { JSON_FLAG_HELP, table } from "../../output.ts";
-import { limitsText } from "./create.ts";
 
 export function addKeyList(key: Command, ctx: Context): void {
   key

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import type { Context } from "../../context.ts";
 import { ago } from "../../format.ts";
+import { limitsText } from "../../limits.ts";
 import { JSON_FLAG_HELP, table } from "../../output.ts";
 
 export function addWorkspaceList(workspace: Command, ctx: Context): void {
@@ -15,8 +16,14 @@ export function addWorkspaceList(workspace: Command, ctx: Context): void {
       const now = ctx.now();
       ctx.print(
         table(
-          ["NAME", "ID", "CREATED", "RUNS THE POOL"],
-          list.workspaces.map((w) => [w.name, w.id, ago(w.created_at, now), w.operator ? "yes" : "-"]),
+          ["NAME", "ID", "LIMITS", "CREATED", "RUNS THE POOL"],
+          list.workspaces.map((w) => [
+            w.name,
+            w.id,
+            limitsText(w),
+            ago(w.created_at, now),
+            w.operator ? "yes" : "-",
+          ]),
         ),
       );
     });

@@ -1,4 +1,11 @@
-import { Beta9Error, CreateWorkspace, WorkspaceList, WorkspaceRemoved, WorkspaceView } from "@beta9/protocol";
+import {
+  Beta9Error,
+  CreateWorkspace,
+  SetWorkspaceLimits,
+  WorkspaceList,
+  WorkspaceRemoved,
+  WorkspaceView,
+} from "@beta9/protocol";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import { OPERATOR_WORKSPACE } from "../../auth/api-keys.ts";
@@ -30,7 +37,13 @@ export const workspaceRoutes: FastifyPluginAsyncTypebox<
     { schema: { body: CreateWorkspace, response: { 201: WorkspaceView } } },
     async (req, reply) => {
       await ctx.auth.operator(req, "create workspaces");
-      const row = { id: newId("ws_"), name: req.body.name, created_at: Date.now() };
+      const row = {
+        id: newId("ws_"),
+        name: req.body.name,
+        created_at: Date.now(),
+        rpm_limit: req.body.rpm_limit ?? null,
+        tpm_limit: req.body.tpm_limit ?? null,
+      };
       if (!(await ctx.store.workspaces.create(row)))
         throw new Beta9Error(
           "conflict",
@@ -38,6 +51,34 @@ export const workspaceRoutes: FastifyPluginAsyncTypebox<
         );
       ctx.log.info({ workspace_id: row.id, workspace: row.name }, "workspace created");
       return reply.status(201).send(workspaceView(row));
+    },
+  );
+
+  app.post(
+    "/api/v1/workspaces/:name/limits",
+    {
+      schema: {
+        params: Type.Object({ name: Type.String({ maxLength: 64 }) }),
+        body: SetWorkspaceLimits,
+        response: { 200: WorkspaceView },
+      },
+    },
+    async (req) => {
+      await ctx.auth.operator(req, "change a workspace's limits");
+      const workspace = await ctx.store.workspaces.byName(req.params.name);
+      if (!workspace)
+        throw new Beta9Error(
+          "not_found",
+          `no workspace named ${req.params.name}; list them with \`b9 workspace list\``,
+        );
+      const updated = await ctx.store.workspaces.setLimits(workspace.id, req.body);
+      // Its keys are read again on their next request here; other replicas within their key cache's seconds.
+      ctx.auth.forgetWorkspace(workspace.id);
+      ctx.log.info(
+        { workspace_id: workspace.id, workspace: workspace.name, ...req.body },
+        "workspace limits changed",
+      );
+      return workspaceView(updated ?? workspace);
     },
   );
 

@@ -235,7 +235,7 @@ export const ollamaRoutes: FastifyPluginAsync<
     const admission = ctx.metering.admit(caller);
     if (!admission.ok) {
       meter.finish(429);
-      throw new OllamaError(429, limitMessage(admission, caller.limits), {
+      throw new OllamaError(429, limitMessage(admission), {
         retryAfterS: admission.retryAfterS,
       });
     }

@@ -65,13 +65,7 @@ export const openaiRoutes: FastifyPluginAsync<InferenceRouteContext> = async (ap
       if (!admission.ok) {
         meter.finish(429);
         reply.header("retry-after", String(admission.retryAfterS));
-        return openaiError(
-          reply,
-          429,
-          "rate_limit_error",
-          "rate_limited",
-          limitMessage(admission, caller.limits),
-        );
+        return openaiError(reply, 429, "rate_limit_error", "rate_limited", limitMessage(admission));
       }
 
       // Scale from zero: a deployed model with no replica now is loaded first (bounded wait). With one

@@ -13,6 +13,7 @@ const caller: Caller = {
   workspaceId: "w",
   scopes: ["inference"],
   limits: { rpm: null, tpm: null },
+  workspaceLimits: { rpm: null, tpm: null },
 };
 
 /** An agent's answer made of `body`; `cancelled` says whether the relay cancelled it. */
