@@ -1,5 +1,3 @@
-import { join } from "node:path";
-import { Store } from "@beta9/store";
 import {
   type GatewayProc,
   type ModelAgent,
@@ -33,13 +31,7 @@ beforeAll(async () => {
   worker = await startModelAgent(gw);
   // Started on the agent by its owner, with no deployment: the pool's, for every workspace.
   await worker.serve("shared");
-  // Workspaces are made by admins in the store; the gateway's SQLite file takes a second writer.
-  const store = await Store.open({ kind: "sqlite", path: join(gw.dataDir, "beta9.db") });
-  try {
-    await store.workspaces.insert({ id: "ws_team", name: "team", created_at: Date.now() });
-  } finally {
-    await store.close();
-  }
+  expect((await gw.api("POST", "/api/v1/workspaces", { name: "team" })).status).toBe(201);
   ours = await key({ name: "app", scopes: ["inference"] });
   team = await key({ name: "team-app", scopes: ["inference"], workspace: "team" });
   const teamAdmin = await key({ name: "team-admin", scopes: ["admin"], workspace: "team" });
@@ -111,5 +103,24 @@ describe("workspaces see and call only their own models", () => {
       const r = await ollama(k).chat({ model: "shared", messages: hi, options: { num_predict: 4 } });
       expect(r.done).toBe(true);
     }
+  }, 60_000);
+
+  it("shows a team, on the pool's machines, only the models it may call; the operator sees all", async () => {
+    // "ours" runs now too, so the machine serves all three.
+    await openai(ours).chat.completions.create({ model: "ours", messages: hi, max_tokens: 2 });
+    const teamReader = await key({ name: "team-reader", scopes: ["read"], workspace: "team" });
+    const models = async (k: string) => {
+      const m = (
+        await gw.api<{ machines: { inference: { models: { name: string }[] } | null }[] }>(
+          "GET",
+          "/api/v1/machines",
+          undefined,
+          k,
+        )
+      ).body.machines[0]!;
+      return m.inference!.models.map((x) => x.name).sort();
+    };
+    expect(await models(gw.adminKey)).toEqual(["ours", "shared", "theirs"]);
+    expect(await models(teamReader)).toEqual(["shared", "theirs"]);
   }, 60_000);
 });

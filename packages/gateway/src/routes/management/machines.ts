@@ -2,6 +2,7 @@ import { Beta9Error, MachineList, MachineStatus, MachineView } from "@beta9/prot
 import type { Machine } from "@beta9/store";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
+import type { Caller } from "../../auth/api-keys.ts";
 import type { GatewayContext } from "../../context.ts";
 import { machineWork } from "../../machines/work.ts";
 import type { Router } from "../../router/router.ts";
@@ -19,6 +20,25 @@ export const machineRoutes: FastifyPluginAsyncTypebox<
       ? view
       : { ...view, ...machineWork(ctx, view.id, view.status) };
 
+  /**
+   * The pool's machines serve every workspace, but a team sees on them only the models it may call:
+   * its own deployments and those the machines' owners started by hand. The operator sees all.
+   */
+  const modelsShownTo = async (caller: Caller): Promise<(view: MachineView) => MachineView> => {
+    if (await ctx.auth.isOperator(caller)) return (view) => view;
+    const own = new Set((await ctx.store.deployments.list(caller.workspaceId)).map((d) => d.name));
+    return (view) =>
+      view.inference
+        ? {
+            ...view,
+            inference: {
+              ...view.inference,
+              models: view.inference.models.filter((m) => !m.deployment || own.has(m.name)),
+            },
+          }
+        : view;
+  };
+
   app.get(
     "/api/v1/machines",
     {
@@ -35,10 +55,11 @@ export const machineRoutes: FastifyPluginAsyncTypebox<
       },
     },
     async (req) => {
-      await ctx.auth.authenticate(req, "read");
+      const caller = await ctx.auth.authenticate(req, "read");
       const { limit, ...rest } = req.query;
       const page = ctx.registry.page({ ...rest, ...(limit ? { limit: Number(limit) } : {}) });
-      return { ...page, machines: page.machines.map(withWork) };
+      const shown = await modelsShownTo(caller);
+      return { ...page, machines: page.machines.map((m) => shown(withWork(m))) };
     },
   );
 
@@ -46,10 +67,10 @@ export const machineRoutes: FastifyPluginAsyncTypebox<
     "/api/v1/machines/:id",
     { schema: { params: IdParams, response: { 200: MachineView } } },
     async (req) => {
-      await ctx.auth.authenticate(req, "read");
+      const caller = await ctx.auth.authenticate(req, "read");
       const view = ctx.registry.view(req.params.id);
       if (!view) throw notFound(req.params.id);
-      return withWork(view);
+      return (await modelsShownTo(caller))(withWork(view));
     },
   );
 
