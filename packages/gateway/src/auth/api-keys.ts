@@ -119,16 +119,17 @@ export class ApiKeyAuth {
   }
 
   /**
-   * The workspace a request acts on: the caller's own, or the one it names, which takes a key of the
-   * operator's workspace (`what` ends the refusal, e.g. "read another workspace's usage").
+   * Authenticates the request (`need`) and returns the workspace it acts on: the caller's own, or the
+   * one it names, which takes a key of the operator's workspace (`what` ends the refusal, e.g. "read
+   * another workspace's usage").
    */
   async actingWorkspace(
     req: FastifyRequest,
-    caller: Caller,
+    need: Scope,
     named: string | undefined,
     what: string,
-    need: Scope,
   ): Promise<Workspace> {
+    const caller = await this.authenticate(req, need);
     const own = await this.#store.workspaces.byId(caller.workspaceId);
     if (named === undefined || named === own?.name) {
       if (!own) throw new Beta9Error("not_found", "this key's workspace is gone; ask the pool's operator");

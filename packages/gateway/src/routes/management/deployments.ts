@@ -52,13 +52,11 @@ export const deploymentRoutes: FastifyPluginAsyncTypebox<
     "/api/v1/deployments",
     { schema: { querystring: WorkspaceQuery, response: { 200: DeploymentList } } },
     async (req) => {
-      const caller = await ctx.auth.authenticate(req, "read");
       const workspace = await ctx.auth.actingWorkspace(
         req,
-        caller,
+        "read",
         req.query.workspace,
         "see another workspace's deployments",
-        "read",
       );
       const rows = await ctx.store.deployments.list(workspace.id);
       return { deployments: rows.map((d) => deploymentView(d, workspace)) };
@@ -69,13 +67,11 @@ export const deploymentRoutes: FastifyPluginAsyncTypebox<
     "/api/v1/deployments/:name",
     { schema: { params: NameParams, querystring: WorkspaceQuery, response: { 200: DeploymentView } } },
     async (req) => {
-      const caller = await ctx.auth.authenticate(req, "read");
       const workspace = await ctx.auth.actingWorkspace(
         req,
-        caller,
+        "read",
         req.query.workspace,
         "see another workspace's deployments",
-        "read",
       );
       const row = await ctx.store.deployments.get(workspace.id, req.params.name);
       if (!row) throw deploymentNotFound(req.params.name);
@@ -87,13 +83,11 @@ export const deploymentRoutes: FastifyPluginAsyncTypebox<
     "/api/v1/deployments/:name",
     { schema: { params: NameParams, querystring: WorkspaceQuery } },
     async (req, reply) => {
-      const caller = await ctx.auth.authenticate(req, "admin");
       const workspace = await ctx.auth.actingWorkspace(
         req,
-        caller,
+        "admin",
         req.query.workspace,
         "remove another workspace's deployments",
-        "admin",
       );
       if (!(await ctx.store.deployments.remove(workspace.id, req.params.name))) {
         throw deploymentNotFound(req.params.name);

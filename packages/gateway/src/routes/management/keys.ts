@@ -18,13 +18,11 @@ export const keyRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app, 
     "/api/v1/keys",
     { schema: { body: CreateApiKey, response: { 201: ApiKeyView } } },
     async (req, reply) => {
-      const caller = await ctx.auth.authenticate(req, "admin");
       const workspace = await ctx.auth.actingWorkspace(
         req,
-        caller,
+        "admin",
         req.body.workspace,
         "create keys for another workspace",
-        "admin",
       );
       const secret = newSecret(TOKEN_PREFIX.apiKey);
       const row = {
@@ -61,13 +59,11 @@ export const keyRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app, 
       },
     },
     async (req) => {
-      const caller = await ctx.auth.authenticate(req, "read");
       const workspace = await ctx.auth.actingWorkspace(
         req,
-        caller,
+        "read",
         req.query.workspace,
         "list another workspace's keys",
-        "read",
       );
       const keys = await ctx.store.keys.list({ workspaceId: workspace.id });
       return { keys: keys.map((k) => apiKeyView(k, workspace)) };

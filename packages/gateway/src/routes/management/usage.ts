@@ -17,13 +17,11 @@ export const usageRoutes: FastifyPluginAsyncTypebox<GatewayContext & { metering:
     "/api/v1/usage",
     { schema: { querystring: UsageQuery, response: { 200: UsageReport } } },
     async (req) => {
-      const caller = await ctx.auth.authenticate(req, "read");
       const workspace = await ctx.auth.actingWorkspace(
         req,
-        caller,
+        "read",
         req.query.workspace,
         "read another workspace's usage",
-        "read",
       );
       const until = req.query.until === undefined ? Date.now() : time("until", req.query.until);
       const since = req.query.since === undefined ? until - DAY_MS : time("since", req.query.since);
