@@ -106,13 +106,15 @@ describe.skipIf(unsupported)("machines held by the other gateway replica", () =>
       (await b.api<Shown>("GET", `/api/v1/machines/${serving.id}`)).body.in_flight;
     expect(await inFlightAtB()).toBe(0);
     const client = await openaiClient(a);
-    const streams = [1, 2].map(() => new AbortController());
+    // At temperature 0 SmolLM2 counts on to the 900 tokens asked for: an answer of several seconds.
+    const streams = [new AbortController()];
     const answers = streams.map((ac) =>
       client.chat.completions
         .create(
           {
             model: "chat",
             max_tokens: 900,
+            temperature: 0,
             stream: true,
             messages: [{ role: "user", content: "Count from 1 to 1000, separated by commas." }],
           },
