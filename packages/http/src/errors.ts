@@ -55,6 +55,26 @@ export function toErrorReply(err: unknown): { status: number; body: ErrorBody } 
           },
         },
       };
+    case "FST_ERR_MAX_PARAM_LENGTH":
+      return {
+        status: 400,
+        body: {
+          error: {
+            code: "bad_request",
+            message: "a part of the path is too long; names and ids are shorter",
+          },
+        },
+      };
+    case "FST_ERR_BAD_URL":
+      return {
+        status: 400,
+        body: {
+          error: {
+            code: "bad_request",
+            message: "the path is not a valid URL; encode names as URL segments",
+          },
+        },
+      };
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
       return {
         status: 415,
@@ -68,4 +88,10 @@ export function toErrorReply(err: unknown): { status: number; body: ErrorBody } 
     status: 500,
     body: { error: { code: "internal", message: "internal error; the server log has the details" } },
   };
+}
+
+/** For fastify's `frameworkErrors`: errors found while routing, before any handler, in our shape too. */
+export function replyFrameworkError(err: FastifyError, _req: FastifyRequest, reply: FastifyReply): void {
+  const { status, body } = toErrorReply(err);
+  void reply.status(status).send(body);
 }
