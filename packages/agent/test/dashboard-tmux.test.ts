@@ -1,11 +1,12 @@
-import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import {
   BIN,
+  builtinEnginePids,
   type GatewayProc,
   initAgent,
   Proc,
+  processAlive,
   startGateway,
   testModelPath,
   waitFor,
@@ -96,29 +97,6 @@ async function exitOf(term: TmuxTerminal, what: string) {
   return term.exit();
 }
 
-/** Pids of the engines this agent runs (its builtin engine children). */
-function enginePids(agentPid: number): number[] {
-  const out = execFileSync("ps", ["-eo", "pid=,ppid=,args="], { encoding: "utf8" });
-  return out
-    .trim()
-    .split("\n")
-    .map((l) => l.trim().split(/\s+/))
-    .filter(
-      ([, ppid, ...args]) => Number(ppid) === agentPid && args.join(" ").includes("engines/builtin/main.ts"),
-    )
-    .map(([pid]) => Number(pid));
-}
-
-/** Running, not exited (a zombie its parent has not reaped yet counts as exited). */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-  } catch {
-    return false;
-  }
-}
-
 describe("b9agent dashboard on a real terminal", () => {
   it("shows the machine READY, a replica the gateway placed and its requests, survives the gateway going away, and quits on q with its engine stopped", async () => {
     const gw = await gateway();
@@ -166,7 +144,7 @@ describe("b9agent dashboard on a real terminal", () => {
       "smollm2 is ready",
     );
     const agentPid = term.pid();
-    const engines = enginePids(agentPid);
+    const engines = builtinEnginePids(agentPid);
     expect(engines).toHaveLength(1);
 
     // The gateway goes away: the dashboard says so and the agent (and its engine) keep running.
@@ -178,13 +156,13 @@ describe("b9agent dashboard on a real terminal", () => {
       "cannot reach the gateway; will retry: ECONNREFUSED",
     );
     expect(term.exit()).toBeNull();
-    expect(alive(agentPid)).toBe(true);
-    expect(engines.every(alive)).toBe(true);
+    expect(processAlive(agentPid)).toBe(true);
+    expect(engines.every(processAlive)).toBe(true);
 
     term.press("q");
     expect(await exitOf(term, "the agent to exit after q")).toEqual({ code: 0, signal: null });
-    expect(alive(agentPid)).toBe(false);
-    await waitFor(() => !engines.some(alive), { what: "the engine to be stopped", timeoutMs: 5_000 });
+    expect(processAlive(agentPid)).toBe(false);
+    await waitFor(() => !engines.some(processAlive), { what: "the engine to be stopped", timeoutMs: 5_000 });
   }, 120_000);
 
   it("says so when the terminal is too small, redraws when it grows again, and quits on Ctrl+C", async () => {

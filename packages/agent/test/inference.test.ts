@@ -4,8 +4,10 @@ import type { AddressInfo } from "node:net";
 import { dirname } from "node:path";
 import {
   type AgentProc,
+  builtinEnginePids,
   type GatewayProc,
   initAgent,
+  processAlive,
   startAgent,
   startGateway,
   TEST_MODEL,
@@ -217,7 +219,7 @@ describe("inference on the agent (builtin engine, real SmolLM2)", () => {
   });
 
   it("an engine that crashes shows error with its last lines; the agent lives on and starts it again", async () => {
-    const pids = await enginePids();
+    const pids = builtinEnginePids(agent.proc.child.pid!);
     expect(pids.length).toBe(1);
     process.kill(pids[0]!, "SIGKILL");
     await waitFor(
@@ -245,35 +247,16 @@ describe("inference on the agent (builtin engine, real SmolLM2)", () => {
   it("stops the model and its engine process", async () => {
     const stopped = await control("POST", "/inference/stop", {});
     expect(stopped.body).toMatchObject({ status: "stopped", running: false, models: [] });
-    await waitFor(async () => (await enginePids()).length === 0, { what: "the engine process to exit" });
+    await waitFor(async () => builtinEnginePids(agent.proc.child.pid!).length === 0, {
+      what: "the engine process to exit",
+    });
   });
 
   it("leaves no engine behind when the agent is SIGKILLed", async () => {
     await control("POST", "/inference/start", { model: "smollm2" });
-    const pids = await enginePids();
+    const pids = builtinEnginePids(agent.proc.child.pid!);
     expect(pids.length).toBe(1);
     agent.proc.child.kill("SIGKILL");
-    await waitFor(() => !pids.some(alive), { what: "the orphan engine to die", timeoutMs: 10_000 });
+    await waitFor(() => !pids.some(processAlive), { what: "the orphan engine to die", timeoutMs: 10_000 });
   });
 });
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Builtin engine processes whose parent is this test's agent. */
-async function enginePids(): Promise<number[]> {
-  const { execFileSync } = await import("node:child_process");
-  const out = execFileSync("ps", ["-eo", "pid=,ppid=,args="], { encoding: "utf8" });
-  const agentPid = agent.proc.child.pid;
-  return out
-    .split("\n")
-    .map((l) => l.trim().split(/\s+/))
-    .filter((f) => f.slice(2).join(" ").includes("engines/builtin/main.ts") && Number(f[1]) === agentPid)
-    .map((f) => Number(f[0]));
-}

@@ -1,10 +1,11 @@
-import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import {
   type AgentProc,
   allowTestModel,
+  builtinEnginePids,
   type GatewayProc,
   initAgent,
+  processAlive,
   startAgent,
   startGateway,
   testModelPath,
@@ -35,28 +36,6 @@ async function control<T = Record<string, unknown>>(method: string, path: string
   return { status: res.status, body: (await res.json()) as T };
 }
 
-/** Builtin engine processes whose parent is this test's agent. */
-function enginePids(): number[] {
-  const out = execFileSync("ps", ["-eo", "pid=,ppid=,args="], { encoding: "utf8" });
-  return out
-    .split("\n")
-    .map((l) => l.trim().split(/\s+/))
-    .filter(
-      (f) =>
-        f.slice(2).join(" ").includes("engines/builtin/main.ts") && Number(f[1]) === agent.proc.child.pid,
-    )
-    .map((f) => Number(f[0]));
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 beforeAll(async () => {
   gw = await startGateway();
   const path = await initAgent(gw, { name: "warm-box" });
@@ -81,7 +60,7 @@ describe("inference.keep_engine_warm (on by default)", () => {
       what: "the agent's kept-warm line",
       timeoutMs: 60_000,
     });
-    const pids = enginePids();
+    const pids = builtinEnginePids(agent.proc.child.pid!);
     expect(pids.length).toBe(1);
     warm = pids[0]!;
     const status = await control<{ status: string; models: unknown[] }>("GET", "/inference/status");
@@ -93,19 +72,19 @@ describe("inference.keep_engine_warm (on by default)", () => {
     expect(pulled.status).toBe(201);
     const started = await control("POST", "/inference/start", { model: "smollm2", context_size: 2048 });
     expect(started.body).toMatchObject({ status: "running" });
-    expect(enginePids()).toEqual([warm]);
+    expect(builtinEnginePids(agent.proc.child.pid!)).toEqual([warm]);
 
     const stopped = await control("POST", "/inference/stop", { model: "smollm2" });
     expect(stopped.body).toMatchObject({ status: "stopped", models: [] });
-    expect(enginePids()).toEqual([warm]);
+    expect(builtinEnginePids(agent.proc.child.pid!)).toEqual([warm]);
 
     const again = await control("POST", "/inference/start", { model: "smollm2", context_size: 2048 });
     expect(again.body).toMatchObject({ status: "running" });
-    expect(enginePids()).toEqual([warm]);
+    expect(builtinEnginePids(agent.proc.child.pid!)).toEqual([warm]);
   });
 
   it("leaves no engine behind when the agent is SIGKILLed", async () => {
     agent.proc.child.kill("SIGKILL");
-    await waitFor(() => !alive(warm), { what: "the warm engine to die", timeoutMs: 10_000 });
+    await waitFor(() => !processAlive(warm), { what: "the warm engine to die", timeoutMs: 10_000 });
   });
 });

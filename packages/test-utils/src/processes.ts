@@ -333,16 +333,39 @@ export function allowTestModel(path: string): { machine: { id: string; token: st
   return cfg;
 }
 
+/** The builtin engine processes an agent runs (its children running engines/builtin/main.ts). */
+function builtinEngines(agentPid: number): { pid: number; cmd: string }[] {
+  const out = execFileSync("ps", ["-eo", "pid=,ppid=,args="], { encoding: "utf8" });
+  return out
+    .trim()
+    .split("\n")
+    .map((line) => line.trim().split(/\s+/))
+    .filter(
+      ([, ppid, ...args]) => Number(ppid) === agentPid && args.join(" ").includes("engines/builtin/main.ts"),
+    )
+    .map(([pid, , ...args]) => ({ pid: Number(pid), cmd: args.join(" ") }));
+}
+
+/** Pids of the agent's builtin engine processes. */
+export function builtinEnginePids(agentPid: number): number[] {
+  return builtinEngines(agentPid).map((e) => e.pid);
+}
+
+/** Running, not exited (a zombie its parent has not reaped yet counts as exited). */
+export function processAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
+
 /** The port of an agent's builtin engine (on 127.0.0.1), read from its child's command line. */
 export function builtinEnginePort(agentPid: number): number {
-  const out = execFileSync("ps", ["-eo", "pid=,ppid=,args="], { encoding: "utf8" });
-  for (const line of out.trim().split("\n")) {
-    const [, ppid, ...args] = line.trim().split(/\s+/);
-    const cmd = args.join(" ");
-    if (Number(ppid) === agentPid && cmd.includes("engines/builtin/main.ts")) {
-      const port = /--port (\d+)/.exec(cmd)?.[1];
-      if (port) return Number(port);
-    }
+  for (const { cmd } of builtinEngines(agentPid)) {
+    const port = /--port (\d+)/.exec(cmd)?.[1];
+    if (port) return Number(port);
   }
   throw new Error("the agent's builtin engine is not running");
 }
