@@ -12,6 +12,8 @@ export interface Caller {
   limits: { rpm: number | null; tpm: number | null };
   /** Its workspace's limits for all its keys together (null: none), read with the key. */
   workspaceLimits: { rpm: number | null; tpm: number | null };
+  /** The key belongs to the operator's workspace, which runs the pool. */
+  operator: boolean;
 }
 
 declare module "fastify" {
@@ -93,6 +95,7 @@ export class ApiKeyAuth {
       scopes,
       limits: { rpm: key.rpm_limit, tpm: key.tpm_limit },
       workspaceLimits: known.workspaceLimits,
+      operator: known.operator,
     };
   }
 
@@ -103,19 +106,13 @@ export class ApiKeyAuth {
    */
   async operator(req: FastifyRequest, what: string, need: Scope = "admin"): Promise<Caller> {
     const caller = await this.authenticate(req, need);
-    const workspace = await this.#store.workspaces.byId(caller.workspaceId);
-    if (workspace?.name !== OPERATOR_WORKSPACE) {
+    if (!caller.operator) {
       throw new Beta9Error(
         "forbidden",
         `only a key of the ${OPERATOR_WORKSPACE} workspace, which runs the pool, may ${what}; ask the pool's operator`,
       );
     }
     return caller;
-  }
-
-  /** Whether the caller's key belongs to the operator's workspace. */
-  async isOperator(caller: Caller): Promise<boolean> {
-    return (await this.#store.workspaces.byId(caller.workspaceId))?.name === OPERATOR_WORKSPACE;
   }
 
   /**
@@ -135,7 +132,7 @@ export class ApiKeyAuth {
       if (!own) throw new Beta9Error("not_found", "this key's workspace is gone; ask the pool's operator");
       return own;
     }
-    await this.operator(req, what, need);
+    if (!caller.operator) await this.operator(req, what, need);
     const other = await this.#store.workspaces.byName(named);
     if (!other)
       throw new Beta9Error(
@@ -159,6 +156,7 @@ export class ApiKeyAuth {
     const fresh: Known = {
       key,
       workspaceLimits: { rpm: workspace?.rpm_limit ?? null, tpm: workspace?.tpm_limit ?? null },
+      operator: workspace?.name === OPERATOR_WORKSPACE,
       readAt: now,
     };
     if (this.#known.size >= MAX_CACHED_KEYS) this.#known.delete(this.#known.keys().next().value!);
@@ -179,6 +177,7 @@ export class ApiKeyAuth {
 interface Known {
   key: ApiKey;
   workspaceLimits: Caller["workspaceLimits"];
+  operator: boolean;
   readAt: number;
 }
 

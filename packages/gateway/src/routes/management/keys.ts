@@ -76,7 +76,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app, 
    */
   const ownKey = async (caller: Caller, id: string) => {
     const existing = await ctx.store.keys.get(id);
-    if (!existing || (existing.workspace_id !== caller.workspaceId && !(await ctx.auth.isOperator(caller))))
+    if (!existing || (existing.workspace_id !== caller.workspaceId && !caller.operator))
       throw new Beta9Error("not_found", `no API key ${id}; list them with \`b9 key list\``);
     return existing;
   };

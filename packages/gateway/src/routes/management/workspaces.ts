@@ -26,9 +26,9 @@ export const workspaceRoutes: FastifyPluginAsyncTypebox<
 > = async (app, ctx) => {
   app.get("/api/v1/workspaces", { schema: { response: { 200: WorkspaceList } } }, async (req) => {
     const caller = await ctx.auth.authenticate(req, "read");
-    const own = await ctx.store.workspaces.byId(caller.workspaceId);
     // The operator sees every workspace; any other key sees its own only.
-    const rows = own?.name === OPERATOR_WORKSPACE ? await ctx.store.workspaces.list() : own ? [own] : [];
+    const own = caller.operator ? undefined : await ctx.store.workspaces.byId(caller.workspaceId);
+    const rows = caller.operator ? await ctx.store.workspaces.list() : own ? [own] : [];
     return { workspaces: rows.map(workspaceView) };
   });
 

@@ -14,6 +14,7 @@ const caller: Caller = {
   scopes: ["inference"],
   limits: { rpm: null, tpm: null },
   workspaceLimits: { rpm: null, tpm: null },
+  operator: false,
 };
 
 /** An agent's answer made of `body`; `cancelled` says whether the relay cancelled it. */
