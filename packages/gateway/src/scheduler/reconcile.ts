@@ -13,7 +13,7 @@ export interface UnwantedReplica {
 
 export function unwantedReplicas(input: {
   deployments: readonly { name: string; maxReplicas: number }[];
-  /** Models of deployments removed since this gateway placed them. */
+  /** Models a gateway started for a deployment that is gone. */
   removed: Iterable<string>;
   /** The machines serving a model now (connected and taking work). */
   serving: (model: string) => readonly { id: string }[];

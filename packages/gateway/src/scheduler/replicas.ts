@@ -65,10 +65,6 @@ export class ReplicaManager {
   readonly #loading = new Map<string, Promise<void>>();
   readonly #lastUsed = new Map<string, number>();
   readonly #waiting = new Map<string, number>();
-  /** Models this gateway loaded for a deployment: when the deployment goes, so do its replicas. */
-  readonly #managed = new Set<string>();
-  /** Managed models whose deployment went: unloaded wherever they still run, also on machines back later. */
-  readonly #removed = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
   #sweeping = false;
 
@@ -199,7 +195,6 @@ export class ReplicaManager {
           timeoutMs: Math.max(1_000, deadline - Date.now()),
         });
         registry.noteModels(machine.id, status.models);
-        this.#managed.add(dep.name);
         this.touch(machine.id, dep.name);
         log.info({ model: dep.name, machine_id: machine.id }, `${dep.name} is ready on ${machine.name}`);
         return;
@@ -229,17 +224,12 @@ export class ReplicaManager {
       const now = Date.now();
       const deployments = await this.#deps.deployments();
       const deployed = new Set(deployments.map((d) => d.name));
-      for (const name of [...this.#managed]) {
-        if (deployed.has(name)) continue;
-        this.#managed.delete(name);
-        this.#removed.add(name);
-      }
-      // Started for a deployment by any gateway (this one before a restart, or a peer): the agents say so.
-      for (const name of registry.deploymentModels()) if (!deployed.has(name)) this.#removed.add(name);
-      for (const name of this.#removed) if (deployed.has(name)) this.#removed.delete(name);
+      // Started for a deployment that is gone, by any gateway (this one, before a restart, or a peer;
+      // also on a machine back from a partition): the agents report which models those are.
+      const removed = [...registry.deploymentModels()].filter((name) => !deployed.has(name));
       const unwanted = unwantedReplicas({
         deployments,
-        removed: this.#removed,
+        removed,
         serving: (model) => registry.serving(model),
         lastUsed: (id, model) => this.#lastUsed.get(key(id, model)),
       });
