@@ -17,6 +17,20 @@ export const EngineName = Type.Union([
 /** A model name as clients use it; the agent's model store checks the exact rules and says what is wrong. */
 export const ModelName = Type.String({ minLength: 1, maxLength: 128 });
 
+/**
+ * The one form of a model name everywhere (gateway lookups, store uniqueness, the agent's model store):
+ * names are case-insensitive, so "Victim" and "victim" are one model and can never be two owners' models.
+ */
+export function canonicalModelName(name: string): string {
+  return name.toLowerCase();
+}
+
+/**
+ * Who a stored or served model belongs to, as a gateway tells an agent: the deployment's workspace id.
+ * Absent, the machine's owner (a pull or start by hand). One owner's pull never replaces another's model.
+ */
+export const ModelOwner = Type.String({ minLength: 1, maxLength: 128, pattern: "^[A-Za-z0-9:_-]+$" });
+
 export const InferenceStartRequest = Type.Object(
   {
     model: Type.Optional(ModelName),
@@ -25,6 +39,8 @@ export const InferenceStartRequest = Type.Object(
     context_size: Type.Optional(Type.Integer({ minimum: 256, maximum: 1_048_576 })),
     /** Started by a gateway for a deployment: a gateway unloads it once no deployment has the name. */
     deployment: Type.Optional(Type.Boolean()),
+    /** The deployment's owner: the agent refuses to start, under this owner, a model stored for another. */
+    owner: Type.Optional(ModelOwner),
   },
   { additionalProperties: false },
 );
@@ -42,6 +58,13 @@ export const InferencePullRequest = Type.Object(
     /** Where to get it: a path the owner allowed, http(s)://…, hf:ORG/REPO/FILE.gguf, ollama:NAME:TAG. */
     source: Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })),
     sha256: Type.Optional(Type.String({ pattern: "^[a-f0-9]{64}$" })),
+    /** For whom (see ModelOwner); absent, the machine's owner. */
+    owner: Type.Optional(ModelOwner),
+    /**
+     * The pool's operator gave the source, so it may name loopback, link-local or private addresses.
+     * A source a gateway sends for anyone else may not, unless the agent's config allows the address.
+     */
+    source_trusted: Type.Optional(Type.Boolean()),
     /** Stream progress as NDJSON (also when the request accepts application/x-ndjson). */
     stream: Type.Optional(Type.Boolean()),
   },
