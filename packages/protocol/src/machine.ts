@@ -41,6 +41,8 @@ export const JoinRequest = Type.Object(
     control_address: Type.Optional(Type.String({ maxLength: 300 })),
     /** Where the machine stands, as its owner declared it (b9agent init --country); deployments may be pinned to countries. */
     country: Type.Optional(CountryCode),
+    /** The machine's current credential, when it joins again under its id: without it the id is refused. */
+    credential: Type.Optional(Type.String({ maxLength: 256 })),
   },
   { additionalProperties: false },
 );
