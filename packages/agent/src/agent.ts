@@ -177,9 +177,11 @@ export class Agent {
     return this.#bound[0] ? `http://${this.#bound[0]}/v1` : null;
   }
 
-  /** Join if this machine has no credential yet, then keep the channel up until stop(). */
+  /** Join if this machine has a join token to trade, then keep the channel up until stop(). */
   async run(): Promise<void> {
-    if (!this.#config.machine.token) await this.#join(true);
+    // A join token still in the config was given by `b9agent init` and not yet traded (the gateway
+    // was unreachable then): join with it, presenting the credential the machine may already have.
+    if (!this.#config.machine.token || this.#config.machine.join_token) await this.#join(true);
     this.#connector = new Connector({
       config: () => this.#config,
       state: this.state,

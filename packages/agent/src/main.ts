@@ -145,7 +145,8 @@ program
       machine: {
         id: previous?.machine.id ?? newMachineId(),
         name,
-        token: "",
+        // Kept to present when joining again to the same gateway (it proves the id is this machine's).
+        token: previous && sameGateway(previous, gateways[0]!) ? previous.machine.token : "",
         join_token: opts.token,
         hostname: hostname(),
         country: opts.country ?? previous?.machine.country,
@@ -171,6 +172,10 @@ program
       );
     }
   });
+
+function sameGateway(cfg: AgentConfig, gw: AgentConfig["gateway"]): boolean {
+  return cfg.gateway.host === gw.host && cfg.gateway.port === gw.port;
+}
 
 program
   .command("run", { isDefault: true })

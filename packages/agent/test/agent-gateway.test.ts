@@ -19,6 +19,7 @@ import YAML from "yaml";
  * The real b9gateway and b9agent processes on loopback: join, heartbeat, failures, restarts.
  */
 
+const HARDWARE = { os: "linux", arch: "x64", cpu_model: "t", cpu_cores: 2, memory_total_bytes: 1e9, gpus: [] };
 type MachineView = { id: string; status: string; connection: string; last_heartbeat_at: string | null };
 const procs: { stop(): Promise<unknown> }[] = [];
 afterEach(async () => {
@@ -193,6 +194,39 @@ describe("agent and gateway, real processes", () => {
     );
     expect(event.machine_id).toBe(b.machine.id);
     expect(JSON.stringify(gw.proc.logs())).not.toContain(a.machine.token);
+  });
+
+  it("a join token cannot take over an offline machine's id; the machine itself can init again", async () => {
+    const gw = await gateway();
+    expect((await gw.api("POST", "/api/v1/pools", { name: "other" })).status).toBe(201);
+    const path = await initAgent(gw, { name: "victim" });
+    const victim = config(path);
+    const id = victim.machine.id as string;
+    const a = await agent(path);
+    await waitFor(async () => (await machine(gw, id)).status === "READY", { what: "READY" });
+    await a.proc.stop();
+    await waitFor(async () => (await machine(gw, id)).status !== "READY", { what: "not READY" });
+
+    // Someone holding a join token for another pool joins under the offline machine's id.
+    const token = (await gw.api<{ token: string }>("POST", "/api/v1/tokens", { pool: "other" })).body.token;
+    const stolen = await fetch(`${gw.url}/api/v1/machines/join`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ token, machine_id: id, hostname: "x", agent_version: "x", hardware: HARDWARE }),
+    });
+    expect(stolen.status).toBe(409);
+    const err = ((await stolen.json()) as { error: { code: string; message: string } }).error;
+    expect(err.code).toBe("machine_id_taken");
+    expect(err.message).toMatch(/b9 machine remove/);
+    expect((await machine(gw, id)) as unknown).toMatchObject({ pool: "external" });
+
+    // The real machine's credential still works, and b9agent init on it (a new token) keeps its id.
+    const again = await agent(path);
+    await waitFor(async () => (await machine(gw, id)).status === "READY", { what: "READY again" });
+    await again.proc.stop();
+    await initAgent(gw, { configPath: path, name: "victim" });
+    expect(config(path).machine.id).toBe(id);
+    expect(config(path).machine.token).not.toBe(victim.machine.token);
   });
 
   it("a removed machine's agent stops and says how to join again, without retrying forever", async () => {

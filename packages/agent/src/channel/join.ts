@@ -34,6 +34,8 @@ export async function join(
     agent_version: BETA9_VERSION,
     hardware,
     ...(cfg.machine.country ? { country: cfg.machine.country } : {}),
+    // Joining again under this id: the current credential proves the id is ours.
+    ...(cfg.machine.token ? { credential: cfg.machine.token } : {}),
   };
   const res = await fetch(`${gatewayUrl(cfg)}/api/v1/machines/join`, {
     method: "POST",

@@ -1,6 +1,6 @@
 import { Beta9Error, type Hardware, type JoinResponse, TOKEN_PREFIX } from "@beta9/protocol";
 import type { ConsumeResult, Machine, Store } from "@beta9/store";
-import { hashBoundSecret, hashSecret, newSecret } from "../auth/secrets.ts";
+import { hashBoundSecret, hashSecret, newSecret, sameHash } from "../auth/secrets.ts";
 import type { MachineRegistry } from "./registry.ts";
 
 export interface JoinInput {
@@ -14,6 +14,8 @@ export interface JoinInput {
   country?: string | undefined;
   /** "channel": a Beta9 agent, gets a new credential. "keepalive": a fork agent, keeps its token. */
   protocol: "channel" | "keepalive";
+  /** The machine's current credential: needed to join again under an id the pool already has. */
+  credential?: string | undefined;
 }
 
 /**
@@ -39,6 +41,8 @@ export async function joinMachine(
     const spent = await tx.tokens.consume(hashSecret(input.token), now);
     if (!spent.ok) throw joinTokenError(spent);
     const existing = await tx.machines.get(input.machineId);
+    // A join token admits a new machine; it does not hand over one the pool has (offline or not).
+    if (existing && !holdsCredential(existing, input)) throw machineIdTaken(existing.id);
     const row: Machine = {
       id: input.machineId,
       name: input.name ?? existing?.name ?? input.machineId,
@@ -68,6 +72,24 @@ export async function joinMachine(
     credential,
     heartbeat_interval_seconds: heartbeatIntervalMs / 1000,
   };
+}
+
+/** Whether the joiner proved it is the machine already recorded under this id. */
+function holdsCredential(existing: Machine, input: JoinInput): boolean {
+  const presented = input.protocol === "keepalive" ? input.token : input.credential;
+  if (!presented) return false;
+  return (
+    sameHash(existing.credential_hash, hashSecret(presented)) ||
+    sameHash(existing.credential_hash, hashBoundSecret(presented, existing.id))
+  );
+}
+
+function machineIdTaken(id: string): Beta9Error {
+  return new Beta9Error(
+    "machine_id_taken",
+    `the pool already has a machine with id ${id}; run b9agent init on that machine (it presents its credential), ` +
+      `join under a new id, or ask the operator to remove it first (b9 machine remove ${id})`,
+  );
 }
 
 function joinTokenError(r: Extract<ConsumeResult, { ok: false }>): Beta9Error {

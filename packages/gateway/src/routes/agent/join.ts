@@ -20,6 +20,7 @@ export const joinRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app,
           hardware: req.body.hardware,
           country: req.body.country,
           protocol: "channel",
+          credential: req.body.credential,
         },
         ctx.registry.cfg.heartbeatIntervalMs,
       );
