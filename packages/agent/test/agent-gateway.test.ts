@@ -19,7 +19,14 @@ import YAML from "yaml";
  * The real b9gateway and b9agent processes on loopback: join, heartbeat, failures, restarts.
  */
 
-const HARDWARE = { os: "linux", arch: "x64", cpu_model: "t", cpu_cores: 2, memory_total_bytes: 1e9, gpus: [] };
+const HARDWARE = {
+  os: "linux",
+  arch: "x64",
+  cpu_model: "t",
+  cpu_cores: 2,
+  memory_total_bytes: 1e9,
+  gpus: [],
+};
 type MachineView = { id: string; status: string; connection: string; last_heartbeat_at: string | null };
 const procs: { stop(): Promise<unknown> }[] = [];
 afterEach(async () => {
