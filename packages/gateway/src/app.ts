@@ -3,7 +3,7 @@ import { BETA9_VERSION, Beta9Error, Health } from "@beta9/protocol";
 import { Store, storeConfigFrom } from "@beta9/store";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance } from "fastify";
-import { ApiKeyAuth } from "./auth/api-keys.ts";
+import { ApiKeyAuth, OPERATOR_WORKSPACE } from "./auth/api-keys.ts";
 import { WorkspaceModels } from "./auth/model-access.ts";
 import { bootstrap } from "./bootstrap.ts";
 import { channelUpgradeHandler } from "./channel/upgrade.ts";
@@ -34,6 +34,7 @@ import { ollamaRoutes } from "./routes/ollama/index.ts";
 import { openaiRoutes } from "./routes/openai/index.ts";
 import { deploymentSpec } from "./scheduler/deployment-spec.ts";
 import { Drains } from "./scheduler/drain.ts";
+import { Placements } from "./scheduler/placements.ts";
 import { ReplicaManager } from "./scheduler/replicas.ts";
 
 export interface Gateway {
@@ -91,8 +92,14 @@ export async function buildGateway(
     : undefined;
   const ctx: GatewayContext = { store, registry, auth: new ApiKeyAuth(store), log };
   const router = new Router(registry);
+  const placements = new Placements(store);
+  await placements.load();
+  const operator = await store.workspaces.byName(OPERATOR_WORKSPACE);
   const replicas = new ReplicaManager({
     registry,
+    placements,
+    operatorWorkspaceId: operator?.id ?? "",
+    sharedStore: store.kind === "postgres",
     log,
     traffic: router,
     coldStartTimeoutMs: config.coldStartTimeoutMs,
@@ -146,7 +153,7 @@ export async function buildGateway(
     },
   });
   await app.register(replicaRoutes, { ...ctx, router, replicas });
-  const prePullDeps = { registry, pulled: replicas.pulled, log };
+  const prePullDeps = { registry, pulled: replicas.pulled, log, replicas };
   await app.register(deploymentPullRoutes, { ...ctx, prePull: prePullDeps });
   await app.register(ollamaRoutes, { ...ctx, router, metering, replicas, models, prePull: prePullDeps });
 

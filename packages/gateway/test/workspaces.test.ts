@@ -11,8 +11,9 @@ import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 /*
- * Two workspaces on one pool, for real: each sees and calls its own deployments and the model the
- * machine's owner serves for everyone, never the other's, in the OpenAI and the Ollama API alike.
+ * Two workspaces on one pool, for real: each sees and calls its own deployments, never the other's,
+ * in the OpenAI and the Ollama API alike; a model the machine's owner serves by hand is the
+ * operator's alone (nothing but the machine's word stands behind it).
  */
 
 let gw: GatewayProc;
@@ -29,7 +30,7 @@ const key = async (body: Record<string, unknown>) =>
 beforeAll(async () => {
   gw = await startGateway();
   worker = await startModelAgent(gw);
-  // Started on the agent by its owner, with no deployment: the pool's, for every workspace.
+  // Started on the agent by its owner, with no deployment: the operator's workspace may call it.
   await worker.serve("shared");
   expect((await gw.api("POST", "/api/v1/workspaces", { name: "team" })).status).toBe(201);
   ours = await key({ name: "app", scopes: ["inference"] });
@@ -54,11 +55,11 @@ const tags = async (k: string) => (await ollama(k).list()).models.map((m) => m.n
 const running = async (k: string) => (await ollama(k).ps()).models.map((m) => m.name);
 
 describe("workspaces see and call only their own models", () => {
-  it("lists a workspace's deployments (running or scaled to zero) and the models served for everyone", async () => {
+  it("lists a workspace's deployments (running or scaled to zero), and hand-served models to the operator", async () => {
     expect(await ids(ours)).toEqual(["ours", "shared"]);
-    expect(await ids(team)).toEqual(["shared", "theirs"]);
+    expect(await ids(team)).toEqual(["theirs"]);
     expect(await tags(ours)).toEqual(["ours", "shared"]);
-    expect(await tags(team)).toEqual(["shared", "theirs"]);
+    expect(await tags(team)).toEqual(["theirs"]);
     expect(await running(ours)).toEqual(["shared"]);
     const show = await ollama(ours).show({ model: "ours" });
     expect(show.modelfile).toMatch(/scaled to zero/);
@@ -72,7 +73,7 @@ describe("workspaces see and call only their own models", () => {
       max_tokens: 4,
     });
     expect(answer.choices[0]?.message.content?.length).toBeGreaterThan(0);
-    expect(await running(team)).toEqual(["shared", "theirs"]);
+    expect(await running(team)).toEqual(["theirs"]);
 
     const refused = openai(ours).chat.completions.create({ model: "theirs", messages: hi, max_tokens: 4 });
     await expect(refused).rejects.toMatchObject({ status: 404, code: "model_not_found" });
@@ -95,14 +96,18 @@ describe("workspaces see and call only their own models", () => {
     expect(await running(ours)).toEqual(["shared"]);
     expect(await ids(ours)).toEqual(["ours", "shared"]);
 
-    // And the other way round; the shared model answers both.
+    // And the other way round; the hand-served model answers the operator's workspace only.
     await expect(
       ollama(team).generate({ model: "ours", prompt: "hi", options: { num_predict: 2 } }),
     ).rejects.toMatchObject({ status_code: 404 });
-    for (const k of [ours, team]) {
-      const r = await ollama(k).chat({ model: "shared", messages: hi, options: { num_predict: 4 } });
-      expect(r.done).toBe(true);
-    }
+    const r = await ollama(ours).chat({ model: "shared", messages: hi, options: { num_predict: 4 } });
+    expect(r.done).toBe(true);
+    await expect(
+      ollama(team).chat({ model: "shared", messages: hi, options: { num_predict: 4 } }),
+    ).rejects.toMatchObject({ status_code: 404 });
+    await expect(
+      openai(team).chat.completions.create({ model: "shared", messages: hi, max_tokens: 4 }),
+    ).rejects.toMatchObject({ status: 404, code: "model_not_found" });
   }, 60_000);
 
   it("shows a team, on the pool's machines, only the models it may call; the operator sees all", async () => {
@@ -121,6 +126,6 @@ describe("workspaces see and call only their own models", () => {
       return m.inference!.models.map((x) => x.name).sort();
     };
     expect(await models(gw.adminKey)).toEqual(["ours", "shared", "theirs"]);
-    expect(await models(teamReader)).toEqual(["shared", "theirs"]);
+    expect(await models(teamReader)).toEqual(["theirs"]);
   }, 60_000);
 });

@@ -3,6 +3,7 @@ export type { Deployment } from "./repositories/deployments.ts";
 export type { GatewayReplica } from "./repositories/gateway-replicas.ts";
 export type { ConsumeResult, JoinToken } from "./repositories/join-tokens.ts";
 export type { Machine } from "./repositories/machines.ts";
+export type { ReplicaPlacement } from "./repositories/placements.ts";
 export type { Pool, PoolWithCount } from "./repositories/pools.ts";
 export type {
   UsageGroupBy,

@@ -92,6 +92,16 @@ export interface DeploymentTable {
   created_at: number;
 }
 
+/** A deployment's replica that a gateway placed on a machine; (machine_id, model) is the key. */
+export interface ReplicaPlacementTable {
+  machine_id: string;
+  model: string;
+  /** The deployment, by workspace and creation time (a deployment made again is another one). */
+  workspace_id: string;
+  deployment_created_at: number;
+  placed_at: number;
+}
+
 /** One inference request through the gateway, as metering recorded it. */
 export interface UsageTable {
   id: string;
@@ -144,6 +154,7 @@ export interface Database {
   machines: MachineTable;
   api_keys: ApiKeyTable;
   deployments: DeploymentTable;
+  replica_placements: ReplicaPlacementTable;
   usage: UsageTable;
   settings: SettingTable;
   gateway_replicas: GatewayReplicaTable;

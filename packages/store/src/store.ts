@@ -8,6 +8,7 @@ import type { Executor } from "./repositories/executor.ts";
 import { GatewayReplicaRepository } from "./repositories/gateway-replicas.ts";
 import { JoinTokenRepository } from "./repositories/join-tokens.ts";
 import { MachineRepository } from "./repositories/machines.ts";
+import { PlacementRepository } from "./repositories/placements.ts";
 import { PoolRepository } from "./repositories/pools.ts";
 import { SettingRepository } from "./repositories/settings.ts";
 import { UsageRepository } from "./repositories/usage.ts";
@@ -26,6 +27,7 @@ export class Repositories {
   readonly machines: MachineRepository;
   readonly keys: ApiKeyRepository;
   readonly deployments: DeploymentRepository;
+  readonly placements: PlacementRepository;
   readonly settings: SettingRepository;
   readonly usage: UsageRepository;
   readonly gatewayReplicas: GatewayReplicaRepository;
@@ -36,6 +38,7 @@ export class Repositories {
     this.machines = new MachineRepository(db);
     this.keys = new ApiKeyRepository(db);
     this.deployments = new DeploymentRepository(db);
+    this.placements = new PlacementRepository(db);
     this.settings = new SettingRepository(db);
     this.usage = new UsageRepository(db);
     this.gatewayReplicas = new GatewayReplicaRepository(db);

@@ -268,7 +268,11 @@ export interface ModelAgent {
   /** Call the agent's control API as its owner. */
   control(method: string, path: string, body?: unknown): Promise<Response>;
   /** Pull the test model under `model` and start it; throws with the agent's answer when either fails. */
-  serve(model: string, opts?: { engine?: string; contextSize?: number }): Promise<void>;
+  serve(
+    model: string,
+    opts?: { engine?: string; contextSize?: number /** claim a gateway started it */; deployment?: boolean },
+  ): Promise<void>;
+  machineId: string;
 }
 
 /**
@@ -277,9 +281,13 @@ export interface ModelAgent {
  */
 export async function startModelAgent(
   gw: GatewayProc,
-  opts: { name?: string; env?: NodeJS.ProcessEnv } = {},
+  opts: { name?: string; env?: NodeJS.ProcessEnv; token?: string; initArgs?: string[] } = {},
 ): Promise<ModelAgent> {
-  const path = await initAgent(gw, { name: opts.name ?? "worker" });
+  const path = await initAgent(gw, {
+    name: opts.name ?? "worker",
+    ...(opts.token ? { token: opts.token } : {}),
+    ...(opts.initArgs ? { args: opts.initArgs } : {}),
+  });
   const { token, id: machineId } = allowTestModel(path).machine;
   const agent = await startAgent(path, { env: opts.env });
   const control = (method: string, p: string, body?: unknown) =>
@@ -294,6 +302,7 @@ export async function startModelAgent(
   return {
     agent,
     token,
+    machineId,
     control,
     async serve(model, o = {}) {
       const pulled = await control("POST", "/inference/pull", { model, source: testModelPath() });
@@ -303,6 +312,7 @@ export async function startModelAgent(
         model,
         context_size: o.contextSize ?? 2048,
         ...(o.engine ? { engine: o.engine } : {}),
+        ...(o.deployment ? { deployment: true } : {}),
       });
       if (started.status !== 200)
         throw new Error(`start ${model} answered ${started.status}: ${await started.text()}`);

@@ -6,11 +6,17 @@ import type { DeploymentSpec } from "../scheduler/replicas.ts";
 /** Names whose deployments are remembered between store reads. */
 const MAX_REMEMBERED = 10_000;
 
+/** Who asks: a workspace, and whether it is the operator's (which runs the pool). */
+export interface ModelCaller {
+  workspaceId: string;
+  operator: boolean;
+}
+
 /** What a workspace's caller gets for a model name. */
 export type ModelAccess =
   /** The workspace's own deployment (running or scaled to zero). */
   | { kind: "deployed"; name: string; deployment: DeploymentSpec }
-  /** Served by a machine with no deployment behind it, in no workspace. */
+  /** Served by a machine by hand, with no deployment behind it in any workspace (the operator's only). */
   | { kind: "shared"; name: string }
   | { kind: "none" };
 
@@ -22,11 +28,11 @@ export interface WorkspaceModelList {
 }
 
 /**
- * Which models a workspace may call. Its own deployments, whether running or scaled to zero. And a
- * model a machine serves that no workspace deployed (its owner started it on the agent by hand):
- * that belongs to the pool, not to a workspace, so every workspace may call it, as before deployments
- * existed. A model that only other workspaces deployed does not exist for this one: not listed, and
- * 404 when asked for, even while a machine serves it.
+ * Which models a workspace may call. Its own deployments, whether running or scaled to zero. A model
+ * a machine serves that no workspace deployed (its owner started it on the agent by hand) belongs to
+ * that machine's owner and the pool's operator: only the operator's workspace may call it through the
+ * gateway, since nothing but the machine's word stands behind it. A model that only other workspaces
+ * deployed does not exist for this one: not listed, and 404 when asked for, even while a machine serves it.
  */
 export class WorkspaceModels {
   readonly #store: Store;
@@ -44,15 +50,16 @@ export class WorkspaceModels {
    * no store query); 0 reads the store, as deciding to scale from zero must.
    */
   async access(
-    workspaceId: string,
+    caller: ModelCaller,
     names: readonly string[],
     opts: { maxAgeMs?: number } = {},
   ): Promise<ModelAccess> {
     const rows = await this.#named(names, opts.maxAgeMs ?? 0);
     for (const name of names) {
-      const mine = rows.find((r) => r.workspace_id === workspaceId && r.name === name);
+      const mine = rows.find((r) => r.workspace_id === caller.workspaceId && r.name === name);
       if (mine) return { kind: "deployed", name, deployment: deploymentSpec(mine) };
     }
+    if (!caller.operator) return { kind: "none" };
     for (const name of names) {
       if (!rows.some((r) => r.name === name) && this.#registry.serving(name).length > 0)
         return { kind: "shared", name };
@@ -60,9 +67,9 @@ export class WorkspaceModels {
     return { kind: "none" };
   }
 
-  /** Served now with no deployment in any workspace: every workspace may call it. */
-  async shared(name: string, opts: { maxAgeMs?: number } = {}): Promise<boolean> {
-    if (this.#registry.serving(name).length === 0) return false;
+  /** Served now by hand, with no deployment in any workspace: the operator's workspace may call it. */
+  async shared(caller: ModelCaller, name: string, opts: { maxAgeMs?: number } = {}): Promise<boolean> {
+    if (!caller.operator || this.#registry.serving(name).length === 0) return false;
     return (await this.#named([name], opts.maxAgeMs ?? 0)).length === 0;
   }
 
@@ -78,21 +85,23 @@ export class WorkspaceModels {
     return rows;
   }
 
-  async list(workspaceId: string): Promise<WorkspaceModelList> {
+  async list(caller: ModelCaller): Promise<WorkspaceModelList> {
     const all = await this.#store.deployments.listAll();
     const deployedAnywhere = new Set(all.map((d) => d.name));
     return {
-      deployed: all.filter((d) => d.workspace_id === workspaceId),
+      deployed: all.filter((d) => d.workspace_id === caller.workspaceId),
       // Served anywhere: a model served only on a peer replica's machines is forwarded there.
-      shared: [...this.#registry.servedModels({ peers: true }).keys()]
-        .filter((n) => !deployedAnywhere.has(n))
-        .sort(),
+      shared: caller.operator
+        ? [...this.#registry.servedModels({ peers: true }).keys()]
+            .filter((n) => !deployedAnywhere.has(n))
+            .sort()
+        : [],
     };
   }
 
   /** Every name the workspace may call, sorted (for listings and "not found" hints). */
-  async names(workspaceId: string): Promise<string[]> {
-    const { deployed, shared } = await this.list(workspaceId);
+  async names(caller: ModelCaller): Promise<string[]> {
+    const { deployed, shared } = await this.list(caller);
     return [...new Set([...deployed.map((d) => d.name), ...shared])].sort();
   }
 }

@@ -31,6 +31,17 @@ export interface AgentLink {
  */
 export type HeldMachine = Omit<MachineView, "id" | "hardware" | "joined_at">;
 
+/** What routing knows of a machine when it decides whether a replica there may take a request. */
+export interface MachineFacts {
+  id: string;
+  pool: string;
+  country: string | null;
+  hardware: Hardware;
+}
+
+/** Whether a request may go to a machine that serves its model (the scheduler says which may). */
+export type MachineFilter = (m: MachineFacts) => boolean;
+
 /** A machine that can take a request for a model now. */
 export interface ServingMachine {
   id: string;
@@ -122,6 +133,12 @@ export class MachineRegistry {
     clearInterval(this.#flushTimer);
     for (const e of this.#entries.values()) e.link?.close("gateway shutting down");
     await this.flush();
+  }
+
+  /** What routing checks of a machine (its pool, country and hardware). */
+  facts(id: string): MachineFacts | undefined {
+    const e = this.#entries.get(id);
+    return e && { id, pool: e.row.pool, country: e.row.country, hardware: e.hardware };
   }
 
   get(id: string): Machine | undefined {
@@ -321,27 +338,33 @@ export class MachineRegistry {
    * Machines that serve `model` ready now and accept new work: connected, READY or BUSY (not
    * cordoned, draining or unhealthy), per their last heartbeat.
    */
-  serving(model: string): ServingMachine[] {
-    return this.#running(model, (s) => s === "READY" || s === "BUSY");
+  serving(model: string, allow?: MachineFilter): ServingMachine[] {
+    return this.#running(model, (s) => s === "READY" || s === "BUSY", allow);
   }
 
   /**
    * Where a request for `model` may go: the machines serving it, or, while none does, draining ones
    * that still run it ready (its replacement is on the way; a request need not wait for a cold start).
+   * `allow` narrows them to those the scheduler lets take it (a deployment's own replicas).
    */
-  routable(model: string): ServingMachine[] {
-    const serving = this.serving(model);
-    return serving.length > 0 ? serving : this.#running(model, (s) => s === "DRAINING");
+  routable(model: string, allow?: MachineFilter): ServingMachine[] {
+    const serving = this.serving(model, allow);
+    return serving.length > 0 ? serving : this.#running(model, (s) => s === "DRAINING", allow);
   }
 
-  #running(model: string, accept: (status: MachineStatus) => boolean): ServingMachine[] {
+  #running(
+    model: string,
+    accept: (status: MachineStatus) => boolean,
+    allow: MachineFilter | undefined,
+  ): ServingMachine[] {
     const now = Date.now();
     const out: ServingMachine[] = [];
     for (const e of this.#entries.values()) {
       if (!e.link?.request) continue;
       if (!accept(machineStatus(e.row, e.live, now, this.cfg))) continue;
-      if (e.live.inference?.models.some((m) => m.name === model && m.state === "ready"))
-        out.push({ id: e.row.id, link: e.link });
+      if (!e.live.inference?.models.some((m) => m.name === model && m.state === "ready")) continue;
+      if (allow && !allow(this.facts(e.row.id)!)) continue;
+      out.push({ id: e.row.id, link: e.link });
     }
     return out;
   }

@@ -1,5 +1,5 @@
 import http2 from "node:http2";
-import type { AgentLink } from "../machines/registry.ts";
+import type { AgentLink, MachineFilter } from "../machines/registry.ts";
 import type { Router } from "./router.ts";
 
 const MAX_ATTEMPTS = 3;
@@ -157,6 +157,8 @@ export async function requestModel(
   init: Omit<AgentRequestInit, "retryOn">,
   opts: {
     maxAttempts?: number;
+    /** Which machines serving the model may take the request (a deployment's own replicas). */
+    allow?: MachineFilter | undefined;
     /** Called as each machine is tried (after the router counts the request against it). */
     onAttempt?: (machineId: string) => void;
     onRetry?: (machineId: string, error: Error) => void;
@@ -167,7 +169,7 @@ export async function requestModel(
   let lastError: Error | undefined;
   for (let attempt = 0; attempt < maxAttempts; attempt++) {
     if (init.signal?.aborted) return { kind: "failed", error: abortError(init.signal) };
-    const machine = router.pick(model, tried);
+    const machine = router.pick(model, tried, opts.allow);
     if (!machine) break;
     tried.add(machine.id);
     router.begin(machine.id, model);

@@ -1,4 +1,4 @@
-import type { MachineRegistry, ServingMachine } from "../machines/registry.ts";
+import type { MachineFilter, MachineRegistry, ServingMachine } from "../machines/registry.ts";
 
 /**
  * Picks the machine for a request: among those serving the model ready now (draining ones only while
@@ -17,11 +17,16 @@ export class Router {
     this.#registry = registry;
   }
 
-  pick(model: string, exclude: ReadonlySet<string> = new Set()): ServingMachine | undefined {
+  /** `allow`: only machines the scheduler lets take this request (a deployment's own replicas). */
+  pick(
+    model: string,
+    exclude: ReadonlySet<string> = new Set(),
+    allow?: MachineFilter,
+  ): ServingMachine | undefined {
     let best: ServingMachine | undefined;
     let bestLoad = Number.POSITIVE_INFINITY;
     let ties = 0;
-    for (const m of this.#registry.routable(model)) {
+    for (const m of this.#registry.routable(model, allow)) {
       if (exclude.has(m.id) || this.#retiring.has(replicaKey(m.id, model))) continue;
       const load = this.#outstanding.get(m.id) ?? 0;
       if (load < bestLoad) {

@@ -20,6 +20,7 @@ export function deploymentSpec(row: Deployment): DeploymentSpec {
     countries: row.countries.split(",").filter(Boolean),
     region: row.region,
     contextSize: row.context_size,
+    createdAt: row.created_at,
   };
 }
 

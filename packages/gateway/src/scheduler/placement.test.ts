@@ -1,6 +1,6 @@
 import type { MachineView } from "@beta9/protocol";
 import { describe, expect, it } from "vitest";
-import { type PlacementNeeds, placeReplica } from "./placement.ts";
+import { fitsNow, type PlacementNeeds, placeReplica } from "./placement.ts";
 
 const GB = 1e9;
 
@@ -142,9 +142,25 @@ describe("placeReplica", () => {
         vram_free_bytes: null,
       },
     });
-    expect(placeReplica(needs(), [serving])).toMatchObject({
+    // Placed there by the gateway: not again.
+    expect(placeReplica({ ...needs(), placedOn: (id) => id === "a" }, [serving])).toMatchObject({
       ok: false,
       reason: expect.stringMatching(/already serves/),
     });
+    // Serving the name by its own account only: the gateway may place the replica there (and checks it).
+    expect(placeReplica(needs(), [serving])).toMatchObject({ ok: true, machines: [{ id: "a" }] });
+  });
+
+  it("fitsNow: pool, GPU and country or region hold at routing time, not only at placement", () => {
+    const de = machine({ id: "de", country: "DE" });
+    const us = machine({ id: "us", country: "US" });
+    expect(fitsNow(needs(), de)).toBe(true);
+    expect(fitsNow(needs({ region: "eu" }), de)).toBe(true);
+    expect(fitsNow(needs({ region: "eu" }), us)).toBe(false);
+    expect(fitsNow(needs({ countries: ["US"] }), us)).toBe(true);
+    expect(fitsNow(needs({ region: "eu" }), machine({ id: "x", country: null }))).toBe(false);
+    expect(fitsNow(needs({ pool: "gpu" }), de)).toBe(false);
+    expect(fitsNow(needs({ gpu: "nvidia" }), de)).toBe(false);
+    expect(fitsNow(needs({ gpu: "none" }), de)).toBe(true);
   });
 });

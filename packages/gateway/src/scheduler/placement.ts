@@ -38,9 +38,30 @@ export interface PlacementNeeds {
   minVramBytes: number | null;
   countries: readonly string[];
   region: string | null;
+  /** Whether the gateway placed this deployment's replica on the machine already. */
+  placedOn?: ((machineId: string) => boolean) | undefined;
 }
 
 export type Placement = { ok: true; machines: MachineView[] } | { ok: false; reason: string };
+
+/** The constraints a replica must keep satisfying while it serves (VRAM is checked only to place it). */
+export type StandingNeeds = Pick<PlacementNeeds, "pool" | "gpu" | "countries" | "region">;
+type Where = Pick<MachineView, "pool" | "country" | "hardware">;
+
+const gpuFits = (gpu: GpuRequirement, m: Where) =>
+  gpu === "any" ||
+  (gpu === "none" ? m.hardware.gpus.length === 0 : m.hardware.gpus.some((g) => g.vendor === gpu));
+
+const placeFits = (needs: StandingNeeds, m: Where) =>
+  (needs.countries.length === 0 && !needs.region) ||
+  (m.country !== null &&
+    (needs.countries.length === 0 || needs.countries.includes(m.country)) &&
+    (needs.region !== "eu" || EU_COUNTRIES.has(m.country)));
+
+/** Whether a machine satisfies a deployment's pool, GPU and country or region now (checked per request). */
+export function fitsNow(needs: StandingNeeds, m: Where): boolean {
+  return m.pool === needs.pool && gpuFits(needs.gpu, m) && placeFits(needs, m);
+}
 
 const gb = (n: number) => `${(n / 1e9).toFixed(1)} GB`;
 
@@ -72,9 +93,7 @@ export function placeReplica(needs: PlacementNeeds, machines: readonly MachineVi
 
   if (needs.gpu !== "any") {
     const want = needs.gpu;
-    const withGpu = candidates.filter((m) =>
-      want === "none" ? m.hardware.gpus.length === 0 : m.hardware.gpus.some((g) => g.vendor === want),
-    );
+    const withGpu = candidates.filter((m) => gpuFits(want, m));
     reason = step(withGpu, () =>
       want === "none"
         ? `every ready machine in pool ${needs.pool} has a GPU, and this deployment asks for none`
@@ -95,10 +114,7 @@ export function placeReplica(needs: PlacementNeeds, machines: readonly MachineVi
   }
 
   if (needs.countries.length > 0 || needs.region) {
-    const allowed = (m: MachineView) =>
-      m.country !== null &&
-      (needs.countries.length === 0 || needs.countries.includes(m.country)) &&
-      (needs.region !== "eu" || EU_COUNTRIES.has(m.country));
+    const allowed = (m: MachineView) => placeFits(needs, m);
     const where = [
       needs.countries.length > 0 ? needs.countries.join(",") : "",
       needs.region === "eu" ? "the EU" : "",
@@ -113,9 +129,9 @@ export function placeReplica(needs: PlacementNeeds, machines: readonly MachineVi
     if (reason) return { ok: false, reason };
   }
 
-  const fresh = candidates.filter(
-    (m) => !m.inference?.models.some((x) => x.name === needs.model && x.state !== "error"),
-  );
+  // A machine that serves the name without the gateway having placed it there (from before a restart
+  // of the record, or by its own account) may still take the replica: placing it there checks it.
+  const fresh = candidates.filter((m) => !needs.placedOn?.(m.id));
   reason = step(fresh, () => `every machine that fits already serves ${needs.model}`);
   if (reason) return { ok: false, reason };
 

@@ -2,15 +2,16 @@ import type { Logger } from "@beta9/http";
 import { Beta9Error, type DeploymentPullEvent, type StoredModelView } from "@beta9/protocol";
 import type { MachineRegistry } from "../machines/registry.ts";
 import { pullOnAgent } from "./agent-pull.ts";
-import { placementNeeds } from "./deployment-spec.ts";
 import { placeReplica } from "./placement.ts";
 import type { PulledModels } from "./pulled-models.ts";
-import type { DeploymentSpec } from "./replicas.ts";
+import type { DeploymentSpec, ReplicaManager } from "./replicas.ts";
 
 export interface PrePullDeps {
   registry: MachineRegistry;
   pulled: PulledModels;
   log: Logger;
+  /** A deployment's own replicas, and what its pulls tell the agents. */
+  replicas: Pick<ReplicaManager, "serving" | "pullFor" | "placementNeeds">;
 }
 
 /** Machines tried beyond those needed, when some fail: a source that fails everywhere is not tried on all. */
@@ -29,16 +30,16 @@ export async function* prePull(
   dep: DeploymentSpec,
   signal: AbortSignal,
 ): AsyncGenerator<DeploymentPullEvent> {
-  const { registry, pulled, log } = deps;
+  const { registry, pulled, log, replicas } = deps;
   const want = Math.max(1, dep.minReplicas);
-  const serving = registry.serving(dep.name).slice(0, want);
+  const serving = replicas.serving(dep).slice(0, want);
   const done: { id: string; name: string }[] = serving.map((m) => ({
     id: m.id,
     name: nameOf(registry, m.id),
   }));
   let candidates: { id: string; name: string }[] = [];
   if (done.length < want) {
-    const placement = placeReplica(placementNeeds(dep), registry.views());
+    const placement = placeReplica(replicas.placementNeeds(dep), registry.views());
     if (!placement.ok) {
       if (done.length === 0)
         throw new Beta9Error("unavailable", `cannot place ${dep.name}: ${placement.reason}`);
@@ -63,7 +64,7 @@ export async function* prePull(
       for await (const p of pullOnAgent(
         machine.id,
         link,
-        { model: dep.name, source: dep.source, ...(sha256 ? { sha256 } : {}) },
+        { model: dep.name, source: dep.source, ...(sha256 ? { sha256 } : {}), ...replicas.pullFor(dep) },
         signal,
       )) {
         if (p.status === "success") {

@@ -11,17 +11,23 @@ export interface UnwantedReplica {
   why: string;
 }
 
-export function unwantedReplicas(input: {
-  deployments: readonly { name: string; maxReplicas: number }[];
+export function unwantedReplicas<D extends { name: string; maxReplicas: number }>(input: {
+  deployments: readonly D[];
   /** Models a gateway started for a deployment that is gone. */
   removed: Iterable<string>;
   /** The machines serving a model now (connected and taking work). */
   serving: (model: string) => readonly { id: string }[];
+  /** A deployment's own replicas (placed by a gateway, fitting it now); all that serve it, if not given. */
+  replicas?: (dep: D) => readonly { id: string }[];
+  /** A deployment's replicas on machines that no longer satisfy its constraints. */
+  misplaced?: (dep: D) => readonly { id: string }[];
   lastUsed: (machineId: string, model: string) => number | undefined;
 }): UnwantedReplica[] {
   const out: UnwantedReplica[] = [];
   for (const dep of input.deployments) {
-    const serving = input.serving(dep.name);
+    for (const m of input.misplaced?.(dep) ?? [])
+      out.push({ machineId: m.id, model: dep.name, why: "the machine no longer satisfies the deployment" });
+    const serving = input.replicas ? input.replicas(dep) : input.serving(dep.name);
     const extra = serving.length - dep.maxReplicas;
     if (extra <= 0) continue;
     // The replicas used last stay: one that was away has sat idle while the others served.

@@ -6,10 +6,11 @@ import {
   type ReplicaView,
   type StoredModelView,
 } from "@beta9/protocol";
-import type { AgentLink, MachineRegistry } from "../machines/registry.ts";
+import type { AgentLink, MachineFilter, MachineRegistry, ServingMachine } from "../machines/registry.ts";
 import { callAgent } from "./agent-call.ts";
 import { placementNeeds } from "./deployment-spec.ts";
-import { placeReplica } from "./placement.ts";
+import { fitsNow, type PlacementNeeds, placeReplica } from "./placement.ts";
+import type { Placements } from "./placements.ts";
 import { PulledModels } from "./pulled-models.ts";
 import { unwantedReplicas } from "./reconcile.ts";
 
@@ -29,6 +30,8 @@ export interface DeploymentSpec {
   countries: string[];
   region: string | null;
   contextSize: number | null;
+  /** With workspace and name, which deployment this is: one made again under the name is another. */
+  createdAt: number;
 }
 
 /** What the router knows of a replica's traffic, so one is unloaded only when nothing uses it. */
@@ -43,6 +46,12 @@ const RETIRE_WAIT_MS = 30_000;
 
 export interface ReplicaManagerDeps {
   registry: MachineRegistry;
+  /** Where replicas were placed: only those take a deployment's requests. */
+  placements: Placements;
+  /** The operator's workspace: the sources of its deployments may name private addresses. */
+  operatorWorkspaceId: string;
+  /** Placements are read again at each sweep (other gateway replicas place too). */
+  sharedStore?: boolean;
   log: Logger;
   traffic: ReplicaTraffic;
   /** Every deployment (all workspaces): the sweeper keeps minimums and unloads idle replicas. */
@@ -86,11 +95,29 @@ export class ReplicaManager {
     this.#lastUsed.set(key(machineId, model), Date.now());
   }
 
+  /** The deployment's replicas that may take its requests now (see Placements.replicaOf). */
+  serving(dep: DeploymentSpec): ServingMachine[] {
+    return this.#deps.registry.serving(dep.name, this.#deps.placements.replicaOf(dep));
+  }
+
+  /**
+   * Which machines serving `model` may take a request for it: the deployment's own replicas, or, for a
+   * name no deployment has, machines that serve it by hand (never a deployment's replica).
+   */
+  allowFor(model: string, dep: DeploymentSpec | undefined): MachineFilter {
+    return dep ? this.#deps.placements.replicaOf(dep) : this.#deps.placements.unplaced(model);
+  }
+
+  /** What a pull for the deployment tells the agent: whose model it is, and whether to trust its source. */
+  pullFor(dep: DeploymentSpec): { owner: string; source_trusted: boolean } {
+    return { owner: dep.workspaceId, source_trusted: dep.workspaceId === this.#deps.operatorWorkspaceId };
+  }
+
   /** Make sure at least one replica serves the deployment; waits (bounded) for a cold start. */
   async ensure(dep: DeploymentSpec): Promise<void> {
-    if (this.#deps.registry.serving(dep.name).length > 0) return;
+    if (this.serving(dep).length > 0) return;
     await this.#awaitReturning(dep);
-    if (this.#deps.registry.serving(dep.name).length > 0) return;
+    if (this.serving(dep).length > 0) return;
     this.#waiting.set(dep.name, (this.#waiting.get(dep.name) ?? 0) + 1);
     try {
       await this.#addReplica(dep);
@@ -113,9 +140,9 @@ export class ReplicaManager {
       .map((v) =>
         registry.returning(v.id) && !v.cordoned && !v.draining ? { ...v, status: "READY" as const } : v,
       );
-    if (!placeReplica(placementNeeds(dep), hopeful).ok) return;
+    if (!placeReplica(this.placementNeeds(dep), hopeful).ok) return;
     await registry.whileSettling(
-      () => registry.serving(dep.name).length > 0,
+      () => this.serving(dep).length > 0,
       Date.now() + this.#deps.coldStartTimeoutMs,
     );
   }
@@ -144,7 +171,7 @@ export class ReplicaManager {
 
   /** Start one more replica in the background when every replica is this busy (and max allows). */
   scaleUp(dep: DeploymentSpec, busiest: number, threshold = 4): void {
-    const replicas = this.#deps.registry.serving(dep.name).length;
+    const replicas = this.serving(dep).length;
     if (busiest < threshold || replicas >= dep.maxReplicas || this.#loading.has(dep.name)) return;
     this.#addReplica(dep).catch((err: unknown) =>
       this.#deps.log.warn({ model: dep.name, err: (err as Error).message }, "could not add a replica"),
@@ -162,7 +189,7 @@ export class ReplicaManager {
 
   async #load(dep: DeploymentSpec): Promise<void> {
     const { registry, log } = this.#deps;
-    const placement = placeReplica(placementNeeds(dep), registry.views());
+    const placement = placeReplica(this.placementNeeds(dep), registry.views());
     if (!placement.ok) throw new Beta9Error("unavailable", `cannot place ${dep.name}: ${placement.reason}`);
     const deadline = Date.now() + this.#deps.coldStartTimeoutMs;
     const refusals: string[] = [];
@@ -176,7 +203,7 @@ export class ReplicaManager {
         const stored = await callAgent<StoredModelView>(link, {
           method: "POST",
           path: "/inference/pull",
-          body: { model: dep.name, source: dep.source, ...(sha256 ? { sha256 } : {}) },
+          body: { model: dep.name, source: dep.source, ...(sha256 ? { sha256 } : {}), ...this.pullFor(dep) },
           timeoutMs: left,
         }).catch((err: unknown) => {
           this.pulled.forget(machine.id, dep.name);
@@ -191,9 +218,11 @@ export class ReplicaManager {
             ...(dep.engine ? { engine: dep.engine } : {}),
             ...(dep.contextSize ? { context_size: dep.contextSize } : {}),
             deployment: true,
+            owner: dep.workspaceId,
           },
           timeoutMs: Math.max(1_000, deadline - Date.now()),
         });
+        await this.#deps.placements.place(machine.id, dep);
         registry.noteModels(machine.id, status.models);
         this.touch(machine.id, dep.name);
         log.info({ model: dep.name, machine_id: machine.id }, `${dep.name} is ready on ${machine.name}`);
@@ -220,8 +249,9 @@ export class ReplicaManager {
     if (this.#sweeping) return;
     this.#sweeping = true;
     try {
-      const { registry, log } = this.#deps;
+      const { registry, log, placements } = this.#deps;
       const now = Date.now();
+      if (this.#deps.sharedStore) await placements.load();
       const deployments = await this.#deps.deployments();
       const deployed = new Set(deployments.map((d) => d.name));
       // Started for a deployment that is gone, by any gateway (this one, before a restart, or a peer;
@@ -231,6 +261,8 @@ export class ReplicaManager {
         deployments,
         removed,
         serving: (model) => registry.serving(model),
+        replicas: (dep) => this.serving(dep),
+        misplaced: (dep) => this.#misplaced(dep),
         lastUsed: (id, model) => this.#lastUsed.get(key(id, model)),
       });
       for (const u of unwanted) {
@@ -238,7 +270,7 @@ export class ReplicaManager {
         if (link) await this.unload({ id: u.machineId, link }, u.model, u.why);
       }
       for (const dep of deployments) {
-        const serving = registry.serving(dep.name);
+        const serving = this.serving(dep);
         if (serving.length < dep.minReplicas) {
           // Just restarted: the machines coming back may run it already.
           if (registry.settling(now)) continue;
@@ -288,6 +320,7 @@ export class ReplicaManager {
         timeoutMs: 30_000,
       });
       this.#deps.registry.noteModels(m.id, status.models);
+      await this.#deps.placements.forget(m.id, model);
       this.#deps.log.info({ model, machine_id: m.id }, `unloaded ${model}: ${why}`);
     } catch (err) {
       this.#deps.log.warn(
@@ -297,6 +330,20 @@ export class ReplicaManager {
     } finally {
       release();
     }
+  }
+
+  /** What placing a replica of `dep` must satisfy; machines already holding one are not chosen again. */
+  placementNeeds(dep: DeploymentSpec): PlacementNeeds {
+    return { ...placementNeeds(dep), placedOn: (id: string) => this.#deps.placements.isReplicaOf(id, dep) };
+  }
+
+  /** Replicas the gateway placed for `dep` on machines that no longer satisfy its constraints. */
+  #misplaced(dep: DeploymentSpec): ServingMachine[] {
+    const { registry, placements } = this.#deps;
+    return registry.serving(dep.name).filter((m) => {
+      const facts = registry.facts(m.id);
+      return facts !== undefined && placements.isReplicaOf(m.id, dep) && !fitsNow(dep, facts);
+    });
   }
 
   /** What runs where, for `b9 model ps`. */

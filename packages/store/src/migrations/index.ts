@@ -8,6 +8,8 @@ import * as poolUniqueDeploymentNames from "./2026-12-01T0000-pool-unique-deploy
 import * as usageStartedIndex from "./2026-12-01T0100-usage-started-index.ts";
 import * as replicaKeySpending from "./2026-12-01T0200-replica-key-spending.ts";
 import * as workspaceLimits from "./2026-12-01T0300-workspace-limits.ts";
+import * as canonicalDeploymentNames from "./2026-12-06T0000-canonical-deployment-names.ts";
+import * as replicaPlacements from "./2026-12-06T0100-replica-placements.ts";
 
 /** Migrations are listed here, not found on disk, so they work wherever the package is loaded from. */
 export const migrationProvider: MigrationProvider = {
@@ -22,6 +24,8 @@ export const migrationProvider: MigrationProvider = {
       "2026-12-01T0100-usage-started-index": usageStartedIndex,
       "2026-12-01T0200-replica-key-spending": replicaKeySpending,
       "2026-12-01T0300-workspace-limits": workspaceLimits,
+      "2026-12-06T0000-canonical-deployment-names": canonicalDeploymentNames,
+      "2026-12-06T0100-replica-placements": replicaPlacements,
     };
   },
 };

@@ -1,9 +1,14 @@
+import { canonicalModelName } from "@beta9/protocol";
 import type { Selectable } from "kysely";
 import type { DeploymentTable } from "../schema.ts";
 import type { Executor } from "./executor.ts";
 
 export type Deployment = Selectable<DeploymentTable>;
 
+/**
+ * Names are stored and looked up in their canonical form (lowercase), so "Victim" and "victim" are one
+ * deployment: the unique index then holds across case, as the agents' model stores do.
+ */
 export class DeploymentRepository {
   readonly #db: Executor;
   constructor(db: Executor) {
@@ -18,7 +23,7 @@ export class DeploymentRepository {
   async insert(row: Deployment): Promise<boolean> {
     const res = await this.#db
       .insertInto("deployments")
-      .values(row)
+      .values({ ...row, name: canonicalModelName(row.name) })
       .onConflict((oc) => oc.doNothing())
       .executeTakeFirst();
     return Number(res.numInsertedOrUpdatedRows ?? 0n) === 1;
@@ -29,7 +34,7 @@ export class DeploymentRepository {
       .selectFrom("deployments")
       .selectAll()
       .where("workspace_id", "=", workspaceId)
-      .where("name", "=", name)
+      .where("name", "=", canonicalModelName(name))
       .executeTakeFirst();
   }
 
@@ -51,7 +56,7 @@ export class DeploymentRepository {
     return this.#db
       .selectFrom("deployments")
       .selectAll()
-      .where("name", "in", names)
+      .where("name", "in", names.map(canonicalModelName))
       .orderBy("workspace_id")
       .orderBy("name")
       .execute();
@@ -61,7 +66,7 @@ export class DeploymentRepository {
     const res = await this.#db
       .deleteFrom("deployments")
       .where("workspace_id", "=", workspaceId)
-      .where("name", "=", name)
+      .where("name", "=", canonicalModelName(name))
       .executeTakeFirst();
     return Number(res.numDeletedRows) === 1;
   }

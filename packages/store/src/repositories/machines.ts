@@ -38,7 +38,9 @@ export class MachineRepository {
     return Number(res.numUpdatedRows) === 1;
   }
 
+  /** Remove a machine, and with it the replicas gateways placed there (a machine joining again starts bare). */
   async remove(id: string): Promise<boolean> {
+    await this.#db.deleteFrom("replica_placements").where("machine_id", "=", id).execute();
     const res = await this.#db.deleteFrom("machines").where("id", "=", id).executeTakeFirst();
     return Number(res.numDeletedRows) === 1;
   }

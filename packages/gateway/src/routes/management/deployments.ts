@@ -1,6 +1,7 @@
 import {
   Beta9Error,
   CreateDeployment,
+  canonicalModelName,
   DeploymentList,
   DeploymentName,
   DeploymentView,
@@ -128,9 +129,11 @@ export async function createDeployment(
       `no pool named ${pool}; create it with \`b9 pool create ${pool}\` or leave --pool out`,
     );
   }
+  // One canonical form (lowercase): "VICTIM" is the deployment "victim", refused if another has it.
+  const name = canonicalModelName(b.name);
   const row: Deployment = {
     workspace_id: workspaceId,
-    name: b.name,
+    name,
     source: b.source,
     sha256: b.sha256 ?? null,
     engine: b.engine ?? null,
@@ -146,23 +149,23 @@ export async function createDeployment(
     created_at: Date.now(),
   };
   // A model a machine's owner serves by hand is called by that name: a deployment would route to it.
-  if (ctx.registry.servedByHand(b.name) && (await ctx.store.deployments.named([b.name])).length === 0) {
+  if (ctx.registry.servedByHand(name) && (await ctx.store.deployments.named([name])).length === 0) {
     throw new Beta9Error(
       "conflict",
-      `a machine serves a model named ${b.name} that no deployment placed (started there by hand); deploy under another name, e.g. ${b.name}-2`,
+      `a machine serves a model named ${name} that no deployment placed (started there by hand); deploy under another name, e.g. ${name}-2`,
     );
   }
   if (!(await ctx.store.deployments.insert(row))) {
-    if (await ctx.store.deployments.get(workspaceId, b.name)) {
+    if (await ctx.store.deployments.get(workspaceId, name)) {
       throw new Beta9Error(
         "conflict",
-        `a deployment named ${b.name} exists already in this workspace; remove it first with \`b9 model remove ${b.name}\``,
+        `a deployment named ${name} exists already in this workspace; remove it first with \`b9 model remove ${name}\``,
       );
     }
-    // Machines serve a model under its name, so a name is one model for the whole pool.
+    // Machines serve a model under its name, so a name is one model for the whole pool (in any case).
     throw new Beta9Error(
       "conflict",
-      `another workspace has deployed a model named ${b.name}, and a name means one model in the pool; deploy under another name, e.g. ${b.name}-2`,
+      `another workspace has deployed a model named ${name}, and a name means one model in the pool (names ignore case); deploy under another name, e.g. ${name}-2`,
     );
   }
   ctx.log.info(

@@ -22,7 +22,7 @@ export const machineRoutes: FastifyPluginAsyncTypebox<
 
   /**
    * The pool's machines serve every workspace, but a team sees on them only the models it may call:
-   * its own deployments and those the machines' owners started by hand. The operator sees all.
+   * its own deployments (models started by hand are the operator's). The operator sees all.
    */
   const modelsShownTo = async (caller: Caller): Promise<(view: MachineView) => MachineView> => {
     if (caller.operator) return (view) => view;
@@ -33,7 +33,7 @@ export const machineRoutes: FastifyPluginAsyncTypebox<
             ...view,
             inference: {
               ...view.inference,
-              models: view.inference.models.filter((m) => !m.deployment || own.has(m.name)),
+              models: view.inference.models.filter((m) => m.deployment === true && own.has(m.name)),
             },
           }
         : view;

@@ -6,6 +6,7 @@ import type { WorkspaceModels } from "../../auth/model-access.ts";
 import type { GatewayContext } from "../../context.ts";
 import { type ClientGone, clientGone, tapFirst } from "../../http/client-gone.ts";
 import { limitMessage } from "../../limits/key-limits.ts";
+import type { MachineFilter } from "../../machines/registry.ts";
 import { tokenUsage } from "../../metering/answer-usage.ts";
 import { CLIENT_LEFT, type Metering, type RequestMeter } from "../../metering/metering.ts";
 import { type AgentResponse, requestModel } from "../../router/request.ts";
@@ -49,6 +50,8 @@ const RECENT_DEPLOYMENTS_MS = 5_000;
 interface Found {
   name: string;
   deployment: DeploymentSpec | undefined;
+  /** Which machines serving it may take the request (the deployment's own replicas). */
+  allow: MachineFilter;
 }
 
 const HEADERS_TIMEOUT_MS = 300_000;
@@ -170,7 +173,7 @@ export const ollamaRoutes: FastifyPluginAsync<
     caller: Caller,
     asked: string,
   ): Promise<{ deployment: DeploymentSpec; created: boolean } | undefined> {
-    const access = await ctx.models.access(caller.workspaceId, nameVariants(asked));
+    const access = await ctx.models.access(caller, nameVariants(asked));
     if (access.kind === "deployed") return { deployment: access.deployment, created: false };
     if (access.kind === "shared") return undefined;
     if (!validDeploymentName.Check(asked)) {
@@ -195,7 +198,7 @@ export const ollamaRoutes: FastifyPluginAsync<
   }
 
   async function listed(caller: Caller): Promise<ServedModel[]> {
-    return listedModels(ctx.registry, await ctx.models.list(caller.workspaceId));
+    return listedModels(ctx.registry, await ctx.models.list(caller));
   }
 
   /** The model `asked` means in the caller's workspace (Ollama's ":latest" either way); 404 if none. */
@@ -203,16 +206,17 @@ export const ollamaRoutes: FastifyPluginAsync<
     const names = nameVariants(asked);
     // With a replica serving, deployments read seconds ago will do; scaling from zero reads the store.
     const serving = names.some((n) => ctx.router.pick(n) !== undefined);
-    const access = await ctx.models.access(caller.workspaceId, names, {
+    const access = await ctx.models.access(caller, names, {
       maxAgeMs: serving ? RECENT_DEPLOYMENTS_MS : 0,
     });
     if (access.kind === "none") throw await notFound(caller, asked);
-    return { name: access.name, deployment: access.kind === "deployed" ? access.deployment : undefined };
+    const deployment = access.kind === "deployed" ? access.deployment : undefined;
+    return { name: access.name, deployment, allow: ctx.replicas.allowFor(access.name, deployment) };
   }
 
   /** Scale from zero: a deployed model with no replica now is loaded first (bounded wait). */
   async function warm(found: Found): Promise<void> {
-    if (!found.deployment || ctx.registry.serving(found.name).length > 0) return;
+    if (!found.deployment || ctx.replicas.serving(found.deployment).length > 0) return;
     try {
       await ctx.replicas.ensure(found.deployment);
     } catch (err) {
@@ -221,7 +225,7 @@ export const ollamaRoutes: FastifyPluginAsync<
   }
 
   async function notFound(caller: Caller, model: string): Promise<OllamaError> {
-    return modelNotFound(model, await ctx.models.names(caller.workspaceId));
+    return modelNotFound(model, await ctx.models.names(caller));
   }
 
   /**
@@ -273,6 +277,7 @@ export const ollamaRoutes: FastifyPluginAsync<
         signal,
       },
       {
+        allow: found.allow,
         onAttempt: (machineId) => {
           ctx.replicas.touch(machineId, served);
           if (found.deployment) ctx.replicas.scaleUp(found.deployment, ctx.router.outstanding(machineId));

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { MachineView, ServedModelView } from "@beta9/protocol";
+import { canonicalModelName, type MachineView, type ServedModelView } from "@beta9/protocol";
 import type { WorkspaceModelList } from "../../auth/model-access.ts";
 import type { MachineRegistry } from "../../machines/registry.ts";
 
@@ -58,7 +58,9 @@ export function listedModels(registry: MachineRegistry, visible: WorkspaceModelL
 }
 
 /** The names a client's model name may mean, itself first: with ":latest" added or taken off. */
-export function nameVariants(name: string): string[] {
+export function nameVariants(asked: string): string[] {
+  // Names are case-insensitive: one canonical form everywhere.
+  const name = canonicalModelName(asked);
   if (name.endsWith(":latest")) return [name, name.slice(0, -":latest".length)];
   return name.includes(":") ? [name] : [name, `${name}:latest`];
 }

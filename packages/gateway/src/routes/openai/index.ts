@@ -1,4 +1,5 @@
 import { passOnHeaders } from "@beta9/http";
+import { canonicalModelName } from "@beta9/protocol";
 import type { FastifyPluginAsync, FastifyReply } from "fastify";
 import type { WorkspaceModels } from "../../auth/model-access.ts";
 import type { GatewayContext } from "../../context.ts";
@@ -32,7 +33,7 @@ export const openaiRoutes: FastifyPluginAsync<InferenceRouteContext> = async (ap
     const caller = await ctx.auth.authenticate(req, "inference");
     return {
       object: "list",
-      data: (await ctx.models.names(caller.workspaceId)).map((id) => ({
+      data: (await ctx.models.names(caller)).map((id) => ({
         id,
         object: "model",
         created: 0,
@@ -54,10 +55,11 @@ export const openaiRoutes: FastifyPluginAsync<InferenceRouteContext> = async (ap
           "the body must be a JSON object",
         );
       }
-      const model = body.model;
-      if (typeof model !== "string" || !model) {
+      if (typeof body.model !== "string" || !body.model) {
         return openaiError(reply, 400, "invalid_request_error", "bad_request", "`model` is required");
       }
+      // Names are case-insensitive: "Victim" is the deployment "victim", never a second model.
+      const model = canonicalModelName(body.model);
       // The meter records the request's usage and its metrics, whatever way it ends.
       const meter = ctx.metering.start(caller, model);
 
@@ -70,14 +72,18 @@ export const openaiRoutes: FastifyPluginAsync<InferenceRouteContext> = async (ap
 
       // Scale from zero: a deployed model with no replica now is loaded first (bounded wait). With one
       // serving, the deployment only guides scaling up, which may act on what was read seconds ago.
-      const serving = ctx.router.pick(model) !== undefined;
-      const deployment = serving
-        ? await recent.get(caller.workspaceId, model)
-        : await ctx.deployments(caller.workspaceId, model);
+      // A deployment's requests go only to the replicas the gateway placed for it (scheduler/placements.ts).
+      let deployment = await recent.get(caller.workspaceId, model);
+      let allow = ctx.replicas.allowFor(model, deployment);
+      const serving = ctx.router.pick(model, undefined, allow) !== undefined;
+      if (!serving) {
+        deployment = await ctx.deployments(caller.workspaceId, model);
+        allow = ctx.replicas.allowFor(model, deployment);
+      }
       // Another workspace's model is not there for this one (auth/model-access.ts).
-      if (!deployment && !(await ctx.models.shared(model, { maxAgeMs: serving ? 5_000 : 0 }))) {
+      if (!deployment && !(await ctx.models.shared(caller, model, { maxAgeMs: serving ? 5_000 : 0 }))) {
         meter.finish(404);
-        return modelNotFound(reply, model, await ctx.models.names(caller.workspaceId));
+        return modelNotFound(reply, model, await ctx.models.names(caller));
       }
       meter.known();
       if (deployment && !serving) {
@@ -96,7 +102,9 @@ export const openaiRoutes: FastifyPluginAsync<InferenceRouteContext> = async (ap
       if (streamed) meter.streamed();
       const options = isObject(body.stream_options) ? body.stream_options : {};
       const clientWantsUsage = options.include_usage === true;
-      const upstream = streamed ? { ...body, stream_options: { ...options, include_usage: true } } : body;
+      const upstream = streamed
+        ? { ...body, model, stream_options: { ...options, include_usage: true } }
+        : { ...body, model };
 
       const client = clientGone(reply);
       try {
@@ -111,6 +119,7 @@ export const openaiRoutes: FastifyPluginAsync<InferenceRouteContext> = async (ap
             signal: client.signal,
           },
           {
+            allow,
             onAttempt: (machineId) => {
               ctx.replicas.touch(machineId, model);
               if (deployment) ctx.replicas.scaleUp(deployment, ctx.router.outstanding(machineId));
@@ -152,7 +161,7 @@ export const openaiRoutes: FastifyPluginAsync<InferenceRouteContext> = async (ap
         }
         if (result.kind === "not_served") {
           meter.finish(404);
-          return modelNotFound(reply, model, await ctx.models.names(caller.workspaceId));
+          return modelNotFound(reply, model, await ctx.models.names(caller));
         }
         meter.finish(503);
         reply.header("retry-after", "2");
