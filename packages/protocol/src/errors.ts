@@ -46,6 +46,8 @@ export const ErrorCodes = [
   "pull_in_progress",
   "model_changed",
   "record_corrupt",
+  "model_owned",
+  "source_unreachable",
 ] as const;
 export type ErrorCode = (typeof ErrorCodes)[number];
 
@@ -100,6 +102,10 @@ export const errorStatus: Record<ErrorCode, number> = {
   pull_in_progress: 409,
   model_changed: 409,
   record_corrupt: 500,
+  /** The name is another owner's model on that machine. */
+  model_owned: 409,
+  /** A source could not be fetched, or may not be for this owner: one answer for both, so a tenant learns nothing about the network behind the machine. */
+  source_unreachable: 502,
 };
 
 /** An error that knows its stable code; servers turn it into an ErrorBody. */
