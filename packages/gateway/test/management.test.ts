@@ -155,16 +155,26 @@ for (const dialect of DIALECTS) {
 
     it("keeps the country a machine declares at join, also when it joins again without one", async () => {
       const t = (await h.call("POST", "/api/v1/tokens", { body: { uses: 4 } })).body.token;
-      const join = (id: string, country?: string) =>
+      const join = (id: string, country?: string, credential?: string) =>
         h.call("POST", "/api/v1/machines/join", {
-          body: { ...joinBody(t, id), ...(country === undefined ? {} : { country }) },
+          body: {
+            ...joinBody(t, id),
+            ...(country === undefined ? {} : { country }),
+            ...(credential === undefined ? {} : { credential }),
+          },
           key: null,
         });
-      expect((await join("de-box", "DE")).status).toBe(201);
+      const first = await join("de-box", "DE");
+      expect(first.status).toBe(201);
       expect((await join("nowhere")).status).toBe(201);
       expect((await h.call("GET", "/api/v1/machines/de-box")).body.country).toBe("DE");
       expect((await h.call("GET", "/api/v1/machines/nowhere")).body.country).toBeNull();
-      expect((await join("de-box")).status).toBe(201);
+      // Joining again under its id takes the machine's credential (a join token alone is refused).
+      expect(await join("de-box")).toMatchObject({
+        status: 409,
+        body: { error: { code: "machine_id_taken" } },
+      });
+      expect((await join("de-box", undefined, first.body.credential)).status).toBe(201);
       expect((await h.gw.store.machines.get("de-box"))?.country).toBe("DE");
       for (const country of ["de", "DEU", "D1"]) {
         expect(await join("bad", country)).toMatchObject({

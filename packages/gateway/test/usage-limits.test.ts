@@ -239,12 +239,13 @@ describe("usage metering and key limits through the gateway", () => {
   it("shows a workspace only its own usage; the operator may read any workspace's", async () => {
     expect((await gw.api("POST", "/api/v1/workspaces", { name: "team" })).status).toBe(201);
     const team = await key({ name: "team-app", scopes: ["inference", "read"], workspace: "team" });
-    expect(
-      (await openai(team.key).chat.completions.create({ model: "smollm2", messages: hi, max_tokens: 2 })).id,
-    ).toBeTruthy();
+    // A hand-served model is the operator's: the team's request is refused, and metered as its own.
+    await expect(
+      openai(team.key).chat.completions.create({ model: "smollm2", messages: hi, max_tokens: 2 }),
+    ).rejects.toMatchObject({ status: 404 });
     const theirs = await usage("group_by=key", team.key);
     expect(theirs.groups).toEqual([
-      expect.objectContaining({ group: team.id, key_name: "team-app", requests: 1, errors: 0 }),
+      expect.objectContaining({ group: team.id, key_name: "team-app", requests: 1, errors: 1 }),
     ]);
     const ours = await usage("group_by=key");
     expect(ours.groups.map((g: Json) => g.group)).not.toContain(team.id);

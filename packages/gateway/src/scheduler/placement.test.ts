@@ -148,7 +148,10 @@ describe("placeReplica", () => {
       reason: expect.stringMatching(/already serves/),
     });
     // Serving the name by its own account only: the gateway may place the replica there (and checks it).
-    expect(placeReplica(needs(), [serving])).toMatchObject({ ok: true, machines: [{ id: "a" }] });
+    expect(placeReplica({ ...needs(), placedOn: () => false }, [serving])).toMatchObject({
+      ok: true,
+      machines: [{ id: "a" }],
+    });
   });
 
   it("fitsNow: pool, GPU and country or region hold at routing time, not only at placement", () => {

@@ -38,7 +38,7 @@ export interface PlacementNeeds {
   minVramBytes: number | null;
   countries: readonly string[];
   region: string | null;
-  /** Whether the gateway placed this deployment's replica on the machine already. */
+  /** Whether the gateway placed this deployment's replica on the machine (absent: any that serves it counts). */
   placedOn?: ((machineId: string) => boolean) | undefined;
 }
 
@@ -131,7 +131,13 @@ export function placeReplica(needs: PlacementNeeds, machines: readonly MachineVi
 
   // A machine that serves the name without the gateway having placed it there (from before a restart
   // of the record, or by its own account) may still take the replica: placing it there checks it.
-  const fresh = candidates.filter((m) => !needs.placedOn?.(m.id));
+  const fresh = candidates.filter(
+    (m) =>
+      !(
+        (needs.placedOn?.(m.id) ?? true) &&
+        m.inference?.models.some((x) => x.name === needs.model && x.state !== "error")
+      ),
+  );
   reason = step(fresh, () => `every machine that fits already serves ${needs.model}`);
   if (reason) return { ok: false, reason };
 
