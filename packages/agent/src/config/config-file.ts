@@ -4,6 +4,7 @@ import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { CONTROL_PORT, GATEWAY_PORT } from "@beta9/protocol";
 import YAML from "yaml";
+import { AllowList } from "../models/source-policy.ts";
 
 /** ~/.b9agent/config.yaml, with the seed's keys (gateway.host, gateway.port, machine.id, …). */
 /** One gateway's address. */
@@ -43,6 +44,12 @@ export interface AgentConfig {
         allowed_dirs?: string[] | undefined;
         /** Base URL for hf: sources (a mirror); default https://huggingface.co. */
         huggingface_url?: string | undefined;
+        /** Private, loopback or link-local networks (CIDR) or host names a workspace's source may reach. */
+        allow_private_sources?: string[] | undefined;
+        /** Largest model file a pull may download (bytes); default 256 GiB. */
+        max_model_bytes?: number | undefined;
+        /** Room for unfinished downloads kept for a resume (bytes); the oldest go first; default 32 GiB. */
+        max_partial_bytes?: number | undefined;
       }
     | undefined;
   inference?:
@@ -199,6 +206,17 @@ function validate(doc: unknown, path: string): AgentConfig {
       throw bad(`${what} must be a list of paths`);
     return v as string[];
   };
+  const bytes = (v: unknown, what: string) => {
+    if (v !== undefined && !(Number.isSafeInteger(v) && (v as number) > 0))
+      throw bad(`${what} must be a positive number of bytes`);
+    return v as number | undefined;
+  };
+  const privateSources = strings(models.allow_private_sources, "models.allow_private_sources");
+  try {
+    new AllowList(privateSources);
+  } catch (err) {
+    throw bad(`models.allow_private_sources: ${(err as Error).message}`);
+  }
   return {
     gateway: { host: g.host, port, tls: g.tls === true },
     ...(gateways && gateways.length > 1 ? { gateways } : {}),
@@ -217,6 +235,9 @@ function validate(doc: unknown, path: string): AgentConfig {
       dir: typeof models.dir === "string" ? models.dir : undefined,
       allowed_dirs: strings(models.allowed_dirs, "models.allowed_dirs"),
       huggingface_url: typeof models.huggingface_url === "string" ? models.huggingface_url : undefined,
+      allow_private_sources: privateSources,
+      max_model_bytes: bytes(models.max_model_bytes, "models.max_model_bytes"),
+      max_partial_bytes: bytes(models.max_partial_bytes, "models.max_partial_bytes"),
     },
     inference: {
       engine: typeof inference.engine === "string" ? inference.engine : undefined,
