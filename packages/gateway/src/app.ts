@@ -133,6 +133,7 @@ export async function buildGateway(
     log,
     inFlight: (id) => router.outstanding(id),
     deployments: async () => (await store.deployments.listAll()).map(deploymentSpec),
+    replicas: (dep) => replicas.serving(dep),
     keepMinimums: () => replicas.sweep(),
     unload: (m, model, why) => replicas.unload(m, model, why),
   });

@@ -262,6 +262,32 @@ for (const dialect of DIALECTS) {
       expect(await named([])).toEqual([]);
     });
 
+    it("treats deployment names as one across case: stored lowercase, found and refused in any case", async () => {
+      await store.workspaces.insert({ id: "ws_2", name: "team", created_at: now });
+      expect(await store.deployments.insert(deployment("ws_1", "Victim"))).toBe(true);
+      expect(await store.deployments.insert(deployment("ws_2", "VICTIM", { source: "other" }))).toBe(false);
+      expect((await store.deployments.get("ws_1", "vIcTiM"))?.name).toBe("victim");
+      expect((await store.deployments.named(["VICTIM"])).map((d) => d.name)).toEqual(["victim"]);
+      expect(await store.deployments.remove("ws_1", "VICTIM")).toBe(true);
+    });
+
+    it("keeps where gateways placed replicas, one model name per machine, gone with the machine", async () => {
+      await store.machines.insert(machine("m1", "c1"));
+      const placed = { machine_id: "m1", model: "llama", workspace_id: "ws_1", deployment_created_at: now };
+      await store.placements.put({ ...placed, placed_at: now });
+      await store.placements.put({ ...placed, deployment_created_at: now + 1, placed_at: now + 2 });
+      await store.placements.put({ ...placed, model: "qwen", placed_at: now });
+      const rows = await store.placements.list("m1");
+      expect(rows.map((r) => [r.model, r.deployment_created_at, r.placed_at]).sort()).toEqual([
+        ["llama", now + 1, now + 2],
+        ["qwen", now, now],
+      ]);
+      await store.placements.remove("m1", "qwen");
+      expect((await store.placements.list()).map((r) => r.model)).toEqual(["llama"]);
+      expect(await store.machines.remove("m1")).toBe(true);
+      expect(await store.placements.list()).toEqual([]);
+    });
+
     it("lets exactly one of many racers in two workspaces take a name", async () => {
       await store.workspaces.insert({ id: "ws_2", name: "team", created_at: now });
       const results = await Promise.all(

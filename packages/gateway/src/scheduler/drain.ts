@@ -1,5 +1,5 @@
 import type { Logger } from "@beta9/http";
-import type { AgentLink, MachineRegistry } from "../machines/registry.ts";
+import type { AgentLink, MachineRegistry, ServingMachine } from "../machines/registry.ts";
 import type { DeploymentSpec } from "./replicas.ts";
 
 export interface DrainDeps {
@@ -8,6 +8,8 @@ export interface DrainDeps {
   /** Requests this gateway has sent to a machine that have not ended yet. */
   inFlight: (machineId: string) => number;
   deployments: () => Promise<DeploymentSpec[]>;
+  /** A deployment's own replicas taking work now (those a machine only claims do not count). */
+  replicas: (dep: DeploymentSpec) => ServingMachine[];
   /** Place the replicas deployments' minimums need, on machines that are not draining. */
   keepMinimums: () => Promise<void>;
   /** Unload a model from a machine (the replica manager's way, so it is done one way everywhere). */
@@ -68,7 +70,11 @@ export class Drains {
       for (const m of machines) this.#waiting.delete(m.id);
       return;
     }
-    const minimums = new Map((await this.#deps.deployments()).map((d) => [d.name, d.minReplicas]));
+    const deployments = new Map((await this.#deps.deployments()).map((d) => [d.name, d]));
+    const short = (model: string) => {
+      const dep = deployments.get(model);
+      return dep !== undefined && this.#deps.replicas(dep).length < dep.minReplicas;
+    };
     let placeMore = false;
     for (const m of machines) {
       if (m.models.length === 0) {
@@ -78,10 +84,10 @@ export class Drains {
       const waits: string[] = [];
       const inFlight = this.#deps.inFlight(m.id);
       if (inFlight > 0) waits.push(`${inFlight} request${inFlight === 1 ? "" : "s"} in flight`);
-      const short = m.models.filter((model) => registry.serving(model).length < (minimums.get(model) ?? 0));
-      if (short.length > 0) {
+      const needed = m.models.filter(short);
+      if (needed.length > 0) {
         placeMore = true;
-        waits.push(`a replica of ${short.join(", ")} ready on another machine (min_replicas)`);
+        waits.push(`a replica of ${needed.join(", ")} ready on another machine (min_replicas)`);
       }
       if (waits.length > 0) {
         this.#waiting.set(m.id, waits.join("; "));
