@@ -1,11 +1,34 @@
+import { STATUS_CODES } from "node:http";
+import type { Duplex } from "node:stream";
 import { Beta9Error, type ErrorBody } from "@beta9/protocol";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+
+/** Deeper JSON than any API body needs; far below where JSON.stringify would overflow the stack. */
+export const MAX_JSON_DEPTH = 100;
 
 /**
  * Every error leaves as `{"error":{"code","message"}}` with a stable code. Fastify's own errors
  * (validation, bad JSON, body too large) are mapped to ours so clients never see a framework shape.
+ * JSON nested deeper than MAX_JSON_DEPTH is refused at parsing, before a handler could overflow the
+ * stack serialising it (a 500 and a stack trace per request).
  */
 export function installErrorHandling(app: FastifyInstance): void {
+  const parseJson = app.getDefaultJsonParser("error", "error");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => {
+    const text = body.toString();
+    if (jsonDepthExceeds(text, MAX_JSON_DEPTH)) {
+      done(
+        new Beta9Error(
+          "bad_request",
+          `the request body nests JSON deeper than ${MAX_JSON_DEPTH} levels; send flatter JSON`,
+        ),
+        undefined,
+      );
+      return;
+    }
+    parseJson(req, text, done);
+  });
   app.setErrorHandler((err: FastifyError | Beta9Error, req: FastifyRequest, reply: FastifyReply) => {
     const { status, body } = toErrorReply(err);
     if (status >= 500) req.log.error({ err }, "request failed");
@@ -94,4 +117,45 @@ export function toErrorReply(err: unknown): { status: number; body: ErrorBody } 
 export function replyFrameworkError(err: FastifyError, _req: FastifyRequest, reply: FastifyReply): void {
   const { status, body } = toErrorReply(err);
   void reply.status(status).send(body);
+}
+
+/** Whether JSON text opens more than `max` objects or arrays inside each other (strings skipped). */
+export function jsonDepthExceeds(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // a backslash escapes the next character, a quote included
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
+}
+
+/**
+ * For the server's `clientError` (fastify's `clientErrorHandler`): requests Node's HTTP parser
+ * refuses before any route sees them (headers too large, malformed, too slow) are answered in our
+ * error shape too, then the connection is closed as Node would.
+ */
+export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === "ECONNRESET" || socket.destroyed) return;
+  const [status, message] =
+    err.code === "HPE_HEADER_OVERFLOW"
+      ? [431, "the request headers are too large; send fewer or shorter headers (at most 16 KiB in all)"]
+      : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+        ? [408, "the request took too long to arrive; send it again"]
+        : [400, "the request is not valid HTTP; check the client sending it"];
+  const json = JSON.stringify({ error: { code: "bad_request", message } } satisfies ErrorBody);
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${json}`,
+    );
+  }
+  socket.destroy();
 }
