@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync, type SQLInputValue } from "node:sqlite";
 import { type SqliteDatabase, SqliteDialect, type SqliteStatement } from "kysely";
@@ -33,7 +33,7 @@ function toSqlite(v: unknown): SQLInputValue {
 }
 
 export function sqliteDialect(path: string): SqliteDialect {
-  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+  if (path !== ":memory:") keepPrivate(path);
   const db = new DatabaseSync(path);
   // WAL lets readers go on while a heartbeat batch writes; a busy timeout rides out brief locks.
   // synchronous=NORMAL is safe in WAL mode (no corruption on power loss, at most the last commits
@@ -42,4 +42,21 @@ export function sqliteDialect(path: string): SqliteDialect {
     "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
   );
   return new SqliteDialect({ database: adapt(db) });
+}
+
+/**
+ * The database holds every machine's and key's hash, usage and audit rows: only the gateway's user
+ * may read it, like the admin key beside it. Its folder becomes 0700 and the file 0600 before SQLite
+ * opens it (SQLite gives its -wal and -shm files the database's mode); a data dir made by an older
+ * version is tightened here at start.
+ */
+function keepPrivate(path: string): void {
+  const dir = dirname(path);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (process.platform === "win32") return;
+  // A shared folder such as /tmp (sticky bit) is not ours to close; the file itself still is.
+  if ((statSync(dir).mode & 0o1000) === 0) chmodSync(dir, 0o700);
+  closeSync(openSync(path, "a", 0o600));
+  for (const file of [path, `${path}-wal`, `${path}-shm`, `${path}-journal`])
+    if (existsSync(file)) chmodSync(file, 0o600);
 }
