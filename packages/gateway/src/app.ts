@@ -1,8 +1,10 @@
+import { readFileSync } from "node:fs";
 import { createLogger, installErrorHandling, type Logger, serverOptions } from "@beta9/http";
 import { BETA9_VERSION, Beta9Error, Health } from "@beta9/protocol";
 import { Store, storeConfigFrom } from "@beta9/store";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance } from "fastify";
+import type { Registry } from "prom-client";
 import { ApiKeyAuth, OPERATOR_WORKSPACE } from "./auth/api-keys.ts";
 import { WorkspaceModels } from "./auth/model-access.ts";
 import { bootstrap } from "./bootstrap.ts";
@@ -10,6 +12,7 @@ import { channelUpgradeHandler } from "./channel/upgrade.ts";
 import type { GatewayConfig } from "./config.ts";
 import type { GatewayContext } from "./context.ts";
 import { installMetrics } from "./http/metrics.ts";
+import { TrustedProxies } from "./http/trusted-proxies.ts";
 import { KeyLimits } from "./limits/key-limits.ts";
 import { MachineRegistry } from "./machines/registry.ts";
 import { machineWork } from "./machines/work.ts";
@@ -46,6 +49,8 @@ export interface Gateway {
   adminKey?: string | undefined;
   /** Replicas sharing a PostgreSQL store find each other here; undefined on SQLite (one replica). */
   peers: PeerDirectory | undefined;
+  /** The Prometheus registry /metrics reads, for a listener of its own (--metrics-listen). */
+  metrics: Registry;
   close(): Promise<void>;
 }
 
@@ -60,8 +65,12 @@ export async function buildGateway(
   const registry = new MachineRegistry(store, log, config.liveness);
   await registry.load();
 
+  const proxies = new TrustedProxies(config.trustedProxies);
   const app = Fastify({
     ...serverOptions(log, config.bodyLimit),
+    ...(config.tls ? { https: tlsFiles(config.tls) } : {}),
+    // req.ip (logs, security events) is the client a listed proxy names, never one a client claims.
+    trustProxy: proxies.trusts,
     // Agents' channels are upgraded sockets outside this timeout; only ordinary requests are timed.
     requestTimeout: 120_000,
     // While it shuts down the gateway refuses new requests itself, in its own error shape (below).
@@ -105,7 +114,7 @@ export async function buildGateway(
     coldStartTimeoutMs: config.coldStartTimeoutMs,
     deployments: async () => (await store.deployments.listAll()).map(deploymentSpec),
   });
-  const metrics = installMetrics(app, registry, replicas);
+  const metrics = installMetrics(app, registry, replicas, ctx.auth);
   const recorder = new UsageRecorder(store.usage, log);
   const retention = new UsageRetention(store.usage, log, config.usageRetentionMs);
   const metering = new Metering(recorder, limits, {
@@ -158,7 +167,7 @@ export async function buildGateway(
   await app.register(deploymentPullRoutes, { ...ctx, prePull: prePullDeps });
   await app.register(ollamaRoutes, { ...ctx, router, metering, replicas, models, prePull: prePullDeps });
 
-  app.server.on("upgrade", channelUpgradeHandler(ctx));
+  app.server.on("upgrade", channelUpgradeHandler({ ...ctx, proxies }));
   // Agent channels are long-lived upgraded sockets fastify does not track; end them before close()
   // waits for connections to drain, or it would wait forever.
   app.addHook("preClose", async () => {
@@ -193,9 +202,22 @@ export async function buildGateway(
     log,
     adminKey,
     peers,
+    metrics: metrics.registry,
     async close() {
       await app.close();
       await store.close();
     },
   };
+}
+
+/** The PEM files of --tls-cert and --tls-key, with a sentence naming the one that cannot be read. */
+function tlsFiles(tls: NonNullable<GatewayConfig["tls"]>): { cert: Buffer; key: Buffer } {
+  const read = (path: string, flag: string) => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new Error(`cannot read ${flag} ${path}: ${(err as Error).message}`);
+    }
+  };
+  return { cert: read(tls.certFile, "--tls-cert"), key: read(tls.keyFile, "--tls-key") };
 }

@@ -19,6 +19,15 @@ export interface GatewayConfig {
   shutdownGraceMs: number;
   /** How long usage rows are kept; 0 keeps them forever. */
   usageRetentionMs: number;
+  /** Serve HTTPS with this certificate (chain) and key, both PEM files; plain HTTP when absent. */
+  tls?: { certFile: string; keyFile: string } | undefined;
+  /**
+   * Addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed: a request from one of
+   * them is logged (and audited) with the client address the proxy saw. Empty: the socket's peer.
+   */
+  trustedProxies: string[];
+  /** Also serve /metrics without a key on this address (e.g. 127.0.0.1:9464), for a local scraper. */
+  metricsListen?: { host: string; port: number } | undefined;
 }
 
 export function defaultDataDir(): string {
@@ -35,6 +44,7 @@ export function gatewayConfig(over: Partial<GatewayConfig> = {}): GatewayConfig 
     coldStartTimeoutMs: 300_000,
     shutdownGraceMs: 30_000,
     usageRetentionMs: 90 * 86_400_000,
+    trustedProxies: [],
     ...over,
   };
 }

@@ -1,10 +1,12 @@
-import type { Server } from "node:net";
+import { isIP, type Server } from "node:net";
 import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { BETA9_VERSION, GATEWAY_PORT, parseDuration } from "@beta9/protocol";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { buildGateway } from "./app.ts";
 import { defaultDataDir, gatewayConfig } from "./config.ts";
+import { listenMetrics } from "./http/metrics.ts";
+import { TrustedProxies } from "./http/trusted-proxies.ts";
 import { DEFAULT_LIVENESS } from "./machines/liveness.ts";
 
 const duration = (v: string) => {
@@ -32,11 +34,33 @@ const url = (v: string) => {
   return u.origin;
 };
 
+const trustedProxy = (v: string, previous: string[] = []) => {
+  try {
+    new TrustedProxies([v]);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message.replace(/^--trusted-proxy takes /, ""));
+  }
+  return [...previous, v];
+};
+
+const hostPort = (v: string) => {
+  const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(v);
+  const p = m ? Number(m[2]) : Number.NaN;
+  if (!m || !Number.isInteger(p) || p > 65535)
+    throw new InvalidArgumentError("HOST:PORT, e.g. 127.0.0.1:9464");
+  return { host: m[1]!.replace(/^\[|\]$/g, ""), port: p };
+};
+
 /** Where peers reach this replica by default: the address it listens on, or its host name on every address. */
-function advertisedUrl(host: string, address: ReturnType<Server["address"]>): string {
+function advertisedUrl(host: string, address: ReturnType<Server["address"]>, tls: boolean): string {
   const port = typeof address === "object" && address ? address.port : GATEWAY_PORT;
   const name = host === "0.0.0.0" || host === "::" ? hostname() : host;
-  return `http://${name.includes(":") ? `[${name}]` : name}:${port}`;
+  return `${tls ? "https" : "http"}://${name.includes(":") ? `[${name}]` : name}:${port}`;
+}
+
+/** Only this host can reach an address in 127.0.0.0/8 or ::1; anything else is a network. */
+function loopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || (isIP(host) === 4 && host.startsWith("127."));
 }
 
 const program = new Command("b9gateway")
@@ -86,6 +110,18 @@ const program = new Command("b9gateway")
       .argParser(duration)
       .default(gatewayConfig().usageRetentionMs, "90d"),
   )
+  .option("--tls-cert <file>", "serve HTTPS with this PEM certificate (chain); needs --tls-key")
+  .option("--tls-key <file>", "the PEM private key of --tls-cert")
+  .option(
+    "--trusted-proxy <cidr>",
+    "a reverse proxy (address or CIDR) whose X-Forwarded-For names the client; repeat for several",
+    trustedProxy,
+  )
+  .option(
+    "--metrics-listen <host:port>",
+    "also serve /metrics without a key on this address, e.g. 127.0.0.1:9464 (on the main port it takes an operator key)",
+    hostPort,
+  )
   .option(
     "--shutdown-grace <duration>",
     "on SIGTERM, how long answers under way may take to finish (new requests get 503 meanwhile)",
@@ -93,6 +129,8 @@ const program = new Command("b9gateway")
     30_000,
   )
   .action(async (opts) => {
+    if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey))
+      throw new InvalidArgumentError("--tls-cert and --tls-key go together: pass both, or neither");
     const config = gatewayConfig({
       host: opts.host,
       port: opts.port,
@@ -102,6 +140,9 @@ const program = new Command("b9gateway")
       coldStartTimeoutMs: opts.coldStartTimeout,
       shutdownGraceMs: opts.shutdownGrace,
       usageRetentionMs: opts.usageRetention,
+      tls: opts.tlsCert ? { certFile: resolve(opts.tlsCert), keyFile: resolve(opts.tlsKey) } : undefined,
+      trustedProxies: opts.trustedProxy ?? [],
+      metricsListen: opts.metricsListen,
       liveness: {
         heartbeatIntervalMs: opts.heartbeatInterval,
         unhealthyAfterMs: opts.unhealthyAfter,
@@ -114,9 +155,23 @@ const program = new Command("b9gateway")
         `\nAdmin API key (shown once; also in ${config.dataDir}/admin-key):\n\n  ${gw.adminKey}\n\n`,
       );
     }
+    if (!config.tls && !loopback(config.host) && config.trustedProxies.length === 0) {
+      // Said before "listening", so whoever waits for that line has seen it too.
+      gw.log.warn(
+        { host: config.host },
+        `listening on ${config.host} without TLS: API keys and machine credentials cross the network readable by anyone on the path; pass --tls-cert and --tls-key, or listen on 127.0.0.1 behind a TLS proxy (--trusted-proxy)`,
+      );
+    }
     const address = await gw.app.listen({ host: config.host, port: config.port });
     gw.log.info({ address, store: gw.store.kind }, `b9gateway ${BETA9_VERSION} listening on ${address}`);
-    await gw.peers?.start(config.advertiseUrl ?? advertisedUrl(config.host, gw.app.server.address()));
+    const metricsServer = config.metricsListen
+      ? await listenMetrics(gw.metrics, config.metricsListen)
+      : undefined;
+    if (metricsServer)
+      gw.log.info({ address: metricsServer.address }, `metrics on http://${metricsServer.address}/metrics`);
+    await gw.peers?.start(
+      config.advertiseUrl ?? advertisedUrl(config.host, gw.app.server.address(), config.tls !== undefined),
+    );
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) {
@@ -128,6 +183,7 @@ const program = new Command("b9gateway")
       gw.log.info({ signal }, "shutting down");
       const force = setTimeout(() => process.exit(1), config.shutdownGraceMs + 10_000);
       force.unref();
+      metricsServer?.server.close();
       gw.close().then(
         () => process.exit(0),
         () => process.exit(1),

@@ -206,7 +206,11 @@ for (const dialect of DIALECTS) {
 
     it("serves /health and Prometheus /metrics", async () => {
       expect((await h.call("GET", "/health", { key: null })).body).toMatchObject({ status: "ok" });
-      const res = await h.gw.app.inject({ method: "GET", url: "/metrics" });
+      const res = await h.gw.app.inject({
+        method: "GET",
+        url: "/metrics",
+        headers: { authorization: `Bearer ${h.admin}` },
+      });
       expect(res.headers["content-type"]).toMatch(/text\/plain/);
       expect(res.body).toMatch(/# TYPE beta9_machines gauge/);
       expect(res.body).toMatch(/beta9_http_requests_total\{/);

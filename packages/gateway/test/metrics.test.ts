@@ -47,7 +47,7 @@ const ollama = () => new Ollama({ host: gw.url, headers: { Authorization: `Beare
 const hi = [{ role: "user" as const, content: "What is the capital of France?" }];
 
 async function scrape(): Promise<string> {
-  const res = await fetch(`${gw.url}/metrics`);
+  const res = await fetch(`${gw.url}/metrics`, { headers: { authorization: `Bearer ${gw.adminKey}` } });
   expect(res.status).toBe(200);
   return res.text();
 }

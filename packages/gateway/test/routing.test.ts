@@ -98,7 +98,9 @@ describe("OpenAI API through the gateway", () => {
     const emb = await client().embeddings.create({ model: "smollm2", input: "hello" });
     expect(emb.data[0]?.embedding).toHaveLength(576);
 
-    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    const metrics = await (
+      await fetch(`${gw.url}/metrics`, { headers: { authorization: `Bearer ${gw.adminKey}` } })
+    ).text();
     expect(metrics).toMatch(/beta9_inference_requests_total\{model="smollm2",status="200"\} [3-9]/);
     expect(metrics).toMatch(/beta9_inference_time_to_first_byte_seconds_count\{model="smollm2"\} [3-9]/);
   });

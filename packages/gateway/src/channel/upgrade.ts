@@ -3,9 +3,17 @@ import type { Duplex } from "node:stream";
 import { bearerToken, type Logger, toErrorReply } from "@beta9/http";
 import { Beta9Error, CHANNEL_PATH, CHANNEL_PROTOCOL, MACHINE_ID_HEADER } from "@beta9/protocol";
 import type { Store } from "@beta9/store";
+import type { TrustedProxies } from "../http/trusted-proxies.ts";
 import { verifyMachineCredential } from "../machines/credentials.ts";
 import type { MachineRegistry } from "../machines/registry.ts";
 import { AgentChannel } from "./agent-channel.ts";
+
+interface UpgradeDeps {
+  store: Store;
+  registry: MachineRegistry;
+  log: Logger;
+  proxies: TrustedProxies;
+}
 
 const ID_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
 
@@ -14,7 +22,7 @@ const ID_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
  * turns the socket into an HTTP/2 session the gateway drives. Anything else is refused in plain HTTP
  * with our JSON error, and the socket closed.
  */
-export function channelUpgradeHandler(deps: { store: Store; registry: MachineRegistry; log: Logger }) {
+export function channelUpgradeHandler(deps: UpgradeDeps) {
   return (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on("error", () => socket.destroy());
     void accept(deps, req, socket, head).catch((err: unknown) => {
@@ -25,12 +33,7 @@ export function channelUpgradeHandler(deps: { store: Store; registry: MachineReg
   };
 }
 
-async function accept(
-  deps: { store: Store; registry: MachineRegistry; log: Logger },
-  req: IncomingMessage,
-  socket: Duplex,
-  head: Buffer,
-): Promise<void> {
+async function accept(deps: UpgradeDeps, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
   const path = (req.url ?? "").split("?")[0];
   if (path !== CHANNEL_PATH || req.headers.upgrade?.toLowerCase() !== CHANNEL_PROTOCOL) {
     throw new Beta9Error(
@@ -42,7 +45,7 @@ async function accept(
   if (typeof machineId !== "string" || !ID_PATTERN.test(machineId)) {
     throw new Beta9Error("bad_request", `send the machine id in the ${MACHINE_ID_HEADER} header`);
   }
-  const remote = req.socket.remoteAddress;
+  const remote = deps.proxies.clientAddress(req.socket.remoteAddress, req.headers["x-forwarded-for"]);
   const machine = await verifyMachineCredential(
     deps,
     machineId,
@@ -52,9 +55,15 @@ async function accept(
   if (socket.destroyed) return;
   // A machine that joined through another gateway replica since this one loaded the store.
   if (!deps.registry.get(machineId)) deps.registry.put(machine);
-  socket.write(
-    `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${CHANNEL_PROTOCOL}\r\n\r\n`,
+  // HTTP/2 takes the socket over only once the 101 is written: over TLS the write is still queued
+  // now, and a session adopting the socket under it aborts the process (a Node assertion).
+  await new Promise<void>((resolve, reject) =>
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${CHANNEL_PROTOCOL}\r\n\r\n`,
+      (err) => (err ? reject(err) : resolve()),
+    ),
   );
+  if (socket.destroyed) return;
   if (head.length > 0) socket.unshift(head);
   const channel = new AgentChannel(socket, machineId, deps.registry, deps.log);
   channel.open();

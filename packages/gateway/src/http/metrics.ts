@@ -1,6 +1,9 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { MachineStatuses } from "@beta9/protocol";
 import type { FastifyInstance } from "fastify";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { ApiKeyAuth } from "../auth/api-keys.ts";
 import type { MachineRegistry } from "../machines/registry.ts";
 
 /** One finished inference request, as its meter saw it (metering/metering.ts records it). */
@@ -31,11 +34,16 @@ export interface ReplicaGauges {
   coldStartWaiting(): ReadonlyMap<string, number>;
 }
 
-/** The gateway's Prometheus metrics, on a registry of its own (tests start several gateways). */
+/**
+ * The gateway's Prometheus metrics, on a registry of its own (tests start several gateways). They
+ * name every workspace's models and traffic, so /metrics asks for an operator's key with the read
+ * (or admin) scope, which Prometheus sends as `authorization: {credentials_file: …}`.
+ */
 export function installMetrics(
   app: FastifyInstance,
   registry: MachineRegistry,
   replicas: ReplicaGauges,
+  auth: ApiKeyAuth,
 ): { registry: Registry; inference: InferenceMetrics } {
   const reg = new Registry();
   collectDefaultMetrics({ register: reg, prefix: "beta9_gateway_" });
@@ -147,8 +155,36 @@ export function installMetrics(
     },
   };
 
-  app.get("/metrics", async (_req, reply) => {
+  app.get("/metrics", async (req, reply) => {
+    await auth.operator(req, "read the gateway's metrics", "read");
     return reply.header("content-type", reg.contentType).send(await reg.metrics());
   });
   return { registry: reg, inference };
+}
+
+/**
+ * /metrics with no key on an address of its own (--metrics-listen), for a scraper on the same host
+ * or a private network; everything else there is 404. Resolves to the bound "host:port".
+ */
+export async function listenMetrics(
+  reg: Registry,
+  at: { host: string; port: number },
+): Promise<{ server: Server; address: string }> {
+  const server = createServer((req, res) => {
+    if (req.method !== "GET" || (req.url ?? "").split("?")[0] !== "/metrics") {
+      res.writeHead(404, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: { code: "not_found", message: "only GET /metrics is served here" } }));
+      return;
+    }
+    reg.metrics().then(
+      (text) => res.writeHead(200, { "content-type": reg.contentType }).end(text),
+      () => res.writeHead(500).end(),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(at.port, at.host, () => resolve());
+  });
+  const a = server.address() as AddressInfo;
+  return { server, address: `${a.family === "IPv6" ? `[${a.address}]` : a.address}:${a.port}` };
 }
