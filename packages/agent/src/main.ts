@@ -1,9 +1,11 @@
 import { hostname } from "node:os";
+import { resolve } from "node:path";
 import { createLogger } from "@beta9/http";
 import { BETA9_VERSION, CONTROL_PORT } from "@beta9/protocol";
 import { Command, InvalidArgumentError } from "commander";
 import { Agent } from "./agent.ts";
 import { GatewayRefused, join } from "./channel/join.ts";
+import { GatewayUntrusted } from "./channel/tls.ts";
 import {
   type AgentConfig,
   ConfigError,
@@ -123,6 +125,10 @@ program
     "ISO 3166 code of the country this machine is in, e.g. DE; deployments can be pinned to countries or the EU",
     country,
   )
+  .option(
+    "--ca-file <file>",
+    "PEM file of the CA that signed the gateway's (or its TLS proxy's) certificate, when the system does not trust it (gateway.ca_file)",
+  )
   .option("--control-port <port>", "port of the control API", port, CONTROL_PORT)
   .option(
     "--listen <addresses>",
@@ -138,8 +144,9 @@ program
         .replace(/^[^a-zA-Z0-9]+/, "")
         .slice(0, 63) || newMachineId();
     const gateways = (opts.gateway as string[]).map(parseGatewayAddress);
+    const caFile = opts.caFile ? resolve(opts.caFile) : previous?.gateway.ca_file;
     const cfg: AgentConfig = {
-      gateway: gateways[0]!,
+      gateway: { ...gateways[0]!, ...(caFile ? { ca_file: caFile } : {}) },
       ...(gateways.length > 1 ? { gateways } : {}),
       // The same machine keeps its id when initialised again (a new token, a moved gateway).
       machine: {
@@ -167,6 +174,8 @@ program
     } catch (err) {
       if (err instanceof GatewayRefused && err.status > 0 && err.status < 500)
         throw new ConfigError(err.message);
+      // Waiting cannot fix a certificate the agent does not trust; the config must change.
+      if (err instanceof GatewayUntrusted || err instanceof ConfigError) throw new ConfigError(err.message);
       process.stdout.write(
         `could not reach the gateway now (${(err as Error).message}); b9agent will join when it starts\n`,
       );

@@ -8,5 +8,6 @@ export * from "./hardware.ts";
 export * from "./inference.ts";
 export * from "./machine.ts";
 export * from "./management.ts";
+export * from "./tls.ts";
 export * from "./usage.ts";
 export * from "./version.ts";

@@ -1,12 +1,14 @@
 import http from "node:http";
 import https from "node:https";
 import type { Duplex } from "node:stream";
+import { TLSSocket } from "node:tls";
 import type { Logger } from "@beta9/http";
 import { CHANNEL_PATH, CHANNEL_PROTOCOL, type ErrorBody, MACHINE_ID_HEADER } from "@beta9/protocol";
 import { type AgentConfig, addressUrl, gatewayAddresses } from "../config/config-file.ts";
 import type { AgentState } from "../state.ts";
 import { Backoff, sleep } from "./backoff.ts";
 import { GatewayRefused } from "./join.ts";
+import { explainTlsFailure, GatewayUntrusted, gatewayCa } from "./tls.ts";
 
 /** Codes after which dialling again cannot help: the credential itself is no good. */
 const CREDENTIAL_REJECTED = new Set(["machine_unknown", "credential_invalid", "credential_machine_mismatch"]);
@@ -92,7 +94,8 @@ export class Connector {
           this.#backoff.reset();
           continue;
         }
-        log.warn({ gateway, err: describe(err) }, "cannot reach the gateway; will retry");
+        if (err instanceof GatewayUntrusted) log.error({ gateway }, err.message);
+        else log.warn({ gateway, err: describe(err) }, "cannot reach the gateway; will retry");
         if (gateways.length > 1) {
           this.#current = (this.#current + 1) % gateways.length;
           if (++failedInRow % gateways.length !== 0) continue; // the next replica, now
@@ -107,11 +110,13 @@ export class Connector {
     const cfg = this.#deps.config();
     const url = new URL(CHANNEL_PATH, gateway);
     const mod = url.protocol === "https:" ? https : http;
+    const ca = gatewayCa(cfg);
     return new Promise((resolve, reject) => {
       const req = mod.request(url, {
         method: "GET",
         signal,
         timeout: 15_000,
+        ...(ca ? { ca } : {}),
         headers: {
           connection: "Upgrade",
           upgrade: CHANNEL_PROTOCOL,
@@ -126,6 +131,9 @@ export class Connector {
         socket.setNoDelay(true);
         socket.once("end", () => socket.destroy());
         if (head.length > 0) socket.unshift(head);
+        // HTTP/2 was agreed by the Upgrade over HTTP/1.1, not by ALPN; Node's HTTP/2 server would
+        // refuse a TLS socket that negotiated none ("Missing ALPN Protocol"), so say h2 was.
+        if (socket instanceof TLSSocket) socket.alpnProtocol = "h2";
         this.#deps.serve(socket);
         resolve(socket);
       });
@@ -150,7 +158,7 @@ export class Connector {
         });
       });
       req.on("timeout", () => req.destroy(new Error("timed out opening the agent channel")));
-      req.on("error", reject);
+      req.on("error", (err) => reject(explainTlsFailure(err)));
       req.end();
     });
   }

@@ -1,3 +1,5 @@
+import http from "node:http";
+import https from "node:https";
 import { hostname } from "node:os";
 import {
   BETA9_VERSION,
@@ -7,6 +9,7 @@ import {
   type JoinResponse,
 } from "@beta9/protocol";
 import { type AgentConfig, gatewayUrl } from "../config/config-file.ts";
+import { explainTlsFailure, gatewayCa } from "./tls.ts";
 
 export class GatewayRefused extends Error {
   readonly code: string;
@@ -37,14 +40,14 @@ export async function join(
     // Joining again under this id: the current credential proves the id is ours.
     ...(cfg.machine.token ? { credential: cfg.machine.token } : {}),
   };
-  const res = await fetch(`${gatewayUrl(cfg)}/api/v1/machines/join`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-    signal: signal ?? AbortSignal.timeout(30_000),
-  });
-  const json = (await res.json().catch(() => ({}))) as Partial<JoinResponse> & Partial<ErrorBody>;
-  if (!res.ok || !json.credential) {
+  const res = await postJson(
+    new URL("/api/v1/machines/join", gatewayUrl(cfg)),
+    body,
+    gatewayCa(cfg),
+    signal ?? AbortSignal.timeout(30_000),
+  );
+  const json = res.json as Partial<JoinResponse> & Partial<ErrorBody>;
+  if (res.status < 200 || res.status > 299 || !json.credential) {
     throw new GatewayRefused(
       res.status,
       json.error?.code ?? "unknown",
@@ -52,4 +55,43 @@ export async function join(
     );
   }
   return json as JoinResponse;
+}
+
+/**
+ * POST JSON over http(s), trusting `ca` besides the system's CAs (fetch cannot be given one without
+ * a dispatcher of its own). A certificate it cannot verify fails with a sentence saying so.
+ */
+function postJson(
+  url: URL,
+  body: unknown,
+  ca: Buffer | undefined,
+  signal: AbortSignal,
+): Promise<{ status: number; json: unknown }> {
+  const text = JSON.stringify(body);
+  const mod = url.protocol === "https:" ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = mod.request(url, {
+      method: "POST",
+      signal,
+      ...(ca ? { ca } : {}),
+      headers: { "content-type": "application/json", "content-length": Buffer.byteLength(text) },
+    });
+    req.on("response", (res) => {
+      let answer = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => {
+        if (answer.length < 1024 * 1024) answer += c;
+      });
+      res.on("error", reject);
+      res.on("end", () => {
+        let json: unknown = {};
+        try {
+          json = JSON.parse(answer);
+        } catch {}
+        resolve({ status: res.statusCode ?? 0, json });
+      });
+    });
+    req.on("error", (err) => reject(explainTlsFailure(err)));
+    req.end(text);
+  });
 }

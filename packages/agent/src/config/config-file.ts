@@ -15,8 +15,11 @@ export interface GatewayAddress {
 }
 
 export interface AgentConfig {
-  /** The gateway dialled first (the seed's key). */
-  gateway: GatewayAddress;
+  /**
+   * The gateway dialled first (the seed's key). `ca_file`: a PEM file of the CA that signed the
+   * gateway's (or its TLS proxy's) certificate, trusted besides the system's, for every replica.
+   */
+  gateway: GatewayAddress & { ca_file?: string | undefined };
   /**
    * Every replica of the gateway, in the order tried (`gateway` first): when one is unreachable the
    * agent dials the next. Absent or one entry: a single gateway.
@@ -194,6 +197,9 @@ function validate(doc: unknown, path: string): AgentConfig {
   if (!Number.isInteger(controlPort) || controlPort < 0 || controlPort > 65535)
     throw bad("control.port must be a port number");
   const listen = Array.isArray(c.listen) ? c.listen.map(String) : undefined;
+  const caFile = d.gateway?.ca_file;
+  if (caFile !== undefined && caFile !== null && (typeof caFile !== "string" || !caFile))
+    throw bad("gateway.ca_file must be the path of a PEM file");
   const interval = Number((doc as Record<string, unknown>).heartbeat_interval_seconds ?? 5);
   if (!(interval > 0 && interval <= 300)) throw bad("heartbeat_interval_seconds must be between 0 and 300");
   const models = (d.models ?? {}) as Record<string, unknown>;
@@ -218,7 +224,7 @@ function validate(doc: unknown, path: string): AgentConfig {
     throw bad(`models.allow_private_sources: ${(err as Error).message}`);
   }
   return {
-    gateway: { host: g.host, port, tls: g.tls === true },
+    gateway: { host: g.host, port, tls: g.tls === true, ...(caFile ? { ca_file: caFile as string } : {}) },
     ...(gateways && gateways.length > 1 ? { gateways } : {}),
     machine: {
       id: m.id,
