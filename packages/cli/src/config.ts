@@ -7,12 +7,14 @@ import { UserError } from "./user-error.ts";
 export interface StoredConfig {
   gateway: string;
   api_key: string;
+  /** A PEM file of the CA that signed the gateway's certificate, when the system does not trust it. */
+  ca_file?: string | undefined;
 }
 
 /** A setting and where it came from, so errors can say which one to fix. */
 export interface Setting {
   value: string;
-  /** "BETA9_GATEWAY", "BETA9_API_KEY" or the config file's path. */
+  /** "BETA9_GATEWAY", "BETA9_API_KEY", "BETA9_CA_FILE" or the config file's path. */
   source: string;
 }
 
@@ -21,6 +23,7 @@ export interface ResolvedConfig {
   path: string;
   gateway: Setting | undefined;
   apiKey: Setting | undefined;
+  caFile: Setting | undefined;
   /** Things worth telling the person, such as a config file others can read. */
   warnings: string[];
 }
@@ -47,6 +50,7 @@ export function resolveConfig(env: Env): ResolvedConfig {
     path,
     gateway: pick("BETA9_GATEWAY", file?.gateway),
     apiKey: pick("BETA9_API_KEY", file?.api_key),
+    caFile: pick("BETA9_CA_FILE", file?.ca_file),
     warnings,
   };
 }

@@ -1,5 +1,5 @@
 import { Beta9Client } from "@beta9/sdk";
-import { type ResolvedConfig, resolveConfig } from "./config.ts";
+import { type ResolvedConfig, resolveConfig, type Setting } from "./config.ts";
 import type { CliIO } from "./io.ts";
 import { json } from "./output.ts";
 import { LOGIN_HINT, UserError } from "./user-error.ts";
@@ -26,10 +26,10 @@ export class Context {
 
   client(): Beta9Client {
     if (this.#client) return this.#client;
-    const { gateway, apiKey } = this.config();
+    const { gateway, apiKey, caFile } = this.config();
     if (!gateway) throw new UserError("no gateway configured", LOGIN_HINT);
     if (!apiKey) throw new UserError(`no API key configured for the gateway ${gateway.value}`, LOGIN_HINT);
-    this.#client = makeClient(gateway.value, apiKey.value, gateway.source);
+    this.#client = makeClient(gateway.value, apiKey.value, gateway.source, caFile);
     return this.#client;
   }
 
@@ -58,12 +58,14 @@ export class Context {
   }
 }
 
-/** The client, or a UserError naming the setting when its gateway address is not a URL. */
-export function makeClient(gateway: string, apiKey: string, source: string): Beta9Client {
+/** The client, or a UserError naming the setting when its gateway address (or CA file) is not usable. */
+export function makeClient(gateway: string, apiKey: string, source: string, caFile?: Setting): Beta9Client {
   try {
-    return new Beta9Client({ baseUrl: gateway, apiKey });
+    return new Beta9Client({ baseUrl: gateway, apiKey, ...(caFile ? { caFile: caFile.value } : {}) });
   } catch (error) {
     if (error instanceof TypeError) {
+      if (caFile && error.message.startsWith("cannot read the CA file"))
+        throw new UserError(`the CA file from ${caFile.source} is not usable: ${error.message}`, LOGIN_HINT);
       throw new UserError(`the gateway address from ${source} is not usable: ${error.message}`, LOGIN_HINT);
     }
     throw error;

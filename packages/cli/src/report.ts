@@ -8,6 +8,7 @@ import {
   PermissionDeniedError,
   RateLimitError,
   StreamError,
+  UntrustedCertificateError,
 } from "@beta9/sdk";
 import { type ResolvedConfig, resolveConfig } from "./config.ts";
 import type { CliIO } from "./io.ts";
@@ -48,6 +49,12 @@ function explain(
     return {
       message: `the gateway at ${error.baseUrl} did not answer in time (${error.reason})`,
       hint: `is the gateway at ${error.baseUrl} running and reachable from here?${fixAddress(io)}`,
+    };
+  }
+  if (error instanceof UntrustedCertificateError) {
+    return {
+      message: `the gateway's certificate at ${error.baseUrl} is not trusted (${error.reason})`,
+      hint: "pass the CA that signed it with --ca-file FILE (b9 login saves it) or BETA9_CA_FILE",
     };
   }
   if (error instanceof ConnectionError) {

@@ -17,6 +17,8 @@ export interface ClientOptions {
   apiKey?: string | undefined;
   /** Replaces the global fetch (tests, proxies, custom agents). */
   fetch?: Fetch | undefined;
+  /** A PEM file of the CA that signed the gateway's certificate, when the system does not trust it. */
+  caFile?: string | undefined;
   /** How long one management call may take, connection to last byte. Default 30 s. */
   timeoutMs?: number | undefined;
   /**

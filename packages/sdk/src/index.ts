@@ -43,4 +43,10 @@ export { Workspaces } from "./resources/workspaces.ts";
 export { ndjsonLines } from "./streaming/ndjson.ts";
 export { SseDecoder, type SseEvent, sseEvents } from "./streaming/sse.ts";
 export { Stream } from "./streaming/stream.ts";
-export { DEFAULT_TIMEOUT_MS, type Fetch, normalizeBaseUrl, type RequestOptions } from "./transport.ts";
+export {
+  DEFAULT_TIMEOUT_MS,
+  type Fetch,
+  normalizeBaseUrl,
+  type RequestOptions,
+  UntrustedCertificateError,
+} from "./transport.ts";

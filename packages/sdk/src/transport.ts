@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { UNTRUSTED_CERTIFICATE_CODES } from "@beta9/protocol";
 import { Agent, fetch as undiciFetch } from "undici";
 import { ApiError, ConnectionError, ConnectionTimeoutError, describeNetworkFailure } from "./errors.ts";
 
@@ -8,6 +10,20 @@ export interface TransportOptions {
   apiKey?: string | undefined;
   fetch?: Fetch | undefined;
   timeoutMs?: number | undefined;
+  /** A PEM file of the CA that signed the gateway's certificate, trusted besides the system's. */
+  caFile?: string | undefined;
+}
+
+/**
+ * The gateway's certificate could not be verified (an unknown CA, self-signed, expired, or for
+ * another name); `caFile` (the CLI's --ca-file or BETA9_CA_FILE) names the CA to trust.
+ */
+export class UntrustedCertificateError extends ConnectionError {
+  override name = "UntrustedCertificateError";
+  constructor(baseUrl: string, reason: string, options?: { cause?: unknown }) {
+    super(baseUrl, reason, options);
+    this.message = `the gateway's certificate at ${baseUrl} is not trusted (${reason}): pass the CA that signed it with caFile (b9: --ca-file or BETA9_CA_FILE)`;
+  }
 }
 
 /** Per-call options every SDK method takes as its last argument. */
@@ -67,13 +83,46 @@ export function segment(id: string): string {
  * 5 min by default), longer than fetch's own 300 s wait for headers: the SDK's timeouts decide instead.
  */
 let patientAgent: Agent | undefined;
-const patientFetch: Fetch = (input, init) => {
+function patientFetch(agent: () => Agent): Fetch {
+  return (input, init) =>
+    undiciFetch(input as Parameters<typeof undiciFetch>[0], {
+      ...(init as Parameters<typeof undiciFetch>[1]),
+      dispatcher: agent(),
+    }) as unknown as Promise<Response>;
+}
+const sharedPatientFetch = patientFetch(() => {
   patientAgent ??= new Agent({ headersTimeout: 0, bodyTimeout: 0 });
-  return undiciFetch(input as Parameters<typeof undiciFetch>[0], {
-    ...(init as Parameters<typeof undiciFetch>[1]),
-    dispatcher: patientAgent,
-  }) as unknown as Promise<Response>;
-};
+  return patientAgent;
+});
+
+/** A patient fetch that also trusts the CA in `caFile` (read once, here: a wrong path fails at once). */
+function fetchTrusting(caFile: string): Fetch {
+  let ca: Buffer;
+  try {
+    ca = readFileSync(caFile);
+  } catch (error) {
+    throw new TypeError(`cannot read the CA file ${caFile}: ${(error as Error).message}`);
+  }
+  const agent = new Agent({ headersTimeout: 0, bodyTimeout: 0, connect: { ca } });
+  return patientFetch(() => agent);
+}
+
+/** The certificate-verification code somewhere in what fetch threw, if that is why it failed. */
+function untrustedCertificate(error: unknown): string | undefined {
+  for (let e: unknown = error, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && UNTRUSTED_CERTIFICATE_CODES.has(code))
+      return code === "ERR_TLS_CERT_ALTNAME_INVALID" ? "it is for another name" : code;
+  }
+  return undefined;
+}
+
+/** What fetch threw, as the SDK error that says what to check. */
+function networkError(baseUrl: string, error: unknown): ConnectionError {
+  const untrusted = untrustedCertificate(error);
+  if (untrusted) return new UntrustedCertificateError(baseUrl, untrusted, { cause: error });
+  return new ConnectionError(baseUrl, describeNetworkFailure(error), { cause: error });
+}
 
 /** Sends JSON requests to the gateway and turns every failure into an SDK error. */
 export class Transport {
@@ -86,7 +135,7 @@ export class Transport {
     this.baseUrl = normalizeBaseUrl(options.baseUrl);
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#apiKey = options.apiKey;
-    this.#fetch = options.fetch ?? patientFetch;
+    this.#fetch = options.fetch ?? (options.caFile ? fetchTrusting(options.caFile) : sharedPatientFetch);
   }
 
   get<T>(path: string, query?: Record<string, QueryValue>, options?: RequestOptions): Promise<T> {
@@ -116,7 +165,7 @@ export class Transport {
       // Cancellation is the caller's decision, not a failure: hand back their reason untouched.
       if (callerSignal?.aborted) throw callerSignal.reason;
       if (timeout.aborted) throw new ConnectionTimeoutError(this.baseUrl, timeoutMs, { cause: error });
-      throw new ConnectionError(this.baseUrl, describeNetworkFailure(error), { cause: error });
+      throw networkError(this.baseUrl, error);
     }
 
     if (!response.ok)
@@ -155,7 +204,7 @@ export class Transport {
       if (error instanceof ApiError) throw error;
       if (callerSignal?.aborted) throw callerSignal.reason;
       if (timeout.signal.aborted) throw new ConnectionTimeoutError(this.baseUrl, timeoutMs, { cause: error });
-      throw new ConnectionError(this.baseUrl, describeNetworkFailure(error), { cause: error });
+      throw networkError(this.baseUrl, error);
     } finally {
       clearTimeout(timer);
     }

@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import { PermissionDeniedError } from "@beta9/sdk";
 import type { Command } from "commander";
 import { writeConfig } from "../config.ts";
@@ -8,6 +9,7 @@ import { UserError } from "../user-error.ts";
 interface Options {
   gateway?: string;
   apiKey?: string;
+  caFile?: string;
   verify: boolean;
   json?: boolean;
 }
@@ -21,6 +23,10 @@ export function addLogin(program: Command, ctx: Context): void {
       "--api-key <key>",
       "a b9_… API key (default: $BETA9_API_KEY, which keeps it out of shell history)",
     )
+    .option(
+      "--ca-file <file>",
+      "PEM file of the CA that signed the gateway's certificate, if the system does not trust it (default: $BETA9_CA_FILE)",
+    )
     .option("--no-verify", "save without asking the gateway whether the key works")
     .option("--json", JSON_FLAG_HELP)
     .action(async (opts: Options) => {
@@ -31,7 +37,12 @@ export function addLogin(program: Command, ctx: Context): void {
         throw new UserError("login needs the gateway's URL", "run b9 login --gateway URL --api-key KEY");
       if (!apiKey) throw new UserError("login needs an API key", "run b9 login --gateway URL --api-key KEY");
 
-      const client = makeClient(gateway, apiKey, "--gateway");
+      const caFile = opts.caFile
+        ? { value: resolve(opts.caFile), source: "--ca-file" }
+        : env.BETA9_CA_FILE
+          ? { value: env.BETA9_CA_FILE, source: "BETA9_CA_FILE" }
+          : undefined;
+      const client = makeClient(gateway, apiKey, "--gateway", caFile);
       let version: string | null = null;
       if (opts.verify) {
         version = (await client.health()).version;
@@ -44,7 +55,11 @@ export function addLogin(program: Command, ctx: Context): void {
       }
 
       const path = ctx.config().path;
-      writeConfig(path, { gateway: client.baseUrl, api_key: apiKey });
+      writeConfig(path, {
+        gateway: client.baseUrl,
+        api_key: apiKey,
+        ...(caFile ? { ca_file: caFile.value } : {}),
+      });
 
       // The environment wins over the file, so a stale variable would silently undo this login.
       for (const [name, saved] of [
