@@ -2,3 +2,4 @@ export * from "./cluster/index.ts";
 export * from "./model.ts";
 export * from "./processes.ts";
 export * from "./stores.ts";
+export * from "./tls.ts";

@@ -243,7 +243,8 @@ export async function initAgent(
       BIN.agent,
       "init",
       "--gateway",
-      new URL(gw.listenUrl).host,
+      // An https gateway keeps its scheme: a bare HOST:PORT means http.
+      gw.listenUrl.startsWith("https:") ? new URL(gw.listenUrl).origin : new URL(gw.listenUrl).host,
       "--token",
       token,
       "--name",
