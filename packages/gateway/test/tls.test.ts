@@ -1,4 +1,6 @@
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { Beta9Client, UntrustedCertificateError } from "@beta9/sdk";
 import {
   type AgentProc,
@@ -13,6 +15,7 @@ import {
   type TestCertificates,
   tempDir,
   testModelPath,
+  testPython,
   waitFor,
 } from "@beta9/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -145,6 +148,22 @@ describe("gateway with its own TLS", () => {
     expect(refused.code).not.toBe(0);
     expect(refused.out).toContain("is not trusted");
     expect(refused.out).toContain("--ca-file");
+  });
+
+  it("the Python SDK trusts the gateway with ca_file and says what to pass without it", () => {
+    const out = execFileSync(
+      testPython(),
+      [resolve(import.meta.dirname, "python", "tls_client.py"), gw.url, certs.caFile],
+      { encoding: "utf8", env: { ...process.env, PYTHONDONTWRITEBYTECODE: "1", BETA9_CA_FILE: "" } },
+    );
+    const seen = JSON.parse(out.trim().split("\n").at(-1) ?? "") as {
+      with_ca_file: string;
+      without: { code: string; message: string } | null;
+    };
+    expect(seen.with_ca_file).toBe("ok");
+    expect(seen.without?.code).toBe("certificate_untrusted");
+    expect(seen.without?.message).toContain("is not trusted");
+    expect(seen.without?.message).toContain("ca_file=");
   });
 });
 

@@ -33,9 +33,12 @@ class AsyncClient(BaseClient):
         *,
         headers: Optional[Dict[str, str]] = None,
         transport: Optional[httpx.AsyncBaseTransport] = None,
+        ca_file: Optional[str] = None,
     ) -> None:
-        super().__init__(host, port, api_key, scheme, timeout, target, headers)
-        self._http = httpx.AsyncClient(base_url=self.settings.base_url, headers=self._headers, transport=transport)
+        super().__init__(host, port, api_key, scheme, timeout, target, headers, ca_file)
+        self._http = httpx.AsyncClient(
+            base_url=self.settings.base_url, headers=self._headers, transport=transport, verify=self._verify()
+        )
 
     # --- inference ---
 

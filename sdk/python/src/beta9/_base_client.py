@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 from typing import Any, Dict, Optional, Union
 
 import httpx
@@ -26,13 +27,28 @@ class BaseClient:
         timeout: Optional[float],
         target: Optional[str],
         headers: Optional[Dict[str, str]],
+        ca_file: Optional[str] = None,
     ) -> None:
-        given = {"host": host, "port": port, "api_key": api_key, "scheme": scheme, "timeout": timeout, "target": target}
+        given = {
+            "host": host,
+            "port": port,
+            "api_key": api_key,
+            "scheme": scheme,
+            "timeout": timeout,
+            "target": target,
+            "ca_file": ca_file,
+        }
         self.settings = _settings.resolve(given, configured)
         self._headers = {"user-agent": f"beta9-python/{__version__}", "accept": "application/json"}
         if self.settings.api_key:
             self._headers["authorization"] = f"Bearer {self.settings.api_key}"
         self._headers.update(headers or {})
+
+    def _verify(self) -> Union[bool, ssl.SSLContext]:
+        """httpx's verify=: the system's CAs, plus ca_file's when one is set."""
+        if not self.settings.ca_file:
+            return True
+        return ssl.create_default_context(cafile=self.settings.ca_file)
 
     def __repr__(self) -> str:
         s = self.settings
@@ -99,6 +115,12 @@ class BaseClient:
                 "for slow models or cold starts"
             )
         reason = _reason(err)
+        if isinstance(err, httpx.ConnectError) and _untrusted_certificate(err):
+            return APIConnectionError(
+                f"the certificate of {s.where()} is not trusted ({reason}): pass the CA that signed it with "
+                "ca_file= (inference.configure() or Client()) or BETA9_CA_FILE",
+                code="certificate_untrusted",
+            )
         if isinstance(err, httpx.ConnectError):
             return APIConnectionError(f"could not connect to {s.where()} ({reason}). Check {running}, and that {place}")
         return APIConnectionError(f"the connection to {s.where()} broke ({reason}); try again", code="connection_lost")
@@ -111,6 +133,18 @@ def parse_event(data: str) -> Any:
         raise APIError(
             f"a streamed event is not JSON: {data[:200]!r}", code="unexpected_response", status=None
         ) from None
+
+
+def _untrusted_certificate(err: BaseException) -> bool:
+    """Whether the TLS handshake failed because the server's certificate could not be verified."""
+    for _ in range(8):
+        if isinstance(err, ssl.SSLCertVerificationError):
+            return True
+        inner = err.__cause__ or err.__context__
+        if inner is None:
+            return "CERTIFICATE_VERIFY_FAILED" in str(err)
+        err = inner
+    return False
 
 
 def _reason(err: BaseException) -> str:

@@ -36,9 +36,12 @@ class Client(BaseClient):
         *,
         headers: Optional[Dict[str, str]] = None,
         transport: Optional[httpx.BaseTransport] = None,
+        ca_file: Optional[str] = None,
     ) -> None:
-        super().__init__(host, port, api_key, scheme, timeout, target, headers)
-        self._http = httpx.Client(base_url=self.settings.base_url, headers=self._headers, transport=transport)
+        super().__init__(host, port, api_key, scheme, timeout, target, headers, ca_file)
+        self._http = httpx.Client(
+            base_url=self.settings.base_url, headers=self._headers, transport=transport, verify=self._verify()
+        )
 
     # --- inference ---
 

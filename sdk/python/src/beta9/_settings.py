@@ -1,7 +1,7 @@
-"""Where the SDK sends requests: host, port, key, scheme, timeout and the kind of server.
+"""Where the SDK sends requests: host, port, key, scheme, timeout, CA file and the kind of server.
 
 Each setting comes from the first of: the argument, ``inference.configure()``, the environment
-(``BETA9_INFERENCE_HOST``, ``BETA9_INFERENCE_PORT``, ``BETA9_API_KEY``), the default.
+(``BETA9_INFERENCE_HOST``, ``BETA9_INFERENCE_PORT``, ``BETA9_API_KEY``, ``BETA9_CA_FILE``), the default.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ class Settings:
     timeout: float
     #: "gateway" (API key; load/unload are deployments) or "agent" (machine token; control API).
     target: str
+    #: A PEM file of the CA that signed the server's certificate, trusted besides the system's.
+    ca_file: Optional[str] = None
 
     @property
     def base_url(self) -> str:
@@ -93,7 +95,16 @@ def resolve(overrides: Dict[str, Any], configured: Dict[str, Any]) -> Settings:
     if timeout is None:
         timeout = DEFAULT_TIMEOUT
     timeout = positive_seconds(timeout, "timeout")
-    return Settings(host=host, port=port, api_key=api_key, scheme=scheme, timeout=timeout, target=target)
+
+    ca_file = pick("ca_file")
+    ca_source = "ca_file"
+    if ca_file is None and os.environ.get("BETA9_CA_FILE"):
+        ca_file, ca_source = os.environ["BETA9_CA_FILE"], "BETA9_CA_FILE"
+    if ca_file is not None and (not isinstance(ca_file, str) or not os.path.isfile(ca_file)):
+        raise ValidationError(f"{ca_source} must be the path of a PEM file with the CA's certificate, not {ca_file!r}")
+    return Settings(
+        host=host, port=port, api_key=api_key, scheme=scheme, timeout=timeout, target=target, ca_file=ca_file
+    )
 
 
 def positive_seconds(value: Any, what: str) -> float:

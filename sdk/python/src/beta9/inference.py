@@ -95,12 +95,14 @@ def configure(
     scheme: Optional[str] = None,
     timeout: Optional[float] = None,
     target: Optional[str] = None,
+    ca_file: Optional[str] = None,
 ) -> None:
     """Where the module's functions (and new clients) send requests; what is not given comes from the
-    environment (BETA9_INFERENCE_HOST, BETA9_INFERENCE_PORT, BETA9_API_KEY) or the defaults
-    (localhost:1994, http, 120 s). Each call replaces the previous configuration.
+    environment (BETA9_INFERENCE_HOST, BETA9_INFERENCE_PORT, BETA9_API_KEY, BETA9_CA_FILE) or the
+    defaults (localhost:1994, http, 120 s). Each call replaces the previous configuration.
 
-    host may carry a port and scheme ("https://gateway.example:443"). target is "gateway" or "agent"
+    host may carry a port and scheme ("https://gateway.example:443"); ca_file is a PEM file of the
+    CA that signed the server's certificate, when the system does not trust it. target is "gateway" or "agent"
     (the default follows the key: "agent" for an agent's b9m_ machine token).
     """
     given: Dict[str, Any] = {
@@ -110,6 +112,7 @@ def configure(
         "scheme": scheme,
         "timeout": timeout,
         "target": target,
+        "ca_file": ca_file,
     }
     resolve(given, {})  # refuse bad settings now, not at the first call
     global _default
