@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { createSecureContext } from "node:tls";
 import { createLogger, installErrorHandling, type Logger, serverOptions } from "@beta9/http";
 import { BETA9_VERSION, Beta9Error, Health } from "@beta9/protocol";
 import { Store, storeConfigFrom } from "@beta9/store";
@@ -219,5 +220,13 @@ function tlsFiles(tls: NonNullable<GatewayConfig["tls"]>): { cert: Buffer; key: 
       throw new Error(`cannot read ${flag} ${path}: ${(err as Error).message}`);
     }
   };
-  return { cert: read(tls.certFile, "--tls-cert"), key: read(tls.keyFile, "--tls-key") };
+  const files = { cert: read(tls.certFile, "--tls-cert"), key: read(tls.keyFile, "--tls-key") };
+  try {
+    createSecureContext(files);
+  } catch (err) {
+    throw new Error(
+      `--tls-cert ${tls.certFile} and --tls-key ${tls.keyFile} are not a PEM certificate and its own key (${(err as Error).message})`,
+    );
+  }
+  return files;
 }

@@ -148,6 +148,38 @@ describe("gateway with its own TLS", () => {
     expect(refused.code).not.toBe(0);
     expect(refused.out).toContain("is not trusted");
     expect(refused.out).toContain("--ca-file");
+    // b9 login --ca-file keeps the CA with the gateway and key, for the commands after it.
+    const config = `${tempDir("b9-cli-")}/cli.json`;
+    const login = new Proc(
+      [BIN.cli, "login", "--gateway", gw.url, "--api-key", gw.adminKey, "--ca-file", certs.caFile],
+      { BETA9_CLI_CONFIG: config },
+    );
+    expect(await login.exited).toBe(0);
+    const after = new Proc([BIN.cli, "pool", "list", "--json"], { BETA9_CLI_CONFIG: config });
+    expect(await after.exited).toBe(0);
+    expect(after.lines.join("\n")).toContain("external");
+  });
+
+  it("b9gateway refuses a key that is not the certificate's, saying which flags", async () => {
+    const other = makeCertificates();
+    const proc = new Proc(
+      [
+        BIN.gateway,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--data-dir",
+        tempDir("b9-gw-"),
+        "--tls-cert",
+        certs.certFile,
+        "--tls-key",
+        other.keyFile,
+      ],
+      {},
+    );
+    expect(await proc.exited).toBe(1);
+    expect(proc.lines.join("\n")).toContain("are not a PEM certificate and its own key");
   });
 
   it("the Python SDK trusts the gateway with ca_file and says what to pass without it", () => {
