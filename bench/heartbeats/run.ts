@@ -330,7 +330,10 @@ function metric(text: string, name: string): number {
 
 async function scrapeMetrics(gw: GatewayProc): Promise<string> {
   try {
-    const res = await fetch(`${gw.base}/metrics`, { signal: AbortSignal.timeout(30_000) });
+    const res = await fetch(`${gw.base}/metrics`, {
+      headers: { authorization: `Bearer ${gw.adminKey}` },
+      signal: AbortSignal.timeout(30_000),
+    });
     return await res.text();
   } catch {
     return "";
