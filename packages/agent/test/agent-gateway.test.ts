@@ -247,6 +247,14 @@ describe("agent and gateway, real processes", () => {
     expect(a.proc.lines.join("\n")).toMatch(/does not know machine.*b9agent init --gateway/s);
   });
 
+  it("answers headers too large on the control API in the usual error shape", async () => {
+    const gw = await gateway();
+    const a = await agent(await initAgent(gw));
+    const res = await fetch(`${a.controlUrl}/health`, { headers: { "x-big": "x".repeat(20_000) } });
+    expect(res.status).toBe(431);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBeTruthy();
+  });
+
   it("refuses a config file others can read, and says how to fix it", async () => {
     const gw = await gateway();
     const path = await initAgent(gw);

@@ -2,7 +2,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
-import { installErrorHandling, type Logger, serverOptions } from "@beta9/http";
+import { clientErrorHandler, installErrorHandling, type Logger, serverOptions } from "@beta9/http";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 
@@ -52,6 +52,8 @@ export class ControlServer {
     const bound: string[] = [];
     for (const a of addresses) {
       const server = http.createServer(this.#handler);
+      // What Node's parser refuses (431 headers too large, malformed) is answered in our error shape.
+      server.on("clientError", clientErrorHandler);
       await new Promise<void>((resolve, reject) => {
         server.once("error", reject);
         server.listen(a.port, a.host, () => {
