@@ -3,13 +3,20 @@ import { createReadStream } from "node:fs";
 import { mkdir, open, readFile, rename, rm, stat, statfs, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { Agent, type Dispatcher, type Response, fetch as undiciFetch } from "undici";
 import { ModelError } from "./model-error.ts";
+import { isSourceDenied } from "./source-policy.ts";
 
 /*
  * Download one file over HTTP(S) into `dest`, the way a multi-gigabyte model needs it: into
  * `dest.partial`, resumed with Range after any interruption, hashed with sha256 while it streams
  * (the hash continues over the bytes already on disk), and renamed into place only when complete
- * and verified. Cancelling keeps the partial file so the next pull picks up where this one stopped.
+ * and verified. Cancelling keeps the partial file so the next pull picks up where this one stopped,
+ * when the server can resume it (Range); one that cannot leaves nothing behind.
+ *
+ * The HTTP client is undici's own (pinned), never Node's bundled fetch: the bundled undici 7.29.1 throws
+ * an uncatchable assertion (undici #5360) when a server closes the connection while a slow disk has
+ * the body paused, which ended the whole agent.
  */
 
 export interface DownloadProgress {
@@ -23,6 +30,10 @@ export interface DownloadOptions {
   expectedSha256?: string | undefined;
   /** Refuse files larger than this ("download_too_large"). */
   maxBytes?: number | undefined;
+  /** Kept beside the partial file: the model name it is for, so a pull of that name from elsewhere can drop it. */
+  label?: string | undefined;
+  /** Where connections come from; the store passes one that refuses addresses a source may not reach. */
+  dispatcher?: Dispatcher | undefined;
   onProgress?: ((progress: DownloadProgress) => void) | undefined;
   /** Cancels the download; the partial file stays for a later resume. Throws the signal's reason. */
   signal?: AbortSignal | undefined;
@@ -38,7 +49,7 @@ export interface DownloadOptions {
   progressIntervalMs?: number | undefined;
   /** Refuse early when the disk cannot hold the rest of the file ("insufficient_disk"). */
   checkDiskSpace?: boolean | undefined;
-  fetch?: typeof fetch | undefined;
+  fetch?: typeof undiciFetch | undefined;
 }
 
 export interface DownloadResult {
@@ -66,7 +77,14 @@ interface PartialInfo {
   etag?: string | undefined;
   last_modified?: string | undefined;
   total?: number | undefined;
+  /** The server answers Range requests: the partial file can be resumed. */
+  ranges?: boolean | undefined;
+  /** The model name the download is for (DownloadOptions.label). */
+  model?: string | undefined;
 }
+
+/** For downloads with no dispatcher of their own: undici's, not the global one Node's fetch may have installed. */
+const plainDispatcher = new Agent();
 
 export function partialPath(dest: string): string {
   return `${dest}.partial`;
@@ -99,7 +117,7 @@ async function sizeOf(path: string): Promise<number> {
   }
 }
 
-async function readInfo(path: string): Promise<PartialInfo | undefined> {
+export async function readInfo(path: string): Promise<PartialInfo | undefined> {
   try {
     const parsed = JSON.parse(await readFile(path, "utf8")) as PartialInfo;
     return typeof parsed?.url === "string" ? parsed : undefined;
@@ -153,12 +171,19 @@ export async function download(
       const result = await attempt(url, dest, { ...options, expectedSha256: expected });
       return { ...result, attempts };
     } catch (err) {
-      if (signal?.aborted) throw signal.reason;
-      if (!(err instanceof Error) || !transient.has(err) || attempts > retries) throw err;
+      if (signal?.aborted) {
+        await discardUnresumable(dest);
+        throw signal.reason;
+      }
+      if (!(err instanceof Error) || !transient.has(err) || attempts > retries) {
+        await discardUnresumable(dest);
+        throw err;
+      }
       const delay = Math.min(MAX_RETRY_DELAY_MS, baseDelay * 2 ** (attempts - 1));
       try {
         await sleep(delay / 2 + Math.random() * (delay / 2), undefined, { signal });
       } catch {
+        await discardUnresumable(dest);
         throw signal?.reason ?? err;
       }
     }
@@ -174,7 +199,8 @@ async function attempt(
   const infoFile = partialInfoPath(dest);
   const headersTimeoutMs = options.headersTimeoutMs ?? DOWNLOAD_DEFAULTS.headersTimeoutMs;
   const stallTimeoutMs = options.stallTimeoutMs ?? DOWNLOAD_DEFAULTS.stallTimeoutMs;
-  const fetchImpl = options.fetch ?? fetch;
+  const fetchImpl = options.fetch ?? undiciFetch;
+  const dispatcher = options.dispatcher ?? plainDispatcher;
   const { signal, maxBytes } = options;
 
   let offset = await sizeOf(partial);
@@ -216,9 +242,15 @@ async function attempt(
       arm("headers", headersTimeoutMs);
       let res: Response;
       try {
-        res = await fetchImpl(url, { headers, signal: controller.signal, redirect: "follow" });
+        res = await fetchImpl(url, { headers, signal: controller.signal, redirect: "follow", dispatcher });
       } catch (err) {
         if (signal?.aborted) throw signal.reason;
+        if (isSourceDenied(err)) {
+          // Not retried: the address will not change its kind. Said plainly here, for the machine's log only.
+          throw new ModelError("source_unreachable", `${url} leads to an address this source may not reach`, {
+            cause: err,
+          });
+        }
         if (timedOut) {
           throw retryable(
             new ModelError("download_timeout", `${url} sent no response within ${headersTimeoutMs} ms`),
@@ -276,10 +308,13 @@ async function attempt(
         await discard(partial, infoFile);
         throw new ModelError("download_too_large", `${url} is ${total} bytes, over the limit of ${maxBytes}`);
       }
-      if (total !== undefined && options.checkDiskSpace !== false) {
+      // A body of unknown length may not fill the disk: it stops where the disk would be full.
+      let room = Number.POSITIVE_INFINITY;
+      if (options.checkDiskSpace !== false) {
         const fs = await statfs(dirname(dest));
         const free = fs.bavail * fs.bsize;
-        if (total - offset > free) {
+        room = offset + free;
+        if (total !== undefined && total - offset > free) {
           await res.body?.cancel();
           throw new ModelError(
             "insufficient_disk",
@@ -293,6 +328,8 @@ async function attempt(
         etag: res.headers.get("etag") ?? info?.etag ?? undefined,
         last_modified: res.headers.get("last-modified") ?? info?.last_modified ?? undefined,
         total,
+        ranges: res.status === 206 || /\bbytes\b/i.test(res.headers.get("accept-ranges") ?? ""),
+        model: options.label,
       };
       await writeFile(infoFile, JSON.stringify(info));
 
@@ -313,6 +350,12 @@ async function attempt(
         if (res.body) {
           for await (const chunk of res.body) {
             arm("stall", stallTimeoutMs);
+            if (done + chunk.byteLength > room) {
+              throw new ModelError(
+                "insufficient_disk",
+                `${url} sent more than ${dirname(dest)} has room for`,
+              );
+            }
             if (maxBytes !== undefined && done + chunk.byteLength > maxBytes) {
               throw new ModelError(
                 "download_too_large",
@@ -329,13 +372,16 @@ async function attempt(
             await fh.write(chunk, 0, chunk.byteLength, done);
             done += chunk.byteLength;
             report(false);
+            // Every byte announced is here: do not wait on how the server ends the connection.
+            if (total !== undefined && done === total) break;
           }
         }
         await fh.datasync();
       } catch (err) {
         if (signal?.aborted) throw signal.reason;
         if (err instanceof ModelError) {
-          if (err.code === "download_too_large") await discard(partial, infoFile);
+          if (err.code === "download_too_large" || err.code === "insufficient_disk")
+            await discard(partial, infoFile);
           throw err;
         }
         if (timedOut === "stall") {
@@ -362,6 +408,12 @@ async function attempt(
     clearTimeout(timer);
     signal?.removeEventListener("abort", onAbort);
   }
+}
+
+/** A partial file the server cannot resume (no Range) is of no use to a later pull. */
+async function discardUnresumable(dest: string): Promise<void> {
+  const info = await readInfo(partialInfoPath(dest));
+  if (info?.ranges !== true) await discard(partialPath(dest), partialInfoPath(dest));
 }
 
 async function discard(partial: string, infoFile: string): Promise<void> {

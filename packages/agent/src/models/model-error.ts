@@ -20,6 +20,8 @@ export const ModelErrorCodes = [
   "model_changed",
   "record_corrupt",
   "insufficient_memory",
+  "model_owned",
+  "source_unreachable",
 ] as const;
 export type ModelErrorCode = (typeof ModelErrorCodes)[number];
 
