@@ -91,7 +91,17 @@ export class Agent {
       dir: models.dir ?? joinPath(home, "models"),
       allowedDirs: models.allowed_dirs,
       huggingFaceBaseUrl: models.huggingface_url,
+      allowPrivateSources: models.allow_private_sources,
+      maxDownloadBytes: models.max_model_bytes,
+      maxPartialBytes: models.max_partial_bytes,
     });
+    store.sweepDownloads().then(
+      (removed) => {
+        if (removed.length > 0)
+          agent.#log.info({ removed: removed.length }, "removed stale unfinished downloads");
+      },
+      (err: unknown) => agent.#log.warn({ err: String(err) }, "could not sweep unfinished downloads"),
+    );
     const preferred = opts.config.inference?.engine;
     if (preferred !== undefined && !ENGINE_NAMES.includes(preferred as EngineName)) {
       throw new ConfigError(`inference.engine must be one of ${ENGINE_NAMES.join(", ")}, not ${preferred}`);

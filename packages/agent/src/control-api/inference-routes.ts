@@ -17,11 +17,17 @@ export interface PullOptions {
   onProgress: (p: PullProgress) => void;
   signal: AbortSignal;
   expectedSha256?: string | undefined;
+  /** For whom (a workspace id, from a gateway); absent, the machine's owner. */
+  owner?: string | undefined;
+  /** The pool's operator gave the source. */
+  sourceTrusted?: boolean | undefined;
 }
 
 /** The model store as the control API needs it. */
 export interface ModelPuller {
   pull(name: string, source: string | undefined, opts: PullOptions): Promise<StoredModelView>;
+  /** Refuses ("model_owned") when `name` is stored for another owner than `owner` (undefined: the machine's). */
+  checkOwner(name: string, owner: string | undefined): Promise<void>;
 }
 
 export interface InferenceRoutesContext {
@@ -55,6 +61,8 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox<InferenceRoutesContext> 
           'name the model to serve: {"model": "NAME"} (pull it first with POST /inference/pull)',
         );
       }
+      // A gateway starting a deployment's model may only start that deployment's owner's weights.
+      if (body.owner !== undefined) await ctx.models.checkOwner(body.model, body.owner);
       await ctx.inference.start({
         model: body.model,
         engine: body.engine as EngineName | undefined,
@@ -92,11 +100,13 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox<InferenceRoutesContext> 
         );
       }
     };
+    const whose = { owner: body.owner, sourceTrusted: body.source_trusted };
     if (!wantStream) {
       const model = await ctx.models.pull(body.model, body.source, {
         onProgress: logProgress,
         signal: abort.signal,
         expectedSha256: body.sha256,
+        ...whose,
       });
       return reply.status(201).send(model);
     }
@@ -114,6 +124,7 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox<InferenceRoutesContext> 
         },
         signal: abort.signal,
         expectedSha256: body.sha256,
+        ...whose,
       });
       send({ status: "success", model });
     } catch (err) {

@@ -20,6 +20,7 @@ export class StoreCatalog implements ModelCatalog, ModelPuller {
 
   async pull(name: string, source: string | undefined, opts: PullOptions): Promise<StoredModelView> {
     if (source === undefined) {
+      await this.#store.checkOwner(name, opts.owner);
       const existing = await this.#store.get(name);
       if (existing) return view(existing);
       throw new Beta9Error(
@@ -34,6 +35,8 @@ export class StoreCatalog implements ModelCatalog, ModelPuller {
       },
       signal: opts.signal,
       expectedSha256: opts.expectedSha256,
+      owner: opts.owner,
+      sourceTrusted: opts.sourceTrusted,
     });
     if (res.status === "ollama") {
       // Ollama keeps its own store: the record maps our name to it, Ollama pulls the weights.
@@ -46,6 +49,10 @@ export class StoreCatalog implements ModelCatalog, ModelPuller {
       });
     }
     return view(res.record);
+  }
+
+  checkOwner(name: string, owner: string | undefined): Promise<void> {
+    return this.#store.checkOwner(name, owner);
   }
 
   async list(): Promise<StoredModelView[]> {

@@ -17,6 +17,7 @@ function steppedPuller() {
         step = opts.onProgress;
         finish = (err) => (err ? reject(err) : resolve({ name } as StoredModelView));
       }),
+    checkOwner: async () => {},
   };
   return { puller, step: (p: Parameters<typeof step>[0]) => step(p), finish: (err?: Error) => finish(err) };
 }

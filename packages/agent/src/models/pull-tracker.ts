@@ -50,6 +50,7 @@ export class PullTracker extends EventEmitter<{ change: [] }> {
           this.emit("change");
         }
       },
+      checkOwner: (name, owner) => puller.checkOwner(name, owner),
     };
   }
 }

@@ -2,23 +2,41 @@ import { createHash, randomBytes } from "node:crypto";
 import { link, mkdir, open, readdir, readFile, realpath, rename, rm, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { isAbsolute, join, relative } from "node:path";
+import type { Dispatcher } from "undici";
 import type { ModelSpec } from "../engines/engine.ts";
 import { type DownloadOptions, download } from "./download.ts";
 import { type GgufFacts, ggufFacts, readGgufHeader } from "./gguf.ts";
 import { checkFits, estimateMemory } from "./memory.ts";
-import { ModelError } from "./model-error.ts";
-import { resolveSource, validateModelName } from "./sources.ts";
+import { isModelError, ModelError } from "./model-error.ts";
+import { type PartialsOptions, sweepPartials } from "./partials.ts";
+import { AllowList, guardedDispatcher } from "./source-policy.ts";
+import {
+  DEFAULT_HUGGING_FACE_BASE_URL,
+  type ModelSource,
+  resolveSource,
+  validateModelName,
+} from "./sources.ts";
 
 /*
  * The agent's content-addressed model store (design decision 7). Weights live once, as
  * blobs/sha256-<hex>; each model name has one JSON record in models/<name>.json that says which blob,
  * where it came from, under what license and what it is — the provenance record compliance reports
  * read. Records and blobs appear atomically (temp file + rename); a blob no record uses is deleted.
+ *
+ * Every record has an owner: the machine's (a pull by hand) or a workspace's (a gateway's pull for a
+ * deployment). One owner's pull never replaces another's record, and a workspace's pull reuses stored
+ * bytes only when they are its own or were fetched from the very source it names.
  */
 
 interface RecordBase {
   /** What clients call the model (canonical, lowercase). */
   name: string;
+  /**
+   * Whose model it is: a workspace id (a gateway pulled it for a deployment), or null for the
+   * machine's owner. Records written before owners were kept have none and are the machine owner's:
+   * nothing in them proves a gateway pulled them, and giving them away could hand a tenant the owner's name.
+   */
+  owner?: string | null | undefined;
   /** The source as the puller gave it: a path, a URL, hf:ORG/REPO/FILE@REV, ollama:NAME:TAG. */
   source: string;
   /** SPDX expression from the file (general.license), when it says. */
@@ -73,6 +91,10 @@ export interface PullOptions {
   onProgress?: ((progress: PullProgress) => void) | undefined;
   signal?: AbortSignal | undefined;
   expectedSha256?: string | undefined;
+  /** For whom: a workspace id (as a gateway sends it); absent, the machine's owner. */
+  owner?: string | undefined;
+  /** The pool's operator gave the source: it may reach private addresses and local files as a hand pull can. */
+  sourceTrusted?: boolean | undefined;
 }
 
 export type PullResult =
@@ -88,7 +110,12 @@ export interface ModelStoreOptions {
   /** How a local file enters the store: copied (default), hard-linked (falls back to a copy), or used in place. */
   localImport?: "copy" | "link" | "in-place" | undefined;
   huggingFaceBaseUrl?: string | undefined;
+  /** Largest file a pull downloads (default DEFAULT_MAX_MODEL_BYTES). */
   maxDownloadBytes?: number | undefined;
+  /** Room for unfinished downloads kept for a resume (default DEFAULT_MAX_PARTIAL_BYTES); the oldest go first. */
+  maxPartialBytes?: number | undefined;
+  /** Private networks (CIDR) or hosts a workspace's source may reach (models.allow_private_sources). */
+  allowPrivateSources?: readonly string[] | undefined;
   download?:
     | Pick<
         DownloadOptions,
@@ -112,6 +139,15 @@ export interface ResolveOptions {
 }
 
 export const DEFAULT_CONTEXT_SIZE = 8192;
+/**
+ * The largest single GGUF people serve is about 245 GB (Llama 3.1 405B at Q4_K_M); bigger models come
+ * split in parts. 256 GiB lets those through and stops an endless body long before most disks fill.
+ */
+export const DEFAULT_MAX_MODEL_BYTES = 256 * 1024 ** 3;
+/** Room to resume a few interrupted 7–70B downloads; more is left to the next pull of that URL to refetch. */
+export const DEFAULT_MAX_PARTIAL_BYTES = 32 * 1024 ** 3;
+/** Unfinished downloads untouched this long are removed when the agent starts. */
+export const PARTIAL_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 /** The header is read for facts only; the tokenizer's long arrays are not needed. */
 const FACT_LIMITS = { keepArrayElements: 64, keepStringBytes: 64 * 1024 };
@@ -135,6 +171,52 @@ function isRecord(value: unknown, name: string): value is ModelRecord {
   return r.format === "ollama" && typeof r.ollamaName === "string";
 }
 
+/** Whose model a record is: a workspace id, or null for the machine's owner (older records included). */
+function ownerOf(record: ModelRecord): string | null {
+  return typeof record.owner === "string" ? record.owner : null;
+}
+
+function ownedError(name: string): ModelError {
+  // Nothing about the other owner's model (source, blob, sha256) leaves the machine.
+  return new ModelError(
+    "model_owned",
+    `the name ${name} belongs to another owner's model on this machine; use another name`,
+  );
+}
+
+const TENANT_CODES = new Set<string>([
+  "invalid_model_name",
+  "invalid_source",
+  "path_not_allowed",
+  "model_owned",
+  "invalid_checksum",
+  "pull_in_progress",
+]);
+
+/**
+ * What a workspace sees when its untrusted source fails: one answer whatever the address or the
+ * failure was, so a source cannot be used to learn what answers inside the machine's network.
+ */
+function forTenant(err: unknown, source: string): unknown {
+  if (err instanceof Error && err.name === "AbortError") return err;
+  // These speak of what the workspace sent, not of what answered.
+  if (isModelError(err) && TENANT_CODES.has(err.code)) return err;
+  const about = JSON.stringify(source);
+  const make = (code: ConstructorParameters<typeof ModelError>[0], message: string) =>
+    new ModelError(code, message, { cause: err });
+  if (isModelError(err, "download_too_large"))
+    return make("download_too_large", `the file at ${about} is larger than this machine accepts`);
+  if (isModelError(err, "insufficient_disk"))
+    return make("insufficient_disk", `this machine has no room for the file at ${about}`);
+  if (isModelError(err, "checksum_mismatch"))
+    return make("checksum_mismatch", `the file at ${about} does not have the sha256 given; it was deleted`);
+  if (isModelError(err, "invalid_gguf"))
+    return make("invalid_gguf", `the file at ${about} is not a GGUF model this machine can read`);
+  return make(
+    "source_unreachable",
+    `could not fetch ${about}; give a public http(s):// or hf: source that serves the file`,
+  );
+}
 export class ModelStore {
   readonly dir: string;
   private readonly options: ModelStoreOptions;
@@ -142,10 +224,36 @@ export class ModelStore {
   private chain: Promise<unknown> = Promise.resolve();
   /** Downloads and imports in progress, by URL or path: a second pull of the same bytes is refused. */
   private readonly inFlight = new Set<string>();
+  /** Partial files of the downloads under way: never swept. */
+  private readonly downloading = new Set<string>();
+  /** Connections for workspaces' sources: private addresses refused unless the config allows them. */
+  private readonly guarded: Dispatcher;
 
   constructor(options: ModelStoreOptions = {}) {
     this.options = options;
     this.dir = options.dir ?? defaultModelsDir();
+    // The hub mirror the owner configured is theirs: hf: sources may reach it wherever it is.
+    const hub = new URL(options.huggingFaceBaseUrl ?? DEFAULT_HUGGING_FACE_BASE_URL).hostname;
+    this.guarded = guardedDispatcher(new AllowList([...(options.allowPrivateSources ?? []), hub]));
+  }
+
+  private partials(): PartialsOptions {
+    return {
+      dir: join(this.dir, "downloads"),
+      maxBytes: this.options.maxPartialBytes ?? DEFAULT_MAX_PARTIAL_BYTES,
+      active: this.downloading,
+    };
+  }
+
+  /** Remove unfinished downloads older than PARTIAL_MAX_AGE_MS and those over the quota (at the agent's start). */
+  async sweepDownloads(): Promise<string[]> {
+    return sweepPartials({ ...this.partials(), maxAgeMs: PARTIAL_MAX_AGE_MS });
+  }
+
+  /** Refuse ("model_owned") when `name` is stored for an owner other than `owner` (undefined: the machine's). */
+  async checkOwner(name: string, owner: string | undefined): Promise<void> {
+    const record = await this.get(name);
+    if (record && ownerOf(record) !== (owner ?? null)) throw ownedError(record.name);
   }
 
   blobPath(sha256: string): string {
@@ -173,16 +281,28 @@ export class ModelStore {
     if (expected !== undefined && !SHA256_HEX.test(expected)) {
       throw new ModelError("invalid_checksum", "the expected sha256 must be 64 hexadecimal digits");
     }
+    const owner = options.owner ?? null;
+    // A workspace's source, unless the operator gave it: no files of the machine, no private addresses.
+    const restricted = owner !== null && options.sourceTrusted !== true;
+    if (restricted && isLocalSource(source)) {
+      throw new ModelError(
+        "path_not_allowed",
+        "a deployment's source must be an http(s)://, hf: or ollama: source; files on a machine are for its owner to pull",
+      );
+    }
     const src = await resolveSource(source, {
       storeDir: this.dir,
       allowedDirs: this.options.allowedDirs,
       huggingFaceBaseUrl: this.options.huggingFaceBaseUrl,
     });
     const progress = options.onProgress ?? (() => {});
+    // Early, so nothing is fetched for a name that cannot be had; checked again when the record is written.
+    await this.checkOwner(modelName, options.owner);
 
     if (src.kind === "ollama") {
       const record: OllamaModelRecord = {
         name: modelName,
+        owner,
         format: "ollama",
         source: src.text,
         ollamaName: src.ollamaName,
@@ -195,7 +315,7 @@ export class ModelStore {
         context_length: null,
         created_at: new Date().toISOString(),
       };
-      await this.exclusive(() => this.commit(record));
+      await this.exclusive(() => this.commit(record, owner));
       return {
         status: "ollama",
         record,
@@ -214,15 +334,20 @@ export class ModelStore {
     this.inFlight.add(key);
     try {
       let record: GgufModelRecord;
-      if (expected !== undefined && (await exists(this.blobPath(expected)))) {
+      if (expected !== undefined && (await this.mayReuse(expected, owner, src))) {
         // Blobs are named by verified content: the bytes are already here.
-        record = await this.recordFor(modelName, src.text, this.blobPath(expected), expected);
+        record = await this.recordFor(modelName, src.text, this.blobPath(expected), expected, owner);
         if (src.kind !== "local") record.url = src.url;
-        await this.exclusive(() => this.commit(record));
+        await this.exclusive(() => this.commit(record, owner));
       } else if (src.kind === "local") {
-        record = await this.importLocal(modelName, src.text, src.path, expected, options);
+        record = await this.importLocal(modelName, src.text, src.path, expected, options, owner);
       } else {
-        record = await this.fetchRemote(modelName, src.text, src.url, expected, options);
+        try {
+          record = await this.fetchRemote(modelName, src.text, src.url, expected, options, owner, restricted);
+        } catch (err) {
+          if (options.signal?.aborted) throw err;
+          throw restricted ? forTenant(err, src.text) : err;
+        }
       }
       progress({ status: "success" });
       return { status: "stored", record };
@@ -231,12 +356,31 @@ export class ModelStore {
     }
   }
 
+  /**
+   * Whether the stored blob `sha256` may serve this pull without fetching it: when a record of the same
+   * owner uses it, or one whose bytes were fetched (and verified) from this very URL. A sha256 alone
+   * proves nothing: anyone can copy another workspace's hash into a deployment.
+   */
+  private async mayReuse(sha256: string, owner: string | null, src: ModelSource): Promise<boolean> {
+    if (!(await exists(this.blobPath(sha256)))) return false;
+    const url = src.kind === "local" || src.kind === "ollama" ? undefined : src.url;
+    return (await this.list()).some(
+      (r) =>
+        r.format === "gguf" &&
+        r.path === undefined &&
+        r.sha256 === sha256 &&
+        (ownerOf(r) === owner || (url !== undefined && r.url === url)),
+    );
+  }
+
   private async fetchRemote(
     name: string,
     sourceText: string,
     url: string,
     expected: string | undefined,
     options: PullOptions,
+    owner: string | null,
+    restricted: boolean,
   ): Promise<GgufModelRecord> {
     const progress = options.onProgress ?? (() => {});
     const downloads = join(this.dir, "downloads");
@@ -244,28 +388,40 @@ export class ModelStore {
     const dest = join(downloads, `${createHash("sha256").update(url).digest("hex").slice(0, 32)}.gguf`);
     const digest = expected ? `sha256:${expected}` : undefined;
     progress({ status: "pulling manifest" });
-    const result = await download(url, dest, {
-      ...this.options.download,
-      maxBytes: this.options.maxDownloadBytes,
-      expectedSha256: expected,
-      signal: options.signal,
-      onProgress: (p) =>
-        progress({ status: `pulling ${name}`, digest, total: p.total, completed: p.completed }),
-    });
+    this.downloading.add(dest);
+    let result: Awaited<ReturnType<typeof download>>;
+    try {
+      // This name's downloads from other URLs will never be resumed; the rest stay within the quota.
+      await sweepPartials({ ...this.partials(), model: name, url });
+      result = await download(url, dest, {
+        ...this.options.download,
+        maxBytes: this.options.maxDownloadBytes ?? DEFAULT_MAX_MODEL_BYTES,
+        expectedSha256: expected,
+        signal: options.signal,
+        label: name,
+        ...(restricted ? { dispatcher: this.guarded } : {}),
+        onProgress: (p) =>
+          progress({ status: `pulling ${name}`, digest, total: p.total, completed: p.completed }),
+      });
+    } finally {
+      this.downloading.delete(dest);
+      // What this pull left for a resume counts against the quota at once.
+      await sweepPartials(this.partials()).catch(() => []);
+    }
     progress({ status: "verifying sha256 digest" });
     let record: GgufModelRecord;
     try {
-      record = await this.recordFor(name, sourceText, result.path, result.sha256);
-    } catch (err) {
+      record = await this.recordFor(name, sourceText, result.path, result.sha256, owner);
+      record.url = url;
+      progress({ status: "writing manifest" });
+      await this.exclusive(async () => {
+        await this.checkOwner(name, owner ?? undefined);
+        await this.placeBlob(result.path, result.sha256);
+        await this.commit(record, owner);
+      });
+    } finally {
       await rm(result.path, { force: true });
-      throw err;
     }
-    record.url = url;
-    progress({ status: "writing manifest" });
-    await this.exclusive(async () => {
-      await this.placeBlob(result.path, result.sha256);
-      await this.commit(record);
-    });
     return record;
   }
 
@@ -275,6 +431,7 @@ export class ModelStore {
     path: string,
     expected: string | undefined,
     options: PullOptions,
+    owner: string | null,
   ): Promise<GgufModelRecord> {
     const progress = options.onProgress ?? (() => {});
     let mode = this.options.localImport ?? "copy";
@@ -286,11 +443,11 @@ export class ModelStore {
     if (mode === "in-place") {
       const sha256 = await hashFile(path, report("hashing"), options.signal);
       checkExpected(sha256, expected);
-      const record = await this.recordFor(name, sourceText, path, sha256);
+      const record = await this.recordFor(name, sourceText, path, sha256, owner);
       record.path = path;
       record.mtime_ms = st.mtimeMs;
       progress({ status: "writing manifest" });
-      await this.exclusive(() => this.commit(record));
+      await this.exclusive(() => this.commit(record, owner));
       return record;
     }
 
@@ -312,11 +469,12 @@ export class ModelStore {
       sha256 ??= await copyHashing(path, tmp, report("copying"), options.signal);
       checkExpected(sha256, expected);
       progress({ status: "verifying sha256 digest" });
-      const record = await this.recordFor(name, sourceText, tmp, sha256);
+      const record = await this.recordFor(name, sourceText, tmp, sha256, owner);
       progress({ status: "writing manifest" });
       await this.exclusive(async () => {
+        await this.checkOwner(name, owner ?? undefined);
         await this.placeBlob(tmp, sha256);
-        await this.commit(record);
+        await this.commit(record, owner);
       });
       return record;
     } finally {
@@ -330,11 +488,13 @@ export class ModelStore {
     source: string,
     path: string,
     sha256: string,
+    owner: string | null,
   ): Promise<GgufModelRecord> {
     const header = await readGgufHeader(path, FACT_LIMITS);
     const facts: GgufFacts = ggufFacts(header.metadata, header.fileBytes, header.tensors);
     return {
       name,
+      owner,
       format: "gguf",
       sha256,
       size: header.fileBytes,
@@ -360,9 +520,13 @@ export class ModelStore {
     else await rename(file, blob);
   }
 
-  /** Write the record atomically, then free the blob of the record it replaced. Call under the lock. */
-  private async commit(record: ModelRecord): Promise<void> {
+  /**
+   * Write the record atomically, then free the blob of the record it replaced. Call under the lock.
+   * Another owner's record is never replaced ("model_owned").
+   */
+  private async commit(record: ModelRecord, owner: string | null): Promise<void> {
     const previous = await this.get(record.name).catch(() => undefined);
+    if (previous && ownerOf(previous) !== owner) throw ownedError(record.name);
     await writeAtomically(this.recordPath(record.name), `${JSON.stringify(record, null, 2)}\n`);
     const sameBlob =
       record.format === "gguf" && record.path === undefined && record.sha256 === previous?.sha256;
@@ -501,6 +665,12 @@ export class ModelStore {
 function isInside(child: string, root: string): boolean {
   const rel = relative(root, child);
   return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel);
+}
+
+/** A source naming a file on this machine (a path, ~/…, file:…), before anything resolves it. */
+function isLocalSource(source: unknown): boolean {
+  if (typeof source !== "string") return false;
+  return /^file:/i.test(source) || source === "~" || source.startsWith("~/") || isAbsolute(source);
 }
 
 function checkExpected(sha256: string, expected: string | undefined): void {
