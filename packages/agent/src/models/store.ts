@@ -644,13 +644,14 @@ export class ModelStore {
     } catch {
       throw new ModelError(
         "model_not_found",
-        `the weights of ${record.name} are missing at ${path}; pull it again`,
+        // No path nor hash in what may travel to a gateway and its tenants.
+        `the weights of ${record.name} are missing on this machine; pull it again`,
       );
     }
     if (st.size !== record.size || (record.mtime_ms !== undefined && st.mtimeMs !== record.mtime_ms)) {
       throw new ModelError(
         "model_changed",
-        `${path} changed since ${record.name} was recorded (sha256 ${record.sha256}); pull it again`,
+        `the weights of ${record.name} changed on disk since they were recorded; pull it again`,
       );
     }
     const modelMax = record.context_length ?? Number.POSITIVE_INFINITY;
