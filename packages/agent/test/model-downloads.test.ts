@@ -324,6 +324,12 @@ describe("model downloads on real agents", () => {
       messages.add(message.replace(JSON.stringify(source), "SOURCE"));
     }
     expect([...messages]).toHaveLength(1);
+    // The machine's own log keeps the reason the workspace is not told.
+    expect(
+      a.proc.proc
+        .logs()
+        .some((l) => l.code === "source_unreachable" && String(l.cause).includes("may not reach")),
+    ).toBe(true);
     // Files on the machine are its owner's, whatever folders the owner allowed for their own pulls.
     for (const source of [testModelPath(), `file://${testModelPath()}`]) {
       expect(

@@ -101,14 +101,28 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox<InferenceRoutesContext> 
       }
     };
     const whose = { owner: body.owner, sourceTrusted: body.source_trusted };
+    // What the caller is told may hide why (a workspace's source); the machine's log keeps the reason.
+    const logFailure = (e: Beta9Error) => {
+      if (abort.signal.aborted) return;
+      const cause = e.cause instanceof Error ? e.cause.message : undefined;
+      ctx.log.warn(
+        { model: body.model, code: e.code, owner: body.owner, cause },
+        `pull ${body.model} failed: ${e.message}`,
+      );
+    };
     if (!wantStream) {
-      const model = await ctx.models.pull(body.model, body.source, {
-        onProgress: logProgress,
-        signal: abort.signal,
-        expectedSha256: body.sha256,
-        ...whose,
-      });
-      return reply.status(201).send(model);
+      try {
+        const model = await ctx.models.pull(body.model, body.source, {
+          onProgress: logProgress,
+          signal: abort.signal,
+          expectedSha256: body.sha256,
+          ...whose,
+        });
+        return reply.status(201).send(model);
+      } catch (err) {
+        if (err instanceof Beta9Error) logFailure(err);
+        throw err;
+      }
     }
     reply.hijack();
     const res = reply.raw;
@@ -129,8 +143,7 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox<InferenceRoutesContext> 
       send({ status: "success", model });
     } catch (err) {
       const e = err instanceof Beta9Error ? err : new Beta9Error("download_failed", (err as Error).message);
-      if (!abort.signal.aborted)
-        ctx.log.warn({ model: body.model, code: e.code }, `pull ${body.model} failed: ${e.message}`);
+      logFailure(e);
       send({ status: "error", error: { code: e.code, message: e.message } });
     }
     res.end();
