@@ -233,8 +233,10 @@ export class ModelStore {
     this.options = options;
     this.dir = options.dir ?? defaultModelsDir();
     // The hub mirror the owner configured is theirs: hf: sources may reach it wherever it is.
-    const hub = new URL(options.huggingFaceBaseUrl ?? DEFAULT_HUGGING_FACE_BASE_URL).hostname;
-    this.guarded = guardedDispatcher(new AllowList([...(options.allowPrivateSources ?? []), hub]));
+    const hub = URL.parse(options.huggingFaceBaseUrl ?? DEFAULT_HUGGING_FACE_BASE_URL)?.hostname;
+    this.guarded = guardedDispatcher(
+      new AllowList([...(options.allowPrivateSources ?? []), ...(hub ? [hub.replace(/^\[|\]$/g, "")] : [])]),
+    );
   }
 
   private partials(): PartialsOptions {
