@@ -64,6 +64,66 @@ const freshPartial = "fedcba9876543210fedcba9876543210.gguf";
 
 const modelUrl = () => `${pyUrl}/${basename(testModelPath())}`;
 
+/** The TCP connections to or from `port` on this host (/proc/net/tcp), as the kernel sees them. */
+function connections(port: number): { local: boolean; state: string; tx: number; rx: number }[] {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  return readFileSync("/proc/net/tcp", "utf8")
+    .split("\n")
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter(([, local, remote]) => local?.endsWith(hex) || remote?.endsWith(hex))
+    .map(([, local, , state, queues]) => {
+      const [tx, rx] = (queues ?? "0:0").split(":").map((q) => Number.parseInt(q, 16));
+      return { local: local!.endsWith(hex), state: state!, tx: tx!, rx: rx! };
+    })
+    .filter((c) => c.state !== "0A" && c.state !== "06"); // not listening, not long gone (TIME_WAIT)
+}
+
+/**
+ * The download python serves now: closed by python (FIN_WAIT on its side, CLOSE_WAIT or nothing on
+ * the agent's: the end of the body and the FIN wait in the sockets), blocked (the sockets are full), or flowing.
+ */
+function pythonSays(port: number): "closed" | "blocked" | "flowing" {
+  const live = connections(port);
+  const agentSide = live.find((c) => !c.local);
+  const pythonClosed = live.some((c) => c.local && (c.state === "04" || c.state === "05"));
+  if (agentSide === undefined || agentSide.state === "08" || pythonClosed) return "closed";
+  return live.some((c) => c.local && c.tx > 0) ? "blocked" : "flowing";
+}
+
+/**
+ * Make agent `pid` the reader a stalled disk makes it, near the end of python's body: stopped until
+ * python has sent what it can and closed, then running a millisecond in ten until `answered`.
+ */
+async function stallNearTheEnd(pid: number, answered: () => boolean): Promise<void> {
+  const poll = { intervalMs: 1, timeoutMs: 10_000 };
+  let said = pythonSays(pyPort);
+  while (said !== "closed" && !answered()) {
+    process.kill(pid, "SIGSTOP");
+    try {
+      await waitFor(() => pythonSays(pyPort) !== "flowing", {
+        ...poll,
+        what: "python to fill the agent's socket",
+      });
+    } finally {
+      said = pythonSays(pyPort);
+      process.kill(pid, "SIGCONT");
+    }
+    if (said !== "closed")
+      await waitFor(() => answered() || (connections(pyPort).find((c) => !c.local)?.rx ?? 0) === 0, poll);
+  }
+  try {
+    while (!answered()) {
+      process.kill(pid, "SIGSTOP");
+      await new Promise((r) => setTimeout(r, 10));
+      process.kill(pid, "SIGCONT");
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  } finally {
+    process.kill(pid, "SIGCONT");
+  }
+}
+
 async function modelAgent(name: string, before?: (store: string) => Promise<void>): Promise<ModelAgent> {
   const configPath = await initAgent(gw, { name });
   const cfg = YAML.parse(readFileSync(configPath, "utf8"));
@@ -212,6 +272,33 @@ afterAll(async () => {
 });
 
 describe("model downloads on real agents", () => {
+  it("lives on when python3 -m http.server ends the body and closes while the agent reads slowly (undici #5360)", async () => {
+    const pid = a.proc.proc.child.pid!;
+    for (let round = 0; round < 3; round++) {
+      let answered = false;
+      const pulled = a
+        .control("POST", "/inference/pull", { model: `slow-${round}`, source: modelUrl() })
+        .finally(() => {
+          answered = true;
+        });
+      let partial: string | undefined;
+      const left = () => {
+        partial ??= partials(a)
+          .map((f) => join(a.store, "downloads", f))
+          .find((f) => readFileSync(`${f}.json`, "utf8").includes(modelUrl()));
+        return TEST_MODEL.bytes - (partial ? (statSync(partial, { throwIfNoEntry: false })?.size ?? 0) : 0);
+      };
+      await waitFor(() => answered || left() <= 8 * MiB, {
+        intervalMs: 1,
+        timeoutMs: 60_000,
+        what: "the download's end",
+      });
+      await stallNearTheEnd(pid, () => answered);
+      expect(await pulled).toMatchObject({ status: 201, body: { sha256: TEST_MODEL.sha256 } });
+      expect(alive(a)).toBe(true);
+    }
+  }, 120_000);
+
   it("survives python3 -m http.server closing after the body, and answers non-streamed pulls by two agents at once", async () => {
     // No sha256 given: each pull downloads the file again rather than finding its bytes in the store.
     for (const round of ["one", "two", "three"]) {
