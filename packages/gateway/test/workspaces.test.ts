@@ -1,8 +1,11 @@
+import { basename } from "node:path";
 import {
+  type FileServer,
   type GatewayProc,
   type ModelAgent,
   startGateway,
   startModelAgent,
+  startPythonFileServer,
   testModelPath,
   waitFor,
 } from "@beta9/test-utils";
@@ -18,6 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 let gw: GatewayProc;
 let worker: ModelAgent;
+let files: FileServer;
 let ours: string;
 let team: string;
 
@@ -29,17 +33,20 @@ const key = async (body: Record<string, unknown>) =>
 
 beforeAll(async () => {
   gw = await startGateway();
-  worker = await startModelAgent(gw);
+  // A team's source may not name files on the machine nor private addresses: its model comes from a
+  // file server this machine's owner allows (models.allow_private_sources).
+  files = await startPythonFileServer([testModelPath()]);
+  worker = await startModelAgent(gw, { allowPrivateSources: ["127.0.0.1"] });
   // Started on the agent by its owner, with no deployment: the operator's workspace may call it.
   await worker.serve("shared");
   expect((await gw.api("POST", "/api/v1/workspaces", { name: "team" })).status).toBe(201);
   ours = await key({ name: "app", scopes: ["inference"] });
   team = await key({ name: "team-app", scopes: ["inference"], workspace: "team" });
   const teamAdmin = await key({ name: "team-admin", scopes: ["admin"], workspace: "team" });
-  const deploy = (name: string, k: string) =>
-    gw.api("POST", "/api/v1/deployments", { name, source: testModelPath(), context_size: 2048 }, k);
-  expect((await deploy("ours", gw.adminKey)).status).toBe(201);
-  expect((await deploy("theirs", teamAdmin)).status).toBe(201);
+  const deploy = (name: string, k: string, source: string) =>
+    gw.api("POST", "/api/v1/deployments", { name, source, context_size: 2048 }, k);
+  expect((await deploy("ours", gw.adminKey, testModelPath())).status).toBe(201);
+  expect((await deploy("theirs", teamAdmin, files.url(basename(testModelPath())))).status).toBe(201);
   await waitFor(async () => (await openai(ours).models.list()).data.some((m) => m.id === "shared"), {
     what: "the gateway to see the shared model",
   });
@@ -47,6 +54,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await worker?.agent.proc.stop();
+  await files?.stop();
   await gw?.proc.stop();
 });
 

@@ -1,4 +1,5 @@
 export * from "./cluster/index.ts";
+export * from "./file-server.ts";
 export * from "./model.ts";
 export * from "./processes.ts";
 export * from "./stores.ts";

@@ -282,14 +282,21 @@ export interface ModelAgent {
  */
 export async function startModelAgent(
   gw: GatewayProc,
-  opts: { name?: string; env?: NodeJS.ProcessEnv; token?: string; initArgs?: string[] } = {},
+  opts: {
+    name?: string;
+    env?: NodeJS.ProcessEnv;
+    token?: string;
+    initArgs?: string[];
+    /** models.allow_private_sources: addresses a workspace's deployment source may reach (a test's file server). */
+    allowPrivateSources?: string[];
+  } = {},
 ): Promise<ModelAgent> {
   const path = await initAgent(gw, {
     name: opts.name ?? "worker",
     ...(opts.token ? { token: opts.token } : {}),
     ...(opts.initArgs ? { args: opts.initArgs } : {}),
   });
-  const { token, id: machineId } = allowTestModel(path).machine;
+  const { token, id: machineId } = allowTestModel(path, opts.allowPrivateSources).machine;
   const agent = await startAgent(path, { env: opts.env });
   const control = (method: string, p: string, body?: unknown) =>
     fetch(agent.controlUrl + p, {
@@ -334,12 +341,18 @@ export async function startModelAgent(
 }
 
 /** Let the agent configured at `path` read the test model's folder (models.allowed_dirs); returns the config. */
-export function allowTestModel(path: string): { machine: { id: string; token: string } } {
+export function allowTestModel(
+  path: string,
+  allowPrivateSources?: string[],
+): { machine: { id: string; token: string } } {
   const cfg = YAML.parse(readFileSync(path, "utf8")) as {
     machine: { id: string; token: string };
     models?: unknown;
   };
-  cfg.models = { allowed_dirs: [dirname(testModelPath())] };
+  cfg.models = {
+    allowed_dirs: [dirname(testModelPath())],
+    ...(allowPrivateSources ? { allow_private_sources: allowPrivateSources } : {}),
+  };
   writeFileSync(path, YAML.stringify(cfg), { mode: 0o600 });
   return cfg;
 }
