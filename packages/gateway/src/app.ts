@@ -15,6 +15,7 @@ import type { GatewayContext } from "./context.ts";
 import { installMetrics } from "./http/metrics.ts";
 import { TrustedProxies } from "./http/trusted-proxies.ts";
 import { KeyLimits } from "./limits/key-limits.ts";
+import { BodyBudget } from "./limits/request-body.ts";
 import { MachineRegistry } from "./machines/registry.ts";
 import { machineWork } from "./machines/work.ts";
 import { Metering } from "./metering/metering.ts";
@@ -118,10 +119,14 @@ export async function buildGateway(
   const metrics = installMetrics(app, registry, replicas, ctx.auth);
   const recorder = new UsageRecorder(store.usage, log);
   const retention = new UsageRetention(store.usage, log, config.usageRetentionMs);
-  const metering = new Metering(recorder, limits, {
-    inference: metrics.inference,
-    servedNow: (model) => registry.serving(model).length > 0,
-  });
+  const metering = new Metering(
+    recorder,
+    limits,
+    { inference: metrics.inference, servedNow: (model) => registry.serving(model).length > 0 },
+    { keyConcurrency: config.keyConcurrency },
+  );
+  // Inference routes: bodies held at once, and how long a client may leave its answer untaken.
+  const inference = { bodyBudget: new BodyBudget(), clientStallMs: config.clientStallTimeoutMs };
   const models = new WorkspaceModels(store, registry);
   // Keys whose buckets are full again are forgotten; the map holds only keys spending their limits.
   const pruneLimits = setInterval(() => limits.prune(), 60_000);
@@ -158,6 +163,7 @@ export async function buildGateway(
     metering,
     replicas,
     models,
+    ...inference,
     deployments: async (workspaceId, model) => {
       const row = await store.deployments.get(workspaceId, model);
       return row ? deploymentSpec(row) : undefined;
@@ -166,7 +172,15 @@ export async function buildGateway(
   await app.register(replicaRoutes, { ...ctx, router, replicas });
   const prePullDeps = { registry, pulled: replicas.pulled, log, replicas };
   await app.register(deploymentPullRoutes, { ...ctx, prePull: prePullDeps });
-  await app.register(ollamaRoutes, { ...ctx, router, metering, replicas, models, prePull: prePullDeps });
+  await app.register(ollamaRoutes, {
+    ...ctx,
+    ...inference,
+    router,
+    metering,
+    replicas,
+    models,
+    prePull: prePullDeps,
+  });
 
   app.server.on("upgrade", channelUpgradeHandler({ ...ctx, proxies }));
   // Agent channels are long-lived upgraded sockets fastify does not track; end them before close()

@@ -26,6 +26,10 @@ export interface GatewayConfig {
    * them is logged (and audited) with the client address the proxy saw. Empty: the socket's peer.
    */
   trustedProxies: string[];
+  /** Stop a generation whose client has not taken its answer for this long (0: never). */
+  clientStallTimeoutMs: number;
+  /** Requests one API key may have under way at once (null: no bound). */
+  keyConcurrency: number | null;
   /** Also serve /metrics without a key on this address (e.g. 127.0.0.1:9464), for a local scraper. */
   metricsListen?: { host: string; port: number } | undefined;
 }
@@ -45,6 +49,8 @@ export function gatewayConfig(over: Partial<GatewayConfig> = {}): GatewayConfig 
     shutdownGraceMs: 30_000,
     usageRetentionMs: 90 * 86_400_000,
     trustedProxies: [],
+    clientStallTimeoutMs: 10_000,
+    keyConcurrency: 32,
     ...over,
   };
 }

@@ -128,6 +128,22 @@ const program = new Command("b9gateway")
     duration,
     30_000,
   )
+  .option(
+    "--client-stall-timeout <duration>",
+    "stop a generation whose client has not read its answer for this long (frees the engine's slot); 0 never",
+    duration,
+    gatewayConfig().clientStallTimeoutMs,
+  )
+  .option(
+    "--key-concurrency <n>",
+    "requests one API key may have under way at once (more get 429); 0 for no bound",
+    (v: string) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError("a whole number, 0 for no bound");
+      return n;
+    },
+    gatewayConfig().keyConcurrency ?? 0,
+  )
   .action(async (opts) => {
     if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey))
       throw new InvalidArgumentError("--tls-cert and --tls-key go together: pass both, or neither");
@@ -143,6 +159,8 @@ const program = new Command("b9gateway")
       tls: opts.tlsCert ? { certFile: resolve(opts.tlsCert), keyFile: resolve(opts.tlsKey) } : undefined,
       trustedProxies: opts.trustedProxy ?? [],
       metricsListen: opts.metricsListen,
+      clientStallTimeoutMs: opts.clientStallTimeout,
+      keyConcurrency: opts.keyConcurrency === 0 ? null : opts.keyConcurrency,
       liveness: {
         heartbeatIntervalMs: opts.heartbeatInterval,
         unhealthyAfterMs: opts.unhealthyAfter,

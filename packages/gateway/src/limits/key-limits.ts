@@ -16,15 +16,33 @@ export interface WorkspaceLimits {
 }
 
 export type Admission =
-  | { ok: true }
+  | { ok: true; reservation: Reservation }
   | {
       ok: false;
       retryAfterS: number;
-      reason: "rpm" | "tpm";
+      /** Which limit: requests or tokens per minute, or requests at once. */
+      reason: "rpm" | "tpm" | "concurrency";
       /** Whose limit: the key's own, or its workspace's. */
       scope: "key" | "workspace";
       limit: number;
     };
+
+/**
+ * What an admitted request holds until its answer ends: its estimated tokens (charged already, so
+ * requests admitted meanwhile see them) and its place among the key's requests at once. `settle`
+ * charges what it really used instead and frees the place; only its first call counts.
+ */
+export interface Reservation {
+  settle(tokens: number): void;
+}
+
+/** What one request asks of its key at admission. */
+export interface Ask {
+  /** Tokens it may use: its prompt's estimate plus the most it may generate. */
+  tokens: number;
+  /** Requests the key may have under way at once; null for no bound. */
+  concurrency: number | null;
+}
 
 interface Buckets {
   rpm: TokenBucket | undefined;
@@ -39,8 +57,10 @@ const SPENDING_KEPT_MS = 5 * MINUTE_MS;
 
 /**
  * Per-key request and token limits, in memory. A request is admitted when the key has a request to
- * spend and its token bucket is not empty or in debt; the answer's tokens are charged afterwards, so
- * a key may go into debt and is refused until it refills. With several gateway replicas, each
+ * spend, its token bucket is not empty or in debt, and it has fewer requests under way than its
+ * concurrency bound. An admitted request reserves the tokens it may use at once (so requests at the
+ * same moment see each other's), and settles to what it used when it ends; a key may go into debt
+ * and is refused until it refills. With several gateway replicas, each
  * publishes what its keys spent (`spending`) and charges what the others spent (`chargeElsewhere`),
  * so a key's limits hold across them, a couple of seconds behind.
  */
@@ -51,6 +71,8 @@ export class KeyLimits {
   readonly #spent = new Map<string, { total: Spent; at: number }>();
   /** Spent elsewhere by keys with no bucket here yet: charged when their first request comes. */
   readonly #owedElsewhere = new Map<string, { owed: Spent; at: number }>();
+  /** Requests under way per key (only keys with some). */
+  readonly #inFlight = new Map<string, number>();
 
   constructor(now: () => number = () => performance.now()) {
     this.#now = now;
@@ -60,7 +82,16 @@ export class KeyLimits {
    * Admit one request of `keyId` under `limits` (the key's current ones) and, when given, under its
    * workspace's limits too; spends one request of each, or of none when either refuses.
    */
-  admit(keyId: string, limits: Limits, workspace?: WorkspaceLimits): Admission {
+  admit(
+    keyId: string,
+    limits: Limits,
+    workspace?: WorkspaceLimits,
+    ask: Ask = { tokens: 0, concurrency: null },
+  ): Admission {
+    const running = this.#inFlight.get(keyId) ?? 0;
+    if (ask.concurrency !== null && running >= ask.concurrency) {
+      return { ok: false, retryAfterS: 1, reason: "concurrency", scope: "key", limit: ask.concurrency };
+    }
     const parts: { id: string; limits: Limits; scope: "key" | "workspace" }[] = [
       { id: keyId, limits, scope: "key" },
     ];
@@ -92,11 +123,40 @@ export class KeyLimits {
       admitted.push({ id: p.id, b });
     }
     if (refused) return refused;
+    const reserved = Math.max(0, Math.round(ask.tokens));
     for (const { id, b } of admitted) {
       b.rpm?.take(1);
+      b.tpm?.charge(reserved);
       this.#count(id, 1, 0);
     }
-    return { ok: true };
+    this.#inFlight.set(keyId, running + 1);
+    let settled = false;
+    const settle = (tokens: number) => {
+      if (settled) return;
+      settled = true;
+      const left = (this.#inFlight.get(keyId) ?? 1) - 1;
+      if (left > 0) this.#inFlight.set(keyId, left);
+      else this.#inFlight.delete(keyId);
+      for (const { id } of admitted) {
+        const limit = id === keyId ? limits : workspace?.limits;
+        this.#settleOne(id, reserved, Math.max(0, tokens), limit);
+      }
+    };
+    return { ok: true, reservation: { settle } };
+  }
+
+  /** Charge the tokens used instead of those reserved: the difference more, or back. */
+  #settleOne(id: string, reserved: number, used: number, limits: Limits | undefined): void {
+    if (used >= reserved) {
+      if (used > reserved) this.#chargeOne(id, used - reserved, limits, false);
+    } else this.#keys.get(id)?.tpm?.refund(reserved - used);
+    // What peers charge is what was used, published once known.
+    if (used > 0 && (limits?.tpm != null || this.#keys.get(id)?.tpm)) this.#count(id, 0, used);
+  }
+
+  /** Requests of `keyId` under way now (tests, metrics). */
+  inFlight(keyId: string): number {
+    return this.#inFlight.get(keyId) ?? 0;
   }
 
   /**
@@ -109,11 +169,11 @@ export class KeyLimits {
     if (workspace) this.#chargeOne(workspaceBucket(workspace.id), tokens, workspace.limits);
   }
 
-  #chargeOne(id: string, tokens: number, limits: Limits | undefined): void {
+  #chargeOne(id: string, tokens: number, limits: Limits | undefined, count = true): void {
     const b = this.#keys.get(id) ?? (limits?.tpm != null ? this.#buckets(id, limits) : undefined);
     if (!b?.tpm) return;
     b.tpm.charge(tokens);
-    this.#count(id, 0, tokens);
+    if (count) this.#count(id, 0, tokens);
   }
 
   /** Each key's total spent here, for the keys used in the last few minutes (what peers charge). */
@@ -200,6 +260,9 @@ export class KeyLimits {
 
 /** The sentence a refused caller reads: which limit, and when to come back. */
 export function limitMessage(refused: Extract<Admission, { ok: false }>): string {
+  if (refused.reason === "concurrency") {
+    return `too many requests at once: this API key may have ${refused.limit} requests under way at a time; retry when one of them has ended, or ask the pool's operator for a higher bound`;
+  }
   const key = refused.scope === "key";
   const what =
     refused.reason === "rpm"
@@ -213,6 +276,11 @@ export function limitMessage(refused: Extract<Admission, { ok: false }>): string
     ? "ask an admin for a key with a higher limit"
     : "ask the pool's operator for a higher limit";
   return `rate limit reached: ${what}; retry in ${refused.retryAfterS} s, or ${ask}`;
+}
+
+/** The stable code of a refusal: a rate limit, or too many requests at once. */
+export function limitCode(refused: Extract<Admission, { ok: false }>): string {
+  return refused.reason === "concurrency" ? "too_many_concurrent_requests" : "rate_limited";
 }
 
 /** A workspace's buckets live beside its keys', under an id no key id can take. */

@@ -90,8 +90,8 @@ describe("KeyLimits", () => {
     const c = clock();
     const l = new KeyLimits(c.now);
     const limits = { rpm: 2, tpm: null };
-    expect(l.admit("k", limits)).toEqual({ ok: true });
-    expect(l.admit("k", limits)).toEqual({ ok: true });
+    expect(l.admit("k", limits)).toMatchObject({ ok: true });
+    expect(l.admit("k", limits)).toMatchObject({ ok: true });
     expect(l.admit("k", limits)).toEqual({
       ok: false,
       retryAfterS: 30,
@@ -260,5 +260,46 @@ describe("KeyLimits", () => {
       scope: "workspace",
       reason: "tpm",
     });
+  });
+
+  it("reserves a request's tokens at admission, so requests at once see each other's, and settles to what it used", () => {
+    const c = clock();
+    const l = new KeyLimits(c.now);
+    const limits = { rpm: null, tpm: 100 };
+    const ask = { tokens: 616 + 64, concurrency: null };
+    const first = l.admit("k", limits, undefined, ask);
+    expect(first.ok).toBe(true);
+    // Seven more at the same moment: the first one's reservation already put the key in debt.
+    for (let i = 0; i < 7; i++)
+      expect(l.admit("k", limits, undefined, ask)).toMatchObject({ ok: false, reason: "tpm" });
+    // It used less than reserved: the rest comes back, and what it used is what peers are told.
+    if (first.ok) first.reservation.settle(120);
+    if (first.ok) first.reservation.settle(5_000);
+    expect(l.spending()).toEqual({ k: [1, 120] });
+    // 100 - 680 + 560 = -20: 21 tokens to wait for, at 100 a minute.
+    c.advance(12_000);
+    expect(l.admit("k", limits).ok).toBe(false);
+    c.advance(1_000);
+    expect(l.admit("k", limits).ok).toBe(true);
+  });
+
+  it("bounds a key's requests under way at once, and frees a place when one settles", () => {
+    const l = new KeyLimits(clock().now);
+    const none = { rpm: null, tpm: null };
+    const ask = { tokens: 10, concurrency: 2 };
+    const a = l.admit("k", none, undefined, ask);
+    const b = l.admit("k", none, undefined, ask);
+    expect([a.ok, b.ok]).toEqual([true, true]);
+    expect(l.admit("k", none, undefined, ask)).toEqual({
+      ok: false,
+      retryAfterS: 1,
+      reason: "concurrency",
+      scope: "key",
+      limit: 2,
+    });
+    expect(l.admit("other", none, undefined, ask).ok).toBe(true);
+    if (a.ok) a.reservation.settle(0);
+    expect(l.inFlight("k")).toBe(1);
+    expect(l.admit("k", none, undefined, ask).ok).toBe(true);
   });
 });

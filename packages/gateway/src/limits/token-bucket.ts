@@ -50,6 +50,13 @@ export class TokenBucket {
     this.#level -= n;
   }
 
+  /** Give back `n` tokens charged before (a reservation larger than what was used); never above capacity. */
+  refund(n: number): void {
+    if (!(n > 0)) return;
+    this.#refill();
+    this.#level = Math.min(this.capacity, this.#level + n);
+  }
+
   #refill(): void {
     const t = this.#now();
     // A clock that steps back (tests, NTP) neither refills nor drains.

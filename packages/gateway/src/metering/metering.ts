@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Caller } from "../auth/api-keys.ts";
 import type { InferenceMetrics } from "../http/metrics.ts";
-import type { Admission, KeyLimits, WorkspaceLimits } from "../limits/key-limits.ts";
+import type { Admission, KeyLimits, Reservation, WorkspaceLimits } from "../limits/key-limits.ts";
 import type { UsageRecorder } from "./usage-recorder.ts";
 
 /** Model names are the client's text: kept, but not without bound. */
@@ -20,25 +20,44 @@ export class Metering {
   readonly #recorder: UsageRecorder;
   readonly #limits: KeyLimits;
   readonly #metrics: MeteredMetrics | undefined;
+  readonly #keyConcurrency: number | null;
 
   /**
    * `metrics`: where each finished request is counted for Prometheus too (one place for the OpenAI
    * and Ollama routes alike), with `servedNow` saying whether an unconfirmed name may be a label.
+   * `keyConcurrency`: how many requests one key may have under way at once (null: no bound).
    */
-  constructor(recorder: UsageRecorder, limits: KeyLimits, metrics?: MeteredMetrics) {
+  constructor(
+    recorder: UsageRecorder,
+    limits: KeyLimits,
+    metrics?: MeteredMetrics,
+    opts: { keyConcurrency?: number | null } = {},
+  ) {
     this.#recorder = recorder;
     this.#limits = limits;
     this.#metrics = metrics;
+    this.#keyConcurrency = opts.keyConcurrency ?? null;
   }
 
-  admit(caller: Caller): Admission {
-    return this.#limits.admit(caller.keyId, caller.limits, workspaceOf(caller));
+  /**
+   * Admit `meter`'s request under its key's limits, reserving what it may use: its prompt's
+   * estimate (charged from the start, so a request abandoned before the engine reports its usage
+   * still pays for its prompt) and the most it may generate, until its answer ends.
+   */
+  admit(caller: Caller, meter: RequestMeter, need: TokenNeed = { prompt: 0, completion: 0 }): Admission {
+    const admission = this.#limits.admit(caller.keyId, caller.limits, workspaceOf(caller), {
+      tokens: need.prompt + need.completion,
+      concurrency: this.#keyConcurrency,
+    });
+    if (admission.ok) meter.reserve(admission.reservation, need.prompt);
+    return admission;
   }
 
   start(caller: Caller, model: string): RequestMeter {
-    return new RequestMeter(caller, model, (row, tokens, facts) => {
+    return new RequestMeter(caller, model, (row, tokens, facts, reservation) => {
       this.#recorder.record(row);
-      this.#limits.charge(caller.keyId, tokens, caller.limits, workspaceOf(caller));
+      if (reservation) reservation.settle(tokens);
+      else this.#limits.charge(caller.keyId, tokens, caller.limits, workspaceOf(caller));
       if (this.#metrics) record(this.#metrics, row, facts);
       // Written now, with whatever other rows finish meanwhile (one INSERT per batch): an answer held
       // until then is never seen whole by a client whose usage a crash could lose.
@@ -62,8 +81,21 @@ export interface MeterFacts {
   streamed: boolean;
 }
 
+/** What a request may use, estimated at admission. */
+export interface TokenNeed {
+  /** The prompt's tokens, estimated from the request's text. */
+  prompt: number;
+  /** The most it may generate (its max_tokens, or a default). */
+  completion: number;
+}
+
 /** Records the finished request; resolves once its row is in the store (or the write failed). */
-type Done = (row: Row, tokens: number, facts: MeterFacts) => Promise<void> | void;
+type Done = (
+  row: Row,
+  tokens: number,
+  facts: MeterFacts,
+  reservation: Reservation | undefined,
+) => Promise<void> | void;
 
 export interface MeteredMetrics {
   inference: InferenceMetrics;
@@ -105,6 +137,8 @@ export class RequestMeter {
   #prompt = 0;
   #completion = 0;
   #finished = false;
+  #reservation: Reservation | undefined;
+  #sent = false;
   #written: Promise<void> | void = undefined;
   readonly #facts: MeterFacts = { known: false, streamed: false };
 
@@ -125,6 +159,12 @@ export class RequestMeter {
 
   machine(id: string): void {
     this.#machineId = id;
+    this.#sent = true;
+  }
+
+  /** The request went to a machine (its prompt is processed from now on, answered or not). */
+  sent(): void {
+    this.#sent = true;
   }
 
   /** The model is one the caller may use (a deployment of theirs, or served): a metrics label. */
@@ -140,6 +180,15 @@ export class RequestMeter {
   /** The first byte of the machine's answer (the first token, when streamed); later calls are ignored. */
   firstByte(): void {
     this.#ttfbMs ??= Math.round(this.elapsedMs());
+  }
+
+  /**
+   * The request was admitted holding `reservation`; until the engine says otherwise its prompt is
+   * `promptEstimate` tokens (what a request abandoned before its usage arrives is metered with).
+   */
+  reserve(reservation: Reservation, promptEstimate: number): void {
+    this.#reservation = reservation;
+    this.#prompt = Math.max(0, Math.round(promptEstimate));
   }
 
   /** The answer's token counts, as its `usage` says (or an estimate when it says none). */
@@ -162,6 +211,8 @@ export class RequestMeter {
   finish(status: number): void {
     if (this.#finished) return;
     this.#finished = true;
+    // A request no machine saw used nothing, whatever its prompt's estimate.
+    if (!this.#sent) this.#prompt = this.#completion = 0;
     this.#written = this.#done(
       {
         id: randomUUID(),
@@ -178,6 +229,7 @@ export class RequestMeter {
       },
       this.#prompt + this.#completion,
       this.#facts,
+      this.#reservation,
     );
   }
 }

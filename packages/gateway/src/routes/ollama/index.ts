@@ -6,9 +6,11 @@ import type { WorkspaceModels } from "../../auth/model-access.ts";
 import type { GatewayContext } from "../../context.ts";
 import { type ClientGone, clientGone, tapFirst } from "../../http/client-gone.ts";
 import { limitMessage } from "../../limits/key-limits.ts";
+import { BODY_LIMITS, type BodyBudget, callerOf, inferenceBody } from "../../limits/request-body.ts";
 import type { MachineFilter } from "../../machines/registry.ts";
 import { tokenUsage } from "../../metering/answer-usage.ts";
-import { CLIENT_LEFT, type Metering, type RequestMeter } from "../../metering/metering.ts";
+import { CLIENT_LEFT, type Metering, type RequestMeter, type TokenNeed } from "../../metering/metering.ts";
+import { estimateNeed } from "../../metering/token-estimate.ts";
 import { type AgentResponse, requestModel } from "../../router/request.ts";
 import type { Router } from "../../router/router.ts";
 import { deploymentSpec } from "../../scheduler/deployment-spec.ts";
@@ -71,6 +73,10 @@ export const ollamaRoutes: FastifyPluginAsync<
     replicas: ReplicaManager;
     models: WorkspaceModels;
     prePull: PrePullDeps;
+    /** Request bodies held at once, gateway-wide (limits/request-body.ts). */
+    bodyBudget: BodyBudget;
+    /** How long a client may leave its answer untaken before the generation is stopped (0: forever). */
+    clientStallMs: number;
   }
 > = async (app, ctx) => {
   app.setErrorHandler(ollamaErrorHandler);
@@ -87,7 +93,8 @@ export const ollamaRoutes: FastifyPluginAsync<
       done(badRequest("the request body is not valid JSON; send a JSON object"), undefined);
     }
   });
-  const post = { bodyLimit: 16 * 1024 * 1024 };
+  // The key is checked before the body is read; each route takes bodies of the size it needs.
+  const post = (limit: number) => inferenceBody(ctx.auth, ctx.bodyBudget, limit);
 
   app.get("/api/version", async () => ({ version: BETA9_VERSION }));
 
@@ -102,8 +109,8 @@ export const ollamaRoutes: FastifyPluginAsync<
     return { models: (await listed(caller)).filter((m) => m.machines.length > 0).map(psEntry) };
   });
 
-  app.post("/api/show", post, async (req) => {
-    const caller = await ctx.auth.authenticate(req, "inference");
+  app.post("/api/show", post(BODY_LIMITS.small), async (req) => {
+    const caller = callerOf(req);
     const asked = modelOf(asBody(req.body));
     const found = await find(caller, asked);
     const model = (await listed(caller)).find((m) => m.name === found.name);
@@ -111,18 +118,18 @@ export const ollamaRoutes: FastifyPluginAsync<
     return showAnswer(model);
   });
 
-  app.post("/api/chat", post, async (req, reply) => {
-    const caller = await ctx.auth.authenticate(req, "inference");
+  app.post("/api/chat", post(BODY_LIMITS.generation), async (req, reply) => {
+    const caller = callerOf(req);
     return generation(req, reply, caller, "chat", chatRequest(req.body));
   });
 
-  app.post("/api/generate", post, async (req, reply) => {
-    const caller = await ctx.auth.authenticate(req, "inference");
+  app.post("/api/generate", post(BODY_LIMITS.generation), async (req, reply) => {
+    const caller = callerOf(req);
     return generation(req, reply, caller, "generate", generateRequest(req.body));
   });
 
-  app.post("/api/embed", post, async (req, reply) => {
-    const caller = await ctx.auth.authenticate(req, "inference");
+  app.post("/api/embed", post(BODY_LIMITS.embeddings), async (req, reply) => {
+    const caller = callerOf(req);
     const e = embedRequest(req.body);
     const startedAt = performance.now();
     const list =
@@ -130,8 +137,8 @@ export const ollamaRoutes: FastifyPluginAsync<
     return list === undefined ? undefined : embedAnswer(e.model, list, performance.now() - startedAt);
   });
 
-  app.post("/api/embeddings", post, async (req, reply) => {
-    const caller = await ctx.auth.authenticate(req, "inference");
+  app.post("/api/embeddings", post(BODY_LIMITS.embeddings), async (req, reply) => {
+    const caller = callerOf(req);
     const e = embeddingsRequest(req.body);
     const list =
       e.inputs.length === 0 ? await nothingToEmbed(caller, e.model) : await embeddings(req, reply, caller, e);
@@ -143,8 +150,8 @@ export const ollamaRoutes: FastifyPluginAsync<
    * serve it; a name with no deployment is deployed from Ollama's registry (`ollama:NAME`) first, which
    * takes an admin key, and removed again if its pull fails.
    */
-  app.post("/api/pull", post, async (req, reply) => {
-    const caller = await ctx.auth.authenticate(req, "inference");
+  app.post("/api/pull", post(BODY_LIMITS.small), async (req, reply) => {
+    const caller = callerOf(req);
     const body = asBody(req.body);
     const asked = modelOf(body);
     const stream = streamOf(body);
@@ -233,10 +240,10 @@ export const ollamaRoutes: FastifyPluginAsync<
    * name a machine serves it by, when one does). A refused request is metered too, and answered 429
    * with Retry-After.
    */
-  function admit(caller: Caller, model: string): RequestMeter {
+  function admit(caller: Caller, model: string, need: TokenNeed): RequestMeter {
     const served = nameVariants(model).find((n) => ctx.registry.serving(n).length > 0) ?? model;
     const meter = ctx.metering.start(caller, served);
-    const admission = ctx.metering.admit(caller);
+    const admission = ctx.metering.admit(caller, meter, need);
     if (!admission.ok) {
       meter.finish(429);
       throw new OllamaError(429, limitMessage(admission), {
@@ -279,6 +286,7 @@ export const ollamaRoutes: FastifyPluginAsync<
       {
         allow: found.allow,
         onAttempt: (machineId) => {
+          meter.sent();
           ctx.replicas.touch(machineId, served);
           if (found.deployment) ctx.replicas.scaleUp(found.deployment, ctx.router.outstanding(machineId));
         },
@@ -302,6 +310,8 @@ export const ollamaRoutes: FastifyPluginAsync<
     if (res.status !== 200) {
       const text = await readAll(res, MAX_ERROR_BYTES).catch(() => "");
       const { message, code } = upstreamMessage(text, res.status);
+      // The engine refused it: nothing was generated or read.
+      meter.tokens(0, 0);
       if (res.status === 404 && code === "model_not_found") throw await notFound(caller, model);
       throw new OllamaError(res.status, message);
     }
@@ -321,10 +331,10 @@ export const ollamaRoutes: FastifyPluginAsync<
       await warm(await find(caller, up.model));
       return loadAnswer(kind, up.model, new Date().toISOString());
     }
-    const meter = admit(caller, up.model);
+    const meter = admit(caller, up.model, estimateNeed(up.body, up.path));
     // Machines stream every answer to the gateway (collected here when the client wants one object).
     meter.streamed();
-    return guarded(reply, meter, async (client, hold) => {
+    return guarded(reply, meter, ctx.clientStallMs, async (client, hold) => {
       const sentAt = performance.now();
       const res = hold(await ask(req, caller, up.model, up.path, up.body, client.signal, meter));
       const opts = { kind, model: up.model, startedAt, sentAt };
@@ -356,11 +366,10 @@ export const ollamaRoutes: FastifyPluginAsync<
     caller: Caller,
     e: EmbedRequest,
   ): Promise<unknown> {
-    const meter = admit(caller, e.model);
-    return guarded(reply, meter, async (client, hold) => {
-      const res = hold(
-        await ask(req, caller, e.model, "/v1/embeddings", embeddingsBody(e), client.signal, meter),
-      );
+    const body = embeddingsBody(e);
+    const meter = admit(caller, e.model, estimateNeed(body, "/v1/embeddings"));
+    return guarded(reply, meter, ctx.clientStallMs, async (client, hold) => {
+      const res = hold(await ask(req, caller, e.model, "/v1/embeddings", body, client.signal, meter));
       const text = await readAll(res, MAX_EMBEDDINGS_BYTES, () => meter.firstByte());
       let answer: unknown;
       try {
@@ -385,9 +394,10 @@ export const ollamaRoutes: FastifyPluginAsync<
 async function guarded<T>(
   reply: FastifyReply,
   meter: RequestMeter,
+  stallMs: number,
   run: (client: ClientGone, hold: (res: AgentResponse) => AgentResponse) => Promise<T>,
 ): Promise<T | undefined> {
-  const client = clientGone(reply);
+  const client = clientGone(reply, stallMs);
   let res: AgentResponse | undefined;
   try {
     return await run(client, (r) => {

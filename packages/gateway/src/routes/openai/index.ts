@@ -4,8 +4,10 @@ import type { FastifyPluginAsync, FastifyReply } from "fastify";
 import type { WorkspaceModels } from "../../auth/model-access.ts";
 import type { GatewayContext } from "../../context.ts";
 import { clientGone } from "../../http/client-gone.ts";
-import { limitMessage } from "../../limits/key-limits.ts";
+import { limitCode, limitMessage } from "../../limits/key-limits.ts";
+import { BODY_LIMITS, type BodyBudget, callerOf, inferenceBody } from "../../limits/request-body.ts";
 import { CLIENT_LEFT, type Metering } from "../../metering/metering.ts";
+import { estimateNeed } from "../../metering/token-estimate.ts";
 import { requestModel } from "../../router/request.ts";
 import type { Router } from "../../router/router.ts";
 import { RecentDeployments } from "../../scheduler/recent-deployments.ts";
@@ -25,6 +27,10 @@ export interface InferenceRouteContext extends GatewayContext {
   models: WorkspaceModels;
   /** The caller's workspace's deployment of that model, if there is one. */
   deployments: (workspaceId: string, model: string) => Promise<DeploymentSpec | undefined>;
+  /** Request bodies held at once, gateway-wide (limits/request-body.ts). */
+  bodyBudget: BodyBudget;
+  /** How long a client may leave its answer untaken before the generation is stopped (0: forever). */
+  clientStallMs: number;
 }
 
 export const openaiRoutes: FastifyPluginAsync<InferenceRouteContext> = async (app, ctx) => {
@@ -43,8 +49,9 @@ export const openaiRoutes: FastifyPluginAsync<InferenceRouteContext> = async (ap
   });
 
   for (const path of ["/v1/chat/completions", "/v1/completions", "/v1/embeddings"]) {
-    app.post(path, { bodyLimit: 16 * 1024 * 1024 }, async (req, reply) => {
-      const caller = await ctx.auth.authenticate(req, "inference");
+    const limit = path === "/v1/embeddings" ? BODY_LIMITS.embeddings : BODY_LIMITS.generation;
+    app.post(path, inferenceBody(ctx.auth, ctx.bodyBudget, limit), async (req, reply) => {
+      const caller = callerOf(req);
       const body = req.body as Record<string, unknown> | undefined;
       if (!body || typeof body !== "object" || Array.isArray(body)) {
         return openaiError(
@@ -63,11 +70,11 @@ export const openaiRoutes: FastifyPluginAsync<InferenceRouteContext> = async (ap
       // The meter records the request's usage and its metrics, whatever way it ends.
       const meter = ctx.metering.start(caller, model);
 
-      const admission = ctx.metering.admit(caller);
+      const admission = ctx.metering.admit(caller, meter, estimateNeed(body, path));
       if (!admission.ok) {
         meter.finish(429);
         reply.header("retry-after", String(admission.retryAfterS));
-        return openaiError(reply, 429, "rate_limit_error", "rate_limited", limitMessage(admission));
+        return openaiError(reply, 429, "rate_limit_error", limitCode(admission), limitMessage(admission));
       }
 
       // Scale from zero: a deployed model with no replica now is loaded first (bounded wait). With one
@@ -106,7 +113,7 @@ export const openaiRoutes: FastifyPluginAsync<InferenceRouteContext> = async (ap
         ? { ...body, model, stream_options: { ...options, include_usage: true } }
         : { ...body, model };
 
-      const client = clientGone(reply);
+      const client = clientGone(reply, ctx.clientStallMs);
       try {
         const result = await requestModel(
           ctx.router,
@@ -121,6 +128,7 @@ export const openaiRoutes: FastifyPluginAsync<InferenceRouteContext> = async (ap
           {
             allow,
             onAttempt: (machineId) => {
+              meter.sent();
               ctx.replicas.touch(machineId, model);
               if (deployment) ctx.replicas.scaleUp(deployment, ctx.router.outstanding(machineId));
             },

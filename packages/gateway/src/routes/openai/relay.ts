@@ -92,7 +92,8 @@ export async function relayBytes(raw: ServerResponse, res: AgentResponse, o: Rel
     raw.destroy(failure);
     return;
   }
-  const usage = res.status === 200 ? tap.usage() : undefined;
+  // A refusal by the engine used nothing; an answer, what its usage says.
+  const usage = res.status === 200 ? tap.usage() : { prompt_tokens: 0, completion_tokens: 0 };
   o.meter.tokens(usage?.prompt_tokens, usage?.completion_tokens);
   o.meter.finish(res.status);
   await o.meter.written();

@@ -1,0 +1,108 @@
+import { Beta9Error } from "@beta9/protocol";
+import type {
+  FastifyReply,
+  FastifyRequest,
+  onRequestAsyncHookHandler,
+  preParsingAsyncHookHandler,
+} from "fastify";
+import type { ApiKeyAuth, Caller } from "../auth/api-keys.ts";
+
+const MIB = 1024 * 1024;
+
+/**
+ * Largest bodies per inference route. A chat or generate request of a 128k-token context is about
+ * 512 KiB of text; images ride in it base64 (a few MiB), hence 4 MiB. Embeddings batches take many
+ * inputs at once (a thousand 2 KiB passages), hence 8 MiB. Model names and pulls are small.
+ */
+export const BODY_LIMITS = {
+  generation: 4 * MIB,
+  embeddings: 8 * MIB,
+  small: 64 * 1024,
+} as const;
+
+/** Request bodies all inference routes together may hold at once, by default. */
+export const DEFAULT_BODY_BUDGET = 256 * MIB;
+
+/**
+ * The bytes of request bodies held in memory at once, gateway-wide: each request takes its declared
+ * size (or its route's limit, when it does not declare one) before its body is read, and gives it
+ * back when its answer ends. Over the budget a request is refused with 503 before its body is read.
+ */
+export class BodyBudget {
+  readonly bytes: number;
+  #held = 0;
+
+  constructor(bytes = DEFAULT_BODY_BUDGET) {
+    this.bytes = bytes;
+  }
+
+  get held(): number {
+    return this.#held;
+  }
+
+  take(n: number): boolean {
+    if (this.#held + n > this.bytes) return false;
+    this.#held += n;
+    return true;
+  }
+
+  give(n: number): void {
+    this.#held = Math.max(0, this.#held - n);
+  }
+}
+
+/** Each request's caller, known before its body is read. */
+const callers = new WeakMap<FastifyRequest, Caller>();
+
+/**
+ * The caller `inferenceBody`'s hook authenticated (the route's handler runs only after it did).
+ * Throws when the route was registered without that hook: a programming error, not the client's.
+ */
+export function callerOf(req: FastifyRequest): Caller {
+  const caller = callers.get(req);
+  if (!caller) throw new Error(`${req.url} was registered without inferenceBody()`);
+  return caller;
+}
+
+/**
+ * Route options for an inference route with a body: the key is checked before a byte of the body
+ * is read (a request without one is refused while it is still sending, and its connection closed),
+ * the body is bounded by `limit`, and it must fit the gateway's `budget`.
+ */
+export function inferenceBody(
+  auth: Pick<ApiKeyAuth, "authenticate">,
+  budget: BodyBudget,
+  limit: number,
+): { bodyLimit: number; onRequest: onRequestAsyncHookHandler; preParsing: preParsingAsyncHookHandler } {
+  return {
+    bodyLimit: limit,
+    onRequest: async (req, reply) => {
+      try {
+        callers.set(req, await auth.authenticate(req, "inference"));
+      } catch (err) {
+        // The body still on its way is not read: the connection ends with the answer.
+        closeUnread(req, reply);
+        throw err;
+      }
+    },
+    preParsing: async (req, reply, payload) => {
+      const declared = Number(req.headers["content-length"]);
+      const size = Number.isFinite(declared) && declared >= 0 ? Math.min(declared, limit) : limit;
+      if (!budget.take(size)) {
+        closeUnread(req, reply);
+        void reply.header("retry-after", "2");
+        throw new Beta9Error(
+          "unavailable",
+          "this gateway holds as many request bodies as it may at once; retry in a few seconds",
+        );
+      }
+      reply.raw.once("close", () => budget.give(size));
+      return payload;
+    },
+  };
+}
+
+function closeUnread(req: FastifyRequest, reply: FastifyReply): void {
+  const hasBody = req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"]) > 0;
+  if (hasBody && req.raw.httpVersionMajor < 2) void reply.header("connection", "close");
+}
