@@ -126,7 +126,10 @@ export async function buildGateway(
     { keyConcurrency: config.keyConcurrency },
   );
   // Inference routes: bodies held at once, and how long a client may leave its answer untaken.
-  const inference = { bodyBudget: new BodyBudget(), clientStallMs: config.clientStallTimeoutMs };
+  const inference = {
+    bodyBudget: new BodyBudget(config.inferenceBodyBudget),
+    clientStallMs: config.clientStallTimeoutMs,
+  };
   const models = new WorkspaceModels(store, registry);
   // Keys whose buckets are full again are forgotten; the map holds only keys spending their limits.
   const pruneLimits = setInterval(() => limits.prune(), 60_000);

@@ -30,6 +30,8 @@ export interface GatewayConfig {
   clientStallTimeoutMs: number;
   /** Requests one API key may have under way at once (null: no bound). */
   keyConcurrency: number | null;
+  /** Bytes of inference request bodies held at once, gateway-wide (over it: 503). */
+  inferenceBodyBudget: number;
   /** Also serve /metrics without a key on this address (e.g. 127.0.0.1:9464), for a local scraper. */
   metricsListen?: { host: string; port: number } | undefined;
 }
@@ -51,6 +53,7 @@ export function gatewayConfig(over: Partial<GatewayConfig> = {}): GatewayConfig 
     trustedProxies: [],
     clientStallTimeoutMs: 10_000,
     keyConcurrency: 32,
+    inferenceBodyBudget: 256 * 1024 * 1024,
     ...over,
   };
 }

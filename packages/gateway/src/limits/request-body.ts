@@ -20,9 +20,6 @@ export const BODY_LIMITS = {
   small: 64 * 1024,
 } as const;
 
-/** Request bodies all inference routes together may hold at once, by default. */
-export const DEFAULT_BODY_BUDGET = 256 * MIB;
-
 /**
  * The bytes of request bodies held in memory at once, gateway-wide: each request takes its declared
  * size (or its route's limit, when it does not declare one) before its body is read, and gives it
@@ -32,7 +29,7 @@ export class BodyBudget {
   readonly bytes: number;
   #held = 0;
 
-  constructor(bytes = DEFAULT_BODY_BUDGET) {
+  constructor(bytes: number) {
     this.bytes = bytes;
   }
 
