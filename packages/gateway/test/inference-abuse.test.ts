@@ -75,13 +75,28 @@ describe("token limits (finding 9)", () => {
       let chunks = 0;
       for await (const _ of stream) if (++chunks === 2) break;
     }
-    await waitFor(async () => (await usageOf(leaver.id))?.requests === 4, {
-      what: "the four abandoned requests to be metered",
+    // An Ollama stream abandoned after its first two lines.
+    const res = await fetch(`${gw.url}/api/chat`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${leaver.key}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "smollm2", messages: longPrompt, options: { num_predict: 300 } }),
+    });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    let lines = 0;
+    while (lines < 2) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      lines += Buffer.from(value).toString().split("\n").length - 1;
+    }
+    await reader.cancel();
+    await waitFor(async () => (await usageOf(leaver.id))?.requests === 5, {
+      what: "the five abandoned requests to be metered",
     });
     const used = await usageOf(leaver.id);
-    expect(used.errors).toBe(4);
+    expect(used.errors).toBe(5);
     // Each one's prompt (about 600 tokens) counts, though no answer said its usage.
-    expect(used.prompt_tokens).toBeGreaterThan(4 * 400);
+    expect(used.prompt_tokens).toBeGreaterThan(5 * 400);
   });
 
   it("lets requests sent at once see each other's reservations: one of eight passes tpm 100", async () => {
