@@ -3,6 +3,7 @@ import { createReadStream } from "node:fs";
 import { basename } from "node:path";
 import { Readable } from "node:stream";
 import type { Hardware } from "@beta9/protocol";
+import { fetch, type Response } from "undici";
 import {
   type Accelerator,
   type Engine,
@@ -124,7 +125,7 @@ export function parsePullLine(line: string): OllamaPullProgress | { error: strin
   return progress;
 }
 
-async function* ndjsonLines(body: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+async function* ndjsonLines(body: AsyncIterable<Uint8Array>): AsyncGenerator<string> {
   const decoder = new TextDecoder();
   let pending = "";
   for await (const chunk of body) {
@@ -393,13 +394,19 @@ export class OllamaEngine implements Engine {
         body: Readable.toWeb(createReadStream(path)) as ReadableStream<Uint8Array>,
         duplex: "half",
         ...(signal === undefined ? {} : { signal }),
-      } as RequestInit);
+      }).catch((error: unknown) => {
+        if (signal?.aborted) throw error;
+        throw new EngineStartError(this.name, `could not send the model file to Ollama at ${url}`);
+      });
       if (!upload.ok) {
+        const text = await upload.text().catch(() => "");
         throw new EngineStartError(
           this.name,
-          `Ollama refused the model file (HTTP ${upload.status}): ${await upload.text()}`,
+          `Ollama refused the model file (HTTP ${upload.status}): ${text.slice(0, 300)}`,
         );
       }
+      // Nothing to read in a success; let the connection go rather than hold a body nobody reads.
+      await upload.body?.cancel().catch(() => {});
     }
     const name = ollamaNameFor(model);
     const created = await httpRequest(`${url}/api/create`, {
