@@ -394,12 +394,31 @@ export function builtinEnginePort(agentPid: number): number {
   throw new Error("the agent's builtin engine is not running");
 }
 
+/**
+ * The key the builtin engine listening on `port` takes requests with, read from its environment the
+ * way a process of the same user can (/proc/PID/environ is readable by that user and root only).
+ */
+export function builtinEngineKey(port: number): string {
+  const out = execFileSync("ps", ["-eo", "pid=,args="], { encoding: "utf8" });
+  for (const line of out.trim().split("\n")) {
+    const [pid, ...args] = line.trim().split(/\s+/);
+    const cmd = args.join(" ");
+    if (!cmd.includes("engines/builtin/main.ts") || !cmd.includes(`--port ${port} `)) continue;
+    const env = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+    const key = env.find((e) => e.startsWith("BETA9_ENGINE_API_KEY="));
+    if (key) return key.slice("BETA9_ENGINE_API_KEY=".length);
+  }
+  throw new Error(`no builtin engine with a key listens on port ${port}`);
+}
+
 /** The builtin engine's own counters for one model (requests in flight, generations cancelled). */
 export async function builtinEngineModel(
   port: number,
   name: string,
 ): Promise<{ active: number; cancelled: number }> {
-  const res = await fetch(`http://127.0.0.1:${port}/admin/models`);
+  const res = await fetch(`http://127.0.0.1:${port}/admin/models`, {
+    headers: { authorization: `Bearer ${builtinEngineKey(port)}` },
+  });
   const { models } = (await res.json()) as { models: { name: string; active: number; cancelled: number }[] };
   const model = models.find((m) => m.name === name);
   if (!model) throw new Error(`the builtin engine does not serve ${name}`);

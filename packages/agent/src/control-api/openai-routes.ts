@@ -41,7 +41,11 @@ export const openaiRoutes: FastifyPluginAsync<{ inference: InferenceManager }> =
       await proxyRequest(reply, {
         url: `${served.endpoint}${path}`,
         body: JSON.stringify({ ...body, model: served.upstreamModel }),
-        headers: { "content-type": "application/json", accept: String(req.headers.accept ?? "*/*") },
+        headers: {
+          "content-type": "application/json",
+          accept: String(req.headers.accept ?? "*/*"),
+          ...served.authHeaders(),
+        },
       });
     });
   }

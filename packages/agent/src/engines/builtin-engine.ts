@@ -6,11 +6,13 @@ import {
   type EngineDetection,
   EngineStartError,
   type ServedModel,
+  type ServingCheck,
   type ServingState,
   type StartOptions,
 } from "./engine.ts";
+import { ENGINE_KEY_ENV, EngineKey } from "./engine-key.ts";
 import { machineAccelerators, threadCount } from "./hardware-facts.ts";
-import { httpRequest, parseJson } from "./http.ts";
+import { httpRequest, openAiModelIds, parseJson } from "./http.ts";
 import type { PidfileRegistry } from "./pidfiles.ts";
 import { freeLoopbackPort, LOOPBACK } from "./ports.ts";
 import { Supervisor } from "./supervisor.ts";
@@ -35,7 +37,7 @@ export interface BuiltinEngineOptions {
 }
 
 type Launch = Pick<StartOptions, "hardware" | "onLog" | "signal">;
-type Proc = { supervisor: Supervisor; endpoint: string };
+type Proc = { supervisor: Supervisor; endpoint: string; key: EngineKey };
 
 /**
  * The engine that needs no install: one child process on node-llama-cpp (engines/builtin/main.ts)
@@ -75,6 +77,7 @@ export class BuiltinEngine implements Engine {
     }
     const proc = await this.#ensureProcess(options);
     const res = await httpRequest(`${proc.endpoint}/admin/models`, {
+      headers: proc.key.headers(),
       body: {
         name: model.name,
         path: model.path,
@@ -121,6 +124,7 @@ export class BuiltinEngine implements Engine {
   async #launch(options: Launch): Promise<Proc> {
     const port = await freeLoopbackPort();
     const endpoint = `http://${LOOPBACK}:${port}`;
+    const key = new EngineKey();
     // One core fewer than the machine has: llama.cpp's threads spin-wait, and competing with the
     // engine's own Node thread for the last core cut generation speed several-fold (measured on 2 cores).
     const threads = Math.max(1, threadCount(options.hardware) - 1);
@@ -137,9 +141,11 @@ export class BuiltinEngine implements Engine {
         NODE_LLAMA_CPP_LOG_LEVEL: "warn",
         // The agent's compile cache (bin/b9agent.js): a cold start's engine boots in about half the time.
         NODE_COMPILE_CACHE: module.getCompileCacheDir?.(),
+        [ENGINE_KEY_ENV]: key.reveal(),
       },
       probe: async (signal) =>
-        (await httpRequest(`${endpoint}/health`, { signal, timeoutMs: 2_000 }))?.status === 200
+        (await httpRequest(`${endpoint}/health`, { headers: key.headers(), signal, timeoutMs: 2_000 }))
+          ?.status === 200
           ? "ready"
           : "down",
       onLog: options.onLog,
@@ -155,7 +161,7 @@ export class BuiltinEngine implements Engine {
     } finally {
       this.#launching = undefined;
     }
-    this.#proc = { supervisor, endpoint };
+    this.#proc = { supervisor, endpoint, key };
     this.#models.clear();
     return this.#proc;
   }
@@ -167,6 +173,7 @@ export class BuiltinEngine implements Engine {
     if (proc.supervisor.state() === "ready") {
       await httpRequest(`${proc.endpoint}/admin/models/${encodeURIComponent(name)}`, {
         method: "DELETE",
+        headers: proc.key.headers(),
         timeoutMs: 30_000,
       });
     }
@@ -220,7 +227,33 @@ class BuiltinServedModel implements ServedModel {
 
   async health(signal?: AbortSignal): Promise<boolean> {
     if (this.state() !== "ready") return false;
-    return (await httpRequest(`${this.endpoint}/health`, { signal, timeoutMs: 2_000 }))?.status === 200;
+    return (
+      (
+        await httpRequest(`${this.endpoint}/health`, {
+          headers: this.authHeaders(),
+          signal,
+          timeoutMs: 2_000,
+        })
+      )?.status === 200
+    );
+  }
+
+  /** The engine serves several models: one can be gone while the process runs (unloaded, or a failed reload). */
+  async check(signal?: AbortSignal): Promise<ServingCheck> {
+    if (this.state() !== "ready") return "unknown";
+    const answer = await httpRequest(`${this.endpoint}/v1/models`, {
+      headers: this.authHeaders(),
+      signal,
+      timeoutMs: 5_000,
+    });
+    const list = answer?.status === 200 ? parseJson(answer.text) : undefined;
+    // Only a well-formed list that lacks the model says it is gone; anything else says nothing.
+    if (!Array.isArray((list as { data?: unknown } | undefined)?.data)) return "unknown";
+    return openAiModelIds(list).includes(this.upstreamModel) ? "serving" : "lost";
+  }
+
+  authHeaders(): Record<string, string> {
+    return this.#proc.key.headers();
   }
 
   async stop(): Promise<void> {

@@ -14,7 +14,7 @@ import { tensorParallelSize } from "./hardware-facts.ts";
 import { buildLlamaServerArgs } from "./llamacpp.ts";
 import { buildMlxArgs } from "./mlx.ts";
 import { buildOllamaServe } from "./ollama.ts";
-import { buildSglangArgs } from "./sglang.ts";
+import { buildSglangArgs, SGLANG_LAUNCHER } from "./sglang.ts";
 import { buildVllmArgs } from "./vllm.ts";
 
 const gguf: ModelSpec = {
@@ -136,10 +136,15 @@ describe("vllm serve command line", () => {
 });
 
 describe("sglang launch_server command line", () => {
+  it("runs sglang.launch_server through a launcher that adds the key from the environment", () => {
+    expect(SGLANG_LAUNCHER).toContain('os.environ.pop("BETA9_ENGINE_API_KEY", None)');
+    expect(SGLANG_LAUNCHER).toContain('runpy.run_module("sglang.launch_server", run_name="__main__"');
+  });
+
   it("one GPU", () => {
     expect(buildSglangArgs({ modelPath: qwen.path!, model: qwen, hardware: oneH100, port: 43001 })).toEqual([
-      "-m",
-      "sglang.launch_server",
+      "-c",
+      SGLANG_LAUNCHER,
       "--model-path",
       "/models/Qwen2.5-7B-Instruct",
       "--host",
@@ -162,8 +167,8 @@ describe("sglang launch_server command line", () => {
         port: 43002,
       }),
     ).toEqual([
-      "-m",
-      "sglang.launch_server",
+      "-c",
+      SGLANG_LAUNCHER,
       "--model-path",
       "/models/Qwen2.5-7B-Instruct",
       "--host",

@@ -2,8 +2,9 @@ import type { Hardware } from "@beta9/protocol";
 
 /*
  * One interface for every engine the agent can run: the builtin engine (node-llama-cpp in a child
- * process), Ollama, llama.cpp's llama-server, vLLM, SGLang and MLX. Engines listen on 127.0.0.1 only;
- * the agent is the only thing that talks to them, always in the OpenAI-compatible dialect.
+ * process), Ollama, llama.cpp's llama-server, vLLM, SGLang and MLX. Engines listen on 127.0.0.1 only
+ * and, where they can, accept only a key made for each start (engine-key.ts); the agent talks to them
+ * in the OpenAI-compatible dialect.
  */
 
 export type EngineName = "builtin" | "ollama" | "llamacpp" | "vllm" | "sglang" | "mlx";
@@ -40,6 +41,9 @@ export interface ModelSpec {
 
 export type ServingState = "starting" | "ready" | "error" | "stopped";
 
+/** What asking the engine found: it serves the model, it answered without it, or no clear answer. */
+export type ServingCheck = "serving" | "lost" | "unknown";
+
 /** One model being served by one engine, reachable at a loopback endpoint. */
 export interface ServedModel {
   readonly engine: EngineName;
@@ -52,6 +56,10 @@ export interface ServedModel {
   /** Last lines the engine wrote to stderr, for errors and the agent's log. */
   stderrTail(): string;
   health(signal?: AbortSignal): Promise<boolean>;
+  /** Whether the engine still serves the model; "lost" only when the engine answered without it. */
+  check(signal?: AbortSignal): Promise<ServingCheck>;
+  /** Headers that authenticate the agent to the engine (its per-start key); empty for one without auth (Ollama). */
+  authHeaders(): Record<string, string>;
   /** Stop serving: unload from a shared engine, or stop the engine's process (graceful, then kill). */
   stop(): Promise<void>;
 }

@@ -15,6 +15,7 @@ import {
  */
 
 const FORMATS: ModelFormat[] = ["gguf"];
+export const LLAMA_KEY_ENV = "LLAMA_API_KEY";
 
 export interface LlamaCppOptions extends ExternalEngineOptions {
   /** Requests decoded at once (--parallel); llama-server's default when absent. */
@@ -81,6 +82,8 @@ export class LlamaCppEngine extends OneProcessPerModelEngine<LlamaCppOptions> {
   start(options: StartOptions): Promise<ServedModel> {
     return this.launch(options, {
       missing: "llama-server is not installed here; install llama.cpp or use the builtin engine",
+      // llama-server reads --api-key from LLAMA_API_KEY: the key stays off its command line.
+      keyEnv: LLAMA_KEY_ENV,
       args: (input) =>
         buildLlamaServerArgs({
           ...input,

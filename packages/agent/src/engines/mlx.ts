@@ -12,7 +12,8 @@ import {
 
 /*
  * Apple's MLX (`mlx_lm.server`) for MLX-format models on Apple Silicon. It loads the model given
- * by --model before it listens, and serves it under the name "default_model".
+ * by --model before it listens, and serves it under the name "default_model". It has no
+ * authentication of any kind: it listens on 127.0.0.1 only, where local users can still reach it.
  */
 
 const FORMATS: ModelFormat[] = ["mlx"];

@@ -12,6 +12,7 @@ import {
   type ModelFormat,
   type ModelSpec,
   type ServedModel,
+  type ServingCheck,
   type ServingState,
   type StartOptions,
 } from "./engine.ts";
@@ -32,7 +33,8 @@ import type { Supervisor } from "./supervisor.ts";
  * Ollama as an engine. An Ollama the owner already runs on 127.0.0.1:11434 is reused (its models
  * stay where they are); otherwise the agent starts `ollama serve` on a free loopback port of its
  * own. Models are pulled with /api/pull, loaded with an empty /api/generate, served through
- * Ollama's OpenAI-compatible /v1 under their Ollama names, and unloaded with keep_alive 0.
+ * Ollama's OpenAI-compatible /v1 under their Ollama names, and unloaded with keep_alive 0. Ollama's
+ * server has no authentication: it stays on 127.0.0.1, where local users can still reach it.
  */
 
 const FORMATS: ModelFormat[] = ["ollama", "gguf"];
@@ -187,9 +189,20 @@ class OllamaServedModel implements ServedModel {
   }
 
   async health(signal?: AbortSignal): Promise<boolean> {
-    if (this.state() !== "ready") return false;
+    return (await this.check(signal)) === "serving";
+  }
+
+  /** Ollama loads a model it has on disk by itself; one gone from /api/tags (`ollama rm`) is lost. */
+  async check(signal?: AbortSignal): Promise<ServingCheck> {
+    if (this.state() !== "ready") return "unknown";
     const tags = await httpRequest(`${this.endpoint}/api/tags`, { signal });
-    return tags?.status === 200 && hasOllamaModel(ollamaModelNames(parseJson(tags.text)), this.upstreamModel);
+    const body = tags?.status === 200 ? parseJson(tags.text) : undefined;
+    if (!Array.isArray((body as { models?: unknown } | undefined)?.models)) return "unknown";
+    return hasOllamaModel(ollamaModelNames(body), this.upstreamModel) ? "serving" : "lost";
+  }
+
+  authHeaders(): Record<string, string> {
+    return {};
   }
 
   async stop(): Promise<void> {

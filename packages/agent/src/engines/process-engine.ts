@@ -10,6 +10,7 @@ import {
   type ServedModel,
   type StartOptions,
 } from "./engine.ts";
+import { EngineKey } from "./engine-key.ts";
 import { engineEnv, findExecutable } from "./executables.ts";
 import { servingGpuAccelerator } from "./hardware-facts.ts";
 import { httpRequest, openAiModelIds, parseJson } from "./http.ts";
@@ -91,16 +92,21 @@ export function weightsPath(engine: EngineName, model: ModelSpec, formats: reado
 export async function healthReadiness(
   endpoint: string,
   signal: AbortSignal,
+  headers?: Record<string, string>,
 ): Promise<"ready" | "loading" | "down"> {
-  const answer = await httpRequest(`${endpoint}/health`, { signal });
+  const answer = await httpRequest(`${endpoint}/health`, { headers, signal });
   if (answer === null) return "down";
   if (answer.status === 200) return "ready";
   if (answer.status === 503) return "loading";
   return "down";
 }
 
-export async function healthOk(endpoint: string, signal?: AbortSignal): Promise<boolean> {
-  const answer = await httpRequest(`${endpoint}/health`, { signal });
+export async function healthOk(
+  endpoint: string,
+  signal?: AbortSignal,
+  headers?: Record<string, string>,
+): Promise<boolean> {
+  const answer = await httpRequest(`${endpoint}/health`, { headers, signal });
   return answer?.status === 200;
 }
 
@@ -112,8 +118,9 @@ export async function confirmedModelName(
   endpoint: string,
   expected: string,
   signal?: AbortSignal,
+  headers?: Record<string, string>,
 ): Promise<string> {
-  const answer = await httpRequest(`${endpoint}/v1/models`, { signal });
+  const answer = await httpRequest(`${endpoint}/v1/models`, { headers, signal });
   if (answer === null || answer.status !== 200) return expected;
   const ids = openAiModelIds(parseJson(answer.text));
   return ids.length === 0 || ids.includes(expected) ? expected : (ids[0] ?? expected);
@@ -137,6 +144,8 @@ export interface EngineProcessSpec {
   /** The arguments, and environment beyond the owner's, for the loopback port the engine listens on. */
   command: (port: number) => { args: string[]; env?: Record<string, string | undefined> | undefined };
   probe: (endpoint: string) => ReadinessProbe;
+  /** The engine's key, masked in what it prints. */
+  key?: EngineKey | undefined;
   isProgress?: ((line: string) => boolean) | undefined;
   probeTimeoutMs?: number | undefined;
   onLog?: ((line: string) => void) | undefined;
@@ -160,6 +169,7 @@ export async function startEngineProcess(
     probe: spec.probe(endpoint),
     isProgress: spec.isProgress,
     onLog: spec.onLog,
+    redact: spec.key === undefined ? undefined : (line) => spec.key?.redact(line) ?? line,
     probeTimeoutMs: spec.probeTimeoutMs,
     ...supervisorSettings(spec.options),
   });
@@ -177,7 +187,12 @@ export interface ProcessLaunch
   /** Name the engine serves the model under (its alias / served-model-name). */
   servedName: string;
   /** How to tell it is ready; default: its GET /health. */
-  probe?: ((endpoint: string) => ReadinessProbe) | undefined;
+  probe?: ((endpoint: string, headers: Record<string, string>) => ReadinessProbe) | undefined;
+  /**
+   * The environment variable the engine reads its API key from (a new key each start); without one
+   * the engine takes requests from any local user (MLX's server has no authentication).
+   */
+  keyEnv?: string | undefined;
   env?: Record<string, string | undefined> | undefined;
   /** Check the served name against /v1/models (not for MLX, whose list names files, not the alias). */
   confirmName?: boolean | undefined;
@@ -188,13 +203,20 @@ export async function launchProcessEngine(
   launch: ProcessLaunch,
   track: Set<ProcessServedModel>,
 ): Promise<ProcessServedModel> {
+  const key = launch.keyEnv === undefined ? undefined : new EngineKey();
+  const headers = key?.headers() ?? {};
   const { endpoint, supervisor } = await startEngineProcess({
     engine: launch.engine,
     options: launch.options,
     program: launch.program,
     missing: launch.missing,
-    command: (port) => ({ args: launch.args(port), env: launch.env }),
-    probe: (endpoint) => launch.probe?.(endpoint) ?? ((signal) => healthReadiness(endpoint, signal)),
+    command: (port) => ({
+      args: launch.args(port),
+      env: { ...launch.env, ...(key && launch.keyEnv ? { [launch.keyEnv]: key.reveal() } : {}) },
+    }),
+    probe: (endpoint) =>
+      launch.probe?.(endpoint, headers) ?? ((signal) => healthReadiness(endpoint, signal, headers)),
+    key,
     isProgress: launch.isProgress,
     probeTimeoutMs: launch.probeTimeoutMs,
     onLog: launch.start.onLog,
@@ -203,14 +225,15 @@ export async function launchProcessEngine(
   const upstreamModel =
     launch.confirmName === false
       ? launch.servedName
-      : await confirmedModelName(endpoint, launch.servedName, launch.start.signal);
+      : await confirmedModelName(endpoint, launch.servedName, launch.start.signal, headers);
   const served: ProcessServedModel = new ProcessServedModel({
     engine: launch.engine,
     model: launch.start.model,
     endpoint,
     upstreamModel,
     supervisor,
-    health: (signal) => healthOk(endpoint, signal),
+    headers,
+    health: (signal) => healthOk(endpoint, signal, headers),
     onStop: () => track.delete(served),
   });
   track.add(served);

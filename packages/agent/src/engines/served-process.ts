@@ -1,4 +1,4 @@
-import type { EngineName, ModelSpec, ServedModel, ServingState } from "./engine.ts";
+import type { EngineName, ModelSpec, ServedModel, ServingCheck, ServingState } from "./engine.ts";
 import type { Supervisor } from "./supervisor.ts";
 
 export interface ProcessServedModelInit {
@@ -7,6 +7,8 @@ export interface ProcessServedModelInit {
   endpoint: string;
   upstreamModel: string;
   supervisor: Supervisor;
+  /** What authenticates the agent to this engine (its key); empty when it has no authentication. */
+  headers?: Record<string, string> | undefined;
   health: (signal?: AbortSignal) => Promise<boolean>;
   onStop?: () => void;
 }
@@ -18,6 +20,7 @@ export class ProcessServedModel implements ServedModel {
   readonly endpoint: string;
   readonly upstreamModel: string;
   readonly supervisor: Supervisor;
+  readonly #headers: Record<string, string>;
   readonly #health: (signal?: AbortSignal) => Promise<boolean>;
   readonly #onStop: (() => void) | undefined;
 
@@ -27,6 +30,7 @@ export class ProcessServedModel implements ServedModel {
     this.endpoint = init.endpoint;
     this.upstreamModel = init.upstreamModel;
     this.supervisor = init.supervisor;
+    this.#headers = init.headers ?? {};
     this.#health = init.health;
     this.#onStop = init.onStop;
   }
@@ -62,6 +66,15 @@ export class ProcessServedModel implements ServedModel {
     } catch {
       return false;
     }
+  }
+
+  /** One model per process: it is lost only with the process, which the supervisor reports as "error". */
+  async check(signal?: AbortSignal): Promise<ServingCheck> {
+    return (await this.health(signal)) ? "serving" : "unknown";
+  }
+
+  authHeaders(): Record<string, string> {
+    return { ...this.#headers };
   }
 
   /** Starts the same engine again, on the same port, after it crashed or was stopped. */

@@ -1,5 +1,6 @@
 import type { Hardware } from "@beta9/protocol";
 import type { EngineDetection, ModelFormat, ServedModel, StartOptions } from "./engine.ts";
+import { ENGINE_KEY_ENV } from "./engine-key.ts";
 import { pythonPackageVersion } from "./executables.ts";
 import { servingGpuCount, tensorParallelSize } from "./hardware-facts.ts";
 import { httpRequest, parseJson } from "./http.ts";
@@ -23,11 +24,21 @@ export type SglangOptions = ExternalEngineOptions;
 
 export type SglangArgsInput = ServerArgsInput;
 
+/**
+ * SGLang takes its key only as --api-key, which /proc would show every local user: this launcher
+ * moves it from the environment into sys.argv inside the interpreter, then runs sglang.launch_server.
+ */
+export const SGLANG_LAUNCHER = `import os, runpy, sys
+key = os.environ.pop("${ENGINE_KEY_ENV}", None)
+if key:
+    sys.argv += ["--api-key", key]
+runpy.run_module("sglang.launch_server", run_name="__main__", alter_sys=True)`;
+
 /** The command line after the Python interpreter. */
 export function buildSglangArgs(input: SglangArgsInput): string[] {
   const args = [
-    "-m",
-    "sglang.launch_server",
+    "-c",
+    SGLANG_LAUNCHER,
     "--model-path",
     input.modelPath,
     "--host",
@@ -78,9 +89,13 @@ export class SglangEngine extends OneProcessPerModelEngine<SglangOptions> {
       isProgress: isLoadingProgress,
       // /health makes the model generate one token and may take a while under load.
       probeTimeoutMs: 30_000,
+      keyEnv: ENGINE_KEY_ENV,
       args: buildSglangArgs,
     });
-    const answer = await httpRequest(`${served.endpoint}/get_model_info`, { signal: options.signal });
+    const answer = await httpRequest(`${served.endpoint}/get_model_info`, {
+      headers: served.authHeaders(),
+      signal: options.signal,
+    });
     const info = answer?.status === 200 ? parseSglangModelInfo(parseJson(answer.text)) : null;
     if (info !== null && !info.isGeneration) {
       options.onLog?.(`sglang: ${info.modelPath} is an embedding model; chat and completions will fail`);

@@ -32,6 +32,8 @@ export interface SupervisorOptions {
   isReadyHint?: ((line: string) => boolean) | undefined;
   /** Every line the engine prints, stdout and stderr. */
   onLog?: ((line: string) => void) | undefined;
+  /** Masks what must not reach a log or an error (the engine's key) in each line, before anything keeps it. */
+  redact?: ((line: string) => string) | undefined;
   onStateChange?: ((state: SupervisorState, error?: Error) => void) | undefined;
   /** Give up when nothing showed progress for this long (default 2 min). */
   startTimeoutMs?: number | undefined;
@@ -263,7 +265,8 @@ export class Supervisor {
         ),
       );
     });
-    const onLine = (line: string, isStderr: boolean) => {
+    const onLine = (raw: string, isStderr: boolean) => {
+      const line = o.redact ? o.redact(raw) : raw;
       if (isStderr) this.#tail.push(line);
       o.onLog?.(line);
       if (this.#state === "starting" && o.isProgress?.(line)) this.#stretch?.();

@@ -17,6 +17,8 @@ import { isLoadingProgress } from "./progress.ts";
  */
 
 const FORMATS: ModelFormat[] = ["safetensors"];
+/** vLLM's --api-key, read from its environment (it guards the /v1 routes). */
+export const VLLM_KEY_ENV = "VLLM_API_KEY";
 
 export interface VllmOptions extends ExternalEngineOptions {
   /** Fraction of GPU memory vLLM may take (--gpu-memory-utilization); vLLM's default (0.9) when absent. */
@@ -72,6 +74,7 @@ export class VllmEngine extends OneProcessPerModelEngine<VllmOptions> {
     return this.launch(options, {
       missing: "vLLM is not installed here (pip install vllm)",
       isProgress: isLoadingProgress,
+      keyEnv: VLLM_KEY_ENV,
       env: { VLLM_NO_USAGE_STATS: "1", DO_NOT_TRACK: "1" },
       args: (input) => buildVllmArgs({ ...input, gpuMemoryUtilization: this.options.gpuMemoryUtilization }),
     });

@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { testModelPath, waitFor } from "@beta9/test-utils";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ModelView } from "./models.ts";
-import { type EngineProcess, MAIN, startEngine } from "./test-engine.ts";
+import { type EngineProcess, engineAuth, MAIN, startEngine } from "./test-engine.ts";
 
 /*
  * The engine process's life: memory refusals, a full queue, and the ways it ends (stdin closing when
@@ -29,7 +29,7 @@ const COUNTING = "1, 2, 3, 4, 5,";
 const streamCompletion = (e: EngineProcess, signal: AbortSignal) =>
   fetch(`${e.url}/v1/completions`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { ...engineAuth, "content-type": "application/json" },
     body: JSON.stringify({
       model: "smol",
       prompt: COUNTING,

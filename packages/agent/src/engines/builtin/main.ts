@@ -2,6 +2,7 @@ import { Console } from "node:console";
 import type { AddressInfo } from "node:net";
 import { REDACT } from "@beta9/http";
 import { pino } from "pino";
+import { ENGINE_KEY_ENV } from "../engine-key.ts";
 import { type EngineFlags, FlagError, parseFlags } from "./flags.ts";
 import { startLlama } from "./llama.ts";
 import { defaultBudget } from "./memory.ts";
@@ -14,7 +15,9 @@ import { buildServer } from "./server.ts";
  *   node main.ts --threads N --gpu auto|false --memory-budget BYTES [--port 0] [--max-queue 64]
  *
  * stdout carries exactly one line for the agent, {"event":"listening","port":N}; logs (pino JSON) go
- * to stderr. It exits when stdin closes (the agent is gone) and, gracefully, on SIGTERM.
+ * to stderr. It exits when stdin closes (the agent is gone) and, gracefully, on SIGTERM. Requests must
+ * carry the key the agent put in BETA9_ENGINE_API_KEY (never on the command line, which /proc shows to
+ * every local user).
  */
 
 // Nothing else may write to stdout, including libraries that call console.log.
@@ -22,7 +25,7 @@ globalThis.console = new Console({ stdout: process.stderr, stderr: process.stder
 
 const SHUTDOWN_GRACE_MS = 5_000;
 
-async function run(flags: EngineFlags): Promise<void> {
+async function run(flags: EngineFlags, apiKey: string): Promise<void> {
   const log = pino(
     {
       name: "b9-builtin",
@@ -44,7 +47,7 @@ async function run(flags: EngineFlags): Promise<void> {
   const { llama, threads } = await startLlama({ gpu: flags.gpu, threads: flags.threads, log });
   const budget = flags.memoryBudget ?? (await defaultBudget(llama));
   const registry = new ModelRegistry({ llama, budget, threads, maxQueue: flags.maxQueue, log });
-  const app = await buildServer({ registry, log });
+  const app = await buildServer({ registry, log, apiKey });
 
   let stopping = false;
   const stop = (reason: string) => {
@@ -93,8 +96,20 @@ async function run(flags: EngineFlags): Promise<void> {
   process.stdout.write(`${JSON.stringify({ event: "listening", port })}\n`);
 }
 
+/** The agent's key, taken out of the environment so that nothing this process starts inherits it. */
+function takeApiKey(): string {
+  const key = process.env[ENGINE_KEY_ENV];
+  delete process.env[ENGINE_KEY_ENV];
+  if (key === undefined || key.length < 16)
+    throw new FlagError(
+      `${ENGINE_KEY_ENV} must hold the key (16 characters or more) that requests to this engine must carry`,
+    );
+  return key;
+}
+
 try {
-  await run(parseFlags(process.argv.slice(2)));
+  const flags = parseFlags(process.argv.slice(2));
+  await run(flags, takeApiKey());
 } catch (err) {
   if (err instanceof FlagError) {
     process.stderr.write(`${err.message}\n`);

@@ -2,7 +2,7 @@ import { testModelPath, waitFor } from "@beta9/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ModelView } from "./models.ts";
 import type { ChatCompletion, ChatCompletionChunk, EmbeddingList, TextCompletion } from "./openai-types.ts";
-import { type EngineProcess, readEvents, startEngine } from "./test-engine.ts";
+import { type EngineProcess, engineAuth, readEvents, startEngine } from "./test-engine.ts";
 
 /*
  * The real builtin engine (a child process) serving the real SmolLM2-135M, loaded once for the file.
@@ -25,7 +25,7 @@ const stats = async (): Promise<ModelView> => {
 const post = (path: string, body: unknown, signal?: AbortSignal) =>
   fetch(engine.url + path, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { ...engineAuth, "content-type": "application/json" },
     body: JSON.stringify(body),
     signal: signal ?? null,
   });
@@ -44,7 +44,29 @@ afterAll(async () => {
   await engine?.stop();
 });
 
+type Err = { error: { message: string; type: string; code: string; param: string | null } };
+
 describe("builtin engine: admin", () => {
+  it("answers no request without its key, not even /health (401, OpenAI's error shape)", async () => {
+    for (const [method, path, authorization] of [
+      ["GET", "/health", undefined],
+      ["GET", "/admin/models", undefined],
+      ["DELETE", `/admin/models/${MODEL}`, "Bearer wrong-key-0123456789"],
+      ["POST", "/v1/chat/completions", `Bearer ${"x".repeat(26)}`],
+    ] as const) {
+      const res = await fetch(engine.url + path, {
+        method,
+        headers: authorization === undefined ? {} : { authorization },
+      });
+      expect(res.status, `${method} ${path}`).toBe(401);
+      expect(((await res.json()) as Err).error).toMatchObject({
+        code: "unauthorized",
+        type: "authentication_error",
+      });
+    }
+    expect((await stats()).state).toBe("ready");
+  });
+
   it("answers /health and prints exactly one line on stdout", async () => {
     expect((await engine.api("GET", "/health")).body).toEqual({ status: "ok" });
     expect(engine.stdout).toEqual([JSON.stringify({ event: "listening", port: engine.port })]);
@@ -301,8 +323,6 @@ describe("builtin engine: OpenAI API", () => {
 });
 
 describe("builtin engine: bad requests", () => {
-  type Err = { error: { message: string; type: string; code: string; param: string | null } };
-
   it("answers an unknown model with 404 model_not_found in OpenAI's error shape", async () => {
     const res = await post("/v1/chat/completions", { model: "nope", messages: question });
     expect(res.status).toBe(404);
@@ -319,7 +339,7 @@ describe("builtin engine: bad requests", () => {
   it("answers malformed JSON and invalid fields with 400", async () => {
     const bad = await fetch(`${engine.url}/v1/chat/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { ...engineAuth, "content-type": "application/json" },
       body: '{"model": "smol", "messages": [',
     });
     expect(bad.status).toBe(400);

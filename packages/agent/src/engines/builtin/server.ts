@@ -1,19 +1,27 @@
-import { type Logger, serverOptions } from "@beta9/http";
+import { bearerToken, type Logger, serverOptions } from "@beta9/http";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance } from "fastify";
+import { sameKey } from "../engine-key.ts";
 import { adminRoutes } from "./admin.ts";
 import { chatRoutes } from "./chat.ts";
 import { completionRoutes } from "./completions.ts";
 import { embeddingRoutes } from "./embeddings.ts";
-import { installOpenAIErrors } from "./errors.ts";
+import { EngineError, installOpenAIErrors } from "./errors.ts";
 import type { ModelRegistry } from "./models.ts";
 import type { ModelList } from "./openai-types.ts";
 
 /** Chat histories and embedding batches can be long; 8 MiB covers a 128k-token context of text. */
 const BODY_LIMIT = 8 * 1024 * 1024;
 
-/** The builtin engine's HTTP API: OpenAI-compatible /v1, the agent's /admin, and /health. */
-export async function buildServer(opts: { registry: ModelRegistry; log: Logger }): Promise<FastifyInstance> {
+/**
+ * The builtin engine's HTTP API: OpenAI-compatible /v1, the agent's /admin, and /health. Every route
+ * asks for the agent's key: any local user can reach a loopback port.
+ */
+export async function buildServer(opts: {
+  registry: ModelRegistry;
+  log: Logger;
+  apiKey: string;
+}): Promise<FastifyInstance> {
   const { registry } = opts;
   const app = Fastify({
     ...serverOptions(opts.log, BODY_LIMIT),
@@ -21,6 +29,14 @@ export async function buildServer(opts: { registry: ModelRegistry; log: Logger }
     forceCloseConnections: true,
   }).withTypeProvider<TypeBoxTypeProvider>();
   installOpenAIErrors(app);
+  app.addHook("onRequest", async (req) => {
+    if (!sameKey(bearerToken(req.headers.authorization), opts.apiKey))
+      throw new EngineError(
+        401,
+        "unauthorized",
+        "this engine answers only the agent that started it; send its key as Authorization: Bearer",
+      );
+  });
   // Shutting down: stop every generation first, or close() would wait for streams to finish.
   app.addHook("preClose", async () => {
     await registry.unloadAll();

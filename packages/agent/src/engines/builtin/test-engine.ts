@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { resolve } from "node:path";
 import { waitFor } from "@beta9/test-utils";
+import { ENGINE_KEY_ENV } from "../engine-key.ts";
 
 /*
  * For tests: the real engine as a child process, started the way the agent starts it
@@ -8,6 +9,11 @@ import { waitFor } from "@beta9/test-utils";
  */
 
 export const MAIN = resolve(import.meta.dirname, "main.ts");
+
+/** The key test engines take requests with (the agent makes a new random one per start). */
+export const TEST_ENGINE_KEY = "test-engine-key-0123456789";
+/** What authenticates a test's request to a test engine. */
+export const engineAuth = { authorization: `Bearer ${TEST_ENGINE_KEY}` } as const;
 
 export interface EngineProcess {
   child: ChildProcess;
@@ -34,7 +40,7 @@ process.on("exit", () => {
 export async function startEngine(args: string[] = []): Promise<EngineProcess> {
   const child = spawn(process.execPath, [MAIN, "--threads", "1", "--gpu", "false", ...args], {
     stdio: ["pipe", "pipe", "pipe"],
-    env: { ...process.env, BETA9_LOG_LEVEL: "debug" },
+    env: { ...process.env, BETA9_LOG_LEVEL: "debug", [ENGINE_KEY_ENV]: TEST_ENGINE_KEY },
   });
   running.add(child);
   const stdout: string[] = [];
@@ -87,7 +93,7 @@ export async function startEngine(args: string[] = []): Promise<EngineProcess> {
     async api<T>(method: string, path: string, body?: unknown) {
       const res = await fetch(url + path, {
         method,
-        headers: body === undefined ? {} : { "content-type": "application/json" },
+        headers: body === undefined ? engineAuth : { ...engineAuth, "content-type": "application/json" },
         body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
       });
       const text = await res.text();
