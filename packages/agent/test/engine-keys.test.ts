@@ -10,6 +10,7 @@ import {
   startModelAgent,
   tempDir,
   testPython,
+  waitFor,
 } from "@beta9/test-utils";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -17,7 +18,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 /*
  * Engines the agent starts answer only the agent: the builtin engine and llama.cpp's real server
  * (xllamacpp, as in llamacpp.test.ts) refuse a local request without their key, the agent's own
- * requests work, and the key is on no command line nor in the agent's log.
+ * requests work, and the key is on no command line nor in the agent's log. A model the engine
+ * loses behind the agent's back (unloaded with the key, as only a process of the same user could)
+ * stops counting as ready and is loaded again.
  */
 
 let gw: GatewayProc;
@@ -83,6 +86,29 @@ describe("engine keys on real engines", () => {
     expect(key.length).toBeGreaterThanOrEqual(43);
     expect(everyCommandLine()).not.toContain(key);
     expect(worker.agent.proc.lines.join("\n")).not.toContain(key);
+  });
+
+  it("a model the builtin engine lost behind the agent's back stops being ready and is loaded again", async () => {
+    const engine = `http://127.0.0.1:${builtinEnginePort(agentPid())}`;
+    const key = builtinEngineKey(builtinEnginePort(agentPid()));
+    const unloaded = await fetch(`${engine}/admin/models/smollm2`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${key}` },
+    });
+    expect(unloaded.status).toBe(200);
+    const seen = new Set<string | undefined>();
+    await waitFor(
+      async () => {
+        const state = await modelState();
+        seen.add(state);
+        return seen.has("starting") && state === "ready";
+      },
+      { what: "the agent to see smollm2 lost, then ready again", timeoutMs: 45_000, proc: worker.agent.proc },
+    );
+    const answer = await chat(`${worker.agent.controlUrl}/v1`, worker.token);
+    expect(answer.choices[0]?.message.content?.length).toBeGreaterThan(0);
+    const log = worker.agent.proc.logs().find((l) => String(l.msg).includes("no longer serves smollm2"));
+    expect(log).toMatchObject({ level: 40, model: "smollm2", engine: "builtin" });
   });
 
   it("llama.cpp's server refuses a local request without its key (401); the agent's own requests work", async () => {

@@ -38,12 +38,19 @@ export interface InferenceDeps {
   log: Logger;
   /** The owner's preferred engine from the agent config. */
   preferred?: EngineName | undefined;
+  /** How often every ready model is checked against its engine (default 5 s; 0: never). */
+  watchIntervalMs?: number | undefined;
 }
+
+/** A model lost again this soon after it was loaded again is not reloaded a second time: something is wrong. */
+const REPAIR_WINDOW_MS = 60_000;
 
 /**
  * What this machine serves: starts a model on the engine that fits its format and the hardware,
  * refuses one that will not fit in memory (with the numbers), and stops models. One start per model
- * at a time; a failed start leaves its error for /inference/status and can be tried again.
+ * at a time; a failed start leaves its error for /inference/status and can be tried again. A model
+ * its engine no longer serves (unloaded behind the agent's back) stops counting as ready and is
+ * loaded again.
  */
 export class InferenceManager {
   readonly #deps: InferenceDeps;
@@ -54,9 +61,65 @@ export class InferenceManager {
   readonly #errors = new Map<string, { engine: string; message: string }>();
   #detections: EngineDetection[] = [];
   #detecting: Promise<EngineDetection[]> | undefined;
+  readonly #watch: NodeJS.Timeout | undefined;
+  #checking = false;
+  /** When each model was last loaded again after its engine lost it. */
+  readonly #repairedAt = new Map<string, number>();
 
   constructor(deps: InferenceDeps) {
     this.#deps = deps;
+    const every = deps.watchIntervalMs ?? 5_000;
+    if (every > 0) {
+      this.#watch = setInterval(() => void this.checkServed(), every);
+      this.#watch.unref();
+    }
+  }
+
+  /** Asks each engine whether it still serves the models the agent counts as ready; repairs those it lost. */
+  async checkServed(): Promise<void> {
+    if (this.#checking) return;
+    this.#checking = true;
+    try {
+      await Promise.all(
+        [...this.#served].map(async ([name, served]) => {
+          if (served.state() !== "ready" || this.#starting.has(name)) return;
+          const seen = await served.check(AbortSignal.timeout(10_000)).catch(() => "unknown");
+          if (seen === "lost" && this.#served.get(name) === served && served.state() === "ready")
+            this.#repair(name, served);
+        }),
+      );
+    } finally {
+      this.#checking = false;
+    }
+  }
+
+  #repair(name: string, lost: ServedModel): void {
+    const { log } = this.#deps;
+    const engine = lost.engine;
+    this.#served.delete(name);
+    const now = Date.now();
+    const last = this.#repairedAt.get(name);
+    if (last !== undefined && now - last < REPAIR_WINDOW_MS) {
+      const message = `${engine} lost ${name} again within ${REPAIR_WINDOW_MS / 1000} s of loading it again; see the agent's log, then start it by hand (POST /inference/start)`;
+      this.#errors.set(name, { engine, message });
+      log.error({ model: name, engine }, message);
+      void lost.stop().catch(() => {});
+      return;
+    }
+    this.#repairedAt.set(name, now);
+    log.warn({ model: name, engine }, `${engine} no longer serves ${name}; loading it again`);
+    const repaired = lost
+      .stop()
+      .catch(() => {})
+      .then(() => this.#start({ model: name, engine, contextSize: lost.model.contextSize }))
+      .finally(() => this.#starting.delete(name));
+    this.#starting.set(name, repaired);
+    repaired.catch((err: unknown) => {
+      this.#errors.set(name, {
+        engine,
+        message: `${engine} no longer served ${name} and loading it again failed: ${(err as Error).message}`,
+      });
+    });
   }
 
   /** Detect the engines once (later calls share the first); status waits for it. */
@@ -191,6 +254,7 @@ export class InferenceManager {
   }
 
   async shutdown(): Promise<void> {
+    clearInterval(this.#watch);
     await this.stop().catch(() => {});
     await Promise.all([...this.#deps.engines.values()].map((e) => e.shutdown().catch(() => {})));
   }
