@@ -109,6 +109,25 @@ describe("engine keys on real engines", () => {
     expect(answer.choices[0]?.message.content?.length).toBeGreaterThan(0);
     const log = worker.agent.proc.logs().find((l) => String(l.msg).includes("no longer serves smollm2"));
     expect(log).toMatchObject({ level: 40, model: "smollm2", engine: "builtin" });
+
+    // Lost again within a minute: something is wrong; the agent says so instead of reloading forever.
+    // (Not kept warm, the engine that loaded it again is a new process: a new port and a new key.)
+    const port = builtinEnginePort(agentPid());
+    const again = await fetch(`http://127.0.0.1:${port}/admin/models/smollm2`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${builtinEngineKey(port)}` },
+    });
+    expect(again.status).toBe(200);
+    await waitFor(async () => (await modelState()) === "error", {
+      what: "smollm2 to be reported failed",
+      timeoutMs: 30_000,
+    });
+    const status = (await (await worker.control("GET", "/inference/status")).json()) as {
+      models: { name: string; error?: string }[];
+    };
+    expect(status.models.find((m) => m.name === "smollm2")?.error).toMatch(
+      /builtin lost smollm2 again within 60 s of loading it again; .*start it by hand/,
+    );
   });
 
   it("llama.cpp's server refuses a local request without its key (401); the agent's own requests work", async () => {
