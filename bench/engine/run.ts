@@ -16,6 +16,7 @@ import { parseArgs } from "node:util";
 import { parseDuration } from "@beta9/protocol";
 import {
   type AgentProc,
+  builtinEngineKey,
   type GatewayProc,
   initAgent,
   type Proc,
@@ -428,6 +429,8 @@ const dispatcher = new Dispatcher({ keepAliveTimeout: 60_000, connections: 4 });
 
 interface Endpoints {
   direct: string;
+  /** The key the engine takes requests with (only its agent has it; read from its environment). */
+  engineKey: string;
   agent: string;
   agentPid: number;
   enginePid: number;
@@ -482,7 +485,7 @@ async function one(ep: Endpoints, target: Target, kind: Kind, opt: Options): Pro
       headers: {
         "content-type": "application/json",
         accept: kind === "stream" ? "text/event-stream" : "application/json",
-        authorization: `Bearer ${token}`,
+        authorization: `Bearer ${target === "direct" ? ep.engineKey : token}`,
       },
       body,
       dispatcher,
@@ -781,6 +784,7 @@ async function main(): Promise<void> {
   const engine = findEngine(agentPid);
   const ep: Endpoints = {
     direct: `http://${HOST}:${engine.port}/v1`,
+    engineKey: builtinEngineKey(engine.port),
     agent: `${agent.controlUrl}/v1`,
     agentPid,
     enginePid: engine.pid,

@@ -138,7 +138,10 @@ async function main(): Promise<void> {
       // The engine's own time to first token for the same request, warm (median of three).
       const direct: number[] = [];
       for (let k = 0; k < 3; k++)
-        direct.push((await streamChat(`http://${HOST}:${engine.port}/v1/chat/completions`, {}, body)).ttftMs);
+        direct.push(
+          (await streamChat(`http://${HOST}:${engine.port}/v1/chat/completions`, engine.headers, body))
+            .ttftMs,
+        );
 
       // The "is ready" lines may be read from the pipes a moment after the answer arrived.
       await waitFor(() => agentLogs(b9.agent, agentFrom).agent.some((e) => e.msg === `${MODEL} is ready`), {

@@ -10,6 +10,7 @@ import path from "node:path";
 import { performance } from "node:perf_hooks";
 import {
   type AgentProc,
+  builtinEngineKey,
   type GatewayProc,
   initAgent,
   startAgent,
@@ -194,11 +195,15 @@ export function agentLogs(
   return { agent: entries, engine };
 }
 
-/** The builtin engine the agent runs: its pid and the loopback port it listens on. */
-export function builtinEngine(agentPid: number): { pid: number; port: number } | undefined {
+/** The builtin engine the agent runs: its pid, the loopback port it listens on, and its key as a header. */
+export function builtinEngine(
+  agentPid: number,
+): { pid: number; port: number; headers: Record<string, string> } | undefined {
   const e = children(agentPid).find((k) => k.args.includes("builtin/main.ts"));
   const m = e && /--port\s+(\d+)/.exec(e.args);
-  return e && m ? { pid: e.pid, port: Number(m[1]) } : undefined;
+  if (!e || !m) return undefined;
+  const port = Number(m[1]);
+  return { pid: e.pid, port, headers: { authorization: `Bearer ${builtinEngineKey(port)}` } };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -99,7 +99,7 @@ async function main(): Promise<void> {
       gateway: `${b9.gw.url}/v1/chat/completions`,
     };
     const headers: Record<Path, Record<string, string>> = {
-      direct: {},
+      direct: engine.headers,
       gateway: { authorization: `Bearer ${b9.key}` },
     };
     const proxyPids = [b9.gw.proc.child.pid!, b9.agent.proc.child.pid!];
