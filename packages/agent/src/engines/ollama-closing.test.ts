@@ -37,6 +37,7 @@ describe("Ollama (stand-in) that closes after answering the model upload", () =>
       hardware: laptopCpuOnly,
     });
     expect(served.upstreamModel).toBe("smollm2");
+    expect(await served.check()).toBe("serving");
     await served.stop();
     expect(served.state()).toBe("stopped");
   });
