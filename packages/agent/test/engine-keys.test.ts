@@ -1,6 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { chmodSync, readFileSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { readFileSync } from "node:fs";
 import {
   builtinEngineKey,
   builtinEnginePort,
@@ -8,12 +7,11 @@ import {
   type ModelAgent,
   startGateway,
   startModelAgent,
-  tempDir,
-  testPython,
   waitFor,
 } from "@beta9/test-utils";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { llamaServerBin } from "./fixtures/llama-server-shim.ts";
 
 /*
  * Engines the agent starts answer only the agent: the builtin engine and llama.cpp's real server
@@ -27,11 +25,7 @@ let gw: GatewayProc;
 let worker: ModelAgent;
 
 beforeAll(async () => {
-  const bin = tempDir("b9-llama-bin-");
-  const shim = join(bin, "llama-server");
-  const fixture = resolve(import.meta.dirname, "fixtures/llama_server.py");
-  writeFileSync(shim, `#!/bin/sh\nexec "${testPython()}" "${fixture}" "$@"\n`);
-  chmodSync(shim, 0o755);
+  const bin = llamaServerBin();
   gw = await startGateway();
   worker = await startModelAgent(gw, { env: { PATH: `${bin}:${process.env.PATH}` } });
 }, 60_000);

@@ -1,18 +1,17 @@
-import { chmodSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { readFileSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import {
   type AgentProc,
   type GatewayProc,
   initAgent,
   startAgent,
   startGateway,
-  tempDir,
   testModelPath,
-  testPython,
 } from "@beta9/test-utils";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import YAML from "yaml";
+import { llamaServerBin } from "./fixtures/llama-server-shim.ts";
 
 /*
  * The llama.cpp engine against llama.cpp's real HTTP server: no llama-server binary installs here,
@@ -25,11 +24,7 @@ let agent: AgentProc;
 let token: string;
 
 beforeAll(async () => {
-  const bin = tempDir("b9-llama-bin-");
-  const shim = join(bin, "llama-server");
-  const fixture = resolve(import.meta.dirname, "fixtures/llama_server.py");
-  writeFileSync(shim, `#!/bin/sh\nexec "${testPython()}" "${fixture}" "$@"\n`);
-  chmodSync(shim, 0o755);
+  const bin = llamaServerBin();
 
   gw = await startGateway();
   const path = await initAgent(gw, { name: "llama-box" });

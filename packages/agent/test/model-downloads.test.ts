@@ -1,25 +1,17 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import {
-  createReadStream,
-  readdirSync,
-  readFileSync,
-  statSync,
-  symlinkSync,
-  utimesSync,
-  writeFileSync,
-} from "node:fs";
+import { createReadStream, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { basename, dirname, join } from "node:path";
 import {
   type AgentProc,
+  type FileServer,
   type GatewayProc,
   initAgent,
   startAgent,
   startGateway,
+  startPythonFileServer,
   TEST_MODEL,
-  tempDir,
   testModelPath,
   waitFor,
 } from "@beta9/test-utils";
@@ -49,7 +41,7 @@ interface ModelAgent {
 }
 
 let gw: GatewayProc;
-let python: ChildProcess;
+let python: FileServer;
 let pyUrl: string;
 let pyPort: number;
 let odd: Server;
@@ -181,19 +173,8 @@ async function listen(server: Server, host: string): Promise<string> {
 
 beforeAll(async () => {
   const model = testModelPath();
-  // python serves the test model (through a link: it serves a folder).
-  const served = tempDir("b9-served-");
-  symlinkSync(model, join(served, basename(model)));
-  python = spawn("python3", ["-u", "-m", "http.server", "0", "--bind", "127.0.0.1"], {
-    cwd: served,
-    stdio: ["ignore", "pipe", "ignore"],
-  });
-  let said = "";
-  python.stdout?.on("data", (d: Buffer) => {
-    said += d.toString();
-  });
-  await waitFor(() => /port (\d+)/.test(said), { what: "python3 -m http.server to listen" });
-  pyPort = Number(/port (\d+)/.exec(said)![1]);
+  python = await startPythonFileServer([model]);
+  pyPort = python.port;
   pyUrl = `http://127.0.0.1:${pyPort}`;
 
   // What python cannot do: bodies without a length that never end or break off, cuts, redirects, errors.
@@ -266,7 +247,7 @@ afterAll(async () => {
   await a?.proc.proc.stop();
   await b?.proc.proc.stop();
   await gw?.proc.stop();
-  python?.kill();
+  await python?.stop();
   odd?.close();
   allowed?.close();
 });

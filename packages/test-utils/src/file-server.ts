@@ -5,6 +5,7 @@ import { tempDir, waitFor } from "./processes.ts";
 
 /** A folder served by `python3 -m http.server`: a plain third-party file server, not one of ours. */
 export interface FileServer {
+  port: number;
   /** The URL of a served file, by its base name. */
   url(name: string): string;
   stop(): Promise<void>;
@@ -25,6 +26,7 @@ export async function startPythonFileServer(files: readonly string[]): Promise<F
   await waitFor(() => /port (\d+)/.test(said), { what: "python3 -m http.server to listen" });
   const port = Number(/port (\d+)/.exec(said)![1]);
   return {
+    port,
     url: (name) => `http://127.0.0.1:${port}/${encodeURIComponent(name)}`,
     async stop() {
       if (proc.exitCode !== null) return;

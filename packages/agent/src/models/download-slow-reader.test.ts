@@ -1,8 +1,13 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
-import { TEST_MODEL, tempDir, testModelPath, waitFor } from "@beta9/test-utils";
+import { basename, join } from "node:path";
+import {
+  type FileServer,
+  startPythonFileServer,
+  TEST_MODEL,
+  tempDir,
+  testModelPath,
+} from "@beta9/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { download } from "./download.ts";
 
@@ -16,7 +21,7 @@ import { download } from "./download.ts";
  */
 
 const MiB = 1024 * 1024;
-let python: ChildProcess;
+let python: FileServer;
 let url: string;
 let port: number;
 
@@ -36,21 +41,13 @@ function pythonSide(): "closed" | "blocked" | "sending" {
 }
 
 beforeAll(async () => {
-  python = spawn("python3", ["-u", "-m", "http.server", "0", "--bind", "127.0.0.1"], {
-    cwd: dirname(testModelPath()),
-    stdio: ["ignore", "pipe", "ignore"],
-  });
-  let said = "";
-  python.stdout?.on("data", (d: Buffer) => {
-    said += d.toString();
-  });
-  await waitFor(() => /port (\d+)/.test(said), { what: "python3 -m http.server to listen" });
-  port = Number(/port (\d+)/.exec(said)![1]);
-  url = `http://127.0.0.1:${port}/${basename(testModelPath())}`;
+  python = await startPythonFileServer([testModelPath()]);
+  port = python.port;
+  url = python.url(basename(testModelPath()));
 });
 
-afterAll(() => {
-  python?.kill();
+afterAll(async () => {
+  await python?.stop();
 });
 
 describe("download from python3 -m http.server with a slow reader", () => {

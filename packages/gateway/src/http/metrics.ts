@@ -179,13 +179,11 @@ export async function listenMetrics(
     reg.metrics().then(
       (text) => res.writeHead(200, { "content-type": reg.contentType }).end(text),
       () =>
-        res
-          .writeHead(500, { "content-type": "application/json" })
-          .end(
-            JSON.stringify({
-              error: { code: "internal", message: "could not collect the metrics; see the gateway's log" },
-            }),
-          ),
+        res.writeHead(500, { "content-type": "application/json" }).end(
+          JSON.stringify({
+            error: { code: "internal", message: "could not collect the metrics; see the gateway's log" },
+          }),
+        ),
     );
   });
   await new Promise<void>((resolve, reject) => {
