@@ -81,6 +81,16 @@ export function inferenceBody(
         closeUnread(req, reply);
         throw err;
       }
+      const declared = Number(req.headers["content-length"]);
+      if (Number.isFinite(declared) && declared > limit) {
+        // A client cut off while it still sends often never reads the answer (a reset, EPIPE): the
+        // caller's body is read and dropped, never held, so it learns why; a huge one is not read.
+        if (declared > DRAIN_MAX_BYTES || !(await drained(req, DRAIN_TIMEOUT_MS))) closeUnread(req, reply);
+        throw new Beta9Error(
+          "payload_too_large",
+          `the request body is ${mib(declared)}; this route takes at most ${mib(limit)}: send a shorter prompt or fewer inputs per request`,
+        );
+      }
     },
     preParsing: async (req, reply, payload) => {
       const declared = Number(req.headers["content-length"]);
@@ -97,6 +107,34 @@ export function inferenceBody(
       return payload;
     },
   };
+}
+
+/** Bodies over a route's limit up to this size are read and dropped so the client gets its 413. */
+const DRAIN_MAX_BYTES = 64 * MIB;
+const DRAIN_TIMEOUT_MS = 30_000;
+
+const mib = (n: number) => `${(n / MIB).toFixed(n < MIB ? 2 : 1)} MiB`;
+
+/** Read a request's body to its end, dropping it; false when it did not end within `timeoutMs`. */
+function drained(req: FastifyRequest, timeoutMs: number): Promise<boolean> {
+  const raw = req.raw;
+  if (raw.complete) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => done(false), timeoutMs);
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      raw.off("end", onEnd);
+      raw.off("error", onError);
+      raw.off("close", onError);
+      resolve(ok);
+    };
+    const onEnd = () => done(true);
+    const onError = () => done(raw.complete);
+    raw.on("end", onEnd);
+    raw.on("error", onError);
+    raw.on("close", onError);
+    raw.resume();
+  });
 }
 
 function closeUnread(req: FastifyRequest, reply: FastifyReply): void {
