@@ -124,7 +124,9 @@ export interface Beta9 {
 export async function startBeta9(
   opts: { env?: NodeJS.ProcessEnv; gatewayArgs?: string[]; inference?: Record<string, unknown> } = {},
 ): Promise<Beta9> {
-  const gw = await startGateway({ args: opts.gatewayArgs ?? [] });
+  // One key carries every client's requests here (64 at once): the bench measures the path, not the
+  // per-key bound on requests under way (--key-concurrency, 32 by default).
+  const gw = await startGateway({ args: ["--key-concurrency", "0", ...(opts.gatewayArgs ?? [])] });
   tempDirs.push(gw.dataDir);
   const cfgPath = await initAgent(gw, { name: "bench-box" });
   tempDirs.push(path.dirname(cfgPath));
