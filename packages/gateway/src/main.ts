@@ -16,6 +16,21 @@ const duration = (v: string) => {
     throw new InvalidArgumentError((err as Error).message);
   }
 };
+/** How the help shows a default duration: as one would write it ("5s", "1m"), not in milliseconds. */
+function shownDuration(ms: number): string {
+  if (ms === 0) return "0";
+  const units: [string, number][] = [
+    ["d", 86_400_000],
+    ["h", 3_600_000],
+    ["m", 60_000],
+    ["s", 1_000],
+  ];
+  for (const [unit, size] of units) if (ms % size === 0) return `${ms / size}${unit}`;
+  return `${ms}ms`;
+}
+const durationOption = (flags: string, description: string, defaultMs: number) =>
+  new Option(flags, description).argParser(duration).default(defaultMs, shownDuration(defaultMs));
+
 const port = (v: string) => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0 || n > 65535)
@@ -78,37 +93,40 @@ const program = new Command("b9gateway")
     "where the other gateway replicas on the same --database-url reach this one (default: http://HOST:PORT)",
     url,
   )
-  .option(
-    "--heartbeat-interval <duration>",
-    "how often agents send heartbeats",
-    duration,
-    DEFAULT_LIVENESS.heartbeatIntervalMs,
-  )
-  .option(
-    "--unhealthy-after <duration>",
-    "silence after which a machine is UNHEALTHY",
-    duration,
-    DEFAULT_LIVENESS.unhealthyAfterMs,
-  )
-  .option(
-    "--offline-after <duration>",
-    "silence after which a machine is OFFLINE",
-    duration,
-    DEFAULT_LIVENESS.offlineAfterMs,
-  )
-  .option(
-    "--cold-start-timeout <duration>",
-    "how long a request may wait while its model is pulled and loaded from zero",
-    duration,
-    300_000,
+  .addOption(
+    durationOption(
+      "--heartbeat-interval <duration>",
+      "how often agents send heartbeats",
+      DEFAULT_LIVENESS.heartbeatIntervalMs,
+    ),
   )
   .addOption(
-    new Option(
+    durationOption(
+      "--unhealthy-after <duration>",
+      "silence after which a machine is UNHEALTHY",
+      DEFAULT_LIVENESS.unhealthyAfterMs,
+    ),
+  )
+  .addOption(
+    durationOption(
+      "--offline-after <duration>",
+      "silence after which a machine is OFFLINE",
+      DEFAULT_LIVENESS.offlineAfterMs,
+    ),
+  )
+  .addOption(
+    durationOption(
+      "--cold-start-timeout <duration>",
+      "how long a request may wait while its model is pulled and loaded from zero",
+      300_000,
+    ),
+  )
+  .addOption(
+    durationOption(
       "--usage-retention <duration>",
       "how long usage rows are kept (b9 usage, /api/v1/usage); 0 keeps them forever",
-    )
-      .argParser(duration)
-      .default(gatewayConfig().usageRetentionMs, "90d"),
+      gatewayConfig().usageRetentionMs,
+    ),
   )
   .option("--tls-cert <file>", "serve HTTPS with this PEM certificate (chain); needs --tls-key")
   .option("--tls-key <file>", "the PEM private key of --tls-cert")
@@ -122,17 +140,19 @@ const program = new Command("b9gateway")
     "also serve /metrics without a key on this address, e.g. 127.0.0.1:9464 (on the main port it takes an operator key)",
     hostPort,
   )
-  .option(
-    "--shutdown-grace <duration>",
-    "on SIGTERM, how long answers under way may take to finish (new requests get 503 meanwhile)",
-    duration,
-    30_000,
+  .addOption(
+    durationOption(
+      "--shutdown-grace <duration>",
+      "on SIGTERM, how long answers under way may take to finish (new requests get 503 meanwhile)",
+      30_000,
+    ),
   )
-  .option(
-    "--client-stall-timeout <duration>",
-    "stop a generation whose client has not read its answer for this long (frees the engine's slot); 0 never",
-    duration,
-    gatewayConfig().clientStallTimeoutMs,
+  .addOption(
+    durationOption(
+      "--client-stall-timeout <duration>",
+      "stop a generation whose client has not read its answer for this long (frees the engine's slot); 0 never",
+      gatewayConfig().clientStallTimeoutMs,
+    ),
   )
   .option(
     "--key-concurrency <n>",
