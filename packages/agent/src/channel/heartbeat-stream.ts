@@ -20,6 +20,8 @@ export interface HeartbeatContext {
   sampleUsage: () => Promise<Usage>;
   /** Engines, served models and free memory, when the agent serves inference. */
   inferenceReport?: () => InferenceReport;
+  /** Tells of a change in the models served (start, ready, error, stop): a beat goes out at once. */
+  inference?: { onChange(listener: () => void): () => void };
   fromGateway: (req: FastifyRequest) => boolean;
   /** The gateway stopped acking: drop the channel so the connector dials again. */
   onSilentGateway: () => void;
@@ -36,9 +38,15 @@ export function ackSilenceLimitMs(intervalMs: number): number {
   return Math.max(3 * intervalMs + 1_000, 10_000);
 }
 
+/** A change is beaten this soon, so a burst of them (a start, then ready) goes out as one beat. */
+const CHANGE_DEBOUNCE_MS = 50;
+/** Beats for changes come no closer than this: a model flapping does not flood the gateway. */
+const CHANGE_MIN_GAP_MS = 250;
+
 /**
  * The heartbeat stream the gateway opens on the channel: we write a Heartbeat line every interval and
- * read its HeartbeatAck lines. Acks missing past ackSilenceLimitMs mean the gateway is gone even if
+ * read its HeartbeatAck lines, and beat at once when the models served change (so a request right after
+ * a start or stop finds the gateway up to date). Acks missing past ackSilenceLimitMs mean the gateway is gone even if
  * TCP has not noticed (a cut link), so the channel is dropped and dialled again.
  */
 export const heartbeatStream: FastifyPluginAsync<HeartbeatContext> = async (app, ctx) => {
@@ -53,11 +61,14 @@ export const heartbeatStream: FastifyPluginAsync<HeartbeatContext> = async (app,
     const s = ctx.state;
     let seq = 0;
     let timer: NodeJS.Timeout | undefined;
+    /** A beat for a change is scheduled (it replaces the interval's next one). */
+    let soon = false;
     let closed = false;
     const lines = new LineSplitter(64 * 1024);
 
     const beat = async () => {
       timer = undefined;
+      soon = false;
       if (closed) return;
       if (s.lastAckAt !== null && Date.now() - s.lastAckAt > ackSilenceLimitMs(ctx.intervalMs())) {
         ctx.log.warn("gateway stopped acknowledging heartbeats; reconnecting");
@@ -82,8 +93,20 @@ export const heartbeatStream: FastifyPluginAsync<HeartbeatContext> = async (app,
       res.write(`${JSON.stringify(hb)}\n`);
       s.lastHeartbeatAt = Date.now();
       s.heartbeatsSent++;
+      // A change seen while this beat sampled is in it (the report was read just above).
+      clearTimeout(timer);
+      soon = false;
       timer = setTimeout(() => void beat(), ctx.intervalMs());
     };
+
+    const beatSoon = () => {
+      if (closed || soon) return;
+      soon = true;
+      const sinceLast = Date.now() - (s.lastHeartbeatAt ?? 0);
+      clearTimeout(timer);
+      timer = setTimeout(() => void beat(), Math.max(CHANGE_DEBOUNCE_MS, CHANGE_MIN_GAP_MS - sinceLast));
+    };
+    const unsubscribe = ctx.inference?.onChange(beatSoon);
 
     req.raw.setEncoding("utf8");
     req.raw.on("data", (chunk: string) => {
@@ -110,7 +133,7 @@ export const heartbeatStream: FastifyPluginAsync<HeartbeatContext> = async (app,
         ctx.onInterval(ack.heartbeat_interval_seconds * 1000);
         // A gateway that wants beats more often gets the next one on the new schedule: after the old,
         // longer wait its liveness check (and our own silence check) would take the gap for a failure.
-        if (timer !== undefined && ctx.intervalMs() < before) {
+        if (timer !== undefined && !soon && ctx.intervalMs() < before) {
           clearTimeout(timer);
           timer = setTimeout(() => void beat(), ctx.intervalMs());
         }
@@ -119,6 +142,7 @@ export const heartbeatStream: FastifyPluginAsync<HeartbeatContext> = async (app,
     const stop = () => {
       closed = true;
       clearTimeout(timer);
+      unsubscribe?.();
     };
     res.on("close", stop);
     req.raw.on("close", stop);

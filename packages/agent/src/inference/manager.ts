@@ -65,6 +65,7 @@ export class InferenceManager {
   #checking = false;
   /** When each model was last loaded again after its engine lost it. */
   readonly #repairedAt = new Map<string, number>();
+  readonly #listeners = new Set<() => void>();
 
   constructor(deps: InferenceDeps) {
     this.#deps = deps;
@@ -104,6 +105,7 @@ export class InferenceManager {
       this.#errors.set(name, { engine, message });
       log.error({ model: name, engine }, message);
       void lost.stop().catch(() => {});
+      this.#changed();
       return;
     }
     this.#repairedAt.set(name, now);
@@ -112,14 +114,31 @@ export class InferenceManager {
       .stop()
       .catch(() => {})
       .then(() => this.#start({ model: name, engine, contextSize: lost.model.contextSize }))
-      .finally(() => this.#starting.delete(name));
+      .finally(() => {
+        this.#starting.delete(name);
+        this.#changed();
+      });
     this.#starting.set(name, repaired);
+    this.#changed();
     repaired.catch((err: unknown) => {
       this.#errors.set(name, {
         engine,
         message: `${engine} no longer served ${name} and loading it again failed: ${(err as Error).message}`,
       });
     });
+  }
+
+  /**
+   * Calls `listener` when a model starts, becomes ready, fails or stops, so the gateway can hear of it
+   * at once rather than at the next heartbeat; returns the function that stops the calls.
+   */
+  onChange(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #changed(): void {
+    for (const listener of this.#listeners) listener();
   }
 
   /** Detect the engines once (later calls share the first); status waits for it. */
@@ -171,8 +190,12 @@ export class InferenceManager {
     if (running && running.state() === "ready") return running;
     const pending = this.#starting.get(req.model);
     if (pending) return pending;
-    const p = this.#start(req).finally(() => this.#starting.delete(req.model));
+    const p = this.#start(req).finally(() => {
+      this.#starting.delete(req.model);
+      this.#changed();
+    });
     this.#starting.set(req.model, p);
+    this.#changed();
     return p;
   }
 
@@ -243,6 +266,7 @@ export class InferenceManager {
       this.#served.delete(model);
       this.#errors.delete(model);
       this.#forDeployment.delete(model);
+      this.#changed();
       this.#deps.log.info({ model }, `stopped ${model}`);
       return;
     }
@@ -250,6 +274,7 @@ export class InferenceManager {
     this.#served.clear();
     this.#errors.clear();
     this.#forDeployment.clear();
+    this.#changed();
     this.#deps.log.info("stopped all models");
   }
 
