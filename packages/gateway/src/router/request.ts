@@ -3,6 +3,8 @@ import type { AgentLink, MachineFilter } from "../machines/registry.ts";
 import type { Router } from "./router.ts";
 
 const MAX_ATTEMPTS = 3;
+/** An agent's "not served here" answer is a short JSON error; a longer 404 body is someone else's. */
+const NOT_SERVED_MAX_BYTES = 16 * 1024;
 
 export interface AgentRequestInit {
   path: string;
@@ -149,7 +151,10 @@ export type ModelRequestResult =
 /**
  * Send a request for `model` to a machine serving it; one that fails before answering (its channel is
  * gone, or it answers 502/503 because its engine is down or full) is replaced by another, up to three
- * machines. The router counts the request against its machine until the answer's stream closes.
+ * machines. A machine that answers it no longer serves the model (stopped there since its last
+ * heartbeat) is struck from the model's machines and another is tried; with none left, `place` may
+ * load a replica once (a deployment's cold start) before the request is sent again. The router
+ * counts the request against its machine until the answer's stream closes.
  */
 export async function requestModel(
   router: Router,
@@ -162,14 +167,30 @@ export async function requestModel(
     /** Called as each machine is tried (after the router counts the request against it). */
     onAttempt?: (machineId: string) => void;
     onRetry?: (machineId: string, error: Error) => void;
+    /** Load a replica when every machine thought to serve the model turned out not to (a deployment's). */
+    place?: (() => Promise<void>) | undefined;
   } = {},
 ): Promise<ModelRequestResult> {
   const maxAttempts = opts.maxAttempts ?? MAX_ATTEMPTS;
-  const tried = new Set<string>();
+  let tried = new Set<string>();
   let lastError: Error | undefined;
+  let notServed = 0;
+  let placed = false;
   for (let attempt = 0; attempt < maxAttempts; attempt++) {
     if (init.signal?.aborted) return { kind: "failed", error: abortError(init.signal) };
-    const machine = router.pick(model, tried, opts.allow);
+    let machine = router.pick(model, tried, opts.allow);
+    if (!machine && opts.place && !placed && tried.size > 0 && notServed === tried.size) {
+      // Every machine tried had lost the model: load a replica (it may land on one of them again).
+      placed = true;
+      try {
+        await opts.place();
+      } catch (err) {
+        return { kind: "failed", error: err as Error };
+      }
+      tried = new Set();
+      notServed = 0;
+      machine = router.pick(model, tried, opts.allow);
+    }
     if (!machine) break;
     tried.add(machine.id);
     router.begin(machine.id, model);
@@ -183,7 +204,17 @@ export async function requestModel(
     if (res.started) {
       // The stream closes however the answer ends (whole, cut off, or cancelled): count it until then.
       void res.response.closed.then(() => router.end(machine.id, model));
-      return { kind: "answered", response: res.response };
+      if (res.response.status !== 404) return { kind: "answered", response: res.response };
+      const head = await readHead(res.response, NOT_SERVED_MAX_BYTES);
+      if (!saysNotServed(head.bytes)) return { kind: "answered", response: replay(res.response, head) };
+      res.response.cancel();
+      // Its heartbeat was stale (stopped by hand, or lost by its engine): route as it is now.
+      router.notServing(machine.id, model);
+      notServed++;
+      lastError = new Error(`${machine.id} no longer serves ${model}`);
+      opts.onRetry?.(machine.id, lastError);
+      attempt--; // a machine that served nothing costs no attempt: at most one per machine known
+      continue;
     }
     router.end(machine.id, model);
     lastError = res.error;
@@ -192,6 +223,57 @@ export async function requestModel(
   }
   if (tried.size === 0) return { kind: "not_served" };
   return { kind: "failed", error: lastError ?? new Error("unknown error") };
+}
+
+interface Head {
+  bytes: Buffer;
+  /** The body after `bytes`, not read yet (or its error, once the body was cut off). */
+  rest: AsyncIterator<Buffer>;
+  error?: unknown;
+}
+
+/** The first `max` bytes (or so) of an answer's body, the rest left to read. */
+async function readHead(res: AgentResponse, max: number): Promise<Head> {
+  const rest = res.body[Symbol.asyncIterator]();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    while (size < max) {
+      const next = await rest.next();
+      if (next.done) break;
+      chunks.push(next.value);
+      size += next.value.length;
+    }
+  } catch (error) {
+    return { bytes: Buffer.concat(chunks), rest, error };
+  }
+  return { bytes: Buffer.concat(chunks), rest };
+}
+
+/** The agent's 404 for a model it does not serve (control-api/openai-routes.ts), or its engine's. */
+function saysNotServed(body: Buffer): boolean {
+  try {
+    const parsed = JSON.parse(body.toString("utf8")) as { error?: { code?: unknown } } | null;
+    return parsed?.error?.code === "model_not_found";
+  } catch {
+    return false;
+  }
+}
+
+/** The answer again, whole: the bytes already read, then the rest as it comes. */
+function replay(res: AgentResponse, head: Head): AgentResponse {
+  return {
+    ...res,
+    body: (async function* () {
+      try {
+        if (head.bytes.length > 0) yield head.bytes;
+        if (head.error !== undefined) throw head.error;
+        for (let next = await head.rest.next(); !next.done; next = await head.rest.next()) yield next.value;
+      } finally {
+        await head.rest.return?.();
+      }
+    })(),
+  };
 }
 
 function abortError(signal: AbortSignal): Error {

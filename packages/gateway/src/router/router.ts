@@ -67,6 +67,16 @@ export class Router {
     return this.#byReplica.get(replicaKey(id, model)) ?? 0;
   }
 
+  /** Machine `id` answered that it no longer serves `model`: route as if its heartbeat had said so. */
+  notServing(id: string, model: string): void {
+    const models = this.#registry.views().find((v) => v.id === id)?.inference?.models;
+    if (models)
+      this.#registry.noteModels(
+        id,
+        models.filter((m) => m.name !== model),
+      );
+  }
+
   /** Send no new request to `model` on `id` until the returned function is called. */
   retire(id: string, model: string): () => void {
     const k = replicaKey(id, model);

@@ -285,6 +285,7 @@ export const ollamaRoutes: FastifyPluginAsync<
       },
       {
         allow: found.allow,
+        place: found.deployment ? () => warm(found) : undefined,
         onAttempt: (machineId) => {
           meter.sent();
           ctx.replicas.touch(machineId, served);

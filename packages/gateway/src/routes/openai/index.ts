@@ -127,6 +127,7 @@ export const openaiRoutes: FastifyPluginAsync<InferenceRouteContext> = async (ap
           },
           {
             allow,
+            place: deployment ? () => ctx.replicas.ensure(deployment) : undefined,
             onAttempt: (machineId) => {
               meter.sent();
               ctx.replicas.touch(machineId, model);
