@@ -13,6 +13,8 @@ export interface ControlContext {
   credential: () => string;
   /** True for requests that came over the agent channel, i.e. from the gateway. */
   fromGateway: (req: FastifyRequest) => boolean;
+  /** The agent's own OpenAI-compatible base URL (served by this control server), once it listens. */
+  endpoint: () => string | null;
 }
 
 const OPEN_ROUTES = new Set(["/health"]);
@@ -60,7 +62,7 @@ export const controlRoutes: FastifyPluginAsyncTypebox<ControlContext> = async (a
       status: s.status,
       uptime_seconds: Math.round((Date.now() - s.startedAt) / 1000),
       inference_status: s.inferenceStatus,
-      inference_port: s.inferencePort,
+      inference_port: inferencePort(ctx.endpoint()),
       running_jobs: s.runningJobs,
       total_jobs: s.totalJobs,
       cpu_percent: usage?.cpu_percent ?? 0,
@@ -80,6 +82,13 @@ export const controlRoutes: FastifyPluginAsyncTypebox<ControlContext> = async (a
     return reply.header("content-type", ctx.metrics.contentType).send(await ctx.metrics.metrics());
   });
 };
+
+/** The port of the agent's own /v1 (the engines themselves listen on loopback ports nobody else may use). */
+function inferencePort(endpoint: string | null): number {
+  if (endpoint === null) return 0;
+  const url = new URL(endpoint);
+  return Number(url.port || (url.protocol === "https:" ? 443 : 80));
+}
 
 const round1 = (n: number) => Math.round(n * 10) / 10;
 
