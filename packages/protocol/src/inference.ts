@@ -103,6 +103,8 @@ export const InferenceStatus = Type.Object({
   models: Type.Array(ServedModelView),
   engines: Type.Array(EngineView),
   error: Type.Optional(Type.String()),
+  /** What a start or stop did, in a sentence (the fork's agents answered with one). */
+  message: Type.Optional(Type.String()),
 });
 export type InferenceStatus = Static<typeof InferenceStatus>;
 

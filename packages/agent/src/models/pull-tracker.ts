@@ -51,6 +51,7 @@ export class PullTracker extends EventEmitter<{ change: [] }> {
         }
       },
       checkOwner: (name, owner) => puller.checkOwner(name, owner),
+      list: async () => (await puller.list?.()) ?? [],
     };
   }
 }
