@@ -131,5 +131,9 @@ describe("the control API as curl calls it", () => {
     });
     expect(res.status).not.toBe(404);
     expect(res.body.error?.message).toContain("pulling ollama:gemma3:1b failed");
+    // Nothing half-made stays: the failed pull left no record to serve or to pull "successfully" again.
+    const again = await curl("POST", "/inference/pull", { body: JSON.stringify({ model: "gemma3:1b" }) });
+    expect(again.status).not.toBe(201);
+    expect(again.body.error?.message).toContain("pulling ollama:gemma3:1b failed");
   });
 });

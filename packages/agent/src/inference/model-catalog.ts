@@ -28,6 +28,7 @@ export class StoreCatalog implements ModelCatalog, ModelPuller {
         `no model named ${name} on this machine; give a source: a path, http(s)://…, hf:ORG/REPO/FILE.gguf or ollama:NAME:TAG`,
       );
     }
+    const before = await this.#store.get(name).catch(() => undefined);
     const res = await this.#store.pull(name, source, {
       // The route sends the final line itself, with the record.
       onProgress: (p) => {
@@ -40,13 +41,19 @@ export class StoreCatalog implements ModelCatalog, ModelPuller {
     });
     if (res.status === "ollama") {
       // Ollama keeps its own store: the record maps our name to it, Ollama pulls the weights.
-      if (!this.#ollama)
-        throw new Beta9Error("engine_not_installed", "ollama: sources need the Ollama engine");
-      await this.#ollama.pull(res.ollamaName, {
-        onProgress: (p) =>
-          opts.onProgress({ status: p.status, digest: p.digest, completed: p.completed, total: p.total }),
-        signal: opts.signal,
-      });
+      try {
+        if (!this.#ollama)
+          throw new Beta9Error("engine_not_installed", "ollama: sources need the Ollama engine");
+        await this.#ollama.pull(res.ollamaName, {
+          onProgress: (p) =>
+            opts.onProgress({ status: p.status, digest: p.digest, completed: p.completed, total: p.total }),
+          signal: opts.signal,
+        });
+      } catch (err) {
+        // A model Ollama never got is no model: the record this pull wrote goes with the failure.
+        if (!before) await this.#store.remove(name).catch(() => {});
+        throw err;
+      }
     }
     return view(res.record);
   }
