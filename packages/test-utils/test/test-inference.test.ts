@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import {
+  BIN,
   type GatewayProc,
   type ModelAgent,
   startGateway,
@@ -72,6 +73,48 @@ function testInference(env: NodeJS.ProcessEnv, args: string[] = []) {
   });
 }
 
+/**
+ * As the fork's users run it: TEST_MODEL and BETA9_INFERENCE_HOST only; the key from `b9 login`'s file
+ * under HOME (when `login`) or the agent's machine.token, the python from the repository's .cache/venv.
+ */
+async function forkWay(host: string, opts: { login: boolean; model?: string }) {
+  const home = tempDir("b9-home-");
+  if (opts.login) {
+    const login = await runCommand(
+      process.execPath,
+      [BIN.cli, "login", "--gateway", gw.url, "--api-key", key],
+      { timeoutMs: 30_000, env: { HOME: home, BETA9_CLI_CONFIG: undefined, NO_PROXY: noProxy() } },
+    );
+    expect(login.code, login.stderr).toBe(0);
+  }
+  return runCommand(SCRIPT, [], {
+    timeoutMs: 240_000,
+    env: {
+      HOME: home,
+      B9AGENT_CONFIG: worker.agent.configPath,
+      TEST_MODEL: opts.model ?? MODEL,
+      BETA9_INFERENCE_HOST: host,
+      // Nothing else from the environment that runs the tests.
+      BETA9_INFERENCE_PORT: undefined,
+      BETA9_API_KEY: undefined,
+      BETA9_CLI_CONFIG: undefined,
+      BETA9_PYTHON: undefined,
+      B9AGENT_TOKEN: undefined,
+      B9AGENT_CONTROL_URL: undefined,
+      TEST_MODEL_SOURCE: undefined,
+      PYTHONDONTWRITEBYTECODE: "1",
+      NO_PROXY: noProxy(),
+    },
+  });
+}
+
+function expectAllSteps(run: { code: number | null; stdout: string; stderr: string }) {
+  const out = `${run.stdout}\n${run.stderr}`;
+  expect(run.code, out).toBe(0);
+  for (const step of STEPS) expect(run.stdout, out).toContain(`${step.padEnd(50)}✓`);
+  expect(run.stdout).not.toContain("✗");
+}
+
 /** The models the agent serves now, from its control API. */
 async function served(): Promise<string[]> {
   const res = await worker.control("GET", "/inference/status");
@@ -125,4 +168,45 @@ describe("scripts/test-inference against the real gateway and agent", () => {
     expect(run.stderr).toContain("no agent config at");
     expect(run.stderr).toContain("b9agent init");
   });
+});
+
+describe("scripts/test-inference the fork's way: TEST_MODEL and BETA9_INFERENCE_HOST only", () => {
+  beforeAll(async () => {
+    // The model is on the machine already, as after `b9agent` pulled it once.
+    const pulled = await worker.control("POST", "/inference/pull", { model: MODEL, source: testModelPath() });
+    expect(pulled.status).toBe(201);
+  }, 120_000);
+
+  it("HOST: the gateway's port and the key come from b9 login", async () => {
+    const run = await forkWay("127.0.0.1", { login: true });
+    expectAllSteps(run);
+    expect(run.stdout).toContain(`gateway ${gw.url}`);
+  }, 250_000);
+
+  it("HOST:PORT of the agent itself, as the fork's users named a worker: the key is its machine.token", async () => {
+    const run = await forkWay(new URL(worker.agent.controlUrl).host, { login: false });
+    expectAllSteps(run);
+    expect(run.stdout).toContain(`gateway ${worker.agent.controlUrl}`);
+  }, 250_000);
+
+  it("a URL, with b9 login's key", async () => {
+    const run = await forkWay(gw.url, { login: true });
+    expectAllSteps(run);
+  }, 250_000);
+
+  it("no b9 login and a gateway's address: asks for a key, and never shows the gateway the machine.token", async () => {
+    const run = await forkWay(gw.url, { login: false });
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stdout).toContain(`${STEPS[2]!.padEnd(50)}✗`);
+    expect(run.stderr).toContain("no API key: set BETA9_API_KEY, or run b9 login");
+    expect(await served()).not.toContain(MODEL);
+  }, 120_000);
+
+  it("a model that is not there: ✗ at the first step, naming the models that are", async () => {
+    const run = await forkWay("127.0.0.1", { login: true, model: "llama3.2" });
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stdout).toContain(`${STEPS[0]!.padEnd(50)}✗`);
+    expect(run.stderr).toContain(`this machine has: ${MODEL}`);
+    expect(run.stderr).toContain(`the gateway at ${gw.url} lists:`);
+  }, 60_000);
 });
