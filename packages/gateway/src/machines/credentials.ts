@@ -1,5 +1,5 @@
 import type { Logger } from "@beta9/http";
-import { Beta9Error } from "@beta9/protocol";
+import { Beta9Error, TOKEN_PREFIX } from "@beta9/protocol";
 import type { Machine, Store } from "@beta9/store";
 import { hashBoundSecret, hashSecret, sameHash } from "../auth/secrets.ts";
 import type { MachineRegistry } from "./registry.ts";
@@ -31,6 +31,20 @@ export async function verifyMachineCredential(
   }
   const owner = await deps.store.machines.byCredentialHash(hash);
   const joinToken = owner ? undefined : await deps.store.tokens.byHash(hash);
+  // A join token where a channel machine's credential goes is a mix-up of the two secrets (the fork
+  // called both "token"), not a replayed secret: say which it is, and raise no security event.
+  if (
+    !owner &&
+    (joinToken || credential.startsWith(TOKEN_PREFIX.join)) &&
+    machine &&
+    machine.protocol !== "keepalive"
+  ) {
+    throw new Beta9Error(
+      "credential_invalid",
+      `this is a join token (${TOKEN_PREFIX.join}…), not machine ${machineId}'s credential (${TOKEN_PREFIX.machine}…): run b9agent init --token <join token> to trade it for one`,
+    );
+  }
+  // A fork (keepalive) machine's credential is its join token, so another one presented for it is a replay.
   if (owner || joinToken) {
     deps.log.warn(
       {
