@@ -5,6 +5,7 @@ import { Backoff, sleep } from "./channel/backoff.ts";
 import { Connector } from "./channel/connector.ts";
 import { heartbeatStream } from "./channel/heartbeat-stream.ts";
 import { GatewayRefused, join } from "./channel/join.ts";
+import { GatewayUntrusted } from "./channel/tls.ts";
 import { type AgentConfig, ConfigError, gatewayUrl, saveConfig } from "./config/config-file.ts";
 import { inferenceRoutes } from "./control-api/inference-routes.ts";
 import { listenAddresses } from "./control-api/listen.ts";
@@ -211,7 +212,7 @@ export class Agent {
   async #rejoin(reason: GatewayRefused): Promise<void> {
     if (!this.#config.machine.join_token) {
       throw new ConfigError(
-        `the gateway refused this machine's credential (${reason.message}). Create a new join token with \`b9 token create\` and run: b9agent init --gateway ${this.#config.gateway.host}:${this.#config.gateway.port} --token NEW_TOKEN`,
+        `the gateway refused this machine's credential (${reason.message}). Create a new join token with \`b9 token create\` and run: b9agent init --gateway ${gatewayUrl(this.#config).replace(/^http:\/\//, "")} --token NEW_TOKEN`,
       );
     }
     await this.#join(false);
@@ -235,6 +236,8 @@ export class Agent {
         if (err instanceof GatewayRefused && err.status > 0 && err.status < 500) {
           throw new ConfigError(`the gateway refused to let this machine join: ${err.message}`);
         }
+        // Waiting cannot fix a certificate the agent does not trust, or an unreadable ca_file.
+        if (err instanceof GatewayUntrusted || err instanceof ConfigError) throw new ConfigError(err.message);
         this.#log.warn({ err: String(err) }, "cannot reach the gateway to join; will retry");
         await sleep(backoff.next());
       }

@@ -1,8 +1,10 @@
+import { readFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { createLogger } from "@beta9/http";
 import { BETA9_VERSION, CONTROL_PORT } from "@beta9/protocol";
 import { Command, InvalidArgumentError } from "commander";
+import YAML from "yaml";
 import { Agent } from "./agent.ts";
 import { GatewayRefused, join } from "./channel/join.ts";
 import { GatewayUntrusted } from "./channel/tls.ts";
@@ -10,6 +12,7 @@ import {
   type AgentConfig,
   ConfigError,
   configPath,
+  gatewayUrl,
   loadConfig,
   newMachineId,
   parseCountry,
@@ -39,14 +42,19 @@ const list = (v: string) =>
     .map((s) => s.trim())
     .filter(Boolean);
 
-async function run(opts: { tui?: boolean; listen?: string[] }): Promise<void> {
+async function run(opts: { tui?: boolean; listen?: string[]; debug?: boolean }): Promise<void> {
   const path = configPath();
   const config = await loadConfig(path);
   // The dashboard draws on stdout and reads keys from stdin, so it needs a terminal on both.
   const tui = opts.tui !== false && Boolean(process.stdout.isTTY && process.stdin.isTTY);
   // With the dashboard up, log lines go to its LOGS panel instead of the terminal it draws on.
   const feed = tui ? new LogFeed() : undefined;
-  const log = createLogger({ name: "b9agent", ...(feed ? { destination: feed } : {}) });
+  const log = createLogger({
+    name: "b9agent",
+    ...(opts.debug ? { level: "debug" } : {}),
+    ...(feed ? { destination: feed } : {}),
+  });
+  log.debug({ config: path, gateway: gatewayUrl(config), pool: config.pool }, "loaded the agent config");
   const agent = await Agent.create({ config, configPath: path, log, listen: opts.listen });
   let dashboard: DashboardHandle | undefined;
   let stopping = false;
@@ -118,7 +126,12 @@ program
     gatewayList,
   )
   .requiredOption("--token <join-token>", "a join token from `b9 token create`")
-  .option("--pool <pool>", "pool to join (the join token decides; this is kept for reference)", "external")
+  .option("--pool <pool>", "the pool you expect the token to join; init refuses a token for another pool")
+  .option(
+    "--port <port>",
+    "the gateway's port, for a --gateway given without one (the fork's spelling)",
+    port,
+  )
   .option("--name <name>", "a name for this machine", hostname())
   .option(
     "--country <code>",
@@ -143,7 +156,7 @@ program
         .replace(/[^a-zA-Z0-9._-]/g, "-")
         .replace(/^[^a-zA-Z0-9]+/, "")
         .slice(0, 63) || newMachineId();
-    const gateways = (opts.gateway as string[]).map(parseGatewayAddress);
+    const gateways = (opts.gateway as string[]).map((text) => withPort(text, opts.port));
     const caFile = opts.caFile ? resolve(opts.caFile) : previous?.gateway.ca_file;
     const cfg: AgentConfig = {
       gateway: { ...gateways[0]!, ...(caFile ? { ca_file: caFile } : {}) },
@@ -158,29 +171,56 @@ program
         hostname: hostname(),
         country: opts.country ?? previous?.machine.country,
       },
-      pool: opts.pool,
+      pool: opts.pool ?? "external",
       control: { port: opts.controlPort, listen: opts.listen ?? previous?.control.listen },
       heartbeat_interval_seconds: previous?.heartbeat_interval_seconds ?? 5,
     };
-    await saveConfig(cfg, path);
-    process.stdout.write(`wrote ${path} (machine id ${cfg.machine.id})\n`);
+    // Join first and write only a config that works: a failed init leaves the old config (or none).
+    let res: Awaited<ReturnType<typeof join>>;
     try {
-      const res = await join(cfg, await detectHardware());
-      await saveConfig(
-        { ...cfg, pool: res.pool, machine: { ...cfg.machine, token: res.credential, join_token: undefined } },
-        path,
-      );
-      process.stdout.write(`joined pool ${res.pool} as ${res.machine_id}; start the agent with: b9agent\n`);
+      res = await join(cfg, await detectHardware());
     } catch (err) {
-      if (err instanceof GatewayRefused && err.status > 0 && err.status < 500)
-        throw new ConfigError(err.message);
-      // Waiting cannot fix a certificate the agent does not trust; the config must change.
-      if (err instanceof GatewayUntrusted || err instanceof ConfigError) throw new ConfigError(err.message);
-      process.stdout.write(
-        `could not reach the gateway now (${(err as Error).message}); b9agent will join when it starts\n`,
+      if (err instanceof GatewayRefused)
+        throw new ConfigError(`the gateway refused the join token: ${err.message}; ${path} was not written`);
+      if (err instanceof GatewayUntrusted || err instanceof ConfigError)
+        throw new ConfigError(`${err.message}; ${path} was not written`);
+      throw new ConfigError(
+        `cannot reach the gateway at ${gatewayUrl(cfg)} (${describe(err)}); ${path} was not written. Check the address and port in --gateway, that b9gateway runs there, and that this machine can reach it (e.g. over Tailscale)`,
       );
     }
+    if (opts.pool !== undefined && res.pool !== opts.pool) {
+      throw new ConfigError(
+        `this join token joins pool ${res.pool}, not ${opts.pool}; ${path} was not written. Create a token for ${opts.pool} with \`b9 token create --pool ${opts.pool}\`, or run init without --pool to join ${res.pool}`,
+      );
+    }
+    await saveConfig(
+      { ...cfg, pool: res.pool, machine: { ...cfg.machine, token: res.credential, join_token: undefined } },
+      path,
+    );
+    process.stdout.write(
+      `joined pool ${res.pool} as ${res.machine_id}; wrote ${path}; start the agent with: b9agent\n`,
+    );
   });
+
+/** `--gateway HOST` with the fork's `--port N`: the port goes with each address that has none. */
+function withPort(text: string, gatewayPort: number | undefined): AgentConfig["gateway"] {
+  const address = parseGatewayAddress(text);
+  if (gatewayPort === undefined) return address;
+  const hasPort = /:\d+\/?$/.test(text);
+  if (hasPort && address.port !== gatewayPort) {
+    throw new ConfigError(
+      `--port ${gatewayPort} and --gateway ${text} name different ports; give the port once, as --gateway HOST:PORT`,
+    );
+  }
+  return { ...address, port: gatewayPort };
+}
+
+/** A network error in words: its code (ECONNREFUSED) when it has one. */
+function describe(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  const code = e.code ?? (e.cause as NodeJS.ErrnoException | undefined)?.code;
+  return code ? `${code}: ${e.message}` : e.message;
+}
 
 function sameGateway(cfg: AgentConfig, gw: AgentConfig["gateway"]): boolean {
   return cfg.gateway.host === gw.host && cfg.gateway.port === gw.port;
@@ -191,9 +231,53 @@ program
   .description("run the agent (the default command)")
   .option("--no-tui", "plain log lines instead of the dashboard (the default when stdout is not a terminal)")
   .option("--listen <addresses>", "control API addresses (HOST[:PORT],…)", list)
+  .option("--debug", "log debug lines too (the same as BETA9_LOG_LEVEL=debug)")
   .action(run);
 
-program.parseAsync().catch((err: unknown) => {
+program
+  .command("version")
+  .description("print the agent's version (the same as --version)")
+  .action(() => {
+    process.stdout.write(`b9agent version ${BETA9_VERSION}\n`);
+  });
+
+program
+  .command("config")
+  .description("print the agent's config, with its secrets hidden")
+  .action(async () => {
+    const path = configPath();
+    await loadConfig(path); // refuses a missing, unreadable or malformed config in a sentence
+    const doc = YAML.parse(await readFile(path, "utf8"));
+    process.stdout.write(`# ${path}\n${YAML.stringify(hideSecrets(doc))}`);
+  });
+
+/** Every `token`-like value replaced by its prefix, so the kind of secret shows but never the secret. */
+function hideSecrets(value: unknown, key = ""): unknown {
+  if (Array.isArray(value)) return value.map((v) => hideSecrets(v));
+  if (value && typeof value === "object")
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, hideSecrets(v, k)]));
+  if (typeof value === "string" && value && /token|credential|secret|key$/i.test(key)) {
+    const prefix = /^b9[a-z]?_/.exec(value)?.[0] ?? "";
+    return `${prefix}… (hidden)`;
+  }
+  return value;
+}
+
+/**
+ * The fork's Go flags written as `--tui=false` or `--debug=true`: Go's boolean syntax, which
+ * commander reads as an unknown option.
+ */
+function forkArgs(argv: string[]): string[] {
+  return argv.flatMap((arg) => {
+    const m = /^--?(tui|debug)=(true|false|1|0)$/.exec(arg);
+    if (!m) return [arg];
+    const on = m[2] === "true" || m[2] === "1";
+    if (m[1] === "tui") return on ? [] : ["--no-tui"];
+    return on ? ["--debug"] : [];
+  });
+}
+
+program.parseAsync(forkArgs(process.argv)).catch((err: unknown) => {
   const e = err as NodeJS.ErrnoException;
   if (err instanceof ConfigError) process.stderr.write(`b9agent: ${e.message}\n`);
   else if (e.code === "EADDRINUSE") {
