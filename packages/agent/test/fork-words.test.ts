@@ -1,6 +1,16 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BIN, type GatewayProc, initAgent, Proc, startGateway, tempDir } from "@beta9/test-utils";
+import {
+  BIN,
+  type GatewayProc,
+  initAgent,
+  makeCertificates,
+  Proc,
+  startAgent,
+  startGateway,
+  tempDir,
+  waitFor,
+} from "@beta9/test-utils";
 import { afterEach, describe, expect, it } from "vitest";
 import YAML from "yaml";
 
@@ -14,17 +24,23 @@ afterEach(async () => {
   await Promise.all(procs.splice(0).map((p) => p.stop()));
 });
 
-async function gateway(): Promise<GatewayProc> {
-  const gw = await startGateway();
+async function gateway(opts: Parameters<typeof startGateway>[0] = {}): Promise<GatewayProc> {
+  const gw = await startGateway(opts);
   procs.push(gw.proc);
   return gw;
 }
-/** Run b9agent with `args` to its end; its exit code and everything it printed. */
-async function b9agent(
-  args: string[],
+/** Run b9agent (or the b9 CLI) with `args` to its end; its exit code and everything it printed. */
+function b9agent(args: string[], env: NodeJS.ProcessEnv) {
+  return runToEnd([BIN.agent, ...args], env);
+}
+function b9run(args: string[], env: NodeJS.ProcessEnv) {
+  return runToEnd([BIN.cli, ...args], env);
+}
+async function runToEnd(
+  argv: string[],
   env: NodeJS.ProcessEnv,
 ): Promise<{ code: number | null; out: string }> {
-  const p = new Proc([BIN.agent, ...args], env);
+  const p = new Proc(argv, env);
   procs.push(p);
   const code = await p.exited;
   return { code, out: p.lines.join("\n") };
@@ -122,5 +138,52 @@ describe("the fork's b9agent words", () => {
     expect(out).not.toContain("bound to another machine");
     expect(gw.proc.logs().some((e) => e.event === "security")).toBe(false);
     expect(JSON.stringify(gw.proc.logs())).not.toContain(cfg.machine.token);
+  });
+});
+
+describe("an agent of a gateway that serves TLS itself", () => {
+  async function tlsAgent() {
+    const certs = makeCertificates();
+    const gw = await gateway({ args: ["--tls-cert", certs.certFile, "--tls-key", certs.keyFile] });
+    // The real b9 CLI trusts the private CA (the test's own fetch does not).
+    const b9 = async (...args: string[]) => {
+      const { code, out } = await b9run(args, {
+        BETA9_GATEWAY: gw.url,
+        BETA9_API_KEY: gw.adminKey,
+        BETA9_CA_FILE: certs.caFile,
+        BETA9_CLI_CONFIG: join(tempDir("b9-cli-"), "cli.json"),
+      });
+      if (code !== 0) throw new Error(`b9 ${args.join(" ")} failed:\n${out}`);
+      return out;
+    };
+    const token = async () =>
+      JSON.parse(await b9("token", "create", "--pool", "external", "--json")).token as string;
+    const path = await initAgent(gw, { token: await token(), args: ["--ca-file", certs.caFile] });
+    return { gw, path, cfg: YAML.parse(readFileSync(path, "utf8")), b9, token };
+  }
+
+  it("says how to join again with the gateway's https:// address", async () => {
+    const { gw, path, cfg, b9 } = await tlsAgent();
+    const a = await startAgent(path);
+    procs.push(a.proc);
+    await b9("machine", "remove", cfg.machine.id);
+    expect(await a.proc.exited).toBe(1);
+    expect(a.proc.lines.join("\n")).toContain(`b9agent init --gateway https://127.0.0.1:${gw.port} --token`);
+  });
+
+  it("stops on a certificate it cannot verify with that sentence alone, instead of retrying the join", async () => {
+    const { path, cfg, token } = await tlsAgent();
+    // A join token not yet traded, and no CA to trust the gateway's certificate with.
+    delete cfg.gateway.ca_file;
+    cfg.machine.token = "";
+    cfg.machine.join_token = await token();
+    writeFileSync(path, YAML.stringify(cfg), { mode: 0o600 });
+    const p = new Proc([BIN.agent, "run", "--no-tui", "--listen", "127.0.0.1:0"], { B9AGENT_CONFIG: path });
+    procs.push(p);
+    await waitFor(() => p.child.exitCode !== null, { what: "the agent to stop", timeoutMs: 20_000, proc: p });
+    expect(p.child.exitCode).toBe(1);
+    const out = p.lines.join("\n");
+    expect(out).toContain("the gateway's certificate is not trusted");
+    expect(out).not.toContain("cannot reach the gateway");
   });
 });
