@@ -119,7 +119,7 @@ const program = new Command("b9agent")
 
 program
   .command("init")
-  .description("write the agent's config and join the gateway")
+  .description("join the gateway and, once it accepts, write the agent's config")
   .requiredOption(
     "--gateway <host:port>",
     "the gateway's address, e.g. 100.72.101.23:1994; several replicas as A,B or the flag repeated (tried in turn)",
