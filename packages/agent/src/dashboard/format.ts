@@ -25,3 +25,8 @@ export function clock(time: number): string {
   const two = (n: number) => String(n).padStart(2, "0");
   return `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
 }
+
+/** Terminal columns a line of the dashboard's own text takes: one per character (ASCII, │, ·, …). */
+export function columnsOf(text: string): number {
+  return [...text].length;
+}

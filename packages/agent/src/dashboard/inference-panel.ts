@@ -1,6 +1,6 @@
 import { Box, Text } from "ink";
 import React from "react";
-import { bytes } from "./format.ts";
+import { bytes, columnsOf } from "./format.ts";
 import { Panel } from "./frame.ts";
 import type { DashboardModel, ModelView } from "./model.ts";
 import { stateColor } from "./state-color.ts";
@@ -24,11 +24,20 @@ function ModelLine({ model }: { model: ModelView }) {
   return h(
     Box,
     null,
-    h(Box, { width: "35%", paddingRight: 1 }, h(Text, { wrap: "truncate-end", bold: true }, model.name)),
-    h(Box, { width: 10 }, h(Text, { color: stateColor(model.state) }, model.state)),
+    // The same columns as the served models' table, which never shrink.
     h(
       Box,
-      { flexGrow: 1 },
+      { width: "35%", flexShrink: 0, paddingRight: 1 },
+      h(Text, { wrap: "truncate-end", bold: true }, model.name),
+    ),
+    h(
+      Box,
+      { width: 9, flexShrink: 0 },
+      h(Text, { wrap: "truncate-end", color: stateColor(model.state) }, model.state),
+    ),
+    h(
+      Box,
+      { flexGrow: 1, flexShrink: 1, minWidth: 0 },
       model.error
         ? h(Text, { wrap: "truncate-end", color: "red" }, model.error.split("\n")[0])
         : h(Text, { wrap: "truncate-end" }, facts),
@@ -40,21 +49,27 @@ function ModelLine({ model }: { model: ModelView }) {
 export function InferencePanel({
   inference,
   height,
+  width,
 }: {
   inference: DashboardModel["inference"];
   height: number;
+  /** Columns inside the frame. */
+  width: number;
 }) {
   const models = inference.models;
   const room = height - 1;
   const engines = inference.engines.length ? inference.engines.join(", ") : "none detected";
   const named = `Models: ${models.length ? models.map((m) => `${m.name} (${m.state})`).join(", ") : "none"}`;
+  const head = `Status: ${inference.status}${SEP}Endpoint: ${inference.endpoint ?? "–"}`;
+  // Engines that do not fit on the status line go up to the panel's title, which has room.
+  const enginesUp = columnsOf(`${head}${SEP}Engines: ${engines}`) > width;
   // With one row only, the models are named on the status line.
   const status = h(
     Text,
     { key: "status", wrap: "truncate-end" },
     "Status: ",
     h(Text, { color: stateColor(inference.status) }, inference.status),
-    `${SEP}Endpoint: ${inference.endpoint ?? "–"}${SEP}Engines: ${engines}${room < 1 ? SEP + named : ""}`,
+    `${SEP}Endpoint: ${inference.endpoint ?? "–"}${enginesUp ? "" : `${SEP}Engines: ${engines}`}${room < 1 ? SEP + named : ""}`,
   );
   let body: React.ReactNode[];
   if (room < 1) body = [];
@@ -66,5 +81,10 @@ export function InferencePanel({
     if (shown.length < models.length)
       body.push(h(Text, { key: "more", dimColor: true }, `… ${models.length - shown.length} more`));
   }
-  return h(Panel, { title: "INFERENCE", height }, status, ...body);
+  return h(
+    Panel,
+    { title: enginesUp ? `INFERENCE${SEP}Engines: ${engines}` : "INFERENCE", height },
+    status,
+    ...body,
+  );
 }

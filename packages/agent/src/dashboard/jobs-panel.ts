@@ -25,22 +25,31 @@ function Row({
   return h(
     Box,
     null,
-    h(Box, { width: "35%", paddingRight: 1 }, h(Text, { wrap: "truncate-end", dimColor: dim }, model)),
-    h(Box, { width: 10 }, h(Text, { wrap: "truncate-end", dimColor: dim }, role)),
-    h(Box, { width: 10 }, h(Text, { wrap: "truncate-end", dimColor: dim, color }, state)),
-    h(Box, { flexGrow: 1 }, h(Text, { wrap: "truncate-end", dimColor: dim }, requests)),
+    // Fixed columns never shrink, so a long last cell is cut instead of pulling the columns out of line.
+    h(
+      Box,
+      { width: "35%", flexShrink: 0, paddingRight: 1 },
+      h(Text, { wrap: "truncate-end", dimColor: dim }, model),
+    ),
+    h(Box, { width: 9, flexShrink: 0 }, h(Text, { wrap: "truncate-end", dimColor: dim }, role)),
+    h(Box, { width: 9, flexShrink: 0 }, h(Text, { wrap: "truncate-end", dimColor: dim, color }, state)),
+    h(
+      Box,
+      { flexGrow: 1, flexShrink: 1, minWidth: 0 },
+      h(Text, { wrap: "truncate-end", dimColor: dim }, requests),
+    ),
   );
 }
 
 function requests(job: JobView, now: number): string {
   if (job.running === 0 && job.served === 0) return "idle";
-  return `${job.running} running · ${job.served} done · last ${ago(now, job.lastRequestAt)}`;
+  return `${job.running} running · ${job.served} done · ${ago(now, job.lastRequestAt)}`;
 }
 
 /** What runs here: each served model (a replica when the gateway placed it) and its requests. */
 export function JobsPanel({ jobs, now, height }: { jobs: readonly JobView[]; now: number; height: number }) {
   let body: React.ReactNode[];
-  if (jobs.length === 0) body = [h(Text, { key: "none", dimColor: true }, "No jobs yet")];
+  if (jobs.length === 0) body = [h(Text, { key: "none", dimColor: true }, "No models served yet")];
   else if (height < 3 && jobs.length > height - 1) {
     // No room for a table: one line sums it up.
     const running = jobs.reduce((n, j) => n + j.running, 0);
@@ -72,5 +81,5 @@ export function JobsPanel({ jobs, now, height }: { jobs: readonly JobView[]; now
     if (shown.length < jobs.length)
       body.push(h(Text, { key: "more", dimColor: true }, `… ${jobs.length - shown.length} more`));
   }
-  return h(Panel, { title: "JOBS", height }, ...body);
+  return h(Panel, { title: "SERVED MODELS", height }, ...body);
 }

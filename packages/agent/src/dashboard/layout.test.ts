@@ -2,6 +2,7 @@ import { stripVTControlCharacters } from "node:util";
 import { render } from "ink-testing-library";
 import React from "react";
 import { afterEach, describe, expect, it } from "vitest";
+import { columnsOf } from "./format.ts";
 import { Layout } from "./layout.ts";
 import type { LogLine } from "./log-feed.ts";
 import type { DashboardModel } from "./model.ts";
@@ -66,8 +67,8 @@ describe("dashboard layout", () => {
     expect(f).toContain("║ CPU: 28.1% │ Memory: 50.0% of 16.0 GiB │ GPUs: 3 │ Last Heartbeat: 25s ago");
     expect(f).toContain("GPU: NVIDIA H100 80GB HBM3 ×2 · 80.0 GiB VRAM each · 3.0 GiB in use");
     expect(f).toContain("GPU: NVIDIA GeForce RTX 4090 · 24.0 GiB VRAM");
-    expect(f).toMatch(/║ JOBS +║/);
-    expect(f).toContain("No jobs yet");
+    expect(f).toMatch(/║ SERVED MODELS +║/);
+    expect(f).toContain("No models served yet");
     expect(f).toMatch(/║ INFERENCE +║/);
     expect(f).toContain("Status: stopped │ Endpoint: http://100.100.74.117:9999/v1 │ Engines: builtin");
     expect(f).toContain("Models: none");
@@ -151,7 +152,7 @@ describe("dashboard layout", () => {
       36,
     );
     expect(f).toMatch(/MODEL +ROLE +STATE +REQUESTS/);
-    expect(f).toMatch(/llama3\.2:1b +replica +ready +2 running · 14 done · last 3s ago/);
+    expect(f).toMatch(/llama3\.2:1b +replica +ready +2 running · 14 done · 3s ago/);
     expect(f).toMatch(/qwen2\.5:7b +local +starting +idle/);
     // A table: each column starts where its heading does.
     const rows = f.split("\n");
@@ -212,6 +213,55 @@ describe("dashboard layout", () => {
       expect(lines.at(-2)).toMatch(/^╚═+╝$/);
       unmount?.();
     }
+  });
+
+  it("at 80×24 draws a whole frame: every line 80 columns, borders in line, nothing cut that fits", () => {
+    const f = frame(
+      model({
+        gpus: [{ name: "NVIDIA GeForce RTX 4090", vramBytes: 24 * GiB, usedBytes: 2 * GiB }],
+        jobs: [
+          {
+            model: "smollm2:135m",
+            origin: "gateway",
+            state: "ready",
+            running: 1,
+            served: 14,
+            lastRequestAt: NOW - 3000,
+          },
+        ],
+        inference: {
+          status: "running",
+          endpoint: "http://100.100.74.117:9999/v1",
+          engines: ["builtin", "llamacpp"],
+          models: [
+            { name: "smollm2:135m", state: "ready", engine: "builtin", memoryBytes: GiB, contextSize: 4096 },
+          ],
+        },
+      }),
+      80,
+      24,
+    );
+    const lines = f.split("\n");
+    expect(lines).toHaveLength(24);
+    const box = lines.slice(0, -1);
+    // Columns as the terminal counts them (box characters are one column each, one code point each).
+    for (const line of box) expect(columnsOf(line)).toBe(80);
+    for (const line of box) expect(line).toMatch(/^[╔║╠╟╚].*[╗║╣╢╝]$/);
+    expect(lines[0]).toMatch(/^╔══ Beta9 Agent: 1c1b50c8 \(mac-studio-1\) ═+╗$/);
+    expect(lines[1]).toMatch(
+      /^║ Status: READY │ Gateway: http:\/\/100\.72\.101\.23:1994 │ Pool: external +║$/,
+    );
+    expect(lines[2]).toMatch(
+      /^║ CPU: 28\.1% │ Memory: 50\.0% of 16\.0 GiB │ GPUs: 1 │ Last Heartbeat: 25s ago +║$/,
+    );
+    expect(f).not.toContain("…");
+    expect(f).toMatch(/║ INFERENCE │ Engines: builtin, llamacpp +║/);
+    expect(f).toMatch(/║ Status: running │ Endpoint: http:\/\/100\.100\.74\.117:9999\/v1 +║/);
+    // The served models' table keeps its columns under their headings.
+    const at = (text: string) => box.find((r) => r.includes(text))?.indexOf(text);
+    expect(at("replica")).toBe(at("ROLE"));
+    expect(at("ready")).toBe(at("STATE"));
+    expect(at("1 running · 14 done · 3s ago")).toBe(at("REQUESTS"));
   });
 
   it("at the smallest size still shows every panel whole: models named on the status line, jobs summed up", () => {

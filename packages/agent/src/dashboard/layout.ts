@@ -12,7 +12,7 @@ import { TooSmall } from "./too-small.ts";
 
 const h = React.createElement;
 
-/** The seed's screen: header, status, JOBS, INFERENCE, LOGS, filling exactly `columns` × `rows`. */
+/** The seed's screen: header, status, SERVED MODELS (the seed's JOBS), INFERENCE, LOGS, filling exactly `columns` × `rows`. */
 export function Layout({
   model: m,
   columns,
@@ -35,11 +35,11 @@ export function Layout({
     Box,
     { flexDirection: "column", width: columns, height: rows },
     h(Header, { machine: m.machine }),
-    h(StatusPanel, { model: m, gpuLines: plan.gpuLines }),
+    h(StatusPanel, { model: m, gpuLines: plan.gpuLines, width: columns - 4 }),
     h(Divider),
     h(JobsPanel, { jobs: m.jobs, now: m.now, height: plan.jobs }),
     h(Divider),
-    h(InferencePanel, { inference: m.inference, height: plan.inference }),
+    h(InferencePanel, { inference: m.inference, height: plan.inference, width: columns - 4 }),
     h(Divider),
     h(LogsPanel, { logs: m.logs, pulls: m.pulls, height: plan.logs }),
     h(BottomBorder),

@@ -1,6 +1,6 @@
 import { Box, Text } from "ink";
 import React from "react";
-import { ago, bytes, percent } from "./format.ts";
+import { ago, bytes, columnsOf, percent } from "./format.ts";
 import { Section } from "./frame.ts";
 import type { DashboardModel, GpuView } from "./model.ts";
 
@@ -38,8 +38,9 @@ function statusColor(status: string): string {
   return "yellow";
 }
 
-function GatewayState({ m }: { m: DashboardModel }) {
-  if (m.gateway.connected) return h(Text, { color: "green" }, " connected");
+function GatewayState({ m, terse }: { m: DashboardModel; terse: boolean }) {
+  // Where the line is too narrow, a connected gateway goes unsaid (READY says it) so the pool still shows.
+  if (m.gateway.connected) return terse ? null : h(Text, { color: "green" }, " connected");
   if (m.status === "CONNECTING" && m.gateway.reconnects === 0)
     return h(Text, { color: "yellow" }, " connecting…");
   return h(Text, { color: "red" }, ` unreachable, reconnecting (${m.gateway.reconnects} tries)`);
@@ -58,8 +59,19 @@ function GpuLine({ group }: { group: GpuGroup }) {
 }
 
 /** Status, gateway and pool; CPU, memory, GPUs and the last heartbeat; then one line per kind of GPU. */
-export function StatusPanel({ model: m, gpuLines }: { model: DashboardModel; gpuLines: number }) {
+export function StatusPanel({
+  model: m,
+  gpuLines,
+  width,
+}: {
+  model: DashboardModel;
+  gpuLines: number;
+  /** Columns inside the frame. */
+  width: number;
+}) {
   const status = m.stopping ? "STOPPING" : m.status;
+  const terse =
+    columnsOf(`Status: ${status}${SEP}Gateway: ${m.gateway.url} connected${SEP}Pool: ${m.pool}`) > width;
   const u = m.usage;
   const memory = u
     ? `${percent(u.memoryTotalBytes > 0 ? (100 * u.memoryUsedBytes) / u.memoryTotalBytes : 0)} of ${bytes(u.memoryTotalBytes)}`
@@ -75,7 +87,7 @@ export function StatusPanel({ model: m, gpuLines }: { model: DashboardModel; gpu
       "Status: ",
       h(Text, { bold: true, color: statusColor(status) }, status),
       `${SEP}Gateway: ${m.gateway.url}`,
-      h(GatewayState, { m }),
+      h(GatewayState, { m, terse }),
       `${SEP}Pool: ${m.pool}`,
     ),
     h(
