@@ -1,14 +1,19 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { stripVTControlCharacters } from "node:util";
 import { createLogger } from "@beta9/http";
 import type { Hardware } from "@beta9/protocol";
-import { waitFor } from "@beta9/test-utils";
+import { testModelPath, waitFor } from "@beta9/test-utils";
 import { render } from "ink-testing-library";
 import React from "react";
 import { afterEach, describe, expect, it } from "vitest";
 import { UsageSampler } from "../hardware/usage-sampler.ts";
 import { InferenceManager } from "../inference/manager.ts";
+import { StoreCatalog } from "../inference/model-catalog.ts";
 import { RequestActivity } from "../inference/request-activity.ts";
 import { PullTracker } from "../models/pull-tracker.ts";
+import { ModelStore } from "../models/store.ts";
 import { AgentState } from "../state.ts";
 import { Dashboard } from "./dashboard.ts";
 import { LogFeed } from "./log-feed.ts";
@@ -152,6 +157,28 @@ describe("live dashboard", () => {
     await d.shows("joined the gateway");
     expect(d.screen()).not.toContain('"level"');
     expect(d.screen()).not.toContain("b9m_secret-credential");
+  });
+
+  it("shows an engine's JSON line with no message as a sentence, not as JSON", async () => {
+    const { log, sources } = agentParts();
+    const d = show(new DashboardStore(sources));
+    log.info({ engine: "builtin" }, JSON.stringify({ event: "listening", port: 4242 }));
+    await d.shows(/\d\d:\d\d:\d\d listening \(port 4242\)/);
+    expect(d.screen()).not.toContain("{");
+  });
+
+  it("logs one line when a pull ends, with the model's size", async () => {
+    const { sources } = agentParts();
+    const dir = await mkdtemp(join(tmpdir(), "b9-dashboard-pull-"));
+    stops.push(() => void rm(dir, { recursive: true, force: true }));
+    const puller = sources.pulls.track(
+      new StoreCatalog(new ModelStore({ dir, allowedDirs: [dirname(testModelPath())] })),
+    );
+    const d = show(new DashboardStore(sources));
+    await puller.pull("smol", testModelPath(), { onProgress: () => {}, signal: AbortSignal.timeout(60_000) });
+    await d.shows(/\d\d:\d\d:\d\d pulled smol \(94 MiB\)/);
+    expect(d.screen().match(/pulled smol/g)).toHaveLength(1);
+    expect(d.screen()).not.toContain("↓ pull smol");
   });
 
   it("redraws for the terminal's new size and says when it is too small", async () => {

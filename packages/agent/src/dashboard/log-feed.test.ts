@@ -27,7 +27,7 @@ describe("log feed", () => {
     expect(feed.last(3).map((l) => [l.level, l.text])).toEqual([
       ["error", "model file is truncated"],
       ["info", "INFO 01-15 Loading safetensors checkpoint shards: 50%"],
-      ["info", '{"event":"listening","port":4242}'],
+      ["info", "listening (port 4242)"],
     ]);
   });
 

@@ -35,6 +35,17 @@ function parseRecord(text: string): Record<string, unknown> | undefined {
   }
 }
 
+/** A sentence for an engine's JSON line that has no message: its event and facts ("listening (port 4242)"). */
+function describe(record: Record<string, unknown>): string {
+  const { event, level: _level, time: _time, pid: _pid, hostname: _hostname, ...rest } = record;
+  const facts = Object.entries(rest)
+    .filter(([, v]) => ["string", "number", "boolean"].includes(typeof v))
+    .map(([k, v]) => `${k} ${v}`)
+    .join(", ");
+  if (typeof event !== "string") return facts || "(an empty line)";
+  return facts ? `${event} (${facts})` : event;
+}
+
 /**
  * Where the agent's logger writes while the dashboard owns the terminal: each JSON line becomes a
  * LogLine, the last `capacity` are kept, and listeners hear of each new one. Secrets are redacted by
@@ -55,9 +66,11 @@ export class LogFeed extends EventEmitter<{ line: [LogLine] }> implements Destin
       let record = parseRecord(raw) ?? { msg: raw };
       // An engine that logs JSON itself (the builtin engine does) arrives as one JSON line inside ours.
       const inner = typeof record.msg === "string" ? parseRecord(record.msg) : undefined;
-      if (inner && typeof inner.msg === "string") {
+      if (inner) {
         const level = Math.max(Number(record.level) || 0, Number(inner.level) || 0);
-        record = { ...inner, level, time: record.time };
+        // A person reads a sentence, never the engine's raw JSON.
+        const msg = typeof inner.msg === "string" && inner.msg ? inner.msg : describe(inner);
+        record = { ...inner, msg, level, time: record.time };
       }
       const reason = reasonOf(record.err);
       const msg = typeof record.msg === "string" ? record.msg : "";

@@ -1,4 +1,5 @@
-import type { Usage } from "@beta9/protocol";
+import type { StoredModelView, Usage } from "@beta9/protocol";
+import { bytes } from "./format.ts";
 import { type DashboardModel, type DashboardSources, readModel } from "./model.ts";
 
 export interface DashboardStoreOptions {
@@ -44,7 +45,15 @@ export class DashboardStore {
     pulls.on("change", changed);
     activity.on("change", changed);
     logs.on("line", changed);
+    const pulled = (m: StoredModelView) =>
+      logs.push({
+        time: Date.now(),
+        level: "info",
+        text: m.size === null ? `pulled ${m.name}` : `pulled ${m.name} (${bytes(m.size)})`,
+      });
+    pulls.on("pulled", pulled);
     this.#unsubscribe.push(
+      () => pulls.off("pulled", pulled),
       () => state.off("change", changed),
       () => pulls.off("change", changed),
       () => activity.off("change", changed),

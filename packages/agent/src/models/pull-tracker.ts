@@ -15,7 +15,7 @@ export interface ActivePull {
  * The pulls running on this agent, for the dashboard: wraps the model store's pull so that every pull
  * (from a local caller or from the gateway) is seen, whoever asked for it.
  */
-export class PullTracker extends EventEmitter<{ change: [] }> {
+export class PullTracker extends EventEmitter<{ change: []; pulled: [StoredModelView] }> {
   readonly #active = new Map<number, ActivePull>();
   #next = 0;
 
@@ -31,7 +31,7 @@ export class PullTracker extends EventEmitter<{ change: [] }> {
         this.#active.set(id, { model: name, status: "starting", startedAt: Date.now() });
         this.emit("change");
         try {
-          return await puller.pull(name, source, {
+          const stored = await puller.pull(name, source, {
             ...opts,
             onProgress: (p) => {
               this.#active.set(id, {
@@ -45,6 +45,9 @@ export class PullTracker extends EventEmitter<{ change: [] }> {
               opts.onProgress(p);
             },
           });
+          // The dashboard logs the end of a pull, which progress reports never say.
+          this.emit("pulled", stored);
+          return stored;
         } finally {
           this.#active.delete(id);
           this.emit("change");
