@@ -1,6 +1,6 @@
 import type { NetworkInterfaceInfo } from "node:os";
 import { describe, expect, it } from "vitest";
-import { findTailscaleAddresses, isTailscaleIPv4 } from "./tailscale.ts";
+import { findTailscaleAddresses, isTailscaleIPv4, tailnetAddresses } from "./tailscale.ts";
 
 const v4 = (address: string, internal = false): NetworkInterfaceInfo => ({
   address,
@@ -55,5 +55,12 @@ describe("Tailscale addresses", () => {
   it("returns nothing when there is no Tailscale, and reads this machine without throwing", () => {
     expect(findTailscaleAddresses({})).toEqual([]);
     expect(Array.isArray(findTailscaleAddresses())).toBe(true);
+  });
+
+  it("takes TAILSCALE_IP as the tailnet address when set, as the fork's agent did", () => {
+    const interfaces = { tailscale0: [v4("100.101.102.103")] };
+    expect(tailnetAddresses({ TAILSCALE_IP: " 100.90.9.9 " }, interfaces)).toEqual(["100.90.9.9"]);
+    expect(tailnetAddresses({ TAILSCALE_IP: "" }, interfaces)).toEqual(["100.101.102.103"]);
+    expect(tailnetAddresses({}, {})).toEqual([]);
   });
 });

@@ -13,6 +13,19 @@ export function isTailscaleIPv4(address: string): boolean {
 }
 
 /**
+ * The tailnet addresses the control API should listen on: TAILSCALE_IP when set (the fork's agent
+ * took it as given, e.g. for a Tailscale whose interface has another name), else those found.
+ */
+export function tailnetAddresses(
+  env: NodeJS.ProcessEnv = process.env,
+  interfaces: Interfaces = os.networkInterfaces(),
+): string[] {
+  const given = env.TAILSCALE_IP?.trim();
+  if (given) return [given];
+  return findTailscaleAddresses(interfaces);
+}
+
+/**
  * The machine's Tailscale IPv4 addresses: on Linux the interface is "tailscale0"; on macOS it is
  * one of the "utunN" tunnels, which other VPNs also use, so there the address range decides.
  */
