@@ -8,7 +8,7 @@ import { GatewayRefused, join } from "./channel/join.ts";
 import { GatewayUntrusted } from "./channel/tls.ts";
 import { type AgentConfig, ConfigError, gatewayUrl, saveConfig } from "./config/config-file.ts";
 import { inferenceRoutes } from "./control-api/inference-routes.ts";
-import { listenAddresses } from "./control-api/listen.ts";
+import { followsTailnet, listenAddresses, tailnetRecheckMs } from "./control-api/listen.ts";
 import { openaiRoutes } from "./control-api/openai-routes.ts";
 import { controlRoutes, installControlAuth } from "./control-api/routes.ts";
 import { ControlServer } from "./control-api/server.ts";
@@ -26,6 +26,7 @@ import { RequestActivity, trackRequests } from "./inference/request-activity.ts"
 import { agentMetrics } from "./metrics.ts";
 import { PullTracker } from "./models/pull-tracker.ts";
 import { ModelStore } from "./models/store.ts";
+import { isTailscaleIPv4, tailnetAddresses } from "./network/tailscale.ts";
 import { AgentState } from "./state.ts";
 
 export interface AgentOptions {
@@ -50,6 +51,12 @@ export class Agent {
   readonly activity = new RequestActivity();
   #intervalMs: number;
   #bound: string[] = [];
+  /** The tailnet addresses (host:port) the control API listens on: what users call /v1 at. */
+  readonly #tailnetBound: string[] = [];
+  /** Tailnet addresses that could not be bound yet, warned about once. */
+  readonly #tailnetWarned = new Set<string>();
+  #tailnetTimer: NodeJS.Timeout | undefined;
+  #tailnetChecking = false;
 
   private constructor(opts: AgentOptions, hardware: Hardware) {
     this.#config = opts.config;
@@ -169,9 +176,16 @@ export class Agent {
     await agent.control.app.register(heartbeatStream, ctx);
     await agent.control.app.register(inferenceRoutes, ctx);
     await agent.control.app.register(openaiRoutes, ctx);
-    agent.#bound = await agent.control.listen(
-      listenAddresses(opts.config.control.port, opts.listen ?? opts.config.control.listen),
-    );
+    const explicit = opts.listen ?? opts.config.control.listen;
+    if (followsTailnet(explicit)) {
+      // Loopback must work; the tailnet address may not be up yet, so it is looked for again later.
+      agent.#bound = await agent.control.listen([{ host: "127.0.0.1", port: opts.config.control.port }]);
+      await agent.#listenOnTailnet();
+      agent.#tailnetTimer = setInterval(() => void agent.#listenOnTailnet(), tailnetRecheckMs());
+      agent.#tailnetTimer.unref();
+    } else {
+      agent.#bound = await agent.control.listen(listenAddresses(opts.config.control.port, explicit));
+    }
     agent.#log.info(
       { addresses: agent.#bound, gpus: hardware.gpus.map((g) => g.name), cores: hardware.cpu_cores },
       `control API listening on ${agent.#bound.join(", ")}`,
@@ -183,9 +197,45 @@ export class Agent {
     return this.#bound;
   }
 
-  /** This machine's own OpenAI-compatible base URL (authenticated), on the first control address. */
+  /**
+   * This machine's own OpenAI-compatible base URL (authenticated): on its tailnet address when it
+   * listens there (that is where the fork's users reach it), else on the first control address.
+   */
   get openaiBaseUrl(): string | null {
-    return this.#bound[0] ? `http://${this.#bound[0]}/v1` : null;
+    const address =
+      this.#tailnetBound[0] ??
+      this.#bound.find((a) => isTailscaleIPv4(a.replace(/:\d+$/, ""))) ??
+      this.#bound[0];
+    return address ? `http://${address}/v1` : null;
+  }
+
+  /** Listen on each tailnet address not listened on yet, on the loopback's port; never 0.0.0.0. */
+  async #listenOnTailnet(): Promise<void> {
+    if (this.#tailnetChecking || !this.#bound[0]) return;
+    this.#tailnetChecking = true;
+    try {
+      const port = Number(/:(\d+)$/.exec(this.#bound[0])?.[1]);
+      for (const host of tailnetAddresses()) {
+        if (host === "0.0.0.0" || this.#bound.includes(`${host}:${port}`)) continue;
+        try {
+          const [address] = await this.control.listen([{ host, port }]);
+          if (!address) continue;
+          this.#bound.push(address);
+          this.#tailnetBound.push(address);
+          if (this.#tailnetTimer) this.#log.info({ address }, `control API now also listening on ${address}`);
+        } catch (err) {
+          // Typically Tailscale is not up yet (EADDRNOTAVAIL): said once, then tried again quietly.
+          const level = this.#tailnetWarned.has(host) ? "debug" : "warn";
+          this.#tailnetWarned.add(host);
+          this.#log[level](
+            { host, err: String(err) },
+            `cannot listen on the tailnet address ${host} yet; will try again`,
+          );
+        }
+      }
+    } finally {
+      this.#tailnetChecking = false;
+    }
   }
 
   /** Join if this machine has a join token to trade, then keep the channel up until stop(). */
@@ -204,6 +254,7 @@ export class Agent {
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.#tailnetTimer);
     await this.#connector?.stop();
     await this.inference.shutdown();
     await this.control.close();

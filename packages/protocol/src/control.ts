@@ -9,6 +9,8 @@ export const AgentStatus = Type.Object({
   uptime_seconds: Type.Number(),
   inference_status: Type.String(),
   inference_port: Type.Integer(),
+  /** The agent's own authenticated /v1, on its tailnet address when it listens there. */
+  inference_endpoint: Type.Union([Type.String(), Type.Null()]),
   running_jobs: Type.Integer(),
   total_jobs: Type.Integer(),
   cpu_percent: Type.Number(),

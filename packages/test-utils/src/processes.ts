@@ -196,10 +196,16 @@ export interface AgentProc {
 /** Start the real b9agent with its config at configPath, control API on a free loopback port. */
 export async function startAgent(
   configPath: string,
-  opts: { waitConnected?: boolean; env?: NodeJS.ProcessEnv; listen?: string } & Launch = {},
+  /** listen: null lets the agent choose its addresses itself (loopback and Tailscale). */
+  opts: { waitConnected?: boolean; env?: NodeJS.ProcessEnv; listen?: string | null } & Launch = {},
 ): Promise<AgentProc> {
   const proc = new Proc(
-    [BIN.agent, "run", "--no-tui", "--listen", opts.listen ?? "127.0.0.1:0"],
+    [
+      BIN.agent,
+      "run",
+      "--no-tui",
+      ...(opts.listen === null ? [] : ["--listen", opts.listen ?? "127.0.0.1:0"]),
+    ],
     { ...opts.env, B9AGENT_CONFIG: configPath },
     opts,
   );
@@ -289,6 +295,7 @@ export async function startModelAgent(
     initArgs?: string[];
     /** models.allow_private_sources: addresses a workspace's deployment source may reach (a test's file server). */
     allowPrivateSources?: string[];
+    listen?: string | null;
   } = {},
 ): Promise<ModelAgent> {
   const path = await initAgent(gw, {
@@ -297,7 +304,10 @@ export async function startModelAgent(
     ...(opts.initArgs ? { args: opts.initArgs } : {}),
   });
   const { token, id: machineId } = allowTestModel(path, opts.allowPrivateSources).machine;
-  const agent = await startAgent(path, { env: opts.env });
+  const agent = await startAgent(path, {
+    env: opts.env,
+    ...(opts.listen === undefined ? {} : { listen: opts.listen }),
+  });
   const control = (method: string, p: string, body?: unknown) =>
     fetch(agent.controlUrl + p, {
       method,

@@ -63,6 +63,7 @@ export const controlRoutes: FastifyPluginAsyncTypebox<ControlContext> = async (a
       uptime_seconds: Math.round((Date.now() - s.startedAt) / 1000),
       inference_status: s.inferenceStatus,
       inference_port: inferencePort(ctx.endpoint()),
+      inference_endpoint: ctx.endpoint(),
       running_jobs: s.runningJobs,
       total_jobs: s.totalJobs,
       cpu_percent: usage?.cpu_percent ?? 0,
