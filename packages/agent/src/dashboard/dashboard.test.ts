@@ -135,7 +135,7 @@ describe("live dashboard", () => {
       "cannot reach the gateway; will retry",
     );
     await d.shows(
-      "Status: DISCONNECTED │ Gateway: http://127.0.0.1:1994 unreachable, reconnecting (1 tries)",
+      "Status: DISCONNECTED │ Gateway: http://127.0.0.1:1994 unreachable (1 try) │ Pool: external",
     );
     await d.shows("cannot reach the gateway; will retry: ECONNREFUSED connect ECONNREFUSED 127.0.0.1:1994");
   });

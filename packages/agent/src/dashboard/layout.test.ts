@@ -93,7 +93,35 @@ describe("dashboard layout", () => {
     const f = frame(
       model({ status: "DISCONNECTED", gateway: { url: "http://gw:1994", connected: false, reconnects: 3 } }),
     );
-    expect(f).toContain("Status: DISCONNECTED │ Gateway: http://gw:1994 unreachable, reconnecting (3 tries)");
+    expect(f).toContain(
+      "Status: DISCONNECTED │ Gateway: http://gw:1994 unreachable (3 tries) │ Pool: external",
+    );
+    unmount?.();
+    expect(
+      frame(
+        model({
+          status: "DISCONNECTED",
+          gateway: { url: "http://gw:1994", connected: false, reconnects: 3 },
+        }),
+        120,
+        30,
+      ),
+    ).toContain(
+      "Status: DISCONNECTED │ Gateway: http://gw:1994 unreachable, reconnecting (3 tries) │ Pool: external",
+    );
+    unmount?.();
+    // At 80 columns the pool still shows: the gateway's words give way (DISCONNECTED says it), never the pool.
+    const narrow = frame(
+      model({
+        status: "DISCONNECTED",
+        gateway: { url: "http://127.0.0.1:40037", connected: false, reconnects: 3 },
+      }),
+      80,
+      24,
+    );
+    expect(narrow).toMatch(
+      /║ Status: DISCONNECTED │ Gateway: http:\/\/127\.0\.0\.1:40037 │ Pool: external +║/,
+    );
   });
 
   it("lists the models with state, engine, memory and context, and the replicas with their requests", () => {

@@ -38,12 +38,16 @@ function statusColor(status: string): string {
   return "yellow";
 }
 
-function GatewayState({ m, terse }: { m: DashboardModel; terse: boolean }) {
-  // Where the line is too narrow, a connected gateway goes unsaid (READY says it) so the pool still shows.
-  if (m.gateway.connected) return terse ? null : h(Text, { color: "green" }, " connected");
+/** How the gateway is doing: in full, shorter, in a word or unsaid, as the line leaves room for the pool. */
+function gatewayWords(m: DashboardModel, brevity: 0 | 1 | 2 | 3): { text: string; color: string } {
+  // The status word (READY, CONNECTING, DISCONNECTED) already says it when there is no room.
+  if (m.gateway.connected) return { text: brevity ? "" : " connected", color: "green" };
   if (m.status === "CONNECTING" && m.gateway.reconnects === 0)
-    return h(Text, { color: "yellow" }, " connecting…");
-  return h(Text, { color: "red" }, ` unreachable, reconnecting (${m.gateway.reconnects} tries)`);
+    return { text: brevity < 3 ? " connecting…" : "", color: "yellow" };
+  const n = `${m.gateway.reconnects} ${m.gateway.reconnects === 1 ? "try" : "tries"}`;
+  const text =
+    [` unreachable, reconnecting (${n})`, ` unreachable (${n})`, " unreachable", ""][brevity] ?? "";
+  return { text, color: "red" };
 }
 
 function GpuLine({ group }: { group: GpuGroup }) {
@@ -70,8 +74,10 @@ export function StatusPanel({
   width: number;
 }) {
   const status = m.stopping ? "STOPPING" : m.status;
-  const terse =
-    columnsOf(`Status: ${status}${SEP}Gateway: ${m.gateway.url} connected${SEP}Pool: ${m.pool}`) > width;
+  const line = (g: string) => `Status: ${status}${SEP}Gateway: ${m.gateway.url}${g}${SEP}Pool: ${m.pool}`;
+  const gateway =
+    ([0, 1, 2] as const).map((b) => gatewayWords(m, b)).find((g) => columnsOf(line(g.text)) <= width) ??
+    gatewayWords(m, 3);
   const u = m.usage;
   const memory = u
     ? `${percent(u.memoryTotalBytes > 0 ? (100 * u.memoryUsedBytes) / u.memoryTotalBytes : 0)} of ${bytes(u.memoryTotalBytes)}`
@@ -87,7 +93,7 @@ export function StatusPanel({
       "Status: ",
       h(Text, { bold: true, color: statusColor(status) }, status),
       `${SEP}Gateway: ${m.gateway.url}`,
-      h(GatewayState, { m, terse }),
+      h(Text, { color: gateway.color }, gateway.text),
       `${SEP}Pool: ${m.pool}`,
     ),
     h(
