@@ -89,6 +89,14 @@ function fillsTerminal(columns: number, rows: number) {
   };
 }
 
+/** Whether, on one row of the screen, the heading in "HEADING:cell" starts in the column where the cell does on another. */
+function columnOf(screen: string, pair: string): boolean {
+  const [heading = "", cell = ""] = pair.split(":");
+  const lines = screen.split("\n");
+  const at = (text: string) => lines.find((l) => l.includes(text))?.indexOf(text);
+  return at(heading) !== undefined && at(heading) === at(cell);
+}
+
 /** Wait for the program on `term` to end; its exit code, or the signal that killed it. */
 async function exitOf(term: TmuxTerminal, what: string) {
   await waitFor(() => term.exit() !== null, { what, timeoutMs: 20_000 }).catch((err: Error) => {
@@ -141,8 +149,26 @@ describe("b9agent dashboard on a real terminal", () => {
       /Status: running │ Endpoint: http:\/\/127\.0\.0\.1:\d+\/v1 │ Engines: .*builtin/,
       /smollm2 +ready +builtin · \d+ MiB · ctx 2048/,
       "pull smollm2: 100%",
+      /\d\d:\d\d:\d\d pulled smollm2 \(\d+ MiB\)/,
       "smollm2 is ready",
+      // The builtin engine logs pino JSON: LOGS shows its sentences, never the JSON.
+      "model loaded",
+      (screen) => !screen.includes("{"),
     );
+
+    // The most common terminal: the frame is whole and what fits is not cut.
+    term.resize(80, 24);
+    await screenShows(
+      term,
+      fillsTerminal(80, 24),
+      `Status: READY │ Gateway: ${gw.url} connected │ Pool: external`,
+      /║ smollm2 +replica +ready +0 running · 1 done · \d+s ago +║/,
+      // Each cell of the served models' table starts under its heading.
+      (screen) =>
+        ["ROLE:replica", "STATE:ready", "REQUESTS:0 running"].every((pair) => columnOf(screen, pair)),
+      (screen) => !screen.includes("…"),
+    );
+    term.resize(120, 40);
     const agentPid = term.pid();
     const engines = builtinEnginePids(agentPid);
     expect(engines).toHaveLength(1);
