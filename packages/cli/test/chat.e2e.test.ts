@@ -1,4 +1,5 @@
 import { execFile, spawn } from "node:child_process";
+import { basename } from "node:path";
 import { promisify } from "node:util";
 import {
   type AgentProc,
@@ -8,6 +9,7 @@ import {
   type GatewayProc,
   startGateway,
   startModelAgent,
+  startPythonFileServer,
   tempDir,
   testModelPath,
   waitFor,
@@ -328,12 +330,16 @@ describe("on a terminal", () => {
       return stdout;
     };
     const cli = `${process.execPath} ${BIN.cli}`;
-    const deployed = await b9(["model", "deploy", "tty", "--source", testModelPath()], {
+    // Downloaded from python's http.server, so the bytes take long enough to draw a bar (a local
+    // file whose bytes the machine already holds is only verified and linked).
+    const files = await startPythonFileServer([testModelPath()]);
+    const source = files.url(basename(testModelPath()));
+    const deployed = await b9(["model", "deploy", "tty", "--source", source], {
       env: { BETA9_API_KEY: gw.adminKey },
     });
     expect(deployed.code, deployed.stderr).toBe(0);
-    const bar = await pty(`${cli} model pull tty`);
-    expect(bar).toMatch(/worker: \w+ +[█░]{30} +\d+% +[\d.]+ \w?i?B \/ 93\.8 MiB/);
+    const bar = await pty(`${cli} model pull tty`).finally(() => files.stop());
+    expect(bar).toMatch(/worker: \w+(?: \w+)? +[█░]{30} +\d+% +[\d.]+ \w?i?B \/ 93\.8 MiB/);
     expect(bar).toMatch(/Model tty pulled on worker/);
 
     const talk = await pty(`${cli} chat smollm2 --max-tokens 12 --temperature 0`, `${FRANCE}\\r/exit\\r`);
