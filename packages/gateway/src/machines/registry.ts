@@ -138,7 +138,7 @@ export class MachineRegistry {
   /** What routing checks of a machine (its pool, country and hardware). */
   facts(id: string): MachineFacts | undefined {
     const e = this.#entries.get(id);
-    return e && { id, pool: e.row.pool, country: e.row.country, hardware: e.hardware };
+    return e && factsOf(e);
   }
 
   get(id: string): Machine | undefined {
@@ -363,7 +363,7 @@ export class MachineRegistry {
       if (!e.link?.request) continue;
       if (!accept(machineStatus(e.row, e.live, now, this.cfg))) continue;
       if (!e.live.inference?.models.some((m) => m.name === model && m.state === "ready")) continue;
-      if (allow && !allow(this.facts(e.row.id)!)) continue;
+      if (allow && !allow(factsOf(e))) continue;
       out.push({ id: e.row.id, link: e.link });
     }
     return out;
@@ -527,4 +527,8 @@ function toView(e: Entry, now: number, cfg: LivenessConfig): MachineView {
     last_heartbeat_at:
       e.live.lastHeartbeatAt === null ? null : new Date(e.live.lastHeartbeatAt).toISOString(),
   };
+}
+
+function factsOf(e: Entry): MachineFacts {
+  return { id: e.row.id, pool: e.row.pool, country: e.row.country, hardware: e.hardware };
 }
