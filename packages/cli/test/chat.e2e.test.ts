@@ -175,7 +175,18 @@ describe("b9 chat", () => {
     const before = (await builtinEngineModel(engine, "smollm2")).cancelled;
     const child = spawn(
       process.execPath,
-      [BIN.cli, "chat", "smollm2", "Count from 1 to 1000, one number per line.", "--max-tokens", "1500"],
+      // At temperature 0 SmolLM2 keeps counting (at its default it may stop after a few dozen
+      // tokens, and the answer could end before the Ctrl+C arrives).
+      [
+        BIN.cli,
+        "chat",
+        "smollm2",
+        "Count from 1 to 1000, one number per line.",
+        "--max-tokens",
+        "1500",
+        "--temperature",
+        "0",
+      ],
       { env, stdio: ["ignore", "pipe", "pipe"] },
     );
     let stdout = "";

@@ -135,7 +135,9 @@ describe("Ollama API through the gateway, with the real ollama client", () => {
         for await (const _ of stream) if (++parts === 3) stream.abort();
       })(),
     ).rejects.toThrow();
-    expect(parts).toBe(3);
+    // Lines already received in the same chunk as the third may still come out before the abort lands.
+    expect(parts).toBeGreaterThanOrEqual(3);
+    expect(parts).toBeLessThan(20);
     // 1,500 tokens take this machine many seconds; a cancelled generation ends at once.
     await waitFor(async () => (await builtinEngineModel(engine, "smollm2")).cancelled === before + 1, {
       what: "the engine to stop the generation",
