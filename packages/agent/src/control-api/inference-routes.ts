@@ -11,26 +11,8 @@ import {
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { EngineName } from "../engines/engine.ts";
 import type { InferenceManager } from "../inference/manager.ts";
+import type { ModelPuller, PullerOptions } from "../models/puller.ts";
 import type { AgentState } from "../state.ts";
-
-export interface PullOptions {
-  onProgress: (p: PullProgress) => void;
-  signal: AbortSignal;
-  expectedSha256?: string | undefined;
-  /** For whom (a workspace id, from a gateway); absent, the machine's owner. */
-  owner?: string | undefined;
-  /** The pool's operator gave the source. */
-  sourceTrusted?: boolean | undefined;
-}
-
-/** The model store as the control API needs it. */
-export interface ModelPuller {
-  pull(name: string, source: string | undefined, opts: PullOptions): Promise<StoredModelView>;
-  /** Refuses ("model_owned") when `name` is stored for another owner than `owner` (undefined: the machine's). */
-  checkOwner(name: string, owner: string | undefined): Promise<void>;
-  /** The models stored here, for a start that names none. */
-  list?: () => Promise<StoredModelView[]>;
-}
 
 export interface InferenceRoutesContext {
   inference: InferenceManager;
@@ -120,7 +102,7 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox<InferenceRoutesContext> 
    * Pull as asked; the machine's owner naming only a model this store lacks gets it from the Ollama
    * registry by that name, as the fork did (`ollama:NAME[:TAG]`).
    */
-  const pullNamed = async (body: InferencePullRequest, opts: PullOptions): Promise<StoredModelView> => {
+  const pullNamed = async (body: InferencePullRequest, opts: PullerOptions): Promise<StoredModelView> => {
     try {
       return await ctx.models.pull(body.model, body.source, opts);
     } catch (err) {

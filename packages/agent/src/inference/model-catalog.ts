@@ -1,7 +1,7 @@
 import { Beta9Error, type StoredModelView } from "@beta9/protocol";
-import type { ModelPuller, PullOptions } from "../control-api/inference-routes.ts";
 import type { ModelSpec } from "../engines/engine.ts";
 import type { OllamaEngine } from "../engines/ollama.ts";
+import type { ModelPuller, PullerOptions } from "../models/puller.ts";
 import type { ModelRecord, ModelStore } from "../models/store.ts";
 import type { ModelCatalog } from "./manager.ts";
 
@@ -18,7 +18,7 @@ export class StoreCatalog implements ModelCatalog, ModelPuller {
     return this.#store.resolve(name, opts.contextSize ? { contextSize: opts.contextSize } : {});
   }
 
-  async pull(name: string, source: string | undefined, opts: PullOptions): Promise<StoredModelView> {
+  async pull(name: string, source: string | undefined, opts: PullerOptions): Promise<StoredModelView> {
     if (source === undefined) {
       await this.#store.checkOwner(name, opts.owner);
       const existing = await this.#store.get(name);

@@ -1,7 +1,7 @@
 import type { StoredModelView } from "@beta9/protocol";
 import { describe, expect, it } from "vitest";
-import type { ModelPuller } from "../control-api/inference-routes.ts";
 import { PullTracker } from "./pull-tracker.ts";
+import type { ModelPuller } from "./puller.ts";
 
 /*
  * The tracker around the model store's pull. The puller here is a stand-in that reports progress

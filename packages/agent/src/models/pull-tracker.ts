@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import type { StoredModelView } from "@beta9/protocol";
-import type { ModelPuller, PullOptions } from "../control-api/inference-routes.ts";
+import type { ModelPuller, PullerOptions } from "./puller.ts";
 
 /** A pull under way, as its last progress report left it. */
 export interface ActivePull {
@@ -26,7 +26,11 @@ export class PullTracker extends EventEmitter<{ change: []; pulled: [StoredModel
   /** The same puller, reporting each pull's progress here as well as to its caller. */
   track(puller: ModelPuller): ModelPuller {
     return {
-      pull: async (name: string, source: string | undefined, opts: PullOptions): Promise<StoredModelView> => {
+      pull: async (
+        name: string,
+        source: string | undefined,
+        opts: PullerOptions,
+      ): Promise<StoredModelView> => {
         const id = this.#next++;
         this.#active.set(id, { model: name, status: "starting", startedAt: Date.now() });
         this.emit("change");

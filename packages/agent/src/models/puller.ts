@@ -1,0 +1,21 @@
+import type { PullProgress, StoredModelView } from "@beta9/protocol";
+
+/** How a caller of the puller follows and scopes one pull. */
+export interface PullerOptions {
+  onProgress: (p: PullProgress) => void;
+  signal: AbortSignal;
+  expectedSha256?: string | undefined;
+  /** For whom (a workspace id, from a gateway); absent, the machine's owner. */
+  owner?: string | undefined;
+  /** The pool's operator gave the source. */
+  sourceTrusted?: boolean | undefined;
+}
+
+/** The model store as its callers (the control API, the dashboard's pull tracker) need it. */
+export interface ModelPuller {
+  pull(name: string, source: string | undefined, opts: PullerOptions): Promise<StoredModelView>;
+  /** Refuses ("model_owned") when `name` is stored for another owner than `owner` (undefined: the machine's). */
+  checkOwner(name: string, owner: string | undefined): Promise<void>;
+  /** The models stored here, for a start that names none. */
+  list?: () => Promise<StoredModelView[]>;
+}
