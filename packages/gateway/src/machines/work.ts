@@ -1,10 +1,17 @@
 import type { MachineView } from "@beta9/protocol";
-import type { Router } from "../router/router.ts";
-import type { Drains } from "../scheduler/drain.ts";
+
+/**
+ * What the router and the drains know of a machine. Declared here, in the shape the router and the
+ * drains already have, so that machines/ (below both) imports neither.
+ */
+export interface WorkSources {
+  router: { outstanding(machineId: string): number };
+  drains: { waitingFor(machineId: string): string | undefined };
+}
 
 /** What a machine connected here is doing: answers in flight, and what its drain still waits for. */
 export function machineWork(
-  ctx: { router: Router; drains: Drains },
+  ctx: WorkSources,
   id: string,
   status: MachineView["status"] | undefined,
 ): Pick<MachineView, "in_flight" | "drain_waiting_for"> {
