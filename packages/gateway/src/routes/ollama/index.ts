@@ -4,6 +4,7 @@ import { Compile } from "typebox/compile";
 import type { Caller } from "../../auth/api-keys.ts";
 import type { WorkspaceModels } from "../../auth/model-access.ts";
 import type { GatewayContext } from "../../context.ts";
+import { createDeployment } from "../../deployments/create.ts";
 import { type ClientGone, clientGone, tapFirst } from "../../http/client-gone.ts";
 import { limitMessage } from "../../limits/key-limits.ts";
 import { BODY_LIMITS, type BodyBudget, callerOf, inferenceBody } from "../../limits/request-body.ts";
@@ -16,7 +17,6 @@ import type { Router } from "../../router/router.ts";
 import { deploymentSpec } from "../../scheduler/deployment-spec.ts";
 import { type PrePullDeps, prePull } from "../../scheduler/pre-pull.ts";
 import type { DeploymentSpec, ReplicaManager } from "../../scheduler/replicas.ts";
-import { createDeployment } from "../management/deployments.ts";
 import {
   badRequest,
   modelNotFound,
