@@ -14,6 +14,7 @@ import type { GatewayConfig } from "./config.ts";
 import type { GatewayContext } from "./context.ts";
 import { installMetrics } from "./http/metrics.ts";
 import { TrustedProxies } from "./http/trusted-proxies.ts";
+import { InferencePipeline } from "./inference/pipeline.ts";
 import { KeyLimits } from "./limits/key-limits.ts";
 import { BodyBudget } from "./limits/request-body.ts";
 import { MachineRegistry } from "./machines/registry.ts";
@@ -125,12 +126,20 @@ export async function buildGateway(
     { inference: metrics.inference, servedNow: (model) => registry.serving(model).length > 0 },
     { keyConcurrency: config.keyConcurrency },
   );
-  // Inference routes: bodies held at once, and how long a client may leave its answer untaken.
+  // Inference routes: one pipeline for both APIs (limits, lookup, cold start, machines, retries,
+  // metering), bodies held at once, and how long a client may leave its answer untaken.
   const inference = {
+    inference: new InferencePipeline({
+      router,
+      metering,
+      replicas,
+      models: new WorkspaceModels(store, registry),
+      registry,
+      log,
+    }),
     bodyBudget: new BodyBudget(config.inferenceBodyBudget),
     clientStallMs: config.clientStallTimeoutMs,
   };
-  const models = new WorkspaceModels(store, registry);
   // Keys whose buckets are full again are forgotten; the map holds only keys spending their limits.
   const pruneLimits = setInterval(() => limits.prune(), 60_000);
   pruneLimits.unref();
@@ -160,30 +169,11 @@ export async function buildGateway(
   await app.register(joinRoutes, ctx);
   await app.register(forkCompatRoutes, ctx);
   await app.register(usageRoutes, { ...ctx, metering });
-  await app.register(openaiRoutes, {
-    ...ctx,
-    router,
-    metering,
-    replicas,
-    models,
-    ...inference,
-    deployments: async (workspaceId, model) => {
-      const row = await store.deployments.get(workspaceId, model);
-      return row ? deploymentSpec(row) : undefined;
-    },
-  });
+  await app.register(openaiRoutes, { ...ctx, ...inference });
   await app.register(replicaRoutes, { ...ctx, router, replicas });
   const prePullDeps = { registry, pulled: replicas.pulled, log, replicas };
   await app.register(deploymentPullRoutes, { ...ctx, prePull: prePullDeps });
-  await app.register(ollamaRoutes, {
-    ...ctx,
-    ...inference,
-    router,
-    metering,
-    replicas,
-    models,
-    prePull: prePullDeps,
-  });
+  await app.register(ollamaRoutes, { ...ctx, ...inference, prePull: prePullDeps });
 
   app.server.on("upgrade", channelUpgradeHandler({ ...ctx, proxies }));
   // Agent channels are long-lived upgraded sockets fastify does not track; end them before close()

@@ -67,12 +67,6 @@ export class WorkspaceModels {
     return { kind: "none" };
   }
 
-  /** Served now by hand, with no deployment in any workspace: the operator's workspace may call it. */
-  async shared(caller: ModelCaller, name: string, opts: { maxAgeMs?: number } = {}): Promise<boolean> {
-    if (!caller.operator || this.#registry.serving(name).length === 0) return false;
-    return (await this.#named([name], opts.maxAgeMs ?? 0)).length === 0;
-  }
-
   async #named(names: readonly string[], maxAgeMs: number): Promise<Deployment[]> {
     const key = names.join("\u0000");
     const now = Date.now();

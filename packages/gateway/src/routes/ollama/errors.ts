@@ -1,6 +1,7 @@
 import { toErrorReply } from "@beta9/http";
 import { Beta9Error } from "@beta9/protocol";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { InferenceError } from "../../inference/errors.ts";
 
 /** An error answered in Ollama's shape, `{"error":"message"}`, with its HTTP status. */
 export class OllamaError extends Error {
@@ -33,6 +34,11 @@ export function modelNotFound(model: string, known: readonly string[]): OllamaEr
 /** Our errors (auth, bad JSON, body too large, …) in Ollama's shape, so Ollama clients raise them. */
 export function ollamaErrorReply(err: unknown): { status: number; body: { error: string } } {
   if (err instanceof OllamaError) return { status: err.status, body: { error: err.message } };
+  if (err instanceof InferenceError) {
+    const message =
+      err.failure === "model_not_found" ? modelNotFound(err.model, err.known).message : err.message;
+    return { status: err.status, body: { error: message } };
+  }
   if (err instanceof Beta9Error) return { status: err.status, body: { error: err.message } };
   const { status, body } = toErrorReply(err as FastifyError);
   return { status, body: { error: body.error.message } };
@@ -41,8 +47,9 @@ export function ollamaErrorReply(err: unknown): { status: number; body: { error:
 /** The Ollama routes' error handler (set inside their plugin only). */
 export function ollamaErrorHandler(err: unknown, req: FastifyRequest, reply: FastifyReply): void {
   const { status, body } = ollamaErrorReply(err);
-  if (status >= 500 && !(err instanceof OllamaError)) req.log.error({ err }, "request failed");
-  if (err instanceof OllamaError && err.retryAfterS !== undefined)
+  if (status >= 500 && !(err instanceof OllamaError || err instanceof InferenceError))
+    req.log.error({ err }, "request failed");
+  if ((err instanceof OllamaError || err instanceof InferenceError) && err.retryAfterS !== undefined)
     void reply.header("retry-after", String(err.retryAfterS));
   else if (status === 503) void reply.header("retry-after", "2");
   void reply.status(status).send(body);

@@ -2,29 +2,18 @@ import { BETA9_VERSION, DeploymentName, type DeploymentPullEvent } from "@beta9/
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { Compile } from "typebox/compile";
 import type { Caller } from "../../auth/api-keys.ts";
-import type { WorkspaceModels } from "../../auth/model-access.ts";
 import type { GatewayContext } from "../../context.ts";
 import { createDeployment } from "../../deployments/create.ts";
 import { type ClientGone, clientGone, tapFirst } from "../../http/client-gone.ts";
-import { limitMessage } from "../../limits/key-limits.ts";
+import type { Dispatched, FoundModel, InferencePipeline, UpstreamPath } from "../../inference/pipeline.ts";
 import { BODY_LIMITS, type BodyBudget, callerOf, inferenceBody } from "../../limits/request-body.ts";
-import type { MachineFilter } from "../../machines/registry.ts";
 import { tokenUsage } from "../../metering/answer-usage.ts";
-import { CLIENT_LEFT, type Metering, type RequestMeter, type TokenNeed } from "../../metering/metering.ts";
-import { estimateNeed } from "../../metering/token-estimate.ts";
-import { type AgentResponse, requestModel } from "../../router/request.ts";
-import type { Router } from "../../router/router.ts";
+import { CLIENT_LEFT, type RequestMeter } from "../../metering/metering.ts";
+import type { AgentResponse } from "../../router/request.ts";
 import { deploymentSpec } from "../../scheduler/deployment-spec.ts";
 import { type PrePullDeps, prePull } from "../../scheduler/pre-pull.ts";
-import type { DeploymentSpec, ReplicaManager } from "../../scheduler/replicas.ts";
-import {
-  badRequest,
-  modelNotFound,
-  OllamaError,
-  ollamaErrorHandler,
-  ollamaErrorReply,
-  upstreamMessage,
-} from "./errors.ts";
+import type { DeploymentSpec } from "../../scheduler/replicas.ts";
+import { badRequest, OllamaError, ollamaErrorHandler, ollamaErrorReply, upstreamMessage } from "./errors.ts";
 import { listedModels, nameVariants, psEntry, type ServedModel, showAnswer, tagEntry } from "./models.ts";
 import { type AnswerEvent, answerEvents, collectAnswer, ollamaLines, sendNdjson } from "./ndjson-stream.ts";
 import { lastPullLine, ollamaPullLines } from "./pull.ts";
@@ -45,18 +34,7 @@ import {
 } from "./translate.ts";
 
 const validDeploymentName = Compile(DeploymentName);
-/** How old a read of deployments may be for a request to a model being served. */
-const RECENT_DEPLOYMENTS_MS = 5_000;
 
-/** A model the caller may use: the name machines serve it by, and the caller's deployment of it. */
-interface Found {
-  name: string;
-  deployment: DeploymentSpec | undefined;
-  /** Which machines serving it may take the request (the deployment's own replicas). */
-  allow: MachineFilter;
-}
-
-const HEADERS_TIMEOUT_MS = 300_000;
 /** Largest embeddings answer read from a machine (2,048 inputs of 4,096 floats fit). */
 const MAX_EMBEDDINGS_BYTES = 256 * 1024 * 1024;
 const MAX_ERROR_BYTES = 64 * 1024;
@@ -68,10 +46,8 @@ const MAX_ERROR_BYTES = 64 * 1024;
  */
 export const ollamaRoutes: FastifyPluginAsync<
   GatewayContext & {
-    router: Router;
-    metering: Metering;
-    replicas: ReplicaManager;
-    models: WorkspaceModels;
+    /** Limits, lookup, cold start, machines, retries, metering (inference/pipeline.ts). */
+    inference: InferencePipeline;
     prePull: PrePullDeps;
     /** Request bodies held at once, gateway-wide (limits/request-body.ts). */
     bodyBudget: BodyBudget;
@@ -114,7 +90,7 @@ export const ollamaRoutes: FastifyPluginAsync<
     const asked = modelOf(asBody(req.body));
     const found = await find(caller, asked);
     const model = (await listed(caller)).find((m) => m.name === found.name);
-    if (!model) throw await notFound(caller, asked);
+    if (!model) throw await ctx.inference.notFound(caller, asked);
     return showAnswer(model);
   });
 
@@ -180,7 +156,7 @@ export const ollamaRoutes: FastifyPluginAsync<
     caller: Caller,
     asked: string,
   ): Promise<{ deployment: DeploymentSpec; created: boolean } | undefined> {
-    const access = await ctx.models.access(caller, nameVariants(asked));
+    const access = await ctx.inference.models.access(caller, nameVariants(asked));
     if (access.kind === "deployed") return { deployment: access.deployment, created: false };
     if (access.kind === "shared") return undefined;
     if (!validDeploymentName.Check(asked)) {
@@ -200,123 +176,54 @@ export const ollamaRoutes: FastifyPluginAsync<
 
   /** No input: nothing to ask a machine, but the model must be there, and is loaded (as Ollama does). */
   async function nothingToEmbed(caller: Caller, model: string): Promise<{ data: [] }> {
-    await warm(await find(caller, model));
+    await ctx.inference.warm(await find(caller, model));
     return { data: [] };
   }
 
   async function listed(caller: Caller): Promise<ServedModel[]> {
-    return listedModels(ctx.registry, await ctx.models.list(caller));
+    return listedModels(ctx.registry, await ctx.inference.models.list(caller));
   }
 
   /** The model `asked` means in the caller's workspace (Ollama's ":latest" either way); 404 if none. */
-  async function find(caller: Caller, asked: string): Promise<Found> {
-    const names = nameVariants(asked);
-    // With a replica serving, deployments read seconds ago will do; scaling from zero reads the store.
-    const serving = names.some((n) => ctx.router.pick(n) !== undefined);
-    const access = await ctx.models.access(caller, names, {
-      maxAgeMs: serving ? RECENT_DEPLOYMENTS_MS : 0,
-    });
-    if (access.kind === "none") throw await notFound(caller, asked);
-    const deployment = access.kind === "deployed" ? access.deployment : undefined;
-    return { name: access.name, deployment, allow: ctx.replicas.allowFor(access.name, deployment) };
-  }
-
-  /** Scale from zero: a deployed model with no replica now is loaded first (bounded wait). */
-  async function warm(found: Found): Promise<void> {
-    if (!found.deployment || ctx.replicas.serving(found.deployment).length > 0) return;
-    try {
-      await ctx.replicas.ensure(found.deployment);
-    } catch (err) {
-      throw new OllamaError(503, (err as Error).message, { retryAfterS: 10 });
-    }
-  }
-
-  async function notFound(caller: Caller, model: string): Promise<OllamaError> {
-    return modelNotFound(model, await ctx.models.names(caller));
+  function find(caller: Caller, asked: string): Promise<FoundModel> {
+    return ctx.inference.find(caller, asked, nameVariants(asked));
   }
 
   /**
-   * Admit a request that will go to a machine under its key's limits, and start its meter (under the
-   * name a machine serves it by, when one does). A refused request is metered too, and answered 429
-   * with Retry-After.
-   */
-  function admit(caller: Caller, model: string, need: TokenNeed): RequestMeter {
-    const served = nameVariants(model).find((n) => ctx.registry.serving(n).length > 0) ?? model;
-    const meter = ctx.metering.start(caller, served);
-    const admission = ctx.metering.admit(caller, meter, need);
-    if (!admission.ok) {
-      meter.finish(429);
-      throw new OllamaError(429, limitMessage(admission), {
-        retryAfterS: admission.retryAfterS,
-      });
-    }
-    return meter;
-  }
-
-  /**
-   * Send a request for a model the caller may use to a machine serving it (loading one first when
-   * none does); throws Ollama's errors when none answers.
+   * Send a request for a model the caller may use through the inference pipeline; the engine's
+   * refusal becomes Ollama's error (its "not served" our 404).
    */
   async function ask(
     req: FastifyRequest,
     caller: Caller,
     model: string,
-    path: string,
+    path: UpstreamPath,
     body: Record<string, unknown>,
     signal: AbortSignal,
-    meter: RequestMeter,
-  ): Promise<AgentResponse> {
-    const found = await find(caller, model);
-    meter.known();
-    await warm(found);
-    const served = found.name;
-    const result = await requestModel(
-      ctx.router,
-      served,
-      {
-        path,
-        body: JSON.stringify({ ...body, model: served }),
-        headers: {
-          "content-type": "application/json",
-          accept: path === "/v1/embeddings" ? "application/json" : "text/event-stream",
-        },
-        headersTimeoutMs: HEADERS_TIMEOUT_MS,
-        signal,
-      },
-      {
-        allow: found.allow,
-        place: found.deployment ? () => warm(found) : undefined,
-        onAttempt: (machineId) => {
-          meter.sent();
-          ctx.replicas.touch(machineId, served);
-          if (found.deployment) ctx.replicas.scaleUp(found.deployment, ctx.router.outstanding(machineId));
-        },
-        onRetry: (machineId, err) =>
-          req.log.warn(
-            { machine_id: machineId, model: served, err: err.message },
-            "machine failed before answering; trying another",
-          ),
-      },
-    );
-    if (result.kind === "not_served") throw await notFound(caller, model);
-    if (result.kind === "failed") {
-      if (signal.aborted) throw result.error;
-      throw new OllamaError(
-        503,
-        `every machine serving ${model} failed to answer (${result.error.message}); retry shortly`,
-      );
-    }
-    const res = result.response;
-    meter.machine(res.machineId);
+  ): Promise<Dispatched> {
+    const answered = await ctx.inference.dispatch({
+      caller,
+      asked: model,
+      names: nameVariants(model),
+      path,
+      body,
+      accept: path === "/v1/embeddings" ? "application/json" : "text/event-stream",
+      // Machines stream every answer to the gateway (collected here when the client wants one object).
+      streamed: path !== "/v1/embeddings",
+      signal,
+      log: req.log,
+    });
+    const res = answered.response;
     if (res.status !== 200) {
       const text = await readAll(res, MAX_ERROR_BYTES).catch(() => "");
       const { message, code } = upstreamMessage(text, res.status);
       // The engine refused it: nothing was generated or read.
-      meter.tokens(0, 0);
-      if (res.status === 404 && code === "model_not_found") throw await notFound(caller, model);
+      answered.meter.tokens(0, 0);
+      answered.meter.finish(res.status);
+      if (res.status === 404 && code === "model_not_found") throw await ctx.inference.notFound(caller, model);
       throw new OllamaError(res.status, message);
     }
-    return res;
+    return answered;
   }
 
   async function generation(
@@ -329,15 +236,14 @@ export const ollamaRoutes: FastifyPluginAsync<
     const startedAt = performance.now();
     if (up.loadOnly) {
       // Ollama's "load a model": nothing is generated, so neither limited nor metered.
-      await warm(await find(caller, up.model));
+      await ctx.inference.warm(await find(caller, up.model));
       return loadAnswer(kind, up.model, new Date().toISOString());
     }
-    const meter = admit(caller, up.model, estimateNeed(up.body, up.path));
-    // Machines stream every answer to the gateway (collected here when the client wants one object).
-    meter.streamed();
-    return guarded(reply, meter, ctx.clientStallMs, async (client, hold) => {
+    return guarded(reply, ctx.clientStallMs, async (client, hold) => {
       const sentAt = performance.now();
-      const res = hold(await ask(req, caller, up.model, up.path, up.body, client.signal, meter));
+      const { response: res, meter } = hold(
+        await ask(req, caller, up.model, up.path, up.body, client.signal),
+      );
       const opts = { kind, model: up.model, startedAt, sentAt };
       const events = metered(
         answerEvents(
@@ -367,10 +273,10 @@ export const ollamaRoutes: FastifyPluginAsync<
     caller: Caller,
     e: EmbedRequest,
   ): Promise<unknown> {
-    const body = embeddingsBody(e);
-    const meter = admit(caller, e.model, estimateNeed(body, "/v1/embeddings"));
-    return guarded(reply, meter, ctx.clientStallMs, async (client, hold) => {
-      const res = hold(await ask(req, caller, e.model, "/v1/embeddings", body, client.signal, meter));
+    return guarded(reply, ctx.clientStallMs, async (client, hold) => {
+      const { response: res, meter } = hold(
+        await ask(req, caller, e.model, "/v1/embeddings", embeddingsBody(e), client.signal),
+      );
       const text = await readAll(res, MAX_EMBEDDINGS_BYTES, () => meter.firstByte());
       let answer: unknown;
       try {
@@ -388,22 +294,22 @@ export const ollamaRoutes: FastifyPluginAsync<
 };
 
 /**
- * Run one metered call to a machine: an error is metered with the status it will be answered with; a
- * client that left gets no answer (the request is metered as left); the machine's response, once
- * `hold` has it, is released whatever happens.
+ * Run one call through the pipeline and read its answer: an error after the machine answered is
+ * metered with the status it will be answered with (the pipeline meters its own); a client that left
+ * gets no answer (the request is metered as left); the machine's response, once `hold` has it, is
+ * released whatever happens.
  */
 async function guarded<T>(
   reply: FastifyReply,
-  meter: RequestMeter,
   stallMs: number,
-  run: (client: ClientGone, hold: (res: AgentResponse) => AgentResponse) => Promise<T>,
+  run: (client: ClientGone, hold: (d: Dispatched) => Dispatched) => Promise<T>,
 ): Promise<T | undefined> {
   const client = clientGone(reply, stallMs);
-  let res: AgentResponse | undefined;
+  let held: Dispatched | undefined;
   try {
-    return await run(client, (r) => {
-      res = r;
-      return r;
+    return await run(client, (d) => {
+      held = d;
+      return d;
     });
   } catch (err) {
     // The client left: there is nobody to answer.
@@ -411,12 +317,12 @@ async function guarded<T>(
       if (!reply.sent) reply.hijack();
       return undefined;
     }
-    meter.finish(ollamaErrorReply(err).status);
+    held?.meter.finish(ollamaErrorReply(err).status);
     throw err;
   } finally {
-    res?.cancel();
+    held?.response.cancel();
     client.dispose();
-    if (!meter.finished) meter.finish(client.signal.aborted ? CLIENT_LEFT : 200);
+    if (held && !held.meter.finished) held.meter.finish(client.signal.aborted ? CLIENT_LEFT : 200);
   }
 }
 
