@@ -14,13 +14,14 @@ import {
   Cluster,
   type ClusterGateway,
   clusterUnsupported,
+  GATEWAY_ARGS,
+  LIVENESS,
+  SteadyLoad,
   testModelPath,
   type Worker,
   waitFor,
 } from "@beta9/test-utils";
 import OpenAI from "openai";
-import { GATEWAY_ARGS, LIVENESS } from "../../packages/gateway/test/cluster/liveness.ts";
-import { SteadyLoad } from "../../packages/gateway/test/cluster/load.ts";
 
 const { values } = parseArgs({
   options: { clients: { type: "string", default: "4" }, timeline: { type: "string" } },

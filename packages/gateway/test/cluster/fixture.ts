@@ -2,6 +2,7 @@ import {
   type Cluster,
   type ClusterGateway,
   clusterUnsupported,
+  GATEWAY_ARGS,
   inferenceKey,
   testModelPath,
   type Worker,
@@ -9,14 +10,13 @@ import {
 } from "@beta9/test-utils";
 import OpenAI from "openai";
 import { afterAll, afterEach, beforeAll, expect } from "vitest";
-import { GATEWAY_ARGS } from "./liveness.ts";
 
 /*
  * What the cluster tests share: a cluster per describe block with a gateway on short liveness
  * settings, its workers and a client, and ways to ask what users and operators see.
  */
 
-export { GATEWAY_ARGS, LIVENESS } from "./liveness.ts";
+export { GATEWAY_ARGS, LIVENESS } from "@beta9/test-utils";
 
 /** Why the cluster tests cannot run here (they need root for network namespaces), said once; undefined where they can. */
 export function clusterSkipReason(): string | undefined {

@@ -1,4 +1,4 @@
-import { Cluster, type ClusterGateway, type Worker, waitFor } from "@beta9/test-utils";
+import { Cluster, type ClusterGateway, SteadyLoad, type Worker, waitFor } from "@beta9/test-utils";
 import type OpenAI from "openai";
 import { describe, expect, it } from "vitest";
 import {
@@ -11,7 +11,6 @@ import {
   useCluster,
   waitForRunning,
 } from "./fixture.ts";
-import { SteadyLoad } from "./load.ts";
 
 /*
  * Agents upgraded one by one under a steady load: each machine drained, its agent stopped and started

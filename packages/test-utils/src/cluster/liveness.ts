@@ -1,6 +1,6 @@
 /*
  * Short liveness settings for a gateway under test: a dead machine shows within seconds, not the
- * default quarter-minute. Shared by the cluster tests and bench/faults.
+ * default quarter-minute. Shared by the gateway's cluster tests and bench/faults.
  */
 
 // Eight missed beats before UNHEALTHY: short, yet no flapping when the whole suite loads two cores.
