@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
  * closes at once, and no answer at all. Each fails that request only; the agent answers on.
  */
 
-const fixtures = resolve(import.meta.dirname, "../src/engines/fixtures");
+const standIns = resolve(import.meta.dirname, "../src/engines/testing");
 let gw: GatewayProc;
 let worker: ModelAgent;
 
@@ -32,7 +32,7 @@ beforeAll(async () => {
   for (const [name, fixture] of stubs) {
     writeFileSync(
       join(bin, name),
-      `#!/bin/sh\nexec '${process.execPath}' '${join(fixtures, fixture)}' "$@"\n`,
+      `#!/bin/sh\nexec '${process.execPath}' '${join(standIns, fixture)}' "$@"\n`,
     );
     chmodSync(join(bin, name), 0o755);
   }

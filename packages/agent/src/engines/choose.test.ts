@@ -2,7 +2,7 @@ import type { Hardware } from "@beta9/protocol";
 import { describe, expect, it } from "vitest";
 import { chooseEngine, EngineChoiceError } from "./choose.ts";
 import type { EngineDetection, EngineName, ModelFormat } from "./engine.ts";
-import { laptopCpuOnly, macStudio, oneH100, radeonBox } from "./fixtures/machines.ts";
+import { laptopCpuOnly, macStudio, oneH100, radeonBox } from "./testing/machines.ts";
 
 const FORMATS: Record<EngineName, ModelFormat[]> = {
   builtin: ["gguf"],

@@ -1,6 +1,11 @@
 import { describe, expect, it } from "vitest";
 import type { ModelSpec } from "./engine.ts";
 import { engineEnv } from "./executables.ts";
+import { tensorParallelSize } from "./hardware-facts.ts";
+import { buildLlamaServerArgs } from "./llamacpp.ts";
+import { buildMlxArgs } from "./mlx.ts";
+import { buildOllamaServe } from "./ollama.ts";
+import { buildSglangArgs, SGLANG_LAUNCHER } from "./sglang.ts";
 import {
   eightH100,
   intelArcBox,
@@ -9,12 +14,7 @@ import {
   oneH100,
   radeonBox,
   threeH100,
-} from "./fixtures/machines.ts";
-import { tensorParallelSize } from "./hardware-facts.ts";
-import { buildLlamaServerArgs } from "./llamacpp.ts";
-import { buildMlxArgs } from "./mlx.ts";
-import { buildOllamaServe } from "./ollama.ts";
-import { buildSglangArgs, SGLANG_LAUNCHER } from "./sglang.ts";
+} from "./testing/machines.ts";
 import { buildVllmArgs } from "./vllm.ts";
 
 const gguf: ModelSpec = {

@@ -1,11 +1,11 @@
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { laptopCpuOnly, macStudio, oneH100, radeonBox } from "./fixtures/machines.ts";
-import { printing, stub, stubPath } from "./fixtures/stub-path.ts";
 import { LlamaCppEngine, parseLlamaServerVersion } from "./llamacpp.ts";
 import { MlxEngine } from "./mlx.ts";
 import { OllamaEngine, parseOllamaVersion } from "./ollama.ts";
 import { SglangEngine } from "./sglang.ts";
+import { laptopCpuOnly, macStudio, oneH100, radeonBox } from "./testing/machines.ts";
+import { printing, stub, stubPath } from "./testing/stub-path.ts";
 import { VllmEngine } from "./vllm.ts";
 
 /*

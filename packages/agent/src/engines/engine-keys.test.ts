@@ -5,18 +5,18 @@ import { testPython } from "@beta9/test-utils";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Engine, ServedModel } from "./engine.ts";
 import { ENGINE_KEY_ENV } from "./engine-key.ts";
-import { oneH100 } from "./fixtures/machines.ts";
-import { stub, stubPath } from "./fixtures/stub-path.ts";
 import { SglangEngine } from "./sglang.ts";
+import { oneH100 } from "./testing/machines.ts";
+import { stub, stubPath } from "./testing/stub-path.ts";
 import { VllmEngine } from "./vllm.ts";
 
 /*
- * vLLM and SGLang need a GPU: a Python stand-in (fixtures/python, answering as the real servers
+ * vLLM and SGLang need a GPU: a Python stand-in (testing/python, answering as the real servers
  * were recorded to) records the arguments, the command line /proc shows every local user and the
  * environment each engine is started with, so these tests check the key the agent gives them.
  */
 
-const fixtures = fileURLToPath(new URL("./fixtures/python", import.meta.url));
+const standIns = fileURLToPath(new URL("./testing/python", import.meta.url));
 const qwen = { name: "qwen2.5-7b", format: "safetensors" as const, path: "/models/Qwen2.5-7B-Instruct" };
 
 interface Record {
@@ -53,7 +53,7 @@ describe("engine keys, stand-ins recorded from the real vLLM and SGLang servers"
       stub(
         dir,
         "vllm",
-        `#!/bin/sh\nexec '${testPython()}' '${join(fixtures, "fake_openai_engine.py")}' "$@"\n`,
+        `#!/bin/sh\nexec '${testPython()}' '${join(standIns, "fake_openai_engine.py")}' "$@"\n`,
       ).then(
         () =>
           new VllmEngine({
@@ -76,7 +76,7 @@ describe("engine keys, stand-ins recorded from the real vLLM and SGLang servers"
       async (_dir, recordFile) =>
         new SglangEngine({
           binary: testPython(),
-          env: { FAKE_ENGINE_RECORD: recordFile, PYTHONPATH: fixtures },
+          env: { FAKE_ENGINE_RECORD: recordFile, PYTHONPATH: standIns },
           probeIntervalMs: 50,
         }),
     );

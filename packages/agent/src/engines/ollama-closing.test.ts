@@ -2,9 +2,9 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { testModelPath, waitFor } from "@beta9/test-utils";
 import { afterEach, describe, expect, it } from "vitest";
-import { laptopCpuOnly } from "./fixtures/machines.ts";
 import { OllamaEngine } from "./ollama.ts";
 import { freeLoopbackPort } from "./ports.ts";
+import { laptopCpuOnly } from "./testing/machines.ts";
 
 /*
  * The Ollama engine on its own, with nothing else loaded first: Node's bundled fetch (undici 7.29.1
@@ -13,7 +13,7 @@ import { freeLoopbackPort } from "./ports.ts";
  * real one was recorded to, except that its answer to the model upload carries a body and a close.
  */
 
-const fakeOllama = fileURLToPath(new URL("./fixtures/fake-ollama.ts", import.meta.url));
+const fakeOllama = fileURLToPath(new URL("./testing/fake-ollama.ts", import.meta.url));
 const stops: (() => void)[] = [];
 afterEach(() => {
   for (const stop of stops.splice(0)) stop();

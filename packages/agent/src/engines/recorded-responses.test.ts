@@ -10,8 +10,6 @@ import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { EngineStartError } from "./engine.ts";
-import { laptopCpuOnly } from "./fixtures/machines.ts";
-import { runningNode, stub, stubPath } from "./fixtures/stub-path.ts";
 import { openAiModelIds, parseJson } from "./http.ts";
 import { LlamaCppEngine } from "./llamacpp.ts";
 import {
@@ -25,6 +23,8 @@ import { freeLoopbackPort } from "./ports.ts";
 import { confirmedModelName, healthOk, healthReadiness } from "./process-engine.ts";
 import type { ProcessServedModel } from "./served-process.ts";
 import { parseSglangModelInfo } from "./sglang.ts";
+import { laptopCpuOnly } from "./testing/machines.ts";
+import { runningNode, stub, stubPath } from "./testing/stub-path.ts";
 
 /*
  * Readiness and health logic against responses recorded from real engines (testdata/engines,
@@ -33,8 +33,8 @@ import { parseSglangModelInfo } from "./sglang.ts";
 
 const testdata = (name: string) =>
   readFileSync(fileURLToPath(new URL(`../../testdata/engines/${name}`, import.meta.url)), "utf8");
-const fakeLlamaServer = fileURLToPath(new URL("./fixtures/fake-llama-server.ts", import.meta.url));
-const fakeOllama = fileURLToPath(new URL("./fixtures/fake-ollama.ts", import.meta.url));
+const fakeLlamaServer = fileURLToPath(new URL("./testing/fake-llama-server.ts", import.meta.url));
+const fakeOllama = fileURLToPath(new URL("./testing/fake-ollama.ts", import.meta.url));
 
 type Route = (method: string, url: string) => { status: number; body: string } | undefined;
 

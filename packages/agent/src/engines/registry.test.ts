@@ -1,9 +1,9 @@
 import type { Hardware } from "@beta9/protocol";
 import { describe, expect, it } from "vitest";
 import type { Engine, EngineDetection, ServedModel, StartOptions } from "./engine.ts";
-import { laptopCpuOnly } from "./fixtures/machines.ts";
-import { stubPath } from "./fixtures/stub-path.ts";
 import { EngineRegistry, externalEngines } from "./registry.ts";
+import { laptopCpuOnly } from "./testing/machines.ts";
+import { stubPath } from "./testing/stub-path.ts";
 
 /** Stands in for the builtin engine, which the integrator passes in. */
 class FakeBuiltin implements Engine {

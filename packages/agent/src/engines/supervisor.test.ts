@@ -19,9 +19,9 @@ import {
   type SupervisorOptions,
 } from "./supervisor.ts";
 
-// Every engine here is a real child process: the real Node binary running fixtures/fake-engine.ts.
-const fakeEngine = fileURLToPath(new URL("./fixtures/fake-engine.ts", import.meta.url));
-const parentFixture = fileURLToPath(new URL("./fixtures/supervising-parent.ts", import.meta.url));
+// Every engine here is a real child process: the real Node binary running testing/fake-engine.ts.
+const fakeEngine = fileURLToPath(new URL("./testing/fake-engine.ts", import.meta.url));
+const parentFixture = fileURLToPath(new URL("./testing/supervising-parent.ts", import.meta.url));
 
 const started: Supervisor[] = [];
 afterEach(async () => {

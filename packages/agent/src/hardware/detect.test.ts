@@ -10,7 +10,7 @@ import { detectHardware } from "./detect.ts";
 import type { Host } from "./host.ts";
 import { nodeFiles } from "./host.ts";
 import type { CommandRunner } from "./runner.ts";
-import { fakeSysfs } from "./sysfs-fixture.ts";
+import { fakeSysfs } from "./testing/sysfs.ts";
 
 const recorded = (name: string) =>
   readFileSync(new URL(`../../testdata/hardware/${name}`, import.meta.url), "utf8");

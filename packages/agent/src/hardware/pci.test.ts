@@ -3,7 +3,7 @@ import { rm } from "node:fs/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import { nodeFiles } from "./host.ts";
 import { isDisplayDevice, parseLspci, readDrmCards, sameSlot } from "./pci.ts";
-import { fakeSysfs } from "./sysfs-fixture.ts";
+import { fakeSysfs } from "./testing/sysfs.ts";
 
 const recorded = (name: string) =>
   readFileSync(new URL(`../../testdata/hardware/${name}`, import.meta.url), "utf8");

@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { testModelPath, waitFor } from "@beta9/test-utils";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ModelView } from "./models.ts";
-import { type EngineProcess, engineAuth, MAIN, startEngine } from "./test-engine.ts";
+import { type EngineProcess, engineAuth, MAIN, startEngine } from "./testing/engine-process.ts";
 
 /*
  * The engine process's life: memory refusals, a full queue, and the ways it ends (stdin closing when

@@ -2,7 +2,7 @@ import { testModelPath, waitFor } from "@beta9/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ModelView } from "./models.ts";
 import type { ChatCompletion, ChatCompletionChunk, EmbeddingList, TextCompletion } from "./openai-types.ts";
-import { type EngineProcess, engineAuth, readEvents, startEngine } from "./test-engine.ts";
+import { type EngineProcess, engineAuth, readEvents, startEngine } from "./testing/engine-process.ts";
 
 /*
  * The real builtin engine (a child process) serving the real SmolLM2-135M, loaded once for the file.

@@ -2,8 +2,6 @@ import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-// Test support only: nothing in the agent imports this file.
-
 /** Builds a sysfs-shaped tree: these files are constructed, not recorded. */
 export async function fakeSysfs(cards: Record<string, { vendor: string; device: string; slot?: string }>) {
   const root = await mkdtemp(join(tmpdir(), "b9-sysfs-"));

@@ -1,14 +1,14 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { resolve } from "node:path";
 import { waitFor } from "@beta9/test-utils";
-import { ENGINE_KEY_ENV } from "../engine-key.ts";
+import { ENGINE_KEY_ENV } from "../../engine-key.ts";
 
 /*
  * For tests: the real engine as a child process, started the way the agent starts it
  * (process.execPath, an argument list, stdin a pipe), with its stdout and stderr kept apart.
  */
 
-export const MAIN = resolve(import.meta.dirname, "main.ts");
+export const MAIN = resolve(import.meta.dirname, "../main.ts");
 
 /** The key test engines take requests with (the agent makes a new random one per start). */
 export const TEST_ENGINE_KEY = "test-engine-key-0123456789";
