@@ -12,7 +12,7 @@ import {
 import { Ollama } from "ollama";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { expectShape, fixtureLines } from "../src/routes/ollama/test-fixtures.ts";
+import { expectShape, fixtureLines } from "../src/routes/ollama/testing/fixtures.ts";
 import { type ModelServer, startModelServer } from "./model-server.ts";
 
 /*

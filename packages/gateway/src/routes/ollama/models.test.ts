@@ -9,7 +9,7 @@ import {
   showAnswer,
   tagEntry,
 } from "./models.ts";
-import { expectShape, fixture } from "./test-fixtures.ts";
+import { expectShape, fixture } from "./testing/fixtures.ts";
 
 function machine(id: string, gpus: number, joinedAt: string): MachineView {
   return {

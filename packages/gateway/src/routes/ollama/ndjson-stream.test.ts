@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { sseData } from "../../router/sse.ts";
 import { OllamaError, ollamaErrorHandler } from "./errors.ts";
 import { type AnswerOptions, answerEvents, collectAnswer, ollamaLines, sendNdjson } from "./ndjson-stream.ts";
-import { expectShape, fixture, fixtureLines, fixtureText, inPieces } from "./test-fixtures.ts";
+import { expectShape, fixture, fixtureLines, fixtureText, inPieces } from "./testing/fixtures.ts";
 
 const SSE = "text/event-stream";
 const chatSse = () => fixtureText("upstream/upstream-chat-stream.sse");

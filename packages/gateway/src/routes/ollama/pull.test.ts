@@ -1,7 +1,7 @@
 import type { DeploymentPullEvent } from "@beta9/protocol";
 import { describe, expect, it } from "vitest";
 import { lastPullLine, ollamaLine, ollamaPullLines } from "./pull.ts";
-import { expectShape, fixtureLines } from "./test-fixtures.ts";
+import { expectShape, fixtureLines } from "./testing/fixtures.ts";
 
 const real = fixtureLines("pull-stream.ndjson");
 const unknown = fixtureLines("pull-unknown.ndjson");

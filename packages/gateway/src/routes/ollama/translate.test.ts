@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { OllamaError } from "./errors.ts";
-import { expectShape, fixture } from "./test-fixtures.ts";
+import { expectShape, fixture } from "./testing/fixtures.ts";
 import {
   chatRequest,
   embedAnswer,

@@ -3,7 +3,7 @@ import { resolve } from "node:path";
 import { expect } from "vitest";
 
 /** Fixtures under packages/gateway/testdata/ollama (see SOURCES.md there). */
-const DIR = resolve(import.meta.dirname, "../../../testdata/ollama");
+const DIR = resolve(import.meta.dirname, "../../../../testdata/ollama");
 
 export const fixtureText = (name: string): string => readFileSync(resolve(DIR, name), "utf8");
 export const fixture = <T = Record<string, unknown>>(name: string): T => JSON.parse(fixtureText(name)) as T;
