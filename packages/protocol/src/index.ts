@@ -8,6 +8,8 @@ export * from "./hardware.ts";
 export * from "./inference.ts";
 export * from "./machine.ts";
 export * from "./management.ts";
+export * from "./ollama.ts";
+export * from "./openai.ts";
 export * from "./tls.ts";
 export * from "./usage.ts";
 export * from "./version.ts";

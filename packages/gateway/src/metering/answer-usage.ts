@@ -1,8 +1,4 @@
-/** Token counts as OpenAI-compatible answers carry them. */
-export interface TokenUsage {
-  prompt_tokens?: number | undefined;
-  completion_tokens?: number | undefined;
-}
+import type { TokenUsage } from "@beta9/protocol";
 
 export type EventKind =
   /** `[DONE]`: the stream's end. */

@@ -1,3 +1,4 @@
+import type { OpenAIRequest } from "@beta9/protocol";
 import type { Call, Transport } from "../transport.ts";
 import { CompletionStream } from "./completion-stream.ts";
 import { completionOf, embeddingsOf, modelsOf, samplingFields } from "./openai-wire.ts";
@@ -116,7 +117,7 @@ export class Inference {
   }
 }
 
-function chatBody(r: ChatRequest): Record<string, unknown> {
+function chatBody(r: ChatRequest): OpenAIRequest {
   const messages = r.messages.map((m) => ({
     role: m.role,
     content: m.content,
@@ -125,6 +126,6 @@ function chatBody(r: ChatRequest): Record<string, unknown> {
   return { ...samplingFields(r), model: r.model, messages };
 }
 
-function generateBody(r: GenerateRequest): Record<string, unknown> {
+function generateBody(r: GenerateRequest): OpenAIRequest {
   return { ...samplingFields(r), model: r.model, prompt: r.prompt };
 }

@@ -1,16 +1,12 @@
 import { randomUUID } from "node:crypto";
+import type { ChatCompletion, ChatCompletionChunk } from "@beta9/protocol";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { type ChatHistoryItem, LlamaChat } from "node-llama-cpp";
 import { badRequest } from "./errors.ts";
 import { serveGeneration, type WireFormat } from "./generation.ts";
 import type { LoadedModel } from "./loaded-model.ts";
 import type { ModelRegistry } from "./models.ts";
-import {
-  type ChatCompletion,
-  type ChatCompletionChunk,
-  ChatCompletionRequest,
-  type ChatMessage,
-} from "./openai-types.ts";
+import { ChatCompletionRequest, type ChatMessage } from "./openai-types.ts";
 import { samplingOptions } from "./sampling.ts";
 
 /** POST /v1/chat/completions, rendered with the model's own chat template. */

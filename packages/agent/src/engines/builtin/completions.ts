@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
+import type { TextCompletion } from "@beta9/protocol";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { LlamaCompletion, LlamaVocabularyType, type Token } from "node-llama-cpp";
 import { badRequest } from "./errors.ts";
 import { serveGeneration, type WireFormat } from "./generation.ts";
 import type { LoadedModel } from "./loaded-model.ts";
 import type { ModelRegistry } from "./models.ts";
-import { CompletionRequest, type TextCompletion } from "./openai-types.ts";
+import { CompletionRequest } from "./openai-types.ts";
 import { samplingOptions } from "./sampling.ts";
 
 /** POST /v1/completions: the raw prompt continued, no chat template. */

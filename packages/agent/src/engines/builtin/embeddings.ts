@@ -1,8 +1,9 @@
+import type { EmbeddingList } from "@beta9/protocol";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { clientAbortSignal } from "./client-abort.ts";
 import { badRequest, EngineError } from "./errors.ts";
 import type { ModelRegistry } from "./models.ts";
-import { type EmbeddingList, EmbeddingRequest } from "./openai-types.ts";
+import { EmbeddingRequest } from "./openai-types.ts";
 
 /** POST /v1/embeddings: one unit-length vector per input, as floats or base64 float32 (openai-node asks for that). */
 export const embeddingRoutes: FastifyPluginAsyncTypebox<{ registry: ModelRegistry }> = async (

@@ -1,9 +1,9 @@
+import type { CompletionUsage, FinishReason } from "@beta9/protocol";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { LlamaContextSequence } from "node-llama-cpp";
 import { ClientGoneError, clientAbortSignal } from "./client-abort.ts";
 import { EngineError, toOpenAIError } from "./errors.ts";
 import type { LoadedModel } from "./loaded-model.ts";
-import type { FinishReason, Usage } from "./openai-types.ts";
 import { finishReason, type StopReason } from "./sampling.ts";
 import { SseStream } from "./sse.ts";
 
@@ -30,8 +30,8 @@ export interface WireFormat<Complete> {
   opening(): unknown[];
   delta(text: string, kind: "content" | "reasoning"): unknown;
   closing(finish: FinishReason): unknown;
-  usageChunk(usage: Usage): unknown;
-  complete(result: GenerationResult, finish: FinishReason, usage: Usage): Complete;
+  usageChunk(usage: CompletionUsage): unknown;
+  complete(result: GenerationResult, finish: FinishReason, usage: CompletionUsage): Complete;
 }
 
 export interface GenerationRequest<Complete> {
@@ -114,7 +114,7 @@ export async function serveGeneration<Complete>(
   }
 
   const finish = finishReason(result.stopReason);
-  const usage: Usage = {
+  const usage: CompletionUsage = {
     prompt_tokens: g.promptTokens,
     completion_tokens: completionTokens,
     total_tokens: g.promptTokens + completionTokens,

@@ -1,8 +1,8 @@
 import { type Static, Type } from "typebox";
 
 /*
- * The OpenAI wire shapes the builtin engine speaks: request schemas (validated at the edge by fastify)
- * and the response objects. Fields OpenAI has and we do not use are accepted and ignored, except where
+ * The OpenAI requests the builtin engine takes, as schemas fastify validates at the edge (its answers'
+ * shapes are the protocol's, in @beta9/protocol's openai.ts). Fields OpenAI has and we do not use are accepted and ignored, except where
  * ignoring them would change the answer (n > 1, tools, logprobs): those are refused.
  * Extensions shared with llama.cpp's server and vLLM: top_k, min_p, repeat_penalty. (Not ignore_eos:
  * node-llama-cpp's token bias never touches end-of-generation tokens.)
@@ -82,60 +82,3 @@ export const EmbeddingRequest = Type.Object({
   dimensions: nullable(Type.Integer({ minimum: 1 })),
 });
 export type EmbeddingRequest = Static<typeof EmbeddingRequest>;
-
-export type FinishReason = "stop" | "length";
-
-export interface Usage {
-  prompt_tokens: number;
-  completion_tokens: number;
-  total_tokens: number;
-}
-
-export interface ChatCompletion {
-  id: string;
-  object: "chat.completion";
-  created: number;
-  model: string;
-  choices: {
-    index: number;
-    message: { role: "assistant"; content: string; reasoning_content?: string; refusal: null };
-    logprobs: null;
-    finish_reason: FinishReason;
-  }[];
-  usage: Usage;
-}
-
-export interface ChatCompletionChunk {
-  id: string;
-  object: "chat.completion.chunk";
-  created: number;
-  model: string;
-  choices: {
-    index: number;
-    delta: { role?: "assistant"; content?: string; reasoning_content?: string };
-    logprobs: null;
-    finish_reason: FinishReason | null;
-  }[];
-  usage?: Usage | null;
-}
-
-export interface TextCompletion {
-  id: string;
-  object: "text_completion";
-  created: number;
-  model: string;
-  choices: { index: number; text: string; logprobs: null; finish_reason: FinishReason | null }[];
-  usage?: Usage | null;
-}
-
-export interface EmbeddingList {
-  object: "list";
-  data: { object: "embedding"; index: number; embedding: number[] | string }[];
-  model: string;
-  usage: { prompt_tokens: number; total_tokens: number };
-}
-
-export interface ModelList {
-  object: "list";
-  data: { id: string; object: "model"; created: number; owned_by: string }[];
-}

@@ -1,7 +1,7 @@
+import type { ChatCompletion, ChatCompletionChunk, EmbeddingList, TextCompletion } from "@beta9/protocol";
 import { testModelPath, waitFor } from "@beta9/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ModelView } from "./models.ts";
-import type { ChatCompletion, ChatCompletionChunk, EmbeddingList, TextCompletion } from "./openai-types.ts";
 import { type EngineProcess, engineAuth, readEvents, startEngine } from "./testing/engine-process.ts";
 
 /*

@@ -1,4 +1,5 @@
 import { bearerToken, type Logger, serverOptions } from "@beta9/http";
+import type { ModelList } from "@beta9/protocol";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance } from "fastify";
 import { sameKey } from "../engine-key.ts";
@@ -8,7 +9,6 @@ import { completionRoutes } from "./completions.ts";
 import { embeddingRoutes } from "./embeddings.ts";
 import { EngineError, installOpenAIErrors } from "./errors.ts";
 import type { ModelRegistry } from "./models.ts";
-import type { ModelList } from "./openai-types.ts";
 
 /** Chat histories and embedding batches can be long; 8 MiB covers a 128k-token context of text. */
 const BODY_LIMIT = 8 * 1024 * 1024;

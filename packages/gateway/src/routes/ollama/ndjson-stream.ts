@@ -1,3 +1,4 @@
+import type { EngineChunk, OllamaStats, OllamaToolCall, TokenUsage, ToolCallDelta } from "@beta9/protocol";
 import type { FastifyReply } from "fastify";
 import { sendNdjson as sendLines } from "../../http/ndjson-reply.ts";
 import { sseData } from "../../router/sse.ts";
@@ -9,10 +10,7 @@ import {
   generateDone,
   generateLine,
   metrics,
-  type OllamaToolCall,
   type Piece,
-  type Stats,
-  type Usage,
 } from "./translate.ts";
 
 /*
@@ -32,29 +30,10 @@ export interface AnswerOptions {
   clock?: () => string;
 }
 
-interface ChunkChoice {
-  delta?: {
-    content?: string | null;
-    reasoning_content?: string | null;
-    reasoning?: string | null;
-    tool_calls?: ToolCallDelta[] | null;
-  } | null;
-  text?: string | null;
-  finish_reason?: string | null;
-}
+/** A chunk's choice, as any engine may send it. */
+type ChunkChoice = NonNullable<EngineChunk["choices"]>[number];
 
-interface ToolCallDelta {
-  index?: number;
-  function?: { name?: string | null; arguments?: string | null } | null;
-}
-
-interface Chunk {
-  choices?: ChunkChoice[] | null;
-  usage?: Usage | null;
-  error?: { message?: string; code?: string; type?: string } | string | null;
-}
-
-export type AnswerEvent = { piece: Piece } | { done: { reason: string; stats: Stats } };
+export type AnswerEvent = { piece: Piece } | { done: { reason: string; stats: OllamaStats } };
 
 /**
  * The answer as pieces (text and reasoning as they come, tool calls at the end) and a last event with
@@ -68,7 +47,7 @@ export async function* answerEvents(
   const now = o.now ?? (() => performance.now());
   let firstTokenAt: number | undefined;
   let finish: string | null | undefined;
-  let usage: Usage | undefined;
+  let usage: TokenUsage | undefined;
   let pieces = 0;
   const tools = new Map<number, { name: string; args: string }>();
   const chunks = cutOffAsOllamaError(
@@ -131,7 +110,7 @@ function parseArguments(args: string): unknown {
   }
 }
 
-async function* sseChunks(body: AsyncIterable<Buffer>): AsyncGenerator<Chunk> {
+async function* sseChunks(body: AsyncIterable<Buffer>): AsyncGenerator<EngineChunk> {
   for await (const data of sseData(body)) {
     if (data.trim() === "[DONE]") return;
     let chunk: unknown;
@@ -140,12 +119,12 @@ async function* sseChunks(body: AsyncIterable<Buffer>): AsyncGenerator<Chunk> {
     } catch {
       throw new OllamaError(502, "the machine sent an event that is not JSON");
     }
-    if (chunk && typeof chunk === "object") yield chunk as Chunk;
+    if (chunk && typeof chunk === "object") yield chunk as EngineChunk;
   }
 }
 
 /** An engine that answered with one JSON object instead of a stream: the same, as one chunk. */
-async function* jsonChunks(body: AsyncIterable<Buffer>): AsyncGenerator<Chunk> {
+async function* jsonChunks(body: AsyncIterable<Buffer>): AsyncGenerator<EngineChunk> {
   const parts: Buffer[] = [];
   for await (const b of body) parts.push(b);
   let answer: {
@@ -154,8 +133,8 @@ async function* jsonChunks(body: AsyncIterable<Buffer>): AsyncGenerator<Chunk> {
       text?: string;
       finish_reason?: string;
     }[];
-    usage?: Usage;
-    error?: Chunk["error"];
+    usage?: TokenUsage;
+    error?: EngineChunk["error"];
   };
   try {
     answer = JSON.parse(Buffer.concat(parts).toString("utf8"));
@@ -188,7 +167,7 @@ async function* jsonChunks(body: AsyncIterable<Buffer>): AsyncGenerator<Chunk> {
 }
 
 /** An error event in the answer: the engine failed, or the machine went away. */
-function streamError(e: NonNullable<Chunk["error"]>): OllamaError {
+function streamError(e: NonNullable<EngineChunk["error"]>): OllamaError {
   const err = typeof e === "string" ? { message: e } : e;
   const status = err.code === "unavailable" ? 503 : err.type === "invalid_request_error" ? 400 : 502;
   return new OllamaError(status, err.message ?? "the machine's answer ended with an error");

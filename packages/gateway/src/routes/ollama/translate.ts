@@ -1,3 +1,13 @@
+import type {
+  OllamaChatLine,
+  OllamaEmbeddingsResponse,
+  OllamaEmbedResponse,
+  OllamaGenerateLine,
+  OllamaMessage,
+  OllamaStats,
+  OllamaToolCall,
+  TokenUsage,
+} from "@beta9/protocol";
 import { badRequest } from "./errors.ts";
 
 /*
@@ -287,11 +297,6 @@ export function embeddingsBody(req: EmbedRequest): Json {
 // ---------------------------------------------------------------------------------------------
 // Answers
 
-export interface Usage {
-  prompt_tokens?: number;
-  completion_tokens?: number;
-}
-
 /** Times in milliseconds (performance.now()) of one request's life at the gateway. */
 export interface Timings {
   /** The request arrived. */
@@ -310,7 +315,7 @@ const ns = (ms: number) => Math.max(0, Math.round(ms * 1e6));
  * to the first token, the answer's the time from there to the end. Load time is 0: requests only go to
  * machines that already serve the model. Counts come from the engine's usage, or count the pieces.
  */
-export function metrics(t: Timings, usage: Usage | undefined, pieces: number) {
+export function metrics(t: Timings, usage: TokenUsage | undefined, pieces: number): OllamaStats {
   const first = t.firstTokenAt ?? t.endedAt;
   return {
     total_duration: ns(t.endedAt - t.startedAt),
@@ -327,10 +332,6 @@ export function doneReason(finish: string | null | undefined): "stop" | "length"
   return finish === "length" ? "length" : "stop";
 }
 
-export interface OllamaToolCall {
-  function: { name: string; arguments: unknown };
-}
-
 /** A piece of an answer: text, reasoning ("thinking") and, at the end, tool calls. */
 export interface Piece {
   content: string;
@@ -338,29 +339,43 @@ export interface Piece {
   toolCalls?: OllamaToolCall[] | undefined;
 }
 
-export function chatLine(model: string, createdAt: string, p: Piece) {
-  const message: Json = { role: "assistant", content: p.content };
+export function chatLine(model: string, createdAt: string, p: Piece): OllamaChatLine {
+  const message: OllamaMessage = { role: "assistant", content: p.content };
   if (p.thinking) message.thinking = p.thinking;
   if (p.toolCalls?.length) message.tool_calls = p.toolCalls;
   return { model, created_at: createdAt, message, done: false };
 }
 
-export function generateLine(model: string, createdAt: string, p: Piece) {
-  const out: Json = { model, created_at: createdAt, response: p.content };
-  if (p.thinking) out.thinking = p.thinking;
-  out.done = false;
-  return out;
+export function generateLine(model: string, createdAt: string, p: Piece): OllamaGenerateLine {
+  // Ollama's order of fields: thinking (when there is any) before done.
+  return {
+    model,
+    created_at: createdAt,
+    response: p.content,
+    ...(p.thinking ? { thinking: p.thinking } : {}),
+    done: false,
+  };
 }
 
-export type Stats = ReturnType<typeof metrics>;
-
 /** The last line (or the whole non-streamed answer when `p` holds all of it). */
-export function chatDone(model: string, createdAt: string, reason: string, stats: Stats, p?: Piece) {
+export function chatDone(
+  model: string,
+  createdAt: string,
+  reason: string,
+  stats: OllamaStats,
+  p?: Piece,
+): OllamaChatLine & OllamaStats {
   const { done: _, ...line } = chatLine(model, createdAt, p ?? { content: "", thinking: "" });
   return { ...line, done: true, done_reason: reason, ...stats };
 }
 
-export function generateDone(model: string, createdAt: string, reason: string, stats: Stats, p?: Piece) {
+export function generateDone(
+  model: string,
+  createdAt: string,
+  reason: string,
+  stats: OllamaStats,
+  p?: Piece,
+): OllamaGenerateLine & OllamaStats {
   const { done: _, ...line } = generateLine(model, createdAt, p ?? { content: "", thinking: "" });
   return { ...line, done: true, done_reason: reason, ...stats };
 }
@@ -397,7 +412,7 @@ export function vectors(list: unknown): number[][] {
 }
 
 /** POST /api/embed's answer. */
-export function embedAnswer(model: string, list: unknown, totalMs: number) {
+export function embedAnswer(model: string, list: unknown, totalMs: number): OllamaEmbedResponse {
   return {
     model,
     embeddings: vectors(list),
@@ -408,6 +423,6 @@ export function embedAnswer(model: string, list: unknown, totalMs: number) {
 }
 
 /** POST /api/embeddings' answer. */
-export function embeddingsAnswer(list: unknown) {
+export function embeddingsAnswer(list: unknown): OllamaEmbeddingsResponse {
   return { embedding: vectors(list)[0] ?? [] };
 }

@@ -1,6 +1,7 @@
 import type { ServerResponse } from "node:http";
+import type { TokenUsage } from "@beta9/protocol";
 import { drained, tapFirst } from "../../http/client-gone.ts";
-import { inspectEvent, JsonUsageTap, type TokenUsage } from "../../metering/answer-usage.ts";
+import { inspectEvent, JsonUsageTap } from "../../metering/answer-usage.ts";
 import { CLIENT_LEFT, CUT_OFF, type RequestMeter } from "../../metering/metering.ts";
 import type { AgentResponse } from "../../router/request.ts";
 import { sseData } from "../../router/sse.ts";
