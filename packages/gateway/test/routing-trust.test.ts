@@ -11,7 +11,7 @@ import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 /*
- * The gateway decides, machines only report (design decision 8). Real agents whose owners lie: one
+ * The gateway decides, machines only report (docs/architecture.md §5). Real agents whose owners lie: one
  * joined to another pool, one outside the EU, each starting the test model by hand under a
  * deployment's name and claiming in its heartbeats that a gateway started it for that deployment.
  * A deployment's requests must go only to the replica the gateway placed, on a machine that fits.

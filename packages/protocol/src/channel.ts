@@ -4,7 +4,7 @@ import { InferenceReport } from "./inference.ts";
 import { MachineStatus } from "./machine.ts";
 
 /**
- * The agent channel (design decision 1). The agent opens an HTTP/1.1 request to
+ * The agent channel (docs/architecture.md §3). The agent opens an HTTP/1.1 request to
  * CHANNEL_PATH with `Upgrade: CHANNEL_PROTOCOL`; after `101 Switching Protocols` the gateway is an
  * HTTP/2 client and the agent an HTTP/2 server on that one socket. Every gateway→agent call is then an
  * ordinary HTTP/2 request to the agent's control API.

@@ -1,6 +1,6 @@
 import { createServer } from "node:net";
 
-/** Engines listen on loopback only (design decision 2); this is the one address they are given. */
+/** Engines listen on loopback only (docs/architecture.md §6); this is the one address they are given. */
 export const LOOPBACK = "127.0.0.1";
 
 /**

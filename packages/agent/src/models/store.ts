@@ -18,7 +18,7 @@ import {
 } from "./sources.ts";
 
 /*
- * The agent's content-addressed model store (design decision 7). Weights live once, as
+ * The agent's content-addressed model store (docs/architecture.md §7). Weights live once, as
  * blobs/sha256-<hex>; each model name has one JSON record in models/<name>.json that says which blob,
  * where it came from, under what license and what it is — the provenance record compliance reports
  * read. Records and blobs appear atomically (temp file + rename); a blob no record uses is deleted.

@@ -61,7 +61,7 @@ export class AgentChannel implements AgentLink {
     this.#pinger.unref();
   }
 
-  /** An ordinary HTTP request to the agent's control API, over the channel (design decision 1). */
+  /** An ordinary HTTP request to the agent's control API, over the channel (docs/architecture.md §3). */
   request(init: {
     method: string;
     path: string;
