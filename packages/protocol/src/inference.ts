@@ -1,7 +1,7 @@
 import { type Static, Type } from "typebox";
 
 /*
- * The seed's inference lifecycle on the agent's control API, now for every engine:
+ * The fork's inference lifecycle on the agent's control API, now for every engine:
  * POST /inference/start, POST /inference/stop, GET /inference/status, POST /inference/pull.
  */
 

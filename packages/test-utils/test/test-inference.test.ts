@@ -16,7 +16,7 @@ import YAML from "yaml";
 import { noProxy, runCommand } from "./run-command.ts";
 
 /*
- * scripts/test-inference, the seed's inference test, run as a user runs it against a real b9gateway
+ * scripts/test-inference, the fork's inference test, run as a user runs it against a real b9gateway
  * and a real b9agent (builtin engine, SmolLM2): it finds the agent through its config file and the
  * gateway through BETA9_INFERENCE_HOST/PORT and BETA9_API_KEY.
  */

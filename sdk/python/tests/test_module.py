@@ -1,4 +1,4 @@
-"""The seed's calls: `from beta9 import inference`, configured by arguments or by the environment."""
+"""The fork's calls: `from beta9 import inference`, configured by arguments or by the environment."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ const cfg: AgentConfig = {
 };
 
 describe("agent config file", () => {
-  it("round-trips the seed's keys, written 0600", async () => {
+  it("round-trips the fork's keys, written 0600", async () => {
     const path = join(tempDir(), "sub", "config.yaml");
     await saveConfig(cfg, path);
     expect(statSync(path).mode & 0o777).toBe(0o600);

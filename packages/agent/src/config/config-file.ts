@@ -6,7 +6,10 @@ import { CONTROL_PORT, GATEWAY_PORT } from "@beta9/protocol";
 import YAML from "yaml";
 import { AllowList } from "../models/source-policy.ts";
 
-/** ~/.b9agent/config.yaml, with the seed's keys (gateway.host, gateway.port, machine.id, …). */
+/**
+ * ~/.b9agent/config.yaml, with the fork's keys (gateway.host, gateway.port, machine.id, …; the fork:
+ * docs/architecture.md §1).
+ */
 /** One gateway's address. */
 export interface GatewayAddress {
   host: string;
@@ -16,7 +19,7 @@ export interface GatewayAddress {
 
 export interface AgentConfig {
   /**
-   * The gateway dialled first (the seed's key). `ca_file`: a PEM file of the CA that signed the
+   * The gateway dialled first (the fork's key). `ca_file`: a PEM file of the CA that signed the
    * gateway's (or its TLS proxy's) certificate, trusted besides the system's, for every replica.
    */
   gateway: GatewayAddress & { ca_file?: string | undefined };

@@ -23,7 +23,7 @@ export interface InferenceRoutesContext {
   endpoint: () => string | null;
 }
 
-/** The seed's inference lifecycle: start, stop, status, pull (with NDJSON progress when asked). */
+/** The fork's inference lifecycle: start, stop, status, pull (with NDJSON progress when asked). */
 export const inferenceRoutes: FastifyPluginAsyncTypebox<InferenceRoutesContext> = async (app, ctx) => {
   // The fork's callers use `curl -d '{…}'` (form-urlencoded) or send no content type: a body is JSON here.
   app.addContentTypeParser("*", { parseAs: "string" }, (_req, body, done) => {

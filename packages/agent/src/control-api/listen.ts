@@ -2,7 +2,7 @@ import { tailnetAddresses } from "../network/tailscale.ts";
 
 /**
  * Where the control API listens: 127.0.0.1 always, plus this machine's Tailscale address when it has
- * one (the gateway can then reach it over the tailnet, as the seed did). `--listen` overrides:
+ * one (the gateway can then reach it over the tailnet, as the fork did). `--listen` overrides:
  * "HOST", "HOST:PORT" or "[v6]:PORT", comma-separated.
  */
 export function listenAddresses(

@@ -4,7 +4,7 @@ import type { InferenceManager } from "../inference/manager.ts";
 
 /**
  * The OpenAI-compatible API of this machine's engines, behind the agent's authentication: a client
- * can use one worker directly, as in the seed, while the engines themselves stay on 127.0.0.1.
+ * can use one worker directly, as in the fork, while the engines themselves stay on 127.0.0.1.
  */
 export const openaiRoutes: FastifyPluginAsync<{ inference: InferenceManager }> = async (
   app,

@@ -43,9 +43,9 @@ export function installControlAuth(
 }
 
 /**
- * The control API (:9999): the seed's routes, now authenticated. Requests over the agent channel come
- * from the gateway, which proved itself when the channel was opened; local callers show the machine
- * credential from the agent's config.
+ * The control API (:9999): the fork's routes (docs/architecture.md §1), now authenticated. Requests
+ * over the agent channel come from the gateway, which proved itself when the channel was opened; local
+ * callers show the machine credential from the agent's config.
  */
 export const controlRoutes: FastifyPluginAsyncTypebox<ControlContext> = async (app, ctx) => {
   app.get("/health", { schema: { response: { 200: Health } } }, async () => ({

@@ -10,8 +10,9 @@ type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
 /**
  * One fastify app answers two ways: HTTP/1.1 on the control port for local callers (curl, scripts,
- * the seed's test), and HTTP/2 on each agent-channel socket for the gateway. Both share one set of
- * routes, so a route added once is reachable both ways; requests from the channel are marked.
+ * the fork's scripts/test-inference), and HTTP/2 on each agent-channel socket for the gateway. Both
+ * share one set of routes, so a route added once is reachable both ways; requests from the channel
+ * are marked.
  */
 export class ControlServer {
   readonly app: FastifyInstance;

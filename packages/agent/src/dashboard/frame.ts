@@ -4,7 +4,7 @@ import React from "react";
 const h = React.createElement;
 
 /*
- * The seed's frame: a double-lined box split into sections by ╠═╣ and, under each panel's title, ╟─╢.
+ * The fork's frame: a double-lined box split into sections by ╠═╣ and, under each panel's title, ╟─╢.
  * Lines are Ink borders that stretch with the terminal, never strings of a counted length.
  */
 

@@ -12,7 +12,7 @@ import { TooSmall } from "./too-small.ts";
 
 const h = React.createElement;
 
-/** The seed's screen: header, status, SERVED MODELS (the seed's JOBS), INFERENCE, LOGS, filling exactly `columns` × `rows`. */
+/** The fork's screen: header, status, SERVED MODELS (the fork's JOBS), INFERENCE, LOGS, filling exactly `columns` × `rows`. */
 export function Layout({
   model: m,
   columns,
