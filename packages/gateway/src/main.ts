@@ -116,6 +116,13 @@ const program = new Command("b9gateway")
   )
   .addOption(
     durationOption(
+      "--keepalive-ttl <duration>",
+      "how long a fork agent (60 s keepalives) stays known without one: UNHEALTHY after half, OFFLINE after all",
+      DEFAULT_LIVENESS.keepaliveTtlMs,
+    ),
+  )
+  .addOption(
+    durationOption(
       "--cold-start-timeout <duration>",
       "how long a request may wait while its model is pulled and loaded from zero",
       300_000,
@@ -185,6 +192,7 @@ const program = new Command("b9gateway")
         heartbeatIntervalMs: opts.heartbeatInterval,
         unhealthyAfterMs: opts.unhealthyAfter,
         offlineAfterMs: Math.max(opts.offlineAfter, opts.unhealthyAfter),
+        keepaliveTtlMs: opts.keepaliveTtl,
       },
     });
     const gw = await buildGateway(config);

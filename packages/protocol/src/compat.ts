@@ -7,8 +7,11 @@ import { MachineId } from "./machine.ts";
  */
 
 export const ForkRegisterRequest = Type.Object({
-  /** A join token the first time; the machine credential when re-registering. */
-  token: Type.String({ minLength: 1, maxLength: 256 }),
+  /**
+   * The fork agent's k3s token (often empty): its credential travels as `Authorization: Bearer`. Read
+   * as the credential only when no bearer is sent (the fork's first Python agents).
+   */
+  token: Type.Optional(Type.String({ maxLength: 4096 })),
   machine_id: MachineId,
   hostname: Type.String({ maxLength: 253 }),
   provider_name: Type.Optional(Type.String({ maxLength: 64 })),
@@ -57,6 +60,8 @@ export const ForkMachineState = Type.Object({
 
 export const ForkResponse = Type.Object({
   status: Type.Literal("ok"),
+  /** The fork's agent reads `config` from a registration's answer; null: no remote configuration. */
+  config: Type.Optional(Type.Null()),
   machine_state: ForkMachineState,
   /** Present on a first registration: the credential to send as `Authorization: Bearer` from now on. */
   token: Type.Optional(Type.String()),

@@ -8,6 +8,11 @@ export interface LivenessConfig {
   unhealthyAfterMs: number;
   /** No heartbeat for this long → OFFLINE. */
   offlineAfterMs: number;
+  /**
+   * A fork agent's keepalives come every 60 s and its gateway kept a machine for 300 s after the last
+   * one: such a machine is UNHEALTHY after half of this without a keepalive, OFFLINE after all of it.
+   */
+  keepaliveTtlMs: number;
 }
 
 export const DEFAULT_LIVENESS: LivenessConfig = {
@@ -15,7 +20,20 @@ export const DEFAULT_LIVENESS: LivenessConfig = {
   // Two missed beats and a little slack: a dead agent shows within 15 s, a late beat does not flap.
   unhealthyAfterMs: 12_000,
   offlineAfterMs: 60_000,
+  keepaliveTtlMs: 300_000,
 };
+
+/** When a machine's silence makes it UNHEALTHY and OFFLINE: fork (keepalive) machines beat less often. */
+export function silenceLimits(
+  row: Pick<Machine, "protocol">,
+  cfg: LivenessConfig,
+): { unhealthyAfterMs: number; offlineAfterMs: number } {
+  if (row.protocol !== "keepalive") return cfg;
+  return {
+    unhealthyAfterMs: Math.max(cfg.unhealthyAfterMs, cfg.keepaliveTtlMs / 2),
+    offlineAfterMs: Math.max(cfg.offlineAfterMs, cfg.keepaliveTtlMs),
+  };
+}
 
 /** What the gateway knows of a machine that is not in the store: it changes every few seconds. */
 export interface Liveness {
@@ -32,8 +50,9 @@ export interface Liveness {
  */
 export function machineStatus(row: Machine, live: Liveness, now: number, cfg: LivenessConfig): MachineStatus {
   const since = live.lastHeartbeatAt === null ? Number.POSITIVE_INFINITY : now - live.lastHeartbeatAt;
-  if (since >= cfg.offlineAfterMs) return "OFFLINE";
-  if (since >= cfg.unhealthyAfterMs) return "UNHEALTHY";
+  const limits = silenceLimits(row, cfg);
+  if (since >= limits.offlineAfterMs) return "OFFLINE";
+  if (since >= limits.unhealthyAfterMs) return "UNHEALTHY";
   // An agent on the channel whose connection dropped is not answering, whatever its last beat said.
   if (row.protocol === "channel" && !live.connected) return "UNHEALTHY";
   if (row.draining_at !== null) return isEmpty(live) ? "DRAINED" : "DRAINING";

@@ -9,12 +9,16 @@ import type {
   Usage,
 } from "@beta9/protocol";
 import type { Machine, Store } from "@beta9/store";
-import { type Liveness, type LivenessConfig, machineStatus } from "./liveness.ts";
+import { type Liveness, type LivenessConfig, machineStatus, silenceLimits } from "./liveness.ts";
 
 const DEFAULT_PAGE = 500;
 const FLUSH_SLICE = 500;
 
-/** A live connection to an agent (the agent channel): requests go over it; the registry can close it. */
+/**
+ * How the gateway reaches a machine's models. A Beta9 agent: its channel, whose `request` opens an
+ * HTTP/2 stream. A fork agent: no channel, but the OpenAI-compatible HTTP server its keepalives report
+ * (`http`: Ollama's /v1 at the machine's tailnet address). The registry can close either.
+ */
 export interface AgentLink {
   close(reason: string): void;
   request?(init: {
@@ -23,6 +27,7 @@ export interface AgentLink {
     headers?: Record<string, string>;
     body?: string;
   }): ClientHttp2Stream;
+  http?: { origin: string };
 }
 
 /**
@@ -92,7 +97,12 @@ export class MachineRegistry {
     const now = Date.now();
     this.#returnBy = now + this.cfg.offlineAfterMs;
     for (const row of await this.#store.machines.list()) {
-      if (row.last_heartbeat_at !== null && now - row.last_heartbeat_at < this.cfg.offlineAfterMs)
+      // Fork machines run no deployment's replicas: placement need not wait for them.
+      if (
+        row.protocol === "channel" &&
+        row.last_heartbeat_at !== null &&
+        now - row.last_heartbeat_at < this.cfg.offlineAfterMs
+      )
         this.#returning.add(row.id);
       const live: Liveness = {
         connected: false,
@@ -360,7 +370,7 @@ export class MachineRegistry {
     const now = Date.now();
     const out: ServingMachine[] = [];
     for (const e of this.#entries.values()) {
-      if (!e.link?.request) continue;
+      if (!e.link?.request && !e.link?.http) continue;
       if (!accept(machineStatus(e.row, e.live, now, this.cfg))) continue;
       if (!e.live.inference?.models.some((m) => m.name === model && m.state === "ready")) continue;
       if (allow && !allow(factsOf(e))) continue;
@@ -463,7 +473,7 @@ export class MachineRegistry {
       // A channel whose heartbeats stopped (a cut link, a hung agent) answers nothing, yet TCP may take
       // many minutes to say so: close it, so requests on it fail now and go to another machine.
       const silentFor = now - Math.max(e.live.lastHeartbeatAt ?? 0, e.linkedAt);
-      if (e.link && silentFor >= this.cfg.unhealthyAfterMs) {
+      if (e.link && silentFor >= silenceLimits(e.row, this.cfg).unhealthyAfterMs) {
         e.link.close(`no heartbeat for ${Math.round(silentFor / 1000)} s`);
       }
     }
@@ -512,11 +522,14 @@ function toView(e: Entry, now: number, cfg: LivenessConfig): MachineView {
     hostname: e.row.hostname,
     agent_version: e.row.agent_version,
     country: e.row.country,
-    connection: e.live.connected
-      ? "channel"
-      : e.row.protocol === "keepalive" && e.live.lastHeartbeatAt
-        ? "keepalive"
-        : "none",
+    connection:
+      e.row.protocol === "keepalive"
+        ? e.live.lastHeartbeatAt
+          ? "keepalive"
+          : "none"
+        : e.live.connected
+          ? "channel"
+          : "none",
     hardware: e.hardware,
     usage: e.live.usage,
     inference: e.live.inference,

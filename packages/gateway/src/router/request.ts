@@ -1,5 +1,6 @@
 import http2 from "node:http2";
 import type { AgentLink, MachineFilter } from "../machines/registry.ts";
+import { requestOverHttp } from "./http-request.ts";
 import type { Router } from "./router.ts";
 
 const MAX_ATTEMPTS = 3;
@@ -40,12 +41,13 @@ export type AttemptResult =
   /** The agent never answered (or answered retryOn): nothing was read, so another machine may take it. */
   | { started: false; error: Error };
 
-/** One request to one agent over its channel. */
+/** One request to one agent over its channel (or to a fork machine's HTTP server). */
 export function requestAgent(
   machineId: string,
   link: AgentLink,
   init: AgentRequestInit,
 ): Promise<AttemptResult> {
+  if (link.http) return requestOverHttp(machineId, link.http.origin, init);
   return new Promise((resolve) => {
     if (init.signal?.aborted) {
       resolve({ started: false, error: abortError(init.signal) });
@@ -276,6 +278,6 @@ function replay(res: AgentResponse, head: Head): AgentResponse {
   };
 }
 
-function abortError(signal: AbortSignal): Error {
+export function abortError(signal: AbortSignal): Error {
   return signal.reason instanceof Error ? signal.reason : new Error("the request was cancelled");
 }

@@ -72,7 +72,10 @@ const gb = (n: number) => `${(n / 1e9).toFixed(1)} GB`;
  * emptied the list and the best machine it turned away.
  */
 export function placeReplica(needs: PlacementNeeds, machines: readonly MachineView[]): Placement {
-  let candidates = machines.filter((m) => m.status === "READY" || m.status === "BUSY");
+  // A fork agent serves what its owner runs in Ollama: the gateway cannot load a replica there.
+  let candidates = machines.filter(
+    (m) => (m.status === "READY" || m.status === "BUSY") && m.connection !== "keepalive",
+  );
   if (candidates.length === 0) {
     return {
       ok: false,
