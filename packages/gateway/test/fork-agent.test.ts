@@ -1,29 +1,24 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { createServer } from "node:net";
-import { resolve } from "node:path";
-import { type GatewayProc, startGateway, testModelPath, testPython, waitFor } from "@beta9/test-utils";
+import type { ChildProcess } from "node:child_process";
+import { type GatewayProc, startGateway, testModelPath, waitFor } from "@beta9/test-utils";
 import { Ollama } from "ollama";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  freePort,
+  KEEPALIVE_RUNNING,
+  KEEPALIVE_STOPPED,
+  FORK_MODEL as MODEL,
+  REGISTER,
+  recorded,
+  replay as replayTo,
+  startOllamaStandIn,
+} from "./fork-replay.ts";
 
 /*
- * The fork's Go agent, as recorded (testdata/fork-agent, see its SOURCES.md): its registration and
- * keepalives replayed byte for byte against the real b9gateway, with only the token and the reported
- * inference address put in. The machine's Ollama is played by llama.cpp's own server (xllamacpp,
- * serving the test model under an Ollama-style name): the gateway calls only the OpenAI-compatible
- * /v1 that both servers share, at the address the keepalive reports.
+ * The fork's Go agent's recorded requests (testdata/fork-agent) replayed against the real b9gateway,
+ * its Ollama played by llama.cpp's server on loopback (see fork-replay.ts).
  */
 
-interface Recorded {
-  method: "POST";
-  path: string;
-  headers: Record<string, string>;
-  body: string;
-}
-const TESTDATA = resolve(import.meta.dirname, "../testdata/fork-agent");
-const recorded = JSON.parse(readFileSync(resolve(TESTDATA, "requests.json"), "utf8")) as Recorded[];
-const MODEL = "smollm2:135m";
 // biome-ignore lint/suspicious/noExplicitAny: tests read many JSON shapes; each assertion checks the one it needs.
 type Json = any;
 
@@ -31,34 +26,10 @@ let gw: GatewayProc;
 let ollama: ChildProcess;
 let ollamaPort: number;
 
-/** Send one recorded request, with the token and (for a keepalive) where its Ollama runs put in. */
-async function replay(
+const replay = (
   i: number,
   opts: { token: string; machineId?: string; ip?: string; port?: number; models?: string[] },
-) {
-  const r = recorded[i]!;
-  const body = JSON.parse(r.body) as Record<string, unknown> & {
-    inference?: { status?: string; ip?: string; port?: number; models?: string[] };
-  };
-  if (opts.machineId) body.machine_id = opts.machineId;
-  if (body.inference?.status === "running") {
-    body.inference.ip = opts.ip ?? "127.0.0.1";
-    body.inference.port = opts.port ?? ollamaPort;
-    body.inference.models = opts.models ?? [MODEL];
-  }
-  const headers: Record<string, string> = {
-    ...r.headers,
-    Authorization: r.headers.Authorization!.replace("<TOKEN>", opts.token),
-  };
-  delete headers["Content-Length"];
-  delete headers.Host;
-  const res = await fetch(gw.url + r.path, { method: r.method, headers, body: JSON.stringify(body) });
-  return { status: res.status, body: (await res.json()) as Json };
-}
-
-const REGISTER = 0;
-const KEEPALIVE_STOPPED = 1;
-const KEEPALIVE_RUNNING = 2;
+) => replayTo(gw.url, i, { ...opts, ip: opts.ip ?? "127.0.0.1", port: opts.port ?? ollamaPort });
 
 async function joinToken(uses = 1): Promise<string> {
   return (await gw.api<{ token: string }>("POST", "/api/v1/tokens", { uses })).body.token;
@@ -68,51 +39,24 @@ async function machine(id: string) {
   return (await gw.api<Json>("GET", `/api/v1/machines/${id}`)).body;
 }
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
 beforeAll(async () => {
   ollamaPort = await freePort();
-  const fixture = resolve(import.meta.dirname, "../../agent/test/fixtures/llama_server.py");
-  ollama = spawn(
-    testPython(),
-    [
-      fixture,
-      "-m",
-      testModelPath(),
-      "--host",
-      "127.0.0.1",
-      "--port",
-      String(ollamaPort),
-      "-a",
-      MODEL,
-      "-c",
-      "2048",
-    ],
-    { stdio: "ignore" },
-  );
   // The fork's machines stay known 300 s after a keepalive; here 20 s, so the test can see one lapse.
-  gw = await startGateway({
-    args: [
-      "--heartbeat-interval",
-      "1s",
-      "--unhealthy-after",
-      "2s",
-      "--offline-after",
-      "3s",
-      "--keepalive-ttl",
-      "20s",
-    ],
-  });
-  await waitFor(
-    async () => (await fetch(`http://127.0.0.1:${ollamaPort}/health`).catch(() => null))?.ok === true,
-    { what: "llama.cpp's server to load the model", timeoutMs: 60_000 },
-  );
+  [gw, ollama] = await Promise.all([
+    startGateway({
+      args: [
+        "--heartbeat-interval",
+        "1s",
+        "--unhealthy-after",
+        "2s",
+        "--offline-after",
+        "3s",
+        "--keepalive-ttl",
+        "20s",
+      ],
+    }),
+    startOllamaStandIn({ host: "127.0.0.1", port: ollamaPort }),
+  ]);
 }, 90_000);
 
 afterAll(async () => {
@@ -166,7 +110,10 @@ describe("a fork (Go) agent's recorded requests against the gateway", () => {
     const openai = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: gw.adminKey, maxRetries: 0 });
     expect((await openai.models.list()).data.map((m) => m.id)).not.toContain(MODEL);
 
-    expect((await replay(KEEPALIVE_RUNNING, { token, machineId: "f0a0c003" })).status).toBe(200);
+    // Beats before each call, as the agent does every 60 s of the fork's 300 s (here 20 s).
+    const beat = async () =>
+      expect((await replay(KEEPALIVE_RUNNING, { token, machineId: "f0a0c003" })).status).toBe(200);
+    await beat();
     expect((await openai.models.list()).data.map((m) => m.id)).toContain(MODEL);
     const chat = await openai.chat.completions.create({
       model: MODEL,
@@ -188,6 +135,7 @@ describe("a fork (Go) agent's recorded requests against the gateway", () => {
       { what: "the answer's usage recorded against the fork machine", timeoutMs: 10_000 },
     );
 
+    await beat();
     const stream = await openai.chat.completions.create({
       model: MODEL,
       messages: [{ role: "user", content: "Count to five." }],
@@ -199,6 +147,7 @@ describe("a fork (Go) agent's recorded requests against the gateway", () => {
     expect(chunks).toBeGreaterThan(0);
 
     const ollamaClient = new Ollama({ host: gw.url, headers: { authorization: `Bearer ${gw.adminKey}` } });
+    await beat();
     const answer = await ollamaClient.chat({
       model: MODEL,
       messages: [{ role: "user", content: "Say hello." }],
