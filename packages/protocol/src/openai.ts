@@ -6,8 +6,9 @@ import { type Static, Type } from "typebox";
  * to the engine untouched; only the fields the gateway reads are typed here.
  */
 
-const nullable = <T extends Parameters<typeof Type.Optional>[0]>(t: T, description: string) =>
-  Type.Optional(Type.Union([t, Type.Null()], { description }));
+/** A field that may be left out or null (as clients often send for "unset"). */
+export const optionalNullable = <T extends Parameters<typeof Type.Optional>[0]>(t: T, description?: string) =>
+  Type.Optional(Type.Union([t, Type.Null()], description === undefined ? {} : { description }));
 
 /**
  * The fields of a chat, text completion or embeddings request that the gateway reads (the model to
@@ -16,15 +17,15 @@ const nullable = <T extends Parameters<typeof Type.Optional>[0]>(t: T, descripti
  */
 export const OpenAIRequest = Type.Object({
   model: Type.String({ minLength: 1, description: "a model name" }),
-  stream: nullable(Type.Boolean(), "true or false"),
-  stream_options: nullable(
-    Type.Object({ include_usage: nullable(Type.Boolean(), "true or false") }),
+  stream: optionalNullable(Type.Boolean(), "true or false"),
+  stream_options: optionalNullable(
+    Type.Object({ include_usage: optionalNullable(Type.Boolean(), "true or false") }),
     'an object such as {"include_usage": true}',
   ),
   messages: Type.Optional(Type.Array(Type.Unknown(), { description: "an array of messages" })),
-  n: nullable(Type.Integer(), "an integer"),
-  max_tokens: nullable(Type.Number(), "a number"),
-  max_completion_tokens: nullable(Type.Number(), "a number"),
+  n: optionalNullable(Type.Integer(), "an integer"),
+  max_tokens: optionalNullable(Type.Number(), "a number"),
+  max_completion_tokens: optionalNullable(Type.Number(), "a number"),
 });
 export type OpenAIRequest = Static<typeof OpenAIRequest> & Record<string, unknown>;
 

@@ -1,15 +1,13 @@
+import { optionalNullable as nullable } from "@beta9/protocol";
 import { type Static, Type } from "typebox";
 
 /*
  * The OpenAI requests the builtin engine takes, as schemas fastify validates at the edge (its answers'
- * shapes are the protocol's, in @beta9/protocol's openai.ts). Fields OpenAI has and we do not use are accepted and ignored, except where
- * ignoring them would change the answer (n > 1, tools, logprobs): those are refused.
+ * shapes are in @beta9/protocol's openai.ts). Fields OpenAI has and we do not use are accepted and
+ * ignored, except where ignoring them would change the answer (n > 1, tools, logprobs): those are refused.
  * Extensions shared with llama.cpp's server and vLLM: top_k, min_p, repeat_penalty. (Not ignore_eos:
  * node-llama-cpp's token bias never touches end-of-generation tokens.)
  */
-
-const nullable = <T extends Parameters<typeof Type.Optional>[0]>(t: T) =>
-  Type.Optional(Type.Union([t, Type.Null()]));
 
 const Stop = nullable(
   Type.Union([

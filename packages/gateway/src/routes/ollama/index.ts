@@ -18,7 +18,6 @@ import { listedModels, nameVariants, psEntry, type ServedModel, showAnswer, tagE
 import { type AnswerEvent, answerEvents, collectAnswer, ollamaLines, sendNdjson } from "./ndjson-stream.ts";
 import { lastPullLine, ollamaPullLines } from "./pull.ts";
 import {
-  asBody,
   chatRequest,
   type EmbedRequest,
   embedAnswer,
@@ -28,8 +27,7 @@ import {
   embedRequest,
   generateRequest,
   loadAnswer,
-  modelOf,
-  streamOf,
+  modelRequest,
   type UpstreamRequest,
 } from "./translate.ts";
 
@@ -87,7 +85,7 @@ export const ollamaRoutes: FastifyPluginAsync<
 
   app.post("/api/show", post(BODY_LIMITS.small), async (req) => {
     const caller = callerOf(req);
-    const asked = modelOf(asBody(req.body));
+    const asked = modelRequest(req.body).model;
     const found = await find(caller, asked);
     const model = (await listed(caller)).find((m) => m.name === found.name);
     if (!model) throw await ctx.inference.notFound(caller, asked);
@@ -128,9 +126,7 @@ export const ollamaRoutes: FastifyPluginAsync<
    */
   app.post("/api/pull", post(BODY_LIMITS.small), async (req, reply) => {
     const caller = callerOf(req);
-    const body = asBody(req.body);
-    const asked = modelOf(body);
-    const stream = streamOf(body);
+    const { model: asked, stream } = modelRequest(req.body);
     const target = await pullTarget(caller, asked);
     const client = clientGone(reply);
     let lines = ollamaPullLines(

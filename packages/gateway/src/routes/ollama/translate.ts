@@ -1,13 +1,19 @@
-import type {
-  OllamaChatLine,
-  OllamaEmbeddingsResponse,
-  OllamaEmbedResponse,
-  OllamaGenerateLine,
-  OllamaMessage,
-  OllamaStats,
-  OllamaToolCall,
-  TokenUsage,
+import {
+  type OllamaChatLine,
+  OllamaChatRequest,
+  OllamaEmbeddingsRequest,
+  type OllamaEmbeddingsResponse,
+  OllamaEmbedRequest,
+  type OllamaEmbedResponse,
+  type OllamaGenerateLine,
+  OllamaGenerateRequest,
+  type OllamaMessage,
+  OllamaModelRequest,
+  type OllamaStats,
+  type OllamaToolCall,
+  type TokenUsage,
 } from "@beta9/protocol";
+import { bodyCheck } from "../../inference/body-check.ts";
 import { badRequest } from "./errors.ts";
 
 /*
@@ -39,30 +45,41 @@ export interface EmbedRequest {
 // ---------------------------------------------------------------------------------------------
 // Requests
 
-export function asBody(body: unknown): Json {
+const checkModelRequest = bodyCheck(OllamaModelRequest);
+const checkChat = bodyCheck(OllamaChatRequest);
+const checkGenerate = bodyCheck(OllamaGenerateRequest);
+const checkEmbed = bodyCheck(OllamaEmbedRequest);
+const checkEmbeddings = bodyCheck(OllamaEmbeddingsRequest);
+
+/** The body, its fields' types checked against the route's compiled schema (protocol's ollama.ts). */
+function checked<T>(check: (body: unknown) => string | undefined, body: unknown): T {
   if (body === undefined || body === null || body === "") throw badRequest("missing request body");
-  if (typeof body !== "object" || Array.isArray(body)) throw badRequest("the body must be a JSON object");
-  return body as Json;
+  const refusal = check(body);
+  if (refusal) throw badRequest(refusal);
+  return body as T;
+}
+
+/** POST /api/show and /api/pull: a model name, and for a pull whether to stream its progress. */
+export function modelRequest(raw: unknown): { model: string; stream: boolean } {
+  const body = checked<OllamaModelRequest>(checkModelRequest, raw);
+  return { model: modelOf(body), stream: streamOf(body) };
 }
 
 /** Model names are at most this long everywhere (protocol's ModelName). */
 const MAX_MODEL_NAME = 128;
 
-export function modelOf(body: Json): string {
+function modelOf(body: { model?: string | null; name?: string | null }): string {
   // `name` is the older spelling Ollama still accepts.
   const model = body.model ?? body.name;
-  if (typeof model !== "string" || model.trim() === "") throw badRequest("model is required");
+  if (!model || model.trim() === "") throw badRequest("model is required");
   // Checked before any lookup, and never echoed back whole.
   if (model.length > MAX_MODEL_NAME)
     throw badRequest(`the model name is longer than ${MAX_MODEL_NAME} characters: "${model.slice(0, 40)}…"`);
   return model;
 }
 
-export function streamOf(body: Json): boolean {
-  const s = body.stream;
-  if (s === undefined || s === null) return true;
-  if (typeof s !== "boolean") throw badRequest("stream must be true or false");
-  return s;
+function streamOf(body: { stream?: boolean | null }): boolean {
+  return body.stream ?? true;
 }
 
 const number = (key: string, v: unknown): number => {
@@ -92,9 +109,8 @@ const SAMPLING = {
  * model is loaded (num_ctx, num_gpu, num_thread, …) are the machine's choice and are ignored, as are
  * samplers OpenAI engines lack (mirostat, typical_p, tfs_z, repeat_last_n).
  */
-export function samplingFromOptions(options: unknown): Json {
+export function samplingFromOptions(options: object | null | undefined): Json {
   if (options === undefined || options === null) return {};
-  if (typeof options !== "object" || Array.isArray(options)) throw badRequest("options must be an object");
   const o = options as Json;
   const out: Json = {};
   for (const [key, { field, check }] of Object.entries(SAMPLING)) {
@@ -124,7 +140,7 @@ export function responseFormat(format: unknown): Json | undefined {
 }
 
 /** Fields both /api/chat and /api/generate map the same way. */
-function common(body: Json): Json {
+function common(body: OllamaChatRequest | OllamaGenerateRequest): Json {
   const out: Json = {
     ...samplingFromOptions(body.options),
     stream: true,
@@ -172,9 +188,8 @@ function content(text: string, imgs: string[]): unknown {
  * tool, so ids are made up here (`call_<message>_<n>`) and each tool result is matched to the oldest
  * unanswered call of its tool (or the oldest unanswered call at all).
  */
-export function toOpenAIMessages(messages: unknown): Json[] {
+export function toOpenAIMessages(messages: readonly unknown[] | null | undefined): Json[] {
   if (messages === undefined || messages === null) return [];
-  if (!Array.isArray(messages)) throw badRequest("messages must be an array");
   const pending: { id: string; name: string }[] = [];
   return messages.map((m, i) => {
     if (!m || typeof m !== "object" || Array.isArray(m)) throw badRequest(`messages[${i}] must be an object`);
@@ -210,15 +225,12 @@ export function toOpenAIMessages(messages: unknown): Json[] {
 
 /** POST /api/chat → POST /v1/chat/completions. */
 export function chatRequest(raw: unknown): UpstreamRequest {
-  const body = asBody(raw);
+  const body = checked<OllamaChatRequest>(checkChat, raw);
   const model = modelOf(body);
   const stream = streamOf(body);
   const messages = toOpenAIMessages(body.messages);
   const out: Json = { ...common(body), model, messages };
-  if (body.tools !== undefined && body.tools !== null) {
-    if (!Array.isArray(body.tools)) throw badRequest("tools must be an array");
-    if (body.tools.length > 0) out.tools = body.tools;
-  }
+  if (body.tools && body.tools.length > 0) out.tools = body.tools;
   return { model, stream, path: "/v1/chat/completions", body: out, loadOnly: messages.length === 0 };
 }
 
@@ -228,20 +240,17 @@ export function chatRequest(raw: unknown): UpstreamRequest {
  * one with a `suffix` (fill-in-the-middle), is a text completion of the prompt as sent.
  */
 export function generateRequest(raw: unknown): UpstreamRequest {
-  const body = asBody(raw);
+  const body = checked<OllamaGenerateRequest>(checkGenerate, raw);
   const model = modelOf(body);
   const stream = streamOf(body);
   const prompt = body.prompt ?? "";
-  if (typeof prompt !== "string") throw badRequest("prompt must be a string");
   const system = body.system ?? "";
-  if (typeof system !== "string") throw badRequest("system must be a string");
   const suffix = body.suffix ?? "";
-  if (typeof suffix !== "string") throw badRequest("suffix must be a string");
-  if (typeof body.template === "string" && body.template !== "")
+  if (body.template)
     throw badRequest(
       "template overrides are not supported: the machine's engine applies the model's own template; send raw: true with a prompt you formatted yourself",
     );
-  const imgs = images(body.images, "images");
+  const imgs = body.images ?? [];
   const loadOnly = prompt === "" && imgs.length === 0;
   const rawMode = body.raw === true || suffix !== "";
   if (rawMode) {
@@ -264,27 +273,20 @@ export function generateRequest(raw: unknown): UpstreamRequest {
 
 /** POST /api/embed: `input` is a string or an array of strings. */
 export function embedRequest(raw: unknown): EmbedRequest {
-  const body = asBody(raw);
+  const body = checked<OllamaEmbedRequest>(checkEmbed, raw);
   const model = modelOf(body);
   const input = body.input ?? [];
   const inputs = typeof input === "string" ? (input === "" ? [] : [input]) : input;
-  if (!Array.isArray(inputs) || !inputs.every((s) => typeof s === "string"))
-    throw badRequest("input must be a string or an array of strings");
   const out: EmbedRequest = { model, inputs };
-  if (body.dimensions !== undefined && body.dimensions !== null) {
-    if (typeof body.dimensions !== "number" || !Number.isInteger(body.dimensions) || body.dimensions < 1)
-      throw badRequest("dimensions must be a positive integer");
-    out.dimensions = body.dimensions;
-  }
+  if (body.dimensions !== undefined && body.dimensions !== null) out.dimensions = body.dimensions;
   return out;
 }
 
 /** POST /api/embeddings (the older endpoint): one `prompt`. */
 export function embeddingsRequest(raw: unknown): EmbedRequest {
-  const body = asBody(raw);
+  const body = checked<OllamaEmbeddingsRequest>(checkEmbeddings, raw);
   const model = modelOf(body);
   const prompt = body.prompt ?? "";
-  if (typeof prompt !== "string") throw badRequest("prompt must be a string");
   return { model, inputs: prompt === "" ? [] : [prompt] };
 }
 

@@ -1,8 +1,9 @@
 import { passOnHeaders } from "@beta9/http";
-import { canonicalModelName } from "@beta9/protocol";
+import { canonicalModelName, OpenAIRequest } from "@beta9/protocol";
 import type { FastifyPluginAsync, FastifyReply } from "fastify";
 import type { GatewayContext } from "../../context.ts";
 import { clientGone } from "../../http/client-gone.ts";
+import { bodyCheck } from "../../inference/body-check.ts";
 import { InferenceError } from "../../inference/errors.ts";
 import type { InferencePipeline, UpstreamPath } from "../../inference/pipeline.ts";
 import { BODY_LIMITS, type BodyBudget, callerOf, inferenceBody } from "../../limits/request-body.ts";
@@ -22,6 +23,7 @@ export interface InferenceRouteContext extends GatewayContext {
   clientStallMs: number;
 }
 
+const checkRequest = bodyCheck(OpenAIRequest, (name) => `\`${name}\``);
 const PATHS: readonly UpstreamPath[] = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings"];
 
 export const openaiRoutes: FastifyPluginAsync<InferenceRouteContext> = async (app, ctx) => {
@@ -42,25 +44,16 @@ export const openaiRoutes: FastifyPluginAsync<InferenceRouteContext> = async (ap
     const limit = path === "/v1/embeddings" ? BODY_LIMITS.embeddings : BODY_LIMITS.generation;
     app.post(path, inferenceBody(ctx.auth, ctx.bodyBudget, limit), async (req, reply) => {
       const caller = callerOf(req);
-      const body = req.body as Record<string, unknown> | undefined;
-      if (!body || typeof body !== "object" || Array.isArray(body)) {
-        return openaiError(
-          reply,
-          400,
-          "invalid_request_error",
-          "bad_request",
-          "the body must be a JSON object",
-        );
-      }
-      if (typeof body.model !== "string" || !body.model) {
-        return openaiError(reply, 400, "invalid_request_error", "bad_request", "`model` is required");
-      }
+      // The fields read here have their types checked at the edge; the rest go to the engine as sent.
+      const refusal = checkRequest(req.body);
+      if (refusal) return openaiError(reply, 400, "invalid_request_error", "bad_request", refusal);
+      const body = req.body as OpenAIRequest;
       // Names are case-insensitive: "Victim" is the deployment "victim", never a second model.
       const model = canonicalModelName(body.model);
       // Streamed answers carry their token counts only when asked: always ask the machine, and hand
       // the usage chunk on only to a client that asked for it.
       const streamed = body.stream === true && path !== "/v1/embeddings";
-      const options = isObject(body.stream_options) ? body.stream_options : {};
+      const options = body.stream_options ?? {};
       const clientWantsUsage = options.include_usage === true;
       const upstream = streamed ? { ...body, stream_options: { ...options, include_usage: true } } : body;
 
@@ -117,10 +110,6 @@ const ERROR_TYPES: Record<InferenceError["failure"], string> = {
   unavailable: "server_error",
   client_left: "invalid_request_error",
 };
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
 
 /** OpenAI's 404 for a model the caller's workspace does not have names the ones it has. */
 function openaiMessage(err: InferenceError): string {
