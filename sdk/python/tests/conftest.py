@@ -15,14 +15,18 @@ Without them those tests are skipped (the runner fails a run that skipped any).
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit
 
 import pytest
 
-from beta9 import Client, _base_client, inference
+from beta9 import Client, _settings, inference
 
 
 @dataclass(frozen=True)
@@ -97,15 +101,87 @@ def agent(stack: Stack) -> Iterator[Client]:
 @pytest.fixture
 def closed_port() -> int:
     """A loopback port nothing listens on (bound, then released)."""
+    return _free_port()
+
+
+@pytest.fixture(scope="session")
+def ollama_only(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
+    """What a plain Ollama on the network looks like to a client: no key, Ollama's /api and /v1, no
+    /health. The real nginx (Debian's) serves it, in front of the gateway's Ollama-compatible API,
+    holding an inference key itself."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(nginx):
+        pytest.fail("nginx is needed for the Ollama-only endpoint (apt-get install nginx-light)")
+    home = tmp_path_factory.mktemp("nginx")
+    port = _free_port()
+    gateway = f"http://{stack.gateway.host}:{stack.gateway.port}"
+    conf = home / "nginx.conf"
+    conf.write_text(
+        f"""worker_processes 1;
+pid {home}/nginx.pid;
+error_log {home}/error.log info;
+{"user root;" if os.getuid() == 0 else ""}
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  client_body_temp_path {home}/body;
+  proxy_temp_path {home}/proxy;
+  fastcgi_temp_path {home}/fastcgi;
+  uwsgi_temp_path {home}/uwsgi;
+  scgi_temp_path {home}/scgi;
+  server {{
+    listen 127.0.0.1:{port};
+    location = / {{ return 200 "Ollama is running"; }}
+    location ~ ^/(api|v1)/ {{
+      proxy_pass {gateway};
+      proxy_http_version 1.1;
+      proxy_set_header Authorization "Bearer {stack.inference_key}";
+      proxy_buffering off;
+      proxy_read_timeout 10m;
+    }}
+    location / {{ return 404 "404 page not found"; }}
+  }}
+}}
+"""
+    )
+    conf.chmod(0o600)  # it holds a key
+    proc = subprocess.Popen(
+        [nginx, "-p", str(home), "-c", str(conf), "-g", "daemon off;"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_for_port(port, proc, home)
+        yield Endpoint("127.0.0.1", port)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
+def _wait_for_port(port: int, proc: subprocess.Popen, home: Path) -> None:  # type: ignore[type-arg]
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            log = (home / "error.log").read_text() if (home / "error.log").exists() else ""
+            pytest.fail(f"nginx exited ({proc.returncode}): {proc.stdout.read() if proc.stdout else b''!r} {log}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    pytest.fail(f"nginx did not listen on 127.0.0.1:{port} within 15 s")
+
+
 @pytest.fixture(autouse=True)
 def _fresh_configuration(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test starts unconfigured, with no BETA9_INFERENCE_* or BETA9_API_KEY unless it sets them."""
-    for name in ("BETA9_INFERENCE_HOST", "BETA9_INFERENCE_PORT", "BETA9_API_KEY"):
+    for name in ("BETA9_INFERENCE_HOST", "BETA9_INFERENCE_PORT", "BETA9_API_KEY", "BETA9_INFERENCE_PROTOCOL"):
         monkeypatch.delenv(name, raising=False)
     _forget_configuration()
     yield
@@ -113,5 +189,5 @@ def _fresh_configuration(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def _forget_configuration() -> None:
-    _base_client.configured.clear()
+    _settings.configured.clear()
     inference._default = None

@@ -95,8 +95,11 @@ def test_no_key_is_refused_with_what_to_send(stack: Stack) -> None:
     with Client(host=stack.gateway.host, port=stack.gateway.port) as anonymous:
         with pytest.raises(AuthenticationError) as caught:
             anonymous.chat(stack.model, CAPITAL)
-    assert caught.value.status == 401
-    assert "Authorization: Bearer" in caught.value.message
+    assert (caught.value.status, caught.value.code) == (401, "unauthorized")
+    message = caught.value.message
+    # One sentence: where the key goes and where keys come from.
+    assert "api_key=" in message and "BETA9_API_KEY" in message and "`b9 key create NAME --scopes inference`" in message
+    assert message.count(". ") == 0 and "\n" not in message
 
 
 def test_an_inference_key_cannot_deploy(gateway: Client, stack: Stack) -> None:
@@ -160,9 +163,14 @@ def test_load_model_brings_a_deployment_back_from_zero(
     while any(r["deployment"] == name for r in httpx.get(replicas_url, headers=auth).json()["replicas"]):
         assert time.monotonic() < deadline, f"the gateway still has a replica of {name} 30 s after it was stopped"
         time.sleep(0.2)
+    # Listed, but it would be loaded first (the fork's load_state "idle").
+    deadline = time.monotonic() + 30
+    while {m.id: m.load_state for m in gateway.list_models()}[name] != "idle":
+        assert time.monotonic() < deadline, f"{name} is still listed as ready 30 s after its replica went"
+        time.sleep(0.2)
     # An inference key may load a deployed model: the gateway places it again.
     assert gateway.load_model(name).state == "ready"
-    assert name in [m.id for m in gateway.list_models()]
+    assert {m.id: m.load_state for m in gateway.list_models()}[name] == "ready"
     assert "Paris" in gateway.chat(name, CAPITAL, max_tokens=16, temperature=0).content
 
 

@@ -15,7 +15,7 @@ HELLO = [{"role": "user", "content": "Hello!"}]
 
 def streaming(body: bytes) -> tuple[Client, Recorder]:
     rec = Recorder(lambda r: httpx.Response(200, content=body, headers={"content-type": "text/event-stream"}))
-    return Client(host="gw", transport=httpx.MockTransport(rec)), rec
+    return Client(host="gw", protocol="openai", transport=httpx.MockTransport(rec)), rec
 
 
 def test_chunks_then_usage() -> None:
@@ -75,7 +75,7 @@ def test_async_stream() -> None:
         transport = httpx.MockTransport(
             lambda r: httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
         )
-        async with AsyncClient(host="gw", transport=transport) as client:
+        async with AsyncClient(host="gw", protocol="openai", transport=transport) as client:
             stream = await client.chat("m", HELLO, stream=True)
             got = [c.content async for c in stream]
             return got, stream.content

@@ -24,11 +24,14 @@ from .errors import (
     StreamError,
     ValidationError,
 )
+from .types import ChatMessage, InferenceOptions
 
 __all__ = [
     "inference",
     "Client",
     "AsyncClient",
+    "ChatMessage",
+    "InferenceOptions",
     "__version__",
     "Beta9Error",
     "ValidationError",

@@ -9,6 +9,8 @@ import httpx
 
 from . import _api
 from ._base_client import BaseClient
+from ._client import Messages, Options
+from ._plan import Pause, Plan, Request
 from ._streaming import AsyncStream
 from .errors import Beta9Error
 from .types import ChatChunk, ChatResult, EmbedResult, GenerateChunk, GenerateResult, Health, Model, ModelStatus
@@ -34,8 +36,19 @@ class AsyncClient(BaseClient):
         headers: Optional[Dict[str, str]] = None,
         transport: Optional[httpx.AsyncBaseTransport] = None,
         ca_file: Optional[str] = None,
+        protocol: Optional[str] = None,
     ) -> None:
-        super().__init__(host, port, api_key, scheme, timeout, target, headers, ca_file)
+        super().__init__(
+            headers,
+            host=host,
+            port=port,
+            api_key=api_key,
+            scheme=scheme,
+            timeout=timeout,
+            target=target,
+            ca_file=ca_file,
+            protocol=protocol,
+        )
         self._http = httpx.AsyncClient(
             base_url=self.settings.base_url, headers=self._headers, transport=transport, verify=self._verify()
         )
@@ -44,50 +57,46 @@ class AsyncClient(BaseClient):
 
     @overload
     async def chat(
-        self, model: str, messages: List[Dict[str, Any]], *, stream: Literal[False] = ..., **options: Any
+        self, model: str, messages: Messages, options: Options = ..., *, stream: Literal[False] = ..., **kwargs: Any
     ) -> ChatResult: ...
     @overload
     async def chat(
-        self, model: str, messages: List[Dict[str, Any]], *, stream: Literal[True], **options: Any
+        self, model: str, messages: Messages, options: Options = ..., *, stream: Literal[True], **kwargs: Any
     ) -> AsyncStream[ChatChunk]: ...
     async def chat(
-        self, model: str, messages: List[Dict[str, Any]], *, stream: bool = False, **options: Any
+        self, model: str, messages: Messages, options: Options = None, *, stream: bool = False, **kwargs: Any
     ) -> Union[ChatResult, AsyncStream[ChatChunk]]:
-        """A chat completion. ``options`` go to the server as they are (max_tokens, temperature, stop, …).
-        With ``stream=True``, an iterator of ChatChunk whose ``content`` is the new text."""
-        request = _api.chat(model, messages, stream, options)
-        if stream:
-            return await self._stream(request, _api.parse_chat_chunk)
-        return _api.parse_chat(await self._send(request))
+        """A chat completion; options, the 512-token default cap and ``stream=True`` as for Client.chat."""
+        return await self._generation(_api.chat(model, messages, options, stream, kwargs))  # type: ignore[no-any-return]
 
     @overload
     async def generate(
-        self, model: str, prompt: str, *, stream: Literal[False] = ..., **options: Any
+        self, model: str, prompt: str, options: Options = ..., *, stream: Literal[False] = ..., **kwargs: Any
     ) -> GenerateResult: ...
     @overload
     async def generate(
-        self, model: str, prompt: str, *, stream: Literal[True], **options: Any
+        self, model: str, prompt: str, options: Options = ..., *, stream: Literal[True], **kwargs: Any
     ) -> AsyncStream[GenerateChunk]: ...
     async def generate(
-        self, model: str, prompt: str, *, stream: bool = False, **options: Any
+        self, model: str, prompt: str, options: Options = None, *, stream: bool = False, **kwargs: Any
     ) -> Union[GenerateResult, AsyncStream[GenerateChunk]]:
-        """A text completion of ``prompt``; ``stream=True`` as for chat."""
-        request = _api.generate(model, prompt, stream, options)
-        if stream:
-            return await self._stream(request, _api.parse_generate_chunk)
-        return _api.parse_generate(await self._send(request))
+        """A text completion of ``prompt``; options, the default cap and ``stream=True`` as for chat."""
+        return await self._generation(_api.generate(model, prompt, options, stream, kwargs))  # type: ignore[no-any-return]
 
     async def embed(self, model: str, input: Union[str, List[str]], **options: Any) -> EmbedResult:
         """Embeddings of one text (``.embedding``) or of a list (``.embeddings``, in order)."""
-        return _api.parse_embed(await self._send(_api.embed(model, input, options)))
+        call = _api.embed(model, input, options)
+        protocol = (await self._speaks()).protocol
+        return call.parse(protocol, await self._send(call.request(protocol)))
 
     async def list_models(self) -> List[Model]:
-        """The models that can answer now."""
-        return await self._run(_api.list_models())
+        """The models the server lists, with their ``load_state``."""
+        found = await self._speaks()
+        return await self._run(_api.list_models(found.protocol, self._target()))
 
     async def health(self) -> Health:
         """The server's liveness (needs no key)."""
-        return await self._run(_api.health())
+        return await self._run(_api.health((await self._speaks()).protocol))
 
     # --- model lifecycle ---
 
@@ -96,27 +105,35 @@ class AsyncClient(BaseClient):
         model: str,
         source: Optional[str] = None,
         *,
+        keep_alive: Optional[Union[int, str]] = None,
         sha256: Optional[str] = None,
         engine: Optional[str] = None,
         context_size: Optional[int] = None,
         timeout: Optional[float] = None,
         **deployment: Any,
     ) -> ModelStatus:
-        """Make ``model`` servable and wait until it answers (at most ``timeout`` seconds, 600 by default).
-
-        On an agent: pull it from ``source`` when given, then start it (``engine``, ``context_size``).
-        On the gateway: with ``source``, create a deployment (admin key; ``min_replicas``,
-        ``max_replicas``, ``idle_seconds``, ``pool``, ``gpu``, ``min_vram_bytes``, ``countries``,
-        ``region`` as for ``b9 model deploy``); then have the gateway place it on a machine now.
-        """
+        """Make ``model`` servable and wait until it answers; see ``Client.load_model``."""
+        found = await self._speaks()
         return await self._run(
-            _api.load_model(self.settings.target, model, source, sha256, engine, context_size, timeout, deployment)
+            _api.load_model(
+                self._target(),
+                found.protocol,
+                model,
+                source,
+                keep_alive,
+                sha256,
+                engine,
+                context_size,
+                timeout,
+                deployment,
+            )
         )
 
-    async def unload_model(self, model: str, *, wait: bool = False, timeout: Optional[float] = None) -> None:
-        """On an agent: stop serving ``model``. On the gateway: remove its deployment (admin key); its
-        replicas go within seconds, or before this returns with ``wait=True``."""
-        await self._run(_api.unload_model(self.settings.target, model, wait, timeout))
+    async def unload_model(self, model: str, *, wait: bool = False, timeout: Optional[float] = None) -> bool:
+        """Stop serving ``model``; see ``Client.unload_model``."""
+        protocol = (await self._speaks()).protocol
+        await self._run(_api.unload_model(self._target(), protocol, model, wait, timeout))
+        return True
 
     # --- plumbing ---
 
@@ -129,16 +146,32 @@ class AsyncClient(BaseClient):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def _send(self, request: _api.Request) -> Any:
+    async def _speaks(self) -> _api.Detected:
+        """The API the server speaks: known from the settings, or asked once."""
+        known = self._known()
+        if known is None:
+            known = self._detected = await self._run(_api.detect())
+        return known
+
+    async def _generation(self, call: _api.GenerationCall) -> Any:
+        protocol = (await self._speaks()).protocol
+        request = call.request(protocol, self._where())
+        if call.stream:
+            return await self._stream(request, call.parser(protocol), ndjson=protocol == "ollama")
+        return call.parser(protocol)(await self._send(request))
+
+    async def _send(self, request: Request) -> Any:
         try:
             response = await self._http.send(self._build(self._http, request))
         except httpx.HTTPError as err:
             raise self._connection_error(err) from err
         return self._read(response, request)
 
-    async def _stream(self, request: _api.Request, parse: Any) -> AsyncStream[Any]:
+    async def _stream(self, request: Request, parse: Any, ndjson: bool) -> AsyncStream[Any]:
         try:
-            response = await self._http.send(self._build(self._http, request, stream=True), stream=True)
+            response = await self._http.send(
+                self._build(self._http, request, stream=True, ndjson=ndjson), stream=True
+            )
         except httpx.HTTPError as err:
             raise self._connection_error(err) from err
         if response.status_code >= 400:
@@ -147,15 +180,15 @@ class AsyncClient(BaseClient):
             finally:
                 await response.aclose()
             raise self._error(response)
-        return AsyncStream(response, parse, self._connection_error)
+        return AsyncStream(response, parse, self._connection_error, ndjson)
 
-    async def _run(self, plan: _api.Plan[T]) -> T:
+    async def _run(self, plan: Plan[T]) -> T:
         """Drive a plan: send each request, sleep each pause, hand back answers and errors."""
         try:
             step = next(plan)
             while True:
                 try:
-                    if isinstance(step, _api.Pause):
+                    if isinstance(step, Pause):
                         await asyncio.sleep(step.seconds)
                         answer = None
                     else:

@@ -1,7 +1,9 @@
-"""Where the SDK sends requests: host, port, key, scheme, timeout, CA file and the kind of server.
+"""Where the SDK sends requests: host, port, key, scheme, timeout, CA file, the kind of server and the
+API it speaks.
 
 Each setting comes from the first of: the argument, ``inference.configure()``, the environment
-(``BETA9_INFERENCE_HOST``, ``BETA9_INFERENCE_PORT``, ``BETA9_API_KEY``, ``BETA9_CA_FILE``), the default.
+(``BETA9_INFERENCE_HOST``, ``BETA9_INFERENCE_PORT``, ``BETA9_API_KEY``, ``BETA9_CA_FILE``,
+``BETA9_INFERENCE_PROTOCOL``), the default.
 """
 
 from __future__ import annotations
@@ -19,8 +21,28 @@ AGENT_PORT = 9999
 # connect phase keeps its own short limit, so a host that is down still fails fast.
 DEFAULT_TIMEOUT = 600.0
 TARGETS = ("gateway", "agent")
+#: "openai": /v1 (Beta9 gateways and agents, vLLM, llama.cpp, …); "ollama": /api (Ollama, the gateway's /api).
+PROTOCOLS = ("openai", "ollama")
 # An agent's control API takes its machine credential; gateway API keys start with "b9_".
 MACHINE_TOKEN_PREFIX = "b9m_"
+API_KEY_PREFIX = "b9_"
+#: Every setting, in the order Client() and configure() take them.
+NAMES = ("host", "port", "api_key", "scheme", "timeout", "target", "ca_file", "protocol")
+
+# What inference.configure() set: the defaults every client in this process starts from.
+configured: Dict[str, Any] = {}
+
+
+def given(**settings: Any) -> Dict[str, Any]:
+    """The settings a call named (those left None are not given)."""
+    return {name: settings[name] for name in NAMES if settings.get(name) is not None}
+
+
+def configure(settings: Dict[str, Any]) -> None:
+    """Replace configure()'s settings, once they are known to be good."""
+    resolve(settings, {})  # refuse bad settings now, not at the first call
+    configured.clear()
+    configured.update(settings)
 
 
 @dataclass(frozen=True)
@@ -35,26 +57,33 @@ class Settings:
     target: str
     #: A PEM file of the CA that signed the server's certificate, trusted besides the system's.
     ca_file: Optional[str] = None
+    #: The API to speak; None: found from what the server answers, unless the key is a Beta9 one.
+    protocol: Optional[str] = None
+
+    @property
+    def beta9_key(self) -> bool:
+        """Whether the key is a Beta9 API key or machine token (then the server speaks the OpenAI API at /v1)."""
+        return bool(self.api_key) and str(self.api_key).startswith((API_KEY_PREFIX, MACHINE_TOKEN_PREFIX))
 
     @property
     def base_url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{self.scheme}://{host}:{self.port}"
 
-    def where(self) -> str:
-        """The server as the error messages name it."""
-        if self.target == "agent":
+    def where(self, target: Optional[str] = None) -> str:
+        """The server as the error messages name it (``target``: what it turned out to be, if known)."""
+        if (target or self.target) == "agent":
             return f"the Beta9 agent's control API at {self.base_url}"
         return f"the Beta9 gateway at {self.base_url}"
 
 
-def resolve(overrides: Dict[str, Any], configured: Dict[str, Any]) -> Settings:
-    """Settings from explicit arguments, then configure()'s, then the environment, then defaults."""
+def resolve(overrides: Dict[str, Any], base: Dict[str, Any]) -> Settings:
+    """Settings from explicit arguments, then ``base`` (configure()'s), then the environment, then defaults."""
 
     def pick(name: str) -> Any:
         if overrides.get(name) is not None:
             return overrides[name]
-        return configured.get(name)
+        return base.get(name)
 
     scheme = pick("scheme")
     raw_host = pick("host")
@@ -94,7 +123,22 @@ def resolve(overrides: Dict[str, Any], configured: Dict[str, Any]) -> Settings:
     timeout = pick("timeout")
     if timeout is None:
         timeout = DEFAULT_TIMEOUT
+    if isinstance(timeout, str):
+        # The fork's configure(host, port, timeout) takes the timeout third, where a key might be put.
+        raise ValidationError(
+            f"timeout must be a number of seconds, not the string {timeout!r}; "
+            "configure()'s third argument is timeout, so pass a key as api_key="
+        )
     timeout = positive_seconds(timeout, "timeout")
+
+    protocol = pick("protocol")
+    protocol_source = "protocol"
+    if protocol is None and os.environ.get("BETA9_INFERENCE_PROTOCOL"):
+        protocol, protocol_source = os.environ["BETA9_INFERENCE_PROTOCOL"], "BETA9_INFERENCE_PROTOCOL"
+    if protocol is not None and protocol not in PROTOCOLS:
+        raise ValidationError(
+            f'{protocol_source} must be "openai", "ollama" or unset (found from the server), not {protocol!r}'
+        )
 
     ca_file = pick("ca_file")
     ca_source = "ca_file"
@@ -103,7 +147,14 @@ def resolve(overrides: Dict[str, Any], configured: Dict[str, Any]) -> Settings:
     if ca_file is not None and (not isinstance(ca_file, str) or not os.path.isfile(ca_file)):
         raise ValidationError(f"{ca_source} must be the path of a PEM file with the CA's certificate, not {ca_file!r}")
     return Settings(
-        host=host, port=port, api_key=api_key, scheme=scheme, timeout=timeout, target=target, ca_file=ca_file
+        host=host,
+        port=port,
+        api_key=api_key,
+        scheme=scheme,
+        timeout=timeout,
+        target=target,
+        ca_file=ca_file,
+        protocol=protocol,
     )
 
 

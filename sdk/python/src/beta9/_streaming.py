@@ -1,8 +1,24 @@
-"""Streamed answers: iterate the chunks as they come; close the stream to stop the generation early."""
+"""Streamed answers: iterate the chunks as they come; close the stream to stop the generation early.
+
+The OpenAI API streams server-sent events; Ollama's streams one JSON object a line (NDJSON), the last
+with ``"done": true``.
+"""
 
 from __future__ import annotations
 
-from typing import Any, AsyncGenerator, AsyncIterator, Callable, Dict, Generator, Generic, Iterator, Optional, TypeVar
+from typing import (
+    Any,
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Dict,
+    Generator,
+    Generic,
+    Iterator,
+    List,
+    Optional,
+    TypeVar,
+)
 
 import httpx
 
@@ -24,6 +40,7 @@ class _BaseStream(Generic[T]):
         response: httpx.Response,
         parse: Callable[[Dict[str, Any]], T],
         on_transport_error: Callable[[httpx.HTTPError], Beta9Error],
+        ndjson: bool = False,
     ) -> None:
         self.content = ""
         self.finish_reason: Optional[str] = None
@@ -32,15 +49,48 @@ class _BaseStream(Generic[T]):
         self._response = response
         self._parse = parse
         self._on_transport_error = on_transport_error
+        self._ndjson = ndjson
+        self._decoder = SSEDecoder()
+        self._ended = False
+
+    def _line(self, line: str) -> List[T]:
+        """The chunks a line completes (none, or one); after the stream's end, none."""
+        if self._ended:
+            return []
+        if self._ndjson:
+            if not line.strip():
+                return []
+            event = parse_event(line)
+            chunk = self._event(event)
+            self._ended = isinstance(event, dict) and event.get("done") is True
+            return [chunk]
+        data = self._decoder.feed(line)
+        return self._data(data) if data is not None else []
+
+    def _rest(self) -> List[T]:
+        """The chunk of an event the stream ended without a blank line after."""
+        if self._ended or self._ndjson:
+            return []
+        data = self._decoder.flush()
+        return self._data(data) if data is not None else []
+
+    def _data(self, data: str) -> List[T]:
+        chunk = self._chunk(data)
+        if chunk is None:
+            self._ended = True
+            return []
+        return [chunk]
 
     def _chunk(self, data: str) -> Optional[T]:
         """The chunk an event's data holds, noted; None for the end of the stream; an error event is raised."""
         if data.strip() == "[DONE]":
             return None
-        event = parse_event(data)
+        return self._event(parse_event(data))
+
+    def _event(self, event: Any) -> T:
         if isinstance(event, dict) and "error" in event:
             raise stream_error(event)
-        chunk = self._parse(event)
+        chunk = self._parse(event if isinstance(event, dict) else {})
         self._note(chunk)
         return chunk
 
@@ -60,25 +110,18 @@ class Stream(_BaseStream[T]):
         response: httpx.Response,
         parse: Callable[[Dict[str, Any]], T],
         on_transport_error: Callable[[httpx.HTTPError], Beta9Error],
+        ndjson: bool = False,
     ) -> None:
-        super().__init__(response, parse, on_transport_error)
+        super().__init__(response, parse, on_transport_error, ndjson)
         self._chunks = self._iterate()
 
     def _iterate(self) -> Generator[T, None, None]:
-        decoder = SSEDecoder()
         try:
             for line in self._response.iter_lines():
-                data = decoder.feed(line)
-                if data is None:
-                    continue
-                chunk = self._chunk(data)
-                if chunk is None:
+                yield from self._line(line)
+                if self._ended:
                     return
-                yield chunk
-            data = decoder.flush()
-            chunk = self._chunk(data) if data is not None else None
-            if chunk is not None:
-                yield chunk
+            yield from self._rest()
         except httpx.HTTPError as err:
             raise self._on_transport_error(err) from err
         finally:
@@ -110,24 +153,19 @@ class AsyncStream(_BaseStream[T]):
         response: httpx.Response,
         parse: Callable[[Dict[str, Any]], T],
         on_transport_error: Callable[[httpx.HTTPError], Beta9Error],
+        ndjson: bool = False,
     ) -> None:
-        super().__init__(response, parse, on_transport_error)
+        super().__init__(response, parse, on_transport_error, ndjson)
         self._chunks = self._iterate()
 
     async def _iterate(self) -> AsyncGenerator[T, None]:
-        decoder = SSEDecoder()
         try:
             async for line in self._response.aiter_lines():
-                data = decoder.feed(line)
-                if data is None:
-                    continue
-                chunk = self._chunk(data)
-                if chunk is None:
+                for chunk in self._line(line):
+                    yield chunk
+                if self._ended:
                     return
-                yield chunk
-            data = decoder.flush()
-            chunk = self._chunk(data) if data is not None else None
-            if chunk is not None:
+            for chunk in self._rest():
                 yield chunk
         except httpx.HTTPError as err:
             raise self._on_transport_error(err) from err

@@ -7,6 +7,7 @@ import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from .errors import ValidationError
+from .types import ChatMessage
 
 ROLES = ("system", "user", "assistant", "tool", "developer")
 ENGINES = ("builtin", "ollama", "llamacpp", "vllm", "sglang", "mlx")
@@ -36,9 +37,12 @@ def messages(value: Any) -> List[Dict[str, Any]]:
         raise ValidationError(f"messages is empty; send at least one, e.g. {example}")
     out: List[Dict[str, Any]] = []
     for i, m in enumerate(value):
+        if isinstance(m, ChatMessage):
+            m = m.to_dict()
         if not isinstance(m, Mapping):
             raise ValidationError(
-                f'messages[{i}] must be a dict like {{"role": "user", "content": "Hello!"}}, not {type(m).__name__}'
+                f'messages[{i}] must be a dict like {{"role": "user", "content": "Hello!"}} or a ChatMessage, '
+                f"not {type(m).__name__}"
             )
         role = m.get("role")
         if role not in ROLES:
@@ -117,6 +121,17 @@ def load_options(
         raise ValidationError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     if context_size is not None:
         _check_number({"context_size": context_size}, "context_size", integer=True, low=256, high=1_048_576)
+
+
+def keep_alive(value: Any, *, ollama: bool) -> Any:
+    """Seconds to keep a model loaded: -1 (until unloaded), 0 (unload now) or more; Ollama also takes "5m"."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= -1):
+        return value
+    if ollama and isinstance(value, str) and re.fullmatch(r"-?\d+(\.\d+)?(ms|s|m|h)?", value.strip()):
+        return value
+    raise ValidationError(
+        f"keep_alive must be a whole number of seconds: -1 (until unloaded), 0 (unload now) or more, not {value!r}"
+    )
 
 
 def _check_number(
