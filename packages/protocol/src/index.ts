@@ -6,6 +6,7 @@ export * from "./duration.ts";
 export * from "./errors.ts";
 export * from "./hardware.ts";
 export * from "./inference.ts";
+export * from "./jobs.ts";
 export * from "./machine.ts";
 export * from "./management.ts";
 export * from "./ollama.ts";

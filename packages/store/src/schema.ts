@@ -102,6 +102,50 @@ export interface ReplicaPlacementTable {
   placed_at: number;
 }
 
+/**
+ * A job: a command or function to run on a machine that fits. The queue is the QUEUED rows in the
+ * order (priority desc, queued_at, id); a gateway claims one by moving it from QUEUED to ASSIGNED in
+ * one conditional UPDATE, so two gateway replicas never assign the same job.
+ */
+export interface JobTable {
+  id: string;
+  workspace_id: string;
+  /** The API key that submitted it (null once that key is gone). */
+  key_id: string | null;
+  /** Given by the submitter: the same key in the same workspace returns the job made first. */
+  idempotency_key: string | null;
+  /** JSON: what to run, where, with what (the API's job spec). */
+  spec: string;
+  priority: number;
+  /** Microseconds since the epoch when first queued; a retry keeps it (its place in the queue). */
+  queued_at: number;
+  state: string;
+  /** Why it is in its state, in a sentence (a wait's reason, a failure's cause). */
+  reason: string | null;
+  /** 1 for the first run, then one more per retry. */
+  attempt: number;
+  /** Runs after the first allowed when it fails or its machine is lost. */
+  max_retries: number;
+  machine_id: string | null;
+  /** Counts transitions: each one's event is numbered by it. */
+  version: number;
+  exit_code: number | null;
+  created_at: number;
+  updated_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+}
+
+/** One transition of a job, kept in order (job_id, seq). */
+export interface JobEventTable {
+  job_id: string;
+  seq: number;
+  at: number;
+  state: string;
+  reason: string | null;
+  machine_id: string | null;
+}
+
 /** One inference request through the gateway, as metering recorded it. */
 export interface UsageTable {
   id: string;
@@ -155,6 +199,8 @@ export interface Database {
   api_keys: ApiKeyTable;
   deployments: DeploymentTable;
   replica_placements: ReplicaPlacementTable;
+  jobs: JobTable;
+  job_events: JobEventTable;
   usage: UsageTable;
   settings: SettingTable;
   gateway_replicas: GatewayReplicaTable;

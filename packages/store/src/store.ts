@@ -6,6 +6,7 @@ import { ApiKeyRepository } from "./repositories/api-keys.ts";
 import { DeploymentRepository } from "./repositories/deployments.ts";
 import type { Executor } from "./repositories/executor.ts";
 import { GatewayReplicaRepository } from "./repositories/gateway-replicas.ts";
+import { JobRepository } from "./repositories/jobs.ts";
 import { JoinTokenRepository } from "./repositories/join-tokens.ts";
 import { MachineRepository } from "./repositories/machines.ts";
 import { PlacementRepository } from "./repositories/placements.ts";
@@ -31,6 +32,7 @@ export class Repositories {
   readonly settings: SettingRepository;
   readonly usage: UsageRepository;
   readonly gatewayReplicas: GatewayReplicaRepository;
+  readonly jobs: JobRepository;
   constructor(db: Executor) {
     this.workspaces = new WorkspaceRepository(db);
     this.pools = new PoolRepository(db);
@@ -42,6 +44,7 @@ export class Repositories {
     this.settings = new SettingRepository(db);
     this.usage = new UsageRepository(db);
     this.gatewayReplicas = new GatewayReplicaRepository(db);
+    this.jobs = new JobRepository(db);
   }
 }
 

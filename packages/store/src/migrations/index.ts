@@ -10,6 +10,7 @@ import * as replicaKeySpending from "./2026-12-01T0200-replica-key-spending.ts";
 import * as workspaceLimits from "./2026-12-01T0300-workspace-limits.ts";
 import * as canonicalDeploymentNames from "./2026-12-06T0000-canonical-deployment-names.ts";
 import * as replicaPlacements from "./2026-12-06T0100-replica-placements.ts";
+import * as jobs from "./2026-12-06T0200-jobs.ts";
 
 /** Migrations are listed here, not found on disk, so they work wherever the package is loaded from. */
 export const migrationProvider: MigrationProvider = {
@@ -26,6 +27,7 @@ export const migrationProvider: MigrationProvider = {
       "2026-12-01T0300-workspace-limits": workspaceLimits,
       "2026-12-06T0000-canonical-deployment-names": canonicalDeploymentNames,
       "2026-12-06T0100-replica-placements": replicaPlacements,
+      "2026-12-06T0200-jobs": jobs,
     };
   },
 };
