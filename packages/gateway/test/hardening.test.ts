@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 /*
  * What the security review (issue 10, finding 13) found on a real b9gateway: /metrics open to anyone,
  * a world-readable SQLite store, deeply nested JSON answered 500 with a stack trace, and Node's own
- * 431 in a shape of its own.
+ * 431 in a shape of its own. And inference bodies of the wrong shape (issue 12), refused at the edge.
  */
 
 let gw: GatewayProc;
@@ -28,6 +28,35 @@ afterAll(async () => {
 });
 
 const mode = (path: string) => statSync(path).mode & 0o777;
+
+async function keyWithId(name: string): Promise<{ id: string; key: string }> {
+  const res = await gw.api<{ id: string; key: string }>("POST", "/api/v1/keys", {
+    name,
+    scopes: ["inference"],
+  });
+  expect(res.status).toBe(201);
+  return res.body;
+}
+
+async function post(key: string, path: string, body: unknown): Promise<{ status: number; body: unknown }> {
+  const res = await fetch(`${gw.url}${path}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+/** The requests the usage API counts for a key (0 before its first). */
+async function requestsOf(id: string): Promise<number> {
+  const res = await gw.api<{ groups: { group: string; requests: number }[] }>(
+    "GET",
+    "/api/v1/usage?group_by=key",
+  );
+  return res.body.groups.find((g) => g.group === id)?.requests ?? 0;
+}
+
+const messages = [{ role: "user", content: "Say hi" }];
 
 describe("/metrics", () => {
   it("asks for an operator key with the read or admin scope", async () => {
@@ -152,5 +181,75 @@ describe("requests the HTTP layer refuses", () => {
       expect(gw.proc.lines.slice(before).some((l) => l.includes("Maximum call stack"))).toBe(false);
       expect(gw.proc.lines.slice(before).some((l) => l.includes('"level":50'))).toBe(false);
     }, 60_000);
+
+    // Inference bodies are checked at the edge against the protocol's schemas (openai.ts, ollama.ts):
+    // a field the gateway reads, sent with the wrong type, is refused in the API's own error shape
+    // before any machine sees it; fields it does not read pass through to the engine.
+    it("refuses a wrongly typed field at the gateway, in OpenAI's shape, before a machine sees it", async () => {
+      const { id, key } = await keyWithId("openai-bodies");
+      const badStream = await post(key, "/v1/chat/completions", {
+        model: "smollm2",
+        messages,
+        stream: "yes",
+      });
+      expect(badStream).toEqual({
+        status: 400,
+        body: {
+          error: {
+            type: "invalid_request_error",
+            code: "bad_request",
+            param: null,
+            message: "`stream` must be true or false",
+          },
+        },
+      });
+      const badMax = await post(key, "/v1/completions", { model: "smollm2", prompt: "Hi", max_tokens: "2" });
+      expect(badMax).toMatchObject({
+        status: 400,
+        body: { error: { code: "bad_request", message: "`max_tokens` must be a number" } },
+      });
+      const noModel = await post(key, "/v1/embeddings", { model: "", input: "hi" });
+      expect(noModel).toMatchObject({ status: 400, body: { error: { message: "`model` is required" } } });
+      const notObject = await post(key, "/v1/chat/completions", [1]);
+      expect(notObject).toMatchObject({
+        status: 400,
+        body: { error: { message: "the body must be a JSON object" } },
+      });
+      // Fields the gateway does not read go to the engine as sent.
+      const ok = await post(key, "/v1/chat/completions", {
+        model: "smollm2",
+        messages,
+        max_tokens: 2,
+        user: "someone",
+        metadata: { trace: "abc" },
+      });
+      expect(ok.status).toBe(200);
+      // Only the answered request reached a machine and was metered; the refused ones cost nothing.
+      expect(await requestsOf(id)).toBe(1);
+    });
+    it("refuses a wrongly typed field in Ollama's shape, and lets fields it does not read pass", async () => {
+      const { id, key } = await keyWithId("ollama-bodies");
+      expect(await post(key, "/api/chat", { model: "smollm2", messages, stream: "yes" })).toEqual({
+        status: 400,
+        body: { error: "stream must be true or false" },
+      });
+      expect(await post(key, "/api/embed", { model: "smollm2", input: [1, 2] })).toEqual({
+        status: 400,
+        body: { error: "input must be a string or an array of strings" },
+      });
+      expect(await post(key, "/api/generate", { model: "smollm2", prompt: 3 })).toEqual({
+        status: 400,
+        body: { error: "prompt must be a string" },
+      });
+      const ok = await post(key, "/api/generate", {
+        model: "smollm2",
+        prompt: "Hi",
+        stream: false,
+        keep_alive: "5m",
+        options: { num_predict: 2 },
+      });
+      expect(ok).toMatchObject({ status: 200, body: { done: true } });
+      expect(await requestsOf(id)).toBe(1);
+    });
   });
 });
