@@ -3,6 +3,7 @@ the real gateway, an agent and an Ollama-only endpoint, its signatures, options 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import time
 from contextlib import redirect_stdout
@@ -13,7 +14,7 @@ import httpx
 import pytest
 from conftest import Endpoint, Stack
 
-from beta9 import AuthenticationError, Client, ValidationError, _sampling, inference
+from beta9 import AsyncClient, AuthenticationError, Client, ValidationError, _sampling, inference
 from beta9.inference import ChatMessage, InferenceClient, InferenceOptions
 
 pytestmark = pytest.mark.stack
@@ -202,6 +203,19 @@ def test_streaming_over_ollamas_api(stack: Stack, ollama_only: Endpoint) -> None
     assert len(chunks) > 3 and "Paris" in stream.content
     assert stream.usage is not None and stream.usage["completion_tokens"] > 0
     assert chunks[-1].raw["done"] is True
+
+
+def test_async_over_ollamas_api(stack: Stack, ollama_only: Endpoint) -> None:
+    async def run() -> tuple[str, str, str]:
+        async with AsyncClient(host=ollama_only.host, port=ollama_only.port) as client:
+            answer = await client.chat(stack.model, CAPITAL, {"temperature": 0, "num_predict": 12})
+            stream = await client.generate(stack.model, "Once upon a time", {"num_predict": 6}, stream=True)
+            pieces = [c.content async for c in stream]
+            assert len(pieces) >= 6 and stream.finish_reason == "length"
+            return (await client._speaks()).protocol, answer.content, stream.content
+
+    protocol, answer, story = asyncio.run(run())
+    assert protocol == "ollama" and "Paris" in answer and story.strip()
 
 
 # --- models: load_state, load_model(keep_alive=) ---
