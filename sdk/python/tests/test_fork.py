@@ -177,7 +177,8 @@ def test_the_default_cap_is_applied(fork_endpoint: None, stack: Stack, monkeypat
     monkeypatch.setattr(_sampling, "DEFAULT_MAX_TOKENS", 7)
     story = inference.generate(stack.model, "Once upon a time", {"temperature": 0})
     assert (story.usage["completion_tokens"], story.finish_reason) == (7, "length")
-    streamed = inference.chat(stack.model, [{"role": "user", "content": "Tell me a long story."}], stream=True)
+    long_story = [{"role": "user", "content": "Tell me a long story."}]
+    streamed = inference.chat(stack.model, long_story, {"temperature": 0}, stream=True)
     assert len([c for c in streamed if c.content]) <= 7 and streamed.finish_reason == "length"
     longer = inference.generate(stack.model, "Once upon a time", {"temperature": 0}, max_tokens=9)
     assert longer.usage["completion_tokens"] == 9
