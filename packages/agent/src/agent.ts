@@ -16,9 +16,7 @@ import { BuiltinEngine } from "./engines/builtin-engine.ts";
 import { chooseEngine, EngineChoiceError } from "./engines/choose.ts";
 import { ENGINE_NAMES, type EngineName } from "./engines/engine.ts";
 import type { OllamaEngine } from "./engines/ollama.ts";
-import { PidfileRegistry } from "./engines/pidfiles.ts";
 import { EngineRegistry, externalEngines } from "./engines/registry.ts";
-import { killAllSupervisedNow } from "./engines/supervisor.ts";
 import { detectHardware, UsageSampler } from "./hardware/index.ts";
 import { InferenceManager } from "./inference/manager.ts";
 import { StoreCatalog } from "./inference/model-catalog.ts";
@@ -27,6 +25,8 @@ import { agentMetrics } from "./metrics.ts";
 import { PullTracker } from "./models/pull-tracker.ts";
 import { ModelStore } from "./models/store.ts";
 import { isTailscaleIPv4, tailnetAddresses } from "./network/tailscale.ts";
+import { killAllChildrenNow } from "./process/child.ts";
+import { PidfileRegistry } from "./process/pidfiles.ts";
 import { AgentState } from "./state.ts";
 
 export interface AgentOptions {
@@ -86,7 +86,7 @@ export class Agent {
     const swept = await pidfiles.sweep();
     if (swept.killed.length > 0)
       agent.#log.warn({ pids: swept.killed }, "stopped engines left behind by a previous agent");
-    process.on("exit", killAllSupervisedNow);
+    process.on("exit", killAllChildrenNow);
     const keepWarm = opts.config.inference?.keep_engine_warm !== false;
     const builtin = new BuiltinEngine({
       pidfiles,

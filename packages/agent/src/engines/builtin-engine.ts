@@ -1,6 +1,7 @@
 import module from "node:module";
 import { join } from "node:path";
 import { Beta9Error, type Hardware } from "@beta9/protocol";
+import type { PidfileRegistry } from "../process/pidfiles.ts";
 import {
   type Engine,
   type EngineDetection,
@@ -13,7 +14,6 @@ import {
 import { ENGINE_KEY_ENV, EngineKey } from "./engine-key.ts";
 import { machineAccelerators, threadCount } from "./hardware-facts.ts";
 import { httpRequest, openAiModelIds, parseJson } from "./http.ts";
-import type { PidfileRegistry } from "./pidfiles.ts";
 import { freeLoopbackPort, LOOPBACK } from "./ports.ts";
 import { Supervisor } from "./supervisor.ts";
 

@@ -1,7 +1,5 @@
 import { execFile } from "node:child_process";
-import { constants } from "node:fs";
-import { access, open } from "node:fs/promises";
-import { delimiter, isAbsolute, join } from "node:path";
+import { open } from "node:fs/promises";
 
 /**
  * The environment an engine runs with: the agent's own, minus the agent's settings (B9AGENT_* and
@@ -21,26 +19,6 @@ export function engineEnv(
     else env[key] = value;
   }
   return env;
-}
-
-/** The absolute path of an executable: a configured path as is, else the first hit on PATH. */
-export async function findExecutable(name: string, pathEnv: string | undefined): Promise<string | null> {
-  const candidates =
-    isAbsolute(name) || name.includes("/")
-      ? [name]
-      : (pathEnv ?? "")
-          .split(delimiter)
-          .filter((dir) => dir !== "")
-          .map((dir) => join(dir, name));
-  for (const candidate of candidates) {
-    try {
-      await access(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return null;
 }
 
 export interface Captured {

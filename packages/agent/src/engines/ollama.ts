@@ -4,6 +4,7 @@ import { basename } from "node:path";
 import { Readable } from "node:stream";
 import type { Hardware } from "@beta9/protocol";
 import { fetch, type Response } from "undici";
+import { findExecutable } from "../process/find-executable.ts";
 import {
   type Accelerator,
   type Engine,
@@ -16,7 +17,7 @@ import {
   type ServingState,
   type StartOptions,
 } from "./engine.ts";
-import { capture, findExecutable } from "./executables.ts";
+import { capture } from "./executables.ts";
 import { machineAccelerators } from "./hardware-facts.ts";
 import { httpRequest, parseJson } from "./http.ts";
 import { LOOPBACK } from "./ports.ts";

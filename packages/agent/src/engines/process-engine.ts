@@ -1,4 +1,6 @@
 import type { Hardware } from "@beta9/protocol";
+import { findExecutable } from "../process/find-executable.ts";
+import type { PidfileRegistry } from "../process/pidfiles.ts";
 import {
   type Accelerator,
   type Engine,
@@ -11,10 +13,9 @@ import {
   type StartOptions,
 } from "./engine.ts";
 import { EngineKey } from "./engine-key.ts";
-import { engineEnv, findExecutable } from "./executables.ts";
+import { engineEnv } from "./executables.ts";
 import { servingGpuAccelerator } from "./hardware-facts.ts";
 import { httpRequest, openAiModelIds, parseJson } from "./http.ts";
-import type { PidfileRegistry } from "./pidfiles.ts";
 import { freeLoopbackPort, LOOPBACK } from "./ports.ts";
 import { ProcessServedModel } from "./served-process.ts";
 import { type ReadinessProbe, Supervisor, type SupervisorOptions } from "./supervisor.ts";

@@ -1,27 +1,19 @@
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { mkdtemp, readdir, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
+import { PidfileRegistry } from "../process/pidfiles.ts";
 import { EngineStartError } from "./engine.ts";
-import { PidfileRegistry } from "./pidfiles.ts";
 import { freeLoopbackPort } from "./ports.ts";
 import { healthReadiness } from "./process-engine.ts";
-import { readProcessIdentity } from "./process-identity.ts";
 import { isLoadingProgress } from "./progress.ts";
-import {
-  detectDeathSignalPrefix,
-  EngineExitedError,
-  Supervisor,
-  type SupervisorOptions,
-} from "./supervisor.ts";
+import { EngineExitedError, Supervisor, type SupervisorOptions } from "./supervisor.ts";
 
 // Every engine here is a real child process: the real Node binary running testing/fake-engine.ts.
 const fakeEngine = fileURLToPath(new URL("./testing/fake-engine.ts", import.meta.url));
-const parentFixture = fileURLToPath(new URL("./testing/supervising-parent.ts", import.meta.url));
 
 const started: Supervisor[] = [];
 afterEach(async () => {
@@ -213,8 +205,6 @@ describe("supervised engine process", () => {
   });
 });
 
-const deathSignal = await detectDeathSignalPrefix();
-
 describe("no orphans", () => {
   it("stop reaches the processes an engine forked (its process group)", async () => {
     const { supervisor, logs } = await fake(["--grandchild"]);
@@ -224,81 +214,5 @@ describe("no orphans", () => {
     expect(alive(worker)).toBe(true);
     await supervisor.stop();
     await waitFor(() => !alive(worker), 5_000);
-  });
-
-  it.runIf(deathSignal !== null)(
-    "an engine dies with the agent when the agent is SIGKILLed (setpriv --pdeathsig)",
-    async () => {
-      expect(deathSignal).toEqual([expect.stringMatching(/\/setpriv$/), "--pdeathsig", "KILL", "--"]);
-      const parent = spawn(process.execPath, [parentFixture], { stdio: ["ignore", "pipe", "inherit"] });
-      let out = "";
-      parent.stdout.on("data", (chunk: Buffer) => {
-        out += chunk.toString();
-      });
-      await waitFor(() => out.includes("\n"));
-      const enginePid = Number(out.trim());
-      expect(alive(enginePid)).toBe(true);
-      parent.kill("SIGKILL");
-      await waitFor(() => !alive(enginePid), 5_000);
-    },
-  );
-
-  it("the pidfile sweep kills a recorded orphan and spares a pid whose start time differs", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "b9-sweep-"));
-    const registry = new PidfileRegistry(dir);
-    const argv = [fakeEngine, "--stderr", "orphan"];
-    const orphan = spawn(process.execPath, argv, { stdio: "ignore", detached: true });
-    const bystander = spawn(process.execPath, [fakeEngine, "--stderr", "bystander"], { stdio: "ignore" });
-    try {
-      await waitFor(
-        async () => (await readProcessIdentity(orphan.pid ?? 0))?.argv.includes("orphan") === true,
-      );
-      await waitFor(
-        async () => (await readProcessIdentity(bystander.pid ?? 0))?.argv.includes("bystander") === true,
-      );
-      await registry.record(orphan.pid ?? 0, [process.execPath, ...argv], true);
-      // The bystander's pid as if an old engine had had it: same pid and command, another start time.
-      await writeFile(
-        join(dir, `${bystander.pid}.json`),
-        JSON.stringify({
-          pid: bystander.pid,
-          startTime: "1",
-          command: [process.execPath, fakeEngine, "--stderr", "bystander"],
-          group: false,
-          recordedAt: new Date().toISOString(),
-        }),
-      );
-      const result = await registry.sweep({ graceMs: 2_000 });
-      expect(result).toEqual({ killed: [orphan.pid], spared: [bystander.pid] });
-      await waitFor(() => orphan.exitCode !== null || orphan.signalCode !== null);
-      expect(alive(bystander.pid ?? 0)).toBe(true);
-      expect(await readdir(dir)).toEqual([]);
-    } finally {
-      orphan.kill("SIGKILL");
-      bystander.kill("SIGKILL");
-    }
-  });
-
-  it("the sweep spares a live process whose command is not the recorded one", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "b9-sweep-"));
-    const other = spawn(process.execPath, [fakeEngine, "--stderr", "other"], { stdio: "ignore" });
-    try {
-      await waitFor(async () => (await readProcessIdentity(other.pid ?? 0))?.argv.includes("other") === true);
-      const identity = await readProcessIdentity(other.pid ?? 0);
-      await writeFile(
-        join(dir, `${other.pid}.json`),
-        JSON.stringify({
-          pid: other.pid,
-          startTime: identity?.startTime,
-          command: ["llama-server", "-m", "x.gguf"],
-          group: false,
-        }),
-      );
-      const result = await new PidfileRegistry(dir).sweep({ graceMs: 500 });
-      expect(result).toEqual({ killed: [], spared: [other.pid] });
-      expect(alive(other.pid ?? 0)).toBe(true);
-    } finally {
-      other.kill("SIGKILL");
-    }
   });
 });

@@ -1,14 +1,11 @@
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type Child, type ChildExit, type ChildSpec, describeExit, startChild } from "../process/child.ts";
 import { type EngineName, EngineStartError } from "./engine.ts";
-import { findExecutable } from "./executables.ts";
-import type { PidfileRegistry } from "./pidfiles.ts";
-import { LineSplitter, StderrTail } from "./stderr-tail.ts";
 
 /*
- * One engine process under supervision, after ollama's llm/server.go: start it with an explicit
- * argument list and environment, watch its exit, poll its health with a deadline that stretches
- * while it reports loading progress, and keep the tail of its stderr for the error. Restarts after
- * a crash back off and give up on a crash loop, after pm2's God.js.
+ * One engine process under supervision, after ollama's llm/server.go: the process itself (argument
+ * array, process group, stderr tail, pidfile) is process/child.ts's; here is what is about engines:
+ * poll its health with a deadline that stretches while it reports loading progress, say why a start
+ * failed, and restart after a crash with growing delays, giving up on a crash loop (pm2's God.js).
  */
 
 /** What one readiness probe saw: serving, still loading (stretches the deadline), or not answering. */
@@ -17,14 +14,12 @@ export type ReadinessProbe = (signal: AbortSignal) => Promise<Readiness>;
 
 export type SupervisorState = "idle" | "starting" | "ready" | "error" | "stopping" | "stopped";
 
-export interface SupervisorOptions {
+export interface SupervisorOptions
+  extends Pick<
+    ChildSpec,
+    "command" | "args" | "env" | "cwd" | "redact" | "pidfiles" | "deathSignalPrefix" | "stdinLifeline"
+  > {
   engine: EngineName;
-  /** Program to run; a bare name is looked up on the PATH of `env`. */
-  command: string;
-  args: readonly string[];
-  /** The whole environment of the engine; nothing is inherited implicitly. */
-  env: Record<string, string | undefined>;
-  cwd?: string | undefined;
   probe: ReadinessProbe;
   /** Lines that show the engine is making progress while loading (e.g. "Loading safetensors checkpoint shards: 50%"). */
   isProgress?: ((line: string) => boolean) | undefined;
@@ -32,8 +27,6 @@ export interface SupervisorOptions {
   isReadyHint?: ((line: string) => boolean) | undefined;
   /** Every line the engine prints, stdout and stderr. */
   onLog?: ((line: string) => void) | undefined;
-  /** Masks what must not reach a log or an error (the engine's key) in each line, before anything keeps it. */
-  redact?: ((line: string) => string) | undefined;
   onStateChange?: ((state: SupervisorState, error?: Error) => void) | undefined;
   /** Give up when nothing showed progress for this long (default 2 min). */
   startTimeoutMs?: number | undefined;
@@ -43,19 +36,10 @@ export interface SupervisorOptions {
   probeTimeoutMs?: number | undefined;
   /** Between SIGTERM and SIGKILL (default 10 s). */
   stopGraceMs?: number | undefined;
-  /** Where the process is recorded so a later agent can kill it if this one dies first. */
-  pidfiles?: PidfileRegistry | undefined;
-  /** Argument prefix that makes the kernel kill the engine when the agent dies; default: detected setpriv. */
-  deathSignalPrefix?: readonly string[] | null | undefined;
   /** After this many crashes in a row, each within `minUptimeMs` of starting, no automatic restart (default 3). */
   maxFastCrashes?: number | undefined;
   /** A run shorter than this counts as a fast crash (default 60 s). */
   minUptimeMs?: number | undefined;
-  /**
-   * Give the engine a stdin pipe that stays open while the agent lives: an engine that watches it
-   * (the builtin one does) exits when the agent dies, on every OS, pdeathsig or not.
-   */
-  stdinLifeline?: boolean | undefined;
   /** Restart automatically after a crash, waiting longer each time (default: off; the owner restarts). */
   autoRestart?: { baseDelayMs?: number; maxDelayMs?: number } | false | undefined;
 }
@@ -82,42 +66,6 @@ export class EngineExitedError extends Error {
   }
 }
 
-let deathSignalProbe: Promise<readonly string[] | null> | undefined;
-
-/**
- * `setpriv --pdeathsig KILL --` where util-linux's setpriv supports it: the kernel then kills the
- * engine when the agent dies, even by SIGKILL. setpriv execs the engine, so the pid stays the same.
- */
-export function detectDeathSignalPrefix(): Promise<readonly string[] | null> {
-  if (process.platform !== "linux") return Promise.resolve(null);
-  deathSignalProbe ??= findExecutable("setpriv", process.env.PATH).then(
-    (setpriv) =>
-      new Promise((resolve) => {
-        if (setpriv === null) return resolve(null);
-        // By absolute path: the engine's own PATH may not include /usr/bin.
-        execFile(setpriv, ["--help"], { timeout: 5_000, encoding: "utf8" }, (error, stdout, stderr) => {
-          const supported = error === null && `${stdout}${stderr}`.includes("--pdeathsig");
-          resolve(supported ? [setpriv, "--pdeathsig", "KILL", "--"] : null);
-        });
-      }),
-  );
-  return deathSignalProbe;
-}
-
-const live = new Set<Supervisor>();
-
-/**
- * For a `process.on("exit")` handler: SIGKILL every engine this agent still runs, synchronously.
- * The graceful path is `stop()`; this is the last resort when the agent is exiting anyway.
- */
-export function killAllSupervisedNow(): void {
-  for (const supervisor of live) supervisor.killNow();
-}
-
-function exitDescription(code: number | null, signal: NodeJS.Signals | null): string {
-  return signal !== null ? `was killed by ${signal}` : `exited with code ${code}`;
-}
-
 function abortError(signal: AbortSignal): Error {
   return signal.reason instanceof Error
     ? signal.reason
@@ -125,18 +73,14 @@ function abortError(signal: AbortSignal): Error {
 }
 
 interface Run {
-  child: ChildProcess;
-  pid: number;
-  startedAt: number;
+  child: Child;
   readyAt?: number;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  exit?: { code: number | null; signal: NodeJS.Signals | null };
+  exit?: ChildExit;
   stopping: boolean;
 }
 
 export class Supervisor {
   readonly #o: SupervisorOptions;
-  readonly #tail = new StderrTail();
   #state: SupervisorState = "idle";
   #run: Run | undefined;
   #starting: Promise<void> | undefined;
@@ -163,11 +107,11 @@ export class Supervisor {
   }
 
   pid(): number | undefined {
-    return this.#run?.exit === undefined ? this.#run?.pid : undefined;
+    return this.#run?.exit === undefined ? this.#run?.child.pid : undefined;
   }
 
   stderrTail(): string {
-    return this.#tail.text();
+    return this.#run?.child.tail() ?? "";
   }
 
   /** Why the engine is in state "error", or why the last start failed. */
@@ -211,12 +155,13 @@ export class Supervisor {
   async #launchAndWait(signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) throw abortError(signal);
     this.#setState("starting");
-    this.#tail.clear();
+    // The last run's tail is not this one's.
+    this.#run = undefined;
     let run: Run;
     try {
       run = await this.#spawn();
     } catch (error) {
-      const failure = new EngineStartError(this.#o.engine, (error as Error).message, this.#tail.text());
+      const failure = new EngineStartError(this.#o.engine, (error as Error).message);
       this.#setState("error", failure);
       throw failure;
     }
@@ -243,64 +188,26 @@ export class Supervisor {
 
   async #spawn(): Promise<Run> {
     const o = this.#o;
-    const prefix = o.deathSignalPrefix === undefined ? await detectDeathSignalPrefix() : o.deathSignalPrefix;
-    const argv = [...(prefix ?? []), o.command, ...o.args];
-    const [program, ...args] = argv as [string, ...string[]];
-    const group = process.platform !== "win32";
-    const child = spawn(program, args, {
+    const child = await startChild({
+      name: o.engine,
+      command: o.command,
+      args: o.args,
       env: o.env,
       cwd: o.cwd,
-      stdio: [o.stdinLifeline ? "pipe" : "ignore", "pipe", "pipe"],
-      // Its own process group, so stop() reaches the workers an engine forks (vLLM, SGLang).
-      detached: group,
-      windowsHide: true,
+      redact: o.redact,
+      pidfiles: o.pidfiles,
+      deathSignalPrefix: o.deathSignalPrefix,
+      stdinLifeline: o.stdinLifeline,
+      onLine: (line) => {
+        o.onLog?.(line);
+        if (this.#state === "starting" && o.isProgress?.(line)) this.#stretch?.();
+        if (this.#state === "starting" && o.isReadyHint?.(line)) this.#poke?.();
+      },
+      onNote: o.onLog,
     });
-    const spawned = new Promise<void>((resolve, reject) => {
-      child.once("spawn", () => resolve());
-      child.once("error", (error: NodeJS.ErrnoException) =>
-        reject(
-          error.code === "ENOENT"
-            ? new Error(`${program} was not found; install it or configure its path`)
-            : new Error(`could not run ${program}: ${error.message}`),
-        ),
-      );
-    });
-    const onLine = (raw: string, isStderr: boolean) => {
-      const line = o.redact ? o.redact(raw) : raw;
-      if (isStderr) this.#tail.push(line);
-      o.onLog?.(line);
-      if (this.#state === "starting" && o.isProgress?.(line)) this.#stretch?.();
-      if (this.#state === "starting" && o.isReadyHint?.(line)) this.#poke?.();
-    };
-    const out = new LineSplitter((line) => onLine(line, false));
-    const err = new LineSplitter((line) => onLine(line, true));
-    child.stdout?.on("data", (chunk: Buffer) => out.push(chunk));
-    child.stderr?.on("data", (chunk: Buffer) => err.push(chunk));
-    const closed = new Promise<void>((resolve) => child.once("close", () => resolve()));
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-      child.once("exit", (code, sig) => {
-        // Wait briefly for the pipes to drain so the tail holds the last words; a grandchild may
-        // hold them open forever, hence the bound.
-        void Promise.race([closed, new Promise((r) => setTimeout(r, 250))]).then(() => {
-          out.end();
-          err.end();
-          resolve({ code, signal: sig });
-        });
-      });
-    });
-    await spawned;
-    const pid = child.pid ?? 0;
-    const run: Run = { child, pid, startedAt: Date.now(), exited, stopping: false };
+    const run: Run = { child, stopping: false };
     this.#run = run;
-    live.add(this);
-    void exited.then((exit) => this.#onExit(run, exit));
-    if (o.pidfiles !== undefined) {
-      try {
-        await o.pidfiles.record(pid, [o.command, ...o.args], group);
-      } catch (error) {
-        o.onLog?.(`could not record ${o.engine} pid ${pid}: ${(error as Error).message}`);
-      }
-    }
+    void child.exited.then((exit) => this.#onExit(run, exit));
     return run;
   }
 
@@ -319,7 +226,7 @@ export class Supervisor {
     const wake = new AbortController();
     const onAbort = () => wake.abort();
     signal?.addEventListener("abort", onAbort, { once: true });
-    void run.exited.then(() => wake.abort());
+    void run.child.exited.then(() => wake.abort());
     try {
       for (;;) {
         if (run.exit !== undefined) throw this.#exitedDuringStart(run);
@@ -337,7 +244,7 @@ export class Supervisor {
               : sawProgress
                 ? `${o.engine} stopped making progress while loading (nothing new for ${Math.round(startTimeoutMs / 1000)} s, ${seconds} s in all)`
                 : `${o.engine} did not become ready within ${seconds} s`;
-          throw new EngineStartError(o.engine, why, this.#tail.text());
+          throw new EngineStartError(o.engine, why, run.child.tail());
         }
         await new Promise<void>((resolve) => {
           let t: NodeJS.Timeout | undefined;
@@ -373,26 +280,24 @@ export class Supervisor {
     const exit = run.exit ?? { code: null, signal: null };
     return new EngineStartError(
       this.#o.engine,
-      `${this.#o.engine} ${exitDescription(exit.code, exit.signal)} while starting`,
-      this.#tail.text(),
+      `${this.#o.engine} ${describeExit(exit)} while starting`,
+      run.child.tail(),
     );
   }
 
-  #onExit(run: Run, exit: { code: number | null; signal: NodeJS.Signals | null }): void {
+  #onExit(run: Run, exit: ChildExit): void {
     run.exit = exit;
-    if (this.#run === run) live.delete(this);
-    void this.#o.pidfiles?.remove(run.pid).catch(() => {});
     if (run.stopping || this.#run !== run) return;
     if (this.#state !== "ready") return; // a start in progress reports the exit itself
     const now = Date.now();
-    const fast = now - run.startedAt < this.#minUptimeMs();
+    const fast = now - run.child.startedAt < this.#minUptimeMs();
     this.#fastCrashes = fast ? this.#fastCrashes + 1 : 1;
     this.#setState(
       "error",
       new EngineExitedError(
         this.#o.engine,
-        `${this.#o.engine} ${exitDescription(exit.code, exit.signal)} after serving for ${Math.round((now - (run.readyAt ?? run.startedAt)) / 1000)} s`,
-        this.#tail.text(),
+        `${this.#o.engine} ${describeExit(exit)} after serving for ${Math.round((now - (run.readyAt ?? run.child.startedAt)) / 1000)} s`,
+        run.child.tail(),
         exit.code,
         exit.signal,
       ),
@@ -415,7 +320,7 @@ export class Supervisor {
           this.#o.engine,
           `${this.#o.engine} crashed ${this.#fastCrashes} times in a row, each within ${Math.round(this.#minUptimeMs() / 1000)} s of starting; it is not restarted again until someone starts it by hand` +
             (last ? ` (last: ${last.message.split("\n")[0]})` : ""),
-          this.#tail.text(),
+          this.stderrTail(),
           last instanceof EngineExitedError ? last.code : null,
           last instanceof EngineExitedError ? last.signal : null,
         ),
@@ -443,27 +348,7 @@ export class Supervisor {
 
   async #terminate(run: Run): Promise<void> {
     run.stopping = true;
-    const grace = this.#o.stopGraceMs ?? 10_000;
-    this.#signal(run, "SIGTERM");
-    const timer = new Promise<"timeout">((resolve) => {
-      const t = setTimeout(() => resolve("timeout"), grace);
-      t.unref();
-    });
-    if ((await Promise.race([run.exited, timer])) === "timeout") {
-      this.#signal(run, "SIGKILL");
-      await run.exited;
-    }
-    // SIGKILL to the group also reaches workers that ignored the SIGTERM their leader passed on.
-    this.#signal(run, "SIGKILL");
-  }
-
-  #signal(run: Run, signal: NodeJS.Signals): void {
-    try {
-      if (process.platform !== "win32") process.kill(-run.pid, signal);
-      else run.child.kill(signal);
-    } catch {
-      // the group is gone
-    }
+    await run.child.stop(this.#o.stopGraceMs ?? 10_000);
   }
 
   /** Stops the engine: SIGTERM to its process group, SIGKILL after the grace. Idempotent. */
@@ -479,13 +364,5 @@ export class Supervisor {
     await this.#terminate(run);
     if (wasStarting !== undefined) await wasStarting.catch(() => {});
     this.#setState("stopped");
-  }
-
-  /** Synchronous SIGKILL of the process group, for an agent that is exiting. */
-  killNow(): void {
-    const run = this.#run;
-    if (run === undefined || run.exit !== undefined) return;
-    run.stopping = true;
-    this.#signal(run, "SIGKILL");
   }
 }

@@ -1,6 +1,7 @@
 /**
- * Engines write progress bars with carriage returns and can print megabytes of logs; the agent keeps
- * only the last few lines of stderr, enough to say why an engine died.
+ * Child processes (engines, jobs) write progress bars with carriage returns and can print megabytes
+ * of logs; the agent passes their output on line by line and keeps only the last few lines, enough
+ * to say why a process died.
  */
 
 /** Longest line passed on; a progress bar redrawn without newlines must not grow without bound. */
@@ -39,7 +40,7 @@ export class LineSplitter {
 }
 
 /** The last lines of a stream, bounded both in lines and in bytes. */
-export class StderrTail {
+export class OutputTail {
   readonly #maxLines: number;
   readonly #maxBytes: number;
   readonly #lines: string[] = [];

@@ -1,21 +1,22 @@
 import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import { commandMatches, type ProcessIdentity, readProcessIdentity } from "./process-identity.ts";
+import { commandMatches, type ProcessIdentity, readProcessIdentity } from "./identity.ts";
+import { isAlive, signalProcessTree } from "./signals.ts";
 
-/** One engine process the agent started, as written to disk. */
+/** One process the agent started (an engine, a job), as written to disk. */
 export interface PidRecord {
   pid: number;
   startTime: string;
   /** The argument vector we spawned (program first), without any setpriv prefix. */
   command: string[];
-  /** The engine leads its own process group; killing it means killing the group (vLLM's workers). */
+  /** The process leads its own process group; killing it means killing the group (vLLM's workers, a job's children). */
   group: boolean;
   recordedAt: string;
 }
 
 export interface SweepResult {
-  /** Leftover engines that were still running and were killed. */
+  /** Leftover processes that were still running and were killed. */
   killed: number[];
   /** Records whose pid now belongs to another process (or is gone): the record is dropped, the process spared. */
   spared: number[];
@@ -23,27 +24,9 @@ export interface SweepResult {
 
 type Identify = (pid: number) => Promise<ProcessIdentity | null>;
 
-function signalGroupOrProcess(pid: number, group: boolean, signal: NodeJS.Signals): void {
-  try {
-    process.kill(group ? -pid : pid, signal);
-  } catch (error) {
-    // ESRCH: already gone. A group kill can fail where the leader is not a group leader; try the pid.
-    if (group && (error as NodeJS.ErrnoException).code !== "ESRCH") signalGroupOrProcess(pid, false, signal);
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /**
- * A directory of JSON files, one per engine process the agent started. If the agent is killed
- * without a chance to stop its engines (and the kernel's parent-death signal is not available), the
+ * A directory of JSON files, one per process the agent started. If the agent is killed without a
+ * chance to stop its children (and the kernel's parent-death signal is not available), the
  * next agent sweeps this directory at start-up and kills what is left — but only a process whose
  * pid, start time and command all still match, so a reused pid is never killed.
  */
@@ -121,7 +104,7 @@ export class PidfileRegistry {
     return now !== null && now.startTime === record.startTime && commandMatches(record.command, now.argv);
   }
 
-  /** Kills engines a previous agent left behind (SIGTERM, then SIGKILL after the grace) and clears the directory. */
+  /** Kills processes a previous agent left behind (SIGTERM, then SIGKILL after the grace) and clears the directory. */
   async sweep(options: { graceMs?: number } = {}): Promise<SweepResult> {
     const graceMs = options.graceMs ?? 5_000;
     const result: SweepResult = { killed: [], spared: [] };
@@ -133,15 +116,15 @@ export class PidfileRegistry {
         await this.remove(record.pid);
       }
     }
-    for (const victim of victims) signalGroupOrProcess(victim.pid, victim.group, "SIGTERM");
+    for (const victim of victims) signalProcessTree(victim.pid, victim.group, "SIGTERM");
     const until = Date.now() + graceMs;
-    while (victims.some((v) => alive(v.pid)) && Date.now() < until) await delay(50);
+    while (victims.some((v) => isAlive(v.pid)) && Date.now() < until) await delay(50);
     for (const victim of victims) {
       // POSIX keeps a pid from reuse while its process group lives, so the group may be killed even
       // after its leader exited; a lone process only while it is still the one we recorded.
-      if (victim.group) signalGroupOrProcess(victim.pid, true, "SIGKILL");
-      else if (alive(victim.pid) && (await this.stillRunning(victim))) {
-        signalGroupOrProcess(victim.pid, false, "SIGKILL");
+      if (victim.group) signalProcessTree(victim.pid, true, "SIGKILL");
+      else if (isAlive(victim.pid) && (await this.stillRunning(victim))) {
+        signalProcessTree(victim.pid, false, "SIGKILL");
       }
       result.killed.push(victim.pid);
       await this.remove(victim.pid);
