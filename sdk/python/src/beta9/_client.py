@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List, Literal, Optional, TypeVar, Union, cast, overload
+from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, TypeVar, Union, cast, overload
 
 import httpx
 
@@ -26,7 +26,7 @@ from .types import (
 )
 
 T = TypeVar("T")
-Messages = List[Union[ChatMessage, Dict[str, Any]]]
+Messages = Sequence[Union[ChatMessage, Mapping[str, Any]]]
 Options = Union[InferenceOptions, Dict[str, Any], None]
 
 
