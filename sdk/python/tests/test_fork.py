@@ -206,6 +206,16 @@ def test_streaming_over_ollamas_api(stack: Stack, ollama_only: Endpoint) -> None
     assert chunks[-1].raw["done"] is True
 
 
+def test_the_gateways_ollama_api_when_asked_for(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BETA9_INFERENCE_PROTOCOL", "ollama")
+    inference.configure(stack.gateway.host, stack.gateway.port, api_key=stack.inference_key)
+    answer = inference.chat(stack.model, CAPITAL, {"temperature": 0, "num_predict": 12})
+    assert "Paris" in answer.content and answer.raw["done"] is True
+    assert len(inference.embed(stack.model, ["Hello", "world"]).embeddings) == 2
+    assert {m.name: m.load_state for m in inference.list_models()}[stack.model] == "ready"
+    assert inference.health().version
+
+
 def test_async_over_ollamas_api(stack: Stack, ollama_only: Endpoint) -> None:
     async def run() -> tuple[str, str, str]:
         async with AsyncClient(host=ollama_only.host, port=ollama_only.port) as client:
