@@ -136,7 +136,7 @@ describe("b9 key", () => {
   it("create refuses an unknown scope and requires --scopes", async () => {
     let r = await b9(env, "key", "create", "ci", "--scopes", "admin,root");
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('unknown scope "root"; choose from admin, inference, read');
+    expect(r.stderr).toContain('unknown scope "root"; choose from admin, inference, read, jobs');
     r = await b9(env, "key", "create", "ci");
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("required option '--scopes <list>' not specified");

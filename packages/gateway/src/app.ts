@@ -29,6 +29,7 @@ import { forkCompatRoutes } from "./routes/agent/fork-compat.ts";
 import { joinRoutes } from "./routes/agent/join.ts";
 import { deploymentPullRoutes } from "./routes/management/deployment-pull.ts";
 import { deploymentRoutes } from "./routes/management/deployments.ts";
+import { jobRoutes } from "./routes/management/jobs.ts";
 import { keyRoutes } from "./routes/management/keys.ts";
 import { machineRoutes } from "./routes/management/machines.ts";
 import { poolRoutes } from "./routes/management/pools.ts";
@@ -155,6 +156,7 @@ export async function buildGateway(
     void replicas.sweep().catch((err: unknown) => log.warn({ err }, "could not unload a removed deployment"));
   await app.register(workspaceRoutes, { ...ctx, onDeploymentsRemoved: unloadRemoved });
   await app.register(deploymentRoutes, { ...ctx, onRemoved: unloadRemoved });
+  await app.register(jobRoutes, ctx);
   const drains = new Drains({
     registry,
     log,

@@ -1,8 +1,13 @@
 import { type Static, Type } from "typebox";
 import { Name } from "./machine.ts";
 
-export const Scopes = ["admin", "inference", "read"] as const;
-export const Scope = Type.Union([Type.Literal("admin"), Type.Literal("inference"), Type.Literal("read")]);
+export const Scopes = ["admin", "inference", "read", "jobs"] as const;
+export const Scope = Type.Union([
+  Type.Literal("admin"),
+  Type.Literal("inference"),
+  Type.Literal("read"),
+  Type.Literal("jobs"),
+]);
 export type Scope = (typeof Scopes)[number];
 
 /** Join tokens: `b9j_…`. API keys: `b9_…`. Machine credentials: `b9m_…`. */
@@ -40,7 +45,7 @@ export type JoinTokenList = Static<typeof JoinTokenList>;
 export const CreateApiKey = Type.Object(
   {
     name: Name,
-    scopes: Type.Array(Scope, { minItems: 1, maxItems: 3, uniqueItems: true }),
+    scopes: Type.Array(Scope, { minItems: 1, maxItems: 4, uniqueItems: true }),
     workspace: Type.Optional(Name),
     /** Requests per minute this key may make; absent or null for no limit. */
     rpm_limit: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000 }), Type.Null()])),

@@ -37,7 +37,7 @@ export class JobRepository {
    */
   async create(job: NewJob, now: number): Promise<{ job: Job; created: boolean }> {
     if (job.idempotency_key !== null) {
-      const existing = await this.#byIdempotencyKey(job.workspace_id, job.idempotency_key);
+      const existing = await this.byIdempotencyKey(job.workspace_id, job.idempotency_key);
       if (existing) return { job: existing, created: false };
     }
     const row: Job = {
@@ -59,7 +59,7 @@ export class JobRepository {
     return { job: row, created: true };
   }
 
-  async #byIdempotencyKey(workspaceId: string, key: string): Promise<Job | undefined> {
+  async byIdempotencyKey(workspaceId: string, key: string): Promise<Job | undefined> {
     return this.#db
       .selectFrom("jobs")
       .selectAll()

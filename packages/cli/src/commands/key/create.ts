@@ -9,7 +9,8 @@ const SCOPES: Record<Scope, string> = {
   admin:
     "manage the workspace's keys and deployments; in the default workspace also machines, pools, join tokens and workspaces",
   inference: "call models",
-  read: "read machines, pools, join tokens and keys",
+  read: "read machines, pools, join tokens, keys and jobs",
+  jobs: "submit, follow and cancel the workspace's jobs",
 };
 
 interface Options {
