@@ -75,6 +75,24 @@ export const JobEnvironment = Type.Object(
 );
 export type JobEnvironment = Static<typeof JobEnvironment>;
 
+/** At most this many bytes of inputs per job, all files together (they travel with the assignment). */
+export const MAX_JOB_INPUT_BYTES = 64 * 1024 * 1024;
+/** A log line longer than this is cut, with a note of how much was cut. */
+export const MAX_JOB_LOG_LINE_BYTES = 64 * 1024;
+
+/** A path inside the job's directory: relative, no "..", no empty or hidden-traversal parts. */
+export const JobFileName = Type.String({
+  minLength: 1,
+  maxLength: 512,
+  pattern: "^(?!/)(?!.*(^|/)\\.\\.?(/|$))[A-Za-z0-9._/ -]+$",
+});
+
+export const JobInputRef = Type.Object(
+  { name: JobFileName, sha256: Type.String({ pattern: "^[a-f0-9]{64}$" }) },
+  { additionalProperties: false },
+);
+export type JobInputRef = Static<typeof JobInputRef>;
+
 /** A job to run: a command (argv, never a shell line) with its environment, needs and limits. */
 export const CreateJob = Type.Object(
   {
@@ -102,6 +120,11 @@ export const CreateJob = Type.Object(
     retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 10 })),
     /** Default 0. */
     priority: Type.Optional(JobPriority),
+    /**
+     * Files placed in the job's directory before it starts: each uploaded first (POST
+     * /api/v1/jobs/inputs → sha256), at most MAX_JOB_INPUT_BYTES together.
+     */
+    inputs: Type.Optional(Type.Array(JobInputRef, { maxItems: 256 })),
     /** The same key in the same workspace returns the job made first instead of a second one. */
     idempotency_key: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
   },
@@ -140,3 +163,113 @@ export const JobList = Type.Object({
   next: Type.Union([Type.String(), Type.Null()]),
 });
 export type JobList = Static<typeof JobList>;
+
+/** What `POST /api/v1/jobs/inputs` answers: the uploaded bytes' name for a job spec's `inputs`. */
+export const JobInputUploaded = Type.Object({ sha256: Type.String(), size: Type.Integer() });
+export type JobInputUploaded = Static<typeof JobInputUploaded>;
+
+/** A file the job left under $B9_OUTPUT_DIR, kept by the gateway. */
+export const JobOutputView = Type.Object({
+  name: Type.String(),
+  sha256: Type.String(),
+  size: Type.Integer(),
+});
+export type JobOutputView = Static<typeof JobOutputView>;
+export const JobOutputList = Type.Object({ outputs: Type.Array(JobOutputView) });
+export type JobOutputList = Static<typeof JobOutputList>;
+
+/** One line of a job's output, as `GET /api/v1/jobs/ID/logs` streams them (NDJSON). */
+export const JobLogLine = Type.Object({
+  /** Numbered from 1 per job, across its attempts: `?after=N` resumes after line N. */
+  seq: Type.Integer(),
+  at: Type.String({ format: "date-time" }),
+  attempt: Type.Integer(),
+  stream: Type.Union([Type.Literal("stdout"), Type.Literal("stderr")]),
+  line: Type.String(),
+});
+export type JobLogLine = Static<typeof JobLogLine>;
+
+/*
+ * Gateway ↔ agent, over the agent channel (the gateway's requests to the agent):
+ *
+ *   POST /jobs                      JobAssignment → 200, NDJSON stream of JobRunEvent until the run
+ *                                   ends (or the channel drops; then the gateway re-attaches):
+ *   GET  /jobs/ID/events?after=SEQ  the same stream again from after SEQ (events are kept by the agent
+ *                                   until DELETE), following until the run ends
+ *   POST /jobs/ID/cancel            stop it: SIGTERM, a grace period, SIGKILL; its stream then ends
+ *                                   with state CANCELLED
+ *   GET  /jobs/ID/outputs/NAME      one output's bytes (announced by an "output" event)
+ *   DELETE /jobs/ID                 the gateway has kept everything: the agent forgets the run
+ *   GET  /jobs                      AgentJobList: the runs the agent knows (after a restart of
+ *                                   either side, what became of each)
+ */
+
+/** Gateway → agent: run attempt `attempt` of a job. */
+export const JobAssignment = Type.Object({
+  job_id: Type.String(),
+  attempt: Type.Integer({ minimum: 1 }),
+  spec: CreateJob,
+  /** Indexes (hardware.gpus[].index) of the GPUs the job may see; empty for a CPU job. */
+  gpus: Type.Array(Type.Integer({ minimum: 0 }), { maxItems: 16 }),
+  /** The spec's inputs, with their bytes (base64). */
+  inputs: Type.Array(Type.Object({ name: JobFileName, sha256: Type.String(), data_base64: Type.String() }), {
+    maxItems: 256,
+  }),
+});
+export type JobAssignment = Static<typeof JobAssignment>;
+
+/** The states an agent reports for a run (the gateway owns QUEUED, ASSIGNED and LOST). */
+export const JobRunState = Type.Union([
+  Type.Literal("PREPARING"),
+  Type.Literal("RUNNING"),
+  Type.Literal("SUCCEEDED"),
+  Type.Literal("FAILED"),
+  Type.Literal("TIMED_OUT"),
+  Type.Literal("CANCELLED"),
+]);
+export type JobRunState = Static<typeof JobRunState>;
+
+/** Agent → gateway: what happened in a run, numbered from 1 per run (`seq`), times in ms. */
+export const JobRunEvent = Type.Union([
+  Type.Object({
+    type: Type.Literal("state"),
+    seq: Type.Integer({ minimum: 1 }),
+    at: Type.Integer(),
+    state: JobRunState,
+    /** Why, in a sentence ("exit code 3", "killed: out of memory (limit 64 MiB)", "timed out after 2h"). */
+    reason: Type.Optional(Type.String()),
+    exit_code: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
+    /** Ended because the memory limit was hit (reported as FAILED with this set). */
+    out_of_memory: Type.Optional(Type.Boolean()),
+  }),
+  Type.Object({
+    type: Type.Literal("log"),
+    seq: Type.Integer({ minimum: 1 }),
+    at: Type.Integer(),
+    stream: Type.Union([Type.Literal("stdout"), Type.Literal("stderr")]),
+    /** At most MAX_JOB_LOG_LINE_BYTES; a longer line is cut and says how much was cut. */
+    line: Type.String(),
+  }),
+  Type.Object({
+    type: Type.Literal("output"),
+    seq: Type.Integer({ minimum: 1 }),
+    at: Type.Integer(),
+    name: JobFileName,
+    sha256: Type.String({ pattern: "^[a-f0-9]{64}$" }),
+    size: Type.Integer({ minimum: 0 }),
+  }),
+]);
+export type JobRunEvent = Static<typeof JobRunEvent>;
+
+export const AgentJobList = Type.Object({
+  jobs: Type.Array(
+    Type.Object({
+      job_id: Type.String(),
+      attempt: Type.Integer(),
+      state: JobRunState,
+      /** The last event's seq. */
+      seq: Type.Integer(),
+    }),
+  ),
+});
+export type AgentJobList = Static<typeof AgentJobList>;
