@@ -38,7 +38,7 @@ const MAX_EMBEDDINGS_BYTES = 256 * 1024 * 1024;
 const MAX_ERROR_BYTES = 64 * 1024;
 
 /**
- * The Ollama API at the gateway, translated to the OpenAI API the agents speak (design decision 3).
+ * The Ollama API at the gateway, translated to the OpenAI API the agents speak (docs/architecture.md §4).
  * Every route needs an API key with the "inference" scope except /api/version, which Ollama clients
  * call to find the server. Errors leave in Ollama's shape, `{"error":"…"}`.
  */

@@ -17,7 +17,7 @@ import { bodyCheck } from "../../inference/body-check.ts";
 import { badRequest } from "./errors.ts";
 
 /*
- * Ollama's API in terms of the OpenAI-compatible API the agents speak (design decision 3): requests
+ * Ollama's API in terms of the OpenAI-compatible API the agents speak (docs/architecture.md §4): requests
  * are mapped field by field, answers are rebuilt in Ollama's shapes. Everything here is pure; the
  * routes (index.ts) do the I/O and ndjson-stream.ts the streaming.
  */
