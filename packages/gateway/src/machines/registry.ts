@@ -104,18 +104,19 @@ export class MachineRegistry {
         now - row.last_heartbeat_at < this.cfg.offlineAfterMs
       )
         this.#returning.add(row.id);
-      const live: Liveness = {
-        connected: false,
-        lastHeartbeatAt: row.last_heartbeat_at,
-        usage: null,
-        inference: null,
-        runningJobs: 0,
-      };
-      this.#entries.set(row.id, this.#entry(row, live, now));
+      this.#entries.set(row.id, this.#entry(row, now));
     }
   }
 
-  #entry(row: Machine, live: Liveness, now: number): Entry {
+  /** A machine as the store has it: nothing heard from it yet but its last recorded beat. */
+  #entry(row: Machine, now: number): Entry {
+    const live: Liveness = {
+      connected: false,
+      lastHeartbeatAt: row.last_heartbeat_at,
+      usage: null,
+      inference: null,
+      runningJobs: 0,
+    };
     return {
       row,
       hardware: JSON.parse(row.hardware) as Hardware,
@@ -162,14 +163,7 @@ export class MachineRegistry {
       if (e.row.hardware !== row.hardware) e.hardware = JSON.parse(row.hardware) as Hardware;
       e.row = row;
     } else {
-      const live: Liveness = {
-        connected: false,
-        lastHeartbeatAt: row.last_heartbeat_at,
-        usage: null,
-        inference: null,
-        runningJobs: 0,
-      };
-      this.#entries.set(row.id, this.#entry(row, live, Date.now()));
+      this.#entries.set(row.id, this.#entry(row, Date.now()));
     }
   }
 
