@@ -12,6 +12,7 @@ import {
   testModelPath,
   waitFor,
 } from "@beta9/test-utils";
+import { Ollama } from "ollama";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import YAML from "yaml";
@@ -118,6 +119,39 @@ describe("deployments: scale from zero and back", () => {
 
     // Removing the deployment unloads what runs for it.
     expect((await gw.api("DELETE", "/api/v1/deployments/smollm2")).status).toBe(204);
+    await waitFor(async () => (await agentModels()).length === 0, {
+      what: "the removed deployment's replica to be unloaded",
+      timeoutMs: 20_000,
+      intervalMs: 500,
+    });
+  }, 90_000);
+
+  it("Ollama's load and `keep_alive: 0` (ollama stop) load and unload a deployment's replica", async () => {
+    expect(
+      (
+        await gw.api("POST", "/api/v1/deployments", {
+          name: "stoppable",
+          source: testModelPath(),
+          idle_seconds: 3600,
+          context_size: 2048,
+        })
+      ).status,
+    ).toBe(201);
+    const ollama = new Ollama({ host: gw.url, headers: { authorization: `Bearer ${key}` } });
+    const loaded = await ollama.generate({ model: "stoppable", prompt: "" });
+    expect(loaded).toMatchObject({ done: true, done_reason: "load" });
+    expect(await agentModels()).toEqual([expect.objectContaining({ name: "stoppable", state: "ready" })]);
+    const stopped = await ollama.generate({ model: "stoppable", prompt: "", keep_alive: 0 });
+    expect(stopped).toMatchObject({ done: true, done_reason: "unload" });
+    expect(await agentModels()).toEqual([]);
+    // Still deployed: the next request loads it again.
+    const again = await ollama.chat({
+      model: "stoppable",
+      messages: [{ role: "user", content: "Hi" }],
+      options: { num_predict: 4 },
+    });
+    expect(again.done).toBe(true);
+    expect((await gw.api("DELETE", "/api/v1/deployments/stoppable")).status).toBe(204);
     await waitFor(async () => (await agentModels()).length === 0, {
       what: "the removed deployment's replica to be unloaded",
       timeoutMs: 20_000,

@@ -80,6 +80,8 @@ const Generation = {
   options: nullable(Type.Object({}), "an object"),
   format: Type.Optional(Type.Unknown()),
   think: Type.Optional(Type.Unknown()),
+  /** How long the model stays loaded after: a duration ("5m"), seconds, or 0 to unload it now. */
+  keep_alive: Type.Optional(Type.Unknown()),
 };
 
 /** POST /api/show, /api/pull. */

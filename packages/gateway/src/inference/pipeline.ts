@@ -132,6 +132,11 @@ export class InferencePipeline {
     }
   }
 
+  /** Unload a deployment's replicas above its minimum now (Ollama's `keep_alive: 0`). */
+  async release(model: FoundModel): Promise<void> {
+    if (model.deployment) await this.#d.replicas.release(model.deployment, "asked to unload (keep_alive 0)");
+  }
+
   /** model_not_found, naming the models the caller's workspace has. */
   async notFound(caller: Caller, asked: string): Promise<InferenceError> {
     return new InferenceError("model_not_found", `no model ${asked} in this workspace`, {

@@ -304,6 +304,14 @@ export class ReplicaManager {
     }
   }
 
+  /** Unload `dep`'s replicas above its minimum now, each once the answers under way there finish. */
+  async release(dep: DeploymentSpec, why: string): Promise<void> {
+    for (const m of this.serving(dep).slice(dep.minReplicas)) {
+      this.#lastUsed.delete(key(m.id, dep.name));
+      await this.unload(m, dep.name, why);
+    }
+  }
+
   /** Unload `model` from a machine, once the answers under way there have finished. */
   async unload(m: { id: string; link: AgentLink }, model: string, why: string): Promise<void> {
     const { traffic } = this.#deps;

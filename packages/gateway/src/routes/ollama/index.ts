@@ -230,6 +230,18 @@ export const ollamaRoutes: FastifyPluginAsync<
     up: UpstreamRequest,
   ): Promise<object | undefined> {
     const startedAt = performance.now();
+    if (up.unload) {
+      // `ollama stop`: the caller's deployment drops its replicas above its minimum now.
+      const found = await find(caller, up.model);
+      if (!found.deployment) {
+        throw new OllamaError(
+          400,
+          `${up.model} is served by hand on its machine, not by a deployment; stop it there (POST /inference/stop on its agent)`,
+        );
+      }
+      await ctx.inference.release(found);
+      return loadAnswer(kind, up.model, new Date().toISOString(), "unload");
+    }
     if (up.loadOnly) {
       // Ollama's "load a model": nothing is generated, so neither limited nor metered.
       await ctx.inference.warm(await find(caller, up.model));

@@ -54,6 +54,7 @@ describe("Ollama requests → OpenAI requests", () => {
       model: "smollm2",
       stream: true,
       loadOnly: false,
+      unload: false,
       path: "/v1/chat/completions",
       body: {
         model: "smollm2",
@@ -78,6 +79,11 @@ describe("Ollama requests → OpenAI requests", () => {
     });
     expect(chatRequest({ model: "m", messages: [], stream: false }).stream).toBe(false);
     expect(chatRequest({ model: "m", messages: [] }).loadOnly).toBe(true);
+    // `keep_alive: 0` with nothing to generate is `ollama stop`; with a prompt it is only a short keep.
+    for (const keep of [0, "0", "0s", "0m"])
+      expect(chatRequest({ model: "m", messages: [], keep_alive: keep }).unload).toBe(true);
+    expect(chatRequest({ model: "m", messages: [], keep_alive: "5m" }).unload).toBe(false);
+    expect(generateRequest({ model: "m", prompt: "hi", keep_alive: 0 }).unload).toBe(false);
   });
 
   it("maps a JSON schema format to structured output, and num_predict -1/-2 to no limit", () => {

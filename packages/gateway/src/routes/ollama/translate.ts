@@ -34,6 +34,13 @@ export interface UpstreamRequest {
   body: Json;
   /** Answered without generating: Ollama loads the model on an empty prompt or empty messages. */
   loadOnly: boolean;
+  /** A load with `keep_alive: 0`: Ollama's way to unload a model (`ollama stop`). */
+  unload: boolean;
+}
+
+/** `keep_alive` 0, "0", "0s", "0m"…: unload now. */
+function unloadsNow(v: unknown): boolean {
+  return v === 0 || (typeof v === "string" && /^\s*0+(\.0*)?(ms|s|m|h)?\s*$/.test(v));
 }
 
 export interface EmbedRequest {
@@ -231,7 +238,15 @@ export function chatRequest(raw: unknown): UpstreamRequest {
   const messages = toOpenAIMessages(body.messages);
   const out: Json = { ...common(body), model, messages };
   if (body.tools && body.tools.length > 0) out.tools = body.tools;
-  return { model, stream, path: "/v1/chat/completions", body: out, loadOnly: messages.length === 0 };
+  const loadOnly = messages.length === 0;
+  return {
+    model,
+    stream,
+    path: "/v1/chat/completions",
+    body: out,
+    loadOnly,
+    unload: loadOnly && unloadsNow(body.keep_alive),
+  };
 }
 
 /**
@@ -252,12 +267,13 @@ export function generateRequest(raw: unknown): UpstreamRequest {
     );
   const imgs = body.images ?? [];
   const loadOnly = prompt === "" && imgs.length === 0;
+  const unload = loadOnly && unloadsNow(body.keep_alive);
   const rawMode = body.raw === true || suffix !== "";
   if (rawMode) {
     if (imgs.length > 0) throw badRequest("images need the model's template; leave raw and suffix out");
     const out: Json = { ...common(body), model, prompt };
     if (suffix) out.suffix = suffix;
-    return { model, stream, path: "/v1/completions", body: out, loadOnly };
+    return { model, stream, path: "/v1/completions", body: out, loadOnly, unload };
   }
   const messages: Json[] = [];
   if (system) messages.push({ role: "system", content: system });
@@ -268,6 +284,7 @@ export function generateRequest(raw: unknown): UpstreamRequest {
     path: "/v1/chat/completions",
     body: { ...common(body), model, messages },
     loadOnly,
+    unload,
   };
 }
 
@@ -383,16 +400,21 @@ export function generateDone(
 }
 
 /** The answer to an empty prompt or empty messages: the model is loaded (it is, where it is served). */
-export function loadAnswer(kind: "chat" | "generate", model: string, createdAt: string) {
+export function loadAnswer(
+  kind: "chat" | "generate",
+  model: string,
+  createdAt: string,
+  reason: "load" | "unload" = "load",
+) {
   return kind === "chat"
     ? {
         model,
         created_at: createdAt,
         message: { role: "assistant", content: "" },
-        done_reason: "load",
+        done_reason: reason,
         done: true,
       }
-    : { model, created_at: createdAt, response: "", done_reason: "load", done: true };
+    : { model, created_at: createdAt, response: "", done_reason: reason, done: true };
 }
 
 interface EmbeddingList {
