@@ -1,6 +1,7 @@
 import type { Health } from "@beta9/protocol";
 import { Inference } from "./inference/inference.ts";
 import { Deployments } from "./resources/deployments.ts";
+import { Jobs } from "./resources/jobs.ts";
 import { ApiKeys } from "./resources/keys.ts";
 import { Machines } from "./resources/machines.ts";
 import { Pools } from "./resources/pools.ts";
@@ -49,6 +50,8 @@ export class Beta9Client {
   readonly deployments: Deployments;
   readonly replicas: Replicas;
   readonly usage: Usage;
+  /** Commands run on a machine that fits: submit, follow, cancel, fetch outputs. */
+  readonly jobs: Jobs;
   /** Calling models: chat, generate, embed, listModels. */
   readonly inference: Inference;
   readonly #http: Transport;
@@ -63,6 +66,7 @@ export class Beta9Client {
     this.deployments = new Deployments(this.#http);
     this.replicas = new Replicas(this.#http);
     this.usage = new Usage(this.#http);
+    this.jobs = new Jobs(this.#http);
     this.inference = new Inference(this.#http, options.inferenceTimeoutMs);
   }
 

@@ -1,5 +1,5 @@
 export type * from "@beta9/protocol";
-export { MachineStatuses, parseDuration } from "@beta9/protocol";
+export { JOB_ENDED, JOB_STATES, MAX_JOB_INPUT_BYTES, MachineStatuses, parseDuration } from "@beta9/protocol";
 export { Beta9Client, type ClientOptions } from "./client.ts";
 export {
   ApiError,
@@ -33,6 +33,7 @@ export type {
   Usage as TokenUsage,
 } from "./inference/types.ts";
 export { Deployments } from "./resources/deployments.ts";
+export { type JobListFilter, type JobLogOptions, Jobs, jobEnded } from "./resources/jobs.ts";
 export { ApiKeys } from "./resources/keys.ts";
 export { type MachineListFilter, Machines } from "./resources/machines.ts";
 export { Pools } from "./resources/pools.ts";

@@ -44,6 +44,8 @@ export interface Call {
   timeoutMs?: number | undefined;
   /** The Accept header; JSON unless said. */
   accept?: string | undefined;
+  /** Bytes sent as they are (application/octet-stream) instead of `body` as JSON. */
+  bytes?: Uint8Array | undefined;
 }
 
 /** Long enough for a loaded gateway, short enough that a dead one is noticed by a person waiting. */
@@ -219,11 +221,18 @@ export class Transport {
     return url;
   }
 
-  #init(call: Call): { method: string; headers: Record<string, string>; body: string | undefined } {
+  #init(call: Call): {
+    method: string;
+    headers: Record<string, string>;
+    body: string | Uint8Array | undefined;
+  } {
     const headers: Record<string, string> = { accept: call.accept ?? "application/json" };
     if (this.#apiKey) headers.authorization = `Bearer ${this.#apiKey}`;
-    let body: string | undefined;
-    if (call.body !== undefined) {
+    let body: string | Uint8Array | undefined;
+    if (call.bytes !== undefined) {
+      headers["content-type"] = "application/octet-stream";
+      body = call.bytes;
+    } else if (call.body !== undefined) {
       headers["content-type"] = "application/json";
       body = JSON.stringify(call.body);
     }
