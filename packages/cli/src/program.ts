@@ -1,6 +1,12 @@
 import { Command, CommanderError } from "commander";
 import pkg from "../package.json" with { type: "json" };
 import { addChat } from "./commands/chat.ts";
+import { addJobCancel } from "./commands/job/cancel.ts";
+import { addJobList } from "./commands/job/list.ts";
+import { addJobLogs } from "./commands/job/logs.ts";
+import { addJobOutputs } from "./commands/job/outputs.ts";
+import { addJobRun } from "./commands/job/run.ts";
+import { addJobShow } from "./commands/job/show.ts";
 import { addKeyCreate } from "./commands/key/create.ts";
 import { addKeyLimit } from "./commands/key/limit.ts";
 import { addKeyList } from "./commands/key/list.ts";
@@ -39,7 +45,7 @@ import { reportError } from "./report.ts";
 export function buildProgram(io: CliIO, ctx: Context = new Context(io)): Command {
   const program = new Command("b9")
     .description(
-      "Manage a Beta9 gateway (machines, pools, join tokens, workspaces, API keys, deployed models, usage) and chat with its models.",
+      "Manage a Beta9 gateway (machines, pools, join tokens, workspaces, API keys, deployed models, jobs, usage) and chat with its models.",
     )
     .version(pkg.version, "-V, --version")
     .addHelpText(
@@ -92,6 +98,16 @@ export function buildProgram(io: CliIO, ctx: Context = new Context(io)): Command
   addModelRemove(model, ctx);
   addModelPs(model, ctx);
   addModelPull(model, ctx);
+
+  const job = program
+    .command("job")
+    .description("commands run on a machine that fits: run, follow, cancel, fetch outputs");
+  addJobRun(job, ctx);
+  addJobList(job, ctx);
+  addJobShow(job, ctx);
+  addJobLogs(job, ctx);
+  addJobCancel(job, ctx);
+  addJobOutputs(job, ctx);
 
   addChat(program, ctx);
   addUsage(program, ctx);

@@ -14,7 +14,7 @@ import { type ResolvedConfig, resolveConfig } from "./config.ts";
 import type { CliIO } from "./io.ts";
 import { Interrupted, LOGIN_HINT, UserError } from "./user-error.ts";
 
-const LISTABLE = new Set(["machine", "token", "key", "pool", "model"]);
+const LISTABLE = new Set(["machine", "token", "key", "pool", "model", "job"]);
 
 /** Commands that call models, and so need the inference scope rather than admin or read. */
 const INFERENCE = new Set(["chat", "model pull"]);
@@ -74,6 +74,12 @@ function explain(
       return {
         message: error.message,
         hint: `b9 ${command.join(" ")} needs a key with the inference (or admin) scope; an admin can make one with b9 key create NAME --scopes inference`,
+      };
+    }
+    if (command[0] === "job") {
+      return {
+        message: error.message,
+        hint: `b9 ${command.join(" ")} needs a key with the jobs scope; an admin can make one with b9 key create NAME --scopes jobs`,
       };
     }
     return {

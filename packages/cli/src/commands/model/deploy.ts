@@ -17,7 +17,7 @@ const ENGINES: Record<Engine, true> = {
   sglang: true,
   mlx: true,
 };
-const GPUS: Record<GpuRequirement, true> = {
+export const GPUS: Record<GpuRequirement, true> = {
   nvidia: true,
   apple: true,
   amd: true,
@@ -130,11 +130,11 @@ export function replicas(d: Pick<DeploymentView, "min_replicas" | "max_replicas"
   return `${d.min_replicas} to ${d.max_replicas} replicas`;
 }
 
-function invalid(error: unknown): InvalidArgumentError {
+export function invalid(error: unknown): InvalidArgumentError {
   return new InvalidArgumentError(error instanceof Error ? error.message : String(error));
 }
 
-function oneOf<T extends string>(what: string, known: Record<T, true>): (value: string) => T {
+export function oneOf<T extends string>(what: string, known: Record<T, true>): (value: string) => T {
   return (value) => {
     const v = value.trim().toLowerCase();
     if (!Object.hasOwn(known, v))
@@ -145,7 +145,7 @@ function oneOf<T extends string>(what: string, known: Record<T, true>): (value: 
   };
 }
 
-function wholeNumber(min: number, max: number): (value: string) => number {
+export function wholeNumber(min: number, max: number): (value: string) => number {
   return (value) => {
     const n = Number(value.trim());
     if (!/^\d+$/.test(value.trim()) || n < min || n > max) {
@@ -168,7 +168,7 @@ function idle(value: string): number {
   return seconds;
 }
 
-function size(value: string): number {
+export function size(value: string): number {
   try {
     return parseSize(value);
   } catch (error) {
@@ -176,7 +176,7 @@ function size(value: string): number {
   }
 }
 
-function countries(value: string): string[] {
+export function countries(value: string): string[] {
   const codes = value
     .split(",")
     .map((c) => c.trim().toUpperCase())
@@ -190,7 +190,7 @@ function countries(value: string): string[] {
   return [...new Set(codes)];
 }
 
-function region(value: string): "eu" {
+export function region(value: string): "eu" {
   if (value.trim().toLowerCase() !== "eu")
     throw new InvalidArgumentError(`unknown region "${value}"; the one region is eu`);
   return "eu";
