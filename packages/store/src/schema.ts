@@ -134,6 +134,12 @@ export interface JobTable {
   updated_at: number;
   started_at: number | null;
   finished_at: number | null;
+  /** JSON array of the GPU indexes its run was given; null for a CPU job or before it is assigned. */
+  gpus: string | null;
+  /** Log lines received so far, all attempts (each line's number; some may have been dropped since). */
+  log_lines: Generated<number>;
+  /** The last agent event of the current run kept here: a re-attach asks for what came after. */
+  agent_seq: Generated<number>;
 }
 
 /** One transition of a job, kept in order (job_id, seq). */
@@ -144,6 +150,48 @@ export interface JobEventTable {
   state: string;
   reason: string | null;
   machine_id: string | null;
+}
+
+/** One line a job wrote, numbered per job from 1 across its attempts. */
+export interface JobLogTable {
+  job_id: string;
+  seq: number;
+  at: number;
+  attempt: number;
+  stream: string;
+  line: string;
+}
+
+/** Bytes a workspace uploaded as a job input, or a job's output, by content. */
+export interface JobBlobTable {
+  workspace_id: string;
+  sha256: string;
+  size: number;
+  /** base64. */
+  data: string;
+  created_at: number;
+}
+
+/** A file a job left under $B9_OUTPUT_DIR (its bytes are a job_blobs row of the job's workspace). */
+export interface JobOutputTable {
+  job_id: string;
+  name: string;
+  attempt: number;
+  sha256: string;
+  size: number;
+  at: number;
+}
+
+/** What one run of a job used on its machine: runtime × the CPUs and GPUs it asked for. */
+export interface JobUsageTable {
+  job_id: string;
+  attempt: number;
+  workspace_id: string;
+  machine_id: string;
+  started_at: number;
+  ended_at: number;
+  cpu_seconds: number;
+  gpu_seconds: number;
 }
 
 /** One inference request through the gateway, as metering recorded it. */
@@ -201,6 +249,10 @@ export interface Database {
   replica_placements: ReplicaPlacementTable;
   jobs: JobTable;
   job_events: JobEventTable;
+  job_logs: JobLogTable;
+  job_blobs: JobBlobTable;
+  job_outputs: JobOutputTable;
+  job_usage: JobUsageTable;
   usage: UsageTable;
   settings: SettingTable;
   gateway_replicas: GatewayReplicaTable;

@@ -6,6 +6,7 @@ import { ApiKeyRepository } from "./repositories/api-keys.ts";
 import { DeploymentRepository } from "./repositories/deployments.ts";
 import type { Executor } from "./repositories/executor.ts";
 import { GatewayReplicaRepository } from "./repositories/gateway-replicas.ts";
+import { JobRunRepository } from "./repositories/job-runs.ts";
 import { JobRepository } from "./repositories/jobs.ts";
 import { JoinTokenRepository } from "./repositories/join-tokens.ts";
 import { MachineRepository } from "./repositories/machines.ts";
@@ -33,6 +34,7 @@ export class Repositories {
   readonly usage: UsageRepository;
   readonly gatewayReplicas: GatewayReplicaRepository;
   readonly jobs: JobRepository;
+  readonly jobRuns: JobRunRepository;
   constructor(db: Executor) {
     this.workspaces = new WorkspaceRepository(db);
     this.pools = new PoolRepository(db);
@@ -45,6 +47,7 @@ export class Repositories {
     this.usage = new UsageRepository(db);
     this.gatewayReplicas = new GatewayReplicaRepository(db);
     this.jobs = new JobRepository(db);
+    this.jobRuns = new JobRunRepository(db);
   }
 }
 

@@ -11,6 +11,7 @@ import * as workspaceLimits from "./2026-12-01T0300-workspace-limits.ts";
 import * as canonicalDeploymentNames from "./2026-12-06T0000-canonical-deployment-names.ts";
 import * as replicaPlacements from "./2026-12-06T0100-replica-placements.ts";
 import * as jobs from "./2026-12-06T0200-jobs.ts";
+import * as jobRuns from "./2026-12-06T0300-job-runs.ts";
 
 /** Migrations are listed here, not found on disk, so they work wherever the package is loaded from. */
 export const migrationProvider: MigrationProvider = {
@@ -28,6 +29,7 @@ export const migrationProvider: MigrationProvider = {
       "2026-12-06T0000-canonical-deployment-names": canonicalDeploymentNames,
       "2026-12-06T0100-replica-placements": replicaPlacements,
       "2026-12-06T0200-jobs": jobs,
+      "2026-12-06T0300-job-runs": jobRuns,
     };
   },
 };

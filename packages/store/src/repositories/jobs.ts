@@ -17,6 +17,8 @@ export interface TransitionInfo {
   /** The machine it was assigned to (ASSIGNED); kept through the run, cleared when queued again. */
   machineId?: string;
   exitCode?: number | null;
+  /** The GPU indexes the run was given (ASSIGNED); cleared when queued again. */
+  gpus?: readonly number[];
 }
 
 /**
@@ -53,6 +55,9 @@ export class JobRepository {
       updated_at: now,
       started_at: null,
       finished_at: null,
+      gpus: null,
+      log_lines: 0,
+      agent_seq: 0,
     };
     await this.#db.insertInto("jobs").values(row).execute();
     await this.#event(row, now);
@@ -137,16 +142,46 @@ export class JobRepository {
           exit_code: null,
           started_at: null,
           finished_at: null,
+          gpus: null,
+          agent_seq: 0,
           attempt: sql<number>`case when state = 'ASSIGNED' then attempt else attempt + 1 end`,
         })
         .where((eb) => eb.or([eb("state", "=", "ASSIGNED"), eb("attempt", "<=", eb.ref("max_retries"))]));
     }
-    if (to === "ASSIGNED") q = q.set({ machine_id: info.machineId ?? null });
+    if (to === "ASSIGNED")
+      q = q.set({
+        machine_id: info.machineId ?? null,
+        gpus: info.gpus?.length ? JSON.stringify(info.gpus) : null,
+        agent_seq: 0,
+      });
     if (to === "RUNNING") q = q.set({ started_at: now });
     if (JOB_ENDED.has(to)) q = q.set({ finished_at: now, exit_code: info.exitCode ?? null });
     const job = await q.returningAll().executeTakeFirst();
     if (job) await this.#event(job, now);
     return job;
+  }
+
+  /** Jobs on a machine now (ASSIGNED, PREPARING, RUNNING), of every workspace. */
+  async active(): Promise<Job[]> {
+    return this.#db
+      .selectFrom("jobs")
+      .selectAll()
+      .where("state", "in", ["ASSIGNED", "PREPARING", "RUNNING"])
+      .execute();
+  }
+
+  /**
+   * Say why a QUEUED job waits, without a transition (a wait's reason changes as machines come and
+   * go; the event table records transitions only). False when it is no longer QUEUED.
+   */
+  async setWaitReason(id: string, reason: string, now: number): Promise<boolean> {
+    const r = await this.#db
+      .updateTable("jobs")
+      .set({ reason, updated_at: now })
+      .where("id", "=", id)
+      .where("state", "=", "QUEUED")
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
   }
 
   /** A job's transitions, oldest first. */
