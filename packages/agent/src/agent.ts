@@ -21,6 +21,8 @@ import { detectHardware, UsageSampler } from "./hardware/index.ts";
 import { InferenceManager } from "./inference/manager.ts";
 import { StoreCatalog } from "./inference/model-catalog.ts";
 import { RequestActivity, trackRequests } from "./inference/request-activity.ts";
+import { JobManager } from "./jobs/manager.ts";
+import { jobRoutes } from "./jobs/routes.ts";
 import { agentMetrics } from "./metrics.ts";
 import { PullTracker } from "./models/pull-tracker.ts";
 import { ModelStore } from "./models/store.ts";
@@ -46,6 +48,7 @@ export class Agent {
   #config: AgentConfig;
   #connector: Connector | undefined;
   inference!: InferenceManager;
+  jobs!: JobManager;
   /** Pulls under way and requests per served model, for the dashboard. */
   readonly pulls = new PullTracker();
   readonly activity = new RequestActivity();
@@ -176,6 +179,16 @@ export class Agent {
     await agent.control.app.register(heartbeatStream, ctx);
     await agent.control.app.register(inferenceRoutes, ctx);
     await agent.control.app.register(openaiRoutes, ctx);
+    agent.jobs = new JobManager({
+      home,
+      hardware: () => agent.state.hardware,
+      pidfiles,
+      log: agent.#log,
+      onCounts: (running, total) => agent.state.setJobCounts(running, total),
+      runner: jobRunner(process.env.B9AGENT_JOB_RUNNER),
+    });
+    await agent.jobs.restore();
+    await agent.control.app.register(jobRoutes, { jobs: agent.jobs });
     const explicit = opts.listen ?? opts.config.control.listen;
     if (followsTailnet(explicit)) {
       // Loopback must work; the tailnet address may not be up yet, so it is looked for again later.
@@ -256,6 +269,7 @@ export class Agent {
   async stop(): Promise<void> {
     clearInterval(this.#tailnetTimer);
     await this.#connector?.stop();
+    await this.jobs.shutdown();
     await this.inference.shutdown();
     await this.control.close();
   }
@@ -294,4 +308,11 @@ export class Agent {
       }
     }
   }
+}
+
+/** B9AGENT_JOB_RUNNER forces a job runner (native, bwrap); unset: the best this machine has. */
+function jobRunner(value: string | undefined): "native" | "bwrap" | undefined {
+  if (value === undefined || value === "") return undefined;
+  if (value === "native" || value === "bwrap") return value;
+  throw new ConfigError(`B9AGENT_JOB_RUNNER must be native or bwrap, not ${value}`);
 }

@@ -60,6 +60,14 @@ export class AgentState extends EventEmitter<{ change: [] }> {
     this.emit("change");
   }
 
+  /** Jobs running here now, and runs the agent keeps (until the gateway deletes them). */
+  setJobCounts(running: number, total: number): void {
+    if (running === this.runningJobs && total === this.totalJobs) return;
+    this.runningJobs = running;
+    this.totalJobs = total;
+    this.emit("change");
+  }
+
   /** Times the agent dialled the gateway again. */
   get reconnects(): number {
     return this.#reconnects;

@@ -44,6 +44,8 @@ export interface ChildSpec {
    * builtin engine does) exits when the agent dies, on every OS, pdeathsig or not.
    */
   stdinLifeline?: boolean | undefined;
+  /** Lines longer than this many characters are passed on once, cut with a note (a job's logs). */
+  cutLinesAt?: number | undefined;
 }
 
 /** "exited with code 3", "was killed by SIGKILL": for errors that say how a process ended. */
@@ -151,11 +153,14 @@ export async function startChild(spec: ChildSpec): Promise<Child> {
   const tail = new OutputTail();
   const kept = spec.tail ?? ["stderr"];
   const splitter = (stream: OutputStream) =>
-    new LineSplitter((raw) => {
-      const line = spec.redact ? spec.redact(raw) : raw;
-      if (kept.includes(stream)) tail.push(line);
-      spec.onLine?.(line, stream);
-    });
+    new LineSplitter(
+      (raw) => {
+        const line = spec.redact ? spec.redact(raw) : raw;
+        if (kept.includes(stream)) tail.push(line);
+        spec.onLine?.(line, stream);
+      },
+      { cutLinesAt: spec.cutLinesAt },
+    );
   const out = splitter("stdout");
   const err = splitter("stderr");
   proc.stdout?.on("data", (chunk: Buffer) => out.push(chunk));

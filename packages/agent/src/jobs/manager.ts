@@ -1,0 +1,536 @@
+import { createHash } from "node:crypto";
+import { createReadStream, existsSync } from "node:fs";
+import { chown, mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { dirname, join, relative } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
+import type { Logger } from "@beta9/http";
+import {
+  type AgentJobList,
+  Beta9Error,
+  type Hardware,
+  type JobAssignment,
+  type JobRunState,
+  MAX_JOB_INPUT_BYTES,
+  MAX_JOB_LOG_LINE_BYTES,
+} from "@beta9/protocol";
+import { type Child, describeExit, startChild } from "../process/child.ts";
+import { detectDeathSignalPrefix } from "../process/death-signal.ts";
+import { findExecutable } from "../process/find-executable.ts";
+import type { PidfileRegistry } from "../process/pidfiles.ts";
+import { signalProcessTree } from "../process/signals.ts";
+import { createJobCgroup, type JobCgroup, sweepJobCgroups } from "./cgroup.ts";
+import { gpuDeviceGlobs, gpuEnvironment } from "./gpu-env.ts";
+import { type BuiltEnvironment, EnvironmentError, ensureEnvironment } from "./python-env.ts";
+import { type RunLog, RunLog as RunLogClass } from "./run-log.ts";
+import { bwrapArgs, gpuDeviceNodes, type RunnerName, SANDBOX_JOB_DIR } from "./sandbox.ts";
+
+/** Default run time before a job is stopped (TIMED_OUT), as the contract says. */
+const DEFAULT_TIMEOUT_SECONDS = 3600;
+/** Between SIGTERM and SIGKILL when a job is cancelled or timed out. */
+export const JOB_STOP_GRACE_MS = 10_000;
+/** All of a run's outputs together; more fails the run instead of announcing part of them. */
+export const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024 * 1024;
+/** Job ids name folders and cgroups: nothing that could climb out of them. */
+const JOB_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+/** JobFileName's pattern: an output under any other name could not be announced. */
+const OUTPUT_NAME = /^(?!\/)(?!.*(^|\/)\.\.?(\/|$))[A-Za-z0-9._/ -]+$/;
+/** The unprivileged uid/gid a root agent runs sandboxed jobs as (nobody). */
+const NOBODY = 65534;
+
+export interface JobManagerOptions {
+  /** The agent's home: runs live in jobs/, Python environments in job-envs/. */
+  home: string;
+  hardware: () => Hardware;
+  pidfiles: PidfileRegistry;
+  log: Logger;
+  /** Told whenever the number of runs, or of running ones, changes. */
+  onCounts?: ((running: number, total: number) => void) | undefined;
+  /** Forced runner (B9AGENT_JOB_RUNNER); default: bwrap on Linux where installed, else native. */
+  runner?: RunnerName | undefined;
+  graceMs?: number | undefined;
+  maxOutputBytes?: number | undefined;
+}
+
+/** One run in progress: what stops it. */
+interface Active {
+  child: Child | undefined;
+  cgroup: JobCgroup | undefined;
+  /** Set once a stop was asked for; the state the run ends in. */
+  stopping: "CANCELLED" | "TIMED_OUT" | undefined;
+  stopped: Promise<void> | undefined;
+  timer: NodeJS.Timeout | undefined;
+  runner: RunnerName;
+}
+
+/**
+ * The agent's side of jobs: runs the gateway's assignments (prepare, run, collect outputs), keeps
+ * each run's events until the gateway deletes it, and stops runs on cancel and timeout. Processes
+ * are started and stopped by process/, as the engines' are.
+ */
+export class JobManager {
+  readonly #opts: JobManagerOptions;
+  readonly #runs = new Map<string, RunLog>();
+  readonly #active = new Map<string, Active>();
+  #runner: Promise<{ name: RunnerName; bwrap: string | null; setpriv: string | null }> | undefined;
+
+  constructor(opts: JobManagerOptions) {
+    this.#opts = opts;
+  }
+
+  get #jobsDir(): string {
+    return join(this.#opts.home, "jobs");
+  }
+
+  /**
+   * Loads the runs a previous agent kept: one that was still going is reported FAILED (its
+   * processes were killed by the pidfile sweep; what is left in job cgroups is killed here).
+   */
+  async restore(): Promise<void> {
+    await sweepJobCgroups().catch(() => {});
+    const names = await readdir(this.#jobsDir).catch(() => [] as string[]);
+    for (const name of names) {
+      const run = RunLogClass.load(join(this.#jobsDir, name));
+      if (run === null) continue;
+      this.#runs.set(run.record.job_id, run);
+      if (!run.ended) run.add({ type: "state", state: "FAILED", reason: "the agent restarted while it ran" });
+    }
+    this.#counts();
+  }
+
+  list(): AgentJobList {
+    return {
+      jobs: [...this.#runs.values()].map((r) => ({
+        job_id: r.record.job_id,
+        attempt: r.record.attempt,
+        state: r.record.state,
+        seq: r.record.seq,
+      })),
+    };
+  }
+
+  /** The runs, for the dashboard: newest first. */
+  runs(): RunLog[] {
+    return [...this.#runs.values()].sort((a, b) => b.record.started_at - a.record.started_at);
+  }
+
+  get(jobId: string): RunLog {
+    const run = this.#runs.get(jobId);
+    if (run === undefined) throw new Beta9Error("not_found", `this agent has no run of job ${jobId}`);
+    return run;
+  }
+
+  /**
+   * Accepts an assignment: checks it whole (id, inputs and their sha256, GPUs) before anything
+   * runs, writes the inputs, then runs it in the background. The returned log is what the caller
+   * streams.
+   */
+  async start(a: JobAssignment): Promise<RunLog> {
+    if (!JOB_ID.test(a.job_id))
+      throw new Beta9Error("bad_request", `job id ${JSON.stringify(a.job_id)} is not a job id`);
+    const previous = this.#runs.get(a.job_id);
+    if (previous !== undefined && !previous.ended)
+      throw new Beta9Error(
+        "conflict",
+        `job ${a.job_id} is already running here (attempt ${previous.record.attempt})`,
+      );
+    const inputs = checkInputs(a);
+    const hardware = this.#opts.hardware();
+    let gpuEnv: Record<string, string>;
+    try {
+      gpuEnv = gpuEnvironment(hardware, a.gpus);
+    } catch (error) {
+      throw new Beta9Error(
+        "bad_request",
+        `${(error as Error).message}: the assignment names GPUs ${a.gpus.join(", ")}`,
+      );
+    }
+    if (previous !== undefined) await this.delete(a.job_id);
+    const dir = join(this.#jobsDir, a.job_id);
+    const work = join(dir, "work");
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(join(work, "out"), { recursive: true });
+    for (const input of inputs) {
+      const path = join(work, input.name);
+      await mkdir(dirname(path), { recursive: true });
+      await writeFile(path, input.data);
+    }
+    const run = RunLogClass.create(dir, {
+      job_id: a.job_id,
+      attempt: a.attempt,
+      state: "PREPARING",
+      seq: 0,
+      started_at: Date.now(),
+      gpus: [...a.gpus],
+    });
+    this.#runs.set(a.job_id, run);
+    const active: Active = {
+      child: undefined,
+      cgroup: undefined,
+      stopping: undefined,
+      stopped: undefined,
+      timer: undefined,
+      runner: "native",
+    };
+    this.#active.set(a.job_id, active);
+    this.#counts();
+    run.add({ type: "state", state: "PREPARING" });
+    void this.#execute(a, run, active, work, gpuEnv)
+      .catch((error: unknown) => {
+        this.#opts.log.error({ job_id: a.job_id, err: String(error) }, "job run failed inside the agent");
+        this.#end(run, "FAILED", { reason: `the agent could not run the job: ${(error as Error).message}` });
+      })
+      .finally(async () => {
+        clearTimeout(active.timer);
+        await active.cgroup?.destroy().catch(() => {});
+        this.#active.delete(a.job_id);
+        this.#counts();
+      });
+    return run;
+  }
+
+  /** Stops a run (SIGTERM, the grace, SIGKILL to everything of it); resolves once it ended. */
+  async cancel(jobId: string): Promise<JobRunState> {
+    const run = this.get(jobId);
+    const active = this.#active.get(jobId);
+    if (active !== undefined) await this.#stop(active, "CANCELLED");
+    await this.#ended(run);
+    return run.record.state;
+  }
+
+  /** Forgets a run (stopping it first if it still runs): its events, files and outputs. */
+  async delete(jobId: string): Promise<void> {
+    const run = this.get(jobId);
+    if (!run.ended) await this.cancel(jobId);
+    this.#runs.delete(jobId);
+    await rm(run.dir, { recursive: true, force: true });
+    this.#counts();
+  }
+
+  /** The file of an output the run announced; undefined for a name it did not. */
+  outputPath(jobId: string, name: string): string {
+    const run = this.get(jobId);
+    if (!run.events.some((e) => e.type === "output" && e.name === name))
+      throw new Beta9Error("not_found", `job ${jobId} has no output named ${name}`);
+    return join(run.dir, "work", "out", name);
+  }
+
+  /** Stops every run (the agent is shutting down): they end CANCELLED. */
+  async shutdown(): Promise<void> {
+    await Promise.all([...this.#active.values()].map((a) => this.#stop(a, "CANCELLED")));
+  }
+
+  #counts(): void {
+    const running = [...this.#runs.values()].filter((r) => !r.ended).length;
+    this.#opts.onCounts?.(running, this.#runs.size);
+  }
+
+  #ended(run: RunLog): Promise<void> {
+    if (run.ended) return Promise.resolve();
+    return new Promise((resolve) => {
+      const on = () => {
+        if (!run.ended) return;
+        run.off("event", on);
+        resolve();
+      };
+      run.on("event", on);
+    });
+  }
+
+  #end(
+    run: RunLog,
+    state: JobRunState,
+    extra: { reason?: string; exit_code?: number | null; out_of_memory?: boolean } = {},
+  ): void {
+    run.add({ type: "state", state, ...extra });
+  }
+
+  #detectRunner(): Promise<{ name: RunnerName; bwrap: string | null; setpriv: string | null }> {
+    this.#runner ??= (async () => {
+      const bwrap = process.platform === "linux" ? await findExecutable("bwrap", process.env.PATH) : null;
+      const setpriv = process.platform === "linux" ? await findExecutable("setpriv", process.env.PATH) : null;
+      const forced = this.#opts.runner;
+      if (forced === "bwrap" && bwrap === null)
+        throw new Error("the bwrap runner was asked for but bubblewrap is not installed");
+      const name: RunnerName = forced ?? (bwrap !== null ? "bwrap" : "native");
+      this.#opts.log.info({ runner: name }, `jobs run with the ${name} runner`);
+      return { name, bwrap, setpriv };
+    })();
+    return this.#runner;
+  }
+
+  async #execute(
+    a: JobAssignment,
+    run: RunLog,
+    active: Active,
+    work: string,
+    gpuEnv: Record<string, string>,
+  ): Promise<void> {
+    const note = (line: string) => run.add({ type: "log", stream: "stderr", line: `[b9] ${line}` });
+    const runner = await this.#detectRunner();
+    active.runner = runner.name;
+    const sandboxed = runner.name === "bwrap";
+    const asRoot = sandboxed && process.getuid?.() === 0;
+    if (sandboxed && asRoot && runner.setpriv === null)
+      throw new Error("setpriv (util-linux) is needed to run sandboxed jobs as an unprivileged user");
+    // The job's timeout runs from here: a slow environment build counts against it too.
+    const timeoutSeconds = a.spec.timeout_seconds ?? DEFAULT_TIMEOUT_SECONDS;
+    active.timer = setTimeout(() => void this.#stop(active, "TIMED_OUT"), timeoutSeconds * 1000);
+    active.timer.unref();
+
+    let environment: BuiltEnvironment | undefined;
+    if (a.spec.environment !== undefined) {
+      try {
+        environment = await ensureEnvironment(a.spec.environment, {
+          root: join(this.#opts.home, "job-envs"),
+          pidfiles: this.#opts.pidfiles,
+        });
+        if (!environment.reused) note(`built the Python environment ${environment.dir}`);
+      } catch (error) {
+        if (!(error instanceof EnvironmentError)) throw error;
+        return this.#end(run, "FAILED", { reason: error.message });
+      }
+    }
+    if (active.stopping)
+      return this.#end(run, active.stopping, { reason: stopReason(active, timeoutSeconds) });
+
+    const jobDir = sandboxed ? SANDBOX_JOB_DIR : work;
+    const systemPath = sandboxed ? "/usr/local/bin:/usr/bin:/bin" : (process.env.PATH ?? "/usr/bin:/bin");
+    const path = [environment ? join(environment.dir, "bin") : undefined, a.spec.env?.PATH ?? systemPath]
+      .filter((p) => p !== undefined)
+      .join(":");
+    const env: Record<string, string> = {
+      LANG: "C.UTF-8",
+      ...a.spec.env,
+      ...gpuEnv,
+      PATH: path,
+      HOME: jobDir,
+      TMPDIR: sandboxed ? "/tmp" : join(work, ".tmp"),
+      B9_JOB_ID: a.job_id,
+      B9_OUTPUT_DIR: join(jobDir, "out"),
+      ...(environment ? { VIRTUAL_ENV: environment.dir } : {}),
+    };
+    if (!sandboxed) await mkdir(join(work, ".tmp"), { recursive: true });
+
+    const [program, ...args] = a.spec.command as [string, ...string[]];
+    // Looked up as the job will see it: a relative path in the job directory, a bare name on its PATH.
+    const lookup = program.includes("/") && !program.startsWith("/") ? join(work, program) : program;
+    if ((await findExecutable(lookup, path)) === null)
+      return this.#end(run, "FAILED", { reason: `command not found: ${program}` });
+
+    const memory = a.spec.resources?.memory_bytes;
+    try {
+      active.cgroup = await createJobCgroup(`${a.job_id}-${a.attempt}`, memory ?? null);
+    } catch (error) {
+      if (memory !== undefined)
+        note(
+          `no memory limit: this agent cannot make a cgroup (${(error as Error).message}); the job runs without one`,
+        );
+    }
+
+    let command: string;
+    let commandArgs: string[];
+    if (sandboxed) {
+      if (asRoot) await chownTree(work, NOBODY);
+      const readOnly = environment ? [environment.dir, environment.home] : [];
+      command = runner.bwrap as string;
+      commandArgs = bwrapArgs(
+        {
+          jobDir: work,
+          readOnly: readOnly.filter(
+            (d) => !["/usr", "/bin", "/lib"].some((s) => d === s || d.startsWith(`${s}/`)),
+          ),
+          devices: await gpuDeviceNodes(gpuDeviceGlobs(this.#opts.hardware(), a.gpus)),
+          env,
+          command: a.spec.command,
+          root: asRoot ? { uid: NOBODY, gid: NOBODY, setpriv: runner.setpriv as string } : null,
+        },
+        existsSync,
+      );
+    } else {
+      command = program;
+      commandArgs = args;
+    }
+    const deathPrefix = (await detectDeathSignalPrefix()) ?? [];
+    // The child joins its cgroup before it execs the job, so nothing it allocates escapes the limit.
+    const joinCgroup = active.cgroup
+      ? ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', active.cgroup.procs]
+      : [];
+    let child: Child;
+    try {
+      child = await startChild({
+        name: `job ${a.job_id}`,
+        command,
+        args: commandArgs,
+        env: sandboxed ? { PATH: process.env.PATH } : env,
+        cwd: work,
+        pidfiles: this.#opts.pidfiles,
+        deathSignalPrefix: [...deathPrefix, ...joinCgroup],
+        tail: [],
+        cutLinesAt: MAX_JOB_LOG_LINE_BYTES,
+        onLine: (line, stream) => run.add({ type: "log", stream, line: cutToBytes(line) }),
+        onNote: (message) => this.#opts.log.warn({ job_id: a.job_id }, message),
+      });
+    } catch (error) {
+      return this.#end(run, "FAILED", { reason: `could not start the job: ${(error as Error).message}` });
+    }
+    active.child = child;
+    run.add({ type: "state", state: "RUNNING" });
+    if (active.stopping) void this.#stop(active, active.stopping);
+    const exit = await child.exited;
+    await active.stopped;
+    const oom = (await active.cgroup?.oomKilled()) ?? false;
+    // Whatever the job left behind (daemons, a process that ignored SIGTERM) goes with the run.
+    await active.cgroup?.destroy().catch((error: unknown) => note(String(error)));
+    active.cgroup = undefined;
+    if (!sandboxed) signalProcessTree(child.pid, true, "SIGKILL");
+
+    if (active.stopping) {
+      return this.#end(run, active.stopping, {
+        reason: stopReason(active, timeoutSeconds),
+        exit_code: exit.code,
+      });
+    }
+    if (oom) {
+      return this.#end(run, "FAILED", {
+        reason: `killed: out of memory (limit ${formatBytes(memory ?? 0)})`,
+        exit_code: exit.code,
+        out_of_memory: true,
+      });
+    }
+    const outputs = await collectOutputs(
+      join(work, "out"),
+      this.#opts.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES,
+    );
+    if (typeof outputs === "string")
+      return this.#end(run, "FAILED", { reason: outputs, exit_code: exit.code });
+    for (const output of outputs) run.add({ type: "output", ...output });
+    if (exit.code === 0) return this.#end(run, "SUCCEEDED", { exit_code: 0 });
+    this.#end(run, "FAILED", {
+      reason: exit.code === null ? `the job ${describeExit(exit)}` : `exit code ${exit.code}`,
+      exit_code: exit.code,
+    });
+  }
+
+  /**
+   * SIGTERM to the job's processes, SIGKILL to all of them after the grace. Under bwrap the signal
+   * skips bwrap itself (its death would SIGKILL the sandbox at once, leaving the job no grace);
+   * when the job's command exits, its pid namespace and everything in it go too.
+   */
+  #stop(active: Active, why: "CANCELLED" | "TIMED_OUT"): Promise<void> {
+    active.stopping ??= why;
+    const child = active.child;
+    if (child === undefined) return Promise.resolve();
+    active.stopped ??= (async () => {
+      const grace = this.#opts.graceMs ?? JOB_STOP_GRACE_MS;
+      if (active.runner === "bwrap") {
+        for (const pid of await groupMembers(child.pid)) signalProcessTree(pid, false, "SIGTERM");
+        await Promise.race([child.exited, delay(grace)]);
+        await child.stop(0);
+      } else await child.stop(grace);
+      await active.cgroup?.destroy().catch(() => {});
+    })();
+    return active.stopped;
+  }
+}
+
+function stopReason(active: Active, timeoutSeconds: number): string {
+  return active.stopping === "TIMED_OUT" ? `timed out after ${formatSeconds(timeoutSeconds)}` : "cancelled";
+}
+
+/** Checks the assignment's inputs: each its sha256, all together under the cap. */
+function checkInputs(a: JobAssignment): { name: string; data: Buffer }[] {
+  let total = 0;
+  return a.inputs.map((input) => {
+    const data = Buffer.from(input.data_base64, "base64");
+    total += data.length;
+    if (total > MAX_JOB_INPUT_BYTES)
+      throw new Beta9Error(
+        "payload_too_large",
+        `the job's inputs are over ${formatBytes(MAX_JOB_INPUT_BYTES)} together`,
+      );
+    const sha = createHash("sha256").update(data).digest("hex");
+    if (sha !== input.sha256)
+      throw new Beta9Error(
+        "bad_request",
+        `input ${input.name} does not match its sha256 (${input.sha256}; its bytes hash to ${sha}): upload it again`,
+      );
+    return { name: input.name, data };
+  });
+}
+
+/** A line cut to MAX_JOB_LOG_LINE_BYTES of UTF-8, saying how much was cut. */
+function cutToBytes(line: string): string {
+  const bytes = Buffer.from(line);
+  if (bytes.length <= MAX_JOB_LOG_LINE_BYTES) return line;
+  const note = ` [line cut: ${bytes.length - MAX_JOB_LOG_LINE_BYTES + 64} more bytes dropped]`;
+  return `${bytes
+    .subarray(0, MAX_JOB_LOG_LINE_BYTES - 64)
+    .toString("utf8")
+    .replace(/\uFFFD$/, "")}…${note}`;
+}
+
+/** Pids in the process group `pgid`, bwrap's own processes left out. */
+async function groupMembers(pgid: number): Promise<number[]> {
+  const pids: number[] = [];
+  for (const name of await readdir("/proc").catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = await readFile(`/proc/${name}/stat`, "utf8").catch(() => "");
+    const close = stat.lastIndexOf(")");
+    const comm = stat.slice(stat.indexOf("(") + 1, close);
+    const pgrp = Number(stat.slice(close + 2).split(" ")[2]);
+    if (pgrp === pgid && comm !== "bwrap") pids.push(Number(name));
+  }
+  return pids;
+}
+
+async function chownTree(dir: string, id: number): Promise<void> {
+  await chown(dir, id, id);
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) await chownTree(path, id);
+    else await chown(path, id, id);
+  }
+}
+
+/** The files under `out`, hashed; a sentence instead when they are over the cap together. */
+async function collectOutputs(
+  out: string,
+  maxBytes: number,
+): Promise<{ name: string; sha256: string; size: number }[] | string> {
+  const files: { name: string; path: string; size: number }[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) await walk(path);
+      // Links are not followed: a job must not announce the agent's files as its outputs.
+      else if (entry.isFile()) files.push({ name: relative(out, path), path, size: (await stat(path)).size });
+    }
+  };
+  await walk(out);
+  const unnamed = files.find((f) => !OUTPUT_NAME.test(f.name));
+  if (unnamed !== undefined)
+    return `the job left an output whose name cannot travel (${JSON.stringify(unnamed.name)}): use letters, digits, ".", "_", "-", " " and "/"`;
+  const total = files.reduce((n, f) => n + f.size, 0);
+  if (total > maxBytes)
+    return `the job's outputs are ${formatBytes(total)}, over the cap of ${formatBytes(maxBytes)}: none were kept`;
+  const result = [];
+  for (const f of files.sort((x, y) => x.name.localeCompare(y.name))) {
+    const hash = createHash("sha256");
+    for await (const chunk of createReadStream(f.path)) hash.update(chunk as Buffer);
+    result.push({ name: f.name, sha256: hash.digest("hex"), size: f.size });
+  }
+  return result;
+}
+
+function formatBytes(n: number): string {
+  if (n >= 1024 ** 3 && n % 1024 ** 3 === 0) return `${n / 1024 ** 3} GiB`;
+  if (n >= 1024 ** 2) return `${Math.round((n / 1024 ** 2) * 10) / 10} MiB`;
+  if (n >= 1024) return `${Math.round((n / 1024) * 10) / 10} KiB`;
+  return `${n} bytes`;
+}
+
+function formatSeconds(s: number): string {
+  if (s % 3600 === 0) return `${s / 3600}h`;
+  if (s % 60 === 0) return `${s / 60}m`;
+  return `${s}s`;
+}

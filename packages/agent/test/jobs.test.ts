@@ -1,0 +1,132 @@
+import { type GatewayProc, type ModelAgent, startGateway, startModelAgent } from "@beta9/test-utils";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { assignment, finalState, logLines, read, submit } from "./jobs-helpers.ts";
+
+/*
+ * Jobs on a real agent with the native runner (a plain child in the job's directory), called as
+ * the gateway calls them: POST /jobs with an assignment, the run's events streamed back as NDJSON.
+ * Local callers need the machine credential, as for the rest of the control API.
+ */
+
+let gw: GatewayProc;
+let worker: ModelAgent;
+
+beforeAll(async () => {
+  gw = await startGateway();
+  worker = await startModelAgent(gw, { name: "jobs-native", env: { B9AGENT_JOB_RUNNER: "native" } });
+}, 60_000);
+
+afterAll(async () => {
+  await worker?.agent.proc.stop();
+  await gw?.proc.stop();
+});
+
+describe("jobs with the native runner", () => {
+  it("runs a command to its end: numbered, timestamped log lines, its exit code, the job's environment", async () => {
+    const run = await submit(
+      worker,
+      assignment(
+        "job-native-1",
+        {
+          command: [
+            "sh",
+            "-c",
+            'echo "hello from $B9_JOB_ID"; echo "home=$HOME out=$B9_OUTPUT_DIR gpu=[$CUDA_VISIBLE_DEVICES] greeting=$GREETING"; cat data/in.txt; echo oops >&2; exit 3',
+          ],
+          env: { GREETING: "hi" },
+        },
+        { inputs: { "data/in.txt": "an input\n" } },
+      ),
+    );
+    expect(run.status).toBe(200);
+    const events = await run.done;
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+    expect(events.filter((e) => e.type === "state").map((e) => e.state)).toEqual([
+      "PREPARING",
+      "RUNNING",
+      "FAILED",
+    ]);
+    const lines = logLines(events);
+    expect(lines).toContain("hello from job-native-1");
+    expect(lines).toContain("an input");
+    const env = lines.find((l) => l.startsWith("home="));
+    expect(env).toMatch(
+      /^home=\S+\/jobs\/job-native-1\/work out=\S+\/jobs\/job-native-1\/work\/out gpu=\[\] greeting=hi$/,
+    );
+    const oops = events.find((e) => e.type === "log" && e.line === "oops");
+    expect(oops).toMatchObject({ stream: "stderr" });
+    expect(typeof oops?.at).toBe("number");
+    expect(finalState(events)).toMatchObject({ state: "FAILED", exit_code: 3, reason: "exit code 3" });
+
+    // The run is kept: listed, and its events replayed from any point.
+    const list = (await (await worker.control("GET", "/jobs")).json()) as { jobs: { job_id: string }[] };
+    expect(list.jobs).toContainEqual({
+      job_id: "job-native-1",
+      attempt: 1,
+      state: "FAILED",
+      seq: events.length,
+    });
+    const replay = await read(await worker.control("GET", "/jobs/job-native-1/events?after=2"));
+    expect(replay.error).toBeUndefined();
+    expect(await replay.done).toEqual(events.slice(2));
+  });
+
+  it("ends SUCCEEDED with exit code 0", async () => {
+    const events = await (await submit(worker, assignment("job-native-ok", { command: ["true"] }))).done;
+    expect(finalState(events)).toMatchObject({ state: "SUCCEEDED", exit_code: 0 });
+  });
+
+  it("says which command does not exist", async () => {
+    const events = await (await submit(worker, assignment("job-no-cmd", { command: ["no-such-program-b9"] })))
+      .done;
+    expect(finalState(events)).toMatchObject({
+      state: "FAILED",
+      reason: "command not found: no-such-program-b9",
+    });
+  });
+
+  it("refuses an input that does not match its sha256 before anything runs", async () => {
+    const a = assignment("job-bad-input", { command: ["touch", "ran"] }, { inputs: { "x.txt": "real" } });
+    a.inputs[0]!.data_base64 = Buffer.from("tampered").toString("base64");
+    const run = await submit(worker, a);
+    expect(run.status).toBe(400);
+    expect(run.error?.message).toContain("x.txt does not match its sha256");
+    expect((await worker.control("GET", "/jobs/job-bad-input/events")).status).toBe(404);
+  });
+
+  it("refuses a second run of a job that is running (409)", async () => {
+    const first = await submit(worker, assignment("job-twice", { command: ["sleep", "30"] }));
+    const second = await submit(worker, assignment("job-twice", { command: ["true"] }));
+    expect(second.status).toBe(409);
+    expect(second.error?.code).toBe("conflict");
+    const cancelled = await worker.control("POST", "/jobs/job-twice/cancel");
+    expect(await cancelled.json()).toEqual({ job_id: "job-twice", state: "CANCELLED" });
+    expect(finalState(await first.done).state).toBe("CANCELLED");
+  });
+
+  it("cuts a 10 MB line, saying how much was cut", async () => {
+    const events = await (
+      await submit(
+        worker,
+        assignment("job-long-line", {
+          command: ["sh", "-c", "head -c 10485760 /dev/zero | tr '\\0' x; echo; echo after"],
+        }),
+      )
+    ).done;
+    const lines = logLines(events);
+    expect(lines).toHaveLength(2);
+    expect(Buffer.byteLength(lines[0]!)).toBeLessThanOrEqual(64 * 1024);
+    expect(lines[0]).toMatch(/line cut: \d+ more (characters|bytes) dropped\]$/);
+    expect(lines[1]).toBe("after");
+  });
+
+  it("is closed to a local caller without the machine credential", async () => {
+    const res = await fetch(`${worker.agent.controlUrl}/jobs`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(assignment("job-anon", { command: ["true"] })),
+    });
+    expect(res.status).toBe(401);
+    expect((await fetch(`${worker.agent.controlUrl}/jobs`)).status).toBe(401);
+  });
+});
