@@ -1,4 +1,4 @@
-import { Beta9Error } from "@beta9/protocol";
+import { Beta9Error, type Scope } from "@beta9/protocol";
 import type {
   FastifyReply,
   FastifyRequest,
@@ -70,12 +70,14 @@ export function inferenceBody(
   auth: Pick<ApiKeyAuth, "authenticate">,
   budget: BodyBudget,
   limit: number,
+  /** The scope the route takes (job inputs take `jobs`). */
+  scope: Scope = "inference",
 ): { bodyLimit: number; onRequest: onRequestAsyncHookHandler; preParsing: preParsingAsyncHookHandler } {
   return {
     bodyLimit: limit,
     onRequest: async (req, reply) => {
       try {
-        callers.set(req, await auth.authenticate(req, "inference"));
+        callers.set(req, await auth.authenticate(req, scope));
       } catch (err) {
         // The body still on its way is not read: the connection ends with the answer.
         closeUnread(req, reply);

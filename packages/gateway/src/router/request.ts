@@ -8,6 +8,8 @@ const MAX_ATTEMPTS = 3;
 const NOT_SERVED_MAX_BYTES = 16 * 1024;
 
 export interface AgentRequestInit {
+  /** Default POST (with `body`); a GET sends no body. */
+  method?: "GET" | "POST";
   path: string;
   body: string;
   headers: Record<string, string>;
@@ -55,7 +57,12 @@ export function requestAgent(
     }
     let stream: http2.ClientHttp2Stream;
     try {
-      stream = link.request!({ method: "POST", path: init.path, headers: init.headers, body: init.body });
+      stream = link.request!({
+        method: init.method ?? "POST",
+        path: init.path,
+        headers: init.headers,
+        ...(init.method === "GET" ? {} : { body: init.body }),
+      });
     } catch (err) {
       resolve({ started: false, error: err as Error });
       return;

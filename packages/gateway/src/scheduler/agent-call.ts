@@ -8,7 +8,7 @@ import type { AgentLink } from "../machines/registry.ts";
  */
 export async function callAgent<T>(
   link: AgentLink,
-  init: { method: "GET" | "POST"; path: string; body?: unknown; timeoutMs: number },
+  init: { method: "GET" | "POST" | "DELETE"; path: string; body?: unknown; timeoutMs: number },
 ): Promise<T> {
   if (!link.request)
     throw new Beta9Error("unavailable", "the machine is not connected over the agent channel");
