@@ -15,6 +15,7 @@ import type { GatewayContext } from "./context.ts";
 import { installMetrics } from "./http/metrics.ts";
 import { TrustedProxies } from "./http/trusted-proxies.ts";
 import { InferencePipeline } from "./inference/pipeline.ts";
+import { JobScheduler } from "./jobs/scheduler.ts";
 import { KeyLimits } from "./limits/key-limits.ts";
 import { BodyBudget } from "./limits/request-body.ts";
 import { MachineRegistry } from "./machines/registry.ts";
@@ -156,7 +157,13 @@ export async function buildGateway(
     void replicas.sweep().catch((err: unknown) => log.warn({ err }, "could not unload a removed deployment"));
   await app.register(workspaceRoutes, { ...ctx, onDeploymentsRemoved: unloadRemoved });
   await app.register(deploymentRoutes, { ...ctx, onRemoved: unloadRemoved });
-  await app.register(jobRoutes, ctx);
+  const jobs = new JobScheduler({ store, registry, log });
+  await app.register(jobRoutes, {
+    ...ctx,
+    jobs,
+    bodyBudget: inference.bodyBudget,
+    clientStallMs: config.clientStallTimeoutMs,
+  });
   const drains = new Drains({
     registry,
     log,
@@ -190,6 +197,7 @@ export async function buildGateway(
     await peers?.stop();
     replicas.stop();
     drains.stop();
+    await jobs.stop();
     await registry.stop();
   });
   // After every request has ended (close waits for them), before the store closes: nothing recorded
@@ -203,6 +211,7 @@ export async function buildGateway(
   registry.start();
   replicas.start();
   drains.start();
+  jobs.start();
   retention.start();
 
   return {

@@ -1,6 +1,15 @@
-import { Beta9Error, type CreateJob, type JobView } from "@beta9/protocol";
+import { createHash } from "node:crypto";
+import {
+  Beta9Error,
+  type CreateJob,
+  type JobInputUploaded,
+  type JobView,
+  MAX_JOB_INPUT_BYTES,
+} from "@beta9/protocol";
 import type { Job, JobEvent, Store } from "@beta9/store";
 import { newId } from "../auth/secrets.ts";
+import type { MachineRegistry } from "../machines/registry.ts";
+import { everFits, jobAsk } from "./needs.ts";
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const isoOrNull = (ms: number | null) => (ms === null ? null : iso(ms));
@@ -38,6 +47,63 @@ export async function submitJob(
     if (!first) throw err;
     return { job: first, created: false };
   }
+}
+
+/** Keep an input's bytes for the workspace, by their sha256 (the same bytes twice are kept once). */
+export async function uploadInput(
+  store: Store,
+  workspaceId: string,
+  data: Buffer,
+  now = Date.now(),
+): Promise<JobInputUploaded> {
+  const sha256 = createHash("sha256").update(data).digest("hex");
+  await store.jobRuns.putBlob(workspaceId, sha256, data, now);
+  return { sha256, size: data.length };
+}
+
+/**
+ * Refuse, before it is queued, a job that names an input its workspace never uploaded, whose inputs
+ * together are over the cap, or that no machine of its pool could ever run (each taken as READY and
+ * running nothing): it would wait forever. One that only fits no machine now is queued and waits.
+ */
+export async function checkJob(
+  store: Store,
+  registry: MachineRegistry,
+  workspaceId: string,
+  spec: CreateJob,
+): Promise<void> {
+  if (
+    spec.idempotency_key !== undefined &&
+    (await store.jobs.byIdempotencyKey(workspaceId, spec.idempotency_key))
+  )
+    return;
+  const inputs = spec.inputs ?? [];
+  const names = new Set<string>();
+  for (const i of inputs) {
+    if (names.has(i.name))
+      throw new Beta9Error("bad_request", `input ${i.name} is named twice; give each input its own name`);
+    names.add(i.name);
+  }
+  const sizes = await store.jobRuns.blobSizes(workspaceId, [...new Set(inputs.map((i) => i.sha256))]);
+  let total = 0;
+  for (const i of inputs) {
+    const size = sizes.get(i.sha256);
+    if (size === undefined)
+      throw new Beta9Error(
+        "bad_request",
+        `input ${i.name} (sha256 ${i.sha256}) was not uploaded by this workspace; upload it first with POST /api/v1/jobs/inputs`,
+      );
+    total += size;
+  }
+  if (total > MAX_JOB_INPUT_BYTES)
+    throw new Beta9Error(
+      "payload_too_large",
+      `the job's inputs are ${total} bytes together; a job takes at most ${MAX_JOB_INPUT_BYTES} bytes of inputs`,
+    );
+  // Fork agents (keepalive machines) run no jobs.
+  const machines = registry.views().filter((m) => registry.get(m.id)?.protocol !== "keepalive");
+  const fits = everFits(jobAsk(spec), machines);
+  if (!fits.ok) throw new Beta9Error("bad_request", `no machine could ever run this job: ${fits.reason}`);
 }
 
 /** A job of the workspace, or not_found: another workspace's job is as good as absent. */

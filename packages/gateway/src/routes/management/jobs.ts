@@ -1,10 +1,36 @@
-import { Beta9Error, CreateJob, JOB_STATES, JobList, type JobState, JobView } from "@beta9/protocol";
+import {
+  Beta9Error,
+  CreateJob,
+  JOB_ENDED,
+  JOB_STATES,
+  JobInputUploaded,
+  JobList,
+  type JobLogLine,
+  JobOutputList,
+  type JobState,
+  JobView,
+  MAX_JOB_INPUT_BYTES,
+} from "@beta9/protocol";
+import type { Job, JobLog, Store } from "@beta9/store";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import type { GatewayContext } from "../../context.ts";
-import { cancelJob, jobOf, jobView, submitJob } from "../../jobs/jobs.ts";
+import { clientGone } from "../../http/client-gone.ts";
+import { sendNdjson } from "../../http/ndjson-reply.ts";
+import { cancelJob, checkJob, jobOf, jobView, submitJob, uploadInput } from "../../jobs/jobs.ts";
+import type { JobScheduler } from "../../jobs/scheduler.ts";
+import { type BodyBudget, callerOf, inferenceBody } from "../../limits/request-body.ts";
+
+export interface JobRouteContext extends GatewayContext {
+  jobs: JobScheduler;
+  /** Request bodies held at once, gateway-wide (inputs count against it). */
+  bodyBudget: BodyBudget;
+  /** How long a client following logs may leave them untaken before its stream is ended. */
+  clientStallMs: number;
+}
 
 const IdParams = Type.Object({ id: Type.String({ pattern: "^job_[a-f0-9]{16}$" }) });
+const OutputParams = Type.Object({ id: Type.String({ pattern: "^job_[a-f0-9]{16}$" }), "*": Type.String() });
 const ListQuery = Type.Object(
   {
     /** Only jobs in these states, comma-separated ("QUEUED,RUNNING"). */
@@ -16,12 +42,30 @@ const ListQuery = Type.Object(
   },
   { additionalProperties: false },
 );
+const LogsQuery = Type.Object(
+  {
+    /** Lines after line N (default 0: from the first). */
+    after: Type.Optional(Type.String({ pattern: "^[0-9]{1,12}$" })),
+    /** "true": wait for more lines until the job has ended. */
+    follow: Type.Optional(Type.Union([Type.Literal("true"), Type.Literal("false")])),
+  },
+  { additionalProperties: false },
+);
+/** A follower with nothing new checks the store this often (a run followed by another replica). */
+const LOG_POLL_MS = 1_000;
+const LOG_PAGE = 500;
+
+/** Whether the job has ended for good: not LOST or FAILED with a retry about to queue it again. */
+const over = (job: Job) =>
+  JOB_ENDED.has(job.state as JobState) &&
+  !((job.state === "LOST" || job.state === "FAILED") && job.attempt <= job.max_retries);
 
 /**
- * A workspace's jobs: submit, list, show (with its transitions), cancel. Every route acts on the
- * caller's workspace only; another workspace's job is not found. Submitting takes the `jobs` scope.
+ * A workspace's jobs: submit, list, show (with its transitions), cancel, inputs, logs and outputs.
+ * Every route acts on the caller's workspace only; another workspace's job is not found. Reading
+ * takes the `jobs` or `read` scope, acting the `jobs` scope.
  */
-export const jobRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app, ctx) => {
+export const jobRoutes: FastifyPluginAsyncTypebox<JobRouteContext> = async (app, ctx) => {
   const workspaceName = async (id: string) => (await ctx.store.workspaces.byId(id))?.name ?? id;
 
   app.post(
@@ -29,12 +73,36 @@ export const jobRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app, 
     { schema: { body: CreateJob, response: { 200: JobView, 201: JobView } } },
     async (req, reply) => {
       const caller = await ctx.auth.authenticate(req, "jobs");
+      await checkJob(ctx.store, ctx.registry, caller.workspaceId, req.body);
       const { job, created } = await submitJob(ctx.store, caller, req.body);
       ctx.log.info(
         { job_id: job.id, workspace_id: job.workspace_id, priority: job.priority, created },
         created ? `job ${job.id} queued` : `job ${job.id} submitted again (same idempotency key)`,
       );
+      if (created) ctx.jobs.nudge();
       return reply.status(created ? 201 : 200).send(jobView(job, await workspaceName(job.workspace_id)));
+    },
+  );
+
+  // Raw bytes: parsed only here (content-type parsers are scoped to this plugin).
+  app.addContentTypeParser("application/octet-stream", { parseAs: "buffer" }, (_req, body, done) =>
+    done(null, body),
+  );
+  app.post(
+    "/api/v1/jobs/inputs",
+    {
+      ...inferenceBody(ctx.auth, ctx.bodyBudget, MAX_JOB_INPUT_BYTES, "jobs"),
+      schema: { response: { 201: JobInputUploaded } },
+    },
+    async (req, reply) => {
+      const caller = callerOf(req);
+      if (!Buffer.isBuffer(req.body))
+        throw new Beta9Error(
+          "bad_request",
+          "send the input's bytes with content-type application/octet-stream",
+        );
+      const uploaded = await uploadInput(ctx.store, caller.workspaceId, req.body);
+      return reply.status(201).send(uploaded);
     },
   );
 
@@ -78,7 +146,101 @@ export const jobRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app, 
       const job = await jobOf(ctx.store, caller.workspaceId, req.params.id);
       const cancelled = await cancelJob(ctx.store, job, `key ${caller.keyId}`);
       ctx.log.info({ job_id: job.id, key_id: caller.keyId }, `job ${job.id} cancelled`);
+      // A run on a machine is stopped there (by the replica following it, if not this one).
+      await ctx.jobs.cancel(job.id);
+      ctx.jobs.feed.notify(job.id);
       return jobView(cancelled, await workspaceName(job.workspace_id), await ctx.store.jobs.events(job.id));
     },
   );
+
+  app.get(
+    "/api/v1/jobs/:id/logs",
+    { schema: { params: IdParams, querystring: LogsQuery } },
+    async (req, reply) => {
+      const caller = await ctx.auth.authenticate(req, ["jobs", "read"]);
+      const job = await jobOf(ctx.store, caller.workspaceId, req.params.id);
+      // A client that stops reading is cut off after the stall timeout: the stream holds one page at most.
+      const client = clientGone(reply, ctx.clientStallMs);
+      try {
+        await sendNdjson(
+          reply,
+          logLines(ctx, job.id, Number(req.query.after ?? 0), req.query.follow === "true", client.signal),
+          (err) => ({ error: { code: "internal", message: (err as Error).message } }),
+        );
+      } finally {
+        client.dispose();
+      }
+    },
+  );
+
+  app.get(
+    "/api/v1/jobs/:id/outputs",
+    { schema: { params: IdParams, response: { 200: JobOutputList } } },
+    async (req) => {
+      const caller = await ctx.auth.authenticate(req, ["jobs", "read"]);
+      const job = await jobOf(ctx.store, caller.workspaceId, req.params.id);
+      const outputs = await ctx.store.jobRuns.outputs(job.id);
+      return { outputs: outputs.map((o) => ({ name: o.name, sha256: o.sha256, size: o.size })) };
+    },
+  );
+
+  app.get("/api/v1/jobs/:id/outputs/*", { schema: { params: OutputParams } }, async (req, reply) => {
+    const caller = await ctx.auth.authenticate(req, ["jobs", "read"]);
+    const job = await jobOf(ctx.store, caller.workspaceId, req.params.id);
+    const name = req.params["*"];
+    const output = (await ctx.store.jobRuns.outputs(job.id)).find((o) => o.name === name);
+    const blob = output && (await ctx.store.jobRuns.blob(job.workspace_id, output.sha256));
+    if (!output || !blob)
+      throw new Beta9Error(
+        "not_found",
+        `job ${job.id} has no output ${name}; \`b9 job outputs ${job.id}\` lists them`,
+      );
+    return reply
+      .header("content-type", "application/octet-stream")
+      .header("x-beta9-sha256", output.sha256)
+      .send(Buffer.from(blob.data, "base64"));
+  });
 };
+
+/**
+ * A job's log lines after line `after`, a page at a time (read as the client takes them, so a slow
+ * client holds back only its own reads); with `follow`, waits for more until the job has ended for good.
+ * Lines dropped from the middle of a long log are announced by one line in their place.
+ */
+async function* logLines(
+  ctx: { store: Store; jobs: JobScheduler },
+  jobId: string,
+  after: number,
+  follow: boolean,
+  signal: AbortSignal,
+): AsyncGenerator<JobLogLine> {
+  for (;;) {
+    // The job's state first: lines written before it ended are all read below.
+    const job = await ctx.store.jobs.get(jobId);
+    let rows: JobLog[];
+    do {
+      rows = await ctx.store.jobRuns.logs(jobId, after, LOG_PAGE);
+      for (const r of rows) {
+        if (r.seq > after + 1) {
+          yield {
+            seq: r.seq - 1,
+            at: new Date(r.at).toISOString(),
+            attempt: r.attempt,
+            stream: "stderr",
+            line: `[b9] ${r.seq - 1 - after} lines dropped here: the gateway keeps the first and the last lines of a job`,
+          };
+        }
+        yield {
+          seq: r.seq,
+          at: new Date(r.at).toISOString(),
+          attempt: r.attempt,
+          stream: r.stream as JobLogLine["stream"],
+          line: r.line,
+        };
+        after = r.seq;
+      }
+    } while (rows.length === LOG_PAGE);
+    if (!follow || !job || over(job) || signal.aborted) return;
+    await ctx.jobs.feed.wait(jobId, LOG_POLL_MS, signal);
+  }
+}

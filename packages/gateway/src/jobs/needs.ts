@@ -1,0 +1,158 @@
+import type { CreateJob, MachineView } from "@beta9/protocol";
+import type { Job } from "@beta9/store";
+import type { Constraints } from "../placement/constraints.ts";
+import { type Exclusion, type Needs, type Placement, place } from "../placement/place.ts";
+
+/** What a job asks of its machine, read from its spec. */
+export interface JobAsk {
+  constraints: Constraints;
+  gpuCount: number;
+  /** On each GPU it is given. */
+  minVramBytes: number | null;
+  memoryBytes: number | null;
+  cpus: number;
+}
+
+export function jobAsk(spec: CreateJob): JobAsk {
+  const r = spec.resources ?? {};
+  const gpu = r.gpu ?? "none";
+  return {
+    constraints: {
+      pool: spec.pool ?? "external",
+      // A CPU job runs on any machine, with or without GPUs (placement's "none" means "no GPU at all").
+      gpu: gpu === "none" ? "any" : gpu,
+      countries: spec.countries ?? [],
+      region: spec.region ?? null,
+    },
+    gpuCount: gpu === "none" ? 0 : (r.gpu_count ?? 1),
+    minVramBytes: gpu === "none" ? null : (r.min_vram_bytes ?? null),
+    memoryBytes: r.memory_bytes ?? null,
+    cpus: r.cpu ?? 1,
+  };
+}
+
+/** What the jobs already on a machine hold of it: their memory, and their GPUs outright. */
+export interface MachineLoad {
+  memoryBytes: number;
+  gpus: Set<number>;
+}
+
+export function loadOf(jobs: readonly Job[]): Map<string, MachineLoad> {
+  const out = new Map<string, MachineLoad>();
+  for (const j of jobs) {
+    if (!j.machine_id) continue;
+    const load = out.get(j.machine_id) ?? { memoryBytes: 0, gpus: new Set<number>() };
+    load.memoryBytes += jobAsk(JSON.parse(j.spec) as CreateJob).memoryBytes ?? 0;
+    for (const g of JSON.parse(j.gpus ?? "[]") as number[]) load.gpus.add(g);
+    out.set(j.machine_id, load);
+  }
+  return out;
+}
+
+/** The GPUs a job may be given on a machine: of its vendor, with the VRAM it asks, not another job's. */
+export function freeGpus(ask: JobAsk, m: MachineView, taken: ReadonlySet<number>): number[] {
+  if (ask.gpuCount === 0) return [];
+  return m.hardware.gpus
+    .filter(
+      (g) =>
+        (ask.constraints.gpu === "any" || g.vendor === ask.constraints.gpu) &&
+        !taken.has(g.index) &&
+        (ask.minVramBytes === null || g.memory_total_bytes >= ask.minVramBytes),
+    )
+    .map((g) => g.index)
+    .slice(0, ask.gpuCount);
+}
+
+/**
+ * The machine as it is for another job: free memory is what it reports and what the jobs there have
+ * not asked for, whichever is less (a job just started has not used its memory yet); its VRAM is that
+ * of its biggest GPU no job holds.
+ */
+function asLoaded(ask: JobAsk, m: MachineView, load: MachineLoad | undefined): MachineView {
+  if (!load) return m;
+  const unasked = m.hardware.memory_total_bytes - load.memoryBytes;
+  const reported = m.inference?.memory_free_bytes ?? unasked;
+  const gpus = m.hardware.gpus.filter((g) => !load.gpus.has(g.index));
+  const vram = gpus.some((g) => g.unified_memory)
+    ? Math.min(reported, unasked)
+    : Math.max(0, ...gpus.map((g) => g.memory_total_bytes));
+  return {
+    ...m,
+    inference: {
+      engines: m.inference?.engines ?? [],
+      models: m.inference?.models ?? [],
+      memory_free_bytes: Math.max(0, Math.min(reported, unasked)),
+      vram_free_bytes: ask.gpuCount === 0 ? (m.inference?.vram_free_bytes ?? null) : vram,
+    },
+  };
+}
+
+/** A machine as if it were READY and ran nothing: for "could this job ever run here?". */
+function asEmpty(m: MachineView): MachineView {
+  const unified = m.hardware.gpus.some((g) => g.unified_memory);
+  return {
+    ...m,
+    status: "READY",
+    connection: "channel",
+    cordoned: false,
+    draining: false,
+    inference: {
+      engines: [],
+      models: [],
+      memory_free_bytes: m.hardware.memory_total_bytes,
+      vram_free_bytes: unified
+        ? m.hardware.memory_total_bytes
+        : Math.max(0, ...m.hardware.gpus.map((g) => g.memory_total_bytes)),
+    },
+  };
+}
+
+function needsOf(ask: JobAsk, exclude?: Exclusion): Needs {
+  return {
+    constraints: ask.constraints,
+    resources: { vramBytes: ask.minVramBytes, memoryBytes: ask.memoryBytes },
+    askedBy: "this job",
+    exclude,
+  };
+}
+
+/**
+ * Whether the job could run on one of these machines if they were all READY and empty: the reason
+ * when none could, whatever their state now (then it never will, and is refused at submission).
+ * Fork agents (keepalive machines) run no jobs and are left out by the caller.
+ */
+export function everFits(ask: JobAsk, machines: readonly MachineView[]): Placement {
+  const enough: Exclusion = {
+    excludes: (m) => freeGpus(ask, m, new Set()).length < ask.gpuCount,
+    reason: () => `no machine in pool ${ask.constraints.pool} has ${ask.gpuCount} such GPUs`,
+  };
+  return place(needsOf(ask, enough), machines.map(asEmpty));
+}
+
+/**
+ * Where the job may go now, best first, after what the jobs on each machine hold; machines in
+ * `avoid` (where it was lost or failed before) only when no other fits.
+ */
+export function placeNow(
+  ask: JobAsk,
+  machines: readonly MachineView[],
+  loads: ReadonlyMap<string, MachineLoad>,
+  avoid: ReadonlySet<string>,
+): Placement {
+  const views = machines.map((m) => asLoaded(ask, m, loads.get(m.id)));
+  const gpusFree: Exclusion = {
+    excludes: (m) => freeGpus(ask, m, loads.get(m.id)?.gpus ?? new Set()).length < ask.gpuCount,
+    reason: () => `every machine that fits has its GPUs taken by other jobs; it runs when one is free`,
+  };
+  if (avoid.size > 0) {
+    const elsewhere = place(
+      needsOf(ask, {
+        excludes: (m) => gpusFree.excludes(m) || avoid.has(m.id),
+        reason: gpusFree.reason,
+      }),
+      views,
+    );
+    if (elsewhere.ok) return elsewhere;
+  }
+  return place(needsOf(ask, ask.gpuCount > 0 ? gpusFree : undefined), views);
+}

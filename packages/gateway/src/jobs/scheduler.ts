@@ -1,0 +1,251 @@
+import type { Logger } from "@beta9/http";
+import type { CreateJob, JobState } from "@beta9/protocol";
+import type { Job, LogBound, Store } from "@beta9/store";
+import type { MachineRegistry } from "../machines/registry.ts";
+import { LogFeed } from "./log-feed.ts";
+import { freeGpus, jobAsk, loadOf, placeNow } from "./needs.ts";
+import { Run, type RunOutcome } from "./run.ts";
+import { recordRunUsage } from "./usage.ts";
+
+export interface JobSchedulerOptions {
+  store: Store;
+  registry: MachineRegistry;
+  log: Logger;
+  /** How many of a job's log lines the gateway keeps: the first and the last. */
+  logBound?: LogBound;
+  /** The biggest output kept. */
+  maxOutputBytes?: number;
+  tickMs?: number;
+  onTransition?: (to: JobState) => void;
+}
+
+export const DEFAULT_LOG_BOUND: LogBound = { head: 1_000, tail: 10_000 };
+export const DEFAULT_MAX_OUTPUT_BYTES = 256 * 1024 * 1024;
+/** A machine that declined a job is not offered it again for this long. */
+const DECLINED_MS = 30_000;
+/** A run whose re-attach failed is tried again after this long. */
+const REATTACH_MS = 2_000;
+const QUEUE_SLICE = 200;
+
+/**
+ * Jobs on this gateway's machines: assigns the front of the queue to machines connected here (the
+ * store's conditional claim keeps it unique across replicas), follows each run over its machine's
+ * channel, re-attaches to runs whose channel dropped (or that an earlier gateway started) when their
+ * machine is back, and marks a run LOST when its machine goes offline or is removed, queueing it
+ * again while its retries allow. Only the replica holding a machine's channel follows its runs.
+ */
+export class JobScheduler {
+  readonly feed = new LogFeed();
+  readonly #o: Required<Omit<JobSchedulerOptions, "onTransition">> &
+    Pick<JobSchedulerOptions, "onTransition">;
+  readonly #runs = new Map<string, Run>();
+  /** job id → machine id → until when that machine is not offered the job again. */
+  readonly #declined = new Map<string, Map<string, number>>();
+  readonly #reattachAfter = new Map<string, number>();
+  #timer: NodeJS.Timeout | undefined;
+  #ticking: Promise<void> | undefined;
+  #again = false;
+  #stopped = false;
+
+  constructor(o: JobSchedulerOptions) {
+    this.#o = {
+      logBound: DEFAULT_LOG_BOUND,
+      maxOutputBytes: DEFAULT_MAX_OUTPUT_BYTES,
+      tickMs: 500,
+      ...o,
+    };
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => this.nudge(), this.#o.tickMs);
+    this.#timer.unref();
+    this.nudge();
+  }
+
+  /** Look at the queue and the runs now (a job was submitted, a machine joined). */
+  nudge(): void {
+    if (this.#stopped) return;
+    if (this.#ticking) {
+      this.#again = true;
+      return;
+    }
+    this.#ticking = this.#tick()
+      .catch((err: unknown) => this.#o.log.warn({ err }, "the job scheduler's pass failed; trying again"))
+      .finally(() => {
+        this.#ticking = undefined;
+        if (this.#again) {
+          this.#again = false;
+          this.nudge();
+        }
+      });
+  }
+
+  /** Stop following runs; they go on on their machines, and a gateway re-attaches when it can. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    for (const run of this.#runs.values()) run.detach();
+    await this.#ticking;
+  }
+
+  /** Runs followed by this gateway now. */
+  following(): number {
+    return this.#runs.size;
+  }
+
+  /** A job was cancelled: stop its run now if it is followed here (else the replica that follows it will). */
+  async cancel(jobId: string): Promise<void> {
+    await this.#runs.get(jobId)?.cancel();
+  }
+
+  async #tick(): Promise<void> {
+    const { store, registry } = this.#o;
+    const now = Date.now();
+    const active = await store.jobs.active();
+    const activeIds = new Set(active.map((j) => j.id));
+    // Runs followed here whose job ended meanwhile (cancelled through this or another replica).
+    for (const [id, run] of this.#runs) if (!activeIds.has(id)) await run.cancel();
+
+    for (const job of active) {
+      if (this.#runs.has(job.id) || job.machine_id === null) continue;
+      const status = registry.status(job.machine_id);
+      if (status === undefined || status === "OFFLINE") {
+        await this.#lose(job, status === undefined ? "was removed" : "went offline");
+        continue;
+      }
+      const link = registry.link(job.machine_id);
+      if (!link?.request || !registry.isConnected(job.machine_id)) continue;
+      if ((this.#reattachAfter.get(job.id) ?? 0) > now) continue;
+      this.#follow(job, "reattach");
+    }
+    await this.#assign(active, now);
+  }
+
+  async #assign(active: Job[], now: number): Promise<void> {
+    const { store, registry } = this.#o;
+    const queued = await store.jobs.queued(QUEUE_SLICE);
+    if (queued.length === 0) return;
+    const machines = registry
+      .views()
+      .filter((m) => registry.isConnected(m.id) && registry.link(m.id)?.request);
+    const loads = loadOf(active);
+    for (const job of queued) {
+      const ask = jobAsk(JSON.parse(job.spec) as CreateJob);
+      const declined = this.#declined.get(job.id);
+      const offered = declined ? machines.filter((m) => (declined.get(m.id) ?? 0) <= now) : machines;
+      const placed = placeNow(ask, offered, loads, await this.#triedOn(job));
+      if (!placed.ok) {
+        const reason =
+          machines.length > offered.length && offered.length === 0
+            ? "the machines that fit declined it; trying again soon"
+            : placed.reason;
+        if (job.reason !== reason) await store.jobs.setWaitReason(job.id, reason, now);
+        continue;
+      }
+      const machine = placed.machines[0]!;
+      const load = loads.get(machine.id) ?? { memoryBytes: 0, gpus: new Set<number>() };
+      const gpus = freeGpus(ask, machine, load.gpus);
+      const claimed = await store.transaction((tx) =>
+        tx.jobs.transition(
+          job.id,
+          "ASSIGNED",
+          { machineId: machine.id, gpus, reason: `assigned to ${machine.name}` },
+          now,
+        ),
+      );
+      // Another replica took it first.
+      if (!claimed) continue;
+      this.#o.onTransition?.("ASSIGNED");
+      this.feed.notify(job.id);
+      load.memoryBytes += ask.memoryBytes ?? 0;
+      for (const g of gpus) load.gpus.add(g);
+      loads.set(machine.id, load);
+      this.#o.log.info(
+        { job_id: job.id, machine_id: machine.id, gpus, attempt: claimed.attempt },
+        `job ${job.id} assigned to ${machine.name}`,
+      );
+      this.#follow(claimed, "start");
+    }
+  }
+
+  /** Machines an earlier attempt of the job was lost or failed on: another is preferred. */
+  async #triedOn(job: Job): Promise<Set<string>> {
+    if (job.attempt === 1) return new Set();
+    const events = await this.#o.store.jobs.events(job.id);
+    return new Set(
+      events
+        .filter((e) => (e.state === "LOST" || e.state === "FAILED") && e.machine_id)
+        .map((e) => e.machine_id!),
+    );
+  }
+
+  #follow(job: Job, mode: "start" | "reattach"): void {
+    const link = this.#o.registry.link(job.machine_id!);
+    if (!link) return;
+    const run = new Run(job, link, {
+      store: this.#o.store,
+      log: this.#o.log,
+      feed: this.feed,
+      logBound: this.#o.logBound,
+      maxOutputBytes: this.#o.maxOutputBytes,
+      onTransition: this.#o.onTransition,
+    });
+    this.#runs.set(job.id, run);
+    void run
+      .follow(mode)
+      .then((outcome) => this.#settle(job, outcome))
+      .catch((err: unknown) => {
+        this.#o.log.warn({ err, job_id: job.id }, `following job ${job.id} failed; re-attaching`);
+        this.#reattachAfter.set(job.id, Date.now() + REATTACH_MS);
+      })
+      .finally(() => {
+        this.#runs.delete(job.id);
+        this.nudge();
+      });
+  }
+
+  async #settle(job: Job, outcome: RunOutcome): Promise<void> {
+    const machineId = job.machine_id!;
+    switch (outcome.kind) {
+      case "declined": {
+        const m = this.#declined.get(job.id) ?? new Map<string, number>();
+        m.set(machineId, Date.now() + DECLINED_MS);
+        this.#declined.set(job.id, m);
+        this.#o.log.info({ job_id: job.id, machine_id: machineId }, outcome.reason);
+        return;
+      }
+      case "unknown":
+        await this.#lose(job, "does not know the run (its agent restarted)");
+        return;
+      case "detached":
+        this.#reattachAfter.set(job.id, Date.now() + REATTACH_MS);
+        return;
+      case "ended":
+        this.#declined.delete(job.id);
+        this.#reattachAfter.delete(job.id);
+        this.#o.log.info(
+          { job_id: job.id, machine_id: machineId, state: outcome.state },
+          `job ${job.id} ended ${outcome.state}`,
+        );
+    }
+  }
+
+  /** The job's machine is gone: LOST, then queued again (elsewhere if it can) while retries allow. */
+  async #lose(job: Job, what: string): Promise<void> {
+    const { store, log } = this.#o;
+    const now = Date.now();
+    const reason = `machine ${job.machine_id} ${what} while it ran the job`;
+    const lost = await store.transaction((tx) => tx.jobs.transition(job.id, "LOST", { reason }, now));
+    if (!lost) return;
+    this.#o.onTransition?.("LOST");
+    log.warn({ job_id: job.id, machine_id: job.machine_id }, `job ${job.id} LOST: ${reason}`);
+    if (job.started_at !== null && job.machine_id)
+      await recordRunUsage(store, job, job.machine_id, job.started_at, now);
+    const again = await store.transaction((tx) =>
+      tx.jobs.transition(job.id, "QUEUED", { reason: `retry after LOST: ${reason}` }, now),
+    );
+    if (again) this.#o.onTransition?.("QUEUED");
+    this.feed.notify(job.id);
+    this.nudge();
+  }
+}
