@@ -1,0 +1,162 @@
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import {
+  type AgentProc,
+  type GatewayProc,
+  initAgent,
+  startAgent,
+  startGateway,
+  waitFor,
+} from "@beta9/test-utils";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import YAML from "yaml";
+
+// biome-ignore lint/suspicious/noExplicitAny: tests read many JSON shapes; each assertion checks the one it needs.
+type Json = any;
+
+/*
+ * Jobs run end to end: a real gateway assigns them to a real agent over its channel, follows each
+ * run, keeps its logs and outputs, and tells the agent to stop a cancelled one. The agent runs them
+ * with its native runner (the sandboxes are the agent's own tests).
+ */
+let gw: GatewayProc;
+let key: string;
+const agents: AgentProc[] = [];
+const env = { B9AGENT_JOB_RUNNER: "native" };
+
+const submit = (body: unknown) => gw.api<Json>("POST", "/api/v1/jobs", body, key);
+const show = async (id: string): Promise<Json> =>
+  (await gw.api<Json>("GET", `/api/v1/jobs/${id}`, undefined, key)).body;
+const get = (path: string) => fetch(gw.url + path, { headers: { authorization: `Bearer ${key}` } });
+
+async function until(id: string, states: string[], timeoutMs = 30_000): Promise<Json> {
+  let job: Json;
+  await waitFor(
+    async () => {
+      job = await show(id);
+      return states.includes(job.state);
+    },
+    { timeoutMs, what: `job ${id} to be ${states.join(" or ")}` },
+  );
+  return job;
+}
+
+beforeAll(async () => {
+  gw = await startGateway();
+  key = (await gw.api<{ key: string }>("POST", "/api/v1/keys", { name: "ci", scopes: ["jobs"] })).body.key;
+  agents.push(await startAgent(await initAgent(gw, { name: "worker" }), { env }));
+}, 60_000);
+
+afterAll(async () => {
+  for (const a of agents) await a.proc.stop();
+  await gw?.proc.stop();
+});
+
+describe("jobs on a real agent", () => {
+  it("runs a command: its logs followed to the end, its exit code, its output with a matching sha256", async () => {
+    const script = [
+      "for i in 1 2 3; do echo line $i; done",
+      "echo oops >&2",
+      'printf "result 42" > "$B9_OUTPUT_DIR/result.txt"',
+      "exit 3",
+    ].join("\n");
+    const made = await submit({ command: ["sh", "-c", script] });
+    expect(made.status).toBe(201);
+    const id = made.body.id as string;
+
+    // Followed from the start while the job is queued, assigned and run: the stream ends with the job.
+    const res = await get(`/api/v1/jobs/${id}/logs?follow=true`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/application\/x-ndjson/);
+    const lines = (await res.text())
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.line)).toEqual(expect.arrayContaining(["line 1", "line 2", "line 3", "oops"]));
+    expect(lines.find((l) => l.line === "oops")).toMatchObject({ stream: "stderr", attempt: 1 });
+    expect(lines.map((l) => l.seq)).toEqual(lines.map((_, i) => i + 1));
+
+    const job = await until(id, ["FAILED"]);
+    expect(job).toMatchObject({ state: "FAILED", exit_code: 3, machine_id: expect.any(String) });
+    expect(job.events.map((e: Json) => e.state)).toEqual(
+      expect.arrayContaining(["QUEUED", "ASSIGNED", "RUNNING", "FAILED"]),
+    );
+
+    // Resuming after line 2 gives the rest only.
+    const rest = (await (await get(`/api/v1/jobs/${id}/logs?after=2`)).text()).trim().split("\n");
+    expect(JSON.parse(rest[0]!).seq).toBe(3);
+
+    const outputs = (await gw.api<Json>("GET", `/api/v1/jobs/${id}/outputs`, undefined, key)).body;
+    const sha256 = createHash("sha256").update("result 42").digest("hex");
+    expect(outputs).toEqual({ outputs: [{ name: "result.txt", sha256, size: 9 }] });
+    const file = await get(`/api/v1/jobs/${id}/outputs/result.txt`);
+    expect(file.status).toBe(200);
+    expect(file.headers.get("x-beta9-sha256")).toBe(sha256);
+    expect(Buffer.from(await file.arrayBuffer()).toString()).toBe("result 42");
+  });
+
+  it("gives a job its inputs and ends SUCCEEDED with exit code 0", async () => {
+    const up = await fetch(`${gw.url}/api/v1/jobs/inputs`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/octet-stream" },
+      body: "x,y\n1,2\n",
+    });
+    const { sha256 } = (await up.json()) as { sha256: string };
+    const id = (
+      await submit({ command: ["cat", "data/points.csv"], inputs: [{ name: "data/points.csv", sha256 }] })
+    ).body.id as string;
+    const job = await until(id, ["SUCCEEDED", "FAILED"]);
+    expect(job).toMatchObject({ state: "SUCCEEDED", exit_code: 0 });
+    const logs = (await (await get(`/api/v1/jobs/${id}/logs`)).text())
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l).line);
+    expect(logs).toEqual(["x,y", "1,2"]);
+  });
+
+  it("cancels a running job on its machine: it ends CANCELLED and its process is gone", async () => {
+    const id = (await submit({ command: ["sh", "-c", "echo started; exec sleep 300"] })).body.id as string;
+    await waitFor(async () => (await (await get(`/api/v1/jobs/${id}/logs`)).text()).includes("started"), {
+      what: "the job to start",
+    });
+    const cancelled = await gw.api<Json>("POST", `/api/v1/jobs/${id}/cancel`, undefined, key);
+    expect(cancelled.body.state).toBe("CANCELLED");
+    // The agent was told: its run ends (and the gateway has it forget the run).
+    await waitFor(
+      async () => {
+        const agentJobs = await fetch(`${agents[0]!.controlUrl}/jobs`, {
+          headers: { authorization: `Bearer ${machineToken(agents[0]!)}` },
+        });
+        const list = (await agentJobs.json()) as { jobs: { job_id: string; state: string }[] };
+        const run = list.jobs.find((j) => j.job_id === id);
+        return run === undefined || run.state === "CANCELLED";
+      },
+      { what: "the agent to stop the run" },
+    );
+    expect((await show(id)).state).toBe("CANCELLED");
+  });
+
+  it("keeps a job that fits no machine now waiting with its reason, and runs it when a machine comes", async () => {
+    const config = await initAgent(gw, { name: "berlin", args: ["--country", "DE"] });
+    const id = (await submit({ command: ["echo", "guten tag"], countries: ["DE"] })).body.id as string;
+    let waiting: Json;
+    await waitFor(
+      async () => {
+        waiting = await show(id);
+        return waiting.reason !== null;
+      },
+      { what: "the job's wait reason" },
+    );
+    expect(waiting).toMatchObject({ state: "QUEUED", reason: expect.stringMatching(/in DE|READY/) });
+    agents.push(await startAgent(config, { env }));
+    const done = await until(id, ["SUCCEEDED", "FAILED"]);
+    expect(done.state).toBe("SUCCEEDED");
+    expect(done.events.find((e: Json) => e.state === "ASSIGNED").machine_id).toBe(done.machine_id);
+    const logs = await (await get(`/api/v1/jobs/${id}/logs`)).text();
+    expect(logs).toContain("guten tag");
+  });
+});
+
+function machineToken(agent: AgentProc): string {
+  return (YAML.parse(readFileSync(agent.configPath, "utf8")) as Json).machine.token;
+}
