@@ -1,11 +1,13 @@
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import {
   type AgentProc,
   type GatewayProc,
   initAgent,
   startAgent,
   startGateway,
+  tempDir,
   waitFor,
 } from "@beta9/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -155,6 +157,45 @@ describe("jobs on a real agent", () => {
     const logs = await (await get(`/api/v1/jobs/${id}/logs`)).text();
     expect(logs).toContain("guten tag");
   });
+
+  it("keeps a job's first and last lines of a long log, saying how many were dropped between", async () => {
+    const id = (await submit({ command: ["seq", "1", "15000"] })).body.id as string;
+    await until(id, ["SUCCEEDED"]);
+    const lines = (await (await get(`/api/v1/jobs/${id}/logs`)).text())
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    // The gateway keeps the first 1,000 and the last 10,000 lines.
+    expect(lines).toHaveLength(11_001);
+    expect(lines[999]).toMatchObject({ seq: 1000, line: "1000" });
+    expect(lines[1000]).toMatchObject({ seq: 5000, line: expect.stringMatching(/4000 lines dropped here/) });
+    expect(lines[1001]).toMatchObject({ seq: 5001, line: "5001" });
+    expect(lines.at(-1)).toMatchObject({ seq: 15000, line: "15000" });
+  }, 60_000);
+
+  it("loses nothing when the gateway restarts mid-run: the run is re-attached and its end and lines kept", async () => {
+    const dir = tempDir("b9-job-gate-");
+    const gate = join(dir, "go");
+    const script = `echo before; while [ ! -e ${gate} ]; do sleep 0.1; done; echo after; exit 7`;
+    const id = (await submit({ command: ["sh", "-c", script] })).body.id as string;
+    await waitFor(async () => (await (await get(`/api/v1/jobs/${id}/logs`)).text()).includes("before"), {
+      what: "the job to start",
+    });
+    await gw.proc.stop();
+    // The run goes on, and ends, while no gateway follows it.
+    writeFileSync(gate, "");
+    gw = await startGateway({ dataDir: gw.dataDir, port: gw.port });
+    const job = await until(id, ["FAILED", "SUCCEEDED", "LOST"], 60_000);
+    expect(job).toMatchObject({ state: "FAILED", exit_code: 7, attempt: 1 });
+    const lines = (await (await get(`/api/v1/jobs/${id}/logs`)).text())
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(lines.map((l) => [l.seq, l.line])).toEqual([
+      [1, "before"],
+      [2, "after"],
+    ]);
+  }, 90_000);
 });
 
 function machineToken(agent: AgentProc): string {
