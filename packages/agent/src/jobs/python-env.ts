@@ -15,6 +15,10 @@ import type { PidfileRegistry } from "../process/pidfiles.ts";
 
 export class EnvironmentError extends Error {}
 
+/** Variables passed from the agent's environment to uv: how this machine reaches package indexes. */
+const NETWORK_SETTINGS =
+  /^(UV_(INDEX|DEFAULT_INDEX|EXTRA_INDEX|FIND_LINKS|SYSTEM_CERTS|NATIVE_TLS|INSECURE_HOST|HTTP_TIMEOUT)\w*|SSL_CERT_(FILE|DIR)|(HTTPS?|ALL|NO)_PROXY|(https?|all|no)_proxy)$/;
+
 /** The key of a spec: the same packages in another order are the same environment. */
 export function environmentKey(spec: JobEnvironment): string {
   const canonical = JSON.stringify({
@@ -68,6 +72,8 @@ export async function ensureEnvironment(
   await mkdir(opts.root, { recursive: true });
   const building = `${dir}.building-${randomBytes(4).toString("hex")}`;
   const env = {
+    // The machine's own network settings (a proxy, its CA bundle, an index mirror) reach uv.
+    ...Object.fromEntries(Object.entries(process.env).filter(([name]) => NETWORK_SETTINGS.test(name))),
     PATH: opts.path ?? process.env.PATH,
     HOME: process.env.HOME,
     UV_PYTHON_DOWNLOADS: "never",

@@ -56,9 +56,25 @@ export function bwrapArgs(spec: SandboxSpec, existing: (path: string) => boolean
     "b9-job",
   ];
   if (spec.root === null) args.push("--unshare-user", "--cap-drop", "ALL");
-  for (const dir of SYSTEM_DIRS) if (existing(dir)) args.push("--ro-bind", dir, dir);
+  for (const dir of SYSTEM_DIRS.filter(existing)) args.push("--ro-bind", dir, dir);
   args.push("--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp");
-  for (const dir of spec.readOnly) args.push("--ro-bind", dir, dir);
+  const system = SYSTEM_DIRS.filter(existing);
+  const within = (path: string, dirs: readonly string[]) =>
+    dirs.some((d) => path === d || path.startsWith(`${d}/`));
+  const made = new Set(["/", "/tmp", "/proc", "/dev"]);
+  for (const dir of spec.readOnly) {
+    // Already there with the system folders (an interpreter in /usr).
+    if (within(dir, system)) continue;
+    // Folders above it readable by all: bwrap would make them 0700, closed to the job's uid.
+    const parts = dir.split("/").filter((p) => p !== "");
+    for (let i = 1; i < parts.length; i++) {
+      const above = `/${parts.slice(0, i).join("/")}`;
+      if (made.has(above)) continue;
+      made.add(above);
+      args.push("--perms", "0755", "--dir", above);
+    }
+    args.push("--ro-bind", dir, dir);
+  }
   for (const node of spec.devices) args.push("--dev-bind", node, node);
   args.push("--bind", spec.jobDir, SANDBOX_JOB_DIR, "--chdir", SANDBOX_JOB_DIR, "--clearenv");
   for (const [name, value] of Object.entries(spec.env)) args.push("--setenv", name, value);
