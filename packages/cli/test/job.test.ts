@@ -202,6 +202,12 @@ describe("b9 job run --detach, list, show, cancel", () => {
     await b9(env, "job", "cancel", view.id);
   });
 
+  it("relays why no machine could ever run a job, sending --vram and --country as the gateway's spec", async () => {
+    const r = await b9(env, "job", "run", "--detach", "--vram", "24GB", "--country", "de,fr", "--", "true");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^error: no machine could ever run this job: .+/);
+  });
+
   it("says which job is unknown and where to look", async () => {
     const r = await b9(env, "job", "show", "job_0000000000000000");
     expect(r.code).toBe(1);
