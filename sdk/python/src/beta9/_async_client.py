@@ -13,6 +13,7 @@ from ._client import Messages, Options
 from ._plan import Pause, Plan, Request
 from ._streaming import AsyncStream
 from .errors import Beta9Error
+from .jobs import AsyncJobs
 from .types import ChatChunk, ChatResult, EmbedResult, GenerateChunk, GenerateResult, Health, Model, ModelStatus
 
 T = TypeVar("T")
@@ -52,6 +53,8 @@ class AsyncClient(BaseClient):
         self._http = httpx.AsyncClient(
             base_url=self.settings.base_url, headers=self._headers, transport=transport, verify=self._verify()
         )
+        #: Commands run as jobs on the gateway's machines, awaited.
+        self.jobs = AsyncJobs(self)
 
     # --- inference ---
 

@@ -12,6 +12,7 @@ from ._base_client import BaseClient
 from ._plan import Pause, Plan, Request
 from ._streaming import Stream
 from .errors import Beta9Error
+from .jobs import Jobs
 from .types import (
     ChatChunk,
     ChatMessage,
@@ -70,6 +71,8 @@ class Client(BaseClient):
         self._http = httpx.Client(
             base_url=self.settings.base_url, headers=self._headers, transport=transport, verify=self._verify()
         )
+        #: Commands run as jobs on the gateway's machines (a key with the jobs scope).
+        self.jobs = Jobs(self)
 
     # --- inference ---
 
