@@ -1,4 +1,4 @@
-import { type GatewayProc, type ModelAgent, startGateway, startModelAgent } from "@beta9/test-utils";
+import { type GatewayProc, type ModelAgent, startGateway, startModelAgent, waitFor } from "@beta9/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { assignment, finalState, logLines, read, submit } from "./jobs-helpers.ts";
 
@@ -119,6 +119,63 @@ describe("jobs with the native runner", () => {
     expect(lines[0]).toMatch(/line cut: \d+ more (characters|bytes) dropped\]$/);
     expect(lines[1]).toBe("after");
   });
+
+  it("a job printing 40 MB as fast as it can: the agent answers meanwhile, and keeps a bounded log with a count of what it dropped", async () => {
+    const run = await submit(
+      worker,
+      assignment("job-flood", {
+        // 400,000 lines of 100 bytes, as fast as the pipe takes them.
+        command: [
+          "sh",
+          "-c",
+          "yes 0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789 | head -n 400000",
+        ],
+      }),
+    );
+    let slowest = 0;
+    const ended = () =>
+      run.events.some((e) => e.type === "state" && (e.state === "SUCCEEDED" || e.state === "FAILED"));
+    while (!ended()) {
+      const asked = performance.now();
+      expect((await fetch(`${worker.agent.controlUrl}/health`)).status).toBe(200);
+      slowest = Math.max(slowest, performance.now() - asked);
+    }
+    const events = await run.done;
+    console.log(`flood: slowest /health answer during it ${slowest.toFixed(0)} ms`);
+    expect(slowest).toBeLessThan(2_000);
+    expect(finalState(events)).toMatchObject({ state: "SUCCEEDED" });
+    const lines = logLines(events);
+    expect(lines.length).toBe(100_001);
+    expect(lines.at(-1)).toBe(
+      "[b9] 300000 log lines were dropped: the agent keeps at most 100000 lines or 67108864 bytes per run",
+    );
+  }, 120_000);
+
+  it("counts running and total jobs in /status", async () => {
+    const before = (await (await worker.control("GET", "/status")).json()) as {
+      running_jobs: number;
+      total_jobs: number;
+    };
+    const run = await submit(worker, assignment("job-counted", { command: ["sleep", "30"] }));
+    await waitFor(
+      async () => {
+        const s = (await (await worker.control("GET", "/status")).json()) as {
+          running_jobs: number;
+          total_jobs: number;
+        };
+        return s.running_jobs === before.running_jobs + 1 && s.total_jobs === before.total_jobs + 1;
+      },
+      { what: "/status to count the running job" },
+    );
+    await worker.control("POST", "/jobs/job-counted/cancel");
+    await run.done;
+    expect(await (await worker.control("DELETE", "/jobs/job-counted")).status).toBe(204);
+    const after = (await (await worker.control("GET", "/status")).json()) as {
+      running_jobs: number;
+      total_jobs: number;
+    };
+    expect(after).toMatchObject({ running_jobs: before.running_jobs, total_jobs: before.total_jobs });
+  }, 30_000);
 
   it("is closed to a local caller without the machine credential", async () => {
     const res = await fetch(`${worker.agent.controlUrl}/jobs`, {
