@@ -80,6 +80,7 @@ export function workspaceView(w: Workspace): WorkspaceView {
     operator: w.name === OPERATOR_WORKSPACE,
     rpm_limit: w.rpm_limit,
     tpm_limit: w.tpm_limit,
+    max_jobs: w.max_jobs,
     created_at: iso(w.created_at),
   };
 }

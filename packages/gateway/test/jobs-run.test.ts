@@ -158,6 +158,29 @@ describe("jobs on a real agent", () => {
     expect(logs).toContain("guten tag");
   });
 
+  it("holds a workspace to its limit of jobs at once: the next waits with the reason, and runs when one ends", async () => {
+    const limited = await gw.api<Json>("POST", "/api/v1/workspaces/default/limits", { max_jobs: 1 });
+    expect(limited).toMatchObject({ status: 200, body: { max_jobs: 1 } });
+    try {
+      const first = (await submit({ command: ["sh", "-c", "echo one; exec sleep 300"] })).body.id as string;
+      await until(first, ["RUNNING"]);
+      const second = (await submit({ command: ["echo", "two"] })).body.id as string;
+      let waiting: Json;
+      await waitFor(
+        async () => {
+          waiting = await show(second);
+          return waiting.reason !== null;
+        },
+        { what: "the second job's wait reason" },
+      );
+      expect(waiting).toMatchObject({ state: "QUEUED", reason: expect.stringMatching(/max_jobs 1/) });
+      await gw.api("POST", `/api/v1/jobs/${first}/cancel`, undefined, key);
+      expect((await until(second, ["SUCCEEDED", "FAILED"])).state).toBe("SUCCEEDED");
+    } finally {
+      await gw.api("POST", "/api/v1/workspaces/default/limits", { max_jobs: null });
+    }
+  });
+
   it("keeps a job's first and last lines of a long log, saying how many were dropped between", async () => {
     const id = (await submit({ command: ["seq", "1", "15000"] })).body.id as string;
     await until(id, ["SUCCEEDED"]);

@@ -103,6 +103,7 @@ export type PoolList = Static<typeof PoolList>;
 
 const RpmLimit = Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000 }), Type.Null()]);
 const TpmLimit = Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000_000 }), Type.Null()]);
+const MaxJobs = Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000 }), Type.Null()]);
 
 /** Workspaces hold deployments, API keys and usage; the pool's machines serve them all. */
 export const CreateWorkspace = Type.Object(
@@ -112,13 +113,19 @@ export const CreateWorkspace = Type.Object(
     rpm_limit: Type.Optional(RpmLimit),
     /** Tokens per minute for all its keys together; absent or null for no limit. */
     tpm_limit: Type.Optional(TpmLimit),
+    /** Jobs on machines at once (the rest wait queued); absent or null for no limit. */
+    max_jobs: Type.Optional(MaxJobs),
   },
   { additionalProperties: false },
 );
 export type CreateWorkspace = Static<typeof CreateWorkspace>;
 /** New limits for a workspace (a number, or null for none); a field left out stays as it is. */
 export const SetWorkspaceLimits = Type.Object(
-  { rpm_limit: Type.Optional(RpmLimit), tpm_limit: Type.Optional(TpmLimit) },
+  {
+    rpm_limit: Type.Optional(RpmLimit),
+    tpm_limit: Type.Optional(TpmLimit),
+    max_jobs: Type.Optional(MaxJobs),
+  },
   { additionalProperties: false, minProperties: 1 },
 );
 export type SetWorkspaceLimits = Static<typeof SetWorkspaceLimits>;
@@ -130,6 +137,8 @@ export const WorkspaceView = Type.Object({
   /** Per-minute limits for all its keys together (null: none), set by the operator. */
   rpm_limit: Type.Union([Type.Integer(), Type.Null()]),
   tpm_limit: Type.Union([Type.Integer(), Type.Null()]),
+  /** Jobs on machines at once (null: no limit). */
+  max_jobs: Type.Union([Type.Integer(), Type.Null()]),
   created_at: Type.String({ format: "date-time" }),
 });
 export type WorkspaceView = Static<typeof WorkspaceView>;

@@ -14,6 +14,8 @@ export interface WorkspaceTable {
   rpm_limit: number | null;
   /** Tokens (prompt + completion) per minute for all its keys together; null for none. */
   tpm_limit: number | null;
+  /** Jobs it may have on machines at once; null for none. */
+  max_jobs: number | null;
 }
 
 export interface PoolTable {

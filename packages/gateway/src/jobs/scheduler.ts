@@ -129,7 +129,19 @@ export class JobScheduler {
       .views()
       .filter((m) => registry.isConnected(m.id) && registry.link(m.id)?.request);
     const loads = loadOf(active);
+    // Each workspace's jobs on machines, against its limit (read once a pass).
+    const onMachines = new Map<string, number>();
+    for (const j of active) onMachines.set(j.workspace_id, (onMachines.get(j.workspace_id) ?? 0) + 1);
+    const maxJobs = new Map<string, number | null>();
     for (const job of queued) {
+      const ws = job.workspace_id;
+      if (!maxJobs.has(ws)) maxJobs.set(ws, (await store.workspaces.byId(ws))?.max_jobs ?? null);
+      const limit = maxJobs.get(ws) ?? null;
+      if (limit !== null && (onMachines.get(ws) ?? 0) >= limit) {
+        const reason = `its workspace has ${onMachines.get(ws)} jobs running, its limit (max_jobs ${limit}); it runs when one ends`;
+        if (job.reason !== reason) await store.jobs.setWaitReason(job.id, reason, now);
+        continue;
+      }
       const ask = jobAsk(JSON.parse(job.spec) as CreateJob);
       const declined = this.#declined.get(job.id);
       const offered = declined ? machines.filter((m) => (declined.get(m.id) ?? 0) <= now) : machines;
@@ -156,6 +168,7 @@ export class JobScheduler {
       // Another replica took it first.
       if (!claimed) continue;
       this.#o.onTransition?.("ASSIGNED");
+      onMachines.set(ws, (onMachines.get(ws) ?? 0) + 1);
       this.feed.notify(job.id);
       load.memoryBytes += ask.memoryBytes ?? 0;
       for (const g of gpus) load.gpus.add(g);

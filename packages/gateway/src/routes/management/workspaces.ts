@@ -43,6 +43,7 @@ export const workspaceRoutes: FastifyPluginAsyncTypebox<
         created_at: Date.now(),
         rpm_limit: req.body.rpm_limit ?? null,
         tpm_limit: req.body.tpm_limit ?? null,
+        max_jobs: req.body.max_jobs ?? null,
       };
       if (!(await ctx.store.workspaces.create(row)))
         throw new Beta9Error(
