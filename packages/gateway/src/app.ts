@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { createSecureContext } from "node:tls";
 import { createLogger, installErrorHandling, type Logger, serverOptions } from "@beta9/http";
-import { BETA9_VERSION, Beta9Error, Health } from "@beta9/protocol";
+import { BETA9_VERSION, Beta9Error, Health, type JobState } from "@beta9/protocol";
 import { Store, storeConfigFrom } from "@beta9/store";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance } from "fastify";
@@ -15,6 +15,7 @@ import type { GatewayContext } from "./context.ts";
 import { installMetrics } from "./http/metrics.ts";
 import { TrustedProxies } from "./http/trusted-proxies.ts";
 import { InferencePipeline } from "./inference/pipeline.ts";
+import { installJobMetrics } from "./jobs/metrics.ts";
 import { JobScheduler } from "./jobs/scheduler.ts";
 import { KeyLimits } from "./limits/key-limits.ts";
 import { BodyBudget } from "./limits/request-body.ts";
@@ -157,7 +158,10 @@ export async function buildGateway(
     void replicas.sweep().catch((err: unknown) => log.warn({ err }, "could not unload a removed deployment"));
   await app.register(workspaceRoutes, { ...ctx, onDeploymentsRemoved: unloadRemoved });
   await app.register(deploymentRoutes, { ...ctx, onRemoved: unloadRemoved });
-  const jobs = new JobScheduler({ store, registry, log });
+  // The scheduler counts its transitions on the metrics, which read its gauges: bound once both exist.
+  let countTransition = (_to: JobState) => {};
+  const jobs = new JobScheduler({ store, registry, log, onTransition: (to) => countTransition(to) });
+  countTransition = installJobMetrics(metrics.registry, jobs);
   await app.register(jobRoutes, {
     ...ctx,
     jobs,

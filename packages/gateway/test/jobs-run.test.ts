@@ -95,6 +95,17 @@ describe("jobs on a real agent", () => {
     expect(file.status).toBe(200);
     expect(file.headers.get("x-beta9-sha256")).toBe(sha256);
     expect(Buffer.from(await file.arrayBuffer()).toString()).toBe("result 42");
+
+    // What the run used, per machine, and the gateway's count of the transitions it made.
+    const usage = (await gw.api<Json>("GET", `/api/v1/jobs/${id}/usage`, undefined, key)).body;
+    expect(usage.runs).toEqual([
+      expect.objectContaining({ attempt: 1, machine_id: job.machine_id, gpu_seconds: 0 }),
+    ]);
+    expect(usage.runs[0].cpu_seconds).toBeGreaterThanOrEqual(0);
+    const metrics = await (
+      await fetch(`${gw.url}/metrics`, { headers: { authorization: `Bearer ${gw.adminKey}` } })
+    ).text();
+    expect(metrics).toMatch(/beta9_job_transitions_total\{state="FAILED"\} [1-9]/);
   });
 
   it("gives a job its inputs and ends SUCCEEDED with exit code 0", async () => {

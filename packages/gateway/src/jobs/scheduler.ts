@@ -93,6 +93,11 @@ export class JobScheduler {
     return this.#runs.size;
   }
 
+  /** Clients waiting here for a job's next log lines. */
+  logFollowers(): number {
+    return this.feed.waiting();
+  }
+
   /** A job was cancelled: stop its run now if it is followed here (else the replica that follows it will). */
   async cancel(jobId: string): Promise<void> {
     await this.#runs.get(jobId)?.cancel();

@@ -51,6 +51,19 @@ const LogsQuery = Type.Object(
   },
   { additionalProperties: false },
 );
+/** What each run of a job used on its machine: its runtime × the CPUs and GPUs the job asked for. */
+const JobUsageList = Type.Object({
+  runs: Type.Array(
+    Type.Object({
+      attempt: Type.Integer(),
+      machine_id: Type.String(),
+      started_at: Type.String({ format: "date-time" }),
+      ended_at: Type.String({ format: "date-time" }),
+      cpu_seconds: Type.Number(),
+      gpu_seconds: Type.Number(),
+    }),
+  ),
+});
 /** A follower with nothing new checks the store this often (a run followed by another replica). */
 const LOG_POLL_MS = 1_000;
 const LOG_PAGE = 500;
@@ -181,6 +194,26 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRouteContext> = async (app,
       const job = await jobOf(ctx.store, caller.workspaceId, req.params.id);
       const outputs = await ctx.store.jobRuns.outputs(job.id);
       return { outputs: outputs.map((o) => ({ name: o.name, sha256: o.sha256, size: o.size })) };
+    },
+  );
+
+  app.get(
+    "/api/v1/jobs/:id/usage",
+    { schema: { params: IdParams, response: { 200: JobUsageList } } },
+    async (req) => {
+      const caller = await ctx.auth.authenticate(req, ["jobs", "read"]);
+      const job = await jobOf(ctx.store, caller.workspaceId, req.params.id);
+      const runs = await ctx.store.jobRuns.usage(job.id);
+      return {
+        runs: runs.map((r) => ({
+          attempt: r.attempt,
+          machine_id: r.machine_id,
+          started_at: new Date(Number(r.started_at)).toISOString(),
+          ended_at: new Date(Number(r.ended_at)).toISOString(),
+          cpu_seconds: Number(r.cpu_seconds),
+          gpu_seconds: Number(r.gpu_seconds),
+        })),
+      };
     },
   );
 
