@@ -1,4 +1,4 @@
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import {
   type GatewayProc,
   type ModelAgent,
@@ -16,7 +16,8 @@ import { noProxy, runCommand } from "./run-command.ts";
  * a real b9gateway and a real b9agent serving SmolLM2 on its builtin engine: pytest runs
  * sdk/python/tests with the stack described in its environment (see sdk/python/tests/conftest.py).
  * The fork's own SDK examples (sdk/python/tests/fork) run there too, also against the real nginx
- * standing in for a plain Ollama (pytest starts it).
+ * standing in for a plain Ollama (pytest starts it). The agent also runs the SDK's functions as jobs:
+ * uv, which builds their Python environments, comes with the test virtualenv.
  */
 
 const ROOT = resolve(import.meta.dirname, "../../..");
@@ -28,7 +29,7 @@ let inferenceKey: string;
 beforeAll(async () => {
   testPython(); // fail early, with the hint, when the virtualenv is not set up
   gw = await startGateway({ args: ["--heartbeat-interval", "1s"] });
-  worker = await startModelAgent(gw);
+  worker = await startModelAgent(gw, { env: { PATH: `${process.env.PATH}:${dirname(testPython())}` } });
   await worker.serve(MODEL);
   inferenceKey = (
     await gw.api<{ key: string }>("POST", "/api/v1/keys", { name: "python-sdk", scopes: ["inference"] })
@@ -50,7 +51,7 @@ afterAll(async () => {
 });
 
 describe("the Python SDK against the real gateway and agent", () => {
-  it("passes its pytest suite: chat, stream, generate, embed, models, load/unload, health, errors, async, the fork's examples", async () => {
+  it("passes its pytest suite: chat, stream, generate, embed, models, load/unload, health, errors, async, the fork's examples, functions as jobs", async () => {
     const run = await runCommand(
       testPython(),
       ["-m", "pytest", "-p", "no:cacheprovider", "-q", "-rfEs", "sdk/python/tests"],
