@@ -230,8 +230,17 @@ describe("jobs on a real agent", () => {
       [2, "after"],
     ]);
   }, 90_000);
+
+  it("an agent restarted mid-run says what became of the run, and the job ends with its reason", async () => {
+    const id = (await submit({ command: ["sh", "-c", "echo up; exec sleep 300"] })).body.id as string;
+    const running = await until(id, ["RUNNING"]);
+    const i = agents.findIndex((a) => agentConfig(a).machine.id === running.machine_id);
+    await agents[i]!.proc.stop("SIGKILL");
+    agents[i] = await startAgent(agents[i]!.configPath, { env });
+    const ended = await until(id, ["FAILED", "LOST", "SUCCEEDED", "CANCELLED"], 60_000);
+    expect(ended).toMatchObject({ state: "FAILED", reason: expect.stringMatching(/agent restarted/) });
+  }, 90_000);
 });
 
-function machineToken(agent: AgentProc): string {
-  return (YAML.parse(readFileSync(agent.configPath, "utf8")) as Json).machine.token;
-}
+const agentConfig = (agent: AgentProc): Json => YAML.parse(readFileSync(agent.configPath, "utf8"));
+const machineToken = (agent: AgentProc): string => agentConfig(agent).machine.token;
