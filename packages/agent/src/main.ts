@@ -88,6 +88,7 @@ async function run(opts: { tui?: boolean; listen?: string[]; debug?: boolean }):
         inference: agent.inference,
         activity: agent.activity,
         pulls: agent.pulls,
+        jobs: agent.jobs,
         logs: feed,
         endpoint: () => agent.openaiBaseUrl,
         machineName: config.machine.name,

@@ -188,10 +188,10 @@ describe("live dashboard", () => {
     resize(d.stdout, 40, 10);
     await d.shows("Terminal too small (40×10)");
     expect(d.screen()).not.toContain("╔");
-    resize(d.stdout, 70, 20);
+    resize(d.stdout, 70, 22);
     await d.shows("╔══ Beta9 Agent");
     const rows = d.screen().split("\n");
-    expect(rows).toHaveLength(20);
+    expect(rows).toHaveLength(22);
     expect([...(rows[0] ?? "")].length).toBe(70);
   });
 

@@ -27,6 +27,7 @@ function model(over: Partial<DashboardModel> = {}): DashboardModel {
     gpus: [],
     lastHeartbeatAt: NOW - 25_000,
     jobs: [],
+    runs: [],
     inference: {
       status: "stopped",
       endpoint: "http://100.100.74.117:9999/v1",
@@ -195,6 +196,47 @@ describe("dashboard layout", () => {
     expect(f).not.toContain("CUDA out of memory");
   });
 
+  it("lists the jobs newest first with their state, runtime, GPUs and last log line, in columns", () => {
+    const f = frame(
+      model({
+        runs: [
+          {
+            id: "job_01HZX4",
+            state: "RUNNING",
+            startedAt: NOW - 754_000,
+            endedAt: null,
+            gpus: [0, 1],
+            lastLine: `epoch 3/10 loss=0.412 ${"x".repeat(200)}`,
+          },
+          {
+            id: "job_01HZX3",
+            state: "FAILED",
+            startedAt: NOW - 90_000,
+            endedAt: NOW - 60_000,
+            gpus: [],
+            lastLine: "Traceback",
+          },
+          { id: "job_01HZX2", state: "PREPARING", startedAt: null, endedAt: null, gpus: [], lastLine: null },
+        ],
+      }),
+      100,
+      30,
+    );
+    expect(f).toMatch(/║ JOBS │ 2 running +║/);
+    const rows = f.split("\n");
+    const at = (text: string) => rows.find((r) => r.includes(text))?.indexOf(text);
+    const row = (id: string) => rows.find((r) => r.includes(id)) ?? "";
+    expect(row("job_01HZX4")).toMatch(/job_01HZX4 +RUNNING +12m 34s +0,1 +epoch 3\/10 loss=0\.412 x+…? *║$/);
+    expect(row("job_01HZX3")).toMatch(/job_01HZX3 +FAILED +30s +cpu +Traceback +║$/);
+    expect(row("job_01HZX2")).toMatch(/job_01HZX2 +PREPARING +– +cpu +║$/);
+    expect(at("RUNNING")).toBe(at("STATE"));
+    expect(at("12m 34s")).toBe(at("RUNTIME"));
+    expect(at("epoch")).toBe(at("LAST LINE"));
+    for (const r of rows.slice(0, -1)) expect(columnsOf(r)).toBe(100);
+    unmount?.();
+    expect(frame(model(), 100, 30)).toContain("No jobs yet");
+  });
+
   it("shows the newest log lines with their time, and a bar for each pull under way", () => {
     const logs: LogLine[] = Array.from({ length: 100 }, (_, i) => ({
       time: NOW - (100 - i) * 1000,
@@ -228,7 +270,7 @@ describe("dashboard layout", () => {
       logs: [{ time: NOW, level: "info", text: "x".repeat(400) }],
     });
     for (const [columns, rows] of [
-      [60, 18],
+      [60, 22],
       [80, 24],
       [120, 40],
       [200, 60],
@@ -292,9 +334,20 @@ describe("dashboard layout", () => {
     expect(at("1 running · 14 done · 3s ago")).toBe(at("REQUESTS"));
   });
 
-  it("at the smallest size still shows every panel whole: models named on the status line, jobs summed up", () => {
+  it("at the smallest size still shows every panel whole: models named on the status line, jobs and served models summed up", () => {
     const busy = model({
       machine: { id: "1c1b50c8", name: "a-machine-name-far-too-long-for-a-sixty-column-terminal" },
+      runs: [
+        { id: "job-b", state: "RUNNING", startedAt: NOW - 5000, endedAt: null, gpus: [], lastLine: "step 1" },
+        {
+          id: "job-a",
+          state: "SUCCEEDED",
+          startedAt: NOW - 9000,
+          endedAt: NOW - 8000,
+          gpus: [0],
+          lastLine: null,
+        },
+      ],
       inference: {
         status: "running",
         endpoint: "http://127.0.0.1:9999/v1",
@@ -309,15 +362,16 @@ describe("dashboard layout", () => {
         { model: "qwen", origin: "local", state: "starting", running: 0, served: 0, lastRequestAt: null },
       ],
     });
-    const lines = frame(busy, 60, 18).split("\n");
-    expect(lines).toHaveLength(18);
+    const lines = frame(busy, 60, 22).split("\n");
+    expect(lines).toHaveLength(22);
+    expect(lines).toContainEqual(expect.stringMatching(/^║ 1 running · 2 kept · newest job-b +║$/));
     expect(lines[0]).toMatch(/^╔══ Beta9 Agent: 1c1b50c8 \(a-machine-name.*… ═+╗$/);
     expect(lines).toContainEqual(expect.stringMatching(/^║ 2 served: smol, qwen · 1 running · 4 done +║$/));
     expect(lines).toContainEqual(
       expect.stringMatching(/^║ Status: running │ Endpoint: http:\/\/127\.0\.0\.1:9999\/v1 │ … ║$/),
     );
     unmount?.();
-    const wider = frame(busy, 160, 18);
+    const wider = frame(busy, 160, 22);
     expect(wider).toContain("Engines: builtin │ Models: smol (ready), qwen (starting)");
   });
 
@@ -327,7 +381,7 @@ describe("dashboard layout", () => {
     expect(f.replace(/\s+/g, " ")).toContain("enlarge the window, or run b9agent --no-tui for plain logs");
     expect(f).not.toContain("╔");
     unmount?.();
-    expect(frame(model(), 100, 17)).toContain("Terminal too small (100×17)");
+    expect(frame(model(), 100, 21)).toContain("Terminal too small (100×21)");
   });
 
   it("shows that the agent is stopping its engines after q or Ctrl+C", () => {

@@ -7,12 +7,13 @@ import { JobsPanel, jobsRows } from "./jobs-panel.ts";
 import { planLayout } from "./layout-plan.ts";
 import { LogsPanel } from "./logs-panel.ts";
 import type { DashboardModel } from "./model.ts";
+import { RunsPanel, runsRows } from "./runs-panel.ts";
 import { gpuGroups, StatusPanel } from "./status-panel.ts";
 import { TooSmall } from "./too-small.ts";
 
 const h = React.createElement;
 
-/** The fork's screen: header, status, SERVED MODELS (the fork's JOBS), INFERENCE, LOGS, filling exactly `columns` × `rows`. */
+/** The fork's screen: header, status, JOBS, SERVED MODELS, INFERENCE, LOGS, filling exactly `columns` × `rows`. */
 export function Layout({
   model: m,
   columns,
@@ -26,6 +27,7 @@ export function Layout({
     { columns, rows },
     {
       gpuLines: gpuGroups(m.gpus).length,
+      runs: runsRows(m.runs),
       jobs: jobsRows(m.jobs),
       inference: inferenceRows(m.inference.models),
     },
@@ -36,6 +38,8 @@ export function Layout({
     { flexDirection: "column", width: columns, height: rows },
     h(Header, { machine: m.machine }),
     h(StatusPanel, { model: m, gpuLines: plan.gpuLines, width: columns - 4 }),
+    h(Divider),
+    h(RunsPanel, { runs: m.runs, now: m.now, height: plan.runs }),
     h(Divider),
     h(JobsPanel, { jobs: m.jobs, now: m.now, height: plan.jobs }),
     h(Divider),

@@ -1,6 +1,7 @@
 import type { Usage } from "@beta9/protocol";
 import type { InferenceManager } from "../inference/manager.ts";
 import type { RequestActivity, ServeOrigin } from "../inference/request-activity.ts";
+import type { JobManager } from "../jobs/manager.ts";
 import type { PullTracker } from "../models/pull-tracker.ts";
 import type { AgentState } from "../state.ts";
 import type { LogFeed, LogLine } from "./log-feed.ts";
@@ -19,6 +20,8 @@ export interface DashboardModel {
   gpus: GpuView[];
   lastHeartbeatAt: number | null;
   jobs: JobView[];
+  /** Jobs run on this machine (the gateway's), newest first. */
+  runs: RunView[];
   inference: {
     status: string;
     endpoint: string | null;
@@ -45,6 +48,17 @@ export interface JobView {
   lastRequestAt: number | null;
 }
 
+/** A job this agent runs, or ran and still keeps. */
+export interface RunView {
+  id: string;
+  state: string;
+  /** When its command started (RUNNING), and when the run ended; null while not yet / still. */
+  startedAt: number | null;
+  endedAt: number | null;
+  gpus: number[];
+  lastLine: string | null;
+}
+
 export interface ModelView {
   name: string;
   state: string;
@@ -68,6 +82,8 @@ export interface DashboardSources {
   activity: RequestActivity;
   pulls: PullTracker;
   logs: LogFeed;
+  /** Absent: an agent that runs no jobs (the dashboard's own tests). */
+  jobs?: Pick<JobManager, "runs"> | undefined;
   endpoint: () => string | null;
   machineName?: string | undefined;
 }
@@ -111,6 +127,17 @@ export function readModel(
         running: a?.running ?? 0,
         served: a?.served ?? 0,
         lastRequestAt: a?.lastRequestAt ?? null,
+      };
+    }),
+    runs: (src.jobs?.runs() ?? []).map((r) => {
+      const running = r.events.find((e) => e.type === "state" && e.state === "RUNNING");
+      return {
+        id: r.record.job_id,
+        state: r.record.state,
+        startedAt: running?.at ?? null,
+        endedAt: r.ended ? (r.events.at(-1)?.at ?? null) : null,
+        gpus: r.record.gpus,
+        lastLine: r.lastLine,
       };
     }),
     inference: {
