@@ -147,7 +147,7 @@ describe("supervised engine process", () => {
   });
 
   it("an engine that dies after start goes to state error with its tail, and can be started again", async () => {
-    const { supervisor } = await fake(["--exit-after-ms", "400", "--exit-code", "9"]);
+    const { supervisor } = await fake(["--exit-after-serving-ms", "400", "--exit-code", "9"]);
     await supervisor.start();
     await waitFor(() => supervisor.state() === "error");
     const error = supervisor.lastError();
@@ -159,7 +159,7 @@ describe("supervised engine process", () => {
   });
 
   it("restarts automatically with growing delays and gives up on a crash loop; a manual start still works", async () => {
-    const { supervisor } = await fake(["--exit-after-ms", "150"], {
+    const { supervisor } = await fake(["--exit-after-serving-ms", "150"], {
       autoRestart: { baseDelayMs: 50, maxDelayMs: 400 },
       maxFastCrashes: 3,
       minUptimeMs: 30_000,
