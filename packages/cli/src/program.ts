@@ -56,7 +56,9 @@ export function buildProgram(io: CliIO, ctx: Context = new Context(io)): Command
     // Set before any subcommand exists: subcommands made with .command() inherit these.
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.stdout(s), writeErr: (s) => io.stderr(s) })
-    .showHelpAfterError("(add --help for usage)");
+    .showHelpAfterError("(add --help for usage)")
+    // b9's own options come before its command, so b9 job run can pass a command's options through.
+    .enablePositionalOptions();
 
   addLogin(program, ctx);
 
@@ -101,7 +103,8 @@ export function buildProgram(io: CliIO, ctx: Context = new Context(io)): Command
 
   const job = program
     .command("job")
-    .description("commands run on a machine that fits: run, follow, cancel, fetch outputs");
+    .description("commands run on a machine that fits: run, follow, cancel, fetch outputs")
+    .enablePositionalOptions();
   addJobRun(job, ctx);
   addJobList(job, ctx);
   addJobShow(job, ctx);

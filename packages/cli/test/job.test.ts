@@ -202,6 +202,13 @@ describe("b9 job run --detach, list, show, cancel", () => {
     await b9(env, "job", "cancel", view.id);
   });
 
+  it("takes the command's own options as the command's, with or without --", async () => {
+    const r = await b9(env, "job", "run", "--detach", "--json", "python3", "-c", "print(1)", "--json");
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).spec.command).toEqual(["python3", "-c", "print(1)", "--json"]);
+    await b9(env, "job", "cancel", JSON.parse(r.stdout).id);
+  });
+
   it("relays why no machine could ever run a job, sending --vram and --country as the gateway's spec", async () => {
     const r = await b9(env, "job", "run", "--detach", "--vram", "24GB", "--country", "de,fr", "--", "true");
     expect(r.code).toBe(1);

@@ -41,7 +41,9 @@ export function addJobRun(job: Command, ctx: Context): void {
   job
     .command("run")
     .description("run a command on a machine that fits, printing its output until it ends (Ctrl+C detaches)")
-    .argument("<command...>", "the command and its arguments, after --: b9 job run -- python3 train.py")
+    .argument("<command...>", "the command and its arguments: b9 job run -- python3 train.py --epochs 3")
+    // Everything from the command on is the command's, its options included.
+    .passThroughOptions()
     .option(
       "--gpu <kind>",
       `GPU it needs: ${Object.keys(GPUS).join(", ")} (default none)`,
