@@ -8,7 +8,6 @@ import {
 } from "@beta9/protocol";
 import type { Job, JobEvent, Store } from "@beta9/store";
 import { newId } from "../auth/secrets.ts";
-import type { MachineRegistry } from "../machines/registry.ts";
 import { everFits, jobAsk } from "./needs.ts";
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -66,12 +65,7 @@ export async function uploadInput(
  * together are over the cap, or that no machine of its pool could ever run (each taken as READY and
  * running nothing): it would wait forever. One that only fits no machine now is queued and waits.
  */
-export async function checkJob(
-  store: Store,
-  registry: MachineRegistry,
-  workspaceId: string,
-  spec: CreateJob,
-): Promise<void> {
+export async function checkJob(store: Store, workspaceId: string, spec: CreateJob): Promise<void> {
   if (
     spec.idempotency_key !== undefined &&
     (await store.jobs.byIdempotencyKey(workspaceId, spec.idempotency_key))
@@ -100,9 +94,7 @@ export async function checkJob(
       "payload_too_large",
       `the job's inputs are ${total} bytes together; a job takes at most ${MAX_JOB_INPUT_BYTES} bytes of inputs`,
     );
-  // Fork agents (keepalive machines) run no jobs.
-  const machines = registry.views().filter((m) => registry.get(m.id)?.protocol !== "keepalive");
-  const fits = everFits(jobAsk(spec), machines);
+  const fits = everFits(jobAsk(spec), await store.machines.list());
   if (!fits.ok) throw new Beta9Error("bad_request", `no machine could ever run this job: ${fits.reason}`);
 }
 

@@ -1,5 +1,5 @@
-import type { CreateJob, MachineView } from "@beta9/protocol";
-import type { Job } from "@beta9/store";
+import type { CreateJob, Hardware, MachineView } from "@beta9/protocol";
+import type { Job, Machine } from "@beta9/store";
 import type { Constraints } from "../placement/constraints.ts";
 import { type Exclusion, type Needs, type Placement, place } from "../placement/place.ts";
 
@@ -87,11 +87,25 @@ function asLoaded(ask: JobAsk, m: MachineView, load: MachineLoad | undefined): M
   };
 }
 
-/** A machine as if it were READY and ran nothing: for "could this job ever run here?". */
-function asEmpty(m: MachineView): MachineView {
-  const unified = m.hardware.gpus.some((g) => g.unified_memory);
+/**
+ * A machine's stored row as if it were READY and ran nothing: for "could this job ever run here?",
+ * asked of every machine in the store (one joined through another replica too).
+ */
+function asEmpty(row: Machine): MachineView {
+  const hardware = JSON.parse(row.hardware) as Hardware;
+  const unified = hardware.gpus.some((g) => g.unified_memory);
   return {
-    ...m,
+    id: row.id,
+    name: row.name,
+    pool: row.pool,
+    hostname: row.hostname,
+    agent_version: row.agent_version,
+    country: row.country,
+    hardware,
+    usage: null,
+    running_jobs: 0,
+    joined_at: new Date(row.joined_at).toISOString(),
+    last_heartbeat_at: null,
     status: "READY",
     connection: "channel",
     cordoned: false,
@@ -99,10 +113,10 @@ function asEmpty(m: MachineView): MachineView {
     inference: {
       engines: [],
       models: [],
-      memory_free_bytes: m.hardware.memory_total_bytes,
+      memory_free_bytes: hardware.memory_total_bytes,
       vram_free_bytes: unified
-        ? m.hardware.memory_total_bytes
-        : Math.max(0, ...m.hardware.gpus.map((g) => g.memory_total_bytes)),
+        ? hardware.memory_total_bytes
+        : Math.max(0, ...hardware.gpus.map((g) => g.memory_total_bytes)),
     },
   };
 }
@@ -119,14 +133,14 @@ function needsOf(ask: JobAsk, exclude?: Exclusion): Needs {
 /**
  * Whether the job could run on one of these machines if they were all READY and empty: the reason
  * when none could, whatever their state now (then it never will, and is refused at submission).
- * Fork agents (keepalive machines) run no jobs and are left out by the caller.
  */
-export function everFits(ask: JobAsk, machines: readonly MachineView[]): Placement {
+export function everFits(ask: JobAsk, machines: readonly Machine[]): Placement {
   const enough: Exclusion = {
     excludes: (m) => freeGpus(ask, m, new Set()).length < ask.gpuCount,
     reason: () => `no machine in pool ${ask.constraints.pool} has ${ask.gpuCount} such GPUs`,
   };
-  return place(needsOf(ask, enough), machines.map(asEmpty));
+  // Fork agents (keepalive machines) run no jobs.
+  return place(needsOf(ask, enough), machines.filter((m) => m.protocol !== "keepalive").map(asEmpty));
 }
 
 /**

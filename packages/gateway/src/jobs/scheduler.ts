@@ -114,6 +114,8 @@ export class JobScheduler {
     for (const job of active) {
       if (this.#runs.has(job.id) || job.machine_id === null) continue;
       const status = registry.status(job.machine_id);
+      // A machine this replica does not know yet (joined through a peer) is not a removed one.
+      if (status === undefined && (await store.machines.get(job.machine_id))) continue;
       if (status === undefined || status === "OFFLINE") {
         await this.#lose(job, status === undefined ? "was removed" : "went offline");
         continue;

@@ -86,7 +86,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRouteContext> = async (app,
     { schema: { body: CreateJob, response: { 200: JobView, 201: JobView } } },
     async (req, reply) => {
       const caller = await ctx.auth.authenticate(req, "jobs");
-      await checkJob(ctx.store, ctx.registry, caller.workspaceId, req.body);
+      await checkJob(ctx.store, caller.workspaceId, req.body);
       const { job, created } = await submitJob(ctx.store, caller, req.body);
       ctx.log.info(
         { job_id: job.id, workspace_id: job.workspace_id, priority: job.priority, created },
