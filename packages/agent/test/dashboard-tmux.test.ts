@@ -191,6 +191,49 @@ describe("b9agent dashboard on a real terminal", () => {
     await waitFor(() => !engines.some(processAlive), { what: "the engine to be stopped", timeoutMs: 5_000 });
   }, 120_000);
 
+  it("lists a job the gateway runs here in JOBS: its state, runtime, CPU or GPU, and last line", async () => {
+    const gw = await gateway();
+    const path = await initAgent(gw, { name: "tui-jobs" });
+    const { token } = allowTestModel(path);
+    const term = agentOnTerminal(path, { columns: 100, rows: 30 }, []);
+    const screen = await screenShows(
+      term,
+      /║ JOBS +║/,
+      "No jobs yet",
+      /Endpoint: http:\/\/127\.0\.0\.1:\d+\/v1/,
+    );
+    const control = `http://127.0.0.1:${/Endpoint: http:\/\/127\.0\.0\.1:(\d+)\/v1/.exec(screen)?.[1]}`;
+    const call = (method: string, p: string, body?: unknown) =>
+      fetch(control + p, {
+        method,
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(body === undefined ? {} : { "content-type": "application/json" }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+    const run = await call("POST", "/jobs", {
+      job_id: "job-on-screen",
+      attempt: 1,
+      spec: { command: ["sh", "-c", "echo epoch 1 of 3; sleep 60"] },
+      gpus: [],
+      inputs: [],
+    });
+    expect(run.status).toBe(200);
+    await screenShows(
+      term,
+      /║ JOBS │ 1 running +║/,
+      /job-on-screen +RUNNING +\d+s +cpu +epoch 1 of 3/,
+      (s) => ["STATE:RUNNING", "LAST LINE:epoch"].every((pair) => columnOf(s, pair)),
+      fillsTerminal(100, 30),
+    );
+    expect((await call("POST", "/jobs/job-on-screen/cancel")).status).toBe(200);
+    await screenShows(term, /job-on-screen +CANCELLED +\d+s +cpu +epoch 1 of 3/, /║ JOBS +║/);
+    await run.body?.cancel();
+    term.press("q");
+    expect(await exitOf(term, "the agent to exit after q")).toEqual({ code: 0, signal: null });
+  }, 90_000);
+
   it("says so when the terminal is too small, redraws when it grows again, and quits on Ctrl+C", async () => {
     const gw = await gateway();
     const path = await initAgent(gw, { name: "small-box" });
