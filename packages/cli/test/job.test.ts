@@ -7,9 +7,11 @@ import {
   startAgent,
   startGateway,
   tempDir,
+  waitFor,
 } from "@beta9/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { b9 } from "./harness.ts";
+import { run } from "../src/program.ts";
+import { b9, captureIO } from "./harness.ts";
 
 /*
  * b9 job against the real gateway: what it refuses before sending anything, and a detached job
@@ -207,6 +209,30 @@ describe("b9 job run --detach, list, show, cancel", () => {
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).spec.command).toEqual(["python3", "-c", "print(1)", "--json"]);
     await b9(env, "job", "cancel", JSON.parse(r.stdout).id);
+  });
+
+  it("says why a followed job waits, and Ctrl+C leaves it queued", async () => {
+    const io = captureIO(env);
+    let interrupt: (() => void) | undefined;
+    io.onInterrupt = (handler) => {
+      interrupt = handler;
+      return () => {
+        interrupt = undefined;
+      };
+    };
+    const running = run(["job", "run", "--", "true"], io);
+    await waitFor(() => io.err.join("").includes("Waiting: "), {
+      what: "the wait's reason",
+      timeoutMs: 15_000,
+    });
+    interrupt?.();
+    expect(await running).toBe(130);
+    const said = io.err.join("");
+    const id = /Job (job_[a-f0-9]{16}) queued/.exec(said)?.[1] as string;
+    expect(said).toMatch(/\nWaiting: \S.*\n/);
+    expect(said).toContain(`Detached; job ${id} keeps running. Follow it again with b9 job logs ${id} -f,`);
+    expect(JSON.parse((await b9(env, "job", "show", id, "--json")).stdout).state).toBe("QUEUED");
+    await b9(env, "job", "cancel", id);
   });
 
   it("relays why no machine could ever run a job, sending --vram and --country as the gateway's spec", async () => {

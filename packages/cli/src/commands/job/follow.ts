@@ -3,6 +3,8 @@ import type { Context } from "../../context.ts";
 
 /** Pauses before asking again after the log stream closed early; grows to the last. */
 const RECONNECT_MS = [250, 500, 1000, 2000, 5000];
+/** How often a queued job is asked why it waits, while its output is followed. */
+const WAIT_CHECK_MS = 1000;
 
 export interface Followed {
   /** The job as it ended; undefined when the person detached with Ctrl+C. */
@@ -19,7 +21,7 @@ export interface Followed {
 export async function followLogs(
   ctx: Context,
   id: string,
-  options: { after?: number; json?: boolean; follow: boolean },
+  options: { after?: number; json?: boolean; follow: boolean; explainWaiting?: boolean },
 ): Promise<Followed> {
   const jobs = ctx.client().jobs;
   const print = linePrinter(ctx, options.json === true);
@@ -32,6 +34,9 @@ export async function followLogs(
     stream?.abort();
     wake?.();
   });
+  const watching = new AbortController();
+  const watcher =
+    options.explainWaiting && options.follow ? explainWaiting(ctx, id, watching.signal) : undefined;
   try {
     for (let tries = 0; ; ) {
       stream = jobs.logs(id, { after: lastSeq, follow: options.follow });
@@ -63,6 +68,35 @@ export async function followLogs(
     }
   } finally {
     stopInterrupt();
+    watching.abort();
+    await watcher;
+  }
+}
+
+/**
+ * While the job is queued, says why it waits (no machine fits now, …) each time the reason changes,
+ * so a person following a job that does not start sees what holds it. Advisory: a failed check is
+ * only skipped.
+ */
+async function explainWaiting(ctx: Context, id: string, signal: AbortSignal): Promise<void> {
+  let said: string | null = null;
+  while (!signal.aborted) {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, WAIT_CHECK_MS);
+      signal.addEventListener("abort", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    if (signal.aborted) return;
+    const job = await ctx
+      .client()
+      .jobs.get(id, { signal })
+      .catch(() => undefined);
+    if (!job || signal.aborted) continue;
+    if (job.state !== "QUEUED") return;
+    if (job.reason && job.reason !== said) ctx.note(`Waiting: ${job.reason}`);
+    said = job.reason;
   }
 }
 

@@ -27,6 +27,7 @@ export function addJobLogs(job: Command, ctx: Context): void {
         after: opts.after ?? 0,
         json: opts.json === true,
         follow: opts.follow === true,
+        explainWaiting: opts.json !== true,
       });
       if (!opts.follow) return;
       if (!job) {

@@ -112,8 +112,11 @@ export function addJobRun(job: Command, ctx: Context): void {
         ctx.note(
           `Job ${created.id} ${String(created.state).toLowerCase()}; following its output (Ctrl+C detaches).`,
         );
-      if (created.reason && !opts.json) ctx.note(`(${created.reason})`);
-      const { job, lastSeq } = await followLogs(ctx, created.id, { json: opts.json === true, follow: true });
+      const { job, lastSeq } = await followLogs(ctx, created.id, {
+        json: opts.json === true,
+        follow: true,
+        explainWaiting: opts.json !== true,
+      });
       if (!job) {
         ctx.note(followAgainHint(created.id, lastSeq));
         throw new Interrupted();
