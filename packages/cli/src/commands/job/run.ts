@@ -30,8 +30,8 @@ interface Options {
   python?: string;
   packages?: string[];
   requirements?: string;
-  env: Array<[string, string]>;
-  input: string[];
+  env?: Array<[string, string]>;
+  input?: string[];
   idempotencyKey?: string;
   detach?: boolean;
   json?: boolean;
@@ -73,8 +73,8 @@ export function addJobRun(job: Command, ctx: Context): void {
       packages,
     )
     .option("--requirements <file>", "a requirements.txt to install in it", requirements)
-    .option("--env <name=value>", "an environment variable for the command (repeatable)", env, [])
-    .option("--input <file>", "a file put in the job's directory before it starts (repeatable)", collect, [])
+    .option("--env <name=value>", "an environment variable for the command (repeatable)", env)
+    .option("--input <file>", "a file put in the job's directory before it starts (repeatable)", collect)
     .option(
       "--idempotency-key <key>",
       "submitting again with the same key gives the same job, not a second one",
@@ -94,7 +94,7 @@ export function addJobRun(job: Command, ctx: Context): void {
           "give --packages or --requirements, not both",
           "list the packages in the requirements file",
         );
-      const inputs = readInputs(opts.input);
+      const inputs = readInputs(opts.input ?? []);
       const client = ctx.client();
       const uploaded = [];
       for (const input of inputs) {
@@ -139,7 +139,7 @@ function spec(command: string[], opts: Options, inputs: CreateJob["inputs"]): Cr
   };
   return {
     command,
-    ...(opts.env.length ? { env: Object.fromEntries(opts.env) } : {}),
+    ...(opts.env?.length ? { env: Object.fromEntries(opts.env) } : {}),
     ...(Object.keys(environment).length ? { environment } : {}),
     ...(Object.keys(resources).length ? { resources } : {}),
     ...(opts.pool !== undefined ? { pool: opts.pool } : {}),
@@ -208,11 +208,11 @@ function readInputs(paths: string[]): Input[] {
   return inputs;
 }
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
-function env(value: string, previous: Array<[string, string]>): Array<[string, string]> {
+function env(value: string, previous: Array<[string, string]> | undefined): Array<[string, string]> {
   const eq = value.indexOf("=");
   if (eq < 0) throw new InvalidArgumentError(`"${value}" has no "="; write it as NAME=value`);
   const name = value.slice(0, eq);
@@ -221,7 +221,7 @@ function env(value: string, previous: Array<[string, string]>): Array<[string, s
       `"${name}" is not a variable name: letters, digits and _, not starting with a digit`,
     );
   }
-  return [...previous.filter(([n]) => n !== name), [name, value.slice(eq + 1)]];
+  return [...(previous ?? []).filter(([n]) => n !== name), [name, value.slice(eq + 1)]];
 }
 
 function timeout(value: string): number {
