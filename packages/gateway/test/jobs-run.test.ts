@@ -108,6 +108,52 @@ describe("jobs on a real agent", () => {
     expect(metrics).toMatch(/beta9_job_transitions_total\{state="FAILED"\} [1-9]/);
   });
 
+  it("retries a failed job while its retries allow, each attempt's lines kept once", async () => {
+    const id = (await submit({ command: ["sh", "-c", "echo attempt; exit 1"], retries: 1 })).body
+      .id as string;
+    let job: Json;
+    await waitFor(
+      async () => {
+        job = await show(id);
+        return job.state === "FAILED" && job.attempt === 2;
+      },
+      { what: "the second attempt to fail" },
+    );
+    expect(job.events.map((e: Json) => e.state).filter((s: string) => s !== "PREPARING")).toEqual([
+      "QUEUED",
+      "ASSIGNED",
+      "RUNNING",
+      "FAILED",
+      "QUEUED",
+      "ASSIGNED",
+      "RUNNING",
+      "FAILED",
+    ]);
+    const lines = (await (await get(`/api/v1/jobs/${id}/logs`)).text())
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(lines.map((l) => [l.seq, l.attempt, l.line])).toEqual([
+      [1, 1, "attempt"],
+      [2, 2, "attempt"],
+    ]);
+    const usage = (await gw.api<Json>("GET", `/api/v1/jobs/${id}/usage`, undefined, key)).body;
+    expect(usage.runs.map((r: Json) => r.attempt)).toEqual([1, 2]);
+  });
+
+  it("keeps no output over the gateway's cap, and says so in the job's log", async () => {
+    const script =
+      'head -c 70000000 /dev/zero > "$B9_OUTPUT_DIR/huge.bin"; echo small > "$B9_OUTPUT_DIR/small.txt"';
+    const id = (await submit({ command: ["sh", "-c", script] })).body.id as string;
+    expect((await until(id, ["SUCCEEDED", "FAILED"])).state).toBe("SUCCEEDED");
+    const outputs = (await gw.api<Json>("GET", `/api/v1/jobs/${id}/outputs`, undefined, key)).body.outputs;
+    expect(outputs.map((o: Json) => o.name)).toEqual(["small.txt"]);
+    const logs = await (await get(`/api/v1/jobs/${id}/logs`)).text();
+    expect(logs).toMatch(
+      /output huge\.bin was not kept: output huge\.bin is 70000000 bytes; the gateway keeps at most 67108864/,
+    );
+  });
+
   it("gives a job its inputs and ends SUCCEEDED with exit code 0", async () => {
     const up = await fetch(`${gw.url}/api/v1/jobs/inputs`, {
       method: "POST",

@@ -1,5 +1,5 @@
 import type { Logger } from "@beta9/http";
-import type { CreateJob, JobState } from "@beta9/protocol";
+import { type CreateJob, type JobState, MAX_JOB_INPUT_BYTES } from "@beta9/protocol";
 import type { Job, LogBound, Store } from "@beta9/store";
 import type { MachineRegistry } from "../machines/registry.ts";
 import { LogFeed } from "./log-feed.ts";
@@ -20,7 +20,8 @@ export interface JobSchedulerOptions {
 }
 
 export const DEFAULT_LOG_BOUND: LogBound = { head: 1_000, tail: 10_000 };
-export const DEFAULT_MAX_OUTPUT_BYTES = 256 * 1024 * 1024;
+/** An output is held whole while it is hashed and stored: as much as a job's inputs together. */
+export const DEFAULT_MAX_OUTPUT_BYTES = MAX_JOB_INPUT_BYTES;
 /** A machine that declined a job is not offered it again for this long. */
 const DECLINED_MS = 30_000;
 /** A run whose re-attach failed is tried again after this long. */
@@ -108,8 +109,10 @@ export class JobScheduler {
     const now = Date.now();
     const active = await store.jobs.active();
     const activeIds = new Set(active.map((j) => j.id));
-    // Runs followed here whose job ended meanwhile (cancelled through this or another replica).
-    for (const [id, run] of this.#runs) if (!activeIds.has(id)) await run.cancel();
+    // Runs followed here whose job was cancelled meanwhile (through this or another replica).
+    for (const [id, run] of this.#runs) {
+      if (!activeIds.has(id) && (await store.jobs.get(id))?.state === "CANCELLED") await run.cancel();
+    }
 
     for (const job of active) {
       if (this.#runs.has(job.id) || job.machine_id === null) continue;
@@ -141,6 +144,8 @@ export class JobScheduler {
     for (const j of active) onMachines.set(j.workspace_id, (onMachines.get(j.workspace_id) ?? 0) + 1);
     const maxJobs = new Map<string, number | null>();
     for (const job of queued) {
+      // Queued again by its own run (a retry after FAILED) that is still wrapping up: next pass.
+      if (this.#runs.has(job.id)) continue;
       const ws = job.workspace_id;
       if (!maxJobs.has(ws)) maxJobs.set(ws, (await store.workspaces.byId(ws))?.max_jobs ?? null);
       const limit = maxJobs.get(ws) ?? null;
@@ -219,7 +224,7 @@ export class JobScheduler {
         this.#reattachAfter.set(job.id, Date.now() + REATTACH_MS);
       })
       .finally(() => {
-        this.#runs.delete(job.id);
+        if (this.#runs.get(job.id) === run) this.#runs.delete(job.id);
         this.nudge();
       });
   }
