@@ -1,4 +1,15 @@
-import { type GatewayProc, type ModelAgent, startGateway, startModelAgent, waitFor } from "@beta9/test-utils";
+import { readdirSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { dirname, join } from "node:path";
+import {
+  type GatewayProc,
+  type ModelAgent,
+  startGateway,
+  startModelAgent,
+  testPython,
+  waitFor,
+} from "@beta9/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { assignment, finalState, logLines, read, submit } from "./jobs-helpers.ts";
 
@@ -10,15 +21,32 @@ import { assignment, finalState, logLines, read, submit } from "./jobs-helpers.t
 
 let gw: GatewayProc;
 let worker: ModelAgent;
+/** A package index that accepts connections and never answers: uv waits on it until stopped. */
+let silentIndex: Server;
+let indexAsked = 0;
 
 beforeAll(async () => {
+  silentIndex = createServer(() => {
+    indexAsked++;
+  });
+  await new Promise<void>((resolve) => silentIndex.listen(0, "127.0.0.1", resolve));
+  const port = (silentIndex.address() as AddressInfo).port;
   gw = await startGateway();
-  worker = await startModelAgent(gw, { name: "jobs-native", env: { B9AGENT_JOB_RUNNER: "native" } });
+  worker = await startModelAgent(gw, {
+    name: "jobs-native",
+    env: {
+      B9AGENT_JOB_RUNNER: "native",
+      PATH: `${dirname(testPython())}:${process.env.PATH}`,
+      UV_DEFAULT_INDEX: `http://127.0.0.1:${port}/simple`,
+    },
+  });
 }, 60_000);
 
 afterAll(async () => {
   await worker?.agent.proc.stop();
   await gw?.proc.stop();
+  silentIndex?.closeAllConnections();
+  silentIndex?.close();
 });
 
 describe("jobs with the native runner", () => {
@@ -175,6 +203,45 @@ describe("jobs with the native runner", () => {
       total_jobs: number;
     };
     expect(after).toMatchObject({ running_jobs: before.running_jobs, total_jobs: before.total_jobs });
+  }, 30_000);
+
+  it("outputs over the cap together fail the run, and none of them is announced", async () => {
+    const run = await submit(
+      worker,
+      assignment("job-big-outputs", {
+        // A sparse 2 GiB file: over the 1 GiB cap without writing 2 GiB.
+        command: [
+          "sh",
+          "-c",
+          'echo small > "$B9_OUTPUT_DIR/small.txt" && truncate -s 2G "$B9_OUTPUT_DIR/big.bin"',
+        ],
+      }),
+    );
+    const events = await run.done;
+    expect(finalState(events)).toMatchObject({
+      state: "FAILED",
+      exit_code: 0,
+      reason: "the job's outputs are 2048 MiB, over the cap of 1 GiB: none were kept",
+    });
+    expect(events.filter((e) => e.type === "output")).toEqual([]);
+  });
+
+  it("cancel while its Python environment is being built: the build stops, nothing of it is kept", async () => {
+    const run = await submit(
+      worker,
+      assignment("job-cancel-build", { command: ["python", "-V"], environment: { packages: ["six"] } }),
+    );
+    await waitFor(() => indexAsked > 0, { what: "uv to ask the package index" });
+    const asked = performance.now();
+    expect(await (await worker.control("POST", "/jobs/job-cancel-build/cancel")).json()).toEqual({
+      job_id: "job-cancel-build",
+      state: "CANCELLED",
+    });
+    expect(performance.now() - asked).toBeLessThan(8_000);
+    const events = await run.done;
+    expect(events.filter((e) => e.type === "state").map((e) => e.state)).toEqual(["PREPARING", "CANCELLED"]);
+    const envs = join(dirname(worker.agent.configPath), "job-envs");
+    expect(readdirSync(envs).filter((n) => n !== ".uv-cache")).toEqual([]);
   }, 30_000);
 
   it("is closed to a local caller without the machine credential", async () => {

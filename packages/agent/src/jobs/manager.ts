@@ -60,6 +60,8 @@ interface Active {
   stopped: Promise<void> | undefined;
   timer: NodeJS.Timeout | undefined;
   runner: RunnerName;
+  /** Stops what prepares the run (uv) when it is stopped before its command starts. */
+  preparing: AbortController;
 }
 
 /**
@@ -170,6 +172,7 @@ export class JobManager {
       stopped: undefined,
       timer: undefined,
       runner: "native",
+      preparing: new AbortController(),
     };
     this.#active.set(a.job_id, active);
     this.#counts();
@@ -283,10 +286,13 @@ export class JobManager {
         environment = await ensureEnvironment(a.spec.environment, {
           root: join(this.#opts.home, "job-envs"),
           pidfiles: this.#opts.pidfiles,
+          signal: active.preparing.signal,
         });
         if (!environment.reused) note(`built the Python environment ${environment.dir}`);
       } catch (error) {
         if (!(error instanceof EnvironmentError)) throw error;
+        if (active.stopping)
+          return this.#end(run, active.stopping, { reason: stopReason(active, timeoutSeconds) });
         return this.#end(run, "FAILED", { reason: error.message });
       }
     }
@@ -419,7 +425,10 @@ export class JobManager {
   #stop(active: Active, why: "CANCELLED" | "TIMED_OUT"): Promise<void> {
     active.stopping ??= why;
     const child = active.child;
-    if (child === undefined) return Promise.resolve();
+    if (child === undefined) {
+      active.preparing.abort();
+      return Promise.resolve();
+    }
     active.stopped ??= (async () => {
       const grace = this.#opts.graceMs ?? JOB_STOP_GRACE_MS;
       if (active.runner === "bwrap") {

@@ -60,6 +60,8 @@ export async function ensureEnvironment(
     pidfiles?: PidfileRegistry | undefined;
     onLine?: ((line: string) => void) | undefined;
     path?: string | undefined;
+    /** Aborted: the build is stopped (the run was cancelled or timed out) and leaves nothing. */
+    signal?: AbortSignal | undefined;
   },
 ): Promise<BuiltEnvironment> {
   const dir = join(opts.root, environmentKey(spec));
@@ -83,6 +85,7 @@ export async function ensureEnvironment(
     UV_LINK_MODE: "copy",
   };
   const run = async (args: string[]): Promise<void> => {
+    if (opts.signal?.aborted) throw new EnvironmentError("the environment build was stopped");
     const child = await startChild({
       name: "uv",
       command: uv,
@@ -92,7 +95,10 @@ export async function ensureEnvironment(
       pidfiles: opts.pidfiles,
       onLine: (line) => opts.onLine?.(line),
     });
-    const exit = await child.exited;
+    const stop = () => void child.stop(5_000);
+    opts.signal?.addEventListener("abort", stop, { once: true });
+    const exit = await child.exited.finally(() => opts.signal?.removeEventListener("abort", stop));
+    if (opts.signal?.aborted) throw new EnvironmentError("the environment build was stopped");
     if (exit.code !== 0) {
       const said = child
         .tail()
