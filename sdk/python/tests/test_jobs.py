@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from beta9 import Client, Image, JobError, RemoteError, ValidationError, function
-from beta9.function import BOOTSTRAP, CALL_INPUT, FUNCTION_INPUT, RESULT, _raise_remote
+from beta9._function import BOOTSTRAP, CALL_INPUT, FUNCTION_INPUT, RESULT, _raise_remote
 from beta9.jobs import Job
 
 from conftest import Stack

@@ -29,7 +29,7 @@ from .errors import (
     StreamError,
     ValidationError,
 )
-from .function import AsyncFunctionCall, Function, FunctionCall, Image, RemoteError, function
+from ._function import AsyncFunctionCall, Function, FunctionCall, Image, RemoteError, function
 from .jobs import Job, JobError, JobEvent, JobInput, JobList, JobLogLine, JobOutput
 from .types import ChatMessage, InferenceOptions
 
