@@ -63,6 +63,16 @@ describe("b9 job run on a real agent", () => {
     expect(r.stderr).toMatch(/error: job job_[a-f0-9]{16} ended FAILED: .*3/);
   }, 60_000);
 
+  it("follows a job through its retries, announcing each attempt, and exits with the last one's code", async () => {
+    const r = await b9(env, "job", "run", "--retries", "1", "--", "sh", "-c", "echo try; exit 2");
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stdout).toBe("try\ntry\n");
+    expect(r.stderr).toContain("--- attempt 2 ---\n");
+    const id = /Job (job_[a-f0-9]{16}) queued/.exec(r.stderr)?.[1] as string;
+    const shown = await b9(env, "job", "show", id);
+    expect(shown.stdout).toMatch(/^Attempt:\s+2\/2 \(retries: 1\)$/m);
+  }, 60_000);
+
   it("--json prints each line, then the ended job, one JSON object a line", async () => {
     const r = await b9(env, "job", "run", "--json", "--", "sh", "-c", "echo one; echo two");
     expect(r.code, r.stderr).toBe(0);
