@@ -268,8 +268,9 @@ export class Agent {
 
   async stop(): Promise<void> {
     clearInterval(this.#tailnetTimer);
-    await this.#connector?.stop();
+    // Jobs first, while the channel still carries their last events to the gateway.
     await this.jobs.shutdown();
+    await this.#connector?.stop();
     await this.inference.shutdown();
     await this.control.close();
   }

@@ -253,4 +253,16 @@ describe("jobs with the native runner", () => {
     expect(res.status).toBe(401);
     expect((await fetch(`${worker.agent.controlUrl}/jobs`)).status).toBe(401);
   });
+
+  it("an agent stopped (SIGTERM) under a running job ends the run FAILED, which the gateway may retry", async () => {
+    const run = await submit(worker, assignment("job-agent-stops", { command: ["sleep", "60"] }));
+    await waitFor(() => run.events.some((e) => e.type === "state" && e.state === "RUNNING"), {
+      what: "the job to run",
+    });
+    await worker.agent.proc.stop("SIGTERM");
+    expect(finalState(await run.done)).toMatchObject({
+      state: "FAILED",
+      reason: "the agent was stopped while it ran",
+    });
+  }, 30_000);
 });

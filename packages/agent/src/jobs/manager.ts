@@ -51,12 +51,15 @@ export interface JobManagerOptions {
   maxOutputBytes?: number | undefined;
 }
 
+/** Why a run is stopped: the gateway cancelled it, its time ran out, or the agent is shutting down. */
+type StopCause = "CANCELLED" | "TIMED_OUT" | "AGENT_STOPPING";
+
 /** One run in progress: what stops it. */
 interface Active {
   child: Child | undefined;
   cgroup: JobCgroup | undefined;
   /** Set once a stop was asked for; the state the run ends in. */
-  stopping: "CANCELLED" | "TIMED_OUT" | undefined;
+  stopping: StopCause | undefined;
   stopped: Promise<void> | undefined;
   timer: NodeJS.Timeout | undefined;
   runner: RunnerName;
@@ -217,9 +220,15 @@ export class JobManager {
     return join(run.dir, "work", "out", name);
   }
 
-  /** Stops every run (the agent is shutting down): they end CANCELLED. */
+  /** Stops every run (the agent is shutting down): they end FAILED, so the gateway may retry them. */
   async shutdown(): Promise<void> {
-    await Promise.all([...this.#active.values()].map((a) => this.#stop(a, "CANCELLED")));
+    const runs = [...this.#active.keys()].map((id) => this.#runs.get(id)).filter((r) => r !== undefined);
+    await Promise.all([...this.#active.values()].map((a) => this.#stop(a, "AGENT_STOPPING")));
+    await Promise.all(runs.map((r) => this.#ended(r)));
+    // Their streams get a moment to deliver the end before the server closes its connections.
+    const reading = runs.flatMap((r) => [...r.readers]);
+    const until = Date.now() + 2_000;
+    while (reading.some((s) => !s.closed) && Date.now() < until) await delay(20);
   }
 
   #counts(): void {
@@ -245,6 +254,19 @@ export class JobManager {
     extra: { reason?: string; exit_code?: number | null; out_of_memory?: boolean } = {},
   ): void {
     run.add({ type: "state", state, ...extra });
+  }
+
+  /** The end of a run that was stopped, in the state and words its cause calls for. */
+  #stopped(
+    run: RunLog,
+    cause: StopCause,
+    timeoutSeconds: number,
+    extra: { exit_code?: number | null } = {},
+  ): void {
+    if (cause === "TIMED_OUT")
+      this.#end(run, "TIMED_OUT", { reason: `timed out after ${formatSeconds(timeoutSeconds)}`, ...extra });
+    else if (cause === "CANCELLED") this.#end(run, "CANCELLED", { reason: "cancelled", ...extra });
+    else this.#end(run, "FAILED", { reason: "the agent was stopped while it ran", ...extra });
   }
 
   #detectRunner(): Promise<{ name: RunnerName; bwrap: string | null; setpriv: string | null }> {
@@ -291,13 +313,11 @@ export class JobManager {
         if (!environment.reused) note(`built the Python environment ${environment.dir}`);
       } catch (error) {
         if (!(error instanceof EnvironmentError)) throw error;
-        if (active.stopping)
-          return this.#end(run, active.stopping, { reason: stopReason(active, timeoutSeconds) });
+        if (active.stopping) return this.#stopped(run, active.stopping, timeoutSeconds);
         return this.#end(run, "FAILED", { reason: error.message });
       }
     }
-    if (active.stopping)
-      return this.#end(run, active.stopping, { reason: stopReason(active, timeoutSeconds) });
+    if (active.stopping) return this.#stopped(run, active.stopping, timeoutSeconds);
 
     const jobDir = sandboxed ? SANDBOX_JOB_DIR : work;
     const systemPath = sandboxed ? "/usr/local/bin:/usr/bin:/bin" : (process.env.PATH ?? "/usr/bin:/bin");
@@ -391,8 +411,7 @@ export class JobManager {
     if (!sandboxed) signalProcessTree(child.pid, true, "SIGKILL");
 
     if (active.stopping) {
-      return this.#end(run, active.stopping, {
-        reason: stopReason(active, timeoutSeconds),
+      return this.#stopped(run, active.stopping, timeoutSeconds, {
         exit_code: exit.code,
       });
     }
@@ -422,7 +441,7 @@ export class JobManager {
    * skips bwrap itself (its death would SIGKILL the sandbox at once, leaving the job no grace);
    * when the job's command exits, its pid namespace and everything in it go too.
    */
-  #stop(active: Active, why: "CANCELLED" | "TIMED_OUT"): Promise<void> {
+  #stop(active: Active, why: StopCause): Promise<void> {
     active.stopping ??= why;
     const child = active.child;
     if (child === undefined) {
@@ -440,10 +459,6 @@ export class JobManager {
     })();
     return active.stopped;
   }
-}
-
-function stopReason(active: Active, timeoutSeconds: number): string {
-  return active.stopping === "TIMED_OUT" ? `timed out after ${formatSeconds(timeoutSeconds)}` : "cancelled";
 }
 
 /** Checks the assignment's inputs: each its sha256, all together under the cap. */

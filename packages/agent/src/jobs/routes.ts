@@ -89,6 +89,8 @@ export function follow(run: RunLog, after: number): Readable {
     },
   });
   run.on("event", pump);
+  run.readers.add(stream);
   stream.once("end", () => run.off("event", pump));
+  stream.once("close", () => run.readers.delete(stream));
   return stream;
 }

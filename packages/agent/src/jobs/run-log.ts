@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import { createWriteStream, readFileSync, renameSync, type WriteStream, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { Readable } from "node:stream";
 import type { JobRunEvent, JobRunState } from "@beta9/protocol";
 
 /** Log lines kept per run, and their bytes: a job printing without end must not fill the agent's memory. */
@@ -35,6 +36,8 @@ export class RunLog extends EventEmitter<{ event: [JobRunEvent] }> {
   readonly record: RunRecord;
   readonly events: JobRunEvent[] = [];
   lastLine: string | null = null;
+  /** Streams reading this run (routes.ts's follow): an agent that stops lets them end first. */
+  readonly readers = new Set<Readable>();
   /** Appended asynchronously: a job printing fast must not block the agent on disk writes. */
   #file: WriteStream | undefined;
   #logLines = 0;
