@@ -108,3 +108,12 @@ def test_async_twins(stack: Stack, jobs_key: str) -> None:
             assert await call.get() == 25
 
     asyncio.run(main())
+
+
+def test_packages_that_do_not_resolve_fail_the_call_with_the_reason(client: Client) -> None:
+    broken = function(image=Image(packages=["b9-no-such-package-3f9c"]), client=client)(square_or_fail)
+    with pytest.raises(JobError) as err:
+        broken.remote(2)
+    assert err.value.job.state == "FAILED"
+    assert f"job {err.value.job.id} ended FAILED: " in str(err.value)
+    assert "b9-no-such-package-3f9c" in str(err.value)
