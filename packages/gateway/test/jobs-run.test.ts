@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import {
   type AgentProc,
@@ -25,6 +26,9 @@ let gw: GatewayProc;
 let key: string;
 const agents: AgentProc[] = [];
 const env = { B9AGENT_JOB_RUNNER: "native" };
+/** A client that stops reading its logs is let go after this long. */
+const STALL_S = 2;
+const GATEWAY_ARGS = ["--client-stall-timeout", `${STALL_S}s`];
 
 const submit = (body: unknown) => gw.api<Json>("POST", "/api/v1/jobs", body, key);
 const show = async (id: string): Promise<Json> =>
@@ -44,7 +48,7 @@ async function until(id: string, states: string[], timeoutMs = 30_000): Promise<
 }
 
 beforeAll(async () => {
-  gw = await startGateway();
+  gw = await startGateway({ args: GATEWAY_ARGS });
   key = (await gw.api<{ key: string }>("POST", "/api/v1/keys", { name: "ci", scopes: ["jobs"] })).body.key;
   agents.push(await startAgent(await initAgent(gw, { name: "worker" }), { env }));
 }, 60_000);
@@ -253,6 +257,57 @@ describe("jobs on a real agent", () => {
     expect(lines.at(-1)).toMatchObject({ seq: 15000, line: "15000" });
   }, 60_000);
 
+  it("holds nothing for log readers that stop reading, and lets them go after the stall timeout", async () => {
+    // 11,000 lines of 1 KB: all kept (the first 1,000 and the last 10,000), 11 MB to send each reader.
+    const script = `yes ${"x".repeat(1000)} | head -n 11000`;
+    const id = (await submit({ command: ["sh", "-c", script] })).body.id as string;
+    await until(id, ["SUCCEEDED"], 60_000);
+    const full = await (await get(`/api/v1/jobs/${id}/logs`)).text();
+    expect(full.length).toBeGreaterThan(11_000_000);
+    const pid = gw.proc.child.pid!;
+    const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) * 1024;
+    const fds = () => readdirSync(`/proc/${pid}/fd`).length;
+    const rss0 = rss();
+    const fds0 = fds();
+
+    // Twenty readers take the first bytes of the answer, then read nothing.
+    const { hostname, port } = new URL(gw.url);
+    const readers = await Promise.all(
+      Array.from(
+        { length: 20 },
+        () =>
+          new Promise<Socket>((resolve, reject) => {
+            const s = connect(Number(port), hostname, () =>
+              s.write(
+                `GET /api/v1/jobs/${id}/logs HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${key}\r\n\r\n`,
+              ),
+            );
+            s.once("data", () => {
+              s.pause();
+              resolve(s);
+            });
+            s.once("error", reject);
+          }),
+      ),
+    );
+    let peak = rss();
+    try {
+      // The gateway closes each stalled answer after the stall timeout: its sockets go back to what it had.
+      await waitFor(
+        () => {
+          peak = Math.max(peak, rss());
+          return fds() <= fds0;
+        },
+        { what: "the gateway to let the stalled readers go", timeoutMs: STALL_S * 1000 + 20_000 },
+      );
+    } finally {
+      for (const r of readers) r.destroy();
+    }
+    // Had it buffered what they did not take, it would hold 20 × 11 MB.
+    console.info(`log readers stalled: the gateway grew by ${Math.round((peak - rss0) / 1e6)} MB`);
+    expect(peak - rss0).toBeLessThan(80 * 1024 * 1024);
+  }, 90_000);
+
   it("loses nothing when the gateway restarts mid-run: the run is re-attached and its end and lines kept", async () => {
     const dir = tempDir("b9-job-gate-");
     const gate = join(dir, "go");
@@ -264,7 +319,7 @@ describe("jobs on a real agent", () => {
     await gw.proc.stop();
     // The run goes on, and ends, while no gateway follows it.
     writeFileSync(gate, "");
-    gw = await startGateway({ dataDir: gw.dataDir, port: gw.port });
+    gw = await startGateway({ dataDir: gw.dataDir, port: gw.port, args: GATEWAY_ARGS });
     const job = await until(id, ["FAILED", "SUCCEEDED", "LOST"], 60_000);
     expect(job).toMatchObject({ state: "FAILED", exit_code: 7, attempt: 1 });
     const lines = (await (await get(`/api/v1/jobs/${id}/logs`)).text())

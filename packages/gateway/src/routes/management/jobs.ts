@@ -66,7 +66,8 @@ const JobUsageList = Type.Object({
 });
 /** A follower with nothing new checks the store this often (a run followed by another replica). */
 const LOG_POLL_MS = 1_000;
-const LOG_PAGE = 500;
+// Lines read from the store at a time per reader: at most MAX_JOB_LOG_LINE_BYTES each, so a page is bounded too.
+const LOG_PAGE = 100;
 
 /** Whether the job has ended for good: not LOST or FAILED with a retry about to queue it again. */
 const over = (job: Job) =>
