@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { getEventListeners } from "node:events";
 import { type AgentProc, type GatewayProc, initAgent, startAgent, startGateway } from "@beta9/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Beta9Client, ConflictError, type JobLogLine, jobEnded, NotFoundError } from "../src/index.ts";
@@ -69,5 +70,14 @@ describe("b9.jobs", () => {
     await expect(b9.jobs.cancel(job.id)).rejects.toThrow(ConflictError);
     const page = await b9.jobs.list({ state: "CANCELLED", limit: 1 });
     expect(page.jobs.map((j) => j.id)).toEqual([job.id]);
+  }, 60_000);
+
+  it("waits for a job with a signal without piling listeners on it", async () => {
+    const job = await b9.jobs.create({ command: ["sleep", "1"] });
+    const caller = new AbortController();
+    const ended = await b9.jobs.wait(job.id, { intervalMs: 5, signal: caller.signal });
+    expect(ended.state).toBe("SUCCEEDED");
+    // A long wait polls many times: none of its pauses may leave a listener behind.
+    expect(getEventListeners(caller.signal, "abort")).toHaveLength(0);
   }, 60_000);
 });

@@ -149,15 +149,16 @@ export class Jobs {
       const job = await this.get(id, options);
       if (jobEnded(job)) return job;
       await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(resolve, options.intervalMs ?? 1000);
-        options.signal?.addEventListener(
-          "abort",
-          () => {
-            clearTimeout(timer);
-            reject(options.signal?.reason);
-          },
-          { once: true },
-        );
+        const stop = () => {
+          clearTimeout(timer);
+          reject(options.signal?.reason);
+        };
+        // The listener goes with its pause, so a long wait does not pile them up on the signal.
+        const timer = setTimeout(() => {
+          options.signal?.removeEventListener("abort", stop);
+          resolve();
+        }, options.intervalMs ?? 1000);
+        options.signal?.addEventListener("abort", stop, { once: true });
       });
     }
   }
