@@ -82,11 +82,16 @@ async function explainWaiting(ctx: Context, id: string, signal: AbortSignal): Pr
   let said: string | null = null;
   while (!signal.aborted) {
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, WAIT_CHECK_MS);
-      signal.addEventListener("abort", () => {
+      const stop = () => {
         clearTimeout(timer);
         resolve();
-      });
+      };
+      // Removed with its pause: a job queued for hours must not pile listeners on the signal.
+      const timer = setTimeout(() => {
+        signal.removeEventListener("abort", stop);
+        resolve();
+      }, WAIT_CHECK_MS);
+      signal.addEventListener("abort", stop, { once: true });
     });
     if (signal.aborted) return;
     const job = await ctx
