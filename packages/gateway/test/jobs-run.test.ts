@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
+import { Store } from "@beta9/store";
 import {
   type AgentProc,
   type GatewayProc,
@@ -330,6 +331,39 @@ describe("jobs on a real agent", () => {
       [1, "before"],
       [2, "after"],
     ]);
+  }, 90_000);
+
+  it("a job claimed by a gateway that stopped before telling the machine is queued again, not lost", async () => {
+    await gw.proc.stop();
+    // What a gateway that stops between its claim and its call to the agent leaves in the store.
+    const store = await Store.open({ kind: "sqlite", path: join(gw.dataDir, "beta9.db") });
+    const id = "job_00000000000000aa";
+    try {
+      const ws = (await store.workspaces.byName("default"))!;
+      const now = Date.now();
+      await store.transaction(async (tx) => {
+        await tx.jobs.create(
+          {
+            id,
+            workspace_id: ws.id,
+            key_id: null,
+            idempotency_key: null,
+            spec: JSON.stringify({ command: ["echo", "ran once"] }),
+            priority: 0,
+            max_retries: 0,
+          },
+          now,
+        );
+        await tx.jobs.transition(id, "ASSIGNED", { machineId: agentConfig(agents[0]!).machine.id }, now);
+      });
+    } finally {
+      await store.close();
+    }
+    gw = await startGateway({ dataDir: gw.dataDir, port: gw.port, args: GATEWAY_ARGS });
+    const job = await until(id, ["SUCCEEDED", "FAILED", "LOST"], 60_000);
+    expect(job).toMatchObject({ state: "SUCCEEDED", attempt: 1 });
+    expect(job.events.map((e: Json) => e.state)).toContain("QUEUED");
+    expect(job.events.find((e: Json) => e.reason?.includes("never got the assignment"))).toBeDefined();
   }, 90_000);
 
   it("an agent restarted mid-run says what became of the run, and the job ends with its reason", async () => {

@@ -239,9 +239,20 @@ export class JobScheduler {
         this.#o.log.info({ job_id: job.id, machine_id: machineId }, outcome.reason);
         return;
       }
-      case "unknown":
-        await this.#lose(job, "does not know the run (its agent restarted)");
+      case "unknown": {
+        if (job.state !== "ASSIGNED") {
+          await this.#lose(job, "does not know the run (its agent restarted)");
+          return;
+        }
+        // Claimed, but the assignment never reached the machine (a gateway stopped in between): it
+        // never ran, so it goes back to its place in the queue without spending an attempt.
+        const reason = `machine ${machineId} never got the assignment; queued again`;
+        const again = await this.#o.store.transaction((tx) =>
+          tx.jobs.transition(job.id, "QUEUED", { reason }, Date.now()),
+        );
+        if (again) this.#o.onTransition?.("QUEUED");
         return;
+      }
       case "detached":
         this.#reattachAfter.set(job.id, Date.now() + REATTACH_MS);
         return;
