@@ -74,7 +74,7 @@ describe("GPU device nodes in the sandbox", () => {
   mkdirSync(join(dev, "dri"));
   const sandbox = (devices: string[]) =>
     bwrapArgs(
-      { jobDir: "/data/jobs/j/work", readOnly: [], devices, env: {}, command: ["nvidia-smi"], root: null },
+      { jobDir: "/data/jobs/j/work", readOnly: [], devices, command: ["nvidia-smi"], root: null },
       () => true,
     );
   const bound = (args: string[]) => args.flatMap((a, i) => (a === "--dev-bind" ? [args[i + 1]] : []));

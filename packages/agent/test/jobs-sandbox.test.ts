@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { dirname, join } from "node:path";
@@ -62,10 +62,18 @@ afterAll(async () => {
 describe.skipIf(!bwrapInstalled)("jobs in bubblewrap", () => {
   it("cancel: SIGTERM, the grace, SIGKILL, and no process of the job survives", async () => {
     const marker = `b9cancel${process.pid}`;
-    const run = await submit(worker, assignment("job-cancel", { command: stubborn(marker) }));
+    const secret = `b9secret${process.pid}`;
+    const run = await submit(
+      worker,
+      assignment("job-cancel", { command: stubborn(marker), env: { API_TOKEN: secret } }),
+    );
     await waitFor(() => logLines(run.events).includes("started") && processesWith(marker).length >= 2, {
       what: "the job and its grandchild to run",
     });
+    // The job's environment reaches it, but no command line another local user could read.
+    expect(processesWith(secret)).toEqual([]);
+    const pid = processesWith(`${marker}-child`)[0];
+    expect(readFileSync(`/proc/${pid}/environ`, "utf8").split("\0")).toContain(`API_TOKEN=${secret}`);
     const cancelled = await worker.control("POST", "/jobs/job-cancel/cancel");
     expect(await cancelled.json()).toEqual({ job_id: "job-cancel", state: "CANCELLED" });
     expect(finalState(await run.done)).toMatchObject({ state: "CANCELLED", reason: "cancelled" });

@@ -22,7 +22,6 @@ export interface SandboxSpec {
   readOnly: readonly string[];
   /** /dev entries to bind (`nvidia*`, `kfd`, `dri`), from gpuDeviceGlobs; none for a CPU job. */
   devices: readonly string[];
-  env: Record<string, string>;
   command: readonly string[];
   /** The agent runs as root: the job is switched to this unprivileged uid/gid inside. */
   root: { uid: number; gid: number; setpriv: string } | null;
@@ -76,9 +75,8 @@ export function bwrapArgs(spec: SandboxSpec, existing: (path: string) => boolean
     args.push("--ro-bind", dir, dir);
   }
   for (const node of spec.devices) args.push("--dev-bind", node, node);
-  args.push("--bind", spec.jobDir, SANDBOX_JOB_DIR, "--chdir", SANDBOX_JOB_DIR, "--clearenv");
-  for (const [name, value] of Object.entries(spec.env)) args.push("--setenv", name, value);
-  args.push("--");
+  // The job's environment is bwrap's own, passed through: never on a command line other users can read.
+  args.push("--bind", spec.jobDir, SANDBOX_JOB_DIR, "--chdir", SANDBOX_JOB_DIR, "--");
   if (spec.root !== null) {
     args.push(
       spec.root.setpriv,
