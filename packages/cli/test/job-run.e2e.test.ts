@@ -1,8 +1,10 @@
+import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   type AgentProc,
+  BIN,
   type GatewayProc,
   initAgent,
   startAgent,
@@ -144,5 +146,33 @@ describe("b9 job run on a real agent", () => {
     const followed = await b9(env, "job", "logs", id, "-f");
     expect(followed).toMatchObject({ code: 0, stdout: "started\n" });
     expect(followed.stderr).toMatch(new RegExp(`Job ${id} ended CANCELLED`));
+  }, 60_000);
+
+  it("the real b9 binary detaches on SIGINT at once, exiting 130", async () => {
+    const child = spawn(
+      process.execPath,
+      [BIN.cli, "job", "run", "--", "python3", "-c", "import time; print('up', flush=True); time.sleep(120)"],
+      {
+        env: { ...process.env, ...env },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (b: Buffer) => {
+      out += b.toString();
+    });
+    child.stderr.on("data", (b: Buffer) => {
+      err += b.toString();
+    });
+    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+    await waitFor(() => out.includes("up"), { what: "the job's first line", timeoutMs: 30_000 });
+    const sent = Date.now();
+    child.kill("SIGINT");
+    expect(await exited).toBe(130);
+    expect(Date.now() - sent).toBeLessThan(2000);
+    const id = /Job (job_[a-f0-9]{16}) queued/.exec(err)?.[1] as string;
+    expect(err).toContain(`Detached; job ${id} keeps running.`);
+    expect((await b9(env, "job", "cancel", id)).code).toBe(0);
   }, 60_000);
 });
