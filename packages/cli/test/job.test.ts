@@ -55,6 +55,7 @@ describe("b9 job run refuses bad input before anything is sent", () => {
     [["--env", "TOKEN"], '"TOKEN" has no "="; write it as NAME=value'],
     [["--env", "1X=2"], '"1X" is not a variable name'],
     [["--vram", "24G"], '"G" could mean 24GB or 24GiB; say which'],
+    [["--gpu", "none", "--vram", "8GB"], "--vram asks for GPU memory, but --gpu none asks for no GPU"],
     [["--cpu", "0"], '"0" is not a number of CPU cores above 0'],
     [["--retries", "11"], '"11" is not a whole number from 0 to 10'],
     [["--priority", "1001"], '"1001" is not a whole number from -1000 to 1000'],

@@ -94,6 +94,8 @@ export function addJobRun(job: Command, ctx: Context): void {
           "give --packages or --requirements, not both",
           "list the packages in the requirements file",
         );
+      if (opts.gpu === "none" && opts.vram !== undefined)
+        throw new UserError("--vram asks for GPU memory, but --gpu none asks for no GPU", "drop one of them");
       const inputs = readInputs(opts.input ?? []);
       const client = ctx.client();
       const uploaded = [];
