@@ -56,6 +56,15 @@ describe("placing jobs", () => {
     expect(placeNow(ask({ memory_bytes: 10 * GB }), [twoGpus], loads, new Set())).toMatchObject({ ok: true });
   });
 
+  it("spreads jobs: of machines that fit alike, the one running the fewest jobs first", () => {
+    const other = machineView({ id: "other" });
+    const busy = loadOf([running({}), running({ id: "job_s" })]);
+    expect(placeNow(ask(undefined), [twoGpus, other], busy, new Set())).toMatchObject({
+      ok: true,
+      machines: [{ id: "other" }, { id: "box" }],
+    });
+  });
+
   it("a retry prefers a machine it was not lost on, and takes that one when none other fits", () => {
     const other = machineView({ id: "other" });
     const cpu = ask(undefined);

@@ -33,6 +33,7 @@ export function jobAsk(spec: CreateJob): JobAsk {
 
 /** What the jobs already on a machine hold of it: their memory, and their GPUs outright. */
 export interface MachineLoad {
+  jobs: number;
   memoryBytes: number;
   gpus: Set<number>;
 }
@@ -41,7 +42,8 @@ export function loadOf(jobs: readonly Job[]): Map<string, MachineLoad> {
   const out = new Map<string, MachineLoad>();
   for (const j of jobs) {
     if (!j.machine_id) continue;
-    const load = out.get(j.machine_id) ?? { memoryBytes: 0, gpus: new Set<number>() };
+    const load = out.get(j.machine_id) ?? { jobs: 0, memoryBytes: 0, gpus: new Set<number>() };
+    load.jobs++;
     load.memoryBytes += jobAsk(JSON.parse(j.spec) as CreateJob).memoryBytes ?? 0;
     for (const g of JSON.parse(j.gpus ?? "[]") as number[]) load.gpus.add(g);
     out.set(j.machine_id, load);
@@ -158,6 +160,16 @@ export function placeNow(
     excludes: (m) => freeGpus(ask, m, loads.get(m.id)?.gpus ?? new Set()).length < ask.gpuCount,
     reason: () => `every machine that fits has its GPUs taken by other jobs; it runs when one is free`,
   };
+  // Among the machines placement ranks alike, the one with the fewest jobs first (a stable sort).
+  const spread = (p: Placement): Placement =>
+    p.ok
+      ? {
+          ok: true,
+          machines: [...p.machines].sort(
+            (a, b) => (loads.get(a.id)?.jobs ?? 0) - (loads.get(b.id)?.jobs ?? 0),
+          ),
+        }
+      : p;
   if (avoid.size > 0) {
     const elsewhere = place(
       needsOf(ask, {
@@ -166,7 +178,7 @@ export function placeNow(
       }),
       views,
     );
-    if (elsewhere.ok) return elsewhere;
+    if (elsewhere.ok) return spread(elsewhere);
   }
-  return place(needsOf(ask, ask.gpuCount > 0 ? gpusFree : undefined), views);
+  return spread(place(needsOf(ask, ask.gpuCount > 0 ? gpusFree : undefined), views));
 }

@@ -167,7 +167,7 @@ export class JobScheduler {
         continue;
       }
       const machine = placed.machines[0]!;
-      const load = loads.get(machine.id) ?? { memoryBytes: 0, gpus: new Set<number>() };
+      const load = loads.get(machine.id) ?? { jobs: 0, memoryBytes: 0, gpus: new Set<number>() };
       const gpus = freeGpus(ask, machine, load.gpus);
       const claimed = await store.transaction((tx) =>
         tx.jobs.transition(
@@ -182,6 +182,7 @@ export class JobScheduler {
       this.#o.onTransition?.("ASSIGNED");
       onMachines.set(ws, (onMachines.get(ws) ?? 0) + 1);
       this.feed.notify(job.id);
+      load.jobs++;
       load.memoryBytes += ask.memoryBytes ?? 0;
       for (const g of gpus) load.gpus.add(g);
       loads.set(machine.id, load);
