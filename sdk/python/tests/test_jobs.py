@@ -43,6 +43,7 @@ def nowhere(closed_port: int) -> Iterator[Client]:
         ({"retries": 11}, "retries must be a whole number from 0 to 10"),
         ({"memory": "8G"}, "memory must be a number of bytes or a size such as \"8GB\""),
         ({"cpu": 0}, "cpu must be a number of cores above 0"),
+        ({"gpu": "none", "vram": "8GB"}, 'vram and gpu_count ask for a GPU, but gpu="none" asks for none'),
         ({"region": "us"}, "unknown region 'us'"),
     ],
 )

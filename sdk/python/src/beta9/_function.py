@@ -209,6 +209,8 @@ def _spec(
         raise ValidationError("env must map variable names to strings")
     resources: Dict[str, Any] = {}
     vram_bytes = _size(vram, "vram")
+    if gpu == "none" and (vram_bytes is not None or gpu_count is not None):
+        raise ValidationError('vram and gpu_count ask for a GPU, but gpu="none" asks for none; drop one of them')
     if gpu is not None or vram_bytes is not None or gpu_count is not None:
         resources["gpu"] = gpu or "any"
     if gpu_count is not None:
