@@ -132,6 +132,16 @@ describe("jobs with the native runner", () => {
     expect(finalState(await first.done).state).toBe("CANCELLED");
   });
 
+  it("two assignments of one job at once: one runs, the other is refused (409)", async () => {
+    // Inputs make the agent write files before the run is listed: the window a second one could use.
+    const inputs = Object.fromEntries([1, 2, 3, 4].map((i) => [`in${i}.bin`, "x".repeat(4 * 1024 * 1024)]));
+    const a = assignment("job-at-once", { command: ["sleep", "30"] }, { inputs });
+    const runs = await Promise.all([submit(worker, a), submit(worker, a)]);
+    expect(runs.map((r) => r.status).sort()).toEqual([200, 409]);
+    await worker.control("POST", "/jobs/job-at-once/cancel");
+    expect(finalState(await runs.find((r) => r.status === 200)!.done).state).toBe("CANCELLED");
+  }, 30_000);
+
   it("cuts a 10 MB line, saying how much was cut", async () => {
     const events = await (
       await submit(

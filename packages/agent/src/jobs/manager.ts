@@ -76,6 +76,7 @@ export class JobManager {
   readonly #opts: JobManagerOptions;
   readonly #runs = new Map<string, RunLog>();
   readonly #active = new Map<string, Active>();
+  readonly #starting = new Set<string>();
   #runner: Promise<{ name: RunnerName; bwrap: string | null; setpriv: string | null }> | undefined;
 
   constructor(opts: JobManagerOptions) {
@@ -133,11 +134,21 @@ export class JobManager {
     if (!JOB_ID.test(a.job_id))
       throw new Beta9Error("bad_request", `job id ${JSON.stringify(a.job_id)} is not a job id`);
     const previous = this.#runs.get(a.job_id);
-    if (previous !== undefined && !previous.ended)
+    if ((previous !== undefined && !previous.ended) || this.#starting.has(a.job_id))
       throw new Beta9Error(
         "conflict",
-        `job ${a.job_id} is already running here (attempt ${previous.record.attempt})`,
+        `job ${a.job_id} is already running here (attempt ${previous?.record.attempt ?? a.attempt})`,
       );
+    // Held from here until the run is listed, so two assignments of one job cannot both pass.
+    this.#starting.add(a.job_id);
+    try {
+      return await this.#begin(a, previous);
+    } finally {
+      this.#starting.delete(a.job_id);
+    }
+  }
+
+  async #begin(a: JobAssignment, previous: RunLog | undefined): Promise<RunLog> {
     const inputs = checkInputs(a);
     const hardware = this.#opts.hardware();
     let gpuEnv: Record<string, string>;
