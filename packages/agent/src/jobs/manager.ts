@@ -402,7 +402,8 @@ export class JobManager {
         pidfiles: this.#opts.pidfiles,
         deathSignalPrefix: [...deathPrefix, ...joinCgroup],
         tail: [],
-        cutLinesAt: MAX_JOB_LOG_LINE_BYTES,
+        // Room for the note within the cap, so an ASCII line's note says all that was cut.
+        cutLinesAt: MAX_JOB_LOG_LINE_BYTES - 128,
         onLine: (line, stream) => run.add({ type: "log", stream, line: cutToBytes(line) }),
         onNote: (message) => this.#opts.log.warn({ job_id: a.job_id }, message),
       });
