@@ -27,6 +27,7 @@ import re
 import sys
 import sysconfig
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import (
     Any,
@@ -451,7 +452,9 @@ class Function(Generic[R]):
         try:
             jobs = Jobs(client)
             function_sha = jobs.upload_input(payload.function).sha256
-            return FunctionCall[R](jobs, self._submit(jobs, function_sha, payload.calls[0])).get()
+            job = self._submit(jobs, function_sha, payload.calls[0])
+            with _cancelled_on_interrupt(jobs, [job]):
+                return FunctionCall[R](jobs, job).get()
         finally:
             if own:
                 client.close()
@@ -470,13 +473,14 @@ class Function(Generic[R]):
             with ThreadPoolExecutor(min(_SUBMIT_CONCURRENCY, len(payload.calls))) as pool:
                 submitted = list(pool.map(lambda call: self._submit(jobs, function_sha, call), payload.calls))
             results: List[Any] = []
-            for job in submitted:
-                try:
-                    results.append(FunctionCall[R](jobs, job).get())
-                except Exception as err:
-                    if not return_exceptions:
-                        raise
-                    results.append(err)
+            with _cancelled_on_interrupt(jobs, submitted):
+                for job in submitted:
+                    try:
+                        results.append(FunctionCall[R](jobs, job).get())
+                    except Exception as err:
+                        if not return_exceptions:
+                            raise
+                        results.append(err)
             return results
         finally:
             if own:
@@ -509,7 +513,11 @@ class Function(Generic[R]):
             jobs = AsyncJobs(client)
             function_sha = (await jobs.upload_input(payload.function)).sha256
             job = await self._submit_aio(jobs, function_sha, payload.calls[0])
-            return await AsyncFunctionCall[R](jobs, job).get()
+            try:
+                return await AsyncFunctionCall[R](jobs, job).get()
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                await _cancel_all(jobs, [job])
+                raise
         finally:
             if own:
                 await client.aclose()
@@ -530,17 +538,44 @@ class Function(Generic[R]):
 
             submitted = await asyncio.gather(*(submit(call) for call in payload.calls))
             results: List[Any] = []
-            for job in submitted:
-                try:
-                    results.append(await AsyncFunctionCall[R](jobs, job).get())
-                except Exception as err:
-                    if not return_exceptions:
-                        raise
-                    results.append(err)
+            try:
+                for job in submitted:
+                    try:
+                        results.append(await AsyncFunctionCall[R](jobs, job).get())
+                    except Exception as err:
+                        if not return_exceptions:
+                            raise
+                        results.append(err)
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                await _cancel_all(jobs, list(submitted))
+                raise
             return results
         finally:
             if own:
                 await client.aclose()
+
+
+@contextmanager
+def _cancelled_on_interrupt(jobs: Jobs, submitted: List[Job]) -> Iterator[None]:
+    """Ctrl+C while waiting for calls stops their jobs too: nothing keeps running for a caller that left."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        for job in submitted:
+            try:
+                jobs.cancel(job.id)
+            except Beta9Error:
+                pass  # it ended meanwhile, or the gateway is gone: nothing more to stop
+        raise
+
+
+async def _cancel_all(jobs: AsyncJobs, submitted: List[Job]) -> None:
+    """The async twin of _cancelled_on_interrupt's cleanup: a cancelled await stops its jobs."""
+    for job in submitted:
+        try:
+            await jobs.cancel(job.id)
+        except Beta9Error:
+            pass  # it ended meanwhile, or the gateway is gone: nothing more to stop
 
 
 def _same_settings(client: Union[Client, AsyncClient]) -> Dict[str, Any]:
