@@ -8,8 +8,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
-import http from "node:http";
-import http2 from "node:http2";
+import type http2 from "node:http2";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -17,19 +16,14 @@ import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import type { Duplex } from "node:stream";
 import { parseArgs } from "node:util";
 import {
-  CHANNEL_PATH,
-  CHANNEL_PROTOCOL,
-  type Hardware,
   HEARTBEAT_STREAM_PATH,
   type Heartbeat,
   type HeartbeatAck,
-  type JoinRequest,
-  type JoinResponse,
-  MACHINE_ID_HEADER,
   type MachineList,
   parseDuration,
   type Usage,
 } from "@beta9/protocol";
+import { AgentServer, type ChannelAgent, joinAgent, openChannel, SIM_HARDWARE } from "../common/sim-agent.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const GATEWAY_BIN = path.join(ROOT, "packages/gateway/bin/b9gateway.js");
@@ -343,28 +337,6 @@ async function scrapeMetrics(gw: GatewayProc): Promise<string> {
 // ---------------------------------------------------------------------------------------------
 // Simulated agents
 
-const HARDWARE: Hardware = {
-  os: "linux",
-  arch: "x64",
-  cpu_model: "AMD EPYC 7763 64-Core Processor",
-  cpu_cores: 16,
-  memory_total_bytes: 128 * 1024 ** 3,
-  gpus: [
-    {
-      index: 0,
-      vendor: "nvidia",
-      name: "NVIDIA GeForce RTX 4090",
-      memory_total_bytes: 24 * 1024 ** 3,
-      memory_used_bytes: 512 * 1024 ** 2,
-      utilization_percent: 0,
-      unified_memory: false,
-      driver_version: "550.54.14",
-      uuid: "GPU-00000000-0000-0000-0000-000000000000",
-      backend: "cuda",
-    },
-  ],
-};
-
 /** Counters and samples for one size, shared by its agents. */
 class RunStats {
   windowStart = Number.POSITIVE_INFINITY;
@@ -382,7 +354,7 @@ class RunStats {
   }
 }
 
-class SimAgent {
+class SimAgent implements ChannelAgent {
   readonly id: string;
   readonly index: number;
   readonly stats: RunStats;
@@ -405,7 +377,12 @@ class SimAgent {
     return this.#sent;
   }
 
-  onStream(stream: http2.ServerHttp2Stream): void {
+  onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    if (headers[":path"] !== HEARTBEAT_STREAM_PATH || headers[":method"] !== "POST") {
+      stream.respond({ ":status": 404 });
+      stream.end();
+      return;
+    }
     this.stream = stream;
     this.streamsOpened++;
     stream.respond({ ":status": 200, "content-type": "application/x-ndjson" });
@@ -429,7 +406,7 @@ class SimAgent {
     const usage: Usage = {
       cpu_percent: 3 + (this.index % 17),
       memory_used_bytes: 8 * 1024 ** 3 + this.#seq,
-      memory_total_bytes: HARDWARE.memory_total_bytes,
+      memory_total_bytes: SIM_HARDWARE.memory_total_bytes,
       gpus: [{ index: 0, memory_used_bytes: 512 * 1024 ** 2, utilization_percent: this.#seq % 100 }],
     };
     const hb: Heartbeat = {
@@ -482,97 +459,6 @@ class SimAgent {
     this.socket = undefined;
     this.stream = undefined;
   }
-}
-
-/**
- * One HTTP/2 server for all simulated agents, as the real agent serves its channel: each upgraded
- * socket is handed over with `emit("connection")`; the session it makes is tied to its agent.
- */
-class AgentServer {
-  readonly h2: http2.Http2Server;
-  readonly #bySession = new WeakMap<http2.Http2Session, SimAgent>();
-  #pending: SimAgent | undefined;
-
-  constructor() {
-    this.h2 = http2.createServer({});
-    this.h2.on("session", (session) => {
-      if (this.#pending) this.#bySession.set(session, this.#pending);
-      session.on("error", () => {});
-    });
-    this.h2.on("sessionError", () => {});
-    this.h2.on("stream", (stream, headers) => {
-      const agent = this.#bySession.get(stream.session as http2.Http2Session);
-      if (!agent || headers[":path"] !== HEARTBEAT_STREAM_PATH || headers[":method"] !== "POST") {
-        stream.respond({ ":status": 404 });
-        stream.end();
-        return;
-      }
-      agent.onStream(stream);
-    });
-  }
-
-  serve(agent: SimAgent, socket: Duplex): void {
-    this.#pending = agent;
-    try {
-      this.h2.emit("connection", socket);
-    } finally {
-      this.#pending = undefined;
-    }
-  }
-}
-
-async function joinAgent(gw: GatewayProc, token: string, agent: SimAgent): Promise<void> {
-  const body: JoinRequest = {
-    token,
-    machine_id: agent.id,
-    hostname: `${agent.id}.bench.invalid`,
-    agent_version: "bench",
-    hardware: HARDWARE,
-  };
-  const res = await fetch(`${gw.base}/api/v1/machines/join`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(60_000),
-  });
-  const text = await res.text();
-  if (res.status !== 201) throw new Error(`join answered ${res.status}: ${text.slice(0, 200)}`);
-  agent.credential = (JSON.parse(text) as JoinResponse).credential;
-}
-
-function openChannel(gw: GatewayProc, server: AgentServer, agent: SimAgent): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({
-      host: HOST,
-      port: gw.port,
-      path: CHANNEL_PATH,
-      method: "GET",
-      agent: false,
-      timeout: 30_000,
-      headers: {
-        connection: "Upgrade",
-        upgrade: CHANNEL_PROTOCOL,
-        authorization: `Bearer ${agent.credential}`,
-        [MACHINE_ID_HEADER]: agent.id,
-      },
-    });
-    req.on("upgrade", (_res, socket, head) => {
-      socket.setTimeout(0);
-      socket.on("error", () => {});
-      socket.once("end", () => socket.destroy());
-      if (head.length > 0) socket.unshift(head);
-      agent.socket = socket;
-      server.serve(agent, socket);
-      resolve();
-    });
-    req.on("response", (res) => {
-      res.resume();
-      reject(new Error(`channel answered ${res.statusCode} instead of 101`));
-    });
-    req.on("timeout", () => req.destroy(new Error("timed out opening the channel")));
-    req.on("error", reject);
-    req.end();
-  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -663,14 +549,14 @@ async function runSize(n: number, opt: Options): Promise<Result> {
     await pool(agents, opt.concurrency, async (a) => {
       if (performance.now() - connectStart > connectBudgetMs) return;
       try {
-        await joinAgent(gw, tok.token, a);
+        await joinAgent(gw.base, tok.token, a);
       } catch (err) {
         joinErrors++;
         firstError ||= `join ${a.id}: ${(err as Error).message}`;
         return;
       }
       try {
-        await openChannel(gw, server, a);
+        await openChannel({ host: HOST, port: gw.port }, server, a);
         connected++;
       } catch (err) {
         channelErrors++;
