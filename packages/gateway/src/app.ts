@@ -160,7 +160,13 @@ export async function buildGateway(
   await app.register(deploymentRoutes, { ...ctx, onRemoved: unloadRemoved });
   // The scheduler counts its transitions on the metrics, which read its gauges: bound once both exist.
   let countTransition = (_to: JobState) => {};
-  const jobs = new JobScheduler({ store, registry, log, onTransition: (to) => countTransition(to) });
+  const jobs = new JobScheduler({
+    store,
+    registry,
+    log,
+    onTransition: (to) => countTransition(to),
+    peersHoldMachines: () => (peers?.peers ?? []).some((p) => p.machines > 0),
+  });
   countTransition = installJobMetrics(metrics.registry, jobs);
   await app.register(jobRoutes, {
     ...ctx,

@@ -16,6 +16,8 @@ export interface JobSchedulerOptions {
   /** The biggest output kept. */
   maxOutputBytes?: number;
   tickMs?: number;
+  /** Whether another gateway replica holds machines' channels now. */
+  peersHoldMachines?: () => boolean;
   onTransition?: (to: JobState) => void;
 }
 
@@ -37,8 +39,8 @@ const QUEUE_SLICE = 200;
  */
 export class JobScheduler {
   readonly feed = new LogFeed();
-  readonly #o: Required<Omit<JobSchedulerOptions, "onTransition">> &
-    Pick<JobSchedulerOptions, "onTransition">;
+  readonly #o: Required<Omit<JobSchedulerOptions, "onTransition" | "peersHoldMachines">> &
+    Pick<JobSchedulerOptions, "onTransition" | "peersHoldMachines">;
   readonly #runs = new Map<string, Run>();
   /** job id → machine id → until when that machine is not offered the job again. */
   readonly #declined = new Map<string, Map<string, number>>();
@@ -138,6 +140,8 @@ export class JobScheduler {
     const machines = registry
       .views()
       .filter((m) => registry.isConnected(m.id) && registry.link(m.id)?.request);
+    // Other replicas hold every machine: they assign, and say why a job waits.
+    if (machines.length === 0 && this.#o.peersHoldMachines?.()) return;
     const loads = loadOf(active);
     // Each workspace's jobs on machines, against its limit (read once a pass).
     const onMachines = new Map<string, number>();

@@ -64,6 +64,12 @@ describe.skipIf(unsupported)("jobs with two gateway replicas", () => {
       });
       worker = await cluster.joinWorker(a, cluster.workerHosts[0]!, { args: ["--gateway", addressOf(b)] });
       key = (await b.api<{ key: string }>("POST", "/api/v1/keys", { name: "ci", scopes: ["jobs"] })).body.key;
+      // B has read A's row: it knows A holds the machine (within its peer interval of a couple of seconds).
+      await waitFor(
+        async () =>
+          (await b.api<Json>("GET", `/api/v1/machines/${worker.machineId}`)).body.status === "READY",
+        { what: "B to see the machine held by A" },
+      );
     },
   );
 
@@ -83,6 +89,22 @@ describe.skipIf(unsupported)("jobs with two gateway replicas", () => {
     expect(b.proc.logs().some((e) => e.job_id === id && String(e.msg).includes("assigned"))).toBe(false);
   }, 60_000);
 
+  it("a job that fits no machine now says why as the replica holding the machines sees it", async () => {
+    const machine = (await a.api<Json>("GET", `/api/v1/machines/${worker.machineId}`)).body;
+    // All its memory: it could run there empty, never beside what the machine uses now.
+    const spec = { command: ["true"], resources: { memory_bytes: machine.hardware.memory_total_bytes } };
+    const id = (await b.api<Json>("POST", "/api/v1/jobs", spec, key)).body.id as string;
+    await waitFor(async () => (await show(id)).reason !== null, { what: "the job's wait reason" });
+    // B, which holds no machine, never overwrites A's reason with its own "no machine" one.
+    const reasons = new Set<string>();
+    for (let i = 0; i < 20; i++) {
+      reasons.add((await show(id)).reason);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect([...reasons]).toEqual([expect.stringMatching(/free memory; most free is .* on w1/)]);
+    await b.api("POST", `/api/v1/jobs/${id}/cancel`, undefined, key);
+  }, 60_000);
+
   it("A dies mid-run: the agent moves to B, which re-attaches to the run and keeps its end", async () => {
     const gate = join(tempDir("b9-job-gate-"), "go");
     const script = `echo before; while [ ! -e ${gate} ]; do sleep 0.1; done; echo after`;
@@ -91,6 +113,7 @@ describe.skipIf(unsupported)("jobs with two gateway replicas", () => {
     await a.proc.stop("SIGKILL");
     await worker.agent!.proc.waitForLog(
       (e) => e.msg === "connected to gateway" && e.gateway === `http://${addressOf(b)}`,
+      60_000,
     );
     writeFileSync(gate, "");
     const job = await until(id, ["SUCCEEDED", "FAILED", "LOST"]);
