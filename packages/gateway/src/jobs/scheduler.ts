@@ -109,6 +109,7 @@ export class JobScheduler {
   async #tick(): Promise<void> {
     const { store, registry } = this.#o;
     const now = Date.now();
+    this.#forgetPast(now);
     const active = await store.jobs.active();
     const activeIds = new Set(active.map((j) => j.id));
     // Runs followed here whose job was cancelled meanwhile (through this or another replica).
@@ -196,6 +197,15 @@ export class JobScheduler {
       );
       this.#follow(claimed, "start");
     }
+  }
+
+  /** Declines and re-attach delays that have run out are forgotten: the maps hold only what still counts. */
+  #forgetPast(now: number): void {
+    for (const [job, machines] of this.#declined) {
+      for (const [m, until] of machines) if (until <= now) machines.delete(m);
+      if (machines.size === 0) this.#declined.delete(job);
+    }
+    for (const [job, after] of this.#reattachAfter) if (after <= now) this.#reattachAfter.delete(job);
   }
 
   /** Machines an earlier attempt of the job was lost or failed on: another is preferred. */
