@@ -101,7 +101,8 @@ describe.skipIf(unsupported)("jobs with two gateway replicas", () => {
       reasons.add((await show(id)).reason);
       await new Promise((r) => setTimeout(r, 100));
     }
-    expect([...reasons]).toEqual([expect.stringMatching(/free memory; most free is .* on w1/)]);
+    // (Its numbers follow the machine's free memory as it changes.)
+    for (const reason of reasons) expect(reason).toMatch(/free memory; most free is .* on w1/);
     await b.api("POST", `/api/v1/jobs/${id}/cancel`, undefined, key);
   }, 60_000);
 
