@@ -48,6 +48,7 @@ export const ErrorCodes = [
   "record_corrupt",
   "model_owned",
   "source_unreachable",
+  "runner_not_installed",
 ] as const;
 export type ErrorCode = (typeof ErrorCodes)[number];
 
@@ -106,6 +107,8 @@ export const errorStatus: Record<ErrorCode, number> = {
   model_owned: 409,
   /** A source could not be fetched, or may not be for this owner: one answer for both, so a tenant learns nothing about the network behind the machine. */
   source_unreachable: 502,
+  /** The job needs a runner (podman) that this machine does not have. */
+  runner_not_installed: 422,
 };
 
 /** An error that knows its stable code; servers turn it into an ErrorBody. */

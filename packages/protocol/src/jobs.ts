@@ -127,6 +127,15 @@ export const CreateJob = Type.Object(
     inputs: Type.Optional(Type.Array(JobInputRef, { maxItems: 256 })),
     /** The same key in the same workspace returns the job made first instead of a second one. */
     idempotency_key: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    /**
+     * Run in podman from this root filesystem: an absolute path on the machine, inside a directory
+     * its owner allowed (jobs.rootfs_dirs in the agent's config). A machine without podman declines it.
+     */
+    rootfs: Type.Optional(Type.String({ minLength: 2, maxLength: 4096, pattern: "^/[^\\0]*$" })),
+    /** Run in podman from this OCI image (pulled by the machine when missing), e.g. "docker.io/library/debian:12". */
+    image: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 512, pattern: "^[a-z0-9][A-Za-z0-9._:/@+-]*$" }),
+    ),
   },
   { additionalProperties: false },
 );
