@@ -220,6 +220,15 @@ describe("the job API", () => {
     expect((await gw.api<Json>("GET", `/api/v1/jobs/${id}/outputs`, undefined, jobsKey)).body).toEqual({
       outputs: [],
     });
+    // Following it answers at once, before its first line, which comes only once it runs.
+    const abort = new AbortController();
+    const followed = await fetch(`${gw.url}/api/v1/jobs/${id}/logs?follow=true`, {
+      headers: { authorization: `Bearer ${jobsKey}` },
+      signal: abort.signal,
+    });
+    expect(followed.status).toBe(200);
+    expect(followed.headers.get("content-type")).toMatch(/application\/x-ndjson/);
+    abort.abort();
     await gw.api("POST", "/api/v1/workspaces", { name: "lab" });
     const labKey = (
       await gw.api<{ key: string }>("POST", "/api/v1/keys", {

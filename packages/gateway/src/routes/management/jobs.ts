@@ -180,6 +180,8 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRouteContext> = async (app,
           reply,
           logLines(ctx, job.id, Number(req.query.after ?? 0), req.query.follow === "true", client.signal),
           (err) => ({ error: { code: "internal", message: (err as Error).message } }),
+          // A follower of a queued job learns at once that it is answered, not at the first line.
+          { headersFirst: req.query.follow === "true" },
         );
       } finally {
         client.dispose();
