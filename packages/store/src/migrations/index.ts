@@ -13,6 +13,7 @@ import * as replicaPlacements from "./2026-12-06T0100-replica-placements.ts";
 import * as jobs from "./2026-12-06T0200-jobs.ts";
 import * as jobRuns from "./2026-12-06T0300-job-runs.ts";
 import * as workspaceJobLimit from "./2026-12-06T0400-workspace-job-limit.ts";
+import * as activeJobsIndex from "./2026-12-06T0500-active-jobs-index.ts";
 
 /** Migrations are listed here, not found on disk, so they work wherever the package is loaded from. */
 export const migrationProvider: MigrationProvider = {
@@ -32,6 +33,7 @@ export const migrationProvider: MigrationProvider = {
       "2026-12-06T0200-jobs": jobs,
       "2026-12-06T0300-job-runs": jobRuns,
       "2026-12-06T0400-workspace-job-limit": workspaceJobLimit,
+      "2026-12-06T0500-active-jobs-index": activeJobsIndex,
     };
   },
 };

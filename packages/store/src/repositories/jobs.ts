@@ -166,7 +166,9 @@ export class JobRepository {
     return this.#db
       .selectFrom("jobs")
       .selectAll()
-      .where("state", "in", ["ASSIGNED", "PREPARING", "RUNNING"])
+      // Literal, as the partial index jobs_active says it: SQLite uses such an index only for the same
+      // expression, never for bound parameters.
+      .where(sql<boolean>`state in ('ASSIGNED', 'PREPARING', 'RUNNING')`)
       .execute();
   }
 
