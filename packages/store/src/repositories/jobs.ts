@@ -163,11 +163,11 @@ export class JobRepository {
 
   /** Jobs on a machine now (ASSIGNED, PREPARING, RUNNING), of every workspace. */
   async active(): Promise<Job[]> {
+    // Literal, as the partial index jobs_active says it: SQLite uses such an index only for the same
+    // expression, never for bound parameters.
     return this.#db
       .selectFrom("jobs")
       .selectAll()
-      // Literal, as the partial index jobs_active says it: SQLite uses such an index only for the same
-      // expression, never for bound parameters.
       .where(sql<boolean>`state in ('ASSIGNED', 'PREPARING', 'RUNNING')`)
       .execute();
   }
