@@ -5,29 +5,45 @@ import { limitOrNone, limitsText, limitValue } from "../../limits.ts";
 import { JSON_FLAG_HELP } from "../../output.ts";
 import { UserError } from "../../user-error.ts";
 
+interface Options {
+  rpm?: number | "none";
+  tpm?: number | "none";
+  maxJobs?: number | "none";
+  json?: boolean;
+}
+
 export function addWorkspaceLimit(workspace: Command, ctx: Context): void {
   workspace
     .command("limit")
-    .description("change the per-minute limits of all a workspace's keys together (the operator only)")
+    .description(
+      "change the per-minute limits of all a workspace's keys together, and its jobs at once (the operator only)",
+    )
     .argument("<name>", "the workspace, from b9 workspace list")
     .option("--rpm <n|none>", "requests per minute, or none", limitOrNone("--rpm"))
     .option("--tpm <n|none>", "tokens (prompt + completion) per minute, or none", limitOrNone("--tpm"))
+    .option(
+      "--max-jobs <n|none>",
+      "jobs on machines at once (the rest wait queued), or none",
+      limitOrNone("--max-jobs"),
+    )
     .option("--json", JSON_FLAG_HELP)
-    .action(async (name: string, opts: { rpm?: number | "none"; tpm?: number | "none"; json?: boolean }) => {
+    .action(async (name: string, opts: Options) => {
       const body: SetWorkspaceLimits = {
         ...(opts.rpm === undefined ? {} : { rpm_limit: limitValue(opts.rpm) }),
         ...(opts.tpm === undefined ? {} : { tpm_limit: limitValue(opts.tpm) }),
+        ...(opts.maxJobs === undefined ? {} : { max_jobs: limitValue(opts.maxJobs) }),
       };
       if (Object.keys(body).length === 0)
         throw new UserError(
           "say which limit to change",
-          `e.g. b9 workspace limit ${name} --rpm 600 --tpm none`,
+          `e.g. b9 workspace limit ${name} --rpm 600 --tpm none --max-jobs 4`,
         );
       const view = await ctx.client().workspaces.setLimits(name, body);
       if (opts.json) return ctx.printJson(view);
       const limits = limitsText(view);
+      const jobs = view.max_jobs == null ? "" : ` At most ${view.max_jobs} of its jobs run at once.`;
       ctx.print(
-        `Workspace ${view.name}: ${limits === "-" ? "no limits" : `${limits} for all its keys together`}.`,
+        `Workspace ${view.name}: ${limits === "-" ? "no limits" : `${limits} for all its keys together`}.${jobs}`,
       );
     });
 }
