@@ -188,11 +188,15 @@ describe("b9 against a real gateway", () => {
     const limited = await b9("workspace", "limit", "lab", "--rpm", "600", "--tpm", "none");
     expect(limited).toMatchObject({ code: 0, stdout: "Workspace lab: 600 rpm for all its keys together.\n" });
     expect((await b9("workspace", "list")).stdout).toMatch(/^lab\s+ws_\S+\s+600 rpm\s/m);
-    const capped = await b9("workspace", "limit", "lab", "--max-jobs", "4");
+    const capped = await b9("workspace", "limit", "lab", "--max-jobs", "4", "--gpu-hours", "2.5");
     expect(capped).toMatchObject({
       code: 0,
-      stdout: "Workspace lab: 600 rpm for all its keys together. At most 4 of its jobs run at once.\n",
+      stdout:
+        "Workspace lab: 600 rpm for all its keys together. At most 4 of its jobs run at once. Its jobs may use 2.5 GPU-hours a day.\n",
     });
+    expect((await b9("workspace", "limit", "lab", "--gpu-hours", "-1")).stderr).toMatch(
+      /--gpu-hours takes a number/,
+    );
     expect((await asLab("workspace", "limit", "lab", "--rpm", "none")).stderr).toMatch(
       /^error: only a key of the default workspace, which runs the pool, may change a workspace's limits/m,
     );

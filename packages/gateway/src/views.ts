@@ -81,6 +81,7 @@ export function workspaceView(w: Workspace): WorkspaceView {
     rpm_limit: w.rpm_limit,
     tpm_limit: w.tpm_limit,
     max_jobs: w.max_jobs,
+    gpu_hours_per_day: w.gpu_hours_per_day,
     created_at: iso(w.created_at),
   };
 }

@@ -104,6 +104,7 @@ export type PoolList = Static<typeof PoolList>;
 const RpmLimit = Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000 }), Type.Null()]);
 const TpmLimit = Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000_000 }), Type.Null()]);
 const MaxJobs = Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000 }), Type.Null()]);
+const GpuHours = Type.Union([Type.Number({ exclusiveMinimum: 0, maximum: 1_000_000 }), Type.Null()]);
 
 /** Workspaces hold deployments, API keys and usage; the pool's machines serve them all. */
 export const CreateWorkspace = Type.Object(
@@ -115,6 +116,8 @@ export const CreateWorkspace = Type.Object(
     tpm_limit: Type.Optional(TpmLimit),
     /** Jobs on machines at once (the rest wait queued); absent or null for no limit. */
     max_jobs: Type.Optional(MaxJobs),
+    /** GPU-hours its jobs may use in any 24 hours (GPU jobs wait past it); absent or null for no limit. */
+    gpu_hours_per_day: Type.Optional(GpuHours),
   },
   { additionalProperties: false },
 );
@@ -125,6 +128,7 @@ export const SetWorkspaceLimits = Type.Object(
     rpm_limit: Type.Optional(RpmLimit),
     tpm_limit: Type.Optional(TpmLimit),
     max_jobs: Type.Optional(MaxJobs),
+    gpu_hours_per_day: Type.Optional(GpuHours),
   },
   { additionalProperties: false, minProperties: 1 },
 );
@@ -139,6 +143,8 @@ export const WorkspaceView = Type.Object({
   tpm_limit: Type.Union([Type.Integer(), Type.Null()]),
   /** Jobs on machines at once (null: no limit). */
   max_jobs: Type.Union([Type.Integer(), Type.Null()]),
+  /** GPU-hours its jobs may use in any 24 hours (null: no limit). */
+  gpu_hours_per_day: Type.Union([Type.Number(), Type.Null()]),
   created_at: Type.String({ format: "date-time" }),
 });
 export type WorkspaceView = Static<typeof WorkspaceView>;

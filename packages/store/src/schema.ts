@@ -16,6 +16,8 @@ export interface WorkspaceTable {
   tpm_limit: number | null;
   /** Jobs it may have on machines at once; null for none. */
   max_jobs: number | null;
+  /** GPU-hours its jobs may use in any 24 hours; null for no limit. */
+  gpu_hours_per_day: number | null;
 }
 
 export interface PoolTable {

@@ -1,6 +1,6 @@
 import type { Logger } from "@beta9/http";
 import { type CreateJob, type JobState, MAX_JOB_INPUT_BYTES } from "@beta9/protocol";
-import type { Job, LogBound, Store } from "@beta9/store";
+import type { Job, LogBound, Store, Workspace } from "@beta9/store";
 import type { MachineRegistry } from "../machines/registry.ts";
 import { LogFeed } from "./log-feed.ts";
 import { freeGpus, jobAsk, loadOf, placeNow } from "./needs.ts";
@@ -29,6 +29,8 @@ const DECLINED_MS = 30_000;
 /** A run whose re-attach failed is tried again after this long. */
 const REATTACH_MS = 2_000;
 const QUEUE_SLICE = 200;
+/** The window of a workspace's GPU-hours limit. */
+const DAY_MS = 24 * 3600_000;
 
 /**
  * Jobs on this gateway's machines: assigns the front of the queue to machines connected here (the
@@ -134,6 +136,17 @@ export class JobScheduler {
     await this.#assign(active, now);
   }
 
+  /** GPU-seconds of a workspace in the 24 h before `now`: runs ended in it, and its GPU jobs running now. */
+  async #gpuSecondsToday(workspaceId: string, active: readonly Job[], now: number): Promise<number> {
+    let seconds = await this.#o.store.jobRuns.gpuSecondsSince(workspaceId, now - DAY_MS);
+    for (const j of active) {
+      if (j.workspace_id !== workspaceId || j.started_at === null) continue;
+      const gpus = jobAsk(JSON.parse(j.spec) as CreateJob).gpuCount;
+      seconds += (gpus * Math.max(0, now - Math.max(j.started_at, now - DAY_MS))) / 1000;
+    }
+    return seconds;
+  }
+
   async #assign(active: Job[], now: number): Promise<void> {
     const { store, registry } = this.#o;
     const queued = await store.jobs.queued(QUEUE_SLICE);
@@ -147,19 +160,31 @@ export class JobScheduler {
     // Each workspace's jobs on machines, against its limit (read once a pass).
     const onMachines = new Map<string, number>();
     for (const j of active) onMachines.set(j.workspace_id, (onMachines.get(j.workspace_id) ?? 0) + 1);
-    const maxJobs = new Map<string, number | null>();
+    const workspaces = new Map<string, Workspace | undefined>();
+    /** GPU-seconds each workspace used in the last 24 h: ended runs, and those on machines so far. */
+    const gpuUsed = new Map<string, number>();
     for (const job of queued) {
       // Queued again by its own run (a retry after FAILED) that is still wrapping up: next pass.
       if (this.#runs.has(job.id)) continue;
       const ws = job.workspace_id;
-      if (!maxJobs.has(ws)) maxJobs.set(ws, (await store.workspaces.byId(ws))?.max_jobs ?? null);
-      const limit = maxJobs.get(ws) ?? null;
+      if (!workspaces.has(ws)) workspaces.set(ws, await store.workspaces.byId(ws));
+      const limit = workspaces.get(ws)?.max_jobs ?? null;
       if (limit !== null && (onMachines.get(ws) ?? 0) >= limit) {
         const reason = `its workspace has ${onMachines.get(ws)} jobs running, its limit (max_jobs ${limit}); it runs when one ends`;
         if (job.reason !== reason) await store.jobs.setWaitReason(job.id, reason, now);
         continue;
       }
       const ask = jobAsk(JSON.parse(job.spec) as CreateJob);
+      const gpuHours = workspaces.get(ws)?.gpu_hours_per_day ?? null;
+      if (gpuHours !== null && ask.gpuCount > 0) {
+        if (!gpuUsed.has(ws)) gpuUsed.set(ws, await this.#gpuSecondsToday(ws, active, now));
+        const used = gpuUsed.get(ws) ?? 0;
+        if (used >= gpuHours * 3600) {
+          const reason = `its workspace used ${(used / 3600).toFixed(2)} GPU-hours in the last 24 h, its limit (gpu_hours_per_day ${gpuHours}); it runs once older use falls out of that window`;
+          if (job.reason !== reason) await store.jobs.setWaitReason(job.id, reason, now);
+          continue;
+        }
+      }
       const declined = this.#declined.get(job.id);
       const offered = declined ? machines.filter((m) => (declined.get(m.id) ?? 0) <= now) : machines;
       const placed = placeNow(ask, offered, loads, await this.#triedOn(job));

@@ -14,6 +14,7 @@ import * as jobs from "./2026-12-06T0200-jobs.ts";
 import * as jobRuns from "./2026-12-06T0300-job-runs.ts";
 import * as workspaceJobLimit from "./2026-12-06T0400-workspace-job-limit.ts";
 import * as activeJobsIndex from "./2026-12-06T0500-active-jobs-index.ts";
+import * as workspaceGpuHours from "./2026-12-06T0600-workspace-gpu-hours.ts";
 
 /** Migrations are listed here, not found on disk, so they work wherever the package is loaded from. */
 export const migrationProvider: MigrationProvider = {
@@ -34,6 +35,7 @@ export const migrationProvider: MigrationProvider = {
       "2026-12-06T0300-job-runs": jobRuns,
       "2026-12-06T0400-workspace-job-limit": workspaceJobLimit,
       "2026-12-06T0500-active-jobs-index": activeJobsIndex,
+      "2026-12-06T0600-workspace-gpu-hours": workspaceGpuHours,
     };
   },
 };

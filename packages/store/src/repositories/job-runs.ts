@@ -150,6 +150,17 @@ export class JobRunRepository {
       .execute();
   }
 
+  /** GPU-seconds a workspace's runs that ended since `since` used. */
+  async gpuSecondsSince(workspaceId: string, since: number): Promise<number> {
+    const row = await this.#db
+      .selectFrom("job_usage")
+      .select((eb) => eb.fn.sum<number | string | null>("gpu_seconds").as("s"))
+      .where("workspace_id", "=", workspaceId)
+      .where("ended_at", ">=", since)
+      .executeTakeFirst();
+    return Number(row?.s ?? 0);
+  }
+
   async usage(jobId: string): Promise<JobUsage[]> {
     return this.#db
       .selectFrom("job_usage")

@@ -47,7 +47,7 @@ export class WorkspaceRepository {
   /** Change the workspace's limits (null: none); the workspace as it is now, or undefined. */
   async setLimits(
     id: string,
-    limits: Partial<Pick<Workspace, "rpm_limit" | "tpm_limit" | "max_jobs">>,
+    limits: Partial<Pick<Workspace, "rpm_limit" | "tpm_limit" | "max_jobs" | "gpu_hours_per_day">>,
   ): Promise<Workspace | undefined> {
     if (Object.keys(limits).length > 0)
       await this.#db.updateTable("workspaces").set(limits).where("id", "=", id).execute();

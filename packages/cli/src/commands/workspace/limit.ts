@@ -1,5 +1,5 @@
 import type { SetWorkspaceLimits } from "@beta9/sdk";
-import type { Command } from "commander";
+import { type Command, InvalidArgumentError } from "commander";
 import type { Context } from "../../context.ts";
 import { limitOrNone, limitsText, limitValue } from "../../limits.ts";
 import { JSON_FLAG_HELP } from "../../output.ts";
@@ -9,6 +9,7 @@ interface Options {
   rpm?: number | "none";
   tpm?: number | "none";
   maxJobs?: number | "none";
+  gpuHours?: number | "none";
   json?: boolean;
 }
 
@@ -26,12 +27,14 @@ export function addWorkspaceLimit(workspace: Command, ctx: Context): void {
       "jobs on machines at once (the rest wait queued), or none",
       limitOrNone("--max-jobs"),
     )
+    .option("--gpu-hours <n|none>", "GPU-hours its jobs may use in any 24 hours, or none", gpuHoursOrNone)
     .option("--json", JSON_FLAG_HELP)
     .action(async (name: string, opts: Options) => {
       const body: SetWorkspaceLimits = {
         ...(opts.rpm === undefined ? {} : { rpm_limit: limitValue(opts.rpm) }),
         ...(opts.tpm === undefined ? {} : { tpm_limit: limitValue(opts.tpm) }),
         ...(opts.maxJobs === undefined ? {} : { max_jobs: limitValue(opts.maxJobs) }),
+        ...(opts.gpuHours === undefined ? {} : { gpu_hours_per_day: limitValue(opts.gpuHours) }),
       };
       if (Object.keys(body).length === 0)
         throw new UserError(
@@ -41,9 +44,22 @@ export function addWorkspaceLimit(workspace: Command, ctx: Context): void {
       const view = await ctx.client().workspaces.setLimits(name, body);
       if (opts.json) return ctx.printJson(view);
       const limits = limitsText(view);
-      const jobs = view.max_jobs == null ? "" : ` At most ${view.max_jobs} of its jobs run at once.`;
+      const jobs =
+        (view.max_jobs == null ? "" : ` At most ${view.max_jobs} of its jobs run at once.`) +
+        (view.gpu_hours_per_day == null
+          ? ""
+          : ` Its jobs may use ${view.gpu_hours_per_day} GPU-hours a day.`);
       ctx.print(
         `Workspace ${view.name}: ${limits === "-" ? "no limits" : `${limits} for all its keys together`}.${jobs}`,
       );
     });
+}
+
+/** A positive number of hours (fractions allowed), or "none". */
+function gpuHoursOrNone(value: string): number | "none" {
+  if (value === "none") return "none";
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value.trim()) || !(n > 0))
+    throw new InvalidArgumentError("--gpu-hours takes a number of hours above 0, or none");
+  return n;
 }

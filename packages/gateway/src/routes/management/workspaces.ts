@@ -44,6 +44,7 @@ export const workspaceRoutes: FastifyPluginAsyncTypebox<
         rpm_limit: req.body.rpm_limit ?? null,
         tpm_limit: req.body.tpm_limit ?? null,
         max_jobs: req.body.max_jobs ?? null,
+        gpu_hours_per_day: req.body.gpu_hours_per_day ?? null,
       };
       if (!(await ctx.store.workspaces.create(row)))
         throw new Beta9Error(
