@@ -101,6 +101,29 @@ describe("agent config file", () => {
     await expect(loadConfig(path)).rejects.toThrow(/inference.keep_engine_warm must be true or false/);
   });
 
+  it("keeps jobs.rootfs_dirs and jobs.podman across a rewrite, and refuses ulimits podman would not take", async () => {
+    const path = join(tempDir(), "config.yaml");
+    const jobs = {
+      rootfs_dirs: ["/srv/rootfs"],
+      podman: { runtime: "runc", ulimits: ["nofile=4096:4096"] },
+    };
+    await saveConfig({ ...cfg, jobs }, path);
+    expect((await loadConfig(path)).jobs).toEqual({
+      rootfs_dirs: ["/srv/rootfs"],
+      podman: {
+        runtime: "runc",
+        cgroup_manager: undefined,
+        storage_driver: undefined,
+        ulimits: ["nofile=4096:4096"],
+      },
+    });
+    const base = "gateway:\n  host: x\nmachine:\n  id: m1\n  token: t\n";
+    writeFileSync(path, `${base}jobs:\n  podman:\n    ulimits: ["nofile 4096"]\n`, { mode: 0o600 });
+    await expect(loadConfig(path)).rejects.toThrow(/jobs.podman.ulimits must be a list such as/);
+    writeFileSync(path, `${base}jobs:\n  podman:\n    runtime: "runc --debug"\n`, { mode: 0o600 });
+    await expect(loadConfig(path)).rejects.toThrow(/jobs.podman.runtime must be a single word/);
+  });
+
   it("parses --country the way people type it", () => {
     expect(parseCountry("DE")).toBe("DE");
     expect(parseCountry(" nl ")).toBe("NL");

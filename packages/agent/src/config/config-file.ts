@@ -73,6 +73,21 @@ export interface AgentConfig {
         keep_engine_warm?: boolean | undefined;
       }
     | undefined;
+  /** Jobs: which root filesystems the owner lets jobs run in, and how podman runs them. */
+  jobs?:
+    | {
+        /** Directories a job's rootfs may be in (none: no rootfs jobs). */
+        rootfs_dirs?: string[] | undefined;
+        podman?:
+          | {
+              runtime?: string | undefined;
+              cgroup_manager?: string | undefined;
+              storage_driver?: string | undefined;
+              ulimits?: string[] | undefined;
+            }
+          | undefined;
+      }
+    | undefined;
 }
 
 export class ConfigError extends Error {
@@ -221,6 +236,16 @@ function validate(doc: unknown, path: string): AgentConfig {
     return v as number | undefined;
   };
   const privateSources = strings(models.allow_private_sources, "models.allow_private_sources");
+  const jobs = (d.jobs ?? {}) as Record<string, unknown>;
+  const podman = (jobs.podman ?? {}) as Record<string, unknown>;
+  const word = (v: unknown, what: string) => {
+    if (v !== undefined && (typeof v !== "string" || !/^[A-Za-z0-9._/-]+$/.test(v)))
+      throw bad(`${what} must be a single word such as runc`);
+    return v as string | undefined;
+  };
+  const ulimits = strings(podman.ulimits, "jobs.podman.ulimits");
+  if (ulimits?.some((u) => !/^[a-z]+=-?\d+(:-?\d+)?$/.test(u)))
+    throw bad('jobs.podman.ulimits must be a list such as ["nofile=4096:4096", "nproc=4096:4096"]');
   try {
     new AllowList(privateSources);
   } catch (err) {
@@ -252,6 +277,19 @@ function validate(doc: unknown, path: string): AgentConfig {
       engine: typeof inference.engine === "string" ? inference.engine : undefined,
       keep_engine_warm: inference.keep_engine_warm as boolean | undefined,
     },
+    ...(d.jobs === undefined
+      ? {}
+      : {
+          jobs: {
+            rootfs_dirs: strings(jobs.rootfs_dirs, "jobs.rootfs_dirs"),
+            podman: {
+              runtime: word(podman.runtime, "jobs.podman.runtime"),
+              cgroup_manager: word(podman.cgroup_manager, "jobs.podman.cgroup_manager"),
+              storage_driver: word(podman.storage_driver, "jobs.podman.storage_driver"),
+              ulimits,
+            },
+          },
+        }),
   };
 }
 
@@ -273,6 +311,7 @@ export async function saveConfig(cfg: AgentConfig, path = configPath()): Promise
     ...(cfg.inference && Object.values(cfg.inference).some((v) => v !== undefined)
       ? { inference: cfg.inference }
       : {}),
+    ...(cfg.jobs ? { jobs: cfg.jobs } : {}),
   };
   const fh = await open(tmp, "w", 0o600);
   try {
