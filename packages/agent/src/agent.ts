@@ -186,6 +186,8 @@ export class Agent {
       log: agent.#log,
       onCounts: (running, total) => agent.state.setJobCounts(running, total),
       runner: jobRunner(process.env.B9AGENT_JOB_RUNNER),
+      rootfsDirs: opts.config.jobs?.rootfs_dirs,
+      podman: opts.config.jobs?.podman,
     });
     await agent.jobs.restore();
     await agent.control.app.register(jobRoutes, { jobs: agent.jobs });

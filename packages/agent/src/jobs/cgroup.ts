@@ -12,15 +12,24 @@ import { setTimeout as delay } from "node:timers/promises";
 export interface JobCgroup {
   readonly path: string;
   readonly version: 1 | 2;
+  /** Its path below the hierarchy's root ("/…/b9-jobs/NAME"): what podman's --cgroup-parent takes. */
+  readonly relative: string;
   /** The file a process writes its pid to, to join. */
   readonly procs: string;
   /** Whether the kernel killed something in it for want of memory. */
   oomKilled(): Promise<boolean>;
+  /**
+   * Whether its memory limit was hit, in it or in cgroups below it (v1 counts OOM kills only in the
+   * victim's own cgroup, which podman removes with its container).
+   */
+  limitHit(): Promise<boolean>;
   /** SIGKILL everything in it, wait until it is empty, and remove it. */
   destroy(): Promise<void>;
 }
 
 const V2_ROOT = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"];
+/** Where cgroup hierarchies are mounted: v2 at the top, or one folder per v1 hierarchy. */
+const CGROUP_MOUNT = "/sys/fs/cgroup";
 const V1_MEMORY = "/sys/fs/cgroup/memory";
 
 async function read(path: string): Promise<string | null> {
@@ -83,7 +92,7 @@ export async function createJobCgroup(name: string, memoryBytes: number | null):
         await writeFile(join(path, "memory.max"), String(memoryBytes));
         await writeFile(join(path, "memory.swap.max"), "0").catch(() => {});
       }
-      return v2Cgroup(path);
+      return v2Cgroup(path, path.slice(v2.length - rel2(v2).length));
     } catch (error) {
       problems.push(`cgroup v2: ${(error as Error).message}`);
     }
@@ -98,7 +107,7 @@ export async function createJobCgroup(name: string, memoryBytes: number | null):
         // Where swap is accounted, memory+swap gets the same limit, so the job cannot swap past it.
         await writeFile(join(path, "memory.memsw.limit_in_bytes"), String(memoryBytes)).catch(() => {});
       }
-      return v1Cgroup(path);
+      return v1Cgroup(path, path.slice(V1_MEMORY.length));
     } catch (error) {
       problems.push(`cgroup v1: ${(error as Error).message}`);
     }
@@ -106,14 +115,28 @@ export async function createJobCgroup(name: string, memoryBytes: number | null):
   throw new Error(problems.join("; "));
 }
 
-function v2Cgroup(path: string): JobCgroup {
+/** The agent's v2 cgroup below its hierarchy's root. */
+function rel2(dir: string): string {
+  const root = V2_ROOT.filter((r) => dir === r || dir.startsWith(`${r}/`)).sort(
+    (x, y) => y.length - x.length,
+  )[0];
+  return dir.slice((root ?? "").length);
+}
+
+function v2Cgroup(path: string, relative: string): JobCgroup {
   return {
     path,
     version: 2,
+    relative,
     procs: join(path, "cgroup.procs"),
     async oomKilled() {
       const events = await read(join(path, "memory.events"));
       return Number(/^oom_kill (\d+)/m.exec(events ?? "")?.[1] ?? 0) > 0;
+    },
+    async limitHit() {
+      // memory.events counts what happened below too (memory.events.local would not).
+      const events = await read(join(path, "memory.events"));
+      return Number(/^(?:max|oom_kill) (\d+)/m.exec(events ?? "")?.[1] ?? 0) > 0;
     },
     async destroy() {
       await writeFile(join(path, "cgroup.kill"), "1").catch(() => {});
@@ -122,14 +145,24 @@ function v2Cgroup(path: string): JobCgroup {
   };
 }
 
-function v1Cgroup(path: string): JobCgroup {
+function v1Cgroup(path: string, relative: string): JobCgroup {
   return {
     path,
     version: 1,
+    relative,
     procs: join(path, "cgroup.procs"),
     async oomKilled() {
       const control = await read(join(path, "memory.oom_control"));
       return Number(/^oom_kill (\d+)/m.exec(control ?? "")?.[1] ?? 0) > 0;
+    },
+    async limitHit() {
+      // Neither the OOM kill nor failcnt is counted here for a kill below; the peak usage is.
+      const [limit, peak] = await Promise.all(
+        ["memory.limit_in_bytes", "memory.max_usage_in_bytes"].map(async (f) =>
+          Number(await read(join(path, f))),
+        ),
+      );
+      return Number.isFinite(limit) && Number(peak) + 1024 * 1024 >= (limit as number);
     },
     async destroy() {
       await emptyThenRemove(path);
@@ -158,8 +191,13 @@ async function emptyThenRemove(path: string): Promise<void> {
 
 /** Cgroups a previous agent left (it died mid-job): everything in them is killed, they are removed. */
 export async function sweepJobCgroups(): Promise<void> {
-  const parents = [await v2Parent(), await v1Parent()].filter((p): p is string => p !== null);
-  for (const parent of parents) {
+  const v2 = await v2Parent();
+  const v1 = await v1Parent();
+  const parents = [
+    ...(v2 === null ? [] : [{ parent: v2, relative: rel2(v2) }]),
+    ...(v1 === null ? [] : [{ parent: v1, relative: v1.slice(V1_MEMORY.length) }]),
+  ];
+  for (const { parent, relative } of parents) {
     const dir = join(parent, "b9-jobs");
     let names: string[] = [];
     try {
@@ -167,6 +205,27 @@ export async function sweepJobCgroups(): Promise<void> {
     } catch {
       continue;
     }
-    for (const name of names) await emptyThenRemove(join(dir, name)).catch(() => {});
+    // With what podman made below them (its container's and conmon's cgroups) in every hierarchy.
+    for (const name of names) await removeCgroupTrees(`${relative}/b9-jobs/${name}`).catch(() => {});
   }
+}
+
+/**
+ * Removes `relative` and every cgroup below it in each hierarchy (podman makes its own below a
+ * --cgroup-parent, in every v1 controller, and leaves some), killing what is still in them.
+ */
+export async function removeCgroupTrees(relative: string): Promise<void> {
+  const roots = [
+    CGROUP_MOUNT,
+    ...(await readdir(CGROUP_MOUNT).catch(() => [] as string[])).map((n) => join(CGROUP_MOUNT, n)),
+  ];
+  const remove = async (dir: string): Promise<void> => {
+    const entries = await readdir(dir, { withFileTypes: true }).catch(() => null);
+    if (entries === null) return;
+    for (const e of entries) if (e.isDirectory()) await remove(join(dir, e.name));
+    await emptyThenRemove(dir).catch(() => {});
+  };
+  // Only a job's own cgroup: never a tree of the agent's or anyone else's.
+  if (!/\/b9-jobs\/[^/]+$/.test(relative)) throw new Error(`${relative} is not a job's cgroup`);
+  for (const root of roots) await remove(join(root, relative));
 }

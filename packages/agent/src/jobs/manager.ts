@@ -18,8 +18,16 @@ import { detectDeathSignalPrefix } from "../process/death-signal.ts";
 import { findExecutable } from "../process/find-executable.ts";
 import type { PidfileRegistry } from "../process/pidfiles.ts";
 import { signalProcessTree } from "../process/signals.ts";
-import { createJobCgroup, type JobCgroup, sweepJobCgroups } from "./cgroup.ts";
+import { createJobCgroup, type JobCgroup, removeCgroupTrees, sweepJobCgroups } from "./cgroup.ts";
 import { gpuDeviceGlobs, gpuEnvironment } from "./gpu-env.ts";
+import {
+  checkPodmanJob,
+  containerPrefix,
+  type PodmanOptions,
+  podman,
+  podmanRunArgs,
+  sweepContainers,
+} from "./podman.ts";
 import { type BuiltEnvironment, EnvironmentError, ensureEnvironment } from "./python-env.ts";
 import { type RunLog, RunLog as RunLogClass } from "./run-log.ts";
 import { bwrapArgs, gpuDeviceNodes, type RunnerName, SANDBOX_JOB_DIR } from "./sandbox.ts";
@@ -49,6 +57,18 @@ export interface JobManagerOptions {
   runner?: RunnerName | undefined;
   graceMs?: number | undefined;
   maxOutputBytes?: number | undefined;
+  /** Where a job's rootfs may be (jobs.rootfs_dirs): none, no rootfs jobs. */
+  rootfsDirs?: readonly string[] | undefined;
+  /** jobs.podman: how podman is run here. */
+  podman?: PodmanOptions | undefined;
+}
+
+/** The programs the runners need, where this machine has them. */
+interface Runners {
+  name: RunnerName;
+  bwrap: string | null;
+  setpriv: string | null;
+  podman: string | null;
 }
 
 /** Why a run is stopped: the gateway cancelled it, its time ran out, or the agent is shutting down. */
@@ -63,6 +83,8 @@ interface Active {
   stopped: Promise<void> | undefined;
   timer: NodeJS.Timeout | undefined;
   runner: RunnerName;
+  /** The podman container's name, for a podman run. */
+  container: string | undefined;
   /** Stops what prepares the run (uv) when it is stopped before its command starts. */
   preparing: AbortController;
 }
@@ -77,7 +99,7 @@ export class JobManager {
   readonly #runs = new Map<string, RunLog>();
   readonly #active = new Map<string, Active>();
   readonly #starting = new Set<string>();
-  #runner: Promise<{ name: RunnerName; bwrap: string | null; setpriv: string | null }> | undefined;
+  #runner: Promise<Runners> | undefined;
 
   constructor(opts: JobManagerOptions) {
     this.#opts = opts;
@@ -92,6 +114,10 @@ export class JobManager {
    * processes were killed by the pidfile sweep; what is left in job cgroups is killed here).
    */
   async restore(): Promise<void> {
+    // Containers first: podman's conmon sits in the job cgroups below, and would make them again.
+    const { podman: podmanPath } = await this.#detectRunner();
+    if (podmanPath !== null)
+      await sweepContainers(podmanPath, this.#opts.podman ?? {}, this.#opts.home).catch(() => {});
     await sweepJobCgroups().catch(() => {});
     const names = await readdir(this.#jobsDir).catch(() => [] as string[]);
     for (const name of names) {
@@ -160,6 +186,16 @@ export class JobManager {
         `${(error as Error).message}: the assignment names GPUs ${a.gpus.join(", ")}`,
       );
     }
+    // A job in a rootfs or an image needs podman: a machine without it declines, saying so.
+    let rootfs: string | undefined;
+    if (a.spec.rootfs !== undefined || a.spec.image !== undefined) {
+      if ((await this.#detectRunner()).podman === null)
+        throw new Beta9Error(
+          "runner_not_installed",
+          `this machine cannot run a job in a ${a.spec.rootfs !== undefined ? "rootfs" : "container image"}: podman is not installed${process.platform === "linux" ? "" : ` (podman jobs run on Linux, this machine is ${process.platform})`}`,
+        );
+      rootfs = await checkPodmanJob(a.spec, this.#opts.rootfsDirs ?? []);
+    }
     if (previous !== undefined) await this.delete(a.job_id);
     const dir = join(this.#jobsDir, a.job_id);
     const work = join(dir, "work");
@@ -186,12 +222,13 @@ export class JobManager {
       stopped: undefined,
       timer: undefined,
       runner: "native",
+      container: undefined,
       preparing: new AbortController(),
     };
     this.#active.set(a.job_id, active);
     this.#counts();
     run.add({ type: "state", state: "PREPARING" });
-    void this.#execute(a, run, active, work, gpuEnv)
+    void this.#execute(a, run, active, work, gpuEnv, rootfs)
       .catch((error: unknown) => {
         this.#opts.log.error({ job_id: a.job_id, err: String(error) }, "job run failed inside the agent");
         this.#end(run, "FAILED", { reason: `the agent could not run the job: ${(error as Error).message}` });
@@ -280,16 +317,24 @@ export class JobManager {
     else this.#end(run, "FAILED", { reason: "the agent was stopped while it ran", ...extra });
   }
 
-  #detectRunner(): Promise<{ name: RunnerName; bwrap: string | null; setpriv: string | null }> {
+  #detectRunner(): Promise<Runners> {
     this.#runner ??= (async () => {
-      const bwrap = process.platform === "linux" ? await findExecutable("bwrap", process.env.PATH) : null;
-      const setpriv = process.platform === "linux" ? await findExecutable("setpriv", process.env.PATH) : null;
+      const linux = (name: string) =>
+        process.platform === "linux" ? findExecutable(name, process.env.PATH) : Promise.resolve(null);
+      const [bwrap, setpriv, podmanPath] = await Promise.all([
+        linux("bwrap"),
+        linux("setpriv"),
+        linux("podman"),
+      ]);
       const forced = this.#opts.runner;
       if (forced === "bwrap" && bwrap === null)
         throw new Error("the bwrap runner was asked for but bubblewrap is not installed");
       const name: RunnerName = forced ?? (bwrap !== null ? "bwrap" : "native");
-      this.#opts.log.info({ runner: name }, `jobs run with the ${name} runner`);
-      return { name, bwrap, setpriv };
+      this.#opts.log.info(
+        { runner: name, podman: podmanPath !== null },
+        `jobs run with the ${name} runner${podmanPath !== null ? ", or podman when they name a rootfs or an image" : ""}`,
+      );
+      return { name, bwrap, setpriv, podman: podmanPath };
     })();
     return this.#runner;
   }
@@ -300,13 +345,15 @@ export class JobManager {
     active: Active,
     work: string,
     gpuEnv: Record<string, string>,
+    rootfs: string | undefined,
   ): Promise<void> {
     const note = (line: string) => run.add({ type: "log", stream: "stderr", line: `[b9] ${line}` });
     const runner = await this.#detectRunner();
-    active.runner = runner.name;
-    const sandboxed = runner.name === "bwrap";
+    const inPodman = rootfs !== undefined || a.spec.image !== undefined;
+    active.runner = inPodman ? "podman" : runner.name;
+    const sandboxed = active.runner !== "native";
     const asRoot = sandboxed && process.getuid?.() === 0;
-    if (sandboxed && asRoot && runner.setpriv === null)
+    if (active.runner === "bwrap" && asRoot && runner.setpriv === null)
       throw new Error("setpriv (util-linux) is needed to run sandboxed jobs as an unprivileged user");
     // The job's timeout runs from here: a slow environment build counts against it too.
     const timeoutSeconds = a.spec.timeout_seconds ?? DEFAULT_TIMEOUT_SECONDS;
@@ -350,8 +397,15 @@ export class JobManager {
 
     const [program, ...args] = a.spec.command as [string, ...string[]];
     // Looked up as the job will see it: a relative path in the job directory, a bare name on its PATH.
-    const lookup = program.includes("/") && !program.startsWith("/") ? join(work, program) : program;
-    if ((await findExecutable(lookup, path)) === null)
+    // In a rootfs, absolute paths and PATH are the rootfs's; an image is only known to podman.
+    const within = (p: string) => (rootfs !== undefined ? join(rootfs, p) : p);
+    const lookup = program.startsWith("/")
+      ? within(program)
+      : program.includes("/")
+        ? join(work, program)
+        : program;
+    const searched = rootfs !== undefined ? path.split(":").map(within).join(":") : path;
+    if (a.spec.image === undefined && (await findExecutable(lookup, searched)) === null)
       return this.#end(run, "FAILED", { reason: `command not found: ${program}` });
 
     const memory = a.spec.resources?.memory_bytes;
@@ -366,7 +420,28 @@ export class JobManager {
 
     let command: string;
     let commandArgs: string[];
-    if (sandboxed) {
+    const podmanOptions = this.#opts.podman ?? {};
+    if (active.runner === "podman") {
+      if (asRoot) await chownTree(work, NOBODY);
+      const podmanPath = runner.podman as string;
+      const name = `${containerPrefix(this.#opts.home)}${a.job_id}`;
+      active.container = name;
+      // One an earlier attempt left (an agent killed mid-run) would take the name.
+      await podman(podmanPath, podmanOptions, ["rm", "--force", "--time", "0", name]);
+      command = podmanPath;
+      commandArgs = podmanRunArgs(podmanOptions, {
+        name,
+        jobDir: work,
+        rootfs,
+        image: a.spec.image,
+        envNames: Object.keys(env),
+        devices: await gpuDeviceNodes(gpuDeviceGlobs(this.#opts.hardware(), a.gpus)),
+        user: asRoot ? { uid: NOBODY, gid: NOBODY } : null,
+        cgroupParent: active.cgroup?.relative ?? null,
+        memoryBytes: memory ?? null,
+        command: a.spec.command,
+      });
+    } else if (sandboxed) {
       if (asRoot) await chownTree(work, NOBODY);
       const readOnly = environment ? [environment.dir, environment.home] : [];
       command = runner.bwrap as string;
@@ -388,9 +463,12 @@ export class JobManager {
     }
     const deathPrefix = (await detectDeathSignalPrefix()) ?? [];
     // The child joins its cgroup before it execs the job, so nothing it allocates escapes the limit.
-    const joinCgroup = active.cgroup
-      ? ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', active.cgroup.procs]
-      : [];
+    // Under podman the container and conmon go below the cgroup instead (--cgroup-parent): cgroup v2
+    // lets no process sit in a cgroup whose children have controllers.
+    const joinCgroup =
+      active.cgroup && active.runner !== "podman"
+        ? ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', active.cgroup.procs]
+        : [];
     let child: Child;
     try {
       child = await startChild({
@@ -415,7 +493,22 @@ export class JobManager {
     if (active.stopping) void this.#stop(active, active.stopping);
     const exit = await child.exited;
     await active.stopped;
-    const oom = (await active.cgroup?.oomKilled()) ?? false;
+    // Under podman the victim's cgroup went with its container: a SIGKILL while the limit was hit is the OOM.
+    const oom =
+      active.runner === "podman"
+        ? exit.code === 137 && !active.stopping && ((await active.cgroup?.limitHit()) ?? false)
+        : ((await active.cgroup?.oomKilled()) ?? false);
+    if (active.container !== undefined) {
+      await podman(runner.podman as string, podmanOptions, [
+        "rm",
+        "--force",
+        "--time",
+        "0",
+        active.container,
+      ]);
+      if (active.cgroup)
+        await removeCgroupTrees(active.cgroup.relative).catch((e: unknown) => note(String(e)));
+    }
     // Whatever the job left behind (daemons, a process that ignored SIGTERM) goes with the run.
     await active.cgroup?.destroy().catch((error: unknown) => note(String(error)));
     active.cgroup = undefined;
@@ -441,6 +534,12 @@ export class JobManager {
       return this.#end(run, "FAILED", { reason: outputs, exit_code: exit.code });
     for (const output of outputs) run.add({ type: "output", ...output });
     if (exit.code === 0) return this.#end(run, "SUCCEEDED", { exit_code: 0 });
+    // podman's own code for failing before the job started (a pull, a bad option).
+    if (active.runner === "podman" && exit.code === 125)
+      return this.#end(run, "FAILED", {
+        reason: "podman could not start the job (its words are in the job's log)",
+        exit_code: 125,
+      });
     this.#end(run, "FAILED", {
       reason: exit.code === null ? `the job ${describeExit(exit)}` : `exit code ${exit.code}`,
       exit_code: exit.code,
@@ -461,7 +560,19 @@ export class JobManager {
     }
     active.stopped ??= (async () => {
       const grace = this.#opts.graceMs ?? JOB_STOP_GRACE_MS;
-      if (active.runner === "bwrap") {
+      if (active.container !== undefined) {
+        // podman stop: SIGTERM to the container's init (which passes it on), SIGKILL after the grace.
+        const podmanPath = (await this.#detectRunner()).podman as string;
+        const seconds = String(Math.max(1, Math.ceil(grace / 1000)));
+        await podman(
+          podmanPath,
+          this.#opts.podman ?? {},
+          ["stop", "--time", seconds, active.container],
+          grace + 30_000,
+        );
+        await Promise.race([child.exited, delay(5_000)]);
+        await child.stop(0);
+      } else if (active.runner === "bwrap") {
         for (const pid of await groupMembers(child.pid)) signalProcessTree(pid, false, "SIGTERM");
         await Promise.race([child.exited, delay(grace)]);
         await child.stop(0);

@@ -3,11 +3,12 @@ import { join } from "node:path";
 
 /*
  * How a job's command is run: `bwrap` (Linux with bubblewrap) or `native` (a plain child in the job
- * directory: macOS, or Linux without bubblewrap). Only the argument vector is built here; the
- * process itself is started and stopped by process/ like every other child of the agent.
+ * directory: macOS, or Linux without bubblewrap); `podman` (podman.ts) for a job that names a rootfs
+ * or an image. Only the argument vector is built here; the process itself is started and stopped by
+ * process/ like every other child of the agent.
  */
 
-export type RunnerName = "bwrap" | "native";
+export type RunnerName = "bwrap" | "native" | "podman";
 
 /** Where the job's directory appears inside the sandbox: the same for every job, short in logs. */
 export const SANDBOX_JOB_DIR = "/job";
