@@ -189,8 +189,12 @@ async function emptyThenRemove(path: string): Promise<void> {
   await rmdir(path).catch(() => {});
 }
 
-/** Cgroups a previous agent left (it died mid-job): everything in them is killed, they are removed. */
-export async function sweepJobCgroups(): Promise<void> {
+/**
+ * Cgroups a previous run of this agent left (it died mid-job): everything in them is killed, they
+ * are removed. Only names that start with `prefix` (this agent's, see containerPrefix): another agent
+ * on the same host keeps its running jobs.
+ */
+export async function sweepJobCgroups(prefix: string): Promise<void> {
   const v2 = await v2Parent();
   const v1 = await v1Parent();
   const parents = [
@@ -201,7 +205,9 @@ export async function sweepJobCgroups(): Promise<void> {
     const dir = join(parent, "b9-jobs");
     let names: string[] = [];
     try {
-      names = (await readdir(dir, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name);
+      names = (await readdir(dir, { withFileTypes: true }))
+        .filter((d) => d.isDirectory() && d.name.startsWith(prefix))
+        .map((d) => d.name);
     } catch {
       continue;
     }

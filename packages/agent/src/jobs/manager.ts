@@ -118,7 +118,7 @@ export class JobManager {
     const { podman: podmanPath } = await this.#detectRunner();
     if (podmanPath !== null)
       await sweepContainers(podmanPath, this.#opts.podman ?? {}, this.#opts.home).catch(() => {});
-    await sweepJobCgroups().catch(() => {});
+    await sweepJobCgroups(containerPrefix(this.#opts.home)).catch(() => {});
     const names = await readdir(this.#jobsDir).catch(() => [] as string[]);
     for (const name of names) {
       const run = RunLogClass.load(join(this.#jobsDir, name));
@@ -410,7 +410,11 @@ export class JobManager {
 
     const memory = a.spec.resources?.memory_bytes;
     try {
-      active.cgroup = await createJobCgroup(`${a.job_id}-${a.attempt}`, memory ?? null);
+      // Named for this agent: an agent starting sweeps only its own (two agents may share a host).
+      active.cgroup = await createJobCgroup(
+        `${containerPrefix(this.#opts.home)}${a.job_id}-${a.attempt}`,
+        memory ?? null,
+      );
     } catch (error) {
       if (memory !== undefined)
         note(
