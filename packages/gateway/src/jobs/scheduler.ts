@@ -114,10 +114,11 @@ export class JobScheduler {
     this.#forgetPast(now);
     const active = await store.jobs.active();
     const activeIds = new Set(active.map((j) => j.id));
-    // Runs followed here whose job was cancelled meanwhile (through this or another replica).
-    for (const [id, run] of this.#runs) {
-      if (!activeIds.has(id) && (await store.jobs.get(id))?.state === "CANCELLED") await run.cancel();
-    }
+    // Runs followed here whose job was cancelled meanwhile (through this or another replica): their
+    // states in one read, however many runs are wrapping up (a pass may come after every run's end).
+    const ended = [...this.#runs.keys()].filter((id) => !activeIds.has(id));
+    const states = await store.jobs.states(ended);
+    for (const id of ended) if (states.get(id) === "CANCELLED") await this.#runs.get(id)?.cancel();
 
     for (const job of active) {
       if (this.#runs.has(job.id) || job.machine_id === null) continue;

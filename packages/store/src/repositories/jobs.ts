@@ -80,6 +80,13 @@ export class JobRepository {
     return q.executeTakeFirst();
   }
 
+  /** The states of these jobs (one query however many), by id; an id with no job is left out. */
+  async states(ids: readonly string[]): Promise<Map<string, string>> {
+    if (ids.length === 0) return new Map();
+    const rows = await this.#db.selectFrom("jobs").select(["id", "state"]).where("id", "in", ids).execute();
+    return new Map(rows.map((r) => [r.id, r.state]));
+  }
+
   /** A workspace's jobs, newest first; `before` (a created_at, id pair) pages on. */
   async list(
     workspaceId: string,
