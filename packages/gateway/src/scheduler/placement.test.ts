@@ -1,36 +1,11 @@
 import type { MachineView } from "@beta9/protocol";
 import { describe, expect, it } from "vitest";
+import { machineView } from "../placement/testing/machine-view.ts";
 import { fitsNow, type PlacementNeeds, placeReplica } from "./placement.ts";
 
 const GB = 1e9;
 
-function machine(over: Partial<MachineView> & { id: string }): MachineView {
-  return {
-    name: over.id,
-    pool: "external",
-    status: "READY",
-    hostname: over.id,
-    agent_version: "0.1.0",
-    connection: "channel",
-    hardware: {
-      os: "linux",
-      arch: "x64",
-      cpu_model: "x",
-      cpu_cores: 8,
-      memory_total_bytes: 64 * GB,
-      gpus: [],
-    },
-    usage: null,
-    inference: { engines: [], models: [], memory_free_bytes: 32 * GB, vram_free_bytes: null },
-    cordoned: false,
-    draining: false,
-    running_jobs: 0,
-    joined_at: "2026-11-27T00:00:00.000Z",
-    last_heartbeat_at: "2026-11-27T00:00:00.000Z",
-    country: null,
-    ...over,
-  };
-}
+const machine = machineView;
 
 const nvidia = (vram: number, free: number, id: string, more: Partial<MachineView> = {}) =>
   machine({
