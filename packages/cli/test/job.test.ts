@@ -58,6 +58,10 @@ describe("b9 job run refuses bad input before anything is sent", () => {
     [["--gpu", "none", "--vram", "8GB"], "--vram asks for GPU memory, but --gpu none asks for no GPU"],
     [["--cpu", "0"], '"0" is not a number of CPU cores above 0'],
     [["--retries", "11"], '"11" is not a whole number from 0 to 10'],
+    [
+      ["--retry-on", "lost,sometimes"],
+      'unknown retry cause "sometimes"; choose from lost, out_of_memory, exit, error',
+    ],
     [["--priority", "1001"], '"1001" is not a whole number from -1000 to 1000'],
     [["--python", "python3"], '"python3" is not a Python version such as 3.12'],
     [["--region", "us"], 'unknown region "us"; the one region is eu'],

@@ -113,6 +113,23 @@ describe("jobs on a real agent", () => {
     expect(metrics).toMatch(/beta9_job_transitions_total\{state="FAILED"\} [1-9]/);
   });
 
+  it("retries only the ends its retry_on names: an exit code is not retried when only a lost machine is", async () => {
+    const id = (await submit({ command: ["sh", "-c", "exit 4"], retries: 2, retry_on: ["lost"] })).body
+      .id as string;
+    await until(id, ["FAILED"]);
+    // A job submitted after it has run to its end: a retry of the first would have been queued by then.
+    const after = (await submit({ command: ["true"] })).body.id as string;
+    await until(after, ["SUCCEEDED"]);
+    const job = await show(id);
+    expect(job).toMatchObject({ state: "FAILED", attempt: 1, exit_code: 4, ended: true });
+    expect(job.events.map((e: Json) => e.state).at(-1)).toBe("FAILED");
+    // Its logs, followed, end with it (no retry to wait for).
+    expect((await get(`/api/v1/jobs/${id}/logs?follow=true`)).status).toBe(200);
+    await (await get(`/api/v1/jobs/${id}/logs?follow=true`)).text();
+    const bad = await submit({ command: ["true"], retry_on: ["sometimes"] });
+    expect(bad.status).toBe(400);
+  });
+
   it("retries a failed job while its retries allow, each attempt's lines kept once", async () => {
     const id = (await submit({ command: ["sh", "-c", "echo attempt; exit 1"], retries: 1 })).body
       .id as string;

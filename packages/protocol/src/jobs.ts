@@ -93,6 +93,21 @@ export const JobInputRef = Type.Object(
 );
 export type JobInputRef = Static<typeof JobInputRef>;
 
+export const JOB_RETRY_CAUSES = ["lost", "out_of_memory", "exit", "error"] as const;
+export const JobRetryCause = Type.Union([
+  Type.Literal("lost"),
+  Type.Literal("out_of_memory"),
+  Type.Literal("exit"),
+  Type.Literal("error"),
+]);
+export type JobRetryCause = (typeof JOB_RETRY_CAUSES)[number];
+
+/** Why a run ended badly, as `retry_on` names it: from its end event's exit code and memory flag. */
+export function retryCause(end: { out_of_memory?: boolean; exit_code?: number | null }): JobRetryCause {
+  if (end.out_of_memory) return "out_of_memory";
+  return typeof end.exit_code === "number" ? "exit" : "error";
+}
+
 /** A job to run: a command (argv, never a shell line) with its environment, needs and limits. */
 export const CreateJob = Type.Object(
   {
@@ -116,8 +131,14 @@ export const CreateJob = Type.Object(
     region: Type.Optional(Type.Literal("eu")),
     /** Default 3600: the job is stopped (TIMED_OUT) after this long running. */
     timeout_seconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 7 * 24 * 3600 })),
-    /** Runs after the first, when it ends LOST or FAILED; default 0. */
+    /** Runs after the first, when it ends LOST or FAILED (as `retry_on` says); default 0. */
     retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 10 })),
+    /**
+     * Which ends are retried: "lost" (its machine went away), "out_of_memory" (over its memory
+     * limit), "exit" (a non-zero exit code), "error" (it could not start or its machine stopped it).
+     * Default: all four.
+     */
+    retry_on: Type.Optional(Type.Array(JobRetryCause, { minItems: 1, maxItems: 4, uniqueItems: true })),
     /** Default 0. */
     priority: Type.Optional(JobPriority),
     /**
@@ -158,6 +179,8 @@ export const JobView = Type.Object({
   priority: Type.Integer(),
   attempt: Type.Integer(),
   max_retries: Type.Integer(),
+  /** Ended for good: an end state with no retry to come (retries spent, or its end not in retry_on). */
+  ended: Type.Boolean(),
   machine_id: Type.Union([Type.String(), Type.Null()]),
   exit_code: Type.Union([Type.Integer(), Type.Null()]),
   created_at: Type.String({ format: "date-time" }),

@@ -1,5 +1,12 @@
 export type * from "@beta9/protocol";
-export { JOB_ENDED, JOB_STATES, MAX_JOB_INPUT_BYTES, MachineStatuses, parseDuration } from "@beta9/protocol";
+export {
+  JOB_ENDED,
+  JOB_RETRY_CAUSES,
+  JOB_STATES,
+  MAX_JOB_INPUT_BYTES,
+  MachineStatuses,
+  parseDuration,
+} from "@beta9/protocol";
 export { Beta9Client, type ClientOptions } from "./client.ts";
 export {
   ApiError,

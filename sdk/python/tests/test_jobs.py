@@ -41,6 +41,8 @@ def nowhere(closed_port: int) -> Iterator[Client]:
         ({"timeout": -5}, "timeout must be whole seconds from 1 to 604800 (7 days), not -5"),
         ({"timeout": 8 * 86_400}, "timeout must be whole seconds from 1"),
         ({"retries": 11}, "retries must be a whole number from 0 to 10"),
+        ({"retry_on": ["sometimes"]}, "retry_on must list some of lost, out_of_memory, exit, error"),
+        ({"retry_on": "lost"}, "retry_on must list some of"),
         ({"memory": "8G"}, "memory must be a number of bytes or a size such as \"8GB\""),
         ({"cpu": 0}, "cpu must be a number of cores above 0"),
         ({"gpu": "none", "vram": "8GB"}, 'vram and gpu_count ask for a GPU, but gpu="none" asks for none'),
@@ -51,6 +53,12 @@ def test_bad_options_are_named_at_decoration(options: Any, sentence: str) -> Non
     with pytest.raises(ValidationError) as err:
         function(**options)(lambda: 1)
     assert sentence in str(err.value)
+
+
+def test_retry_on_travels_in_the_spec() -> None:
+    f = function(retries=2, retry_on=["lost", "out_of_memory", "lost"])(lambda: 1)
+    assert f._spec["retries"] == 2
+    assert f._spec["retry_on"] == ["lost", "out_of_memory"]
 
 
 def test_image_python_must_be_the_callers() -> None:

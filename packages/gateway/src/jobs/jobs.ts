@@ -8,7 +8,7 @@ import {
 } from "@beta9/protocol";
 import type { Job, JobEvent, Store } from "@beta9/store";
 import { newId } from "../auth/secrets.ts";
-import { everFits, jobAsk } from "./needs.ts";
+import { endedForGood, everFits, jobAsk } from "./needs.ts";
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const isoOrNull = (ms: number | null) => (ms === null ? null : iso(ms));
@@ -126,6 +126,7 @@ export function jobView(job: Job, workspaceName: string, events?: JobEvent[]): J
     priority: job.priority,
     attempt: job.attempt,
     max_retries: job.max_retries,
+    ended: endedForGood(job),
     machine_id: job.machine_id,
     exit_code: job.exit_code,
     created_at: iso(job.created_at),

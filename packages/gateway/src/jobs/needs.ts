@@ -1,4 +1,13 @@
-import type { CreateJob, Hardware, MachineView } from "@beta9/protocol";
+import {
+  type CreateJob,
+  type Hardware,
+  JOB_ENDED,
+  JOB_RETRY_CAUSES,
+  type JobRetryCause,
+  type JobState,
+  type MachineView,
+  retryCause,
+} from "@beta9/protocol";
 import type { Job, Machine } from "@beta9/store";
 import type { Constraints } from "../placement/constraints.ts";
 import { type Exclusion, type Needs, type Placement, place } from "../placement/place.ts";
@@ -11,6 +20,36 @@ export interface JobAsk {
   minVramBytes: number | null;
   memoryBytes: number | null;
   cpus: number;
+}
+
+/**
+ * Whether the job has ended for good: in an end state with no retry to come. A LOST or FAILED job is
+ * queued again while it has attempts left and its spec's retry_on names why it ended.
+ */
+export function endedForGood(
+  job: Pick<Job, "state" | "attempt" | "max_retries" | "spec" | "reason" | "exit_code">,
+): boolean {
+  if (!JOB_ENDED.has(job.state as JobState)) return false;
+  if (job.state !== "LOST" && job.state !== "FAILED") return true;
+  if (job.attempt > job.max_retries) return true;
+  const cause: JobRetryCause =
+    job.state === "LOST"
+      ? "lost"
+      : retryCause({
+          out_of_memory: job.reason?.startsWith(OUT_OF_MEMORY) ?? false,
+          exit_code: job.exit_code,
+        });
+  return !retries(job, cause);
+}
+
+/** How a run's end over its memory limit starts its reason (run.ts writes it, endedForGood reads it). */
+export const OUT_OF_MEMORY = "out of memory:";
+
+/** Whether the job's spec retries a run that ended for this cause (retry_on; default every cause). */
+export function retries(job: Pick<Job, "spec">, cause: JobRetryCause): boolean {
+  const spec = JSON.parse(job.spec) as CreateJob;
+  const on: readonly JobRetryCause[] = spec.retry_on ?? JOB_RETRY_CAUSES;
+  return on.includes(cause);
 }
 
 export function jobAsk(spec: CreateJob): JobAsk {

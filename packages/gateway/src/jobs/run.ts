@@ -1,5 +1,5 @@
 import type { Logger } from "@beta9/http";
-import type { CreateJob, JobRunEvent, JobState } from "@beta9/protocol";
+import { type CreateJob, type JobRunEvent, type JobState, retryCause } from "@beta9/protocol";
 import type { Job, LogBound, NewJobLog, Store } from "@beta9/store";
 import type { AgentLink } from "../machines/registry.ts";
 import {
@@ -12,6 +12,7 @@ import {
   startRun,
 } from "./agent-runs.ts";
 import type { LogFeed } from "./log-feed.ts";
+import { OUT_OF_MEMORY, retries } from "./needs.ts";
 import { recordRunUsage } from "./usage.ts";
 
 export interface RunDeps {
@@ -215,10 +216,10 @@ export class Run {
   }
 
   async #end(e: Extract<JobRunEvent, { type: "state" }>): Promise<void> {
-    const reason = e.out_of_memory ? `out of memory: ${e.reason ?? "killed"}` : (e.reason ?? null);
+    const reason = e.out_of_memory ? `${OUT_OF_MEMORY} ${e.reason ?? "killed"}` : (e.reason ?? null);
     await this.#move(e.state, { reason, exitCode: e.exit_code ?? null });
     await recordRunUsage(this.#deps.store, this.#job, this.machineId, this.#startedAt ?? e.at, e.at);
-    if (e.state === "FAILED") {
+    if (e.state === "FAILED" && retries(this.#job, retryCause(e))) {
       // A failed run is retried while the job's retries allow (the store checks): elsewhere if it can.
       await this.#move("QUEUED", {
         reason: `retry after FAILED on machine ${this.machineId}: ${reason ?? "failed"}`,

@@ -3,7 +3,7 @@ import { type CreateJob, type JobState, MAX_JOB_INPUT_BYTES } from "@beta9/proto
 import type { Job, LogBound, Store, Workspace } from "@beta9/store";
 import type { MachineRegistry } from "../machines/registry.ts";
 import { LogFeed } from "./log-feed.ts";
-import { freeGpus, jobAsk, loadOf, placeNow } from "./needs.ts";
+import { freeGpus, jobAsk, loadOf, placeNow, retries } from "./needs.ts";
 import { Run, type RunOutcome } from "./run.ts";
 import { recordRunUsage } from "./usage.ts";
 
@@ -318,9 +318,11 @@ export class JobScheduler {
     log.warn({ job_id: job.id, machine_id: job.machine_id }, `job ${job.id} LOST: ${reason}`);
     if (job.started_at !== null && job.machine_id)
       await recordRunUsage(store, job, job.machine_id, job.started_at, now);
-    const again = await store.transaction((tx) =>
-      tx.jobs.transition(job.id, "QUEUED", { reason: `retry after LOST: ${reason}` }, now),
-    );
+    const again =
+      retries(job, "lost") &&
+      (await store.transaction((tx) =>
+        tx.jobs.transition(job.id, "QUEUED", { reason: `retry after LOST: ${reason}` }, now),
+      ));
     if (again) this.#o.onTransition?.("QUEUED");
     this.feed.notify(job.id);
     this.nudge();

@@ -32,9 +32,13 @@ const TRANSFER_TIMEOUT_MS = 10 * 60_000;
  * True once a job has ended for good: in an end state (JOB_ENDED) with no retry to come, which a
  * LOST or FAILED job with attempts left has (the gateway queues it again).
  */
-export const jobEnded = (job: Pick<JobView, "state" | "attempt" | "max_retries">): boolean =>
-  JOB_ENDED.has(job.state) &&
-  !((job.state === "LOST" || job.state === "FAILED") && job.attempt <= job.max_retries);
+export const jobEnded = (
+  job: Pick<JobView, "state" | "attempt" | "max_retries"> & { ended?: boolean | undefined },
+): boolean =>
+  // The gateway says (it knows the job's retry_on); a view without it is judged by its retries.
+  job.ended ??
+  (JOB_ENDED.has(job.state) &&
+    !((job.state === "LOST" || job.state === "FAILED") && job.attempt <= job.max_retries));
 
 /**
  * The caller's workspace's jobs: commands (or Python functions, through the Python SDK) run on a

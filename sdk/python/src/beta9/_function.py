@@ -57,6 +57,8 @@ from .jobs import AsyncJobs, Job, JobError, JobLogLine, JobOutput, Jobs
 R = TypeVar("R")
 
 GPU_KINDS = ("nvidia", "apple", "amd", "intel", "any", "none")
+#: Which ends of a run a retry is for (the job spec's retry_on).
+RETRY_CAUSES = ("lost", "out_of_memory", "exit", "error")
 RESULT = "result.pickle"
 FUNCTION_INPUT = "function.pickle"
 CALL_INPUT = "call.pickle"
@@ -188,6 +190,7 @@ def _spec(
     region: Optional[str],
     countries: Optional[Sequence[str]],
     env: Optional[Dict[str, str]],
+    retry_on: Optional[Sequence[str]] = None,
 ) -> Dict[str, Any]:
     """The job spec every call of a function shares, checked now so a mistake is named at decoration."""
     if gpu is not None and gpu not in GPU_KINDS:
@@ -200,6 +203,10 @@ def _spec(
         raise ValidationError(f"timeout must be whole seconds from 1 to {_MAX_TIMEOUT} (7 days), not {timeout!r}")
     if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10):
         raise ValidationError(f"retries must be a whole number from 0 to 10, not {retries!r}")
+    if retry_on is not None and (
+        isinstance(retry_on, str) or not retry_on or not all(c in RETRY_CAUSES for c in retry_on)
+    ):
+        raise ValidationError(f"retry_on must list some of {', '.join(RETRY_CAUSES)}, not {retry_on!r}")
     if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int) or not -1000 <= priority <= 1000):
         raise ValidationError(f"priority must be a whole number from -1000 to 1000, not {priority!r}")
     if region is not None and region != "eu":
@@ -230,6 +237,7 @@ def _spec(
         "resources": resources or None,
         "timeout_seconds": timeout,
         "retries": retries,
+        "retry_on": list(dict.fromkeys(retry_on)) if retry_on is not None else None,
         "priority": priority,
         "pool": pool,
         "region": region,
@@ -597,6 +605,7 @@ def function(
     image: Optional[Image] = ...,
     timeout: Optional[int] = ...,
     retries: Optional[int] = ...,
+    retry_on: Optional[Sequence[str]] = ...,
     priority: Optional[int] = ...,
     pool: Optional[str] = ...,
     region: Optional[str] = ...,
@@ -615,6 +624,7 @@ def function(
     image: Optional[Image] = None,
     timeout: Optional[int] = None,
     retries: Optional[int] = None,
+    retry_on: Optional[Sequence[str]] = None,
     priority: Optional[int] = None,
     pool: Optional[str] = None,
     region: Optional[str] = None,
@@ -625,7 +635,8 @@ def function(
     """Make a function run as a job on a machine that fits: ``gpu`` ("nvidia", "apple", "amd",
     "intel", "any"; default none), ``gpu_count``, ``vram`` and ``memory`` (bytes or "24GB"), ``cpu``
     (cores), ``image`` (its Python packages), ``timeout`` (seconds), ``retries`` (runs after a failure
-    or a lost machine), ``priority``, ``pool``, ``region`` ("eu") or ``countries``, ``env``.
+    or a lost machine), ``retry_on`` (which ends are retried: "lost", "out_of_memory", "exit",
+    "error"; default all), ``priority``, ``pool``, ``region`` ("eu") or ``countries``, ``env``.
     ``client``: a Client or AsyncClient with a key of the jobs scope; by default one is made from
     ``inference.configure()`` and the environment (BETA9_INFERENCE_HOST, BETA9_API_KEY)."""
     spec = _spec(
@@ -642,6 +653,7 @@ def function(
         region=region,
         countries=countries,
         env=env,
+        retry_on=retry_on,
     )
     if fn is not None:
         return Function(fn, spec, client)

@@ -65,10 +65,13 @@ class Job:
     started_at: Optional[str]
     finished_at: Optional[str]
     events: List[JobEvent] = field(default_factory=list)
+    ended_for_good: Optional[bool] = None
 
     @property
     def ended(self) -> bool:
         """True once it ended for good: an end state with no retry to come."""
+        if self.ended_for_good is not None:  # the gateway says: it knows the job's retry_on
+            return self.ended_for_good
         retry = self.state in ("LOST", "FAILED") and self.attempt <= self.max_retries
         return self.state in ENDED_STATES and not retry
 
@@ -88,6 +91,7 @@ class Job:
             created_at=body["created_at"],
             started_at=body.get("started_at"),
             finished_at=body.get("finished_at"),
+            ended_for_good=body.get("ended"),
             events=[JobEvent(e["at"], e["state"], e.get("reason"), e.get("machine_id")) for e in body.get("events") or []],
         )
 

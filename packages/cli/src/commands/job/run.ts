@@ -1,6 +1,13 @@
 import { readFileSync, statSync } from "node:fs";
 import { basename } from "node:path";
-import { type CreateJob, type GpuRequirement, type JobView, MAX_JOB_INPUT_BYTES } from "@beta9/sdk";
+import {
+  type CreateJob,
+  type GpuRequirement,
+  JOB_RETRY_CAUSES,
+  type JobRetryCause,
+  type JobView,
+  MAX_JOB_INPUT_BYTES,
+} from "@beta9/sdk";
 import { type Command, InvalidArgumentError } from "commander";
 import type { Context } from "../../context.ts";
 import { parseDuration } from "../../duration.ts";
@@ -26,6 +33,7 @@ interface Options {
   country?: string[];
   timeout?: number;
   retries?: number;
+  retryOn?: JobRetryCause[];
   priority?: number;
   python?: string;
   packages?: string[];
@@ -64,6 +72,11 @@ export function addJobRun(job: Command, ctx: Context): void {
       "--retries <n>",
       `run it again when it fails or its machine is lost, up to ${MAX_RETRIES} times`,
       wholeNumber(0, MAX_RETRIES),
+    )
+    .option(
+      "--retry-on <causes>",
+      "which ends are retried, comma-separated: lost,out_of_memory,exit,error (default all)",
+      retryOn,
     )
     .option("--priority <n>", `higher runs first, -${MAX_PRIORITY} to ${MAX_PRIORITY} (default 0)`, priority)
     .option("--python <version>", "a Python environment of this version, e.g. 3.12", python)
@@ -149,6 +162,7 @@ function spec(command: string[], opts: Options, inputs: CreateJob["inputs"]): Cr
     ...(opts.region !== undefined ? { region: opts.region } : {}),
     ...(opts.timeout !== undefined ? { timeout_seconds: opts.timeout } : {}),
     ...(opts.retries !== undefined ? { retries: opts.retries } : {}),
+    ...(opts.retryOn !== undefined ? { retry_on: opts.retryOn } : {}),
     ...(opts.priority !== undefined ? { priority: opts.priority } : {}),
     ...(inputs?.length ? { inputs } : {}),
     ...(opts.idempotencyKey !== undefined ? { idempotency_key: opts.idempotencyKey } : {}),
@@ -290,4 +304,21 @@ function requirements(path: string): string {
     );
   }
   return text;
+}
+
+/** `--retry-on lost,exit`: the causes a retry is for, each one of JOB_RETRY_CAUSES. */
+function retryOn(value: string): JobRetryCause[] {
+  const causes = value
+    .split(",")
+    .map((c) => c.trim())
+    .filter(Boolean);
+  for (const c of causes) {
+    if (!(JOB_RETRY_CAUSES as readonly string[]).includes(c))
+      throw new InvalidArgumentError(
+        `unknown retry cause "${c}"; choose from ${JOB_RETRY_CAUSES.join(", ")}`,
+      );
+  }
+  if (causes.length === 0)
+    throw new InvalidArgumentError(`name at least one of ${JOB_RETRY_CAUSES.join(", ")}`);
+  return [...new Set(causes)] as JobRetryCause[];
 }

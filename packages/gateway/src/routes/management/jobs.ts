@@ -1,7 +1,6 @@
 import {
   Beta9Error,
   CreateJob,
-  JOB_ENDED,
   JOB_STATES,
   JobInputUploaded,
   JobList,
@@ -11,13 +10,14 @@ import {
   JobView,
   MAX_JOB_INPUT_BYTES,
 } from "@beta9/protocol";
-import type { Job, JobLog, Store } from "@beta9/store";
+import type { JobLog, Store } from "@beta9/store";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import type { GatewayContext } from "../../context.ts";
 import { clientGone } from "../../http/client-gone.ts";
 import { sendNdjson } from "../../http/ndjson-reply.ts";
 import { cancelJob, checkJob, jobOf, jobView, submitJob, uploadInput } from "../../jobs/jobs.ts";
+import { endedForGood } from "../../jobs/needs.ts";
 import type { JobScheduler } from "../../jobs/scheduler.ts";
 import { type BodyBudget, callerOf, inferenceBody } from "../../limits/request-body.ts";
 
@@ -70,9 +70,7 @@ const LOG_POLL_MS = 1_000;
 const LOG_PAGE = 100;
 
 /** Whether the job has ended for good: not LOST or FAILED with a retry about to queue it again. */
-const over = (job: Job) =>
-  JOB_ENDED.has(job.state as JobState) &&
-  !((job.state === "LOST" || job.state === "FAILED") && job.attempt <= job.max_retries);
+const over = endedForGood;
 
 /**
  * A workspace's jobs: submit, list, show (with its transitions), cancel, inputs, logs and outputs.
