@@ -39,15 +39,25 @@ async function answeredBy(since: string): Promise<Map<string, number>> {
   return new Map(res.body.groups.map((g) => [g.group, g.requests]));
 }
 
+const total = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+
 /** Ask `model` n times; return who answered, once all n are recorded. */
 async function askTimes(model: string, n: number): Promise<Map<string, number>> {
   const since = new Date(Date.now() - 1000).toISOString();
+  // What the window holds already (answers of an earlier call, all recorded before it returned).
+  const before = await answeredBy(since);
   // Answered: one choice each (the model may end at once, with no text and no completion token).
   for (let i = 0; i < n; i++) expect((await ask(model)).choices).toHaveLength(1);
-  await waitFor(async () => [...(await answeredBy(since)).values()].reduce((a, b) => a + b, 0) === n, {
+  await waitFor(async () => total(await answeredBy(since)) === total(before) + n, {
     what: `usage of the ${n} answers`,
   });
-  return answeredBy(since);
+  const after = await answeredBy(since);
+  const by = new Map<string, number>();
+  for (const [machine, count] of after) {
+    const added = count - (before.get(machine) ?? 0);
+    if (added > 0) by.set(machine, added);
+  }
+  return by;
 }
 
 beforeAll(async () => {
