@@ -7,9 +7,9 @@ import {
   startAgent,
   startGateway,
   tempDir,
-  waitFor,
 } from "@beta9/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { jobsClient } from "./jobs-client.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: tests read many JSON shapes; each assertion checks the one it needs.
 type Json = any;
@@ -23,11 +23,10 @@ let gw: GatewayProc;
 let agent: AgentProc;
 let key: string;
 
-const submit = (body: unknown) => gw.api<Json>("POST", "/api/v1/jobs", body, key);
-const show = async (id: string): Promise<Json> =>
-  (await gw.api<Json>("GET", `/api/v1/jobs/${id}`, undefined, key)).body;
-const until = (id: string, pred: (job: Json) => boolean, what: string) =>
-  waitFor(async () => pred(await show(id)), { what, timeoutMs: 30_000 });
+const { submit, show, until } = jobsClient(
+  () => gw,
+  () => key,
+);
 
 beforeAll(async () => {
   gw = await startGateway({ args: ["--heartbeat-interval", "1s"] });
@@ -64,7 +63,7 @@ describe("a workspace's GPU-hours per day", () => {
     const submitted = await submit({ command: ["sleep", "2"], resources: { gpu: "nvidia" } });
     expect(submitted.status, JSON.stringify(submitted.body)).toBe(201);
     const first = submitted.body;
-    await until(first.id, (j) => j.state === "SUCCEEDED", "the first GPU job to succeed");
+    await until(first.id, (j) => j.state === "SUCCEEDED", { what: "the first GPU job to succeed" });
     const usage = (await gw.api<Json>("GET", `/api/v1/jobs/${first.id}/usage`, undefined, key)).body;
     expect(usage.runs[0].gpu_seconds).toBeGreaterThanOrEqual(1.8);
 
@@ -74,14 +73,16 @@ describe("a workspace's GPU-hours per day", () => {
       (j) =>
         j.state === "QUEUED" &&
         /GPU-hours in the last 24 h, its limit \(gpu_hours_per_day 0.0005\)/.test(j.reason),
-      "the second GPU job to wait, saying why",
+      { what: "the second GPU job to wait, saying why" },
     );
     const cpu = (await submit({ command: ["true"] })).body;
-    await until(cpu.id, (j) => j.state === "SUCCEEDED", "a CPU job to run meanwhile");
+    await until(cpu.id, (j) => j.state === "SUCCEEDED", { what: "a CPU job to run meanwhile" });
     expect((await show(held.id)).state).toBe("QUEUED");
 
     const raised = await gw.api<Json>("POST", "/api/v1/workspaces/lab/limits", { gpu_hours_per_day: null });
     expect(raised.body.gpu_hours_per_day).toBeNull();
-    await until(held.id, (j) => j.state === "SUCCEEDED", "the held GPU job to run once the limit is lifted");
+    await until(held.id, (j) => j.state === "SUCCEEDED", {
+      what: "the held GPU job to run once the limit is lifted",
+    });
   }, 60_000);
 });

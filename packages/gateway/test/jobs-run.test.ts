@@ -14,6 +14,7 @@ import {
 } from "@beta9/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import YAML from "yaml";
+import { jobsClient } from "./jobs-client.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: tests read many JSON shapes; each assertion checks the one it needs.
 type Json = any;
@@ -31,22 +32,10 @@ const env = { B9AGENT_JOB_RUNNER: "native" };
 const STALL_S = 2;
 const GATEWAY_ARGS = ["--client-stall-timeout", `${STALL_S}s`];
 
-const submit = (body: unknown) => gw.api<Json>("POST", "/api/v1/jobs", body, key);
-const show = async (id: string): Promise<Json> =>
-  (await gw.api<Json>("GET", `/api/v1/jobs/${id}`, undefined, key)).body;
-const get = (path: string) => fetch(gw.url + path, { headers: { authorization: `Bearer ${key}` } });
-
-async function until(id: string, states: string[], timeoutMs = 30_000): Promise<Json> {
-  let job: Json;
-  await waitFor(
-    async () => {
-      job = await show(id);
-      return states.includes(job.state);
-    },
-    { timeoutMs, what: `job ${id} to be ${states.join(" or ")}` },
-  );
-  return job;
-}
+const { submit, show, get, until } = jobsClient(
+  () => gw,
+  () => key,
+);
 
 beforeAll(async () => {
   gw = await startGateway({ args: GATEWAY_ARGS });
@@ -279,7 +268,7 @@ describe("jobs on a real agent", () => {
     // 11,000 lines of 1 KB: all kept (the first 1,000 and the last 10,000), 11 MB to send each reader.
     const script = `yes ${"x".repeat(1000)} | head -n 11000`;
     const id = (await submit({ command: ["sh", "-c", script] })).body.id as string;
-    await until(id, ["SUCCEEDED"], 60_000);
+    await until(id, ["SUCCEEDED"], { timeoutMs: 60_000 });
     const full = await (await get(`/api/v1/jobs/${id}/logs`)).text();
     expect(full.length).toBeGreaterThan(11_000_000);
     const pid = gw.proc.child.pid!;
@@ -338,7 +327,7 @@ describe("jobs on a real agent", () => {
     // The run goes on, and ends, while no gateway follows it.
     writeFileSync(gate, "");
     gw = await startGateway({ dataDir: gw.dataDir, port: gw.port, args: GATEWAY_ARGS });
-    const job = await until(id, ["FAILED", "SUCCEEDED", "LOST"], 60_000);
+    const job = await until(id, ["FAILED", "SUCCEEDED", "LOST"], { timeoutMs: 60_000 });
     expect(job).toMatchObject({ state: "FAILED", exit_code: 7, attempt: 1 });
     const lines = (await (await get(`/api/v1/jobs/${id}/logs`)).text())
       .trim()
@@ -377,7 +366,7 @@ describe("jobs on a real agent", () => {
       await store.close();
     }
     gw = await startGateway({ dataDir: gw.dataDir, port: gw.port, args: GATEWAY_ARGS });
-    const job = await until(id, ["SUCCEEDED", "FAILED", "LOST"], 60_000);
+    const job = await until(id, ["SUCCEEDED", "FAILED", "LOST"], { timeoutMs: 60_000 });
     expect(job).toMatchObject({ state: "SUCCEEDED", attempt: 1 });
     expect(job.events.map((e: Json) => e.state)).toContain("QUEUED");
     expect(job.events.find((e: Json) => e.reason?.includes("never got the assignment"))).toBeDefined();
@@ -389,7 +378,7 @@ describe("jobs on a real agent", () => {
     const i = agents.findIndex((a) => agentConfig(a).machine.id === running.machine_id);
     await agents[i]!.proc.stop("SIGKILL");
     agents[i] = await startAgent(agents[i]!.configPath, { env });
-    const ended = await until(id, ["FAILED", "LOST", "SUCCEEDED", "CANCELLED"], 60_000);
+    const ended = await until(id, ["FAILED", "LOST", "SUCCEEDED", "CANCELLED"], { timeoutMs: 60_000 });
     expect(ended).toMatchObject({ state: "FAILED", reason: expect.stringMatching(/agent restarted/) });
   }, 90_000);
 });
