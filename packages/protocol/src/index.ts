@@ -3,6 +3,7 @@ export * from "./compat.ts";
 export * from "./control.ts";
 export * from "./deployment.ts";
 export * from "./duration.ts";
+export * from "./energy.ts";
 export * from "./errors.ts";
 export * from "./hardware.ts";
 export * from "./inference.ts";

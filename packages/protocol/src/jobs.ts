@@ -1,5 +1,6 @@
 import { type Static, Type } from "typebox";
 import { GpuRequirement } from "./deployment.ts";
+import { EnergyReading } from "./energy.ts";
 import { CountryCode, Name } from "./machine.ts";
 
 /**
@@ -273,6 +274,8 @@ export const JobRunEvent = Type.Union([
     exit_code: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
     /** Ended because the memory limit was hit (reported as FAILED with this set). */
     out_of_memory: Type.Optional(Type.Boolean()),
+    /** On the run's last state: the energy its processes and GPUs used, when the agent could measure it. */
+    energy: Type.Optional(EnergyReading),
   }),
   Type.Object({
     type: Type.Literal("log"),
