@@ -162,6 +162,8 @@ export class Agent {
       sampleUsage: () => sampler.sample(),
       onSilentGateway: () => agent.#connector?.drop(),
       inferenceReport: () => agent.inference.report(),
+      // Set up below, before the channel opens: beats start only once the agent runs.
+      runners: () => agent.jobs?.runners(),
       inference: agent.inference,
       models: agent.pulls.track(catalog),
       endpoint: () => agent.openaiBaseUrl,

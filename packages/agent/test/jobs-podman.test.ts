@@ -1,15 +1,19 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import {
   type AgentProc,
+  aptSource,
+  ensureRootfs,
   type GatewayProc,
   initAgent,
+  PODMAN_ROOTFS_DIR,
+  podmanInstalled,
   startAgent,
   startGateway,
-  tempDir,
+  testPodmanOptions,
   waitFor,
 } from "@beta9/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -25,42 +29,12 @@ import { assignment, finalState, logLines, processesWith, read, type Stream } fr
  * run builds the rootfs (about 30 s).
  */
 
-const podmanInstalled = existsSync("/usr/bin/podman") && existsSync("/usr/sbin/debootstrap");
-const ROOTFS_DIR = resolve(import.meta.dirname, "../../../.cache/podman-rootfs");
-const ROOTFS = join(ROOTFS_DIR, "debian-minbase");
+let ROOTFS: string;
 let gw: GatewayProc;
 let agent: AgentProc;
 let token: string;
 let listener: Server;
 let listenerHits = 0;
-
-/** The suite and mirror this machine's apt uses, so debootstrap fetches from where apt does. */
-function aptSource(): { suite: string; mirror: string } {
-  const release = readFileSync("/etc/os-release", "utf8");
-  const suite = /^VERSION_CODENAME=(\S+)$/m.exec(release)?.[1] ?? "bookworm";
-  const sources = ["/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"]
-    .filter(existsSync)
-    .map((p) => readFileSync(p, "utf8"))
-    .join("\n");
-  const mirror =
-    /^URIs:\s*(\S+\/debian)\s*$/m.exec(sources)?.[1] ??
-    /^deb\s+(?:\[[^\]]*\]\s+)?(\S+\/debian)\s/m.exec(sources)?.[1] ??
-    "http://deb.debian.org/debian";
-  return { suite, mirror };
-}
-
-/** A minimal Debian root filesystem, built once: into a scratch folder, renamed when whole. */
-function ensureRootfs(): void {
-  if (existsSync(join(ROOTFS, "bin/sh"))) return;
-  mkdirSync(ROOTFS_DIR, { recursive: true });
-  const scratch = `${ROOTFS}.partial`;
-  rmSync(scratch, { recursive: true, force: true });
-  const { suite, mirror } = aptSource();
-  const started = Date.now();
-  execFileSync("debootstrap", ["--variant=minbase", suite, scratch, mirror], { stdio: "ignore" });
-  renameSync(scratch, ROOTFS);
-  console.log(`debootstrap --variant=minbase ${suite}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
-}
 
 /** This agent's containers that podman still knows of, running or not. */
 function containers(): string[] {
@@ -88,7 +62,7 @@ async function submit(a: ReturnType<typeof assignment>): Promise<Stream> {
 
 beforeAll(async () => {
   if (!podmanInstalled) return;
-  ensureRootfs();
+  ROOTFS = ensureRootfs();
   listener = createServer((_req, res) => {
     listenerHits++;
     res.end("reached");
@@ -97,15 +71,7 @@ beforeAll(async () => {
   gw = await startGateway();
   const path = await initAgent(gw, { name: "jobs-podman" });
   const cfg = YAML.parse(readFileSync(path, "utf8")) as { machine: { token: string }; jobs?: unknown };
-  cfg.jobs = {
-    rootfs_dirs: [ROOTFS_DIR],
-    podman: {
-      // This VM: crun refuses cgroup v1 with controllers on v2 (hugetlb), and the agent may not raise
-      // its limits to podman's defaults (no CAP_SYS_RESOURCE), so runc and lower limits.
-      ...(existsSync("/usr/sbin/runc") ? { runtime: "runc" } : {}),
-      ulimits: ["nofile=4096:4096", "nproc=4096:4096"],
-    },
-  };
+  cfg.jobs = { rootfs_dirs: [PODMAN_ROOTFS_DIR], podman: testPodmanOptions() };
   writeFileSync(path, YAML.stringify(cfg), { mode: 0o600 });
   token = cfg.machine.token;
   agent = await startAgent(path);
@@ -204,7 +170,7 @@ describe.skipIf(!podmanInstalled)("jobs in podman, from a debootstrap rootfs", (
     expect(outside.error?.code).toBe("path_not_allowed");
     expect(outside.error?.message).toMatch(/jobs\.rootfs_dirs/);
     const climbing = await submit(
-      assignment("job-podman-climb", { command: ["true"], rootfs: `${ROOTFS_DIR}/../../..` }),
+      assignment("job-podman-climb", { command: ["true"], rootfs: `${PODMAN_ROOTFS_DIR}/../../..` }),
     );
     expect(climbing.error?.code).toBe("path_not_allowed");
     const withEnv = await submit(
@@ -249,44 +215,6 @@ describe.skipIf(!podmanInstalled)("jobs in podman, from a debootstrap rootfs", (
     });
     expect(logLines(events).some((l) => l.includes("localhost:1/b9-no-such-image"))).toBe(true);
     expect(containers()).toEqual([]);
-  }, 60_000);
-
-  it("a machine without podman declines a rootfs job, and the gateway queues it again with its sentence", async () => {
-    const gw2 = await startGateway();
-    // An agent whose PATH has no podman: as on a machine where it is not installed.
-    const bare = await startAgent(await initAgent(gw2, { name: "no-podman" }), {
-      env: { PATH: tempDir("b9-path-") },
-    });
-    try {
-      const key = (await gw2.api<{ key: string }>("POST", "/api/v1/keys", { name: "ci", scopes: ["jobs"] }))
-        .body.key;
-      const made = await gw2.api<{ id: string }>(
-        "POST",
-        "/api/v1/jobs",
-        { command: ["true"], rootfs: ROOTFS },
-        key,
-      );
-      expect(made.status).toBe(201);
-      type Job = { state: string; events: { state: string; reason: string | null }[] };
-      let job: Job = { state: "", events: [] };
-      // The decline is a transition back to QUEUED, its reason the agent's sentence.
-      const declined = () =>
-        job.events.find((e) => e.state === "QUEUED" && e.reason?.includes("podman is not installed"));
-      await waitFor(
-        async () => {
-          job = (await gw2.api<Job>("GET", `/api/v1/jobs/${made.body.id}`, undefined, key)).body;
-          return declined() !== undefined;
-        },
-        { what: "the machine to decline the job" },
-      );
-      expect(job.state).toMatch(/^(QUEUED|ASSIGNED)$/);
-      expect(declined()?.reason).toMatch(
-        /declined it: this machine cannot run a job in a rootfs: podman is not installed$/,
-      );
-    } finally {
-      await bare.proc.stop();
-      await gw2.proc.stop();
-    }
   }, 60_000);
 
   it("an agent killed under a running job: restarted, it removes the container and reports the run FAILED", async () => {

@@ -1,5 +1,5 @@
 import { type Static, Type } from "typebox";
-import { Usage } from "./hardware.ts";
+import { JobRunners, Usage } from "./hardware.ts";
 import { InferenceReport } from "./inference.ts";
 import { MachineStatus } from "./machine.ts";
 
@@ -28,6 +28,8 @@ export const Heartbeat = Type.Object({
   inference_status: Type.String({ maxLength: 32 }),
   /** Engines, served models with their memory, free memory and VRAM (for placement). */
   inference: Type.Optional(InferenceReport),
+  /** The job runners the machine has (older agents send none). */
+  runners: Type.Optional(JobRunners),
 });
 export type Heartbeat = Static<typeof Heartbeat>;
 

@@ -51,3 +51,18 @@ export const Usage = Type.Object({
   ),
 });
 export type Usage = Static<typeof Usage>;
+
+/**
+ * How this machine can run jobs, as its agent found it at start: the gateway places a job that names
+ * a rootfs or an image only where podman is, and says so when none has it.
+ */
+export const JobRunners = Type.Object({
+  /** The runner a job without a rootfs or an image gets here. */
+  default: Type.Union([Type.Literal("native"), Type.Literal("bwrap")]),
+  bwrap: Type.Boolean(),
+  /** null: no podman; rootless when the agent (and so podman) runs as an ordinary user. */
+  podman: Type.Union([Type.Object({ rootless: Type.Boolean() }), Type.Null()]),
+  /** The cgroup hierarchy jobs' memory limits go in; null: jobs run without limits here. */
+  cgroups: Type.Union([Type.Literal("v1"), Type.Literal("v2"), Type.Null()]),
+});
+export type JobRunners = Static<typeof JobRunners>;

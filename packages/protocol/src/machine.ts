@@ -1,5 +1,5 @@
 import { type Static, Type } from "typebox";
-import { Hardware, Usage } from "./hardware.ts";
+import { Hardware, JobRunners, Usage } from "./hardware.ts";
 import { InferenceReport } from "./inference.ts";
 
 export const MachineStatuses = [
@@ -75,6 +75,8 @@ export const MachineView = Type.Object({
   cordoned: Type.Boolean(),
   draining: Type.Boolean(),
   running_jobs: Type.Integer(),
+  /** The job runners its agent reported; absent until it did (or from an agent too old to say). */
+  runners: Type.Optional(JobRunners),
   /** Requests this gateway has sent to the machine that have not ended yet (streams included). */
   in_flight: Type.Optional(Type.Integer()),
   /** While a drain is not done: what it still waits for, in words. */

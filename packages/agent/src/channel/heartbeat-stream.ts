@@ -5,6 +5,7 @@ import {
   type Heartbeat,
   HeartbeatAck,
   type InferenceReport,
+  type JobRunners,
   type Usage,
 } from "@beta9/protocol";
 import type { FastifyPluginAsync, FastifyRequest } from "fastify";
@@ -20,6 +21,8 @@ export interface HeartbeatContext {
   sampleUsage: () => Promise<Usage>;
   /** Engines, served models and free memory, when the agent serves inference. */
   inferenceReport?: () => InferenceReport;
+  /** The job runners this machine has, once the agent found them. */
+  runners?: () => JobRunners | undefined;
   /** Tells of a change in the models served (start, ready, error, stop): a beat goes out at once. */
   inference?: { onChange(listener: () => void): () => void };
   fromGateway: (req: FastifyRequest) => boolean;
@@ -90,6 +93,8 @@ export const heartbeatStream: FastifyPluginAsync<HeartbeatContext> = async (app,
         inference_status: s.inferenceStatus,
         ...(ctx.inferenceReport ? { inference: ctx.inferenceReport() } : {}),
       };
+      const runners = ctx.runners?.();
+      if (runners) hb.runners = runners;
       res.write(`${JSON.stringify(hb)}\n`);
       s.lastHeartbeatAt = Date.now();
       s.heartbeatsSent++;

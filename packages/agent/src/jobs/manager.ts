@@ -9,6 +9,7 @@ import {
   Beta9Error,
   type Hardware,
   type JobAssignment,
+  type JobRunners,
   type JobRunState,
   MAX_JOB_INPUT_BYTES,
   MAX_JOB_LOG_LINE_BYTES,
@@ -69,6 +70,8 @@ interface Runners {
   bwrap: string | null;
   setpriv: string | null;
   podman: string | null;
+  /** The hierarchy a job cgroup was made in when the agent tried; null: none could be. */
+  cgroups: 1 | 2 | null;
 }
 
 /** Why a run is stopped: the gateway cancelled it, its time ran out, or the agent is shutting down. */
@@ -100,6 +103,7 @@ export class JobManager {
   readonly #active = new Map<string, Active>();
   readonly #starting = new Set<string>();
   #runner: Promise<Runners> | undefined;
+  #found: Runners | undefined;
 
   constructor(opts: JobManagerOptions) {
     this.#opts = opts;
@@ -127,6 +131,18 @@ export class JobManager {
       if (!run.ended) run.add({ type: "state", state: "FAILED", reason: "the agent restarted while it ran" });
     }
     this.#counts();
+  }
+
+  /** What this machine runs jobs with, for the gateway's placement; undefined until restore() found it. */
+  runners(): JobRunners | undefined {
+    const r = this.#found;
+    if (r === undefined) return undefined;
+    return {
+      default: r.name === "bwrap" ? "bwrap" : "native",
+      bwrap: r.bwrap !== null,
+      podman: r.podman === null ? null : { rootless: process.getuid?.() !== 0 },
+      cgroups: r.cgroups === null ? null : `v${r.cgroups}`,
+    };
   }
 
   list(): AgentJobList {
@@ -330,11 +346,19 @@ export class JobManager {
       if (forced === "bwrap" && bwrap === null)
         throw new Error("the bwrap runner was asked for but bubblewrap is not installed");
       const name: RunnerName = forced ?? (bwrap !== null ? "bwrap" : "native");
+      // A cgroup made and removed: whether jobs here get memory limits, and in which hierarchy.
+      const probe = await createJobCgroup(
+        `${containerPrefix(this.#opts.home)}probe-${process.pid}`,
+        null,
+      ).catch(() => undefined);
+      await probe?.destroy().catch(() => {});
+      const cgroups = probe?.version ?? null;
       this.#opts.log.info(
-        { runner: name, podman: podmanPath !== null },
-        `jobs run with the ${name} runner${podmanPath !== null ? ", or podman when they name a rootfs or an image" : ""}`,
+        { runner: name, podman: podmanPath !== null, cgroups },
+        `jobs run with the ${name} runner${podmanPath !== null ? ", or podman when they name a rootfs or an image" : ""}${cgroups === null ? ", without memory limits (no cgroup can be made)" : ""}`,
       );
-      return { name, bwrap, setpriv, podman: podmanPath };
+      this.#found = { name, bwrap, setpriv, podman: podmanPath, cgroups };
+      return this.#found;
     })();
     return this.#runner;
   }

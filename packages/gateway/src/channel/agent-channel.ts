@@ -129,6 +129,7 @@ export class AgentChannel implements AgentLink {
       usage: beat.usage,
       runningJobs: beat.running_jobs,
       inference: beat.inference,
+      runners: beat.runners,
     });
     if (!status) {
       this.close("machine no longer known");

@@ -77,4 +77,28 @@ describe("placing jobs", () => {
       machines: [{ id: "box" }],
     });
   });
+
+  it("a rootfs job goes only where podman is; while none has it, the reason says so", () => {
+    const rootfs = jobAsk({ command: ["x"], rootfs: "/srv/debian" });
+    const runners = (podman: boolean) => ({
+      default: "bwrap" as const,
+      bwrap: true,
+      podman: podman ? { rootless: true } : null,
+      cgroups: "v2" as const,
+    });
+    const bare = machineView({ id: "bare", runners: runners(false) });
+    const withPodman = machineView({ id: "podman", runners: runners(true) });
+    expect(placeNow(rootfs, [bare], new Map(), new Set())).toEqual({
+      ok: false,
+      reason:
+        "no ready machine in pool external has podman, which a job in a rootfs needs (install podman on a machine, or run the job without a rootfs)",
+    });
+    expect(placeNow(rootfs, [bare, withPodman], new Map(), new Set())).toMatchObject({
+      ok: true,
+      machines: [{ id: "podman" }],
+    });
+    // An agent that has not said (older ones) is offered it, and declines it itself if it must.
+    expect(placeNow(rootfs, [machineView({ id: "old" })], new Map(), new Set())).toMatchObject({ ok: true });
+    expect(placeNow(ask(undefined), [bare], new Map(), new Set())).toMatchObject({ ok: true });
+  });
 });

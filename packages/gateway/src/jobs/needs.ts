@@ -20,6 +20,8 @@ export interface JobAsk {
   minVramBytes: number | null;
   memoryBytes: number | null;
   cpus: number;
+  /** What it names that only podman runs ("a rootfs", "an image"); null: any runner will do. */
+  podman: string | null;
 }
 
 /**
@@ -67,6 +69,7 @@ export function jobAsk(spec: CreateJob): JobAsk {
     minVramBytes: gpu === "none" ? null : (r.min_vram_bytes ?? null),
     memoryBytes: r.memory_bytes ?? null,
     cpus: r.cpu ?? 1,
+    podman: spec.rootfs !== undefined ? "a rootfs" : spec.image !== undefined ? "an image" : null,
   };
 }
 
@@ -185,6 +188,25 @@ export function everFits(ask: JobAsk, machines: readonly Machine[]): Placement {
 }
 
 /**
+ * Machines that cannot run the job's runner: a rootfs or an image needs podman. An agent that has not
+ * said what it has (an older one) is offered the job, and declines it if it must.
+ */
+function lacksRunner(ask: JobAsk): Exclusion | undefined {
+  if (ask.podman === null) return undefined;
+  return {
+    excludes: (m) => m.runners !== undefined && m.runners.podman === null,
+    reason: () =>
+      `no ready machine in pool ${ask.constraints.pool} has podman, which a job in ${ask.podman} needs (install podman on a machine, or run the job without ${ask.podman})`,
+  };
+}
+
+/** Both exclusions: the reason is the first's when it alone rules out every machine. */
+function either(first: Exclusion | undefined, second: Exclusion | undefined): Exclusion | undefined {
+  if (first === undefined || second === undefined) return first ?? second;
+  return { excludes: (m) => first.excludes(m) || second.excludes(m), reason: second.reason };
+}
+
+/**
  * Where the job may go now, best first, after what the jobs on each machine hold; machines in
  * `avoid` (where it was lost or failed before) only when no other fits.
  */
@@ -209,15 +231,22 @@ export function placeNow(
           ),
         }
       : p;
+  // The runner first: a rootfs job that waits for podman says so, not that GPUs are taken.
+  const runner = lacksRunner(ask);
+  if (runner !== undefined) {
+    const withRunner = place(needsOf(ask, runner), views);
+    if (!withRunner.ok) return withRunner;
+  }
+  const exclude = either(runner, ask.gpuCount > 0 ? gpusFree : undefined);
   if (avoid.size > 0) {
     const elsewhere = place(
       needsOf(ask, {
-        excludes: (m) => gpusFree.excludes(m) || avoid.has(m.id),
+        excludes: (m) => (exclude?.excludes(m) ?? false) || avoid.has(m.id),
         reason: gpusFree.reason,
       }),
       views,
     );
     if (elsewhere.ok) return spread(elsewhere);
   }
-  return spread(place(needsOf(ask, ask.gpuCount > 0 ? gpusFree : undefined), views));
+  return spread(place(needsOf(ask, exclude), views));
 }

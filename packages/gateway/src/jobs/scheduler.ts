@@ -44,8 +44,8 @@ export class JobScheduler {
   readonly #o: Required<Omit<JobSchedulerOptions, "onTransition" | "peersHoldMachines">> &
     Pick<JobSchedulerOptions, "onTransition" | "peersHoldMachines">;
   readonly #runs = new Map<string, Run>();
-  /** job id → machine id → until when that machine is not offered the job again. */
-  readonly #declined = new Map<string, Map<string, number>>();
+  /** job id → machine id → until when that machine is not offered the job again, and its words. */
+  readonly #declined = new Map<string, Map<string, { until: number; reason: string }>>();
   readonly #reattachAfter = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
   #ticking: Promise<void> | undefined;
@@ -187,12 +187,13 @@ export class JobScheduler {
         }
       }
       const declined = this.#declined.get(job.id);
-      const offered = declined ? machines.filter((m) => (declined.get(m.id) ?? 0) <= now) : machines;
+      const offered = declined ? machines.filter((m) => (declined.get(m.id)?.until ?? 0) <= now) : machines;
       const placed = placeNow(ask, offered, loads, await this.#triedOn(job));
       if (!placed.ok) {
+        // Every machine declined it: their own words say why (a missing runner, a rootfs not allowed).
         const reason =
-          machines.length > offered.length && offered.length === 0
-            ? "the machines that fit declined it; trying again soon"
+          declined && machines.length > offered.length && offered.length === 0
+            ? `${[...declined.values()].map((d) => d.reason).join("; ")}; trying again soon`
             : placed.reason;
         if (job.reason !== reason) await store.jobs.setWaitReason(job.id, reason, now);
         continue;
@@ -228,7 +229,7 @@ export class JobScheduler {
   /** Declines and re-attach delays that have run out are forgotten: the maps hold only what still counts. */
   #forgetPast(now: number): void {
     for (const [job, machines] of this.#declined) {
-      for (const [m, until] of machines) if (until <= now) machines.delete(m);
+      for (const [m, { until }] of machines) if (until <= now) machines.delete(m);
       if (machines.size === 0) this.#declined.delete(job);
     }
     for (const [job, after] of this.#reattachAfter) if (after <= now) this.#reattachAfter.delete(job);
@@ -274,8 +275,8 @@ export class JobScheduler {
     const machineId = job.machine_id!;
     switch (outcome.kind) {
       case "declined": {
-        const m = this.#declined.get(job.id) ?? new Map<string, number>();
-        m.set(machineId, Date.now() + DECLINED_MS);
+        const m = this.#declined.get(job.id) ?? new Map<string, { until: number; reason: string }>();
+        m.set(machineId, { until: Date.now() + DECLINED_MS, reason: outcome.reason });
         this.#declined.set(job.id, m);
         this.#o.log.info({ job_id: job.id, machine_id: machineId }, outcome.reason);
         return;

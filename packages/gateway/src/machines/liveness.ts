@@ -1,4 +1,4 @@
-import type { InferenceReport, MachineStatus, Usage } from "@beta9/protocol";
+import type { InferenceReport, JobRunners, MachineStatus, Usage } from "@beta9/protocol";
 import type { Machine } from "@beta9/store";
 
 export interface LivenessConfig {
@@ -42,6 +42,8 @@ export interface Liveness {
   usage: Usage | null;
   inference: InferenceReport | null;
   runningJobs: number;
+  /** The job runners its agent last reported. */
+  runners?: JobRunners | undefined;
 }
 
 /**

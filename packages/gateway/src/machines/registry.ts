@@ -3,6 +3,7 @@ import type { Logger } from "@beta9/http";
 import type {
   Hardware,
   InferenceReport,
+  JobRunners,
   MachineStatus,
   MachineView,
   ServedModelView,
@@ -204,7 +205,12 @@ export class MachineRegistry {
 
   heartbeat(
     id: string,
-    beat: { usage: Usage | null; runningJobs: number; inference?: InferenceReport | undefined },
+    beat: {
+      usage: Usage | null;
+      runningJobs: number;
+      inference?: InferenceReport | undefined;
+      runners?: JobRunners | undefined;
+    },
   ): MachineStatus | undefined {
     const e = this.#entries.get(id);
     if (!e) return undefined;
@@ -214,6 +220,7 @@ export class MachineRegistry {
     e.live.lastHeartbeatAt = now;
     if (beat.usage) e.live.usage = beat.usage;
     if (beat.inference) e.live.inference = beat.inference;
+    if (beat.runners) e.live.runners = beat.runners;
     e.live.runningJobs = beat.runningJobs;
     this.#dirty.set(id, now);
     this.#transition(e, now);
@@ -530,6 +537,7 @@ function toView(e: Entry, now: number, cfg: LivenessConfig): MachineView {
     cordoned: e.row.cordoned_at !== null,
     draining: e.row.draining_at !== null,
     running_jobs: e.live.runningJobs,
+    ...(e.live.runners ? { runners: e.live.runners } : {}),
     joined_at: new Date(e.row.joined_at).toISOString(),
     last_heartbeat_at:
       e.live.lastHeartbeatAt === null ? null : new Date(e.live.lastHeartbeatAt).toISOString(),

@@ -35,11 +35,23 @@ function describe(m: MachineView, now: number): Array<[string, string]> {
     ["Joined", `${m.joined_at} (${ago(m.joined_at, now)})`],
     ["Last heartbeat", ago(m.last_heartbeat_at, now)],
     ["Running jobs", String(m.running_jobs)],
+    ["Job runners", runnersLine(m)],
     ["System", `${hw.os}/${hw.arch}`],
     ["CPU", `${hw.cpu_model} (${hw.cpu_cores} cores${cpuUse})`],
     ["Memory", `${gib(hw.memory_total_bytes)}${memUse}`],
     ["GPUs", hw.gpus.length === 0 ? "none" : hw.gpus.map((g) => gpuLine(g, m)).join("\n")],
   ];
+}
+
+/** "bwrap (default), native, podman (rootless); memory limits: cgroup v2". */
+function runnersLine(m: MachineView): string {
+  const r = m.runners;
+  if (r === undefined) return "not reported (the agent has not said, or is older)";
+  const names = [
+    r.default === "bwrap" ? "bwrap (default), native" : `native (default)${r.bwrap ? ", bwrap" : ""}`,
+    ...(r.podman ? [`podman${r.podman.rootless ? " (rootless)" : ""}`] : []),
+  ];
+  return `${names.join(", ")}; memory limits: ${r.cgroups ? `cgroup ${r.cgroups}` : "none (no cgroup can be made)"}`;
 }
 
 function gpuLine(gpu: Gpu, m: MachineView): string {
