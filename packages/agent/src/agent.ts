@@ -190,6 +190,7 @@ export class Agent {
       runner: jobRunner(process.env.B9AGENT_JOB_RUNNER),
       rootfsDirs: opts.config.jobs?.rootfs_dirs,
       podman: opts.config.jobs?.podman,
+      packages: { index: opts.config.jobs?.package_index, findLinks: opts.config.jobs?.find_links },
     });
     await agent.jobs.restore();
     await agent.control.app.register(jobRoutes, { jobs: agent.jobs });

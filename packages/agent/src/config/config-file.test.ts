@@ -85,7 +85,7 @@ describe("agent config file", () => {
     writeFileSync(path, `${base}  country: fr\n`, { mode: 0o600 });
     expect((await loadConfig(path)).machine.country).toBe("FR");
     writeFileSync(path, `${base}  country: Germany\n`, { mode: 0o600 });
-    await expect(loadConfig(path)).rejects.toThrow(/machine.country: .*two-letter ISO 3166 code/);
+    await expect(loadConfig(path)).rejects.toThrow(/machine.country: .*two-letter ISO 3166 country code/);
   });
 
   it("keeps inference.keep_engine_warm and refuses one that is not true or false", async () => {
@@ -124,12 +124,35 @@ describe("agent config file", () => {
     await expect(loadConfig(path)).rejects.toThrow(/jobs.podman.runtime must be a single word/);
   });
 
+  it("keeps jobs.package_index and jobs.find_links, and refuses what uv could not take", async () => {
+    const path = join(tempDir(), "config.yaml");
+    const jobs = { package_index: "http://10.0.0.1:8000/simple", find_links: ["/srv/wheels"] };
+    await saveConfig({ ...cfg, jobs }, path);
+    expect((await loadConfig(path)).jobs).toMatchObject(jobs);
+    const base = "gateway:\n  host: x\nmachine:\n  id: m1\n  token: t\n";
+    writeFileSync(path, `${base}jobs:\n  package_index: pypi.example.org\n`, { mode: 0o600 });
+    await expect(loadConfig(path)).rejects.toThrow(/jobs.package_index must be an http\(s\) URL/);
+    writeFileSync(path, `${base}jobs:\n  find_links: [wheels]\n`, { mode: 0o600 });
+    await expect(loadConfig(path)).rejects.toThrow(/jobs.find_links must be a list of absolute folders/);
+    writeFileSync(path, `${base}jobs:\n  package_index: none\n  find_links: [/srv/wheels]\n`, {
+      mode: 0o600,
+    });
+    expect((await loadConfig(path)).jobs).toMatchObject({
+      package_index: "none",
+      find_links: ["/srv/wheels"],
+    });
+  });
+
   it("parses --country the way people type it", () => {
     expect(parseCountry("DE")).toBe("DE");
     expect(parseCountry(" nl ")).toBe("NL");
-    for (const bad of ["", "D", "DEU", "Germany", "D1", "12"]) {
+    for (const bad of ["", "D", "DEU", "Germany", "D1", "12", "XX", "EU"]) {
       expect(() => parseCountry(bad)).toThrow(ConfigError);
     }
+    // Two letters ISO assigns to no country; the United Kingdom's code is GB.
+    expect(() => parseCountry("uk")).toThrow(
+      /"uk" is not a two-letter ISO 3166 country code \(the United Kingdom is GB\)/,
+    );
   });
 
   it("refuses a file that others can read, naming the fix", async () => {

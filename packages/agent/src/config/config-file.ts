@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { chmod, mkdir, open, readFile, rename, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
-import { CONTROL_PORT, GATEWAY_PORT } from "@beta9/protocol";
+import { CONTROL_PORT, countryProblem, GATEWAY_PORT } from "@beta9/protocol";
 import YAML from "yaml";
 import { AllowList } from "../models/source-policy.ts";
 
@@ -78,6 +78,13 @@ export interface AgentConfig {
     | {
         /** Directories a job's rootfs may be in (none: no rootfs jobs). */
         rootfs_dirs?: string[] | undefined;
+        /**
+         * Where jobs' Python environments get packages: a PyPI-style simple index URL used instead
+         * of PyPI (a mirror reachable from this machine), or "none" for find_links alone.
+         */
+        package_index?: string | undefined;
+        /** Folders or URLs of wheels uv may install from, besides the index. */
+        find_links?: string[] | undefined;
         podman?:
           | {
               runtime?: string | undefined;
@@ -137,15 +144,11 @@ export function parseGatewayAddress(text: string): GatewayAddress {
   };
 }
 
-/** "de", " DE " → "DE"; anything but two letters is refused with an example. */
+/** "de", " DE " → "DE"; a code ISO assigns to no country ("XX", "UK") is refused with the right one. */
 export function parseCountry(text: string): string {
-  const code = text.trim().toUpperCase();
-  if (!/^[A-Z]{2}$/.test(code)) {
-    throw new ConfigError(
-      `a country is a two-letter ISO 3166 code such as DE, FR or US, not ${JSON.stringify(text)}`,
-    );
-  }
-  return code;
+  const problem = countryProblem(text);
+  if (problem) throw new ConfigError(problem);
+  return text.trim().toUpperCase();
 }
 
 /**
@@ -244,6 +247,21 @@ function validate(doc: unknown, path: string): AgentConfig {
     return v as string | undefined;
   };
   const ulimits = strings(podman.ulimits, "jobs.podman.ulimits");
+  const packageIndex = jobs.package_index;
+  if (
+    packageIndex !== undefined &&
+    (typeof packageIndex !== "string" || (packageIndex !== "none" && !/^https?:\/\/\S+$/.test(packageIndex)))
+  )
+    throw bad(
+      'jobs.package_index must be an http(s) URL of a simple index, such as https://pypi.example.org/simple, or "none"',
+    );
+  const findLinks = jobs.find_links;
+  if (
+    findLinks !== undefined &&
+    (!Array.isArray(findLinks) ||
+      findLinks.some((f) => typeof f !== "string" || !(/^https?:\/\/\S+$/.test(f) || f.startsWith("/"))))
+  )
+    throw bad("jobs.find_links must be a list of absolute folders or http(s) URLs of wheels");
   if (ulimits?.some((u) => !/^[a-z]+=-?\d+(:-?\d+)?$/.test(u)))
     throw bad('jobs.podman.ulimits must be a list such as ["nofile=4096:4096", "nproc=4096:4096"]');
   try {
@@ -282,6 +300,8 @@ function validate(doc: unknown, path: string): AgentConfig {
       : {
           jobs: {
             rootfs_dirs: strings(jobs.rootfs_dirs, "jobs.rootfs_dirs"),
+            ...(packageIndex === undefined ? {} : { package_index: packageIndex as string }),
+            ...(findLinks === undefined ? {} : { find_links: findLinks as string[] }),
             podman: {
               runtime: word(podman.runtime, "jobs.podman.runtime"),
               cgroup_manager: word(podman.cgroup_manager, "jobs.podman.cgroup_manager"),

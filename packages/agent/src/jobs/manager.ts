@@ -29,7 +29,12 @@ import {
   podmanRunArgs,
   sweepContainers,
 } from "./podman.ts";
-import { type BuiltEnvironment, EnvironmentError, ensureEnvironment } from "./python-env.ts";
+import {
+  type BuiltEnvironment,
+  EnvironmentError,
+  ensureEnvironment,
+  type PackageSources,
+} from "./python-env.ts";
 import { type RunLog, RunLog as RunLogClass } from "./run-log.ts";
 import { bwrapArgs, gpuDeviceNodes, type RunnerName, SANDBOX_JOB_DIR } from "./sandbox.ts";
 
@@ -62,6 +67,8 @@ export interface JobManagerOptions {
   rootfsDirs?: readonly string[] | undefined;
   /** jobs.podman: how podman is run here. */
   podman?: PodmanOptions | undefined;
+  /** jobs.package_index and jobs.find_links: where uv gets jobs' packages. */
+  packages?: PackageSources | undefined;
 }
 
 /** The programs the runners need, where this machine has them. */
@@ -391,6 +398,7 @@ export class JobManager {
           root: join(this.#opts.home, "job-envs"),
           pidfiles: this.#opts.pidfiles,
           signal: active.preparing.signal,
+          packages: this.#opts.packages,
         });
         if (!environment.reused) note(`built the Python environment ${environment.dir}`);
       } catch (error) {

@@ -52,6 +52,24 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
+/** Where the machine's owner lets uv get packages (jobs.package_index, jobs.find_links). */
+export interface PackageSources {
+  /** A simple index used instead of PyPI; "none": find_links alone. */
+  index?: string | undefined;
+  findLinks?: readonly string[] | undefined;
+}
+
+/** uv pip install's options for the owner's package sources. */
+export function packageSourceArgs(sources: PackageSources = {}): string[] {
+  const index =
+    sources.index === undefined
+      ? []
+      : sources.index === "none"
+        ? ["--no-index"]
+        : ["--default-index", sources.index];
+  return [...index, ...(sources.findLinks ?? []).flatMap((f) => ["--find-links", f])];
+}
+
 /** Builds (or finds) the environment for `spec` under `root`; `onLine` hears uv's output. */
 export async function ensureEnvironment(
   spec: JobEnvironment,
@@ -62,6 +80,7 @@ export async function ensureEnvironment(
     path?: string | undefined;
     /** Aborted: the build is stopped (the run was cancelled or timed out) and leaves nothing. */
     signal?: AbortSignal | undefined;
+    packages?: PackageSources | undefined;
   },
 ): Promise<BuiltEnvironment> {
   const dir = join(opts.root, environmentKey(spec));
@@ -123,13 +142,14 @@ export async function ensureEnvironment(
     ]);
     const python = join(building, "bin", "python");
     const packages = spec.packages ?? [];
-    if (packages.length > 0) await run(["pip", "install", "--python", python, "--", ...packages]);
+    const from = packageSourceArgs(opts.packages);
+    if (packages.length > 0) await run(["pip", "install", "--python", python, ...from, "--", ...packages]);
     if (spec.requirements !== undefined && spec.requirements.trim() !== "") {
       const { writeFile } = await import("node:fs/promises");
       const file = `${building}.requirements.txt`;
       await writeFile(file, spec.requirements);
       try {
-        await run(["pip", "install", "--python", python, "-r", file]);
+        await run(["pip", "install", "--python", python, ...from, "-r", file]);
       } finally {
         await rm(file, { force: true });
       }
