@@ -8,11 +8,16 @@ export type { Machine } from "./repositories/machines.ts";
 export type { ReplicaPlacement } from "./repositories/placements.ts";
 export type { Pool, PoolWithCount } from "./repositories/pools.ts";
 export type {
+  FootprintGroupBy,
+  FootprintQuery,
+  FootprintSummary,
+  NewUsageRow,
   UsageGroupBy,
   UsageQuery,
   UsageRow,
   UsageSummary,
 } from "./repositories/usage.ts";
+export { NO_FOOTPRINT } from "./repositories/usage.ts";
 export type { Workspace } from "./repositories/workspaces.ts";
 export type { Database } from "./schema.ts";
 export { Repositories, Store, type StoreConfig, storeConfigFrom } from "./store.ts";

@@ -186,8 +186,32 @@ export interface JobOutputTable {
   at: number;
 }
 
+/**
+ * The footprint columns of usage and job_usage (SCI's E × I, location-based): null when nothing was
+ * measured, never zero. co2e_g = energy_wh × pue × grid_intensity / 1000.
+ */
+export interface FootprintColumns {
+  energy_wh: Generated<number | null>;
+  /** counter, power_sampled, util_tdp or static (protocol/energy.ts). */
+  energy_method: Generated<string | null>;
+  /** high, medium or low: how sure the energy figure is. */
+  energy_confidence: Generated<string | null>;
+  pue: Generated<number | null>;
+  /** The machine's country (ISO 3166-1 alpha-2). */
+  grid_zone: Generated<string | null>;
+  /** gCO2e per kWh. */
+  grid_intensity: Generated<number | null>;
+  /** e.g. "ember:2023" (the shipped table) or "live:HOST". */
+  intensity_source: Generated<string | null>;
+  intensity_year: Generated<number | null>;
+  intensity_confidence: Generated<string | null>;
+  co2e_g: Generated<number | null>;
+  /** "location" (grid average where the machine is). */
+  carbon_basis: Generated<string | null>;
+}
+
 /** What one run of a job used on its machine: runtime × the CPUs and GPUs it asked for. */
-export interface JobUsageTable {
+export interface JobUsageTable extends FootprintColumns {
   job_id: string;
   attempt: number;
   workspace_id: string;
@@ -199,7 +223,7 @@ export interface JobUsageTable {
 }
 
 /** One inference request through the gateway, as metering recorded it. */
-export interface UsageTable {
+export interface UsageTable extends FootprintColumns {
   id: string;
   key_id: string;
   workspace_id: string;

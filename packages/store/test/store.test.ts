@@ -167,6 +167,8 @@ for (const dialect of DIALECTS) {
           errors: 1,
           p50_latency_ms: 50,
           p95_latency_ms: 100,
+          energy_wh: null,
+          co2e_g: null,
         },
         {
           group: "b",
@@ -176,6 +178,8 @@ for (const dialect of DIALECTS) {
           errors: 1,
           p50_latency_ms: 5,
           p95_latency_ms: 100,
+          energy_wh: null,
+          co2e_g: null,
         },
       ]);
       expect(

@@ -19,6 +19,8 @@ export interface InferenceRecord {
   completionTokens: number;
   /** The tokens that tell the generation speed, and the seconds they took. */
   generation: { tokens: number; seconds: number };
+  /** The answer's measured energy and carbon (carbon/footprint.ts); absent when none was measured. */
+  footprint?: { machine: string; method: string; wh: number; co2eG: number | null } | undefined;
 }
 
 /** Per-model inference metrics: one call per finished request, from the OpenAI and Ollama routes alike. */
@@ -141,8 +143,25 @@ export function installMetrics(
     buckets: [1, 2, 5, 10, 20, 35, 50, 75, 100, 150, 200, 300, 500, 1000],
     registers: [reg],
   });
+  const energy = new Counter({
+    name: "beta9_inference_energy_wh_total",
+    help: "Energy of inference answers as their machines measured it (Wh, before PUE), by model, machine and method (counter, power_sampled, util_tdp, static).",
+    labelNames: ["model", "machine", "method"] as const,
+    registers: [reg],
+  });
+  const co2e = new Counter({
+    name: "beta9_inference_co2e_grams_total",
+    help: "Location-based emissions of inference answers (gCO2e = Wh × PUE × the machine's grid intensity / 1000), by model, machine and energy method.",
+    labelNames: ["model", "machine", "method"] as const,
+    registers: [reg],
+  });
   const inference: InferenceMetrics = {
     record(r) {
+      if (r.footprint) {
+        const labels = { model: r.model, machine: r.footprint.machine, method: r.footprint.method };
+        energy.inc(labels, r.footprint.wh);
+        if (r.footprint.co2eG !== null) co2e.inc(labels, r.footprint.co2eG);
+      }
       const model = { model: r.model };
       requestsByModel.inc({ model: r.model, status: String(r.status) });
       if (r.reachedMachine) inferenceDuration.observe(model, r.seconds);

@@ -1,5 +1,7 @@
 import { randomUUID } from "node:crypto";
+import { NO_FOOTPRINT, type UsageRow } from "@beta9/store";
 import type { Caller } from "../auth/api-keys.ts";
+import type { Footprint } from "../carbon/footprint.ts";
 import type { InferenceMetrics } from "../http/metrics.ts";
 import type { Admission, KeyLimits, Reservation, WorkspaceLimits } from "../limits/key-limits.ts";
 import type { UsageRecorder } from "./usage-recorder.ts";
@@ -71,7 +73,8 @@ export class Metering {
   }
 }
 
-type Row = Parameters<UsageRecorder["record"]>[0];
+/** A row with every column (its footprint's null when nothing was measured). */
+type Row = UsageRow;
 
 /** What a meter knows beyond its usage row. */
 export interface MeterFacts {
@@ -122,6 +125,15 @@ function record(m: MeteredMetrics, row: Row, facts: MeterFacts): void {
       facts.streamed && firstByte !== null
         ? { tokens: row.completion_tokens - 1, seconds: seconds - firstByte }
         : { tokens: row.completion_tokens, seconds },
+    footprint:
+      typeof row.energy_wh === "number" && row.machine_id !== null
+        ? {
+            machine: row.machine_id,
+            method: String(row.energy_method),
+            wh: row.energy_wh,
+            co2eG: typeof row.co2e_g === "number" ? row.co2e_g : null,
+          }
+        : undefined,
   });
 }
 
@@ -140,6 +152,7 @@ export class RequestMeter {
   #reservation: Reservation | undefined;
   #sent = false;
   #written: Promise<void> | void = undefined;
+  #footprint: Footprint | undefined;
   readonly #facts: MeterFacts = { known: false, streamed: false };
 
   constructor(caller: Caller, model: string, done: Done) {
@@ -180,6 +193,16 @@ export class RequestMeter {
   /** The first byte of the machine's answer (the first token, when streamed); later calls are ignored. */
   firstByte(): void {
     this.#ttfbMs ??= Math.round(this.elapsedMs());
+  }
+
+  /** The machine that answered the request measured its energy (carbon/footprint.ts). */
+  footprint(f: Footprint): void {
+    this.#footprint = f;
+  }
+
+  /** The machine that answered (null before one did). */
+  get machineId(): string | null {
+    return this.#machineId;
   }
 
   /**
@@ -226,6 +249,8 @@ export class RequestMeter {
         latency_ms: Math.round(this.elapsedMs()),
         ttfb_ms: this.#ttfbMs,
         started_at: this.startedAtMs,
+        // Nulls when nothing was measured: unknown, never zero.
+        ...(this.#footprint ?? NO_FOOTPRINT),
       },
       this.#prompt + this.#completion,
       this.#facts,

@@ -1,5 +1,5 @@
 import { createLogger } from "@beta9/http";
-import type { UsageRow } from "@beta9/store";
+import type { NewUsageRow as UsageRow } from "@beta9/store";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { UsageRecorder } from "./usage-recorder.ts";
 

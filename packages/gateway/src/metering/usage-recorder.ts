@@ -1,5 +1,5 @@
 import type { Logger } from "@beta9/http";
-import type { UsageRow } from "@beta9/store";
+import type { NewUsageRow as UsageRow } from "@beta9/store";
 
 export interface UsageSink {
   insertMany(rows: readonly UsageRow[]): Promise<void>;

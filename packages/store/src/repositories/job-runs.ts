@@ -1,4 +1,4 @@
-import type { Selectable } from "kysely";
+import type { Insertable, Selectable } from "kysely";
 import type { JobLogTable, JobOutputTable, JobUsageTable } from "../schema.ts";
 import type { Executor } from "./executor.ts";
 
@@ -142,7 +142,7 @@ export class JobRunRepository {
     return rows.map((r) => ({ ...r, size: Number(r.size) }));
   }
 
-  async recordUsage(usage: JobUsage): Promise<void> {
+  async recordUsage(usage: Insertable<JobUsageTable>): Promise<void> {
     await this.#db
       .insertInto("job_usage")
       .values(usage)
