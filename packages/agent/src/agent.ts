@@ -191,6 +191,7 @@ export class Agent {
       rootfsDirs: opts.config.jobs?.rootfs_dirs,
       podman: opts.config.jobs?.podman,
       packages: { index: opts.config.jobs?.package_index, findLinks: opts.config.jobs?.find_links },
+      maxEnvBytes: opts.config.jobs?.max_env_bytes,
     });
     await agent.jobs.restore();
     await agent.control.app.register(jobRoutes, { jobs: agent.jobs });

@@ -141,6 +141,10 @@ describe("agent config file", () => {
       package_index: "none",
       find_links: ["/srv/wheels"],
     });
+    writeFileSync(path, `${base}jobs:\n  max_env_bytes: 10000000000\n`, { mode: 0o600 });
+    expect((await loadConfig(path)).jobs?.max_env_bytes).toBe(10_000_000_000);
+    writeFileSync(path, `${base}jobs:\n  max_env_bytes: 10GB\n`, { mode: 0o600 });
+    await expect(loadConfig(path)).rejects.toThrow(/jobs.max_env_bytes must be a positive number of bytes/);
   });
 
   it("parses --country the way people type it", () => {

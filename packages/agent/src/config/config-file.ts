@@ -85,6 +85,8 @@ export interface AgentConfig {
         package_index?: string | undefined;
         /** Folders or URLs of wheels uv may install from, besides the index. */
         find_links?: string[] | undefined;
+        /** How much jobs' Python environments may take together; the least recently used go beyond it. */
+        max_env_bytes?: number | undefined;
         podman?:
           | {
               runtime?: string | undefined;
@@ -302,6 +304,9 @@ function validate(doc: unknown, path: string): AgentConfig {
             rootfs_dirs: strings(jobs.rootfs_dirs, "jobs.rootfs_dirs"),
             ...(packageIndex === undefined ? {} : { package_index: packageIndex as string }),
             ...(findLinks === undefined ? {} : { find_links: findLinks as string[] }),
+            ...(jobs.max_env_bytes === undefined
+              ? {}
+              : { max_env_bytes: bytes(jobs.max_env_bytes, "jobs.max_env_bytes") }),
             podman: {
               runtime: word(podman.runtime, "jobs.podman.runtime"),
               cgroup_manager: word(podman.cgroup_manager, "jobs.podman.cgroup_manager"),

@@ -31,13 +31,18 @@ import {
 } from "./podman.ts";
 import {
   type BuiltEnvironment,
+  collectEnvironments,
   EnvironmentError,
   ensureEnvironment,
+  environmentKey,
   type PackageSources,
+  sweepPartialEnvironments,
 } from "./python-env.ts";
 import { type RunLog, RunLog as RunLogClass } from "./run-log.ts";
 import { bwrapArgs, gpuDeviceNodes, type RunnerName, SANDBOX_JOB_DIR } from "./sandbox.ts";
 
+/** How much the built Python environments may take together, unless the owner says otherwise. */
+export const DEFAULT_MAX_ENV_BYTES = 20 * 1024 ** 3;
 /** Default run time before a job is stopped (TIMED_OUT), as the contract says. */
 const DEFAULT_TIMEOUT_SECONDS = 3600;
 /** Between SIGTERM and SIGKILL when a job is cancelled or timed out. */
@@ -69,6 +74,8 @@ export interface JobManagerOptions {
   podman?: PodmanOptions | undefined;
   /** jobs.package_index and jobs.find_links: where uv gets jobs' packages. */
   packages?: PackageSources | undefined;
+  /** jobs.max_env_bytes: the least recently used environments go beyond this much together. */
+  maxEnvBytes?: number | undefined;
 }
 
 /** The programs the runners need, where this machine has them. */
@@ -97,6 +104,8 @@ interface Active {
   container: string | undefined;
   /** Stops what prepares the run (uv) when it is stopped before its command starts. */
   preparing: AbortController;
+  /** Lets go of the run's Python environment (it may be collected again). */
+  releaseEnvironment: (() => void) | undefined;
 }
 
 /**
@@ -110,6 +119,10 @@ export class JobManager {
   readonly #active = new Map<string, Active>();
   readonly #starting = new Set<string>();
   #runner: Promise<Runners> | undefined;
+  /** Environments' keys → how many runs hold them now (never collected while held). */
+  readonly #envsHeld = new Map<string, number>();
+  /** The environment collection in progress: a run waits for it before it holds its environment. */
+  #collecting: Promise<void> = Promise.resolve();
   #found: Runners | undefined;
 
   constructor(opts: JobManagerOptions) {
@@ -119,6 +132,43 @@ export class JobManager {
   get #jobsDir(): string {
     return join(this.#opts.home, "jobs");
   }
+
+  get #envsDir(): string {
+    return join(this.#opts.home, "job-envs");
+  }
+
+  /** Removes the least recently used environments beyond the cap, none a run holds; one pass at a time. */
+  #collectEnvironments(): Promise<void> {
+    const max = this.#opts.maxEnvBytes ?? DEFAULT_MAX_ENV_BYTES;
+    this.#collecting = this.#collecting.then(async () => {
+      try {
+        const removed = await collectEnvironments(this.#envsDir, max, (k) => this.#envsHeld.has(k));
+        if (removed.length > 0)
+          this.#opts.log.info(
+            { removed },
+            `removed ${removed.length} least recently used job environment(s): over jobs.max_env_bytes`,
+          );
+      } catch (err) {
+        this.#opts.log.warn({ err: String(err) }, "could not remove old job environments");
+      }
+    });
+    return this.#collecting;
+  }
+
+  /** Holds the environment for a run until the returned release is called. */
+  async #holdEnvironment(key: string): Promise<() => void> {
+    await this.#collecting;
+    this.#envsHeld.set(key, (this.#envsHeld.get(key) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.#envsHeld.get(key) ?? 1) - 1;
+      if (left > 0) this.#envsHeld.set(key, left);
+      else this.#envsHeld.delete(key);
+    };
+  }
+
 
   /**
    * Loads the runs a previous agent kept: one that was still going is reported FAILED (its
@@ -130,6 +180,8 @@ export class JobManager {
     if (podmanPath !== null)
       await sweepContainers(podmanPath, this.#opts.podman ?? {}, this.#opts.home).catch(() => {});
     await sweepJobCgroups(containerPrefix(this.#opts.home)).catch(() => {});
+    await sweepPartialEnvironments(this.#envsDir);
+    void this.#collectEnvironments();
     const names = await readdir(this.#jobsDir).catch(() => [] as string[]);
     for (const name of names) {
       const run = RunLogClass.load(join(this.#jobsDir, name));
@@ -247,6 +299,7 @@ export class JobManager {
       runner: "native",
       container: undefined,
       preparing: new AbortController(),
+      releaseEnvironment: undefined,
     };
     this.#active.set(a.job_id, active);
     this.#counts();
@@ -258,6 +311,7 @@ export class JobManager {
       })
       .finally(async () => {
         clearTimeout(active.timer);
+        active.releaseEnvironment?.();
         await active.cgroup?.destroy().catch(() => {});
         this.#active.delete(a.job_id);
         this.#counts();
@@ -393,14 +447,19 @@ export class JobManager {
 
     let environment: BuiltEnvironment | undefined;
     if (a.spec.environment !== undefined) {
+      active.releaseEnvironment = await this.#holdEnvironment(environmentKey(a.spec.environment));
       try {
         environment = await ensureEnvironment(a.spec.environment, {
-          root: join(this.#opts.home, "job-envs"),
+          root: this.#envsDir,
           pidfiles: this.#opts.pidfiles,
           signal: active.preparing.signal,
           packages: this.#opts.packages,
         });
-        if (!environment.reused) note(`built the Python environment ${environment.dir}`);
+        if (!environment.reused) {
+          note(`built the Python environment ${environment.dir}`);
+          // A new environment may take the others over the cap: the least recently used go.
+          void this.#collectEnvironments();
+        }
       } catch (error) {
         if (!(error instanceof EnvironmentError)) throw error;
         if (active.stopping) return this.#stopped(run, active.stopping, timeoutSeconds);

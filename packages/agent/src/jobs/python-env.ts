@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { lstat, mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { JobEnvironment } from "@beta9/protocol";
 import { startChild } from "../process/child.ts";
@@ -84,7 +84,10 @@ export async function ensureEnvironment(
   },
 ): Promise<BuiltEnvironment> {
   const dir = join(opts.root, environmentKey(spec));
-  if (await exists(join(dir, "pyvenv.cfg"))) return { dir, home: await interpreterHome(dir), reused: true };
+  if (await exists(join(dir, "pyvenv.cfg"))) {
+    await markUsed(dir);
+    return { dir, home: await interpreterHome(dir), reused: true };
+  }
   const uv = await findExecutable("uv", opts.path ?? process.env.PATH);
   if (uv === null)
     throw new EnvironmentError(
@@ -145,7 +148,6 @@ export async function ensureEnvironment(
     const from = packageSourceArgs(opts.packages);
     if (packages.length > 0) await run(["pip", "install", "--python", python, ...from, "--", ...packages]);
     if (spec.requirements !== undefined && spec.requirements.trim() !== "") {
-      const { writeFile } = await import("node:fs/promises");
       const file = `${building}.requirements.txt`;
       await writeFile(file, spec.requirements);
       try {
@@ -154,17 +156,86 @@ export async function ensureEnvironment(
         await rm(file, { force: true });
       }
     }
+    // Its size, counted once: an environment does not change after it is built.
+    await writeFile(join(building, SIZE_FILE), String(await treeBytes(building)));
     try {
       await rename(building, dir);
     } catch (error) {
       // Another job built the same spec meanwhile: theirs is used, ours dropped.
       if (!(await exists(join(dir, "pyvenv.cfg")))) throw error;
       await rm(building, { recursive: true, force: true });
+      await markUsed(dir);
       return { dir, home: await interpreterHome(dir), reused: true };
     }
+    await markUsed(dir);
     return { dir, home: await interpreterHome(dir), reused: false };
   } catch (error) {
     await rm(building, { recursive: true, force: true });
     throw error;
   }
+}
+
+/** Where a built environment keeps its size in bytes. */
+const SIZE_FILE = ".b9-size";
+/** An environment's folder: its key. */
+const KEY = /^[0-9a-f]{32}$/;
+
+/** Its folder's modification time is when a job last used it (what least recently used reads). */
+async function markUsed(dir: string): Promise<void> {
+  const now = new Date();
+  await utimes(dir, now, now).catch(() => {});
+}
+
+/** Bytes of the files under `dir` (links counted as themselves, not followed). */
+async function treeBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) total += await treeBytes(path);
+    else total += (await lstat(path).catch(() => ({ size: 0 }))).size;
+  }
+  return total;
+}
+
+/**
+ * Removes the least recently used environments under `root` until those left are `maxBytes` or less
+ * together, never one `inUse` says a job holds. An environment is renamed away before it is deleted,
+ * so a job never finds half of one. Returns the keys removed.
+ */
+export async function collectEnvironments(
+  root: string,
+  maxBytes: number,
+  inUse: (key: string) => boolean,
+): Promise<string[]> {
+  const names = (await readdir(root).catch(() => [] as string[])).filter((n) => KEY.test(n));
+  const envs: { key: string; bytes: number; usedAt: number }[] = [];
+  for (const key of names) {
+    const dir = join(root, key);
+    const info = await stat(dir).catch(() => undefined);
+    if (info === undefined) continue;
+    const recorded = Number(await readFile(join(dir, SIZE_FILE), "utf8").catch(() => ""));
+    // Built before sizes were recorded: counted now, and kept for next time.
+    const bytes = recorded > 0 ? recorded : await treeBytes(dir);
+    if (!(recorded > 0)) await writeFile(join(dir, SIZE_FILE), String(bytes)).catch(() => {});
+    envs.push({ key, bytes, usedAt: info.mtimeMs });
+  }
+  let total = envs.reduce((n, e) => n + e.bytes, 0);
+  const removed: string[] = [];
+  for (const env of envs.sort((a, b) => a.usedAt - b.usedAt)) {
+    if (total <= maxBytes) break;
+    if (inUse(env.key)) continue;
+    const doomed = join(root, `.removing-${env.key}-${randomBytes(4).toString("hex")}`);
+    await rename(join(root, env.key), doomed);
+    total -= env.bytes;
+    removed.push(env.key);
+    await rm(doomed, { recursive: true, force: true });
+  }
+  return removed;
+}
+
+/** Folders a removal or a build left half-done (the agent stopped in between): never used again. */
+export async function sweepPartialEnvironments(root: string): Promise<void> {
+  for (const name of await readdir(root).catch(() => [] as string[]))
+    if (name.startsWith(".removing-") || name.includes(".building-"))
+      await rm(join(root, name), { recursive: true, force: true });
 }
