@@ -8,12 +8,22 @@ import { type Static, Type } from "typebox";
  * - `static`: a fixed figure for the machine (nothing better was readable).
  */
 export const ENERGY_METHODS = ["counter", "power_sampled", "util_tdp", "static"] as const;
-export const EnergyMethod = Type.Union(ENERGY_METHODS.map((m) => Type.Literal(m)));
+// Literals spelled out: Static<> of a union built with map() is never.
+export const EnergyMethod = Type.Union([
+  Type.Literal("counter"),
+  Type.Literal("power_sampled"),
+  Type.Literal("util_tdp"),
+  Type.Literal("static"),
+]);
 export type EnergyMethod = (typeof ENERGY_METHODS)[number];
 
 /** How sure a figure is: high (a counter of the part itself), medium (sampled power), low (estimates). */
 export const ENERGY_CONFIDENCES = ["high", "medium", "low"] as const;
-export const EnergyConfidence = Type.Union(ENERGY_CONFIDENCES.map((c) => Type.Literal(c)));
+export const EnergyConfidence = Type.Union([
+  Type.Literal("high"),
+  Type.Literal("medium"),
+  Type.Literal("low"),
+]);
 export type EnergyConfidence = (typeof ENERGY_CONFIDENCES)[number];
 
 /**

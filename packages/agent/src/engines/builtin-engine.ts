@@ -256,6 +256,10 @@ class BuiltinServedModel implements ServedModel {
     return this.#proc.key.headers();
   }
 
+  pid(): number | undefined {
+    return this.#proc.supervisor.pid();
+  }
+
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;

@@ -62,6 +62,8 @@ export interface ServedModel {
   authHeaders(): Record<string, string>;
   /** Stop serving: unload from a shared engine, or stop the engine's process (graceful, then kill). */
   stop(): Promise<void>;
+  /** The engine's process while it runs, when this agent started it (for its CPU time); else undefined. */
+  pid?(): number | undefined;
 }
 
 export interface StartOptions {

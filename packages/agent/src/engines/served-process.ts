@@ -77,6 +77,10 @@ export class ProcessServedModel implements ServedModel {
     return { ...this.#headers };
   }
 
+  pid(): number | undefined {
+    return this.supervisor.pid();
+  }
+
   /** Starts the same engine again, on the same port, after it crashed or was stopped. */
   restart(signal?: AbortSignal): Promise<void> {
     return this.supervisor.start(signal);

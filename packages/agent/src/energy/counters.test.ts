@@ -1,0 +1,115 @@
+import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { counterDelta } from "./counter.ts";
+import { cpuRating, DEFAULT_WATTS_PER_THREAD, normalizeCpuModel } from "./cpu-rating.ts";
+import { ProcessTreeCpu, parseCgroupCpuStat, parseProcStat } from "./cpu-time.ts";
+import { findHwmonGpus, readHwmonMicro } from "./hwmon.ts";
+import { RaplCounter } from "./rapl.ts";
+
+/** A powercap tree with one package zone and a DRAM sub-zone (constructed, not recorded). */
+async function fakeRapl(energyUj: number, rangeUj = 262143328850) {
+  const root = await mkdtemp(join(tmpdir(), "b9-rapl-"));
+  const zone = join(root, "intel-rapl:0");
+  await mkdir(join(root, "intel-rapl:0:0"), { recursive: true });
+  await mkdir(zone, { recursive: true });
+  await writeFile(join(zone, "name"), "package-0\n");
+  await writeFile(join(zone, "max_energy_range_uj"), `${rangeUj}\n`);
+  await writeFile(join(zone, "energy_uj"), `${energyUj}\n`);
+  await writeFile(join(root, "intel-rapl:0:0", "energy_uj"), "999999999\n");
+  return { root, set: (uj: number) => writeFile(join(zone, "energy_uj"), `${uj}\n`) };
+}
+
+describe("energy counters", () => {
+  it("counts a wrap once through the top, and calls a reset unknown rather than zero", () => {
+    expect(counterDelta(100, 250)).toBe(150);
+    expect(counterDelta(990, 10, 1000)).toBe(20);
+    expect(counterDelta(500, 10)).toBeUndefined(); // backwards, no range known
+    expect(counterDelta(900, 800, 1000)).toBeUndefined(); // backwards by a little: a reset, not a wrap
+    expect(counterDelta(Number.NaN, 1)).toBeUndefined();
+  });
+
+  it("RAPL: reads package zones only, in joules, across a wrap and a reset", async () => {
+    const rapl = await fakeRapl(262_000_000_000);
+    const counter = await RaplCounter.open(rapl.root);
+    expect(counter?.sources).toEqual(["rapl:package-0"]);
+    await rapl.set(262_100_000_000);
+    expect(await counter!.read()).toBeCloseTo(100, 3);
+    await rapl.set(43_328_850); // wrapped at max_energy_range_uj: 43328850 + 43328850 µJ
+    expect(await counter!.read()).toBeCloseTo(100 + 86.6577, 3);
+    await rapl.set(10); // went back by most of the range: a reset, this interval unknown
+    expect(await counter!.read()).toBeUndefined();
+    await rapl.set(2_000_010);
+    expect(await counter!.read()).toBeCloseTo(100 + 86.6577 + 2, 3);
+  });
+
+  it("RAPL: none where the folder is empty or energy_uj is unreadable", async () => {
+    expect(await RaplCounter.open(await mkdtemp(join(tmpdir(), "b9-empty-")))).toBeUndefined();
+    expect(await RaplCounter.open("/nonexistent/powercap")).toBeUndefined();
+  });
+
+  it("hwmon: an Intel GPU's energy counter and an AMD GPU's average power, by DRM card", async () => {
+    const root = await mkdtemp(join(tmpdir(), "b9-hwmon-"));
+    const dev = await mkdtemp(join(tmpdir(), "b9-dev-"));
+    await mkdir(join(dev, "drm", "card1"), { recursive: true });
+    for (const [name, driver, file, value] of [
+      ["hwmon0", "coretemp", "temp1_input", "40000"],
+      ["hwmon1", "i915", "energy1_input", "123000000"],
+      ["hwmon2", "amdgpu", "power1_average", "35000000"],
+    ] as const) {
+      await mkdir(join(root, name));
+      await writeFile(join(root, name, "name"), `${driver}\n`);
+      await writeFile(join(root, name, file), `${value}\n`);
+    }
+    const { symlink } = await import("node:fs/promises");
+    await symlink(dev, join(root, "hwmon2", "device"));
+    const gpus = await findHwmonGpus(root);
+    expect(
+      gpus.map((g) => [g.driver, g.index, g.energyFile !== undefined, g.powerFile !== undefined]),
+    ).toEqual([
+      ["i915", 0, true, false],
+      ["amdgpu", 1, false, true],
+    ]);
+    expect(await readHwmonMicro(gpus[0]!.energyFile!)).toBe(123);
+    expect(await readHwmonMicro(gpus[1]!.powerFile!)).toBe(35);
+  });
+
+  it("reads CPU time from this process's real /proc stat, and a cgroup's cpu.stat", async () => {
+    const { readFileSync } = await import("node:fs");
+    const stat = parseProcStat(readFileSync("/proc/self/stat", "utf8"));
+    expect(stat?.pid).toBe(process.pid);
+    expect(stat!.ownSeconds).toBeGreaterThan(0);
+    // A command name with spaces and parentheses does not shift the fields.
+    expect(parseProcStat("42 (a (b) c) S 1 42 42 0 -1 0 0 0 0 0 150 50 7 3 20 0 1 0")).toEqual({
+      pid: 42,
+      ppid: 1,
+      ownSeconds: 2,
+      childrenSeconds: 0.1,
+    });
+    expect(parseProcStat("not a stat line")).toBeUndefined();
+    expect(parseCgroupCpuStat("usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n")).toBe(2.5);
+    expect(parseCgroupCpuStat("nr_periods 0\n")).toBeUndefined();
+    const tree = new ProcessTreeCpu(process.pid);
+    const first = await tree.read();
+    let x = 0;
+    for (let i = 0; i < 3e7; i++) x += i;
+    expect(x).toBeGreaterThan(0);
+    const second = await tree.read();
+    expect(second!).toBeGreaterThan(first!);
+    expect(await new ProcessTreeCpu(2 ** 22 + 7).read()).toBeUndefined();
+  });
+
+  it("rates a CPU from the shipped table by its /proc/cpuinfo name, else CodeCarbon's default per thread", () => {
+    expect(normalizeCpuModel("Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz")).toBe("Intel Xeon Gold 6248");
+    expect(cpuRating("AMD EPYC 9654 96-Core Processor", 192)).toEqual({
+      wattsPerCore: 360 / 192,
+      source: "tdp-table:AMD EPYC 9654 (360 W / 192 cores)",
+    });
+    // The longest name wins: 9654P is its own part.
+    expect(cpuRating("AMD EPYC 9654P 96-Core Processor", 96).source).toContain("AMD EPYC 9654P");
+    const unknown = cpuRating("AMD EPYC", 2);
+    expect(unknown.wattsPerCore).toBe(DEFAULT_WATTS_PER_THREAD);
+    expect(unknown.source).toMatch(/^tdp-default:4 W per thread/);
+  });
+});

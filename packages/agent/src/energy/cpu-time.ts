@@ -1,0 +1,137 @@
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+
+/** Linux reports process times in USER_HZ ticks, 100 per second on every architecture it ships for. */
+const TICKS_PER_SECOND = 100;
+
+export interface ProcStat {
+  pid: number;
+  ppid: number;
+  /** utime + stime of the process itself, in seconds (its reaped children are counted by cpuSeconds). */
+  ownSeconds: number;
+  /** cutime + cstime: what its children that it waited for used. */
+  childrenSeconds: number;
+}
+
+/**
+ * Parses /proc/PID/stat. The command name (field 2) may hold spaces and parentheses, so fields are
+ * counted from the last ')'. Returns undefined for text that is not a stat line.
+ */
+export function parseProcStat(text: string): ProcStat | undefined {
+  const open = text.indexOf("(");
+  const close = text.lastIndexOf(")");
+  if (open < 1 || close < open) return undefined;
+  const pid = Number(text.slice(0, open).trim());
+  // After ")": state(3) ppid(4) pgrp(5) session(6) tty(7) tpgid(8) flags(9) minflt(10) cminflt(11)
+  // majflt(12) cmajflt(13) utime(14) stime(15) cutime(16) cstime(17)
+  const rest = text
+    .slice(close + 1)
+    .trim()
+    .split(/\s+/);
+  const field = (n: number) => Number(rest[n - 3]);
+  const values = [field(4), field(14), field(15), field(16), field(17)];
+  if (!Number.isInteger(pid) || values.some((v) => !Number.isFinite(v) || v < 0)) return undefined;
+  return {
+    pid,
+    ppid: field(4),
+    ownSeconds: (field(14) + field(15)) / TICKS_PER_SECOND,
+    childrenSeconds: (field(16) + field(17)) / TICKS_PER_SECOND,
+  };
+}
+
+async function readStat(procRoot: string, pid: number): Promise<ProcStat | undefined> {
+  try {
+    return parseProcStat(await readFile(join(procRoot, String(pid), "stat"), "utf8"));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every process below `root` (itself included), from the parent links in /proc. */
+async function processTree(procRoot: string, root: number): Promise<ProcStat[]> {
+  let names: string[];
+  try {
+    names = await readdir(procRoot);
+  } catch {
+    return [];
+  }
+  const all = (
+    await Promise.all(names.filter((n) => /^\d+$/.test(n)).map((n) => readStat(procRoot, Number(n))))
+  ).filter((s) => s !== undefined);
+  const children = new Map<number, ProcStat[]>();
+  for (const s of all) children.set(s.ppid, [...(children.get(s.ppid) ?? []), s]);
+  const found: ProcStat[] = [];
+  const top = all.find((s) => s.pid === root);
+  if (top === undefined) return [];
+  const queue = [top];
+  while (queue.length > 0) {
+    const s = queue.shift()!;
+    found.push(s);
+    queue.push(...(children.get(s.pid) ?? []));
+  }
+  return found;
+}
+
+/**
+ * The CPU time a process tree has used so far, growing only: processes seen once keep counting
+ * after they exit (at their last reading), and what the tree's members reaped is counted through
+ * their cutime/cstime. When the tree's root is this process's own child, its whole total comes back
+ * once it is reaped: this process's cutime grows by it, so the root's last reading is replaced by
+ * that growth since the root was last seen alive (children reaped by this process in that same
+ * moment are counted too: a small over-estimate, where missing a short job's tail was a large under-one).
+ */
+export class ProcessTreeCpu {
+  readonly #root: number;
+  readonly #procRoot: string;
+  readonly #ownChild: boolean;
+  readonly #last = new Map<number, number>();
+  /** This process's reaped-children time when the root was last seen alive. */
+  #selfWhileAlive: number | undefined;
+
+  constructor(pid: number, opts: { procRoot?: string; ownChild?: boolean } = {}) {
+    this.#root = pid;
+    this.#procRoot = opts.procRoot ?? "/proc";
+    this.#ownChild = opts.ownChild ?? false;
+  }
+
+  async #selfChildrenSeconds(): Promise<number | undefined> {
+    if (!this.#ownChild) return undefined;
+    return (await readStat(this.#procRoot, process.pid))?.childrenSeconds;
+  }
+
+  /** Seconds of CPU; undefined when the tree was never readable (no /proc, or the process is gone). */
+  async read(): Promise<number | undefined> {
+    // Before the tree: if the root is alive after this, it was not reaped yet when this was read.
+    const self = await this.#selfChildrenSeconds();
+    const tree = await processTree(this.#procRoot, this.#root);
+    for (const s of tree) {
+      const seconds = s.ownSeconds + s.childrenSeconds;
+      this.#last.set(s.pid, Math.max(seconds, this.#last.get(s.pid) ?? 0));
+    }
+    if (tree.length > 0) this.#selfWhileAlive = self;
+    else if (self !== undefined && this.#selfWhileAlive !== undefined) {
+      const reaped = self - this.#selfWhileAlive;
+      this.#last.set(this.#root, Math.max(reaped, this.#last.get(this.#root) ?? 0));
+      // Once: later reaps are other children's.
+      this.#selfWhileAlive = undefined;
+    }
+    if (this.#last.size === 0) return undefined;
+    let total = 0;
+    for (const v of this.#last.values()) total += v;
+    return total;
+  }
+}
+
+/** `usage_usec` of a cgroup v2 cpu.stat, in seconds; undefined when the text has none. */
+export function parseCgroupCpuStat(text: string): number | undefined {
+  const match = /^usage_usec\s+(\d+)\s*$/m.exec(text);
+  return match === null ? undefined : Number(match[1]) / 1e6;
+}
+
+/** A cgroup's CPU time so far (v2 cpu.stat, else v1 cpuacct.usage in ns); undefined when unreadable. */
+export async function cgroupCpuSeconds(dir: string): Promise<number | undefined> {
+  const v2 = await readFile(join(dir, "cpu.stat"), "utf8").catch(() => undefined);
+  if (v2 !== undefined) return parseCgroupCpuStat(v2);
+  const v1 = await readFile(join(dir, "cpuacct.usage"), "utf8").catch(() => undefined);
+  return v1 !== undefined && /^\d+\s*$/.test(v1) ? Number(v1) / 1e9 : undefined;
+}

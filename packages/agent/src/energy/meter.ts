@@ -1,0 +1,129 @@
+import type { EnergyReading } from "@beta9/protocol";
+import type { EnergyProbe } from "./probe.ts";
+import { combineParts, type EnergyPart } from "./reading.ts";
+
+/**
+ * How an engine's energy is split among the answers it gives (the rule the README states):
+ *
+ * Time is cut into buckets of at most `bucketMs` (one second); a bucket also ends whenever an answer
+ * ends. The engine's energy in a bucket is split among the answers open during it by the tokens each
+ * produced in it (counted as the agent relays them). An answer whose tokens cannot be seen as they
+ * come (a non-streamed answer, or one still reading its prompt) counts as producing at the mean rate
+ * of the others in that bucket, or one token when no one produced any. Energy in a bucket with no
+ * answer open (the engine idle) belongs to no answer. An answer's energy is the sum of its shares.
+ */
+export interface MeteredAnswer {
+  /** `n` tokens of this answer went out (streamed: one per event). */
+  tokens(n: number): void;
+  /** The answer ended: its energy, or undefined when nothing could be measured. */
+  end(): Promise<EnergyReading | undefined>;
+}
+
+interface Open {
+  tokens: number;
+  /** Whether any token was ever counted for it. */
+  seen: boolean;
+  parts: Map<string, EnergyPart>;
+}
+
+export interface EnergyMeterOptions {
+  bucketMs?: number;
+  /** Each bucket's energy, for the machine's totals (/metrics). */
+  onBucket?: (parts: EnergyPart[]) => void;
+}
+
+export class EnergyMeter {
+  readonly #probe: EnergyProbe;
+  readonly #onBucket: (parts: EnergyPart[]) => void;
+  readonly #open = new Set<Open>();
+  readonly #timer: NodeJS.Timeout;
+  #last = new Map<string, EnergyPart>();
+  #chain: Promise<void>;
+
+  constructor(probe: EnergyProbe, opts: EnergyMeterOptions = {}) {
+    this.#probe = probe;
+    this.#onBucket = opts.onBucket ?? (() => {});
+    // The first reading is the baseline: energy before the meter started is no one's.
+    this.#chain = this.#read().then((parts) => {
+      this.#last = parts;
+    });
+    this.#timer = setInterval(() => void this.closeBucket(), opts.bucketMs ?? 1_000);
+    this.#timer.unref();
+  }
+
+  async #read(): Promise<Map<string, EnergyPart>> {
+    const parts = await this.#probe().catch(() => [] as EnergyPart[]);
+    return new Map(parts.map((p) => [p.source, p]));
+  }
+
+  /** Ends the current bucket now and splits its energy; serialized, so buckets never overlap. */
+  closeBucket(): Promise<void> {
+    this.#chain = this.#chain.then(async () => {
+      const now = await this.#read();
+      const delta: EnergyPart[] = [];
+      for (const [source, part] of now) {
+        const before = this.#last.get(source);
+        // A source seen for the first time starts counting from here.
+        if (before !== undefined && part.joules >= before.joules)
+          delta.push({ ...part, joules: part.joules - before.joules });
+      }
+      // Sources missing this time keep their last value, so their energy is counted when they return.
+      for (const [source, part] of now) this.#last.set(source, part);
+      this.#split(delta);
+      this.#onBucket(delta);
+    });
+    return this.#chain;
+  }
+
+  #split(delta: EnergyPart[]): void {
+    const open = [...this.#open];
+    if (open.length === 0 || delta.length === 0) {
+      for (const a of open) a.tokens = 0;
+      return;
+    }
+    const seen = open.filter((a) => a.seen && a.tokens > 0);
+    const mean = seen.length > 0 ? seen.reduce((s, a) => s + a.tokens, 0) / seen.length : 1;
+    const weights = open.map((a) =>
+      a.seen && a.tokens > 0 ? a.tokens : a.seen && seen.length > 0 ? 0 : mean,
+    );
+    let total = weights.reduce((s, w) => s + w, 0);
+    if (total <= 0) {
+      weights.fill(1);
+      total = weights.length;
+    }
+    open.forEach((a, i) => {
+      const share = weights[i]! / total;
+      for (const part of delta) {
+        const mine = a.parts.get(part.source);
+        const joules = part.joules * share;
+        a.parts.set(part.source, mine ? { ...mine, joules: mine.joules + joules } : { ...part, joules });
+      }
+      a.tokens = 0;
+    });
+  }
+
+  /** An answer began: it shares the buckets from now until its end(). */
+  begin(): MeteredAnswer {
+    const answer: Open = { tokens: 0, seen: false, parts: new Map() };
+    this.#open.add(answer);
+    let result: Promise<EnergyReading | undefined> | undefined;
+    return {
+      tokens: (n) => {
+        if (n <= 0) return;
+        answer.tokens += n;
+        answer.seen = true;
+      },
+      end: () => {
+        result ??= this.closeBucket().then(() => {
+          this.#open.delete(answer);
+          return combineParts([...answer.parts.values()]);
+        });
+        return result;
+      },
+    };
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+  }
+}
