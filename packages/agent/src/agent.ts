@@ -12,6 +12,9 @@ import { followsTailnet, listenAddresses, tailnetRecheckMs } from "./control-api
 import { openaiRoutes } from "./control-api/openai-routes.ts";
 import { controlRoutes, installControlAuth } from "./control-api/routes.ts";
 import { ControlServer } from "./control-api/server.ts";
+import { EngineEnergy } from "./energy/engine-energy.ts";
+import { openMachinePower } from "./energy/machine-power.ts";
+import { registerEnergyMetrics } from "./energy/metrics.ts";
 import { BuiltinEngine } from "./engines/builtin-engine.ts";
 import { chooseEngine, EngineChoiceError } from "./engines/choose.ts";
 import { ENGINE_NAMES, type EngineName } from "./engines/engine.ts";
@@ -49,6 +52,7 @@ export class Agent {
   #connector: Connector | undefined;
   inference!: InferenceManager;
   jobs!: JobManager;
+  energy!: EngineEnergy;
   /** Pulls under way and requests per served model, for the dashboard. */
   readonly pulls = new PullTracker();
   readonly activity = new RequestActivity();
@@ -152,10 +156,19 @@ export class Agent {
           ),
       );
     }
+    // Found in the background (GPU tools can take seconds); the first answer or job waits for it.
+    const power = openMachinePower({
+      hardware,
+      onProblem: (source, message) => agent.#log.warn({ source }, message),
+    });
+    agent.energy = new EngineEnergy(power);
+    const metrics = agentMetrics(agent.state);
+    registerEnergyMetrics(metrics, agent.energy);
     const ctx = {
       state: agent.state,
       log: agent.#log,
-      metrics: agentMetrics(agent.state),
+      metrics,
+      energy: agent.energy,
       credential: () => agent.#config.machine.token,
       fromGateway: agent.control.fromGateway,
       intervalMs: () => agent.#intervalMs,
@@ -190,6 +203,7 @@ export class Agent {
       runner: jobRunner(process.env.B9AGENT_JOB_RUNNER),
       rootfsDirs: opts.config.jobs?.rootfs_dirs,
       podman: opts.config.jobs?.podman,
+      energy: power,
       packages: { index: opts.config.jobs?.package_index, findLinks: opts.config.jobs?.find_links },
       maxEnvBytes: opts.config.jobs?.max_env_bytes,
     });
@@ -278,6 +292,7 @@ export class Agent {
     await this.jobs.shutdown();
     await this.#connector?.stop();
     await this.inference.shutdown();
+    await this.energy.close();
     await this.control.close();
   }
 

@@ -29,6 +29,13 @@ export interface ProxyOptions {
   dispatcher?: Dispatcher;
   /** Called once the upstream answered, with its status (for metrics). */
   onResponse?: (status: number) => void;
+  /** Each chunk of the upstream's body as it passes (to count what goes out). */
+  onChunk?: (chunk: Buffer) => void;
+  /**
+   * A trailer sent after a body passed on whole (HTTP/2, or HTTP/1.1 chunked): its value is known only
+   * then; undefined sends none. The body then loses its content-length, as trailers need.
+   */
+  trailer?: { name: string; value: () => Promise<string | undefined> };
 }
 
 /**
@@ -60,13 +67,20 @@ export async function proxyRequest(reply: FastifyReply, opts: ProxyOptions): Pro
     opts.onResponse?.(upstream.statusCode);
     const pass = passOnHeaders(upstream.headers);
     sse = pass.sse;
+    if (opts.trailer) {
+      delete pass.headers["content-length"];
+      pass.headers.trailer = opts.trailer.name;
+    }
     res.writeHead(upstream.statusCode, pass.headers);
     // An event stream's headers go at once (a client waits on them); others ride with the first bytes.
     if (sse) res.flushHeaders?.();
     for await (const chunk of upstream.body) {
       if (abort.signal.aborted) break;
+      opts.onChunk?.(chunk);
       if (!res.write(chunk)) await Promise.race([once(res, "drain"), once(res, "close")]);
     }
+    const trailer = opts.trailer && !abort.signal.aborted ? await opts.trailer.value() : undefined;
+    if (trailer !== undefined) res.addTrailers({ [opts.trailer!.name]: trailer });
     res.end();
   } catch (err) {
     if (abort.signal.aborted) {

@@ -1,15 +1,17 @@
 import { proxyRequest } from "@beta9/http";
-import type { FastifyPluginAsync, FastifyReply } from "fastify";
+import { AGENT_ENERGY_TRAILER } from "@beta9/protocol";
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
+import { countStreamedTokens, type EngineEnergy } from "../energy/engine-energy.ts";
 import type { InferenceManager } from "../inference/manager.ts";
 
 /**
  * The OpenAI-compatible API of this machine's engines, behind the agent's authentication: a client
  * can use one worker directly, as in the fork, while the engines themselves stay on 127.0.0.1.
  */
-export const openaiRoutes: FastifyPluginAsync<{ inference: InferenceManager }> = async (
-  app,
-  { inference },
-) => {
+export const openaiRoutes: FastifyPluginAsync<{
+  inference: InferenceManager;
+  energy?: EngineEnergy;
+}> = async (app, { inference, energy }) => {
   app.get("/v1/models", async () => ({
     object: "list",
     data: inference
@@ -38,18 +40,48 @@ export const openaiRoutes: FastifyPluginAsync<{ inference: InferenceManager }> =
           `The model \`${body.model}\` is not being served on this machine${known.length ? ` (serving: ${known.join(", ")})` : ""}; start it with POST /inference/start`,
         );
       }
-      await proxyRequest(reply, {
-        url: `${served.endpoint}${path}`,
-        body: JSON.stringify({ ...body, model: served.upstreamModel }),
-        headers: {
-          "content-type": "application/json",
-          accept: String(req.headers.accept ?? "*/*"),
-          ...served.authHeaders(),
-        },
-      });
+      const metered = await energy?.begin(served);
+      try {
+        await proxyRequest(reply, {
+          url: `${served.endpoint}${path}`,
+          body: JSON.stringify({ ...body, model: served.upstreamModel }),
+          headers: {
+            "content-type": "application/json",
+            accept: String(req.headers.accept ?? "*/*"),
+            ...served.authHeaders(),
+          },
+          ...(metered === undefined
+            ? {}
+            : {
+                onChunk: (chunk: Buffer) => metered.tokens(countStreamedTokens(chunk)),
+                ...(acceptsTrailers(req)
+                  ? {
+                      trailer: {
+                        name: AGENT_ENERGY_TRAILER,
+                        value: async () => {
+                          const reading = await metered.end();
+                          return reading === undefined ? undefined : JSON.stringify(reading);
+                        },
+                      },
+                    }
+                  : {}),
+              }),
+        });
+      } finally {
+        // An answer cut short leaves the meter too, or it would share every later bucket.
+        void metered?.end();
+      }
     });
   }
 };
+
+/**
+ * The gateway's channel is HTTP/2, where trailers always work; a local HTTP/1.1 caller gets them
+ * when it says it takes them (`TE: trailers`), as the body is then sent chunked.
+ */
+function acceptsTrailers(req: FastifyRequest): boolean {
+  return req.raw.httpVersionMajor === 2 || /\btrailers\b/i.test(String(req.headers.te ?? ""));
+}
 
 /** OpenAI's own error shape, so the openai clients raise their usual exceptions. */
 function openaiError(reply: FastifyReply, status: number, code: string, message: string) {

@@ -7,6 +7,7 @@ import type { Logger } from "@beta9/http";
 import {
   type AgentJobList,
   Beta9Error,
+  type EnergyReading,
   type Hardware,
   type JobAssignment,
   type JobRunners,
@@ -14,6 +15,8 @@ import {
   MAX_JOB_INPUT_BYTES,
   MAX_JOB_LOG_LINE_BYTES,
 } from "@beta9/protocol";
+import { meterJob } from "../energy/job-energy.ts";
+import type { MachinePower } from "../energy/machine-power.ts";
 import { type Child, describeExit, startChild } from "../process/child.ts";
 import { detectDeathSignalPrefix } from "../process/death-signal.ts";
 import { findExecutable } from "../process/find-executable.ts";
@@ -76,6 +79,8 @@ export interface JobManagerOptions {
   packages?: PackageSources | undefined;
   /** jobs.max_env_bytes: the least recently used environments go beyond this much together. */
   maxEnvBytes?: number | undefined;
+  /** This machine's power sources, to measure each run's energy. */
+  energy?: Promise<MachinePower> | undefined;
 }
 
 /** The programs the runners need, where this machine has them. */
@@ -123,6 +128,8 @@ export class JobManager {
   readonly #envsHeld = new Map<string, number>();
   /** The environment collection in progress: a run waits for it before it holds its environment. */
   #collecting: Promise<void> = Promise.resolve();
+  /** A finished run's energy, for its last state. */
+  readonly #energy = new WeakMap<RunLog, EnergyReading | undefined>();
   #found: Runners | undefined;
 
   constructor(opts: JobManagerOptions) {
@@ -168,7 +175,6 @@ export class JobManager {
       else this.#envsHeld.delete(key);
     };
   }
-
 
   /**
    * Loads the runs a previous agent kept: one that was still going is reported FAILED (its
@@ -378,7 +384,8 @@ export class JobManager {
     state: JobRunState,
     extra: { reason?: string; exit_code?: number | null; out_of_memory?: boolean } = {},
   ): void {
-    run.add({ type: "state", state, ...extra });
+    const energy = this.#energy.get(run);
+    run.add({ type: "state", state, ...extra, ...(energy ? { energy } : {}) });
   }
 
   /** The end of a run that was stopped, in the state and words its cause calls for. */
@@ -584,10 +591,16 @@ export class JobManager {
       return this.#end(run, "FAILED", { reason: `could not start the job: ${(error as Error).message}` });
     }
     active.child = child;
+    const energy = meterJob(this.#opts.energy, {
+      pid: child.pid,
+      cgroupDir: active.cgroup?.path,
+      gpus: a.gpus,
+    });
     run.add({ type: "state", state: "RUNNING" });
     if (active.stopping) void this.#stop(active, active.stopping);
     const exit = await child.exited;
     await active.stopped;
+    this.#energy.set(run, await (await energy).stop());
     // Under podman the victim's cgroup went with its container: a SIGKILL while the limit was hit is the OOM.
     const oom =
       active.runner === "podman"
