@@ -101,4 +101,33 @@ describe("placing jobs", () => {
     expect(placeNow(rootfs, [machineView({ id: "old" })], new Map(), new Set())).toMatchObject({ ok: true });
     expect(placeNow(ask(undefined), [bare], new Map(), new Set())).toMatchObject({ ok: true });
   });
+
+  it("a GPU job waiting for VRAM says what it needs and the largest GPU free", () => {
+    const small = machineView({
+      id: "m1",
+      hardware: {
+        os: "linux",
+        arch: "x64",
+        cpu_model: "x",
+        cpu_cores: 8,
+        memory_total_bytes: 64 * GB,
+        gpus: [
+          { ...gpu("nvidia", 8 * GB), index: 0 },
+          { ...gpu("nvidia", 8 * GB), index: 1 },
+        ],
+      },
+      // Both GPUs together: the machine's free VRAM passes, each GPU is too small.
+      inference: { engines: [], models: [], memory_free_bytes: 60 * GB, vram_free_bytes: 16 * GB },
+    });
+    expect(placeNow(ask({ gpu: "nvidia", min_vram_bytes: 12 * GB }), [small], new Map(), new Set())).toEqual({
+      ok: false,
+      reason: "needs 1 nvidia GPU with 12.0 GB VRAM: the largest free is 8.0 GB on m1",
+    });
+    // Fits when free, taken by another job now: it waits for that one.
+    const loads = loadOf([running({ machine_id: "m1", gpus: "[0,1]" })]);
+    expect(placeNow(ask({ gpu: "nvidia" }), [small], loads, new Set())).toMatchObject({
+      ok: false,
+      reason: "every machine that fits has its GPUs taken by other jobs; it runs when one is free",
+    });
+  });
 });

@@ -9,8 +9,8 @@ import {
   retryCause,
 } from "@beta9/protocol";
 import type { Job, Machine } from "@beta9/store";
-import type { Constraints } from "../placement/constraints.ts";
-import { type Exclusion, type Needs, type Placement, place } from "../placement/place.ts";
+import { type Constraints, meetsConstraints } from "../placement/constraints.ts";
+import { type Exclusion, gb, type Needs, type Placement, place } from "../placement/place.ts";
 
 /** What a job asks of its machine, read from its spec. */
 export interface JobAsk {
@@ -207,6 +207,38 @@ function either(first: Exclusion | undefined, second: Exclusion | undefined): Ex
 }
 
 /**
+ * Why no machine has the job's GPUs free, per what it asks: taken by other jobs (it runs when one is
+ * free), or none with the VRAM it asks on each ("needs 1 nvidia GPU with 24.0 GB VRAM: the largest
+ * free is 8.0 GB on m1").
+ */
+function gpuShortage(
+  ask: JobAsk,
+  machines: readonly MachineView[],
+  loads: ReadonlyMap<string, MachineLoad>,
+): string {
+  const where = machines.filter(
+    (m) => (m.status === "READY" || m.status === "BUSY") && meetsConstraints(ask.constraints, m),
+  );
+  if (where.some((m) => freeGpus(ask, m, new Set()).length >= ask.gpuCount))
+    return "every machine that fits has its GPUs taken by other jobs; it runs when one is free";
+  const vendor = ask.constraints.gpu === "any" ? "" : `${ask.constraints.gpu} `;
+  const each =
+    ask.minVramBytes === null ? "" : ` with ${gb(ask.minVramBytes)} VRAM${ask.gpuCount > 1 ? " each" : ""}`;
+  let largest: { bytes: number; on: string } | undefined;
+  for (const m of where) {
+    const taken = loads.get(m.id)?.gpus ?? new Set<number>();
+    for (const g of m.hardware.gpus) {
+      if (taken.has(g.index) || (ask.constraints.gpu !== "any" && g.vendor !== ask.constraints.gpu)) continue;
+      if (largest === undefined || g.memory_total_bytes > largest.bytes)
+        largest = { bytes: g.memory_total_bytes, on: m.name };
+    }
+  }
+  const free =
+    largest === undefined ? "none is free" : `the largest free is ${gb(largest.bytes)} on ${largest.on}`;
+  return `needs ${ask.gpuCount} ${vendor}GPU${ask.gpuCount > 1 ? "s" : ""}${each}: ${free}`;
+}
+
+/**
  * Where the job may go now, best first, after what the jobs on each machine hold; machines in
  * `avoid` (where it was lost or failed before) only when no other fits.
  */
@@ -219,7 +251,7 @@ export function placeNow(
   const views = machines.map((m) => asLoaded(ask, m, loads.get(m.id)));
   const gpusFree: Exclusion = {
     excludes: (m) => freeGpus(ask, m, loads.get(m.id)?.gpus ?? new Set()).length < ask.gpuCount,
-    reason: () => `every machine that fits has its GPUs taken by other jobs; it runs when one is free`,
+    reason: () => gpuShortage(ask, machines, loads),
   };
   // Among the machines placement ranks alike, the one with the fewest jobs first (a stable sort).
   const spread = (p: Placement): Placement =>

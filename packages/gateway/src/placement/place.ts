@@ -34,7 +34,8 @@ export interface Needs {
 
 export type Placement = { ok: true; machines: MachineView[] } | { ok: false; reason: string };
 
-const gb = (n: number) => `${(n / 1e9).toFixed(1)} GB`;
+/** Bytes as a person reads them in a reason: "24.0 GB". */
+export const gb = (n: number) => `${(n / 1e9).toFixed(1)} GB`;
 
 /** Machines whose GPU shares the RAM (Apple Silicon) have as much "VRAM" as free memory. */
 function freeUnified(m: MachineView): number {
