@@ -68,6 +68,8 @@ async function main(): Promise<void> {
           last_heartbeat_at: null,
           join_token_id: null,
           country: null,
+          declared_country: null,
+          pue: 1,
         };
         await tx.machines.insert(row);
       }

@@ -136,7 +136,7 @@ program
   .option("--name <name>", "a name for this machine", hostname())
   .option(
     "--country <code>",
-    "ISO 3166 code of the country this machine is in, e.g. DE; deployments can be pinned to countries or the EU",
+    "the country this machine is in, as you see it (ISO 3166, e.g. DE): checked against the join token's; work is placed by the country the operator sets (b9 token create --country)",
     country,
   )
   .option(

@@ -265,24 +265,47 @@ describe("agent and gateway, real processes", () => {
     expect(p.lines.join("\n")).toContain(`chmod 600 ${path}`);
   });
 
-  it("init --country stores the code upper-cased and the gateway shows it; a bad one is refused", async () => {
+  it("init --country is the owner's word: checked against the token's country, shown as declared, a bad one refused", async () => {
     const gw = await gateway();
-    const token = (await gw.api<{ token: string }>("POST", "/api/v1/tokens", { uses: 2 })).body.token;
-    const path = join(tempDir("b9-agent-"), "config.yaml");
-    const init = (country: string) =>
-      new Proc(
-        [BIN.agent, "init", "--gateway", `127.0.0.1:${gw.port}`, "--token", token, "--country", country],
+    const token = async (body: Record<string, unknown>) =>
+      (await gw.api<{ token: string }>("POST", "/api/v1/tokens", body)).body.token;
+    const bare = await token({ uses: 2 });
+    const inGermany = await token({ country: "DE" });
+    const init = (t: string, country: string) => {
+      const path = join(tempDir("b9-agent-"), "config.yaml");
+      const proc = new Proc(
+        [BIN.agent, "init", "--gateway", `127.0.0.1:${gw.port}`, "--token", t, "--country", country],
         { B9AGENT_CONFIG: path },
       );
-    const bad = init("Germany");
+      return { proc, path };
+    };
+    const bad = init(bare, "UK").proc;
     expect(await bad.exited).toBe(1);
-    expect(bad.lines.join("\n")).toMatch(/two-letter ISO 3166 code/);
-    const ok = init("de");
-    expect(await ok.exited).toBe(0);
-    const cfg = config(path);
+    expect(bad.lines.join("\n")).toMatch(/two-letter ISO 3166 country code \(the United Kingdom is GB\)/);
+    // The token binds Germany; the owner says the US: refused at init, with what to do.
+    const liar = init(inGermany, "us").proc;
+    expect(await liar.exited).toBe(1);
+    expect(liar.lines.join("\n")).toMatch(
+      /for machines in DE, and this machine says it is in US.*--country DE/s,
+    );
+    const declared = init(bare, "de");
+    expect(await declared.proc.exited).toBe(0);
+    const cfg = config(declared.path);
     expect(cfg.machine.country).toBe("DE");
+    // Its own word is shown as declared; placement reads only the operator's (none yet).
     expect(
-      (await gw.api<{ country: string | null }>("GET", `/api/v1/machines/${cfg.machine.id}`)).body.country,
+      (
+        await gw.api<{ country: string | null; declared_country: string | null }>(
+          "GET",
+          `/api/v1/machines/${cfg.machine.id}`,
+        )
+      ).body,
+    ).toMatchObject({ country: null, declared_country: "DE" });
+    const honest = init(inGermany, "de");
+    expect(await honest.proc.exited).toBe(0);
+    expect(
+      (await gw.api<{ country: string | null }>("GET", `/api/v1/machines/${config(honest.path).machine.id}`))
+        .body.country,
     ).toBe("DE");
   });
 

@@ -8,6 +8,7 @@ import type {
 } from "@beta9/protocol";
 import type { ApiKey, Deployment, JoinToken, PoolWithCount, Workspace } from "@beta9/store";
 import { OPERATOR_WORKSPACE } from "./auth/api-keys.ts";
+import { residencyOf } from "./auth/residency.ts";
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -21,6 +22,7 @@ export function joinTokenView(t: JoinToken, secret?: string): JoinTokenView {
     uses_left: t.uses_left,
     revoked: t.revoked_at !== null,
     created_at: iso(t.created_at),
+    country: t.country,
     ...(secret ? { token: secret } : {}),
   };
 }
@@ -41,6 +43,7 @@ export function apiKeyView(
     last_used_at: k.last_used_at === null ? null : iso(k.last_used_at),
     rpm_limit: k.rpm_limit,
     tpm_limit: k.tpm_limit,
+    ...residencyOf(k),
     ...(secret ? { key: secret } : {}),
   };
 }
@@ -82,6 +85,7 @@ export function workspaceView(w: Workspace): WorkspaceView {
     tpm_limit: w.tpm_limit,
     max_jobs: w.max_jobs,
     gpu_hours_per_day: w.gpu_hours_per_day,
+    ...residencyOf(w),
     created_at: iso(w.created_at),
   };
 }

@@ -20,7 +20,7 @@ beforeAll(async () => {
   gw = await startGateway();
   jobsKey = (await gw.api<{ key: string }>("POST", "/api/v1/keys", { name: "ci", scopes: ["jobs"] })).body
     .key;
-  await initAgent(gw, { name: "idle", args: ["--country", "DE"] });
+  await initAgent(gw, { name: "idle", country: "DE" });
 }, 30_000);
 
 afterAll(async () => {

@@ -207,7 +207,7 @@ describe("jobs on a real agent", () => {
   });
 
   it("keeps a job that fits no machine now waiting with its reason, and runs it when a machine comes", async () => {
-    const config = await initAgent(gw, { name: "berlin", args: ["--country", "DE"] });
+    const config = await initAgent(gw, { name: "berlin", country: "DE" });
     const id = (await submit({ command: ["echo", "guten tag"], countries: ["DE"] })).body.id as string;
     let waiting: Json;
     await waitFor(

@@ -153,9 +153,13 @@ for (const dialect of DIALECTS) {
       expect((await h.call("POST", "/api/v1/machines/m1/cordon")).status).toBe(404);
     });
 
-    it("keeps the country a machine declares at join, also when it joins again without one", async () => {
-      const t = (await h.call("POST", "/api/v1/tokens", { body: { uses: 4 } })).body.token;
-      const join = (id: string, country?: string, credential?: string) =>
+    it("takes a machine's country from its join token, keeps what it declares only as declared, and refuses a contradiction", async () => {
+      const token = async (country?: string) =>
+        (await h.call("POST", "/api/v1/tokens", { body: { uses: 4, ...(country ? { country } : {}) } })).body
+          .token as string;
+      const de = await token("DE");
+      const bare = await token();
+      const join = (t: string, id: string, country?: string, credential?: string) =>
         h.call("POST", "/api/v1/machines/join", {
           body: {
             ...joinBody(t, id),
@@ -164,25 +168,94 @@ for (const dialect of DIALECTS) {
           },
           key: null,
         });
-      const first = await join("de-box", "DE");
+      const first = await join(de, "de-box", "DE");
       expect(first.status).toBe(201);
-      expect((await join("nowhere")).status).toBe(201);
-      expect((await h.call("GET", "/api/v1/machines/de-box")).body.country).toBe("DE");
-      expect((await h.call("GET", "/api/v1/machines/nowhere")).body.country).toBeNull();
+      expect((await join(de, "quiet-de")).status).toBe(201);
+      // Declared without a country from the operator: shown as declared, never the machine's country.
+      expect((await join(bare, "says-fr", "FR")).status).toBe(201);
+      expect((await h.call("GET", "/api/v1/machines/de-box")).body).toMatchObject({
+        country: "DE",
+        declared_country: "DE",
+        pue: 1,
+      });
+      expect((await h.call("GET", "/api/v1/machines/quiet-de")).body.country).toBe("DE");
+      expect((await h.call("GET", "/api/v1/machines/says-fr")).body).toMatchObject({
+        country: null,
+        declared_country: "FR",
+      });
+      // A machine saying it is elsewhere than its token binds is refused, and nothing is recorded.
+      expect(await join(de, "liar", "US")).toMatchObject({
+        status: 403,
+        body: {
+          error: {
+            code: "country_mismatch",
+            message: expect.stringMatching(/for machines in DE.*says it is in US/),
+          },
+        },
+      });
+      expect(await h.gw.store.machines.get("liar")).toBeUndefined();
       // Joining again under its id takes the machine's credential (a join token alone is refused).
-      expect(await join("de-box")).toMatchObject({
+      expect(await join(de, "de-box")).toMatchObject({
         status: 409,
         body: { error: { code: "machine_id_taken" } },
       });
-      expect((await join("de-box", undefined, first.body.credential)).status).toBe(201);
+      expect((await join(bare, "de-box", undefined, first.body.credential)).status).toBe(201);
       expect((await h.gw.store.machines.get("de-box"))?.country).toBe("DE");
       for (const country of ["de", "DEU", "D1"]) {
-        expect(await join("bad", country)).toMatchObject({
+        expect(await join(bare, "bad", country)).toMatchObject({
           status: 400,
           body: { error: { code: "bad_request" } },
         });
       }
+      for (const country of ["XX", "UK"]) {
+        expect(await join(bare, "bad", country)).toMatchObject({
+          status: 400,
+          body: { error: { code: "invalid_country" } },
+        });
+      }
       expect(await h.gw.store.machines.get("bad")).toBeUndefined();
+    });
+
+    it("lets only the operator set a machine's country and PUE, and refuses a PUE out of range or a code ISO never assigned", async () => {
+      const t = (await h.call("POST", "/api/v1/tokens", { body: {} })).body.token;
+      expect(
+        (
+          await h.call("POST", "/api/v1/machines/join", {
+            body: { ...joinBody(t, "set-me"), country: "PL" },
+            key: null,
+          })
+        ).status,
+      ).toBe(201);
+      const set = (body: unknown, key?: string) =>
+        h.call("PATCH", "/api/v1/machines/set-me", { body, ...(key ? { key } : {}) });
+      expect(await set({ country: "FR", pue: 1.4 })).toMatchObject({
+        status: 200,
+        body: { country: "FR", declared_country: "PL", pue: 1.4 },
+      });
+      expect(await h.gw.store.machines.get("set-me")).toMatchObject({ country: "FR", pue: 1.4 });
+      for (const pue of [0.9, 3.5]) {
+        expect(await set({ pue })).toMatchObject({
+          status: 400,
+          body: { error: { code: "bad_request", message: expect.stringMatching(/PUE is between 1.0/) } },
+        });
+      }
+      expect(await set({ country: "UK" })).toMatchObject({
+        status: 400,
+        body: {
+          error: { code: "invalid_country", message: expect.stringMatching(/the United Kingdom is GB/) },
+        },
+      });
+      expect((await set({ country: null })).body.country).toBeNull();
+      const team = await h.call("POST", "/api/v1/workspaces", { body: { name: "tenants" } });
+      expect(team.status).toBe(201);
+      const teamKey = (
+        await h.call("POST", "/api/v1/keys", { body: { name: "t", scopes: ["admin"], workspace: "tenants" } })
+      ).body.key as string;
+      expect(await set({ country: "DE" }, teamKey)).toMatchObject({
+        status: 403,
+        body: { error: { code: "forbidden" } },
+      });
+      expect((await h.call("PATCH", "/api/v1/machines/nope", { body: { pue: 1.1 } })).status).toBe(404);
     });
 
     it("pages through machines in join order", async () => {

@@ -65,9 +65,9 @@ beforeAll(async () => {
   expect((await gw.api("POST", "/api/v1/pools", { name: "other" })).status).toBe(201);
   const otherToken = (await gw.api<{ token: string }>("POST", "/api/v1/tokens", { pool: "other" })).body
     .token;
-  honest = await startModelAgent(gw, { name: "honest-de", initArgs: ["--country", "DE"] });
+  honest = await startModelAgent(gw, { name: "honest-de", country: "DE" });
   otherPool = await startModelAgent(gw, { name: "liar-other-pool", token: otherToken });
-  outsideEu = await startModelAgent(gw, { name: "liar-us", initArgs: ["--country", "US"] });
+  outsideEu = await startModelAgent(gw, { name: "liar-us", country: "US" });
   app = await inferenceKey(gw);
 }, 120_000);
 

@@ -49,6 +49,9 @@ export const ErrorCodes = [
   "model_owned",
   "source_unreachable",
   "runner_not_installed",
+  "residency",
+  "country_mismatch",
+  "invalid_country",
 ] as const;
 export type ErrorCode = (typeof ErrorCodes)[number];
 
@@ -109,6 +112,12 @@ export const errorStatus: Record<ErrorCode, number> = {
   source_unreachable: 502,
   /** The job needs a runner (podman) that this machine does not have. */
   runner_not_installed: 422,
+  /** The workspace (or key) may run only in some countries, and what it asked for is elsewhere. */
+  residency: 403,
+  /** The country an agent declares at join is not the one its join token binds. */
+  country_mismatch: 403,
+  /** Not an assigned ISO 3166-1 alpha-2 code. */
+  invalid_country: 400,
 };
 
 /** An error that knows its stable code; servers turn it into an ErrorBody. */

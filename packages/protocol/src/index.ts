@@ -1,6 +1,7 @@
 export * from "./channel.ts";
 export * from "./compat.ts";
 export * from "./control.ts";
+export * from "./country.ts";
 export * from "./deployment.ts";
 export * from "./duration.ts";
 export * from "./energy.ts";

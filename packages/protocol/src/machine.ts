@@ -39,7 +39,7 @@ export const JoinRequest = Type.Object(
     hardware: Hardware,
     /** Where the agent's control API can be reached directly (LAN / Tailscale), if anywhere. */
     control_address: Type.Optional(Type.String({ maxLength: 300 })),
-    /** Where the machine stands, as its owner declared it (b9agent init --country); deployments may be pinned to countries. */
+    /** Where the machine stands, as its owner declares it (b9agent init --country): refused when its join token binds another country, and never used to place work. */
     country: Type.Optional(CountryCode),
     /** The machine's current credential, when it joins again under its id: without it the id is refused. */
     credential: Type.Optional(Type.String({ maxLength: 256 })),
@@ -64,8 +64,12 @@ export const MachineView = Type.Object({
   status: MachineStatus,
   hostname: Type.String(),
   agent_version: Type.String(),
-  /** ISO 3166 alpha-2 code the owner declared at join; null when none was. */
+  /** ISO 3166-1 alpha-2 code the operator set (join token or b9 machine set); placement and residency read only this. */
   country: Type.Union([Type.String(), Type.Null()]),
+  /** What the agent declared of itself at join: shown, never used. */
+  declared_country: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  /** Power usage effectiveness of its site, operator-set (1.0 by default). */
+  pue: Type.Optional(Type.Number()),
   /** "channel" for agents on the agent channel, "keepalive" for the fork's HTTP keepalive agents. */
   connection: Type.Union([Type.Literal("channel"), Type.Literal("keepalive"), Type.Literal("none")]),
   hardware: Hardware,

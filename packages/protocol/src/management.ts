@@ -1,5 +1,5 @@
 import { type Static, Type } from "typebox";
-import { Name } from "./machine.ts";
+import { CountryCode, Name } from "./machine.ts";
 
 export const Scopes = ["admin", "inference", "read", "jobs"] as const;
 export const Scope = Type.Union([
@@ -13,9 +13,38 @@ export type Scope = (typeof Scopes)[number];
 /** Join tokens: `b9j_…`. API keys: `b9_…`. Machine credentials: `b9m_…`. */
 export const TOKEN_PREFIX = { join: "b9j_", apiKey: "b9_", machine: "b9m_" } as const;
 
+/** Residency in a request: "eu", a list of countries, or both (the countries of the list in the EU); null clears it. */
+const ResidencyRegion = Type.Union([Type.Literal("eu"), Type.Null()]);
+const ResidencyCountries = Type.Array(CountryCode, { maxItems: 64, uniqueItems: true });
+/** Residency in a view: where a workspace's or key's work may run; both empty/null for anywhere. */
+const ResidencyView = {
+  region: Type.Optional(Type.Union([Type.Literal("eu"), Type.Null()])),
+  countries: Type.Optional(Type.Array(Type.String())),
+};
+
+/** Operator-set facts of a machine: its country (what placement and residency read) and its site's PUE. */
+export const SetMachine = Type.Object(
+  {
+    country: Type.Optional(Type.Union([CountryCode, Type.Null()])),
+    /** Power usage effectiveness of the machine's site: 1.0 (a home machine) to 3.0. */
+    pue: Type.Optional(Type.Number()),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+export type SetMachine = Static<typeof SetMachine>;
+
+/** Where a workspace's or key's work may run; a field left out stays as it is. */
+export const SetResidency = Type.Object(
+  { region: Type.Optional(ResidencyRegion), countries: Type.Optional(ResidencyCountries) },
+  { additionalProperties: false, minProperties: 1 },
+);
+export type SetResidency = Static<typeof SetResidency>;
+
 export const CreateJoinToken = Type.Object(
   {
     pool: Type.Optional(Name),
+    /** The country of every machine that joins with it (ISO 3166-1 alpha-2): set by the operator, not the machine. */
+    country: Type.Optional(CountryCode),
     /** Seconds until the token stops working. Default one hour, at most 30 days. */
     ttl_seconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 30 * 24 * 3600 })),
     /** How many machines may join with it. Default 1. */
@@ -35,6 +64,8 @@ export const JoinTokenView = Type.Object({
   uses_left: Type.Integer(),
   revoked: Type.Boolean(),
   created_at: Type.String({ format: "date-time" }),
+  /** The country it binds to the machines joining with it; null for none. */
+  country: Type.Optional(Type.Union([Type.String(), Type.Null()])),
   /** Only in the answer to create; never stored. */
   token: Type.Optional(Type.String()),
 });
@@ -51,6 +82,9 @@ export const CreateApiKey = Type.Object(
     rpm_limit: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000 }), Type.Null()])),
     /** Tokens (prompt + completion) per minute this key may use; absent or null for no limit. */
     tpm_limit: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000_000 }), Type.Null()])),
+    /** Residency within its workspace's (never wider). */
+    region: Type.Optional(ResidencyRegion),
+    countries: Type.Optional(ResidencyCountries),
   },
   { additionalProperties: false },
 );
@@ -80,6 +114,7 @@ export const ApiKeyView = Type.Object({
   rpm_limit: Type.Union([Type.Integer(), Type.Null()]),
   /** Tokens per minute allowed; null for no limit. */
   tpm_limit: Type.Union([Type.Integer(), Type.Null()]),
+  ...ResidencyView,
   key: Type.Optional(Type.String()),
 });
 export type ApiKeyView = Static<typeof ApiKeyView>;
@@ -118,6 +153,9 @@ export const CreateWorkspace = Type.Object(
     max_jobs: Type.Optional(MaxJobs),
     /** GPU-hours its jobs may use in any 24 hours (GPU jobs wait past it); absent or null for no limit. */
     gpu_hours_per_day: Type.Optional(GpuHours),
+    /** Where its work may run: every deployment, job, pull and request, checked per request. */
+    region: Type.Optional(ResidencyRegion),
+    countries: Type.Optional(ResidencyCountries),
   },
   { additionalProperties: false },
 );
@@ -145,6 +183,7 @@ export const WorkspaceView = Type.Object({
   max_jobs: Type.Union([Type.Integer(), Type.Null()]),
   /** GPU-hours its jobs may use in any 24 hours (null: no limit). */
   gpu_hours_per_day: Type.Union([Type.Number(), Type.Null()]),
+  ...ResidencyView,
   created_at: Type.String({ format: "date-time" }),
 });
 export type WorkspaceView = Static<typeof WorkspaceView>;

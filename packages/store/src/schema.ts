@@ -18,6 +18,10 @@ export interface WorkspaceTable {
   max_jobs: number | null;
   /** GPU-hours its jobs may use in any 24 hours; null for no limit. */
   gpu_hours_per_day: number | null;
+  /** Residency: "eu" or null; with `countries`, where its work may run. */
+  region: Generated<string | null>;
+  /** Comma-separated ISO 3166-1 alpha-2 codes; "" for no list. */
+  countries: Generated<string>;
 }
 
 export interface PoolTable {
@@ -36,6 +40,8 @@ export interface JoinTokenTable {
   uses_left: number;
   revoked_at: number | null;
   created_at: number;
+  /** ISO 3166-1 alpha-2 code the operator binds to the machines joining with it; null for none. */
+  country: Generated<string | null>;
 }
 
 export interface MachineTable {
@@ -54,8 +60,12 @@ export interface MachineTable {
   joined_at: number;
   last_heartbeat_at: number | null;
   join_token_id: string | null;
-  /** ISO 3166 alpha-2 code the owner declared at join, or null. */
+  /** ISO 3166-1 alpha-2 code the operator set (join token or `b9 machine set`), or null: placement reads only this. */
   country: string | null;
+  /** What the agent said of itself at join (b9agent init --country): shown, never used to place work. */
+  declared_country: Generated<string | null>;
+  /** Power usage effectiveness of its site (1.0 to 3.0), operator-set; 1.0 for a home machine. */
+  pue: Generated<number>;
 }
 
 export interface ApiKeyTable {
@@ -73,6 +83,10 @@ export interface ApiKeyTable {
   rpm_limit: number | null;
   /** Tokens (prompt + completion) per minute allowed; null for no limit. */
   tpm_limit: number | null;
+  /** Residency, within its workspace's: "eu" or null. */
+  region: Generated<string | null>;
+  /** Comma-separated ISO 3166-1 alpha-2 codes; "" for no list. */
+  countries: Generated<string>;
 }
 
 /** A model a workspace keeps servable; (workspace_id, name) is the key. */

@@ -223,6 +223,41 @@ for (const dialect of DIALECTS) {
       expect((await store.machines.list()).map((m) => m.country)).toEqual(["DE", "FR"]);
     });
 
+    it("keeps residency: a token's country, a machine's declared country and PUE, workspaces' and keys' sets", async () => {
+      await store.tokens.insert(token("t1", "h1", { country: "FR" }));
+      await store.tokens.insert(token("t2", "h2"));
+      expect((await store.tokens.get("t1"))?.country).toBe("FR");
+      expect((await store.tokens.get("t2"))?.country).toBeNull();
+      await store.machines.insert(machine("m1", "c1"));
+      expect(await store.machines.get("m1")).toMatchObject({ pue: 1, declared_country: null });
+      await store.machines.update("m1", { pue: 1.35, declared_country: "US", country: "DE" });
+      expect(await store.machines.get("m1")).toMatchObject({
+        pue: 1.35,
+        declared_country: "US",
+        country: "DE",
+      });
+      expect(await store.workspaces.byId("ws_1")).toMatchObject({ region: null, countries: "" });
+      await store.workspaces.setResidency("ws_1", { region: "eu", countries: "DE,FR" });
+      expect(await store.workspaces.byId("ws_1")).toMatchObject({ region: "eu", countries: "DE,FR" });
+      await store.keys.insert({
+        id: "k1",
+        name: "k",
+        workspace_id: "ws_1",
+        scopes: "inference",
+        key_hash: "kh1",
+        prefix: "b9_x",
+        revoked_at: null,
+        created_at: now,
+        last_used_at: null,
+        rpm_limit: null,
+        tpm_limit: null,
+      });
+      expect(await store.keys.get("k1")).toMatchObject({ region: null, countries: "" });
+      expect(await store.keys.setResidency("k1", { region: null, countries: "DE" })).toMatchObject({
+        countries: "DE",
+      });
+    });
+
     it("round-trips a deployment: numbers as numbers, nulls as nulls, names with ':' and '/'", async () => {
       const full = deployment("ws_1", "llama3.2:1b", {
         sha256: "a".repeat(64),

@@ -236,6 +236,8 @@ export async function initAgent(
     name?: string;
     configPath?: string;
     token?: string;
+    /** The machine's country, as the operator sets it: bound to the fresh join token (b9 token create --country). */
+    country?: string;
     args?: string[];
     keepEngineWarm?: boolean;
   } & Launch = {},
@@ -243,7 +245,12 @@ export async function initAgent(
   const configPath = opts.configPath ?? join(tempDir("b9-agent-"), "config.yaml");
   const token =
     opts.token ??
-    (await gw.api<{ token: string }>("POST", "/api/v1/tokens", { pool: "external" })).body.token;
+    (
+      await gw.api<{ token: string }>("POST", "/api/v1/tokens", {
+        pool: "external",
+        ...(opts.country ? { country: opts.country } : {}),
+      })
+    ).body.token;
   const init = new Proc(
     [
       BIN.agent,
@@ -292,6 +299,8 @@ export async function startModelAgent(
     name?: string;
     env?: NodeJS.ProcessEnv;
     token?: string;
+    /** The machine's country, bound by its join token (the operator's word, not the agent's). */
+    country?: string;
     initArgs?: string[];
     /** models.allow_private_sources: addresses a workspace's deployment source may reach (a test's file server). */
     allowPrivateSources?: string[];
@@ -301,6 +310,7 @@ export async function startModelAgent(
   const path = await initAgent(gw, {
     name: opts.name ?? "worker",
     ...(opts.token ? { token: opts.token } : {}),
+    ...(opts.country ? { country: opts.country } : {}),
     ...(opts.initArgs ? { args: opts.initArgs } : {}),
   });
   const { token, id: machineId } = allowTestModel(path, opts.allowPrivateSources).machine;

@@ -2,6 +2,7 @@ import { bearerToken } from "@beta9/http";
 import { Beta9Error, type Scope, TOKEN_PREFIX } from "@beta9/protocol";
 import type { ApiKey, Store, Workspace } from "@beta9/store";
 import type { FastifyRequest } from "fastify";
+import { type CallerResidency, callerResidency, residencyOf } from "./residency.ts";
 import { hashSecret } from "./secrets.ts";
 
 export interface Caller {
@@ -14,6 +15,8 @@ export interface Caller {
   workspaceLimits: { rpm: number | null; tpm: number | null };
   /** The key belongs to the operator's workspace, which runs the pool. */
   operator: boolean;
+  /** Where its work may run: its workspace's countries narrowed by the key's, read with the key. */
+  residency: CallerResidency;
 }
 
 declare module "fastify" {
@@ -96,6 +99,7 @@ export class ApiKeyAuth {
       limits: { rpm: key.rpm_limit, tpm: key.tpm_limit },
       workspaceLimits: known.workspaceLimits,
       operator: known.operator,
+      residency: known.residency,
     };
   }
 
@@ -157,6 +161,10 @@ export class ApiKeyAuth {
       key,
       workspaceLimits: { rpm: workspace?.rpm_limit ?? null, tpm: workspace?.tpm_limit ?? null },
       operator: workspace?.name === OPERATOR_WORKSPACE,
+      // A key whose workspace is gone runs nowhere, rather than anywhere.
+      residency: workspace
+        ? callerResidency(residencyOf(workspace), residencyOf(key))
+        : { countries: new Set(), text: "nowhere (its workspace is gone)" },
       readAt: now,
     };
     if (this.#known.size >= MAX_CACHED_KEYS) this.#known.delete(this.#known.keys().next().value!);
@@ -178,6 +186,7 @@ interface Known {
   key: ApiKey;
   workspaceLimits: Caller["workspaceLimits"];
   operator: boolean;
+  residency: CallerResidency;
   readAt: number;
 }
 

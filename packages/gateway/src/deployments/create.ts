@@ -1,5 +1,12 @@
-import { Beta9Error, type CreateDeployment, canonicalModelName } from "@beta9/protocol";
+import {
+  Beta9Error,
+  type CreateDeployment,
+  canonicalModelName,
+  parseCountry,
+  type Residency,
+} from "@beta9/protocol";
 import type { Deployment } from "@beta9/store";
+import { callerResidency, narrowAsked, residencyOf } from "../auth/residency.ts";
 import type { GatewayContext } from "../context.ts";
 
 /** Defaults of a deployment that says nothing more than its name and source: scale to zero, one replica. */
@@ -33,6 +40,7 @@ export async function createDeployment(
       `no pool named ${pool}; create it with \`b9 pool create ${pool}\` or leave --pool out`,
     );
   }
+  const where = await withinWorkspace(ctx, workspaceId, b);
   // One canonical form (lowercase): "VICTIM" is the deployment "victim", refused if another has it.
   const name = canonicalModelName(b.name);
   const row: Deployment = {
@@ -47,8 +55,8 @@ export async function createDeployment(
     pool,
     gpu: b.gpu ?? DEPLOYMENT_DEFAULTS.gpu,
     min_vram_bytes: b.min_vram_bytes ?? null,
-    countries: (b.countries ?? []).join(","),
-    region: b.region ?? null,
+    countries: where.countries.join(","),
+    region: where.region,
     context_size: b.context_size ?? null,
     created_at: Date.now(),
   };
@@ -77,4 +85,22 @@ export async function createDeployment(
     "deployment created",
   );
   return row;
+}
+
+/**
+ * Where the deployment may run: within its workspace's residency (a country named outside it is
+ * refused; a region, or nothing, narrowed to the workspace's countries).
+ */
+async function withinWorkspace(
+  ctx: GatewayContext,
+  workspaceId: string,
+  b: CreateDeployment,
+): Promise<Residency> {
+  const asked: Residency = { countries: (b.countries ?? []).map(parseCountry), region: b.region ?? null };
+  const workspace = await ctx.store.workspaces.byId(workspaceId);
+  if (!workspace) return asked;
+  const ws = residencyOf(workspace);
+  // Asking nothing in a residency workspace: the workspace's own words ("the EU"), not a list of 27.
+  if (asked.countries.length === 0 && asked.region === null) return ws;
+  return narrowAsked(asked, callerResidency(ws, { region: null, countries: [] }), "this workspace's work");
 }

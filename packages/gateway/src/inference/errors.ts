@@ -7,13 +7,16 @@ export type InferenceFailure =
   /** No machine could take it: a cold start failed, or every machine tried failed (503, Retry-After). */
   | "unavailable"
   /** The client went away before any machine answered: nobody to answer (metered as 499). */
-  | "client_left";
+  | "client_left"
+  /** Only machines outside the countries the workspace or key may run in could take it (403). */
+  | "residency";
 
 const STATUS: Record<InferenceFailure, number> = {
   rate_limited: 429,
   model_not_found: 404,
   unavailable: 503,
   client_left: 499,
+  residency: 403,
 };
 
 /** A request the pipeline refused or could not serve, already metered with `status`. */

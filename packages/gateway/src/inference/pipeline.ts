@@ -1,6 +1,8 @@
 import type { Logger } from "@beta9/http";
+import { residencyCountries } from "@beta9/protocol";
 import type { Caller } from "../auth/api-keys.ts";
 import type { WorkspaceModels } from "../auth/model-access.ts";
+import { type CallerResidency, residencyAllows } from "../auth/residency.ts";
 import { limitCode, limitMessage } from "../limits/key-limits.ts";
 import type { MachineFilter, MachineRegistry } from "../machines/registry.ts";
 import { CLIENT_LEFT, type Metering, type RequestMeter } from "../metering/metering.ts";
@@ -119,6 +121,9 @@ export class InferencePipeline {
     // None of the machines serving it may take it: whether to load one is decided on the store's word.
     if (found && !found.serving && anyServing) found = await this.#lookup(caller, names, 0);
     if (!found) throw await this.notFound(caller, asked);
+    // Served by hand only outside the caller's countries: refused, never served there (nothing to load).
+    if (!found.deployment && !found.serving && anyServing && caller.residency.countries)
+      throw residencyRefused(asked, caller.residency, "it is served only on machines outside them");
     return found;
   }
 
@@ -148,8 +153,13 @@ export class InferencePipeline {
   async #lookup(caller: Caller, names: readonly string[], maxAgeMs: number): Promise<FoundModel | undefined> {
     const access = await this.models.access(caller, names, { maxAgeMs });
     if (access.kind === "none") return undefined;
-    const deployment = access.kind === "deployed" ? access.deployment : undefined;
-    const allow = this.#d.replicas.allowFor(access.name, deployment);
+    const deployment =
+      access.kind === "deployed"
+        ? withinResidency(access.deployment, caller.residency, access.name)
+        : undefined;
+    const placed = this.#d.replicas.allowFor(access.name, deployment);
+    // Checked per request on the machine's operator-set country, whatever placed the model there.
+    const allow: MachineFilter = (m) => placed(m) && residencyAllows(caller.residency, m.country);
     const serving = this.#d.router.pick(access.name, undefined, allow) !== undefined;
     return { name: access.name, deployment, allow, serving };
   }
@@ -195,4 +205,22 @@ export class InferencePipeline {
       { model: call.asked, retryAfterS: 2 },
     );
   }
+}
+
+/** The deployment narrowed to the countries the caller may run in (its key may allow fewer than its workspace). */
+function withinResidency(dep: DeploymentSpec, r: CallerResidency, model: string): DeploymentSpec {
+  if (!r.countries) return dep;
+  const allowed = residencyCountries({ region: dep.region === "eu" ? "eu" : null, countries: dep.countries });
+  const countries = [...r.countries].filter((c) => allowed?.has(c) ?? true).sort();
+  if (countries.length === 0) throw residencyRefused(model, r, "its deployment may run only outside them");
+  return { ...dep, countries, region: null };
+}
+
+function residencyRefused(model: string, r: CallerResidency, why: string): InferenceError {
+  return new InferenceError(
+    "residency",
+    `${model} is not served here: this key's work may run only in ${r.text}, and ${why}; ` +
+      "ask the operator to serve it on a machine there (b9 machine set ID --country CC sets a machine's country)",
+    { model, code: "residency" },
+  );
 }

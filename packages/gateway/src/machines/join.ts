@@ -10,7 +10,10 @@ export interface JoinInput {
   hostname: string;
   agentVersion: string;
   hardware: Hardware;
-  /** ISO 3166 alpha-2 code the owner declared; undefined keeps what a machine joining again had. */
+  /**
+   * ISO 3166-1 alpha-2 code the agent declares of itself: kept as declared only. The machine's country
+   * is its join token's (the operator's); a declared one that contradicts it is refused.
+   */
   country?: string | undefined;
   /** "channel": a Beta9 agent, gets a new credential. "keepalive": a fork agent, keeps its token. */
   protocol: "channel" | "keepalive";
@@ -40,6 +43,15 @@ export async function joinMachine(
   const machine = await deps.store.transaction(async (tx) => {
     const spent = await tx.tokens.consume(hashSecret(input.token), now);
     if (!spent.ok) throw joinTokenError(spent);
+    const bound = spent.token.country;
+    // Refused, not recorded: a machine that says it stands elsewhere than the operator put it is
+    // misconfigured or lying, and its owner should hear so at init rather than never.
+    if (bound !== null && input.country !== undefined && input.country !== bound)
+      throw new Beta9Error(
+        "country_mismatch",
+        `this join token is for machines in ${bound}, and this machine says it is in ${input.country}; ` +
+          `run b9agent init with --country ${bound} (or without --country), or ask the operator for a token for ${input.country}`,
+      );
     const existing = await tx.machines.get(input.machineId);
     // A join token admits a new machine; it does not hand over one the pool has (offline or not).
     if (existing && !holdsCredential(existing, input)) throw machineIdTaken(existing.id);
@@ -57,7 +69,10 @@ export async function joinMachine(
       joined_at: existing?.joined_at ?? now,
       last_heartbeat_at: existing?.last_heartbeat_at ?? null,
       join_token_id: spent.token.id,
-      country: input.country ?? existing?.country ?? null,
+      // Only the operator sets where a machine is: its token, else what the operator set before.
+      country: bound ?? existing?.country ?? null,
+      declared_country: input.country ?? existing?.declared_country ?? null,
+      pue: existing?.pue ?? 1,
     };
     // A machine joining again (its old credential lost) keeps its id and history; the old credential dies.
     if (existing) await tx.machines.update(row.id, row);

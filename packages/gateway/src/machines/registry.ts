@@ -523,6 +523,8 @@ function toView(e: Entry, now: number, cfg: LivenessConfig): MachineView {
     hostname: e.row.hostname,
     agent_version: e.row.agent_version,
     country: e.row.country,
+    declared_country: e.row.declared_country,
+    pue: e.row.pue,
     connection:
       e.row.protocol === "keepalive"
         ? e.live.lastHeartbeatAt

@@ -1,35 +1,4 @@
-import type { GpuRequirement, MachineView } from "@beta9/protocol";
-
-/** EU member states (ISO 3166 alpha-2), for work pinned to the EU. */
-export const EU_COUNTRIES = new Set([
-  "AT",
-  "BE",
-  "BG",
-  "HR",
-  "CY",
-  "CZ",
-  "DK",
-  "EE",
-  "FI",
-  "FR",
-  "DE",
-  "GR",
-  "HU",
-  "IE",
-  "IT",
-  "LV",
-  "LT",
-  "LU",
-  "MT",
-  "NL",
-  "PL",
-  "PT",
-  "RO",
-  "SK",
-  "SI",
-  "ES",
-  "SE",
-]);
+import { EU_COUNTRIES, type GpuRequirement, type MachineView } from "@beta9/protocol";
 
 /**
  * Where work may run, whatever the work is: these hold for as long as it runs, so they are checked

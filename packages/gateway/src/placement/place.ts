@@ -106,7 +106,7 @@ export function place(needs: Needs, machines: readonly MachineView[]): Placement
     reason = step(
       candidates.filter((m) => locationFits(c, m)),
       () =>
-        `no ready machine in pool ${c.pool} is in ${describeLocation(c)} (machines declare their country with b9agent init --country)`,
+        `no ready machine in pool ${c.pool} is in ${describeLocation(c)} (the operator sets a machine's country: b9 token create --country, b9 machine set ID --country)`,
     );
     if (reason) return { ok: false, reason };
   }

@@ -50,11 +50,16 @@ export async function startServing(
     gateway?: Parameters<Cluster["startGateway"]>[0];
     /** What `b9agent init` gets on the i-th worker host. */
     workerArgs?: (i: number) => string[];
+    /** The i-th worker's country, bound by its join token (the operator's word). */
+    workerCountry?: (i: number) => string;
   } = {},
 ): Promise<{ gw: ClusterGateway; workers: Worker[]; client: OpenAI }> {
   const gw = await cluster.startGateway({ args: GATEWAY_ARGS, ...opts.gateway });
   const workers = await Promise.all(
-    cluster.workerHosts.map((h, i) => cluster.joinWorker(gw, h, { args: opts.workerArgs?.(i) ?? [] })),
+    cluster.workerHosts.map((h, i) => {
+      const country = opts.workerCountry?.(i);
+      return cluster.joinWorker(gw, h, { args: opts.workerArgs?.(i) ?? [], ...(country ? { country } : {}) });
+    }),
   );
   return { gw, workers, client: await openaiClient(gw) };
 }

@@ -41,7 +41,7 @@ describe.skipIf(unsupported)("a worker dies", () => {
     async () => {
       cluster = Cluster.create();
       ({ gw, workers, client } = await startServing(cluster, {
-        workerArgs: (i) => ["--country", i === 0 ? "DE" : "FR"],
+        workerCountry: (i) => (i === 0 ? "DE" : "FR"),
       }));
       await deployTestModel(gw, "pinned", { countries: ["DE"], min_replicas: 1 });
       // The first request places it (scale from zero); the sweeper then keeps the minimum.

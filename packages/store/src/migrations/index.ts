@@ -16,6 +16,7 @@ import * as workspaceJobLimit from "./2026-12-06T0400-workspace-job-limit.ts";
 import * as activeJobsIndex from "./2026-12-06T0500-active-jobs-index.ts";
 import * as workspaceGpuHours from "./2026-12-06T0600-workspace-gpu-hours.ts";
 import * as energyCarbon from "./2026-12-07T0000-energy-carbon.ts";
+import * as residency from "./2026-12-07T0100-residency.ts";
 
 /** Migrations are listed here, not found on disk, so they work wherever the package is loaded from. */
 export const migrationProvider: MigrationProvider = {
@@ -38,6 +39,7 @@ export const migrationProvider: MigrationProvider = {
       "2026-12-06T0500-active-jobs-index": activeJobsIndex,
       "2026-12-06T0600-workspace-gpu-hours": workspaceGpuHours,
       "2026-12-07T0000-energy-carbon": energyCarbon,
+      "2026-12-07T0100-residency": residency,
     };
   },
 };

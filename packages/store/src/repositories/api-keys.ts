@@ -1,4 +1,4 @@
-import type { Selectable } from "kysely";
+import type { Insertable, Selectable } from "kysely";
 import type { ApiKeyTable } from "../schema.ts";
 import type { Executor } from "./executor.ts";
 
@@ -10,7 +10,7 @@ export class ApiKeyRepository {
     this.#db = db;
   }
 
-  async insert(row: ApiKey): Promise<void> {
+  async insert(row: Insertable<ApiKeyTable>): Promise<void> {
     await this.#db.insertInto("api_keys").values(row).execute();
   }
 
@@ -39,6 +39,12 @@ export class ApiKeyRepository {
   }
 
   /** Change a key's per-minute limits (null: none); the key as it is now, or undefined for no such key. */
+  /** Change where the key's work may run (within its workspace's: the caller checks); the key now, or undefined. */
+  async setResidency(id: string, r: Pick<ApiKey, "region" | "countries">): Promise<ApiKey | undefined> {
+    await this.#db.updateTable("api_keys").set(r).where("id", "=", id).execute();
+    return this.get(id);
+  }
+
   async setLimits(
     id: string,
     limits: Partial<Pick<ApiKey, "rpm_limit" | "tpm_limit">>,

@@ -1,4 +1,4 @@
-import type { Selectable } from "kysely";
+import type { Insertable, Selectable } from "kysely";
 import type { JoinTokenTable } from "../schema.ts";
 import type { Executor } from "./executor.ts";
 
@@ -14,7 +14,7 @@ export class JoinTokenRepository {
     this.#db = db;
   }
 
-  async insert(row: JoinToken): Promise<void> {
+  async insert(row: Insertable<JoinTokenTable>): Promise<void> {
     await this.#db.insertInto("join_tokens").values(row).execute();
   }
 

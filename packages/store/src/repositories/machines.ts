@@ -1,4 +1,4 @@
-import type { Selectable, Updateable } from "kysely";
+import type { Insertable, Selectable, Updateable } from "kysely";
 import type { MachineTable } from "../schema.ts";
 import type { Executor } from "./executor.ts";
 
@@ -10,7 +10,7 @@ export class MachineRepository {
     this.#db = db;
   }
 
-  async insert(row: Machine): Promise<void> {
+  async insert(row: Insertable<MachineTable>): Promise<void> {
     await this.#db.insertInto("machines").values(row).execute();
   }
 

@@ -54,6 +54,12 @@ export class WorkspaceRepository {
     return this.byId(id);
   }
 
+  /** Change where the workspace's work may run; the workspace now, or undefined. */
+  async setResidency(id: string, r: Pick<Workspace, "region" | "countries">): Promise<Workspace | undefined> {
+    await this.#db.updateTable("workspaces").set(r).where("id", "=", id).execute();
+    return this.byId(id);
+  }
+
   async byName(name: string): Promise<Workspace | undefined> {
     return this.#db.selectFrom("workspaces").selectAll().where("name", "=", name).executeTakeFirst();
   }

@@ -150,15 +150,20 @@ export class Cluster {
 
   /**
    * Join a worker host to `gw` with `b9agent init` (run on that host, a fresh join token) and start
-   * its agent, which may read the test model's folder. `args` go to init (e.g. --country DE).
+   * its agent, which may read the test model's folder. `args` go to init; `country` is bound by the token.
    */
   async joinWorker(
     gw: GatewayProc,
     host: Host,
-    opts: { name?: string; args?: string[]; start?: boolean } = {},
+    opts: { name?: string; args?: string[]; country?: string; start?: boolean } = {},
   ): Promise<Worker> {
     const name = opts.name ?? host.role;
-    const configPath = await initAgent(gw, { name, args: opts.args ?? [], ...host.launch });
+    const configPath = await initAgent(gw, {
+      name,
+      args: opts.args ?? [],
+      ...(opts.country ? { country: opts.country } : {}),
+      ...host.launch,
+    });
     const cfg = allowTestModel(configPath);
     const control = async (method: string, path: string, body?: unknown) => {
       const t = await this.#tunnel(host, "127.0.0.1", CONTROL_PORT);

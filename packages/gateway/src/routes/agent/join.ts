@@ -1,4 +1,4 @@
-import { JoinRequest, JoinResponse } from "@beta9/protocol";
+import { JoinRequest, JoinResponse, parseCountry } from "@beta9/protocol";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { GatewayContext } from "../../context.ts";
 import { joinMachine } from "../../machines/join.ts";
@@ -18,14 +18,20 @@ export const joinRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app,
           hostname: req.body.hostname,
           agentVersion: req.body.agent_version,
           hardware: req.body.hardware,
-          country: req.body.country,
+          country: req.body.country === undefined ? undefined : parseCountry(req.body.country),
           protocol: "channel",
           credential: req.body.credential,
         },
         ctx.registry.cfg.heartbeatIntervalMs,
       );
       ctx.log.info(
-        { machine_id: res.machine_id, pool: res.pool, country: res.machine.country, remote: req.ip },
+        {
+          machine_id: res.machine_id,
+          pool: res.pool,
+          country: res.machine.country,
+          declared_country: res.machine.declared_country,
+          remote: req.ip,
+        },
         "machine joined",
       );
       const { machine: _machine, ...body } = res;

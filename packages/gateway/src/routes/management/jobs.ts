@@ -13,6 +13,7 @@ import {
 import type { JobLog, Store } from "@beta9/store";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
+import { narrowSpec } from "../../auth/residency.ts";
 import type { GatewayContext } from "../../context.ts";
 import { clientGone } from "../../http/client-gone.ts";
 import { sendNdjson } from "../../http/ndjson-reply.ts";
@@ -85,8 +86,10 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRouteContext> = async (app,
     { schema: { body: CreateJob, response: { 200: JobView, 201: JobView } } },
     async (req, reply) => {
       const caller = await ctx.auth.authenticate(req, "jobs");
-      await checkJob(ctx.store, caller.workspaceId, req.body);
-      const { job, created } = await submitJob(ctx.store, caller, req.body);
+      // Stored narrowed to the caller's residency, so the queue places it only there.
+      const spec = narrowSpec(req.body, caller.residency, "this job");
+      await checkJob(ctx.store, caller.workspaceId, spec);
+      const { job, created } = await submitJob(ctx.store, caller, spec);
       ctx.log.info(
         { job_id: job.id, workspace_id: job.workspace_id, priority: job.priority, created },
         created ? `job ${job.id} queued` : `job ${job.id} submitted again (same idempotency key)`,

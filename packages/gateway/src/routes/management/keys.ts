@@ -4,11 +4,13 @@ import {
   Beta9Error,
   CreateApiKey,
   SetApiKeyLimits,
+  SetResidency,
   TOKEN_PREFIX,
 } from "@beta9/protocol";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import type { Caller } from "../../auth/api-keys.ts";
+import { parseResidency, refuseWider, residencyColumns, residencyOf } from "../../auth/residency.ts";
 import { hashSecret, newId, newSecret } from "../../auth/secrets.ts";
 import type { GatewayContext } from "../../context.ts";
 import { apiKeyView } from "../../views.ts";
@@ -24,6 +26,8 @@ export const keyRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app, 
         req.body.workspace,
         "create keys for another workspace",
       );
+      const residency = parseResidency(req.body);
+      refuseWider(residency, residencyOf(workspace), workspace.name);
       const secret = newSecret(TOKEN_PREFIX.apiKey);
       const row = {
         id: newId("key_"),
@@ -37,10 +41,18 @@ export const keyRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app, 
         last_used_at: null,
         rpm_limit: req.body.rpm_limit ?? null,
         tpm_limit: req.body.tpm_limit ?? null,
+        ...residencyColumns(residency),
       };
       await ctx.store.keys.insert(row);
       ctx.log.info(
-        { key_id: row.id, scopes: row.scopes, rpm_limit: row.rpm_limit, tpm_limit: row.tpm_limit },
+        {
+          key_id: row.id,
+          scopes: row.scopes,
+          rpm_limit: row.rpm_limit,
+          tpm_limit: row.tpm_limit,
+          region: row.region,
+          countries: row.countries,
+        },
         "API key created",
       );
       return reply.status(201).send(apiKeyView(row, workspace, secret));
@@ -98,6 +110,31 @@ export const keyRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app, 
       ctx.auth.forget(existing.id);
       ctx.log.info({ key_id: existing.id, ...req.body }, "API key limits changed");
       return apiKeyView(k ?? existing, await ctx.store.workspaces.byId(existing.workspace_id));
+    },
+  );
+
+  app.post(
+    "/api/v1/keys/:id/residency",
+    {
+      schema: {
+        params: Type.Object({ id: Type.String({ maxLength: 64 }) }),
+        body: SetResidency,
+        response: { 200: ApiKeyView },
+      },
+    },
+    async (req) => {
+      const caller = await ctx.auth.authenticate(req, "admin");
+      const existing = await ownKey(caller, req.params.id);
+      const workspace = await ctx.store.workspaces.byId(existing.workspace_id);
+      if (!workspace)
+        throw new Beta9Error("not_found", `no API key ${existing.id}; list them with \`b9 key list\``);
+      const residency = parseResidency(req.body, residencyOf(existing));
+      refuseWider(residency, residencyOf(workspace), workspace.name);
+      const k = await ctx.store.keys.setResidency(existing.id, residencyColumns(residency));
+      // Read again on its next request here; other replicas within their key cache's few seconds.
+      ctx.auth.forget(existing.id);
+      ctx.log.info({ key_id: existing.id, ...residencyColumns(residency) }, "API key residency changed");
+      return apiKeyView(k ?? existing, workspace);
     },
   );
 

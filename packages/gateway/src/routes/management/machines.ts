@@ -1,4 +1,11 @@
-import { Beta9Error, MachineList, MachineStatus, MachineView } from "@beta9/protocol";
+import {
+  Beta9Error,
+  MachineList,
+  MachineStatus,
+  MachineView,
+  parseCountry,
+  SetMachine,
+} from "@beta9/protocol";
 import type { Machine } from "@beta9/store";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
@@ -96,6 +103,25 @@ export const machineRoutes: FastifyPluginAsyncTypebox<
   // Draining also cordons: nothing new lands on a machine that is being emptied.
   change("drain", (now) => ({ draining_at: now, cordoned_at: now }));
 
+  // Where a machine stands and its site's PUE are the operator's word, never the machine's.
+  app.patch(
+    "/api/v1/machines/:id",
+    { schema: { params: IdParams, body: SetMachine, response: { 200: MachineView } } },
+    async (req) => {
+      await ctx.auth.operator(req, "set a machine's country or PUE");
+      const row = ctx.registry.get(req.params.id);
+      if (!row) throw notFound(req.params.id);
+      const p: Partial<Machine> = {};
+      if (req.body.country !== undefined)
+        p.country = req.body.country === null ? null : parseCountry(req.body.country);
+      if (req.body.pue !== undefined) p.pue = checkPue(req.body.pue);
+      await ctx.store.machines.update(row.id, p);
+      ctx.registry.put({ ...row, ...p });
+      ctx.log.info({ machine_id: row.id, ...p }, "machine set");
+      return withWork(ctx.registry.view(row.id)!);
+    },
+  );
+
   app.delete("/api/v1/machines/:id", { schema: { params: IdParams } }, async (req, reply) => {
     await ctx.auth.operator(req, "remove machines");
     if (!(await ctx.store.machines.remove(req.params.id))) throw notFound(req.params.id);
@@ -107,4 +133,16 @@ export const machineRoutes: FastifyPluginAsyncTypebox<
 
 function notFound(id: string): Beta9Error {
   return new Beta9Error("not_found", `no machine ${id}; list them with \`b9 machine list\``);
+}
+
+/** Power usage effectiveness: 1.0 is a machine whose site spends nothing beyond it; past 3 is a typo. */
+const PUE_MAX = 3;
+
+function checkPue(pue: number): number {
+  if (!Number.isFinite(pue) || pue < 1 || pue > PUE_MAX)
+    throw new Beta9Error(
+      "bad_request",
+      `a PUE is between 1.0 (a home machine: nothing spent beyond it) and ${PUE_MAX}.0 (a very inefficient site), not ${pue}; e.g. --pue 1.2 for a good data centre`,
+    );
+  return pue;
 }

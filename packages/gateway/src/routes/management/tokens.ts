@@ -1,4 +1,11 @@
-import { Beta9Error, CreateJoinToken, JoinTokenList, JoinTokenView, TOKEN_PREFIX } from "@beta9/protocol";
+import {
+  Beta9Error,
+  CreateJoinToken,
+  JoinTokenList,
+  JoinTokenView,
+  parseCountry,
+  TOKEN_PREFIX,
+} from "@beta9/protocol";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import { hashSecret, newId, newSecret } from "../../auth/secrets.ts";
@@ -20,6 +27,8 @@ export const tokenRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app
           `no pool named ${pool}; create it with \`b9 pool create ${pool}\``,
         );
       }
+      // Bound to every machine joining with it: the operator says where a machine is, not the machine.
+      const country = req.body.country === undefined ? null : parseCountry(req.body.country);
       const secret = newSecret(TOKEN_PREFIX.join);
       const now = Date.now();
       const uses = req.body.uses ?? 1;
@@ -33,9 +42,10 @@ export const tokenRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app
         uses_left: uses,
         revoked_at: null,
         created_at: now,
+        country,
       };
       await ctx.store.tokens.insert(row);
-      ctx.log.info({ token_id: row.id, pool, uses }, "join token created");
+      ctx.log.info({ token_id: row.id, pool, uses, country }, "join token created");
       return reply.status(201).send(joinTokenView(row, secret));
     },
   );

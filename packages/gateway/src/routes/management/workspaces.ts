@@ -1,6 +1,7 @@
 import {
   Beta9Error,
   CreateWorkspace,
+  SetResidency,
   SetWorkspaceLimits,
   WorkspaceList,
   WorkspaceRemoved,
@@ -9,6 +10,13 @@ import {
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import { OPERATOR_WORKSPACE } from "../../auth/api-keys.ts";
+import {
+  callerResidency,
+  liesWithin,
+  parseResidency,
+  residencyColumns,
+  residencyOf,
+} from "../../auth/residency.ts";
 import { newId } from "../../auth/secrets.ts";
 import type { GatewayContext } from "../../context.ts";
 import { workspaceView } from "../../views.ts";
@@ -45,13 +53,17 @@ export const workspaceRoutes: FastifyPluginAsyncTypebox<
         tpm_limit: req.body.tpm_limit ?? null,
         max_jobs: req.body.max_jobs ?? null,
         gpu_hours_per_day: req.body.gpu_hours_per_day ?? null,
+        ...residencyColumns(parseResidency(req.body)),
       };
       if (!(await ctx.store.workspaces.create(row)))
         throw new Beta9Error(
           "conflict",
           `a workspace named ${row.name} exists already; list them with \`b9 workspace list\``,
         );
-      ctx.log.info({ workspace_id: row.id, workspace: row.name }, "workspace created");
+      ctx.log.info(
+        { workspace_id: row.id, workspace: row.name, region: row.region, countries: row.countries },
+        "workspace created",
+      );
       return reply.status(201).send(workspaceView(row));
     },
   );
@@ -79,6 +91,46 @@ export const workspaceRoutes: FastifyPluginAsyncTypebox<
       ctx.log.info(
         { workspace_id: workspace.id, workspace: workspace.name, ...req.body },
         "workspace limits changed",
+      );
+      return workspaceView(updated ?? workspace);
+    },
+  );
+
+  app.post(
+    "/api/v1/workspaces/:name/residency",
+    {
+      schema: {
+        params: Type.Object({ name: Type.String({ maxLength: 64 }) }),
+        body: SetResidency,
+        response: { 200: WorkspaceView },
+      },
+    },
+    async (req) => {
+      await ctx.auth.operator(req, "change where a workspace's work may run");
+      const workspace = await ctx.store.workspaces.byName(req.params.name);
+      if (!workspace)
+        throw new Beta9Error(
+          "not_found",
+          `no workspace named ${req.params.name}; list them with \`b9 workspace list\``,
+        );
+      const residency = parseResidency(req.body, residencyOf(workspace));
+      // Its deployments keep replicas (min_replicas) where they may run: one that may run wider blocks the change.
+      const allowed = callerResidency(residency, { region: null, countries: [] });
+      const wider = (await ctx.store.deployments.list(workspace.id)).filter(
+        (d) => !liesWithin(residencyOf(d), allowed),
+      );
+      if (wider.length > 0)
+        throw new Beta9Error(
+          "residency",
+          `deployment ${wider.map((d) => d.name).join(", ")} may run outside ${allowed.text}; ` +
+            "remove it (b9 model remove NAME) and deploy it again after the change, which then keeps it there",
+        );
+      const updated = await ctx.store.workspaces.setResidency(workspace.id, residencyColumns(residency));
+      // Its keys carry its residency: read again on their next request here (other replicas within seconds).
+      ctx.auth.forgetWorkspace(workspace.id);
+      ctx.log.info(
+        { workspace_id: workspace.id, workspace: workspace.name, ...residencyColumns(residency) },
+        "workspace residency changed",
       );
       return workspaceView(updated ?? workspace);
     },

@@ -153,8 +153,12 @@ export const ollamaRoutes: FastifyPluginAsync<
     asked: string,
   ): Promise<{ deployment: DeploymentSpec; created: boolean } | undefined> {
     const access = await ctx.inference.models.access(caller, nameVariants(asked));
-    if (access.kind === "deployed") return { deployment: access.deployment, created: false };
-    if (access.kind === "shared") return undefined;
+    // Through the pipeline's lookup: narrowed to the caller's countries, refused when served only outside.
+    if (access.kind === "deployed") return { deployment: await pullable(caller, asked), created: false };
+    if (access.kind === "shared") {
+      await find(caller, asked);
+      return undefined;
+    }
     if (!validDeploymentName.Check(asked)) {
       throw badRequest(
         `${JSON.stringify(asked)} is not a model name; use letters, digits and . _ : / @ + - (e.g. "llama3.2:1b")`,
@@ -167,7 +171,15 @@ export const ollamaRoutes: FastifyPluginAsync<
       );
     }
     const row = await createDeployment(ctx, caller.workspaceId, { name: asked, source: `ollama:${asked}` });
-    return { deployment: deploymentSpec(row), created: true };
+    const deployment = caller.residency.countries ? await pullable(caller, asked) : deploymentSpec(row);
+    return { deployment, created: true };
+  }
+
+  /** The caller's deployment of `asked`, where the caller may run it (its key may allow fewer countries). */
+  async function pullable(caller: Caller, asked: string): Promise<DeploymentSpec> {
+    const found = await find(caller, asked);
+    if (!found.deployment) throw await ctx.inference.notFound(caller, asked);
+    return found.deployment;
   }
 
   /** No input: nothing to ask a machine, but the model must be there, and is loaded (as Ollama does). */

@@ -109,6 +109,7 @@ const ERROR_TYPES: Record<InferenceError["failure"], string> = {
   model_not_found: "invalid_request_error",
   unavailable: "server_error",
   client_left: "invalid_request_error",
+  residency: "permission_error",
 };
 
 /** OpenAI's 404 for a model the caller's workspace does not have names the ones it has. */

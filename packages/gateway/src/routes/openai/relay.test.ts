@@ -15,6 +15,7 @@ const caller: Caller = {
   limits: { rpm: null, tpm: null },
   workspaceLimits: { rpm: null, tpm: null },
   operator: false,
+  residency: { countries: null, text: "anywhere" },
 };
 
 /** An agent's answer made of `body`; `cancelled` says whether the relay cancelled it. */
