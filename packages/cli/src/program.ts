@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import pkg from "../package.json" with { type: "json" };
+import { addCarbonReport } from "./commands/carbon/report.ts";
 import { addChat } from "./commands/chat.ts";
 import { addJobCancel } from "./commands/job/cancel.ts";
 import { addJobList } from "./commands/job/list.ts";
@@ -114,6 +115,8 @@ export function buildProgram(io: CliIO, ctx: Context = new Context(io)): Command
 
   addChat(program, ctx);
   addUsage(program, ctx);
+  const carbon = program.command("carbon").description("the energy and emissions of your answers and jobs");
+  addCarbonReport(carbon, ctx);
 
   return program;
 }

@@ -24,9 +24,9 @@ describe("b9 usage", () => {
     });
     expect(r.stdout).toBe(
       [
-        "MODEL         REQUESTS   PROMPT TOKENS   COMPLETION TOKENS   ERRORS   P50     P95",
-        "llama3.2:1b   10         200             80                  1        250ms   980ms",
-        "smollm2       3          60              24                  0        40ms    60ms",
+        "MODEL         REQUESTS   PROMPT TOKENS   COMPLETION TOKENS   ERRORS   P50     P95     WH   GCO2E",
+        "llama3.2:1b   10         200             80                  1        250ms   980ms   -    -",
+        "smollm2       3          60              24                  0        40ms    60ms    -    -",
         "",
       ].join("\n"),
     );
@@ -39,9 +39,9 @@ describe("b9 usage", () => {
     );
     expect(byKey.stdout).toBe(
       [
-        "KEY     NAME   REQUESTS   PROMPT TOKENS   COMPLETION TOKENS   ERRORS   P50     P95",
-        "key_1   ci     12         240             96                  0        300ms   1.2s",
-        "key_9   -      1          20              8                   1        5ms     5ms",
+        "KEY     NAME   REQUESTS   PROMPT TOKENS   COMPLETION TOKENS   ERRORS   P50     P95    WH   GCO2E",
+        "key_1   ci     12         240             96                  0        300ms   1.2s   -    -",
+        "key_9   -      1          20              8                   1        5ms     5ms    -    -",
         "",
       ].join("\n"),
     );
@@ -59,7 +59,7 @@ describe("b9 usage", () => {
       "/api/v1/usage?since=2026-02-01&until=2026-03-01T00%3A00%3A00Z&group_by=day",
     );
     expect(byDay.stdout.split("\n")[1]).toBe(
-      "2026-03-01   13         260             104                 1        250ms   13s",
+      "2026-03-01   13         260             104                 1        250ms   13s   -    -",
     );
   });
 

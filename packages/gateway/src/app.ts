@@ -9,6 +9,7 @@ import type { Registry } from "prom-client";
 import { ApiKeyAuth, OPERATOR_WORKSPACE } from "./auth/api-keys.ts";
 import { WorkspaceModels } from "./auth/model-access.ts";
 import { bootstrap } from "./bootstrap.ts";
+import { GridIntensity } from "./carbon/intensity.ts";
 import { channelUpgradeHandler } from "./channel/upgrade.ts";
 import type { GatewayConfig } from "./config.ts";
 import type { GatewayContext } from "./context.ts";
@@ -127,7 +128,17 @@ export async function buildGateway(
     recorder,
     limits,
     { inference: metrics.inference, servedNow: (model) => registry.serving(model).length > 0 },
-    { keyConcurrency: config.keyConcurrency },
+    {
+      keyConcurrency: config.keyConcurrency,
+      carbon: {
+        intensity: new GridIntensity(config.carbonIntensity, log),
+        // The operator's country and PUE (b9 machine set --country --pue).
+        machine: (id) => {
+          const m = registry.get(id);
+          return m && { country: m.country, pue: m.pue };
+        },
+      },
+    },
   );
   // Inference routes: one pipeline for both APIs (limits, lookup, cold start, machines, retries,
   // metering), bodies held at once, and how long a client may leave its answer untaken.

@@ -1,6 +1,7 @@
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { GATEWAY_PORT } from "@beta9/protocol";
+import type { LiveSourceOptions } from "./carbon/intensity.ts";
 import { DEFAULT_LIVENESS, type LivenessConfig } from "./machines/liveness.ts";
 
 export interface GatewayConfig {
@@ -34,6 +35,8 @@ export interface GatewayConfig {
   inferenceBodyBudget: number;
   /** Also serve /metrics without a key on this address (e.g. 127.0.0.1:9464), for a local scraper. */
   metricsListen?: { host: string; port: number } | undefined;
+  /** The operator's live grid-intensity source (carbon/intensity.ts); the shipped yearly table without it. */
+  carbonIntensity?: LiveSourceOptions | undefined;
 }
 
 export function defaultDataDir(): string {

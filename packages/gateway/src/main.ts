@@ -171,6 +171,10 @@ const program = new Command("b9gateway")
     },
     gatewayConfig().keyConcurrency ?? 0,
   )
+  .option(
+    "--carbon-intensity-url <url>",
+    "a live grid-intensity source answering Electricity Maps' or Energy-Charts' JSON, with {zone} (or {zone_lower}) for the machine's country; its token from BETA9_CARBON_INTENSITY_TOKEN. Without it: Ember's yearly figures shipped with the gateway",
+  )
   .action(async (opts) => {
     if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey))
       throw new InvalidArgumentError("--tls-cert and --tls-key go together: pass both, or neither");
@@ -188,6 +192,9 @@ const program = new Command("b9gateway")
       metricsListen: opts.metricsListen,
       clientStallTimeoutMs: opts.clientStallTimeout,
       keyConcurrency: opts.keyConcurrency === 0 ? null : opts.keyConcurrency,
+      carbonIntensity: opts.carbonIntensityUrl
+        ? { url: opts.carbonIntensityUrl, token: process.env.BETA9_CARBON_INTENSITY_TOKEN }
+        : undefined,
       liveness: {
         heartbeatIntervalMs: opts.heartbeatInterval,
         unhealthyAfterMs: opts.unhealthyAfter,

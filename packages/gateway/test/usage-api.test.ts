@@ -165,6 +165,9 @@ for (const dialect of DIALECTS) {
           errors: 1,
           p50_latency_ms: 100,
           p95_latency_ms: 300,
+          // Nothing measured these requests' energy: unknown, not zero.
+          energy_wh: null,
+          co2e_g: null,
         },
       ]);
       const since = new Date(now - 2 * DAY).toISOString();

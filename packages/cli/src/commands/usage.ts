@@ -17,12 +17,15 @@ const HEADS: Record<UsageGroupBy, string[]> = {
   key: ["KEY", "NAME"],
   day: ["DAY"],
   machine: ["MACHINE", "NAME"],
+  workspace: ["WORKSPACE", "NAME"],
 };
 
 export function addUsage(program: Command, ctx: Context): void {
   program
     .command("usage")
-    .description("inference usage of your workspace: requests, tokens, errors and latency")
+    .description(
+      "inference usage of your workspace: requests, tokens, errors, latency, energy (Wh) and emissions (gCO2e)",
+    )
     .option(
       "--since <when>",
       "from this long ago (30m, 24h, 7d) or from an ISO time or date",
@@ -31,8 +34,11 @@ export function addUsage(program: Command, ctx: Context): void {
     )
     .option("--until <when>", "up to this long ago or this ISO time or date (default: now)", when("--until"))
     .addOption(
-      new Option("--by <group>", "one row per model, key, day or machine (where it ran)")
-        .choices(["model", "key", "day", "machine"])
+      new Option(
+        "--by <group>",
+        "one row per model, key, day, machine (where it ran) or workspace (every workspace: the operator)",
+      )
+        .choices(["model", "key", "day", "machine", "workspace"])
         .default("model"),
     )
     .option("--workspace <name>", "another workspace's usage (a key of the default workspace)")
@@ -51,25 +57,44 @@ export function addUsage(program: Command, ctx: Context): void {
       }
       ctx.print(
         table(
-          [...HEADS[opts.by], "REQUESTS", "PROMPT TOKENS", "COMPLETION TOKENS", "ERRORS", "P50", "P95"],
+          [
+            ...HEADS[opts.by],
+            "REQUESTS",
+            "PROMPT TOKENS",
+            "COMPLETION TOKENS",
+            "ERRORS",
+            "P50",
+            "P95",
+            "WH",
+            "GCO2E",
+          ],
           report.groups.map((g) => [
             g.group || "-",
             ...(opts.by === "key" ? [g.key_name ?? "-"] : []),
             ...(opts.by === "machine" ? [g.machine_name ?? "-"] : []),
+            ...(opts.by === "workspace" ? [g.workspace_name ?? "-"] : []),
             String(g.requests),
             String(g.prompt_tokens),
             String(g.completion_tokens),
             String(g.errors),
             ms(g.p50_latency_ms),
             ms(g.p95_latency_ms),
+            // "-": nothing measured (unknown), never shown as 0.
+            typeof g.energy_wh === "number" ? figure(g.energy_wh) : "-",
+            typeof g.co2e_g === "number" ? figure(g.co2e_g) : "-",
           ]),
         ),
       );
     });
 }
 
+/** Energy and carbon figures: four significant digits (an answer's Wh is a few thousandths). */
+export function figure(n: number): string {
+  return n === 0 ? "0" : String(Number(n.toPrecision(4)));
+}
+
 /** Checks a --since/--until value: a duration ("24h") or an ISO 8601 time or date. */
-function when(flag: string): (value: string) => string {
+export function when(flag: string): (value: string) => string {
   return (value) => {
     const v = value.trim();
     if (isIso(v)) return v;
@@ -85,7 +110,7 @@ function when(flag: string): (value: string) => string {
 }
 
 /** A duration means that long before now; an ISO time or date is passed on as it is. */
-function absolute(value: string, now: number): string {
+export function absolute(value: string, now: number): string {
   return isIso(value) ? value : new Date(now - parseDuration(value) * 1000).toISOString();
 }
 

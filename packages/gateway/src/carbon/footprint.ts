@@ -56,21 +56,6 @@ export interface Footprint {
   carbon_basis: "location";
 }
 
-/** The usage row's footprint columns when nothing was measured: all null. */
-export const NO_FOOTPRINT: { [K in keyof Footprint]: null } = {
-  energy_wh: null,
-  energy_method: null,
-  energy_confidence: null,
-  pue: null,
-  grid_zone: null,
-  grid_intensity: null,
-  intensity_source: null,
-  intensity_year: null,
-  intensity_confidence: null,
-  co2e_g: null,
-  carbon_basis: null,
-};
-
 /** What the gateway knows of the machine that did the work. */
 export interface MachinePower {
   country: string | null;

@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { NO_FOOTPRINT, type UsageRow } from "@beta9/store";
 import type { Caller } from "../auth/api-keys.ts";
-import type { Footprint } from "../carbon/footprint.ts";
+import { answerFootprint, type Footprint, type MachinePower } from "../carbon/footprint.ts";
+import type { GridIntensity } from "../carbon/intensity.ts";
 import type { InferenceMetrics } from "../http/metrics.ts";
 import type { Admission, KeyLimits, Reservation, WorkspaceLimits } from "../limits/key-limits.ts";
 import type { UsageRecorder } from "./usage-recorder.ts";
@@ -23,6 +24,7 @@ export class Metering {
   readonly #limits: KeyLimits;
   readonly #metrics: MeteredMetrics | undefined;
   readonly #keyConcurrency: number | null;
+  readonly #carbon: CarbonSource | undefined;
 
   /**
    * `metrics`: where each finished request is counted for Prometheus too (one place for the OpenAI
@@ -33,12 +35,13 @@ export class Metering {
     recorder: UsageRecorder,
     limits: KeyLimits,
     metrics?: MeteredMetrics,
-    opts: { keyConcurrency?: number | null } = {},
+    opts: { keyConcurrency?: number | null; carbon?: CarbonSource | undefined } = {},
   ) {
     this.#recorder = recorder;
     this.#limits = limits;
     this.#metrics = metrics;
     this.#keyConcurrency = opts.keyConcurrency ?? null;
+    this.#carbon = opts.carbon;
   }
 
   /**
@@ -56,15 +59,20 @@ export class Metering {
   }
 
   start(caller: Caller, model: string): RequestMeter {
-    return new RequestMeter(caller, model, (row, tokens, facts, reservation) => {
-      this.#recorder.record(row);
-      if (reservation) reservation.settle(tokens);
-      else this.#limits.charge(caller.keyId, tokens, caller.limits, workspaceOf(caller));
-      if (this.#metrics) record(this.#metrics, row, facts);
-      // Written now, with whatever other rows finish meanwhile (one INSERT per batch): an answer held
-      // until then is never seen whole by a client whose usage a crash could lose.
-      return this.#recorder.flush();
-    });
+    return new RequestMeter(
+      caller,
+      model,
+      (row, tokens, facts, reservation) => {
+        this.#recorder.record(row);
+        if (reservation) reservation.settle(tokens);
+        else this.#limits.charge(caller.keyId, tokens, caller.limits, workspaceOf(caller));
+        if (this.#metrics) record(this.#metrics, row, facts);
+        // Written now, with whatever other rows finish meanwhile (one INSERT per batch): an answer held
+        // until then is never seen whole by a client whose usage a crash could lose.
+        return this.#recorder.flush();
+      },
+      this.#carbon,
+    );
   }
 
   /** The usage rows of finished requests, written now (a usage query sees its caller's requests). */
@@ -75,6 +83,13 @@ export class Metering {
 
 /** A row with every column (its footprint's null when nothing was measured). */
 type Row = UsageRow;
+
+/** Where an answer's footprint comes from: the grid's intensity and the machine that answered. */
+export interface CarbonSource {
+  intensity: GridIntensity;
+  /** The machine's country and PUE; undefined for a machine the gateway does not know. */
+  machine(id: string): MachinePower | undefined;
+}
 
 /** What a meter knows beyond its usage row. */
 export interface MeterFacts {
@@ -155,8 +170,11 @@ export class RequestMeter {
   #footprint: Footprint | undefined;
   readonly #facts: MeterFacts = { known: false, streamed: false };
 
-  constructor(caller: Caller, model: string, done: Done) {
+  readonly #carbon: CarbonSource | undefined;
+
+  constructor(caller: Caller, model: string, done: Done, carbon?: CarbonSource) {
     this.#caller = caller;
+    this.#carbon = carbon;
     this.#model = model.slice(0, MAX_MODEL_CHARS);
     this.#done = done;
   }
@@ -195,9 +213,20 @@ export class RequestMeter {
     this.#ttfbMs ??= Math.round(this.elapsedMs());
   }
 
-  /** The machine that answered the request measured its energy (carbon/footprint.ts). */
-  footprint(f: Footprint): void {
-    this.#footprint = f;
+  /**
+   * The answer's footprint from the energy the machine sent in its trailers (carbon/footprint.ts),
+   * kept for its usage row; undefined when it sent none (its row's footprint is then null).
+   */
+  async measure(
+    trailers: Record<string, string | string[] | undefined> | undefined,
+  ): Promise<Footprint | undefined> {
+    if (!this.#carbon || this.#machineId === null || this.#finished) return undefined;
+    this.#footprint = await answerFootprint(
+      trailers,
+      this.#carbon.machine(this.#machineId),
+      this.#carbon.intensity,
+    );
+    return this.#footprint;
   }
 
   /** The machine that answered (null before one did). */

@@ -57,6 +57,8 @@ export async function requestOverHttp(
       body: readBody(res.body, cancel),
       cancel,
       closed,
+      // undici fills them in once the body has ended.
+      trailers: () => res.trailers as Record<string, string | string[] | undefined>,
     },
   };
 }

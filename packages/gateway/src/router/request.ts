@@ -36,6 +36,11 @@ export interface AgentResponse {
   cancel(): void;
   /** Settles when the stream has closed, however the answer ended. */
   closed: Promise<void>;
+  /**
+   * The HTTP trailers the machine sent after the body (its energy reading, protocol/energy.ts): read
+   * once the body has ended; undefined when none came.
+   */
+  trailers?(): Record<string, string | string[] | undefined> | undefined;
 }
 
 export type AttemptResult =
@@ -93,6 +98,11 @@ export function requestAgent(
     // an error: its engine failed mid-answer), also "ends"; only an end while the session lives and
     // without a reset is the agent's real end of the answer.
     let endedWhole = false;
+    // Trailers arrive before "end": whoever read the body whole may read them.
+    let trailers: http2.IncomingHttpHeaders | undefined;
+    stream.once("trailers", (t) => {
+      trailers = t;
+    });
     stream.once("end", () => {
       endedWhole =
         stream.session !== undefined &&
@@ -119,6 +129,7 @@ export function requestAgent(
           body: readBody(stream, () => endedWhole, cancel),
           cancel,
           closed,
+          trailers: () => trailers,
         },
       });
     });

@@ -8,7 +8,7 @@ import { InferenceError } from "../../inference/errors.ts";
 import type { InferencePipeline, UpstreamPath } from "../../inference/pipeline.ts";
 import { BODY_LIMITS, type BodyBudget, callerOf, inferenceBody } from "../../limits/request-body.ts";
 import { CLIENT_LEFT, type RequestMeter } from "../../metering/metering.ts";
-import { relayBytes, relayEvents } from "./relay.ts";
+import { FOOTPRINT_TRAILER, relayBytes, relayEvents } from "./relay.ts";
 
 /**
  * The OpenAI-compatible API at the gateway: each request goes through the inference pipeline
@@ -76,13 +76,15 @@ export const openaiRoutes: FastifyPluginAsync<InferenceRouteContext> = async (ap
         const onFirstByte = () => answered.meter.firstByte();
         const pass = passOnHeaders(res.headers as Record<string, string | string[] | undefined>);
         reply.hijack();
-        reply.raw.writeHead(res.status, pass.headers);
         if (pass.sse) {
-          // Headers at once for a stream; a whole answer's ride with its bytes (one write).
+          // Headers at once for a stream (its footprint comes in trailers); a whole answer's ride with
+          // its bytes (one write), its footprint among them.
+          reply.raw.writeHead(res.status, { ...pass.headers, trailer: FOOTPRINT_TRAILER });
           reply.raw.flushHeaders?.();
           await relayEvents(reply.raw, res, { meter, onFirstByte, clientWantsUsage, signal: client.signal });
         } else {
-          await relayBytes(reply.raw, res, { meter, onFirstByte, signal: client.signal });
+          const head = { status: res.status, headers: pass.headers };
+          await relayBytes(reply.raw, res, { meter, onFirstByte, signal: client.signal, head });
         }
         return;
       } catch (err) {

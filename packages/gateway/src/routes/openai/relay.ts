@@ -1,5 +1,11 @@
 import type { ServerResponse } from "node:http";
 import type { TokenUsage } from "@beta9/protocol";
+import {
+  FOOTPRINT_HEADERS,
+  type Footprint,
+  footprintField,
+  footprintHeaders,
+} from "../../carbon/footprint.ts";
 import { drained, tapFirst } from "../../http/client-gone.ts";
 import { inspectEvent, JsonUsageTap } from "../../metering/answer-usage.ts";
 import { CLIENT_LEFT, CUT_OFF, type RequestMeter } from "../../metering/metering.ts";
@@ -15,10 +21,18 @@ export interface RelayOptions {
   signal: AbortSignal;
 }
 
+/** A whole answer is held up to this size so that its footprint can ride in its headers. */
+const WHOLE_ANSWER_BYTES = 1024 * 1024;
+
+/** Declared on answers whose footprint comes after the body (streams): HTTP trailers. */
+export const FOOTPRINT_TRAILER = FOOTPRINT_HEADERS.join(", ");
+
 /**
  * A streamed answer, event by event: each event the machine sends is written as it comes (a slow
  * client pauses the reading, and so the machine), except the usage-only chunk when the client did not
  * ask for it. The usage is metered either way. An answer cut off mid-way ends with an error event.
+ * The answer's footprint (known once the machine's answer has ended, from its trailers) goes in the
+ * usage chunk as a `beta9` field, held back until then, and in the HTTP trailers.
  */
 export async function relayEvents(
   raw: ServerResponse,
@@ -32,13 +46,18 @@ export async function relayEvents(
   // After [DONE] the answer is whole for the client; openai clients may close the connection at once.
   // So [DONE] is held back until the usage row is written.
   let done: string | undefined;
+  // The usage chunk the client asked for, held until the footprint is known (it comes last but [DONE]).
+  let usageEvent: string | undefined;
   try {
     for await (const data of sseData(tapFirst(res.body, o.onFirstByte))) {
       const event = inspectEvent(data);
       if (event.usage) usage = event.usage;
       if (event.kind === "chunk") chunks++;
       if (event.kind === "error") status = CUT_OFF;
-      if (event.kind === "usage" && !o.clientWantsUsage) continue;
+      if (event.kind === "usage") {
+        if (o.clientWantsUsage) usageEvent = data;
+        continue;
+      }
       if (data.trim() === "[DONE]") {
         done = `data: ${data}\n\n`;
         continue;
@@ -57,23 +76,61 @@ export async function relayEvents(
     o.meter.finish(CLIENT_LEFT);
     return;
   }
+  const footprint = cutOff ? undefined : await o.meter.measure(res.trailers?.());
   // Written before the client sees the end: a usage query right after it counts this request, and a
   // gateway killed after that has lost nothing.
   o.meter.finish(cutOff ? CUT_OFF : status);
   await o.meter.written();
-  if (!raw.destroyed) raw.end(cutOff ? WORKER_LOST : done);
+  if (raw.destroyed) return;
+  if (usageEvent !== undefined) raw.write(`data: ${withFootprint(usageEvent, footprint)}\n\n`);
+  if (footprint) raw.addTrailers(footprintHeaders(footprint));
+  raw.end(cutOff ? WORKER_LOST : done);
 }
 
-/** Any other answer, byte for byte (a JSON answer's `usage` is read on the way). */
-export async function relayBytes(raw: ServerResponse, res: AgentResponse, o: RelayOptions): Promise<void> {
+/** The usage chunk with the answer's footprint as its `beta9` field (openai clients keep unknown fields). */
+function withFootprint(data: string, f: Footprint | undefined): string {
+  if (!f) return data;
+  try {
+    return JSON.stringify({ ...(JSON.parse(data) as object), beta9: footprintField(f) });
+  } catch {
+    return data;
+  }
+}
+
+/**
+ * Any other answer, byte for byte (a JSON answer's `usage` is read on the way). Its status and headers
+ * (`head`) are written with its first bytes: an answer up to 1 MiB is held whole, so its footprint
+ * rides in its headers; a longer one (embeddings) streams, its footprint then in HTTP trailers.
+ */
+export async function relayBytes(
+  raw: ServerResponse,
+  res: AgentResponse,
+  o: RelayOptions & {
+    /** The answer's status and headers, written here; absent when the caller wrote them already. */
+    head?: { status: number; headers: Record<string, string | string[]> } | undefined;
+  },
+): Promise<void> {
   const tap = new JsonUsageTap();
   let failure: Error | undefined;
-  // The last chunk waits for the usage row to be written (see relayEvents); each one before it goes
-  // out as the next arrives.
+  // Until WHOLE_ANSWER_BYTES, everything is held; past it, the last chunk only waits for the usage row
+  // to be written (see relayEvents), each one before it going out as the next arrives.
+  const whole: Buffer[] = [];
+  let wholeBytes = 0;
+  let streaming = o.head === undefined;
   let held: Buffer | undefined;
   try {
     for await (const chunk of tapFirst(res.body, o.onFirstByte)) {
       tap.push(chunk);
+      if (!streaming) {
+        whole.push(chunk);
+        wholeBytes += chunk.length;
+        if (wholeBytes <= WHOLE_ANSWER_BYTES) continue;
+        streaming = true;
+        if (o.head) raw.writeHead(o.head.status, { ...o.head.headers, trailer: FOOTPRINT_TRAILER });
+        held = whole.pop();
+        for (const b of whole.splice(0)) if (!raw.write(b)) await drained(raw);
+        continue;
+      }
       if (held && !raw.write(held)) await drained(raw);
       held = chunk;
       if (raw.destroyed) break;
@@ -96,7 +153,16 @@ export async function relayBytes(raw: ServerResponse, res: AgentResponse, o: Rel
   // A refusal by the engine used nothing; an answer, what its usage says.
   const usage = res.status === 200 ? tap.usage() : { prompt_tokens: 0, completion_tokens: 0 };
   o.meter.tokens(usage?.prompt_tokens, usage?.completion_tokens);
+  const footprint = await o.meter.measure(res.trailers?.());
   o.meter.finish(res.status);
   await o.meter.written();
-  if (!raw.destroyed) raw.end(held);
+  if (raw.destroyed) return;
+  const feet = footprint ? footprintHeaders(footprint) : {};
+  if (streaming) {
+    raw.addTrailers(feet);
+    raw.end(held);
+    return;
+  }
+  if (o.head) raw.writeHead(o.head.status, { ...o.head.headers, ...feet });
+  raw.end(Buffer.concat(whole));
 }

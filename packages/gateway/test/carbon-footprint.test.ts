@@ -1,0 +1,197 @@
+import { execFile } from "node:child_process";
+import http from "node:http";
+import { createServer } from "node:net";
+import { promisify } from "node:util";
+import { ENERGY_METHODS } from "@beta9/protocol";
+import {
+  BIN,
+  type GatewayProc,
+  inferenceKey,
+  type ModelAgent,
+  startGateway,
+  startModelAgent,
+  waitFor,
+} from "@beta9/test-utils";
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+/*
+ * An answer's footprint, end to end: the real gateway, a real agent on a machine the operator set in
+ * FR, the builtin engine with SmolLM2. The agent sends its energy as a trailer; the gateway applies
+ * FR's grid intensity and answers with it. The gateway's live intensity source is down (a port
+ * nobody listens on), so it uses the shipped table's figure for FR (Ember 2023: 56 gCO2e/kWh), labelled low.
+ */
+
+const FR_G_PER_KWH = 56;
+
+let gw: GatewayProc;
+let worker: ModelAgent;
+let key: string;
+let client: OpenAI;
+
+beforeAll(async () => {
+  const downPort = await new Promise<number>((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+  gw = await startGateway({ args: ["--carbon-intensity-url", `http://127.0.0.1:${downPort}/v3/{zone}`] });
+  worker = await startModelAgent(gw, { name: "fr-worker", country: "FR" });
+  await worker.serve("smollm2");
+  key = await inferenceKey(gw);
+  client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: key, maxRetries: 0 });
+}, 240_000);
+
+afterAll(async () => {
+  await worker?.agent.proc.stop();
+  await gw?.proc.stop();
+});
+
+const ask = {
+  model: "smollm2",
+  messages: [{ role: "user" as const, content: "Name three colours." }],
+  max_tokens: 16,
+  temperature: 0,
+};
+
+interface Beta9Field {
+  energy_wh: number;
+  energy_method: string;
+  co2e_g: number;
+  grid_zone: string;
+  grid_intensity_g_per_kwh: number;
+  intensity_source: string;
+  intensity_confidence: string;
+}
+
+describe("an answer's energy and carbon", () => {
+  it("a whole answer's headers carry its Wh, method and gCO2e at FR's intensity (the table's, labelled low: the live source is down)", async () => {
+    const { data, response } = await client.chat.completions.create(ask).withResponse();
+    expect(data.choices[0]?.message.content?.length).toBeGreaterThan(0);
+    const wh = Number(response.headers.get("x-beta9-energy-wh"));
+    expect(wh).toBeGreaterThan(0);
+    expect(ENERGY_METHODS).toContain(response.headers.get("x-beta9-energy-method"));
+    const co2e = Number(response.headers.get("x-beta9-co2e-g"));
+    expect(co2e).toBeCloseTo((wh * FR_G_PER_KWH) / 1000, 4);
+    expect(response.headers.get("x-beta9-carbon-intensity")).toBe(
+      `${FR_G_PER_KWH} gCO2e/kWh; zone=FR; source=ember:2023; confidence=low; pue=1`,
+    );
+  }, 120_000);
+
+  it("a stream's usage chunk carries it as `beta9` (the openai client still parses the stream), and its HTTP trailers too", async () => {
+    const stream = await client.chat.completions.create({
+      ...ask,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let text = "";
+    let beta9: Beta9Field | undefined;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta?.content ?? "";
+      if (chunk.usage) beta9 = (chunk as unknown as { beta9?: Beta9Field }).beta9;
+    }
+    expect(text.length).toBeGreaterThan(0);
+    expect(beta9).toMatchObject({
+      grid_zone: "FR",
+      grid_intensity_g_per_kwh: FR_G_PER_KWH,
+      intensity_confidence: "low",
+    });
+    expect(beta9!.energy_wh).toBeGreaterThan(0);
+    expect(beta9!.co2e_g).toBeCloseTo((beta9!.energy_wh * FR_G_PER_KWH) / 1000, 9);
+
+    // Node's HTTP client reads trailers (fetch does not): the same figures after the last event.
+    const trailers = await new Promise<http.IncomingMessage["trailers"]>((resolve, reject) => {
+      const req = http.request(
+        `${gw.url}/v1/chat/completions`,
+        { method: "POST", headers: { authorization: `Bearer ${key}`, "content-type": "application/json" } },
+        (res) => {
+          expect(res.headers.trailer).toContain("x-beta9-co2e-g");
+          res.resume();
+          res.on("end", () => resolve(res.trailers));
+          res.on("error", reject);
+        },
+      );
+      req.on("error", reject);
+      req.end(JSON.stringify({ ...ask, stream: true }));
+    });
+    expect(Number(trailers["x-beta9-energy-wh"])).toBeGreaterThan(0);
+    expect(Number(trailers["x-beta9-co2e-g"])).toBeCloseTo(
+      (Number(trailers["x-beta9-energy-wh"]) * FR_G_PER_KWH) / 1000,
+      4,
+    );
+  }, 120_000);
+
+  it("usage and the carbon report show Wh and gCO2e; the report's totals are the sums of its rows", async () => {
+    const usage = await gw.api<{
+      groups: { group: string; energy_wh: number | null; co2e_g: number | null }[];
+    }>("GET", "/api/v1/usage?group_by=machine");
+    const mine = usage.body.groups.find((g) => g.group === worker.machineId);
+    expect(mine?.energy_wh).toBeGreaterThan(0);
+    expect(mine?.co2e_g).toBeCloseTo((mine!.energy_wh! * FR_G_PER_KWH) / 1000, 6);
+
+    for (const by of ["model", "key", "machine"]) {
+      const report = await gw.api<{
+        rows: { co2e_g: number; energy_wh: number; count: number; kind: string }[];
+        totals: {
+          co2e_g: number;
+          energy_wh: number;
+          answers: number;
+          coverage: { low: number };
+          sci_g_per_1k_tokens: number;
+        };
+      }>("GET", `/api/v1/carbon/report?by=${by}`);
+      expect(report.status).toBe(200);
+      const { rows, totals } = report.body;
+      expect(totals.co2e_g).toBeGreaterThan(0);
+      expect(totals.co2e_g).toBeCloseTo(
+        rows.reduce((a, r) => a + r.co2e_g, 0),
+        9,
+      );
+      expect(totals.energy_wh).toBeCloseTo(
+        rows.reduce((a, r) => a + r.energy_wh, 0),
+        9,
+      );
+      expect(totals.answers).toBe(rows.filter((r) => r.kind === "answers").reduce((a, r) => a + r.count, 0));
+      // Every figure used the table standing in for a live source that is down.
+      expect(totals.coverage.low).toBe(1);
+      expect(totals.sci_g_per_1k_tokens).toBeGreaterThan(0);
+    }
+
+    // What a person sees: b9 carbon report as CSV, the last row the totals.
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [BIN.cli, "carbon", "report", "--by", "machine", "--format", "csv"],
+      {
+        env: {
+          ...process.env,
+          BETA9_GATEWAY: gw.url,
+          BETA9_API_KEY: gw.adminKey,
+          BETA9_CLI_CONFIG: "/nonexistent/cli.json",
+        },
+      },
+    );
+    const lines = stdout.trim().split("\n");
+    expect(lines[0]).toMatch(/^GROUP,NAME,KIND,COUNT/);
+    expect(lines.find((l) => l.startsWith(`${worker.machineId},fr-worker,answers,`))).toBeDefined();
+    expect(lines.at(-1)).toMatch(/^TOTAL,/);
+  }, 120_000);
+
+  it("Prometheus counts Wh and gCO2e by model, machine and method", async () => {
+    await waitFor(
+      async () => {
+        const res = await fetch(`${gw.url}/metrics`, { headers: { authorization: `Bearer ${gw.adminKey}` } });
+        const text = await res.text();
+        return (
+          /beta9_inference_energy_wh_total\{model="smollm2",machine="[^"]+",method="\w+"\} [0-9.e-]+/.test(
+            text,
+          ) &&
+          /beta9_inference_co2e_grams_total\{model="smollm2",machine="[^"]+",method="\w+"\} [0-9.e-]+/.test(
+            text,
+          )
+        );
+      },
+      { what: "energy and carbon counters on /metrics" },
+    );
+  });
+});
