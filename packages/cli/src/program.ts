@@ -17,6 +17,7 @@ import { addMachineCordon } from "./commands/machine/cordon.ts";
 import { addMachineDrain } from "./commands/machine/drain.ts";
 import { addMachineList } from "./commands/machine/list.ts";
 import { addMachineRemove } from "./commands/machine/remove.ts";
+import { addMachineSet } from "./commands/machine/set.ts";
 import { addMachineShow } from "./commands/machine/show.ts";
 import { addMachineUncordon } from "./commands/machine/uncordon.ts";
 import { addModelDeploy } from "./commands/model/deploy.ts";
@@ -35,6 +36,7 @@ import { addWorkspaceCreate } from "./commands/workspace/create.ts";
 import { addWorkspaceLimit } from "./commands/workspace/limit.ts";
 import { addWorkspaceList } from "./commands/workspace/list.ts";
 import { addWorkspaceRemove } from "./commands/workspace/remove.ts";
+import { addWorkspaceSet } from "./commands/workspace/set.ts";
 import { Context } from "./context.ts";
 import type { CliIO } from "./io.ts";
 import { reportError } from "./report.ts";
@@ -75,6 +77,7 @@ export function buildProgram(io: CliIO, ctx: Context = new Context(io)): Command
   addMachineUncordon(machine, ctx);
   addMachineDrain(machine, ctx);
   addMachineRemove(machine, ctx);
+  addMachineSet(machine, ctx);
 
   const key = program.command("key").description("API keys for people, scripts and applications");
   addKeyCreate(key, ctx);
@@ -93,6 +96,7 @@ export function buildProgram(io: CliIO, ctx: Context = new Context(io)): Command
   addWorkspaceCreate(workspace, ctx);
   addWorkspaceLimit(workspace, ctx);
   addWorkspaceRemove(workspace, ctx);
+  addWorkspaceSet(workspace, ctx);
 
   const model = program.command("model").description("models your workspace keeps servable (deployments)");
   addModelDeploy(model, ctx);

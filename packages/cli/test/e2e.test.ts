@@ -68,8 +68,9 @@ describe("b9 against a real gateway", () => {
       what: "READY in b9 machine list",
     });
     const table = (await b9("machine", "list")).stdout;
-    expect(table).toMatch(/^ID\s+NAME\s+POOL\s+STATUS/m);
-    expect(table).toMatch(/rig-01\s+external\s+READY/);
+    expect(table).toMatch(/^ID\s+NAME\s+POOL\s+COUNTRY\s+STATUS/m);
+    // Joined with a token that binds no country: none is set ("-").
+    expect(table).toMatch(/rig-01\s+external\s+-\s+READY/);
 
     const id = JSON.parse((await b9("machine", "list", "--json")).stdout).machines[0].id as string;
     expect((await b9("machine", "cordon", id)).code).toBe(0);

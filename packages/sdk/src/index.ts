@@ -1,5 +1,6 @@
 export type * from "@beta9/protocol";
 export {
+  countryProblem,
   JOB_ENDED,
   JOB_RETRY_CAUSES,
   JOB_STATES,

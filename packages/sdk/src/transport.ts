@@ -35,7 +35,7 @@ export interface RequestOptions {
 type QueryValue = string | number | boolean | undefined;
 
 export interface Call {
-  method: "GET" | "POST" | "DELETE";
+  method: "GET" | "POST" | "PATCH" | "DELETE";
   path: string;
   query?: Record<string, QueryValue> | undefined;
   body?: unknown;
@@ -146,6 +146,10 @@ export class Transport {
 
   post<T>(path: string, body: unknown, options?: RequestOptions): Promise<T> {
     return this.request<T>({ method: "POST", path, body, options });
+  }
+
+  patch<T>(path: string, body: unknown, options?: RequestOptions): Promise<T> {
+    return this.request<T>({ method: "PATCH", path, body, options });
   }
 
   delete<T>(path: string, options?: RequestOptions): Promise<T> {

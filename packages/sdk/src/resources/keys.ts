@@ -1,4 +1,4 @@
-import type { ApiKeyList, ApiKeyView, CreateApiKey, SetApiKeyLimits } from "@beta9/protocol";
+import type { ApiKeyList, ApiKeyView, CreateApiKey, SetApiKeyLimits, SetResidency } from "@beta9/protocol";
 import { type RequestOptions, segment, type Transport } from "../transport.ts";
 
 /** API keys (`b9_…`) with scopes and a workspace. */
@@ -21,6 +21,11 @@ export class ApiKeys {
   /** Change a key's per-minute limits (null removes one); applies to its next request. */
   async setLimits(id: string, body: SetApiKeyLimits, options?: RequestOptions): Promise<ApiKeyView> {
     return this.#http.post(`/api/v1/keys/${segment(id)}/limits`, body, options);
+  }
+
+  /** Where the key's work may run, within its workspace's (never wider); applies to its next request. */
+  async setResidency(id: string, body: SetResidency, options?: RequestOptions): Promise<ApiKeyView> {
+    return this.#http.post(`/api/v1/keys/${segment(id)}/residency`, body, options);
   }
 
   async revoke(id: string, options?: RequestOptions): Promise<ApiKeyView> {

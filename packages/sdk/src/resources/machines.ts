@@ -1,4 +1,4 @@
-import type { MachineList, MachineStatus, MachineView } from "@beta9/protocol";
+import type { MachineList, MachineStatus, MachineView, SetMachine } from "@beta9/protocol";
 import { type RequestOptions, segment, type Transport } from "../transport.ts";
 
 export interface MachineListFilter {
@@ -53,6 +53,11 @@ export class Machines {
   /** Cordons the machine and lets its running work finish. */
   async drain(id: string, options?: RequestOptions): Promise<MachineView> {
     return this.#http.post(`/api/v1/machines/${segment(id)}/drain`, undefined, options);
+  }
+
+  /** Set where the machine stands (what placement and residency read) and its site's PUE; the operator only. */
+  async set(id: string, body: SetMachine, options?: RequestOptions): Promise<MachineView> {
+    return this.#http.patch(`/api/v1/machines/${segment(id)}`, body, options);
   }
 
   /** Forgets the machine and its credential; it must join again with a new token. */

@@ -1,5 +1,6 @@
 import type {
   CreateWorkspace,
+  SetResidency,
   SetWorkspaceLimits,
   WorkspaceList,
   WorkspaceRemoved,
@@ -26,6 +27,11 @@ export class Workspaces {
   /** Per-minute limits for all the workspace's keys together (null removes one); the operator only. */
   async setLimits(name: string, body: SetWorkspaceLimits, options?: RequestOptions): Promise<WorkspaceView> {
     return this.#http.post(`/api/v1/workspaces/${segment(name)}/limits`, body, options);
+  }
+
+  /** Where the workspace's work may run (region eu and/or countries); the operator only. */
+  async setResidency(name: string, body: SetResidency, options?: RequestOptions): Promise<WorkspaceView> {
+    return this.#http.post(`/api/v1/workspaces/${segment(name)}/residency`, body, options);
   }
 
   /** Remove a workspace with its deployments and API keys (not `default`). */

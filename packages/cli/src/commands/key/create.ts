@@ -3,6 +3,12 @@ import { type Command, InvalidArgumentError } from "commander";
 import type { Context } from "../../context.ts";
 import { limitsText, positiveInt } from "../../limits.ts";
 import { JSON_FLAG_HELP } from "../../output.ts";
+import {
+  type ResidencyOptions,
+  residencyBody,
+  residencyOptions,
+  residencyText,
+} from "../workspace/residency.ts";
 
 /** Typed as a record so the compiler fails here when the protocol adds or drops a scope. */
 const SCOPES: Record<Scope, string> = {
@@ -13,7 +19,7 @@ const SCOPES: Record<Scope, string> = {
   jobs: "submit, follow and cancel the workspace's jobs",
 };
 
-interface Options {
+interface Options extends ResidencyOptions {
   scopes: Scope[];
   workspace?: string;
   rpm?: number;
@@ -22,7 +28,7 @@ interface Options {
 }
 
 export function addKeyCreate(key: Command, ctx: Context): void {
-  key
+  const create = key
     .command("create")
     .description("make an API key; it is shown only once")
     .argument("<name>", "what the key is for, e.g. ci or alice-laptop")
@@ -42,7 +48,8 @@ export function addKeyCreate(key: Command, ctx: Context): void {
       "--tpm <n>",
       "tokens (prompt + completion) per minute the key may use (default: no limit)",
       positiveInt("--tpm"),
-    )
+    );
+  residencyOptions(create, "the key's (within its workspace's, never wider)")
     .option("--json", JSON_FLAG_HELP)
     .action(async (name: string, opts: Options) => {
       const view = await ctx.client().keys.create({
@@ -51,12 +58,14 @@ export function addKeyCreate(key: Command, ctx: Context): void {
         workspace: opts.workspace,
         ...(opts.rpm === undefined ? {} : { rpm_limit: opts.rpm }),
         ...(opts.tpm === undefined ? {} : { tpm_limit: opts.tpm }),
+        ...residencyBody(opts),
       });
       if (opts.json) return ctx.printJson(view);
       const limits = limitsText(view);
+      const where = residencyText(view);
       ctx.print(
         [
-          `API key ${view.name} created (scopes ${view.scopes.join(", ")}; workspace ${view.workspace}${limits === "-" ? "" : `; limits ${limits}`}):`,
+          `API key ${view.name} created (scopes ${view.scopes.join(", ")}; workspace ${view.workspace}${limits === "-" ? "" : `; limits ${limits}`}${where === "anywhere" ? "" : `; runs only in ${where}`}):`,
           "",
           `  ${view.key ?? "(the gateway sent no key)"}`,
           "",

@@ -27,11 +27,12 @@ export function addMachineList(machine: Command, ctx: Context): void {
       const now = ctx.now();
       ctx.print(
         table(
-          ["ID", "NAME", "POOL", "STATUS", "CPU", "MEMORY", "GPUS", "LAST HEARTBEAT"],
+          ["ID", "NAME", "POOL", "COUNTRY", "STATUS", "CPU", "MEMORY", "GPUS", "LAST HEARTBEAT"],
           list.machines.map((m) => [
             m.id,
             m.name,
             m.pool,
+            countryText(m),
             statusLine(m),
             String(m.hardware.cpu_cores),
             gib(m.hardware.memory_total_bytes),
@@ -41,6 +42,12 @@ export function addMachineList(machine: Command, ctx: Context): void {
         ),
       );
     });
+}
+
+/** The operator's country ("-": none set), and what the machine declares when it says otherwise. */
+function countryText(m: { country: string | null; declared_country?: string | null | undefined }): string {
+  const set = m.country ?? "-";
+  return m.declared_country && m.declared_country !== m.country ? `${set} (says ${m.declared_country})` : set;
 }
 
 /** Upper-cased, so people may spare the shift key. */

@@ -1,4 +1,4 @@
-import type { CreateDeployment, DeploymentView, GpuRequirement } from "@beta9/sdk";
+import { type CreateDeployment, countryProblem, type DeploymentView, type GpuRequirement } from "@beta9/sdk";
 import { type Command, InvalidArgumentError } from "commander";
 import type { Context } from "../../context.ts";
 import { parseDuration, shortDuration } from "../../duration.ts";
@@ -183,9 +183,9 @@ export function countries(value: string): string[] {
     .filter(Boolean);
   if (codes.length === 0) throw new InvalidArgumentError("name at least one country, e.g. DE or DE,FR");
   for (const code of codes) {
-    if (!/^[A-Z]{2}$/.test(code)) {
-      throw new InvalidArgumentError(`"${code}" is not a two-letter ISO 3166 country code such as DE or FR`);
-    }
+    // Assigned codes only (the protocol's list): "XX" and "UK" are two letters but no country.
+    const problem = countryProblem(code);
+    if (problem) throw new InvalidArgumentError(problem);
   }
   return [...new Set(codes)];
 }

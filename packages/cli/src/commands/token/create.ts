@@ -3,12 +3,14 @@ import type { Context } from "../../context.ts";
 import { parseDuration } from "../../duration.ts";
 import { relative } from "../../format.ts";
 import { JSON_FLAG_HELP } from "../../output.ts";
+import { countries } from "../model/deploy.ts";
 
 /** The gateway refuses longer; saying so here is faster than a round trip. */
 const MAX_TTL_SECONDS = 30 * 86_400;
 
 interface Options {
   pool?: string;
+  country?: string;
   ttl?: number;
   uses?: number;
   description?: string;
@@ -22,6 +24,11 @@ export function addTokenCreate(token: Command, ctx: Context): void {
     .option("--pool <pool>", "pool the machine joins (default: the gateway's default pool)")
     .option("--ttl <duration>", "how long the token works: 30s, 15m, 1h, 7d (default 1h, at most 30d)", ttl)
     .option("--uses <n>", "how many machines may join with it (default 1)", positiveInteger)
+    .option(
+      "--country <code>",
+      "the country the machines joining with it are in (ISO 3166, e.g. DE): work pinned to countries or the EU is placed by it, never by what a machine says",
+      country,
+    )
     .option("--description <text>", "a note for b9 token list")
     .option("--json", JSON_FLAG_HELP)
     .action(async (opts: Options) => {
@@ -31,6 +38,7 @@ export function addTokenCreate(token: Command, ctx: Context): void {
         ttl_seconds: opts.ttl,
         uses: opts.uses,
         description: opts.description,
+        ...(opts.country ? { country: opts.country } : {}),
       });
       if (opts.json) return ctx.printJson(view);
 
@@ -38,7 +46,7 @@ export function addTokenCreate(token: Command, ctx: Context): void {
       const uses = view.uses_total === 1 ? "1 machine" : `${view.uses_total} machines`;
       const address = agentAddress(client.baseUrl);
       const lines = [
-        `Join token for pool ${view.pool} (expires ${relative(view.expires_at, ctx.now())}, for ${uses}):`,
+        `Join token for pool ${view.pool}${view.country ? ` in ${view.country}` : ""} (expires ${relative(view.expires_at, ctx.now())}, for ${uses}):`,
         "",
         `  ${secret}`,
         "",
@@ -62,6 +70,13 @@ function ttl(value: string): number {
   }
   if (seconds > MAX_TTL_SECONDS) throw new InvalidArgumentError("a join token lives at most 30d");
   return seconds;
+}
+
+function country(value: string): string {
+  const codes = countries(value);
+  if (codes.length !== 1)
+    throw new InvalidArgumentError("the machines of a token are in one country, e.g. DE");
+  return codes[0]!;
 }
 
 export function positiveInteger(value: string): number {
