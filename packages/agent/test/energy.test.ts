@@ -89,12 +89,20 @@ describe("energy of answers and jobs", () => {
     expect(answer.energy).toBeUndefined();
   }, 120_000);
 
-  it("/metrics counts the answers' energy by method", async () => {
-    const res = await worker.control("GET", "/metrics");
-    const line = (await res.text())
-      .split("\n")
-      .find((l) => l.startsWith('beta9_agent_energy_wh_total{method="util_tdp"}'));
-    expect(Number(line?.split(" ")[1])).toBeGreaterThan(0);
+  it("/metrics counts the answers' and the whole machine's energy by method", async () => {
+    const text = await (await worker.control("GET", "/metrics")).text();
+    const value = (name: string) =>
+      Number(
+        text
+          .split("\n")
+          .find((l) => l.startsWith(`${name}{method="util_tdp"}`))
+          ?.split(" ")[1],
+      );
+    expect(value("beta9_agent_energy_wh_total")).toBeGreaterThan(0);
+    // The machine's figure holds the engine's and everything else that ran meanwhile.
+    expect(value("beta9_agent_machine_energy_wh_total")).toBeGreaterThan(
+      value("beta9_agent_energy_wh_total"),
+    );
   });
 
   it("a job's last state carries the energy of its own processes' CPU time", async () => {

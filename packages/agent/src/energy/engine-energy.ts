@@ -1,3 +1,4 @@
+import { cpus } from "node:os";
 import type { EnergyMethod, EnergyReading } from "@beta9/protocol";
 import type { ServedModel } from "../engines/engine.ts";
 import { ProcessTreeCpu } from "./cpu-time.ts";
@@ -8,10 +9,27 @@ import type { EnergyPart } from "./reading.ts";
 
 const JOULES_PER_WH = 3600;
 
+/** All CPUs' busy time so far, in seconds: the whole machine's CPU time. */
+async function machineCpuSeconds(): Promise<number> {
+  let busy = 0;
+  for (const { times } of cpus()) busy += times.user + times.nice + times.sys + times.irq;
+  return busy / 1000;
+}
+
+function alive(pid: number | undefined): boolean {
+  if (pid === undefined) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
 /**
  * One energy meter per running engine process (the builtin engine serves several models from one
- * process: they share its meter, and its energy is split across all their answers), and the
- * machine's totals by method for /metrics.
+ * process: they share its meter, and its energy is split across all their answers), one for the
+ * whole machine (all its CPU time and GPUs), and the totals by method for /metrics.
  */
 export class EngineEnergy {
   readonly #power: Promise<MachinePower>;
@@ -19,6 +37,10 @@ export class EngineEnergy {
   readonly #bucketMs: number | undefined;
   /** Wh metered on this machine's engines since start, by method. */
   readonly whByMethod = new Map<EnergyMethod, number>();
+  /** Wh the whole machine used since the agent started, by method. */
+  readonly machineWhByMethod = new Map<EnergyMethod, number>();
+  #machine: EnergyMeter | undefined;
+  #closed = false;
   /** Watts over the last bucket, for /status. */
   lastWatts: number | undefined;
   #lastBucketAt = Date.now();
@@ -26,15 +48,18 @@ export class EngineEnergy {
   constructor(power: Promise<MachinePower>, opts: { bucketMs?: number } = {}) {
     this.#power = power;
     this.#bucketMs = opts.bucketMs;
+    void power.then((p) => {
+      if (this.#closed) return;
+      this.#machine = new EnergyMeter(energyProbe(p, { cpuSeconds: machineCpuSeconds, gpus: "all" }), {
+        bucketMs: this.#bucketMs,
+        onBucket: (parts) => addWh(this.machineWhByMethod, parts),
+      });
+    });
   }
 
   #count(parts: EnergyPart[]): void {
     const now = Date.now();
-    let joules = 0;
-    for (const p of parts) {
-      joules += p.joules;
-      this.whByMethod.set(p.method, (this.whByMethod.get(p.method) ?? 0) + p.joules / JOULES_PER_WH);
-    }
+    const joules = addWh(this.whByMethod, parts);
     const seconds = (now - this.#lastBucketAt) / 1000;
     this.#lastBucketAt = now;
     if (seconds > 0) this.lastWatts = joules / seconds;
@@ -46,8 +71,13 @@ export class EngineEnergy {
     const pid = served.pid?.();
     const known = this.#meters.get(key);
     if (known !== undefined && known.pid === pid) return known.meter;
-    // A restarted engine has a new process: its meter starts over.
+    // A restarted engine has a new process: its meter starts over; meters of engines gone are closed.
     known?.meter.close();
+    for (const [other, m] of this.#meters)
+      if (!alive(m.pid)) {
+        m.meter.close();
+        this.#meters.delete(other);
+      }
     const tree = pid === undefined ? undefined : new ProcessTreeCpu(pid);
     const meter = new EnergyMeter(energyProbe(power, { cpuSeconds: async () => tree?.read(), gpus: "all" }), {
       bucketMs: this.#bucketMs,
@@ -67,10 +97,22 @@ export class EngineEnergy {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
+    this.#machine?.close();
     for (const { meter } of this.#meters.values()) meter.close();
     this.#meters.clear();
     (await this.#power).close();
   }
+}
+
+/** Adds each part's energy to its method's total; returns the joules added. */
+function addWh(totals: Map<EnergyMethod, number>, parts: readonly EnergyPart[]): number {
+  let joules = 0;
+  for (const p of parts) {
+    joules += p.joules;
+    totals.set(p.method, (totals.get(p.method) ?? 0) + p.joules / JOULES_PER_WH);
+  }
+  return joules;
 }
 
 /** Server-sent events in a chunk, the [DONE] marker left out: one token each (engines send one per event). */
