@@ -40,7 +40,7 @@ export const openaiRoutes: FastifyPluginAsync<{
           `The model \`${body.model}\` is not being served on this machine${known.length ? ` (serving: ${known.join(", ")})` : ""}; start it with POST /inference/start`,
         );
       }
-      const metered = await energy?.begin(served);
+      const metered = energy?.begin(served);
       try {
         await proxyRequest(reply, {
           url: `${served.endpoint}${path}`,

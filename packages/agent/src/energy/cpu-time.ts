@@ -85,6 +85,9 @@ export class ProcessTreeCpu {
   readonly #procRoot: string;
   readonly #ownChild: boolean;
   readonly #last = new Map<number, number>();
+  /** The tree's pids at the last full scan of /proc; between scans only these are read. */
+  #members: number[] = [];
+  #scannedAt = Number.NEGATIVE_INFINITY;
   /** This process's reaped-children time when the root was last seen alive. */
   #selfWhileAlive: number | undefined;
 
@@ -92,6 +95,20 @@ export class ProcessTreeCpu {
     this.#root = pid;
     this.#procRoot = opts.procRoot ?? "/proc";
     this.#ownChild = opts.ownChild ?? false;
+  }
+
+  /** A full scan of /proc at most once a second (answers end far more often); the known pids between. */
+  async #tree(): Promise<ProcStat[]> {
+    if (Date.now() - this.#scannedAt >= 1_000) {
+      const tree = await processTree(this.#procRoot, this.#root);
+      this.#members = tree.map((s) => s.pid);
+      this.#scannedAt = Date.now();
+      return tree;
+    }
+    const stats = await Promise.all(this.#members.map((pid) => readStat(this.#procRoot, pid)));
+    // A pid whose process is gone is not followed further (it may be reused).
+    const tree = stats.filter((s) => s !== undefined);
+    return tree[0]?.pid === this.#root ? tree : [];
   }
 
   async #selfChildrenSeconds(): Promise<number | undefined> {
@@ -103,7 +120,7 @@ export class ProcessTreeCpu {
   async read(): Promise<number | undefined> {
     // Before the tree: if the root is alive after this, it was not reaped yet when this was read.
     const self = await this.#selfChildrenSeconds();
-    const tree = await processTree(this.#procRoot, this.#root);
+    const tree = await this.#tree();
     for (const s of tree) {
       const seconds = s.ownSeconds + s.childrenSeconds;
       this.#last.set(s.pid, Math.max(seconds, this.#last.get(s.pid) ?? 0));

@@ -41,6 +41,8 @@ export class EngineEnergy {
   readonly machineWhByMethod = new Map<EnergyMethod, number>();
   #machine: EnergyMeter | undefined;
   #closed = false;
+  /** Set once the power sources are known; until then answers go unmetered rather than wait. */
+  #ready: MachinePower | undefined;
   /** Watts over the last bucket, for /status. */
   lastWatts: number | undefined;
   #lastBucketAt = Date.now();
@@ -49,6 +51,7 @@ export class EngineEnergy {
     this.#power = power;
     this.#bucketMs = opts.bucketMs;
     void power.then((p) => {
+      this.#ready = p;
       if (this.#closed) return;
       this.#machine = new EnergyMeter(energyProbe(p, { cpuSeconds: machineCpuSeconds, gpus: "all" }), {
         bucketMs: this.#bucketMs,
@@ -65,8 +68,9 @@ export class EngineEnergy {
     if (seconds > 0) this.lastWatts = joules / seconds;
   }
 
-  async #meter(served: ServedModel): Promise<EnergyMeter> {
-    const power = await this.#power;
+  #meter(served: ServedModel): EnergyMeter | undefined {
+    const power = this.#ready;
+    if (power === undefined || this.#closed) return undefined;
     const key = `${served.engine} ${served.endpoint}`;
     const pid = served.pid?.();
     const known = this.#meters.get(key);
@@ -87,13 +91,18 @@ export class EngineEnergy {
     return meter;
   }
 
-  /** Meters one answer of `served`; never throws (an answer is never refused for want of a meter). */
-  async begin(served: ServedModel): Promise<MeteredAnswer> {
+  /**
+   * Meters one answer of `served`. Never throws and never waits: before the power sources are known
+   * (the first seconds after start), or if anything fails, the answer goes unmetered and says nothing.
+   */
+  begin(served: ServedModel): MeteredAnswer {
     try {
-      return (await this.#meter(served)).begin();
+      const meter = this.#meter(served);
+      if (meter !== undefined) return meter.begin();
     } catch {
-      return { tokens: () => {}, end: async (): Promise<EnergyReading | undefined> => undefined };
+      // fall through: unmetered
     }
+    return { tokens: () => {}, end: async (): Promise<EnergyReading | undefined> => undefined };
   }
 
   async close(): Promise<void> {
