@@ -198,6 +198,12 @@ describe("EU residency", () => {
     expect(fr).toMatchObject({ status: 201, body: { countries: ["FR"], region: null } });
     // The German replica is not for a key that may run only in France.
     expect(await chat("eu-chat", fr.body.key).catch((e: unknown) => e)).toMatchObject({ status: 503 });
+    // Nor does its pull go there: a pull runs where the key may run, or is refused.
+    const pull = await fetch(`${gw.url}/api/v1/deployments/eu-pull/pull`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${fr.body.key}` },
+    });
+    expect(pull.status).toBe(503);
     const deOnly = await key("de-only", { countries: ["DE"] });
     expect((await chat("eu-chat", deOnly.body.key)).choices).toHaveLength(1);
     // A workspace cannot be narrowed past its own deployments' countries: they keep replicas there.

@@ -7,6 +7,7 @@ import {
   type Residency,
   residencyCountries,
 } from "@beta9/protocol";
+import type { DeploymentSpec } from "../scheduler/replicas.ts";
 
 /*
  * Residency: where a workspace's (and within it a key's) work may run. The allowed countries are the
@@ -80,6 +81,17 @@ export function liesWithin(r: Residency, allowed: CallerResidency): boolean {
   if (!allowed.countries) return true;
   const inner = residencyCountries(r);
   return inner !== null && [...inner].every((c) => allowed.countries?.has(c));
+}
+
+/**
+ * The deployment narrowed to the countries the caller may run in (its key may allow fewer than its
+ * workspace); null when none of them is one the deployment may run in.
+ */
+export function narrowDeployment(dep: DeploymentSpec, r: CallerResidency): DeploymentSpec | null {
+  if (!r.countries) return dep;
+  const allowed = residencyCountries({ region: dep.region === "eu" ? "eu" : null, countries: dep.countries });
+  const countries = [...r.countries].filter((c) => allowed?.has(c) ?? true).sort();
+  return countries.length === 0 ? null : { ...dep, countries, region: null };
 }
 
 /** Whether a machine in `country` (operator-set; null: unknown) may take the caller's work. */

@@ -1,8 +1,7 @@
 import type { Logger } from "@beta9/http";
-import { residencyCountries } from "@beta9/protocol";
 import type { Caller } from "../auth/api-keys.ts";
 import type { WorkspaceModels } from "../auth/model-access.ts";
-import { type CallerResidency, residencyAllows } from "../auth/residency.ts";
+import { type CallerResidency, narrowDeployment, residencyAllows } from "../auth/residency.ts";
 import { limitCode, limitMessage } from "../limits/key-limits.ts";
 import type { MachineFilter, MachineRegistry } from "../machines/registry.ts";
 import { CLIENT_LEFT, type Metering, type RequestMeter } from "../metering/metering.ts";
@@ -154,9 +153,9 @@ export class InferencePipeline {
     const access = await this.models.access(caller, names, { maxAgeMs });
     if (access.kind === "none") return undefined;
     const deployment =
-      access.kind === "deployed"
-        ? withinResidency(access.deployment, caller.residency, access.name)
-        : undefined;
+      access.kind === "deployed" ? narrowDeployment(access.deployment, caller.residency) : undefined;
+    if (deployment === null)
+      throw residencyRefused(access.name, caller.residency, "its deployment may run only outside them");
     const placed = this.#d.replicas.allowFor(access.name, deployment);
     // Checked per request on the machine's operator-set country, whatever placed the model there.
     const allow: MachineFilter = (m) => placed(m) && residencyAllows(caller.residency, m.country);
@@ -205,15 +204,6 @@ export class InferencePipeline {
       { model: call.asked, retryAfterS: 2 },
     );
   }
-}
-
-/** The deployment narrowed to the countries the caller may run in (its key may allow fewer than its workspace). */
-function withinResidency(dep: DeploymentSpec, r: CallerResidency, model: string): DeploymentSpec {
-  if (!r.countries) return dep;
-  const allowed = residencyCountries({ region: dep.region === "eu" ? "eu" : null, countries: dep.countries });
-  const countries = [...r.countries].filter((c) => allowed?.has(c) ?? true).sort();
-  if (countries.length === 0) throw residencyRefused(model, r, "its deployment may run only outside them");
-  return { ...dep, countries, region: null };
 }
 
 function residencyRefused(model: string, r: CallerResidency, why: string): InferenceError {

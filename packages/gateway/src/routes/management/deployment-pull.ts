@@ -1,6 +1,7 @@
 import { toErrorReply } from "@beta9/http";
-import type { DeploymentPullEvent } from "@beta9/protocol";
+import { Beta9Error, type DeploymentPullEvent } from "@beta9/protocol";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import { narrowDeployment } from "../../auth/residency.ts";
 import type { GatewayContext } from "../../context.ts";
 import { clientGone } from "../../http/client-gone.ts";
 import { sendNdjson } from "../../http/ndjson-reply.ts";
@@ -24,11 +25,18 @@ export const deploymentPullRoutes: FastifyPluginAsyncTypebox<
       const caller = await ctx.auth.authenticate(req, "inference");
       const row = await ctx.store.deployments.get(caller.workspaceId, req.params.name);
       if (!row) throw deploymentNotFound(req.params.name);
+      // Pulled only where the caller's key may run it (its workspace's countries narrowed by the key's).
+      const dep = narrowDeployment(deploymentSpec(row), caller.residency);
+      if (!dep)
+        throw new Beta9Error(
+          "residency",
+          `${row.name} may run only outside ${caller.residency.text}, where this key's work may run`,
+        );
       const client = clientGone(reply);
       try {
         await sendNdjson(
           reply,
-          prePull(ctx.prePull, deploymentSpec(row), client.signal),
+          prePull(ctx.prePull, dep, client.signal),
           (err): DeploymentPullEvent => ({ status: "error", error: toErrorReply(err).body.error }),
         );
       } finally {
