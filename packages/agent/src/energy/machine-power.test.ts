@@ -17,6 +17,8 @@ import { energyProbe } from "./probe.ts";
 const recording = new URL("../../testdata/hardware/nvidia-smi-h100-load.csv", import.meta.url).pathname;
 
 const nvidiaBox: Hardware = {
+  os: "linux",
+  arch: "x64",
   cpu_model: "AMD EPYC 9654 96-Core Processor",
   cpu_cores: 192,
   memory_total_bytes: 1,
@@ -30,7 +32,7 @@ const nvidiaBox: Hardware = {
       backend: "cuda",
     },
   ],
-} as Hardware;
+};
 
 /** A runner whose tools are the scripts in a fresh folder; any other tool is missing. */
 async function tools(scripts: Record<string, string>): Promise<CommandRunner> {
