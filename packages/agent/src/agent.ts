@@ -169,6 +169,7 @@ export class Agent {
       log: agent.#log,
       metrics,
       energy: agent.energy,
+      power: () => agent.energy.machinePower(),
       credential: () => agent.#config.machine.token,
       fromGateway: agent.control.fromGateway,
       intervalMs: () => agent.#intervalMs,

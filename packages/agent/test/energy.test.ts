@@ -105,6 +105,14 @@ describe("energy of answers and jobs", () => {
     );
   });
 
+  it("/status shows the machine's power and how it was measured", async () => {
+    const status = (await (await worker.control("GET", "/status")).json()) as {
+      power?: { watts: number; method: string };
+    };
+    expect(status.power?.method).toBe("util_tdp");
+    expect(status.power?.watts).toBeGreaterThanOrEqual(0);
+  });
+
   it("a job's last state carries the energy of its own processes' CPU time", async () => {
     const run = await submit(
       worker,

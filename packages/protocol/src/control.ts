@@ -1,4 +1,5 @@
 import { type Static, Type } from "typebox";
+import { EnergyMethod } from "./energy.ts";
 
 /** The agent's control API (:9999), as the fork's agents answered it, plus what is new. */
 export const AgentStatus = Type.Object({
@@ -20,6 +21,8 @@ export const AgentStatus = Type.Object({
   gateway_connected: Type.Boolean(),
   last_heartbeat_at: Type.Union([Type.String({ format: "date-time" }), Type.Null()]),
   version: Type.String(),
+  /** The whole machine's power over the last second and how it was measured; absent until measured. */
+  power: Type.Optional(Type.Object({ watts: Type.Number({ minimum: 0 }), method: EnergyMethod })),
 });
 export type AgentStatus = Static<typeof AgentStatus>;
 

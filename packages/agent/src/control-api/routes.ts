@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { bearerToken } from "@beta9/http";
-import { AgentStatus, BETA9_VERSION, Beta9Error, Health } from "@beta9/protocol";
+import { AgentStatus, BETA9_VERSION, Beta9Error, type EnergyMethod, Health } from "@beta9/protocol";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Registry } from "prom-client";
@@ -15,6 +15,8 @@ export interface ControlContext {
   fromGateway: (req: FastifyRequest) => boolean;
   /** The agent's own OpenAI-compatible base URL (served by this control server), once it listens. */
   endpoint: () => string | null;
+  /** The machine's power over the last second, once measured. */
+  power?: () => { watts: number; method: EnergyMethod } | undefined;
 }
 
 const OPEN_ROUTES = new Set(["/health"]);
@@ -56,6 +58,7 @@ export const controlRoutes: FastifyPluginAsyncTypebox<ControlContext> = async (a
   app.get("/status", { schema: { response: { 200: AgentStatus } } }, async () => {
     const s = ctx.state;
     const usage = s.usage;
+    const power = ctx.power?.();
     return {
       machine_id: s.machineId,
       pool: s.pool,
@@ -76,6 +79,7 @@ export const controlRoutes: FastifyPluginAsyncTypebox<ControlContext> = async (a
       gateway_connected: s.gatewayConnected,
       last_heartbeat_at: s.lastHeartbeatAt === null ? null : new Date(s.lastHeartbeatAt).toISOString(),
       version: BETA9_VERSION,
+      ...(power === undefined ? {} : { power }),
     };
   });
 

@@ -5,7 +5,7 @@ import { ProcessTreeCpu } from "./cpu-time.ts";
 import type { MachinePower } from "./machine-power.ts";
 import { EnergyMeter, type MeteredAnswer } from "./meter.ts";
 import { energyProbe } from "./probe.ts";
-import type { EnergyPart } from "./reading.ts";
+import { combineParts, type EnergyPart } from "./reading.ts";
 
 const JOULES_PER_WH = 3600;
 
@@ -40,6 +40,8 @@ export class EngineEnergy {
   /** Wh the whole machine used since the agent started, by method. */
   readonly machineWhByMethod = new Map<EnergyMethod, number>();
   #machine: EnergyMeter | undefined;
+  #machineWatts: { watts: number; method: EnergyMethod } | undefined;
+  #machineBucketAt = Date.now();
   #closed = false;
   /** Set once the power sources are known; until then answers go unmetered rather than wait. */
   #ready: MachinePower | undefined;
@@ -55,7 +57,15 @@ export class EngineEnergy {
       if (this.#closed) return;
       this.#machine = new EnergyMeter(energyProbe(p, { cpuSeconds: machineCpuSeconds, gpus: "all" }), {
         bucketMs: this.#bucketMs,
-        onBucket: (parts) => addWh(this.machineWhByMethod, parts),
+        onBucket: (parts) => {
+          const joules = addWh(this.machineWhByMethod, parts);
+          const now = Date.now();
+          const seconds = (now - this.#machineBucketAt) / 1000;
+          this.#machineBucketAt = now;
+          const main = combineParts(parts);
+          if (seconds > 0 && main !== undefined)
+            this.#machineWatts = { watts: joules / seconds, method: main.method };
+        },
       });
     });
   }
@@ -89,6 +99,11 @@ export class EngineEnergy {
     });
     this.#meters.set(key, { pid, meter });
     return meter;
+  }
+
+  /** The whole machine's power over its last bucket, and how it was measured; undefined until measured. */
+  machinePower(): { watts: number; method: EnergyMethod } | undefined {
+    return this.#machineWatts;
   }
 
   /**
