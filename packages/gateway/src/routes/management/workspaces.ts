@@ -1,6 +1,10 @@
 import {
   Beta9Error,
+  type CreateJob,
   CreateWorkspace,
+  JOB_ENDED,
+  JOB_STATES,
+  type Residency,
   SetResidency,
   SetWorkspaceLimits,
   WorkspaceList,
@@ -125,6 +129,19 @@ export const workspaceRoutes: FastifyPluginAsyncTypebox<
           `deployment ${wider.map((d) => d.name).join(", ")} may run outside ${allowed.text}; ` +
             "remove it (b9 model remove NAME) and deploy it again after the change, which then keeps it there",
         );
+      // Jobs not ended yet were placed, or will be, by the countries they were submitted with.
+      const pending = (
+        await ctx.store.jobs.list(workspace.id, {
+          states: JOB_STATES.filter((j) => !JOB_ENDED.has(j)),
+          limit: 1000,
+        })
+      ).filter((j) => !liesWithin(jobResidency(j.spec), allowed));
+      if (pending.length > 0)
+        throw new Beta9Error(
+          "residency",
+          `job ${pending.map((j) => j.id).join(", ")} may run outside ${allowed.text}; ` +
+            "cancel it (b9 job cancel ID) or let it end, then change where the workspace runs",
+        );
       const updated = await ctx.store.workspaces.setResidency(workspace.id, residencyColumns(residency));
       // Its keys carry its residency: read again on their next request here (other replicas within seconds).
       ctx.auth.forgetWorkspace(workspace.id);
@@ -174,3 +191,9 @@ export const workspaceRoutes: FastifyPluginAsyncTypebox<
     },
   );
 };
+
+/** Where a stored job's spec says it may run. */
+function jobResidency(spec: string): Residency {
+  const s = JSON.parse(spec) as CreateJob;
+  return { region: s.region ?? null, countries: s.countries ?? [] };
+}
