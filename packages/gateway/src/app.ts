@@ -9,6 +9,7 @@ import type { Registry } from "prom-client";
 import { ApiKeyAuth, OPERATOR_WORKSPACE } from "./auth/api-keys.ts";
 import { WorkspaceModels } from "./auth/model-access.ts";
 import { bootstrap } from "./bootstrap.ts";
+import type { CarbonSource } from "./carbon/footprint.ts";
 import { GridIntensity } from "./carbon/intensity.ts";
 import { channelUpgradeHandler } from "./channel/upgrade.ts";
 import type { GatewayConfig } from "./config.ts";
@@ -122,23 +123,21 @@ export async function buildGateway(
     deployments: async () => (await store.deployments.listAll()).map(deploymentSpec),
   });
   const metrics = installMetrics(app, registry, replicas, ctx.auth);
+  // Footprints of answers and jobs: the grid where the machine is, its PUE (b9 machine set --country --pue).
+  const carbon: CarbonSource = {
+    intensity: new GridIntensity(config.carbonIntensity, log),
+    machine: (id) => {
+      const m = registry.get(id);
+      return m && { country: m.country, pue: m.pue };
+    },
+  };
   const recorder = new UsageRecorder(store.usage, log);
   const retention = new UsageRetention(store.usage, log, config.usageRetentionMs);
   const metering = new Metering(
     recorder,
     limits,
     { inference: metrics.inference, servedNow: (model) => registry.serving(model).length > 0 },
-    {
-      keyConcurrency: config.keyConcurrency,
-      carbon: {
-        intensity: new GridIntensity(config.carbonIntensity, log),
-        // The operator's country and PUE (b9 machine set --country --pue).
-        machine: (id) => {
-          const m = registry.get(id);
-          return m && { country: m.country, pue: m.pue };
-        },
-      },
-    },
+    { keyConcurrency: config.keyConcurrency, carbon },
   );
   // Inference routes: one pipeline for both APIs (limits, lookup, cold start, machines, retries,
   // metering), bodies held at once, and how long a client may leave its answer untaken.
@@ -176,6 +175,7 @@ export async function buildGateway(
     registry,
     log,
     onTransition: (to) => countTransition(to),
+    carbon,
     peersHoldMachines: () => (peers?.peers ?? []).some((p) => p.machines > 0),
   });
   countTransition = installJobMetrics(metrics.registry, jobs);

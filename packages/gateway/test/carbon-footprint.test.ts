@@ -12,8 +12,10 @@ import {
   startModelAgent,
   waitFor,
 } from "@beta9/test-utils";
+import { Ollama } from "ollama";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { jobsClient } from "./jobs-client.ts";
 
 /*
  * An answer's footprint, end to end: the real gateway, a real agent on a machine the operator set in
@@ -37,7 +39,12 @@ beforeAll(async () => {
     });
   });
   gw = await startGateway({ args: ["--carbon-intensity-url", `http://127.0.0.1:${downPort}/v3/{zone}`] });
-  worker = await startModelAgent(gw, { name: "fr-worker", country: "FR" });
+  // Jobs with the native runner: the sandboxes are the agent's own tests.
+  worker = await startModelAgent(gw, {
+    name: "fr-worker",
+    country: "FR",
+    env: { B9AGENT_JOB_RUNNER: "native" },
+  });
   await worker.serve("smollm2");
   key = await inferenceKey(gw);
   client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: key, maxRetries: 0 });
@@ -122,6 +129,30 @@ describe("an answer's energy and carbon", () => {
     );
   }, 120_000);
 
+  it("Ollama's done object carries it as `beta9`, streamed or not (the ollama client still parses it); a whole answer's headers too", async () => {
+    const ollama = new Ollama({ host: gw.url, headers: { Authorization: `Bearer ${key}` } });
+    const req = { model: "smollm2", messages: ask.messages, options: { num_predict: 16, temperature: 0 } };
+    const whole = await ollama.chat(req);
+    expect(whole.message.content.length).toBeGreaterThan(0);
+    const field = (whole as unknown as { beta9?: Beta9Field }).beta9;
+    expect(field).toMatchObject({ grid_zone: "FR", grid_intensity_g_per_kwh: FR_G_PER_KWH });
+    expect(field!.co2e_g).toBeCloseTo((field!.energy_wh * FR_G_PER_KWH) / 1000, 9);
+    let last: Beta9Field | undefined;
+    for await (const part of await ollama.chat({ ...req, stream: true }))
+      if (part.done) last = (part as unknown as { beta9?: Beta9Field }).beta9;
+    expect(last?.energy_wh).toBeGreaterThan(0);
+    const res = await fetch(`${gw.url}/api/chat`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: JSON.stringify({ ...req, stream: false }),
+    });
+    expect(res.status).toBe(200);
+    expect(Number(res.headers.get("x-beta9-co2e-g"))).toBeCloseTo(
+      (Number(res.headers.get("x-beta9-energy-wh")) * FR_G_PER_KWH) / 1000,
+      4,
+    );
+  }, 120_000);
+
   it("usage and the carbon report show Wh and gCO2e; the report's totals are the sums of its rows", async () => {
     const usage = await gw.api<{
       groups: { group: string; energy_wh: number | null; co2e_g: number | null }[];
@@ -176,6 +207,44 @@ describe("an answer's energy and carbon", () => {
     expect(lines.find((l) => l.startsWith(`${worker.machineId},fr-worker,answers,`))).toBeDefined();
     expect(lines.at(-1)).toMatch(/^TOTAL,/);
   }, 120_000);
+
+  it("a job's footprint (from the energy on its run's last state) is in the report, with SCI per job", async () => {
+    const jobs = jobsClient(
+      () => gw,
+      () => gw.adminKey,
+    );
+    const made = await jobs.submit({
+      command: ["sh", "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo done"],
+    });
+    expect(made.status).toBe(201);
+    await jobs.until(made.body.id, ["SUCCEEDED"], { timeoutMs: 120_000 });
+    await waitFor(
+      async () => {
+        const report = await gw.api<{
+          rows: {
+            kind: string;
+            measured: number;
+            co2e_g: number;
+            energy_wh: number;
+            sci_g_per_job: number | null;
+          }[];
+          totals: { jobs: number; co2e_g: number; sci_g_per_job: number | null };
+        }>("GET", "/api/v1/carbon/report?by=machine");
+        const run = report.body.rows.find((r) => r.kind === "jobs");
+        if (!run) return false;
+        expect(run.measured).toBe(1);
+        expect(run.energy_wh).toBeGreaterThan(0);
+        expect(run.co2e_g).toBeCloseTo((run.energy_wh * FR_G_PER_KWH) / 1000, 9);
+        expect(run.sci_g_per_job).toBeCloseTo(run.co2e_g, 12);
+        expect(report.body.totals.co2e_g).toBeCloseTo(
+          report.body.rows.reduce((a, r) => a + r.co2e_g, 0),
+          9,
+        );
+        return true;
+      },
+      { what: "the job's run in the carbon report", timeoutMs: 30_000 },
+    );
+  }, 180_000);
 
   it("Prometheus counts Wh and gCO2e by model, machine and method", async () => {
     await waitFor(

@@ -81,6 +81,26 @@ export function footprintOf(energy: Energy, machine: MachinePower, grid: Intensi
   };
 }
 
+/** Where a footprint comes from: the grid's intensity and the machine that did the work. */
+export interface CarbonSource {
+  intensity: GridIntensity;
+  /** The machine's country and PUE; undefined for a machine the gateway does not know. */
+  machine(id: string): MachinePower | undefined;
+}
+
+/** A job run's footprint from the energy on its last state event; undefined when it carried none. */
+export async function jobFootprint(
+  carbon: CarbonSource | undefined,
+  machineId: string,
+  energy: unknown,
+): Promise<Footprint | undefined> {
+  if (!carbon || energy === undefined) return undefined;
+  const reading = readEnergy(JSON.stringify(energy));
+  const machine = carbon.machine(machineId);
+  if (!reading || !machine) return undefined;
+  return footprintOf(reading, machine, await carbon.intensity.of(machine.country));
+}
+
 /** The footprint of an agent's answer, from its energy trailer; undefined when it sent none (or garbage). */
 export async function answerFootprint(
   trailers: Record<string, string | string[] | undefined> | undefined,

@@ -1,6 +1,7 @@
 import type { Logger } from "@beta9/http";
 import { type CreateJob, type JobRunEvent, type JobState, retryCause } from "@beta9/protocol";
 import type { Job, LogBound, NewJobLog, Store } from "@beta9/store";
+import { type CarbonSource, jobFootprint } from "../carbon/footprint.ts";
 import type { AgentLink } from "../machines/registry.ts";
 import {
   cancelRun,
@@ -23,6 +24,8 @@ export interface RunDeps {
   maxOutputBytes: number;
   /** Each transition this gateway made, for metrics. */
   onTransition?: (to: JobState) => void;
+  /** Grid intensity and machines' PUE, for a run's footprint (carbon/footprint.ts). */
+  carbon?: CarbonSource | undefined;
 }
 
 /** How a followed run ended on this gateway. */
@@ -218,7 +221,15 @@ export class Run {
   async #end(e: Extract<JobRunEvent, { type: "state" }>): Promise<void> {
     const reason = e.out_of_memory ? `${OUT_OF_MEMORY} ${e.reason ?? "killed"}` : (e.reason ?? null);
     await this.#move(e.state, { reason, exitCode: e.exit_code ?? null });
-    await recordRunUsage(this.#deps.store, this.#job, this.machineId, this.#startedAt ?? e.at, e.at);
+    const footprint = await jobFootprint(this.#deps.carbon, this.machineId, e.energy);
+    await recordRunUsage(
+      this.#deps.store,
+      this.#job,
+      this.machineId,
+      this.#startedAt ?? e.at,
+      e.at,
+      footprint,
+    );
     if (e.state === "FAILED" && retries(this.#job, retryCause(e))) {
       // A failed run is retried while the job's retries allow (the store checks): elsewhere if it can.
       await this.#move("QUEUED", {

@@ -1,6 +1,7 @@
 import type { Logger } from "@beta9/http";
 import { type CreateJob, type JobState, MAX_JOB_INPUT_BYTES } from "@beta9/protocol";
 import type { Job, LogBound, Store, Workspace } from "@beta9/store";
+import type { CarbonSource } from "../carbon/footprint.ts";
 import type { MachineRegistry } from "../machines/registry.ts";
 import { LogFeed } from "./log-feed.ts";
 import { freeGpus, jobAsk, loadOf, placeNow, retries } from "./needs.ts";
@@ -19,6 +20,8 @@ export interface JobSchedulerOptions {
   /** Whether another gateway replica holds machines' channels now. */
   peersHoldMachines?: () => boolean;
   onTransition?: (to: JobState) => void;
+  /** Grid intensity and machines' PUE, for runs' footprints. */
+  carbon?: CarbonSource | undefined;
 }
 
 export const DEFAULT_LOG_BOUND: LogBound = { head: 1_000, tail: 10_000 };
@@ -41,8 +44,8 @@ const DAY_MS = 24 * 3600_000;
  */
 export class JobScheduler {
   readonly feed = new LogFeed();
-  readonly #o: Required<Omit<JobSchedulerOptions, "onTransition" | "peersHoldMachines">> &
-    Pick<JobSchedulerOptions, "onTransition" | "peersHoldMachines">;
+  readonly #o: Required<Omit<JobSchedulerOptions, "onTransition" | "peersHoldMachines" | "carbon">> &
+    Pick<JobSchedulerOptions, "onTransition" | "peersHoldMachines" | "carbon">;
   readonly #runs = new Map<string, Run>();
   /** job id → machine id → until when that machine is not offered the job again, and its words. */
   readonly #declined = new Map<string, Map<string, { until: number; reason: string }>>();
@@ -256,6 +259,7 @@ export class JobScheduler {
       logBound: this.#o.logBound,
       maxOutputBytes: this.#o.maxOutputBytes,
       onTransition: this.#o.onTransition,
+      carbon: this.#o.carbon,
     });
     this.#runs.set(job.id, run);
     void run

@@ -1,14 +1,19 @@
 import type { CreateJob } from "@beta9/protocol";
 import type { Job, Repositories } from "@beta9/store";
+import type { Footprint } from "../carbon/footprint.ts";
 import { jobAsk } from "./needs.ts";
 
-/** What a run used on its machine: its runtime × the CPUs and GPUs the job asked for. */
+/**
+ * What a run used on its machine: its runtime × the CPUs and GPUs the job asked for, and its
+ * footprint when the agent measured its energy (null columns otherwise).
+ */
 export async function recordRunUsage(
   store: Repositories,
   job: Job,
   machineId: string,
   startedAt: number,
   endedAt: number,
+  footprint?: Footprint,
 ): Promise<void> {
   const ask = jobAsk(JSON.parse(job.spec) as CreateJob);
   const seconds = Math.max(0, endedAt - startedAt) / 1000;
@@ -21,5 +26,6 @@ export async function recordRunUsage(
     ended_at: endedAt,
     cpu_seconds: seconds * ask.cpus,
     gpu_seconds: seconds * ask.gpuCount,
+    ...footprint,
   });
 }

@@ -1,8 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { NO_FOOTPRINT, type UsageRow } from "@beta9/store";
 import type { Caller } from "../auth/api-keys.ts";
-import { answerFootprint, type Footprint, type MachinePower } from "../carbon/footprint.ts";
-import type { GridIntensity } from "../carbon/intensity.ts";
+import { answerFootprint, type CarbonSource, type Footprint } from "../carbon/footprint.ts";
 import type { InferenceMetrics } from "../http/metrics.ts";
 import type { Admission, KeyLimits, Reservation, WorkspaceLimits } from "../limits/key-limits.ts";
 import type { UsageRecorder } from "./usage-recorder.ts";
@@ -83,13 +82,6 @@ export class Metering {
 
 /** A row with every column (its footprint's null when nothing was measured). */
 type Row = UsageRow;
-
-/** Where an answer's footprint comes from: the grid's intensity and the machine that answered. */
-export interface CarbonSource {
-  intensity: GridIntensity;
-  /** The machine's country and PUE; undefined for a machine the gateway does not know. */
-  machine(id: string): MachinePower | undefined;
-}
 
 /** What a meter knows beyond its usage row. */
 export interface MeterFacts {

@@ -2,6 +2,7 @@ import { BETA9_VERSION, DeploymentName, type DeploymentPullEvent } from "@beta9/
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { Compile } from "typebox/compile";
 import type { Caller } from "../../auth/api-keys.ts";
+import { type Footprint, footprintField, footprintHeaders } from "../../carbon/footprint.ts";
 import type { GatewayContext } from "../../context.ts";
 import { createDeployment } from "../../deployments/create.ts";
 import { type ClientGone, clientGone, tapFirst } from "../../http/client-gone.ts";
@@ -265,6 +266,7 @@ export const ollamaRoutes: FastifyPluginAsync<
         await ask(req, caller, up.model, up.path, up.body, client.signal),
       );
       const opts = { kind, model: up.model, startedAt, sentAt };
+      const measured: Measured = { trailers: () => res.trailers?.() };
       const events = metered(
         answerEvents(
           tapFirst(res.body, () => meter.firstByte()),
@@ -273,9 +275,11 @@ export const ollamaRoutes: FastifyPluginAsync<
         ),
         meter,
         client.signal,
+        measured,
       );
       if (!up.stream) {
         const answer = await collectAnswer(events, opts);
+        if (measured.footprint) void reply.headers(footprintHeaders(measured.footprint));
         meter.finish(200);
         // Sent once its usage row is written: a gateway killed after the client has it lost nothing.
         await meter.written();
@@ -306,6 +310,8 @@ export const ollamaRoutes: FastifyPluginAsync<
       }
       const usage = tokenUsage((answer as { usage?: unknown } | null)?.usage);
       meter.tokens(usage?.prompt_tokens, usage?.completion_tokens);
+      const footprint = await meter.measure(res.trailers?.());
+      if (footprint) void reply.headers(footprintHeaders(footprint));
       meter.finish(200);
       await meter.written();
       return answer;
@@ -346,20 +352,34 @@ async function guarded<T>(
   }
 }
 
+/** The machine's trailers (read once its answer has ended), and the footprint found in them. */
+interface Measured {
+  trailers: () => Record<string, string | string[] | undefined> | undefined;
+  footprint?: Footprint | undefined;
+}
+
 /**
  * The answer's events, metering them on the way: the token counts from the last event (or the pieces
- * seen, when the answer is cut off before it), and the request's end as the events end.
+ * seen, when the answer is cut off before it), and the request's end as the events end. The last
+ * event comes once the machine's answer has ended, so its footprint is known: it rides in the done
+ * object as a `beta9` field (Ollama clients keep unknown fields).
  */
 async function* metered(
   events: AsyncIterable<AnswerEvent>,
   meter: RequestMeter,
   clientSignal: AbortSignal,
+  measured: Measured,
 ): AsyncGenerator<AnswerEvent> {
   let pieces = 0;
   try {
-    for await (const e of events) {
+    for await (let e of events) {
       if ("done" in e) {
         meter.tokens(e.done.stats.prompt_eval_count, e.done.stats.eval_count);
+        measured.footprint = await meter.measure(measured.trailers());
+        if (measured.footprint) {
+          const beta9 = footprintField(measured.footprint);
+          e = { done: { ...e.done, stats: Object.assign({}, e.done.stats, { beta9 }) } };
+        }
         // The last line goes out once the usage row is written (see relayEvents).
         meter.finish(200);
         await meter.written();

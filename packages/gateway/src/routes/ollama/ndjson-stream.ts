@@ -111,8 +111,13 @@ function parseArguments(args: string): unknown {
 }
 
 async function* sseChunks(body: AsyncIterable<Buffer>): AsyncGenerator<EngineChunk> {
+  let ended = false;
   for await (const data of sseData(body)) {
-    if (data.trim() === "[DONE]") return;
+    // Read on to the stream's end after [DONE]: the machine's trailers (its energy) come after it.
+    if (ended || data.trim() === "[DONE]") {
+      ended = true;
+      continue;
+    }
     let chunk: unknown;
     try {
       chunk = JSON.parse(data);
