@@ -87,11 +87,15 @@ describe("EU residency", () => {
     await us.serve("handmade");
     // Today's bypass: the operator's workspace reaches what a machine serves by hand, wherever it is.
     expect((await chat("handmade")).choices).toHaveLength(1);
+    const listed = async () => (await openai().models.list()).data.map((m) => m.id);
+    expect(await listed()).toContain("handmade");
 
     expect(await gw.api("POST", "/api/v1/workspaces/default/residency", { region: "eu" })).toMatchObject({
       status: 200,
       body: { name: "default", region: "eu", countries: [] },
     });
+    // Not listed for it any more: nothing it may run serves the name.
+    expect(await listed()).not.toContain("handmade");
     // The real openai client gets the refusal as its own error, with our stable code.
     const err = await chat("handmade").catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PermissionDeniedError);

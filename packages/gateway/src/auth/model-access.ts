@@ -2,6 +2,7 @@ import type { Deployment, Store } from "@beta9/store";
 import type { MachineRegistry } from "../machines/registry.ts";
 import { deploymentSpec } from "../scheduler/deployment-spec.ts";
 import type { DeploymentSpec } from "../scheduler/replicas.ts";
+import { type CallerResidency, residencyAllows } from "./residency.ts";
 
 /** Names whose deployments are remembered between store reads. */
 const MAX_REMEMBERED = 10_000;
@@ -10,6 +11,8 @@ const MAX_REMEMBERED = 10_000;
 export interface ModelCaller {
   workspaceId: string;
   operator: boolean;
+  /** Where its work may run: a model served by hand only elsewhere is not listed for it. */
+  residency?: CallerResidency | undefined;
 }
 
 /** What a workspace's caller gets for a model name. */
@@ -86,11 +89,17 @@ export class WorkspaceModels {
       deployed: all.filter((d) => d.workspace_id === caller.workspaceId),
       // Served anywhere: a model served only on a peer replica's machines is forwarded there.
       shared: caller.operator
-        ? [...this.#registry.servedModels({ peers: true }).keys()]
-            .filter((n) => !deployedAnywhere.has(n))
+        ? [...this.#registry.servedModels({ peers: true })]
+            .filter(([n, ids]) => !deployedAnywhere.has(n) && ids.some((id) => this.#servesFor(caller, id)))
+            .map(([n]) => n)
             .sort()
         : [],
     };
+  }
+
+  /** Whether machine `id` may take the caller's work (its operator-set country; unknown here: no). */
+  #servesFor(caller: ModelCaller, id: string): boolean {
+    return residencyAllows(caller.residency, this.#registry.get(id)?.country ?? null);
   }
 
   /** Every name the workspace may call, sorted (for listings and "not found" hints). */
