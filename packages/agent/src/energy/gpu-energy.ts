@@ -84,8 +84,10 @@ export class SampledGpuPower implements GpuEnergy {
 }
 
 /**
- * A GPU's own energy counter, read when asked; wraps and resets are handled per GPU as counterDelta
- * says (a reset loses that interval for that GPU, reported as unknown, not as zero).
+ * A GPU's own energy counter; wraps and resets are handled per GPU as counterDelta says (a reset
+ * loses that interval for that GPU, reported as unknown, not as zero). A counter in a file (hwmon)
+ * is read when asked; one behind a tool (nvidia-smi) is polled every `intervalMs` instead, so an
+ * answer's end never waits on a slow or hung tool.
  */
 export class CounterGpuEnergy implements GpuEnergy {
   readonly method = "counter" as const;
@@ -95,11 +97,18 @@ export class CounterGpuEnergy implements GpuEnergy {
   readonly #rangeJoules: number | undefined;
   readonly #last = new Map<number, number>();
   readonly #joules = new Map<number, number>();
+  readonly #timer: NodeJS.Timeout | undefined;
+  #known = new Map<number, number>();
+  #polling: Promise<void> | undefined;
 
-  constructor(source: string, poll: GpuPoll, rangeJoules?: number) {
+  constructor(source: string, poll: GpuPoll, opts: { rangeJoules?: number; intervalMs?: number } = {}) {
     this.source = source;
     this.#poll = poll;
-    this.#rangeJoules = rangeJoules;
+    this.#rangeJoules = opts.rangeJoules;
+    if (opts.intervalMs !== undefined) {
+      this.#timer = setInterval(() => void this.#update(), opts.intervalMs);
+      this.#timer.unref();
+    }
   }
 
   /** Reads the counters once, so the first read() measures from here. */
@@ -109,20 +118,33 @@ export class CounterGpuEnergy implements GpuEnergy {
     return this.#last.size > 0;
   }
 
-  async read(): Promise<Map<number, number>> {
-    const now = await this.#poll().catch(() => undefined);
-    const known = new Map<number, number>();
-    for (const [gpu, value] of now ?? []) {
-      const last = this.#last.get(gpu);
-      this.#last.set(gpu, value);
-      const delta = last === undefined ? 0 : counterDelta(last, value, this.#rangeJoules);
-      if (delta === undefined) continue;
-      const total = (this.#joules.get(gpu) ?? 0) + delta;
-      this.#joules.set(gpu, total);
-      known.set(gpu, total);
-    }
-    return known;
+  /** One poll at a time: a read that comes while one runs shares it. */
+  #update(): Promise<void> {
+    this.#polling ??= (async () => {
+      const now = await this.#poll().catch(() => undefined);
+      const known = new Map<number, number>();
+      for (const [gpu, value] of now ?? []) {
+        const last = this.#last.get(gpu);
+        this.#last.set(gpu, value);
+        const delta = last === undefined ? 0 : counterDelta(last, value, this.#rangeJoules);
+        if (delta === undefined) continue;
+        const total = (this.#joules.get(gpu) ?? 0) + delta;
+        this.#joules.set(gpu, total);
+        known.set(gpu, total);
+      }
+      this.#known = known;
+    })().finally(() => {
+      this.#polling = undefined;
+    });
+    return this.#polling;
   }
 
-  close(): void {}
+  async read(): Promise<Map<number, number>> {
+    if (this.#timer === undefined) await this.#update();
+    return new Map(this.#known);
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+  }
 }

@@ -102,9 +102,11 @@ async function detect(opts: MachinePowerOptions): Promise<MachinePower> {
         [`--query-gpu=${NVIDIA_ENERGY_FIELDS.join(",")}`, "--format=csv,noheader,nounits"],
         parseNvidiaEnergy,
       ),
+      { intervalMs: opts.intervalMs ?? 1_000 },
     );
     if (await counter.start()) gpus.push(counter);
     else {
+      counter.close();
       const poll = poller(
         run,
         "nvidia-smi",

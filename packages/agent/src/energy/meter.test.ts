@@ -136,7 +136,7 @@ describe("GPU energy sources", () => {
       [0, 900],
       [1, 10],
     ]);
-    const gpu = new CounterGpuEnergy("hwmon:energy1_input", async () => values, 1000);
+    const gpu = new CounterGpuEnergy("hwmon:energy1_input", async () => values, { rangeJoules: 1000 });
     expect(await gpu.start()).toBe(true);
     values = new Map([
       [0, 50], // wrapped: 100 + 50
