@@ -142,8 +142,15 @@ export class PeerDirectory {
     const held = new Set(mine);
     for (const f of stored) {
       const row = held.has(f.id) ? this.#registry.get(f.id) : undefined;
-      if (row && (row.cordoned_at !== f.cordoned_at || row.draining_at !== f.draining_at))
-        this.#registry.put({ ...row, cordoned_at: f.cordoned_at, draining_at: f.draining_at });
+      // The country too: this replica routes the machine's requests, and residency reads it per request.
+      if (
+        row &&
+        (row.cordoned_at !== f.cordoned_at ||
+          row.draining_at !== f.draining_at ||
+          row.country !== f.country ||
+          row.pue !== f.pue)
+      )
+        this.#registry.put({ ...row, ...f });
     }
     const inStore = new Set(stored.map((f) => f.id));
     for (const id of known) {

@@ -18,9 +18,15 @@ export class MachineRepository {
     return this.#db.selectFrom("machines").selectAll().where("id", "=", id).executeTakeFirst();
   }
 
-  /** Every machine's id, and whether it is cordoned or draining, as any gateway replica last set it. */
-  async flags(): Promise<Pick<Machine, "id" | "cordoned_at" | "draining_at">[]> {
-    return this.#db.selectFrom("machines").select(["id", "cordoned_at", "draining_at"]).execute();
+  /**
+   * Every machine's id, whether it is cordoned or draining, and its operator-set country and PUE, as
+   * any gateway replica last set them.
+   */
+  async flags(): Promise<Pick<Machine, "id" | "cordoned_at" | "draining_at" | "country" | "pue">[]> {
+    return this.#db
+      .selectFrom("machines")
+      .select(["id", "cordoned_at", "draining_at", "country", "pue"])
+      .execute();
   }
 
   async byCredentialHash(hash: string): Promise<Machine | undefined> {

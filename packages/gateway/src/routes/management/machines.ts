@@ -109,7 +109,8 @@ export const machineRoutes: FastifyPluginAsyncTypebox<
     { schema: { params: IdParams, body: SetMachine, response: { 200: MachineView } } },
     async (req) => {
       await ctx.auth.operator(req, "set a machine's country or PUE");
-      const row = ctx.registry.get(req.params.id);
+      // The store's row: a machine that joined through another replica may not be shown here yet.
+      const row = ctx.registry.get(req.params.id) ?? (await ctx.store.machines.get(req.params.id));
       if (!row) throw notFound(req.params.id);
       const p: Partial<Machine> = {};
       if (req.body.country !== undefined)
