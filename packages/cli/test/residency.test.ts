@@ -56,6 +56,10 @@ describe("b9 residency commands", () => {
       code: 0,
       stdout: `Machine ${says}: country PL (it declares FR), PUE 1.3.\n`,
     });
+    const shown = (await b9("machine", "show", says)).stdout;
+    expect(shown).toMatch(/^Country: +PL$/m);
+    expect(shown).toMatch(/^Declared country: +FR \(the machine's own word; not used to place work\)$/m);
+    expect(shown).toMatch(/^PUE: +1\.3$/m);
     expect((await b9("machine", "set", says, "--pue", "0.5")).stderr).toMatch(/a PUE is a number from 1.0/);
     expect((await b9("machine", "set", says)).stderr).toMatch(/say what to set/);
   });

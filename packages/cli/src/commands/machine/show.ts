@@ -26,7 +26,16 @@ function describe(m: MachineView, now: number): Array<[string, string]> {
     ["ID", m.id],
     ["Name", m.name],
     ["Pool", m.pool],
-    ["Country", m.country ?? "not declared (b9agent init --country)"],
+    ["Country", m.country ?? "not set (b9 machine set ID --country CC, or b9 token create --country)"],
+    ...(m.declared_country && m.declared_country !== m.country
+      ? [
+          ["Declared country", `${m.declared_country} (the machine's own word; not used to place work)`] as [
+            string,
+            string,
+          ],
+        ]
+      : []),
+    ["PUE", String(m.pue ?? 1)],
     ["Status", statusLine(m)],
     ...(m.drain_waiting_for ? [["Drain waits for", m.drain_waiting_for] as [string, string]] : []),
     ["Hostname", m.hostname],
