@@ -219,24 +219,36 @@ describe("EU residency", () => {
     );
   }, 120_000);
 
-  it("does not make a workspace EU-only while a job of its may still run elsewhere", async () => {
+  it("does not make a workspace or key EU-only while a job of theirs may still run elsewhere", async () => {
     expect((await gw.api("POST", "/api/v1/workspaces", { name: "later" })).status).toBe(201);
-    const laterJobs = (
+    const laterKey = (
       await gw.api<Json>("POST", "/api/v1/keys", { name: "j", scopes: ["jobs"], workspace: "later" })
-    ).body.key as string;
-    const job = await post("/api/v1/jobs", { command: ["sleep", "600"] }, laterJobs);
+    ).body;
+    const job = await post("/api/v1/jobs", { command: ["sleep", "600"] }, laterKey.key);
     expect(job.status).toBe(201);
-    expect(await gw.api("POST", "/api/v1/workspaces/later/residency", { region: "eu" })).toMatchObject({
+    const outside = {
       status: 403,
       body: {
         error: { code: "residency", message: expect.stringContaining(`job ${job.body.id} may run outside`) },
       },
-    });
-    expect((await post(`/api/v1/jobs/${job.body.id}/cancel`, {}, laterJobs)).status).toBe(200);
+    };
+    expect(await gw.api("POST", "/api/v1/workspaces/later/residency", { region: "eu" })).toMatchObject(
+      outside,
+    );
+    expect(
+      await gw.api("POST", `/api/v1/keys/${laterKey.id}/residency`, { countries: ["DE"] }),
+    ).toMatchObject(outside);
+    expect((await post(`/api/v1/jobs/${job.body.id}/cancel`, {}, laterKey.key)).status).toBe(200);
     await waitFor(
       async () =>
         (await gw.api("POST", "/api/v1/workspaces/later/residency", { region: "eu" })).status === 200,
       { what: "the workspace to be made EU-only once its job ended", timeoutMs: 30_000 },
     );
+    expect(
+      await gw.api("POST", `/api/v1/keys/${laterKey.id}/residency`, { countries: ["DE"] }),
+    ).toMatchObject({
+      status: 200,
+      body: { countries: ["DE"] },
+    });
   }, 60_000);
 });

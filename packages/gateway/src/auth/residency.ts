@@ -1,12 +1,16 @@
 import {
   Beta9Error,
+  type CreateJob,
   describeResidency,
   EU_COUNTRIES,
   intersectCountries,
+  JOB_ENDED,
+  JOB_STATES,
   parseCountry,
   type Residency,
   residencyCountries,
 } from "@beta9/protocol";
+import type { Store } from "@beta9/store";
 import type { DeploymentSpec } from "../scheduler/replicas.ts";
 
 /*
@@ -130,4 +134,34 @@ export function narrowSpec<T extends { countries?: string[] | undefined; region?
   const where = narrowAsked({ countries: spec.countries ?? [], region: spec.region ?? null }, allowed, what);
   const { region: _region, ...rest } = spec;
   return { ...rest, countries: [...where.countries], ...(where.region ? { region: where.region } : {}) } as T;
+}
+
+/**
+ * Refuses a residency change while a job not ended yet (of the workspace, or of one key) may run
+ * outside `allowed`: its spec was narrowed when it was submitted, and it is placed by that spec.
+ * `whose` ends the hint ("the workspace", "the key").
+ */
+export async function refuseWhileJobsOutside(
+  store: Store,
+  workspaceId: string,
+  allowed: CallerResidency,
+  whose: string,
+  keyId?: string,
+): Promise<void> {
+  if (!allowed.countries) return;
+  const jobs = await store.jobs.list(workspaceId, {
+    states: JOB_STATES.filter((j) => !JOB_ENDED.has(j)),
+    limit: 1000,
+  });
+  const outside = jobs.filter((j) => {
+    if (keyId !== undefined && j.key_id !== keyId) return false;
+    const spec = JSON.parse(j.spec) as CreateJob;
+    return !liesWithin({ region: spec.region ?? null, countries: spec.countries ?? [] }, allowed);
+  });
+  if (outside.length > 0)
+    throw new Beta9Error(
+      "residency",
+      `job ${outside.map((j) => j.id).join(", ")} may run outside ${allowed.text}; ` +
+        `cancel it (b9 job cancel ID) or let it end, then change where ${whose} runs`,
+    );
 }

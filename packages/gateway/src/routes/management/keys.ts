@@ -10,7 +10,14 @@ import {
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import type { Caller } from "../../auth/api-keys.ts";
-import { parseResidency, refuseWider, residencyColumns, residencyOf } from "../../auth/residency.ts";
+import {
+  callerResidency,
+  parseResidency,
+  refuseWhileJobsOutside,
+  refuseWider,
+  residencyColumns,
+  residencyOf,
+} from "../../auth/residency.ts";
 import { hashSecret, newId, newSecret } from "../../auth/secrets.ts";
 import type { GatewayContext } from "../../context.ts";
 import { apiKeyView } from "../../views.ts";
@@ -130,6 +137,8 @@ export const keyRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app, 
         throw new Beta9Error("not_found", `no API key ${existing.id}; list them with \`b9 key list\``);
       const residency = parseResidency(req.body, residencyOf(existing));
       refuseWider(residency, residencyOf(workspace), workspace.name);
+      const allowed = callerResidency(residencyOf(workspace), residency);
+      await refuseWhileJobsOutside(ctx.store, workspace.id, allowed, "the key", existing.id);
       const k = await ctx.store.keys.setResidency(existing.id, residencyColumns(residency));
       // Read again on its next request here; other replicas within their key cache's few seconds.
       ctx.auth.forget(existing.id);

@@ -1,10 +1,6 @@
 import {
   Beta9Error,
-  type CreateJob,
   CreateWorkspace,
-  JOB_ENDED,
-  JOB_STATES,
-  type Residency,
   SetResidency,
   SetWorkspaceLimits,
   WorkspaceList,
@@ -18,6 +14,7 @@ import {
   callerResidency,
   liesWithin,
   parseResidency,
+  refuseWhileJobsOutside,
   residencyColumns,
   residencyOf,
 } from "../../auth/residency.ts";
@@ -129,19 +126,7 @@ export const workspaceRoutes: FastifyPluginAsyncTypebox<
           `deployment ${wider.map((d) => d.name).join(", ")} may run outside ${allowed.text}; ` +
             "remove it (b9 model remove NAME) and deploy it again after the change, which then keeps it there",
         );
-      // Jobs not ended yet were placed, or will be, by the countries they were submitted with.
-      const pending = (
-        await ctx.store.jobs.list(workspace.id, {
-          states: JOB_STATES.filter((j) => !JOB_ENDED.has(j)),
-          limit: 1000,
-        })
-      ).filter((j) => !liesWithin(jobResidency(j.spec), allowed));
-      if (pending.length > 0)
-        throw new Beta9Error(
-          "residency",
-          `job ${pending.map((j) => j.id).join(", ")} may run outside ${allowed.text}; ` +
-            "cancel it (b9 job cancel ID) or let it end, then change where the workspace runs",
-        );
+      await refuseWhileJobsOutside(ctx.store, workspace.id, allowed, "the workspace");
       const updated = await ctx.store.workspaces.setResidency(workspace.id, residencyColumns(residency));
       // Its keys carry its residency: read again on their next request here (other replicas within seconds).
       ctx.auth.forgetWorkspace(workspace.id);
@@ -191,9 +176,3 @@ export const workspaceRoutes: FastifyPluginAsyncTypebox<
     },
   );
 };
-
-/** Where a stored job's spec says it may run. */
-function jobResidency(spec: string): Residency {
-  const s = JSON.parse(spec) as CreateJob;
-  return { region: s.region ?? null, countries: s.countries ?? [] };
-}
