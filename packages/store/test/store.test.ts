@@ -1,6 +1,8 @@
-import type { Store } from "@beta9/store";
+import { Store } from "@beta9/store";
 import { DIALECTS, openTestStore } from "@beta9/test-utils";
+import { Migrator } from "kysely";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { migrationProvider } from "../src/migrations/index.ts";
 
 const now = 1_790_000_000_000;
 
@@ -256,6 +258,31 @@ for (const dialect of DIALECTS) {
       expect(await store.keys.setResidency("k1", { region: null, countries: "DE" })).toMatchObject({
         countries: "DE",
       });
+    });
+
+    it("keeps a country an agent declared before residency only as declared: the operator sets it anew", async () => {
+      const cfg = dialect.config();
+      const old = await Store.open(cfg);
+      try {
+        const names = Object.keys(await migrationProvider.getMigrations()).sort();
+        const migrator = new Migrator({
+          db: old.db,
+          provider: migrationProvider,
+          ...("schema" in cfg && cfg.schema ? { migrationTableSchema: cfg.schema } : {}),
+        });
+        const before = names[names.indexOf("2026-12-07T0100-residency") - 1]!;
+        expect((await migrator.migrateTo(before)).error).toBeUndefined();
+        await old.pools.insert({ name: "external", description: "", created_at: now });
+        // Written as an agent's join wrote it before: its own word in `country`.
+        await old.db
+          .insertInto("machines")
+          .values({ ...machine("m1", "c1"), country: "DE" })
+          .execute();
+        await old.migrate();
+        expect(await old.machines.get("m1")).toMatchObject({ country: null, declared_country: "DE", pue: 1 });
+      } finally {
+        await old.close();
+      }
     });
 
     it("round-trips a deployment: numbers as numbers, nulls as nulls, names with ':' and '/'", async () => {

@@ -6,7 +6,7 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema.alterTable("machines").addColumn("declared_country", "text").execute();
   await db
     .updateTable("machines")
-    .set({ declared_country: db.dynamic.ref("country") })
+    .set((eb) => ({ declared_country: eb.ref("country") }))
     .execute();
   await db.updateTable("machines").set({ country: null }).execute();
   // Power usage effectiveness of the machine's site: its energy × PUE is what the grid supplied.
@@ -36,7 +36,7 @@ export async function down(db: Kysely<any>): Promise<void> {
   await db.schema.alterTable("machines").dropColumn("pue").execute();
   await db
     .updateTable("machines")
-    .set({ country: db.dynamic.ref("declared_country") })
+    .set((eb) => ({ country: eb.ref("declared_country") }))
     .execute();
   await db.schema.alterTable("machines").dropColumn("declared_country").execute();
 }
