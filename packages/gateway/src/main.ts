@@ -174,6 +174,7 @@ const program = new Command("b9gateway")
   .option(
     "--carbon-intensity-url <url>",
     "a live grid-intensity source answering Electricity Maps' or Energy-Charts' JSON, with {zone} (or {zone_lower}) for the machine's country; its token from BETA9_CARBON_INTENSITY_TOKEN. Without it: Ember's yearly figures shipped with the gateway",
+    liveIntensityUrl,
   )
   .action(async (opts) => {
     if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey))
@@ -257,3 +258,22 @@ program.parseAsync().catch((err: unknown) => {
   process.stderr.write(`b9gateway: ${e.message}${hint}\n`);
   process.exit(1);
 });
+
+/** --carbon-intensity-url: an http(s) URL that names the zone, so each machine's country is asked for. */
+function liveIntensityUrl(v: string): string {
+  let url: URL;
+  try {
+    url = new URL(v.replaceAll("{zone}", "FR").replaceAll("{zone_lower}", "fr"));
+  } catch {
+    throw new InvalidArgumentError(
+      "not a URL: give e.g. https://api.electricitymaps.com/v3/carbon-intensity/latest?zone={zone}",
+    );
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:")
+    throw new InvalidArgumentError("the live intensity source must be an http or https URL");
+  if (!v.includes("{zone}") && !v.includes("{zone_lower}"))
+    throw new InvalidArgumentError(
+      "put {zone} (or {zone_lower}) where the machine's country goes, e.g. ?zone={zone}",
+    );
+  return v;
+}

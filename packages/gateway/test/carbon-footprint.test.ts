@@ -10,6 +10,7 @@ import {
   type ModelAgent,
   startGateway,
   startModelAgent,
+  tempDir,
   waitFor,
 } from "@beta9/test-utils";
 import { Ollama } from "ollama";
@@ -263,4 +264,30 @@ describe("an answer's energy and carbon", () => {
       { what: "energy and carbon counters on /metrics" },
     );
   });
+});
+
+it("refuses a --carbon-intensity-url that is not an http(s) URL naming the zone, saying what to give", async () => {
+  for (const [url, says] of [
+    ["not a url", /not a URL/],
+    ["ftp://example.org/{zone}", /http or https/],
+    ["https://example.org/latest", /\{zone\}/],
+  ] as const) {
+    // A gateway that took it would listen: its own folder and port, and killed after 60 s.
+    const run = promisify(execFile)(
+      process.execPath,
+      [
+        BIN.gateway,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--data-dir",
+        tempDir("b9-gw-"),
+        "--carbon-intensity-url",
+        url,
+      ],
+      { timeout: 60_000 },
+    );
+    await expect(run).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(says) });
+  }
 });

@@ -206,6 +206,66 @@ for (const dialect of DIALECTS) {
       ]);
     });
 
+    it("groups every workspace's usage by workspace for the operator only, and so does the carbon report", async () => {
+      const ws = (await h.gw.store.keys.list())[0]!.workspace_id;
+      await h.gw.store.workspaces.insert({ id: "ws_team", name: "team", created_at: Date.now() });
+      const team = await key({ name: "team-reader", scopes: ["read"], workspace: "team" });
+      const now = Date.now();
+      const row = (id: string, workspace: string, co2e: number | null) => ({
+        id,
+        key_id: team.id,
+        workspace_id: workspace,
+        model: "smollm2",
+        machine_id: "m1",
+        status: 200,
+        prompt_tokens: 10,
+        completion_tokens: 4,
+        latency_ms: 100,
+        ttfb_ms: 10,
+        started_at: now - 1000,
+        ...(co2e === null
+          ? {}
+          : { energy_wh: co2e * 10, energy_method: "util_tdp", energy_confidence: "low", co2e_g: co2e }),
+        ...(co2e === null ? {} : { intensity_confidence: "medium", grid_zone: "FR", grid_intensity: 56 }),
+      });
+      await h.gw.store.usage.insertMany([
+        row("a", ws, 0.5),
+        row("b", "ws_team", 0.25),
+        row("c", "ws_team", null),
+      ]);
+      const all = await h.call("GET", "/api/v1/usage?group_by=workspace");
+      expect(all.status).toBe(200);
+      expect(
+        all.body.groups.map((g: { workspace_name: string; requests: number; co2e_g: number | null }) => [
+          g.workspace_name,
+          g.requests,
+          g.co2e_g,
+        ]),
+      ).toEqual([
+        ["default", 1, 0.5],
+        ["team", 2, 0.25],
+      ]);
+      const refused = await h.call("GET", "/api/v1/usage?group_by=workspace", { key: team.key });
+      expect(refused).toMatchObject({ status: 403, body: { error: { code: "forbidden" } } });
+
+      const report = await h.call("GET", "/api/v1/carbon/report?by=workspace");
+      expect(report.status).toBe(200);
+      expect(report.body.totals).toMatchObject({
+        answers: 3,
+        co2e_g: 0.75,
+        coverage: { high: 0, medium: 0, low: 1 },
+      });
+      expect(report.body.rows.map((r: { name: string; measured: number }) => [r.name, r.measured])).toEqual([
+        ["default", 1],
+        ["team", 1],
+      ]);
+      // SCI: the gCO2e of the answers with a footprint per 1,000 of their tokens (14 each here).
+      expect(report.body.totals.sci_g_per_1k_tokens).toBeCloseTo((0.75 / 28) * 1000, 9);
+      const theirs = await h.call("GET", "/api/v1/carbon/report", { key: team.key });
+      expect(theirs.body).toMatchObject({ workspace: "team", totals: { answers: 2, co2e_g: 0.25 } });
+      expect((await h.call("GET", "/api/v1/carbon/report?by=workspace", { key: team.key })).status).toBe(403);
+    });
+
     it("needs scope read, and says what is wrong with since, until and group_by", async () => {
       const infer = await key({ name: "app", scopes: ["inference"] });
       expect((await h.call("GET", "/api/v1/usage", { key: infer.key })).status).toBe(403);
