@@ -49,6 +49,7 @@ export async function createDeployment(
     min_vram_bytes: b.min_vram_bytes ?? null,
     countries: (b.countries ?? []).join(","),
     region: b.region ?? null,
+    prefer: b.prefer ?? null,
     context_size: b.context_size ?? null,
     created_at: Date.now(),
   };

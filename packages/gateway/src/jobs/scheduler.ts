@@ -2,6 +2,7 @@ import type { Logger } from "@beta9/http";
 import { type CreateJob, type JobState, MAX_JOB_INPUT_BYTES } from "@beta9/protocol";
 import type { Job, LogBound, Store, Workspace } from "@beta9/store";
 import type { MachineRegistry } from "../machines/registry.ts";
+import type { CarbonOf } from "../placement/carbon-rank.ts";
 import { LogFeed } from "./log-feed.ts";
 import { freeGpus, jobAsk, loadOf, placeNow, retries } from "./needs.ts";
 import { Run, type RunOutcome } from "./run.ts";
@@ -19,6 +20,8 @@ export interface JobSchedulerOptions {
   /** Whether another gateway replica holds machines' channels now. */
   peersHoldMachines?: () => boolean;
   onTransition?: (to: JobState) => void;
+  /** What is known of each machine's carbon, for jobs that prefer low carbon. */
+  carbonOf?: CarbonOf;
 }
 
 export const DEFAULT_LOG_BOUND: LogBound = { head: 1_000, tail: 10_000 };
@@ -41,8 +44,8 @@ const DAY_MS = 24 * 3600_000;
  */
 export class JobScheduler {
   readonly feed = new LogFeed();
-  readonly #o: Required<Omit<JobSchedulerOptions, "onTransition" | "peersHoldMachines">> &
-    Pick<JobSchedulerOptions, "onTransition" | "peersHoldMachines">;
+  readonly #o: Required<Omit<JobSchedulerOptions, "onTransition" | "peersHoldMachines" | "carbonOf">> &
+    Pick<JobSchedulerOptions, "onTransition" | "peersHoldMachines" | "carbonOf">;
   readonly #runs = new Map<string, Run>();
   /** job id → machine id → until when that machine is not offered the job again. */
   readonly #declined = new Map<string, Map<string, number>>();
@@ -188,7 +191,7 @@ export class JobScheduler {
       }
       const declined = this.#declined.get(job.id);
       const offered = declined ? machines.filter((m) => (declined.get(m.id) ?? 0) <= now) : machines;
-      const placed = placeNow(ask, offered, loads, await this.#triedOn(job));
+      const placed = placeNow(ask, offered, loads, await this.#triedOn(job), this.#o.carbonOf);
       if (!placed.ok) {
         const reason =
           machines.length > offered.length && offered.length === 0
@@ -204,7 +207,7 @@ export class JobScheduler {
         tx.jobs.transition(
           job.id,
           "ASSIGNED",
-          { machineId: machine.id, gpus, reason: `assigned to ${machine.name}` },
+          { machineId: machine.id, gpus, reason: `assigned to ${machine.name}: ${placed.why}` },
           now,
         ),
       );

@@ -15,6 +15,7 @@ import * as jobRuns from "./2026-12-06T0300-job-runs.ts";
 import * as workspaceJobLimit from "./2026-12-06T0400-workspace-job-limit.ts";
 import * as activeJobsIndex from "./2026-12-06T0500-active-jobs-index.ts";
 import * as workspaceGpuHours from "./2026-12-06T0600-workspace-gpu-hours.ts";
+import * as lowCarbon from "./2026-12-07T0300-low-carbon.ts";
 
 /** Migrations are listed here, not found on disk, so they work wherever the package is loaded from. */
 export const migrationProvider: MigrationProvider = {
@@ -36,6 +37,7 @@ export const migrationProvider: MigrationProvider = {
       "2026-12-06T0400-workspace-job-limit": workspaceJobLimit,
       "2026-12-06T0500-active-jobs-index": activeJobsIndex,
       "2026-12-06T0600-workspace-gpu-hours": workspaceGpuHours,
+      "2026-12-07T0300-low-carbon": lowCarbon,
     };
   },
 };
