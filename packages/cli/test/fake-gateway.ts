@@ -188,6 +188,7 @@ export async function startFakeGateway(
           min_vram_bytes: or("min_vram_bytes", null),
           countries: or("countries", []),
           region: or("region", null),
+          prefer: or("prefer", null),
           context_size: or("context_size", null),
           created_at: iso(now()),
         };

@@ -17,6 +17,7 @@ const qwen: DeploymentView = {
   min_vram_bytes: 16 * 2 ** 30,
   countries: ["DE", "FR"],
   region: "eu",
+  prefer: null,
   context_size: 8192,
   created_at: new Date(NOW - 2 * 3_600_000).toISOString(),
 };
@@ -77,6 +78,8 @@ describe("b9 model deploy", () => {
       "de, fr,DE",
       "--region",
       "EU",
+      "--prefer",
+      "Low-Carbon",
       "--context",
       "4096",
       "--sha256",
@@ -97,6 +100,7 @@ describe("b9 model deploy", () => {
       min_vram_bytes: 8_000_000_000,
       countries: ["DE", "FR"],
       region: "eu",
+      prefer: "low-carbon",
       context_size: 4096,
     };
     expect(gateway.requests[0]?.body).toEqual(sent);
@@ -229,6 +233,7 @@ describe("b9 model show", () => {
         "Min VRAM:      16 GiB",
         "Countries:     DE, FR",
         "Region:        EU",
+        "Placement:     least loaded",
         "Context:       8192 tokens",
         `Created:       ${qwen.created_at} (2h ago)`,
         "",

@@ -71,6 +71,7 @@ export function deploymentView(
     min_vram_bytes: d.min_vram_bytes,
     countries: d.countries.split(",").filter(Boolean),
     region: d.region as DeploymentView["region"],
+    prefer: d.prefer === "low-carbon" ? "low-carbon" : null,
     context_size: d.context_size,
     created_at: iso(d.created_at),
   };

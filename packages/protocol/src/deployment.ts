@@ -48,6 +48,11 @@ export const CreateDeployment = Type.Object(
     countries: Type.Optional(Type.Array(CountryCode, { maxItems: 64, uniqueItems: true })),
     /** "eu": only machines in EU member states. */
     region: Type.Optional(Type.Literal("eu")),
+    /**
+     * "low-carbon": among the machines that fit, replicas go first where the fewest gCO2e per 1,000
+     * tokens are expected (that machine's measured Wh per 1,000 tokens × its PUE × its grid's intensity).
+     */
+    prefer: Type.Optional(Type.Literal("low-carbon")),
     context_size: Type.Optional(Type.Integer({ minimum: 256, maximum: 1_048_576 })),
   },
   { additionalProperties: false },
@@ -68,6 +73,7 @@ export const DeploymentView = Type.Object({
   min_vram_bytes: Type.Union([Type.Integer(), Type.Null()]),
   countries: Type.Array(Type.String()),
   region: Type.Union([Type.Literal("eu"), Type.Null()]),
+  prefer: Type.Union([Type.Literal("low-carbon"), Type.Null()]),
   context_size: Type.Union([Type.Integer(), Type.Null()]),
   created_at: Type.String({ format: "date-time" }),
 });
@@ -85,6 +91,8 @@ export const ReplicaView = Type.Object({
   memory_bytes: Type.Union([Type.Number(), Type.Null()]),
   outstanding: Type.Integer(),
   last_request_at: Type.Union([Type.String({ format: "date-time" }), Type.Null()]),
+  /** Why placement chose this machine, in a sentence; null for a replica placed before this was kept. */
+  placed_because: Type.Union([Type.String(), Type.Null()]),
 });
 export type ReplicaView = Static<typeof ReplicaView>;
 export const ReplicaList = Type.Object({ replicas: Type.Array(ReplicaView) });

@@ -130,6 +130,8 @@ export const CreateJob = Type.Object(
     pool: Type.Optional(Name),
     countries: Type.Optional(Type.Array(CountryCode, { minItems: 1, maxItems: 64, uniqueItems: true })),
     region: Type.Optional(Type.Literal("eu")),
+    /** "low-carbon": among the machines that fit, the one whose grid emits least per kWh (× its PUE). */
+    prefer: Type.Optional(Type.Literal("low-carbon")),
     /** Default 3600: the job is stopped (TIMED_OUT) after this long running. */
     timeout_seconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 7 * 24 * 3600 })),
     /** Runs after the first, when it ends LOST or FAILED (as `retry_on` says); default 0. */

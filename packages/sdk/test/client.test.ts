@@ -99,6 +99,7 @@ const deployment: DeploymentView = {
   min_vram_bytes: 8_000_000_000,
   countries: ["DE", "FR"],
   region: "eu",
+  prefer: null,
   context_size: 8192,
   created_at: "2026-01-01T00:00:00.000Z",
 };

@@ -106,6 +106,8 @@ export interface DeploymentTable {
   /** Comma-separated ISO 3166 alpha-2 codes; "" for anywhere. */
   countries: string;
   region: string | null;
+  /** "low-carbon" or null (placement ranks by load). */
+  prefer: string | null;
   context_size: number | null;
   created_at: number;
 }
@@ -118,6 +120,8 @@ export interface ReplicaPlacementTable {
   workspace_id: string;
   deployment_created_at: number;
   placed_at: number;
+  /** Why placement chose the machine, in a sentence; null for placements recorded before it was kept. */
+  reason: string | null;
 }
 
 /**

@@ -296,6 +296,7 @@ for (const dialect of DIALECTS) {
         min_vram_bytes: 24 * 2 ** 30,
         countries: "DE,FR",
         region: "eu",
+        prefer: "low-carbon",
         context_size: 8192,
       });
       expect(await store.deployments.insert(full)).toBe(true);
@@ -339,14 +340,25 @@ for (const dialect of DIALECTS) {
 
     it("keeps where gateways placed replicas, one model name per machine, gone with the machine", async () => {
       await store.machines.insert(machine("m1", "c1"));
-      const placed = { machine_id: "m1", model: "llama", workspace_id: "ws_1", deployment_created_at: now };
+      const placed = {
+        machine_id: "m1",
+        model: "llama",
+        workspace_id: "ws_1",
+        deployment_created_at: now,
+        reason: null,
+      };
       await store.placements.put({ ...placed, placed_at: now });
-      await store.placements.put({ ...placed, deployment_created_at: now + 1, placed_at: now + 2 });
+      await store.placements.put({
+        ...placed,
+        deployment_created_at: now + 1,
+        placed_at: now + 2,
+        reason: "greenest",
+      });
       await store.placements.put({ ...placed, model: "qwen", placed_at: now });
       const rows = await store.placements.list("m1");
-      expect(rows.map((r) => [r.model, r.deployment_created_at, r.placed_at]).sort()).toEqual([
-        ["llama", now + 1, now + 2],
-        ["qwen", now, now],
+      expect(rows.map((r) => [r.model, r.deployment_created_at, r.placed_at, r.reason]).sort()).toEqual([
+        ["llama", now + 1, now + 2, "greenest"],
+        ["qwen", now, now, null],
       ]);
       await store.placements.remove("m1", "qwen");
       expect((await store.placements.list()).map((r) => r.model)).toEqual(["llama"]);
@@ -491,6 +503,7 @@ function deployment(
     min_vram_bytes: null,
     countries: "",
     region: null,
+    prefer: null,
     context_size: null,
     created_at: now,
     ...over,

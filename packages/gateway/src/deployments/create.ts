@@ -57,6 +57,7 @@ export async function createDeployment(
     min_vram_bytes: b.min_vram_bytes ?? null,
     countries: where.countries.join(","),
     region: where.region,
+    prefer: b.prefer ?? null,
     context_size: b.context_size ?? null,
     created_at: Date.now(),
   };

@@ -9,6 +9,7 @@ import {
   retryCause,
 } from "@beta9/protocol";
 import type { Job, Machine } from "@beta9/store";
+import type { CarbonOf } from "../placement/carbon-rank.ts";
 import { type Constraints, meetsConstraints } from "../placement/constraints.ts";
 import { type Exclusion, gb, type Needs, type Placement, place } from "../placement/place.ts";
 
@@ -22,6 +23,8 @@ export interface JobAsk {
   cpus: number;
   /** What it names that only podman runs ("a rootfs", "an image"); null: any runner will do. */
   podman: string | null;
+  /** Rank machines by their grid's carbon rather than their load (`prefer: "low-carbon"`). */
+  lowCarbon: boolean;
 }
 
 /**
@@ -70,6 +73,7 @@ export function jobAsk(spec: CreateJob): JobAsk {
     memoryBytes: r.memory_bytes ?? null,
     cpus: r.cpu ?? 1,
     podman: spec.rootfs !== undefined ? "a rootfs" : spec.image !== undefined ? "an image" : null,
+    lowCarbon: spec.prefer === "low-carbon",
   };
 }
 
@@ -165,12 +169,14 @@ function asEmpty(row: Machine): MachineView {
   };
 }
 
-function needsOf(ask: JobAsk, exclude?: Exclusion): Needs {
+function needsOf(ask: JobAsk, exclude?: Exclusion, carbonOf?: CarbonOf): Needs {
   return {
     constraints: ask.constraints,
     resources: { vramBytes: ask.minVramBytes, memoryBytes: ask.memoryBytes },
     askedBy: "this job",
     exclude,
+    // A job's energy is not known ahead: machines rank by what each kWh they draw emits.
+    lowCarbon: ask.lowCarbon && carbonOf ? { carbonOf, unit: "energy" } : undefined,
   };
 }
 
@@ -247,22 +253,30 @@ export function placeNow(
   machines: readonly MachineView[],
   loads: ReadonlyMap<string, MachineLoad>,
   avoid: ReadonlySet<string>,
+  carbonOf?: CarbonOf,
 ): Placement {
   const views = machines.map((m) => asLoaded(ask, m, loads.get(m.id)));
   const gpusFree: Exclusion = {
     excludes: (m) => freeGpus(ask, m, loads.get(m.id)?.gpus ?? new Set()).length < ask.gpuCount,
     reason: () => gpuShortage(ask, machines, loads),
   };
-  // Among the machines placement ranks alike, the one with the fewest jobs first (a stable sort).
-  const spread = (p: Placement): Placement =>
-    p.ok
-      ? {
-          ok: true,
-          machines: [...p.machines].sort(
-            (a, b) => (loads.get(a.id)?.jobs ?? 0) - (loads.get(b.id)?.jobs ?? 0),
-          ),
-        }
-      : p;
+  // Among the machines placement ranks alike, the one with the fewest jobs first (a stable sort);
+  // a low-carbon job keeps placement's carbon order.
+  const spread = (p: Placement): Placement => {
+    if (!p.ok || ask.lowCarbon) return p;
+    const machines = [...p.machines].sort(
+      (a, b) => (loads.get(a.id)?.jobs ?? 0) - (loads.get(b.id)?.jobs ?? 0),
+    );
+    const first = machines[0]!;
+    return {
+      ok: true,
+      machines,
+      why:
+        machines.length === 1
+          ? p.why
+          : `fewest jobs of ${machines.length} that fit: ${first.name} runs ${loads.get(first.id)?.jobs ?? 0}`,
+    };
+  };
   // The runner first: a rootfs job that waits for podman says so, not that GPUs are taken.
   const runner = lacksRunner(ask);
   if (runner !== undefined) {
@@ -272,13 +286,17 @@ export function placeNow(
   const exclude = either(runner, ask.gpuCount > 0 ? gpusFree : undefined);
   if (avoid.size > 0) {
     const elsewhere = place(
-      needsOf(ask, {
-        excludes: (m) => (exclude?.excludes(m) ?? false) || avoid.has(m.id),
-        reason: gpusFree.reason,
-      }),
+      needsOf(
+        ask,
+        {
+          excludes: (m) => (exclude?.excludes(m) ?? false) || avoid.has(m.id),
+          reason: gpusFree.reason,
+        },
+        carbonOf,
+      ),
       views,
     );
     if (elsewhere.ok) return spread(elsewhere);
   }
-  return spread(place(needsOf(ask, exclude), views));
+  return spread(place(needsOf(ask, exclude, carbonOf), views));
 }

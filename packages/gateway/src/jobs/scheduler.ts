@@ -3,6 +3,7 @@ import { type CreateJob, type JobState, MAX_JOB_INPUT_BYTES } from "@beta9/proto
 import type { Job, LogBound, Store, Workspace } from "@beta9/store";
 import type { CarbonSource } from "../carbon/footprint.ts";
 import type { MachineRegistry } from "../machines/registry.ts";
+import type { CarbonOf } from "../placement/carbon-rank.ts";
 import { LogFeed } from "./log-feed.ts";
 import { freeGpus, jobAsk, loadOf, placeNow, retries } from "./needs.ts";
 import { Run, type RunOutcome } from "./run.ts";
@@ -22,6 +23,8 @@ export interface JobSchedulerOptions {
   onTransition?: (to: JobState) => void;
   /** Grid intensity and machines' PUE, for runs' footprints. */
   carbon?: CarbonSource | undefined;
+  /** What is known of each machine's carbon, for jobs that prefer low carbon. */
+  carbonOf?: CarbonOf;
 }
 
 export const DEFAULT_LOG_BOUND: LogBound = { head: 1_000, tail: 10_000 };
@@ -44,8 +47,10 @@ const DAY_MS = 24 * 3600_000;
  */
 export class JobScheduler {
   readonly feed = new LogFeed();
-  readonly #o: Required<Omit<JobSchedulerOptions, "onTransition" | "peersHoldMachines" | "carbon">> &
-    Pick<JobSchedulerOptions, "onTransition" | "peersHoldMachines" | "carbon">;
+  readonly #o: Required<
+    Omit<JobSchedulerOptions, "onTransition" | "peersHoldMachines" | "carbon" | "carbonOf">
+  > &
+    Pick<JobSchedulerOptions, "onTransition" | "peersHoldMachines" | "carbon" | "carbonOf">;
   readonly #runs = new Map<string, Run>();
   /** job id → machine id → until when that machine is not offered the job again, and its words. */
   readonly #declined = new Map<string, Map<string, { until: number; reason: string }>>();
@@ -191,7 +196,7 @@ export class JobScheduler {
       }
       const declined = this.#declined.get(job.id);
       const offered = declined ? machines.filter((m) => (declined.get(m.id)?.until ?? 0) <= now) : machines;
-      const placed = placeNow(ask, offered, loads, await this.#triedOn(job));
+      const placed = placeNow(ask, offered, loads, await this.#triedOn(job), this.#o.carbonOf);
       if (!placed.ok) {
         // Every machine declined it: their own words say why (a missing runner, a rootfs not allowed).
         const reason =
@@ -208,7 +213,7 @@ export class JobScheduler {
         tx.jobs.transition(
           job.id,
           "ASSIGNED",
-          { machineId: machine.id, gpus, reason: `assigned to ${machine.name}` },
+          { machineId: machine.id, gpus, reason: `assigned to ${machine.name}: ${placed.why}` },
           now,
         ),
       );

@@ -1,4 +1,5 @@
 import type { MachineView } from "@beta9/protocol";
+import { type CarbonOf, type CarbonUnit, rankLowCarbon } from "./carbon-rank.ts";
 import { type Constraints, describeLocation, gpuFits, locationFits } from "./constraints.ts";
 
 /*
@@ -30,9 +31,12 @@ export interface Needs {
   /** Who asks, in reasons: "this deployment", "this job". */
   askedBy: string;
   exclude?: Exclusion | undefined;
+  /** Rank what fits by expected carbon instead of load (`prefer: "low-carbon"`). */
+  lowCarbon?: { carbonOf: CarbonOf; unit: CarbonUnit } | undefined;
 }
 
-export type Placement = { ok: true; machines: MachineView[] } | { ok: false; reason: string };
+/** When it succeeds: the machines best first, and why the first one is first, in a sentence. */
+export type Placement = { ok: true; machines: MachineView[]; why: string } | { ok: false; reason: string };
 
 /** Bytes as a person reads them in a reason: "24.0 GB". */
 export const gb = (n: number) => `${(n / 1e9).toFixed(1)} GB`;
@@ -122,10 +126,20 @@ export function place(needs: Needs, machines: readonly MachineView[]): Placement
 
   const load = (m: MachineView) => m.inference?.models.length ?? 0;
   const free = (m: MachineView) => m.inference?.vram_free_bytes ?? m.inference?.memory_free_bytes ?? 0;
+  const byLoad = [...candidates].sort(
+    (a, b) => load(a) - load(b) || free(b) - free(a) || a.id.localeCompare(b.id),
+  );
+  if (needs.lowCarbon) {
+    const ranked = rankLowCarbon(byLoad, needs.lowCarbon.carbonOf, needs.lowCarbon.unit);
+    return { ok: true, machines: ranked.machines, why: ranked.why };
+  }
+  const first = byLoad[0]!;
   return {
     ok: true,
-    machines: [...candidates].sort(
-      (a, b) => load(a) - load(b) || free(b) - free(a) || a.id.localeCompare(b.id),
-    ),
+    machines: byLoad,
+    why:
+      byLoad.length === 1
+        ? `${first.name} is the only machine that fits`
+        : `least loaded of ${byLoad.length} that fit: ${first.name} serves ${load(first)} models with ${gb(free(first))} free`,
   };
 }

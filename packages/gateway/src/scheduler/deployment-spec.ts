@@ -19,6 +19,7 @@ export function deploymentSpec(row: Deployment): DeploymentSpec {
     minVramBytes: row.min_vram_bytes,
     countries: row.countries.split(",").filter(Boolean),
     region: row.region,
+    prefer: row.prefer === "low-carbon" ? "low-carbon" : null,
     contextSize: row.context_size,
     createdAt: row.created_at,
   };

@@ -1,4 +1,5 @@
 import type { GpuRequirement, MachineView } from "@beta9/protocol";
+import type { CarbonOf } from "../placement/carbon-rank.ts";
 import { type Constraints, type MachinePlace, meetsConstraints } from "../placement/constraints.ts";
 import { type Placement, place } from "../placement/place.ts";
 
@@ -17,6 +18,8 @@ export interface PlacementNeeds {
   region: string | null;
   /** Whether the gateway placed this deployment's replica on the machine (absent: any that serves it counts). */
   placedOn?: ((machineId: string) => boolean) | undefined;
+  /** Set for a deployment that prefers low carbon: what the gateway knows of each machine's carbon. */
+  lowCarbon?: CarbonOf | undefined;
 }
 
 /** The constraints a replica must keep satisfying while it serves (VRAM is checked only to place it). */
@@ -45,6 +48,7 @@ export function placeReplica(needs: PlacementNeeds, machines: readonly MachineVi
           (m.inference?.models.some((x) => x.name === needs.model && x.state !== "error") ?? false),
         reason: () => `every machine that fits already serves ${needs.model}`,
       },
+      lowCarbon: needs.lowCarbon ? { carbonOf: needs.lowCarbon, unit: "tokens" } : undefined,
     },
     machines,
   );

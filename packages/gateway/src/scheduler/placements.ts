@@ -24,13 +24,15 @@ export class Placements {
     this.#byMachine = next;
   }
 
-  async place(machineId: string, dep: DeploymentSpec): Promise<void> {
+  /** Record that `dep`'s replica runs on the machine, and why placement chose it (`because`). */
+  async place(machineId: string, dep: DeploymentSpec, because: string | null): Promise<void> {
     const row: ReplicaPlacement = {
       machine_id: machineId,
       model: dep.name,
       workspace_id: dep.workspaceId,
       deployment_created_at: dep.createdAt,
       placed_at: Date.now(),
+      reason: because,
     };
     await this.#store.placements.put(row);
     add(this.#byMachine, row);
@@ -50,6 +52,11 @@ export class Placements {
   isReplicaOf(machineId: string, dep: DeploymentSpec): boolean {
     const p = this.#byMachine.get(machineId)?.get(dep.name);
     return p !== undefined && p.workspace_id === dep.workspaceId && p.deployment_created_at === dep.createdAt;
+  }
+
+  /** Why placement chose the machine for the replica named `model` there, when it was recorded. */
+  reason(machineId: string, model: string): string | null {
+    return this.#byMachine.get(machineId)?.get(model)?.reason ?? null;
   }
 
   /** Whether any deployment's replica was placed under this name there. */

@@ -7,6 +7,7 @@ import {
   type StoredModelView,
 } from "@beta9/protocol";
 import type { AgentLink, MachineFilter, MachineRegistry, ServingMachine } from "../machines/registry.ts";
+import type { CarbonOf } from "../placement/carbon-rank.ts";
 import { callAgent } from "./agent-call.ts";
 import { placementNeeds } from "./deployment-spec.ts";
 import { fitsNow, type PlacementNeeds, placeReplica } from "./placement.ts";
@@ -29,6 +30,8 @@ export interface DeploymentSpec {
   minVramBytes: number | null;
   countries: string[];
   region: string | null;
+  /** "low-carbon": placement ranks by expected carbon, not load. */
+  prefer: "low-carbon" | null;
   contextSize: number | null;
   /** With workspace and name, which deployment this is: one made again under the name is another. */
   createdAt: number;
@@ -60,6 +63,8 @@ export interface ReplicaManagerDeps {
   coldStartTimeoutMs: number;
   /** How often idle replicas and minimums are checked. */
   sweepEveryMs?: number;
+  /** What is known of each machine's carbon, for deployments that prefer low carbon. */
+  carbonOf?: CarbonOf;
 }
 
 /**
@@ -193,7 +198,10 @@ export class ReplicaManager {
     if (!placement.ok) throw new Beta9Error("unavailable", `cannot place ${dep.name}: ${placement.reason}`);
     const deadline = Date.now() + this.#deps.coldStartTimeoutMs;
     const refusals: string[] = [];
-    for (const machine of this.pulled.preferring(placement.machines, dep)) {
+    // A low-carbon deployment goes where carbon is lowest, even if the model must be fetched there.
+    const order =
+      dep.prefer === "low-carbon" ? placement.machines : this.pulled.preferring(placement.machines, dep);
+    for (const machine of order) {
       const link = registry.link(machine.id);
       const left = deadline - Date.now();
       if (!link || left <= 0) continue;
@@ -222,7 +230,13 @@ export class ReplicaManager {
           },
           timeoutMs: Math.max(1_000, deadline - Date.now()),
         });
-        await this.#deps.placements.place(machine.id, dep);
+        await this.#deps.placements.place(
+          machine.id,
+          dep,
+          machine === placement.machines[0]
+            ? placement.why
+            : `${placement.why}; placed on ${machine.name} after ${refusals.join("; ") || "the machines before it had not fetched the model"}`,
+        );
         registry.noteModels(machine.id, status.models);
         this.touch(machine.id, dep.name);
         log.info({ model: dep.name, machine_id: machine.id }, `${dep.name} is ready on ${machine.name}`);
@@ -342,7 +356,11 @@ export class ReplicaManager {
 
   /** What placing a replica of `dep` must satisfy; machines already holding one are not chosen again. */
   placementNeeds(dep: DeploymentSpec): PlacementNeeds {
-    return { ...placementNeeds(dep), placedOn: (id: string) => this.#deps.placements.isReplicaOf(id, dep) };
+    return {
+      ...placementNeeds(dep),
+      placedOn: (id: string) => this.#deps.placements.isReplicaOf(id, dep),
+      lowCarbon: dep.prefer === "low-carbon" ? this.#deps.carbonOf : undefined,
+    };
   }
 
   /** Replicas the gateway placed for `dep` on machines that no longer satisfy its constraints. */
@@ -370,6 +388,7 @@ export class ReplicaManager {
           memory_bytes: model.memory_bytes,
           outstanding: outstanding(m.id),
           last_request_at: last === undefined ? null : new Date(last).toISOString(),
+          placed_because: this.#deps.placements.reason(m.id, model.name),
         });
       }
     }
@@ -383,6 +402,7 @@ export class ReplicaManager {
           engine: "",
           memory_bytes: null,
           outstanding: 0,
+          placed_because: null,
           last_request_at: null,
         });
       }

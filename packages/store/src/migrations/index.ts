@@ -17,6 +17,7 @@ import * as activeJobsIndex from "./2026-12-06T0500-active-jobs-index.ts";
 import * as workspaceGpuHours from "./2026-12-06T0600-workspace-gpu-hours.ts";
 import * as energyCarbon from "./2026-12-07T0000-energy-carbon.ts";
 import * as residency from "./2026-12-07T0100-residency.ts";
+import * as lowCarbon from "./2026-12-07T0300-low-carbon.ts";
 
 /** Migrations are listed here, not found on disk, so they work wherever the package is loaded from. */
 export const migrationProvider: MigrationProvider = {
@@ -40,6 +41,7 @@ export const migrationProvider: MigrationProvider = {
       "2026-12-06T0600-workspace-gpu-hours": workspaceGpuHours,
       "2026-12-07T0000-energy-carbon": energyCarbon,
       "2026-12-07T0100-residency": residency,
+      "2026-12-07T0300-low-carbon": lowCarbon,
     };
   },
 };

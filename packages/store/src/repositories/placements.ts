@@ -21,6 +21,7 @@ export class PlacementRepository {
           workspace_id: row.workspace_id,
           deployment_created_at: row.deployment_created_at,
           placed_at: row.placed_at,
+          reason: row.reason,
         }),
       )
       .execute();

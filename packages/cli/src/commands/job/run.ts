@@ -13,7 +13,17 @@ import type { Context } from "../../context.ts";
 import { parseDuration } from "../../duration.ts";
 import { bytes } from "../../format.ts";
 import { Interrupted, UserError } from "../../user-error.ts";
-import { countries, GPUS, invalid, oneOf, region, size, wholeNumber } from "../model/deploy.ts";
+import {
+  countries,
+  GPUS,
+  invalid,
+  oneOf,
+  PREFER_HELP,
+  prefer,
+  region,
+  size,
+  wholeNumber,
+} from "../model/deploy.ts";
 import { followAgainHint, followLogs, jobOutcome } from "./follow.ts";
 
 /** The gateway's limits (packages/protocol/src/jobs.ts), checked here so a mistake is named before any upload. */
@@ -30,6 +40,7 @@ interface Options {
   memory?: number;
   pool?: string;
   region?: "eu";
+  prefer?: "low-carbon";
   country?: string[];
   timeout?: number;
   retries?: number;
@@ -63,6 +74,7 @@ export function addJobRun(job: Command, ctx: Context): void {
     .option("--pool <pool>", "pool whose machines may run it (default external)")
     .option("--region <region>", "only machines in this region: eu", region)
     .option("--country <codes>", "only machines in these countries, ISO 3166 codes: DE,FR", countries)
+    .option("--prefer <what>", PREFER_HELP.replace("b9 model ps", "b9 job show"), prefer)
     .option(
       "--timeout <duration>",
       "stop it after it ran this long: 30m, 2h, 7d at most (default 1h)",
@@ -160,6 +172,7 @@ function spec(command: string[], opts: Options, inputs: CreateJob["inputs"]): Cr
     ...(opts.pool !== undefined ? { pool: opts.pool } : {}),
     ...(opts.country !== undefined ? { countries: opts.country } : {}),
     ...(opts.region !== undefined ? { region: opts.region } : {}),
+    ...(opts.prefer !== undefined ? { prefer: opts.prefer } : {}),
     ...(opts.timeout !== undefined ? { timeout_seconds: opts.timeout } : {}),
     ...(opts.retries !== undefined ? { retries: opts.retries } : {}),
     ...(opts.retryOn !== undefined ? { retry_on: opts.retryOn } : {}),

@@ -44,6 +44,7 @@ interface Options {
   minVram?: number;
   country?: string[];
   region?: "eu";
+  prefer?: "low-carbon";
   context?: number;
   sha256?: string;
   json?: boolean;
@@ -87,6 +88,7 @@ export function addModelDeploy(model: Command, ctx: Context): void {
     .option("--min-vram <size>", "free GPU memory a machine needs, e.g. 8GB, 512MiB, 16GiB", size)
     .option("--country <codes>", "only machines in these countries, ISO 3166 codes: DE,FR", countries)
     .option("--region <region>", "only machines in this region: eu", region)
+    .option("--prefer <what>", PREFER_HELP, prefer)
     .option(
       "--context <tokens>",
       `context length to serve with (${CONTEXT_MIN} to ${CONTEXT_MAX})`,
@@ -111,6 +113,7 @@ export function addModelDeploy(model: Command, ctx: Context): void {
         min_vram_bytes: opts.minVram,
         countries: opts.country,
         region: opts.region,
+        prefer: opts.prefer,
         context_size: opts.context,
       });
       if (opts.json) return ctx.printJson(view);
@@ -188,6 +191,15 @@ export function countries(value: string): string[] {
     if (problem) throw new InvalidArgumentError(problem);
   }
   return [...new Set(codes)];
+}
+
+export const PREFER_HELP =
+  "low-carbon: among the machines that fit, those whose grid emits least go first (b9 model ps says why)";
+
+export function prefer(value: string): "low-carbon" {
+  if (value.trim().toLowerCase() !== "low-carbon")
+    throw new InvalidArgumentError(`unknown preference "${value}"; the one preference is low-carbon`);
+  return "low-carbon";
 }
 
 export function region(value: string): "eu" {

@@ -31,5 +31,10 @@ export function addModelPs(model: Command, ctx: Context): void {
           ]),
         ),
       );
+      const placed = list.replicas.filter((r) => r.placed_because);
+      if (placed.length > 0) {
+        ctx.print(["", "Why each replica runs where it does:"].join("\n"));
+        for (const r of placed) ctx.print(`  ${r.deployment} on ${r.machine_name}: ${r.placed_because}`);
+      }
     });
 }

@@ -35,6 +35,7 @@ function describe(d: DeploymentView, now: number): Array<[string, string]> {
     ["Min VRAM", d.min_vram_bytes === null ? "-" : formatSize(d.min_vram_bytes)],
     ["Countries", d.countries.length === 0 ? "any" : d.countries.join(", ")],
     ["Region", d.region?.toUpperCase() ?? "any"],
+    ["Placement", d.prefer === "low-carbon" ? "prefers low carbon" : "least loaded"],
     ["Context", d.context_size === null ? "the engine's default" : `${d.context_size} tokens`],
     ["Created", `${d.created_at} (${ago(d.created_at, now)})`],
   ];
