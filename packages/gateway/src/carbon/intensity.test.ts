@@ -1,5 +1,5 @@
 import { readdirSync } from "node:fs";
-import { createServer } from "node:net";
+import { createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { type FileServer, startPythonFileServer } from "@beta9/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -40,7 +40,8 @@ describe("grid intensity: a live source served by python3 -m http.server", () =>
   afterAll(() => server?.stop());
 
   it("reads Electricity Maps' and Energy-Charts' shapes as high-confidence live figures", async () => {
-    const grid = new GridIntensity({ url: `http://127.0.0.1:${server.port}/{zone}.json` });
+    // A loaded test machine may answer slowly: the first figure is awaited here as long as it takes.
+    const grid = new GridIntensity({ url: `http://127.0.0.1:${server.port}/{zone}.json`, waitMs: 30_000 });
     expect(await grid.of("FR")).toMatchObject({ gPerKwh: 33, confidence: "high", year: null });
     expect((await grid.of("FR"))?.source).toBe(`live:127.0.0.1:${server.port}`);
     // Energy-Charts' last figure is null (not yet known): the latest known one is used.
@@ -50,7 +51,7 @@ describe("grid intensity: a live source served by python3 -m http.server", () =>
   it("a source answering garbage (an HTML error page) or 404 gives the table's figure, labelled low", async () => {
     const warnings: unknown[] = [];
     const grid = new GridIntensity(
-      { url: `http://127.0.0.1:${server.port}/{zone}.json?token=secret` },
+      { url: `http://127.0.0.1:${server.port}/{zone}.json?token=secret`, waitMs: 30_000 },
       { warn: (o: unknown) => warnings.push(o) },
     );
     expect(await grid.of("PL")).toEqual({
@@ -74,8 +75,28 @@ it("a live source that is down gives the table's figure, labelled low", async ()
       s.close(() => resolve(p));
     });
   });
-  const grid = new GridIntensity({ url: `http://127.0.0.1:${port}/{zone}` });
+  const grid = new GridIntensity({ url: `http://127.0.0.1:${port}/{zone}`, waitMs: 30_000 });
   expect(await grid.of("DE")).toMatchObject({ gPerKwh: 380.9, source: "ember:2023", confidence: "low" });
+});
+
+it("a live source that hangs does not hold an answer: after waitMs, the table's figure, labelled low", async () => {
+  // A server that takes connections and never answers; the source's own timeout is far away, so the
+  // answer can only come from waitMs (else this test runs out of time).
+  const sockets: Socket[] = [];
+  const silent = createServer((s) => sockets.push(s)).listen(0, "127.0.0.1");
+  await new Promise((r) => silent.once("listening", r));
+  const port = (silent.address() as { port: number }).port;
+  try {
+    const grid = new GridIntensity({
+      url: `http://127.0.0.1:${port}/{zone}`,
+      waitMs: 100,
+      timeoutMs: 3_600_000,
+    });
+    expect(await grid.of("PL")).toMatchObject({ gPerKwh: 661.9, confidence: "low" });
+  } finally {
+    for (const s of sockets) s.destroy();
+    silent.close();
+  }
 });
 
 describe("footprint", () => {

@@ -29,6 +29,11 @@ export interface LiveSourceOptions {
   /** How long a source that failed is left alone (the table answers meanwhile). */
   retryMs?: number;
   timeoutMs?: number;
+  /**
+   * How long an answer waits for a zone's first live figure (later ones are refreshed in the
+   * background, the last one used meanwhile): past it, the table's figure, labelled low.
+   */
+  waitMs?: number;
 }
 
 interface Cached {
@@ -56,6 +61,7 @@ export class GridIntensity {
       refreshMs: live?.refreshMs ?? 15 * 60_000,
       retryMs: live?.retryMs ?? 60_000,
       timeoutMs: live?.timeoutMs ?? 2_000,
+      waitMs: live?.waitMs ?? 250,
     };
     this.#log = log;
   }
@@ -65,21 +71,28 @@ export class GridIntensity {
     if (zone === null) return undefined;
     const z = zone.toUpperCase();
     if (!this.#enabled) return tableFigure(z, "medium");
-    const now = Date.now();
     const hit = this.#cache.get(z);
-    const fresh = hit && now - hit.at < (hit.value ? this.#live.refreshMs : this.#live.retryMs);
-    let value = fresh ? hit.value : undefined;
-    if (!fresh) {
-      let pending = this.#inFlight.get(z);
-      if (!pending) {
-        pending = this.#fetch(z).finally(() => this.#inFlight.delete(z));
-        this.#inFlight.set(z, pending);
-      }
-      value = await pending;
+    const fresh = hit && Date.now() - hit.at < (hit.value ? this.#live.refreshMs : this.#live.retryMs);
+    if (fresh) return hit.value ?? tableFigure(z, "low");
+    let pending = this.#inFlight.get(z);
+    if (!pending) {
+      pending = this.#fetch(z).finally(() => this.#inFlight.delete(z));
+      this.#inFlight.set(z, pending);
     }
+    // A source that is slow never holds an answer for long: the last figure while it is refreshed; a
+    // zone's first, awaited up to waitMs, else the table's.
+    let timer: NodeJS.Timeout | undefined;
+    const waited = hit?.value
+      ? undefined
+      : new Promise<undefined>((r) => {
+          timer = setTimeout(() => r(undefined), this.#live.waitMs);
+        });
+    const value = waited ? await Promise.race([pending, waited]) : hit?.value;
+    clearTimeout(timer);
     return value ?? tableFigure(z, "low");
   }
 
+  /** The zone's live figure; undefined when the source fails (then the table answers until a retry). */
   async #fetch(zone: string): Promise<Intensity | undefined> {
     const url = this.#live.url.replaceAll("{zone}", zone).replaceAll("{zone_lower}", zone.toLowerCase());
     let value: Intensity | undefined;
