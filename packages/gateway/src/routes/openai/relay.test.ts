@@ -3,10 +3,12 @@ import type { AddressInfo } from "node:net";
 import type { UsageRow } from "@beta9/store";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Caller } from "../../auth/api-keys.ts";
+import type { CarbonSource } from "../../carbon/footprint.ts";
+import { GridIntensity } from "../../carbon/intensity.ts";
 import { clientGone } from "../../http/client-gone.ts";
 import { RequestMeter } from "../../metering/metering.ts";
 import type { AgentResponse } from "../../router/request.ts";
-import { relayBytes, relayEvents } from "./relay.ts";
+import { FOOTPRINT_TRAILER, relayBytes, relayEvents } from "./relay.ts";
 
 const caller: Caller = {
   keyId: "k",
@@ -18,8 +20,15 @@ const caller: Caller = {
   residency: { countries: null, text: "anywhere" },
 };
 
-/** An agent's answer made of `body`; `cancelled` says whether the relay cancelled it. */
-function answer(body: AsyncIterable<Buffer>, contentType = "text/event-stream") {
+/**
+ * An agent's answer made of `body`; `cancelled` says whether the relay cancelled it. `trailers`: what
+ * the agent sent after the body (its energy).
+ */
+function answer(
+  body: AsyncIterable<Buffer>,
+  contentType = "text/event-stream",
+  trailers?: Record<string, string>,
+) {
   const state = { cancelled: false };
   const res: AgentResponse = {
     machineId: "m1",
@@ -30,6 +39,7 @@ function answer(body: AsyncIterable<Buffer>, contentType = "text/event-stream") 
       state.cancelled = true;
     },
     closed: Promise.resolve(),
+    trailers: () => trailers,
   };
   return { res, state };
 }
@@ -52,21 +62,30 @@ async function serve(
   clientWantsUsage = false,
   /** The store's write of the usage row (at once unless given). */
   write: () => Promise<void> | undefined = () => undefined,
+  /** Footprints from the answer's energy trailer; with it, relayBytes writes the head itself, as the route does. */
+  carbon?: CarbonSource,
 ): Promise<{ port: number; row: Promise<UsageRow> }> {
   let done!: (row: UsageRow) => void;
   const row = new Promise<UsageRow>((r) => (done = r));
   server = http.createServer(async (_req, raw) => {
     const { res } = make();
-    const meter = new RequestMeter(caller, "m", (r) => {
-      done(r);
-      return write();
-    });
+    const meter = new RequestMeter(
+      caller,
+      "m",
+      (r) => {
+        done(r);
+        return write();
+      },
+      carbon,
+    );
     meter.machine(res.machineId);
     const gone = clientGone({ raw } as Parameters<typeof clientGone>[0]);
-    raw.writeHead(200, { "content-type": String(res.headers["content-type"]) });
+    const headers = { "content-type": String(res.headers["content-type"]) };
+    const head = carbon && kind === "bytes" ? { status: 200, headers } : undefined;
+    if (!head) raw.writeHead(200, kind === "events" ? { ...headers, trailer: FOOTPRINT_TRAILER } : headers);
     const o = { meter, onFirstByte: () => meter.firstByte(), signal: gone.signal };
     if (kind === "events") await relayEvents(raw, res, { ...o, clientWantsUsage });
-    else await relayBytes(raw, res, o);
+    else await relayBytes(raw, res, { ...o, head });
     gone.dispose();
   });
   await new Promise<void>((r) => server!.listen(0, "127.0.0.1", r));
@@ -256,4 +275,123 @@ describe("the answer's end waits for its usage row", () => {
       expect(order).toEqual(["row written", "client has the answer"]);
     });
   }
+});
+
+describe("an answer's footprint", () => {
+  // The machine is in PL (661.9 gCO2e/kWh in the shipped table) with a PUE of 1.2.
+  const carbon: CarbonSource = {
+    intensity: new GridIntensity(),
+    machine: () => ({ country: "PL", pue: 1.2 }),
+  };
+  const energy = {
+    "x-beta9-agent-energy": JSON.stringify({ wh: 0.5, method: "counter", confidence: "high", sources: [] }),
+  };
+  const co2e = (0.5 * 1.2 * 661.9) / 1000;
+  const json = (size: number) =>
+    JSON.stringify({
+      choices: [{ message: { content: "x".repeat(size) } }],
+      usage: { prompt_tokens: 3, completion_tokens: 1 },
+    });
+
+  /** The answer's status, headers, body and HTTP trailers, as Node's client reads them. */
+  function fetchWithTrailers(port: number) {
+    return new Promise<{ headers: http.IncomingHttpHeaders; body: string; trailers: NodeJS.Dict<string> }>(
+      (resolve, reject) => {
+        http
+          .get(`http://127.0.0.1:${port}/`, (res) => {
+            const parts: Buffer[] = [];
+            res.on("data", (b: Buffer) => parts.push(b));
+            res.on("end", () =>
+              resolve({
+                headers: res.headers,
+                body: Buffer.concat(parts).toString(),
+                trailers: res.trailers,
+              }),
+            );
+          })
+          .on("error", reject);
+      },
+    );
+  }
+
+  it("rides in a whole answer's headers, and on its usage row", async () => {
+    const body = json(10);
+    const { port, row } = await serve(
+      () =>
+        answer(
+          (async function* () {
+            yield Buffer.from(body);
+          })(),
+          "application/json",
+          energy,
+        ),
+      "bytes",
+      false,
+      undefined,
+      carbon,
+    );
+    const got = await fetchWithTrailers(port);
+    expect(got.body).toBe(body);
+    expect(Number(got.headers["x-beta9-energy-wh"])).toBe(0.5);
+    expect(Number(got.headers["x-beta9-co2e-g"])).toBeCloseTo(co2e, 6);
+    expect(got.headers["x-beta9-carbon-intensity"]).toBe(
+      "661.9 gCO2e/kWh; zone=PL; source=ember:2023; confidence=medium; pue=1.2",
+    );
+    expect(await row).toMatchObject({ energy_wh: 0.5, pue: 1.2, grid_zone: "PL", energy_method: "counter" });
+    expect((await row).co2e_g).toBeCloseTo(co2e, 9);
+  });
+
+  it("comes in the HTTP trailers of an answer over 1 MiB (its bytes passed on as they come)", async () => {
+    const body = json(1_500_000);
+    const { port } = await serve(
+      () =>
+        answer(
+          (async function* () {
+            for (let i = 0; i < body.length; i += 65_536) yield Buffer.from(body.slice(i, i + 65_536));
+          })(),
+          "application/json",
+          energy,
+        ),
+      "bytes",
+      false,
+      undefined,
+      carbon,
+    );
+    const got = await fetchWithTrailers(port);
+    expect(got.body).toBe(body);
+    expect(got.headers["x-beta9-energy-wh"]).toBeUndefined();
+    expect(got.headers.trailer).toContain("x-beta9-energy-wh");
+    expect(Number(got.trailers["x-beta9-co2e-g"])).toBeCloseTo(co2e, 6);
+  });
+
+  it("rides in a stream's usage chunk as `beta9`, and in its trailers; an answer without energy has none", async () => {
+    const stream = () =>
+      (async function* () {
+        yield chunk("Hi");
+        yield usageChunk;
+        yield sse("[DONE]");
+      })();
+    const { port, row } = await serve(
+      () => answer(stream(), "text/event-stream", energy),
+      "events",
+      true,
+      undefined,
+      carbon,
+    );
+    const got = await fetchWithTrailers(port);
+    const usage = JSON.parse(got.body.split("\n\n").at(-3)!.slice("data: ".length));
+    expect(usage.usage.completion_tokens).toBe(3);
+    expect(usage.beta9).toMatchObject({ energy_wh: 0.5, grid_zone: "PL", pue: 1.2, basis: "location" });
+    expect(Number(got.trailers["x-beta9-energy-wh"])).toBe(0.5);
+    expect((await row).energy_wh).toBe(0.5);
+
+    server?.closeAllConnections();
+    await new Promise((r) => server!.close(r));
+    const none = await serve(() => answer(stream()), "events", true, undefined, carbon);
+    const plain = await fetchWithTrailers(none.port);
+    expect(plain.body).not.toContain("beta9");
+    expect(plain.trailers["x-beta9-energy-wh"]).toBeUndefined();
+    // Nothing measured: unknown, not zero.
+    expect(await none.row).toMatchObject({ energy_wh: null, co2e_g: null });
+  });
 });
