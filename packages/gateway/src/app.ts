@@ -11,6 +11,7 @@ import { WorkspaceModels } from "./auth/model-access.ts";
 import { bootstrap } from "./bootstrap.ts";
 import type { CarbonSource } from "./carbon/footprint.ts";
 import { GridIntensity } from "./carbon/intensity.ts";
+import { MachineCarbonFacts } from "./carbon/machine-carbon.ts";
 import { channelUpgradeHandler } from "./channel/upgrade.ts";
 import type { GatewayConfig } from "./config.ts";
 import type { GatewayContext } from "./context.ts";
@@ -112,6 +113,16 @@ export async function buildGateway(
   const placements = new Placements(store);
   await placements.load();
   const operator = await store.workspaces.byName(OPERATOR_WORKSPACE);
+  // Footprints of answers and jobs: the grid where the machine is, its PUE (b9 machine set --country --pue).
+  const carbon: CarbonSource = {
+    intensity: new GridIntensity(config.carbonIntensity, log),
+    machine: (id) => {
+      const m = registry.get(id);
+      return m && { country: m.country, pue: m.pue };
+    },
+  };
+  // What low-carbon placement reads: each machine's measured Wh per 1,000 tokens and its grid.
+  const carbonFacts = new MachineCarbonFacts(store, carbon.intensity, log);
   const replicas = new ReplicaManager({
     registry,
     placements,
@@ -121,16 +132,9 @@ export async function buildGateway(
     traffic: router,
     coldStartTimeoutMs: config.coldStartTimeoutMs,
     deployments: async () => (await store.deployments.listAll()).map(deploymentSpec),
+    carbonOf: carbonFacts.carbonOf,
   });
   const metrics = installMetrics(app, registry, replicas, ctx.auth);
-  // Footprints of answers and jobs: the grid where the machine is, its PUE (b9 machine set --country --pue).
-  const carbon: CarbonSource = {
-    intensity: new GridIntensity(config.carbonIntensity, log),
-    machine: (id) => {
-      const m = registry.get(id);
-      return m && { country: m.country, pue: m.pue };
-    },
-  };
   const recorder = new UsageRecorder(store.usage, log);
   const retention = new UsageRetention(store.usage, log, config.usageRetentionMs);
   const metering = new Metering(
@@ -176,6 +180,7 @@ export async function buildGateway(
     log,
     onTransition: (to) => countTransition(to),
     carbon,
+    carbonOf: carbonFacts.carbonOf,
     peersHoldMachines: () => (peers?.peers ?? []).some((p) => p.machines > 0),
   });
   countTransition = installJobMetrics(metrics.registry, jobs);

@@ -272,7 +272,7 @@ export function placeNow(
       ok: true,
       machines,
       why:
-        machines.length === 1
+        first === p.machines[0]
           ? p.why
           : `fewest jobs of ${machines.length} that fit: ${first.name} runs ${loads.get(first.id)?.jobs ?? 0}`,
     };
