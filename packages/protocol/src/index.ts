@@ -1,3 +1,4 @@
+export * from "./audit.ts";
 export * from "./channel.ts";
 export * from "./compat.ts";
 export * from "./control.ts";

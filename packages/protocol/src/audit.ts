@@ -1,0 +1,58 @@
+import { type Static, Type } from "typebox";
+
+/**
+ * The audit log's wire types. An event says who (actor) did what (action) to what (resource) in which
+ * workspace, with what outcome, under which request id. Events form one hash chain per gateway
+ * replica (`chain`, numbered by `seq` from 1): each event's `hash` covers its canonical JSON form (RFC
+ * 8785) with the previous event's hash (`prev_hash`), so an edited, removed or inserted row breaks
+ * the chain at that sequence number.
+ */
+
+export const AUDIT_OUTCOMES = ["ok", "refused", "failed"] as const;
+export const AuditOutcome = Type.Union([Type.Literal("ok"), Type.Literal("refused"), Type.Literal("failed")]);
+export type AuditOutcome = (typeof AUDIT_OUTCOMES)[number];
+
+/** Who acted: an API key, a machine, a signed-in identity (issuer + subject), nobody known, or the gateway itself. */
+export const AuditActor = Type.Object({
+  type: Type.Union([
+    Type.Literal("key"),
+    Type.Literal("machine"),
+    Type.Literal("identity"),
+    Type.Literal("anonymous"),
+    Type.Literal("system"),
+  ]),
+  /** The key id, machine id, or "issuer#subject"; null for anonymous and system. */
+  id: Type.Union([Type.String(), Type.Null()]),
+});
+export type AuditActor = Static<typeof AuditActor>;
+
+export const AuditEventView = Type.Object({
+  chain: Type.String(),
+  seq: Type.Integer({ minimum: 1 }),
+  at: Type.String({ format: "date-time" }),
+  actor: AuditActor,
+  /** The workspace's name; null for events of no workspace (a machine joining, the operator's settings). */
+  workspace: Type.Union([Type.String(), Type.Null()]),
+  /** "noun.verb": key.create, machine.cordon, deployment.remove, auth.refused, inference.request, job.submit … */
+  action: Type.String(),
+  /** "kind:id", e.g. "key:k_1a2b", "machine:m_9f", "deployment:llama3.2:1b"; null when none. */
+  resource: Type.Union([Type.String(), Type.Null()]),
+  outcome: AuditOutcome,
+  /** The id of the request that caused it, the same one the agent's and engine's logs carry. */
+  request_id: Type.Union([Type.String(), Type.Null()]),
+  /** What else is worth keeping; every secret replaced by a keyed HMAC ("hmac-sha256:…"), never in clear. */
+  details: Type.Record(Type.String(), Type.Unknown()),
+  prev_hash: Type.String(),
+  hash: Type.String(),
+});
+export type AuditEventView = Static<typeof AuditEventView>;
+
+export const AuditEventList = Type.Object({
+  events: Type.Array(AuditEventView),
+  /** Pass as `after` to read on (and to follow). */
+  next: Type.Union([Type.String(), Type.Null()]),
+});
+export type AuditEventList = Static<typeof AuditEventList>;
+
+/** The header that carries a request's id from the gateway to the agent (and back to the client). */
+export const REQUEST_ID_HEADER = "x-request-id";
