@@ -47,12 +47,18 @@ def nowhere(closed_port: int) -> Iterator[Client]:
         ({"cpu": 0}, "cpu must be a number of cores above 0"),
         ({"gpu": "none", "vram": "8GB"}, 'vram and gpu_count ask for a GPU, but gpu="none" asks for none'),
         ({"region": "us"}, "unknown region 'us'"),
+        ({"prefer": "green"}, "unknown preference 'green'; the one preference is \"low-carbon\""),
     ],
 )
 def test_bad_options_are_named_at_decoration(options: Any, sentence: str) -> None:
     with pytest.raises(ValidationError) as err:
         function(**options)(lambda: 1)
     assert sentence in str(err.value)
+
+
+def test_prefer_travels_in_the_spec() -> None:
+    assert function(prefer="low-carbon")(lambda: 1)._spec["prefer"] == "low-carbon"
+    assert "prefer" not in function()(lambda: 1)._spec
 
 
 def test_retry_on_travels_in_the_spec() -> None:

@@ -191,6 +191,7 @@ def _spec(
     countries: Optional[Sequence[str]],
     env: Optional[Dict[str, str]],
     retry_on: Optional[Sequence[str]] = None,
+    prefer: Optional[str] = None,
 ) -> Dict[str, Any]:
     """The job spec every call of a function shares, checked now so a mistake is named at decoration."""
     if gpu is not None and gpu not in GPU_KINDS:
@@ -211,6 +212,8 @@ def _spec(
         raise ValidationError(f"priority must be a whole number from -1000 to 1000, not {priority!r}")
     if region is not None and region != "eu":
         raise ValidationError(f'unknown region {region!r}; the one region is "eu"')
+    if prefer is not None and prefer != "low-carbon":
+        raise ValidationError(f'unknown preference {prefer!r}; the one preference is "low-carbon"')
     if pool is not None and (not isinstance(pool, str) or not pool):
         raise ValidationError(f"pool must be a pool's name, not {pool!r}")
     if env is not None and not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
@@ -242,6 +245,7 @@ def _spec(
         "pool": pool,
         "region": region,
         "countries": [c.upper() for c in countries] if countries else None,
+        "prefer": prefer,
     }
     return {k: v for k, v in spec.items() if v is not None}
 
@@ -610,6 +614,7 @@ def function(
     pool: Optional[str] = ...,
     region: Optional[str] = ...,
     countries: Optional[Sequence[str]] = ...,
+    prefer: Optional[str] = ...,
     env: Optional[Dict[str, str]] = ...,
     client: Union[Client, AsyncClient, None] = ...,
 ) -> Callable[[Callable[..., R]], Function[R]]: ...
@@ -629,6 +634,7 @@ def function(
     pool: Optional[str] = None,
     region: Optional[str] = None,
     countries: Optional[Sequence[str]] = None,
+    prefer: Optional[str] = None,
     env: Optional[Dict[str, str]] = None,
     client: Union[Client, AsyncClient, None] = None,
 ) -> Union[Function[R], Callable[[Callable[..., R]], Function[R]]]:
@@ -636,7 +642,8 @@ def function(
     "intel", "any"; default none), ``gpu_count``, ``vram`` and ``memory`` (bytes or "24GB"), ``cpu``
     (cores), ``image`` (its Python packages), ``timeout`` (seconds), ``retries`` (runs after a failure
     or a lost machine), ``retry_on`` (which ends are retried: "lost", "out_of_memory", "exit",
-    "error"; default all), ``priority``, ``pool``, ``region`` ("eu") or ``countries``, ``env``.
+    "error"; default all), ``priority``, ``pool``, ``region`` ("eu") or ``countries``, ``prefer``
+    ("low-carbon": the machine whose grid emits least per kWh among those that fit), ``env``.
     ``client``: a Client or AsyncClient with a key of the jobs scope; by default one is made from
     ``inference.configure()`` and the environment (BETA9_INFERENCE_HOST, BETA9_API_KEY)."""
     spec = _spec(
@@ -654,6 +661,7 @@ def function(
         countries=countries,
         env=env,
         retry_on=retry_on,
+        prefer=prefer,
     )
     if fn is not None:
         return Function(fn, spec, client)
