@@ -245,6 +245,14 @@ describe("an answer's energy and carbon", () => {
       },
       { what: "the job's run in the carbon report", timeoutMs: 30_000 },
     );
+    // The job's own usage says the same of its run.
+    const usage = (await jobs.get(`/api/v1/jobs/${made.body.id}/usage`).then((r) => r.json())) as {
+      runs: { energy_wh: number | null; energy_method: string | null; co2e_g: number | null }[];
+    };
+    expect(usage.runs).toHaveLength(1);
+    expect(usage.runs[0]!.energy_wh).toBeGreaterThan(0);
+    expect(usage.runs[0]!.energy_method).toBe("util_tdp");
+    expect(usage.runs[0]!.co2e_g).toBeCloseTo((usage.runs[0]!.energy_wh! * FR_G_PER_KWH) / 1000, 9);
   }, 180_000);
 
   it("Prometheus counts Wh and gCO2e by model, machine and method", async () => {

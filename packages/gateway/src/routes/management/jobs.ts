@@ -62,6 +62,10 @@ const JobUsageList = Type.Object({
       ended_at: Type.String({ format: "date-time" }),
       cpu_seconds: Type.Number(),
       gpu_seconds: Type.Number(),
+      /** The run's energy and carbon (null when its machine measured none), as in the carbon report. */
+      energy_wh: Type.Union([Type.Number(), Type.Null()]),
+      energy_method: Type.Union([Type.String(), Type.Null()]),
+      co2e_g: Type.Union([Type.Number(), Type.Null()]),
     }),
   ),
 });
@@ -216,6 +220,9 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRouteContext> = async (app,
           ended_at: new Date(Number(r.ended_at)).toISOString(),
           cpu_seconds: Number(r.cpu_seconds),
           gpu_seconds: Number(r.gpu_seconds),
+          energy_wh: r.energy_wh === null ? null : Number(r.energy_wh),
+          energy_method: r.energy_method,
+          co2e_g: r.co2e_g === null ? null : Number(r.co2e_g),
         })),
       };
     },
