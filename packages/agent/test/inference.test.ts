@@ -108,7 +108,7 @@ describe("inference on the agent (builtin engine, real SmolLM2)", () => {
         architecture: "llama",
         quantization: "Q4_1",
         context_length: 8192,
-        license: "apache-2.0",
+        license: "Apache-2.0",
       },
     });
     expect(lines.some((l) => typeof l.completed === "number" && l.total === TEST_MODEL.bytes)).toBe(true);

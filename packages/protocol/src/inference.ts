@@ -116,6 +116,10 @@ export const StoredModelView = Type.Object({
   source: Type.String(),
   format: Type.String(),
   license: Type.Union([Type.String(), Type.Null()]),
+  /** Where the licence was read (agents before provenance say nothing). */
+  license_source: Type.Optional(Type.Union([Type.Literal("gguf"), Type.Literal("model_card"), Type.Null()])),
+  /** The model it was made from (GGUF general.base_model.*, or the model card's base_model). */
+  base_model: Type.Optional(Type.Union([Type.String(), Type.Null()])),
   architecture: Type.Union([Type.String(), Type.Null()]),
   parameter_count: Type.Union([Type.Number(), Type.Null()]),
   quantization: Type.Union([Type.String(), Type.Null()]),

@@ -75,6 +75,8 @@ export function view(r: ModelRecord): StoredModelView {
     source: r.source,
     format: r.format,
     license: r.license,
+    license_source: r.license_source ?? null,
+    base_model: r.base_model ?? null,
     architecture: r.architecture,
     parameter_count: r.parameter_count,
     quantization: r.quantization,

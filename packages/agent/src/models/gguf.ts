@@ -1,5 +1,6 @@
 import { type FileHandle, open } from "node:fs/promises";
 import { ModelError } from "./model-error.ts";
+import { baseModelFromGguf, spdxLicense } from "./provenance.ts";
 
 /*
  * A reader for the header of a GGUF file (versions 2 and 3, either byte order): the metadata
@@ -549,7 +550,10 @@ export interface GgufFacts {
   /** When the file gives one count per layer, the largest (memory estimates must not fall short). */
   head_count: number | null;
   head_count_kv: number | null;
+  /** SPDX spelling when it is a known id (general.license). */
   license: string | null;
+  /** What it was made from (general.base_model.*), "ORG/NAME" each. */
+  base_model: string | null;
   name: string | null;
 }
 
@@ -638,7 +642,8 @@ export function ggufFacts(
     embedding_length: arch("embedding_length"),
     head_count: arch("attention.head_count"),
     head_count_kv: arch("attention.head_count_kv"),
-    license: str(meta, "general.license"),
+    license: spdxLicense(meta.get("general.license")),
+    base_model: baseModelFromGguf(meta),
     name: str(meta, "general.name"),
   };
 }

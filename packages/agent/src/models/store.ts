@@ -9,6 +9,7 @@ import { type GgufFacts, ggufFacts, readGgufHeader } from "./gguf.ts";
 import { checkFits, estimateMemory } from "./memory.ts";
 import { isModelError, ModelError } from "./model-error.ts";
 import { type PartialsOptions, sweepPartials } from "./partials.ts";
+import { fetchModelCard } from "./provenance.ts";
 import { AllowList, guardedDispatcher } from "./source-policy.ts";
 import {
   DEFAULT_HUGGING_FACE_BASE_URL,
@@ -39,8 +40,12 @@ interface RecordBase {
   owner?: string | null | undefined;
   /** The source as the puller gave it: a path, a URL, hf:ORG/REPO/FILE@REV, ollama:NAME:TAG. */
   source: string;
-  /** SPDX expression from the file (general.license), when it says. */
+  /** SPDX expression from the file (general.license) or, for hf: sources, the model card; null when neither says. */
   license: string | null;
+  /** Where `license` was read; absent in records written before it was kept. */
+  license_source?: "gguf" | "model_card" | null | undefined;
+  /** What the model was made from (GGUF general.base_model.*, or the model card's base_model). */
+  base_model?: string | null | undefined;
   architecture: string | null;
   parameter_count: number | null;
   quantization: string | null;
@@ -311,6 +316,8 @@ export class ModelStore {
         sha256: null,
         size: null,
         license: null,
+        license_source: null,
+        base_model: null,
         architecture: null,
         parameter_count: null,
         quantization: null,
@@ -340,12 +347,23 @@ export class ModelStore {
         // Blobs are named by verified content: the bytes are already here.
         record = await this.recordFor(modelName, src.text, this.blobPath(expected), expected, owner);
         if (src.kind !== "local") record.url = src.url;
+        if (src.kind === "hf") await this.fillFromModelCard(record, src, restricted);
         await this.exclusive(() => this.commit(record, owner));
       } else if (src.kind === "local") {
         record = await this.importLocal(modelName, src.text, src.path, expected, options, owner);
       } else {
         try {
-          record = await this.fetchRemote(modelName, src.text, src.url, expected, options, owner, restricted);
+          const card = src.kind === "hf" ? src : undefined;
+          record = await this.fetchRemote(
+            modelName,
+            src.text,
+            src.url,
+            expected,
+            options,
+            owner,
+            restricted,
+            card,
+          );
         } catch (err) {
           if (options.signal?.aborted) throw err;
           throw restricted ? forTenant(err, src.text) : err;
@@ -383,6 +401,7 @@ export class ModelStore {
     options: PullOptions,
     owner: string | null,
     restricted: boolean,
+    card: { repo: string; revision: string } | undefined,
   ): Promise<GgufModelRecord> {
     const progress = options.onProgress ?? (() => {});
     const downloads = join(this.dir, "downloads");
@@ -415,6 +434,7 @@ export class ModelStore {
     try {
       record = await this.recordFor(name, sourceText, result.path, result.sha256, owner);
       record.url = url;
+      if (card) await this.fillFromModelCard(record, card, restricted);
       progress({ status: "writing manifest" });
       await this.exclusive(async () => {
         await this.checkOwner(name, owner ?? undefined);
@@ -502,6 +522,8 @@ export class ModelStore {
       size: header.fileBytes,
       source,
       license: facts.license,
+      license_source: facts.license === null ? null : "gguf",
+      base_model: facts.base_model,
       architecture: facts.architecture,
       parameter_count: facts.parameter_count,
       quantization: facts.quantization,
@@ -512,6 +534,30 @@ export class ModelStore {
       head_count_kv: facts.head_count_kv,
       created_at: new Date().toISOString(),
     };
+  }
+
+  /**
+   * What the GGUF header left unsaid (licence, base model), from the hf: repository's model card on the
+   * hub the weights came from; the file's own word wins, and a card that says nothing leaves null.
+   */
+  private async fillFromModelCard(
+    record: GgufModelRecord,
+    card: { repo: string; revision: string },
+    restricted: boolean,
+  ): Promise<void> {
+    if (record.license !== null && record.base_model) return;
+    const facts = await fetchModelCard(
+      this.options.huggingFaceBaseUrl ?? DEFAULT_HUGGING_FACE_BASE_URL,
+      card.repo,
+      card.revision,
+      restricted ? this.guarded : undefined,
+    );
+    if (!facts) return;
+    if (record.license === null && facts.license !== null) {
+      record.license = facts.license;
+      record.license_source = "model_card";
+    }
+    record.base_model ||= facts.base_model;
   }
 
   /** Move a verified file to its blob path; when the blob exists already, the file is dropped. Call under the lock. */
