@@ -5,6 +5,7 @@ export type { JobLog, JobOutput, JobUsage, LogBound, NewJobLog } from "./reposit
 export type { Job, JobEvent, NewJob, TransitionInfo } from "./repositories/jobs.ts";
 export type { ConsumeResult, JoinToken } from "./repositories/join-tokens.ts";
 export type { Machine } from "./repositories/machines.ts";
+export type { ModelProvenance } from "./repositories/model-provenance.ts";
 export type { ReplicaPlacement } from "./repositories/placements.ts";
 export type { Pool, PoolWithCount } from "./repositories/pools.ts";
 export type {

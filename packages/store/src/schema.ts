@@ -285,6 +285,30 @@ export interface GatewayReplicaTable {
   spent: string;
 }
 
+/** What a machine said of a model it pulled for a deployment; (workspace_id, model, machine_id, sha256) is the key. */
+export interface ModelProvenanceTable {
+  workspace_id: string;
+  model: string;
+  machine_id: string;
+  /** "" when the machine did not know it (an Ollama model before Ollama pulled it). */
+  sha256: string;
+  source: string;
+  format: string;
+  /** SPDX id or the file's own words; null when neither the file nor the model card says. */
+  license: string | null;
+  /** "gguf" or "model_card". */
+  license_source: string | null;
+  base_model: string | null;
+  architecture: string | null;
+  parameter_count: number | null;
+  quantization: string | null;
+  context_length: number | null;
+  /** Which deployment it was pulled for (with workspace and model). */
+  deployment_created_at: number;
+  first_pulled_at: number;
+  last_pulled_at: number;
+}
+
 export interface Database {
   workspaces: WorkspaceTable;
   pools: PoolTable;
@@ -302,6 +326,7 @@ export interface Database {
   usage: UsageTable;
   settings: SettingTable;
   gateway_replicas: GatewayReplicaTable;
+  model_provenance: ModelProvenanceTable;
 }
 
 export type { Generated };

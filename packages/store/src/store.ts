@@ -10,6 +10,7 @@ import { JobRunRepository } from "./repositories/job-runs.ts";
 import { JobRepository } from "./repositories/jobs.ts";
 import { JoinTokenRepository } from "./repositories/join-tokens.ts";
 import { MachineRepository } from "./repositories/machines.ts";
+import { ModelProvenanceRepository } from "./repositories/model-provenance.ts";
 import { PlacementRepository } from "./repositories/placements.ts";
 import { PoolRepository } from "./repositories/pools.ts";
 import { SettingRepository } from "./repositories/settings.ts";
@@ -35,6 +36,7 @@ export class Repositories {
   readonly gatewayReplicas: GatewayReplicaRepository;
   readonly jobs: JobRepository;
   readonly jobRuns: JobRunRepository;
+  readonly modelProvenance: ModelProvenanceRepository;
   constructor(db: Executor) {
     this.workspaces = new WorkspaceRepository(db);
     this.pools = new PoolRepository(db);
@@ -48,6 +50,7 @@ export class Repositories {
     this.gatewayReplicas = new GatewayReplicaRepository(db);
     this.jobs = new JobRepository(db);
     this.jobRuns = new JobRunRepository(db);
+    this.modelProvenance = new ModelProvenanceRepository(db);
   }
 }
 
