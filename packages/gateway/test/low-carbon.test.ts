@@ -1,6 +1,8 @@
 import {
+  BIN,
   type GatewayProc,
   type ModelAgent,
+  Proc,
   startGateway,
   startModelAgent,
   testModelPath,
@@ -75,6 +77,12 @@ describe("prefer low-carbon", () => {
       /^lowest expected carbon: fr: .*FR grid 56 gCO2e\/kWh \(ember:\d{4}\)/,
     );
     expect(green[0].placed_because).toMatch(/next pl: .*PL grid 662 gCO2e\/kWh/);
+    // b9 model ps says it under its table.
+    const ps = new Proc([BIN.cli, "model", "ps"], { BETA9_GATEWAY: gw.url, BETA9_API_KEY: gw.adminKey });
+    expect(await ps.exited).toBe(0);
+    const out = ps.lines.join("\n");
+    expect(out).toContain("Why each replica runs where it does:");
+    expect(out).toMatch(/ {2}green on fr: lowest expected carbon: fr: /);
   });
 
   it("runs a low-carbon job on the cleaner machine and keeps the reason; without the preference it goes by load", async () => {
