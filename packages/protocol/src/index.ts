@@ -1,3 +1,4 @@
+export * from "./ai-act.ts";
 export * from "./audit.ts";
 export * from "./channel.ts";
 export * from "./compat.ts";

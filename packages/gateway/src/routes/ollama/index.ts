@@ -1,4 +1,9 @@
-import { BETA9_VERSION, DeploymentName, type DeploymentPullEvent } from "@beta9/protocol";
+import {
+  AI_GENERATED_HEADER,
+  BETA9_VERSION,
+  DeploymentName,
+  type DeploymentPullEvent,
+} from "@beta9/protocol";
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { Compile } from "typebox/compile";
 import type { Caller } from "../../auth/api-keys.ts";
@@ -265,6 +270,8 @@ export const ollamaRoutes: FastifyPluginAsync<
       const { response: res, meter } = hold(
         await ask(req, caller, up.model, up.path, up.body, client.signal),
       );
+      // Art. 50 transparency: what a machine answered is marked AI-generated, machine-readably.
+      reply.raw.setHeader(AI_GENERATED_HEADER, "true");
       const opts = { kind, model: up.model, startedAt, sentAt };
       const measured: Measured = { trailers: () => res.trailers?.() };
       const events = metered(
@@ -301,6 +308,7 @@ export const ollamaRoutes: FastifyPluginAsync<
       const { response: res, meter } = hold(
         await ask(req, caller, e.model, "/v1/embeddings", embeddingsBody(e), client.signal),
       );
+      reply.raw.setHeader(AI_GENERATED_HEADER, "true");
       const text = await readAll(res, MAX_EMBEDDINGS_BYTES, () => meter.firstByte());
       let answer: unknown;
       try {

@@ -1,5 +1,5 @@
 import { passOnHeaders } from "@beta9/http";
-import { canonicalModelName, OpenAIRequest } from "@beta9/protocol";
+import { AI_GENERATED_HEADER, canonicalModelName, OpenAIRequest } from "@beta9/protocol";
 import type { FastifyPluginAsync, FastifyReply } from "fastify";
 import type { GatewayContext } from "../../context.ts";
 import { clientGone } from "../../http/client-gone.ts";
@@ -73,6 +73,8 @@ export const openaiRoutes: FastifyPluginAsync<InferenceRouteContext> = async (ap
         });
         meter = answered.meter;
         const res = answered.response;
+        // Art. 50 transparency: what a machine answered is marked AI-generated, machine-readably.
+        reply.raw.setHeader(AI_GENERATED_HEADER, "true");
         const onFirstByte = () => answered.meter.firstByte();
         const pass = passOnHeaders(res.headers as Record<string, string | string[] | undefined>);
         reply.hijack();
