@@ -28,6 +28,7 @@ import { addModelRemove } from "./commands/model/remove.ts";
 import { addModelShow } from "./commands/model/show.ts";
 import { addPoolCreate } from "./commands/pool/create.ts";
 import { addPoolList } from "./commands/pool/list.ts";
+import { addReportAiAct } from "./commands/report/ai-act.ts";
 import { addTokenCreate } from "./commands/token/create.ts";
 import { addTokenList } from "./commands/token/list.ts";
 import { addTokenRevoke } from "./commands/token/revoke.ts";
@@ -121,6 +122,8 @@ export function buildProgram(io: CliIO, ctx: Context = new Context(io)): Command
   addUsage(program, ctx);
   const carbon = program.command("carbon").description("the energy and emissions of your answers and jobs");
   addCarbonReport(carbon, ctx);
+  const report = program.command("report").description("documentation built from what the gateway recorded");
+  addReportAiAct(report, ctx);
 
   return program;
 }

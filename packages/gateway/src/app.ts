@@ -32,6 +32,7 @@ import { installPeerForwarding } from "./peers/forward.ts";
 import { Router } from "./router/router.ts";
 import { forkCompatRoutes } from "./routes/agent/fork-compat.ts";
 import { joinRoutes } from "./routes/agent/join.ts";
+import { aiActRoutes } from "./routes/management/ai-act.ts";
 import { deploymentPullRoutes } from "./routes/management/deployment-pull.ts";
 import { deploymentRoutes } from "./routes/management/deployments.ts";
 import { jobRoutes } from "./routes/management/jobs.ts";
@@ -133,6 +134,7 @@ export async function buildGateway(
     coldStartTimeoutMs: config.coldStartTimeoutMs,
     deployments: async () => (await store.deployments.listAll()).map(deploymentSpec),
     carbonOf: carbonFacts.carbonOf,
+    provenance: store.modelProvenance,
   });
   const metrics = installMetrics(app, registry, replicas, ctx.auth);
   const recorder = new UsageRecorder(store.usage, log);
@@ -204,6 +206,7 @@ export async function buildGateway(
   await app.register(joinRoutes, ctx);
   await app.register(forkCompatRoutes, ctx);
   await app.register(usageRoutes, { ...ctx, metering });
+  await app.register(aiActRoutes, { ...ctx, metering });
   await app.register(openaiRoutes, { ...ctx, ...inference });
   await app.register(replicaRoutes, { ...ctx, router, replicas });
   const prePullDeps = { registry, pulled: replicas.pulled, log, replicas };

@@ -6,6 +6,7 @@ import { ApiKeys } from "./resources/keys.ts";
 import { Machines } from "./resources/machines.ts";
 import { Pools } from "./resources/pools.ts";
 import { Replicas } from "./resources/replicas.ts";
+import { Reports } from "./resources/reports.ts";
 import { JoinTokens } from "./resources/tokens.ts";
 import { Usage } from "./resources/usage.ts";
 import { Workspaces } from "./resources/workspaces.ts";
@@ -50,6 +51,8 @@ export class Beta9Client {
   readonly deployments: Deployments;
   readonly replicas: Replicas;
   readonly usage: Usage;
+  /** Documentation from recorded facts (the EU AI Act pack). */
+  readonly reports: Reports;
   /** Commands run on a machine that fits: submit, follow, cancel, fetch outputs. */
   readonly jobs: Jobs;
   /** Calling models: chat, generate, embed, listModels. */
@@ -66,6 +69,7 @@ export class Beta9Client {
     this.deployments = new Deployments(this.#http);
     this.replicas = new Replicas(this.#http);
     this.usage = new Usage(this.#http);
+    this.reports = new Reports(this.#http);
     this.jobs = new Jobs(this.#http);
     this.inference = new Inference(this.#http, options.inferenceTimeoutMs);
   }

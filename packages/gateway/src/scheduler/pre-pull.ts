@@ -11,7 +11,7 @@ export interface PrePullDeps {
   pulled: PulledModels;
   log: Logger;
   /** A deployment's own replicas, and what its pulls tell the agents. */
-  replicas: Pick<ReplicaManager, "serving" | "pullFor" | "placementNeeds">;
+  replicas: Pick<ReplicaManager, "serving" | "pullFor" | "placementNeeds" | "notePulled">;
 }
 
 /** Machines tried beyond those needed, when some fail: a source that fails everywhere is not tried on all. */
@@ -73,7 +73,7 @@ export async function* prePull(
         }
         yield { ...p, ...where };
       }
-      pulled.note(machine.id, dep.name, dep.source, model?.sha256 ?? null);
+      replicas.notePulled(machine.id, dep, model);
       done.push({ id: machine.id, name: machine.name });
       log.info({ model: dep.name, machine_id: machine.id }, `pulled ${dep.name} on ${machine.name}`);
     } catch (err) {

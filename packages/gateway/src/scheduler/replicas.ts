@@ -6,6 +6,7 @@ import {
   type ReplicaView,
   type StoredModelView,
 } from "@beta9/protocol";
+import type { Repositories } from "@beta9/store";
 import type { AgentLink, MachineFilter, MachineRegistry, ServingMachine } from "../machines/registry.ts";
 import type { CarbonOf } from "../placement/carbon-rank.ts";
 import { callAgent } from "./agent-call.ts";
@@ -65,6 +66,8 @@ export interface ReplicaManagerDeps {
   sweepEveryMs?: number;
   /** What is known of each machine's carbon, for deployments that prefer low carbon. */
   carbonOf?: CarbonOf;
+  /** Where what the machines say of the models they pull is kept (the AI Act report reads it). */
+  provenance?: Pick<Repositories["modelProvenance"], "note">;
 }
 
 /**
@@ -93,6 +96,39 @@ export class ReplicaManager {
 
   stop(): void {
     clearInterval(this.#timer);
+  }
+
+  /**
+   * A machine pulled a deployment's model: later pulls there name its sha256, and what the machine
+   * said of it (licence, architecture …) is kept for the report; a failed write is logged, never
+   * the pull's failure.
+   */
+  notePulled(machineId: string, dep: DeploymentSpec, stored: StoredModelView | null): void {
+    this.pulled.note(machineId, dep.name, dep.source, stored?.sha256 ?? null);
+    const { provenance, log } = this.#deps;
+    if (!provenance || !stored) return;
+    const row = {
+      workspace_id: dep.workspaceId,
+      model: dep.name,
+      machine_id: machineId,
+      sha256: stored.sha256 ?? "",
+      source: stored.source,
+      format: stored.format,
+      license: stored.license,
+      license_source: stored.license_source ?? null,
+      base_model: stored.base_model ?? null,
+      architecture: stored.architecture,
+      parameter_count: stored.parameter_count,
+      quantization: stored.quantization,
+      context_length: stored.context_length,
+      deployment_created_at: dep.createdAt,
+    };
+    provenance.note(row, Date.now()).catch((err: unknown) => {
+      log.error(
+        { err, model: dep.name, machine_id: machineId },
+        `could not record the provenance of ${dep.name}; the AI Act report will miss this pull`,
+      );
+    });
   }
 
   /** A request for `model` went to `machineId`: it is not idle. */
@@ -217,7 +253,7 @@ export class ReplicaManager {
           this.pulled.forget(machine.id, dep.name);
           throw err;
         });
-        this.pulled.note(machine.id, dep.name, dep.source, stored?.sha256 ?? null);
+        this.notePulled(machine.id, dep, stored ?? null);
         const status = await callAgent<InferenceStatus>(link, {
           method: "POST",
           path: "/inference/start",

@@ -112,6 +112,25 @@ export class UsageRepository {
    * Totals per group of one workspace's requests in [since, until), ordered by group. Percentiles are
    * computed in the database with window functions (both dialects have them), so no rows travel.
    */
+  /** A workspace's requests per model and status in [since, until): how many failed, and how. */
+  async statusCounts(q: {
+    workspaceId: string;
+    since: number;
+    until: number;
+  }): Promise<{ model: string; status: number; count: number }[]> {
+    const rows = await this.#db
+      .selectFrom("usage")
+      .select(["model", "status", (eb) => eb.fn.countAll<number | string>().as("count")])
+      .where("workspace_id", "=", q.workspaceId)
+      .where("started_at", ">=", q.since)
+      .where("started_at", "<", q.until)
+      .groupBy(["model", "status"])
+      .orderBy("model")
+      .orderBy("status")
+      .execute();
+    return rows.map((r) => ({ model: r.model, status: r.status, count: Number(r.count) }));
+  }
+
   async summarize(q: UsageQuery): Promise<UsageSummary[]> {
     const group =
       q.groupBy === "day"
