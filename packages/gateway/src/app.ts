@@ -1,6 +1,12 @@
 import { readFileSync } from "node:fs";
 import { createSecureContext } from "node:tls";
-import { createLogger, installErrorHandling, type Logger, serverOptions } from "@beta9/http";
+import {
+  createLogger,
+  installErrorHandling,
+  installRequestId,
+  type Logger,
+  serverOptions,
+} from "@beta9/http";
 import { BETA9_VERSION, Beta9Error, Health, type JobState } from "@beta9/protocol";
 import { Store, storeConfigFrom } from "@beta9/store";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
@@ -88,6 +94,7 @@ export async function buildGateway(
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   installErrorHandling(app);
+  installRequestId(app);
   let closing = false;
   app.addHook("onRequest", async (req, reply) => {
     if (!closing) return;
@@ -143,7 +150,7 @@ export async function buildGateway(
     recorder,
     limits,
     { inference: metrics.inference, servedNow: (model) => registry.serving(model).length > 0 },
-    { keyConcurrency: config.keyConcurrency, carbon },
+    { keyConcurrency: config.keyConcurrency, carbon, log },
   );
   // Inference routes: one pipeline for both APIs (limits, lookup, cold start, machines, retries,
   // metering), bodies held at once, and how long a client may leave its answer untaken.

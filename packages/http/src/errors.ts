@@ -1,6 +1,6 @@
 import { STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
-import { Beta9Error, type ErrorBody } from "@beta9/protocol";
+import { Beta9Error, type ErrorBody, REQUEST_ID_HEADER } from "@beta9/protocol";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 
 /** Deeper JSON than any API body needs; far below where JSON.stringify would overflow the stack. */
@@ -114,8 +114,10 @@ export function toErrorReply(err: unknown): { status: number; body: ErrorBody } 
 }
 
 /** For fastify's `frameworkErrors`: errors found while routing, before any handler, in our shape too. */
-export function replyFrameworkError(err: FastifyError, _req: FastifyRequest, reply: FastifyReply): void {
+export function replyFrameworkError(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
   const { status, body } = toErrorReply(err);
+  // Refused before the hooks ran (a malformed URL): its answer still names its request.
+  reply.raw.setHeader(REQUEST_ID_HEADER, req.id);
   void reply.status(status).send(body);
 }
 

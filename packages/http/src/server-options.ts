@@ -1,12 +1,17 @@
 import { type FastifyBaseLogger, type FastifyServerOptions, LogController } from "fastify";
 import type { Logger } from "pino";
 import { clientErrorHandler, replyFrameworkError } from "./errors.ts";
+import { requestIdOf } from "./request-id.ts";
 
-/** Fastify options both servers share: our logger, one line per event we choose (no per-request noise). */
+/**
+ * Fastify options both servers share: our logger, one line per event we choose (no per-request noise),
+ * and each request's id (requestIdOf) on every line its `req.log` writes, as `request_id`.
+ */
 export function serverOptions(log: Logger, bodyLimit = 1024 * 1024): FastifyServerOptions {
   return {
     loggerInstance: log as FastifyBaseLogger,
-    logController: new LogController({ disableRequestLogging: true }),
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: "request_id" }),
+    genReqId: requestIdOf,
     bodyLimit,
     frameworkErrors: replyFrameworkError,
     clientErrorHandler,

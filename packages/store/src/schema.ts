@@ -162,6 +162,8 @@ export interface JobTable {
   log_lines: Generated<number>;
   /** The last agent event of the current run kept here: a re-attach asks for what came after. */
   agent_seq: Generated<number>;
+  /** The id of the request that submitted it (its answer's x-request-id); null before it was kept. */
+  request_id: Generated<string | null>;
 }
 
 /** One transition of a job, kept in order (job_id, seq). */
@@ -261,6 +263,8 @@ export interface UsageTable extends FootprintColumns {
   /** From the request's arrival to the first byte of the machine's answer; null when none came. */
   ttfb_ms: number | null;
   started_at: number;
+  /** The request's id, as its answer's x-request-id and the gateway's and agent's logs say; null before it was kept. */
+  request_id: string | null;
 }
 
 export interface SettingTable {

@@ -1,5 +1,5 @@
 import { proxyRequest } from "@beta9/http";
-import { AGENT_ENERGY_TRAILER } from "@beta9/protocol";
+import { AGENT_ENERGY_TRAILER, REQUEST_ID_HEADER } from "@beta9/protocol";
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { countStreamedTokens, type EngineEnergy } from "../energy/engine-energy.ts";
 import type { InferenceManager } from "../inference/manager.ts";
@@ -41,6 +41,8 @@ export const openaiRoutes: FastifyPluginAsync<{
         );
       }
       const metered = energy?.begin(served);
+      const started = performance.now();
+      let status: number | undefined;
       try {
         await proxyRequest(reply, {
           url: `${served.endpoint}${path}`,
@@ -48,7 +50,12 @@ export const openaiRoutes: FastifyPluginAsync<{
           headers: {
             "content-type": "application/json",
             accept: String(req.headers.accept ?? "*/*"),
+            // The gateway's id for the request (or this one's, for a local caller): the engine logs it.
+            [REQUEST_ID_HEADER]: req.id,
             ...served.authHeaders(),
+          },
+          onResponse: (s) => {
+            status = s;
           },
           ...(metered === undefined
             ? {}
@@ -70,6 +77,18 @@ export const openaiRoutes: FastifyPluginAsync<{
       } finally {
         // An answer cut short leaves the meter too, or it would share every later bucket.
         void metered?.end();
+        // One line per request, with its id (req.log): what the gateway's line and usage row name.
+        req.log.info(
+          {
+            model: served.model.name,
+            engine: served.engine,
+            status: status ?? null,
+            ms: Math.round(performance.now() - started),
+          },
+          status === undefined
+            ? "inference request got no answer from the engine"
+            : "inference request answered",
+        );
       }
     });
   }

@@ -2,7 +2,13 @@ import http from "node:http";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
-import { clientErrorHandler, installErrorHandling, type Logger, serverOptions } from "@beta9/http";
+import {
+  clientErrorHandler,
+  installErrorHandling,
+  installRequestId,
+  type Logger,
+  serverOptions,
+} from "@beta9/http";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 
@@ -32,6 +38,7 @@ export class ControlServer {
     }).withTypeProvider<TypeBoxTypeProvider>();
     this.#handler = h1Handler!;
     installErrorHandling(this.app);
+    installRequestId(this.app);
     this.#h2 = http2.createServer({}, (req, res) => {
       this.#fromChannel.add(req);
       this.#handler(req as unknown as http.IncomingMessage, res as unknown as http.ServerResponse);

@@ -139,6 +139,8 @@ export class BuiltinEngine implements Engine {
         PATH: process.env.PATH,
         HOME: process.env.HOME,
         NODE_LLAMA_CPP_LOG_LEVEL: "warn",
+        // The agent's level is its engine's: debugging a request shows the engine's lines about it too.
+        BETA9_LOG_LEVEL: process.env.BETA9_LOG_LEVEL,
         // The agent's compile cache (bin/b9agent.js): a cold start's engine boots in about half the time.
         NODE_COMPILE_CACHE: module.getCompileCacheDir?.(),
         [ENGINE_KEY_ENV]: key.reveal(),

@@ -1,4 +1,5 @@
 import type { Logger } from "@beta9/http";
+import { REQUEST_ID_HEADER } from "@beta9/protocol";
 import type { Caller } from "../auth/api-keys.ts";
 import type { WorkspaceModels } from "../auth/model-access.ts";
 import { type CallerResidency, narrowDeployment, residencyAllows } from "../auth/residency.ts";
@@ -54,6 +55,8 @@ export interface InferenceCall {
   streamed: boolean;
   /** The client's: aborting it stops the request wherever it is. */
   signal: AbortSignal;
+  /** The request's id (http/request-id.ts): sent to the machine, kept on its usage row. */
+  requestId: string;
   log?: Pick<Logger, "warn"> | undefined;
 }
 
@@ -89,6 +92,7 @@ export class InferencePipeline {
     const meter = this.#d.metering.start(
       caller,
       call.names.find((n) => this.#d.registry.serving(n).length > 0) ?? call.asked,
+      call.requestId,
     );
     try {
       const admission = this.#d.metering.admit(caller, meter, estimateNeed(call.body, call.path));
@@ -172,7 +176,12 @@ export class InferencePipeline {
       {
         path: call.path,
         body: JSON.stringify({ ...call.body, model: name }),
-        headers: { "content-type": "application/json", accept: call.accept },
+        // The agent logs with it and hands it to its engine: one id from the client to the engine.
+        headers: {
+          "content-type": "application/json",
+          accept: call.accept,
+          [REQUEST_ID_HEADER]: call.requestId,
+        },
         headersTimeoutMs: HEADERS_TIMEOUT_MS,
         signal: call.signal,
       },

@@ -23,6 +23,8 @@ export async function submitJob(
   caller: { workspaceId: string; keyId: string },
   spec: CreateJob,
   now = Date.now(),
+  /** The submitting request's id, kept with the job (its logs and audit events name it). */
+  requestId: string | null = null,
 ): Promise<{ job: Job; created: boolean }> {
   try {
     return await store.transaction((tx) =>
@@ -35,6 +37,7 @@ export async function submitJob(
           spec: JSON.stringify(spec),
           priority: spec.priority ?? 0,
           max_retries: spec.retries ?? 0,
+          request_id: requestId,
         },
         now,
       ),

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import type { Logger } from "@beta9/http";
 import { NO_FOOTPRINT, type UsageRow } from "@beta9/store";
 import type { Caller } from "../auth/api-keys.ts";
 import { answerFootprint, type CarbonSource, type Footprint } from "../carbon/footprint.ts";
@@ -24,6 +25,7 @@ export class Metering {
   readonly #metrics: MeteredMetrics | undefined;
   readonly #keyConcurrency: number | null;
   readonly #carbon: CarbonSource | undefined;
+  readonly #log: Logger | undefined;
 
   /**
    * `metrics`: where each finished request is counted for Prometheus too (one place for the OpenAI
@@ -34,13 +36,18 @@ export class Metering {
     recorder: UsageRecorder,
     limits: KeyLimits,
     metrics?: MeteredMetrics,
-    opts: { keyConcurrency?: number | null; carbon?: CarbonSource | undefined } = {},
+    opts: {
+      keyConcurrency?: number | null;
+      carbon?: CarbonSource | undefined;
+      log?: Logger | undefined;
+    } = {},
   ) {
     this.#recorder = recorder;
     this.#limits = limits;
     this.#metrics = metrics;
     this.#keyConcurrency = opts.keyConcurrency ?? null;
     this.#carbon = opts.carbon;
+    this.#log = opts.log;
   }
 
   /**
@@ -57,12 +64,25 @@ export class Metering {
     return admission;
   }
 
-  start(caller: Caller, model: string): RequestMeter {
+  /** `requestId`: the request's id (http/request-id.ts), kept on its usage row. */
+  start(caller: Caller, model: string, requestId: string | null = null): RequestMeter {
     return new RequestMeter(
       caller,
       model,
       (row, tokens, facts, reservation) => {
         this.#recorder.record(row);
+        this.#log?.info(
+          {
+            request_id: row.request_id,
+            model: row.model,
+            machine_id: row.machine_id,
+            status: row.status,
+            latency_ms: row.latency_ms,
+            prompt_tokens: row.prompt_tokens,
+            completion_tokens: row.completion_tokens,
+          },
+          "inference request",
+        );
         if (reservation) reservation.settle(tokens);
         else this.#limits.charge(caller.keyId, tokens, caller.limits, workspaceOf(caller));
         if (this.#metrics) record(this.#metrics, row, facts);
@@ -71,6 +91,7 @@ export class Metering {
         return this.#recorder.flush();
       },
       this.#carbon,
+      requestId,
     );
   }
 
@@ -150,6 +171,7 @@ export class RequestMeter {
   readonly #t0 = performance.now();
   readonly #caller: Caller;
   readonly #model: string;
+  readonly #requestId: string | null;
   readonly #done: Done;
   #machineId: string | null = null;
   #ttfbMs: number | null = null;
@@ -164,8 +186,15 @@ export class RequestMeter {
 
   readonly #carbon: CarbonSource | undefined;
 
-  constructor(caller: Caller, model: string, done: Done, carbon?: CarbonSource) {
+  constructor(
+    caller: Caller,
+    model: string,
+    done: Done,
+    carbon?: CarbonSource,
+    requestId: string | null = null,
+  ) {
     this.#caller = caller;
+    this.#requestId = requestId;
     this.#carbon = carbon;
     this.#model = model.slice(0, MAX_MODEL_CHARS);
     this.#done = done;
@@ -270,6 +299,7 @@ export class RequestMeter {
         latency_ms: Math.round(this.elapsedMs()),
         ttfb_ms: this.#ttfbMs,
         started_at: this.startedAtMs,
+        request_id: this.#requestId,
         // Nulls when nothing was measured: unknown, never zero.
         ...(this.#footprint ?? NO_FOOTPRINT),
       },

@@ -10,7 +10,7 @@ export type JobEvent = Selectable<JobEventTable>;
 export type NewJob = Pick<
   Job,
   "id" | "workspace_id" | "key_id" | "idempotency_key" | "spec" | "priority" | "max_retries"
->;
+> & { request_id?: string | null };
 
 export interface TransitionInfo {
   reason?: string | null;
@@ -58,6 +58,7 @@ export class JobRepository {
       gpus: null,
       log_lines: 0,
       agent_seq: 0,
+      request_id: job.request_id ?? null,
     };
     await this.#db.insertInto("jobs").values(row).execute();
     await this.#event(row, now);

@@ -3,8 +3,9 @@ import type { FootprintColumns, UsageTable } from "../schema.ts";
 import type { Executor } from "./executor.ts";
 
 export type UsageRow = Selectable<UsageTable>;
-/** A row as metering writes it: the footprint columns may be left out (null: nothing measured). */
-export type NewUsageRow = Omit<UsageRow, keyof FootprintColumns> & Partial<Selectable<FootprintColumns>>;
+/** A row as metering writes it: the footprint columns and the request id may be left out (null: unknown). */
+export type NewUsageRow = Omit<UsageRow, keyof FootprintColumns | "request_id"> &
+  Partial<Selectable<FootprintColumns>> & { request_id?: string | null };
 
 /** A row without a footprint: every column named, so one multi-row INSERT fits rows with and without. */
 export const NO_FOOTPRINT: Selectable<FootprintColumns> = {
@@ -89,7 +90,7 @@ export class UsageRepository {
     for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
       await this.#db
         .insertInto("usage")
-        .values(rows.slice(i, i + INSERT_CHUNK).map((r) => ({ ...NO_FOOTPRINT, ...r })))
+        .values(rows.slice(i, i + INSERT_CHUNK).map((r) => ({ ...NO_FOOTPRINT, request_id: null, ...r })))
         .execute();
     }
   }

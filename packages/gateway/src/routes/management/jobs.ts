@@ -93,8 +93,8 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRouteContext> = async (app,
       // Stored narrowed to the caller's residency, so the queue places it only there.
       const spec = narrowSpec(req.body, caller.residency, "this job");
       await checkJob(ctx.store, caller.workspaceId, spec);
-      const { job, created } = await submitJob(ctx.store, caller, spec);
-      ctx.log.info(
+      const { job, created } = await submitJob(ctx.store, caller, spec, Date.now(), req.id);
+      req.log.info(
         { job_id: job.id, workspace_id: job.workspace_id, priority: job.priority, created },
         created ? `job ${job.id} queued` : `job ${job.id} submitted again (same idempotency key)`,
       );

@@ -225,6 +225,7 @@ export const ollamaRoutes: FastifyPluginAsync<
       // Machines stream every answer to the gateway (collected here when the client wants one object).
       streamed: path !== "/v1/embeddings",
       signal,
+      requestId: req.id,
       log: req.log,
     });
     const res = answered.response;

@@ -69,7 +69,8 @@ export const openaiRoutes: FastifyPluginAsync<InferenceRouteContext> = async (ap
           accept: String(req.headers.accept ?? "*/*"),
           streamed,
           signal: client.signal,
-          log: ctx.log,
+          requestId: req.id,
+          log: req.log,
         });
         meter = answered.meter;
         const res = answered.response;
