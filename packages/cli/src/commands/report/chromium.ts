@@ -41,7 +41,7 @@ export async function printHtml(page: string, out: string, as: "pdf" | "png"): P
       `--user-data-dir=${join(dir, "profile")}`,
       ...(as === "pdf"
         ? ["--no-pdf-header-footer", `--print-to-pdf=${out}`]
-        : ["--hide-scrollbars", "--window-size=1200,1600", `--screenshot=${out}`]),
+        : ["--hide-scrollbars", "--window-size=1200,2600", `--screenshot=${out}`]),
       `file://${file}`,
     ];
     try {
