@@ -1,4 +1,5 @@
 export type { ApiKey } from "./repositories/api-keys.ts";
+export type { AuditCheckpoint, AuditEventRow, AuditPrune, AuditQuery } from "./repositories/audit.ts";
 export type { Deployment } from "./repositories/deployments.ts";
 export type { GatewayReplica } from "./repositories/gateway-replicas.ts";
 export type { JobLog, JobOutput, JobUsage, LogBound, NewJobLog } from "./repositories/job-runs.ts";

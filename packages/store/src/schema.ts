@@ -289,6 +289,48 @@ export interface GatewayReplicaTable {
   spent: string;
 }
 
+/** One audit event; its hash covers the canonical JSON of the event as shown (with prev_hash). */
+export interface AuditEventTable {
+  /** The gateway replica that wrote it: one hash chain each, so replicas need no lock. */
+  chain: string;
+  /** From 1 within its chain; orders the chain (not `at`, which a clock may move back). */
+  seq: number;
+  at: number;
+  actor_type: string;
+  actor_id: string | null;
+  /** For filtering a workspace's own events; the hash covers `workspace`, its name. */
+  workspace_id: string | null;
+  workspace: string | null;
+  action: string;
+  resource: string | null;
+  outcome: string;
+  request_id: string | null;
+  /** JSON object; secrets only as keyed HMACs. */
+  details: string;
+  prev_hash: string;
+  hash: string;
+}
+
+/** A chain's head at `seq`, signed (Ed25519) by the replica's key in its data dir. */
+export interface AuditCheckpointTable {
+  chain: string;
+  seq: number;
+  hash: string;
+  at: number;
+  /** base64 Ed25519 signature over the canonical JSON of {chain, seq, hash, at}. */
+  signature: string;
+  key_id: string;
+  /** The signer's public key (SPKI PEM); verify trusts it only when it matches one the operator gives. */
+  public_key: string;
+}
+
+/** Retention removed a chain's events up to `through_seq` (a checkpoint's); the only delete allowed. */
+export interface AuditPruneTable {
+  chain: string;
+  through_seq: number;
+  at: number;
+}
+
 /** What a machine said of a model it pulled for a deployment; (workspace_id, model, machine_id, sha256) is the key. */
 export interface ModelProvenanceTable {
   workspace_id: string;
@@ -331,6 +373,9 @@ export interface Database {
   settings: SettingTable;
   gateway_replicas: GatewayReplicaTable;
   model_provenance: ModelProvenanceTable;
+  audit_events: AuditEventTable;
+  audit_checkpoints: AuditCheckpointTable;
+  audit_prunes: AuditPruneTable;
 }
 
 export type { Generated };

@@ -3,6 +3,7 @@ import { postgresDialect } from "./dialects/postgres.ts";
 import { sqliteDialect } from "./dialects/sqlite.ts";
 import { migrationProvider } from "./migrations/index.ts";
 import { ApiKeyRepository } from "./repositories/api-keys.ts";
+import { AuditRepository } from "./repositories/audit.ts";
 import { DeploymentRepository } from "./repositories/deployments.ts";
 import type { Executor } from "./repositories/executor.ts";
 import { GatewayReplicaRepository } from "./repositories/gateway-replicas.ts";
@@ -37,6 +38,7 @@ export class Repositories {
   readonly jobs: JobRepository;
   readonly jobRuns: JobRunRepository;
   readonly modelProvenance: ModelProvenanceRepository;
+  readonly audit: AuditRepository;
   constructor(db: Executor) {
     this.workspaces = new WorkspaceRepository(db);
     this.pools = new PoolRepository(db);
@@ -51,6 +53,7 @@ export class Repositories {
     this.jobs = new JobRepository(db);
     this.jobRuns = new JobRunRepository(db);
     this.modelProvenance = new ModelProvenanceRepository(db);
+    this.audit = new AuditRepository(db);
   }
 }
 

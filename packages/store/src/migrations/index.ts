@@ -18,6 +18,7 @@ import * as workspaceGpuHours from "./2026-12-06T0600-workspace-gpu-hours.ts";
 import * as energyCarbon from "./2026-12-07T0000-energy-carbon.ts";
 import * as residency from "./2026-12-07T0100-residency.ts";
 import * as lowCarbon from "./2026-12-07T0300-low-carbon.ts";
+import * as audit from "./2026-12-07T0400-audit.ts";
 import * as requestIds from "./2026-12-07T0500-request-ids.ts";
 import * as modelProvenance from "./2026-12-07T0600-model-provenance.ts";
 
@@ -44,6 +45,7 @@ export const migrationProvider: MigrationProvider = {
       "2026-12-07T0000-energy-carbon": energyCarbon,
       "2026-12-07T0100-residency": residency,
       "2026-12-07T0300-low-carbon": lowCarbon,
+      "2026-12-07T0400-audit": audit,
       "2026-12-07T0500-request-ids": requestIds,
       "2026-12-07T0600-model-provenance": modelProvenance,
     };
