@@ -12,6 +12,7 @@ import { Store, storeConfigFrom } from "@beta9/store";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance } from "fastify";
 import type { Registry } from "prom-client";
+import { type GatewayAudit, openGatewayAudit } from "./audit/gateway-audit.ts";
 import { ApiKeyAuth, OPERATOR_WORKSPACE } from "./auth/api-keys.ts";
 import { WorkspaceModels } from "./auth/model-access.ts";
 import { bootstrap } from "./bootstrap.ts";
@@ -67,6 +68,8 @@ export interface Gateway {
   peers: PeerDirectory | undefined;
   /** The Prometheus registry /metrics reads, for a listener of its own (--metrics-listen). */
   metrics: Registry;
+  /** This replica's audit chain, and the routes it audits. */
+  audit: GatewayAudit;
   close(): Promise<void>;
 }
 
@@ -78,6 +81,12 @@ export async function buildGateway(
   const log = opts.log ?? createLogger({ name: "b9gateway" });
   const store = opts.store ?? (await Store.open(storeConfigFrom(config)));
   const { adminKey } = await bootstrap(store, config.dataDir, log);
+  // Before anything can change: a missing or corrupt audit key stops the start here.
+  const audit = await openGatewayAudit(store, {
+    dataDir: config.dataDir,
+    log,
+    retentionMs: config.auditRetentionMs,
+  });
   const registry = new MachineRegistry(store, log, config.liveness);
   await registry.load();
 
@@ -116,7 +125,7 @@ export async function buildGateway(
         headersTimeoutMs: config.coldStartTimeoutMs + 30_000,
       })
     : undefined;
-  const ctx: GatewayContext = { store, registry, auth: new ApiKeyAuth(store), log };
+  const ctx: GatewayContext = { store, registry, auth: new ApiKeyAuth(store), log, audit: audit.audit };
   const router = new Router(registry);
   const placements = new Placements(store);
   await placements.load();
@@ -144,6 +153,8 @@ export async function buildGateway(
     provenance: store.modelProvenance,
   });
   const metrics = installMetrics(app, registry, replicas, ctx.auth);
+  // Before the routes: every management route registered after this writes its one event.
+  audit.install(app, metrics.registry);
   const recorder = new UsageRecorder(store.usage, log);
   const retention = new UsageRetention(store.usage, log, config.usageRetentionMs);
   const metering = new Metering(
@@ -242,6 +253,7 @@ export async function buildGateway(
     clearInterval(pruneLimits);
     await retention.stop();
     await recorder.close();
+    await audit.audit.close();
     await closeForwarding?.();
   });
   registry.start();
@@ -249,6 +261,7 @@ export async function buildGateway(
   drains.start();
   jobs.start();
   retention.start();
+  audit.audit.start();
 
   return {
     app,
@@ -258,6 +271,7 @@ export async function buildGateway(
     adminKey,
     peers,
     metrics: metrics.registry,
+    audit,
     async close() {
       await app.close();
       await store.close();

@@ -20,6 +20,8 @@ export interface GatewayConfig {
   shutdownGraceMs: number;
   /** How long usage rows are kept; 0 keeps them forever. */
   usageRetentionMs: number;
+  /** How long audit events are kept (at least 6 months by default: the AI Act's record keeping); 0 keeps them forever. */
+  auditRetentionMs: number;
   /** Serve HTTPS with this certificate (chain) and key, both PEM files; plain HTTP when absent. */
   tls?: { certFile: string; keyFile: string } | undefined;
   /**
@@ -53,6 +55,7 @@ export function gatewayConfig(over: Partial<GatewayConfig> = {}): GatewayConfig 
     coldStartTimeoutMs: 300_000,
     shutdownGraceMs: 30_000,
     usageRetentionMs: 90 * 86_400_000,
+    auditRetentionMs: 180 * 86_400_000,
     trustedProxies: [],
     clientStallTimeoutMs: 10_000,
     keyConcurrency: 32,

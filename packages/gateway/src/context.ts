@@ -1,5 +1,6 @@
 import type { Logger } from "@beta9/http";
 import type { Store } from "@beta9/store";
+import type { Audit } from "./audit/audit.ts";
 import type { ApiKeyAuth } from "./auth/api-keys.ts";
 import type { MachineRegistry } from "./machines/registry.ts";
 
@@ -9,4 +10,6 @@ export interface GatewayContext {
   registry: MachineRegistry;
   auth: ApiKeyAuth;
   log: Logger;
+  /** The audit log: record() for management changes and security events, enqueue() for the rest. */
+  audit: Audit;
 }

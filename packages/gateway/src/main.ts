@@ -135,6 +135,13 @@ const program = new Command("b9gateway")
       gatewayConfig().usageRetentionMs,
     ),
   )
+  .addOption(
+    durationOption(
+      "--audit-retention <duration>",
+      "how long audit events are kept (pruning signs a checkpoint first); 0 keeps them forever",
+      gatewayConfig().auditRetentionMs,
+    ),
+  )
   .option("--tls-cert <file>", "serve HTTPS with this PEM certificate (chain); needs --tls-key")
   .option("--tls-key <file>", "the PEM private key of --tls-cert")
   .option(
@@ -188,6 +195,7 @@ const program = new Command("b9gateway")
       coldStartTimeoutMs: opts.coldStartTimeout,
       shutdownGraceMs: opts.shutdownGrace,
       usageRetentionMs: opts.usageRetention,
+      auditRetentionMs: opts.auditRetention,
       tls: opts.tlsCert ? { certFile: resolve(opts.tlsCert), keyFile: resolve(opts.tlsKey) } : undefined,
       trustedProxies: opts.trustedProxy ?? [],
       metricsListen: opts.metricsListen,

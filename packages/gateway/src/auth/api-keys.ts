@@ -25,6 +25,14 @@ declare module "fastify" {
   }
 }
 
+/** Who each request authenticated as, for its audit event (written after the handler ran). */
+const authenticated = new WeakMap<FastifyRequest, Caller>();
+
+/** The caller a request authenticated as, if it did. */
+export function authenticatedCaller(req: FastifyRequest): Caller | undefined {
+  return authenticated.get(req);
+}
+
 /** The workspace the gateway makes on its first start; its admins run the pool. */
 export const OPERATOR_WORKSPACE = "default";
 
@@ -83,6 +91,17 @@ export class ApiKeyAuth {
     if (key.revoked_at !== null)
       throw new Beta9Error("api_key_revoked", "this API key was revoked; ask an admin for a new one");
     const scopes = parseScopes(key);
+    const caller: Caller = {
+      keyId: key.id,
+      workspaceId: key.workspace_id,
+      scopes,
+      limits: { rpm: key.rpm_limit, tpm: key.tpm_limit },
+      workspaceLimits: known.workspaceLimits,
+      operator: known.operator,
+      residency: known.residency,
+    };
+    // Known from here, so a refusal for a missing scope is recorded as this key's.
+    authenticated.set(req, caller);
     const needs: readonly Scope[] = typeof need === "string" ? [need] : need;
     if (!scopes.includes("admin") && !needs.some((n) => scopes.includes(n))) {
       const names = needs.map((n) => `'${n}'`).join(" or ");
@@ -92,15 +111,7 @@ export class ApiKeyAuth {
       );
     }
     this.#touch(key);
-    return {
-      keyId: key.id,
-      workspaceId: key.workspace_id,
-      scopes,
-      limits: { rpm: key.rpm_limit, tpm: key.tpm_limit },
-      workspaceLimits: known.workspaceLimits,
-      operator: known.operator,
-      residency: known.residency,
-    };
+    return caller;
   }
 
   /**
