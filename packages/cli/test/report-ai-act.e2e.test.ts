@@ -279,5 +279,28 @@ describe("b9 report ai-act", () => {
       other.body.key,
     );
     expect(refused.status).toBe(403);
+
+    // A workspace's own admin builds its own pack (none of default's models in it), not the operator's.
+    expect((await gw.api("POST", "/api/v1/workspaces", { name: "team" })).status).toBe(201);
+    const teamAdmin = await gw.api<{ key: string }>("POST", "/api/v1/keys", {
+      name: "team-admin",
+      scopes: ["admin"],
+      workspace: "team",
+    });
+    const window = `from=${from}&to=${new Date().toISOString()}`;
+    const own = await gw.api<AiActReport>(
+      "GET",
+      `/api/v1/reports/ai-act?workspace=team&${window}`,
+      undefined,
+      teamAdmin.body.key,
+    );
+    expect(own).toMatchObject({ status: 200, body: { workspace: "team", models: [], usage: [] } });
+    const theirs = await gw.api(
+      "GET",
+      `/api/v1/reports/ai-act?workspace=default&${window}`,
+      undefined,
+      teamAdmin.body.key,
+    );
+    expect(theirs.status).toBe(403);
   }, 60_000);
 });
