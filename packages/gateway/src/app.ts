@@ -36,6 +36,7 @@ import { UsageRecorder } from "./metering/usage-recorder.ts";
 import { UsageRetention } from "./metering/usage-retention.ts";
 import { PeerDirectory } from "./peers/directory.ts";
 import { installPeerForwarding } from "./peers/forward.ts";
+import { auditFacts } from "./reports/audit-facts.ts";
 import { Router } from "./router/router.ts";
 import { forkCompatRoutes } from "./routes/agent/fork-compat.ts";
 import { joinRoutes } from "./routes/agent/join.ts";
@@ -224,7 +225,7 @@ export async function buildGateway(
   await app.register(joinRoutes, ctx);
   await app.register(forkCompatRoutes, ctx);
   await app.register(usageRoutes, { ...ctx, metering });
-  await app.register(aiActRoutes, { ...ctx, metering });
+  await app.register(aiActRoutes, { ...ctx, metering, ...auditFacts(store, audit.audit.publicKey) });
   await app.register(openaiRoutes, { ...ctx, ...inference });
   await app.register(replicaRoutes, { ...ctx, router, replicas });
   const prePullDeps = { registry, pulled: replicas.pulled, log, replicas };

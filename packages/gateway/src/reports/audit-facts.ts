@@ -1,0 +1,40 @@
+import type { Store } from "@beta9/store";
+import { verifyChains } from "../audit/verify.ts";
+import type { AiActSources } from "./ai-act.ts";
+
+/** Events read at most per question: a report of a busier period says where it stopped. */
+const MAX_EVENTS = 100_000;
+
+/**
+ * What the AI Act pack reads from the audit log: the chains' verification with their last signed
+ * checkpoints, the workspace's security events (refused credentials, forbidden attempts), and who
+ * made each deployment.
+ */
+export function auditFacts(
+  store: Store,
+  /** This gateway's checkpoint key: a checkpoint counts only when it signed it. */
+  publicKey?: string,
+): Pick<AiActSources, "verifyAudit" | "securityEvents" | "deployers"> {
+  return {
+    verifyAudit: () => verifyChains(store, publicKey),
+    async securityEvents(workspaceId, since, until) {
+      const rows = await store.audit.list({ workspaceId, since, until, limit: MAX_EVENTS });
+      // Inference and job metadata are usage, counted from the usage rows; the rest refused is security.
+      return rows.filter(
+        (r) =>
+          r.action.startsWith("auth.") ||
+          (r.outcome === "refused" && !r.action.startsWith("inference.") && !r.action.startsWith("job.")),
+      );
+    },
+    async deployers(workspaceId) {
+      const rows = await store.audit.list({ workspaceId, action: "deployment.create", limit: MAX_EVENTS });
+      const by = new Map<string, string>();
+      // The latest ok creation of each name is the deployment there now.
+      for (const r of rows.sort((a, b) => Number(a.at) - Number(b.at))) {
+        if (r.outcome !== "ok" || !r.resource?.startsWith("deployment:")) continue;
+        by.set(r.resource.slice("deployment:".length), `${r.actor_type}:${r.actor_id ?? "unknown"}`);
+      }
+      return by;
+    },
+  };
+}
