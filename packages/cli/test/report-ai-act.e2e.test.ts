@@ -1,6 +1,7 @@
 import { execFile, spawn } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { promisify } from "node:util";
 import type { AiActReport } from "@beta9/sdk";
 import {
@@ -306,5 +307,24 @@ describe("b9 report ai-act", () => {
       teamAdmin.body.key,
     );
     expect(theirs.status).toBe(403);
+  }, 60_000);
+});
+
+describe("an audit log edited behind the gateway's back", () => {
+  it("the pack says the chain is broken and at which sequence number", async () => {
+    const db = new DatabaseSync(join(gw.dataDir, "beta9.db"), { timeout: 10_000 });
+    try {
+      // What someone with the database file could do: drop the guard and rewrite history.
+      db.exec("DROP TRIGGER audit_events_no_update");
+      db.exec("UPDATE audit_events SET action = 'nothing.happened' WHERE seq = 2");
+    } finally {
+      db.close();
+    }
+    const res = await report(`workspace=default&from=${from}&to=${new Date().toISOString()}`);
+    expect(res.body.audit).toMatchObject({ verified: true, ok: false });
+    expect(res.body.audit.note).toMatch(/^BROKEN: chain \S+ at sequence 2 /);
+    expect(res.body.audit.chains[0]?.first_broken_seq).toBe(2);
+    const md = await b9(["report", "ai-act", "--workspace", "default", "--from", "1h"]);
+    expect(md.stdout).toMatch(/Verification: BROKEN: chain \S+ at sequence 2/);
   }, 60_000);
 });
