@@ -42,5 +42,34 @@ for (const dialect of DIALECTS) {
         { ...pulled, sha256: "cd".repeat(32), first_pulled_at: at + 9, last_pulled_at: at + 9 },
       ]);
     });
+
+    it("counts a workspace's requests per model and status within the period (the report's error and refusal rates)", async () => {
+      const row = (id: string, model: string, status: number, started_at = at) => ({
+        id,
+        key_id: "k1",
+        workspace_id: "ws_1",
+        model,
+        machine_id: null,
+        status,
+        prompt_tokens: 0,
+        completion_tokens: 0,
+        latency_ms: 1,
+        ttfb_ms: null,
+        started_at,
+      });
+      await store.usage.insertMany([
+        row("u1", "a", 200),
+        row("u2", "a", 200),
+        row("u3", "a", 429),
+        row("u4", "b", 502),
+        row("u5", "a", 200, at + 100),
+        { ...row("u6", "a", 200), workspace_id: "ws_2" },
+      ]);
+      expect(await store.usage.statusCounts({ workspaceId: "ws_1", since: at, until: at + 100 })).toEqual([
+        { model: "a", status: 200, count: 2 },
+        { model: "a", status: 429, count: 1 },
+        { model: "b", status: 502, count: 1 },
+      ]);
+    });
   });
 }
