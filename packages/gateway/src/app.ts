@@ -15,6 +15,7 @@ import type { Registry } from "prom-client";
 import { type GatewayAudit, openGatewayAudit } from "./audit/gateway-audit.ts";
 import { ApiKeyAuth, OPERATOR_WORKSPACE } from "./auth/api-keys.ts";
 import { WorkspaceModels } from "./auth/model-access.ts";
+import { installSecurityAudit } from "./auth/security-events.ts";
 import { bootstrap } from "./bootstrap.ts";
 import type { CarbonSource } from "./carbon/footprint.ts";
 import { GridIntensity } from "./carbon/intensity.ts";
@@ -31,6 +32,7 @@ import { KeyLimits } from "./limits/key-limits.ts";
 import { BodyBudget } from "./limits/request-body.ts";
 import { MachineRegistry } from "./machines/registry.ts";
 import { machineWork } from "./machines/work.ts";
+import { InferenceAudit } from "./metering/inference-audit.ts";
 import { Metering } from "./metering/metering.ts";
 import { UsageRecorder } from "./metering/usage-recorder.ts";
 import { UsageRetention } from "./metering/usage-retention.ts";
@@ -105,6 +107,7 @@ export async function buildGateway(
 
   installErrorHandling(app);
   installRequestId(app);
+  installSecurityAudit(app, { audit: audit.audit, store });
   let closing = false;
   app.addHook("onRequest", async (req, reply) => {
     if (!closing) return;
@@ -162,7 +165,16 @@ export async function buildGateway(
     recorder,
     limits,
     { inference: metrics.inference, servedNow: (model) => registry.serving(model).length > 0 },
-    { keyConcurrency: config.keyConcurrency, carbon, log },
+    {
+      keyConcurrency: config.keyConcurrency,
+      carbon,
+      log,
+      // BETA9_AUDIT_INFERENCE=off: no inference events, the baseline of bench/gateway's audit figure.
+      audit:
+        process.env.BETA9_AUDIT_INFERENCE === "off"
+          ? undefined
+          : new InferenceAudit(audit.audit, (id) => registry.get(id)?.country),
+    },
   );
   // Inference routes: one pipeline for both APIs (limits, lookup, cold start, machines, retries,
   // metering), bodies held at once, and how long a client may leave its answer untaken.

@@ -97,7 +97,9 @@ for (const dialect of DIALECTS) {
         "workspace.remove workspace:acme ok acme key:admin",
       ]);
       const all = await events(h);
-      expect(all.length - before).toBe(seen.length);
+      // And the machine's join, which its route records (machine.join, auth/security-events.ts).
+      expect(all.length - before).toBe(seen.length + 1);
+      expect(all.filter((e) => e.action === "machine.join" && e.resource === "machine:m1")).toHaveLength(1);
       expect(all.at(-1)?.request_id).toBeTruthy();
       expect((await verifyChains(h.gw.store, h.gw.audit.audit.publicKey)).ok).toBe(true);
 

@@ -1,8 +1,10 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
-import { bearerToken, type Logger, toErrorReply } from "@beta9/http";
+import { bearerToken, type Logger, requestIdOf, toErrorReply } from "@beta9/http";
 import { Beta9Error, CHANNEL_PATH, CHANNEL_PROTOCOL, MACHINE_ID_HEADER } from "@beta9/protocol";
 import type { Store } from "@beta9/store";
+import type { Audit } from "../audit/audit.ts";
+import { refusalEvent } from "../auth/security-events.ts";
 import type { TrustedProxies } from "../http/trusted-proxies.ts";
 import { verifyMachineCredential } from "../machines/credentials.ts";
 import type { MachineRegistry } from "../machines/registry.ts";
@@ -13,6 +15,7 @@ interface UpgradeDeps {
   registry: MachineRegistry;
   log: Logger;
   proxies: TrustedProxies;
+  audit: Audit;
 }
 
 const ID_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
@@ -25,10 +28,20 @@ const ID_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
 export function channelUpgradeHandler(deps: UpgradeDeps) {
   return (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on("error", () => socket.destroy());
-    void accept(deps, req, socket, head).catch((err: unknown) => {
+    void accept(deps, req, socket, head).catch(async (err: unknown) => {
       const { status, body } = toErrorReply(err);
       if (status >= 500) deps.log.error({ err }, "agent channel upgrade failed");
       refuse(socket, status, body);
+      // A refused machine credential (or one bound to another machine) is a security event.
+      const machineId = req.headers[MACHINE_ID_HEADER];
+      const event = await refusalEvent(deps, err, {
+        requestId: requestIdOf(req),
+        ip: deps.proxies.clientAddress(req.socket.remoteAddress, req.headers["x-forwarded-for"]),
+        route: `UPGRADE ${CHANNEL_PATH}`,
+        secret: bearerToken(req.headers.authorization),
+        machineId: typeof machineId === "string" ? machineId.slice(0, 64) : undefined,
+      });
+      if (event) deps.audit.enqueue(event);
     });
   };
 }

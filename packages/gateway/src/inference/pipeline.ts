@@ -109,6 +109,10 @@ export class InferencePipeline {
       if (call.streamed) meter.streamed();
       const response = await this.#send(call, model, meter);
       meter.machine(response.machineId);
+      const dep = model.deployment;
+      meter.modelSha256(
+        dep ? (dep.sha256 ?? this.#d.replicas.pulled.sha256(response.machineId, dep) ?? null) : null,
+      );
       return { response, meter, model };
     } catch (err) {
       meter.finish(err instanceof InferenceError ? err.status : call.signal.aborted ? CLIENT_LEFT : 500);

@@ -5,6 +5,7 @@ import type { Caller } from "../auth/api-keys.ts";
 import { answerFootprint, type CarbonSource, type Footprint } from "../carbon/footprint.ts";
 import type { InferenceMetrics } from "../http/metrics.ts";
 import type { Admission, KeyLimits, Reservation, WorkspaceLimits } from "../limits/key-limits.ts";
+import type { InferenceAudit } from "./inference-audit.ts";
 import type { UsageRecorder } from "./usage-recorder.ts";
 
 /** Model names are the client's text: kept, but not without bound. */
@@ -26,6 +27,7 @@ export class Metering {
   readonly #keyConcurrency: number | null;
   readonly #carbon: CarbonSource | undefined;
   readonly #log: Logger | undefined;
+  readonly #audit: InferenceAudit | undefined;
 
   /**
    * `metrics`: where each finished request is counted for Prometheus too (one place for the OpenAI
@@ -40,6 +42,8 @@ export class Metering {
       keyConcurrency?: number | null;
       carbon?: CarbonSource | undefined;
       log?: Logger | undefined;
+      /** Each finished request's audit event (off: no events, the bench's baseline). */
+      audit?: InferenceAudit | undefined;
     } = {},
   ) {
     this.#recorder = recorder;
@@ -48,6 +52,7 @@ export class Metering {
     this.#keyConcurrency = opts.keyConcurrency ?? null;
     this.#carbon = opts.carbon;
     this.#log = opts.log;
+    this.#audit = opts.audit;
   }
 
   /**
@@ -71,6 +76,7 @@ export class Metering {
       model,
       (row, tokens, facts, reservation) => {
         this.#recorder.record(row);
+        this.#audit?.request(row, facts);
         this.#log?.info(
           {
             request_id: row.request_id,
@@ -110,6 +116,8 @@ export interface MeterFacts {
   known: boolean;
   /** The machine streamed the answer, so its tokens came between the first byte and the end. */
   streamed: boolean;
+  /** The model's sha256 when known (its audit event names it). */
+  sha256: string | null;
 }
 
 /** What a request may use, estimated at admission. */
@@ -182,7 +190,7 @@ export class RequestMeter {
   #sent = false;
   #written: Promise<void> | void = undefined;
   #footprint: Footprint | undefined;
-  readonly #facts: MeterFacts = { known: false, streamed: false };
+  readonly #facts: MeterFacts = { known: false, streamed: false, sha256: null };
 
   readonly #carbon: CarbonSource | undefined;
 
@@ -222,6 +230,11 @@ export class RequestMeter {
   /** The model is one the caller may use (a deployment of theirs, or served): a metrics label. */
   known(): void {
     this.#facts.known = true;
+  }
+
+  /** The model's sha256, when the deployment pins it or its machine's pull said it. */
+  modelSha256(sha256: string | null): void {
+    this.#facts.sha256 = sha256;
   }
 
   /** The machine streams this answer (tokens per second then count from the first token). */

@@ -11,6 +11,7 @@ import {
 } from "@beta9/protocol";
 import type { Machine } from "@beta9/store";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import { recordJoin } from "../../auth/security-events.ts";
 import type { GatewayContext } from "../../context.ts";
 import { verifyMachineCredential } from "../../machines/credentials.ts";
 import { joinMachine } from "../../machines/join.ts";
@@ -63,6 +64,14 @@ export const forkCompatRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async
           ctx.registry.cfg.heartbeatIntervalMs,
         );
         machine = joined.machine;
+        await recordJoin(ctx.audit, {
+          requestId: req.id,
+          machineId: machine.id,
+          pool: machine.pool,
+          country: machine.country,
+          ip: req.ip,
+          protocol: "keepalive",
+        });
         ctx.log.info(
           { machine_id: machine.id, pool: machine.pool, asked_pool: b.pool_name, remote: req.ip },
           `fork agent ${machine.id} registered in pool ${machine.pool}`,

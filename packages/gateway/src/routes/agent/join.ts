@@ -1,5 +1,6 @@
 import { JoinRequest, JoinResponse, parseCountry } from "@beta9/protocol";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import { recordJoin } from "../../auth/security-events.ts";
 import type { GatewayContext } from "../../context.ts";
 import { joinMachine } from "../../machines/join.ts";
 
@@ -24,7 +25,15 @@ export const joinRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app,
         },
         ctx.registry.cfg.heartbeatIntervalMs,
       );
-      ctx.log.info(
+      await recordJoin(ctx.audit, {
+        requestId: req.id,
+        machineId: res.machine_id,
+        pool: res.pool,
+        country: res.machine.country,
+        ip: req.ip,
+        protocol: "channel",
+      });
+      req.log.info(
         {
           machine_id: res.machine_id,
           pool: res.pool,
