@@ -37,6 +37,7 @@ for (const dialect of DIALECTS) {
         min_vram_bytes: null,
         countries: [],
         region: null,
+        prefer: null,
         context_size: null,
         created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
       });
