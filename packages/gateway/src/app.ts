@@ -43,6 +43,7 @@ import { Router } from "./router/router.ts";
 import { forkCompatRoutes } from "./routes/agent/fork-compat.ts";
 import { joinRoutes } from "./routes/agent/join.ts";
 import { aiActRoutes } from "./routes/management/ai-act.ts";
+import { auditRoutes } from "./routes/management/audit.ts";
 import { deploymentPullRoutes } from "./routes/management/deployment-pull.ts";
 import { deploymentRoutes } from "./routes/management/deployments.ts";
 import { jobRoutes } from "./routes/management/jobs.ts";
@@ -237,6 +238,7 @@ export async function buildGateway(
   await app.register(joinRoutes, ctx);
   await app.register(forkCompatRoutes, ctx);
   await app.register(usageRoutes, { ...ctx, metering });
+  await app.register(auditRoutes, { ...ctx, publicKey: audit.audit.publicKey });
   await app.register(aiActRoutes, { ...ctx, metering, ...auditFacts(store, audit.audit.publicKey) });
   await app.register(openaiRoutes, { ...ctx, ...inference });
   await app.register(replicaRoutes, { ...ctx, router, replicas });

@@ -56,3 +56,65 @@ export type AuditEventList = Static<typeof AuditEventList>;
 
 /** The header that carries a request's id from the gateway to the agent (and back to the client). */
 export const REQUEST_ID_HEADER = "x-request-id";
+
+/** `GET /api/v1/audit`'s filters; `after` is a list's `next`, `follow` waits for new events. */
+export const AuditQuery = Type.Object(
+  {
+    since: Type.Optional(Type.String({ format: "date-time" })),
+    until: Type.Optional(Type.String({ format: "date-time" })),
+    /** A key id, machine id or identity (the actor's id). */
+    actor: Type.Optional(Type.String({ maxLength: 200 })),
+    action: Type.Optional(Type.String({ maxLength: 100 })),
+    resource: Type.Optional(Type.String({ maxLength: 300 })),
+    /** Another workspace's events, by name (the operator only). */
+    workspace: Type.Optional(Type.String({ maxLength: 100 })),
+    after: Type.Optional(Type.String({ maxLength: 20_000 })),
+    /** 1 to 1000, default 100 (query strings are not coerced: a pattern, then Number()). */
+    limit: Type.Optional(Type.String({ pattern: "^([1-9][0-9]{0,2}|1000)$" })),
+    /** "true": wait (up to about 25 s) for an event after `after` when there is none yet. */
+    follow: Type.Optional(Type.Union([Type.Literal("true"), Type.Literal("false")])),
+  },
+  { additionalProperties: false },
+);
+export type AuditQuery = Static<typeof AuditQuery>;
+
+export const AuditCheckpointView = Type.Object({
+  chain: Type.String(),
+  seq: Type.Integer(),
+  hash: Type.String(),
+  at: Type.String({ format: "date-time" }),
+  /** base64 Ed25519 signature over the RFC 8785 form of {chain, seq, hash, at (epoch ms)}. */
+  signature: Type.String(),
+  key_id: Type.String(),
+});
+export type AuditCheckpointView = Static<typeof AuditCheckpointView>;
+
+export const ChainVerification = Type.Object({
+  chain: Type.String(),
+  events: Type.Integer(),
+  first_seq: Type.Union([Type.Integer(), Type.Null()]),
+  last_seq: Type.Union([Type.Integer(), Type.Null()]),
+  /** The first sequence number where the chain is broken (edited, removed, inserted); null when whole. */
+  broken_at: Type.Union([Type.Integer(), Type.Null()]),
+  reason: Type.Union([Type.String(), Type.Null()]),
+  checkpoints: Type.Integer(),
+  last_checkpoint: Type.Union([
+    Type.Object({ seq: Type.Integer(), hash: Type.String(), at: Type.String(), key_id: Type.String() }),
+    Type.Null(),
+  ]),
+});
+export type ChainVerification = Static<typeof ChainVerification>;
+
+export const AuditVerification = Type.Object({ ok: Type.Boolean(), chains: Type.Array(ChainVerification) });
+export type AuditVerification = Static<typeof AuditVerification>;
+
+/**
+ * `b9 audit export --format jsonl`: one JSON object a line, `type` first: a header, the signing keys
+ * (SPKI PEM), the events, the checkpoints and the prunes of the period, enough to verify offline.
+ */
+export type AuditExportLine =
+  | { type: "export"; since: string | null; until: string | null; exported_at: string }
+  | { type: "public_key"; key_id: string; public_key: string }
+  | ({ type: "event" } & AuditEventView)
+  | ({ type: "checkpoint" } & AuditCheckpointView)
+  | { type: "prune"; chain: string; through_seq: number; at: string };

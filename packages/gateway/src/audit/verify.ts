@@ -1,5 +1,5 @@
 import { createPublicKey, verify } from "node:crypto";
-import type { AuditEventView } from "@beta9/protocol";
+import type { AuditEventView, AuditExportLine } from "@beta9/protocol";
 import type { AuditCheckpoint, AuditPrune, Store } from "@beta9/store";
 import { checkpointMessage, eventHash, eventView, GENESIS } from "./chain.ts";
 import { keyIdOf } from "./keys.ts";
@@ -52,21 +52,38 @@ export async function verifyChains(store: Store, publicKey?: string | string[]):
   return { ok: results.every((r) => r.broken_at === null), chains: results };
 }
 
-/** An export's lines, read back: the same checks with no database (`b9 audit verify --file`). */
+/**
+ * An export's lines, read back: the same checks with no database. An export of a period starts
+ * within its chains: each chain is checked from its first exported event on. Checkpoints count only
+ * when signed by one of `publicKey` (default: the keys the export carries).
+ */
 export async function verifyExport(
-  events: AuditEventView[],
-  checkpoints: AuditCheckpoint[],
-  prunes: AuditPrune[],
+  lines: AuditExportLine[],
   publicKey?: string | string[],
 ): Promise<AuditVerification> {
-  const chains = [...new Set([...events.map((e) => e.chain), ...checkpoints.map((c) => c.chain)])].sort();
+  const header = lines.find((l) => l.type === "export");
+  const events = lines.flatMap((l) => (l.type === "event" ? [l] : []));
+  const keys = new Map(
+    lines.flatMap((l) => (l.type === "public_key" ? [[l.key_id, l.public_key] as const] : [])),
+  );
+  const checkpoints: AuditCheckpoint[] = lines.flatMap((l) =>
+    l.type === "checkpoint" ? [{ ...l, at: Date.parse(l.at), public_key: keys.get(l.key_id) ?? "" }] : [],
+  );
+  const prunes: AuditPrune[] = lines.flatMap((l) =>
+    l.type === "prune" ? [{ chain: l.chain, through_seq: l.through_seq, at: Date.parse(l.at) }] : [],
+  );
+  const period = header !== undefined && (header.since !== null || header.until !== null);
+  const chains = [...new Set(events.map((e) => e.chain))].sort();
   const results: ChainVerification[] = [];
   for (const chain of chains) {
     const mine = events.filter((e) => e.chain === chain).sort((a, b) => a.seq - b.seq);
     async function* each(): AsyncGenerator<AuditEventView> {
       yield* mine;
     }
-    results.push(await verifyChain(chain, each(), checkpoints, prunes, publicKey));
+    const start = period && mine[0] ? { seq: mine[0].seq, prev: mine[0].prev_hash } : undefined;
+    results.push(
+      await verifyChain(chain, each(), checkpoints, prunes, publicKey ?? [...keys.values()], start),
+    );
   }
   return { ok: results.every((r) => r.broken_at === null), chains: results };
 }
@@ -77,6 +94,8 @@ async function verifyChain(
   allCheckpoints: AuditCheckpoint[],
   allPrunes: AuditPrune[],
   publicKey: string | string[] | undefined,
+  /** Where an export of a period starts this chain: its first event, trusted as the anchor. */
+  start?: { seq: number; prev: string },
 ): Promise<ChainVerification> {
   const trusted =
     publicKey === undefined
@@ -120,16 +139,16 @@ async function verifyChain(
       broken(seq, `the checkpoint at ${seq} has a signature that does not hold`);
     else sound.set(seq, c);
   }
-  let expected = prunedThrough + 1;
-  let prev = GENESIS;
-  if (prunedThrough > 0) {
+  let expected = start?.seq ?? prunedThrough + 1;
+  let prev = start?.prev ?? GENESIS;
+  if (!start && prunedThrough > 0) {
     const cut = sound.get(prunedThrough);
     if (!cut)
       broken(prunedThrough, `events up to ${prunedThrough} were pruned without a signed checkpoint there`);
     else prev = cut.hash;
   }
   for await (const e of events) {
-    if (e.seq <= prunedThrough) {
+    if (!start && e.seq <= prunedThrough) {
       broken(e.seq, `event ${e.seq} is still there though the chain was pruned through ${prunedThrough}`);
       continue;
     }
