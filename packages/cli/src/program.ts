@@ -1,5 +1,8 @@
 import { Command, CommanderError } from "commander";
 import pkg from "../package.json" with { type: "json" };
+import { addAuditExport } from "./commands/audit/export.ts";
+import { addAuditList } from "./commands/audit/list.ts";
+import { addAuditVerify } from "./commands/audit/verify.ts";
 import { addCarbonReport } from "./commands/carbon/report.ts";
 import { addChat } from "./commands/chat.ts";
 import { addJobCancel } from "./commands/job/cancel.ts";
@@ -120,6 +123,12 @@ export function buildProgram(io: CliIO, ctx: Context = new Context(io)): Command
 
   addChat(program, ctx);
   addUsage(program, ctx);
+  const audit = program
+    .command("audit")
+    .description("the gateway's tamper-evident audit log: list, export and verify it");
+  addAuditList(audit, ctx);
+  addAuditExport(audit, ctx);
+  addAuditVerify(audit, ctx);
   const carbon = program.command("carbon").description("the energy and emissions of your answers and jobs");
   addCarbonReport(carbon, ctx);
   const report = program.command("report").description("documentation built from what the gateway recorded");

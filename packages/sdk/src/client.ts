@@ -6,6 +6,7 @@ import { ApiKeys } from "./resources/keys.ts";
 import { Machines } from "./resources/machines.ts";
 import { Pools } from "./resources/pools.ts";
 import { Replicas } from "./resources/replicas.ts";
+import { Audit } from "./resources/audit.ts";
 import { Reports } from "./resources/reports.ts";
 import { JoinTokens } from "./resources/tokens.ts";
 import { Usage } from "./resources/usage.ts";
@@ -53,6 +54,7 @@ export class Beta9Client {
   readonly usage: Usage;
   /** Documentation from recorded facts (the EU AI Act pack). */
   readonly reports: Reports;
+  readonly audit: Audit;
   /** Commands run on a machine that fits: submit, follow, cancel, fetch outputs. */
   readonly jobs: Jobs;
   /** Calling models: chat, generate, embed, listModels. */
@@ -70,6 +72,7 @@ export class Beta9Client {
     this.replicas = new Replicas(this.#http);
     this.usage = new Usage(this.#http);
     this.reports = new Reports(this.#http);
+    this.audit = new Audit(this.#http);
     this.jobs = new Jobs(this.#http);
     this.inference = new Inference(this.#http, options.inferenceTimeoutMs);
   }

@@ -46,6 +46,7 @@ export { ApiKeys } from "./resources/keys.ts";
 export { type MachineListFilter, Machines } from "./resources/machines.ts";
 export { Pools } from "./resources/pools.ts";
 export { Replicas } from "./resources/replicas.ts";
+export { Audit, type AuditFilter } from "./resources/audit.ts";
 export { type AiActFilter, Reports } from "./resources/reports.ts";
 export { JoinTokens } from "./resources/tokens.ts";
 export { Usage, type UsageFilter } from "./resources/usage.ts";
