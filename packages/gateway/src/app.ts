@@ -216,6 +216,7 @@ export async function buildGateway(
     carbon,
     carbonOf: carbonFacts.carbonOf,
     peersHoldMachines: () => (peers?.peers ?? []).some((p) => p.machines > 0),
+    audit: audit.audit,
   });
   countTransition = installJobMetrics(metrics.registry, jobs);
   await app.register(jobRoutes, {

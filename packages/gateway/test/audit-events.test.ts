@@ -206,4 +206,21 @@ describe("the audit log's inference events", () => {
     expect(inDatabase("purple elephant")).toBe(false);
     if (answer.trim().length > 8) expect(inDatabase(answer.trim())).toBe(false);
   }, 120_000);
+
+  it("records a job's run with its machine, country, outcome and the submitting request's id", async () => {
+    const jobsKey = (
+      await gw.api<{ key: string }>("POST", "/api/v1/keys", { name: "runner", scopes: ["jobs"] })
+    ).body.key;
+    const res = await post(
+      "/api/v1/jobs",
+      { command: ["python3", "-c", "print('audit canary job output')"] },
+      { authorization: `Bearer ${jobsKey}`, "x-request-id": "job-1" },
+    );
+    expect(res.status).toBe(201);
+    const job = (await res.json()) as { id: string };
+    const e = await eventOf("job-1", "job.run");
+    expect(e).toMatchObject({ outcome: "ok", actor_type: "key", resource: `job:${job.id}` });
+    expect(e.facts).toMatchObject({ state: "SUCCEEDED", exit_code: 0, machine_id: worker.machineId });
+    expect(JSON.stringify(e.facts)).not.toContain("audit canary job output");
+  }, 120_000);
 });

@@ -1,6 +1,7 @@
 import type { Logger } from "@beta9/http";
 import { type CreateJob, type JobRunEvent, type JobState, retryCause } from "@beta9/protocol";
 import type { Job, LogBound, NewJobLog, Store } from "@beta9/store";
+import type { Audit } from "../audit/audit.ts";
 import { type CarbonSource, jobFootprint } from "../carbon/footprint.ts";
 import type { AgentLink } from "../machines/registry.ts";
 import {
@@ -14,7 +15,7 @@ import {
 } from "./agent-runs.ts";
 import type { LogFeed } from "./log-feed.ts";
 import { OUT_OF_MEMORY, retries } from "./needs.ts";
-import { recordRunUsage } from "./usage.ts";
+import { jobRunEvent, recordRunUsage } from "./usage.ts";
 
 export interface RunDeps {
   store: Store;
@@ -26,6 +27,8 @@ export interface RunDeps {
   onTransition?: (to: JobState) => void;
   /** Grid intensity and machines' PUE, for a run's footprint (carbon/footprint.ts). */
   carbon?: CarbonSource | undefined;
+  /** Each run's end as an audit event (jobRunEvent). */
+  audit?: Audit | undefined;
 }
 
 /** How a followed run ended on this gateway. */
@@ -229,6 +232,17 @@ export class Run {
       this.#startedAt ?? e.at,
       e.at,
       footprint,
+    );
+    this.#deps.audit?.enqueue(
+      jobRunEvent(this.#job, {
+        machineId: this.machineId,
+        country: this.#deps.carbon?.machine(this.machineId)?.country ?? null,
+        state: e.state,
+        exitCode: e.exit_code ?? null,
+        startedAt: this.#startedAt ?? e.at,
+        endedAt: e.at,
+        footprint,
+      }),
     );
     if (e.state === "FAILED" && retries(this.#job, retryCause(e))) {
       // A failed run is retried while the job's retries allow (the store checks): elsewhere if it can.

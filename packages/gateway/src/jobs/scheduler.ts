@@ -1,13 +1,14 @@
 import type { Logger } from "@beta9/http";
 import { type CreateJob, type JobState, MAX_JOB_INPUT_BYTES } from "@beta9/protocol";
 import type { Job, LogBound, Store, Workspace } from "@beta9/store";
+import type { Audit } from "../audit/audit.ts";
 import type { CarbonSource } from "../carbon/footprint.ts";
 import type { MachineRegistry } from "../machines/registry.ts";
 import type { CarbonOf } from "../placement/carbon-rank.ts";
 import { LogFeed } from "./log-feed.ts";
 import { freeGpus, jobAsk, loadOf, placeNow, retries } from "./needs.ts";
 import { Run, type RunOutcome } from "./run.ts";
-import { recordRunUsage } from "./usage.ts";
+import { jobRunEvent, recordRunUsage } from "./usage.ts";
 
 export interface JobSchedulerOptions {
   store: Store;
@@ -25,6 +26,8 @@ export interface JobSchedulerOptions {
   carbon?: CarbonSource | undefined;
   /** What is known of each machine's carbon, for jobs that prefer low carbon. */
   carbonOf?: CarbonOf;
+  /** Each run's end as an audit event (jobs/usage.ts, jobRunEvent). */
+  audit?: Audit | undefined;
 }
 
 export const DEFAULT_LOG_BOUND: LogBound = { head: 1_000, tail: 10_000 };
@@ -48,9 +51,9 @@ const DAY_MS = 24 * 3600_000;
 export class JobScheduler {
   readonly feed = new LogFeed();
   readonly #o: Required<
-    Omit<JobSchedulerOptions, "onTransition" | "peersHoldMachines" | "carbon" | "carbonOf">
+    Omit<JobSchedulerOptions, "onTransition" | "peersHoldMachines" | "carbon" | "carbonOf" | "audit">
   > &
-    Pick<JobSchedulerOptions, "onTransition" | "peersHoldMachines" | "carbon" | "carbonOf">;
+    Pick<JobSchedulerOptions, "onTransition" | "peersHoldMachines" | "carbon" | "carbonOf" | "audit">;
   readonly #runs = new Map<string, Run>();
   /** job id → machine id → until when that machine is not offered the job again, and its words. */
   readonly #declined = new Map<string, Map<string, { until: number; reason: string }>>();
@@ -265,6 +268,7 @@ export class JobScheduler {
       maxOutputBytes: this.#o.maxOutputBytes,
       onTransition: this.#o.onTransition,
       carbon: this.#o.carbon,
+      audit: this.#o.audit,
     });
     this.#runs.set(job.id, run);
     void run
@@ -326,8 +330,19 @@ export class JobScheduler {
     if (!lost) return;
     this.#o.onTransition?.("LOST");
     log.warn({ job_id: job.id, machine_id: job.machine_id }, `job ${job.id} LOST: ${reason}`);
-    if (job.started_at !== null && job.machine_id)
+    if (job.started_at !== null && job.machine_id) {
       await recordRunUsage(store, job, job.machine_id, job.started_at, now);
+      this.#o.audit?.enqueue(
+        jobRunEvent(lost, {
+          machineId: job.machine_id,
+          country: this.#o.registry.get(job.machine_id)?.country ?? null,
+          state: "LOST",
+          exitCode: null,
+          startedAt: job.started_at,
+          endedAt: now,
+        }),
+      );
+    }
     const again =
       retries(job, "lost") &&
       (await store.transaction((tx) =>
