@@ -1,12 +1,12 @@
 import type { Health } from "@beta9/protocol";
 import { Inference } from "./inference/inference.ts";
+import { Audit } from "./resources/audit.ts";
 import { Deployments } from "./resources/deployments.ts";
 import { Jobs } from "./resources/jobs.ts";
 import { ApiKeys } from "./resources/keys.ts";
 import { Machines } from "./resources/machines.ts";
 import { Pools } from "./resources/pools.ts";
 import { Replicas } from "./resources/replicas.ts";
-import { Audit } from "./resources/audit.ts";
 import { Reports } from "./resources/reports.ts";
 import { JoinTokens } from "./resources/tokens.ts";
 import { Usage } from "./resources/usage.ts";

@@ -40,13 +40,13 @@ export type {
   SamplingOptions,
   Usage as TokenUsage,
 } from "./inference/types.ts";
+export { Audit, type AuditFilter } from "./resources/audit.ts";
 export { Deployments } from "./resources/deployments.ts";
 export { type JobListFilter, type JobLogOptions, Jobs, jobEnded } from "./resources/jobs.ts";
 export { ApiKeys } from "./resources/keys.ts";
 export { type MachineListFilter, Machines } from "./resources/machines.ts";
 export { Pools } from "./resources/pools.ts";
 export { Replicas } from "./resources/replicas.ts";
-export { Audit, type AuditFilter } from "./resources/audit.ts";
 export { type AiActFilter, Reports } from "./resources/reports.ts";
 export { JoinTokens } from "./resources/tokens.ts";
 export { Usage, type UsageFilter } from "./resources/usage.ts";
