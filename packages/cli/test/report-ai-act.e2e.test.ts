@@ -307,7 +307,22 @@ describe("b9 report ai-act", () => {
       teamAdmin.body.key,
     );
     expect(theirs.status).toBe(403);
-  }, 60_000);
+
+    // Those refusals are security events in the audit log (written in batches, stamped when written).
+    const upToNow = () => `workspace=default&from=${from}&to=${new Date().toISOString()}`;
+    await waitFor(
+      async () =>
+        (await report(upToNow())).body.incidents.some(
+          (i) => i.kind === "security_event" && i.cause === "auth.forbidden (refused)",
+        ),
+      { what: "the forbidden attempt among the pack's incidents", timeoutMs: 30_000 },
+    );
+    expect((await report(upToNow())).body.incidents).toContainEqual({
+      kind: "security_event",
+      cause: "auth.forbidden (refused)",
+      count: 1,
+    });
+  }, 90_000);
 });
 
 describe("an audit log edited behind the gateway's back", () => {
