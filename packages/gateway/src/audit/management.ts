@@ -112,27 +112,40 @@ export const MANAGEMENT_ACTIONS: Record<string, ManagementAction> = {
   },
   "DELETE /api/v1/deployments/:name": { action: "deployment.remove", resource: param("deployment", "name") },
   "POST /api/v1/deployments/:name/pull": { action: "deployment.pull", resource: param("deployment", "name") },
+  // Ollama's pull: a deployment's model fetched onto machines ahead of its first request.
+  "POST /api/pull": {
+    action: "deployment.pull",
+    resource: (req) => `deployment:${bodyField("model")(req) ?? bodyField("name")(req) ?? ""}`,
+  },
   "POST /api/v1/jobs": { action: "job.submit", resource: answered("job", "id") },
   "POST /api/v1/jobs/inputs": { action: "job.input", resource: answered("input", "id") },
   "POST /api/v1/jobs/:id/cancel": { action: "job.cancel", resource: param("job", "id") },
 };
 
 /**
- * Mutating routes that are not management changes of this table, and who records them instead: an
- * agent's join and keepalives are the machine's own calls (security events: machine.join, refused
- * credentials), recorded where the credential is checked.
+ * Mutating routes that are not management changes, and who records them instead: an agent's join
+ * and keepalives are the machine's own calls (security events: machine.join, refused credentials),
+ * recorded where its credential is checked; inference and job input calls are recorded at metadata
+ * level through enqueue (fail open), never here.
  */
 export const NOT_MANAGEMENT = new Set([
   "POST /api/v1/machines/join",
   "POST /api/v1/machine/register",
   "POST /api/v1/machine/keepalive",
+  "POST /v1/chat/completions",
+  "POST /v1/completions",
+  "POST /v1/embeddings",
+  "POST /api/chat",
+  "POST /api/generate",
+  "POST /api/embed",
+  "POST /api/embeddings",
+  "POST /api/show",
 ]);
 
 const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
-/** The management routes of a route: "METHOD url" for each mutating method under /api/v1. */
+/** "METHOD url" for each mutating method of a route: each must be audited or be in NOT_MANAGEMENT. */
 export function managementKeys(route: Pick<RouteOptions, "method" | "url">): string[] {
-  if (!route.url.startsWith("/api/v1/")) return [];
   const methods = Array.isArray(route.method) ? route.method : [route.method];
   return methods.filter((m) => MUTATING.has(m)).map((m) => `${m} ${route.url}`);
 }
