@@ -6,10 +6,12 @@ import { DIALECTS, tempDir } from "@beta9/test-utils";
 import { sql } from "kysely";
 import { Counter } from "prom-client";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { buildGateway, type Gateway } from "../src/app.ts";
 import type { AuditInput } from "../src/audit/audit.ts";
 import { loadAuditKeys, SIGNING_KEY_FILE } from "../src/audit/keys.ts";
 import { AuditLog, type AuditLogOptions } from "../src/audit/log.ts";
 import { verifyChains } from "../src/audit/verify.ts";
+import { gatewayConfig } from "../src/config.ts";
 import { refuseAuditWrites } from "./audit-faults.ts";
 
 const log = createLogger({ name: "test", level: "silent", pretty: false });
@@ -216,6 +218,43 @@ describe("two gateways on one PostgreSQL", () => {
     } finally {
       await one.close();
       await two.close();
+    }
+  });
+});
+
+describe("two gateways on one PostgreSQL, each with its own data dir", () => {
+  it("record management changes made through both at once in two chains, and the log verifies whole", async () => {
+    const config = DIALECTS[1].config();
+    const gateways: Gateway[] = [];
+    try {
+      for (let i = 0; i < 2; i++)
+        gateways.push(
+          await buildGateway(gatewayConfig({ dataDir: tempDir("b9-gw-audit-"), port: 0 }), {
+            store: await Store.open(config),
+            log,
+          }),
+        );
+      const [one, two] = gateways as [Gateway, Gateway];
+      const admin = one.adminKey ?? two.adminKey;
+      const create = (gw: Gateway, name: string) =>
+        gw.app.inject({
+          method: "POST",
+          url: "/api/v1/pools",
+          headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+          payload: JSON.stringify({ name }),
+        });
+      const answers = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => create(i % 2 === 0 ? one : two, `pool-${i}`)),
+      );
+      expect(answers.map((a) => a.statusCode)).toEqual(Array(10).fill(201));
+      expect(one.audit.audit.chain).not.toBe(two.audit.audit.chain);
+      const result = await verifyChains(one.store, [one.audit.audit.publicKey, two.audit.audit.publicKey]);
+      expect(result.ok).toBe(true);
+      const pools = result.chains.filter((c) => c.events > 0);
+      expect(pools.map((c) => c.chain).sort()).toEqual([one.audit.audit.chain, two.audit.audit.chain].sort());
+      expect((await one.store.audit.list({ limit: 100, action: "pool.create" })).length).toBe(10);
+    } finally {
+      for (const gw of gateways) await gw.close();
     }
   });
 });
