@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -98,6 +99,17 @@ describe("energy counters", () => {
     const second = await tree.read();
     expect(second!).toBeGreaterThan(first!);
     expect(await new ProcessTreeCpu(2 ** 22 + 7).read()).toBeUndefined();
+  });
+
+  it("counts a child that ended and was reaped before its CPU time was ever read (a short job on a busy machine)", async () => {
+    const child = spawn(process.execPath, ["-e", "let x = 0; for (let i = 0; i < 2e8; i++) x += i;"], {
+      stdio: "ignore",
+    });
+    const tree = new ProcessTreeCpu(child.pid!, { ownChild: true });
+    await new Promise((resolve) => child.once("exit", resolve));
+    // Node has reaped it: its time is in this process's children's time, and only there.
+    const seconds = await tree.read();
+    expect(seconds).toBeGreaterThan(0.05);
   });
 
   it("rates a CPU from the shipped table by its /proc/cpuinfo name, else CodeCarbon's default per thread", () => {

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 
@@ -37,6 +38,14 @@ export function parseProcStat(text: string): ProcStat | undefined {
     ownSeconds: (field(14) + field(15)) / TICKS_PER_SECOND,
     childrenSeconds: (field(16) + field(17)) / TICKS_PER_SECOND,
   };
+}
+
+function readStatNow(procRoot: string, pid: number): ProcStat | undefined {
+  try {
+    return parseProcStat(readFileSync(join(procRoot, String(pid), "stat"), "utf8"));
+  } catch {
+    return undefined;
+  }
 }
 
 async function readStat(procRoot: string, pid: number): Promise<ProcStat | undefined> {
@@ -90,11 +99,16 @@ export class ProcessTreeCpu {
   #scannedAt = Number.NEGATIVE_INFINITY;
   /** This process's reaped-children time when the root was last seen alive. */
   #selfWhileAlive: number | undefined;
+  /** This process's reaped-children time when the watch began (read at once, before any await). */
+  readonly #selfAtStart: number | undefined;
 
   constructor(pid: number, opts: { procRoot?: string; ownChild?: boolean } = {}) {
     this.#root = pid;
     this.#procRoot = opts.procRoot ?? "/proc";
     this.#ownChild = opts.ownChild ?? false;
+    this.#selfAtStart = this.#ownChild
+      ? readStatNow(this.#procRoot, process.pid)?.childrenSeconds
+      : undefined;
   }
 
   /** A full scan of /proc at most once a second (answers end far more often); the known pids between. */
@@ -131,6 +145,9 @@ export class ProcessTreeCpu {
       this.#last.set(this.#root, Math.max(reaped, this.#last.get(this.#root) ?? 0));
       // Once: later reaps are other children's.
       this.#selfWhileAlive = undefined;
+    } else if (self !== undefined && this.#selfAtStart !== undefined && this.#last.size === 0) {
+      // Gone before it was ever read (a short job on a busy machine): reaped since the watch began.
+      this.#last.set(this.#root, Math.max(0, self - this.#selfAtStart));
     }
     if (this.#last.size === 0) return undefined;
     let total = 0;

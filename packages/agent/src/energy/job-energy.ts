@@ -30,12 +30,13 @@ export async function meterJob(
 ): Promise<JobEnergy> {
   try {
     if (power === undefined) return { stop: async () => undefined };
+    // Before any await: a short job may end, and be reaped, while the machine's power is awaited.
+    const tree = new ProcessTreeCpu(target.pid, { ownChild: true });
     const machine = await power;
     const cgroup =
       target.cgroupDir !== undefined && (await cgroupCpuSeconds(target.cgroupDir)) !== undefined
         ? target.cgroupDir
         : undefined;
-    const tree = new ProcessTreeCpu(target.pid, { ownChild: true });
     const meter = new EnergyMeter(
       energyProbe(machine, {
         cpuSeconds: () => (cgroup !== undefined ? cgroupCpuSeconds(cgroup) : tree.read()),
