@@ -101,8 +101,16 @@ export class Store extends Repositories {
       provider: migrationProvider,
       ...(this.#schema ? { migrationTableSchema: this.#schema } : {}),
     });
-    const { error, results } = await migrator.migrateToLatest();
-    if (error) {
+    for (let attempt = 1; ; attempt++) {
+      const { error, results } = await migrator.migrateToLatest();
+      if (!error) return;
+      // Before migrating, Kysely lists the tables of every schema in the database; a column another
+      // session adds or drops meanwhile (another gateway replica migrating) can vanish mid-listing.
+      // Nothing has run then, so the listing is tried again.
+      if (attempt < 5 && (results ?? []).length === 0 && isCatalogRace(error)) {
+        await new Promise((r) => setTimeout(r, 50 * attempt));
+        continue;
+      }
       const failed = results?.find((r) => r.status === "Error")?.migrationName;
       throw new Error(`database migration ${failed ?? ""} failed: ${String(error)}`, { cause: error });
     }
@@ -133,4 +141,10 @@ export function storeConfigFrom(opts: { databaseUrl?: string; dataDir: string })
     return { kind: "postgres", url: opts.databaseUrl };
   }
   return { kind: "sqlite", path: `${opts.dataDir}/beta9.db` };
+}
+
+/** PostgreSQL's "undefined column" or "undefined table", met while reading the catalog. */
+function isCatalogRace(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return code === "42703" || code === "42P01";
 }
