@@ -97,8 +97,10 @@ describe("llama.cpp server against recorded responses", () => {
     const argvFile = join(dir, "argv.json");
     const engine = new LlamaCppEngine({
       pathEnv: `${dir}:/usr/bin:/bin`,
-      env: { FAKE_ENGINE_ARGV_FILE: argvFile, FAKE_LOADING_MS: "700" },
-      startTimeoutMs: 300,
+      // Loading outlasts the start timeout (its 503 "Loading model" answers count as progress); the
+      // timeout still leaves a busy CI machine time to start the server process at all.
+      env: { FAKE_ENGINE_ARGV_FILE: argvFile, FAKE_LOADING_MS: "4000" },
+      startTimeoutMs: 2_000,
       probeIntervalMs: 50,
     });
     cleanups.push(() => engine.shutdown());
