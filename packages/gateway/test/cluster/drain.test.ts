@@ -81,12 +81,11 @@ describe.skipIf(unsupported)("a machine drained", () => {
     );
     expect(answer.body).toMatchObject({ status: "DRAINING", in_flight: 1 });
     expect(answer.body.drain_waiting_for).toMatch(/1 request in flight/);
-    const show = await b9("machine", "show", drained.machineId);
+    // Both at once: each start of the CLI takes seconds on a busy machine, and the answer goes on meanwhile.
+    const [show, list] = await Promise.all([b9("machine", "show", drained.machineId), b9("machine", "list")]);
     expect(show).toMatch(/Status:\s+DRAINING \(1 in flight\)/);
     expect(show).toMatch(/Drain waits for:\s+1 request in flight/);
-    expect(await b9("machine", "list")).toMatch(
-      new RegExp(`${drained.machineId}.*DRAINING \\(1 in flight\\)`),
-    );
+    expect(list).toMatch(new RegExp(`${drained.machineId}.*DRAINING \\(1 in flight\\)`));
 
     // New requests go to the other replicas while the long answer goes on: the drained machine's
     // requests in flight stay at that one answer while the others take them.
