@@ -99,10 +99,19 @@ function columnOf(screen: string, pair: string): boolean {
 
 /** Wait for the program on `term` to end; its exit code, or the signal that killed it. */
 async function exitOf(term: TmuxTerminal, what: string) {
-  await waitFor(() => term.exit() !== null, { what, timeoutMs: 20_000 }).catch((err: Error) => {
+  // The status seen is the one returned: a second look can fall between the zombie's reaping and
+  // tmux recording it, and find nothing.
+  let seen: ReturnType<TmuxTerminal["exit"]> = null;
+  await waitFor(
+    () => {
+      seen = term.exit();
+      return seen !== null;
+    },
+    { what, timeoutMs: 20_000 },
+  ).catch((err: Error) => {
     throw new Error(`${err.message}\n${term.describe()}`);
   });
-  return term.exit();
+  return seen;
 }
 
 describe("b9agent dashboard on a real terminal", () => {
