@@ -122,7 +122,7 @@ describe.skipIf(unsupported)("clients that stop reading their streams", () => {
       baseURL: `${gw.url}/v1`,
       apiKey: other.key,
       maxRetries: 0,
-      timeout: 30_000,
+      timeout: 60_000,
     }).chat.completions.create({ model: "chat", messages: [{ role: "user", content: "Hi" }], max_tokens: 4 });
     expect(answer.choices[0]?.message.content?.length).toBeGreaterThan(0);
 
