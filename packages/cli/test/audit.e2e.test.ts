@@ -1,5 +1,5 @@
 import { execFile, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { promisify } from "node:util";
@@ -74,6 +74,22 @@ describe("b9 audit against a real gateway", () => {
     const text = readFileSync(file, "utf8");
     expect(text).toContain('"type":"public_key"');
     expect(text).not.toContain(gw.adminKey);
+    // Offline: the file alone, with the key it carries or the one the operator kept.
+    const offline = await b9("audit", "verify", "--file", file);
+    expect(offline).toMatchObject({ code: 0 });
+    expect(offline.stdout).toContain("intact");
+    const lines = text.trim().split("\n");
+    const edited = lines.map((l) =>
+      l.includes('"seq":2,') && l.includes('"type":"event"')
+        ? l.replace('"outcome":"ok"', '"outcome":"failed"')
+        : l,
+    );
+    expect(edited).not.toEqual(lines);
+    const forged = join(tempDir(), "forged.jsonl");
+    writeFileSync(forged, `${edited.join("\n")}\n`);
+    const caught = await b9("audit", "verify", "--file", forged);
+    expect(caught.code).toBe(1);
+    expect(caught.stderr).toMatch(/at sequence number 2/);
     const ok = await b9("audit", "verify");
     expect(ok).toMatchObject({ code: 0 });
     expect(ok.stdout).toContain("intact");

@@ -1,5 +1,6 @@
 export * from "./ai-act.ts";
 export * from "./audit.ts";
+export * from "./audit-chain.ts";
 export * from "./channel.ts";
 export * from "./compat.ts";
 export * from "./control.ts";

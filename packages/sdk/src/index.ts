@@ -1,5 +1,6 @@
 export type * from "@beta9/protocol";
 export {
+  auditEventHash,
   countryProblem,
   JOB_ENDED,
   JOB_RETRY_CAUSES,
@@ -7,6 +8,7 @@ export {
   MAX_JOB_INPUT_BYTES,
   MachineStatuses,
   parseDuration,
+  verifyAuditExport,
 } from "@beta9/protocol";
 export { Beta9Client, type ClientOptions } from "./client.ts";
 export {

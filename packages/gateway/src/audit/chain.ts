@@ -1,33 +1,7 @@
-import { createHash } from "node:crypto";
 import type { AuditEventView } from "@beta9/protocol";
 import type { AuditEventRow } from "@beta9/store";
-import canonicalize from "canonicalize";
 
-/** The first event's prev_hash: no predecessor. */
-export const GENESIS = "0".repeat(64);
-
-/**
- * An event's hash: sha256 over the RFC 8785 canonical JSON of the event as shown (every field but
- * `hash`, `prev_hash` included), so an export can be checked with any RFC 8785 library.
- */
-export function eventHash(e: Omit<AuditEventView, "hash">): string {
-  const { chain, seq, at, actor, workspace, action, resource, outcome, request_id, details, prev_hash } = e;
-  const form = canonicalize({
-    chain,
-    seq,
-    at,
-    actor,
-    workspace,
-    action,
-    resource,
-    outcome,
-    request_id,
-    details,
-    prev_hash,
-  });
-  if (form === undefined) throw new Error("an audit event has no canonical JSON form");
-  return createHash("sha256").update(form).digest("hex");
-}
+export { auditEventHash as eventHash, checkpointMessage, GENESIS } from "@beta9/protocol";
 
 export function eventView(row: AuditEventRow): AuditEventView {
   return {
@@ -44,9 +18,4 @@ export function eventView(row: AuditEventRow): AuditEventView {
     prev_hash: row.prev_hash,
     hash: row.hash,
   };
-}
-
-/** What a checkpoint's signature covers. */
-export function checkpointMessage(c: { chain: string; seq: number; hash: string; at: number }): Buffer {
-  return Buffer.from(canonicalize({ chain: c.chain, seq: c.seq, hash: c.hash, at: c.at }) ?? "");
 }

@@ -1,5 +1,4 @@
 import {
-  createHash,
   createPrivateKey,
   createPublicKey,
   generateKeyPairSync,
@@ -8,6 +7,7 @@ import {
 } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { keyIdOf } from "@beta9/protocol";
 
 export const SIGNING_KEY_FILE = "audit-signing.key";
 export const HMAC_KEY_FILE = "audit-hmac.key";
@@ -21,12 +21,6 @@ export interface AuditKeys {
   hmacKey: Buffer;
   /** This replica's chain: kept in the data dir, so a restart goes on with the same chain. */
   chain: string;
-}
-
-/** The public key's id: the first 16 hex digits of the sha256 of its DER form. */
-export function keyIdOf(publicKeyPem: string): string {
-  const der = createPublicKey(publicKeyPem).export({ type: "spki", format: "der" });
-  return createHash("sha256").update(der).digest("hex").slice(0, 16);
 }
 
 /**
@@ -77,7 +71,13 @@ export async function loadAuditKeys(
   const id = chain ?? newChain();
   if (!chain) writePrivate(chainFile, `${id}\n`);
   const publicKey = createPublicKey(signing).export({ type: "spki", format: "pem" }).toString();
-  return { signing, publicKey, keyId: keyIdOf(publicKey), hmacKey: Buffer.from(hmacHex, "hex"), chain: id };
+  return {
+    signing,
+    publicKey,
+    keyId: await keyIdOf(publicKey),
+    hmacKey: Buffer.from(hmacHex, "hex"),
+    chain: id,
+  };
 }
 
 function writePrivate(file: string, text: string): void {

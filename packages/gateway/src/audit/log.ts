@@ -146,7 +146,7 @@ export class AuditLog implements Audit {
     try {
       await this.#store.transaction(async (tx) => {
         await tx.audit.append({
-          ...this.#row(
+          ...(await this.#row(
             {
               actor: { type: "system", id: null },
               workspaceId: null,
@@ -157,7 +157,7 @@ export class AuditLog implements Audit {
             },
             { seq: -1, hash: GENESIS },
             null,
-          ),
+          )),
           chain: `${this.#keys.chain}#probe`,
         });
         throw probe;
@@ -214,7 +214,7 @@ export class AuditLog implements Audit {
     let head = this.#head;
     const rows: AuditEventRow[] = [];
     for (const e of events) {
-      const row = this.#row(e, head, await this.#workspaceName(e.workspaceId));
+      const row = await this.#row(e, head, await this.#workspaceName(e.workspaceId));
       rows.push(row);
       head = { seq: row.seq, hash: row.hash };
     }
@@ -225,7 +225,11 @@ export class AuditLog implements Audit {
     if (head.seq - this.#lastCheckpoint.seq >= this.#opts.checkpointEvery) await this.#checkpoint();
   }
 
-  #row(e: AuditInput, prev: { seq: number; hash: string }, workspace: string | null): AuditEventRow {
+  async #row(
+    e: AuditInput,
+    prev: { seq: number; hash: string },
+    workspace: string | null,
+  ): Promise<AuditEventRow> {
     const at = Date.now();
     const view = {
       chain: this.#keys.chain,
@@ -254,7 +258,7 @@ export class AuditLog implements Audit {
       request_id: e.requestId,
       details: JSON.stringify(view.details),
       prev_hash: prev.hash,
-      hash: eventHash(view),
+      hash: await eventHash(view),
     };
   }
 

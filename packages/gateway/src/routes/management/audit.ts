@@ -6,12 +6,12 @@ import {
   AuditQuery,
   AuditVerification,
   Beta9Error,
+  keyIdOf,
 } from "@beta9/protocol";
 import type { AuditCheckpoint } from "@beta9/store";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import { eventView } from "../../audit/chain.ts";
-import { keyIdOf } from "../../audit/keys.ts";
 import { verifyChains } from "../../audit/verify.ts";
 import type { GatewayContext } from "../../context.ts";
 
@@ -93,7 +93,7 @@ export const auditRoutes: FastifyPluginAsyncTypebox<GatewayContext & { publicKey
       },
     ];
     const checkpoints = await ctx.store.audit.checkpoints();
-    const keys = new Map<string, string>([[keyIdOf(ctx.publicKey), ctx.publicKey]]);
+    const keys = new Map<string, string>([[await keyIdOf(ctx.publicKey), ctx.publicKey]]);
     for (const c of checkpoints) keys.set(c.key_id, c.public_key);
     for (const [key_id, public_key] of keys) lines.push({ type: "public_key", key_id, public_key });
     // The events of the period, chain by chain, and the checkpoints among them.
