@@ -1,8 +1,9 @@
+import { execFile } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createLogger } from "@beta9/http";
 import { Store } from "@beta9/store";
-import { DIALECTS, tempDir } from "@beta9/test-utils";
+import { BIN, DIALECTS, startGateway, tempDir } from "@beta9/test-utils";
 import { sql } from "kysely";
 import { Counter } from "prom-client";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -255,6 +256,46 @@ describe("two gateways on one PostgreSQL, each with its own data dir", () => {
       expect((await one.store.audit.list({ limit: 100, action: "pool.create" })).length).toBe(10);
     } finally {
       for (const gw of gateways) await gw.close();
+    }
+  });
+});
+
+describe("the real b9gateway with its audit signing key", () => {
+  const start = (dataDir: string) =>
+    new Promise<{ code: number | null; out: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        [BIN.gateway, "--host", "127.0.0.1", "--port", "0", "--data-dir", dataDir],
+        { timeout: 60_000 },
+        (err, stdout, stderr) =>
+          resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
+      );
+    });
+
+  it("refuses to start when the key is missing or corrupt after events exist, saying what to do", async () => {
+    const gw = await startGateway();
+    expect((await gw.api("POST", "/api/v1/pools", { name: "lab" })).status).toBe(201);
+    await gw.proc.stop();
+    const keyFile = join(gw.dataDir, SIGNING_KEY_FILE);
+    const pem = readFileSync(keyFile, "utf8");
+    rmSync(keyFile);
+    const missing = await start(gw.dataDir);
+    expect(missing.code).not.toBe(0);
+    expect(missing.out).toContain("audit-signing.key is missing: restore it");
+    writeFileSync(keyFile, "-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n", {
+      mode: 0o600,
+    });
+    const corrupt = await start(gw.dataDir);
+    expect(corrupt.code).not.toBe(0);
+    expect(corrupt.out).toContain("audit-signing.key is corrupt");
+    writeFileSync(keyFile, pem, { mode: 0o600 });
+    const again = await startGateway({ dataDir: gw.dataDir });
+    try {
+      expect((await again.api("GET", "/api/v1/audit?action=pool.create")).body).toMatchObject({
+        events: [{ resource: "pool:lab" }],
+      });
+    } finally {
+      await again.proc.stop();
     }
   });
 });
