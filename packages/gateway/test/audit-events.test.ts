@@ -110,6 +110,17 @@ describe("the audit log's security events", () => {
     expect(e.facts).toMatchObject({ code: "api_key_invalid", route: "POST /v1/chat/completions" });
     expect(e.facts.credential).toMatch(/^hmac-sha256:[0-9a-f]{64}$/);
     expect(inDatabase(forged)).toBe(false);
+
+    // The Ollama API answers in its own error shape; the refusal is recorded the same.
+    const ollama = await post(
+      "/api/chat",
+      { model: "smollm2", messages: [{ role: "user", content: "hi" }] },
+      { authorization: `Bearer ${forged}`, "x-request-id": "sec-forged-ollama" },
+    );
+    expect(ollama.status).toBe(401);
+    const o = await eventOf("sec-forged-ollama", "auth.refused");
+    expect(o.facts).toMatchObject({ code: "api_key_invalid", route: "POST /api/chat" });
+    expect(o.facts.credential).toBe(e.facts.credential);
   }, 60_000);
 
   it("records a real key used beyond its rights as forbidden, naming the key", async () => {
