@@ -103,4 +103,8 @@ export async function down(db: Kysely<any>): Promise<void> {
   await db.schema.dropTable("audit_prunes").execute();
   await db.schema.dropTable("audit_checkpoints").execute();
   await db.schema.dropTable("audit_events").execute();
+  // The tables' triggers went with them; on PostgreSQL their functions stay unless dropped.
+  if (db.getExecutor().adapter instanceof PostgresAdapter) {
+    await sql.raw("DROP FUNCTION audit_refuse(); DROP FUNCTION audit_events_delete_guard();").execute(db);
+  }
 }
