@@ -22,6 +22,8 @@ export class MachineCarbonFacts {
   readonly #log: Pick<Logger, "warn">;
   #whPer1k = new Map<string, number>();
   readonly #grid = new Map<string, Intensity>();
+  /** Zones asked of the intensity source already (one without a figure is not asked again until the next refresh). */
+  readonly #asked = new Set<string>();
   #refreshedAt = 0;
   #refreshing: Promise<void> | undefined;
 
@@ -32,7 +34,7 @@ export class MachineCarbonFacts {
   }
 
   /** Read the machines' measured efficiency and their zones' intensities again. */
-  refresh(zones: Iterable<string> = this.#grid.keys()): Promise<void> {
+  refresh(zones: Iterable<string>): Promise<void> {
     this.#refreshing ??= this.#load([...zones]).finally(() => {
       this.#refreshing = undefined;
     });
@@ -56,6 +58,7 @@ export class MachineCarbonFacts {
       }
       this.#whPer1k = next;
       for (const zone of new Set(zones)) {
+        this.#asked.add(zone);
         const figure = await this.#intensity.of(zone);
         if (figure) this.#grid.set(zone, figure);
       }
@@ -67,11 +70,12 @@ export class MachineCarbonFacts {
 
   /** The facts of a machine now; null when its country (so its grid) is unknown. */
   readonly carbonOf = (m: MachineView): MachineCarbon | null => {
-    if (Date.now() - this.#refreshedAt > REFRESH_MS) void this.refresh(m.country ? [m.country] : []);
     if (!m.country) return null;
+    if (!this.#asked.has(m.country) || Date.now() - this.#refreshedAt > REFRESH_MS) {
+      void this.refresh([m.country, ...this.#asked]);
+    }
     const grid = this.#grid.get(m.country) ?? tableFigure(m.country, "medium");
     if (!grid) return null;
-    if (!this.#grid.has(m.country)) void this.refresh([m.country, ...this.#grid.keys()]);
     return {
       gridGPerKwh: grid.gPerKwh,
       gridSource: grid.source,

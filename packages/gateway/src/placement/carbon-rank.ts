@@ -67,14 +67,9 @@ export function rankLowCarbon(
       measured: carbon.whPer1kTokens !== null,
     };
   });
-  const order = ranked
-    .map((r, i) => ({ r, i }))
-    .sort((a, b) => {
-      if (a.r.grams === null || b.r.grams === null)
-        return (a.r.grams === null ? 1 : 0) - (b.r.grams === null ? 1 : 0) || a.i - b.i;
-      return a.r.grams - b.r.grams || a.i - b.i;
-    })
-    .map(({ r }) => r);
+  // Unknown grids last; the sort is stable, so equals keep the default order.
+  const grams = (r: Ranked) => r.grams ?? Number.POSITIVE_INFINITY;
+  const order = [...ranked].sort((a, b) => (grams(a) === grams(b) ? 0 : grams(a) < grams(b) ? -1 : 1));
   return { machines: order.map((r) => r.machine), why: explain(order, unit, typical) };
 }
 
