@@ -1,9 +1,8 @@
 import { execFile, spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
 import { promisify } from "node:util";
-import { BIN, type GatewayProc, startGateway, tempDir, waitFor } from "@beta9/test-utils";
+import { BIN, type GatewayProc, startGateway, tempDir, waitFor, withGatewayDb } from "@beta9/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const run = promisify(execFile);
@@ -95,9 +94,14 @@ describe("b9 audit against a real gateway", () => {
     expect(ok.stdout).toContain("intact");
 
     // Behind the gateway's back: the trigger dropped and an event edited in its SQLite file.
-    const db = new DatabaseSync(join(gw.dataDir, "beta9.db"));
-    db.exec("DROP TRIGGER audit_events_no_update; UPDATE audit_events SET outcome = 'refused' WHERE seq = 2");
-    db.close();
+    withGatewayDb(
+      gw,
+      (db) =>
+        db.exec(
+          "DROP TRIGGER audit_events_no_update; UPDATE audit_events SET outcome = 'refused' WHERE seq = 2",
+        ),
+      { readOnly: false },
+    );
     const broken = await b9("audit", "verify");
     expect(broken.code).toBe(1);
     expect(broken.stderr).toMatch(/the audit log is broken: chain gw_[0-9a-f]+ at sequence number 2/);

@@ -1,7 +1,6 @@
 import { execFile, spawn } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
 import { promisify } from "node:util";
 import type { AiActReport } from "@beta9/sdk";
 import {
@@ -14,6 +13,7 @@ import {
   tempDir,
   testModelPath,
   waitFor,
+  withGatewayDb,
 } from "@beta9/test-utils";
 import OpenAI, { APIError } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -327,14 +327,15 @@ describe("b9 report ai-act", () => {
 
 describe("an audit log edited behind the gateway's back", () => {
   it("the pack says the chain is broken and at which sequence number", async () => {
-    const db = new DatabaseSync(join(gw.dataDir, "beta9.db"), { timeout: 10_000 });
-    try {
-      // What someone with the database file could do: drop the guard and rewrite history.
-      db.exec("DROP TRIGGER audit_events_no_update");
-      db.exec("UPDATE audit_events SET action = 'nothing.happened' WHERE seq = 2");
-    } finally {
-      db.close();
-    }
+    // What someone with the database file could do: drop the guard and rewrite history.
+    withGatewayDb(
+      gw,
+      (db) =>
+        db.exec(
+          "DROP TRIGGER audit_events_no_update; UPDATE audit_events SET action = 'nothing.happened' WHERE seq = 2",
+        ),
+      { readOnly: false },
+    );
     const res = await report(`workspace=default&from=${from}&to=${new Date().toISOString()}`);
     expect(res.body.audit).toMatchObject({ verified: true, ok: false });
     expect(res.body.audit.note).toMatch(/^BROKEN: chain \S+ at sequence 2 /);

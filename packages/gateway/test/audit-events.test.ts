@@ -1,7 +1,6 @@
 import { readFileSync } from "node:fs";
 import { request } from "node:http";
 import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
 import { CHANNEL_PATH, CHANNEL_PROTOCOL, MACHINE_ID_HEADER } from "@beta9/protocol";
 import {
   type GatewayProc,
@@ -11,6 +10,7 @@ import {
   startGateway,
   startModelAgent,
   waitFor,
+  withGatewayDb,
 } from "@beta9/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import YAML from "yaml";
@@ -50,14 +50,13 @@ afterAll(async () => {
 });
 
 function events(where: string, ...params: string[]): Event[] {
-  const db = new DatabaseSync(join(gw.dataDir, "beta9.db"), { readOnly: true });
-  try {
-    return db
-      .prepare(`SELECT * FROM audit_events WHERE ${where} ORDER BY seq`)
-      .all(...params) as unknown as Event[];
-  } finally {
-    db.close();
-  }
+  return withGatewayDb(
+    gw,
+    (db) =>
+      db
+        .prepare(`SELECT * FROM audit_events WHERE ${where} ORDER BY seq`)
+        .all(...params) as unknown as Event[],
+  );
 }
 
 /** Enqueued events are written in batches: wait for the one a request made. */

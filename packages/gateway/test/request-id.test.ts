@@ -1,5 +1,3 @@
-import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
 import {
   type GatewayProc,
   inferenceKey,
@@ -7,6 +5,7 @@ import {
   startGateway,
   startModelAgent,
   waitFor,
+  withGatewayDb,
 } from "@beta9/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -47,12 +46,7 @@ function chat(headers: Record<string, string> = {}, model = "smollm2", auth = ke
 
 /** What the gateway's store holds, read beside it (SQLite in WAL mode takes a reader). */
 function rows<T>(sql: string, ...params: string[]): T[] {
-  const db = new DatabaseSync(join(gw.dataDir, "beta9.db"), { readOnly: true });
-  try {
-    return db.prepare(sql).all(...params) as T[];
-  } finally {
-    db.close();
-  }
+  return withGatewayDb(gw, (db) => db.prepare(sql).all(...params) as T[]);
 }
 
 describe("one request id, end to end", () => {

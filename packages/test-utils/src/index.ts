@@ -1,5 +1,6 @@
 export * from "./cluster/index.ts";
 export * from "./file-server.ts";
+export * from "./gateway-db.ts";
 export * from "./load.ts";
 export * from "./model.ts";
 export * from "./processes.ts";
