@@ -11,7 +11,8 @@ import type { AuditEventView, AuditExportLine, AuditVerification, ChainVerificat
 export const GENESIS = "0".repeat(64);
 
 const hex = (b: ArrayBuffer) => [...new Uint8Array(b)].map((x) => x.toString(16).padStart(2, "0")).join("");
-const sha256 = async (data: Uint8Array | string) =>
+// Uint8Array<ArrayBuffer>: what WebCrypto takes under the DOM types too (the dashboard type-checks this file).
+const sha256 = async (data: Uint8Array<ArrayBuffer> | string) =>
   hex(
     await crypto.subtle.digest("SHA-256", typeof data === "string" ? new TextEncoder().encode(data) : data),
   );
@@ -44,7 +45,7 @@ export function checkpointMessage(c: { chain: string; seq: number; hash: string;
   return new TextEncoder().encode(canonicalize({ chain: c.chain, seq: c.seq, hash: c.hash, at: c.at }) ?? "");
 }
 
-function spkiDer(pem: string): Uint8Array {
+function spkiDer(pem: string): Uint8Array<ArrayBuffer> {
   const body = pem.replace(/-----(BEGIN|END) PUBLIC KEY-----/g, "").replace(/\s+/g, "");
   if (!/^[A-Za-z0-9+/]+=*$/.test(body)) throw new Error("not a PEM public key");
   return Uint8Array.from(atob(body), (ch) => ch.charCodeAt(0));
@@ -64,7 +65,7 @@ async function signatureHolds(
     "verify",
   ]);
   const sig = Uint8Array.from(atob(signature), (ch) => ch.charCodeAt(0));
-  return crypto.subtle.verify({ name: "Ed25519" }, key, sig, message);
+  return crypto.subtle.verify({ name: "Ed25519" }, key, sig, message as Uint8Array<ArrayBuffer>);
 }
 
 /** A checkpoint as verification needs it (`at` in epoch ms, the signer's key as SPKI PEM). */

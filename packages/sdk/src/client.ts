@@ -12,6 +12,7 @@ import { JoinTokens } from "./resources/tokens.ts";
 import { Usage } from "./resources/usage.ts";
 import { Workspaces } from "./resources/workspaces.ts";
 import { type Fetch, type RequestOptions, Transport } from "./transport.ts";
+import { nodeFetch } from "./transport-node.ts";
 
 export interface ClientOptions {
   /** The gateway, e.g. "http://127.0.0.1:1994"; a bare "host:port" means http. */
@@ -62,7 +63,7 @@ export class Beta9Client {
   readonly #http: Transport;
 
   constructor(options: ClientOptions) {
-    this.#http = new Transport(options);
+    this.#http = new Transport({ ...options, fetch: options.fetch ?? nodeFetch(options.caFile) });
     this.tokens = new JoinTokens(this.#http);
     this.machines = new Machines(this.#http);
     this.pools = new Pools(this.#http);

@@ -1,17 +1,20 @@
-import { readFileSync } from "node:fs";
 import { UNTRUSTED_CERTIFICATE_CODES } from "@beta9/protocol";
-import { Agent, fetch as undiciFetch } from "undici";
 import { ApiError, ConnectionError, ConnectionTimeoutError, describeNetworkFailure } from "./errors.ts";
 
 export type Fetch = typeof fetch;
 
+/**
+ * The core knows nothing of Node: it runs in the dashboard with the browser's fetch, and in Node with
+ * the patient fetch of transport-node.ts (which the SDK's client passes).
+ */
 export interface TransportOptions {
   baseUrl: string;
   apiKey?: string | undefined;
+  /** Default: the global fetch. */
   fetch?: Fetch | undefined;
   timeoutMs?: number | undefined;
-  /** A PEM file of the CA that signed the gateway's certificate, trusted besides the system's. */
-  caFile?: string | undefined;
+  /** Headers added to each call (the dashboard's CSRF token on unsafe methods). */
+  headers?: ((call: Call) => Record<string, string>) | undefined;
 }
 
 /**
@@ -80,35 +83,6 @@ export function segment(id: string): string {
   return encodeURIComponent(id);
 }
 
-/**
- * The gateway may hold a request for minutes while its model loads from zero (`--cold-start-timeout`,
- * 5 min by default), longer than fetch's own 300 s wait for headers: the SDK's timeouts decide instead.
- */
-let patientAgent: Agent | undefined;
-function patientFetch(agent: () => Agent): Fetch {
-  return (input, init) =>
-    undiciFetch(input as Parameters<typeof undiciFetch>[0], {
-      ...(init as Parameters<typeof undiciFetch>[1]),
-      dispatcher: agent(),
-    }) as unknown as Promise<Response>;
-}
-const sharedPatientFetch = patientFetch(() => {
-  patientAgent ??= new Agent({ headersTimeout: 0, bodyTimeout: 0 });
-  return patientAgent;
-});
-
-/** A patient fetch that also trusts the CA in `caFile` (read once, here: a wrong path fails at once). */
-function fetchTrusting(caFile: string): Fetch {
-  let ca: Buffer;
-  try {
-    ca = readFileSync(caFile);
-  } catch (error) {
-    throw new TypeError(`cannot read the CA file ${caFile}: ${(error as Error).message}`);
-  }
-  const agent = new Agent({ headersTimeout: 0, bodyTimeout: 0, connect: { ca } });
-  return patientFetch(() => agent);
-}
-
 /** The certificate-verification code somewhere in what fetch threw, if that is why it failed. */
 function untrustedCertificate(error: unknown): string | undefined {
   for (let e: unknown = error, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
@@ -132,12 +106,15 @@ export class Transport {
   readonly timeoutMs: number;
   readonly #apiKey: string | undefined;
   readonly #fetch: Fetch;
+  readonly #headers: TransportOptions["headers"];
 
   constructor(options: TransportOptions) {
     this.baseUrl = normalizeBaseUrl(options.baseUrl);
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#apiKey = options.apiKey;
-    this.#fetch = options.fetch ?? (options.caFile ? fetchTrusting(options.caFile) : sharedPatientFetch);
+    // Looked up per call, not bound at construction: tests and the browser may replace it later.
+    this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    this.#headers = options.headers;
   }
 
   get<T>(path: string, query?: Record<string, QueryValue>, options?: RequestOptions): Promise<T> {
@@ -228,14 +205,18 @@ export class Transport {
   #init(call: Call): {
     method: string;
     headers: Record<string, string>;
-    body: string | Uint8Array | undefined;
+    body: string | Uint8Array<ArrayBuffer> | undefined;
   } {
-    const headers: Record<string, string> = { accept: call.accept ?? "application/json" };
+    const headers: Record<string, string> = {
+      accept: call.accept ?? "application/json",
+      ...this.#headers?.(call),
+    };
     if (this.#apiKey) headers.authorization = `Bearer ${this.#apiKey}`;
-    let body: string | Uint8Array | undefined;
+    let body: string | Uint8Array<ArrayBuffer> | undefined;
     if (call.bytes !== undefined) {
       headers["content-type"] = "application/octet-stream";
-      body = call.bytes;
+      // Bytes the SDK made itself; the DOM fetch types want them over a plain ArrayBuffer.
+      body = call.bytes as Uint8Array<ArrayBuffer>;
     } else if (call.body !== undefined) {
       headers["content-type"] = "application/json";
       body = JSON.stringify(call.body);
