@@ -151,7 +151,7 @@ describe("b9 against a real gateway", () => {
       "Workspace lab created. Give it a key with b9 key create NAME --workspace lab --scopes admin.\n",
     );
     expect((await b9("workspace", "list")).stdout).toMatch(
-      /^NAME\s+ID\s+LIMITS\s+CREATED\s+RUNS THE POOL\ndefault\s+ws_\S+\s+-\s+.+\s+yes\nlab\s+ws_\S+\s+-\s+.+\s+-\n$/,
+      /^NAME\s+ID\s+LIMITS\s+AUDIT CONTENT\s+CREATED\s+RUNS THE POOL\ndefault\s+ws_\S+\s+-\s+-\s+.+\s+yes\nlab\s+ws_\S+\s+-\s+-\s+.+\s+-\n$/,
     );
     const labKey = JSON.parse(
       (await b9("key", "create", "lab-admin", "--workspace", "lab", "--scopes", "admin", "--json")).stdout,
@@ -166,6 +166,16 @@ describe("b9 against a real gateway", () => {
     expect(JSON.parse((await asLab("workspace", "list", "--json")).stdout).workspaces).toEqual([
       expect.objectContaining({ name: "lab", operator: false }),
     ]);
+    // Its own admins choose whether its audit log keeps prompts and answers (a GDPR choice).
+    const kept = await asLab("workspace", "set", "lab", "--audit-content", "on");
+    expect(kept.stdout).toMatch(/^Workspace lab's audit log keeps prompts and answers \(since \d{4}-/);
+    expect((await b9("workspace", "list")).stdout).toMatch(/\nlab\s+ws_\S+\s+-\s+kept\s+/);
+    const bad = await asLab("workspace", "set", "lab", "--audit-content", "maybe");
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain("--audit-content takes on or off");
+    expect((await asLab("workspace", "set", "lab", "--audit-content", "off")).stdout).toContain(
+      "keeps no prompts or answers from now on",
+    );
     const deployed = await asLab("model", "deploy", "lab-model", "--source", "ollama:qwen2.5:0.5b", "--json");
     expect(JSON.parse(deployed.stdout)).toMatchObject({ name: "lab-model", workspace: "lab" });
     expect((await b9("model", "list")).stdout).not.toContain("lab-model");

@@ -12,6 +12,7 @@ import { Store, storeConfigFrom } from "@beta9/store";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance } from "fastify";
 import type { Registry } from "prom-client";
+import { AuditContentChoice } from "./audit/content.ts";
 import { type GatewayAudit, openGatewayAudit } from "./audit/gateway-audit.ts";
 import { ApiKeyAuth, OPERATOR_WORKSPACE } from "./auth/api-keys.ts";
 import { WorkspaceModels } from "./auth/model-access.ts";
@@ -130,7 +131,14 @@ export async function buildGateway(
         headersTimeoutMs: config.coldStartTimeoutMs + 30_000,
       })
     : undefined;
-  const ctx: GatewayContext = { store, registry, auth: new ApiKeyAuth(store), log, audit: audit.audit };
+  const ctx: GatewayContext = {
+    store,
+    registry,
+    auth: new ApiKeyAuth(store),
+    log,
+    audit: audit.audit,
+    auditContent: new AuditContentChoice(store),
+  };
   const router = new Router(registry);
   const placements = new Placements(store);
   await placements.load();
@@ -187,6 +195,7 @@ export async function buildGateway(
       models: new WorkspaceModels(store, registry),
       registry,
       log,
+      auditContent: ctx.auditContent,
     }),
     bodyBudget: new BodyBudget(config.inferenceBodyBudget),
     clientStallMs: config.clientStallTimeoutMs,

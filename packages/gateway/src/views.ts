@@ -87,6 +87,8 @@ export function workspaceView(w: Workspace): WorkspaceView {
     max_jobs: w.max_jobs,
     gpu_hours_per_day: w.gpu_hours_per_day,
     ...residencyOf(w),
+    audit_content: w.audit_content_since !== null,
+    audit_content_since: w.audit_content_since === null ? null : iso(w.audit_content_since),
     created_at: iso(w.created_at),
   };
 }

@@ -12,6 +12,8 @@ import {
   waitFor,
   withGatewayDb,
 } from "@beta9/test-utils";
+import { Ollama } from "ollama";
+import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import YAML from "yaml";
 
@@ -232,5 +234,105 @@ describe("the audit log's inference events", () => {
     expect(e).toMatchObject({ outcome: "ok", actor_type: "key", resource: `job:${job.id}` });
     expect(e.facts).toMatchObject({ state: "SUCCEEDED", exit_code: 0, machine_id: worker.machineId });
     expect(JSON.stringify(e.facts)).not.toContain("audit canary job output");
+  }, 120_000);
+});
+
+describe("a workspace that keeps prompts and answers in its audit log (its GDPR choice)", () => {
+  it("may be switched on by its own admins only, and the change is itself an event", async () => {
+    const refused = await post(
+      "/api/v1/workspaces/default/settings",
+      { audit_content: true },
+      { authorization: `Bearer ${key}` },
+    );
+    expect(refused.status).toBe(403);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("scope_missing");
+    await gw.api("POST", "/api/v1/workspaces", { name: "elsewhere" });
+    const otherAdmin = (
+      await gw.api<{ key: string }>("POST", "/api/v1/keys", {
+        name: "their-admin",
+        scopes: ["admin"],
+        workspace: "elsewhere",
+      })
+    ).body.key;
+    const foreign = await gw.api<{ error: { code: string } }>(
+      "POST",
+      "/api/v1/workspaces/default/settings",
+      { audit_content: true },
+      otherAdmin,
+    );
+    expect(foreign.status).toBe(403);
+    expect(foreign.body.error.code).toBe("forbidden");
+    // Its own admins decide for it: no operator needed for a workspace's own data.
+    const own = await gw.api<{ audit_content: boolean }>(
+      "POST",
+      "/api/v1/workspaces/elsewhere/settings",
+      { audit_content: true },
+      otherAdmin,
+    );
+    expect(own.status).toBe(200);
+    expect(own.body.audit_content).toBe(true);
+
+    const on = await gw.api<{ audit_content: boolean; audit_content_since: string | null }>(
+      "POST",
+      "/api/v1/workspaces/default/settings",
+      { audit_content: true },
+    );
+    expect(on.status).toBe(200);
+    expect(on.body).toMatchObject({ audit_content: true });
+    expect(Date.parse(on.body.audit_content_since ?? "")).toBeGreaterThan(0);
+    const changes = events("action = ? AND resource = ?", "workspace.settings", "workspace:default");
+    // The two refusals are recorded too, as such.
+    expect(changes.map((c) => c.outcome)).toEqual(["refused", "refused", "ok"]);
+    expect(JSON.parse(changes[2]!.details)).toMatchObject({ audit_content: true });
+  }, 60_000);
+
+  it("keeps a streamed chat's prompt and the answer the client saw, through the openai client", async () => {
+    const openai = new OpenAI({
+      baseURL: `${gw.url}/v1`,
+      apiKey: key,
+      defaultHeaders: { "x-request-id": "content-stream-1" },
+    });
+    const prompt = "Content canary: name a green vegetable.";
+    const stream = await openai.chat.completions.create({
+      model: "smollm2",
+      messages: [{ role: "user", content: prompt }],
+      max_tokens: 12,
+      temperature: 0,
+      stream: true,
+    });
+    let seen = "";
+    for await (const chunk of stream) seen += chunk.choices[0]?.delta?.content ?? "";
+    expect(seen.length).toBeGreaterThan(0);
+    const e = await eventOf("content-stream-1", "inference.request");
+    const content = e.facts.content as { request: string; answer: string; truncated: boolean };
+    expect(content.request).toContain(prompt);
+    expect(content.answer).toBe(seen);
+    expect(content.truncated).toBe(false);
+  }, 120_000);
+
+  it("keeps an Ollama chat's answer too, and nothing once switched off again", async () => {
+    const ollama = new Ollama({
+      host: gw.url,
+      headers: { Authorization: `Bearer ${key}`, "x-request-id": "content-ollama-1" },
+    });
+    const asked = { model: "smollm2", messages: [{ role: "user", content: "Content canary two: say hi." }] };
+    const whole = await ollama.chat({ ...asked, options: { num_predict: 8, temperature: 0 } });
+    const e = await eventOf("content-ollama-1", "inference.request");
+    expect((e.facts.content as { answer: string }).answer).toBe(whole.message.content);
+
+    const off = await gw.api<{ audit_content: boolean; audit_content_since: string | null }>(
+      "POST",
+      "/api/v1/workspaces/default/settings",
+      { audit_content: false },
+    );
+    expect(off.body).toMatchObject({ audit_content: false, audit_content_since: null });
+    const quiet = new Ollama({
+      host: gw.url,
+      headers: { Authorization: `Bearer ${key}`, "x-request-id": "content-ollama-2" },
+    });
+    await quiet.chat({ ...asked, options: { num_predict: 8, temperature: 0 } });
+    const after = await eventOf("content-ollama-2", "inference.request");
+    expect(after.facts.content).toBeUndefined();
+    expect(after.facts.completion_tokens).toBeGreaterThan(0);
   }, 120_000);
 });

@@ -184,9 +184,22 @@ export const WorkspaceView = Type.Object({
   /** GPU-hours its jobs may use in any 24 hours (null: no limit). */
   gpu_hours_per_day: Type.Union([Type.Number(), Type.Null()]),
   ...ResidencyView,
+  /** Its inference audit events keep the prompt and the answer (a GDPR choice of the workspace); off by default. */
+  audit_content: Type.Boolean(),
+  /** Since when they do; null while off. */
+  audit_content_since: Type.Union([Type.String({ format: "date-time" }), Type.Null()]),
   created_at: Type.String({ format: "date-time" }),
 });
 export type WorkspaceView = Static<typeof WorkspaceView>;
+/** A workspace's settings, changed by its own admins (or the operator). */
+export const SetWorkspaceSettings = Type.Object(
+  {
+    /** Keep prompts and answers in its inference audit events (personal data: its GDPR choice). */
+    audit_content: Type.Boolean(),
+  },
+  { additionalProperties: false },
+);
+export type SetWorkspaceSettings = Static<typeof SetWorkspaceSettings>;
 export const WorkspaceList = Type.Object({ workspaces: Type.Array(WorkspaceView) });
 export type WorkspaceList = Static<typeof WorkspaceList>;
 /** A workspace removed, with what went with it (its usage rows stay until the usage retention). */

@@ -22,6 +22,8 @@ export interface WorkspaceTable {
   region: Generated<string | null>;
   /** Comma-separated ISO 3166-1 alpha-2 codes; "" for no list. */
   countries: Generated<string>;
+  /** Since when its inference audit events keep the prompt and the answer (its GDPR choice); null: never. */
+  audit_content_since: Generated<number | null>;
 }
 
 export interface PoolTable {

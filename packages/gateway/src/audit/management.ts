@@ -99,6 +99,12 @@ export const MANAGEMENT_ACTIONS: Record<string, ManagementAction> = {
     workspaceName: (req) => req.params.name,
     details: bodyFacts("countries", "region"),
   },
+  "POST /api/v1/workspaces/:name/settings": {
+    action: "workspace.settings",
+    resource: param("workspace", "name"),
+    workspaceName: (req) => req.params.name,
+    details: bodyFacts("audit_content"),
+  },
   "DELETE /api/v1/workspaces/:name": {
     action: "workspace.remove",
     resource: param("workspace", "name"),

@@ -1,16 +1,19 @@
 import type { NewUsageRow } from "@beta9/store";
 import type { Audit, AuditInput } from "../audit/audit.ts";
+import type { CapturedContent } from "../audit/content.ts";
 
 /** What an inference request's event says beyond its usage row. */
 export interface InferenceFacts {
   /** The model's sha256 when known (a deployment's pinned one, or what the machine pulled for it). */
   sha256: string | null;
+  /** The prompt and the answer: only for a workspace that chose to keep them (`--audit-content on`). */
+  content?: CapturedContent | undefined;
 }
 
 /**
  * Every inference request's audit event, at metadata level: who (key), workspace, model and its
  * sha256, machine and its country, tokens, status, energy and gCO2e when measured, request id. Never
- * the prompt or the answer. Through `enqueue`: batched and failing open, so an answer never waits on
+ * the prompt or the answer, unless the workspace chose to keep them (its GDPR choice). Through `enqueue`: batched and failing open, so an answer never waits on
  * the log and a log that cannot be written never refuses one (it counts and says so loudly instead).
  */
 export class InferenceAudit {
@@ -49,6 +52,7 @@ export function inferenceEvent(row: NewUsageRow, facts: InferenceFacts, country:
       // Null when nothing was measured: unknown, never zero.
       energy_wh: row.energy_wh ?? null,
       co2e_g: row.co2e_g ?? null,
+      ...(facts.content ? { content: facts.content } : {}),
     },
   };
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "@beta9/http";
 import { NO_FOOTPRINT, type UsageRow } from "@beta9/store";
+import { type CapturedContent, ContentCapture } from "../audit/content.ts";
 import type { Caller } from "../auth/api-keys.ts";
 import { answerFootprint, type CarbonSource, type Footprint } from "../carbon/footprint.ts";
 import type { InferenceMetrics } from "../http/metrics.ts";
@@ -118,6 +119,8 @@ export interface MeterFacts {
   streamed: boolean;
   /** The model's sha256 when known (its audit event names it). */
   sha256: string | null;
+  /** The prompt and the answer, when the caller's workspace keeps them in its audit events. */
+  content?: CapturedContent | undefined;
 }
 
 /** What a request may use, estimated at admission. */
@@ -191,6 +194,7 @@ export class RequestMeter {
   #written: Promise<void> | void = undefined;
   #footprint: Footprint | undefined;
   readonly #facts: MeterFacts = { known: false, streamed: false, sha256: null };
+  #capture: ContentCapture | undefined;
 
   readonly #carbon: CarbonSource | undefined;
 
@@ -235,6 +239,16 @@ export class RequestMeter {
   /** The model's sha256, when the deployment pins it or its machine's pull said it. */
   modelSha256(sha256: string | null): void {
     this.#facts.sha256 = sha256;
+  }
+
+  /** Keep the prompt (`body`, as sent to the machine) and the answer for the audit event (the workspace chose so). */
+  captureContent(body: unknown): void {
+    this.#capture = new ContentCapture(body);
+  }
+
+  /** Where the answer's text goes while it is kept (undefined: it is not). */
+  get capture(): ContentCapture | undefined {
+    return this.#capture;
   }
 
   /** The machine streams this answer (tokens per second then count from the first token). */
@@ -299,6 +313,7 @@ export class RequestMeter {
     this.#finished = true;
     // A request no machine saw used nothing, whatever its prompt's estimate.
     if (!this.#sent) this.#prompt = this.#completion = 0;
+    if (this.#capture) this.#facts.content = this.#capture.content;
     this.#written = this.#done(
       {
         id: randomUUID(),

@@ -2,6 +2,7 @@ import type {
   CreateWorkspace,
   SetResidency,
   SetWorkspaceLimits,
+  SetWorkspaceSettings,
   WorkspaceList,
   WorkspaceRemoved,
   WorkspaceView,
@@ -32,6 +33,18 @@ export class Workspaces {
   /** Where the workspace's work may run (region eu and/or countries); the operator only. */
   async setResidency(name: string, body: SetResidency, options?: RequestOptions): Promise<WorkspaceView> {
     return this.#http.post(`/api/v1/workspaces/${segment(name)}/residency`, body, options);
+  }
+
+  /**
+   * The workspace's settings: `audit_content` keeps prompts and answers in its inference audit events
+   * (personal data: the workspace's GDPR choice). Its own admins or the operator.
+   */
+  async setSettings(
+    name: string,
+    body: SetWorkspaceSettings,
+    options?: RequestOptions,
+  ): Promise<WorkspaceView> {
+    return this.#http.post(`/api/v1/workspaces/${segment(name)}/settings`, body, options);
   }
 
   /** Remove a workspace with its deployments and API keys (not `default`). */

@@ -60,6 +60,16 @@ export class WorkspaceRepository {
     return this.byId(id);
   }
 
+  /** Keep prompts and answers in its inference audit events from `since` on (null: stop); the workspace now. */
+  async setAuditContent(id: string, since: number | null): Promise<Workspace | undefined> {
+    await this.#db
+      .updateTable("workspaces")
+      .set({ audit_content_since: since })
+      .where("id", "=", id)
+      .execute();
+    return this.byId(id);
+  }
+
   async byName(name: string): Promise<Workspace | undefined> {
     return this.#db.selectFrom("workspaces").selectAll().where("name", "=", name).executeTakeFirst();
   }

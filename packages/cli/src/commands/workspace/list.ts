@@ -16,11 +16,12 @@ export function addWorkspaceList(workspace: Command, ctx: Context): void {
       const now = ctx.now();
       ctx.print(
         table(
-          ["NAME", "ID", "LIMITS", "CREATED", "RUNS THE POOL"],
+          ["NAME", "ID", "LIMITS", "AUDIT CONTENT", "CREATED", "RUNS THE POOL"],
           list.workspaces.map((w) => [
             w.name,
             w.id,
             limitsText(w),
+            w.audit_content ? "kept" : "-",
             ago(w.created_at, now),
             w.operator ? "yes" : "-",
           ]),

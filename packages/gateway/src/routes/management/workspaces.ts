@@ -3,6 +3,7 @@ import {
   CreateWorkspace,
   SetResidency,
   SetWorkspaceLimits,
+  SetWorkspaceSettings,
   WorkspaceList,
   WorkspaceRemoved,
   WorkspaceView,
@@ -55,6 +56,7 @@ export const workspaceRoutes: FastifyPluginAsyncTypebox<
         max_jobs: req.body.max_jobs ?? null,
         gpu_hours_per_day: req.body.gpu_hours_per_day ?? null,
         ...residencyColumns(parseResidency(req.body)),
+        audit_content_since: null,
       };
       if (!(await ctx.store.workspaces.create(row)))
         throw new Beta9Error(
@@ -133,6 +135,36 @@ export const workspaceRoutes: FastifyPluginAsyncTypebox<
       ctx.log.info(
         { workspace_id: workspace.id, workspace: workspace.name, ...residencyColumns(residency) },
         "workspace residency changed",
+      );
+      return workspaceView(updated ?? workspace);
+    },
+  );
+
+  app.post(
+    "/api/v1/workspaces/:name/settings",
+    {
+      schema: {
+        params: Type.Object({ name: Type.String({ maxLength: 64 }) }),
+        body: SetWorkspaceSettings,
+        response: { 200: WorkspaceView },
+      },
+    },
+    async (req) => {
+      // The workspace's own admins decide what its audit log keeps (they answer for its data); the operator may too.
+      const workspace = await ctx.auth.actingWorkspace(
+        req,
+        "admin",
+        req.params.name,
+        "change another workspace's settings",
+      );
+      const on = req.body.audit_content;
+      // Switching on again keeps the first time: the events since then may hold content.
+      const since = on ? (workspace.audit_content_since ?? Date.now()) : null;
+      const updated = await ctx.store.workspaces.setAuditContent(workspace.id, since);
+      ctx.auditContent.forget(workspace.id);
+      ctx.log.info(
+        { workspace_id: workspace.id, workspace: workspace.name, audit_content: on },
+        "workspace settings changed",
       );
       return workspaceView(updated ?? workspace);
     },

@@ -392,7 +392,10 @@ async function* metered(
         // The last line goes out once the usage row is written (see relayEvents).
         meter.finish(200);
         await meter.written();
-      } else meter.tokens(undefined, ++pieces);
+      } else {
+        meter.tokens(undefined, ++pieces);
+        meter.capture?.text(e.piece.content);
+      }
       yield e;
     }
   } catch (err) {

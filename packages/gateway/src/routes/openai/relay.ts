@@ -52,7 +52,10 @@ export async function relayEvents(
     for await (const data of sseData(tapFirst(res.body, o.onFirstByte))) {
       const event = inspectEvent(data);
       if (event.usage) usage = event.usage;
-      if (event.kind === "chunk") chunks++;
+      if (event.kind === "chunk") {
+        chunks++;
+        o.meter.capture?.event(data);
+      }
       if (event.kind === "error") status = CUT_OFF;
       if (event.kind === "usage") {
         if (o.clientWantsUsage) usageEvent = data;
@@ -121,6 +124,7 @@ export async function relayBytes(
   try {
     for await (const chunk of tapFirst(res.body, o.onFirstByte)) {
       tap.push(chunk);
+      o.meter.capture?.bytes(chunk);
       if (!streaming) {
         whole.push(chunk);
         wholeBytes += chunk.length;
