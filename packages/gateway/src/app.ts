@@ -44,6 +44,7 @@ import { Router } from "./router/router.ts";
 import { forkCompatRoutes } from "./routes/agent/fork-compat.ts";
 import { joinRoutes } from "./routes/agent/join.ts";
 import { aiActRoutes } from "./routes/management/ai-act.ts";
+import { authRoutes } from "./routes/auth/index.ts";
 import { auditRoutes } from "./routes/management/audit.ts";
 import { deploymentPullRoutes } from "./routes/management/deployment-pull.ts";
 import { deploymentRoutes } from "./routes/management/deployments.ts";
@@ -207,6 +208,7 @@ export async function buildGateway(
     status: "ok" as const,
     version: BETA9_VERSION,
   }));
+  await app.register(authRoutes, { ...ctx, config });
   await app.register(tokenRoutes, ctx);
   await app.register(keyRoutes, ctx);
   await app.register(poolRoutes, ctx);

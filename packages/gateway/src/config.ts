@@ -1,6 +1,7 @@
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { GATEWAY_PORT } from "@beta9/protocol";
+import type { OidcConfig } from "./auth/oidc/rules.ts";
 import type { LiveSourceOptions } from "./carbon/intensity.ts";
 import { DEFAULT_LIVENESS, type LivenessConfig } from "./machines/liveness.ts";
 
@@ -39,6 +40,10 @@ export interface GatewayConfig {
   metricsListen?: { host: string; port: number } | undefined;
   /** The operator's live grid-intensity source (carbon/intensity.ts); the shipped yearly table without it. */
   carbonIntensity?: LiveSourceOptions | undefined;
+  /** How long a signed-in session lasts (the dashboard's cookie, the CLI's refresh). */
+  sessionTtlMs: number;
+  /** Single sign-on through this OpenID Connect provider; API keys only without it. */
+  oidc?: OidcConfig | undefined;
 }
 
 export function defaultDataDir(): string {
@@ -60,6 +65,7 @@ export function gatewayConfig(over: Partial<GatewayConfig> = {}): GatewayConfig 
     clientStallTimeoutMs: 10_000,
     keyConcurrency: 32,
     inferenceBodyBudget: 256 * 1024 * 1024,
+    sessionTtlMs: 12 * 3_600_000,
     ...over,
   };
 }

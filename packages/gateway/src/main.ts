@@ -183,6 +183,13 @@ const program = new Command("b9gateway")
     "a live grid-intensity source answering Electricity Maps' or Energy-Charts' JSON, with {zone} (or {zone_lower}) for the machine's country; its token from BETA9_CARBON_INTENSITY_TOKEN. Without it: Ember's yearly figures shipped with the gateway",
     liveIntensityUrl,
   )
+  .addOption(
+    durationOption(
+      "--session-ttl <duration>",
+      "how long a dashboard or CLI sign-in lasts before signing in again",
+      gatewayConfig().sessionTtlMs,
+    ),
+  )
   .action(async (opts) => {
     if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey))
       throw new InvalidArgumentError("--tls-cert and --tls-key go together: pass both, or neither");
@@ -204,6 +211,7 @@ const program = new Command("b9gateway")
       carbonIntensity: opts.carbonIntensityUrl
         ? { url: opts.carbonIntensityUrl, token: process.env.BETA9_CARBON_INTENSITY_TOKEN }
         : undefined,
+      sessionTtlMs: opts.sessionTtl,
       liveness: {
         heartbeatIntervalMs: opts.heartbeatInterval,
         unhealthyAfterMs: opts.unhealthyAfter,

@@ -3,7 +3,7 @@ import { createLogger } from "@beta9/http";
 import { Store } from "@beta9/store";
 import { type DIALECTS, tempDir } from "@beta9/test-utils";
 import { buildGateway, type Gateway } from "../src/app.ts";
-import { gatewayConfig } from "../src/config.ts";
+import { type GatewayConfig, gatewayConfig } from "../src/config.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: tests read many JSON shapes; each assertion checks the one it needs.
 type Json = any;
@@ -19,11 +19,14 @@ export interface Harness {
 }
 
 /** An in-process gateway on a fresh store of the given dialect; requests go through inject(). */
-export async function harness(dialect: (typeof DIALECTS)[number]): Promise<Harness> {
+export async function harness(
+  dialect: (typeof DIALECTS)[number],
+  over: Partial<GatewayConfig> = {},
+): Promise<Harness> {
   const dataDir = tempDir("b9-gwt-");
   const store = await Store.open(dialect.config());
   const log = createLogger({ name: "test", level: "silent", pretty: false });
-  const gw = await buildGateway(gatewayConfig({ dataDir }), { store, log });
+  const gw = await buildGateway(gatewayConfig({ dataDir, ...over }), { store, log });
   const admin = gw.adminKey!;
   if ((statSync(`${dataDir}/admin-key`).mode & 0o777) !== 0o600) throw new Error("admin-key is not 0600");
   return {

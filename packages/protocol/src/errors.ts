@@ -52,6 +52,15 @@ export const ErrorCodes = [
   "residency",
   "country_mismatch",
   "invalid_country",
+  "session_expired",
+  "csrf",
+  "sso_refused",
+  "sso_failed",
+  "sso_state",
+  "sso_token_invalid",
+  "authorization_pending",
+  "slow_down",
+  "sso_disabled",
 ] as const;
 export type ErrorCode = (typeof ErrorCodes)[number];
 
@@ -118,6 +127,24 @@ export const errorStatus: Record<ErrorCode, number> = {
   country_mismatch: 403,
   /** Not an assigned ISO 3166-1 alpha-2 code. */
   invalid_country: 400,
+  /** The signed-in session ended (expired, logged out, or its key revoked): sign in again. */
+  session_expired: 401,
+  /** A change sent with a session cookie lacked its x-csrf-token (or carried a wrong one). */
+  csrf: 403,
+  /** The identity provider vouched for the person, but no rule maps their groups to a workspace. */
+  sso_refused: 403,
+  /** The identity provider could not be reached or answered an error. */
+  sso_failed: 502,
+  /** A sign-in's state is unknown, expired or used already. */
+  sso_state: 400,
+  /** A provider's token failed verification (issuer, audience, expiry, signature). */
+  sso_token_invalid: 401,
+  /** A device sign-in not yet approved by its person (RFC 8628): poll again. */
+  authorization_pending: 428,
+  /** A device sign-in polled too often (RFC 8628): wait longer between polls. */
+  slow_down: 429,
+  /** The gateway has no identity provider configured (--oidc-issuer). */
+  sso_disabled: 404,
 };
 
 /** An error that knows its stable code; servers turn it into an ErrorBody. */

@@ -1,6 +1,7 @@
 export * from "./ai-act.ts";
 export * from "./audit.ts";
 export * from "./audit-chain.ts";
+export * from "./auth.ts";
 export * from "./channel.ts";
 export * from "./compat.ts";
 export * from "./control.ts";

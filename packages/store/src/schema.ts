@@ -89,6 +89,21 @@ export interface ApiKeyTable {
   region: Generated<string | null>;
   /** Comma-separated ISO 3166-1 alpha-2 codes; "" for no list. */
   countries: Generated<string>;
+  /** "key", or "session" (a signed-in person's credential, never listed among keys). */
+  kind: Generated<string>;
+  /** When a session ends (ms); null for keys. */
+  expires_at: Generated<number | null>;
+  /** The key a dashboard session was opened with (its scopes, limits and revocation apply). */
+  parent_id: Generated<string | null>;
+  /** A single sign-on identity: provider, subject, the name shown. */
+  issuer: Generated<string | null>;
+  subject: Generated<string | null>;
+  display_name: Generated<string | null>;
+  /** The CLI's refresh token, hashed, and until when it may be used. */
+  refresh_hash: Generated<string | null>;
+  refresh_expires_at: Generated<number | null>;
+  /** The provider's refresh token, sealed under the CLI's refresh token. */
+  upstream_refresh: Generated<string | null>;
 }
 
 /** A model a workspace keeps servable; (workspace_id, name) is the key. */

@@ -26,6 +26,7 @@ export interface ManagementAction {
   details?(req: Req): Record<string, unknown>;
 }
 
+const null_ = () => null;
 const param = (kind: string, name: string) => (req: Req) => `${kind}:${req.params[name] ?? ""}`;
 const answered = (kind: string, field: string) => (_req: Req, a: Record<string, unknown> | undefined) =>
   a && typeof a[field] === "string" ? `${kind}:${a[field]}` : null;
@@ -126,6 +127,9 @@ export const MANAGEMENT_ACTIONS: Record<string, ManagementAction> = {
   "POST /api/v1/jobs": { action: "job.submit", resource: answered("job", "id") },
   "POST /api/v1/jobs/inputs": { action: "job.input", resource: answered("input", "id") },
   "POST /api/v1/jobs/:id/cancel": { action: "job.cancel", resource: param("job", "id") },
+  // Signing in and out (routes/auth): the key or identity is the actor; the key itself is never kept.
+  "POST /api/v1/auth/session": { action: "session.open", resource: null_ },
+  "DELETE /api/v1/auth/session": { action: "session.close", resource: null_ },
 };
 
 /**
@@ -226,7 +230,11 @@ export function installManagementAudit(
         : (await deps.store.workspaces.byName(named).catch(() => undefined))?.id);
     const status = reply.statusCode;
     const event: AuditInput = {
-      actor: caller ? { type: "key", id: caller.keyId } : { type: "anonymous", id: null },
+      actor: caller?.session?.identity
+        ? { type: "identity", id: caller.session.identity }
+        : caller
+          ? { type: "key", id: caller.keyId }
+          : { type: "anonymous", id: null },
       workspaceId: target ?? caller?.workspaceId ?? null,
       action: spec.action,
       resource: spec.resource(r, answer),

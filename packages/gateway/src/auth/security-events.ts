@@ -13,9 +13,10 @@ const REFUSED_CREDENTIAL = new Set([
   "api_key_revoked",
   "credential_invalid",
   "machine_unknown",
+  "session_expired",
 ]);
 /** A real key that asked for what it may not do (a scope it lacks, another workspace, the operator's work). */
-const FORBIDDEN = new Set(["scope_missing", "forbidden"]);
+const FORBIDDEN = new Set(["scope_missing", "forbidden", "csrf"]);
 /** Why a join was refused: a bad join token, a machine id the pool has, a country the token contradicts. */
 const REFUSED_JOIN = new Set([
   "join_token_invalid",

@@ -22,20 +22,62 @@ export class ApiKeyRepository {
     return this.#db.selectFrom("api_keys").selectAll().where("key_hash", "=", hash).executeTakeFirst();
   }
 
+  /** Keys only: sessions are people's credentials of the moment, not keys anyone manages. */
   async list(filter: { workspaceId?: string } = {}): Promise<ApiKey[]> {
-    let q = this.#db.selectFrom("api_keys").selectAll();
+    let q = this.#db.selectFrom("api_keys").selectAll().where("kind", "=", "key");
     if (filter.workspaceId !== undefined) q = q.where("workspace_id", "=", filter.workspaceId);
     return q.orderBy("created_at").orderBy("id").execute();
   }
 
+  /** Revokes the key and the sessions opened with it. */
   async revoke(id: string, now: number): Promise<ApiKey | undefined> {
     await this.#db
       .updateTable("api_keys")
       .set({ revoked_at: now })
-      .where("id", "=", id)
+      .where((eb) => eb.or([eb("id", "=", id), eb("parent_id", "=", id)]))
       .where("revoked_at", "is", null)
       .execute();
     return this.get(id);
+  }
+
+  /** The live session whose refresh token hashes to `hash` (not revoked; its refresh not expired). */
+  async sessionByRefresh(hash: string, now: number): Promise<ApiKey | undefined> {
+    return this.#db
+      .selectFrom("api_keys")
+      .selectAll()
+      .where("kind", "=", "session")
+      .where("refresh_hash", "=", hash)
+      .where("revoked_at", "is", null)
+      .where("refresh_expires_at", ">", now)
+      .executeTakeFirst();
+  }
+
+  /**
+   * Gives a session new secrets and scopes, only if its refresh token is still `refreshHash` (a refresh
+   * token is used once: of two refreshes racing, one wins). Whether it did.
+   */
+  async rotateSession(
+    id: string,
+    refreshHash: string,
+    next: Pick<
+      ApiKey,
+      | "key_hash"
+      | "prefix"
+      | "scopes"
+      | "expires_at"
+      | "refresh_hash"
+      | "refresh_expires_at"
+      | "upstream_refresh"
+    >,
+  ): Promise<boolean> {
+    const r = await this.#db
+      .updateTable("api_keys")
+      .set(next)
+      .where("id", "=", id)
+      .where("refresh_hash", "=", refreshHash)
+      .where("revoked_at", "is", null)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
   }
 
   /** Change a key's per-minute limits (null: none); the key as it is now, or undefined for no such key. */

@@ -62,7 +62,10 @@ export const keyRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app, 
         },
         "API key created",
       );
-      return reply.status(201).send(apiKeyView(row, workspace, secret));
+      // A session's columns are the store's defaults for a key: the view is of the row as stored.
+      const stored = await ctx.store.keys.get(row.id);
+      if (!stored) throw new Beta9Error("internal", "the key was not stored; create it again");
+      return reply.status(201).send(apiKeyView(stored, workspace, secret));
     },
   );
 

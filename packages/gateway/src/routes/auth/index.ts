@@ -1,0 +1,16 @@
+import type { FastifyPluginAsync } from "fastify";
+import { Sessions } from "../../auth/sessions.ts";
+import type { GatewayConfig } from "../../config.ts";
+import type { GatewayContext } from "../../context.ts";
+import { sessionRoutes } from "./session.ts";
+
+/** Signing in: sessions with an API key, and single sign-on when an identity provider is configured. */
+export const authRoutes: FastifyPluginAsync<GatewayContext & { config: GatewayConfig }> = async (
+  app,
+  opts,
+) => {
+  const { config, ...ctx } = opts;
+  const sessions = new Sessions(ctx.store, { ttlMs: config.sessionTtlMs });
+  const secure = config.tls !== undefined;
+  await app.register(sessionRoutes, { ...ctx, sessions, secure, issuer: config.oidc?.issuer ?? null });
+};
