@@ -177,6 +177,43 @@ for (const dialect of DIALECTS) {
       expect((await verifyChains(store)).ok).toBe(true);
     });
 
+    it("an enqueued event keeps the time it happened, not the time its batch was written", async () => {
+      const store = await fresh();
+      const a = await audit(store);
+      const happened = Date.now() - 90_000;
+      const clock = vi.spyOn(Date, "now").mockReturnValue(happened);
+      a.enqueue(event(1, { action: "auth.refused" }));
+      clock.mockRestore();
+      await vi.waitFor(async () => expect(await store.audit.count()).toBe(1), { timeout: 30_000 });
+      const [row] = await store.audit.range(a.chain, 1, 1);
+      expect(Number(row?.at)).toBe(happened);
+      expect((await verifyChains(store)).ok).toBe(true);
+    });
+
+    it("signs a checkpoint on its timer when events came since the last one, and none when nothing did", async () => {
+      const store = await fresh();
+      const a = await audit(store, undefined, { checkpointEveryMs: 200 });
+      a.start();
+      await a.record(event(1));
+      await a.record(event(2));
+      await vi.waitFor(async () => expect((await store.audit.checkpoints()).map((c) => c.seq)).toEqual([2]), {
+        timeout: 30_000,
+      });
+      // Several periods with no events: no new checkpoint over the same head.
+      const periods = Date.now() + 1_000;
+      await vi.waitFor(() => expect(Date.now()).toBeGreaterThan(periods), { timeout: 5_000, interval: 100 });
+      expect((await store.audit.checkpoints()).map((c) => c.seq)).toEqual([2]);
+      await a.record(event(3));
+      await vi.waitFor(
+        async () => expect((await store.audit.checkpoints()).map((c) => c.seq)).toEqual([2, 3]),
+        {
+          timeout: 30_000,
+        },
+      );
+      const result = await verifyChains(store, a.publicKey);
+      expect(result.chains[0]?.last_checkpoint?.seq).toBe(3);
+    });
+
     it("a missing or corrupt signing key after events exist stops the start with what to do", async () => {
       const store = await fresh();
       const dir = tempDir("b9-audit-");

@@ -9,6 +9,8 @@ export interface AuditInput {
   resource: string | null;
   outcome: AuditOutcome;
   requestId: string | null;
+  /** When it happened (ms); the time it is written when absent. `enqueue` stamps it on arrival. */
+  at?: number | undefined;
   /** Secrets must already be replaced (Audit.hmac); the log refuses none, so callers take care. */
   details?: Record<string, unknown>;
 }

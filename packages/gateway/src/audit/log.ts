@@ -124,7 +124,8 @@ export class AuditLog implements Audit {
 
   /** Fails open: batched; a batch that cannot be written is counted and logged, never thrown. */
   enqueue(e: AuditInput): void {
-    this.#pending.push(e);
+    // A batch is written up to FLUSH_MS later: each event keeps the time it happened.
+    this.#pending.push(e.at === undefined ? { ...e, at: Date.now() } : e);
     if (this.#pending.length >= this.#opts.batch) void this.#flush();
     else if (!this.#flushTimer) {
       this.#flushTimer = setTimeout(() => void this.#flush(), FLUSH_MS);
@@ -230,7 +231,7 @@ export class AuditLog implements Audit {
     prev: { seq: number; hash: string },
     workspace: string | null,
   ): Promise<AuditEventRow> {
-    const at = Date.now();
+    const at = e.at ?? Date.now();
     const view = {
       chain: this.#keys.chain,
       seq: prev.seq + 1,
