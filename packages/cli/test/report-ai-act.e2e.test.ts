@@ -160,7 +160,7 @@ describe("b9 report ai-act", () => {
     // The audit log's chains verify, with their checkpoints; the deployment's maker is the admin key.
     expect(res.body.audit).toMatchObject({ verified: true, ok: true });
     expect(res.body.audit.chains.length).toBeGreaterThan(0);
-    expect(m.deployed_by).toMatch(/^key:/);
+    expect(m.deployed_by).toMatch(/^key admin \(key_\w+\)$/);
     expect(res.body.transparency).toMatchObject({ header: "x-beta9-ai-generated", value: "true" });
     expect(res.body.sections.map((s) => s.id)).toEqual([
       "inventory",

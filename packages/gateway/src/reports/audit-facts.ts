@@ -30,11 +30,28 @@ export function auditFacts(
       const rows = await store.audit.list({ workspaceId, action: "deployment.create", limit: MAX_EVENTS });
       const by = new Map<string, string>();
       // The latest ok creation of each name is the deployment there now.
+      const keyNames = new Map<string, string | null>();
       for (const r of rows.sort((a, b) => Number(a.at) - Number(b.at))) {
         if (r.outcome !== "ok" || !r.resource?.startsWith("deployment:")) continue;
-        by.set(r.resource.slice("deployment:".length), `${r.actor_type}:${r.actor_id ?? "unknown"}`);
+        by.set(r.resource.slice("deployment:".length), await actorText(store, r, keyNames));
       }
       return by;
     },
   };
+}
+
+/**
+ * Who an event's actor is, for a person: a key by its name with its id ("key ci-deployer (key_…)"),
+ * its id alone once the key is gone; an identity as recorded; anything else as type:id.
+ */
+async function actorText(
+  store: Store,
+  r: { actor_type: string; actor_id: string | null },
+  keyNames: Map<string, string | null>,
+): Promise<string> {
+  const id = r.actor_id ?? "unknown";
+  if (r.actor_type !== "key" || r.actor_id === null) return `${r.actor_type}:${id}`;
+  if (!keyNames.has(id)) keyNames.set(id, (await store.keys.get(id))?.name ?? null);
+  const name = keyNames.get(id);
+  return name ? `key ${name} (${id})` : `key:${id}`;
 }
