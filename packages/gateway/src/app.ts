@@ -43,8 +43,8 @@ import { auditFacts } from "./reports/audit-facts.ts";
 import { Router } from "./router/router.ts";
 import { forkCompatRoutes } from "./routes/agent/fork-compat.ts";
 import { joinRoutes } from "./routes/agent/join.ts";
-import { aiActRoutes } from "./routes/management/ai-act.ts";
 import { authRoutes } from "./routes/auth/index.ts";
+import { aiActRoutes } from "./routes/management/ai-act.ts";
 import { auditRoutes } from "./routes/management/audit.ts";
 import { deploymentPullRoutes } from "./routes/management/deployment-pull.ts";
 import { deploymentRoutes } from "./routes/management/deployments.ts";
@@ -62,6 +62,7 @@ import { deploymentSpec } from "./scheduler/deployment-spec.ts";
 import { Drains } from "./scheduler/drain.ts";
 import { Placements } from "./scheduler/placements.ts";
 import { ReplicaManager } from "./scheduler/replicas.ts";
+import { dashboardRoutes } from "./ui/dashboard.ts";
 
 export interface Gateway {
   app: FastifyInstance;
@@ -258,6 +259,7 @@ export async function buildGateway(
   await app.register(deploymentPullRoutes, { ...ctx, prePull: prePullDeps });
   await app.register(ollamaRoutes, { ...ctx, ...inference, prePull: prePullDeps });
 
+  await app.register(dashboardRoutes);
   app.server.on("upgrade", channelUpgradeHandler({ ...ctx, proxies }));
   // Agent channels are long-lived upgraded sockets fastify does not track; end them before close()
   // waits for connections to drain, or it would wait forever.
