@@ -61,3 +61,35 @@ it("routes by the country the operator set through another replica", async () =>
   });
   expect((await chat()).choices).toHaveLength(1);
 }, 90_000);
+
+it("keeps one request id when a replica forwards a request whose own id was unsafe", async () => {
+  // The machine's channel is A's: B forwards the request to A, which answers it and writes its usage row.
+  const res = await fetch(`${b.url}/v1/chat/completions`, {
+    method: "POST",
+    headers: {
+      authorization: `Bearer ${b.adminKey}`,
+      "content-type": "application/json",
+      "x-request-id": 'unsafe id"\n{"forged":1}'.replace("\n", " "),
+    },
+    body: JSON.stringify({
+      model: "handmade",
+      messages: [{ role: "user", content: "Say hi" }],
+      max_tokens: 2,
+    }),
+  });
+  expect(res.status).toBe(200);
+  await res.json();
+  const id = res.headers.get("x-request-id");
+  expect(id).toMatch(/^[0-9a-f-]{36}$/);
+  const { default: pg } = await import("pg");
+  const c = new pg.Client({ connectionString: db.url });
+  await c.connect();
+  try {
+    await waitFor(
+      async () => (await c.query("SELECT 1 FROM usage WHERE request_id = $1", [id])).rowCount === 1,
+      { what: "the usage row under the id the client was given", timeoutMs: 20_000 },
+    );
+  } finally {
+    await c.end();
+  }
+}, 60_000);

@@ -1,4 +1,5 @@
 import { HOP_BY_HOP, passOnHeaders } from "@beta9/http";
+import { REQUEST_ID_HEADER } from "@beta9/protocol";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { type Dispatcher, request, Agent as UndiciAgent } from "undici";
 import { drained } from "../http/client-gone.ts";
@@ -91,6 +92,9 @@ async function forward(
     if (v !== undefined && !DROPPED.has(k)) headers[k] = Array.isArray(v) ? v.join(", ") : v;
   }
   headers["content-type"] = "application/json";
+  // This replica's id for the request (the client's when safe, else the one given here): the peer keeps
+  // it, so both replicas' logs and the usage row name the request alike.
+  headers[REQUEST_ID_HEADER] = req.id;
   let upstream: Dispatcher.ResponseData;
   try {
     upstream = await request(new URL(req.url, peer.url), {
