@@ -159,6 +159,9 @@ describe("b9 report ai-act", () => {
     });
     // The audit log's chains verify, with their checkpoints; the deployment's maker is the admin key.
     expect(res.body.audit).toMatchObject({ verified: true, ok: true });
+    expect(res.body.audit.content).toMatch(
+      /^Inference events keep metadata only .* no prompt or answer is kept/,
+    );
     expect(res.body.audit.chains.length).toBeGreaterThan(0);
     expect(m.deployed_by).toMatch(/^key admin \(key_\w+\)$/);
     expect(res.body.transparency).toMatchObject({ header: "x-beta9-ai-generated", value: "true" });

@@ -91,6 +91,8 @@ export const AiActAudit = Type.Object({
     }),
   ),
   checkpoints: Type.Array(Type.Object({ chain: Type.String(), seq: Type.Integer(), hash: Type.String() })),
+  /** Whether the workspace's inference events keep prompts and answers (its GDPR choice), in a sentence. */
+  content: Type.String(),
 });
 export type AiActAudit = Static<typeof AiActAudit>;
 

@@ -171,7 +171,7 @@ export async function aiActReport(
     models,
     usage,
     incidents,
-    audit: await auditSection(src.verifyAudit),
+    audit: { ...(await auditSection(src.verifyAudit)), content: contentSentence(workspace) },
     transparency: {
       header: AI_GENERATED_HEADER,
       value: "true",
@@ -228,7 +228,14 @@ function revisionOf(source: string): string | null {
   return null;
 }
 
-async function auditSection(verify: AiActSources["verifyAudit"]): Promise<AiActAudit> {
+/** What the workspace's inference events keep of prompts and answers, said for a reader of the pack. */
+function contentSentence(w: Workspace): string {
+  if (w.audit_content_since === null)
+    return "Inference events keep metadata only (who, model and its sha256, machine, country, tokens, outcome, energy): no prompt or answer is kept (the workspace's choice, b9 workspace set --audit-content).";
+  return `Since ${new Date(w.audit_content_since).toISOString()}, this workspace's inference events also keep each prompt and answer (up to 64 KiB each), by its own choice under the GDPR; they go with the events at the end of the audit retention.`;
+}
+
+async function auditSection(verify: AiActSources["verifyAudit"]): Promise<Omit<AiActAudit, "content">> {
   if (!verify) {
     return {
       verified: false,

@@ -106,6 +106,7 @@ export function aiActDocument(r: AiActReport): Block[] {
 
   head("audit");
   out.push({ kind: "text", text: `Verification: ${r.audit.note}.` });
+  out.push({ kind: "text", text: `Prompts and answers: ${r.audit.content}` });
   if (r.audit.checkpoints.length > 0)
     out.push({
       kind: "table",
