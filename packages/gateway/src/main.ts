@@ -4,6 +4,7 @@ import { resolve } from "node:path";
 import { BETA9_VERSION, GATEWAY_PORT, parseDuration } from "@beta9/protocol";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { buildGateway } from "./app.ts";
+import { parseRule } from "./auth/oidc/rules.ts";
 import { defaultDataDir, gatewayConfig } from "./config.ts";
 import { listenMetrics } from "./http/metrics.ts";
 import { TrustedProxies } from "./http/trusted-proxies.ts";
@@ -56,6 +57,14 @@ const trustedProxy = (v: string, previous: string[] = []) => {
     throw new InvalidArgumentError((err as Error).message.replace(/^--trusted-proxy takes /, ""));
   }
   return [...previous, v];
+};
+
+const oidcRule = (v: string, previous: ReturnType<typeof parseRule>[] = []) => {
+  try {
+    return [...previous, parseRule(v)];
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 };
 
 const hostPort = (v: string) => {
@@ -190,7 +199,30 @@ const program = new Command("b9gateway")
       gatewayConfig().sessionTtlMs,
     ),
   )
+  .option("--oidc-issuer <url>", "single sign-on: the OpenID Connect provider's issuer URL", (v: string) => {
+    // Unlike url(): an issuer keeps its path (Keycloak's /realms/NAME).
+    if (!URL.canParse(v) || !/^https?:$/.test(new URL(v).protocol))
+      throw new InvalidArgumentError("an http(s) URL such as https://id.example.com/realms/main");
+    return v;
+  })
+  .option("--oidc-client-id <id>", "the gateway's client id at the provider")
+  .option(
+    "--oidc-client-secret <secret>",
+    "the gateway's client secret (or BETA9_OIDC_CLIENT_SECRET); none for a public client",
+  )
+  .option(
+    "--oidc-groups-claim <path>",
+    "where the groups are in the ID token or userinfo, a dotted path (Keycloak: realm_access.roles)",
+    "groups",
+  )
+  .option(
+    "--oidc-rule <GROUP=WORKSPACE:ROLE>",
+    "members of GROUP sign in to WORKSPACE as admin, member or viewer; repeat; no matching rule: refused",
+    oidcRule,
+  )
   .action(async (opts) => {
+    if (Boolean(opts.oidcIssuer) !== Boolean(opts.oidcClientId))
+      throw new InvalidArgumentError("--oidc-issuer and --oidc-client-id go together: pass both, or neither");
     if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey))
       throw new InvalidArgumentError("--tls-cert and --tls-key go together: pass both, or neither");
     const config = gatewayConfig({
@@ -212,6 +244,15 @@ const program = new Command("b9gateway")
         ? { url: opts.carbonIntensityUrl, token: process.env.BETA9_CARBON_INTENSITY_TOKEN }
         : undefined,
       sessionTtlMs: opts.sessionTtl,
+      oidc: opts.oidcIssuer
+        ? {
+            issuer: opts.oidcIssuer,
+            clientId: opts.oidcClientId,
+            clientSecret: opts.oidcClientSecret ?? process.env.BETA9_OIDC_CLIENT_SECRET,
+            groupsClaim: opts.oidcGroupsClaim,
+            rules: opts.oidcRule ?? [],
+          }
+        : undefined,
       liveness: {
         heartbeatIntervalMs: opts.heartbeatInterval,
         unhealthyAfterMs: opts.unhealthyAfter,

@@ -150,6 +150,12 @@ export const NOT_MANAGEMENT = new Set([
   "POST /api/embed",
   "POST /api/embeddings",
   "POST /api/show",
+  // Signing in by single sign-on: each sign-in, refresh and refusal is recorded where the identity is
+  // checked (auth/oidc/sign-in.ts: auth.login, auth.refresh), one event each; starting one changes nothing.
+  "POST /api/v1/auth/device",
+  "POST /api/v1/auth/device/token",
+  "POST /api/v1/auth/token",
+  "POST /api/v1/auth/refresh",
 ]);
 
 const MUTATING = new Set(["POST", "PUT", "PATCH", "DELETE"]);

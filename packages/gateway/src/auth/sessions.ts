@@ -118,27 +118,31 @@ export class Sessions {
     who: SsoIdentity,
     workspaceId: string,
     scopes: readonly Scope[],
-    refresh?: { hash: string; expiresAt: number; upstream: string | null },
+    refresh?: { hash: string; expiresAt: number; upstream: string | null; accessTtlMs: number },
   ): Promise<OpenedSession> {
-    return this.#insert({
-      name: who.name,
-      workspace_id: workspaceId,
-      scopes: scopes.join(","),
-      issuer: who.issuer,
-      subject: who.subject,
-      display_name: who.name,
-      ...(refresh
-        ? {
-            refresh_hash: refresh.hash,
-            refresh_expires_at: refresh.expiresAt,
-            upstream_refresh: refresh.upstream,
-          }
-        : {}),
-    });
+    return this.#insert(
+      {
+        name: who.name,
+        workspace_id: workspaceId,
+        scopes: scopes.join(","),
+        issuer: who.issuer,
+        subject: who.subject,
+        display_name: who.name,
+        ...(refresh
+          ? {
+              refresh_hash: refresh.hash,
+              refresh_expires_at: refresh.expiresAt,
+              upstream_refresh: refresh.upstream,
+            }
+          : {}),
+      },
+      refresh?.accessTtlMs,
+    );
   }
 
   async #insert(
     fields: Pick<ApiKey, "name" | "workspace_id" | "scopes"> & Partial<Omit<ApiKey, "id" | "key_hash">>,
+    ttlMs = this.ttlMs,
   ): Promise<OpenedSession> {
     const secret = newSecret(SESSION_PREFIX.session);
     const now = Date.now();
@@ -153,7 +157,7 @@ export class Sessions {
       tpm_limit: null,
       ...fields,
       kind: "session",
-      expires_at: now + this.ttlMs,
+      expires_at: now + ttlMs,
     };
     await this.#store.keys.insert(row);
     const stored = await this.#store.keys.get(row.id);

@@ -63,6 +63,7 @@ export class ApiKeyRepository {
       ApiKey,
       | "key_hash"
       | "prefix"
+      | "workspace_id"
       | "scopes"
       | "expires_at"
       | "refresh_hash"

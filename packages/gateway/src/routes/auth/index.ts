@@ -1,8 +1,11 @@
 import type { FastifyPluginAsync } from "fastify";
+import { OidcProvider } from "../../auth/oidc/provider.ts";
+import { SsoSignIn } from "../../auth/oidc/sign-in.ts";
 import { Sessions } from "../../auth/sessions.ts";
 import type { GatewayConfig } from "../../config.ts";
 import type { GatewayContext } from "../../context.ts";
 import { sessionRoutes } from "./session.ts";
+import { ssoRoutes } from "./sso.ts";
 
 /** Signing in: sessions with an API key, and single sign-on when an identity provider is configured. */
 export const authRoutes: FastifyPluginAsync<GatewayContext & { config: GatewayConfig }> = async (
@@ -13,4 +16,16 @@ export const authRoutes: FastifyPluginAsync<GatewayContext & { config: GatewayCo
   const sessions = new Sessions(ctx.store, { ttlMs: config.sessionTtlMs });
   const secure = config.tls !== undefined;
   await app.register(sessionRoutes, { ...ctx, sessions, secure, issuer: config.oidc?.issuer ?? null });
+  const signIn = config.oidc
+    ? new SsoSignIn({
+        provider: new OidcProvider(config.oidc, ctx.log),
+        rules: config.oidc.rules,
+        store: ctx.store,
+        sessions,
+        audit: ctx.audit,
+        log: ctx.log,
+        forget: (id) => ctx.auth.forget(id),
+      })
+    : undefined;
+  await app.register(ssoRoutes, { ...ctx, signIn, secure });
 };
