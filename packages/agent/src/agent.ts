@@ -24,6 +24,7 @@ import { detectHardware, UsageSampler } from "./hardware/index.ts";
 import { InferenceManager } from "./inference/manager.ts";
 import { StoreCatalog } from "./inference/model-catalog.ts";
 import { RequestActivity, trackRequests } from "./inference/request-activity.ts";
+import { ServedList } from "./inference/served-list.ts";
 import { JobManager } from "./jobs/manager.ts";
 import { jobRoutes } from "./jobs/routes.ts";
 import { agentMetrics } from "./metrics.ts";
@@ -143,6 +144,7 @@ export class Agent {
       usage: () => agent.state.usage,
       log: agent.#log,
       preferred: preferred as EngineName | undefined,
+      servedList: new ServedList(joinPath(home, "served.json")),
     });
     void agent.inference.detect();
     if (keepWarm) {
@@ -224,6 +226,8 @@ export class Agent {
       { addresses: agent.#bound, gpus: hardware.gpus.map((g) => g.name), cores: hardware.cpu_cores },
       `control API listening on ${agent.#bound.join(", ")}`,
     );
+    // What it served before it stopped or died, in the background: the agent joins meanwhile.
+    void agent.inference.restore();
     return agent;
   }
 

@@ -16,6 +16,7 @@ import type {
   ServedModel,
 } from "../engines/engine.ts";
 import { freeMemory } from "./memory.ts";
+import type { ServedList } from "./served-list.ts";
 
 /** Where models come from: the model store, answering a name with weights and an estimate. */
 export interface ModelCatalog {
@@ -40,6 +41,8 @@ export interface InferenceDeps {
   preferred?: EngineName | undefined;
   /** How often every ready model is checked against its engine (default 5 s; 0: never). */
   watchIntervalMs?: number | undefined;
+  /** Where what it serves is kept across restarts (absent: nothing is restored). */
+  servedList?: ServedList | undefined;
 }
 
 /** A model lost again this soon after it was loaded again is not reloaded a second time: something is wrong. */
@@ -190,10 +193,15 @@ export class InferenceManager {
     if (running && running.state() === "ready") return running;
     const pending = this.#starting.get(req.model);
     if (pending) return pending;
-    const p = this.#start(req).finally(() => {
-      this.#starting.delete(req.model);
-      this.#changed();
-    });
+    const p = this.#start(req)
+      .then(async (served) => {
+        await this.#remember(req);
+        return served;
+      })
+      .finally(() => {
+        this.#starting.delete(req.model);
+        this.#changed();
+      });
     this.#starting.set(req.model, p);
     this.#changed();
     return p;
@@ -253,15 +261,77 @@ export class InferenceManager {
     }
   }
 
-  /** Stop one model, or all of them. */
+  /**
+   * Start again what this machine served before the agent restarted (servedList), one model after
+   * another in the background; a model that cannot start any more (removed from the store, too big
+   * now) is dropped from the list with a warning.
+   */
+  async restore(): Promise<void> {
+    const list = this.#deps.servedList;
+    if (!list) return;
+    for (const e of [...list.entries()]) {
+      try {
+        await this.start({
+          model: e.model,
+          engine: e.engine,
+          contextSize: e.context_size,
+          deployment: e.deployment,
+        });
+        this.#deps.log.info({ model: e.model }, `${e.model} is served again, as before the agent restarted`);
+      } catch (err) {
+        this.#deps.log.warn(
+          { model: e.model, err: (err as Error).message },
+          `${e.model} was served before the agent restarted but could not be started again; it is no longer listed in ${list.path}`,
+        );
+        await list.remove(e.model).catch(() => {});
+      }
+    }
+  }
+
+  async #remember(req: {
+    model: string;
+    engine?: EngineName | undefined;
+    contextSize?: number | undefined;
+    deployment?: boolean | undefined;
+  }): Promise<void> {
+    const list = this.#deps.servedList;
+    if (!list) return;
+    try {
+      await list.add({
+        model: req.model,
+        engine: req.engine,
+        context_size: req.contextSize,
+        deployment: req.deployment || this.#forDeployment.has(req.model) || undefined,
+      });
+    } catch (err) {
+      // Serving goes on; only a restart would not bring it back.
+      this.#deps.log.warn({ err: (err as Error).message }, `could not record that ${req.model} is served`);
+    }
+  }
+
+  async #forget(model?: string): Promise<void> {
+    await this.#deps.servedList?.remove(model).catch((err: unknown) => {
+      this.#deps.log.warn({ err: (err as Error).message }, "could not record what stopped being served");
+    });
+  }
+
+  /** Stop one model, or all of them; a restarted agent will not start them again. */
   async stop(model?: string): Promise<void> {
+    await this.#stop(model);
+    await this.#forget(model);
+  }
+
+  async #stop(model?: string): Promise<void> {
     if (model !== undefined) {
       const s = this.#served.get(model);
-      if (!s)
+      if (!s) {
+        // Listed but not running (its restore failed meanwhile): stopping it means not restoring it.
+        if (this.#deps.servedList?.entries().some((e) => e.model === model)) return;
         throw new Beta9Error(
           "model_not_found",
           `${model} is not being served here; see GET /inference/status`,
         );
+      }
       await s.stop();
       this.#served.delete(model);
       this.#errors.delete(model);
@@ -278,9 +348,10 @@ export class InferenceManager {
     this.#deps.log.info("stopped all models");
   }
 
+  /** The agent is stopping: models stop, but stay listed, so the next agent serves them again. */
   async shutdown(): Promise<void> {
     clearInterval(this.#watch);
-    await this.stop().catch(() => {});
+    await this.#stop().catch(() => {});
     await Promise.all([...this.#deps.engines.values()].map((e) => e.shutdown().catch(() => {})));
   }
 
