@@ -6,9 +6,18 @@ import { UserError } from "./user-error.ts";
 /** What `b9 login` writes. Holds a secret, hence mode 0600. */
 export interface StoredConfig {
   gateway: string;
-  api_key: string;
+  /** An API key, or with `sso` the gateway's short-lived token (b9s_…); absent after b9 logout. */
+  api_key?: string | undefined;
+  /** Single sign-on (b9 login --sso): when api_key ends, and the refresh token that renews it. */
+  sso?: SsoTokens | undefined;
   /** A PEM file of the CA that signed the gateway's certificate, when the system does not trust it. */
   ca_file?: string | undefined;
+}
+
+export interface SsoTokens {
+  expires_at: string;
+  refresh_token: string;
+  refresh_expires_at: string;
 }
 
 /** A setting and where it came from, so errors can say which one to fix. */
@@ -24,6 +33,8 @@ export interface ResolvedConfig {
   gateway: Setting | undefined;
   apiKey: Setting | undefined;
   caFile: Setting | undefined;
+  /** The single sign-on tokens of the file's api_key, when it came from the file. */
+  sso: SsoTokens | undefined;
   /** Things worth telling the person, such as a config file others can read. */
   warnings: string[];
 }
@@ -46,11 +57,20 @@ export function resolveConfig(env: Env): ResolvedConfig {
     if (typeof fileValue === "string" && fileValue !== "") return { value: fileValue, source: path };
     return undefined;
   };
+  const apiKey = pick("BETA9_API_KEY", file?.api_key);
+  const sso = file?.sso;
   return {
     path,
     gateway: pick("BETA9_GATEWAY", file?.gateway),
-    apiKey: pick("BETA9_API_KEY", file?.api_key),
+    apiKey,
     caFile: pick("BETA9_CA_FILE", file?.ca_file),
+    sso:
+      apiKey?.source === path &&
+      typeof sso?.refresh_token === "string" &&
+      typeof sso.expires_at === "string" &&
+      typeof sso.refresh_expires_at === "string"
+        ? sso
+        : undefined,
     warnings,
   };
 }

@@ -1,8 +1,11 @@
-import { Beta9Client } from "@beta9/sdk";
-import { type ResolvedConfig, resolveConfig, type Setting } from "./config.ts";
+import { ApiError, Beta9Client } from "@beta9/sdk";
+import { type ResolvedConfig, resolveConfig, type Setting, writeConfig } from "./config.ts";
 import type { CliIO } from "./io.ts";
 import { json } from "./output.ts";
-import { LOGIN_HINT, UserError } from "./user-error.ts";
+import { LOGIN_HINT, SSO_LOGIN_HINT, UserError } from "./user-error.ts";
+
+/** Renew a single sign-on token this long before it ends, so no command starts with one about to. */
+const SSO_RENEW_BEFORE_MS = 60_000;
 
 /** What every command needs: where to print, the settings, and a client built from them on first use. */
 export class Context {
@@ -22,6 +25,37 @@ export class Context {
       for (const warning of this.#config.warnings) this.io.stderr(`warning: ${warning}\n`);
     }
     return this.#config;
+  }
+
+  /**
+   * A single sign-on token that ends within a minute is renewed before the command runs (the gateway
+   * asks the identity provider again), and the file rewritten; ended for good, the person is told to
+   * sign in again.
+   */
+  async renewSignIn(): Promise<void> {
+    const { gateway, sso, caFile, path } = this.config();
+    if (!gateway || !sso || Date.parse(sso.expires_at) - this.now() > SSO_RENEW_BEFORE_MS) return;
+    const anonymous = makeClient(gateway.value, "", gateway.source, caFile);
+    let tokens: Awaited<ReturnType<Beta9Client["auth"]["refresh"]>>;
+    try {
+      tokens = await anonymous.auth.refresh(sso.refresh_token);
+    } catch (error) {
+      if (error instanceof ApiError && error.status < 500)
+        throw new UserError(`your single sign-on has ended: ${error.message}`, SSO_LOGIN_HINT);
+      throw error;
+    }
+    writeConfig(path, {
+      gateway: gateway.value,
+      api_key: tokens.access_token,
+      sso: {
+        expires_at: tokens.expires_at,
+        refresh_token: tokens.refresh_token,
+        refresh_expires_at: tokens.refresh_expires_at,
+      },
+      ...(caFile?.source === path ? { ca_file: caFile.value } : {}),
+    });
+    this.#config = undefined;
+    this.#client = undefined;
   }
 
   client(): Beta9Client {
@@ -61,7 +95,11 @@ export class Context {
 /** The client, or a UserError naming the setting when its gateway address (or CA file) is not usable. */
 export function makeClient(gateway: string, apiKey: string, source: string, caFile?: Setting): Beta9Client {
   try {
-    return new Beta9Client({ baseUrl: gateway, apiKey, ...(caFile ? { caFile: caFile.value } : {}) });
+    return new Beta9Client({
+      baseUrl: gateway,
+      ...(apiKey ? { apiKey } : {}),
+      ...(caFile ? { caFile: caFile.value } : {}),
+    });
   } catch (error) {
     if (error instanceof TypeError) {
       if (caFile && error.message.startsWith("cannot read the CA file"))

@@ -16,6 +16,7 @@ import { addKeyLimit } from "./commands/key/limit.ts";
 import { addKeyList } from "./commands/key/list.ts";
 import { addKeyRevoke } from "./commands/key/revoke.ts";
 import { addLogin } from "./commands/login.ts";
+import { addLogout } from "./commands/logout.ts";
 import { addMachineCordon } from "./commands/machine/cordon.ts";
 import { addMachineDrain } from "./commands/machine/drain.ts";
 import { addMachineList } from "./commands/machine/list.ts";
@@ -68,6 +69,11 @@ export function buildProgram(io: CliIO, ctx: Context = new Context(io)): Command
     .enablePositionalOptions();
 
   addLogin(program, ctx);
+  addLogout(program, ctx);
+  // A single sign-on token about to end is renewed before any command that uses it.
+  program.hook("preAction", async (_program, action) => {
+    if (action.name() !== "login" && action.name() !== "logout") await ctx.renewSignIn();
+  });
 
   const token = program.command("token").description("join tokens, with which machines join a pool");
   addTokenCreate(token, ctx);

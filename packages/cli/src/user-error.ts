@@ -10,6 +10,8 @@ export class UserError extends Error {
 
 export const LOGIN_HINT = "run b9 login --gateway URL --api-key KEY or set BETA9_GATEWAY and BETA9_API_KEY";
 
+export const SSO_LOGIN_HINT = "run b9 login --sso to sign in again";
+
 /** The person pressed Ctrl+C and what was running stopped: exit 130, as shells expect, with no error. */
 export class Interrupted extends Error {
   override name = "Interrupted";

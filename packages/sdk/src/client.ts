@@ -1,6 +1,7 @@
 import type { Health } from "@beta9/protocol";
 import { Inference } from "./inference/inference.ts";
 import { Audit } from "./resources/audit.ts";
+import { Auth } from "./resources/auth.ts";
 import { Deployments } from "./resources/deployments.ts";
 import { Jobs } from "./resources/jobs.ts";
 import { ApiKeys } from "./resources/keys.ts";
@@ -56,6 +57,8 @@ export class Beta9Client {
   /** Documentation from recorded facts (the EU AI Act pack). */
   readonly reports: Reports;
   readonly audit: Audit;
+  /** Single sign-on's device flow and refresh, and ending a session. */
+  readonly auth: Auth;
   /** Commands run on a machine that fits: submit, follow, cancel, fetch outputs. */
   readonly jobs: Jobs;
   /** Calling models: chat, generate, embed, listModels. */
@@ -74,6 +77,7 @@ export class Beta9Client {
     this.usage = new Usage(this.#http);
     this.reports = new Reports(this.#http);
     this.audit = new Audit(this.#http);
+    this.auth = new Auth(this.#http);
     this.jobs = new Jobs(this.#http);
     this.inference = new Inference(this.#http, options.inferenceTimeoutMs);
   }
