@@ -12,7 +12,7 @@ import { OverviewPage } from "./pages/overview.tsx";
 import { PlaygroundPage } from "./pages/playground.tsx";
 import { UsagePage } from "./pages/usage.tsx";
 import { Link, navigate, useLocation } from "./router.tsx";
-import { IdentityContext } from "./session.tsx";
+import { IdentityContext, PENDING } from "./session.tsx";
 
 const NAV: [string, string][] = [
   ["/", "Overview"],
@@ -71,7 +71,6 @@ export function App() {
         </p>
       </main>
     );
-  if (session === undefined) return <main class="center" aria-busy="true" />;
   if (path === "/login" || session === null) return <LoginPage onSignedIn={setSession} />;
 
   const found = route(path);
@@ -80,11 +79,12 @@ export function App() {
     setSession(null);
   };
   return (
-    <IdentityContext.Provider value={session.identity}>
+    <IdentityContext.Provider value={session?.identity ?? PENDING}>
       <a class="skip" href="#main">
         Skip to content
       </a>
-      <div class="layout">
+      {/* While the session is asked for, the page already loads its data, out of sight: one round trip less. */}
+      <div class="layout" hidden={session === undefined} aria-busy={session === undefined}>
         <header class="top">
           <Link href="/" class="brand">
             Beta9
@@ -104,8 +104,8 @@ export function App() {
             </ul>
           </nav>
           <div class="who">
-            <span title={`workspace ${session.identity.workspace}`}>
-              {session.identity.name} · {session.identity.workspace}
+            <span title={`workspace ${session?.identity.workspace}`}>
+              {session?.identity.name} · {session?.identity.workspace}
             </span>
             <button type="button" class="secondary small" onClick={() => void logout()}>
               Sign out

@@ -85,7 +85,7 @@ async function axeFindings(page: Page): Promise<string[]> {
 }
 
 describe("the dashboard in a browser", () => {
-  it("refuses a wrong key with the gateway's sentence, signs in with a right one and signs out", async () => {
+  it("refuses a wrong key with the gateway's sentence, signs in with a right one, signs out, and returns only to its own pages", async () => {
     const ctx = await newContext(browser);
     const page = await open(ctx);
     await page.goto(`${gw.url}/ui/keys`);
@@ -107,6 +107,16 @@ describe("the dashboard in a browser", () => {
     await page.waitForURL(/\/ui\/login/);
     await page.goto(`${gw.url}/ui/machines`);
     await page.waitForURL(/\/ui\/login/);
+    // A login link whose return address is another site (an open redirect) lands on the dashboard.
+    for (const away of ["https://evil.example/", "//evil.example/ui/", "/ui/../../evil"]) {
+      await page.goto(`${gw.url}/ui/login?return_to=${encodeURIComponent(away)}`);
+      await page.getByLabel("API key").fill(gw.adminKey);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.waitForURL(`${gw.url}/ui/`);
+      await page.getByRole("heading", { name: "Overview", level: 1 }).waitFor();
+      await page.getByRole("button", { name: "Sign out" }).click();
+      await page.waitForURL(/\/ui\/login/);
+    }
     await ctx.close();
   });
 

@@ -12,11 +12,19 @@ const SSO_ERRORS: Record<string, string> = {
   sso_state: "That sign-in link expired or was already used. Start again with the button below.",
 };
 
-/** Only a dashboard path may be returned to after signing in (never another site). */
+/** Only a dashboard page of this gateway may be returned to after signing in (never another site). */
 export function safeReturn(value: string | null): string {
-  if (!value || !value.startsWith(`${BASE}/`) || value.startsWith("//") || value.includes("\\"))
-    return `${BASE}/`;
-  return value.startsWith(`${BASE}/login`) ? `${BASE}/` : value;
+  const home = `${BASE}/`;
+  if (!value?.startsWith("/") || value.startsWith("//") || value.includes("\\")) return home;
+  // Resolved as the browser would ("/ui/../x" is "/x"), then checked.
+  const url = new URL(value, location.origin);
+  if (
+    url.origin !== location.origin ||
+    !url.pathname.startsWith(home) ||
+    url.pathname.startsWith(`${BASE}/login`)
+  )
+    return home;
+  return url.pathname + url.search + url.hash;
 }
 
 export function LoginPage(props: { onSignedIn: (s: Session) => void }) {

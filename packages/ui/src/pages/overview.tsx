@@ -1,10 +1,13 @@
 import { MachineStatuses } from "@beta9/protocol";
+import { useEffect } from "preact/hooks";
 import { api } from "../api.ts";
 import { ErrorNote, num, Page, printable, Stat, StatusBadge, TableBox, usePoll } from "../components.tsx";
 import { Link } from "../router.tsx";
+import { PENDING, useIdentity } from "../session.tsx";
 
 /** The overview refreshes itself: a person watching the pool sees changes within this. */
 const LIVE_MS = 5_000;
+const SHOWN = "b9:overview-shown";
 
 export function OverviewPage() {
   const pool = usePoll(
@@ -27,6 +30,12 @@ export function OverviewPage() {
     LIVE_MS,
   );
   const d = pool.data;
+  // bench/ui reads this mark: the first load ends when the live figures are on screen (the page is
+  // shown once the session is known).
+  const signedIn = useIdentity() !== PENDING;
+  useEffect(() => {
+    if (d && signedIn && performance.getEntriesByName(SHOWN).length === 0) performance.mark(SHOWN);
+  }, [d, signedIn]);
   const byStatus = new Map<string, number>();
   const byVendor = new Map<string, number>();
   for (const m of d?.machines ?? []) {
