@@ -1,4 +1,4 @@
-import { DIALECTS, waitFor } from "@beta9/test-utils";
+import { DIALECTS, makeCertificates, waitFor } from "@beta9/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Harness, harness } from "./harness.ts";
 
@@ -201,6 +201,20 @@ describe("session expiry", () => {
       const r = await h.call("GET", "/api/v1/keys", withCookie(s.cookie));
       expect(r.status).toBe(401);
       expect(r.body.error.code).toBe("session_expired");
+    } finally {
+      await h.gw.close();
+    }
+  });
+});
+
+describe("the session cookie over TLS", () => {
+  it("is marked Secure, so no browser sends it over plain HTTP", async () => {
+    const certs = makeCertificates();
+    const h = await harness(DIALECTS[0], { tls: { certFile: certs.certFile, keyFile: certs.keyFile } });
+    try {
+      const s = await login(h, h.admin);
+      expect(s.status).toBe(200);
+      expect(s.setCookie).toMatch(/; Secure/);
     } finally {
       await h.gw.close();
     }

@@ -6,7 +6,7 @@ import type { GatewayContext } from "../../context.ts";
 
 export interface SessionRouteOptions extends GatewayContext {
   sessions: Sessions;
-  /** The gateway serves TLS: the cookie is marked Secure. */
+  /** The gateway serves TLS: the cookie is marked Secure (so is it behind a trusted proxy that does). */
   secure: boolean;
   /** The identity provider, when single sign-on is on. */
   issuer: string | null;
@@ -35,7 +35,10 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRouteOptions> = asy
         residency: { countries: null, text: "anywhere" },
       });
       opts.log.info({ session_id: row.id, key_id: key.id }, "dashboard session opened with an API key");
-      reply.header("set-cookie", sessionSetCookie(secret, row.expires_at ?? 0, opts.secure));
+      reply.header(
+        "set-cookie",
+        sessionSetCookie(secret, row.expires_at ?? 0, opts.secure || req.protocol === "https"),
+      );
       reply.header("cache-control", "no-store");
       return opts.sessions.view(row, secret);
     },
@@ -63,7 +66,8 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRouteOptions> = asy
       opts.auth.forget(caller.session.id);
       opts.log.info({ session_id: caller.session.id }, "session ended (logout)");
     }
-    if (sessionCookie(req) !== undefined) reply.header("set-cookie", clearSessionCookie(opts.secure));
+    if (sessionCookie(req) !== undefined)
+      reply.header("set-cookie", clearSessionCookie(opts.secure || req.protocol === "https"));
     return reply.status(204).send();
   });
 };

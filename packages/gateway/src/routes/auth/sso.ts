@@ -66,7 +66,8 @@ function readPending(req: FastifyRequest): Pending | undefined {
  * /ui/auth/callback), and the CLI's device flow and refresh, with the gateway as the provider's client.
  */
 export const ssoRoutes: FastifyPluginAsyncTypebox<SsoRouteOptions> = async (app, opts) => {
-  const { secure } = opts;
+  // Secure when served over TLS, by the gateway or by a trusted proxy in front of it.
+  const secure = (req: FastifyRequest) => opts.secure || req.protocol === "https";
   const sso = (): SsoSignIn => {
     if (opts.signIn) return opts.signIn;
     throw new Beta9Error(
@@ -74,14 +75,13 @@ export const ssoRoutes: FastifyPluginAsyncTypebox<SsoRouteOptions> = async (app,
       "single sign-on is not set up on this gateway (b9gateway --oidc-issuer …); sign in with an API key",
     );
   };
-  const attrs = `HttpOnly; Path=/ui/auth; ${secure ? "Secure; " : ""}`;
   // Lax, not Strict: the provider's redirect back is a navigation from another site.
-  const pendingCookie = (value: string, maxAge: number) =>
-    `${PENDING_COOKIE}=${value}; ${attrs}SameSite=Lax; Max-Age=${maxAge}`;
+  const pendingCookie = (req: FastifyRequest, value: string, maxAge: number) =>
+    `${PENDING_COOKIE}=${value}; HttpOnly; Path=/ui/auth; ${secure(req) ? "Secure; " : ""}SameSite=Lax; Max-Age=${maxAge}`;
   const callbackUrl = (req: FastifyRequest) => `${req.protocol}://${req.host}/ui/auth/callback`;
-  const fail = (reply: FastifyReply, code: string) =>
+  const fail = (req: FastifyRequest, reply: FastifyReply, code: string) =>
     reply
-      .header("set-cookie", pendingCookie("", 0))
+      .header("set-cookie", pendingCookie(req, "", 0))
       .redirect(`${LOGIN_PAGE}?error=${encodeURIComponent(code)}`, 302);
   const at = (req: FastifyRequest) => ({ requestId: req.id, ip: req.ip });
 
@@ -98,7 +98,7 @@ export const ssoRoutes: FastifyPluginAsyncTypebox<SsoRouteOptions> = async (app,
         start = await sso().provider.authorizationUrl(callbackUrl(req));
       } catch (err) {
         opts.log.warn({ err: String(err) }, "single sign-on could not start");
-        return fail(reply, "sso_failed");
+        return fail(req, reply, "sso_failed");
       }
       const pending: Pending = {
         state: start.state,
@@ -107,7 +107,7 @@ export const ssoRoutes: FastifyPluginAsyncTypebox<SsoRouteOptions> = async (app,
         returnTo: safeReturnTo(req.query.return_to),
       };
       const value = Buffer.from(JSON.stringify(pending)).toString("base64url");
-      reply.header("set-cookie", pendingCookie(value, PENDING_TTL_S));
+      reply.header("set-cookie", pendingCookie(req, value, PENDING_TTL_S));
       reply.header("cache-control", "no-store");
       return reply.redirect(start.url, 302);
     },
@@ -117,10 +117,10 @@ export const ssoRoutes: FastifyPluginAsyncTypebox<SsoRouteOptions> = async (app,
     const pending = readPending(req);
     const query = req.query as Record<string, unknown>;
     // No pending login in this browser, or another one's: expired, replayed, or forged.
-    if (!pending || query.state !== pending.state) return fail(reply, "sso_state");
+    if (!pending || query.state !== pending.state) return fail(req, reply, "sso_state");
     if (typeof query.error === "string") {
       opts.log.warn({ error: query.error }, "the identity provider refused the sign-in");
-      return fail(reply, "sso_failed");
+      return fail(req, reply, "sso_failed");
     }
     const current = new URL(req.url, callbackUrl(req));
     try {
@@ -131,8 +131,8 @@ export const ssoRoutes: FastifyPluginAsyncTypebox<SsoRouteOptions> = async (app,
         "dashboard session opened by single sign-on",
       );
       reply.header("set-cookie", [
-        pendingCookie("", 0),
-        sessionSetCookie(secret, row.expires_at ?? 0, secure),
+        pendingCookie(req, "", 0),
+        sessionSetCookie(secret, row.expires_at ?? 0, secure(req)),
       ]);
       reply.header("cache-control", "no-store");
       return reply.redirect(pending.returnTo, 302);
@@ -141,7 +141,7 @@ export const ssoRoutes: FastifyPluginAsyncTypebox<SsoRouteOptions> = async (app,
         err instanceof Beta9Error && ["sso_refused", "sso_state"].includes(err.code)
           ? err.code
           : "sso_failed";
-      return fail(reply, code);
+      return fail(req, reply, code);
     }
   });
 
