@@ -71,6 +71,8 @@ describe("b9 against a real gateway", () => {
     expect(table).toMatch(/^ID\s+NAME\s+POOL\s+COUNTRY\s+STATUS/m);
     // Joined with a token that binds no country: none is set ("-").
     expect(table).toMatch(/rig-01\s+external\s+-\s+READY/);
+    // Each machine with its agent's version.
+    expect(table).toMatch(/\sAGENT\s+LAST HEARTBEAT\n.*\s0\.1\.0\s+\d+s ago\n/);
 
     const id = JSON.parse((await b9("machine", "list", "--json")).stdout).machines[0].id as string;
     expect((await b9("machine", "cordon", id)).code).toBe(0);

@@ -21,10 +21,10 @@ describe("b9 machine list", () => {
     expect(r).toMatchObject({ code: 0, stderr: "" });
     expect(r.stdout).toBe(
       [
-        "ID         NAME         POOL       COUNTRY   STATUS    CPU   MEMORY     GPUS                  LAST HEARTBEAT",
-        "a1b2c3d4   gpu-box-1    gpu        DE        READY     32    128 GiB    2x NVIDIA H100 80GB   3s ago",
-        "e5f6a7b8   mac-studio   gpu        -         BUSY      24    192 GiB    1x Apple M2 Ultra     2m ago",
-        "c0ffee00   cpu-only     external   -         OFFLINE   4     15.5 GiB   -                     never",
+        "ID         NAME         POOL       COUNTRY   STATUS    CPU   MEMORY     GPUS                  AGENT   LAST HEARTBEAT",
+        "a1b2c3d4   gpu-box-1    gpu        DE        READY     32    128 GiB    2x NVIDIA H100 80GB   0.1.0   3s ago",
+        "e5f6a7b8   mac-studio   gpu        -         BUSY      24    192 GiB    1x Apple M2 Ultra     0.1.0   2m ago",
+        "c0ffee00   cpu-only     external   -         OFFLINE   4     15.5 GiB   -                     0.1.0   never",
         "",
       ].join("\n"),
     );

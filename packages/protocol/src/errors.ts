@@ -61,6 +61,7 @@ export const ErrorCodes = [
   "authorization_pending",
   "slow_down",
   "sso_disabled",
+  "agent_unsupported",
 ] as const;
 export type ErrorCode = (typeof ErrorCodes)[number];
 
@@ -145,6 +146,7 @@ export const errorStatus: Record<ErrorCode, number> = {
   slow_down: 429,
   /** The gateway has no identity provider configured (--oidc-issuer). */
   sso_disabled: 404,
+  agent_unsupported: 426,
 };
 
 /** An error that knows its stable code; servers turn it into an ErrorBody. */

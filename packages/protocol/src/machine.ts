@@ -36,6 +36,8 @@ export const JoinRequest = Type.Object(
     name: Type.Optional(Name),
     hostname: Type.String({ maxLength: 253 }),
     agent_version: Type.String({ maxLength: 64 }),
+    /** The agent protocol it speaks (AGENT_PROTOCOL); absent from agents before it was sent, which speak 1. */
+    protocol: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
     hardware: Hardware,
     /** Where the agent's control API can be reached directly (LAN / Tailscale), if anywhere. */
     control_address: Type.Optional(Type.String({ maxLength: 300 })),

@@ -3,7 +3,16 @@ import https from "node:https";
 import type { Duplex } from "node:stream";
 import { TLSSocket } from "node:tls";
 import type { Logger } from "@beta9/http";
-import { CHANNEL_PATH, CHANNEL_PROTOCOL, type ErrorBody, MACHINE_ID_HEADER } from "@beta9/protocol";
+import {
+  AGENT_PROTOCOL,
+  AGENT_PROTOCOL_HEADER,
+  AGENT_VERSION_HEADER,
+  BETA9_VERSION,
+  CHANNEL_PATH,
+  CHANNEL_PROTOCOL,
+  type ErrorBody,
+  MACHINE_ID_HEADER,
+} from "@beta9/protocol";
 import { type AgentConfig, addressUrl, gatewayAddresses } from "../config/config-file.ts";
 import type { AgentState } from "../state.ts";
 import { Backoff, sleep } from "./backoff.ts";
@@ -95,6 +104,9 @@ export class Connector {
           continue;
         }
         if (err instanceof GatewayUntrusted) log.error({ gateway }, err.message);
+        // Versions that do not match: said plainly, and tried again (the other side may be upgraded meanwhile).
+        else if (err instanceof GatewayRefused && err.code === "agent_unsupported")
+          log.error({ gateway, code: err.code }, `${err.message}; will retry`);
         else log.warn({ gateway, err: describe(err) }, "cannot reach the gateway; will retry");
         if (gateways.length > 1) {
           this.#current = (this.#current + 1) % gateways.length;
@@ -122,6 +134,8 @@ export class Connector {
           upgrade: CHANNEL_PROTOCOL,
           authorization: `Bearer ${cfg.machine.token}`,
           [MACHINE_ID_HEADER]: cfg.machine.id,
+          [AGENT_PROTOCOL_HEADER]: String(AGENT_PROTOCOL),
+          [AGENT_VERSION_HEADER]: BETA9_VERSION,
         },
       });
       req.on("upgrade", (_res, socket, head) => {

@@ -2,6 +2,7 @@ import http from "node:http";
 import https from "node:https";
 import { hostname } from "node:os";
 import {
+  AGENT_PROTOCOL,
   BETA9_VERSION,
   type ErrorBody,
   type Hardware,
@@ -35,6 +36,7 @@ export async function join(
     name: cfg.machine.name,
     hostname: cfg.machine.hostname || hostname(),
     agent_version: BETA9_VERSION,
+    protocol: AGENT_PROTOCOL,
     hardware,
     ...(cfg.machine.country ? { country: cfg.machine.country } : {}),
     // Joining again under this id: the current credential proves the id is ours.

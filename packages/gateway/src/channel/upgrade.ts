@@ -1,11 +1,19 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { bearerToken, type Logger, requestIdOf, toErrorReply } from "@beta9/http";
-import { Beta9Error, CHANNEL_PATH, CHANNEL_PROTOCOL, MACHINE_ID_HEADER } from "@beta9/protocol";
+import {
+  AGENT_PROTOCOL_HEADER,
+  AGENT_VERSION_HEADER,
+  Beta9Error,
+  CHANNEL_PATH,
+  CHANNEL_PROTOCOL,
+  MACHINE_ID_HEADER,
+} from "@beta9/protocol";
 import type { Store } from "@beta9/store";
 import type { Audit } from "../audit/audit.ts";
 import { refusalEvent } from "../auth/security-events.ts";
 import type { TrustedProxies } from "../http/trusted-proxies.ts";
+import { checkAgentProtocol, protocolHeader } from "../machines/agent-protocol.ts";
 import { verifyMachineCredential } from "../machines/credentials.ts";
 import type { MachineRegistry } from "../machines/registry.ts";
 import { AgentChannel } from "./agent-channel.ts";
@@ -58,6 +66,12 @@ async function accept(deps: UpgradeDeps, req: IncomingMessage, socket: Duplex, h
   if (typeof machineId !== "string" || !ID_PATTERN.test(machineId)) {
     throw new Beta9Error("bad_request", `send the machine id in the ${MACHINE_ID_HEADER} header`);
   }
+  // Before the credential: an agent upgraded past this gateway is told so, not left retrying in silence.
+  const version = req.headers[AGENT_VERSION_HEADER];
+  checkAgentProtocol(
+    protocolHeader(req.headers[AGENT_PROTOCOL_HEADER]),
+    typeof version === "string" ? version : "of an unknown version",
+  );
   const remote = deps.proxies.clientAddress(req.socket.remoteAddress, req.headers["x-forwarded-for"]);
   const machine = await verifyMachineCredential(
     deps,

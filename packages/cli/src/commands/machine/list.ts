@@ -27,7 +27,7 @@ export function addMachineList(machine: Command, ctx: Context): void {
       const now = ctx.now();
       ctx.print(
         table(
-          ["ID", "NAME", "POOL", "COUNTRY", "STATUS", "CPU", "MEMORY", "GPUS", "LAST HEARTBEAT"],
+          ["ID", "NAME", "POOL", "COUNTRY", "STATUS", "CPU", "MEMORY", "GPUS", "AGENT", "LAST HEARTBEAT"],
           list.machines.map((m) => [
             m.id,
             m.name,
@@ -37,6 +37,7 @@ export function addMachineList(machine: Command, ctx: Context): void {
             String(m.hardware.cpu_cores),
             gib(m.hardware.memory_total_bytes),
             gpuSummary(m.hardware.gpus),
+            m.agent_version,
             ago(m.last_heartbeat_at, now),
           ]),
         ),

@@ -2,6 +2,7 @@ import { JoinRequest, JoinResponse, parseCountry } from "@beta9/protocol";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { recordJoin } from "../../auth/security-events.ts";
 import type { GatewayContext } from "../../context.ts";
+import { checkAgentProtocol } from "../../machines/agent-protocol.ts";
 import { joinMachine } from "../../machines/join.ts";
 
 /** A Beta9 agent trades its join token for a machine credential bound to its machine id. */
@@ -10,6 +11,7 @@ export const joinRoutes: FastifyPluginAsyncTypebox<GatewayContext> = async (app,
     "/api/v1/machines/join",
     { schema: { body: JoinRequest, response: { 201: JoinResponse } } },
     async (req, reply) => {
+      checkAgentProtocol(req.body.protocol, req.body.agent_version);
       const res = await joinMachine(
         ctx,
         {
