@@ -81,6 +81,27 @@ export class ApiKeyRepository {
     return Number(r.numUpdatedRows) === 1;
   }
 
+  /**
+   * Forgets sessions that can never be used again: revoked before `before`, or past both their end and
+   * their refresh's by then. Keys are never touched.
+   */
+  async pruneSessions(before: number): Promise<number> {
+    const r = await this.#db
+      .deleteFrom("api_keys")
+      .where("kind", "=", "session")
+      .where((eb) =>
+        eb.or([
+          eb("revoked_at", "<", before),
+          eb.and([
+            eb("expires_at", "<", before),
+            eb.or([eb("refresh_expires_at", "is", null), eb("refresh_expires_at", "<", before)]),
+          ]),
+        ]),
+      )
+      .executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+
   /** Change a key's per-minute limits (null: none); the key as it is now, or undefined for no such key. */
   /** Change where the key's work may run (within its workspace's: the caller checks); the key now, or undefined. */
   async setResidency(id: string, r: Pick<ApiKey, "region" | "countries">): Promise<ApiKey | undefined> {

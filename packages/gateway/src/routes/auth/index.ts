@@ -14,6 +14,14 @@ export const authRoutes: FastifyPluginAsync<GatewayContext & { config: GatewayCo
 ) => {
   const { config, ...ctx } = opts;
   const sessions = new Sessions(ctx.store, { ttlMs: config.sessionTtlMs });
+  // Ended sessions are kept a day (a support question about one can still name it), then forgotten.
+  const prune = setInterval(() => {
+    ctx.store.keys
+      .pruneSessions(Date.now() - 86_400_000)
+      .catch((err: unknown) => ctx.log.warn({ err }, "could not forget ended sessions"));
+  }, 3_600_000);
+  prune.unref();
+  app.addHook("onClose", async () => clearInterval(prune));
   const secure = config.tls !== undefined;
   await app.register(sessionRoutes, { ...ctx, sessions, secure, issuer: config.oidc?.issuer ?? null });
   const signIn = config.oidc

@@ -45,7 +45,11 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRouteOptions> = asy
   );
 
   app.get("/api/v1/auth/session", { schema: { response: { 200: SessionView } } }, async (req, reply) => {
-    const caller = await opts.auth.identify(req);
+    // The contract's one answer for "not signed in" (the login page checks it), whatever the reason.
+    const caller = await opts.auth.identify(req).catch((err: unknown) => {
+      if (err instanceof Beta9Error && err.status === 401) throw new Beta9Error("unauthorized", err.message);
+      throw err;
+    });
     const row = caller.session && (await opts.store.keys.get(caller.session.id));
     // A bearer API key has no session to show: the dashboard signs in with POST.
     if (!caller.session || !row)
