@@ -312,3 +312,33 @@ describe("single sign-on for the dashboard and the CLI (a real oidc-provider, a 
     ).toBe(true);
   }, 180_000);
 });
+
+describe("an identity provider that cannot be reached", () => {
+  it("sends the browser back to the login page with sso_failed, and tells the CLI which provider failed", async () => {
+    // Nothing listens on port 9 of loopback (discard): the provider is down from the gateway's start.
+    const h = await harness(DIALECTS[0], {
+      oidc: {
+        issuer: "http://127.0.0.1:9",
+        clientId: "beta9",
+        clientSecret: "s",
+        groupsClaim: "groups",
+        rules: [{ group: "g", workspace: "default", role: "viewer" }],
+      },
+    });
+    try {
+      const r = await h.gw.app.inject({ method: "GET", url: "/ui/auth/sso?return_to=/ui/machines" });
+      expect(r.statusCode).toBe(302);
+      expect(r.headers.location).toBe("/ui/login?error=sso_failed");
+      const device = await h.call("POST", "/api/v1/auth/device", { key: null });
+      expect(device.status).toBe(502);
+      expect(device.body.error).toEqual({
+        code: "sso_failed",
+        message: expect.stringContaining("identity provider (http://127.0.0.1:9) could not be reached"),
+      });
+      // API keys are not the provider's business: they work on.
+      expect((await h.call("GET", "/api/v1/keys")).status).toBe(200);
+    } finally {
+      await h.gw.close();
+    }
+  });
+});
