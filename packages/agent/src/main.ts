@@ -22,6 +22,15 @@ import {
 import { LogFeed } from "./dashboard/log-feed.ts";
 import type { DashboardHandle } from "./dashboard/start.ts";
 import { detectHardware, UsageSampler } from "./hardware/index.ts";
+import {
+  defaultPlatform,
+  installService,
+  type ServiceOptions,
+  type ServicePlatform,
+  serviceLogs,
+  serviceStatus,
+  uninstallService,
+} from "./service/service.ts";
 
 const port = (v: string) => {
   const n = Number(v);
@@ -240,6 +249,74 @@ program
   .description("print the agent's version (the same as --version)")
   .action(() => {
     process.stdout.write(`b9agent version ${BETA9_VERSION}\n`);
+  });
+
+const service = program
+  .command("service")
+  .description(
+    "run the agent as a service: started at boot (or login with --user) and again after a failure",
+  );
+
+/** The options every `service` subcommand takes. */
+function serviceCommand(name: string, description: string): Command {
+  return service
+    .command(name)
+    .description(description)
+    .option("--user", "a service of your user (systemd --user, a LaunchAgent) rather than the system's")
+    .option(
+      "--config <path>",
+      "the agent config the service runs with (default: B9AGENT_CONFIG or ~/.b9agent/config.yaml)",
+    )
+    .option("--dir <dir>", "write the unit in this folder instead of the service manager's (to package it)")
+    .option(
+      "--platform <systemd|launchd>",
+      "the service manager (default: systemd on Linux, launchd on macOS)",
+      (v) => {
+        if (v !== "systemd" && v !== "launchd") throw new InvalidArgumentError("systemd or launchd");
+        return v;
+      },
+    );
+}
+
+interface ServiceFlags {
+  user?: boolean;
+  config?: string;
+  dir?: string;
+  platform?: ServicePlatform;
+  start?: boolean;
+  force?: boolean;
+}
+
+function serviceOptions(f: ServiceFlags): ServiceOptions {
+  return {
+    platform: f.platform ?? defaultPlatform(),
+    user: f.user === true,
+    config: f.config ?? configPath(),
+    dir: f.dir,
+    // A unit written elsewhere (--dir) is not one the service manager knows: never started from there.
+    start: f.start !== false && f.dir === undefined,
+    force: f.force,
+  };
+}
+
+serviceCommand("install", "write and enable the service that runs `b9agent run --no-tui` with this config")
+  .option("--no-start", "only write the unit; print how to enable and start it")
+  .option("--force", "replace a service installed before")
+  .action(async (f: ServiceFlags) => {
+    process.stdout.write(await installService(serviceOptions(f)));
+  });
+serviceCommand("uninstall", "stop the service and remove its unit").action(async (f: ServiceFlags) => {
+  process.stdout.write(await uninstallService(serviceOptions(f)));
+});
+serviceCommand("status", "where the service's unit is and what the service manager says of it").action(
+  async (f: ServiceFlags) => {
+    process.exitCode = await serviceStatus(serviceOptions(f), (s) => process.stdout.write(s));
+  },
+);
+serviceCommand("logs", "the service's last log lines (-f: follow)")
+  .option("-f, --follow", "keep printing new lines")
+  .action(async (f: ServiceFlags & { follow?: boolean }) => {
+    process.exitCode = await serviceLogs(serviceOptions(f), f.follow === true);
   });
 
 program
