@@ -107,10 +107,14 @@ export function StatusBadge(props: { status: string }) {
  */
 export function ConfirmButton(props: {
   label: string;
+  /** What a screen reader says when the visible label alone is ambiguous ("Revoke laptop" for "Revoke"). */
+  name?: string;
   question: string;
   confirm: string;
   danger?: boolean;
   onConfirm: () => Promise<unknown>;
+  /** Fields asked for in the dialog (limits to set), above its buttons. */
+  children?: ComponentChildren;
 }) {
   const dialog = useRef<HTMLDialogElement>(null);
   const [busy, setBusy] = useState(false);
@@ -132,12 +136,14 @@ export function ConfirmButton(props: {
       <button
         type="button"
         class={props.danger ? "danger" : "secondary"}
+        aria-label={props.name}
         onClick={() => dialog.current?.showModal()}
       >
         {props.label}
       </button>
-      <dialog ref={dialog} aria-label={props.label}>
+      <dialog ref={dialog} aria-label={props.name ?? props.label}>
         <p>{props.question}</p>
+        {props.children}
         <ErrorNote error={error} />
         <div class="actions">
           <button type="button" class="secondary" onClick={() => dialog.current?.close()}>
@@ -178,4 +184,55 @@ export function bytes(n: number | null | undefined): string {
 export function num(n: number | null | undefined, digits = 0): string {
   if (n === null || n === undefined) return "—";
   return n.toLocaleString(undefined, { maximumFractionDigits: digits });
+}
+
+/** A limit as typed: empty for none (null), else a positive number. */
+export function limitOf(text: string): number | null {
+  return text.trim() === "" ? null : Number(text);
+}
+
+/**
+ * Limits set in a confirmation dialog: one number field per limit, empty for none; `save` gets the
+ * new values (null for none).
+ */
+export function LimitsButton<K extends string>(props: {
+  /** The accessible name: what the limits are of ("Limits of laptop"); the button shows "Limits". */
+  label: string;
+  fields: Record<K, { label: string; value: number | null }>;
+  save: (limits: Record<K, number | null>) => Promise<unknown>;
+}) {
+  const keys = Object.keys(props.fields) as K[];
+  const initial = () => Object.fromEntries(keys.map((k) => [k, props.fields[k].value?.toString() ?? ""]));
+  const [values, setValues] = useState<Record<string, string>>(initial);
+  const id = props.label.replace(/[^a-zA-Z0-9]+/g, "-");
+  return (
+    <ConfirmButton
+      label="Limits"
+      name={props.label}
+      question="Empty means no limit."
+      confirm="Save"
+      onConfirm={() =>
+        props.save(
+          Object.fromEntries(keys.map((k) => [k, limitOf(values[k] ?? "")])) as Record<K, number | null>,
+        )
+      }
+    >
+      <div class="limits">
+        {keys.map((k) => (
+          <label key={k} for={`${id}-${k}`}>
+            {props.fields[k].label}
+            <input
+              id={`${id}-${k}`}
+              type="number"
+              min="0"
+              step="any"
+              placeholder="no limit"
+              value={values[k]}
+              onInput={(e) => setValues({ ...values, [k]: e.currentTarget.value })}
+            />
+          </label>
+        ))}
+      </div>
+    </ConfirmButton>
+  );
 }

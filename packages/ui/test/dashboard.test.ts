@@ -179,7 +179,7 @@ describe("the dashboard in a browser", () => {
     await ctx.close();
   }, 300_000);
 
-  it("creates a key whose secret is shown once, and revokes it after a confirmation", async () => {
+  it("creates a key whose secret is shown once, changes its limit, and revokes it after a confirmation", async () => {
     const ctx = await newContext(browser);
     const page = await signIn(ctx, "/keys");
     const form = page.getByRole("form", { name: "Create a key" });
@@ -195,6 +195,21 @@ describe("the dashboard in a browser", () => {
     await page.reload();
     await page.getByRole("cell", { name: "laptop", exact: true }).waitFor();
     expect(await page.content()).not.toContain(secret);
+
+    // Its limit changed in the dialog, as the API then says.
+    await page.getByRole("button", { name: "Limits of laptop" }).click();
+    const limits = page.getByRole("dialog", { name: "Limits of laptop" });
+    await limits.getByLabel("Requests per minute").fill("120");
+    await limits.getByRole("button", { name: "Save" }).click();
+    await expect
+      .poll(async () => {
+        const list = await gw.api<{ keys: { name: string; rpm_limit: number | null }[] }>(
+          "GET",
+          "/api/v1/keys",
+        );
+        return list.body.keys.find((k) => k.name === "laptop")?.rpm_limit;
+      })
+      .toBe(120);
 
     await page.getByRole("button", { name: "Revoke laptop" }).click();
     await page.getByRole("dialog", { name: "Revoke laptop" }).getByRole("button", { name: "Revoke" }).click();
@@ -239,7 +254,13 @@ describe("the dashboard in a browser", () => {
       ).status,
     ).toBe(201);
     const job = await gw.api<{ id: string }>("POST", "/api/v1/jobs", {
-      command: ["printf", "%s\\n%s\\n", HTML, ANSI],
+      command: [
+        "sh",
+        "-c",
+        'printf "%s\\n%s\\n" "$0" "$1"; printf 42 > "$B9_OUTPUT_DIR/result.txt"',
+        HTML,
+        ANSI,
+      ],
     });
     expect(job.status).toBe(201);
 
@@ -257,6 +278,11 @@ describe("the dashboard in a browser", () => {
     await page.goto(`${gw.url}/ui/jobs/${job.body.id}`);
     await expect.poll(() => page.getByTestId("job-logs").textContent(), { timeout: 60_000 }).toContain(HTML);
     expect(await page.getByTestId("job-logs").textContent()).toContain(shown(ANSI));
+    // Its output file, downloaded with the session cookie through the public API.
+    const output = page.getByRole("link", { name: "result.txt" });
+    await output.waitFor({ timeout: 30_000 });
+    const href = await output.getAttribute("href");
+    expect(await page.evaluate((url) => fetch(url!).then((r) => r.text()), href)).toBe("42");
     await screenshot(page, "dashboard-hostile-job-laptop");
     // Nothing of it became an element or ran.
     for (const path of ["/machines", "/machines/hostile1", "/deployments", `/jobs/${job.body.id}`]) {

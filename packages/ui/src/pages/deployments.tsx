@@ -144,6 +144,7 @@ function Scale(props: { deployment: DeploymentView; onDone: () => void }) {
       />
       <ConfirmButton
         label="Scale"
+        name={`Scale ${d.name}`}
         question={`Make ${d.name} again with ${min} to ${max} replicas? Its replicas are unloaded and placed again.`}
         confirm="Scale"
         onConfirm={async () => {
@@ -208,6 +209,7 @@ export function DeploymentsPage() {
                     <Scale deployment={d} onDone={list.reload} />
                     <ConfirmButton
                       label="Remove"
+                      name={`Remove ${d.name}`}
                       danger
                       question={`Remove ${d.name}? Its replicas are unloaded and requests for it fail.`}
                       confirm="Remove"

@@ -2,6 +2,7 @@ import type { JobLogLine } from "@beta9/protocol";
 import { useEffect, useState } from "preact/hooks";
 import { api, describe } from "../api.ts";
 import {
+  bytes,
   ConfirmButton,
   ErrorNote,
   Page,
@@ -86,6 +87,32 @@ function Logs(props: { id: string }) {
   );
 }
 
+/** The files the job left, each a download through the same API the CLI uses (b9 job outputs). */
+function Outputs(props: { id: string; ended: boolean }) {
+  const outputs = usePoll((signal) => api.jobs.outputs(props.id, { signal }), [props.id, props.ended]);
+  const href = (name: string) =>
+    `/api/v1/jobs/${encodeURIComponent(props.id)}/outputs/${name.split("/").map(encodeURIComponent).join("/")}`;
+  return (
+    <section class="panel" aria-labelledby="outputs">
+      <h2 id="outputs">Outputs</h2>
+      <ErrorNote error={outputs.error} />
+      <ul class="events">
+        {(outputs.data?.outputs ?? []).map((o) => (
+          <li key={o.name}>
+            <a href={href(o.name)} download>
+              {printable(o.name)}
+            </a>{" "}
+            <span class="sub">
+              {bytes(o.size)} · sha256 {o.sha256.slice(0, 12)}…
+            </span>
+          </li>
+        ))}
+        {outputs.data?.outputs.length === 0 && <li>None{props.ended ? "" : " yet"}.</li>}
+      </ul>
+    </section>
+  );
+}
+
 export function JobPage(props: { id: string }) {
   const job = usePoll((signal) => api.jobs.get(props.id, { signal }), [props.id], 3_000);
   const j = job.data;
@@ -138,6 +165,7 @@ export function JobPage(props: { id: string }) {
         </section>
       )}
       <Logs id={props.id} />
+      {j && <Outputs id={j.id} ended={j.ended} />}
     </Page>
   );
 }

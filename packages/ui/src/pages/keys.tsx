@@ -1,11 +1,21 @@
 import type { ApiKeyView, Scope, WorkspaceView } from "@beta9/protocol";
 import { useState } from "preact/hooks";
 import { api, describe } from "../api.ts";
-import { ConfirmButton, ErrorNote, num, Page, printable, TableBox, usePoll, when } from "../components.tsx";
+import {
+  ConfirmButton,
+  ErrorNote,
+  LimitsButton,
+  limitOf,
+  num,
+  Page,
+  printable,
+  TableBox,
+  usePoll,
+  when,
+} from "../components.tsx";
 import { canWrite, useIdentity, useOperator } from "../session.tsx";
 
 const SCOPES: Scope[] = ["inference", "read", "jobs", "admin"];
-const limit = (value: string): number | null => (value.trim() === "" ? null : Number(value));
 
 function CreateKey(props: { onCreated: (key: ApiKeyView) => void }) {
   const [name, setName] = useState("");
@@ -20,8 +30,8 @@ function CreateKey(props: { onCreated: (key: ApiKeyView) => void }) {
       const key = await api.keys.create({
         name: name.trim(),
         scopes,
-        rpm_limit: limit(rpm),
-        tpm_limit: limit(tpm),
+        rpm_limit: limitOf(rpm),
+        tpm_limit: limitOf(tpm),
       });
       setName("");
       props.onCreated(key);
@@ -86,7 +96,7 @@ function CreateKey(props: { onCreated: (key: ApiKeyView) => void }) {
   );
 }
 
-function Workspaces(props: { workspaces: WorkspaceView[] }) {
+function Workspaces(props: { workspaces: WorkspaceView[]; onChanged: () => void }) {
   return (
     <section class="panel" aria-labelledby="workspaces">
       <h2 id="workspaces">Workspaces</h2>
@@ -98,6 +108,7 @@ function Workspaces(props: { workspaces: WorkspaceView[] }) {
             <th scope="col">Tokens/min</th>
             <th scope="col">Jobs at once</th>
             <th scope="col">GPU-hours/day</th>
+            <th scope="col">Actions</th>
           </tr>
         </thead>
         <tbody>
@@ -111,6 +122,21 @@ function Workspaces(props: { workspaces: WorkspaceView[] }) {
               <td>{w.tpm_limit === null ? "no limit" : num(w.tpm_limit)}</td>
               <td>{w.max_jobs === null ? "no limit" : num(w.max_jobs)}</td>
               <td>{w.gpu_hours_per_day === null ? "no limit" : num(w.gpu_hours_per_day, 2)}</td>
+              <td>
+                <LimitsButton
+                  label={`Limits of workspace ${w.name}`}
+                  fields={{
+                    rpm_limit: { label: "Requests per minute", value: w.rpm_limit },
+                    tpm_limit: { label: "Tokens per minute", value: w.tpm_limit },
+                    max_jobs: { label: "Jobs at once", value: w.max_jobs },
+                    gpu_hours_per_day: { label: "GPU-hours per day", value: w.gpu_hours_per_day },
+                  }}
+                  save={async (limits) => {
+                    await api.workspaces.setLimits(w.name, limits);
+                    props.onChanged();
+                  }}
+                />
+              </td>
             </tr>
           ))}
         </tbody>
@@ -178,19 +204,35 @@ export function KeysPage() {
               <td>{when(k.last_used_at)}</td>
               <td>{k.revoked ? "revoked" : "active"}</td>
               {writer && (
-                <td>
-                  {!k.revoked && (
-                    <ConfirmButton
-                      label={`Revoke ${k.name}`}
-                      danger
-                      question={`Revoke ${k.name}? Every program using it is refused from now on.`}
-                      confirm="Revoke"
-                      onConfirm={async () => {
-                        await api.keys.revoke(k.id);
-                        keys.reload();
-                      }}
-                    />
-                  )}
+                <td class="row-actions">
+                  <div>
+                    {!k.revoked && (
+                      <LimitsButton
+                        label={`Limits of ${k.name}`}
+                        fields={{
+                          rpm_limit: { label: "Requests per minute", value: k.rpm_limit },
+                          tpm_limit: { label: "Tokens per minute", value: k.tpm_limit },
+                        }}
+                        save={async (limits) => {
+                          await api.keys.setLimits(k.id, limits);
+                          keys.reload();
+                        }}
+                      />
+                    )}
+                    {!k.revoked && (
+                      <ConfirmButton
+                        label="Revoke"
+                        name={`Revoke ${k.name}`}
+                        danger
+                        question={`Revoke ${k.name}? Every program using it is refused from now on.`}
+                        confirm="Revoke"
+                        onConfirm={async () => {
+                          await api.keys.revoke(k.id);
+                          keys.reload();
+                        }}
+                      />
+                    )}
+                  </div>
                 </td>
               )}
             </tr>
@@ -208,7 +250,7 @@ export function KeysPage() {
       {operator && (
         <>
           <ErrorNote error={workspaces.error} />
-          <Workspaces workspaces={workspaces.data?.workspaces ?? []} />
+          <Workspaces workspaces={workspaces.data?.workspaces ?? []} onChanged={workspaces.reload} />
         </>
       )}
     </Page>

@@ -69,20 +69,25 @@ export function PlaygroundPage() {
     <Page title="Playground">
       <ErrorNote error={models.error} />
       <div class="chat panel">
-        <ol class="turns" aria-live="polite" aria-label="Conversation">
-          {turns.map((t, i) => (
-            <li key={i} class={`turn ${t.role}`}>
-              <span class="who-said">{t.role === "user" ? "You" : printable(model)}</span>
-              <p>{t.content}</p>
-            </li>
-          ))}
-          {busy && (
-            <li class="turn assistant" aria-busy="true">
-              <span class="who-said">{printable(model)}</span>
-              <p data-testid="answer">{answer || "…"}</p>
-            </li>
-          )}
-        </ol>
+        {turns.length === 0 && !busy && (
+          <p class="hint">Pick a model and ask something: the answer streams in as it is written.</p>
+        )}
+        {(turns.length > 0 || busy) && (
+          <ol class="turns" aria-live="polite" aria-label="Conversation">
+            {turns.map((t, i) => (
+              <li key={i} class={`turn ${t.role}`}>
+                <span class="who-said">{t.role === "user" ? "You" : printable(model)}</span>
+                <p>{t.content}</p>
+              </li>
+            ))}
+            {busy && (
+              <li class="turn assistant" aria-busy="true">
+                <span class="who-said">{printable(model)}</span>
+                <p data-testid="answer">{answer || "…"}</p>
+              </li>
+            )}
+          </ol>
+        )}
         <p class="rate" data-testid="rate">
           {rate ?? ""}
         </p>
