@@ -53,9 +53,24 @@ export const api = {
   inference: new Inference(transport, 10 * 60_000),
 };
 
+/**
+ * Whether this browser was signed in when last seen: no secret, only a hint that lets a page ask for
+ * its data while the session is checked. A signed-out visit then makes one refused call, not five.
+ */
+const HINT = "b9:signed-in";
+export function likelySignedIn(): boolean {
+  return localStorage.getItem(HINT) === "1";
+}
+
 function remember(session: Session): Session {
   csrfToken = session.csrf_token;
+  localStorage.setItem(HINT, "1");
   return session;
+}
+
+function forget(): void {
+  csrfToken = undefined;
+  localStorage.removeItem(HINT);
 }
 
 /** The current session, or undefined when there is none (the login page is shown then). */
@@ -63,7 +78,10 @@ export async function currentSession(): Promise<Session | undefined> {
   try {
     return remember(await transport.get<Session>("/api/v1/auth/session"));
   } catch (error) {
-    if (error instanceof ApiError && (error.status === 401 || error.status === 404)) return undefined;
+    if (error instanceof ApiError && (error.status === 401 || error.status === 404)) {
+      forget();
+      return undefined;
+    }
     throw error;
   }
 }
@@ -73,8 +91,12 @@ export async function signIn(apiKey: string): Promise<Session> {
 }
 
 export async function signOut(): Promise<void> {
-  await transport.delete<undefined>("/api/v1/auth/session");
-  csrfToken = undefined;
+  try {
+    // Unsafe: it carries the CSRF token, so it is forgotten only after.
+    await transport.delete<undefined>("/api/v1/auth/session");
+  } finally {
+    forget();
+  }
 }
 
 export async function authConfig(): Promise<{ sso: boolean; issuer: string | null }> {

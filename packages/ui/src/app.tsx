@@ -1,6 +1,6 @@
 import type { ComponentType } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { currentSession, describe, type Session, signOut } from "./api.ts";
+import { currentSession, describe, likelySignedIn, type Session, signOut } from "./api.ts";
 import { AuditPage } from "./pages/audit.tsx";
 import { DeploymentsPage } from "./pages/deployments.tsx";
 import { JobPage, JobsPage } from "./pages/jobs.tsx";
@@ -72,6 +72,8 @@ export function App() {
       </main>
     );
   if (path === "/login" || session === null) return <LoginPage onSignedIn={setSession} />;
+  // Signed out when last seen: nothing is asked for until the session is known.
+  if (session === undefined && !likelySignedIn()) return <main class="center" aria-busy="true" />;
 
   const found = route(path);
   const logout = async () => {

@@ -88,8 +88,15 @@ describe("the dashboard in a browser", () => {
   it("refuses a wrong key with the gateway's sentence, signs in with a right one, signs out, and returns only to its own pages", async () => {
     const ctx = await newContext(browser);
     const page = await open(ctx);
+    const refused: string[] = [];
+    page.on("response", (r) => {
+      if (r.status() === 401) refused.push(new URL(r.url()).pathname);
+    });
     await page.goto(`${gw.url}/ui/keys`);
     await page.waitForURL(/\/ui\/login\?return_to=%2Fui%2Fkeys/);
+    await page.getByLabel("API key").waitFor();
+    // Signed out, a page asks only whether there is a session (each refusal is a security event).
+    expect(refused).toEqual(["/api/v1/auth/session"]);
     await page.getByLabel("API key").fill("b9_not_a_real_key");
     await page.getByRole("button", { name: "Sign in" }).click();
     await expect.poll(() => page.getByRole("alert").textContent()).toMatch(/key/i);
