@@ -114,6 +114,9 @@ describe("the dashboard in a browser", () => {
     await page.waitForURL(/\/ui\/login/);
     await page.goto(`${gw.url}/ui/machines`);
     await page.waitForURL(/\/ui\/login/);
+    // A single sign-on that failed comes back with a code: the page says what it means.
+    await page.goto(`${gw.url}/ui/login?error=sso_refused`);
+    await expect.poll(() => page.getByRole("alert").textContent()).toContain("none of your groups");
     // A login link whose return address is another site (an open redirect) lands on the dashboard.
     for (const away of ["https://evil.example/", "//evil.example/ui/", "/ui/../../evil"]) {
       await page.goto(`${gw.url}/ui/login?return_to=${encodeURIComponent(away)}`);
