@@ -1,5 +1,5 @@
 import module from "node:module";
-import { join } from "node:path";
+import { extname, join } from "node:path";
 import { Beta9Error, type Hardware } from "@beta9/protocol";
 import type { PidfileRegistry } from "../process/pidfiles.ts";
 import {
@@ -17,7 +17,8 @@ import { httpRequest, openAiModelIds, parseJson } from "./http.ts";
 import { freeLoopbackPort, LOOPBACK } from "./ports.ts";
 import { Supervisor } from "./supervisor.ts";
 
-const SERVER_MAIN = join(import.meta.dirname, "builtin", "main.ts");
+// main.ts in the repository, main.js in the installed package (scripts/pack compiles it).
+const SERVER_MAIN = join(import.meta.dirname, "builtin", `main${extname(import.meta.filename)}`);
 const NODE_LLAMA_CPP_VERSION = "3.21.1";
 
 export interface BuiltinEngineOptions {
