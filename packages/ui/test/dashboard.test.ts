@@ -154,6 +154,10 @@ describe("the dashboard in a browser", () => {
     await page.getByRole("button", { name: "Uncordon" }).click();
     await page.getByRole("dialog", { name: "Uncordon" }).getByRole("button", { name: "Uncordon" }).click();
     await expect.poll(async () => (await machine(worker.machineId)).status).toBe("READY");
+    // Its changes, newest first, from the audit log.
+    const changes = page.getByRole("region", { name: "Changes" }).getByRole("listitem");
+    await expect.poll(() => changes.first().textContent()).toContain("machine.uncordon");
+    expect(await changes.last().textContent()).toContain("machine.join");
     await ctx.close();
   });
 

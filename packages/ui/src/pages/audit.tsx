@@ -1,6 +1,36 @@
+import type { AuditEventView } from "@beta9/protocol";
+import type { AuditFilter } from "@beta9/sdk/browser";
 import { useState } from "preact/hooks";
 import { api } from "../api.ts";
 import { ErrorNote, Page, printable, TableBox, usePoll, when } from "../components.tsx";
+
+/** Pages of this many events are read while looking for the newest. */
+const PAGE = 500;
+/** How far back the newest events are looked for when no time is given (older ones: filter by since). */
+const DEFAULT_SPAN_MS = 7 * 86_400_000;
+
+/**
+ * The newest `count` events that match, newest first. The API lists from oldest on, so the pages are
+ * read to the end (a few at most over the default week) and the last ones kept.
+ */
+export async function newestEvents(
+  filter: AuditFilter,
+  count: number,
+  signal: AbortSignal,
+): Promise<AuditEventView[]> {
+  let kept: AuditEventView[] = [];
+  let after: string | undefined;
+  const since = filter.since ?? new Date(Date.now() - DEFAULT_SPAN_MS);
+  for (;;) {
+    const page = await api.audit.list(
+      { ...filter, since, limit: PAGE, ...(after ? { after } : {}) },
+      { signal },
+    );
+    kept = [...kept, ...page.events].slice(-count);
+    if (page.events.length < PAGE || !page.next) return kept.reverse();
+    after = page.next;
+  }
+}
 
 const FILTERS = ["action", "actor", "resource"] as const;
 type Filter = Record<(typeof FILTERS)[number] | "since", string>;
@@ -12,7 +42,7 @@ export function AuditPage() {
     async (signal) => {
       const f = Object.fromEntries(Object.entries(applied).filter(([, v]) => v.trim() !== ""));
       const since = f.since ? new Date(f.since) : undefined;
-      return api.audit.list({ ...f, ...(since ? { since } : {}), limit: 200 }, { signal });
+      return newestEvents({ ...f, ...(since ? { since } : {}) }, 200, signal);
     },
     [applied],
     10_000,
@@ -55,25 +85,22 @@ export function AuditPage() {
           </tr>
         </thead>
         <tbody>
-          {(events.data?.events ?? [])
-            .slice()
-            .reverse()
-            .map((e) => (
-              <tr key={`${e.chain}-${e.seq}`}>
-                <td>{when(e.at)}</td>
-                <td>{printable(e.action)}</td>
-                <td>{e.outcome}</td>
-                <td>
-                  {e.actor.type}
-                  {e.actor.id && <div class="sub">{printable(e.actor.id)}</div>}
-                </td>
-                <td class="break">{e.resource ? printable(e.resource) : "—"}</td>
-                <td>{e.workspace ? printable(e.workspace) : "—"}</td>
-              </tr>
-            ))}
+          {(events.data ?? []).map((e) => (
+            <tr key={`${e.chain}-${e.seq}`}>
+              <td>{when(e.at)}</td>
+              <td>{printable(e.action)}</td>
+              <td>{e.outcome}</td>
+              <td>
+                {e.actor.type}
+                {e.actor.id && <div class="sub">{printable(e.actor.id)}</div>}
+              </td>
+              <td class="break">{e.resource ? printable(e.resource) : "—"}</td>
+              <td>{e.workspace ? printable(e.workspace) : "—"}</td>
+            </tr>
+          ))}
         </tbody>
       </TableBox>
-      {events.data?.events.length === 0 && <p>No event matches.</p>}
+      {events.data?.length === 0 && <p>No event matches.</p>}
     </Page>
   );
 }

@@ -13,6 +13,7 @@ import {
 } from "../components.tsx";
 import { navigate } from "../router.tsx";
 import { canWrite, useIdentity } from "../session.tsx";
+import { newestEvents } from "./audit.tsx";
 import { gpuSummary } from "./machines.tsx";
 
 export function MachinePage(props: { id: string }) {
@@ -20,8 +21,7 @@ export function MachinePage(props: { id: string }) {
   const machine = usePoll((signal) => api.machines.get(props.id, { signal }), [props.id], 5_000);
   // Its state changes as the audit log recorded them (cordon, drain, join …), newest first.
   const history = usePoll(
-    async (signal) =>
-      (await api.audit.list({ resource: `machine:${props.id}`, limit: 50 }, { signal })).events,
+    (signal) => newestEvents({ resource: `machine:${props.id}` }, 50, signal),
     [props.id],
     10_000,
   );
