@@ -22,6 +22,11 @@ const sha256 = async (data: Uint8Array<ArrayBuffer> | string) =>
  * `hash`, `prev_hash` included), so an export can be checked with any RFC 8785 library.
  */
 export function auditEventHash(e: Omit<AuditEventView, "hash">): Promise<string> {
+  return sha256(auditEventForm(e));
+}
+
+/** The text an event's hash is taken over: its RFC 8785 form, every field but `hash`. */
+export function auditEventForm(e: Omit<AuditEventView, "hash">): string {
   const { chain, seq, at, actor, workspace, action, resource, outcome, request_id, details, prev_hash } = e;
   const form = canonicalize({
     chain,
@@ -37,7 +42,7 @@ export function auditEventHash(e: Omit<AuditEventView, "hash">): Promise<string>
     prev_hash,
   });
   if (form === undefined) throw new Error("an audit event has no canonical JSON form");
-  return sha256(form);
+  return form;
 }
 
 /** What a checkpoint's signature covers: the RFC 8785 form of {chain, seq, hash, at (epoch ms)}. */

@@ -1,7 +1,16 @@
-import type { AuditEventView } from "@beta9/protocol";
+import { createHash } from "node:crypto";
+import { type AuditEventView, auditEventForm } from "@beta9/protocol";
 import type { AuditEventRow } from "@beta9/store";
 
-export { auditEventHash as eventHash, checkpointMessage, GENESIS } from "@beta9/protocol";
+export { checkpointMessage, GENESIS } from "@beta9/protocol";
+
+/**
+ * An event's hash as the protocol defines it (auditEventHash), computed with node:crypto: on the
+ * request path, where WebCrypto's asynchronous digest costs a job and a promise per event.
+ */
+export function eventHash(e: Omit<AuditEventView, "hash">): string {
+  return createHash("sha256").update(auditEventForm(e)).digest("hex");
+}
 
 export function eventView(row: AuditEventRow): AuditEventView {
   return {

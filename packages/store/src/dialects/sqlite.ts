@@ -8,23 +8,35 @@ import { type SqliteDatabase, SqliteDialect, type SqliteStatement } from "kysely
  * machine needs no build tools. The adapter only reshapes the statement API Kysely expects.
  */
 function adapt(db: DatabaseSync): SqliteDatabase {
+  // Kysely prepares every query it runs; SQLite's compile costs more than most of our queries do,
+  // so statements are kept by their SQL (a bounded set: queries are built from code).
+  const cache = new Map<string, SqliteStatement>();
   return {
     close: () => db.close(),
     prepare(sql: string): SqliteStatement {
+      const cached = cache.get(sql);
+      if (cached) return cached;
       const stmt = db.prepare(sql);
       const params = (p: ReadonlyArray<unknown>) => p.map(toSqlite);
-      return {
+      const adapted: SqliteStatement = {
         reader: stmt.columns().length > 0,
         all: (p) => stmt.all(...params(p)),
         run: (p) => {
           const r = stmt.run(...params(p));
           return { changes: r.changes, lastInsertRowid: r.lastInsertRowid };
         },
-        iterate: (p) => stmt.iterate(...params(p)) as IterableIterator<unknown>,
+        // An iterator stays open across awaits: one of its own, never the shared statement.
+        iterate: (p) => db.prepare(sql).iterate(...params(p)) as IterableIterator<unknown>,
       };
+      if (cache.size >= MAX_STATEMENTS) cache.delete(cache.keys().next().value!);
+      cache.set(sql, adapted);
+      return adapted;
     },
   };
 }
+
+/** Prepared statements kept at most (the oldest goes first). */
+const MAX_STATEMENTS = 500;
 
 function toSqlite(v: unknown): SQLInputValue {
   if (typeof v === "boolean") return v ? 1 : 0;
