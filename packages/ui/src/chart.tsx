@@ -36,7 +36,7 @@ export function TimeChart(props: { title: string; times: number[]; series: Serie
             })),
           ],
           // Small values (watt-hours of a few answers) keep two significant digits instead of rounding to 0.
-          axes: [{}, { size: 60, values: (_u, splits) => splits.map(tick) }],
+          axes: [{}, { size: 76, values: (_u, splits) => splits.map(tick) }],
           scales: { x: { time: true } },
         },
         [props.times, ...props.series.map((s) => s.values)],
