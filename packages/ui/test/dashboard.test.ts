@@ -161,7 +161,7 @@ describe("the dashboard in a browser", () => {
     await ctx.close();
   });
 
-  it("deploys the test model from the form and streams an answer in the playground with its tokens/s", async () => {
+  it("deploys the test model from the form, streams an answer in the playground with its tokens/s, and scales it", async () => {
     const ctx = await newContext(browser);
     const page = await signIn(ctx, "/deployments");
     const form = page.getByRole("form", { name: "Deploy a model" });
@@ -190,6 +190,16 @@ describe("the dashboard in a browser", () => {
     const replicas = page.getByRole("region", { name: "Replicas" }).last();
     await expect.poll(() => replicas.textContent()).toContain("worker");
     expect(await replicas.textContent()).toMatch(/smollm2\s*worker/);
+    // Scaled in its row: made again with the new counts, as the API then says.
+    await page.getByLabel("Max", { exact: true }).fill("2");
+    await page.getByRole("button", { name: "Scale smollm2" }).click();
+    await page.getByRole("dialog", { name: "Scale smollm2" }).getByRole("button", { name: "Scale" }).click();
+    await expect
+      .poll(
+        async () =>
+          (await gw.api<{ max_replicas: number }>("GET", "/api/v1/deployments/smollm2")).body.max_replicas,
+      )
+      .toBe(2);
     await ctx.close();
   }, 300_000);
 
@@ -236,6 +246,27 @@ describe("the dashboard in a browser", () => {
     await expect.poll(() => page.getByRole("row", { name: /laptop/ }).textContent()).toContain("revoked");
     await ctx.close();
   });
+
+  it("cancels a running job after a confirmation, and the API says CANCELLED", async () => {
+    const job = await gw.api<{ id: string }>("POST", "/api/v1/jobs", { command: ["sleep", "600"] });
+    expect(job.status).toBe(201);
+    const ctx = await newContext(browser);
+    const page = await signIn(ctx, "/jobs");
+    await page.getByRole("link", { name: job.body.id }).click();
+    await expect.poll(() => page.locator("main").textContent(), { timeout: 30_000 }).toContain("RUNNING");
+    await page.getByRole("button", { name: "Cancel job" }).click();
+    await page
+      .getByRole("dialog", { name: "Cancel job" })
+      .getByRole("button", { name: "Cancel job" })
+      .click();
+    await expect
+      .poll(async () => (await gw.api<{ state: string }>("GET", `/api/v1/jobs/${job.body.id}`)).body.state, {
+        timeout: 30_000,
+      })
+      .toBe("CANCELLED");
+    await expect.poll(() => page.locator("main").textContent()).toContain("CANCELLED");
+    await ctx.close();
+  }, 90_000);
 
   it("shows hostile names, sources and log lines from agents and users as text, never as markup", async () => {
     // A lying agent (the fork's register/keepalive protocol, a real HTTP client) names itself and its models with markup.
