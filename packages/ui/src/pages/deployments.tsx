@@ -36,6 +36,8 @@ function CreateForm(props: { onCreated: () => void }) {
     gpu: "any",
     pool: "external",
     countries: "",
+    region: "",
+    prefer: "",
   });
   const [error, setError] = useState<string>();
   const [busy, setBusy] = useState(false);
@@ -61,6 +63,8 @@ function CreateForm(props: { onCreated: () => void }) {
         gpu: form.gpu as GpuRequirement,
         pool: form.pool.trim(),
         ...(countries.length ? { countries } : {}),
+        ...(form.region === "eu" ? { region: "eu" as const } : {}),
+        ...(form.prefer === "low-carbon" ? { prefer: "low-carbon" as const } : {}),
       });
       setForm({ ...form, name: "", source: "" });
       props.onCreated();
@@ -106,6 +110,20 @@ function CreateForm(props: { onCreated: () => void }) {
       </label>
       <label>
         Countries <input placeholder="DE, FR" {...field("countries")} />
+      </label>
+      <label>
+        Region
+        <select {...field("region")}>
+          <option value="">anywhere</option>
+          <option value="eu">EU member states only</option>
+        </select>
+      </label>
+      <label>
+        Prefer
+        <select {...field("prefer")}>
+          <option value="">no preference</option>
+          <option value="low-carbon">lowest gCO2e per token</option>
+        </select>
       </label>
       <ErrorNote error={error} />
       <div class="wide">
@@ -202,6 +220,7 @@ export function DeploymentsPage() {
                 pool {printable(d.pool)}, GPU {d.gpu}
                 {d.countries.length > 0 && `, in ${d.countries.join(" ")}`}
                 {d.region && `, region ${d.region}`}
+                {d.prefer && `, prefers ${d.prefer}`}
               </td>
               {writer && (
                 <td class="row-actions">
