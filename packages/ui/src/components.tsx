@@ -33,7 +33,14 @@ export function usePoll<T>(
   useEffect(() => {
     const ctl = new AbortController();
     let timer: ReturnType<typeof setTimeout> | undefined;
+    let first = true;
     const run = async () => {
+      // A tab nobody looks at does not keep the gateway busy: it refreshes when shown again.
+      if (!first && document.hidden && everyMs) {
+        timer = setTimeout(run, everyMs);
+        return;
+      }
+      first = false;
       try {
         const value = await load(ctl.signal);
         if (ctl.signal.aborted) return;
