@@ -220,7 +220,7 @@ export class AuditLog implements Audit {
       head = { seq: row.seq, hash: row.hash };
     }
     await this.#store.transaction(async (tx) => {
-      for (const row of rows) await tx.audit.append(row);
+      await tx.audit.appendMany(rows);
     });
     this.#head = head;
     if (head.seq - this.#lastCheckpoint.seq >= this.#opts.checkpointEvery) await this.#checkpoint();

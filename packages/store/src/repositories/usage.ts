@@ -1,5 +1,6 @@
 import { type RawBuilder, type Selectable, sql } from "kysely";
 import type { FootprintColumns, UsageTable } from "../schema.ts";
+import { powerOfTwoSlices } from "./chunks.ts";
 import type { Executor } from "./executor.ts";
 
 export type UsageRow = Selectable<UsageTable>;
@@ -76,8 +77,8 @@ export interface FootprintSummary {
 }
 
 const DAY_MS = 86_400_000;
-/** Rows per INSERT: 11 columns each stay far below either dialect's limit on bound parameters. */
-const INSERT_CHUNK = 500;
+/** Rows per INSERT at most: their columns stay far below either dialect's limit on bound parameters. */
+const INSERT_CHUNK = 512;
 
 export class UsageRepository {
   readonly #db: Executor;
@@ -87,10 +88,10 @@ export class UsageRepository {
 
   /** Many rows in few statements (the gateway writes in batches, not one transaction per request). */
   async insertMany(rows: readonly NewUsageRow[]): Promise<void> {
-    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+    for (const slice of powerOfTwoSlices(rows, INSERT_CHUNK)) {
       await this.#db
         .insertInto("usage")
-        .values(rows.slice(i, i + INSERT_CHUNK).map((r) => ({ ...NO_FOOTPRINT, request_id: null, ...r })))
+        .values(slice.map((r) => ({ ...NO_FOOTPRINT, request_id: null, ...r })))
         .execute();
     }
   }
