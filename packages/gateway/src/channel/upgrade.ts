@@ -35,7 +35,7 @@ const ID_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
  */
 export function channelUpgradeHandler(deps: UpgradeDeps) {
   return (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    socket.on("error", () => socket.destroy());
+    socket.on("error", destroySocket);
     void accept(deps, req, socket, head).catch(async (err: unknown) => {
       const { status, body } = toErrorReply(err);
       if (status >= 500) deps.log.error({ err }, "agent channel upgrade failed");
@@ -95,6 +95,14 @@ async function accept(deps: UpgradeDeps, req: IncomingMessage, socket: Duplex, h
   const channel = new AgentChannel(socket, machineId, deps.registry, deps.log);
   channel.open();
   deps.log.info({ machine_id: machineId, remote }, "agent connected");
+}
+
+/**
+ * A listener that closes over nothing: an arrow function here would share its scope with the one that
+ * uses `req`, and keep the upgrade request (its headers, the credential) as long as the channel lives.
+ */
+function destroySocket(this: Duplex): void {
+  this.destroy();
 }
 
 function refuse(socket: Duplex, status: number, body: unknown): void {
