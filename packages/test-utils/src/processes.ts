@@ -305,9 +305,10 @@ export async function startModelAgent(
     /** models.allow_private_sources: addresses a workspace's deployment source may reach (a test's file server). */
     allowPrivateSources?: string[];
     listen?: string | null;
-  } = {},
+  } & Launch = {},
 ): Promise<ModelAgent> {
   const path = await initAgent(gw, {
+    ...(opts.prefix ? { prefix: opts.prefix } : {}),
     name: opts.name ?? "worker",
     ...(opts.token ? { token: opts.token } : {}),
     ...(opts.country ? { country: opts.country } : {}),
@@ -316,6 +317,7 @@ export async function startModelAgent(
   const { token, id: machineId } = allowTestModel(path, opts.allowPrivateSources).machine;
   const agent = await startAgent(path, {
     env: opts.env,
+    ...(opts.prefix ? { prefix: opts.prefix } : {}),
     ...(opts.listen === undefined ? {} : { listen: opts.listen }),
   });
   const control = (method: string, p: string, body?: unknown) =>
