@@ -28,13 +28,28 @@ export interface Session {
 }
 
 const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+/** Called when the gateway no longer knows this browser's session. */
+const signedOut = new Set<() => void>();
+export function onSignedOut(listener: () => void): () => void {
+  signedOut.add(listener);
+  return () => signedOut.delete(listener);
+}
+
 /** The session's CSRF token, kept in memory only: a reload asks the gateway for it again. */
 let csrfToken: string | undefined;
 
 // The cookie session is the credential: same-origin fetches carry it; unsafe ones add the CSRF token.
 const transport = new Transport({
   baseUrl: location.origin,
-  fetch: (input, init) => fetch(input, { ...init, credentials: "same-origin" }),
+  fetch: async (input, init) => {
+    const response = await fetch(input, { ...init, credentials: "same-origin" });
+    // The session expired or was revoked while a page was open: back to the login page.
+    if (response.status === 401 && !String(input).includes("/api/v1/auth/")) {
+      forget();
+      for (const listener of signedOut) listener();
+    }
+    return response;
+  },
   headers: (call): Record<string, string> =>
     csrfToken && UNSAFE.has(call.method) ? { "x-csrf-token": csrfToken } : {},
 });

@@ -1,6 +1,6 @@
 import type { ComponentType } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { currentSession, describe, likelySignedIn, type Session, signOut } from "./api.ts";
+import { currentSession, describe, likelySignedIn, onSignedOut, type Session, signOut } from "./api.ts";
 import { AuditPage } from "./pages/audit.tsx";
 import { DeploymentsPage } from "./pages/deployments.tsx";
 import { JobPage, JobsPage } from "./pages/jobs.tsx";
@@ -50,6 +50,7 @@ export function App() {
   const [session, setSession] = useState<Session | null>();
   const [error, setError] = useState<string>();
 
+  useEffect(() => onSignedOut(() => setSession(null)), []);
   useEffect(() => {
     currentSession().then(
       (s) => setSession(s ?? null),

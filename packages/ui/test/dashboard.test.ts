@@ -110,6 +110,13 @@ describe("the dashboard in a browser", () => {
     const cookie = (await ctx.cookies()).find((c) => c.name === "b9_session");
     expect(cookie?.httpOnly).toBe(true);
     expect(cookie?.value).not.toContain(gw.adminKey);
+    // The session gone (expired, revoked) while a page is open: the next call leads to the login page.
+    await ctx.clearCookies();
+    await page.getByRole("link", { name: "Machines" }).click();
+    await page.waitForURL(/\/ui\/login\?return_to=%2Fui%2Fmachines/);
+    await page.getByLabel("API key").fill(gw.adminKey);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("heading", { name: "Machines", level: 1 }).waitFor();
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.waitForURL(/\/ui\/login/);
     await page.goto(`${gw.url}/ui/machines`);
