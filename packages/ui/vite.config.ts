@@ -1,8 +1,16 @@
 import { defineConfig } from "vite";
 
+// This file is type-checked with the pages' (DOM) types, without Node's: process is reached this way.
+const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
+const gateway = env.BETA9_GATEWAY ?? "http://127.0.0.1:1994";
+
 // Served by the gateway under /ui; JSX compiled by Vite's own transform for Preact (no Babel).
 export default defineConfig({
   base: "/ui/",
+  // `npm run dev -w @beta9/ui`: pages reload as they are edited, the API is a running gateway's.
+  server: {
+    proxy: { "/api": gateway, "/v1": gateway },
+  },
   oxc: { jsx: { runtime: "automatic", importSource: "preact" } },
   build: {
     outDir: "dist",
