@@ -32,7 +32,9 @@ export function createLogger(
   if (wantPretty ?? process.stdout.isTTY) {
     return pino(opts, pretty({ sync: true, translateTime: "HH:MM:ss", ignore: "pid,hostname" }));
   }
-  return pino(opts);
+  // Written asynchronously: lines that come while a write is under way go out together in one
+  // write (one syscall per request was a measurable part of the request path); still flushed at exit.
+  return pino(opts, pino.destination({ dest: 1, sync: false }));
 }
 
 export type { Logger };
