@@ -500,6 +500,8 @@ interface Result {
   rssAnon: number;
   rssFile: number;
   heapUsed: number;
+  /** What V8 holds for the heap (used plus room to grow): RSS follows this, not heapUsed. */
+  heapTotal: number;
   external: number;
   gwLagP50: number;
   gwLagP99: number;
@@ -690,6 +692,7 @@ async function runSize(n: number, opt: Options): Promise<Result> {
       rssAnon: statusKb(gw.pid, "RssAnon") / 1024,
       rssFile: statusKb(gw.pid, "RssFile") / 1024,
       heapUsed: metric(metricsText, "beta9_gateway_nodejs_heap_size_used_bytes") / 1024 / 1024,
+      heapTotal: metric(metricsText, "beta9_gateway_nodejs_heap_size_total_bytes") / 1024 / 1024,
       external: metric(metricsText, "beta9_gateway_nodejs_external_memory_bytes") / 1024 / 1024,
       gwLagP50: lagMs(metric(metricsText, "beta9_gateway_nodejs_eventloop_lag_p50_seconds") * 1e9),
       gwLagP99: lagMs(metric(metricsText, "beta9_gateway_nodejs_eventloop_lag_p99_seconds") * 1e9),
@@ -737,7 +740,7 @@ function printResult(r: Result, opt: Options): void {
   w(
     `gateway: CPU ${pct(r.cpuAvg)} avg (max 1 s sample ${pct(r.cpuMax)}; 100% = one core), ` +
       `RSS ${r.rssEnd.toFixed(0)} MB (max ${r.rssMax.toFixed(0)} MB; anon ${r.rssAnon.toFixed(0)} MB, ` +
-      `file ${r.rssFile.toFixed(0)} MB; JS heap used ${r.heapUsed.toFixed(0)} MB, external ${r.external.toFixed(0)} MB), ` +
+      `file ${r.rssFile.toFixed(0)} MB; JS heap used ${r.heapUsed.toFixed(0)} MB of ${r.heapTotal.toFixed(0)} MB, external ${r.external.toFixed(0)} MB), ` +
       `event-loop lag p50 ${ms(r.gwLagP50)} ms, p99 ${ms(r.gwLagP99)} ms, max ${ms(r.gwLagMax)} ms`,
   );
   w(

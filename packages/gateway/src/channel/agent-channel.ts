@@ -14,6 +14,12 @@ const PING_EVERY_MS = 15_000;
  */
 const STREAM_WINDOW = 256 * 1024;
 const SESSION_WINDOW = 8 * 1024 * 1024;
+/**
+ * No HPACK dynamic table either way (our SETTINGS tell the agent; the option tells our encoder): the
+ * tables' entries were a few KB of every channel's memory, held for ten thousand channels, to save a
+ * few hundred header bytes per request. Any HTTP/2 peer, old agents included, must honour it.
+ */
+const HPACK_TABLE_SIZE = 0;
 
 /**
  * The gateway's end of one agent channel: an HTTP/2 client session over the socket the agent
@@ -24,6 +30,7 @@ export class AgentChannel implements AgentLink {
   readonly machineId: string;
   readonly session: http2.ClientHttp2Session;
   readonly #registry: MachineRegistry;
+  /** Not a child logger: one per channel is memory held for the rare line each channel writes. */
   readonly #log: Logger;
   #pinger: NodeJS.Timeout | undefined;
   #closed = false;
@@ -31,13 +38,14 @@ export class AgentChannel implements AgentLink {
   constructor(socket: Duplex, machineId: string, registry: MachineRegistry, log: Logger) {
     this.machineId = machineId;
     this.#registry = registry;
-    this.#log = log.child({ machine_id: machineId });
+    this.#log = log;
     this.session = http2.connect(`http://agent.invalid`, {
       createConnection: () => socket,
-      settings: { initialWindowSize: STREAM_WINDOW },
+      settings: { initialWindowSize: STREAM_WINDOW, headerTableSize: HPACK_TABLE_SIZE },
+      maxDeflateDynamicTableSize: HPACK_TABLE_SIZE,
     });
     this.session.once("connect", () => this.session.setLocalWindowSize(SESSION_WINDOW));
-    this.session.on("error", (err) => this.#log.debug({ err }, "agent channel error"));
+    this.session.on("error", (err) => this.#log.debug({ err, machine_id: machineId }, "agent channel error"));
     this.session.on("close", () => this.#onClosed());
     socket.on("close", () => this.#onClosed());
     // The HTTP server's sockets allow half-open connections; an agent that went away must not linger.
@@ -78,7 +86,7 @@ export class AgentChannel implements AgentLink {
 
   close(reason: string): void {
     if (this.#closed) return;
-    this.#log.info({ reason }, "closing agent channel");
+    this.#log.info({ reason, machine_id: this.machineId }, "closing agent channel");
     this.session.destroy();
     this.#onClosed();
   }
@@ -95,12 +103,13 @@ export class AgentChannel implements AgentLink {
       { ":method": "POST", ":path": HEARTBEAT_STREAM_PATH, "content-type": "application/x-ndjson" },
       { endStream: false },
     );
+    // Buffers, not setEncoding: the splitter decodes UTF-8 itself, and a string decoder per stream is
+    // memory held by every channel.
     const lines = new LineSplitter(64 * 1024);
-    stream.setEncoding("utf8");
     stream.on("response", (headers) => {
       if (headers[":status"] !== 200) this.close(`heartbeat stream answered ${headers[":status"]}`);
     });
-    stream.on("data", (chunk: string) => {
+    stream.on("data", (chunk: Buffer) => {
       let batch: string[];
       try {
         batch = lines.push(chunk);
@@ -122,7 +131,7 @@ export class AgentChannel implements AgentLink {
       beat = undefined;
     }
     if (!checkHeartbeat.Check(beat)) {
-      this.#log.warn("agent sent a malformed heartbeat; ignored");
+      this.#log.warn({ machine_id: this.machineId }, "agent sent a malformed heartbeat; ignored");
       return;
     }
     const status = this.#registry.heartbeat(this.machineId, {
