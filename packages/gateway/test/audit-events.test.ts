@@ -124,6 +124,23 @@ describe("the audit log's security events", () => {
     expect(o.facts.credential).toBe(e.facts.credential);
   }, 60_000);
 
+  it("records a forged session cookie as refused (its HMAC only), but not a signed-out 'am I signed in?'", async () => {
+    const signedOut = await fetch(`${gw.url}/api/v1/auth/session`, {
+      headers: { "x-request-id": "sec-anon" },
+    });
+    expect(signedOut.status).toBe(401);
+    const forgedCookie = "b9s_forgedforgedforgedforgedforgedforged00";
+    const forged = await fetch(`${gw.url}/api/v1/auth/session`, {
+      headers: { cookie: `b9_session=${forgedCookie}`, "x-request-id": "sec-cookie" },
+    });
+    expect(forged.status).toBe(401);
+    const e = await eventOf("sec-cookie", "auth.refused");
+    expect(e.facts.credential).toMatch(/^hmac-sha256:/);
+    expect(inDatabase(forgedCookie)).toBe(false);
+    // Written in the same batch or before: none came for the visit that showed nothing.
+    expect(events("request_id = ?", "sec-anon")).toEqual([]);
+  }, 60_000);
+
   it("records a real key used beyond its rights as forbidden, naming the key", async () => {
     const jobsKey = (
       await gw.api<{ key: string }>("POST", "/api/v1/keys", { name: "jobs", scopes: ["jobs"] })

@@ -5,6 +5,7 @@ import type { FastifyInstance } from "fastify";
 import type { Audit, AuditInput } from "../audit/audit.ts";
 import { MANAGEMENT_ACTIONS, managementKeys } from "../audit/management.ts";
 import { hashSecret } from "./secrets.ts";
+import { sessionCookie } from "./sessions.ts";
 
 /** A presented API key or machine token that was refused: nobody is proven, so nobody acts. */
 const REFUSED_CREDENTIAL = new Set([
@@ -27,6 +28,7 @@ const REFUSED_JOIN = new Set([
   "country_mismatch",
   "conflict",
 ]);
+const SESSION_ROUTE = "/api/v1/auth/session";
 const JOIN_ROUTES = new Set(["/api/v1/machines/join", "/api/v1/machine/register"]);
 
 /** What a refused request showed of itself; its secret is kept only as Audit.hmac. */
@@ -106,12 +108,18 @@ export function installSecurityAudit(app: FastifyInstance, deps: { audit: Audit;
     const url = req.routeOptions.url;
     if (url && managementKeys({ method: req.method, url }).some((k) => MANAGEMENT_ACTIONS[k])) return;
     const body = req.body as { machine_id?: unknown; token?: unknown } | null | undefined;
+    const secret =
+      bearerToken(req.headers.authorization) ??
+      sessionCookie(req) ??
+      (typeof body?.token === "string" ? body.token : undefined);
+    // "Am I signed in?" asked with nothing to show is how every signed-out visit to the dashboard
+    // starts: no credential was refused, so it is no security event.
+    if (secret === undefined && req.method === "GET" && url === SESSION_ROUTE) return;
     const event = await refusalEvent(deps, err, {
       requestId: req.id,
       ip: req.ip,
-      route: `${req.method} ${req.routeOptions.url ?? req.url.split("?")[0]}`,
-      secret:
-        bearerToken(req.headers.authorization) ?? (typeof body?.token === "string" ? body.token : undefined),
+      route: `${req.method} ${url ?? req.url.split("?")[0]}`,
+      secret,
       machineId: typeof body?.machine_id === "string" ? body.machine_id : undefined,
     });
     if (event) deps.audit.enqueue(event);
