@@ -62,6 +62,9 @@ export const ErrorCodes = [
   "slow_down",
   "sso_disabled",
   "agent_unsupported",
+  "invalid_quantization",
+  "conversion_failed",
+  "converter_unavailable",
 ] as const;
 export type ErrorCode = (typeof ErrorCodes)[number];
 
@@ -147,6 +150,12 @@ export const errorStatus: Record<ErrorCode, number> = {
   /** The gateway has no identity provider configured (--oidc-issuer). */
   sso_disabled: 404,
   agent_unsupported: 426,
+  /** Not a quantisation type llama.cpp's quantize tool knows. */
+  invalid_quantization: 400,
+  /** The converter refused the model (truncated, unknown architecture, no tokenizer): nothing was kept. */
+  conversion_failed: 422,
+  /** This machine lacks what the converter needs (a C++ compiler, git, the engine's libraries). */
+  converter_unavailable: 422,
 };
 
 /** An error that knows its stable code; servers turn it into an ErrorBody. */

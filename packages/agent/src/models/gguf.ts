@@ -502,7 +502,7 @@ const TENSOR_TYPES: Record<number, string> = {
 };
 
 /** Rough bits per weight of each quantization, to estimate a parameter count from the file size. */
-const BITS_PER_WEIGHT: Record<string, number> = {
+export const BITS_PER_WEIGHT: Record<string, number> = {
   F32: 32,
   F16: 16,
   BF16: 16,

@@ -22,6 +22,9 @@ export const ModelErrorCodes = [
   "insufficient_memory",
   "model_owned",
   "source_unreachable",
+  "invalid_quantization",
+  "conversion_failed",
+  "converter_unavailable",
 ] as const;
 export type ModelErrorCode = (typeof ModelErrorCodes)[number];
 

@@ -63,11 +63,25 @@ export interface GgufModelRecord extends RecordBase {
   path?: string | undefined;
   /** With `path`: the file's mtime when it was hashed, to notice a file changed behind our back. */
   mtime_ms?: number | undefined;
+  /** For a model made by converting another (models/convert/): what it was made from and with what. */
+  converted_from?: ConvertedFrom | undefined;
   /** What the memory estimate needs. */
   block_count: number | null;
   embedding_length: number | null;
   head_count: number | null;
   head_count_kv: number | null;
+}
+
+/** The origin of a converted model and the tool that made it: the provenance that links the two. */
+export interface ConvertedFrom {
+  name: string;
+  sha256: string;
+  format: "gguf";
+  quantization: string | null;
+  /** What the conversion was asked to make ("Q8_0"). */
+  target: string;
+  /** The program, its llama.cpp release and commit, and the arguments that made this file. */
+  converter: { tool: string; version: string; args: string[] };
 }
 
 /**
@@ -501,6 +515,40 @@ export class ModelStore {
       return record;
     } finally {
       await rm(tmp, { force: true });
+    }
+  }
+
+  /** A new file in the store's blobs folder, for a conversion to write into before addConverted. */
+  async tempBlobPath(): Promise<string> {
+    const blobs = join(this.dir, "blobs");
+    await mkdir(blobs, { recursive: true });
+    return join(blobs, `.tmp-${randomBytes(8).toString("hex")}`);
+  }
+
+  /**
+   * Store the finished conversion `file` (from tempBlobPath) as model `name`: hashed, moved to its blob
+   * and recorded with its origin. The file is gone afterwards, stored or not.
+   */
+  async addConverted(
+    name: string,
+    file: string,
+    origin: { source: string; converted_from: ConvertedFrom },
+    options: { owner?: string | undefined; signal?: AbortSignal | undefined } = {},
+  ): Promise<GgufModelRecord> {
+    const modelName = validateModelName(name);
+    const owner = options.owner ?? null;
+    try {
+      const sha256 = await hashFile(file, () => {}, options.signal);
+      const record = await this.recordFor(modelName, origin.source, file, sha256, owner);
+      record.converted_from = origin.converted_from;
+      await this.exclusive(async () => {
+        await this.checkOwner(modelName, owner ?? undefined);
+        await this.placeBlob(file, sha256);
+        await this.commit(record, owner);
+      });
+      return record;
+    } finally {
+      await rm(file, { force: true });
     }
   }
 
