@@ -1,0 +1,174 @@
+import { createHash } from "node:crypto";
+import { readdir, readFile, truncate } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { TEST_MODEL, tempDir, testModelPath } from "@beta9/test-utils";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type EngineProcess, startEngine } from "../../engines/builtin/testing/engine-process.ts";
+import { isModelError } from "../model-error.ts";
+import { ModelStore, type PullProgress } from "../store.ts";
+import { quantizeModel } from "./quantize.ts";
+
+/*
+ * Quantisation with llama.cpp's real quantize tool (built from node-llama-cpp's bundled source against
+ * its prebuilt libraries) on the real SmolLM2-135M, the result served by the real builtin engine.
+ */
+
+let store: ModelStore;
+let engine: EngineProcess | undefined;
+
+beforeAll(async () => {
+  const model = testModelPath();
+  store = new ModelStore({ dir: tempDir("b9-convert-"), allowedDirs: [dirname(model)], localImport: "link" });
+  await store.pull("smol", model);
+}, 120_000);
+
+afterAll(async () => {
+  await engine?.stop();
+});
+
+/** What stays in the store's blobs folder besides finished blobs: must be nothing. */
+async function leftovers(): Promise<string[]> {
+  return (await readdir(join(store.dir, "blobs"))).filter((n) => !/^sha256-[0-9a-f]{64}$/.test(n));
+}
+
+async function fails(run: Promise<unknown>): Promise<{ code: string; message: string }> {
+  const err = await run.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!isModelError(err)) throw new Error(`expected a model error, got ${String(err)}`);
+  return { code: err.code, message: err.message };
+}
+
+async function answer(model: string): Promise<string> {
+  const res = await engine!.api<{ choices: { message: { content: string } }[] }>(
+    "POST",
+    "/v1/chat/completions",
+    {
+      model,
+      messages: [{ role: "user", content: "What is the capital of France?" }],
+      max_tokens: 24,
+      temperature: 0,
+    },
+  );
+  expect(res.status).toBe(200);
+  return res.body.choices[0]!.message.content;
+}
+
+describe("quantizing a stored GGUF", () => {
+  it("makes Q8_0 from SmolLM2's Q4_1, recorded with its origin, and it still says Paris", async () => {
+    const seen: PullProgress[] = [];
+    const record = await quantizeModel(store, {
+      from: "smol",
+      name: "smol-q8",
+      type: "q8_0",
+      threads: 1,
+      onProgress: (p) => seen.push(p),
+    });
+    expect(record).toMatchObject({
+      name: "smol-q8",
+      format: "gguf",
+      quantization: "Q8_0",
+      architecture: "llama",
+    });
+    expect(record.converted_from).toMatchObject({
+      name: "smol",
+      sha256: TEST_MODEL.sha256,
+      quantization: "Q4_1",
+      target: "Q8_0",
+      converter: { tool: "llama-quantize", args: ["--allow-requantize", "Q8_0"] },
+    });
+    expect(record.converted_from?.converter.version).toMatch(/^llama\.cpp v\S+ \([0-9a-f]{12}\)$/);
+    // Content-addressed: the blob's bytes hash to the record's sha256.
+    const bytes = await readFile(store.blobPath(record.sha256));
+    expect(createHash("sha256").update(bytes).digest("hex")).toBe(record.sha256);
+    expect(record.size).toBe(bytes.length);
+    expect(record.size).toBeGreaterThan(TEST_MODEL.bytes); // 8.5 bits a weight against 5
+    const last = seen.filter((p) => p.status === "quantizing").at(-1);
+    expect(last?.completed).toBe(last?.total);
+    expect(await store.get("smol-q8")).toEqual(record);
+    expect(await leftovers()).toEqual([]);
+
+    engine = await startEngine();
+    for (const [name, id] of [
+      ["smol", "original"],
+      ["smol-q8", "quantized"],
+    ] as const) {
+      const spec = await store.resolve(name, { contextSize: 512 });
+      expect(
+        (await engine.api("POST", "/admin/models", { name: id, path: spec.path, context_size: 512 })).status,
+      ).toBe(201);
+    }
+    const original = await answer("original");
+    expect(original).toMatch(/Paris/);
+    expect(await answer("quantized")).toMatch(/Paris/);
+  }, 240_000);
+
+  it("never converts the same source to the same type twice", async () => {
+    const first = await store.get("smol-q8");
+    const seen: string[] = [];
+    const again = await quantizeModel(store, { from: "smol", name: "smol-q8", type: "Q8_0", threads: 1 });
+    expect(again).toEqual(first);
+    const other = await quantizeModel(store, {
+      from: "smol",
+      name: "smol-eight",
+      type: "Q8_0",
+      threads: 1,
+      onProgress: (p) => seen.push(p.status),
+    });
+    expect(seen).not.toContain("quantizing");
+    expect(other.sha256).toBe(first?.sha256);
+    expect(other.converted_from).toEqual(first?.format === "gguf" ? first.converted_from : undefined);
+    expect(await leftovers()).toEqual([]);
+  }, 120_000);
+
+  it("refuses a quantization type that does not exist, naming the model and what to use", async () => {
+    const err = await fails(quantizeModel(store, { from: "smol", name: "smol-bad", type: "Q9_9" }));
+    expect(err.code).toBe("invalid_quantization");
+    expect(err.message).toMatch(
+      /cannot quantize smol to "Q9_9": llama\.cpp has no such quantization type; use one of Q4_K_M/,
+    );
+    const imatrix = await fails(quantizeModel(store, { from: "smol", name: "smol-bad", type: "IQ2_XS" }));
+    expect(imatrix).toMatchObject({ code: "invalid_quantization" });
+    expect(imatrix.message).toMatch(/needs an importance matrix/);
+    expect(await store.get("smol-bad")).toBeUndefined();
+  });
+
+  it("refuses a model that is not there", async () => {
+    const err = await fails(quantizeModel(store, { from: "nothing-here", name: "x", type: "Q8_0" }));
+    expect(err).toMatchObject({ code: "model_not_found" });
+    expect(err.message).toMatch(/no model nothing-here on this machine/);
+  });
+
+  it("fails on a truncated GGUF with the tool's reason, and keeps nothing", async () => {
+    // A store of its own: blobs are shared between names, and cutting this one must leave "smol" whole.
+    const own = new ModelStore({ dir: tempDir("b9-convert-cut-"), allowedDirs: [dirname(testModelPath())] });
+    await own.pull("smol", testModelPath());
+    await truncate(own.blobPath(TEST_MODEL.sha256), 5_000_000);
+    const err = await fails(quantizeModel(own, { from: "smol", name: "smol-q8", type: "Q8_0", threads: 1 }));
+    expect(err.code).toBe("conversion_failed");
+    expect(err.message).toMatch(/^quantizing smol to Q8_0 as smol-q8 failed: .*not within the file bounds/);
+    expect(await own.get("smol-q8")).toBeUndefined();
+    expect((await readdir(join(own.dir, "blobs"))).filter((n) => n.startsWith("."))).toEqual([]);
+  }, 120_000);
+
+  it("stops when cancelled, and keeps nothing", async () => {
+    const abort = new AbortController();
+    const err = await fails(
+      quantizeModel(store, {
+        from: "smol",
+        name: "smol-q6",
+        type: "Q6_K",
+        threads: 1,
+        signal: abort.signal,
+        onProgress: (p) => {
+          if (p.status === "quantizing") abort.abort();
+        },
+      }),
+    );
+    expect(err).toMatchObject({ code: "conversion_failed" });
+    expect(err.message).toMatch(/stopped/);
+    expect(await store.get("smol-q6")).toBeUndefined();
+    expect(await leftovers()).toEqual([]);
+  }, 120_000);
+});

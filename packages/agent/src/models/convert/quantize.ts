@@ -1,0 +1,195 @@
+import { link, mkdir, rm, statfs } from "node:fs/promises";
+import { availableParallelism } from "node:os";
+import { join } from "node:path";
+import type { PidfileRegistry } from "../../process/pidfiles.ts";
+import { BITS_PER_WEIGHT } from "../gguf.ts";
+import { isModelError, ModelError } from "../model-error.ts";
+import type { GgufModelRecord, ModelStore, PullProgress } from "../store.ts";
+import { ensureQuantizeTool, findLlamaSource, type LlamaSource, llamaVersion } from "./llama-tools.ts";
+import { runTool } from "./run-tool.ts";
+
+/*
+ * GGUF → GGUF at another quantisation, by llama.cpp's own quantize tool at the engine's release. The
+ * result is a model of the store like a pulled one (content-addressed, its record linking it to the
+ * origin and the tool), written to a temporary file that becomes a blob only when complete.
+ */
+
+/** The types llama-quantize at the bundled release accepts (tools/quantize/quantize.cpp, QUANT_OPTIONS). */
+// biome-ignore format: one table
+export const QUANTIZATION_TYPES = [
+  "Q1_0", "Q2_0", "Q4_0", "Q4_1", "MXFP4_MOE", "Q5_0", "Q5_1", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_M",
+  "IQ1_S", "IQ1_M", "TQ1_0", "TQ2_0", "Q2_K", "Q2_K_S", "IQ3_XXS", "IQ3_S", "IQ3_M", "Q3_K", "IQ3_XS",
+  "Q3_K_S", "Q3_K_M", "Q3_K_L", "IQ4_NL", "IQ4_XS", "Q4_K", "Q4_K_S", "Q4_K_M", "Q5_K", "Q5_K_S",
+  "Q5_K_M", "Q6_K", "Q8_0", "F16", "BF16", "F32",
+] as const;
+export type QuantizationType = (typeof QUANTIZATION_TYPES)[number];
+
+/** The tool refuses these without an importance matrix, which conversions do not compute yet. */
+const NEEDS_IMATRIX = new Set(["IQ1_S", "IQ1_M", "IQ2_XXS", "IQ2_XS", "IQ2_S", "Q2_K_S"]);
+/** Sources at these precisions lose nothing to a first quantisation; any other is requantised. */
+const FULL_PRECISION = new Set(["F32", "F16", "BF16"]);
+
+export interface QuantizeRequest {
+  /** The stored GGUF model to quantise. */
+  from: string;
+  /** The name the result is stored under. */
+  name: string;
+  /** A llama.cpp quantisation type ("Q4_K_M"); case does not matter. */
+  type: string;
+  /** Whose model the result is (a workspace id); absent, the machine's owner. It must own `from` too. */
+  owner?: string | undefined;
+  signal?: AbortSignal | undefined;
+  /** "quantizing" with tensors done / total, as the tool reports them. */
+  onProgress?: ((progress: PullProgress) => void) | undefined;
+  threads?: number | undefined;
+  pidfiles?: PidfileRegistry | undefined;
+  /** Found once per agent by default. */
+  llama?: LlamaSource | undefined;
+}
+
+/** Validate `type` against the tool's list, with a sentence that says what to use instead. */
+export function parseQuantizationType(type: string, model: string): QuantizationType {
+  const upper = type.trim().toUpperCase();
+  const known = QUANTIZATION_TYPES.find((t) => t === upper);
+  if (!known)
+    throw new ModelError(
+      "invalid_quantization",
+      `cannot quantize ${model} to ${JSON.stringify(type)}: llama.cpp has no such quantization type; use one of Q4_K_M, Q5_K_M, Q6_K, Q8_0, F16 (or another of ${QUANTIZATION_TYPES.join(", ")})`,
+    );
+  if (NEEDS_IMATRIX.has(known))
+    throw new ModelError(
+      "invalid_quantization",
+      `cannot quantize ${model} to ${known}: that type needs an importance matrix, which conversions do not make yet; use Q2_K, Q3_K_M or a larger type`,
+    );
+  return known;
+}
+
+function failed(req: QuantizeRequest, type: string, reason: string): ModelError {
+  return new ModelError(
+    "conversion_failed",
+    `quantizing ${req.from} to ${type} as ${req.name} failed: ${reason}`,
+  );
+}
+
+/** Stop early when the output cannot fit; a tool that meets a full disk halfway wastes the time. */
+async function checkRoom(dir: string, origin: GgufModelRecord, type: QuantizationType, req: QuantizeRequest) {
+  const params = origin.parameter_count;
+  const bits = BITS_PER_WEIGHT[type];
+  if (params === null || bits === undefined) return;
+  const need = Math.ceil((params * bits) / 8);
+  const fs = await statfs(dir);
+  const free = fs.bavail * fs.bsize;
+  if (free < need)
+    throw new ModelError(
+      "insufficient_disk",
+      `quantizing ${req.from} to ${type} needs about ${Math.ceil(need / 1024 ** 2)} MiB in ${dir}, and ${Math.floor(free / 1024 ** 2)} MiB are free; free some space or remove models`,
+    );
+}
+
+let found: Promise<LlamaSource> | undefined;
+
+/** The engine's llama.cpp, looked up once per agent (again after a failure: it may be installed since). */
+function engineLlama(): Promise<LlamaSource> {
+  if (!found) {
+    found = findLlamaSource();
+    found.catch(() => {
+      found = undefined;
+    });
+  }
+  return found;
+}
+
+/**
+ * Quantise the stored model `from` to `type`, stored as `name`. The same source (by sha256) already
+ * quantised to the same type by the same tool for the same owner is reused, never converted twice.
+ */
+export async function quantizeModel(store: ModelStore, req: QuantizeRequest): Promise<GgufModelRecord> {
+  const type = parseQuantizationType(req.type, req.from);
+  const owner = req.owner ?? null;
+  const origin = await store.get(req.from);
+  if (!origin || (origin.owner ?? null) !== owner)
+    throw new ModelError(
+      "model_not_found",
+      `there is no model ${req.from} on this machine to quantize; pull it first`,
+    );
+  if (origin.format !== "gguf")
+    throw failed(req, type, `${req.from} is an Ollama model; only GGUF models of the store can be quantized`);
+  const llama = req.llama ?? (await engineLlama());
+  const version = llamaVersion(llama);
+  const progress = req.onProgress ?? (() => {});
+
+  const done = (await store.list()).find(
+    (r): r is GgufModelRecord =>
+      r.format === "gguf" &&
+      (r.owner ?? null) === owner &&
+      r.converted_from?.sha256 === origin.sha256 &&
+      r.converted_from.target === type &&
+      r.converted_from.converter.version === version,
+  );
+  if (done?.name === req.name) return done;
+  if (done) {
+    // Same bytes under another name: a link of the stored blob, hashed again as it is recorded.
+    progress({ status: `reusing ${done.name}` });
+    const tmp = await store.tempBlobPath();
+    await link(store.blobPath(done.sha256), tmp);
+    return store.addConverted(
+      req.name,
+      tmp,
+      { source: origin.source, converted_from: done.converted_from! },
+      req,
+    );
+  }
+
+  const blobs = join(store.dir, "blobs");
+  await mkdir(blobs, { recursive: true });
+  await checkRoom(blobs, origin, type, req);
+  progress({ status: "preparing llama-quantize" });
+  const tool = await ensureQuantizeTool(llama, {
+    toolsDir: join(store.dir, "tools"),
+    signal: req.signal,
+    pidfiles: req.pidfiles,
+  });
+  const input = origin.path ?? store.blobPath(origin.sha256);
+  const requantize = origin.quantization === null || !FULL_PRECISION.has(origin.quantization);
+  const threads = String(req.threads ?? Math.max(1, availableParallelism()));
+  const tmp = await store.tempBlobPath();
+  // Recorded without the machine's paths: they say nothing about the model.
+  const args = [...(requantize ? ["--allow-requantize"] : []), type];
+  try {
+    const out = await runTool({
+      name: "llama-quantize",
+      command: tool,
+      args: [...(requantize ? ["--allow-requantize"] : []), input, tmp, type, threads],
+      signal: req.signal,
+      pidfiles: req.pidfiles,
+      onLine: (line) => {
+        const m = /^\[\s*(\d+)\/\s*(\d+)\]/.exec(line);
+        if (m) progress({ status: "quantizing", completed: Number(m[1]), total: Number(m[2]) });
+      },
+    });
+    if (!out.ok && out.stopped) throw failed(req, type, "the conversion was stopped");
+    if (!out.ok) throw failed(req, type, out.said);
+    progress({ status: "writing manifest" });
+    return await store.addConverted(
+      req.name,
+      tmp,
+      {
+        source: origin.source,
+        converted_from: {
+          name: origin.name,
+          sha256: origin.sha256,
+          format: "gguf",
+          quantization: origin.quantization,
+          target: type,
+          converter: { tool: "llama-quantize", version, args },
+        },
+      },
+      req,
+    );
+  } catch (err) {
+    if (isModelError(err)) throw err;
+    throw failed(req, type, (err as Error).message);
+  } finally {
+    await rm(tmp, { force: true });
+  }
+}
