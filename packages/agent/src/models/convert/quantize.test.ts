@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readdir, readFile, truncate } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -171,4 +172,39 @@ describe("quantizing a stored GGUF", () => {
     expect(await store.get("smol-q6")).toBeUndefined();
     expect(await leftovers()).toEqual([]);
   }, 120_000);
+
+  // A small file system of its own (tmpfs) is the honest way to run out of disk: mounting needs root.
+  it.skipIf(process.getuid?.() !== 0)(
+    "refuses when the disk cannot hold the output, before running the tool",
+    async () => {
+      const dir = tempDir("b9-convert-full-");
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=32m", "tmpfs", dir]);
+      try {
+        const small = new ModelStore({
+          dir,
+          allowedDirs: [dirname(testModelPath())],
+          localImport: "in-place",
+        });
+        await small.pull("smol", testModelPath());
+        const seen: string[] = [];
+        const err = await fails(
+          quantizeModel(small, {
+            from: "smol",
+            name: "smol-f16",
+            type: "F16",
+            onProgress: (p) => seen.push(p.status),
+          }),
+        );
+        expect(err.code).toBe("insufficient_disk");
+        expect(err.message).toMatch(
+          /^quantizing smol to F16 needs about \d+ MiB in .*, and \d+ MiB are free; free some space/,
+        );
+        expect(seen).toEqual([]);
+        expect(await small.get("smol-f16")).toBeUndefined();
+        expect(await readdir(join(dir, "blobs"))).toEqual([]);
+      } finally {
+        execFileSync("umount", [dir]);
+      }
+    },
+  );
 });
