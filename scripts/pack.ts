@@ -242,8 +242,8 @@ function run(command: string, args: string[], cwd: string): string {
   try {
     return execFileSync(command, args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
   } catch (err) {
-    const e = err as { stdout?: string; message: string };
-    fail(`${command} ${args.join(" ")} failed in ${cwd}: ${e.stdout ?? ""}${e.message}`);
+    const e = err as { stdout?: string; status?: number | null };
+    fail(`${command} ${args.join(" ")} failed (exit ${e.status}) in ${cwd}:\n${e.stdout ?? ""}`);
   }
 }
 
