@@ -90,10 +90,15 @@ describe("quantizing a stored GGUF", () => {
     expect(await store.get("smol-q8")).toEqual(record);
     expect(await leftovers()).toEqual([]);
 
+    // The type people deploy with: requantised from Q4_1 it loses most, and must still answer.
+    const k = await quantizeModel(store, { from: "smol", name: "smol-q4km", type: "Q4_K_M", threads: 1 });
+    expect(k.quantization).toBe("Q4_K_M");
+
     engine = await startEngine();
     for (const [name, id] of [
       ["smol", "original"],
       ["smol-q8", "quantized"],
+      ["smol-q4km", "q4km"],
     ] as const) {
       const spec = await store.resolve(name, { contextSize: 512 });
       expect(
@@ -103,6 +108,7 @@ describe("quantizing a stored GGUF", () => {
     const original = await answer("original");
     expect(original).toMatch(/Paris/);
     expect(await answer("quantized")).toMatch(/Paris/);
+    expect(await answer("q4km")).toMatch(/Paris/);
   }, 240_000);
 
   it("never converts the same source to the same type twice", async () => {
