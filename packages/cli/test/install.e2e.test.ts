@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
 import { cpSync, readdirSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
 import { promisify } from "node:util";
 import {
@@ -81,7 +82,10 @@ describe("the npm packages, installed by the OS npm into a prefix", () => {
   afterAll(async () => {
     await agent?.agent.proc.stop();
     await gw?.proc.stop();
-  });
+    // Over a GB (three Node binaries, node-llama-cpp's prebuilt engines): removed here without
+    // blocking, not by the run's synchronous clean-up, which would stall vitest past its teardown limit.
+    await rm(prefix, { recursive: true, force: true });
+  }, INSTALL_MS);
 
   it("packs the SDK with its declaration files and no TypeScript sources", async () => {
     const sdk = readdirSync(packDir).find((f) => f.startsWith("beta9-sdk-"));
