@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readdir, readFile, truncate } from "node:fs/promises";
+import { readdir, readFile, truncate, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { TEST_MODEL, tempDir, testModelPath } from "@beta9/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -147,16 +147,58 @@ describe("quantizing a stored GGUF", () => {
     expect(err.message).toMatch(/no model nothing-here on this machine/);
   });
 
-  it("fails on a truncated GGUF with the tool's reason, and keeps nothing", async () => {
+  it("refuses weights cut short since they were recorded, before the tool reads them", async () => {
     // A store of its own: blobs are shared between names, and cutting this one must leave "smol" whole.
     const own = new ModelStore({ dir: tempDir("b9-convert-cut-"), allowedDirs: [dirname(testModelPath())] });
     await own.pull("smol", testModelPath());
     await truncate(own.blobPath(TEST_MODEL.sha256), 5_000_000);
     const err = await fails(quantizeModel(own, { from: "smol", name: "smol-q8", type: "Q8_0", threads: 1 }));
-    expect(err.code).toBe("conversion_failed");
-    expect(err.message).toMatch(/^quantizing smol to Q8_0 as smol-q8 failed: .*not within the file bounds/);
+    expect(err.code).toBe("model_changed");
+    expect(err.message).toMatch(
+      /the weights of smol changed on disk since they were recorded; pull it again/,
+    );
     expect(await own.get("smol-q8")).toBeUndefined();
     expect((await readdir(join(own.dir, "blobs"))).filter((n) => n.startsWith("."))).toEqual([]);
+  }, 120_000);
+
+  it("fails on an architecture llama.cpp does not know with the tool's reason, and keeps nothing", async () => {
+    // SmolLM2 whose general.architecture says "llamb": a well-formed GGUF of a model llama.cpp cannot load.
+    const bytes = await readFile(testModelPath());
+    const at = bytes.indexOf("general.architecture") + "general.architecture".length + 12;
+    expect(bytes.subarray(at, at + 5).toString()).toBe("llama");
+    bytes.write("llamb", at);
+    const dir = tempDir("b9-convert-arch-");
+    await writeFile(join(dir, "llamb.gguf"), bytes);
+    const own = new ModelStore({ dir: join(dir, "store"), allowedDirs: [dir], localImport: "in-place" });
+    await own.pull("llamb", join(dir, "llamb.gguf"));
+    const err = await fails(
+      quantizeModel(own, { from: "llamb", name: "llamb-q8", type: "Q8_0", threads: 1 }),
+    );
+    expect(err.code).toBe("conversion_failed");
+    expect(err.message).toMatch(
+      /^quantizing llamb to Q8_0 as llamb-q8 failed: .*unknown model architecture: 'llamb'/,
+    );
+    expect(await own.get("llamb-q8")).toBeUndefined();
+    expect((await readdir(join(own.dir, "blobs"))).filter((n) => n.startsWith("."))).toEqual([]);
+  }, 120_000);
+
+  it("runs one conversion for two concurrent requests of the same source and type", async () => {
+    const runs: string[] = [];
+    const ask = (name: string) =>
+      quantizeModel(store, {
+        from: "smol",
+        name,
+        type: "Q5_0",
+        threads: 1,
+        onProgress: (p) => {
+          if (p.status === "quantizing" && p.completed === p.total) runs.push(name);
+        },
+      });
+    const [a, b] = await Promise.all([ask("smol-q5-a"), ask("smol-q5-b")]);
+    expect(runs).toHaveLength(1);
+    expect(a.sha256).toBe(b.sha256);
+    expect(a.quantization).toBe("Q5_0");
+    expect(await leftovers()).toEqual([]);
   }, 120_000);
 
   it("stops when cancelled, and keeps nothing", async () => {

@@ -116,6 +116,33 @@ export async function quantizeModel(store: ModelStore, req: QuantizeRequest): Pr
     throw failed(req, type, `${req.from} is an Ollama model; only GGUF models of the store can be quantized`);
   const llama = req.llama ?? (await engineLlama());
   const version = llamaVersion(llama);
+  const key = [store.dir, owner ?? "", origin.sha256, type, version].join("\0");
+  // The same conversion under way: wait for it, then reuse what it stored (or try again if it failed).
+  for (let running = inFlight.get(key); running; running = inFlight.get(key)) await running.catch(() => {});
+  const run = convert(store, req, { type, owner, origin, version, llama });
+  inFlight.set(key, run);
+  try {
+    return await run;
+  } finally {
+    if (inFlight.get(key) === run) inFlight.delete(key);
+  }
+}
+
+/** Conversions running in this agent, by store, owner, source sha256, type and tool version. */
+const inFlight = new Map<string, Promise<GgufModelRecord>>();
+
+async function convert(
+  store: ModelStore,
+  req: QuantizeRequest,
+  at: {
+    type: QuantizationType;
+    owner: string | null;
+    origin: GgufModelRecord;
+    version: string;
+    llama: LlamaSource;
+  },
+): Promise<GgufModelRecord> {
+  const { type, owner, origin, version, llama } = at;
   const progress = req.onProgress ?? (() => {});
 
   const done = (await store.list()).find(
@@ -149,7 +176,8 @@ export async function quantizeModel(store: ModelStore, req: QuantizeRequest): Pr
     signal: req.signal,
     pidfiles: req.pidfiles,
   });
-  const input = origin.path ?? store.blobPath(origin.sha256);
+  // Through resolve: weights gone or changed since they were hashed must not be converted under that hash.
+  const input = (await store.resolve(origin.name)).path ?? store.blobPath(origin.sha256);
   const requantize = origin.quantization === null || !FULL_PRECISION.has(origin.quantization);
   const threads = String(req.threads ?? Math.max(1, availableParallelism()));
   const tmp = await store.tempBlobPath();

@@ -15,7 +15,7 @@ export interface RunToolOptions {
 }
 
 /** Errors name what was refused: lines that say so beat the progress lines before them. */
-const REFUSAL = /error|failed|invalid|not found|cannot|could not|corrupt|no such|unknown|denied|space/i;
+const REFUSAL = /error|failed|invalid|not found|cannot|could not|no such|denied|no space/i;
 
 /**
  * Run a conversion tool as a child (argument array, its own process group, killed with the agent),
