@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { access, mkdir, readdir, readFile, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -105,7 +105,9 @@ export interface ToolBuildOptions {
  * folder named by the commit; a half-made build is never where a later call looks.
  */
 export async function ensureQuantizeTool(source: LlamaSource, opts: ToolBuildOptions): Promise<string> {
-  const dir = join(opts.toolsDir, `llama-quantize-${source.commit.slice(0, 12)}`);
+  // Named by the libraries' folder too: the binary finds them by that path (rpath), which a reinstall may move.
+  const where = createHash("sha256").update(source.binsDir).digest("hex").slice(0, 8);
+  const dir = join(opts.toolsDir, `llama-quantize-${source.commit.slice(0, 12)}-${where}`);
   const binary = join(dir, "llama-quantize");
   if (await exists(binary)) return binary;
   await mkdir(opts.toolsDir, { recursive: true });
