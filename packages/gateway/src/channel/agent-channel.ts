@@ -62,10 +62,13 @@ export class AgentChannel implements AgentLink {
       this.session.ping((err) => {
         if (err) this.close("ping failed");
       });
-      this.#pinger = setTimeout(ping, PING_EVERY_MS);
-      this.#pinger.unref();
     };
-    this.#pinger = setTimeout(ping, Math.random() * PING_EVERY_MS);
+    // Then one interval: a new timer per ping would be garbage that outlives the young generation.
+    this.#pinger = setTimeout(() => {
+      this.#pinger = setInterval(ping, PING_EVERY_MS);
+      this.#pinger.unref();
+      ping();
+    }, Math.random() * PING_EVERY_MS);
     this.#pinger.unref();
   }
 
@@ -94,7 +97,7 @@ export class AgentChannel implements AgentLink {
   #onClosed(): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#pinger);
+    clearInterval(this.#pinger);
     this.#registry.detach(this.machineId, this);
   }
 
