@@ -9,6 +9,10 @@ import { defaultDataDir, gatewayConfig } from "./config.ts";
 import { listenMetrics } from "./http/metrics.ts";
 import { TrustedProxies } from "./http/trusted-proxies.ts";
 import { DEFAULT_LIVENESS } from "./machines/liveness.ts";
+import { keepHeapSmall } from "./memory.ts";
+
+// Before anything allocates: V8's defaults would hold several times the heap a gateway uses.
+keepHeapSmall();
 
 const duration = (v: string) => {
   try {
