@@ -69,11 +69,15 @@ async function measure(mode: "tcp" | "h2", k: number): Promise<Mem & { k: number
       opened++;
       return;
     }
-    // As AgentChannel: client session over the socket, heartbeat stream open, ping timer.
-    const session = http2.connect("http://agent.invalid", { createConnection: () => socket });
+    // As AgentChannel: client session over the socket with its settings (no HPACK dynamic table),
+    // heartbeat stream open (read as buffers), ping timer.
+    const session = http2.connect("http://agent.invalid", {
+      createConnection: () => socket,
+      settings: { initialWindowSize: 256 * 1024, headerTableSize: 0 },
+      maxDeflateDynamicTableSize: 0,
+    });
     session.on("error", () => {});
     const stream = session.request({ ":method": "POST", ":path": HB_PATH }, { endStream: false });
-    stream.setEncoding("utf8");
     stream.on("response", () => opened++);
     stream.on("data", () => {});
     stream.on("error", () => {});

@@ -23,6 +23,7 @@ import {
   parseDuration,
   type Usage,
 } from "@beta9/protocol";
+import { clusterDatabase } from "@beta9/test-utils";
 import { AgentServer, type ChannelAgent, joinAgent, openChannel, SIM_HARDWARE } from "../common/sim-agent.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -47,6 +48,8 @@ interface Options {
   gatewayNodeArgs: string[];
   /** The gateway's bin script (default: this checkout's), e.g. to compare a patched copy. */
   gatewayBin: string;
+  /** Gateway replicas on one PostgreSQL (a fresh database on BETA9_TEST_DATABASE_URL's server); 1: SQLite. */
+  replicas: number;
 }
 
 function options(): Options {
@@ -59,6 +62,7 @@ function options(): Options {
       "no-list-poll": { type: "boolean", default: false },
       "gateway-node-args": { type: "string", default: "" },
       "gateway-bin": { type: "string", default: GATEWAY_BIN },
+      replicas: { type: "string", default: "1" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -66,7 +70,7 @@ function options(): Options {
     process.stdout.write(
       "usage: npx node bench/heartbeats/run.ts [--sizes 10,100,1000,10000] [--duration 30s] [--interval 5s]\n" +
         "         [--concurrency 64] [--no-list-poll] [--gateway-node-args='--cpu-prof --cpu-prof-dir=DIR']\n" +
-        "         [--gateway-bin packages/gateway/bin/b9gateway.js]\n",
+        "         [--gateway-bin packages/gateway/bin/b9gateway.js] [--replicas 3 (N agents per replica)]\n",
     );
     process.exit(0);
   }
@@ -82,6 +86,11 @@ function options(): Options {
   const concurrency = Number(values.concurrency);
   if (!Number.isInteger(concurrency) || concurrency < 1)
     throw new Error("--concurrency takes a whole number ≥ 1");
+  const replicas = Number(values.replicas);
+  if (!Number.isInteger(replicas) || replicas < 1 || replicas > 8)
+    throw new Error("--replicas takes a whole number from 1 to 8");
+  if (replicas > 1 && !process.env.BETA9_TEST_DATABASE_URL)
+    throw new Error("--replicas needs PostgreSQL: export BETA9_TEST_DATABASE_URL=$(scripts/postgres start)");
   return {
     sizes: [...new Set(sizes)].sort((a, b) => a - b),
     durationMs: parseDuration(values.duration),
@@ -91,6 +100,7 @@ function options(): Options {
     listPoll: !values["no-list-poll"],
     gatewayNodeArgs: values["gateway-node-args"].split(" ").filter(Boolean),
     gatewayBin: path.resolve(values["gateway-bin"]),
+    replicas,
   };
 }
 
@@ -218,7 +228,10 @@ interface GatewayProc {
 
 const live = new Set<GatewayProc>();
 
-async function startGateway(opt: Options): Promise<GatewayProc> {
+async function startGateway(
+  opt: Options,
+  shared?: { databaseUrl: string; adminKey?: string },
+): Promise<GatewayProc> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "b9-bench-hb-"));
   const dataDir = path.join(dir, "data");
   const logPath = path.join(dir, "gateway.log");
@@ -237,6 +250,7 @@ async function startGateway(opt: Options): Promise<GatewayProc> {
       String(port),
       "--heartbeat-interval",
       `${opt.intervalMs}ms`,
+      ...(shared ? ["--database-url", shared.databaseUrl] : []),
     ],
     { stdio: ["ignore", logFd, logFd], env: process.env },
   );
@@ -267,7 +281,8 @@ async function startGateway(opt: Options): Promise<GatewayProc> {
     } catch {}
     await sleep(100);
   }
-  gw.adminKey = fs.readFileSync(path.join(dataDir, "admin-key"), "utf8").trim();
+  // Only the replica that made the store writes the admin key; the others share it.
+  gw.adminKey = shared?.adminKey ?? fs.readFileSync(path.join(dataDir, "admin-key"), "utf8").trim();
   return gw;
 }
 
@@ -320,6 +335,32 @@ async function adminJson<T>(gw: GatewayProc, method: string, route: string, body
 function metric(text: string, name: string): number {
   const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.eE+-]+|NaN)$`, "m").exec(text);
   return m ? Number(m[1]) : Number.NaN;
+}
+
+/** Count and seconds of the gateway's collections so far, by kind (minor, major, incremental, ...). */
+function gcTotals(text: string): Map<string, { count: number; seconds: number }> {
+  const out = new Map<string, { count: number; seconds: number }>();
+  const re = /^beta9_gateway_nodejs_gc_duration_seconds_(count|sum)\{kind="([a-z]+)"\} ([0-9.eE+-]+)$/gm;
+  for (const m of text.matchAll(re)) {
+    const t = out.get(m[2]!) ?? { count: 0, seconds: 0 };
+    if (m[1] === "count") t.count = Number(m[3]);
+    else t.seconds = Number(m[3]);
+    out.set(m[2]!, t);
+  }
+  return out;
+}
+
+function gcSince(
+  before: Map<string, { count: number; seconds: number }>,
+  after: Map<string, { count: number; seconds: number }>,
+): string {
+  const parts: string[] = [];
+  for (const [kind, a] of after) {
+    const b = before.get(kind) ?? { count: 0, seconds: 0 };
+    if (a.count > b.count)
+      parts.push(`${kind} ${a.count - b.count}× ${((a.seconds - b.seconds) * 1000).toFixed(0)} ms`);
+  }
+  return parts.join(", ") || "none";
 }
 
 async function scrapeMetrics(gw: GatewayProc): Promise<string> {
@@ -506,6 +547,8 @@ interface Result {
   gwLagP50: number;
   gwLagP99: number;
   gwLagMax: number;
+  /** The gateway's collections in the window, by kind (prom-client's nodejs_gc_duration_seconds). */
+  gc: string;
   benchCpu: number;
   benchLagP99: number;
   benchLagMax: number;
@@ -513,6 +556,21 @@ interface Result {
   ready: number;
   onChannel: number;
   listed: number;
+}
+
+/** Every machine a gateway lists (the list is paged: follow `next`). */
+async function listAll(gw: GatewayProc): Promise<MachineList["machines"]> {
+  const all: MachineList["machines"] = [];
+  for (let after: string | null = ""; after !== null; ) {
+    const page: MachineList = await adminJson<MachineList>(
+      gw,
+      "GET",
+      `/api/v1/machines?limit=5000${after ? `&after=${encodeURIComponent(after)}` : ""}`,
+    );
+    all.push(...page.machines);
+    after = page.next;
+  }
+  return all;
 }
 
 async function runSize(n: number, opt: Options): Promise<Result> {
@@ -581,7 +639,7 @@ async function runSize(n: number, opt: Options): Promise<Result> {
     const warmStart = performance.now();
     if (opt.listPoll) await adminJson<MachineList>(gw, "GET", "/api/v1/machines");
     await sleep(Math.max(0, opt.intervalMs - (performance.now() - warmStart)));
-    await scrapeMetrics(gw); // resets the gateway's event-loop-lag histogram
+    const gc0 = gcTotals(await scrapeMetrics(gw)); // the scrape also resets the event-loop-lag histogram
     const benchLag = monitorEventLoopDelay({ resolution: LAG_RESOLUTION_MS });
     benchLag.enable();
     const benchCpu0 = process.cpuUsage();
@@ -639,18 +697,8 @@ async function runSize(n: number, opt: Options): Promise<Result> {
     while (pendingInWindow() > 0 && performance.now() < graceEnd) await sleep(100);
     const missing = pendingInWindow();
 
-    // Every machine should be READY on the channel now (the list is paged: follow `next`).
-    const all: MachineList["machines"] = [];
-    for (let after: string | null = ""; after !== null; ) {
-      const page: MachineList = await adminJson<MachineList>(
-        gw,
-        "GET",
-        `/api/v1/machines?limit=5000${after ? `&after=${encodeURIComponent(after)}` : ""}`,
-      );
-      all.push(...page.machines);
-      after = page.next;
-    }
-    const list = { machines: all };
+    // Every machine should be READY on the channel now.
+    const list = { machines: await listAll(gw) };
     const ready = list.machines.filter((m) => m.status === "READY").length;
     const onChannel = list.machines.filter((m) => m.connection === "channel").length;
 
@@ -697,6 +745,7 @@ async function runSize(n: number, opt: Options): Promise<Result> {
       gwLagP50: lagMs(metric(metricsText, "beta9_gateway_nodejs_eventloop_lag_p50_seconds") * 1e9),
       gwLagP99: lagMs(metric(metricsText, "beta9_gateway_nodejs_eventloop_lag_p99_seconds") * 1e9),
       gwLagMax: lagMs(metric(metricsText, "beta9_gateway_nodejs_eventloop_lag_max_seconds") * 1e9),
+      gc: gcSince(gc0, gcTotals(metricsText)),
       benchCpu: ((benchCpu.user + benchCpu.system) / 1e6 / windowS) * 100,
       benchLagP99: lagMs(benchLag.percentile(99)),
       benchLagMax: lagMs(benchLag.max),
@@ -714,6 +763,156 @@ async function runSize(n: number, opt: Options): Promise<Result> {
     server.h2.close();
     await stopGateway(gw);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several replicas on one PostgreSQL: N agents on each, every replica listing all of them
+
+interface ReplicaResult {
+  n: number;
+  replica: number;
+  streams: number;
+  samples: number;
+  hbP50: number;
+  hbP99: number;
+  listP50: number;
+  listP99: number;
+  cpuAvg: number;
+  rssMax: number;
+  listed: number;
+  ready: number;
+}
+
+async function runReplicas(n: number, opt: Options): Promise<ReplicaResult[]> {
+  const db = await clusterDatabase();
+  const gws: GatewayProc[] = [];
+  const server = new AgentServer();
+  const stats = Array.from({ length: opt.replicas }, () => new RunStats());
+  const agents = Array.from(
+    { length: n * opt.replicas },
+    (_, i) => new SimAgent(`bench-${String(i).padStart(5, "0")}`, i, stats[i % opt.replicas]!),
+  );
+  let ticker: NodeJS.Timeout | undefined;
+  try {
+    // The first replica makes the store and the admin key; the others start on it.
+    gws.push(await startGateway(opt, { databaseUrl: db.url }));
+    for (let r = 1; r < opt.replicas; r++)
+      gws.push(await startGateway(opt, { databaseUrl: db.url, adminKey: gws[0]!.adminKey }));
+    const tok = await adminJson<{ token: string }>(gws[0]!, "POST", "/api/v1/tokens", {
+      pool: "external",
+      uses: agents.length,
+      ttl_seconds: 3_600,
+    });
+    const t0 = performance.now();
+    const slot = opt.intervalMs / agents.length;
+    let due = 0;
+    ticker = setInterval(() => {
+      const target = Math.floor((performance.now() - t0) / slot);
+      for (; due < target; due++) agents[due % agents.length]!.beat();
+    }, 2);
+    const connectStart = performance.now();
+    let errors = 0;
+    let firstError = "";
+    await pool(agents, opt.concurrency, async (a) => {
+      const gw = gws[a.index % gws.length]!;
+      try {
+        await joinAgent(gw.base, tok.token, a);
+        await openChannel({ host: HOST, port: gw.port }, server, a);
+      } catch (err) {
+        errors++;
+        firstError ||= `${a.id}: ${(err as Error).message}`;
+      }
+    });
+    const streamDeadline = performance.now() + 10_000;
+    while (agents.some((a) => a.socket && !a.stream) && performance.now() < streamDeadline) await sleep(50);
+    process.stdout.write(
+      `  ${agents.filter((a) => a.stream).length}/${agents.length} heartbeat streams on ${gws.length} replicas ` +
+        `in ${((performance.now() - connectStart) / 1000).toFixed(1)} s${errors ? `; ${errors} errors, first: ${firstError}` : ""}\n`,
+    );
+    // As for one gateway: a first list call on each, one interval of warm-up, then the window.
+    if (opt.listPoll) for (const gw of gws) await adminJson<MachineList>(gw, "GET", "/api/v1/machines");
+    await sleep(opt.intervalMs);
+    const wall0 = performance.now();
+    const end = wall0 + opt.durationMs;
+    for (const s of stats) {
+      s.windowStart = wall0;
+      s.windowEnd = end;
+    }
+    const lists = gws.map(() => [] as number[]);
+    const rss = gws.map((gw) => [rssMb(gw.pid)]);
+    const cpu0 = gws.map((gw) => cpuSeconds(gw.pid));
+    for (let k = 1; performance.now() < end; k++) {
+      if (opt.listPoll)
+        await Promise.all(
+          gws.map(async (gw, r) => {
+            const t = performance.now();
+            try {
+              const res = await fetch(`${gw.base}/api/v1/machines`, {
+                headers: { authorization: `Bearer ${gw.adminKey}` },
+                signal: AbortSignal.timeout(30_000),
+              });
+              await res.arrayBuffer();
+              if (res.ok) lists[r]!.push(performance.now() - t);
+            } catch {}
+          }),
+        );
+      const wait = Math.min(wall0 + k * opt.pollMs, end) - performance.now();
+      if (wait > 0) await sleep(wait);
+      for (const [r, gw] of gws.entries()) rss[r]!.push(rssMb(gw.pid));
+    }
+    const windowS = (performance.now() - wall0) / 1000;
+    const cpu = gws.map((gw, r) => ((cpuSeconds(gw.pid) - cpu0[r]!) / windowS) * 100);
+    await sleep(Math.max(2_000, opt.intervalMs)); // late acks for beats sent in the window
+    const out: ReplicaResult[] = [];
+    for (const [r, gw] of gws.entries()) {
+      const all = await listAll(gw);
+      const rtt = sorted(stats[r]!.rtts);
+      const lat = sorted(lists[r]!);
+      out.push({
+        n,
+        replica: r + 1,
+        streams: agents.filter((a) => a.index % gws.length === r && a.stream).length,
+        samples: rtt.length,
+        hbP50: percentile(rtt, 50),
+        hbP99: percentile(rtt, 99),
+        listP50: percentile(lat, 50),
+        listP99: percentile(lat, 99),
+        cpuAvg: cpu[r]!,
+        rssMax: Math.max(...rss[r]!),
+        listed: all.length,
+        ready: all.filter((m) => m.status === "READY").length,
+      });
+    }
+    return out;
+  } finally {
+    clearInterval(ticker);
+    for (const a of agents) a.close();
+    server.h2.close();
+    for (const gw of gws) await stopGateway(gw);
+    await db.drop();
+  }
+}
+
+/** Per replica, with each replica's heartbeat p99 against its own at N=10 in the same run. */
+function printReplicas(results: ReplicaResult[], replicas: number): boolean {
+  const base = new Map(results.filter((r) => r.n === BASELINE_N).map((r) => [r.replica, r]));
+  process.stdout.write(
+    `\nSummary: ${replicas} replicas on one PostgreSQL, N agents on each, every replica listing all N·${replicas}\n` +
+      "    N  replica  streams  hb p50   hb p99  p99 ratio  list p50  list p99  gw CPU  gw RSS max  listed  READY\n",
+  );
+  let ok = true;
+  for (const r of results) {
+    const b = base.get(r.replica);
+    ok &&= r.ready === r.n * replicas;
+    process.stdout.write(
+      `${String(r.n).padStart(5)}  ${String(r.replica).padStart(7)}  ${String(r.streams).padStart(7)}  ` +
+        `${`${ms(r.hbP50)} ms`.padStart(7)}  ${`${ms(r.hbP99)} ms`.padStart(7)}  ${(b ? ratio(r.hbP99, b.hbP99) : "-").padStart(9)}  ` +
+        `${`${ms(r.listP50)} ms`.padStart(8)}  ${`${ms(r.listP99)} ms`.padStart(8)}  ${pct(r.cpuAvg).padStart(6)}  ` +
+        `${`${r.rssMax.toFixed(0)} MB`.padStart(10)}  ${String(r.listed).padStart(6)}  ${String(r.ready).padStart(5)}\n`,
+    );
+  }
+  process.stdout.write(`  every replica lists every machine READY: ${ok ? "PASS" : "FAIL"}\n`);
+  return ok;
 }
 
 function printResult(r: Result, opt: Options): void {
@@ -741,7 +940,7 @@ function printResult(r: Result, opt: Options): void {
     `gateway: CPU ${pct(r.cpuAvg)} avg (max 1 s sample ${pct(r.cpuMax)}; 100% = one core), ` +
       `RSS ${r.rssEnd.toFixed(0)} MB (max ${r.rssMax.toFixed(0)} MB; anon ${r.rssAnon.toFixed(0)} MB, ` +
       `file ${r.rssFile.toFixed(0)} MB; JS heap used ${r.heapUsed.toFixed(0)} MB of ${r.heapTotal.toFixed(0)} MB, external ${r.external.toFixed(0)} MB), ` +
-      `event-loop lag p50 ${ms(r.gwLagP50)} ms, p99 ${ms(r.gwLagP99)} ms, max ${ms(r.gwLagMax)} ms`,
+      `event-loop lag p50 ${ms(r.gwLagP50)} ms, p99 ${ms(r.gwLagP99)} ms, max ${ms(r.gwLagMax)} ms; GC ${r.gc}`,
   );
   w(
     `bench process: CPU ${pct(r.benchCpu)} avg, event-loop delay p99 ${ms(r.benchLagP99)} ms, ` +
@@ -833,11 +1032,12 @@ function printSummary(results: Result[]): boolean {
 
 async function main(): Promise<void> {
   const opt = options();
-  const maxN = Math.max(...opt.sizes);
+  const maxN = Math.max(...opt.sizes) * opt.replicas;
   const fdNote = ensureFdLimit(maxN + 2_048);
   // Bounded: connect budget, warm-up, window, grace and start/stop per size, plus a margin.
   const budgetMs = opt.sizes.reduce(
-    (acc, n) => acc + Math.max(60_000, n * 20) + 10_000 + opt.intervalMs * 2 + opt.durationMs + 60_000,
+    (acc, n) =>
+      acc + Math.max(60_000, n * opt.replicas * 20) + 10_000 + opt.intervalMs * 2 + opt.durationMs + 60_000,
     60_000,
   );
   const watchdog = setTimeout(() => {
@@ -856,6 +1056,17 @@ async function main(): Promise<void> {
       (opt.gatewayNodeArgs.length > 0 ? `gateway node flags: ${opt.gatewayNodeArgs.join(" ")}\n` : "") +
       (opt.listPoll ? "" : "GET /api/v1/machines is not polled (--no-list-poll)\n"),
   );
+  if (opt.replicas > 1) {
+    const all: ReplicaResult[] = [];
+    for (const n of opt.sizes) {
+      process.stdout.write(`\n== N=${n} on each of ${opt.replicas} replicas ==\n`);
+      all.push(...(await runReplicas(n, opt)));
+    }
+    const ok = printReplicas(all, opt.replicas);
+    clearTimeout(watchdog);
+    process.exitCode = ok ? 0 : 1;
+    return;
+  }
   const results: Result[] = [];
   for (const n of opt.sizes) {
     process.stdout.write(`\n== N=${n} ==\n`);
