@@ -14,8 +14,9 @@ import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 /*
- * An agent that dies (SIGKILL) or is restarted serves again what it served, without anyone asking:
- * the real gateway, agent, builtin engine and SmolLM2. A model stopped by hand stays stopped.
+ * An agent that dies (SIGKILL) or is restarted serves again what its owner started by hand, without
+ * anyone asking: the real gateway, agent, builtin engine and SmolLM2. A model stopped by hand stays
+ * stopped; a deployment's replica is the gateway's to place again (test/cluster/worker-killed.test.ts).
  */
 
 let gw: GatewayProc;
@@ -108,4 +109,16 @@ describe("an agent restarted", () => {
     expect(await models()).toEqual([]);
     expect(listed()).toEqual([]);
   }, 180_000);
+
+  it("leaves a deployment's replica to the gateway, which places it again itself", async () => {
+    // As a gateway starts it (the model is in the store from the first test).
+    const started = await control("POST", "/inference/start", {
+      model: "smollm2",
+      context_size: 2048,
+      deployment: true,
+    });
+    expect(started.status).toBe(200);
+    expect((await models()).some((m) => m.name === "smollm2" && m.state === "ready")).toBe(true);
+    expect(listed()).toEqual([]);
+  }, 120_000);
 });

@@ -1,15 +1,5 @@
-import { execFile, spawn } from "node:child_process";
-import {
-  chmodSync,
-  chownSync,
-  copyFileSync,
-  existsSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  statSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
+import { execFile, execFileSync, spawn } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { BIN, type GatewayProc, initAgent, startGateway, tempDir, waitFor } from "@beta9/test-utils";
@@ -30,9 +20,7 @@ beforeAll(async () => {
   gw = await startGateway();
   config = await initAgent(gw, { name: "as-a-service" });
 }, 60_000);
-const after: (() => void)[] = [];
 afterAll(async () => {
-  for (const f of after) f();
   await gw?.proc.stop();
 });
 
@@ -131,23 +119,20 @@ describe("b9agent service with systemd", () => {
     expect(gone.stderr).toContain("no b9agent service is installed here");
   }, 60_000);
 
-  it("tells a local user without the rights to write the system's unit what to do, writing nothing", async () => {
-    // A config the user may read, as a user's own would be (outside the test run's private folder).
-    const home = mkdtempSync(join(tmpdir(), "b9-svc-home-"));
-    chmodSync(home, 0o755);
-    after.push(() => rmSync(home, { recursive: true, force: true }));
-    const own = join(home, "config.yaml");
-    copyFileSync(config, own);
-    chownSync(own, 65534, 65534);
-    const r = await b9agent(["install", "--platform", "systemd", "--config", own], {
-      uid: 65534,
-      gid: 65534,
-    });
-    expect(r.code).toBe(1);
-    expect(r.stderr).toBe(
-      "b9agent: cannot write /etc/systemd/system/b9agent.service: permission denied; run it with sudo for a system service, or install one for your user with --user\n",
-    );
-    expect(existsSync("/etc/systemd/system/b9agent.service.65534.tmp")).toBe(false);
+  it("tells a user without the rights to write the unit's folder what to do, writing nothing", async () => {
+    // A folder nobody may write, root included: a read-only file system.
+    const ro = tempDir("b9-svc-ro-");
+    execFileSync("mount", ["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", ro]);
+    try {
+      const r = await b9agent(["install", "--platform", "systemd", "--dir", ro, "--config", config]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(
+        `b9agent: cannot write ${join(ro, "b9agent.service")}: permission denied; run it with sudo for a system service, or install one for your user with --user\n`,
+      );
+      expect(readdirSync(ro)).toEqual([]);
+    } finally {
+      execFileSync("umount", [ro]);
+    }
   }, 60_000);
 
   it("removes the unit again when systemd cannot enable it (no systemd running here): nothing half-installed", async () => {

@@ -262,7 +262,8 @@ export class InferenceManager {
   }
 
   /**
-   * Start again what this machine served before the agent restarted (servedList), one model after
+   * Start again what this machine's owner started by hand before the agent restarted (servedList;
+   * a gateway places its deployments' replicas again itself), one model after
    * another in the background; a model that cannot start any more (removed from the store, too big
    * now) is dropped from the list with a warning.
    */
@@ -271,12 +272,7 @@ export class InferenceManager {
     if (!list) return;
     for (const e of [...list.entries()]) {
       try {
-        await this.start({
-          model: e.model,
-          engine: e.engine,
-          contextSize: e.context_size,
-          deployment: e.deployment,
-        });
+        await this.start({ model: e.model, engine: e.engine, contextSize: e.context_size });
         this.#deps.log.info({ model: e.model }, `${e.model} is served again, as before the agent restarted`);
       } catch (err) {
         this.#deps.log.warn(
@@ -295,14 +291,11 @@ export class InferenceManager {
     deployment?: boolean | undefined;
   }): Promise<void> {
     const list = this.#deps.servedList;
-    if (!list) return;
+    // A deployment's replica is the gateway's to place again (it does when the machine is back, or
+    // elsewhere meanwhile): started here too, it would be a second, unplaced copy.
+    if (!list || req.deployment || this.#forDeployment.has(req.model)) return;
     try {
-      await list.add({
-        model: req.model,
-        engine: req.engine,
-        context_size: req.contextSize,
-        deployment: req.deployment || this.#forDeployment.has(req.model) || undefined,
-      });
+      await list.add({ model: req.model, engine: req.engine, context_size: req.contextSize });
     } catch (err) {
       // Serving goes on; only a restart would not bring it back.
       this.#deps.log.warn({ err: (err as Error).message }, `could not record that ${req.model} is served`);

@@ -3,18 +3,16 @@ import { mkdir, rename, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { EngineName } from "../engines/engine.ts";
 
-/** A model this machine serves, as it was asked for: what a restarted agent starts again. */
+/** A model this machine's owner started by hand, as asked: what a restarted agent starts again. */
 export interface ServedEntry {
   model: string;
   /** The engine named at the start (absent: chosen for the hardware again). */
   engine?: EngineName | undefined;
   context_size?: number | undefined;
-  /** A gateway started it for a deployment (it may unload it later). */
-  deployment?: boolean | undefined;
 }
 
 /**
- * The models this machine serves, in a small JSON file beside its config (`served.json`), so that an
+ * The models this machine's owner started by hand, in a small JSON file beside its config (`served.json`), so that an
  * agent that died (SIGKILL, a crash, a reboot) or was restarted serves them again without anyone
  * asking. Written whole to a temporary file and renamed: a crash mid-write leaves the old list.
  */
@@ -79,7 +77,6 @@ function readEntries(path: string): ServedEntry[] {
         model: e.model,
         engine: typeof e.engine === "string" ? (e.engine as EngineName) : undefined,
         context_size: typeof e.context_size === "number" ? e.context_size : undefined,
-        deployment: e.deployment === true ? true : undefined,
       },
     ];
   });
