@@ -11,6 +11,7 @@ import {
 import { type GatewayProc, initAgent, startAgent, startGateway, waitFor } from "@beta9/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import YAML from "yaml";
+import { hardware } from "./harness.ts";
 
 /*
  * Versions between agents and the gateway: an agent that speaks a protocol the gateway cannot is
@@ -26,15 +27,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await gw?.proc.stop();
 });
-
-const hardware = {
-  os: "linux",
-  arch: "x64",
-  cpu_model: "test",
-  cpu_cores: 2,
-  memory_total_bytes: 2 ** 33,
-  gpus: [],
-};
 
 async function joinAs(protocol: number | undefined, machineId: string) {
   const token = (await gw.api<{ token: string }>("POST", "/api/v1/tokens", {})).body.token;

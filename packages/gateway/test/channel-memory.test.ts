@@ -15,7 +15,7 @@ import {
 } from "@beta9/protocol";
 import { DIALECTS, waitFor } from "@beta9/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Harness, harness } from "./harness.ts";
+import { type Harness, hardware, harness } from "./harness.ts";
 
 /*
  * What the gateway keeps for each agent channel is what 10,000 agents cost it in memory
@@ -42,15 +42,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await h?.gw.close();
 });
-
-const hardware = {
-  os: "linux",
-  arch: "x64",
-  cpu_model: "test",
-  cpu_cores: 2,
-  memory_total_bytes: 2 ** 33,
-  gpus: [],
-};
 
 /** A heartbeat whose one non-ASCII character is split between two writes (two DATA frames). */
 function splitBeat(seq: number): [Buffer, Buffer] {
