@@ -12,7 +12,6 @@ import { Store, storeConfigFrom } from "@beta9/store";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance } from "fastify";
 import type { Registry } from "prom-client";
-import { AuditContentChoice } from "./audit/content.ts";
 import { type GatewayAudit, openGatewayAudit } from "./audit/gateway-audit.ts";
 import { ApiKeyAuth, OPERATOR_WORKSPACE } from "./auth/api-keys.ts";
 import { WorkspaceModels } from "./auth/model-access.ts";
@@ -139,7 +138,6 @@ export async function buildGateway(
     auth: new ApiKeyAuth(store),
     log,
     audit: audit.audit,
-    auditContent: new AuditContentChoice(store),
   };
   const router = new Router(registry);
   const placements = new Placements(store);
@@ -197,7 +195,6 @@ export async function buildGateway(
       models: new WorkspaceModels(store, registry),
       registry,
       log,
-      auditContent: ctx.auditContent,
     }),
     bodyBudget: new BodyBudget(config.inferenceBodyBudget),
     clientStallMs: config.clientStallTimeoutMs,

@@ -1,7 +1,6 @@
 import type { Logger } from "@beta9/http";
 import type { Store } from "@beta9/store";
 import type { Audit } from "./audit/audit.ts";
-import type { AuditContentChoice } from "./audit/content.ts";
 import type { ApiKeyAuth } from "./auth/api-keys.ts";
 import type { MachineRegistry } from "./machines/registry.ts";
 
@@ -13,6 +12,4 @@ export interface GatewayContext {
   log: Logger;
   /** The audit log: record() for management changes and security events, enqueue() for the rest. */
   audit: Audit;
-  /** Which workspaces keep prompts and answers in their inference audit events. */
-  auditContent: AuditContentChoice;
 }

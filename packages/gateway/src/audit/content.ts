@@ -1,39 +1,7 @@
 import { StringDecoder } from "node:string_decoder";
-import type { Store } from "@beta9/store";
 
 /** What one event keeps of a prompt or an answer at most: enough to read, bounded per request. */
 export const CONTENT_CAP_CHARS = 64 * 1024;
-/** How long a workspace's choice read from the store is trusted (another replica's change shows within it). */
-const CHOICE_TTL_MS = 5_000;
-
-/**
- * Which workspaces keep prompts and answers in their inference audit events (`b9 workspace set
- * --audit-content on`, their GDPR choice; off by default). Read from the store at most every few
- * seconds per workspace, so a request costs a map lookup.
- */
-export class AuditContentChoice {
-  readonly #store: Store;
-  readonly #known = new Map<string, { on: boolean; readAt: number }>();
-
-  constructor(store: Store) {
-    this.#store = store;
-  }
-
-  async captures(workspaceId: string): Promise<boolean> {
-    const now = Date.now();
-    const known = this.#known.get(workspaceId);
-    if (known && now - known.readAt < CHOICE_TTL_MS) return known.on;
-    const ws = await this.#store.workspaces.byId(workspaceId);
-    const on = (ws?.audit_content_since ?? null) !== null;
-    this.#known.set(workspaceId, { on, readAt: now });
-    return on;
-  }
-
-  /** Read the workspace's choice anew on its next request (this replica changed it). */
-  forget(workspaceId: string): void {
-    this.#known.delete(workspaceId);
-  }
-}
 
 /** The prompt and the answer of one request, as its audit event keeps them. */
 export interface CapturedContent {

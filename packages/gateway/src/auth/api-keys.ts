@@ -18,6 +18,8 @@ export interface Caller {
   operator: boolean;
   /** Where its work may run: its workspace's countries narrowed by the key's, read with the key. */
   residency: CallerResidency;
+  /** Its workspace keeps prompts and answers in its inference audit events (its GDPR choice), read with the key. */
+  auditContent: boolean;
   /** A signed-in session (cookie or b9s_ token): its row id and secret, and whose it is ("issuer#subject" for SSO). */
   session?: { id: string; secret: string; identity: string | null; expiresAt: number };
 }
@@ -232,6 +234,7 @@ export class ApiKeyAuth {
       residency: workspace
         ? callerResidency(residencyOf(workspace), residencyOf(acting))
         : { countries: new Set(), text: "nowhere (its workspace is gone)" },
+      auditContent: (workspace?.audit_content_since ?? null) !== null,
       readAt: now,
     };
     if (this.#known.size >= MAX_CACHED_KEYS) this.#known.delete(this.#known.keys().next().value!);
@@ -265,6 +268,7 @@ function callerOf(known: Known, acting: ApiKey): Caller {
     workspaceLimits: known.workspaceLimits,
     operator: known.operator,
     residency: known.residency,
+    auditContent: known.auditContent,
   };
 }
 
@@ -276,6 +280,7 @@ interface Known {
   workspaceLimits: Caller["workspaceLimits"];
   operator: boolean;
   residency: CallerResidency;
+  auditContent: boolean;
   readAt: number;
 }
 

@@ -1,6 +1,5 @@
 import type { Logger } from "@beta9/http";
 import { REQUEST_ID_HEADER } from "@beta9/protocol";
-import type { AuditContentChoice } from "../audit/content.ts";
 import type { Caller } from "../auth/api-keys.ts";
 import type { WorkspaceModels } from "../auth/model-access.ts";
 import { type CallerResidency, narrowDeployment, residencyAllows } from "../auth/residency.ts";
@@ -26,8 +25,6 @@ export interface InferenceDeps {
   models: WorkspaceModels;
   registry: MachineRegistry;
   log: Logger;
-  /** Which workspaces keep prompts and answers in their audit events (absent: none do). */
-  auditContent?: AuditContentChoice | undefined;
 }
 
 /** A model the caller may use: the name machines serve it by, and the caller's deployment of it. */
@@ -98,7 +95,7 @@ export class InferencePipeline {
       call.requestId,
     );
     try {
-      if (await this.#d.auditContent?.captures(caller.workspaceId)) meter.captureContent(call.body);
+      if (caller.auditContent) meter.captureContent(call.body);
       const admission = this.#d.metering.admit(caller, meter, estimateNeed(call.body, call.path));
       if (!admission.ok) {
         throw new InferenceError("rate_limited", limitMessage(admission), {

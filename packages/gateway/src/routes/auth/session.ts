@@ -33,6 +33,7 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRouteOptions> = asy
         workspaceLimits: { rpm: null, tpm: null },
         operator: false,
         residency: { countries: null, text: "anywhere" },
+        auditContent: false,
       });
       opts.log.info({ session_id: row.id, key_id: key.id }, "dashboard session opened with an API key");
       reply.header(

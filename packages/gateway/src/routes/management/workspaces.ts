@@ -161,7 +161,8 @@ export const workspaceRoutes: FastifyPluginAsyncTypebox<
       // Switching on again keeps the first time: the events since then may hold content.
       const since = on ? (workspace.audit_content_since ?? Date.now()) : null;
       const updated = await ctx.store.workspaces.setAuditContent(workspace.id, since);
-      ctx.auditContent.forget(workspace.id);
+      // Its keys carry the choice: read again on their next request here (other replicas within seconds).
+      ctx.auth.forgetWorkspace(workspace.id);
       ctx.log.info(
         { workspace_id: workspace.id, workspace: workspace.name, audit_content: on },
         "workspace settings changed",

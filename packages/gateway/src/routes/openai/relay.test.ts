@@ -18,6 +18,7 @@ const caller: Caller = {
   workspaceLimits: { rpm: null, tpm: null },
   operator: false,
   residency: { countries: null, text: "anywhere" },
+  auditContent: false,
 };
 
 /**
