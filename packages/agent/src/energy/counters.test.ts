@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { waitFor } from "@beta9/test-utils";
 import { describe, expect, it } from "vitest";
 import { counterDelta } from "./counter.ts";
 import { cpuRating, DEFAULT_WATTS_PER_THREAD, normalizeCpuModel } from "./cpu-rating.ts";
@@ -110,6 +111,41 @@ describe("energy counters", () => {
     // Node has reaped it: its time is in this process's children's time, and only there.
     const seconds = await tree.read();
     expect(seconds).toBeGreaterThan(0.05);
+  });
+
+  it("counts a grandchild's CPU time while it runs (found through the kernel's children lists)", async () => {
+    // The shell stays the grandchild's parent (it waits), as an engine's launcher would.
+    const child = spawn("/bin/sh", ["-c", `"${process.execPath}" -e "for (;;) {}" & wait`], {
+      stdio: "ignore",
+      detached: true,
+    });
+    try {
+      const tree = new ProcessTreeCpu(child.pid!);
+      await waitFor(async () => ((await tree.read()) ?? 0) > 0.2, {
+        what: "the grandchild's CPU time in the tree's",
+        timeoutMs: 60_000,
+      });
+    } finally {
+      process.kill(-child.pid!, "SIGKILL");
+    }
+  });
+
+  it("without the kernel's children lists, finds the tree from every process's parent link", async () => {
+    const proc = await mkdtemp(join(tmpdir(), "b9-proc-"));
+    // pid ppid utime (ticks): 100 the engine, 101 its child, 102 a grandchild, 103 someone else's.
+    for (const [pid, ppid, ticks] of [
+      [100, 1, 100],
+      [101, 100, 50],
+      [102, 101, 25],
+      [103, 1, 1000],
+    ]) {
+      await mkdir(join(proc, String(pid)));
+      await writeFile(
+        join(proc, String(pid), "stat"),
+        `${pid} (x) S ${ppid} ${pid} ${pid} 0 -1 0 0 0 0 0 ${ticks} 0 0 0 20 0 1 0\n`,
+      );
+    }
+    expect(await new ProcessTreeCpu(100, { procRoot: proc }).read()).toBeCloseTo(1.75, 9);
   });
 
   it("rates a CPU from the shipped table by its /proc/cpuinfo name, else CodeCarbon's default per thread", () => {

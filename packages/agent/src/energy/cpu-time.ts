@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 
@@ -48,7 +48,41 @@ function readStatNow(procRoot: string, pid: number): ProcStat | undefined {
   }
 }
 
-async function readStat(procRoot: string, pid: number): Promise<ProcStat | undefined> {
+/**
+ * Every process below `root` (itself included), from the kernel's lists of each thread's children
+ * (/proc/PID/task/TID/children): a few reads, where the parent links need every process's stat.
+ * Undefined where the kernel keeps no such lists (CONFIG_PROC_CHILDREN off).
+ */
+function childrenTree(procRoot: string, root: number): ProcStat[] | undefined {
+  const found: ProcStat[] = [];
+  const queue = [root];
+  while (queue.length > 0) {
+    const pid = queue.shift()!;
+    const stat = readStatNow(procRoot, pid);
+    if (stat === undefined) continue;
+    found.push(stat);
+    let tids: string[];
+    try {
+      tids = readdirSync(join(procRoot, String(pid), "task"));
+    } catch {
+      if (pid === root) return undefined;
+      continue;
+    }
+    for (const tid of tids) {
+      let text: string;
+      try {
+        text = readFileSync(join(procRoot, String(pid), "task", tid, "children"), "utf8");
+      } catch (err) {
+        if (pid === root && (err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+        continue; // a thread that ended meanwhile
+      }
+      for (const child of text.split(" ")) if (child.trim() !== "") queue.push(Number(child));
+    }
+  }
+  return found;
+}
+
+async function readStatLater(procRoot: string, pid: number): Promise<ProcStat | undefined> {
   try {
     return parseProcStat(await readFile(join(procRoot, String(pid), "stat"), "utf8"));
   } catch {
@@ -65,7 +99,7 @@ async function processTree(procRoot: string, root: number): Promise<ProcStat[]> 
     return [];
   }
   const all = (
-    await Promise.all(names.filter((n) => /^\d+$/.test(n)).map((n) => readStat(procRoot, Number(n))))
+    await Promise.all(names.filter((n) => /^\d+$/.test(n)).map((n) => readStatLater(procRoot, Number(n))))
   ).filter((s) => s !== undefined);
   const children = new Map<number, ProcStat[]>();
   for (const s of all) children.set(s.ppid, [...(children.get(s.ppid) ?? []), s]);
@@ -111,29 +145,34 @@ export class ProcessTreeCpu {
       : undefined;
   }
 
-  /** A full scan of /proc at most once a second (answers end far more often); the known pids between. */
+  /**
+   * The tree's members anew at most once a second (answers end far more often), from the kernel's
+   * children lists, else a scan of all /proc; between, the known pids' stat files only. The small
+   * reads are synchronous: a few µs each, where an async read costs a round trip through the pool.
+   */
   async #tree(): Promise<ProcStat[]> {
     if (Date.now() - this.#scannedAt >= 1_000) {
-      const tree = await processTree(this.#procRoot, this.#root);
+      const tree =
+        childrenTree(this.#procRoot, this.#root) ?? (await processTree(this.#procRoot, this.#root));
       this.#members = tree.map((s) => s.pid);
       this.#scannedAt = Date.now();
       return tree;
     }
-    const stats = await Promise.all(this.#members.map((pid) => readStat(this.#procRoot, pid)));
+    const stats = this.#members.map((pid) => readStatNow(this.#procRoot, pid));
     // A pid whose process is gone is not followed further (it may be reused).
     const tree = stats.filter((s) => s !== undefined);
     return tree[0]?.pid === this.#root ? tree : [];
   }
 
-  async #selfChildrenSeconds(): Promise<number | undefined> {
+  #selfChildrenSeconds(): number | undefined {
     if (!this.#ownChild) return undefined;
-    return (await readStat(this.#procRoot, process.pid))?.childrenSeconds;
+    return readStatNow(this.#procRoot, process.pid)?.childrenSeconds;
   }
 
   /** Seconds of CPU; undefined when the tree was never readable (no /proc, or the process is gone). */
   async read(): Promise<number | undefined> {
     // Before the tree: if the root is alive after this, it was not reaped yet when this was read.
-    const self = await this.#selfChildrenSeconds();
+    const self = this.#selfChildrenSeconds();
     const tree = await this.#tree();
     for (const s of tree) {
       const seconds = s.ownSeconds + s.childrenSeconds;

@@ -103,6 +103,27 @@ describe("energy meter", () => {
     meter.close();
   });
 
+  it("answers that end together share one reading, each with its share of the bucket", async () => {
+    let reads = 0;
+    let joules = 0;
+    const meter = new EnergyMeter(
+      async () => {
+        reads++;
+        return [{ source: "tdp-table:test", method: "util_tdp", confidence: "low", joules }];
+      },
+      { bucketMs: NEVER },
+    );
+    await meter.closeBucket();
+    const answers = Array.from({ length: 10 }, () => meter.begin());
+    for (const [i, a] of answers.entries()) a.tokens(i + 1); // 55 tokens in all
+    joules += 110;
+    const before = reads;
+    const readings = await Promise.all(answers.map((a) => a.end()));
+    expect(reads - before).toBe(1);
+    for (const [i, r] of readings.entries()) expect(r?.wh).toBeCloseTo(wh(2 * (i + 1)), 12);
+    meter.close();
+  });
+
   it("an answer with nothing measurable says so (undefined), not zero", async () => {
     const meter = new EnergyMeter(async () => [], { bucketMs: NEVER });
     expect(await meter.begin().end()).toBeUndefined();

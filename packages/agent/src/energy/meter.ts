@@ -39,6 +39,8 @@ export class EnergyMeter {
   readonly #timer: NodeJS.Timeout;
   #last = new Map<string, EnergyPart>();
   #chain: Promise<void>;
+  /** A bucket's end queued behind the one being read: answers that end meanwhile share it. */
+  #queued: Promise<void> | undefined;
 
   constructor(probe: EnergyProbe, opts: EnergyMeterOptions = {}) {
     this.#probe = probe;
@@ -56,9 +58,15 @@ export class EnergyMeter {
     return new Map(parts.map((p) => [p.source, p]));
   }
 
-  /** Ends the current bucket now and splits its energy; serialized, so buckets never overlap. */
+  /**
+   * Ends the current bucket now and splits its energy; serialized, so buckets never overlap. Calls
+   * made before a queued end has begun its reading join it: under load many answers end together,
+   * and one reading of the engine's CPU time serves them all (each was open for the whole bucket).
+   */
   closeBucket(): Promise<void> {
-    this.#chain = this.#chain.then(async () => {
+    if (this.#queued !== undefined) return this.#queued;
+    const next = this.#chain.then(async () => {
+      this.#queued = undefined;
       const now = await this.#read();
       const delta: EnergyPart[] = [];
       for (const [source, part] of now) {
@@ -72,7 +80,9 @@ export class EnergyMeter {
       this.#split(delta);
       this.#onBucket(delta);
     });
-    return this.#chain;
+    this.#queued = next;
+    this.#chain = next;
+    return next;
   }
 
   #split(delta: EnergyPart[]): void {
