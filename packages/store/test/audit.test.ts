@@ -31,6 +31,18 @@ for (const dialect of DIALECTS) {
       await store.close();
     });
 
+    it("reads back a batch of events as written, every column, in a transaction too", async () => {
+      const batch = [6, 7, 8].map((seq) => ({
+        ...row(seq),
+        request_id: seq === 7 ? "req_7" : null,
+        workspace_id: seq === 8 ? null : "ws_1",
+        details: JSON.stringify({ seq, model: "m" }),
+      }));
+      await store.audit.appendMany(batch.slice(0, 1));
+      await store.transaction((tx) => tx.audit.appendMany(batch.slice(1)));
+      expect(await store.audit.range("gw_a", 6, 10)).toEqual(batch);
+    });
+
     it("refuses UPDATE and DELETE of events, checkpoints and prunes: the database itself keeps them", async () => {
       const refused = /append-only/;
       await expect(

@@ -1,4 +1,4 @@
-import { Store } from "@beta9/store";
+import { NO_FOOTPRINT, Store } from "@beta9/store";
 import { DIALECTS, openTestStore } from "@beta9/test-utils";
 import { Migrator } from "kysely";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -197,6 +197,35 @@ for (const dialect of DIALECTS) {
         [String(day0 + day), 1],
       ]);
       expect(await store.usage.summarize({ ...q, workspaceId: "ws_nope", groupBy: "model" })).toEqual([]);
+    });
+
+    it("reads back each usage row of a batch as written, every column, in a transaction too", async () => {
+      const footprint = {
+        energy_wh: 0.25,
+        energy_method: "counter",
+        energy_confidence: "medium",
+        pue: 1.2,
+        grid_zone: "FR",
+        grid_intensity: 56,
+        intensity_source: "ember:2023",
+        intensity_year: 2023,
+        intensity_confidence: "high",
+        co2e_g: 0.0168,
+        carbon_basis: "location",
+      };
+      // 7 rows: statements of 4, 2 and 1 rows; with and without a footprint and a request id.
+      const rows = Array.from({ length: 7 }, (_, i) =>
+        usage(`u${i}`, {
+          latency_ms: i,
+          ttfb_ms: i % 2 ? null : i,
+          machine_id: i === 3 ? null : "m1",
+          ...(i % 3 === 0 ? { ...footprint, request_id: `req_${i}` } : {}),
+        }),
+      );
+      await store.usage.insertMany(rows.slice(0, 4));
+      await store.transaction((tx) => tx.usage.insertMany(rows.slice(4)));
+      const back = await store.db.selectFrom("usage").selectAll().orderBy("id").execute();
+      expect(back).toEqual(rows.map((r) => ({ ...NO_FOOTPRINT, request_id: null, ...r })));
     });
 
     it("writes a batch larger than one statement's chunk", async () => {
@@ -505,6 +534,7 @@ function deployment(
     region: null,
     prefer: null,
     context_size: null,
+    quantize: null,
     created_at: now,
     ...over,
   };

@@ -1,7 +1,7 @@
 import type { Selectable } from "kysely";
 import type { AuditCheckpointTable, AuditEventTable, AuditPruneTable } from "../schema.ts";
-import { powerOfTwoSlices } from "./chunks.ts";
 import type { Executor } from "./executor.ts";
+import { RowInserter } from "./raw-insert.ts";
 
 export type AuditEventRow = Selectable<AuditEventTable>;
 export type AuditCheckpoint = Selectable<AuditCheckpointTable>;
@@ -24,10 +24,30 @@ export interface AuditQuery {
  * The audit log's rows. Events and checkpoints are only ever inserted (the database refuses
  * anything else); `prune` is retention's one way to remove events, through a recorded prune.
  */
+/** Every column of an event, in the order its INSERT names them. */
+const EVENT_COLUMNS: readonly (keyof AuditEventRow & string)[] = [
+  "chain",
+  "seq",
+  "at",
+  "actor_type",
+  "actor_id",
+  "workspace_id",
+  "workspace",
+  "action",
+  "resource",
+  "outcome",
+  "request_id",
+  "details",
+  "prev_hash",
+  "hash",
+];
+
 export class AuditRepository {
   readonly #db: Executor;
+  readonly #insert: RowInserter<"audit_events", AuditEventRow>;
   constructor(db: Executor) {
     this.#db = db;
+    this.#insert = new RowInserter(db, "audit_events", EVENT_COLUMNS, 256);
   }
 
   async append(row: AuditEventRow): Promise<void> {
@@ -35,12 +55,8 @@ export class AuditRepository {
   }
 
   /** Events in order, in few statements (a batch of the request path's events). */
-  async appendMany(rows: readonly AuditEventRow[]): Promise<void> {
-    for (const slice of powerOfTwoSlices(rows, 256))
-      await this.#db
-        .insertInto("audit_events")
-        .values([...slice])
-        .execute();
+  appendMany(rows: readonly AuditEventRow[]): Promise<void> {
+    return this.#insert.insertMany(rows);
   }
 
   /** The chain's last event (its head), or undefined for a chain with none left. */

@@ -1,7 +1,7 @@
 import { type RawBuilder, type Selectable, sql } from "kysely";
 import type { FootprintColumns, UsageTable } from "../schema.ts";
-import { powerOfTwoSlices } from "./chunks.ts";
 import type { Executor } from "./executor.ts";
+import { RowInserter } from "./raw-insert.ts";
 
 export type UsageRow = Selectable<UsageTable>;
 /** A row as metering writes it: the footprint columns and the request id may be left out (null: unknown). */
@@ -80,20 +80,37 @@ const DAY_MS = 86_400_000;
 /** Rows per INSERT at most: their columns stay far below either dialect's limit on bound parameters. */
 const INSERT_CHUNK = 512;
 
+/** Every column of a usage row, in the order its INSERT names them. */
+const USAGE_COLUMNS: readonly (keyof NewUsageRow & string)[] = [
+  "id",
+  "key_id",
+  "workspace_id",
+  "model",
+  "machine_id",
+  "status",
+  "prompt_tokens",
+  "completion_tokens",
+  "latency_ms",
+  "ttfb_ms",
+  "started_at",
+  "request_id",
+  ...(Object.keys(NO_FOOTPRINT) as (keyof FootprintColumns & string)[]),
+];
+
 export class UsageRepository {
   readonly #db: Executor;
+  readonly #insert: RowInserter<"usage", NewUsageRow>;
   constructor(db: Executor) {
     this.#db = db;
+    this.#insert = new RowInserter(db, "usage", USAGE_COLUMNS, INSERT_CHUNK);
   }
 
-  /** Many rows in few statements (the gateway writes in batches, not one transaction per request). */
-  async insertMany(rows: readonly NewUsageRow[]): Promise<void> {
-    for (const slice of powerOfTwoSlices(rows, INSERT_CHUNK)) {
-      await this.#db
-        .insertInto("usage")
-        .values(slice.map((r) => ({ ...NO_FOOTPRINT, request_id: null, ...r })))
-        .execute();
-    }
+  /**
+   * Many rows in few statements (the gateway writes in batches, not one transaction per request),
+   * their SQL kept: this is on every inference request's path. Columns left out are null.
+   */
+  insertMany(rows: readonly NewUsageRow[]): Promise<void> {
+    return this.#insert.insertMany(rows);
   }
 
   /**
