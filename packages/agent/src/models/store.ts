@@ -75,8 +75,9 @@ export interface GgufModelRecord extends RecordBase {
 /** The origin of a converted model and the tool that made it: the provenance that links the two. */
 export interface ConvertedFrom {
   name: string;
+  /** Of a safetensors repository directory: over its files' sha256s (convert/hf-tools.ts, hfDirSha256). */
   sha256: string;
-  format: "gguf";
+  format: "gguf" | "safetensors";
   quantization: string | null;
   /** What the conversion was asked to make ("Q8_0"). */
   target: string;
