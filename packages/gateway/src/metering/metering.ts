@@ -93,9 +93,9 @@ export class Metering {
         if (reservation) reservation.settle(tokens);
         else this.#limits.charge(caller.keyId, tokens, caller.limits, workspaceOf(caller));
         if (this.#metrics) record(this.#metrics, row, facts);
-        // Written now, with whatever other rows finish meanwhile (one INSERT per batch): an answer held
-        // until then is never seen whole by a client whose usage a crash could lose.
-        return this.#recorder.flush();
+        // Written now, with the rows of whatever else finishes in this turn (one INSERT for them all):
+        // an answer held until then is never seen whole by a client whose usage a crash could lose.
+        return this.#recorder.flushSoon();
       },
       this.#carbon,
       requestId,

@@ -122,4 +122,33 @@ describe("UsageRecorder", () => {
     expect(s.batches).toEqual([["u0"]]);
     expect(vi.getTimerCount()).toBe(0);
   });
+
+  describe("on the request path", () => {
+    beforeEach(() => {
+      vi.useRealTimers();
+    });
+
+    it("writes the rows of requests that finish in one turn of the event loop in one INSERT", async () => {
+      const s = sink();
+      const r = new UsageRecorder(s, log);
+      // Each request finishes in its own callback, as answers' ends come in from their sockets.
+      await Promise.all(
+        Array.from(
+          { length: 10 },
+          (_, i) =>
+            new Promise<void>((resolve) =>
+              setTimeout(() => {
+                r.record(row(i));
+                void r.flushSoon().then(resolve);
+              }, 0),
+            ),
+        ),
+      );
+      expect(s.batches).toEqual([Array.from({ length: 10 }, (_, i) => `u${i}`)]);
+      r.record(row(10));
+      await r.flushSoon();
+      expect(s.batches.at(-1)).toEqual(["u10"]);
+      await r.close();
+    });
+  });
 });

@@ -27,6 +27,7 @@ export class UsageRecorder {
   readonly #timer: NodeJS.Timeout;
   #pending: UsageRow[] = [];
   #running: Promise<void> | undefined;
+  #soon: Promise<void> | undefined;
   #dropped = 0;
 
   constructor(sink: UsageSink, log: Logger, opts: RecorderOptions = {}) {
@@ -65,6 +66,21 @@ export class UsageRecorder {
       if (this.#running === next) this.#running = undefined;
     });
     return next;
+  }
+
+  /**
+   * flush() on the event loop's next turn: every request that finishes meanwhile (under load, many,
+   * each in its own I/O callback) has its row in the same INSERT, where flush() at once writes one
+   * row a statement. Resolves as flush() does, for every row recorded before this call.
+   */
+  flushSoon(): Promise<void> {
+    this.#soon ??= new Promise<void>((resolve) =>
+      setImmediate(() => {
+        this.#soon = undefined;
+        resolve(this.flush());
+      }),
+    );
+    return this.#soon;
   }
 
   /** Stop the timer and write what is left. */
