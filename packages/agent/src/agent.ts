@@ -3,7 +3,7 @@ import type { Logger } from "@beta9/http";
 import { Beta9Error, type Hardware } from "@beta9/protocol";
 import { Backoff, sleep } from "./channel/backoff.ts";
 import { Connector } from "./channel/connector.ts";
-import { heartbeatStream } from "./channel/heartbeat-stream.ts";
+import { type HeartbeatContext, heartbeatStream } from "./channel/heartbeat-stream.ts";
 import { GatewayRefused, join } from "./channel/join.ts";
 import { GatewayUntrusted } from "./channel/tls.ts";
 import { type AgentConfig, ConfigError, gatewayUrl, saveConfig } from "./config/config-file.ts";
@@ -51,6 +51,8 @@ export class Agent {
   readonly #configPath: string;
   #config: AgentConfig;
   #connector: Connector | undefined;
+  /** What the channel's idle form beats with (the heartbeat stream's own context). */
+  #heartbeats: HeartbeatContext | undefined;
   inference!: InferenceManager;
   jobs!: JobManager;
   energy!: EngineEnergy;
@@ -177,6 +179,7 @@ export class Agent {
       intervalMs: () => agent.#intervalMs,
       sampleUsage: () => sampler.sample(),
       onSilentGateway: () => agent.#connector?.drop(),
+      onRedial: () => agent.#connector?.redial(),
       inferenceReport: () => agent.inference.report(),
       // Set up below, before the channel opens: beats start only once the agent runs.
       runners: () => agent.jobs?.runners(),
@@ -195,6 +198,7 @@ export class Agent {
     });
     await agent.control.app.register(controlRoutes, ctx);
     await agent.control.app.register(heartbeatStream, ctx);
+    agent.#heartbeats = ctx;
     await agent.control.app.register(inferenceRoutes, ctx);
     await agent.control.app.register(openaiRoutes, ctx);
     agent.jobs = new JobManager({
@@ -286,6 +290,7 @@ export class Agent {
       state: this.state,
       log: this.#log,
       serve: (socket) => this.control.serveChannel(socket),
+      heartbeats: this.#heartbeats,
       rejoin: (reason) => this.#rejoin(reason),
     });
     await this.#connector.start();

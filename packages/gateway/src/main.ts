@@ -5,6 +5,7 @@ import { BETA9_VERSION, GATEWAY_PORT, parseDuration } from "@beta9/protocol";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { buildGateway } from "./app.ts";
 import { parseRule } from "./auth/oidc/rules.ts";
+import { DEFAULT_CHANNEL_IDLE_MS } from "./channel/agent-channel.ts";
 import { defaultDataDir, gatewayConfig } from "./config.ts";
 import { listenMetrics } from "./http/metrics.ts";
 import { TrustedProxies } from "./http/trusted-proxies.ts";
@@ -136,6 +137,13 @@ const program = new Command("b9gateway")
   )
   .addOption(
     durationOption(
+      "--channel-idle-after <duration>",
+      "how long an agent's channel stays HTTP/2 with no request before it goes back to heartbeat lines (agents of protocol 2)",
+      DEFAULT_CHANNEL_IDLE_MS,
+    ),
+  )
+  .addOption(
+    durationOption(
       "--cold-start-timeout <duration>",
       "how long a request may wait while its model is pulled and loaded from zero",
       300_000,
@@ -262,6 +270,7 @@ const program = new Command("b9gateway")
         unhealthyAfterMs: opts.unhealthyAfter,
         offlineAfterMs: Math.max(opts.offlineAfter, opts.unhealthyAfter),
         keepaliveTtlMs: opts.keepaliveTtl,
+        channelIdleMs: opts.channelIdleAfter,
       },
     });
     const gw = await buildGateway(config);

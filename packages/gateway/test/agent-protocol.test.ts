@@ -3,6 +3,7 @@ import { request } from "node:http";
 import {
   AGENT_PROTOCOL,
   AGENT_PROTOCOL_HEADER,
+  AGENT_PROTOCOL_MIN,
   AGENT_VERSION_HEADER,
   CHANNEL_PATH,
   CHANNEL_PROTOCOL,
@@ -54,7 +55,7 @@ describe("agent and gateway versions", () => {
     expect(res.status).toBe(426);
     expect(res.body.error?.code).toBe("agent_unsupported");
     expect(res.body.error?.message).toBe(
-      `this gateway (beta9 0.1.0) speaks agent protocol ${AGENT_PROTOCOL}, and this agent (b9agent 9.0.0) speaks protocol ${AGENT_PROTOCOL + 1}: upgrade the gateway to beta9 9.0.0 or later, or run a b9agent of the gateway's version`,
+      `this gateway (beta9 0.1.0) speaks agent protocol ${AGENT_PROTOCOL_MIN}-${AGENT_PROTOCOL}, and this agent (b9agent 9.0.0) speaks protocol ${AGENT_PROTOCOL + 1}: upgrade the gateway to beta9 9.0.0 or later, or run a b9agent of the gateway's version`,
     );
     expect(await machineIds()).not.toContain("from-the-future");
   });
@@ -92,7 +93,9 @@ describe("agent and gateway versions", () => {
       req.end();
     });
     expect(answer.status).toBe(426);
-    expect(JSON.parse(answer.text).error.message).toContain("this agent (b9agent 7.1.0) speaks protocol 6");
+    expect(JSON.parse(answer.text).error.message).toContain(
+      `this agent (b9agent 7.1.0) speaks protocol ${AGENT_PROTOCOL + 5}`,
+    );
   });
 
   it("lists each machine with its agent's version", async () => {

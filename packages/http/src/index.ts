@@ -1,4 +1,5 @@
 export * from "./bearer.ts";
+export * from "./channel-lines.ts";
 export * from "./errors.ts";
 export * from "./logger.ts";
 export * from "./ndjson.ts";

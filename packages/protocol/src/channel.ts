@@ -14,6 +14,22 @@ export const CHANNEL_PROTOCOL = "beta9-agent-h2";
 export const MACHINE_ID_HEADER = "x-beta9-machine-id";
 
 /**
+ * From agent protocol 2 the channel starts in its idle form: after the 101 (which carries the
+ * protocol the gateway chose in AGENT_PROTOCOL_HEADER) the socket carries NDJSON lines, no HTTP/2.
+ * The agent writes Heartbeat lines, the gateway HeartbeatAck lines. When the gateway has a request
+ * for the agent it writes `{"switch":"h2"}`; the agent answers the same line and then waits for the
+ * gateway's HTTP/2 preface; from there the channel is HTTP/2 as in protocol 1. Neither side writes
+ * another line after its switch line. An HTTP/2 session left idle gets `{"switch":"idle"}` on the
+ * heartbeat stream: the agent dials a new channel (idle form) and the gateway closes the old one
+ * once the new one is up, letting anything still running on it finish.
+ */
+export const IDLE_CHANNEL_PROTOCOL = 2;
+export const ChannelSwitch = Type.Object({ switch: Type.Union([Type.Literal("h2"), Type.Literal("idle")]) });
+export type ChannelSwitch = Static<typeof ChannelSwitch>;
+/** Longest line either side accepts on the channel (a heartbeat with many models is a few KB). */
+export const CHANNEL_MAX_LINE = 64 * 1024;
+
+/**
  * Heartbeats flow on one long-lived stream the gateway opens on the channel: the agent writes one
  * Heartbeat per line on the response, the gateway writes one HeartbeatAck per line on the request.
  */

@@ -11,11 +11,14 @@ import {
   CHANNEL_PATH,
   CHANNEL_PROTOCOL,
   type ErrorBody,
+  IDLE_CHANNEL_PROTOCOL,
   MACHINE_ID_HEADER,
 } from "@beta9/protocol";
 import { type AgentConfig, addressUrl, gatewayAddresses } from "../config/config-file.ts";
 import type { AgentState } from "../state.ts";
 import { Backoff, sleep } from "./backoff.ts";
+import type { HeartbeatContext } from "./heartbeat-stream.ts";
+import { serveIdleChannel } from "./idle-channel.ts";
 import { GatewayRefused } from "./join.ts";
 import { explainTlsFailure, GatewayUntrusted, gatewayCa } from "./tls.ts";
 
@@ -28,6 +31,8 @@ export interface ConnectorDeps {
   log: Logger;
   /** Hand the upgraded socket to the HTTP/2 control server. */
   serve: (socket: Duplex) => void;
+  /** What the idle form of the channel beats with (protocol 2); without it, HTTP/2 from the start. */
+  heartbeats?: HeartbeatContext;
   /** The gateway no longer accepts our credential: join again, or throw to give up. */
   rejoin: (reason: GatewayRefused) => Promise<void>;
   backoff?: Backoff;
@@ -45,6 +50,10 @@ export class Connector {
   readonly #backoff: Backoff;
   readonly #abort = new AbortController();
   #socket: Duplex | undefined;
+  /** Channels we left for a new idle one; the gateway closes them once what runs on them is done. */
+  readonly #retired = new Set<Duplex>();
+  /** Ends the wait on the current channel: the gateway asked for a new one in the idle form. */
+  #redial: (() => void) | undefined;
   #loop: Promise<void> | undefined;
   /** Which of the configured gateways is dialled next. */
   #current = 0;
@@ -64,9 +73,15 @@ export class Connector {
     this.#socket?.destroy();
   }
 
+  /** Dial a new channel (it starts idle) and leave this one to the gateway to close. */
+  redial(): void {
+    this.#redial?.();
+  }
+
   async stop(): Promise<void> {
     this.#abort.abort();
     this.#socket?.destroy();
+    for (const socket of this.#retired) socket.destroy();
     await this.#loop?.catch(() => {});
   }
 
@@ -86,7 +101,17 @@ export class Connector {
         state.gatewayConnected = true;
         log.info({ gateway }, "connected to gateway");
         const openedAt = Date.now();
-        await new Promise<void>((resolve) => socket.once("close", () => resolve()));
+        const redialed = await new Promise<boolean>((resolve) => {
+          socket.once("close", () => resolve(false));
+          this.#redial = () => resolve(true);
+        });
+        this.#redial = undefined;
+        if (redialed) {
+          this.#retired.add(socket);
+          socket.once("close", () => this.#retired.delete(socket));
+          log.debug({ gateway }, "gateway asked for an idle channel; dialling it");
+          continue;
+        }
         state.gatewayConnected = false;
         state.status = "DISCONNECTED";
         if (signal.aborted) break;
@@ -138,7 +163,7 @@ export class Connector {
           [AGENT_VERSION_HEADER]: BETA9_VERSION,
         },
       });
-      req.on("upgrade", (_res, socket, head) => {
+      req.on("upgrade", (res, socket, head) => {
         socket.setTimeout(0);
         socket.setKeepAlive(true, 10_000);
         // Answers are many small HTTP/2 frames: Nagle's wait for an ACK would hold each one back.
@@ -148,7 +173,11 @@ export class Connector {
         // HTTP/2 was agreed by the Upgrade over HTTP/1.1, not by ALPN; Node's HTTP/2 server would
         // refuse a TLS socket that negotiated none ("Missing ALPN Protocol"), so say h2 was.
         if (socket instanceof TLSSocket) socket.alpnProtocol = "h2";
-        this.#deps.serve(socket);
+        // A gateway of protocol 2 says so in its 101 and starts the channel idle; older ones speak HTTP/2.
+        const heartbeats = this.#deps.heartbeats;
+        if (heartbeats && Number(res.headers[AGENT_PROTOCOL_HEADER]) >= IDLE_CHANNEL_PROTOCOL)
+          serveIdleChannel(socket, { heartbeats, serve: this.#deps.serve, log: this.#deps.log });
+        else this.#deps.serve(socket);
         resolve(socket);
       });
       req.on("response", (res) => {

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from "node:http";
+import { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { bearerToken, type Logger, requestIdOf, toErrorReply } from "@beta9/http";
 import {
@@ -7,6 +8,7 @@ import {
   Beta9Error,
   CHANNEL_PATH,
   CHANNEL_PROTOCOL,
+  IDLE_CHANNEL_PROTOCOL,
   MACHINE_ID_HEADER,
 } from "@beta9/protocol";
 import type { Store } from "@beta9/store";
@@ -30,7 +32,7 @@ const ID_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
 
 /**
  * Handles `Upgrade: beta9-agent-h2` on CHANNEL_PATH: checks the machine credential, answers 101 and
- * turns the socket into an HTTP/2 session the gateway drives. Anything else is refused in plain HTTP
+ * hands the socket to an AgentChannel (HTTP/2 the gateway drives, or lines first for protocol 2). Anything else is refused in plain HTTP
  * with our JSON error, and the socket closed.
  */
 export function channelUpgradeHandler(deps: UpgradeDeps) {
@@ -68,10 +70,8 @@ async function accept(deps: UpgradeDeps, req: IncomingMessage, socket: Duplex, h
   }
   // Before the credential: an agent upgraded past this gateway is told so, not left retrying in silence.
   const version = req.headers[AGENT_VERSION_HEADER];
-  checkAgentProtocol(
-    protocolHeader(req.headers[AGENT_PROTOCOL_HEADER]),
-    typeof version === "string" ? version : "of an unknown version",
-  );
+  const protocol = protocolHeader(req.headers[AGENT_PROTOCOL_HEADER]) ?? 1;
+  checkAgentProtocol(protocol, typeof version === "string" ? version : "of an unknown version");
   const remote = deps.proxies.clientAddress(req.socket.remoteAddress, req.headers["x-forwarded-for"]);
   const machine = await verifyMachineCredential(
     deps,
@@ -84,15 +84,18 @@ async function accept(deps: UpgradeDeps, req: IncomingMessage, socket: Duplex, h
   if (!deps.registry.get(machineId)) deps.registry.put(machine);
   // HTTP/2 takes the socket over only once the 101 is written: over TLS the write is still queued
   // now, and a session adopting the socket under it aborts the process (a Node assertion).
+  // The 101 says which form the channel starts in: protocol 2 agents get the idle form (lines).
+  const idleForm = protocol >= IDLE_CHANNEL_PROTOCOL && socket instanceof Socket;
   await new Promise<void>((resolve, reject) =>
     socket.write(
-      `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${CHANNEL_PROTOCOL}\r\n\r\n`,
+      `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${CHANNEL_PROTOCOL}\r\n` +
+        `${AGENT_PROTOCOL_HEADER}: ${idleForm ? IDLE_CHANNEL_PROTOCOL : 1}\r\n\r\n`,
       (err) => (err ? reject(err) : resolve()),
     ),
   );
   if (socket.destroyed) return;
   if (head.length > 0) socket.unshift(head);
-  const channel = new AgentChannel(socket, machineId, deps.registry, deps.log);
+  const channel = new AgentChannel(socket, machineId, deps.registry, deps.log, idleForm);
   channel.open();
   deps.log.info({ machine_id: machineId, remote }, "agent connected");
 }

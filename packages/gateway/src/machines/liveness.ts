@@ -13,6 +13,8 @@ export interface LivenessConfig {
    * one: such a machine is UNHEALTHY after half of this without a keepalive, OFFLINE after all of it.
    */
   keepaliveTtlMs: number;
+  /** An agent channel's HTTP/2 session with no request for this long goes back to its idle form. */
+  channelIdleMs?: number;
 }
 
 export const DEFAULT_LIVENESS: LivenessConfig = {

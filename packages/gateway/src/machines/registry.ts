@@ -21,7 +21,8 @@ const FLUSH_SLICE = 500;
  * (`http`: Ollama's /v1 at the machine's tailnet address). The registry can close either.
  */
 export interface AgentLink {
-  close(reason: string): void;
+  /** `graceful`: replaced by a newer channel of the same agent (see AgentChannel.close). */
+  close(reason: string, graceful?: boolean): void;
   request?(init: {
     method: string;
     path: string;
@@ -189,7 +190,7 @@ export class MachineRegistry {
   attach(id: string, link: AgentLink): void {
     const e = this.#entries.get(id);
     if (!e) return;
-    if (e.link && e.link !== link) e.link.close("replaced by a newer connection");
+    if (e.link && e.link !== link) e.link.close("replaced by a newer connection", true);
     e.link = link;
     e.linkedAt = Date.now();
     e.live.connected = true;
