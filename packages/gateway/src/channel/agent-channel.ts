@@ -257,7 +257,10 @@ export class AgentChannel implements AgentLink {
       if (this.#requests > 0 || this.#closed || !this.#heartbeats) return;
       this.#retiring = true;
       this.#heartbeats.write(SWITCH_IDLE);
-      this.#log.info({ machine_id: this.machineId }, "agent channel idle: the agent is asked for an idle one");
+      this.#log.info(
+        { machine_id: this.machineId },
+        "agent channel idle: the agent is asked for an idle one",
+      );
     }, this.#registry.cfg.channelIdleMs ?? DEFAULT_CHANNEL_IDLE_MS);
     this.#idleTimer.unref();
   }
