@@ -8,6 +8,8 @@ import { energyProbe } from "./probe.ts";
 import { combineParts, type EnergyPart } from "./reading.ts";
 
 const JOULES_PER_WH = 3600;
+/** An engine serving nothing has its CPU time read this often (its energy still counts, later). */
+const IDLE_BUCKET_MS = 10_000;
 
 /** All CPUs' busy time so far, in seconds: the whole machine's CPU time. */
 async function machineCpuSeconds(): Promise<number> {
@@ -95,6 +97,7 @@ export class EngineEnergy {
     const tree = pid === undefined ? undefined : new ProcessTreeCpu(pid);
     const meter = new EnergyMeter(energyProbe(power, { cpuSeconds: async () => tree?.read(), gpus: "all" }), {
       bucketMs: this.#bucketMs,
+      idleBucketMs: IDLE_BUCKET_MS,
       onBucket: (parts) => this.#count(parts),
     });
     this.#meters.set(key, { pid, meter });

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { CounterGpuEnergy, SampledGpuPower } from "./gpu-energy.ts";
 import { EnergyMeter } from "./meter.ts";
 import type { EnergyPart } from "./reading.ts";
@@ -122,6 +122,46 @@ describe("energy meter", () => {
     expect(reads - before).toBe(1);
     for (const [i, r] of readings.entries()) expect(r?.wh).toBeCloseTo(wh(2 * (i + 1)), 12);
     meter.close();
+  });
+
+  it("reads an idle engine only every idleBucketMs, and its idle energy is still no answer's", async () => {
+    vi.useFakeTimers();
+    try {
+      let reads = 0;
+      const { state, probe } = handProbe();
+      const counted: number[] = [];
+      const meter = new EnergyMeter(
+        async () => {
+          reads++;
+          return probe();
+        },
+        { bucketMs: 1_000, idleBucketMs: 10_000, onBucket: (parts) => counted.push(parts[0]?.joules ?? 0) },
+      );
+      await vi.advanceTimersByTimeAsync(0);
+      state.cpu += 100; // the engine idling, nothing open
+      await vi.advanceTimersByTimeAsync(5_000);
+      expect(reads).toBe(1); // the baseline only
+      const a = meter.begin();
+      const b = meter.begin(); // in the same moment: neither gets the idle energy
+      await vi.advanceTimersByTimeAsync(0); // the idle bucket's end is read at once
+      expect(reads).toBe(2);
+      a.tokens(1);
+      b.tokens(1);
+      state.cpu += 20;
+      const [ra, rb] = await Promise.all([a.end(), b.end()]);
+      expect(ra?.wh).toBeCloseTo(wh(10), 12);
+      expect(rb?.wh).toBeCloseTo(wh(10), 12);
+      // The machine's totals still have it all.
+      expect(counted.reduce((x, y) => x + y, 0)).toBeCloseTo(120, 9);
+      const before = reads;
+      await vi.advanceTimersByTimeAsync(9_000);
+      expect(reads - before).toBe(0);
+      await vi.advanceTimersByTimeAsync(2_000);
+      expect(reads - before).toBe(1);
+      meter.close();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("an answer with nothing measurable says so (undefined), not zero", async () => {

@@ -28,6 +28,11 @@ interface Open {
 
 export interface EnergyMeterOptions {
   bucketMs?: number;
+  /**
+   * With no answer open, buckets end only this often (an idle engine's energy is no one's; it is
+   * still counted, in the next bucket). The next answer's begin() ends the idle bucket first.
+   */
+  idleBucketMs?: number;
   /** Each bucket's energy, for the machine's totals (/metrics). */
   onBucket?: (parts: EnergyPart[]) => void;
 }
@@ -41,6 +46,13 @@ export class EnergyMeter {
   #chain: Promise<void>;
   /** A bucket's end queued behind the one being read: answers that end meanwhile share it. */
   #queued: Promise<void> | undefined;
+  readonly #idleBucketMs: number | undefined;
+  /** When the current bucket began (its opening reading was asked for). */
+  #bucketAt = Date.now();
+  /** An idle tick was skipped: the current bucket holds idle time that must end before an answer joins. */
+  #idle = false;
+  /** The idle bucket's end that answers begun since wait for before they join. */
+  #idleEnd: Promise<void> | undefined;
 
   constructor(probe: EnergyProbe, opts: EnergyMeterOptions = {}) {
     this.#probe = probe;
@@ -49,8 +61,18 @@ export class EnergyMeter {
     this.#chain = this.#read().then((parts) => {
       this.#last = parts;
     });
-    this.#timer = setInterval(() => void this.closeBucket(), opts.bucketMs ?? 1_000);
+    this.#idleBucketMs = opts.idleBucketMs;
+    this.#timer = setInterval(() => this.#tick(), opts.bucketMs ?? 1_000);
     this.#timer.unref();
+  }
+
+  #tick(): void {
+    const idle = this.#open.size === 0 && this.#idleBucketMs !== undefined;
+    if (idle && Date.now() - this.#bucketAt < this.#idleBucketMs!) {
+      this.#idle = true;
+      return;
+    }
+    void this.closeBucket();
   }
 
   async #read(): Promise<Map<string, EnergyPart>> {
@@ -65,24 +87,30 @@ export class EnergyMeter {
    */
   closeBucket(): Promise<void> {
     if (this.#queued !== undefined) return this.#queued;
-    const next = this.#chain.then(async () => {
+    const next = this.#chain.then(() => {
       this.#queued = undefined;
-      const now = await this.#read();
-      const delta: EnergyPart[] = [];
-      for (const [source, part] of now) {
-        const before = this.#last.get(source);
-        // A source seen for the first time starts counting from here.
-        if (before !== undefined && part.joules >= before.joules)
-          delta.push({ ...part, joules: part.joules - before.joules });
-      }
-      // Sources missing this time keep their last value, so their energy is counted when they return.
-      for (const [source, part] of now) this.#last.set(source, part);
-      this.#split(delta);
-      this.#onBucket(delta);
+      return this.#bucket();
     });
     this.#queued = next;
     this.#chain = next;
     return next;
+  }
+
+  async #bucket(): Promise<void> {
+    this.#bucketAt = Date.now();
+    this.#idle = false;
+    const now = await this.#read();
+    const delta: EnergyPart[] = [];
+    for (const [source, part] of now) {
+      const before = this.#last.get(source);
+      // A source seen for the first time starts counting from here.
+      if (before !== undefined && part.joules >= before.joules)
+        delta.push({ ...part, joules: part.joules - before.joules });
+    }
+    // Sources missing this time keep their last value, so their energy is counted when they return.
+    for (const [source, part] of now) this.#last.set(source, part);
+    this.#split(delta);
+    this.#onBucket(delta);
   }
 
   #split(delta: EnergyPart[]): void {
@@ -115,7 +143,19 @@ export class EnergyMeter {
   /** An answer began: it shares the buckets from now until its end(). */
   begin(): MeteredAnswer {
     const answer: Open = { tokens: 0, seen: false, parts: new Map() };
-    this.#open.add(answer);
+    if (this.#idle) {
+      // The idle time since the last reading is no one's: its bucket ends before answers join, and
+      // any end asked for from now on comes after it.
+      this.#idle = false;
+      this.#queued = undefined;
+      const idleEnd = this.#chain.then(() => this.#bucket());
+      this.#chain = this.#idleEnd = idleEnd;
+      void idleEnd.then(() => {
+        if (this.#idleEnd === idleEnd) this.#idleEnd = undefined;
+      });
+    }
+    if (this.#idleEnd === undefined) this.#open.add(answer);
+    else void this.#idleEnd.then(() => this.#open.add(answer));
     let result: Promise<EnergyReading | undefined> | undefined;
     return {
       tokens: (n) => {
