@@ -35,7 +35,7 @@ export type GgufToHfDtype = (typeof GGUF_TO_HF_DTYPES)[number];
  *   tokenizer.ggml.pre names, so that llama.cpp's converter recognises it again;
  * - its tokenizer keeps the GGUF itself as "tokenizer.model", no sentencepiece model: dropped.
  */
-const RUN_DEQUANTIZE = `import os, sys
+export const RUN_DEQUANTIZE = `import os, sys
 def main():
     gguf, out, dtype = sys.argv[1:4]
     import torch

@@ -21,7 +21,7 @@ export type HfToGgufType = (typeof HF_TO_GGUF_TYPES)[number];
  * torch 1.13 lacks the float8 types (torch 2.1) that the script names in its dtype tables; stand-ins
  * that no tensor has let it run unmodified, and a float8 checkpoint still fails to load, as it must.
  */
-const RUN_CONVERT = `import os, runpy, sys
+export const RUN_CONVERT = `import os, runpy, sys
 import torch
 for n in ("float8_e4m3fn", "float8_e5m2"):
     if not hasattr(torch, n):
