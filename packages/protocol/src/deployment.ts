@@ -54,6 +54,8 @@ export const CreateDeployment = Type.Object(
      */
     prefer: Type.Optional(Type.Literal("low-carbon")),
     context_size: Type.Optional(Type.Integer({ minimum: 256, maximum: 1_048_576 })),
+    /** A llama.cpp type ("Q4_K_M"): each machine converts the GGUF source to it once, and serves that. */
+    quantize: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
   },
   { additionalProperties: false },
 );
@@ -75,6 +77,8 @@ export const DeploymentView = Type.Object({
   region: Type.Union([Type.Literal("eu"), Type.Null()]),
   prefer: Type.Union([Type.Literal("low-carbon"), Type.Null()]),
   context_size: Type.Union([Type.Integer(), Type.Null()]),
+  /** The type machines convert the source to (null: served as fetched); absent from older gateways. */
+  quantize: Type.Optional(Type.Union([Type.String(), Type.Null()])),
   created_at: Type.String({ format: "date-time" }),
 });
 export type DeploymentView = Static<typeof DeploymentView>;
@@ -115,7 +119,8 @@ export type ReplicaList = Static<typeof ReplicaList>;
  *   {"status":"verifying sha256 digest",…}   {"status":"writing manifest",…}
  *   {"status":"success","model":{…StoredModelView},"machines":[{"id":"m_…","name":"gpu-box-1"}]}
  *
- * Progress lines carry `total`/`completed` (bytes) while bytes move; `digest` only when known ahead
+ * Progress lines carry `total`/`completed` (bytes) while bytes move, or with `unit: "tensors"` while a
+ * machine converts the model to the deployment's `quantize` type ("quantizing NAME to Q8_0"); `digest` only when known ahead
  * (a deployment with sha256). Statuses while bytes move depend on the source: "pulling NAME"
  * (http, hf:), "copying" or "hashing" (a local file), Ollama's own lines (ollama:). A machine already
  * serving the model gives `{"status":"already on NAME",…}`; a machine that failed gives
@@ -131,6 +136,8 @@ export const DeploymentPullEvent = Type.Object({
   digest: Type.Optional(Type.String()),
   total: Type.Optional(Type.Number()),
   completed: Type.Optional(Type.Number()),
+  /** What total/completed count when not bytes: "tensors" while a machine converts (--quantize). */
+  unit: Type.Optional(Type.Literal("tensors")),
   /** On "success": what the (last) agent recorded; null when nothing was pulled. */
   model: Type.Optional(Type.Union([StoredModelView, Type.Null()])),
   /** On "success": the machines that have the model now. */

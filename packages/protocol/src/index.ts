@@ -17,6 +17,7 @@ export * from "./machine.ts";
 export * from "./management.ts";
 export * from "./ollama.ts";
 export * from "./openai.ts";
+export * from "./quantization.ts";
 export * from "./tls.ts";
 export * from "./usage.ts";
 export * from "./version.ts";

@@ -67,6 +67,11 @@ export const InferencePullRequest = Type.Object(
     source_trusted: Type.Optional(Type.Boolean()),
     /** Stream progress as NDJSON (also when the request accepts application/x-ndjson). */
     stream: Type.Optional(Type.Boolean()),
+    /**
+     * A llama.cpp type ("Q4_K_M", see QUANTIZATION_TYPES): the source is pulled, then converted once,
+     * and `model` names the converted GGUF (the source stays stored as `model`'s source name).
+     */
+    quantize: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
   },
   { additionalProperties: false },
 );
@@ -124,6 +129,17 @@ export const StoredModelView = Type.Object({
   parameter_count: Type.Union([Type.Number(), Type.Null()]),
   quantization: Type.Union([Type.String(), Type.Null()]),
   context_length: Type.Union([Type.Integer(), Type.Null()]),
+  /** For a model made by converting another on the machine: what from, to what, with which tool. */
+  converted_from: Type.Optional(
+    Type.Object({
+      name: Type.String(),
+      sha256: Type.String(),
+      format: Type.String(),
+      quantization: Type.Union([Type.String(), Type.Null()]),
+      target: Type.String(),
+      converter: Type.Object({ tool: Type.String(), version: Type.String() }),
+    }),
+  ),
 });
 export type StoredModelView = Static<typeof StoredModelView>;
 
@@ -134,6 +150,8 @@ export const PullProgress = Type.Object({
   digest: Type.Optional(Type.String()),
   completed: Type.Optional(Type.Number()),
   total: Type.Optional(Type.Number()),
+  /** What completed/total count when not bytes: "tensors" while a conversion runs. */
+  unit: Type.Optional(Type.Literal("tensors")),
   model: Type.Optional(StoredModelView),
   error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
 });

@@ -1,4 +1,5 @@
 import { type FileHandle, open } from "node:fs/promises";
+import { BITS_PER_WEIGHT } from "@beta9/protocol";
 import { ModelError } from "./model-error.ts";
 import { baseModelFromGguf, spdxLicense } from "./provenance.ts";
 
@@ -502,41 +503,7 @@ const TENSOR_TYPES: Record<number, string> = {
 };
 
 /** Rough bits per weight of each quantization, to estimate a parameter count from the file size. */
-export const BITS_PER_WEIGHT: Record<string, number> = {
-  F32: 32,
-  F16: 16,
-  BF16: 16,
-  Q8_0: 8.5,
-  Q6_K: 6.56,
-  Q5_1: 6,
-  Q5_0: 5.5,
-  Q5_K_M: 5.7,
-  Q5_K_S: 5.5,
-  Q4_1: 5,
-  Q4_0: 4.5,
-  Q4_K_M: 4.85,
-  Q4_K_S: 4.6,
-  IQ4_NL: 4.5,
-  IQ4_XS: 4.25,
-  Q3_K_L: 4.3,
-  Q3_K_M: 3.9,
-  Q3_K_S: 3.5,
-  IQ3_M: 3.7,
-  IQ3_S: 3.44,
-  IQ3_XS: 3.3,
-  IQ3_XXS: 3.06,
-  Q2_K: 3.35,
-  Q2_K_S: 2.9,
-  IQ2_M: 2.7,
-  IQ2_S: 2.5,
-  IQ2_XS: 2.31,
-  IQ2_XXS: 2.06,
-  IQ1_M: 1.75,
-  IQ1_S: 1.56,
-  TQ1_0: 1.69,
-  TQ2_0: 2.06,
-  MXFP4_MOE: 4.25,
-};
+export { BITS_PER_WEIGHT };
 
 export interface GgufFacts {
   architecture: string | null;

@@ -1,8 +1,13 @@
 import { link, mkdir, rm, statfs } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
+import {
+  BITS_PER_WEIGHT,
+  parseQuantization,
+  QUANTIZATION_TYPES,
+  type QuantizationType,
+} from "@beta9/protocol";
 import type { PidfileRegistry } from "../../process/pidfiles.ts";
-import { BITS_PER_WEIGHT } from "../gguf.ts";
 import { isModelError, ModelError } from "../model-error.ts";
 import type { GgufModelRecord, ModelStore, PullProgress } from "../store.ts";
 import { ensureQuantizeTool, findLlamaSource, type LlamaSource, llamaVersion } from "./llama-tools.ts";
@@ -14,18 +19,8 @@ import { runTool } from "./run-tool.ts";
  * origin and the tool), written to a temporary file that becomes a blob only when complete.
  */
 
-/** The types llama-quantize at the bundled release accepts (tools/quantize/quantize.cpp, QUANT_OPTIONS). */
-// biome-ignore format: one table
-export const QUANTIZATION_TYPES = [
-  "Q1_0", "Q2_0", "Q4_0", "Q4_1", "MXFP4_MOE", "Q5_0", "Q5_1", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_M",
-  "IQ1_S", "IQ1_M", "TQ1_0", "TQ2_0", "Q2_K", "Q2_K_S", "IQ3_XXS", "IQ3_S", "IQ3_M", "Q3_K", "IQ3_XS",
-  "Q3_K_S", "Q3_K_M", "Q3_K_L", "IQ4_NL", "IQ4_XS", "Q4_K", "Q4_K_S", "Q4_K_M", "Q5_K", "Q5_K_S",
-  "Q5_K_M", "Q6_K", "Q8_0", "F16", "BF16", "F32",
-] as const;
-export type QuantizationType = (typeof QUANTIZATION_TYPES)[number];
+export { QUANTIZATION_TYPES, type QuantizationType };
 
-/** The tool refuses these without an importance matrix, which conversions do not compute yet. */
-const NEEDS_IMATRIX = new Set(["IQ1_S", "IQ1_M", "IQ2_XXS", "IQ2_XS", "IQ2_S", "Q2_K_S"]);
 /** Sources at these precisions lose nothing to a first quantisation; any other is requantised. */
 const FULL_PRECISION = new Set(["F32", "F16", "BF16"]);
 
@@ -49,19 +44,9 @@ export interface QuantizeRequest {
 
 /** Validate `type` against the tool's list, with a sentence that says what to use instead. */
 export function parseQuantizationType(type: string, model: string): QuantizationType {
-  const upper = type.trim().toUpperCase();
-  const known = QUANTIZATION_TYPES.find((t) => t === upper);
-  if (!known)
-    throw new ModelError(
-      "invalid_quantization",
-      `cannot quantize ${model} to ${JSON.stringify(type)}: llama.cpp has no such quantization type; use one of Q4_K_M, Q5_K_M, Q6_K, Q8_0, F16 (or another of ${QUANTIZATION_TYPES.join(", ")})`,
-    );
-  if (NEEDS_IMATRIX.has(known))
-    throw new ModelError(
-      "invalid_quantization",
-      `cannot quantize ${model} to ${known}: that type needs an importance matrix, which conversions do not make yet; use Q2_K, Q3_K_M or a larger type`,
-    );
-  return known;
+  const parsed = parseQuantization(type, model);
+  if (!parsed.ok) throw new ModelError("invalid_quantization", parsed.message);
+  return parsed.type;
 }
 
 function failed(req: QuantizeRequest, type: string, reason: string): ModelError {
