@@ -1,7 +1,10 @@
 import { Beta9Error, type StoredModelView } from "@beta9/protocol";
 import type { ModelSpec } from "../engines/engine.ts";
 import type { OllamaEngine } from "../engines/ollama.ts";
+import { parseQuantizationType, quantizeModel } from "../models/convert/quantize.ts";
+import { ModelError } from "../models/model-error.ts";
 import type { ModelPuller, PullerOptions } from "../models/puller.ts";
+import { validateModelName } from "../models/sources.ts";
 import type { ModelRecord, ModelStore } from "../models/store.ts";
 import type { ModelCatalog } from "./manager.ts";
 
@@ -19,6 +22,7 @@ export class StoreCatalog implements ModelCatalog, ModelPuller {
   }
 
   async pull(name: string, source: string | undefined, opts: PullerOptions): Promise<StoredModelView> {
+    if (opts.quantize !== undefined) return this.#pullQuantized(name, source, opts.quantize, opts);
     if (source === undefined) {
       await this.#store.checkOwner(name, opts.owner);
       const existing = await this.#store.get(name);
@@ -58,6 +62,57 @@ export class StoreCatalog implements ModelCatalog, ModelPuller {
     return view(res.record);
   }
 
+  /**
+   * Pull `source` under `name`'s source name, then convert it to `type` as `name`: once per source
+   * sha256 and type (quantizeModel reuses and shares conversions); a `name` already converted from
+   * the source stored under that name, for that source, is answered without fetching or converting.
+   */
+  async #pullQuantized(
+    name: string,
+    source: string | undefined,
+    type: string,
+    opts: PullerOptions,
+  ): Promise<StoredModelView> {
+    const target = parseQuantizationType(type, name);
+    const from = sourceNameOf(validateModelName(name));
+    if (source === undefined || source.startsWith("ollama:"))
+      throw new ModelError(
+        "conversion_failed",
+        source === undefined
+          ? `quantizing ${name} to ${target} needs the GGUF to convert: give its source (http(s)://…, hf:ORG/REPO/FILE.gguf or a path)`
+          : `cannot quantize ${name} to ${target}: ollama: sources are Ollama's own models; give a GGUF source (http(s)://…, hf:ORG/REPO/FILE.gguf)`,
+      );
+    await this.#store.checkOwner(name, opts.owner);
+    const [done, origin] = await Promise.all([this.#store.get(name), this.#store.get(from)]);
+    if (
+      done?.format === "gguf" &&
+      origin?.format === "gguf" &&
+      origin.source === source &&
+      done.converted_from?.sha256 === origin.sha256 &&
+      done.converted_from.target === target &&
+      (opts.expectedSha256 === undefined || opts.expectedSha256.toLowerCase() === origin.sha256)
+    ) {
+      opts.onProgress({ status: `${name} is ${from} quantized to ${target} already` });
+      return view(done);
+    }
+    await this.pull(from, source, { ...opts, quantize: undefined });
+    const converting = `quantizing ${name} to ${target}`;
+    const record = await quantizeModel(this.#store, {
+      from,
+      name,
+      type: target,
+      owner: opts.owner,
+      signal: opts.signal,
+      onProgress: (p) =>
+        opts.onProgress(
+          p.status === "quantizing"
+            ? { status: converting, completed: p.completed, total: p.total, unit: "tensors" }
+            : { status: p.status },
+        ),
+    });
+    return view(record);
+  }
+
   checkOwner(name: string, owner: string | undefined): Promise<void> {
     return this.#store.checkOwner(name, owner);
   }
@@ -81,5 +136,23 @@ export function view(r: ModelRecord): StoredModelView {
     parameter_count: r.parameter_count,
     quantization: r.quantization,
     context_length: r.context_length,
+    ...(r.format === "gguf" && r.converted_from
+      ? {
+          converted_from: {
+            name: r.converted_from.name,
+            sha256: r.converted_from.sha256,
+            format: r.converted_from.format,
+            quantization: r.converted_from.quantization,
+            target: r.converted_from.target,
+            converter: { tool: r.converted_from.converter.tool, version: r.converted_from.converter.version },
+          },
+        }
+      : {}),
   };
+}
+
+/** Where a converted model's source is stored: "smol" → "smol.source", "llama3.2:1b" → "llama3.2.source:1b". */
+export function sourceNameOf(name: string): string {
+  const [base, tag] = name.split(":");
+  return tag === undefined ? `${base}.source` : `${base}.source:${tag}`;
 }

@@ -9,6 +9,8 @@ export interface PullerOptions {
   owner?: string | undefined;
   /** The pool's operator gave the source. */
   sourceTrusted?: boolean | undefined;
+  /** A llama.cpp type: the source is pulled, then converted to it once, and `name` is the result. */
+  quantize?: string | undefined;
 }
 
 /** The model store as its callers (the control API, the dashboard's pull tracker) need it. */
