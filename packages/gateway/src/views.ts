@@ -73,6 +73,7 @@ export function deploymentView(
     region: d.region as DeploymentView["region"],
     prefer: d.prefer === "low-carbon" ? "low-carbon" : null,
     context_size: d.context_size,
+    quantize: d.quantize,
     created_at: iso(d.created_at),
   };
 }

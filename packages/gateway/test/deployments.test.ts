@@ -39,6 +39,7 @@ for (const dialect of DIALECTS) {
         region: null,
         prefer: null,
         context_size: null,
+        quantize: null,
         created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
       });
 

@@ -126,6 +126,8 @@ export interface DeploymentTable {
   /** "low-carbon" or null (placement ranks by load). */
   prefer: string | null;
   context_size: number | null;
+  /** A llama.cpp type machines convert the GGUF source to ("Q8_0"); null: served as fetched. */
+  quantize: string | null;
   created_at: number;
 }
 

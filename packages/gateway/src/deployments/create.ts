@@ -3,6 +3,7 @@ import {
   type CreateDeployment,
   canonicalModelName,
   parseCountry,
+  parseQuantization,
   type Residency,
 } from "@beta9/protocol";
 import type { Deployment } from "@beta9/store";
@@ -40,6 +41,7 @@ export async function createDeployment(
       `no pool named ${pool}; create it with \`b9 pool create ${pool}\` or leave --pool out`,
     );
   }
+  const quantize = quantizationOf(b);
   const where = await withinWorkspace(ctx, workspaceId, b);
   // One canonical form (lowercase): "VICTIM" is the deployment "victim", refused if another has it.
   const name = canonicalModelName(b.name);
@@ -59,6 +61,7 @@ export async function createDeployment(
     region: where.region,
     prefer: b.prefer ?? null,
     context_size: b.context_size ?? null,
+    quantize,
     created_at: Date.now(),
   };
   // A model a machine's owner serves by hand is called by that name: a deployment would route to it.
@@ -86,6 +89,20 @@ export async function createDeployment(
     "deployment created",
   );
   return row;
+}
+
+/** The type machines convert the source to, in its one spelling; refused before anything is placed. */
+function quantizationOf(b: CreateDeployment): string | null {
+  if (b.quantize === undefined) return null;
+  const parsed = parseQuantization(b.quantize, b.name);
+  if (!parsed.ok) throw new Beta9Error("invalid_quantization", parsed.message);
+  // Ollama keeps its own models: there is no GGUF of ours to convert.
+  if (b.source.startsWith("ollama:"))
+    throw new Beta9Error(
+      "invalid_quantization",
+      `cannot quantize ${b.name}: ollama: sources are Ollama's own models; give a GGUF source (http(s)://…, hf:ORG/REPO/FILE.gguf) or leave --quantize out`,
+    );
+  return parsed.type;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { quantizedBytes } from "@beta9/protocol";
 import { describe, expect, it } from "vitest";
 import type { Constraints } from "./constraints.ts";
 import { type Needs, place } from "./place.ts";
@@ -66,5 +67,54 @@ describe("placing work that is not a model", () => {
       ok: true,
       machines: [{ id: "mac" }],
     });
+  });
+});
+
+describe("placing a model converted to another type (--quantize)", () => {
+  // A 7B model: its weights at the type the machine will convert it to, not at the source's.
+  const seven = { size: 3.9 * GB, parameter_count: 7e9, quantization: "Q4_0" };
+  const model = (target: string): Needs =>
+    job({
+      askedBy: "this deployment",
+      resources: {
+        vramBytes: null,
+        memoryBytes: null,
+        weights: { bytes: quantizedBytes(seven, target)!, what: `llama at ${target}` },
+      },
+    });
+  const laptop = withModels("laptop", 6 * GB, 0);
+  const server = withModels("server", 32 * GB, 2);
+
+  it("a machine that fits the Q4_K_M but not the Q8_0 is not chosen for the Q8_0", () => {
+    expect(place(model("Q4_K_M"), [laptop, server])).toMatchObject({
+      ok: true,
+      machines: [{ id: "laptop" }, { id: "server" }],
+    });
+    expect(place(model("Q8_0"), [laptop, server])).toMatchObject({ ok: true, machines: [{ id: "server" }] });
+    expect(place(model("Q8_0"), [laptop])).toEqual({
+      ok: false,
+      reason: "no machine in pool external has 7.4 GB free for llama at Q8_0; most free is 6.0 GB on laptop",
+    });
+  });
+
+  it("weights go to the GPU's free memory where the machine has one, else to its RAM", () => {
+    const rig = machineView({
+      id: "rig",
+      hardware: { ...laptop.hardware, gpus: [gpu("nvidia", 8 * GB)] },
+      inference: { engines: [], models: [], memory_free_bytes: 64 * GB, vram_free_bytes: 5 * GB },
+    });
+    expect(place(model("Q4_K_M"), [rig])).toMatchObject({ ok: true });
+    expect(place(model("Q8_0"), [rig])).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/5\.0 GB on rig$/),
+    });
+  });
+
+  it("the converted size comes from the parameter count, else from the source's size scaled by bits per weight", () => {
+    expect(quantizedBytes(seven, "Q8_0")).toBe(Math.ceil((7e9 * 8.5) / 8));
+    expect(quantizedBytes({ ...seven, parameter_count: null }, "q8_0")).toBe(
+      Math.ceil((3.9 * GB * 8.5) / 4.5),
+    );
+    expect(quantizedBytes({ size: null, parameter_count: null, quantization: "Q4_0" }, "Q8_0")).toBeNull();
   });
 });

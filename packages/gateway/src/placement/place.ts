@@ -17,6 +17,11 @@ export interface Resources {
   vramBytes: number | null;
   /** System memory. */
   memoryBytes: number | null;
+  /**
+   * A model's weights, where its engine loads them: GPU memory on a machine that reports it, else
+   * RAM (as the agent checks before it starts a model); `what` names them in a reason.
+   */
+  weights?: { bytes: number; what: string } | null | undefined;
 }
 
 /** Machines that satisfy everything else but may not take this work, and why, for the reason. */
@@ -48,6 +53,9 @@ function freeUnified(m: MachineView): number {
 
 export const freeVram = (m: MachineView): number => m.inference?.vram_free_bytes ?? freeUnified(m);
 export const freeMemory = (m: MachineView): number => m.inference?.memory_free_bytes ?? 0;
+/** Where a model's weights go: free GPU memory when the machine reports any, else free RAM. */
+export const freeForWeights = (m: MachineView): number =>
+  m.inference?.vram_free_bytes ?? m.inference?.memory_free_bytes ?? 0;
 
 /**
  * The machines the work may go to, best first: those that pass every constraint (pool, GPU vendor,
@@ -106,6 +114,18 @@ export function place(needs: Needs, machines: readonly MachineView[]): Placement
     if (reason) return { ok: false, reason };
   }
 
+  const weights = r.weights;
+  if (weights) {
+    reason = step(
+      candidates.filter((m) => freeForWeights(m) >= weights.bytes),
+      () => {
+        const best = [...candidates].sort((a, b) => freeForWeights(b) - freeForWeights(a))[0]!;
+        return `no machine in pool ${c.pool} has ${gb(weights.bytes)} free for ${weights.what}; most free is ${gb(freeForWeights(best))} on ${best.name}`;
+      },
+    );
+    if (reason) return { ok: false, reason };
+  }
+
   if (c.countries.length > 0 || c.region) {
     reason = step(
       candidates.filter((m) => locationFits(c, m)),
@@ -125,7 +145,7 @@ export function place(needs: Needs, machines: readonly MachineView[]): Placement
   }
 
   const load = (m: MachineView) => m.inference?.models.length ?? 0;
-  const free = (m: MachineView) => m.inference?.vram_free_bytes ?? m.inference?.memory_free_bytes ?? 0;
+  const free = freeForWeights;
   const byLoad = [...candidates].sort(
     (a, b) => load(a) - load(b) || free(b) - free(a) || a.id.localeCompare(b.id),
   );

@@ -21,6 +21,7 @@ export function deploymentSpec(row: Deployment): DeploymentSpec {
     region: row.region,
     prefer: row.prefer === "low-carbon" ? "low-carbon" : null,
     contextSize: row.context_size,
+    quantize: row.quantize,
     createdAt: row.created_at,
   };
 }

@@ -18,6 +18,8 @@ export interface PlacementNeeds {
   region: string | null;
   /** Whether the gateway placed this deployment's replica on the machine (absent: any that serves it counts). */
   placedOn?: ((machineId: string) => boolean) | undefined;
+  /** The model's weights as it will be served (converted size for --quantize), when the gateway knows them. */
+  weights?: { bytes: number; what: string } | null | undefined;
   /** Set for a deployment that prefers low carbon: what the gateway knows of each machine's carbon. */
   lowCarbon?: CarbonOf | undefined;
 }
@@ -38,7 +40,7 @@ export function placeReplica(needs: PlacementNeeds, machines: readonly MachineVi
   return place(
     {
       constraints: needs,
-      resources: { vramBytes: needs.minVramBytes, memoryBytes: null },
+      resources: { vramBytes: needs.minVramBytes, memoryBytes: null, weights: needs.weights },
       askedBy: "this deployment",
       // A machine that serves the name without the gateway having placed it there (from before a
       // restart of the record, or by its own account) may still take the replica: placing it there checks it.

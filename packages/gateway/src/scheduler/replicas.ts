@@ -3,6 +3,7 @@ import {
   Beta9Error,
   type GpuRequirement,
   type InferenceStatus,
+  quantizedBytes,
   type ReplicaView,
   type StoredModelView,
 } from "@beta9/protocol";
@@ -34,6 +35,8 @@ export interface DeploymentSpec {
   /** "low-carbon": placement ranks by expected carbon, not load. */
   prefer: "low-carbon" | null;
   contextSize: number | null;
+  /** A llama.cpp type each machine converts the GGUF source to before serving it (null: as fetched). */
+  quantize: string | null;
   /** With workspace and name, which deployment this is: one made again under the name is another. */
   createdAt: number;
 }
@@ -79,6 +82,8 @@ export class ReplicaManager {
   readonly #deps: ReplicaManagerDeps;
   /** Where each deployment's model was pulled: cold starts go there first and fetch nothing twice. */
   readonly pulled = new PulledModels();
+  /** What machines said of a converted deployment's model when they pulled it: its size as served. */
+  readonly #weights = new Map<string, { source: string; stored: StoredModelView }>();
   readonly #loading = new Map<string, Promise<void>>();
   readonly #lastUsed = new Map<string, number>();
   readonly #waiting = new Map<string, number>();
@@ -104,7 +109,14 @@ export class ReplicaManager {
    * the pull's failure.
    */
   notePulled(machineId: string, dep: DeploymentSpec, stored: StoredModelView | null): void {
-    this.pulled.note(machineId, dep.name, dep.source, stored?.sha256 ?? null);
+    // A later pull names the source's bytes; a converted model's own sha256 is not the source's.
+    this.pulled.note(
+      machineId,
+      dep.name,
+      dep.source,
+      stored?.converted_from?.sha256 ?? stored?.sha256 ?? null,
+    );
+    if (dep.quantize !== null && stored) this.#weights.set(dep.name, { source: dep.source, stored });
     const { provenance, log } = this.#deps;
     if (!provenance || !stored) return;
     const row = {
@@ -149,9 +161,31 @@ export class ReplicaManager {
     return dep ? this.#deps.placements.replicaOf(dep) : this.#deps.placements.unplaced(model);
   }
 
-  /** What a pull for the deployment tells the agent: whose model it is, and whether to trust its source. */
-  pullFor(dep: DeploymentSpec): { owner: string; source_trusted: boolean } {
-    return { owner: dep.workspaceId, source_trusted: dep.workspaceId === this.#deps.operatorWorkspaceId };
+  /**
+   * What a pull for the deployment tells the agent: whose model it is, whether to trust its source,
+   * and the type to convert it to.
+   */
+  pullFor(dep: DeploymentSpec): { owner: string; source_trusted: boolean; quantize?: string } {
+    return {
+      owner: dep.workspaceId,
+      source_trusted: dep.workspaceId === this.#deps.operatorWorkspaceId,
+      ...(dep.quantize !== null ? { quantize: dep.quantize } : {}),
+    };
+  }
+
+  /**
+   * The weights a converted deployment's replica loads, from what a machine said when it pulled (or
+   * converted) it: its size at that type, else parameter count × bits per weight; null before any has.
+   */
+  #weightsOf(dep: DeploymentSpec): { bytes: number; what: string } | null {
+    const seen = this.#weights.get(dep.name);
+    if (dep.quantize === null || !seen || seen.source !== dep.source) return null;
+    const { stored } = seen;
+    const bytes =
+      stored.size !== null && stored.quantization?.toUpperCase() === dep.quantize
+        ? stored.size
+        : quantizedBytes(stored, dep.quantize);
+    return bytes === null ? null : { bytes, what: `${dep.name} at ${dep.quantize}` };
   }
 
   /** Make sure at least one replica serves the deployment; waits (bounded) for a cold start. */
@@ -266,12 +300,14 @@ export class ReplicaManager {
           },
           timeoutMs: Math.max(1_000, deadline - Date.now()),
         });
+        const why =
+          machine === placement.machines[0]
+            ? placement.why
+            : `${placement.why}; placed on ${machine.name} after ${refusals.join("; ") || "the machines before it had not fetched the model"}`;
         await this.#deps.placements.place(
           machine.id,
           dep,
-          machine === placement.machines[0]
-            ? placement.why
-            : `${placement.why}; placed on ${machine.name} after ${refusals.join("; ") || "the machines before it had not fetched the model"}`,
+          `${why}; ${servedAs(dep, stored ?? null, status)}`,
         );
         registry.noteModels(machine.id, status.models);
         this.touch(machine.id, dep.name);
@@ -394,6 +430,7 @@ export class ReplicaManager {
   placementNeeds(dep: DeploymentSpec): PlacementNeeds {
     return {
       ...placementNeeds(dep),
+      weights: this.#weightsOf(dep),
       placedOn: (id: string) => this.#deps.placements.isReplicaOf(id, dep),
       lowCarbon: dep.prefer === "low-carbon" ? this.#deps.carbonOf : undefined,
     };
@@ -448,3 +485,18 @@ export class ReplicaManager {
 }
 
 const key = (machineId: string, model: string) => `${machineId}\u0000${model}`;
+
+/** "serves GGUF Q8_0 on builtin, quantized from Q4_1 by llama-quantize (…) as the deployment asks": for placed_because. */
+function servedAs(dep: DeploymentSpec, stored: StoredModelView | null, status: InferenceStatus): string {
+  const engine =
+    status.models.find((m) => m.name === dep.name)?.engine || dep.engine || "the machine's engine";
+  const format = stored
+    ? `${stored.format.toUpperCase()}${stored.quantization ? ` ${stored.quantization}` : ""}`
+    : "the model";
+  const chosen = dep.engine ? "the deployment names it" : "the machine's choice for that format";
+  const from = stored?.converted_from;
+  const made = from
+    ? `, quantized on the machine from ${from.quantization ?? from.format} by ${from.converter.tool} ${from.converter.version} as the deployment asks (quantize ${from.target})`
+    : "";
+  return `serves ${format} on ${engine} (${chosen})${made}`;
+}

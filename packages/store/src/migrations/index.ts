@@ -23,6 +23,7 @@ import * as requestIds from "./2026-12-07T0500-request-ids.ts";
 import * as modelProvenance from "./2026-12-07T0600-model-provenance.ts";
 import * as auditContent from "./2026-12-08T0000-audit-content.ts";
 import * as sessions from "./2026-12-08T0100-sessions.ts";
+import * as deploymentQuantize from "./2026-12-08T0200-deployment-quantize.ts";
 
 /** Migrations are listed here, not found on disk, so they work wherever the package is loaded from. */
 export const migrationProvider: MigrationProvider = {
@@ -52,6 +53,7 @@ export const migrationProvider: MigrationProvider = {
       "2026-12-07T0600-model-provenance": modelProvenance,
       "2026-12-08T0100-sessions": sessions,
       "2026-12-08T0000-audit-content": auditContent,
+      "2026-12-08T0200-deployment-quantize": deploymentQuantize,
     };
   },
 };
