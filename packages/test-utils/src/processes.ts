@@ -379,17 +379,20 @@ export function allowTestModel(
   return cfg;
 }
 
-/** The builtin engine processes an agent runs (its children running engines/builtin/main.ts). */
-function builtinEngines(agentPid: number): { pid: number; cmd: string }[] {
+/** The processes `parentPid` started itself (pid and command line), as `ps` lists them. */
+export function childProcesses(parentPid: number): { pid: number; cmd: string }[] {
   const out = execFileSync("ps", ["-eo", "pid=,ppid=,args="], { encoding: "utf8" });
   return out
     .trim()
     .split("\n")
     .map((line) => line.trim().split(/\s+/))
-    .filter(
-      ([, ppid, ...args]) => Number(ppid) === agentPid && args.join(" ").includes("engines/builtin/main.ts"),
-    )
+    .filter(([, ppid]) => Number(ppid) === parentPid)
     .map(([pid, , ...args]) => ({ pid: Number(pid), cmd: args.join(" ") }));
+}
+
+/** The builtin engine processes an agent runs (its children running engines/builtin/main.ts). */
+function builtinEngines(agentPid: number): { pid: number; cmd: string }[] {
+  return childProcesses(agentPid).filter((p) => p.cmd.includes("engines/builtin/main.ts"));
 }
 
 /** Pids of the agent's builtin engine processes. */

@@ -18,12 +18,18 @@ export function pullView(io: CliIO): PullView {
 interface Row {
   machine: string;
   status: string;
+  unit?: DeploymentPullEvent["unit"];
 }
 
 /** "gpu-box-1: pulling llama3.2:1b"; the machine is left out when the status names it already. */
 function label(event: DeploymentPullEvent): string {
   const machine = event.machine_name;
   return machine && !event.status.includes(machine) ? `${machine}: ${event.status}` : event.status;
+}
+
+/** "1.2 MB", or "120 tensors" while a machine converts. */
+function amount(n: number, unit: DeploymentPullEvent["unit"]): string {
+  return unit === "tensors" ? `${n} tensors` : bytes(n);
 }
 
 function hasBytes(event: DeploymentPullEvent): event is DeploymentPullEvent & { total: number } {
@@ -42,7 +48,7 @@ class PullBars implements PullView {
         if (!params.total || params.total <= 1) return text;
         const bar = cliProgress.Format.BarFormat(params.progress, options);
         const percent = Math.floor(params.progress * 100);
-        return `${text}  ${bar} ${percent}%  ${bytes(params.value)} / ${bytes(params.total)}`;
+        return `${text}  ${bar} ${percent}%  ${amount(params.value, payload.unit)} / ${amount(params.total, payload.unit)}`;
       },
       barCompleteChar: "█",
       barIncompleteChar: "░",
@@ -61,6 +67,7 @@ class PullBars implements PullView {
     const row: Row = {
       machine: machine && !event.status.includes(machine) ? machine : "",
       status: event.status,
+      unit: event.unit,
     };
     let bar = this.#rows.get(key);
     if (!bar) {
@@ -98,7 +105,7 @@ class PullLines implements PullView {
     if (hasBytes(event)) {
       const percent = Math.floor((100 * (event.completed ?? 0)) / event.total);
       step = `${line} ${Math.floor(percent / 10) * 10}`;
-      line = `${line} ${percent}% (${bytes(event.completed ?? 0)} of ${bytes(event.total)})`;
+      line = `${line} ${percent}% (${amount(event.completed ?? 0, event.unit)} of ${amount(event.total, event.unit)})`;
     }
     if (this.#last.get(key) === step) return;
     this.#last.set(key, step);

@@ -47,6 +47,7 @@ interface Options {
   prefer?: "low-carbon";
   context?: number;
   sha256?: string;
+  quantize?: string;
   json?: boolean;
 }
 
@@ -95,6 +96,10 @@ export function addModelDeploy(model: Command, ctx: Context): void {
       wholeNumber(CONTEXT_MIN, CONTEXT_MAX),
     )
     .option("--sha256 <hex>", "the model file's SHA-256; machines refuse a download that differs", sha256)
+    .option(
+      "--quantize <type>",
+      "serve the GGUF source converted to this llama.cpp type (Q4_K_M, Q5_K_M, Q6_K, Q8_0, F16 …), converted once per machine",
+    )
     .option("--json", JSON_FLAG_HELP)
     .action(async (name: string, opts: Options) => {
       if (opts.min !== undefined && opts.max !== undefined && opts.max < opts.min) {
@@ -115,11 +120,15 @@ export function addModelDeploy(model: Command, ctx: Context): void {
         region: opts.region,
         prefer: opts.prefer,
         context_size: opts.context,
+        quantize: opts.quantize,
       });
       if (opts.json) return ctx.printJson(view);
       ctx.print(
         [
           `Model ${view.name} deployed in workspace ${view.workspace}: ${replicas(view)} in pool ${view.pool}, unloaded after ${shortDuration(view.idle_seconds)} idle.`,
+          ...(view.quantize
+            ? [`Each machine converts its source to ${view.quantize} once, and serves that.`]
+            : []),
           `Call it as model "${view.name}" on the gateway's OpenAI (/v1) or Ollama (/api) API.`,
         ].join("\n"),
       );

@@ -22,11 +22,15 @@ export function addModelShow(model: Command, ctx: Context): void {
 }
 
 function describe(d: DeploymentView, now: number): Array<[string, string]> {
+  const quantize: Array<[string, string]> = d.quantize
+    ? [["Quantize", `${d.quantize} (converted on each machine)`]]
+    : [];
   return [
     ["Name", d.name],
     ["Workspace", d.workspace],
     ["Source", d.source],
     ["SHA-256", d.sha256 ?? "not pinned"],
+    ...quantize,
     ["Engine", d.engine ?? "the machine's choice"],
     ["Replicas", `${replicas(d)}${d.min_replicas === 0 ? " (scales to zero)" : ""}`],
     ["Idle unload", `after ${shortDuration(d.idle_seconds)} (${d.idle_seconds}s)`],
