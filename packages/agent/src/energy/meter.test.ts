@@ -124,6 +124,29 @@ describe("energy meter", () => {
     meter.close();
   });
 
+  it("answers whose ends come in one turn of the event loop, each in its own callback, share one reading", async () => {
+    let reads = 0;
+    const { state, probe } = handProbe();
+    const meter = new EnergyMeter(
+      async () => {
+        reads++;
+        return probe();
+      },
+      { bucketMs: NEVER },
+    );
+    await meter.closeBucket();
+    const answers = Array.from({ length: 10 }, () => meter.begin());
+    for (const a of answers) a.tokens(1);
+    state.cpu += 50;
+    const before = reads;
+    const readings = await Promise.all(
+      answers.map((a) => new Promise((resolve) => setTimeout(() => resolve(a.end()), 0))),
+    );
+    expect(reads - before).toBe(1);
+    for (const r of readings) expect((r as { wh: number } | undefined)?.wh).toBeCloseTo(wh(5), 12);
+    meter.close();
+  });
+
   it("reads an idle engine only every idleBucketMs, and its idle energy is still no answer's", async () => {
     vi.useFakeTimers();
     try {
@@ -148,7 +171,9 @@ describe("energy meter", () => {
       a.tokens(1);
       b.tokens(1);
       state.cpu += 20;
-      const [ra, rb] = await Promise.all([a.end(), b.end()]);
+      const ended = Promise.all([a.end(), b.end()]);
+      await vi.advanceTimersByTimeAsync(0);
+      const [ra, rb] = await ended;
       expect(ra?.wh).toBeCloseTo(wh(10), 12);
       expect(rb?.wh).toBeCloseTo(wh(10), 12);
       // The machine's totals still have it all.

@@ -81,13 +81,16 @@ export class EnergyMeter {
   }
 
   /**
-   * Ends the current bucket now and splits its energy; serialized, so buckets never overlap. Calls
-   * made before a queued end has begun its reading join it: under load many answers end together,
-   * and one reading of the engine's CPU time serves them all (each was open for the whole bucket).
+   * Ends the current bucket (on the next turn of the event loop) and splits its energy; serialized,
+   * so buckets never overlap. Calls made before a queued end has begun its reading join it: under
+   * load many answers end together, and one reading of the engine's CPU time serves them all (each
+   * was open for the whole bucket).
    */
   closeBucket(): Promise<void> {
     if (this.#queued !== undefined) return this.#queued;
-    const next = this.#chain.then(() => {
+    // Read on the event loop's next turn: answers whose ends come in the same turn (each in its own
+    // I/O callback) join this bucket's end instead of each reading the engine's CPU time again.
+    const next = this.#chain.then(nextTurn).then(() => {
       this.#queued = undefined;
       return this.#bucket();
     });
@@ -176,4 +179,8 @@ export class EnergyMeter {
   close(): void {
     clearInterval(this.#timer);
   }
+}
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
