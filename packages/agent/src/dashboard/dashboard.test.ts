@@ -181,6 +181,29 @@ describe("live dashboard", () => {
     expect(d.screen()).not.toContain("↓ pull smol");
   });
 
+  it("shows a conversion's progress in tensors, and logs what the pulled model was converted from", async () => {
+    const { sources } = agentParts();
+    const dir = await mkdtemp(join(tmpdir(), "b9-dashboard-quantize-"));
+    stops.push(() => void rm(dir, { recursive: true, force: true }));
+    const puller = sources.pulls.track(
+      new StoreCatalog(new ModelStore({ dir, allowedDirs: [dirname(testModelPath())] })),
+    );
+    const d = show(new DashboardStore(sources));
+    const pulled = puller.pull("smol-q8", testModelPath(), {
+      quantize: "Q8_0",
+      onProgress: () => {},
+      signal: AbortSignal.timeout(180_000),
+    });
+    // After the source is copied and llama-quantize built: seconds, more on a loaded machine.
+    await waitFor(() => /↓ pull smol-q8 .* \d+% \d+ tensors of \d+ tensors/.test(d.screen()), {
+      what: "the conversion's bar in tensors",
+      timeoutMs: 120_000,
+      intervalMs: 20,
+    });
+    await pulled;
+    await d.shows(/\d\d:\d\d:\d\d pulled smol-q8 \(1\d\d MiB\), quantized from Q4_1 to Q8_0/);
+  }, 240_000);
+
   it("redraws for the terminal's new size and says when it is too small", async () => {
     const { sources } = agentParts();
     const d = show(new DashboardStore(sources));

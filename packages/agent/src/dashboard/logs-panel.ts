@@ -19,12 +19,14 @@ function PullLine({ pull }: { pull: PullView }) {
   if (!pull.total)
     return h(Text, { wrap: "truncate-end", color: "cyan" }, `↓ pull ${pull.model}: ${pull.status}`);
   const done = Math.min(1, (pull.completed ?? 0) / pull.total);
+  // A conversion counts tensors, a download bytes.
+  const amount = (n: number) => (pull.unit === "tensors" ? `${n} tensors` : bytes(n));
   const filled = Math.round(done * BAR);
   return h(
     Text,
     { wrap: "truncate-end", color: "cyan" },
     `↓ pull ${pull.model} ${"█".repeat(filled)}${"░".repeat(BAR - filled)} ${Math.floor(done * 100)}% `,
-    h(Text, { dimColor: true }, `${bytes(pull.completed ?? 0)} of ${bytes(pull.total)}`),
+    h(Text, { dimColor: true }, `${amount(pull.completed ?? 0)} of ${amount(pull.total)}`),
   );
 }
 

@@ -73,6 +73,7 @@ export interface PullView {
   status: string;
   completed?: number | undefined;
   total?: number | undefined;
+  unit?: "tensors" | undefined;
 }
 
 /** The parts of a running agent the dashboard reads; all in-process, nothing over HTTP. */
@@ -158,6 +159,7 @@ export function readModel(
       status: p.status,
       completed: p.completed,
       total: p.total,
+      unit: p.unit,
     })),
     logs: src.logs.last(LOG_LINES),
   };

@@ -49,7 +49,11 @@ export class DashboardStore {
       logs.push({
         time: Date.now(),
         level: "info",
-        text: m.size === null ? `pulled ${m.name}` : `pulled ${m.name} (${bytes(m.size)})`,
+        text: `pulled ${m.name}${m.size === null ? "" : ` (${bytes(m.size)})`}${
+          m.converted_from
+            ? `, quantized from ${m.converted_from.quantization ?? m.converted_from.format} to ${m.converted_from.target}`
+            : ""
+        }`,
       });
     pulls.on("pulled", pulled);
     this.#unsubscribe.push(

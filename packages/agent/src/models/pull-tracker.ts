@@ -8,6 +8,8 @@ export interface ActivePull {
   status: string;
   completed?: number | undefined;
   total?: number | undefined;
+  /** What completed/total count when not bytes ("tensors" while converting). */
+  unit?: "tensors" | undefined;
   startedAt: number;
 }
 
@@ -43,6 +45,7 @@ export class PullTracker extends EventEmitter<{ change: []; pulled: [StoredModel
                 status: p.status,
                 completed: p.completed,
                 total: p.total,
+                unit: p.unit,
                 startedAt: this.#active.get(id)?.startedAt ?? Date.now(),
               });
               this.emit("change");
