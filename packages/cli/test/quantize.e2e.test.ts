@@ -8,8 +8,10 @@ import {
   type ModelAgent,
   startGateway,
   startModelAgent,
+  startPythonFileServer,
   TEST_MODEL,
   tempDir,
+  testModelAs,
   testModelPath,
   waitFor,
 } from "@beta9/test-utils";
@@ -208,6 +210,30 @@ describe("b9 model deploy --quantize", () => {
     expect(ps.stdout).toMatch(
       /smol-q8 on worker: .*; serves GGUF Q8_0 on builtin \(the machine's choice for that format\), quantized on the machine from Q4_1 by llama-quantize llama\.cpp v[\d.]+ \(\w+\) as the deployment asks \(quantize Q8_0\)/,
     );
+  });
+
+  it("an architecture llama.cpp does not know: the pull fails naming the model, the conversion and the tool's reason", async () => {
+    const files = await startPythonFileServer([await testModelAs("llamb", tempDir("b9-llamb-"))]);
+    try {
+      const deployed = await b9([
+        "model",
+        "deploy",
+        "smol-llamb",
+        "--source",
+        files.url("llamb.gguf"),
+        "--quantize",
+        "Q8_0",
+      ]);
+      expect(deployed.code, deployed.stderr).toBe(0);
+      const pull = await b9(["model", "pull", "smol-llamb"]);
+      expect(pull.code).toBe(1);
+      expect(pull.stderr).toMatch(
+        /^error: quantizing smol-llamb\.source to Q8_0 as smol-llamb failed: .*unknown model architecture: 'llamb'/m,
+      );
+      expect(record("smol-llamb")).toBeUndefined();
+    } finally {
+      await files.stop();
+    }
   });
 
   it("a second deployment of the same source and type reuses the machine's conversion", async () => {

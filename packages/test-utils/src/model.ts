@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { readFile, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
 
 /** SmolLM2-135M-Instruct Q4_1, fetched by scripts/fetch-test-model (scripts/test runs it). */
 export const TEST_MODEL = {
@@ -18,5 +19,20 @@ export function testModelPath(): string {
       `the test model is missing at ${path}: run scripts/fetch-test-model (npm test does it for you)`,
     );
   }
+  return path;
+}
+
+/**
+ * The test model whose general.architecture says `architecture` (five letters, like "llama"): a
+ * well-formed GGUF of a model llama.cpp cannot load. Written as `dir`/`architecture`.gguf; returns the path.
+ */
+export async function testModelAs(architecture: string, dir: string): Promise<string> {
+  const bytes = await readFile(testModelPath());
+  const at = bytes.indexOf("general.architecture") + "general.architecture".length + 12;
+  if (bytes.subarray(at, at + 5).toString() !== "llama" || architecture.length !== 5)
+    throw new Error(`cannot rename the test model's architecture to ${architecture}`);
+  bytes.write(architecture, at);
+  const path = join(dir, `${architecture}.gguf`);
+  await writeFile(path, bytes);
   return path;
 }

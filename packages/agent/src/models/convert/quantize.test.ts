@@ -1,8 +1,8 @@
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readdir, readFile, truncate, writeFile } from "node:fs/promises";
+import { readdir, readFile, truncate } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { TEST_MODEL, tempDir, testModelPath } from "@beta9/test-utils";
+import { TEST_MODEL, tempDir, testModelAs, testModelPath } from "@beta9/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type EngineProcess, startEngine } from "../../engines/builtin/testing/engine-process.ts";
 import { isModelError } from "../model-error.ts";
@@ -163,12 +163,8 @@ describe("quantizing a stored GGUF", () => {
 
   it("fails on an architecture llama.cpp does not know with the tool's reason, and keeps nothing", async () => {
     // SmolLM2 whose general.architecture says "llamb": a well-formed GGUF of a model llama.cpp cannot load.
-    const bytes = await readFile(testModelPath());
-    const at = bytes.indexOf("general.architecture") + "general.architecture".length + 12;
-    expect(bytes.subarray(at, at + 5).toString()).toBe("llama");
-    bytes.write("llamb", at);
     const dir = tempDir("b9-convert-arch-");
-    await writeFile(join(dir, "llamb.gguf"), bytes);
+    await testModelAs("llamb", dir);
     const own = new ModelStore({ dir: join(dir, "store"), allowedDirs: [dir], localImport: "in-place" });
     await own.pull("llamb", join(dir, "llamb.gguf"));
     const err = await fails(
