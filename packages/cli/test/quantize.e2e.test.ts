@@ -212,6 +212,31 @@ describe("b9 model deploy --quantize", () => {
     );
   });
 
+  it("b9 model pull NAME --source … --quantize deploys it once and converts it on the machine", async () => {
+    // A type no earlier test converted to, so this one converts.
+    const pull = await b9(["model", "pull", "smol-q5", "--source", testModelPath(), "--quantize", "q5_k_m"]);
+    expect(pull.code, pull.stderr).toBe(0);
+    expect(pull.stderr).toMatch(
+      /^worker: quantizing smol-q5 to Q5_K_M 100% \((\d+) tensors of \1 tensors\)$/m,
+    );
+    expect(pull.stdout).toMatch(/^Model smol-q5 pulled on worker \(sha256 [0-9a-f]{12}…, [\d.]+ MiB\)/);
+    expect(record("smol-q5")).toMatchObject({ quantization: "Q5_K_M", converted_from: { target: "Q5_K_M" } });
+    // The same again is only a pull; another type under that name is refused, saying what is deployed.
+    expect(
+      (await b9(["model", "pull", "smol-q5", "--source", testModelPath(), "--quantize", "Q5_K_M"])).code,
+    ).toBe(0);
+    const other = await b9(["model", "pull", "smol-q5", "--source", testModelPath(), "--quantize", "Q8_0"]);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(
+      /^error: smol-q5 is deployed already from \S+ as Q5_K_M\n.*b9 model remove smol-q5/m,
+    );
+    const bad = await b9(["model", "pull", "smol-q9", "--source", testModelPath(), "--quantize", "Q9_9"]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(
+      /^error: cannot quantize smol-q9 to "Q9_9": llama\.cpp has no such quantization type/m,
+    );
+  });
+
   it("an architecture llama.cpp does not know: the pull fails naming the model, the conversion and the tool's reason", async () => {
     const files = await startPythonFileServer([await testModelAs("llamb", tempDir("b9-llamb-"))]);
     try {

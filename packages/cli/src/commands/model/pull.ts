@@ -1,17 +1,31 @@
-import type { DeploymentPullEvent } from "@beta9/sdk";
+import { type DeploymentPullEvent, NotFoundError } from "@beta9/sdk";
 import type { Command } from "commander";
 import type { Context } from "../../context.ts";
 import { bytes } from "../../format.ts";
 import { pullView } from "../../progress/pull-progress.ts";
-import { Interrupted } from "../../user-error.ts";
+import { Interrupted, UserError } from "../../user-error.ts";
 
 export function addModelPull(model: Command, ctx: Context): void {
   model
     .command("pull")
     .description("fetch a deployed model onto the machines that will serve it, before its first request")
     .argument("<name>", "the model's name, from b9 model list")
+    .option(
+      "--source <source>",
+      "deploy it from this source first when no deployment has the name (scales to zero, as b9 model deploy NAME --source does)",
+    )
+    .option(
+      "--quantize <type>",
+      "with --source: each machine converts the GGUF to this llama.cpp type once (Q4_K_M, Q8_0 …)",
+    )
     .option("--json", "print the gateway's progress events, one JSON object a line (for scripts)")
-    .action(async (name: string, opts: { json?: boolean }) => {
+    .action(async (name: string, opts: { source?: string; quantize?: string; json?: boolean }) => {
+      if (opts.source !== undefined) await deployOnce(ctx, name, opts.source, opts.quantize);
+      else if (opts.quantize !== undefined)
+        throw new UserError(
+          "--quantize needs --source: a deployment's type is set when it is deployed",
+          `see it with b9 model show ${name}`,
+        );
       const stream = ctx.client().deployments.pull(name);
       const stopInterrupt = ctx.onInterrupt(() => stream.abort());
       const view = opts.json ? undefined : pullView(ctx.io);
@@ -29,6 +43,31 @@ export function addModelPull(model: Command, ctx: Context): void {
       if (stream.aborted) throw new Interrupted();
       if (!opts.json && done) ctx.print(summary(name, done));
     });
+}
+
+/** Deploy `name` from `source` unless it is deployed already from that source, as that type. */
+async function deployOnce(
+  ctx: Context,
+  name: string,
+  source: string,
+  quantize: string | undefined,
+): Promise<void> {
+  const client = ctx.client();
+  const existing = await client.deployments.get(name).catch((err: unknown) => {
+    if (err instanceof NotFoundError) return undefined;
+    throw err;
+  });
+  if (!existing) {
+    await client.deployments.create({ name, source, quantize });
+    return;
+  }
+  const same =
+    existing.source === source && (existing.quantize ?? null) === (quantize?.trim().toUpperCase() ?? null);
+  if (!same)
+    throw new UserError(
+      `${existing.name} is deployed already from ${existing.source}${existing.quantize ? ` as ${existing.quantize}` : ""}`,
+      `pull it without --source, or remove it first with b9 model remove ${existing.name}`,
+    );
 }
 
 function summary(name: string, done: DeploymentPullEvent): string {
