@@ -2,15 +2,18 @@
  * Simulated agents for benches: each joins a real b9gateway as the real agent does (a join token
  * traded for a credential, then the agent channel: an HTTP upgrade after which this process is the
  * HTTP/2 server and the gateway the client). What an agent answers is up to the bench: it hands each
- * stream the gateway opens to its agent's `onStream`.
+ * stream the gateway opens to its agent's `onStream`. An agent that claims protocol 2 and has
+ * `onIdleChannel` gets the channel's idle form (heartbeat lines on the socket) instead.
  */
 import http from "node:http";
 import http2 from "node:http2";
 import type { Duplex } from "node:stream";
 import {
+  AGENT_PROTOCOL_HEADER,
   CHANNEL_PATH,
   CHANNEL_PROTOCOL,
   type Hardware,
+  IDLE_CHANNEL_PROTOCOL,
   type JoinRequest,
   type JoinResponse,
   MACHINE_ID_HEADER,
@@ -46,6 +49,8 @@ export interface ChannelAgent {
   socket: Duplex | undefined;
   /** A stream the gateway opened over the channel; answer 404 to what it does not serve. */
   onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void;
+  /** The gateway started the channel in its idle form: the socket carries lines, not HTTP/2. */
+  onIdleChannel?(socket: Duplex): void;
 }
 
 /**
@@ -110,11 +115,15 @@ export async function joinAgent(
   agent.credential = (JSON.parse(text) as JoinResponse).credential;
 }
 
-/** Open the agent channel: upgrade, then serve HTTP/2 on the socket for the gateway. */
+/**
+ * Open the agent channel: upgrade, then serve HTTP/2 on the socket for the gateway, or hand it to the
+ * agent's `onIdleChannel` when `protocol` ≥ 2 and the gateway chose the idle form.
+ */
 export function openChannel(
   gw: { host: string; port: number },
   server: AgentServer,
   agent: ChannelAgent,
+  protocol = 1,
 ): Promise<void> {
   return new Promise((resolve, reject) => {
     const req = http.request({
@@ -129,15 +138,18 @@ export function openChannel(
         upgrade: CHANNEL_PROTOCOL,
         authorization: `Bearer ${agent.credential}`,
         [MACHINE_ID_HEADER]: agent.id,
+        [AGENT_PROTOCOL_HEADER]: String(protocol),
       },
     });
-    req.on("upgrade", (_res, socket, head) => {
+    req.on("upgrade", (res, socket, head) => {
       socket.setTimeout(0);
       socket.on("error", () => {});
       socket.once("end", () => socket.destroy());
       if (head.length > 0) socket.unshift(head);
       agent.socket = socket;
-      server.serve(agent, socket);
+      if (agent.onIdleChannel && Number(res.headers[AGENT_PROTOCOL_HEADER]) >= IDLE_CHANNEL_PROTOCOL)
+        agent.onIdleChannel(socket);
+      else server.serve(agent, socket);
       resolve();
     });
     req.on("response", (res) => {

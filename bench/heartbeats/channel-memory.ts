@@ -4,7 +4,8 @@
  * packages/gateway/src/channel/agent-channel.ts does (http2.connect over the accepted socket, one
  * POST heartbeat stream held open, a ping timer); a child process plays the agents (one HTTP/2
  * server, the socket handed over with emit("connection")). Measured after a forced GC, per channel,
- * against the same K plain TCP sockets.
+ * against the same K plain TCP sockets, and the channel's idle form (agent protocol 2: the socket
+ * with a line reader on it, no HTTP/2 session).
  *
  *   npx node --expose-gc bench/heartbeats/channel-memory.ts [--channels 5000]
  */
@@ -13,6 +14,7 @@ import fs from "node:fs";
 import http2 from "node:http2";
 import net from "node:net";
 import { parseArgs } from "node:util";
+import { ChannelLineReader } from "@beta9/http";
 
 const HB_PATH = "/agent/v1/heartbeats";
 
@@ -59,13 +61,26 @@ async function agents(port: number, k: number): Promise<void> {
   await new Promise(() => {});
 }
 
-async function measure(mode: "tcp" | "h2", k: number): Promise<Mem & { k: number }> {
+type Mode = "tcp" | "idle" | "h2";
+
+async function measure(mode: Mode, k: number): Promise<Mem & { k: number }> {
   const held: unknown[] = [];
   let opened = 0;
   const server = net.createServer((socket) => {
     socket.on("error", () => {});
     if (mode === "tcp") {
       held.push(socket);
+      opened++;
+      return;
+    }
+    if (mode === "idle") {
+      // As AgentChannel's idle form: no delay for acks, a line reader fed by the socket's data.
+      socket.setNoDelay(true);
+      const lines = new ChannelLineReader(64 * 1024);
+      socket.on("data", (chunk: Buffer) => {
+        for (const _ of lines.push(chunk));
+      });
+      held.push(socket, lines);
       opened++;
       return;
     }
@@ -126,7 +141,7 @@ async function main(): Promise<void> {
   if (!(globalThis as { gc?: unknown }).gc)
     process.stderr.write("(run with --expose-gc for steadier figures)\n");
   // Each mode in a fresh process so one does not leave freed memory behind for the other.
-  if (values.mode === "tcp" || values.mode === "h2") {
+  if (values.mode === "tcp" || values.mode === "idle" || values.mode === "h2") {
     const r = await measure(values.mode, k);
     process.send?.(r);
     return;
@@ -137,7 +152,7 @@ async function main(): Promise<void> {
     "  mode                                   RSS  anon RSS   JS heap used  heap total  external\n",
   );
   const rows: Record<string, Mem> = {};
-  for (const mode of ["tcp", "h2"] as const) {
+  for (const mode of ["tcp", "idle", "h2"] as const) {
     const child = fork(import.meta.filename, ["--mode", mode, "--channels", String(k)], {
       execArgv: process.execArgv,
       stdio: ["ignore", "inherit", "inherit", "ipc"],
@@ -145,7 +160,11 @@ async function main(): Promise<void> {
     const r = await new Promise<Mem>((res) => child.once("message", (m) => res(m as Mem)));
     child.kill();
     rows[mode] = r;
-    const label = mode === "tcp" ? "plain TCP socket" : "agent channel (HTTP/2 session + stream)";
+    const label = {
+      tcp: "plain TCP socket",
+      idle: "idle channel (lines, protocol 2)",
+      h2: "agent channel (HTTP/2 session + stream)",
+    }[mode];
     process.stdout.write(
       `  ${label.padEnd(38)} ${kb(r.rss)} ${kb(r.anon)} ${kb(r.heapUsed).padStart(14)} ${kb(r.heapTotal).padStart(11)} ${kb(r.external)}\n`,
     );
@@ -153,6 +172,10 @@ async function main(): Promise<void> {
   const d = (f: keyof Mem) => rows.h2![f] - rows.tcp![f];
   process.stdout.write(
     `  ${"HTTP/2 on top of TCP".padEnd(38)} ${kb(d("rss"))} ${kb(d("anon"))} ${kb(d("heapUsed")).padStart(14)} ${kb(d("heapTotal")).padStart(11)} ${kb(d("external"))}\n`,
+  );
+  const i = (f: keyof Mem) => rows.idle![f] - rows.tcp![f];
+  process.stdout.write(
+    `  ${"idle form on top of TCP".padEnd(38)} ${kb(i("rss"))} ${kb(i("anon"))} ${kb(i("heapUsed")).padStart(14)} ${kb(i("heapTotal")).padStart(11)} ${kb(i("external"))}\n`,
   );
 }
 

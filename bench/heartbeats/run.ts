@@ -16,6 +16,7 @@ import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import type { Duplex } from "node:stream";
 import { parseArgs } from "node:util";
 import {
+  AGENT_PROTOCOL,
   HEARTBEAT_STREAM_PATH,
   type Heartbeat,
   type HeartbeatAck,
@@ -50,6 +51,8 @@ interface Options {
   gatewayBin: string;
   /** Gateway replicas on one PostgreSQL (a fresh database on BETA9_TEST_DATABASE_URL's server); 1: SQLite. */
   replicas: number;
+  /** The agent protocol the simulated agents claim: 2 gets the channel's idle form, 1 HTTP/2 throughout. */
+  protocol: number;
 }
 
 function options(): Options {
@@ -62,6 +65,7 @@ function options(): Options {
       "no-list-poll": { type: "boolean", default: false },
       "gateway-node-args": { type: "string", default: "" },
       "gateway-bin": { type: "string", default: GATEWAY_BIN },
+      protocol: { type: "string", default: String(AGENT_PROTOCOL) },
       replicas: { type: "string", default: "1" },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -70,7 +74,8 @@ function options(): Options {
     process.stdout.write(
       "usage: npx node bench/heartbeats/run.ts [--sizes 10,100,1000,10000] [--duration 30s] [--interval 5s]\n" +
         "         [--concurrency 64] [--no-list-poll] [--gateway-node-args='--cpu-prof --cpu-prof-dir=DIR']\n" +
-        "         [--gateway-bin packages/gateway/bin/b9gateway.js] [--replicas 3 (N agents per replica)]\n",
+        "         [--gateway-bin packages/gateway/bin/b9gateway.js] [--replicas 3 (N agents per replica)]\n" +
+        "         [--protocol 2 (1: the agents keep an HTTP/2 session each, as agents before protocol 2)]\n",
     );
     process.exit(0);
   }
@@ -86,6 +91,8 @@ function options(): Options {
   const concurrency = Number(values.concurrency);
   if (!Number.isInteger(concurrency) || concurrency < 1)
     throw new Error("--concurrency takes a whole number ≥ 1");
+  const protocol = Number(values.protocol);
+  if (protocol !== 1 && protocol !== 2) throw new Error("--protocol takes 1 or 2");
   const replicas = Number(values.replicas);
   if (!Number.isInteger(replicas) || replicas < 1 || replicas > 8)
     throw new Error("--replicas takes a whole number from 1 to 8");
@@ -101,6 +108,7 @@ function options(): Options {
     gatewayNodeArgs: values["gateway-node-args"].split(" ").filter(Boolean),
     gatewayBin: path.resolve(values["gateway-bin"]),
     replicas,
+    protocol,
   };
 }
 
@@ -401,7 +409,8 @@ class SimAgent implements ChannelAgent {
   readonly stats: RunStats;
   credential = "";
   socket: Duplex | undefined;
-  stream: http2.ServerHttp2Stream | undefined;
+  /** Where beats go: the HTTP/2 heartbeat stream, or the socket itself in the channel's idle form. */
+  stream: { write(line: string): boolean; destroyed: boolean; writable: boolean } | undefined;
   streamsOpened = 0;
   #seq = 0;
   /** seq → performance.now() when written. */
@@ -435,6 +444,18 @@ class SimAgent implements ChannelAgent {
       this.stats.streamsClosed++;
     });
     // Like the real agent: the first beat goes out as soon as the stream is open.
+    this.beat();
+  }
+
+  onIdleChannel(socket: Duplex): void {
+    this.stream = socket;
+    this.streamsOpened++;
+    socket.setEncoding("utf8");
+    socket.on("data", (chunk: string) => this.#onData(chunk));
+    socket.on("close", () => {
+      if (this.stream === socket) this.stream = undefined;
+      this.stats.streamsClosed++;
+    });
     this.beat();
   }
 
@@ -616,7 +637,7 @@ async function runSize(n: number, opt: Options): Promise<Result> {
         return;
       }
       try {
-        await openChannel({ host: HOST, port: gw.port }, server, a);
+        await openChannel({ host: HOST, port: gw.port }, server, a, opt.protocol);
         connected++;
       } catch (err) {
         channelErrors++;
@@ -817,7 +838,7 @@ async function runReplicas(n: number, opt: Options): Promise<ReplicaResult[]> {
       const gw = gws[a.index % gws.length]!;
       try {
         await joinAgent(gw.base, tok.token, a);
-        await openChannel({ host: HOST, port: gw.port }, server, a);
+        await openChannel({ host: HOST, port: gw.port }, server, a, opt.protocol);
       } catch (err) {
         errors++;
         firstError ||= `${a.id}: ${(err as Error).message}`;
