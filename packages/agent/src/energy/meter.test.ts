@@ -140,7 +140,8 @@ describe("energy meter", () => {
     state.cpu += 50;
     const before = reads;
     const readings = await Promise.all(
-      answers.map((a) => new Promise((resolve) => setTimeout(() => resolve(a.end()), 0))),
+      // Immediates queued together run in one pass (timers may straddle a millisecond and two turns).
+      answers.map((a) => new Promise((resolve) => setImmediate(() => resolve(a.end())))),
     );
     expect(reads - before).toBe(1);
     for (const r of readings) expect((r as { wh: number } | undefined)?.wh).toBeCloseTo(wh(5), 12);
@@ -183,6 +184,51 @@ describe("energy meter", () => {
       expect(reads - before).toBe(0);
       await vi.advanceTimersByTimeAsync(2_000);
       expect(reads - before).toBe(1);
+      meter.close();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("an answer begun while an idle bucket's reading runs gets none of the idle energy", async () => {
+    vi.useFakeTimers();
+    try {
+      const { state, probe } = handProbe();
+      let reads = 0;
+      let gate: Promise<void> | undefined;
+      const meter = new EnergyMeter(
+        async () => {
+          reads++;
+          const parts = await probe();
+          if (gate) await gate;
+          return parts;
+        },
+        { bucketMs: 1_000, idleBucketMs: 10_000 },
+      );
+      // Fake time moves a millisecond at a time until the meter has done what is awaited.
+      const until = async (cond: () => boolean) => {
+        for (let i = 0; i < 100 && !cond(); i++) await vi.advanceTimersByTimeAsync(1);
+        expect(cond()).toBe(true);
+      };
+      await until(() => reads === 1); // the baseline
+      state.cpu += 100; // ten idle seconds
+      let open!: () => void;
+      gate = new Promise<void>((resolve) => (open = resolve));
+      await vi.advanceTimersByTimeAsync(9_990);
+      await until(() => reads === 2); // the idle bucket's end is being read, held
+      const a = meter.begin();
+      a.tokens(1);
+      gate = undefined;
+      open();
+      await until(() => reads === 3); // a joins after a reading of its own
+      await vi.advanceTimersByTimeAsync(1);
+      state.cpu += 20;
+      let reading: Awaited<ReturnType<typeof a.end>> | null = null;
+      void a.end().then((r) => {
+        reading = r;
+      });
+      await until(() => reading !== null);
+      expect((reading as Awaited<ReturnType<typeof a.end>>)?.wh).toBeCloseTo(wh(20), 12);
       meter.close();
     } finally {
       vi.useRealTimers();

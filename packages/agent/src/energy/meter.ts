@@ -101,7 +101,6 @@ export class EnergyMeter {
 
   async #bucket(): Promise<void> {
     this.#bucketAt = Date.now();
-    this.#idle = false;
     const now = await this.#read();
     const delta: EnergyPart[] = [];
     for (const [source, part] of now) {
@@ -113,6 +112,8 @@ export class EnergyMeter {
     // Sources missing this time keep their last value, so their energy is counted when they return.
     for (const [source, part] of now) this.#last.set(source, part);
     this.#split(delta);
+    // Cleared once read, not before: an answer begun while this reading ran waits for the next one.
+    this.#idle = false;
     this.#onBucket(delta);
   }
 

@@ -137,10 +137,11 @@ describe("UsageRecorder", () => {
           { length: 10 },
           (_, i) =>
             new Promise<void>((resolve) =>
-              setTimeout(() => {
+              // Immediates queued together run in one pass (timers may straddle a millisecond).
+              setImmediate(() => {
                 r.record(row(i));
                 void r.flushSoon().then(resolve);
-              }, 0),
+              }),
             ),
         ),
       );
