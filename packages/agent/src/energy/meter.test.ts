@@ -223,12 +223,13 @@ describe("energy meter", () => {
       await until(() => reads === 3); // a joins after a reading of its own
       await vi.advanceTimersByTimeAsync(1);
       state.cpu += 20;
-      let reading: Awaited<ReturnType<typeof a.end>> | null = null;
+      const got: { done: boolean; wh?: number | undefined } = { done: false };
       void a.end().then((r) => {
-        reading = r;
+        got.done = true;
+        got.wh = r?.wh;
       });
-      await until(() => reading !== null);
-      expect((reading as Awaited<ReturnType<typeof a.end>>)?.wh).toBeCloseTo(wh(20), 12);
+      await until(() => got.done);
+      expect(got.wh).toBeCloseTo(wh(20), 12);
       meter.close();
     } finally {
       vi.useRealTimers();
