@@ -1,0 +1,151 @@
+/**
+ * Idle memory of a joined agent and its warm builtin engine (issue 18): a real b9gateway, one agent
+ * config made by `b9agent init` with inference.keep_engine_warm on (the product's default), then the
+ * agent of this checkout (or of --after DIR) and, with --before DIR, the agent of another checkout (a
+ * git worktree of the code before a change) started from the same config in turn, rounds alternating. Each sits idle,
+ * serving nothing, for --settle; then the VmRSS of the agent and of its engine is sampled once a second.
+ * Prints the medians with the anon/file split, the ratios to the baseline and PASS/FAIL against the
+ * goals (agent < 80 MB, warm engine < 100 MB). See README.md beside this file.
+ *
+ *   npx node bench/engine/idle.ts [--before /tmp/wt-before] [--after DIR] [--rounds 3] [--settle 15s] [--samples 5]
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { parseDuration } from "@beta9/protocol";
+import { builtinEnginePids, initAgent, Proc, startGateway, waitFor } from "@beta9/test-utils";
+import { statusKb } from "../common/procfs.ts";
+import { loadavg1, machineLine, median, out, ratio, table } from "../common/stats.ts";
+
+const AGENT_GOAL_MB = 80;
+const ENGINE_GOAL_MB = 100;
+const HERE = path.resolve(import.meta.dirname, "../..");
+
+const { values } = parseArgs({
+  options: {
+    before: { type: "string" },
+    after: { type: "string" },
+    rounds: { type: "string", default: "3" },
+    settle: { type: "string", default: "15s" },
+    samples: { type: "string", default: "5" },
+    help: { type: "boolean", short: "h", default: false },
+  },
+});
+if (values.help) {
+  out(
+    "usage: npx node bench/engine/idle.ts [--before DIR] [--after DIR] [--rounds 3] [--settle 15s] [--samples 5]\n",
+  );
+  process.exit(0);
+}
+const rounds = Number(values.rounds);
+const settleMs = parseDuration(values.settle);
+const samples = Number(values.samples);
+const checkouts: { name: string; root: string }[] = [
+  ...(values.before ? [{ name: "before", root: path.resolve(values.before) }] : []),
+  { name: "after", root: values.after ? path.resolve(values.after) : HERE },
+];
+
+interface Memory {
+  rss: number;
+  anon: number;
+  file: number;
+}
+const read = (pid: number): Memory => ({
+  rss: statusKb(pid, "VmRSS") / 1024,
+  anon: statusKb(pid, "RssAnon") / 1024,
+  file: statusKb(pid, "RssFile") / 1024,
+});
+const mid = (xs: Memory[]): Memory => ({
+  rss: median(xs.map((m) => m.rss)),
+  anon: median(xs.map((m) => m.anon)),
+  file: median(xs.map((m) => m.file)),
+});
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** One idle agent of `root` with the shared config: its and its warm engine's memory after settling. */
+async function idleOnce(root: string, configPath: string): Promise<{ agent: Memory; engine: Memory }> {
+  const bin = path.join(root, "packages/agent/bin/b9agent.js");
+  const proc = new Proc([bin, "run", "--no-tui", "--listen", "127.0.0.1:0"], {
+    B9AGENT_CONFIG: configPath,
+    BETA9_LOG_LEVEL: "info",
+  });
+  try {
+    await proc.waitForLog((e) => e.msg === "connected to gateway", 60_000);
+    await proc.waitForLog((e) => String(e.msg).includes("builtin engine kept warm"), 60_000);
+    const agentPid = proc.child.pid!;
+    let enginePid = 0;
+    await waitFor(() => (enginePid = builtinEnginePids(agentPid)[0] ?? 0) > 0, {
+      what: "the warm engine",
+      timeoutMs: 30_000,
+    });
+    await sleep(settleMs);
+    const a: Memory[] = [];
+    const e: Memory[] = [];
+    for (let i = 0; i < samples; i++) {
+      if (i > 0) await sleep(1_000);
+      a.push(read(agentPid));
+      e.push(read(enginePid));
+    }
+    return { agent: mid(a), engine: mid(e) };
+  } finally {
+    await proc.stop();
+  }
+}
+
+const gw = await startGateway();
+try {
+  const configPath = await initAgent(gw, { name: "idle-bench", keepEngineWarm: true });
+  out(`${machineLine()}\n`);
+  out(
+    `${rounds} rounds, checkouts alternating (${checkouts.map((c) => `${c.name}: ${c.root}`).join("; ")}); ` +
+      `${(settleMs / 1000).toFixed(0)} s idle, then ${samples} samples 1 s apart\n`,
+  );
+  const results = new Map<string, { agent: Memory[]; engine: Memory[]; load: number[] }>();
+  for (const c of checkouts) results.set(c.name, { agent: [], engine: [], load: [] });
+  // A first start fills Node's compile cache for each checkout (a cache miss loads the TypeScript stripper).
+  for (const c of checkouts) await idleOnce(c.root, configPath);
+  for (let r = 0; r < rounds; r++) {
+    for (const c of r % 2 === 0 ? checkouts : [...checkouts].reverse()) {
+      const m = await idleOnce(c.root, configPath);
+      const into = results.get(c.name)!;
+      into.agent.push(m.agent);
+      into.engine.push(m.engine);
+      into.load.push(loadavg1());
+      out(
+        `  round ${r + 1} ${c.name}: agent ${m.agent.rss.toFixed(1)} MB, engine ${m.engine.rss.toFixed(1)} MB\n`,
+      );
+    }
+  }
+  const base = results.get(checkouts[0]!.name)!;
+  const row = (name: string, what: "agent" | "engine", goal: number): string[] => {
+    const m = mid(results.get(name)![what]);
+    const b = mid(base[what]);
+    return [
+      `${what}, ${name}`,
+      `${m.rss.toFixed(1)} MB`,
+      `${m.anon.toFixed(1)} MB`,
+      `${m.file.toFixed(1)} MB`,
+      values.before ? ratio(m.rss, b.rss) : "-",
+      m.rss < goal ? `PASS (< ${goal} MB)` : `FAIL (< ${goal} MB)`,
+    ];
+  };
+  const rows: string[][] = [];
+  for (const [what, goal] of [
+    ["agent", AGENT_GOAL_MB],
+    ["engine", ENGINE_GOAL_MB],
+  ] as const)
+    for (const c of checkouts) rows.push(row(c.name, what, goal));
+  out(`\nIdle RSS, median of ${rounds} rounds (VmRSS; anon and file-backed parts)\n`);
+  out(`${table(["process", "RSS", "anon", "file", "to before", "goal"], rows)}\n`);
+  out(
+    `1-minute load average during the rounds: ${[...results.values()]
+      .flatMap((x) => x.load)
+      .map((l) => l.toFixed(1))
+      .join(", ")}\n`,
+  );
+  const mine = results.get("after")!;
+  process.exitCode = mid(mine.agent).rss < AGENT_GOAL_MB && mid(mine.engine).rss < ENGINE_GOAL_MB ? 0 : 1;
+} finally {
+  await gw.proc.stop();
+  fs.rmSync(gw.dataDir, { recursive: true, force: true });
+}
