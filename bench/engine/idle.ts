@@ -73,11 +73,11 @@ async function idleOnce(root: string, configPath: string): Promise<{ agent: Memo
     await proc.waitForLog((e) => e.msg === "connected to gateway", 60_000);
     await proc.waitForLog((e) => String(e.msg).includes("builtin engine kept warm"), 60_000);
     const agentPid = proc.child.pid!;
-    let enginePid = 0;
-    await waitFor(() => (enginePid = builtinEnginePids(agentPid)[0] ?? 0) > 0, {
+    await waitFor(() => builtinEnginePids(agentPid).length > 0, {
       what: "the warm engine",
       timeoutMs: 30_000,
     });
+    const enginePid = builtinEnginePids(agentPid)[0]!;
     await sleep(settleMs);
     const a: Memory[] = [];
     const e: Memory[] = [];
