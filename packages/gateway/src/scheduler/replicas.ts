@@ -486,7 +486,7 @@ export class ReplicaManager {
 
 const key = (machineId: string, model: string) => `${machineId}\u0000${model}`;
 
-/** "serves GGUF Q8_0 on builtin, quantized from Q4_1 by llama-quantize (…) as the deployment asks": for placed_because. */
+/** "serves GGUF Q8_0 on builtin, quantized from Q4_1 by llama-quantize (…)", or "converted … from safetensors": for placed_because. */
 function servedAs(dep: DeploymentSpec, stored: StoredModelView | null, status: InferenceStatus): string {
   const engine =
     status.models.find((m) => m.name === dep.name)?.engine || dep.engine || "the machine's engine";
@@ -495,8 +495,10 @@ function servedAs(dep: DeploymentSpec, stored: StoredModelView | null, status: I
     : "the model";
   const chosen = dep.engine ? "the deployment names it" : "the machine's choice for that format";
   const from = stored?.converted_from;
-  const made = from
-    ? `, quantized on the machine from ${from.quantization ?? from.format} by ${from.converter.tool} ${from.converter.version} as the deployment asks (quantize ${from.target})`
-    : "";
+  const made = !from
+    ? ""
+    : from.format === "safetensors"
+      ? `, converted on the machine from safetensors (${from.name}) to GGUF ${from.target} by ${from.converter.version}`
+      : `, quantized on the machine from ${from.quantization ?? from.format} by ${from.converter.tool} ${from.converter.version} as the deployment asks (quantize ${from.target})`;
   return `serves ${format} on ${engine} (${chosen})${made}`;
 }
