@@ -2,10 +2,11 @@ import { Beta9Error, type StoredModelView } from "@beta9/protocol";
 import type { ModelSpec } from "../engines/engine.ts";
 import type { OllamaEngine } from "../engines/ollama.ts";
 import { parseQuantizationType, quantizeModel } from "../models/convert/quantize.ts";
+import { pullHfRepo } from "../models/hf-repo.ts";
 import { ModelError } from "../models/model-error.ts";
 import type { ModelPuller, PullerOptions } from "../models/puller.ts";
-import { validateModelName } from "../models/sources.ts";
-import type { ModelRecord, ModelStore } from "../models/store.ts";
+import { type HfRepoSource, parseHfRepoSource, validateModelName } from "../models/sources.ts";
+import type { GgufModelRecord, ModelRecord, ModelStore } from "../models/store.ts";
 import type { ModelCatalog } from "./manager.ts";
 
 /** The model store as the inference manager and the control API use it. */
@@ -22,6 +23,8 @@ export class StoreCatalog implements ModelCatalog, ModelPuller {
   }
 
   async pull(name: string, source: string | undefined, opts: PullerOptions): Promise<StoredModelView> {
+    const repo = source === undefined ? undefined : parseHfRepoSource(source);
+    if (repo) return view(await this.#pullRepo(name, repo, opts));
     if (opts.quantize !== undefined) return this.#pullQuantized(name, source, opts.quantize, opts);
     if (source === undefined) {
       await this.#store.checkOwner(name, opts.owner);
@@ -111,6 +114,23 @@ export class StoreCatalog implements ModelCatalog, ModelPuller {
         ),
     });
     return view(record);
+  }
+
+  /** A safetensors repository (hf:ORG/REPO[@REV]): fetched and converted to GGUF once (models/hf-repo.ts). */
+  async #pullRepo(name: string, source: HfRepoSource, opts: PullerOptions): Promise<GgufModelRecord> {
+    const canonical = validateModelName(name);
+    await this.#store.checkOwner(canonical, opts.owner);
+    return pullHfRepo(this.#store, {
+      name: canonical,
+      sourceName: sourceNameOf(canonical),
+      source,
+      owner: opts.owner,
+      quantize: opts.quantize,
+      expectedSha256: opts.expectedSha256,
+      restricted: opts.owner !== undefined && opts.sourceTrusted !== true,
+      signal: opts.signal,
+      onProgress: opts.onProgress,
+    });
   }
 
   checkOwner(name: string, owner: string | undefined): Promise<void> {

@@ -75,7 +75,7 @@ function invalidSource(text: string, why: string): ModelError {
   return new ModelError(
     "invalid_source",
     `model source ${shown(text)} ${why}. Sources look like /abs/path/model.gguf, https://host/model.gguf, ` +
-      "hf:ORG/REPO/FILE.gguf[@REVISION] or ollama:NAME[:TAG]",
+      "hf:ORG/REPO/FILE.gguf[@REVISION], hf:ORG/REPO[@REVISION] (a safetensors repository) or ollama:NAME[:TAG]",
   );
 }
 
@@ -101,6 +101,33 @@ function parseHuggingFace(text: string, rest: string, baseUrl: string): ModelSou
   // The revision is one path segment: "refs/pr/1" travels as refs%2Fpr%2F1.
   const url = `${base}/${org}/${repo}/resolve/${encodeURIComponent(revision)}/${file.map(encodeURIComponent).join("/")}`;
   return { kind: "hf", text, url, repo: `${org}/${repo}`, file: file.join("/"), revision };
+}
+
+/** A whole Hugging Face repository (safetensors), fetched file by file and converted on the machine. */
+export interface HfRepoSource {
+  text: string;
+  /** "ORG/REPO" */
+  repo: string;
+  revision: string;
+}
+
+/** `hf:ORG/REPO[@REVISION]` as a repository source; undefined for any other source (a file, a URL …). */
+export function parseHfRepoSource(text: string): HfRepoSource | undefined {
+  if (!text.startsWith("hf:")) return undefined;
+  const rest = text.slice(3);
+  const at = rest.indexOf("@");
+  const path = at === -1 ? rest : rest.slice(0, at);
+  const revision = at === -1 ? "main" : rest.slice(at + 1);
+  const parts = path.split("/");
+  if (parts.length !== 2) return undefined;
+  const [org, repo] = parts as [string, string];
+  if (!HF_NAME.test(org) || !HF_NAME.test(repo) || org.includes("..") || repo.includes("..")) {
+    throw invalidSource(text, "has an invalid organization or repository name");
+  }
+  if (!HF_REVISION.test(revision) || revision.includes("..") || revision.endsWith("/")) {
+    throw invalidSource(text, "has an invalid revision");
+  }
+  return { text, repo: `${org}/${repo}`, revision };
 }
 
 function parseOllama(text: string, rest: string): ModelSource {

@@ -519,6 +519,51 @@ export class ModelStore {
     }
   }
 
+  /** Where hf: sources come from (the owner's mirror, or Hugging Face). */
+  get huggingFaceBaseUrl(): string {
+    return this.options.huggingFaceBaseUrl ?? DEFAULT_HUGGING_FACE_BASE_URL;
+  }
+
+  /** The connections a source may use: a workspace's (restricted) never reach private addresses. */
+  dispatcherFor(restricted: boolean): Dispatcher | undefined {
+    return restricted ? this.guarded : undefined;
+  }
+
+  /**
+   * Download one file of a repository into `dest` (resumably, keyed by its URL in the store's
+   * downloads folder, within the partial quota) as a pull does; returns the finished file's path.
+   */
+  async downloadFile(
+    url: string,
+    dest: string,
+    opts: Pick<DownloadOptions, "expectedSha256" | "signal" | "label" | "onProgress"> & {
+      restricted: boolean;
+    },
+  ): Promise<{ path: string; sha256: string; size: number }> {
+    const partial = join(
+      this.dir,
+      "downloads",
+      `${createHash("sha256").update(url).digest("hex").slice(0, 32)}.file`,
+    );
+    this.downloading.add(partial);
+    try {
+      const result = await download(url, partial, {
+        ...this.options.download,
+        maxBytes: this.options.maxDownloadBytes ?? DEFAULT_MAX_MODEL_BYTES,
+        expectedSha256: opts.expectedSha256,
+        signal: opts.signal,
+        label: opts.label,
+        onProgress: opts.onProgress,
+        ...(opts.restricted ? { dispatcher: this.guarded } : {}),
+      });
+      await rename(result.path, dest);
+      return { path: dest, sha256: result.sha256, size: result.size };
+    } finally {
+      this.downloading.delete(partial);
+      await sweepPartials(this.partials()).catch(() => []);
+    }
+  }
+
   /** A new file in the store's blobs folder, for a conversion to write into before addConverted. */
   async tempBlobPath(): Promise<string> {
     const blobs = join(this.dir, "blobs");

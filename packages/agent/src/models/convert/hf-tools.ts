@@ -24,7 +24,7 @@ export function converterPython(given: string | undefined): string {
   if (!python)
     throw new ModelError(
       "converter_unavailable",
-      "this machine has no model converter: run scripts/convert-env (it needs Debian's python3-torch) and set BETA9_CONVERT_PYTHON to the python it prints",
+      "this machine has no model converter: install Debian's torch (`apt-get install python3-torch`), run scripts/convert-env and set BETA9_CONVERT_PYTHON to the python it prints",
     );
   return python;
 }
@@ -85,7 +85,7 @@ export interface HfDir {
 }
 
 /** The files a conversion reads: weights, config, tokenizer; a README or a picture changes nothing. */
-const READ = /^(.*\.safetensors|.*\.json|tokenizer\.model|.*\.tiktoken|merges\.txt|vocab\.txt)$/;
+export const READ = /^(.*\.safetensors|.*\.json|tokenizer\.model|.*\.tiktoken|merges\.txt|vocab\.txt)$/;
 
 export function hfDirSha256(files: readonly HfFile[]): string {
   const lines = [...files]

@@ -1,0 +1,290 @@
+import { spawn } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFile, mkdir, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import {
+  type AgentProc,
+  allowTestModel,
+  BIN,
+  type FileServer,
+  type GatewayProc,
+  initAgent,
+  servePythonFolder,
+  startAgent,
+  startGateway,
+  tempDir,
+  testModelPath,
+  waitFor,
+} from "@beta9/test-utils";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import YAML from "yaml";
+import { ggufToSafetensors, type HfModelDir } from "../src/models/convert/gguf-to-hf.ts";
+import { ModelStore } from "../src/models/store.ts";
+
+/*
+ * `b9 model deploy NAME --source hf:ORG/REPO`: the real b9 → b9gateway → b9agent, which lists the
+ * repository on a Hugging Face stand-in (python3 -m http.server serving the layout Hugging Face serves,
+ * the tree listing a static file at its API path), fetches it, converts it to GGUF with llama.cpp's
+ * converter once and serves it on the builtin engine. The repository is SmolLM2 made into safetensors.
+ */
+
+const python = process.env.BETA9_TEST_CONVERT_PYTHON;
+if (!python)
+  console.warn(
+    "hf-repo.test.ts skipped: BETA9_TEST_CONVERT_PYTHON is not set (run the tests with `npm test`, or export the path scripts/convert-env prints)",
+  );
+
+let hf: HfModelDir;
+let hub: FileServer;
+let gw: GatewayProc;
+let agent: AgentProc;
+let env: NodeJS.ProcessEnv;
+
+async function b9(args: string[], e = env): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [BIN.cli, ...args], { env: e, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => {
+    stdout += d.toString("utf8");
+  });
+  child.stderr.on("data", (d: Buffer) => {
+    stderr += d.toString("utf8");
+  });
+  const code = await new Promise<number>((resolve) => child.on("close", (c) => resolve(c ?? -1)));
+  return { code, stdout, stderr };
+}
+
+const storeDir = (a: AgentProc = agent) => join(dirname(a.configPath), "models");
+const record = (name: string, a: AgentProc = agent) => {
+  const file = join(storeDir(a), "models", `${name}.json`);
+  return existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : undefined;
+};
+/** What a failed or stopped pull could leave for a later placement: must be nothing. */
+const leftovers = (a: AgentProc = agent) =>
+  ["hf-repos", "blobs"].flatMap((d) =>
+    (existsSync(join(storeDir(a), d)) ? readdirSync(join(storeDir(a), d)) : []).filter(
+      (n) => !/^sha256-[0-9a-f]{64}$/.test(n),
+    ),
+  );
+
+/** Lay `files` of the repository out as Hugging Face serves them: resolve/REV/FILE and the tree listing. */
+async function publish(root: string, repo: string, files: HfModelDir["files"]): Promise<void> {
+  const at = join(root, repo, "resolve", "main");
+  await mkdir(at, { recursive: true });
+  for (const f of files) await copyFile(join(hf.dir, f.name), join(at, f.name));
+  const listing = join(root, "api", "models", repo, "tree");
+  await mkdir(listing, { recursive: true });
+  const entries = files.map((f) => ({
+    type: "file",
+    path: f.name,
+    size: f.size,
+    oid: f.sha256.slice(0, 40),
+    ...(f.name.endsWith(".safetensors") ? { lfs: { oid: f.sha256, size: f.size, pointerSize: 134 } } : {}),
+  }));
+  // Beside what a conversion reads: a README and a folder, as real repositories have.
+  entries.push({ type: "file", path: "README.md", size: 5, oid: "0".repeat(40) });
+  entries.push({ type: "directory", path: "onnx", size: 0, oid: "1".repeat(40) });
+  await writeFile(join(listing, "main"), JSON.stringify(entries));
+}
+
+/** An agent joined to `g` whose hf: sources come from the stand-in hub. */
+async function hubAgent(g: GatewayProc, name: string, convertPython: string | undefined): Promise<AgentProc> {
+  const path = await initAgent(g, { name });
+  allowTestModel(path);
+  const cfg = YAML.parse(readFileSync(path, "utf8")) as { models: Record<string, unknown> };
+  cfg.models.huggingface_url = `http://127.0.0.1:${hub.port}`;
+  writeFileSync(path, YAML.stringify(cfg), { mode: 0o600 });
+  return startAgent(path, { env: { BETA9_CONVERT_PYTHON: convertPython } });
+}
+
+function cliEnv(g: GatewayProc): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    BETA9_GATEWAY: g.url,
+    BETA9_API_KEY: g.adminKey,
+    BETA9_CLI_CONFIG: `${tempDir()}/cli.json`,
+  };
+}
+
+describe.skipIf(!python)("b9 model deploy --source hf:ORG/REPO (safetensors)", () => {
+  beforeAll(async () => {
+    const model = testModelPath();
+    const maker = new ModelStore({
+      dir: tempDir("b9-hf-make-"),
+      allowedDirs: [dirname(model)],
+      localImport: "link",
+    });
+    await maker.pull("smol", model);
+    hf = await ggufToSafetensors(maker, { from: "smol", python });
+    const root = tempDir("b9-hub-");
+    await publish(root, "acme/smol-st", hf.files);
+    await publish(
+      root,
+      "acme/no-tok",
+      hf.files.filter((f) => !f.name.startsWith("tokenizer")),
+    );
+    await publish(
+      root,
+      "acme/no-weights",
+      hf.files.filter((f) => !f.name.endsWith(".safetensors")),
+    );
+    hub = await servePythonFolder(root);
+    gw = await startGateway({ args: ["--heartbeat-interval", "1s"] });
+    agent = await hubAgent(gw, "worker", python);
+    env = cliEnv(gw);
+    await waitFor(async () => (await b9(["machine", "list"])).stdout.includes("READY"), {
+      what: "the worker READY in b9 machine list",
+      timeoutMs: 60_000,
+    });
+  }, 600_000);
+
+  afterAll(async () => {
+    await agent?.proc.stop();
+    await gw?.proc.stop();
+    await hub?.stop();
+  });
+
+  it("fetches the repository, converts it once to GGUF F16 with progress, never twice, and serves it: Paris", async () => {
+    const deployed = await b9([
+      "model",
+      "deploy",
+      "smol",
+      "--source",
+      "hf:acme/smol-st",
+      "--context",
+      "2048",
+    ]);
+    expect(deployed.code, deployed.stderr).toBe(0);
+
+    const pull = await b9(["model", "pull", "smol"]);
+    expect(pull.code, pull.stderr).toBe(0);
+    // Download, then conversion, on the CLI's progress lines.
+    expect(pull.stderr).toMatch(/^worker: pulling smol 100%/m);
+    expect(pull.stderr).toMatch(
+      /^worker: converting smol from safetensors 100% \((\d+) tensors of \1 tensors\)$/m,
+    );
+    expect(pull.stderr.indexOf("pulling smol")).toBeLessThan(pull.stderr.indexOf("converting smol"));
+
+    // Provenance: the repository (and revision) and its files' hash, the tool and its version.
+    expect(record("smol")).toMatchObject({
+      format: "gguf",
+      quantization: "F16",
+      source: "hf:acme/smol-st",
+      converted_from: {
+        name: "hf:acme/smol-st",
+        sha256: hf.sha256,
+        format: "safetensors",
+        target: "F16",
+        converter: { tool: "convert_hf_to_gguf.py", args: ["--outtype", "f16"] },
+      },
+    });
+
+    // Pulled again before a replica runs (so the machine is asked): no weights fetched, nothing converted.
+    const before = record("smol");
+    const again = await b9(["model", "pull", "smol", "--json"]);
+    expect(again.code, again.stderr).toBe(0);
+    const seen = again.stdout
+      .trimEnd()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { status: string; unit?: string; model?: { sha256: string } });
+    expect(seen.some((e) => e.unit === "tensors")).toBe(false);
+    expect(seen.some((e) => e.status === "pulling smol")).toBe(false);
+    expect(seen.at(-1)?.model?.sha256, again.stdout).toBe(before.sha256);
+    expect(record("smol")).toEqual(before);
+
+    const chat = await b9([
+      "chat",
+      "smol",
+      "What is the capital of France?",
+      "--max-tokens",
+      "12",
+      "--temperature",
+      "0",
+    ]);
+    expect(chat.code, chat.stderr).toBe(0);
+    expect(chat.stdout).toMatch(/Paris/);
+
+    const ps = await b9(["model", "ps"]);
+    expect(ps.stdout).toMatch(
+      /smol on worker: .*serves GGUF F16 on builtin .*converted on the machine from safetensors \(hf:acme\/smol-st\) to GGUF F16 by convert_hf_to_gguf\.py llama\.cpp v/,
+    );
+    expect(leftovers()).toEqual([]);
+  }, 600_000);
+
+  it("--quantize: the machine's F16 conversion of those files is reused, then quantised", async () => {
+    const pull = await b9([
+      "model",
+      "pull",
+      "smol-q4",
+      "--source",
+      "hf:acme/smol-st",
+      "--quantize",
+      "Q4_K_M",
+    ]);
+    expect(pull.code, pull.stderr).toBe(0);
+    expect(pull.stderr).not.toMatch(/converting smol-q4 from safetensors/);
+    expect(pull.stderr).toMatch(/^worker: quantizing smol-q4 to Q4_K_M 100%/m);
+    expect(record("smol-q4.source")).toMatchObject({ sha256: record("smol").sha256 });
+    expect(record("smol-q4")).toMatchObject({
+      quantization: "Q4_K_M",
+      converted_from: { name: "smol-q4.source", quantization: "F16", target: "Q4_K_M" },
+    });
+    expect(leftovers()).toEqual([]);
+  }, 300_000);
+
+  it("a repository without a tokenizer, or without safetensors files: the model, the step and the reason, nothing kept", async () => {
+    for (const [name, repo, reason] of [
+      [
+        "smol-notok",
+        "acme/no-tok",
+        "the repository has no tokenizer \\(tokenizer\\.json or tokenizer\\.model\\)",
+      ],
+      ["smol-noweights", "acme/no-weights", "the repository has no \\.safetensors files"],
+    ] as const) {
+      const deployed = await b9(["model", "deploy", name, "--source", `hf:${repo}`]);
+      expect(deployed.code, deployed.stderr).toBe(0);
+      const pull = await b9(["model", "pull", name]);
+      expect(pull.code).toBe(1);
+      expect(pull.stderr).toMatch(
+        new RegExp(
+          `^error: pulling ${name} from hf:${repo.replace("/", "\\/")} failed at listing the repository: ${reason}`,
+          "m",
+        ),
+      );
+      expect(record(name)).toBeUndefined();
+    }
+    expect(leftovers()).toEqual([]);
+  }, 300_000);
+
+  it("a machine without the converter's Python says how to install it, through the gateway to the CLI", async () => {
+    const g = await startGateway({ args: ["--heartbeat-interval", "1s"] });
+    const bare = await hubAgent(g, "bare", undefined);
+    try {
+      const e = cliEnv(g);
+      await waitFor(async () => (await b9(["machine", "list"], e)).stdout.includes("READY"), {
+        what: "the bare machine READY in b9 machine list",
+        timeoutMs: 60_000,
+      });
+      expect((await b9(["model", "deploy", "smol", "--source", "hf:acme/smol-st"], e)).code).toBe(0);
+      const pull = await b9(["model", "pull", "smol"], e);
+      expect(pull.code).toBe(1);
+      expect(pull.stderr).toMatch(
+        /^error: this machine has no model converter: install Debian's torch \(`apt-get install python3-torch`\), run scripts\/convert-env and set BETA9_CONVERT_PYTHON/m,
+      );
+      // The gateway's own answer keeps the agent's code, for scripts.
+      const res = await fetch(`${g.url}/api/v1/deployments/smol/pull`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${g.adminKey}` },
+      });
+      const last = JSON.parse((await res.text()).trimEnd().split("\n").at(-1)!) as {
+        error?: { code: string };
+      };
+      expect(last.error?.code).toBe("converter_unavailable");
+      expect(record("smol", bare)).toBeUndefined();
+      expect(leftovers(bare)).toEqual([]);
+    } finally {
+      await bare.proc.stop();
+      await g.proc.stop();
+    }
+  }, 300_000);
+});
