@@ -6,6 +6,7 @@ import {
   type AgentProc,
   allowTestModel,
   BIN,
+  childProcesses,
   type FileServer,
   type GatewayProc,
   initAgent,
@@ -67,17 +68,29 @@ const leftovers = (a: AgentProc = agent) =>
     ),
   );
 
-/** Lay `files` of the repository out as Hugging Face serves them: resolve/REV/FILE and the tree listing. */
-async function publish(root: string, repo: string, files: HfModelDir["files"]): Promise<void> {
+/**
+ * Lay `files` of the repository out as Hugging Face serves them: resolve/REV/FILE and the tree listing;
+ * `replace` gives some files other contents.
+ */
+async function publish(
+  root: string,
+  repo: string,
+  files: HfModelDir["files"],
+  replace: Record<string, Buffer> = {},
+): Promise<void> {
   const at = join(root, repo, "resolve", "main");
   await mkdir(at, { recursive: true });
-  for (const f of files) await copyFile(join(hf.dir, f.name), join(at, f.name));
+  for (const f of files) {
+    const other = replace[f.name];
+    if (other) await writeFile(join(at, f.name), other);
+    else await copyFile(join(hf.dir, f.name), join(at, f.name));
+  }
   const listing = join(root, "api", "models", repo, "tree");
   await mkdir(listing, { recursive: true });
   const entries = files.map((f) => ({
     type: "file",
     path: f.name,
-    size: f.size,
+    size: replace[f.name]?.length ?? f.size,
     oid: f.sha256.slice(0, 40),
     ...(f.name.endsWith(".safetensors") ? { lfs: { oid: f.sha256, size: f.size, pointerSize: 134 } } : {}),
   }));
@@ -128,6 +141,11 @@ describe.skipIf(!python)("b9 model deploy --source hf:ORG/REPO (safetensors)", (
       "acme/no-weights",
       hf.files.filter((f) => !f.name.endsWith(".safetensors")),
     );
+    // The same weights under another config: other files, so fetched and converted on their own.
+    const config = JSON.parse(readFileSync(join(hf.dir, "config.json"), "utf8")) as Record<string, unknown>;
+    await publish(root, "acme/smol-other", hf.files, {
+      "config.json": Buffer.from(JSON.stringify({ ...config, _name_or_path: "acme/smol-other" })),
+    });
     hub = await servePythonFolder(root);
     gw = await startGateway({ args: ["--heartbeat-interval", "1s"] });
     agent = await hubAgent(gw, "worker", python);
@@ -230,6 +248,35 @@ describe.skipIf(!python)("b9 model deploy --source hf:ORG/REPO (safetensors)", (
       converted_from: { name: "smol-q4.source", quantization: "F16", target: "Q4_K_M" },
     });
     expect(leftovers()).toEqual([]);
+  }, 300_000);
+
+  it("Ctrl-C during the conversion stops it on the machine and leaves no model; a later pull converts afresh", async () => {
+    expect((await b9(["model", "deploy", "smol-stop", "--source", "hf:acme/smol-other"])).code).toBe(0);
+    const child = spawn(process.execPath, [BIN.cli, "model", "pull", "smol-stop"], {
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString("utf8");
+      if (/converting smol-stop/.test(stderr)) child.kill("SIGINT");
+    });
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    expect(stderr).toMatch(/^worker: pulling smol-stop/m);
+    expect(code).toBe(130);
+    await waitFor(
+      () =>
+        childProcesses(agent.proc.child.pid!).every(
+          (p) => !/convert_hf_to_gguf|RUN_CONVERT|runpy/.test(p.cmd),
+        ),
+      { what: "no converter left running under the agent", timeoutMs: 30_000 },
+    );
+    expect(record("smol-stop")).toBeUndefined();
+    expect(leftovers()).toEqual([]);
+    const again = await b9(["model", "pull", "smol-stop"]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toMatch(/^worker: converting smol-stop from safetensors 100%/m);
+    expect(record("smol-stop")).toMatchObject({ converted_from: { format: "safetensors", target: "F16" } });
   }, 300_000);
 
   it("a repository without a tokenizer, or without safetensors files: the model, the step and the reason, nothing kept", async () => {
