@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { tempDir } from "@beta9/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ModelError } from "./model-error.ts";
-import { parseSource, resolveSource, validateModelName } from "./sources.ts";
+import { parseHfRepoSource, parseSource, resolveSource, validateModelName } from "./sources.ts";
 
 function codeOf(fn: () => unknown): string | undefined {
   try {
@@ -198,5 +198,33 @@ describe("resolveSource for local files", () => {
   it("refuses missing files and directories with invalid_source", async () => {
     expect(await asyncCodeOf(resolveSource(join(allowed, "missing.gguf"), opts))).toBe("invalid_source");
     expect(await asyncCodeOf(resolveSource(join(allowed, "sub"), opts))).toBe("invalid_source");
+  });
+});
+
+describe("parseHfRepoSource", () => {
+  it("reads hf:ORG/REPO[@REVISION] as a repository, and leaves files and other sources alone", () => {
+    expect(parseHfRepoSource("hf:acme/smol-st")).toEqual({
+      text: "hf:acme/smol-st",
+      repo: "acme/smol-st",
+      revision: "main",
+    });
+    expect(parseHfRepoSource("hf:acme/smol-st@refs/pr/1")?.revision).toBe("refs/pr/1");
+    expect(parseHfRepoSource("hf:acme/smol-st/model.gguf")).toBeUndefined();
+    expect(parseHfRepoSource("https://host/acme/smol-st")).toBeUndefined();
+    expect(parseHfRepoSource("ollama:acme/smol")).toBeUndefined();
+  });
+
+  it("refuses invalid organization, repository or revision names with invalid_source", () => {
+    for (const bad of [
+      "hf:ac me/smol",
+      "hf:acme/..",
+      "hf:acme/smol@",
+      "hf:acme/smol@a/../b",
+      "hf:acme/smol@x/",
+    ])
+      expect(
+        codeOf(() => parseHfRepoSource(bad)),
+        bad,
+      ).toBe("invalid_source");
   });
 });
