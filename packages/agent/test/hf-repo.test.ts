@@ -110,6 +110,10 @@ async function hubAgent(g: GatewayProc, name: string, convertPython: string | un
   return startAgent(path, { env: { BETA9_CONVERT_PYTHON: convertPython } });
 }
 
+/** The machine credential in the agent's config: the bearer of its control API. */
+const machineToken = (a: AgentProc) =>
+  (YAML.parse(readFileSync(a.configPath, "utf8")) as { machine: { token: string } }).machine.token;
+
 function cliEnv(g: GatewayProc): NodeJS.ProcessEnv {
   return {
     ...process.env,
@@ -145,6 +149,9 @@ describe.skipIf(!python)("b9 model deploy --source hf:ORG/REPO (safetensors)", (
     const config = JSON.parse(readFileSync(join(hf.dir, "config.json"), "utf8")) as Record<string, unknown>;
     await publish(root, "acme/smol-other", hf.files, {
       "config.json": Buffer.from(JSON.stringify({ ...config, _name_or_path: "acme/smol-other" })),
+    });
+    await publish(root, "acme/smol-third", hf.files, {
+      "config.json": Buffer.from(JSON.stringify({ ...config, _name_or_path: "acme/smol-third" })),
     });
     hub = await servePythonFolder(root);
     gw = await startGateway({ args: ["--heartbeat-interval", "1s"] });
@@ -277,6 +284,38 @@ describe.skipIf(!python)("b9 model deploy --source hf:ORG/REPO (safetensors)", (
     expect(again.code, again.stderr).toBe(0);
     expect(again.stderr).toMatch(/^worker: converting smol-stop from safetensors 100%/m);
     expect(record("smol-stop")).toMatchObject({ converted_from: { format: "safetensors", target: "F16" } });
+  }, 300_000);
+
+  it("two pulls of one repository at once, under two names, fetch and convert it once", async () => {
+    const pull = (model: string) =>
+      fetch(`${agent.controlUrl}/inference/pull`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${machineToken(agent)}`,
+          "content-type": "application/json",
+        },
+        body: JSON.stringify({ model, source: "hf:acme/smol-third" }),
+      });
+    const converters = () => childProcesses(agent.proc.child.pid!).filter((p) => /runpy/.test(p.cmd)).length;
+    let most = 0;
+    let running = true;
+    const both = Promise.all([pull("pair-a"), pull("pair-b")]).finally(() => {
+      running = false;
+    });
+    // Sampled while both run: never two converters at once.
+    await waitFor(
+      () => {
+        most = Math.max(most, converters());
+        return !running;
+      },
+      { what: "both pulls to answer", timeoutMs: 240_000, intervalMs: 100 },
+    );
+    const [a, b] = await both;
+    expect([a.status, b.status]).toEqual([201, 201]);
+    expect(most).toBeLessThanOrEqual(1);
+    expect(record("pair-a").sha256).toBe(record("pair-b").sha256);
+    expect(record("pair-a").converted_from.sha256).toBe(record("pair-b").converted_from.sha256);
+    expect(leftovers()).toEqual([]);
   }, 300_000);
 
   it("a repository without a tokenizer, or without safetensors files: the model, the step and the reason, nothing kept", async () => {
