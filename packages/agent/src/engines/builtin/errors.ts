@@ -1,4 +1,4 @@
-import { toErrorReply } from "@beta9/http";
+import { toErrorReply } from "@beta9/http/errors";
 import type { FastifyError, FastifyInstance } from "fastify";
 
 /**

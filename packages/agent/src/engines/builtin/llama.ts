@@ -1,4 +1,4 @@
-import type { Logger } from "@beta9/http";
+import type { Logger } from "@beta9/http/logger";
 import { getLlama, type Llama, LlamaLogLevel } from "node-llama-cpp";
 import type { GpuChoice } from "./flags.ts";
 

@@ -1,4 +1,4 @@
-import type { Logger } from "@beta9/http";
+import type { Logger } from "@beta9/http/logger";
 import {
   type ChatWrapper,
   type GgufInsights,

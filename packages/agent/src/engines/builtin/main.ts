@@ -1,7 +1,7 @@
 import { Console } from "node:console";
 import type { AddressInfo } from "node:net";
-import { REDACT } from "@beta9/http";
 import { describeRelease, keepHeapSmall, releaseStartupMemory } from "@beta9/http/heap";
+import { REDACT } from "@beta9/http/logger";
 import { pino } from "pino";
 import { ENGINE_KEY_ENV } from "../engine-key.ts";
 import { type EngineFlags, FlagError, parseFlags } from "./flags.ts";

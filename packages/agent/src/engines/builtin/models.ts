@@ -1,6 +1,6 @@
 import { open } from "node:fs/promises";
 import { isAbsolute } from "node:path";
-import type { Logger } from "@beta9/http";
+import type { Logger } from "@beta9/http/logger";
 import {
   type GgufFileInfo,
   GgufInsights,

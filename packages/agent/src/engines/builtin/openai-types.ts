@@ -1,4 +1,4 @@
-import { optionalNullable as nullable } from "@beta9/protocol";
+import { optionalNullable as nullable } from "@beta9/protocol/openai";
 import { type Static, Type } from "typebox";
 
 /*

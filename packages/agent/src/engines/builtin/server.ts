@@ -1,4 +1,6 @@
-import { bearerToken, type Logger, serverOptions } from "@beta9/http";
+import { bearerToken } from "@beta9/http/bearer";
+import type { Logger } from "@beta9/http/logger";
+import { serverOptions } from "@beta9/http/server-options";
 import type { ModelList } from "@beta9/protocol";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance } from "fastify";
