@@ -2,16 +2,19 @@ import { type FastifyBaseLogger, type FastifyServerOptions, LogController } from
 import type { Logger } from "pino";
 import { clientErrorHandler, replyFrameworkError } from "./errors.ts";
 import { requestIdOf } from "./request-id.ts";
+import { lazyRequestLog } from "./request-log.ts";
 
 /**
  * Fastify options both servers share: our logger, one line per event we choose (no per-request noise),
- * and each request's id (requestIdOf) on every line its `req.log` writes, as `request_id`.
+ * and each request's id (requestIdOf) on every line its `req.log` writes, as `request_id` (that
+ * logger made only if the request logs: lazyRequestLog).
  */
 export function serverOptions(log: Logger, bodyLimit = 1024 * 1024): FastifyServerOptions {
   return {
     loggerInstance: log as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: "request_id" }),
     genReqId: requestIdOf,
+    childLoggerFactory: lazyRequestLog,
     bodyLimit,
     frameworkErrors: replyFrameworkError,
     clientErrorHandler,

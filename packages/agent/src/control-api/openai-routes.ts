@@ -77,9 +77,11 @@ export const openaiRoutes: FastifyPluginAsync<{
       } finally {
         // An answer cut short leaves the meter too, or it would share every later bucket.
         void metered?.end();
-        // One line per request, with its id (req.log): what the gateway's line and usage row name.
-        req.log.info(
+        // One line per request, with its id: what the gateway's line and usage row name. Written by the
+        // server's logger, so that no request's own child logger is made for it.
+        app.log.info(
           {
+            request_id: req.id,
             model: served.model.name,
             engine: served.engine,
             status: status ?? null,
