@@ -1,31 +1,22 @@
 /**
- * Heartbeat load bench: a real b9gateway process per size N, and N simulated agents in this process
- * that speak the real agent protocol (join, upgrade to the agent channel, serve the heartbeat stream
- * as the HTTP/2 server). Measures heartbeat round trips, GET /api/v1/machines latency and the
+ * Heartbeat load bench: a real b9gateway process per size N, and N simulated agents in worker
+ * processes (fleet.ts) that speak the real agent protocol (join, upgrade to the agent channel, beat on
+ * the channel's idle form or the HTTP/2 heartbeat stream). Measures heartbeat round trips, GET /api/v1/machines latency and the
  * gateway's CPU and RSS in steady state. See README.md beside this file.
  *
  *   npx node bench/heartbeats/run.ts [--sizes 10,100,1000,10000] [--duration 30s] [--interval 5s]
+ *     [--agent-procs N]
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
-import type http2 from "node:http2";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { monitorEventLoopDelay, performance } from "node:perf_hooks";
-import type { Duplex } from "node:stream";
+import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
-import {
-  AGENT_PROTOCOL,
-  HEARTBEAT_STREAM_PATH,
-  type Heartbeat,
-  type HeartbeatAck,
-  type MachineList,
-  parseDuration,
-  type Usage,
-} from "@beta9/protocol";
+import { AGENT_PROTOCOL, type MachineList, parseDuration } from "@beta9/protocol";
 import { clusterDatabase } from "@beta9/test-utils";
-import { AgentServer, type ChannelAgent, joinAgent, openChannel, SIM_HARDWARE } from "../common/sim-agent.ts";
+import { AgentProcs, type FleetReport, lagMs } from "./fleet.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const GATEWAY_BIN = path.join(ROOT, "packages/gateway/bin/b9gateway.js");
@@ -53,7 +44,14 @@ interface Options {
   replicas: number;
   /** The agent protocol the simulated agents claim: 2 gets the channel's idle form, 1 HTTP/2 throughout. */
   protocol: number;
+  /** Worker processes for the simulated agents; 0: one per AGENTS_PER_PROC agents of the size. */
+  agentProcs: number;
+  /** Where each gateway's log is kept when it stops (e.g. its --trace-gc lines); none: not kept. */
+  gatewayLogDir: string | undefined;
 }
+
+/** Auto: few enough sockets per worker for the usual open-files limits, and a stall in one is a few agents'. */
+const AGENTS_PER_PROC = 5_000;
 
 function options(): Options {
   const { values } = parseArgs({
@@ -67,6 +65,8 @@ function options(): Options {
       "gateway-bin": { type: "string", default: GATEWAY_BIN },
       protocol: { type: "string", default: String(AGENT_PROTOCOL) },
       replicas: { type: "string", default: "1" },
+      "agent-procs": { type: "string", default: "auto" },
+      "gateway-log-dir": { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -75,7 +75,9 @@ function options(): Options {
       "usage: npx node bench/heartbeats/run.ts [--sizes 10,100,1000,10000] [--duration 30s] [--interval 5s]\n" +
         "         [--concurrency 64] [--no-list-poll] [--gateway-node-args='--cpu-prof --cpu-prof-dir=DIR']\n" +
         "         [--gateway-bin packages/gateway/bin/b9gateway.js] [--replicas 3 (N agents per replica)]\n" +
-        "         [--protocol 2 (1: the agents keep an HTTP/2 session each, as agents before protocol 2)]\n",
+        "         [--protocol 2 (1: the agents keep an HTTP/2 session each, as agents before protocol 2)]\n" +
+        `         [--agent-procs auto (worker processes for the simulated agents; auto: one per ${AGENTS_PER_PROC})]\n` +
+        "         [--gateway-log-dir DIR (keep each gateway's log, e.g. with --gateway-node-args=--trace-gc)]\n",
     );
     process.exit(0);
   }
@@ -96,6 +98,9 @@ function options(): Options {
   const replicas = Number(values.replicas);
   if (!Number.isInteger(replicas) || replicas < 1 || replicas > 8)
     throw new Error("--replicas takes a whole number from 1 to 8");
+  const agentProcs = values["agent-procs"] === "auto" ? 0 : Number(values["agent-procs"]);
+  if (!Number.isInteger(agentProcs) || agentProcs < 0 || agentProcs > 64)
+    throw new Error("--agent-procs takes auto or a whole number from 1 to 64");
   if (replicas > 1 && !process.env.BETA9_TEST_DATABASE_URL)
     throw new Error("--replicas needs PostgreSQL: export BETA9_TEST_DATABASE_URL=$(scripts/postgres start)");
   return {
@@ -109,7 +114,14 @@ function options(): Options {
     gatewayBin: path.resolve(values["gateway-bin"]),
     replicas,
     protocol,
+    agentProcs,
+    gatewayLogDir: values["gateway-log-dir"] ? path.resolve(values["gateway-log-dir"]) : undefined,
   };
+}
+
+/** Worker processes for `total` simulated agents. */
+function procsFor(total: number, opt: Options): number {
+  return opt.agentProcs || Math.max(1, Math.ceil(total / AGENTS_PER_PROC));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -135,17 +147,6 @@ const ratio = (a: number, b: number) =>
 const kb = (bytes: number) =>
   bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MB` : `${(bytes / 1024).toFixed(1)} KB`;
 
-async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const item = items[next++]!;
-      await fn(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
-
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
@@ -157,7 +158,7 @@ function freePort(): Promise<number> {
   });
 }
 
-/** Open files allowed: the bench holds N sockets, the gateway (which inherits the limit) N more. */
+/** Open files allowed: each agent worker holds its agents' sockets, the gateway (which inherits the limit) N. */
 function ensureFdLimit(need: number): string {
   const soft = () => {
     const line = fs
@@ -185,13 +186,6 @@ function ensureFdLimit(need: number): string {
   }
   return `open files limit ${before} → ${after}`;
 }
-
-/**
- * Event-loop delay histograms (ours, and prom-client's in the gateway) time a 10 ms timer and record
- * the whole period; the lag is what exceeds the 10 ms.
- */
-const LAG_RESOLUTION_MS = 10;
-const lagMs = (ns: number) => (Number.isFinite(ns) ? Math.max(0, ns / 1e6 - LAG_RESOLUTION_MS) : Number.NaN);
 
 // ---------------------------------------------------------------------------------------------
 // /proc sampling of the gateway process
@@ -235,6 +229,10 @@ interface GatewayProc {
 }
 
 const live = new Set<GatewayProc>();
+/** --gateway-log-dir: where stopGateway copies each gateway's log. */
+let keepLogsIn: string | undefined;
+/** Agent workers running now, killed with the gateways on a signal or a watchdog. */
+const fleets = new Set<AgentProcs>();
 
 async function startGateway(
   opt: Options,
@@ -312,11 +310,19 @@ async function stopGateway(gw: GatewayProc): Promise<void> {
       await exited;
     }
   }
+  if (keepLogsIn) {
+    const kept = path.join(keepLogsIn, `gateway-${gw.pid}.log`);
+    fs.mkdirSync(keepLogsIn, { recursive: true });
+    fs.copyFileSync(gw.logPath, kept);
+    process.stdout.write(`  gateway log kept: ${kept}\n`);
+  }
   fs.rmSync(gw.dir, { recursive: true, force: true });
   live.delete(gw);
 }
 
 function stopAllNow(): void {
+  for (const f of fleets) f.killNow();
+  fleets.clear();
   for (const gw of live) {
     if (!gw.exited) gw.child.kill("SIGKILL");
     fs.rmSync(gw.dir, { recursive: true, force: true });
@@ -384,146 +390,6 @@ async function scrapeMetrics(gw: GatewayProc): Promise<string> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Simulated agents
-
-/** Counters and samples for one size, shared by its agents. */
-class RunStats {
-  windowStart = Number.POSITIVE_INFINITY;
-  windowEnd = Number.POSITIVE_INFINITY;
-  rtts: number[] = [];
-  sentInWindow = 0;
-  ackedInWindow = 0;
-  acksReceivedInWindow = 0;
-  skipped = 0;
-  badAcks = 0;
-  streamsClosed = 0;
-  statuses = new Map<string, number>();
-  inWindow(t: number): boolean {
-    return t >= this.windowStart && t < this.windowEnd;
-  }
-}
-
-class SimAgent implements ChannelAgent {
-  readonly id: string;
-  readonly index: number;
-  readonly stats: RunStats;
-  credential = "";
-  socket: Duplex | undefined;
-  /** Where beats go: the HTTP/2 heartbeat stream, or the socket itself in the channel's idle form. */
-  stream: { write(line: string): boolean; destroyed: boolean; writable: boolean } | undefined;
-  streamsOpened = 0;
-  #seq = 0;
-  /** seq → performance.now() when written. */
-  readonly #sent = new Map<number, number>();
-  #buf = "";
-
-  constructor(id: string, index: number, stats: RunStats) {
-    this.id = id;
-    this.index = index;
-    this.stats = stats;
-  }
-
-  get pending(): ReadonlyMap<number, number> {
-    return this.#sent;
-  }
-
-  onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
-    if (headers[":path"] !== HEARTBEAT_STREAM_PATH || headers[":method"] !== "POST") {
-      stream.respond({ ":status": 404 });
-      stream.end();
-      return;
-    }
-    this.stream = stream;
-    this.streamsOpened++;
-    stream.respond({ ":status": 200, "content-type": "application/x-ndjson" });
-    stream.setEncoding("utf8");
-    stream.on("data", (chunk: string) => this.#onData(chunk));
-    stream.on("error", () => {});
-    stream.on("close", () => {
-      if (this.stream === stream) this.stream = undefined;
-      this.stats.streamsClosed++;
-    });
-    // Like the real agent: the first beat goes out as soon as the stream is open.
-    this.beat();
-  }
-
-  onIdleChannel(socket: Duplex): void {
-    this.stream = socket;
-    this.streamsOpened++;
-    socket.setEncoding("utf8");
-    socket.on("data", (chunk: string) => this.#onData(chunk));
-    socket.on("close", () => {
-      if (this.stream === socket) this.stream = undefined;
-      this.stats.streamsClosed++;
-    });
-    this.beat();
-  }
-
-  beat(): void {
-    const stream = this.stream;
-    if (!stream || stream.destroyed || !stream.writable) {
-      this.stats.skipped++;
-      return;
-    }
-    const usage: Usage = {
-      cpu_percent: 3 + (this.index % 17),
-      memory_used_bytes: 8 * 1024 ** 3 + this.#seq,
-      memory_total_bytes: SIM_HARDWARE.memory_total_bytes,
-      gpus: [{ index: 0, memory_used_bytes: 512 * 1024 ** 2, utilization_percent: this.#seq % 100 }],
-    };
-    const hb: Heartbeat = {
-      seq: this.#seq++,
-      sent_at_ms: Date.now(),
-      usage,
-      running_jobs: 0,
-      inference_status: "idle",
-    };
-    const now = performance.now();
-    this.#sent.set(hb.seq, now);
-    if (this.stats.inWindow(now)) this.stats.sentInWindow++;
-    stream.write(`${JSON.stringify(hb)}\n`);
-  }
-
-  #onData(chunk: string): void {
-    const now = performance.now();
-    this.#buf += chunk;
-    let nl = this.#buf.indexOf("\n");
-    while (nl >= 0) {
-      const line = this.#buf.slice(0, nl);
-      this.#buf = this.#buf.slice(nl + 1);
-      nl = this.#buf.indexOf("\n");
-      if (line.trim() === "") continue;
-      let ack: HeartbeatAck;
-      try {
-        ack = JSON.parse(line) as HeartbeatAck;
-      } catch {
-        this.stats.badAcks++;
-        continue;
-      }
-      const sentAt = this.#sent.get(ack.seq);
-      if (sentAt === undefined) {
-        this.stats.badAcks++;
-        continue;
-      }
-      this.#sent.delete(ack.seq);
-      const s = this.stats;
-      if (s.inWindow(now)) s.acksReceivedInWindow++;
-      if (s.inWindow(sentAt)) {
-        s.ackedInWindow++;
-        s.rtts.push(now - sentAt);
-        s.statuses.set(ack.status, (s.statuses.get(ack.status) ?? 0) + 1);
-      }
-    }
-  }
-
-  close(): void {
-    this.socket?.destroy();
-    this.socket = undefined;
-    this.stream = undefined;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 // One size
 
 interface Result {
@@ -570,6 +436,8 @@ interface Result {
   gwLagMax: number;
   /** The gateway's collections in the window, by kind (prom-client's nodejs_gc_duration_seconds). */
   gc: string;
+  /** Worker processes the simulated agents ran in. */
+  agentProcs: number;
   benchCpu: number;
   benchLagP99: number;
   benchLagMax: number;
@@ -594,65 +462,45 @@ async function listAll(gw: GatewayProc): Promise<MachineList["machines"]> {
   return all;
 }
 
+/** What the agents' workers need of the gateways under test. */
+function fleetSpec(gws: GatewayProc[], token: string, total: number, opt: Options) {
+  return {
+    gateways: gws.map((gw) => ({ host: HOST, port: gw.port, base: gw.base })),
+    token,
+    protocol: opt.protocol,
+    intervalMs: opt.intervalMs,
+    concurrency: opt.concurrency,
+    connectBudgetMs: Math.max(60_000, total * 20),
+  };
+}
+
+/** After the window: wait for late acks of beats sent in it (they still count for their round trip). */
+async function collect(fleet: AgentProcs, opt: Options): Promise<FleetReport> {
+  await fleet.endWindow();
+  const graceEnd = performance.now() + Math.max(2_000, opt.intervalMs);
+  while ((await fleet.pendingInWindow()) > 0 && performance.now() < graceEnd) await sleep(100);
+  return fleet.report();
+}
+
 async function runSize(n: number, opt: Options): Promise<Result> {
   const gw = await startGateway(opt);
-  const stats = new RunStats();
-  const server = new AgentServer();
-  const agents = Array.from(
-    { length: n },
-    (_, i) => new SimAgent(`bench-${String(i).padStart(5, "0")}`, i, stats),
-  );
-  let ticker: NodeJS.Timeout | undefined;
+  let fleet: AgentProcs | undefined;
   try {
     const tok = await adminJson<{ token: string }>(gw, "POST", "/api/v1/tokens", {
       pool: "external",
       uses: n,
       ttl_seconds: 3_600,
     });
-
-    // Heartbeat schedule: agent k beats at t0 + k·interval/N + j·interval, so the N agents' phases
-    // are spread evenly over the interval. Agents whose stream is not open yet are skipped.
-    const t0 = performance.now();
-    const slot = opt.intervalMs / n;
-    let due = 0;
-    ticker = setInterval(() => {
-      const target = Math.floor((performance.now() - t0) / slot);
-      for (; due < target; due++) agents[due % n]!.beat();
-    }, 2);
-
-    // Connect: join and open the channel, a bounded number at a time.
-    let joinErrors = 0;
-    let channelErrors = 0;
-    let firstError = "";
+    fleet = await AgentProcs.start(fleetSpec([gw], tok.token, n, opt), n, procsFor(n, opt));
+    fleets.add(fleet);
     const connectStart = performance.now();
-    const connectBudgetMs = Math.max(60_000, n * 20);
-    let connected = 0;
-    await pool(agents, opt.concurrency, async (a) => {
-      if (performance.now() - connectStart > connectBudgetMs) return;
-      try {
-        await joinAgent(gw.base, tok.token, a);
-      } catch (err) {
-        joinErrors++;
-        firstError ||= `join ${a.id}: ${(err as Error).message}`;
-        return;
-      }
-      try {
-        await openChannel({ host: HOST, port: gw.port }, server, a, opt.protocol);
-        connected++;
-      } catch (err) {
-        channelErrors++;
-        firstError ||= `channel ${a.id}: ${(err as Error).message}`;
-      }
-    });
-    // Streams open right after the upgrade; give the last ones a moment.
-    const streamDeadline = performance.now() + 10_000;
-    while (agents.some((a) => a.socket && !a.stream) && performance.now() < streamDeadline) await sleep(50);
+    const c = await fleet.connect();
     const connectS = (performance.now() - connectStart) / 1000;
-    const joined = agents.filter((a) => a.credential !== "").length;
-    const streams = agents.filter((a) => a.stream).length;
     process.stdout.write(
-      `  connected ${connected}/${n} channels, ${streams} heartbeat streams, in ${connectS.toFixed(1)} s` +
-        ` (${(connected / connectS).toFixed(0)}/s)${firstError ? `; first error: ${firstError}` : ""}\n`,
+      `  connected ${c.connected}/${n} channels, ${c.streams} heartbeat streams, in ${connectS.toFixed(1)} s` +
+        ` (${(c.connected / connectS).toFixed(0)}/s) from ${fleet.count} agent processes` +
+        `${c.redials ? `, ${c.redials} channels dialled again` : ""}` +
+        `${c.firstError ? `; first error: ${c.firstError}` : ""}\n`,
     );
 
     // Warm up for one interval so every agent is on its schedule, then measure. One list call first,
@@ -661,13 +509,10 @@ async function runSize(n: number, opt: Options): Promise<Result> {
     if (opt.listPoll) await adminJson<MachineList>(gw, "GET", "/api/v1/machines");
     await sleep(Math.max(0, opt.intervalMs - (performance.now() - warmStart)));
     const gc0 = gcTotals(await scrapeMetrics(gw)); // the scrape also resets the event-loop-lag histogram
-    const benchLag = monitorEventLoopDelay({ resolution: LAG_RESOLUTION_MS });
-    benchLag.enable();
-    const benchCpu0 = process.cpuUsage();
+    await fleet.startWindow(opt.durationMs);
     const cpu0 = cpuSeconds(gw.pid);
     const wall0 = performance.now();
-    stats.windowStart = wall0;
-    stats.windowEnd = wall0 + opt.durationMs;
+    const windowEnd = wall0 + opt.durationMs;
 
     const listLat: number[] = [];
     let listBytes = 0;
@@ -676,7 +521,7 @@ async function runSize(n: number, opt: Options): Promise<Result> {
     const rssSamples: number[] = [rssMb(gw.pid)];
     let lastCpu = cpu0;
     let lastT = wall0;
-    for (let k = 1; performance.now() < stats.windowEnd; k++) {
+    for (let k = 1; performance.now() < windowEnd; k++) {
       const t = performance.now();
       if (opt.listPoll)
         try {
@@ -692,58 +537,51 @@ async function runSize(n: number, opt: Options): Promise<Result> {
           listErrors++;
         }
       const next = wall0 + k * opt.pollMs;
-      const wait = Math.min(next, stats.windowEnd) - performance.now();
+      const wait = Math.min(next, windowEnd) - performance.now();
       if (wait > 0) await sleep(wait);
       const now = performance.now();
-      const c = cpuSeconds(gw.pid);
-      cpuSamples.push(((c - lastCpu) / ((now - lastT) / 1000)) * 100);
+      const cpu = cpuSeconds(gw.pid);
+      cpuSamples.push(((cpu - lastCpu) / ((now - lastT) / 1000)) * 100);
       rssSamples.push(rssMb(gw.pid));
-      lastCpu = c;
+      lastCpu = cpu;
       lastT = now;
     }
     const wall1 = performance.now();
     const cpu1 = cpuSeconds(gw.pid);
-    const benchCpu = process.cpuUsage(benchCpu0);
-    benchLag.disable();
     const metricsText = await scrapeMetrics(gw);
     const windowS = (wall1 - wall0) / 1000;
-
-    // Late acks for beats sent in the window still count for their round trip.
-    const graceEnd = performance.now() + Math.max(2_000, opt.intervalMs);
-    const pendingInWindow = () => {
-      let c = 0;
-      for (const a of agents) for (const t of a.pending.values()) if (stats.inWindow(t)) c++;
-      return c;
-    };
-    while (pendingInWindow() > 0 && performance.now() < graceEnd) await sleep(100);
-    const missing = pendingInWindow();
+    const report = await collect(fleet, opt);
+    const beats = report.replicas[0]!;
 
     // Every machine should be READY on the channel now.
     const list = { machines: await listAll(gw) };
     const ready = list.machines.filter((m) => m.status === "READY").length;
     const onChannel = list.machines.filter((m) => m.connection === "channel").length;
 
-    const rtt = sorted(stats.rtts);
+    const rtt = sorted(beats.rtts);
     const lat = sorted(listLat);
     return {
       n,
-      joined,
-      channels: connected,
-      streams,
+      joined: c.joined,
+      channels: c.connected,
+      streams: c.streams,
       connectS,
-      joinErrors,
-      channelErrors,
-      firstError,
+      joinErrors: c.joinErrors,
+      channelErrors: c.channelErrors,
+      firstError: c.firstError,
       durationS: windowS,
-      ackRate: stats.acksReceivedInWindow / windowS,
-      expectedRate: (streams * 1000) / opt.intervalMs,
-      sentInWindow: stats.sentInWindow,
-      ackedInWindow: stats.ackedInWindow,
-      missing,
-      skipped: stats.skipped,
-      badAcks: stats.badAcks,
-      streamsClosed: stats.streamsClosed,
-      statuses: [...stats.statuses].map(([s, c]) => `${s} ${c}`).join(", ") || "-",
+      ackRate: beats.acksReceivedInWindow / windowS,
+      expectedRate: (c.streams * 1000) / opt.intervalMs,
+      sentInWindow: beats.sentInWindow,
+      ackedInWindow: beats.ackedInWindow,
+      missing: beats.missing,
+      skipped: beats.skipped,
+      badAcks: beats.badAcks,
+      streamsClosed: beats.streamsClosed,
+      statuses:
+        Object.entries(beats.statuses)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(", ") || "-",
       hbP50: percentile(rtt, 50),
       hbP90: percentile(rtt, 90),
       hbP99: percentile(rtt, 99),
@@ -767,10 +605,11 @@ async function runSize(n: number, opt: Options): Promise<Result> {
       gwLagP99: lagMs(metric(metricsText, "beta9_gateway_nodejs_eventloop_lag_p99_seconds") * 1e9),
       gwLagMax: lagMs(metric(metricsText, "beta9_gateway_nodejs_eventloop_lag_max_seconds") * 1e9),
       gc: gcSince(gc0, gcTotals(metricsText)),
-      benchCpu: ((benchCpu.user + benchCpu.system) / 1e6 / windowS) * 100,
-      benchLagP99: lagMs(benchLag.percentile(99)),
-      benchLagMax: lagMs(benchLag.max),
-      benchRss: process.memoryUsage().rss / 1024 / 1024,
+      agentProcs: fleet.count,
+      benchCpu: report.cpu,
+      benchLagP99: report.lagP99,
+      benchLagMax: report.lagMax,
+      benchRss: report.rssMb,
       ready,
       onChannel,
       listed: list.machines.length,
@@ -779,9 +618,10 @@ async function runSize(n: number, opt: Options): Promise<Result> {
     process.stdout.write(`  gateway log (last lines):\n${logTail(gw)}\n`);
     throw err;
   } finally {
-    clearInterval(ticker);
-    for (const a of agents) a.close();
-    server.h2.close();
+    if (fleet) {
+      await fleet.close();
+      fleets.delete(fleet);
+    }
     await stopGateway(gw);
   }
 }
@@ -800,20 +640,19 @@ interface ReplicaResult {
   listP99: number;
   cpuAvg: number;
   rssMax: number;
+  gwLagP99: number;
+  gwLagMax: number;
+  gc: string;
   listed: number;
   ready: number;
+  benchLagMax: number;
 }
 
 async function runReplicas(n: number, opt: Options): Promise<ReplicaResult[]> {
   const db = await clusterDatabase();
   const gws: GatewayProc[] = [];
-  const server = new AgentServer();
-  const stats = Array.from({ length: opt.replicas }, () => new RunStats());
-  const agents = Array.from(
-    { length: n * opt.replicas },
-    (_, i) => new SimAgent(`bench-${String(i).padStart(5, "0")}`, i, stats[i % opt.replicas]!),
-  );
-  let ticker: NodeJS.Timeout | undefined;
+  const total = n * opt.replicas;
+  let fleet: AgentProcs | undefined;
   try {
     // The first replica makes the store and the admin key; the others start on it.
     gws.push(await startGateway(opt, { databaseUrl: db.url }));
@@ -821,44 +660,26 @@ async function runReplicas(n: number, opt: Options): Promise<ReplicaResult[]> {
       gws.push(await startGateway(opt, { databaseUrl: db.url, adminKey: gws[0]!.adminKey }));
     const tok = await adminJson<{ token: string }>(gws[0]!, "POST", "/api/v1/tokens", {
       pool: "external",
-      uses: agents.length,
+      uses: total,
       ttl_seconds: 3_600,
     });
-    const t0 = performance.now();
-    const slot = opt.intervalMs / agents.length;
-    let due = 0;
-    ticker = setInterval(() => {
-      const target = Math.floor((performance.now() - t0) / slot);
-      for (; due < target; due++) agents[due % agents.length]!.beat();
-    }, 2);
+    fleet = await AgentProcs.start(fleetSpec(gws, tok.token, total, opt), total, procsFor(total, opt));
+    fleets.add(fleet);
     const connectStart = performance.now();
-    let errors = 0;
-    let firstError = "";
-    await pool(agents, opt.concurrency, async (a) => {
-      const gw = gws[a.index % gws.length]!;
-      try {
-        await joinAgent(gw.base, tok.token, a);
-        await openChannel({ host: HOST, port: gw.port }, server, a, opt.protocol);
-      } catch (err) {
-        errors++;
-        firstError ||= `${a.id}: ${(err as Error).message}`;
-      }
-    });
-    const streamDeadline = performance.now() + 10_000;
-    while (agents.some((a) => a.socket && !a.stream) && performance.now() < streamDeadline) await sleep(50);
+    const c = await fleet.connect();
     process.stdout.write(
-      `  ${agents.filter((a) => a.stream).length}/${agents.length} heartbeat streams on ${gws.length} replicas ` +
-        `in ${((performance.now() - connectStart) / 1000).toFixed(1)} s${errors ? `; ${errors} errors, first: ${firstError}` : ""}\n`,
+      `  ${c.streams}/${total} heartbeat streams on ${gws.length} replicas from ${fleet.count} agent processes ` +
+        `in ${((performance.now() - connectStart) / 1000).toFixed(1)} s` +
+        `${c.redials ? `, ${c.redials} channels dialled again` : ""}` +
+        `${c.joinErrors + c.channelErrors ? `; ${c.joinErrors + c.channelErrors} errors, first: ${c.firstError}` : ""}\n`,
     );
     // As for one gateway: a first list call on each, one interval of warm-up, then the window.
     if (opt.listPoll) for (const gw of gws) await adminJson<MachineList>(gw, "GET", "/api/v1/machines");
     await sleep(opt.intervalMs);
+    const gc0 = await Promise.all(gws.map(async (gw) => gcTotals(await scrapeMetrics(gw))));
+    await fleet.startWindow(opt.durationMs);
     const wall0 = performance.now();
     const end = wall0 + opt.durationMs;
-    for (const s of stats) {
-      s.windowStart = wall0;
-      s.windowEnd = end;
-    }
     const lists = gws.map(() => [] as number[]);
     const rss = gws.map((gw) => [rssMb(gw.pid)]);
     const cpu0 = gws.map((gw) => cpuSeconds(gw.pid));
@@ -883,16 +704,19 @@ async function runReplicas(n: number, opt: Options): Promise<ReplicaResult[]> {
     }
     const windowS = (performance.now() - wall0) / 1000;
     const cpu = gws.map((gw, r) => ((cpuSeconds(gw.pid) - cpu0[r]!) / windowS) * 100);
-    await sleep(Math.max(2_000, opt.intervalMs)); // late acks for beats sent in the window
+    const metricsTexts = await Promise.all(gws.map((gw) => scrapeMetrics(gw)));
+    const report = await collect(fleet, opt);
     const out: ReplicaResult[] = [];
     for (const [r, gw] of gws.entries()) {
       const all = await listAll(gw);
-      const rtt = sorted(stats[r]!.rtts);
+      const beats = report.replicas[r]!;
+      const rtt = sorted(beats.rtts);
       const lat = sorted(lists[r]!);
+      const mt = metricsTexts[r]!;
       out.push({
         n,
         replica: r + 1,
-        streams: agents.filter((a) => a.index % gws.length === r && a.stream).length,
+        streams: beats.streams,
         samples: rtt.length,
         hbP50: percentile(rtt, 50),
         hbP99: percentile(rtt, 99),
@@ -900,15 +724,20 @@ async function runReplicas(n: number, opt: Options): Promise<ReplicaResult[]> {
         listP99: percentile(lat, 99),
         cpuAvg: cpu[r]!,
         rssMax: Math.max(...rss[r]!),
+        gwLagP99: lagMs(metric(mt, "beta9_gateway_nodejs_eventloop_lag_p99_seconds") * 1e9),
+        gwLagMax: lagMs(metric(mt, "beta9_gateway_nodejs_eventloop_lag_max_seconds") * 1e9),
+        gc: gcSince(gc0[r]!, gcTotals(mt)),
         listed: all.length,
         ready: all.filter((m) => m.status === "READY").length,
+        benchLagMax: report.lagMax,
       });
     }
     return out;
   } finally {
-    clearInterval(ticker);
-    for (const a of agents) a.close();
-    server.h2.close();
+    if (fleet) {
+      await fleet.close();
+      fleets.delete(fleet);
+    }
     for (const gw of gws) await stopGateway(gw);
     await db.drop();
   }
@@ -932,6 +761,13 @@ function printReplicas(results: ReplicaResult[], replicas: number): boolean {
         `${`${r.rssMax.toFixed(0)} MB`.padStart(10)}  ${String(r.listed).padStart(6)}  ${String(r.ready).padStart(5)}\n`,
     );
   }
+  process.stdout.write(
+    "  gateway event-loop lag p99 / max, GC in the window; agent processes' worst event-loop lag:\n",
+  );
+  for (const r of results)
+    process.stdout.write(
+      `    N=${r.n} replica ${r.replica}: lag ${ms(r.gwLagP99)} / ${ms(r.gwLagMax)} ms, GC ${r.gc}; agents' lag max ${ms(r.benchLagMax)} ms\n`,
+    );
   process.stdout.write(`  every replica lists every machine READY: ${ok ? "PASS" : "FAIL"}\n`);
   return ok;
 }
@@ -964,8 +800,8 @@ function printResult(r: Result, opt: Options): void {
       `event-loop lag p50 ${ms(r.gwLagP50)} ms, p99 ${ms(r.gwLagP99)} ms, max ${ms(r.gwLagMax)} ms; GC ${r.gc}`,
   );
   w(
-    `bench process: CPU ${pct(r.benchCpu)} avg, event-loop delay p99 ${ms(r.benchLagP99)} ms, ` +
-      `max ${ms(r.benchLagMax)} ms, RSS ${r.benchRss.toFixed(0)} MB`,
+    `agent processes (${r.agentProcs}): CPU ${pct(r.benchCpu)} avg together, event-loop delay p99 ${ms(r.benchLagP99)} ms, ` +
+      `max ${ms(r.benchLagMax)} ms (the worst process), RSS ${r.benchRss.toFixed(0)} MB together`,
   );
   w(
     `final GET /api/v1/machines: ${r.listed} listed, ${r.ready} READY, ${r.onChannel} on the channel` +
@@ -1053,8 +889,11 @@ function printSummary(results: Result[]): boolean {
 
 async function main(): Promise<void> {
   const opt = options();
+  keepLogsIn = opt.gatewayLogDir;
   const maxN = Math.max(...opt.sizes) * opt.replicas;
-  const fdNote = ensureFdLimit(maxN + 2_048);
+  // A gateway (which inherits the limit) holds its N sockets; each agent worker its share of maxN.
+  const perProc = Math.ceil(maxN / procsFor(maxN, opt));
+  const fdNote = ensureFdLimit(Math.max(Math.max(...opt.sizes), perProc) + 2_048);
   // Bounded: connect budget, warm-up, window, grace and start/stop per size, plus a margin.
   const budgetMs = opt.sizes.reduce(
     (acc, n) =>
