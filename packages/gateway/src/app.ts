@@ -112,13 +112,16 @@ export async function buildGateway(
   installRequestId(app);
   installSecurityAudit(app, { audit: audit.audit, store });
   let closing = false;
-  app.addHook("onRequest", async (req, reply) => {
-    if (!closing) return;
+  // A callback hook: every request passes it, and an async one costs a promise each time.
+  app.addHook("onRequest", (req, reply, done) => {
+    if (!closing) return done();
     reply.header("retry-after", "5");
     if (req.raw.httpVersionMajor !== 2) reply.header("connection", "close");
-    throw new Beta9Error(
-      "unavailable",
-      "this gateway is shutting down; retry in a few seconds (another replica of it, if you run several, takes the request now)",
+    done(
+      new Beta9Error(
+        "unavailable",
+        "this gateway is shutting down; retry in a few seconds (another replica of it, if you run several, takes the request now)",
+      ),
     );
   });
   // Several replicas share only a PostgreSQL store; before the routes, so it sees every inference route.

@@ -29,18 +29,21 @@ export function installControlAuth(
   app: FastifyInstance,
   ctx: Pick<ControlContext, "credential" | "fromGateway">,
 ): void {
-  app.addHook("onRequest", async (req) => {
-    const path = req.url.split("?")[0] ?? "";
-    if (OPEN_ROUTES.has(path) || ctx.fromGateway(req)) return;
+  // A callback hook: every request passes it (the gateway's first), and an async one costs a promise.
+  app.addHook("onRequest", (req, _reply, done) => {
+    if (ctx.fromGateway(req) || OPEN_ROUTES.has(req.url.split("?")[0] ?? "")) return done();
     const given = bearerToken(req.headers.authorization);
     if (!given) {
-      throw new Beta9Error(
-        "unauthorized",
-        "send `Authorization: Bearer <machine.token>` (the token is in the agent's config file)",
+      return done(
+        new Beta9Error(
+          "unauthorized",
+          "send `Authorization: Bearer <machine.token>` (the token is in the agent's config file)",
+        ),
       );
     }
     if (!sameSecret(given, ctx.credential()))
-      throw new Beta9Error("credential_invalid", "wrong token for this agent's control API");
+      return done(new Beta9Error("credential_invalid", "wrong token for this agent's control API"));
+    done();
   });
 }
 

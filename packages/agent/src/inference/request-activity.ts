@@ -76,22 +76,23 @@ export function trackRequests(
   activity: RequestActivity,
   deps: { fromGateway: (req: FastifyRequest) => boolean; served: (model: string) => boolean },
 ): void {
-  app.addHook("preHandler", async (req, reply) => {
-    if (req.method !== "POST" || !INFERENCE_PATHS.has(req.routeOptions.url ?? "")) return;
-    const model = bodyModel(req);
-    // Only served models: names a caller makes up must not grow the table.
-    if (model === undefined || !deps.served(model)) return;
-    // "close" comes for answered, failed and abandoned responses alike, streams included.
-    reply.raw.once("close", activity.begin(model));
+  // Callback hooks: every request passes them, and an async one costs a promise each time.
+  app.addHook("preHandler", (req, reply, done) => {
+    const model =
+      req.method === "POST" && INFERENCE_PATHS.has(req.routeOptions.url ?? "") ? bodyModel(req) : undefined;
+    // Only served models: names a caller makes up must not grow the table. "close" comes for
+    // answered, failed and abandoned responses alike, streams included.
+    if (model !== undefined && deps.served(model)) reply.raw.once("close", activity.begin(model));
+    done();
   });
-  app.addHook("onResponse", async (req, reply) => {
-    if (req.method !== "POST" || reply.statusCode !== 200) return;
-    const path = req.routeOptions.url;
+  app.addHook("onResponse", (req, reply, done) => {
+    const path = req.method === "POST" && reply.statusCode === 200 ? req.routeOptions.url : undefined;
     if (path === "/inference/start") {
       const model = bodyModel(req);
       if (model !== undefined) activity.started(model, deps.fromGateway(req) ? "gateway" : "local");
     } else if (path === "/inference/stop") {
       activity.stopped(bodyModel(req));
     }
+    done();
   });
 }

@@ -1,10 +1,5 @@
 import { Beta9Error, type Scope } from "@beta9/protocol";
-import type {
-  FastifyReply,
-  FastifyRequest,
-  onRequestAsyncHookHandler,
-  preParsingAsyncHookHandler,
-} from "fastify";
+import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler, preParsingHookHandler } from "fastify";
 import type { ApiKeyAuth, Caller } from "../auth/api-keys.ts";
 
 const MIB = 1024 * 1024;
@@ -72,7 +67,7 @@ export function inferenceBody(
   limit: number,
   /** The scope the route takes (job inputs take `jobs`). */
   scope: Scope = "inference",
-): { bodyLimit: number; onRequest: onRequestAsyncHookHandler; preParsing: preParsingAsyncHookHandler } {
+): { bodyLimit: number; onRequest: onRequestAsyncHookHandler; preParsing: preParsingHookHandler } {
   return {
     bodyLimit: limit,
     onRequest: async (req, reply) => {
@@ -94,19 +89,22 @@ export function inferenceBody(
         );
       }
     },
-    preParsing: async (req, reply, payload) => {
+    // A callback hook: every inference request passes it, and an async one costs a promise each time.
+    preParsing: (req, reply, payload, done) => {
       const declared = Number(req.headers["content-length"]);
       const size = Number.isFinite(declared) && declared >= 0 ? Math.min(declared, limit) : limit;
       if (!budget.take(size)) {
         closeUnread(req, reply);
         void reply.header("retry-after", "2");
-        throw new Beta9Error(
-          "unavailable",
-          "this gateway holds as many request bodies as it may at once; retry in a few seconds",
+        return done(
+          new Beta9Error(
+            "unavailable",
+            "this gateway holds as many request bodies as it may at once; retry in a few seconds",
+          ),
         );
       }
       reply.raw.once("close", () => budget.give(size));
-      return payload;
+      done(null, payload);
     },
   };
 }
