@@ -3,7 +3,6 @@ import {
   Beta9Error,
   type GpuRequirement,
   type InferenceStatus,
-  quantizedBytes,
   type ReplicaView,
   type StoredModelView,
 } from "@beta9/protocol";
@@ -16,6 +15,7 @@ import { fitsNow, type PlacementNeeds, placeReplica } from "./placement.ts";
 import type { Placements } from "./placements.ts";
 import { PulledModels } from "./pulled-models.ts";
 import { unwantedReplicas } from "./reconcile.ts";
+import { servedWeights } from "./served-weights.ts";
 
 /** A deployment as the scheduler needs it. */
 export interface DeploymentSpec {
@@ -82,7 +82,7 @@ export class ReplicaManager {
   readonly #deps: ReplicaManagerDeps;
   /** Where each deployment's model was pulled: cold starts go there first and fetch nothing twice. */
   readonly pulled = new PulledModels();
-  /** What machines said of a converted deployment's model when they pulled it: its size as served. */
+  /** What machines said of a converted deployment's model (--quantize, or a safetensors repository) when they pulled it. */
   readonly #weights = new Map<string, { source: string; stored: StoredModelView }>();
   readonly #loading = new Map<string, Promise<void>>();
   readonly #lastUsed = new Map<string, number>();
@@ -116,7 +116,8 @@ export class ReplicaManager {
       dep.source,
       stored?.converted_from?.sha256 ?? stored?.sha256 ?? null,
     );
-    if (dep.quantize !== null && stored) this.#weights.set(dep.name, { source: dep.source, stored });
+    if (stored && (dep.quantize !== null || stored.converted_from))
+      this.#weights.set(dep.name, { source: dep.source, stored });
     const { provenance, log } = this.#deps;
     if (!provenance || !stored) return;
     const row = {
@@ -173,19 +174,10 @@ export class ReplicaManager {
     };
   }
 
-  /**
-   * The weights a converted deployment's replica loads, from what a machine said when it pulled (or
-   * converted) it: its size at that type, else parameter count × bits per weight; null before any has.
-   */
+  /** The weights a converted deployment's replica loads (served-weights.ts); null before a machine said. */
   #weightsOf(dep: DeploymentSpec): { bytes: number; what: string } | null {
     const seen = this.#weights.get(dep.name);
-    if (dep.quantize === null || !seen || seen.source !== dep.source) return null;
-    const { stored } = seen;
-    const bytes =
-      stored.size !== null && stored.quantization?.toUpperCase() === dep.quantize
-        ? stored.size
-        : quantizedBytes(stored, dep.quantize);
-    return bytes === null ? null : { bytes, what: `${dep.name} at ${dep.quantize}` };
+    return seen && seen.source === dep.source ? servedWeights(dep, seen.stored) : null;
   }
 
   /** Make sure at least one replica serves the deployment; waits (bounded) for a cold start. */

@@ -1,0 +1,79 @@
+import type { StoredModelView } from "@beta9/protocol";
+import { describe, expect, it } from "vitest";
+import { machineView } from "../placement/testing/machine-view.ts";
+import { placeReplica } from "./placement.ts";
+import { servedWeights } from "./served-weights.ts";
+
+const GB = 1e9;
+
+/** A machine without a GPU whose free RAM takes the weights. */
+const free = (id: string, bytes: number) =>
+  machineView({
+    id,
+    inference: { engines: [], models: [], memory_free_bytes: bytes, vram_free_bytes: null },
+  });
+
+const needs = {
+  model: "llama",
+  pool: "external",
+  gpu: "any" as const,
+  minVramBytes: null,
+  countries: [],
+  region: null,
+};
+
+/** What a machine answers after converting a 7B safetensors repository to GGUF F16: 14 GB. */
+const converted: StoredModelView = {
+  name: "llama",
+  sha256: "a".repeat(64),
+  size: 14 * GB,
+  source: "hf:acme/llama-7b",
+  format: "gguf",
+  license: null,
+  architecture: "llama",
+  parameter_count: 7e9,
+  quantization: "F16",
+  context_length: 4096,
+  converted_from: {
+    name: "hf:acme/llama-7b",
+    sha256: "b".repeat(64),
+    format: "safetensors",
+    quantization: null,
+    target: "F16",
+    converter: { tool: "convert_hf_to_gguf.py", version: "llama.cpp v0.4.0" },
+  },
+};
+
+describe("placing a deployment by the weights its machines serve after converting", () => {
+  const laptop = free("laptop", 8 * GB);
+  const server = free("server", 32 * GB);
+
+  it("a safetensors repository converted to F16: only a machine with room for the GGUF is chosen", () => {
+    const weights = servedWeights({ name: "llama", quantize: null }, converted);
+    expect(weights).toEqual({ bytes: 14 * GB, what: "llama as converted (GGUF F16)" });
+    expect(placeReplica({ ...needs, weights }, [laptop, server])).toMatchObject({
+      ok: true,
+      machines: [{ id: "server" }],
+    });
+    expect(placeReplica({ ...needs, weights }, [laptop])).toEqual({
+      ok: false,
+      reason:
+        "no machine in pool external has 14.0 GB free for llama as converted (GGUF F16); most free is 8.0 GB on laptop",
+    });
+  });
+
+  it("the same repository with --quantize Q4_K_M: its size at that type, so the laptop fits", () => {
+    const weights = servedWeights({ name: "llama", quantize: "Q4_K_M" }, converted);
+    expect(weights?.bytes).toBeLessThan(8 * GB);
+    expect(placeReplica({ ...needs, weights }, [laptop, server])).toMatchObject({
+      ok: true,
+      // Both fit: the one with more room first.
+      machines: [{ id: "server" }, { id: "laptop" }],
+    });
+  });
+
+  it("a GGUF served as fetched: nothing more than the agent's own check", () => {
+    const { converted_from: _, ...fetched } = converted;
+    expect(servedWeights({ name: "llama", quantize: null }, fetched)).toBeNull();
+  });
+});
