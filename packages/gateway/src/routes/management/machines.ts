@@ -16,6 +16,8 @@ import type { Router } from "../../router/router.ts";
 import type { Drains } from "../../scheduler/drain.ts";
 
 const IdParams = Type.Object({ id: Type.String({ maxLength: 64 }) });
+/** Machines of a list page serialised per turn of the event loop (heartbeats are answered between). */
+const LIST_SLICE = 50;
 
 export const machineRoutes: FastifyPluginAsyncTypebox<
   GatewayContext & { router: Router; drains: Drains }
@@ -61,12 +63,22 @@ export const machineRoutes: FastifyPluginAsyncTypebox<
         response: { 200: MachineList },
       },
     },
-    async (req) => {
+    async (req, reply) => {
       const caller = await ctx.auth.authenticate(req, "read");
       const { limit, ...rest } = req.query;
       const page = ctx.registry.page({ ...rest, ...(limit ? { limit: Number(limit) } : {}) });
       const shown = await modelsShownTo(caller);
-      return { ...page, machines: page.machines.map((m) => shown(withWork(m))) };
+      // The page's own schema, a machine at a time: the same bytes as serialising the whole page.
+      const serialize = reply.compileSerializationSchema(MachineView as unknown as Record<string, unknown>);
+      const parts: string[] = [];
+      for (let i = 0; i < page.machines.length; i += LIST_SLICE) {
+        // A 500-machine page at once held the event loop ~10 ms, and every heartbeat behind it.
+        if (i > 0) await new Promise((r) => setImmediate(r));
+        for (const m of page.machines.slice(i, i + LIST_SLICE)) parts.push(serialize(shown(withWork(m))));
+      }
+      const body = `{"machines":[${parts.join(",")}],"next":${JSON.stringify(page.next)}}`;
+      // Already JSON in the schema's shape: fastify sends a string typed as JSON as it is.
+      return reply.type("application/json").send(body as unknown as MachineList);
     },
   );
 
