@@ -109,6 +109,7 @@ export class Agent {
       dir: models.dir ?? joinPath(home, "models"),
       allowedDirs: models.allowed_dirs,
       huggingFaceBaseUrl: models.huggingface_url,
+      huggingFaceToken: models.huggingface_token ?? (process.env.HF_TOKEN || undefined),
       allowPrivateSources: models.allow_private_sources,
       maxDownloadBytes: models.max_model_bytes,
       maxPartialBytes: models.max_partial_bytes,

@@ -8,8 +8,10 @@ import {
   BIN,
   childProcesses,
   type FileServer,
+  freePort,
   type GatewayProc,
   initAgent,
+  nginxBinary,
   servePythonFolder,
   startAgent,
   startGateway,
@@ -20,6 +22,8 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import YAML from "yaml";
 import { ggufToSafetensors, type HfModelDir } from "../src/models/convert/gguf-to-hf.ts";
+import { pullHfRepo } from "../src/models/hf-repo.ts";
+import { parseHfRepoSource } from "../src/models/sources.ts";
 import { ModelStore } from "../src/models/store.ts";
 
 /*
@@ -36,6 +40,8 @@ if (!python)
   );
 
 let hf: HfModelDir;
+/** The stand-in hub's files (Hugging Face's layout). */
+let root: string;
 let hub: FileServer;
 let gw: GatewayProc;
 let agent: AgentProc;
@@ -110,6 +116,72 @@ async function hubAgent(g: GatewayProc, name: string, convertPython: string | un
   return startAgent(path, { env: { BETA9_CONVERT_PYTHON: convertPython } });
 }
 
+/**
+ * A private hub in the real nginx: every file needs `Authorization: Bearer <token>`, and the weights
+ * redirect to a CDN on another host (127.0.0.2), as Hugging Face's do; both log what Authorization
+ * they were sent.
+ */
+async function privateHub(
+  token: string,
+): Promise<{ url: string; log: () => string[]; stop: () => Promise<void> }> {
+  const dir = tempDir("b9-private-hub-");
+  const [port, cdn] = [await freePort(), await freePort()];
+  writeFileSync(
+    join(dir, "nginx.conf"),
+    `worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log info;
+${process.getuid?.() === 0 ? "user root;" : ""}
+events { worker_connections 64; }
+http {
+  log_format auth '$server_addr $request_uri $status auth=$http_authorization';
+  access_log ${dir}/access.log auth;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  server {
+    listen 127.0.0.1:${port};
+    root ${root};
+    location / {
+      if ($http_authorization != "Bearer ${token}") { return 401; }
+    }
+    location ~ \\.safetensors$ {
+      if ($http_authorization != "Bearer ${token}") { return 401; }
+      return 302 http://127.0.0.2:${cdn}$request_uri;
+    }
+  }
+  server {
+    listen 127.0.0.2:${cdn};
+    root ${root};
+  }
+}
+`,
+  );
+  const nginx = spawn(nginxBinary(), ["-p", dir, "-c", join(dir, "nginx.conf"), "-g", "daemon off;"], {
+    stdio: "ignore",
+  });
+  const exited = new Promise<void>((r) => nginx.once("exit", () => r()));
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(
+    async () => {
+      if (nginx.exitCode !== null)
+        throw new Error(`nginx exited: ${readFileSync(join(dir, "error.log"), "utf8")}`);
+      return (await fetch(`${url}/`).catch(() => undefined))?.status === 401;
+    },
+    { what: "nginx (the private hub) to answer" },
+  );
+  return {
+    url,
+    log: () => readFileSync(join(dir, "access.log"), "utf8").trimEnd().split("\n"),
+    async stop() {
+      if (nginx.exitCode === null) nginx.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
 /** The machine credential in the agent's config: the bearer of its control API. */
 const machineToken = (a: AgentProc) =>
   (YAML.parse(readFileSync(a.configPath, "utf8")) as { machine: { token: string } }).machine.token;
@@ -133,7 +205,7 @@ describe.skipIf(!python)("b9 model deploy --source hf:ORG/REPO (safetensors)", (
     });
     await maker.pull("smol", model);
     hf = await ggufToSafetensors(maker, { from: "smol", python });
-    const root = tempDir("b9-hub-");
+    root = tempDir("b9-hub-");
     await publish(root, "acme/smol-st", hf.files);
     await publish(
       root,
@@ -203,6 +275,9 @@ describe.skipIf(!python)("b9 model deploy --source hf:ORG/REPO (safetensors)", (
         converter: { tool: "convert_hf_to_gguf.py", args: ["--outtype", "f16"] },
       },
     });
+
+    // Converted: the fetched repository goes (not twice the disk); the record's provenance finds the GGUF.
+    expect(readdirSync(join(storeDir(), "hf-repos"))).toEqual([]);
 
     // Pulled again before a replica runs (so the machine is asked): no weights fetched, nothing converted.
     const before = record("smol");
@@ -286,16 +361,22 @@ describe.skipIf(!python)("b9 model deploy --source hf:ORG/REPO (safetensors)", (
     expect(record("smol-stop")).toMatchObject({ converted_from: { format: "safetensors", target: "F16" } });
   }, 300_000);
 
-  it("two pulls of one repository at once, under two names, fetch and convert it once", async () => {
-    const pull = (model: string) =>
-      fetch(`${agent.controlUrl}/inference/pull`, {
+  it("two pulls of one repository at once, under two names, fetch and convert it once, and both see its progress", async () => {
+    const pull = async (model: string) => {
+      const res = await fetch(`${agent.controlUrl}/inference/pull`, {
         method: "POST",
         headers: {
           authorization: `Bearer ${machineToken(agent)}`,
           "content-type": "application/json",
         },
-        body: JSON.stringify({ model, source: "hf:acme/smol-third" }),
+        body: JSON.stringify({ model, source: "hf:acme/smol-third", stream: true }),
       });
+      const lines = (await res.text())
+        .trimEnd()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { status: string; completed?: number; total?: number; unit?: string });
+      return { status: res.status, lines };
+    };
     const converters = () => childProcesses(agent.proc.child.pid!).filter((p) => /runpy/.test(p.cmd)).length;
     let most = 0;
     let running = true;
@@ -311,8 +392,19 @@ describe.skipIf(!python)("b9 model deploy --source hf:ORG/REPO (safetensors)", (
       { what: "both pulls to answer", timeoutMs: 240_000, intervalMs: 100 },
     );
     const [a, b] = await both;
-    expect([a.status, b.status]).toEqual([201, 201]);
+    expect([a.status, b.status]).toEqual([200, 200]);
+    expect([a.lines.at(-1)?.status, b.lines.at(-1)?.status]).toEqual(["success", "success"]);
     expect(most).toBeLessThanOrEqual(1);
+    // Each caller sees the one download and the one conversion under its own name, to the end.
+    for (const [name, { lines }] of [
+      ["pair-a", a],
+      ["pair-b", b],
+    ] as const) {
+      expect(lines.some((l) => l.status === `pulling ${name}` && l.completed === l.total)).toBe(true);
+      const converting = lines.filter((l) => l.status === `converting ${name} from safetensors`);
+      expect(converting.at(-1), JSON.stringify(lines)).toMatchObject({ unit: "tensors" });
+      expect(converting.at(-1)?.completed).toBe(converting.at(-1)?.total);
+    }
     expect(record("pair-a").sha256).toBe(record("pair-b").sha256);
     expect(record("pair-a").converted_from.sha256).toBe(record("pair-b").converted_from.sha256);
     expect(leftovers()).toEqual([]);
@@ -371,6 +463,82 @@ describe.skipIf(!python)("b9 model deploy --source hf:ORG/REPO (safetensors)", (
     } finally {
       await bare.proc.stop();
       await g.proc.stop();
+    }
+  }, 300_000);
+  it("a private repository: the configured token goes to the hub only, never to the CDN it redirects to, never logged; leftovers of a dead agent are swept at start", async () => {
+    const token = "hf_b9test_private_0123456789";
+    const priv = await privateHub(token);
+    const path = await initAgent(gw, { name: "private" });
+    allowTestModel(path);
+    const cfg = YAML.parse(readFileSync(path, "utf8")) as { models: Record<string, unknown> };
+    cfg.models.huggingface_url = priv.url;
+    cfg.models.huggingface_token = token;
+    writeFileSync(path, YAML.stringify(cfg), { mode: 0o600 });
+    // What an agent that died mid-fetch (or before converting) leaves: gone once the next one starts.
+    const repos = join(dirname(path), "models", "hf-repos");
+    await mkdir(join(repos, ".tmp-0123456789abcdef"), { recursive: true });
+    await writeFile(join(repos, ".tmp-0123456789abcdef", "model.safetensors"), Buffer.alloc(4096));
+    await mkdir(join(repos, `sha256-${"e".repeat(64)}`), { recursive: true });
+    const other = await startAgent(path, { env: { BETA9_CONVERT_PYTHON: python, HF_TOKEN: undefined } });
+    try {
+      await waitFor(() => readdirSync(repos).length === 0, {
+        what: "the dead agent's repository folders swept",
+        timeoutMs: 30_000,
+      });
+      const res = await fetch(`${other.controlUrl}/inference/pull`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${machineToken(other)}`, "content-type": "application/json" },
+        body: JSON.stringify({ model: "smol-private", source: "hf:acme/smol-st" }),
+      });
+      expect(res.status, await res.clone().text()).toBe(201);
+      expect(record("smol-private", other)).toMatchObject({
+        converted_from: { name: "hf:acme/smol-st", sha256: hf.sha256, format: "safetensors" },
+      });
+      // What the agent asked (not the probe that waited for nginx).
+      const log = priv.log().filter((l) => l.includes(" /acme/") || l.includes(" /api/"));
+      const hubLines = log.filter((l) => l.startsWith("127.0.0.1 "));
+      const cdnLines = log.filter((l) => l.startsWith("127.0.0.2 "));
+      // The listing and the small files from the hub, with the token; the weights redirected.
+      expect(hubLines.some((l) => l.includes("/api/models/acme/smol-st/tree/main 200"))).toBe(true);
+      expect(
+        hubLines.every((l) => l.endsWith(`auth=Bearer ${token}`)),
+        hubLines.join("\n"),
+      ).toBe(true);
+      expect(hubLines.some((l) => /\.safetensors 302 /.test(l))).toBe(true);
+      expect(
+        cdnLines.some((l) => /\.safetensors 200 auth=-$/.test(l)),
+        cdnLines.join("\n"),
+      ).toBe(true);
+      expect(
+        cdnLines.every((l) => l.endsWith("auth=-")),
+        cdnLines.join("\n"),
+      ).toBe(true);
+      expect(readdirSync(repos)).toEqual([]);
+      expect(other.proc.lines.some((l) => l.includes(token))).toBe(false);
+      // Without a token, the hub's 401 says what to configure.
+      const tokenless = new ModelStore({ dir: tempDir("b9-no-token-"), huggingFaceBaseUrl: priv.url });
+      const source = parseHfRepoSource("hf:acme/smol-st");
+      if (!source) throw new Error("hf:acme/smol-st is a repository source");
+      const saved = process.env.BETA9_CONVERT_PYTHON;
+      process.env.BETA9_CONVERT_PYTHON = python;
+      try {
+        await expect(
+          pullHfRepo(tokenless, {
+            name: "smol-private",
+            sourceName: "smol-private.source",
+            source,
+            restricted: false,
+            onProgress: () => {},
+          }),
+        ).rejects.toThrow(
+          /^pulling smol-private from hf:acme\/smol-st failed at listing the repository: .* answered 401: no such repository or revision, or it is private and no Hugging Face token is configured \(models\.huggingface_token in the agent's config, or HF_TOKEN\)$/,
+        );
+      } finally {
+        process.env.BETA9_CONVERT_PYTHON = saved;
+      }
+    } finally {
+      await other.proc.stop();
+      await priv.stop();
     }
   }, 300_000);
 });

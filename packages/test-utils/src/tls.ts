@@ -141,7 +141,7 @@ function portTaken(port: number): Promise<boolean> {
 }
 
 /** nginx from Debian lives in /usr/sbin, which a non-root PATH may lack. */
-function nginxBinary(): string {
+export function nginxBinary(): string {
   for (const p of ["/usr/sbin/nginx", "/usr/bin/nginx"]) {
     try {
       execFileSync(p, ["-v"], { stdio: "pipe" });

@@ -88,6 +88,16 @@ describe("agent config file", () => {
     await expect(loadConfig(path)).rejects.toThrow(/machine.country: .*two-letter ISO 3166 country code/);
   });
 
+  it("keeps models.huggingface_token (a private hub's token) across a rewrite, in the 0600 file", async () => {
+    const path = join(tempDir(), "config.yaml");
+    await saveConfig({ ...cfg, models: { huggingface_token: "hf_private" } }, path);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect((await loadConfig(path)).models?.huggingface_token).toBe("hf_private");
+    const base = "gateway:\n  host: x\nmachine:\n  id: m1\n  token: t\n";
+    writeFileSync(path, `${base}models:\n  huggingface_token: ""\n`, { mode: 0o600 });
+    expect((await loadConfig(path)).models?.huggingface_token).toBeUndefined();
+  });
+
   it("keeps inference.keep_engine_warm and refuses one that is not true or false", async () => {
     const path = join(tempDir(), "config.yaml");
     await saveConfig({ ...cfg, inference: { keep_engine_warm: true } }, path);

@@ -50,6 +50,8 @@ export interface AgentConfig {
         allowed_dirs?: string[] | undefined;
         /** Base URL for hf: sources (a mirror); default https://huggingface.co. */
         huggingface_url?: string | undefined;
+        /** Sent as `Authorization: Bearer` to huggingface_url only, for private repositories (else HF_TOKEN). */
+        huggingface_token?: string | undefined;
         /** Private, loopback or link-local networks (CIDR) or host names a workspace's source may reach. */
         allow_private_sources?: string[] | undefined;
         /** Largest model file a pull may download (bytes); default 256 GiB. */
@@ -289,6 +291,10 @@ function validate(doc: unknown, path: string): AgentConfig {
       dir: typeof models.dir === "string" ? models.dir : undefined,
       allowed_dirs: strings(models.allowed_dirs, "models.allowed_dirs"),
       huggingface_url: typeof models.huggingface_url === "string" ? models.huggingface_url : undefined,
+      huggingface_token:
+        typeof models.huggingface_token === "string" && models.huggingface_token !== ""
+          ? models.huggingface_token
+          : undefined,
       allow_private_sources: privateSources,
       max_model_bytes: bytes(models.max_model_bytes, "models.max_model_bytes"),
       max_partial_bytes: bytes(models.max_partial_bytes, "models.max_partial_bytes"),

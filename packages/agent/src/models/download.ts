@@ -34,6 +34,8 @@ export interface DownloadOptions {
   label?: string | undefined;
   /** Where connections come from; the store passes one that refuses addresses a source may not reach. */
   dispatcher?: Dispatcher | undefined;
+  /** Sent with every request (a hub's token); fetch drops Authorization on a redirect to another origin. */
+  headers?: Readonly<Record<string, string>> | undefined;
   onProgress?: ((progress: DownloadProgress) => void) | undefined;
   /** Cancels the download; the partial file stays for a later resume. Throws the signal's reason. */
   signal?: AbortSignal | undefined;
@@ -231,7 +233,7 @@ async function attempt(
       // Hash the kept bytes before asking: a server should not wait on us with its body unread.
       let hash = createHash("sha256");
       await hashFile(partial, hash, offset, signal);
-      const headers: Record<string, string> = { "accept-encoding": "identity" };
+      const headers: Record<string, string> = { ...options.headers, "accept-encoding": "identity" };
       if (offset > 0) {
         headers.range = `bytes=${offset}-`;
         // Only resume if the file is still the one we started: a changed file answers 200 in full.

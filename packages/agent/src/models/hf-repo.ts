@@ -7,6 +7,7 @@ import { HF_TO_GGUF_TYPES, safetensorsToGguf } from "./convert/hf-to-gguf.ts";
 import { converterPython, exists, type HfFile, hfDirSha256, READ } from "./convert/hf-tools.ts";
 import { parseQuantizationType, quantizeModel } from "./convert/quantize.ts";
 import { isModelError, ModelError } from "./model-error.ts";
+import { joinRun, type Progress, type SharedRun } from "./shared-run.ts";
 import type { HfRepoSource } from "./sources.ts";
 import type { GgufModelRecord, ModelStore } from "./store.ts";
 
@@ -39,26 +40,64 @@ interface TreeEntry {
   lfs?: { oid: string; size: number };
 }
 
-/** Where downloaded repositories are kept, by the hash of their files (hf-tools' hfDirSha256). */
+/** Where downloaded repositories are kept until converted, by the hash of their files (hf-tools' hfDirSha256). */
 export function hfReposDir(store: ModelStore): string {
-  return join(store.dir, "hf-repos");
+  return store.hfReposDir;
 }
 
 const TOKENIZERS = ["tokenizer.json", "tokenizer.model"];
 
 /** Pulls running in this agent, by store, owner, source, name and type: concurrent requests share one. */
-const inFlight = new Map<string, Promise<GgufModelRecord>>();
-/** Repository downloads running, by store and source: two names from one repository fetch it once. */
-const fetching = new Map<string, Promise<{ dir: string; sha256: string }>>();
+const inFlight = new Map<string, SharedRun<GgufModelRecord>>();
+/** Repository fetches running, by store and source: two names from one repository fetch it once. */
+const fetching = new Map<string, SharedRun<FetchedRepo>>();
 
-function shared<T>(map: Map<string, Promise<T>>, key: string, run: () => Promise<T>): Promise<T> {
-  const running = map.get(key);
-  if (running) return running;
-  const started = run().finally(() => {
-    if (map.get(key) === started) map.delete(key);
-  });
-  map.set(key, started);
-  return started;
+/**
+ * Fetched repository directories and the pulls converting them: each is removed once the last has
+ * finished and one of them converted it (the records' provenance finds the GGUF from then on).
+ */
+const holds = new Map<string, { count: number; converted: boolean }>();
+/** Directories being removed: a pull that finds one waits, then fetches afresh. */
+const removing = new Map<string, Promise<void>>();
+
+async function holdDir(dir: string): Promise<void> {
+  for (let gone = removing.get(dir); gone; gone = removing.get(dir)) await gone;
+  // No await between the check and the count: a removal is never decided under a holder.
+  const h = holds.get(dir) ?? { count: 0, converted: false };
+  h.count++;
+  holds.set(dir, h);
+}
+
+/** Done with `dir`; the last holder removes it when it was converted, and answers once it is gone. */
+function releaseDir(dir: string, converted: boolean): Promise<void> {
+  const h = holds.get(dir);
+  if (!h) return Promise.resolve();
+  h.converted ||= converted;
+  if (--h.count > 0) return Promise.resolve();
+  holds.delete(dir);
+  if (!h.converted) return Promise.resolve();
+  const gone = rm(dir, { recursive: true, force: true })
+    .catch(() => {})
+    .finally(() => removing.delete(dir));
+  removing.set(dir, gone);
+  return gone;
+}
+
+/** A GGUF of the store converted from the repository files `sha256` to `target` for `owner`. */
+async function convertedFrom(
+  store: ModelStore,
+  owner: string | undefined,
+  sha256: string,
+  target: string,
+): Promise<GgufModelRecord | undefined> {
+  return (await store.list()).find(
+    (r): r is GgufModelRecord =>
+      r.format === "gguf" &&
+      (r.owner ?? null) === (owner ?? null) &&
+      r.converted_from?.format === "safetensors" &&
+      r.converted_from.sha256 === sha256 &&
+      r.converted_from.target === target,
+  );
 }
 
 /** Pull the repository and convert it to the GGUF `name`; never twice for the same files and type. */
@@ -67,31 +106,78 @@ export async function pullHfRepo(store: ModelStore, req: HfRepoPull): Promise<Gg
   converterPython(undefined);
   const target = req.quantize === undefined ? "F16" : parseQuantizationType(req.quantize, req.name);
   const key = [store.dir, req.owner ?? "", req.source.text, req.name, target].join("\0");
-  return shared(inFlight, key, () => pullAndConvert(store, req, target));
+  return joinRun(inFlight, key, req, (signal, emit) =>
+    pullAndConvert(store, { ...req, signal, onProgress: emit }, target),
+  );
+}
+
+/** A fetched repository (held for its caller), or only its files' hash when a conversion of it is stored. */
+interface FetchedRepo {
+  dir: string | null;
+  sha256: string;
 }
 
 async function pullAndConvert(store: ModelStore, req: HfRepoPull, target: string): Promise<GgufModelRecord> {
   const { name, source } = req;
   const fail = (step: string, reason: string) =>
     new ModelError("conversion_failed", `pulling ${name} from ${source.text} failed at ${step}: ${reason}`);
-  const repo = await shared(fetching, [store.dir, source.text].join("\0"), () => fetchRepo(store, req, fail));
   const direct = HF_TO_GGUF_TYPES.find((t) => t === target);
-  const converting = `converting ${name} from safetensors`;
-  const f16 = await safetensorsToGguf(store, {
-    dir: repo.dir,
-    name: direct ? name : req.sourceName,
-    source: source.text,
-    type: direct ?? "F16",
-    owner: req.owner,
-    signal: req.signal,
-    onProgress: (p) =>
-      req.onProgress(
-        p.status === "converting"
-          ? { status: converting, completed: p.completed, total: p.total, unit: "tensors" }
-          : { status: p.status },
-      ),
-  });
-  if (direct) return f16;
+  const first = direct ?? "F16";
+  const stage = direct ? name : req.sourceName;
+  // Each caller names its own model in the bytes' progress.
+  const onProgress: Progress = (p) =>
+    req.onProgress(p.status === "pulling" ? { ...p, status: `pulling ${name}` } : p);
+  let repo: FetchedRepo;
+  let made: GgufModelRecord | undefined;
+  for (let tries = 0; ; tries++) {
+    // The weights are skipped when this pull's conversion is stored; another type's needs them.
+    const skip = tries < 2 ? (sha256: string) => convertedFrom(store, req.owner, sha256, first) : undefined;
+    repo = await joinRun(
+      fetching,
+      [store.dir, String(req.restricted), source.text].join("\0"),
+      { signal: req.signal, onProgress },
+      (signal, emit) => fetchRepo(store, { ...req, signal, onProgress: emit }, fail, skip),
+    );
+    if (repo.dir !== null) {
+      await holdDir(repo.dir);
+      break;
+    }
+    made = await convertedFrom(store, req.owner, repo.sha256, first);
+    if (made) break;
+  }
+  let converted = false;
+  try {
+    const f16 = made
+      ? await store.linkConverted(
+          made,
+          stage,
+          { source: source.text, converted_from: { ...made.converted_from!, name: source.text } },
+          req,
+        )
+      : await safetensorsToGguf(store, {
+          dir: repo.dir!,
+          name: stage,
+          source: source.text,
+          type: first,
+          owner: req.owner,
+          signal: req.signal,
+          onProgress: (p) =>
+            req.onProgress(
+              p.status === "converting"
+                ? {
+                    status: `converting ${name} from safetensors`,
+                    completed: p.completed,
+                    total: p.total,
+                    unit: "tensors",
+                  }
+                : { status: p.status },
+            ),
+        });
+    converted = true;
+    if (direct) return f16;
+  } finally {
+    if (repo.dir !== null) await releaseDir(repo.dir, converted);
+  }
   const quantizing = `quantizing ${name} to ${target}`;
   return quantizeModel(store, {
     from: req.sourceName,
@@ -118,9 +204,20 @@ async function listRepo(
   const url = `${store.huggingFaceBaseUrl.replace(/\/+$/, "")}/api/models/${repo}/tree/${encodeURIComponent(revision)}`;
   let entries: unknown;
   try {
-    const res = await fetch(url, { signal: req.signal, dispatcher: store.dispatcherFor(req.restricted) });
-    if (res.status === 404 || res.status === 401)
-      throw new Error(`${url} answered ${res.status}: no such repository or revision (or it is private)`);
+    const headers = store.hubAuthFor(url);
+    const res = await fetch(url, {
+      signal: req.signal,
+      dispatcher: store.dispatcherFor(req.restricted),
+      ...(headers ? { headers } : {}),
+    });
+    if (res.status === 404 || res.status === 401 || res.status === 403)
+      throw new Error(
+        `${url} answered ${res.status}: no such repository or revision, or it is private and ${
+          headers
+            ? "the configured Hugging Face token may not read it"
+            : "no Hugging Face token is configured (models.huggingface_token in the agent's config, or HF_TOKEN)"
+        }`,
+      );
     if (!res.ok) throw new Error(`${url} answered ${res.status}`);
     entries = JSON.parse(await res.text());
   } catch (err) {
@@ -161,7 +258,8 @@ async function fetchRepo(
   store: ModelStore,
   req: HfRepoPull,
   fail: (step: string, reason: string) => ModelError,
-): Promise<{ dir: string; sha256: string }> {
+  skipWeights: ((sha256: string) => Promise<unknown>) | undefined,
+): Promise<FetchedRepo> {
   req.onProgress({ status: "pulling manifest" });
   const listed = await listRepo(store, req, fail);
   const root = hfReposDir(store);
@@ -192,21 +290,38 @@ async function fetchRepo(
     const sha256 = hfDirSha256(files);
     await checkExpected(store, req, sha256);
     const dir = join(root, `sha256-${sha256}`);
-    if (await exists(dir)) return { dir, sha256 };
-    const total = weights.reduce((sum, f) => sum + f.size, 0);
-    let done = 0;
-    for (const f of weights) {
-      await fetchOne(f, (completed) =>
-        req.onProgress({ status: `pulling ${req.name}`, completed: done + completed, total }),
-      );
-      done += f.size;
+    await holdDir(dir);
+    // Held until the callers hold it themselves (their continuations run before the next turn).
+    const held = () => setImmediate(() => void releaseDir(dir, false));
+    try {
+      if (await exists(dir)) {
+        held();
+        return { dir, sha256 };
+      }
+      if (await skipWeights?.(sha256)) {
+        await releaseDir(dir, false);
+        return { dir: null, sha256 };
+      }
+      const total = weights.reduce((sum, f) => sum + f.size, 0);
+      let done = 0;
+      for (const f of weights) {
+        // "pulling": each caller names its own model (pullAndConvert).
+        await fetchOne(f, (completed) =>
+          req.onProgress({ status: "pulling", completed: done + completed, total }),
+        );
+        done += f.size;
+      }
+      req.onProgress({ status: "verifying sha256 digest" });
+      await rename(tmp, dir).catch(async (err: unknown) => {
+        // Another pull of the same files finished first: use its directory.
+        if (!(await exists(dir))) throw err;
+      });
+      held();
+      return { dir, sha256 };
+    } catch (err) {
+      await releaseDir(dir, false);
+      throw err;
     }
-    req.onProgress({ status: "verifying sha256 digest" });
-    await rename(tmp, dir).catch(async (err: unknown) => {
-      // Another pull of the same files finished first: use its directory.
-      if (!(await exists(dir))) throw err;
-    });
-    return { dir, sha256 };
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }

@@ -130,6 +130,8 @@ export interface ModelStoreOptions {
   /** How a local file enters the store: copied (default), hard-linked (falls back to a copy), or used in place. */
   localImport?: "copy" | "link" | "in-place" | undefined;
   huggingFaceBaseUrl?: string | undefined;
+  /** Sent as `Authorization: Bearer` to the hub's base only (private repositories); never logged. */
+  huggingFaceToken?: string | undefined;
   /** Largest file a pull downloads (default DEFAULT_MAX_MODEL_BYTES). */
   maxDownloadBytes?: number | undefined;
   /** Room for unfinished downloads kept for a resume (default DEFAULT_MAX_PARTIAL_BYTES); the oldest go first. */
@@ -267,9 +269,25 @@ export class ModelStore {
     };
   }
 
-  /** Remove unfinished downloads older than PARTIAL_MAX_AGE_MS and those over the quota (at the agent's start). */
+  /** Where safetensors repositories are fetched to, until converted (models/hf-repo.ts). */
+  get hfReposDir(): string {
+    return join(this.dir, "hf-repos");
+  }
+
+  /**
+   * At the agent's start: remove unfinished downloads older than PARTIAL_MAX_AGE_MS and those over the
+   * quota, and every fetched safetensors repository (a .tmp- one an agent died fetching, or one whose
+   * conversion never finished): nothing is converting yet, and a pull fetches again what it needs.
+   */
   async sweepDownloads(): Promise<string[]> {
-    return sweepPartials({ ...this.partials(), maxAgeMs: PARTIAL_MAX_AGE_MS });
+    const removed = await sweepPartials({ ...this.partials(), maxAgeMs: PARTIAL_MAX_AGE_MS });
+    const repos = await readdir(this.hfReposDir).catch(() => []);
+    for (const name of repos) {
+      const dir = join(this.hfReposDir, name);
+      await rm(dir, { recursive: true, force: true });
+      removed.push(dir);
+    }
+    return removed;
   }
 
   /** Refuse ("model_owned") when `name` is stored for an owner other than `owner` (undefined: the machine's). */
@@ -436,6 +454,7 @@ export class ModelStore {
         signal: options.signal,
         label: name,
         ...(restricted ? { dispatcher: this.guarded } : {}),
+        headers: this.hubAuthFor(url),
         onProgress: (p) =>
           progress({ status: `pulling ${name}`, digest, total: p.total, completed: p.completed }),
       });
@@ -524,6 +543,16 @@ export class ModelStore {
     return this.options.huggingFaceBaseUrl ?? DEFAULT_HUGGING_FACE_BASE_URL;
   }
 
+  /**
+   * The hub token's header for a URL under the configured base, else none: another host (a redirect
+   * target, any other source) never sees it.
+   */
+  hubAuthFor(url: string): Record<string, string> | undefined {
+    const token = this.options.huggingFaceToken;
+    const base = `${this.huggingFaceBaseUrl.replace(/\/+$/, "")}/`;
+    return token && url.startsWith(base) ? { authorization: `Bearer ${token}` } : undefined;
+  }
+
   /** The connections a source may use: a workspace's (restricted) never reach private addresses. */
   dispatcherFor(restricted: boolean): Dispatcher | undefined {
     return restricted ? this.guarded : undefined;
@@ -555,6 +584,7 @@ export class ModelStore {
         label: opts.label,
         onProgress: opts.onProgress,
         ...(opts.restricted ? { dispatcher: this.guarded } : {}),
+        headers: this.hubAuthFor(url),
       });
       await rename(result.path, dest);
       return { path: dest, sha256: result.sha256, size: result.size };
@@ -595,6 +625,26 @@ export class ModelStore {
       return record;
     } finally {
       await rm(file, { force: true });
+    }
+  }
+
+  /**
+   * A conversion the store has already, under `name` too: a link of its blob, hashed again as it is
+   * recorded with `origin`; `done` itself when it has that name.
+   */
+  async linkConverted(
+    done: GgufModelRecord,
+    name: string,
+    origin: { source: string; converted_from: ConvertedFrom },
+    options: { owner?: string | undefined; signal?: AbortSignal | undefined } = {},
+  ): Promise<GgufModelRecord> {
+    if (done.name === name) return done;
+    const tmp = await this.tempBlobPath();
+    try {
+      await link(this.blobPath(done.sha256), tmp);
+      return await this.addConverted(name, tmp, origin, options);
+    } finally {
+      await rm(tmp, { force: true });
     }
   }
 

@@ -1,7 +1,8 @@
-import { link, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { PidfileRegistry } from "../../process/pidfiles.ts";
 import { isModelError, ModelError } from "../model-error.ts";
+import { joinRun, type SharedRun } from "../shared-run.ts";
 import type { GgufModelRecord, ModelStore, PullProgress } from "../store.ts";
 import { checkHfDir, converterPython, ensureConvertScript, pythonVersions } from "./hf-tools.ts";
 import { findLlamaSource, type LlamaSource, llamaVersion } from "./llama-tools.ts";
@@ -66,7 +67,7 @@ function engineLlama(): Promise<LlamaSource> {
 }
 
 /** Conversions running in this agent, by store, owner, repository hash, type and tool version. */
-const inFlight = new Map<string, Promise<GgufModelRecord>>();
+const inFlight = new Map<string, SharedRun<GgufModelRecord>>();
 
 /**
  * Convert the safetensors repository `dir` to a GGUF of the store named `name`. The same files (by
@@ -93,14 +94,30 @@ export async function safetensorsToGguf(store: ModelStore, req: HfToGgufRequest)
   const version = `convert_hf_to_gguf.py ${llamaVersion(llama)}; ${await pythonVersions(python)}`;
   const owner = req.owner ?? null;
   const key = [store.dir, owner ?? "", repo.sha256, type, version].join("\0");
-  for (let running = inFlight.get(key); running; running = inFlight.get(key)) await running.catch(() => {});
-  const run = convert(store, req, { model, type, owner, repo, version, llama, python, fail });
-  inFlight.set(key, run);
-  try {
-    return await run;
-  } finally {
-    if (inFlight.get(key) === run) inFlight.delete(key);
-  }
+  // Concurrent requests for the same conversion share one run, each with its progress.
+  const made = await joinRun(
+    inFlight,
+    key,
+    { signal: req.signal, onProgress: req.onProgress ?? (() => {}) },
+    (signal, onProgress) =>
+      convert(
+        store,
+        { ...req, signal, onProgress },
+        { model, type, owner, repo, version, llama, python, fail },
+      ),
+  );
+  if (made.name === req.name || !made.converted_from) return made;
+  // Made under the name of the request that started it: this one's is a link of the same blob.
+  return store
+    .linkConverted(
+      made,
+      req.name,
+      { source: req.source ?? req.dir, converted_from: { ...made.converted_from, name: model } },
+      req,
+    )
+    .catch((err: unknown) => {
+      throw isModelError(err) ? err : fail("storing the result", (err as Error).message);
+    });
 }
 
 async function convert(
@@ -138,40 +155,43 @@ async function convert(
       r.converted_from.converter.version === version,
   );
   if (done?.name === req.name) return done;
+  if (done) {
+    // The same bytes under another name: a link of the stored blob.
+    progress({ status: `reusing ${done.name}` });
+    return store
+      .linkConverted(done, req.name, { source: req.source ?? req.dir, converted_from: convertedFrom }, req)
+      .catch((err: unknown) => {
+        throw isModelError(err) ? err : fail("storing the result", (err as Error).message);
+      });
+  }
 
   const tmp = await store.tempBlobPath();
   try {
-    if (done) {
-      // The same bytes under another name: a link of the stored blob, hashed again as it is recorded.
-      progress({ status: `reusing ${done.name}` });
-      await link(store.blobPath(done.sha256), tmp);
-    } else {
-      progress({ status: "preparing convert_hf_to_gguf.py" });
-      const script = await ensureConvertScript(llama, {
-        toolsDir: join(store.dir, "tools"),
-        signal: req.signal,
-        pidfiles: req.pidfiles,
-      });
-      let tensors = 0;
-      const out = await runTool({
-        name: "convert_hf_to_gguf.py",
-        command: python,
-        args: ["-c", RUN_CONVERT, script, req.dir, "--outfile", tmp, ...args],
-        signal: req.signal,
-        pidfiles: req.pidfiles,
-        onLine: (line) => {
-          // One line per tensor as it is planned ("INFO:hf-to-gguf:blk.0.attn_q.weight, torch.float32 --> F16, ...").
-          if (/^INFO:hf-to-gguf:\S+,\s+\S+ --> /.test(line))
-            progress({
-              status: "converting",
-              completed: Math.min(++tensors, repo.tensors),
-              total: repo.tensors,
-            });
-        },
-      });
-      if (!out.ok && out.stopped) throw fail("converting", "the conversion was stopped");
-      if (!out.ok) throw fail("converting", out.said);
-    }
+    progress({ status: "preparing convert_hf_to_gguf.py" });
+    const script = await ensureConvertScript(llama, {
+      toolsDir: join(store.dir, "tools"),
+      signal: req.signal,
+      pidfiles: req.pidfiles,
+    });
+    let tensors = 0;
+    const out = await runTool({
+      name: "convert_hf_to_gguf.py",
+      command: python,
+      args: ["-c", RUN_CONVERT, script, req.dir, "--outfile", tmp, ...args],
+      signal: req.signal,
+      pidfiles: req.pidfiles,
+      onLine: (line) => {
+        // One line per tensor as it is planned ("INFO:hf-to-gguf:blk.0.attn_q.weight, torch.float32 --> F16, ...").
+        if (/^INFO:hf-to-gguf:\S+,\s+\S+ --> /.test(line))
+          progress({
+            status: "converting",
+            completed: Math.min(++tensors, repo.tensors),
+            total: repo.tensors,
+          });
+      },
+    });
+    if (!out.ok && out.stopped) throw fail("converting", "the conversion was stopped");
+    if (!out.ok) throw fail("converting", out.said);
     progress({ status: "writing manifest" });
     return await store.addConverted(
       req.name,

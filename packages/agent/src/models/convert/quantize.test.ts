@@ -178,8 +178,9 @@ describe("quantizing a stored GGUF", () => {
     expect((await readdir(join(own.dir, "blobs"))).filter((n) => n.startsWith("."))).toEqual([]);
   }, 120_000);
 
-  it("runs one conversion for two concurrent requests of the same source and type", async () => {
-    const runs: string[] = [];
+  it("runs one conversion for two concurrent requests of the same source and type, both seeing its progress", async () => {
+    // The last progress line each caller saw: one run sends one line to both.
+    const finals = new Map<string, object>();
     const ask = (name: string) =>
       quantizeModel(store, {
         from: "smol",
@@ -187,11 +188,12 @@ describe("quantizing a stored GGUF", () => {
         type: "Q5_0",
         threads: 1,
         onProgress: (p) => {
-          if (p.status === "quantizing" && p.completed === p.total) runs.push(name);
+          if (p.status === "quantizing" && p.completed === p.total) finals.set(name, p);
         },
       });
     const [a, b] = await Promise.all([ask("smol-q5-a"), ask("smol-q5-b")]);
-    expect(runs).toHaveLength(1);
+    expect([...finals.keys()].sort()).toEqual(["smol-q5-a", "smol-q5-b"]);
+    expect(new Set(finals.values()).size).toBe(1);
     expect(a.sha256).toBe(b.sha256);
     expect(a.quantization).toBe("Q5_0");
     expect(await leftovers()).toEqual([]);

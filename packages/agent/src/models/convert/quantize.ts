@@ -1,4 +1,4 @@
-import { link, mkdir, rm, statfs } from "node:fs/promises";
+import { mkdir, rm, statfs } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import {
@@ -9,6 +9,7 @@ import {
 } from "@beta9/protocol";
 import type { PidfileRegistry } from "../../process/pidfiles.ts";
 import { isModelError, ModelError } from "../model-error.ts";
+import { joinRun, type SharedRun } from "../shared-run.ts";
 import type { GgufModelRecord, ModelStore, PullProgress } from "../store.ts";
 import { ensureQuantizeTool, findLlamaSource, type LlamaSource, llamaVersion } from "./llama-tools.ts";
 import { runTool } from "./run-tool.ts";
@@ -102,19 +103,26 @@ export async function quantizeModel(store: ModelStore, req: QuantizeRequest): Pr
   const llama = req.llama ?? (await engineLlama());
   const version = llamaVersion(llama);
   const key = [store.dir, owner ?? "", origin.sha256, type, version].join("\0");
-  // The same conversion under way: wait for it, then reuse what it stored (or try again if it failed).
-  for (let running = inFlight.get(key); running; running = inFlight.get(key)) await running.catch(() => {});
-  const run = convert(store, req, { type, owner, origin, version, llama });
-  inFlight.set(key, run);
-  try {
-    return await run;
-  } finally {
-    if (inFlight.get(key) === run) inFlight.delete(key);
-  }
+  // Concurrent requests for the same conversion share one run, each with its progress.
+  const made = await joinRun(
+    inFlight,
+    key,
+    { signal: req.signal, onProgress: req.onProgress ?? (() => {}) },
+    (signal, onProgress) =>
+      convert(store, { ...req, signal, onProgress }, { type, owner, origin, version, llama }),
+  );
+  if (made.name === req.name || !made.converted_from) return made;
+  // Made under the name of the request that started it: this one's is a link of the same blob.
+  return store.linkConverted(
+    made,
+    req.name,
+    { source: origin.source, converted_from: made.converted_from },
+    req,
+  );
 }
 
 /** Conversions running in this agent, by store, owner, source sha256, type and tool version. */
-const inFlight = new Map<string, Promise<GgufModelRecord>>();
+const inFlight = new Map<string, SharedRun<GgufModelRecord>>();
 
 async function convert(
   store: ModelStore,
@@ -142,11 +150,9 @@ async function convert(
   if (done) {
     // Same bytes under another name: a link of the stored blob, hashed again as it is recorded.
     progress({ status: `reusing ${done.name}` });
-    const tmp = await store.tempBlobPath();
-    await link(store.blobPath(done.sha256), tmp);
-    return store.addConverted(
+    return store.linkConverted(
+      done,
       req.name,
-      tmp,
       { source: origin.source, converted_from: done.converted_from! },
       req,
     );
