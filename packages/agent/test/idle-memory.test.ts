@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import {
   type AgentProc,
   allowTestModel,
@@ -34,9 +35,12 @@ async function control(method: string, path: string, body?: unknown): Promise<Re
 }
 
 /** The log entry (the agent's own, or an engine line it relays) that says memory was given back. */
-function released(engine: boolean): { rss_before: number; rss_after: number } | undefined {
+function released(
+  engine: boolean,
+  what = "gave start-up memory back",
+): { rss_before: number; rss_after: number } | undefined {
   for (const line of agent.proc.lines) {
-    if (!line.includes("gave start-up memory back")) continue;
+    if (!line.includes(what)) continue;
     const entry = JSON.parse(line) as {
       engine?: string;
       msg: string;
@@ -48,6 +52,15 @@ function released(engine: boolean): { rss_before: number; rss_after: number } | 
   }
   return undefined;
 }
+
+/** A process's resident memory now, in bytes (what `top` shows a volunteer). */
+function rss(pid: number): number {
+  const kb = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return Number(kb?.[1]) * 1024;
+}
+
+/** The warm engine's RSS once idle, before it served anything. */
+let idleEngineRss = 0;
 
 beforeAll(async () => {
   gw = await startGateway();
@@ -83,6 +96,7 @@ describe("an idle agent", () => {
     const entry = released(true)!;
     expect(entry.rss_after).toBeLessThan(entry.rss_before);
     const [engine] = builtinEnginePids(agent.proc.child.pid!);
+    idleEngineRss = rss(engine!);
     const pulled = await control("POST", "/inference/pull", { model: "smollm2", source: testModelPath() });
     expect(pulled.status).toBe(201);
     const started = await control("POST", "/inference/start", { model: "smollm2", context_size: 2048 });
@@ -96,5 +110,26 @@ describe("an idle agent", () => {
     expect(chat.status).toBe(200);
     const answer = (await chat.json()) as { choices: { message: { content: string } }[] };
     expect(answer.choices[0]?.message.content.length).toBeGreaterThan(0);
+  }, 90_000);
+
+  it("has its warm engine give an unloaded model's memory back when the model stops", async () => {
+    const [engine] = builtinEnginePids(agent.proc.child.pid!);
+    const loadedRss = rss(engine!);
+    const stopped = await control("POST", "/inference/stop", { model: "smollm2" });
+    expect(await stopped.json()).toMatchObject({ status: "stopped", models: [] });
+    await waitFor(() => released(true, "gave the unloaded models' memory back") !== undefined, {
+      what: "the warm engine's line that it gave the unloaded model's memory back",
+      timeoutMs: 60_000,
+    });
+    expect(builtinEnginePids(agent.proc.child.pid!)).toEqual([engine]);
+    const after = rss(engine!);
+    // Most of what the model took comes back (the figures in bench/engine: ~455 MB loaded, ~160 after).
+    expect(after - idleEngineRss).toBeLessThan((loadedRss - idleEngineRss) / 2);
+    // What gives llama.cpp's freed memory back to the system (glibc kept ~100 MB of it over the idle
+    // figure): the agent starts its engine with malloc settings; what stays is in bench/engine.
+    const environ = readFileSync(`/proc/${engine}/environ`, "utf8").split("\0");
+    expect(environ).toEqual(
+      expect.arrayContaining(["MALLOC_ARENA_MAX=2", `MALLOC_TRIM_THRESHOLD_=${4 * MiB}`]),
+    );
   }, 90_000);
 });

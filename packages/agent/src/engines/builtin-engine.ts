@@ -41,6 +41,19 @@ type Launch = Pick<StartOptions, "hardware" | "onLog" | "signal">;
 type Proc = { supervisor: Supervisor; endpoint: string; key: EngineKey };
 
 /**
+ * glibc's malloc settings for the engine (other C libraries ignore them): an engine that served a
+ * model and unloaded it stayed ~100 MB above its idle size, as glibc kept llama.cpp's freed memory
+ * (an arena per thread, a heap top never trimmed, a mmap threshold raised by the first large free).
+ * Two arenas and fixed 4 MiB thresholds give ~45 MB of it back as it is freed; 128 KiB gave ~15 MB
+ * more but looked slower per token (a mmap per mid-sized buffer), see bench/engine.
+ */
+const ENGINE_MALLOC_ENV = {
+  MALLOC_ARENA_MAX: "2",
+  MALLOC_TRIM_THRESHOLD_: String(4 * 2 ** 20),
+  MALLOC_MMAP_THRESHOLD_: String(4 * 2 ** 20),
+} as const;
+
+/**
  * The engine that needs no install: one child process on node-llama-cpp (engines/builtin/main.ts)
  * serving every model this agent loads on it, started on first use and stopped with its last model
  * (or, kept warm, started with the agent and kept while it runs).
@@ -145,6 +158,7 @@ export class BuiltinEngine implements Engine {
         // The agent's compile cache (bin/b9agent.js): a cold start's engine boots in about half the time.
         NODE_COMPILE_CACHE: module.getCompileCacheDir?.(),
         [ENGINE_KEY_ENV]: key.reveal(),
+        ...ENGINE_MALLOC_ENV,
       },
       probe: async (signal) =>
         (await httpRequest(`${endpoint}/health`, { headers: key.headers(), signal, timeoutMs: 2_000 }))

@@ -25,10 +25,11 @@ export const LoadModelBody = Type.Object(
  * The agent's routes: load, unload and list models. Only the agent calls them (the engine listens on
  * 127.0.0.1 and the agent never forwards /admin).
  */
-export const adminRoutes: FastifyPluginAsyncTypebox<{ registry: ModelRegistry }> = async (
-  app,
-  { registry },
-) => {
+export const adminRoutes: FastifyPluginAsyncTypebox<{
+  registry: ModelRegistry;
+  /** Called once the last model is unloaded, after the reply: an idle engine gives its memory back. */
+  onEmpty?: () => void;
+}> = async (app, { registry, onEmpty }) => {
   app.post("/admin/models", { schema: { body: LoadModelBody } }, async (req, reply) => {
     const { model, created } = await registry.load(req.body);
     const view = registry.list().find((m) => m.name === model.name);
@@ -40,6 +41,11 @@ export const adminRoutes: FastifyPluginAsyncTypebox<{ registry: ModelRegistry }>
     { schema: { params: Type.Object({ name: Type.String({ minLength: 1, maxLength: 128 }) }) } },
     async (req) => {
       await registry.unload(req.params.name);
+      if (onEmpty && registry.list().length === 0)
+        setImmediate(() => {
+          // A load asked for meanwhile is not made to share its start with a full collection.
+          if (registry.list().length === 0) onEmpty();
+        });
       return { name: req.params.name, state: "unloaded" };
     },
   );

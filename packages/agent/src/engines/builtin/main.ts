@@ -52,13 +52,27 @@ async function run(flags: EngineFlags, apiKey: string): Promise<void> {
     process.exit(1);
   });
 
+  let stopping = false;
   const started = performance.now();
   const { llama, threads } = await startLlama({ gpu: flags.gpu, threads: flags.threads, log });
   const budget = flags.memoryBudget ?? (await defaultBudget(llama));
   const registry = new ModelRegistry({ llama, budget, threads, maxQueue: flags.maxQueue, log });
-  const app = await buildServer({ registry, log, apiKey });
+  const app = await buildServer({
+    registry,
+    log,
+    apiKey,
+    // What the unloaded model left in V8's heap; the agent's malloc settings (builtin-engine.ts) give
+    // llama.cpp's freed native memory back as it goes.
+    onEmpty: () => {
+      if (stopping) return;
+      const released = releaseStartupMemory();
+      log.info(
+        { rss_before: released.rssBefore, rss_after: released.rssAfter },
+        `gave the unloaded models' memory back: RSS ${mb(released.rssBefore)} → ${mb(released.rssAfter)} MB`,
+      );
+    },
+  });
 
-  let stopping = false;
   const stop = (reason: string) => {
     if (stopping) return;
     stopping = true;
@@ -111,6 +125,8 @@ async function run(flags: EngineFlags, apiKey: string): Promise<void> {
     log.info({ rss_before: released.rssBefore, rss_after: released.rssAfter }, describeRelease(released));
   }, RELEASE_AFTER_MS).unref();
 }
+
+const mb = (bytes: number) => Math.round(bytes / 2 ** 20);
 
 /** The agent's key, taken out of the environment so that nothing this process starts inherits it. */
 function takeApiKey(): string {

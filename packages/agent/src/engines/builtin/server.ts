@@ -23,6 +23,8 @@ export async function buildServer(opts: {
   registry: ModelRegistry;
   log: Logger;
   apiKey: string;
+  /** Called when an unload leaves no model loaded (see adminRoutes). */
+  onEmpty?: () => void;
 }): Promise<FastifyInstance> {
   const { registry } = opts;
   const app = Fastify({
@@ -58,7 +60,7 @@ export async function buildServer(opts: {
     };
   });
 
-  await app.register(adminRoutes, { registry });
+  await app.register(adminRoutes, { registry, onEmpty: opts.onEmpty });
   await app.register(chatRoutes, { registry });
   await app.register(completionRoutes, { registry });
   await app.register(embeddingRoutes, { registry });
