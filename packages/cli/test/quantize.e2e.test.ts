@@ -78,7 +78,8 @@ afterAll(async () => {
   await gw?.proc.stop();
 });
 
-describe("b9 model deploy --quantize", () => {
+// Each test pulls, converts and serves on a shared 2-core machine: minutes under load, seconds when quiet.
+describe("b9 model deploy --quantize", { timeout: 240_000 }, () => {
   it("refuses a type llama.cpp does not have, or one that needs an importance matrix, before placing anything", async () => {
     const unknown = await b9([
       "model",
