@@ -5,7 +5,9 @@
  * git worktree of the code before a change) started from the same config in turn, rounds alternating. Each sits idle,
  * serving nothing, for --settle; then the VmRSS of the agent and of its engine is sampled once a second.
  * Prints the medians with the anon/file split, the ratios to the baseline and PASS/FAIL against the
- * goals (agent < 80 MB, warm engine < 100 MB). See README.md beside this file.
+ * goals (agent < 80 MB, warm engine < 100 MB). Then the agent serves the test model (BETA9_TEST_MODEL):
+ * pull, start, a few chats, stop; the warm engine's RSS once it is idle again is the "after a stop" row.
+ * See README.md beside this file.
  *
  *   npx node bench/engine/idle.ts [--before /tmp/wt-before] [--after DIR] [--rounds 3] [--settle 15s] [--samples 5]
  */
@@ -13,7 +15,15 @@ import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { parseDuration } from "@beta9/protocol";
-import { builtinEnginePids, initAgent, Proc, startGateway, waitFor } from "@beta9/test-utils";
+import {
+  allowTestModel,
+  builtinEnginePids,
+  initAgent,
+  Proc,
+  startGateway,
+  testModelPath,
+  waitFor,
+} from "@beta9/test-utils";
 import { statusKb } from "../common/procfs.ts";
 import { loadavg1, machineLine, median, out, ratio, table } from "../common/stats.ts";
 
@@ -62,14 +72,34 @@ const mid = (xs: Memory[]): Memory => ({
 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** One idle agent of `root` with the shared config: its and its warm engine's memory after settling. */
-async function idleOnce(root: string, configPath: string): Promise<{ agent: Memory; engine: Memory }> {
+/** The agent's control API: pull, start and stop the test model, and chat. */
+async function control(url: string, token: string, route: string, body: unknown): Promise<void> {
+  const res = await fetch(url + route, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  if (!res.ok) throw new Error(`${route}: ${res.status} ${await res.text()}`);
+  await res.arrayBuffer();
+}
+
+/**
+ * One idle agent of `root` with the shared config: its and its warm engine's memory after settling,
+ * then the engine's once it has served the test model and the model stopped.
+ */
+async function idleOnce(
+  root: string,
+  configPath: string,
+  token: string,
+): Promise<{ agent: Memory; engine: Memory; stopped: Memory }> {
   const bin = path.join(root, "packages/agent/bin/b9agent.js");
   const proc = new Proc([bin, "run", "--no-tui", "--listen", "127.0.0.1:0"], {
     B9AGENT_CONFIG: configPath,
     BETA9_LOG_LEVEL: "info",
   });
   try {
+    const listening = await proc.waitForLog((e) => Array.isArray(e.addresses), 60_000);
+    const url = `http://${(listening.addresses as string[])[0]}`;
     await proc.waitForLog((e) => e.msg === "connected to gateway", 60_000);
     await proc.waitForLog((e) => String(e.msg).includes("builtin engine kept warm"), 60_000);
     const agentPid = proc.child.pid!;
@@ -86,7 +116,17 @@ async function idleOnce(root: string, configPath: string): Promise<{ agent: Memo
       a.push(read(agentPid));
       e.push(read(enginePid));
     }
-    return { agent: mid(a), engine: mid(e) };
+    await control(url, token, "/inference/pull", { model: "smollm2", source: testModelPath() });
+    await control(url, token, "/inference/start", { model: "smollm2", context_size: 2048 });
+    for (let i = 0; i < 3; i++)
+      await control(url, token, "/v1/chat/completions", {
+        model: "smollm2",
+        messages: [{ role: "user", content: `Tell me a story, number ${i}.` }],
+        max_tokens: 32,
+      });
+    await control(url, token, "/inference/stop", { model: "smollm2" });
+    await sleep(5_000);
+    return { agent: mid(a), engine: mid(e), stopped: read(enginePid) };
   } finally {
     await proc.stop();
   }
@@ -95,44 +135,49 @@ async function idleOnce(root: string, configPath: string): Promise<{ agent: Memo
 const gw = await startGateway();
 try {
   const configPath = await initAgent(gw, { name: "idle-bench", keepEngineWarm: true });
+  const { token } = allowTestModel(configPath).machine;
   out(`${machineLine()}\n`);
   out(
     `${rounds} rounds, checkouts alternating (${checkouts.map((c) => `${c.name}: ${c.root}`).join("; ")}); ` +
       `${(settleMs / 1000).toFixed(0)} s idle, then ${samples} samples 1 s apart\n`,
   );
-  const results = new Map<string, { agent: Memory[]; engine: Memory[]; load: number[] }>();
-  for (const c of checkouts) results.set(c.name, { agent: [], engine: [], load: [] });
+  const results = new Map<string, { agent: Memory[]; engine: Memory[]; stopped: Memory[]; load: number[] }>();
+  for (const c of checkouts) results.set(c.name, { agent: [], engine: [], stopped: [], load: [] });
   // A first start fills Node's compile cache for each checkout (a cache miss loads the TypeScript stripper).
-  for (const c of checkouts) await idleOnce(c.root, configPath);
+  for (const c of checkouts) await idleOnce(c.root, configPath, token);
   for (let r = 0; r < rounds; r++) {
     for (const c of r % 2 === 0 ? checkouts : [...checkouts].reverse()) {
-      const m = await idleOnce(c.root, configPath);
+      const m = await idleOnce(c.root, configPath, token);
       const into = results.get(c.name)!;
       into.agent.push(m.agent);
       into.engine.push(m.engine);
+      into.stopped.push(m.stopped);
       into.load.push(loadavg1());
       out(
-        `  round ${r + 1} ${c.name}: agent ${m.agent.rss.toFixed(1)} MB, engine ${m.engine.rss.toFixed(1)} MB\n`,
+        `  round ${r + 1} ${c.name}: agent ${m.agent.rss.toFixed(1)} MB, engine ${m.engine.rss.toFixed(1)} MB, ` +
+          `engine after a stop ${m.stopped.rss.toFixed(1)} MB\n`,
       );
     }
   }
   const base = results.get(checkouts[0]!.name)!;
-  const row = (name: string, what: "agent" | "engine", goal: number): string[] => {
+  const label = { agent: "agent", engine: "engine", stopped: "engine after a stop" };
+  const row = (name: string, what: "agent" | "engine" | "stopped", goal: number): string[] => {
     const m = mid(results.get(name)![what]);
     const b = mid(base[what]);
     return [
-      `${what}, ${name}`,
+      `${label[what]}, ${name}`,
       `${m.rss.toFixed(1)} MB`,
       `${m.anon.toFixed(1)} MB`,
       `${m.file.toFixed(1)} MB`,
       values.before ? ratio(m.rss, b.rss) : "-",
-      m.rss < goal ? `PASS (< ${goal} MB)` : `FAIL (< ${goal} MB)`,
+      what === "stopped" ? "-" : m.rss < goal ? `PASS (< ${goal} MB)` : `FAIL (< ${goal} MB)`,
     ];
   };
   const rows: string[][] = [];
   for (const [what, goal] of [
     ["agent", AGENT_GOAL_MB],
     ["engine", ENGINE_GOAL_MB],
+    ["stopped", ENGINE_GOAL_MB],
   ] as const)
     for (const c of checkouts) rows.push(row(c.name, what, goal));
   out(`\nIdle RSS, median of ${rounds} rounds (VmRSS; anon and file-backed parts)\n`);
