@@ -215,7 +215,8 @@ describe("an answer's energy and carbon", () => {
       () => gw.adminKey,
     );
     const made = await jobs.submit({
-      command: ["sh", "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo done"],
+      // Long enough to be seen running: a job of a few tens of ms on a loaded machine can be metered 0 Wh.
+      command: ["sh", "-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; echo done"],
     });
     expect(made.status).toBe(201);
     await jobs.until(made.body.id, ["SUCCEEDED"], { timeoutMs: 120_000 });
