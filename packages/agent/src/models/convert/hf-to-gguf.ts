@@ -5,7 +5,7 @@ import { isModelError, ModelError } from "../model-error.ts";
 import { joinRun, type SharedRun } from "../shared-run.ts";
 import type { GgufModelRecord, ModelStore, PullProgress } from "../store.ts";
 import { checkHfDir, converterPython, ensureConvertScript, pythonVersions } from "./hf-tools.ts";
-import { findLlamaSource, type LlamaSource, llamaVersion } from "./llama-tools.ts";
+import { engineLlama, type LlamaSource, llamaVersion } from "./llama-tools.ts";
 import { runTool } from "./run-tool.ts";
 
 /*
@@ -52,18 +52,6 @@ export interface HfToGgufRequest {
   python?: string | undefined;
   /** Found once per agent by default. */
   llama?: LlamaSource | undefined;
-}
-
-let found: Promise<LlamaSource> | undefined;
-
-function engineLlama(): Promise<LlamaSource> {
-  if (!found) {
-    found = findLlamaSource();
-    found.catch(() => {
-      found = undefined;
-    });
-  }
-  return found;
 }
 
 /** Conversions running in this agent, by store, owner, repository hash, type and tool version. */

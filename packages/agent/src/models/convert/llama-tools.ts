@@ -75,6 +75,19 @@ export async function findLlamaSource(): Promise<LlamaSource> {
   return { bundle, release: info.tag ?? "unknown", commit: head[1]!, binsDir };
 }
 
+let found: Promise<LlamaSource> | undefined;
+
+/** The engine's llama.cpp, looked up once per agent (again after a failure: it may be installed since). */
+export function engineLlama(): Promise<LlamaSource> {
+  if (!found) {
+    found = findLlamaSource();
+    found.catch(() => {
+      found = undefined;
+    });
+  }
+  return found;
+}
+
 /** The libraries llama-quantize links against, by their file names in the prebuilt folder. */
 async function engineLibraries(binsDir: string): Promise<string[]> {
   const names = await readdir(binsDir);

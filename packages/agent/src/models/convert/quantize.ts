@@ -11,7 +11,7 @@ import type { PidfileRegistry } from "../../process/pidfiles.ts";
 import { isModelError, ModelError } from "../model-error.ts";
 import { joinRun, type SharedRun } from "../shared-run.ts";
 import type { GgufModelRecord, ModelStore, PullProgress } from "../store.ts";
-import { ensureQuantizeTool, findLlamaSource, type LlamaSource, llamaVersion } from "./llama-tools.ts";
+import { engineLlama, ensureQuantizeTool, type LlamaSource, llamaVersion } from "./llama-tools.ts";
 import { runTool } from "./run-tool.ts";
 
 /*
@@ -70,19 +70,6 @@ async function checkRoom(dir: string, origin: GgufModelRecord, type: Quantizatio
       "insufficient_disk",
       `quantizing ${req.from} to ${type} needs about ${Math.ceil(need / 1024 ** 2)} MiB in ${dir}, and ${Math.floor(free / 1024 ** 2)} MiB are free; free some space or remove models`,
     );
-}
-
-let found: Promise<LlamaSource> | undefined;
-
-/** The engine's llama.cpp, looked up once per agent (again after a failure: it may be installed since). */
-function engineLlama(): Promise<LlamaSource> {
-  if (!found) {
-    found = findLlamaSource();
-    found.catch(() => {
-      found = undefined;
-    });
-  }
-  return found;
 }
 
 /**
