@@ -220,7 +220,9 @@ def test_async_over_ollamas_api(stack: Stack, ollama_only: Endpoint) -> None:
     async def run() -> tuple[str, str, str]:
         async with AsyncClient(host=ollama_only.host, port=ollama_only.port) as client:
             answer = await client.chat(stack.model, CAPITAL, {"temperature": 0, "num_predict": 12})
-            stream = await client.generate(stack.model, "Once upon a time", {"num_predict": 6}, stream=True)
+            # Greedy: sampled, the story may end (finish "stop") before its sixth token.
+            options = {"num_predict": 6, "temperature": 0}
+            stream = await client.generate(stack.model, "Once upon a time", options, stream=True)
             pieces = [c.content async for c in stream]
             assert len(pieces) >= 6 and stream.finish_reason == "length"
             return (await client._speaks()).protocol, answer.content, stream.content
