@@ -6,12 +6,14 @@ import {
   type AgentProc,
   allowTestModel,
   BIN,
+  type CliResult,
   childProcesses,
   type FileServer,
   freePort,
   type GatewayProc,
   initAgent,
-  nginxBinary,
+  runB9,
+  runNginx,
   servePythonFolder,
   startAgent,
   startGateway,
@@ -47,18 +49,8 @@ let gw: GatewayProc;
 let agent: AgentProc;
 let env: NodeJS.ProcessEnv;
 
-async function b9(args: string[], e = env): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [BIN.cli, ...args], { env: e, stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => {
-    stdout += d.toString("utf8");
-  });
-  child.stderr.on("data", (d: Buffer) => {
-    stderr += d.toString("utf8");
-  });
-  const code = await new Promise<number>((resolve) => child.on("close", (c) => resolve(c ?? -1)));
-  return { code, stdout, stderr };
+function b9(args: string[], e = env): Promise<CliResult> {
+  return runB9(args, e);
 }
 
 const storeDir = (a: AgentProc = agent) => join(dirname(a.configPath), "models");
@@ -124,23 +116,11 @@ async function hubAgent(g: GatewayProc, name: string, convertPython: string | un
 async function privateHub(
   token: string,
 ): Promise<{ url: string; log: () => string[]; stop: () => Promise<void> }> {
-  const dir = tempDir("b9-private-hub-");
   const [port, cdn] = [await freePort(), await freePort()];
-  writeFileSync(
-    join(dir, "nginx.conf"),
-    `worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log info;
-${process.getuid?.() === 0 ? "user root;" : ""}
-events { worker_connections 64; }
-http {
-  log_format auth '$server_addr $request_uri $status auth=$http_authorization';
+  const url = `http://127.0.0.1:${port}`;
+  const nginx = await runNginx(
+    (dir) => `  log_format auth '$server_addr $request_uri $status auth=$http_authorization';
   access_log ${dir}/access.log auth;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
   server {
     listen 127.0.0.1:${port};
     root ${root};
@@ -155,30 +135,14 @@ http {
   server {
     listen 127.0.0.2:${cdn};
     root ${root};
-  }
-}
-`,
-  );
-  const nginx = spawn(nginxBinary(), ["-p", dir, "-c", join(dir, "nginx.conf"), "-g", "daemon off;"], {
-    stdio: "ignore",
-  });
-  const exited = new Promise<void>((r) => nginx.once("exit", () => r()));
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor(
-    async () => {
-      if (nginx.exitCode !== null)
-        throw new Error(`nginx exited: ${readFileSync(join(dir, "error.log"), "utf8")}`);
-      return (await fetch(`${url}/`).catch(() => undefined))?.status === 401;
-    },
-    { what: "nginx (the private hub) to answer" },
+  }`,
+    async () => (await fetch(`${url}/`).catch(() => undefined))?.status === 401,
+    "nginx (the private hub) to answer",
   );
   return {
     url,
-    log: () => readFileSync(join(dir, "access.log"), "utf8").trimEnd().split("\n"),
-    async stop() {
-      if (nginx.exitCode === null) nginx.kill("SIGTERM");
-      await exited;
-    },
+    log: () => readFileSync(join(nginx.dir, "access.log"), "utf8").trimEnd().split("\n"),
+    stop: () => nginx.stop(),
   };
 }
 

@@ -3,9 +3,11 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import {
   BIN,
+  type CliResult,
   childProcesses,
   type GatewayProc,
   type ModelAgent,
+  runB9,
   startGateway,
   startModelAgent,
   startPythonFileServer,
@@ -29,18 +31,8 @@ let env: NodeJS.ProcessEnv;
 
 const FRANCE = "What is the capital of France?";
 
-async function b9(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [BIN.cli, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => {
-    stdout += d.toString("utf8");
-  });
-  child.stderr.on("data", (d: Buffer) => {
-    stderr += d.toString("utf8");
-  });
-  const code = await new Promise<number>((resolve) => child.on("close", (c) => resolve(c ?? -1)));
-  return { code, stdout, stderr };
+function b9(args: string[]): Promise<CliResult> {
+  return runB9(args, env);
 }
 
 /** The agent's model store (beside its config), as the machine's owner sees it on disk. */

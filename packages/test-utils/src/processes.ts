@@ -86,6 +86,29 @@ export class Proc {
   }
 }
 
+/** What a run of the real `b9` printed, and its exit code. */
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The real `b9` with `args` and `env`, `input` on its stdin (none by default), to its exit. */
+export async function runB9(args: string[], env: NodeJS.ProcessEnv, input = ""): Promise<CliResult> {
+  const child = spawn(process.execPath, [BIN.cli, ...args], { env, stdio: "pipe" });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => {
+    stdout += d.toString("utf8");
+  });
+  child.stderr.on("data", (d: Buffer) => {
+    stderr += d.toString("utf8");
+  });
+  child.stdin.end(input);
+  const code = await new Promise<number>((resolve) => child.on("close", (c) => resolve(c ?? -1)));
+  return { code, stdout, stderr };
+}
+
 /** Poll until cond() is true; never sleep a fixed time in tests. */
 export async function waitFor(
   cond: () => boolean | Promise<boolean>,

@@ -67,12 +67,15 @@ export interface Nginx {
 }
 
 /**
- * The real nginx (Debian's), terminating TLS on 127.0.0.1 and proxying to `upstream` the way the
- * README tells operators to: upgrades passed through, X-Forwarded-For appended, no buffering.
+ * The real nginx (Debian's) in a folder of its own, `http(dir)` as the body of its http block (the
+ * temp paths a non-root-prefix nginx needs come first), until `ready()`; stop() ends it.
  */
-export async function startNginx(opts: { upstream: string; certs: TestCertificates }): Promise<Nginx> {
+export async function runNginx(
+  http: (dir: string) => string,
+  ready: () => Promise<boolean>,
+  what: string,
+): Promise<{ dir: string; stop(): Promise<void> }> {
   const dir = tempDir("b9-nginx-");
-  const port = await freePort();
   writeFileSync(
     join(dir, "nginx.conf"),
     `worker_processes 1;
@@ -81,12 +84,47 @@ error_log ${dir}/error.log info;
 ${process.getuid?.() === 0 ? "user root;" : ""}
 events { worker_connections 256; }
 http {
-  access_log off;
   client_body_temp_path ${dir}/body;
   proxy_temp_path ${dir}/proxy;
   fastcgi_temp_path ${dir}/fastcgi;
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
+${http(dir)}
+}
+`,
+  );
+  const nginx = spawn(nginxBinary(), ["-p", dir, "-c", join(dir, "nginx.conf"), "-g", "daemon off;"], {
+    stdio: "pipe",
+  });
+  let output = "";
+  nginx.stderr.on("data", (b: Buffer) => {
+    output += b.toString();
+  });
+  const exited = new Promise<void>((r) => nginx.once("exit", () => r()));
+  await waitFor(
+    async () => {
+      if (nginx.exitCode !== null) throw new Error(`nginx exited (${nginx.exitCode}): ${output}`);
+      return ready();
+    },
+    { what },
+  );
+  return {
+    dir,
+    async stop() {
+      if (nginx.exitCode === null) nginx.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+/**
+ * The real nginx (Debian's), terminating TLS on 127.0.0.1 and proxying to `upstream` the way the
+ * README tells operators to: upgrades passed through, X-Forwarded-For appended, no buffering.
+ */
+export async function startNginx(opts: { upstream: string; certs: TestCertificates }): Promise<Nginx> {
+  const port = await freePort();
+  const nginx = await runNginx(
+    () => `  access_log off;
   map $http_upgrade $connection_upgrade { default upgrade; "" close; }
   server {
     listen 127.0.0.1:${port} ssl;
@@ -104,32 +142,11 @@ http {
       proxy_read_timeout 1h;
       proxy_send_timeout 1h;
     }
-  }
-}
-`,
+  }`,
+    () => portTaken(port),
+    `nginx to listen on ${port}`,
   );
-  const nginx = spawn(nginxBinary(), ["-p", dir, "-c", join(dir, "nginx.conf"), "-g", "daemon off;"], {
-    stdio: "pipe",
-  });
-  let output = "";
-  nginx.stderr.on("data", (b: Buffer) => {
-    output += b.toString();
-  });
-  const exited = new Promise<void>((r) => nginx.once("exit", () => r()));
-  await waitFor(
-    async () => {
-      if (nginx.exitCode !== null) throw new Error(`nginx exited (${nginx.exitCode}): ${output}`);
-      return portTaken(port);
-    },
-    { what: `nginx to listen on ${port}` },
-  );
-  return {
-    url: `https://127.0.0.1:${port}`,
-    async stop() {
-      if (nginx.exitCode === null) nginx.kill("SIGTERM");
-      await exited;
-    },
-  };
+  return { url: `https://127.0.0.1:${port}`, stop: () => nginx.stop() };
 }
 
 function portTaken(port: number): Promise<boolean> {
