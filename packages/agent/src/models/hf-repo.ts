@@ -4,12 +4,12 @@ import { join } from "node:path";
 import type { PullProgress } from "@beta9/protocol";
 import { fetch } from "undici";
 import { HF_TO_GGUF_TYPES, safetensorsToGguf } from "./convert/hf-to-gguf.ts";
-import { converterPython, exists, type HfFile, hfDirSha256, READ } from "./convert/hf-tools.ts";
+import { converterPython, type HfFile, hfDirSha256, READ } from "./convert/hf-tools.ts";
 import { parseQuantizationType, quantizeModel } from "./convert/quantize.ts";
 import { isModelError, ModelError } from "./model-error.ts";
 import { joinRun, type Progress, type SharedRun } from "./shared-run.ts";
 import type { HfRepoSource } from "./sources.ts";
-import type { GgufModelRecord, ModelStore } from "./store.ts";
+import { exists, type GgufModelRecord, type ModelStore } from "./store.ts";
 
 /*
  * `hf:ORG/REPO[@REV]`, a safetensors repository: its files are listed with Hugging Face's tree API on

@@ -872,7 +872,8 @@ function checkExpected(sha256: string, expected: string | undefined): void {
   }
 }
 
-async function exists(path: string): Promise<boolean> {
+/** Whether something is at `path`. */
+export async function exists(path: string): Promise<boolean> {
   try {
     await stat(path);
     return true;
@@ -934,7 +935,8 @@ async function readChunks(
   }
 }
 
-async function hashFile(
+/** The sha256 of a file's bytes, read once, with progress (bytes read so far). */
+export async function hashFile(
   path: string,
   report: (completed: number) => void,
   signal?: AbortSignal,

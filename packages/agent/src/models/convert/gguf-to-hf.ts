@@ -3,11 +3,10 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promise
 import { join } from "node:path";
 import type { PidfileRegistry } from "../../process/pidfiles.ts";
 import { isModelError, ModelError } from "../model-error.ts";
-import type { ConvertedFrom, ModelStore, PullProgress } from "../store.ts";
+import { type ConvertedFrom, exists, type ModelStore, type PullProgress } from "../store.ts";
 import {
   CONVERSION_FILE,
   converterPython,
-  exists,
   FAILURE_PREFIX,
   type HfFile,
   hashDir,

@@ -1,12 +1,12 @@
 import { execFile } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { access, mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { open, readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import type { PidfileRegistry } from "../../process/pidfiles.ts";
 import { ModelError } from "../model-error.ts";
-import type { LlamaSource } from "./llama-tools.ts";
+import { hashFile } from "../store.ts";
+import { checkoutFromBundle, type LlamaSource, makeOnce } from "./llama-tools.ts";
 import { runTool } from "./run-tool.ts";
 
 /*
@@ -52,20 +52,6 @@ export function pythonVersions(python: string): Promise<string> {
   return found;
 }
 
-export async function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
-}
-
-export async function sha256File(path: string, signal?: AbortSignal): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024, signal }))
-    hash.update(chunk as Buffer);
-  return hash.digest("hex");
-}
-
 /** One file of a repository directory, as hashed. */
 export interface HfFile {
   name: string;
@@ -104,7 +90,11 @@ export async function hashDir(dir: string, signal?: AbortSignal): Promise<HfFile
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     if (!entry.isFile() || !READ.test(entry.name) || entry.name === CONVERSION_FILE) continue;
     const path = join(dir, entry.name);
-    files.push({ name: entry.name, sha256: await sha256File(path, signal), size: (await stat(path)).size });
+    files.push({
+      name: entry.name,
+      sha256: await hashFile(path, () => {}, signal),
+      size: (await stat(path)).size,
+    });
   }
   return files.sort((a, b) => (a.name < b.name ? -1 : 1));
 }
@@ -197,25 +187,8 @@ export async function ensureConvertScript(
 ): Promise<string> {
   const dir = join(opts.toolsDir, `convert-hf-to-gguf-${source.commit.slice(0, 12)}`);
   const script = join(dir, "convert_hf_to_gguf.py");
-  if (await exists(script)) return script;
-  await mkdir(opts.toolsDir, { recursive: true });
-  const making = `${dir}.making-${randomBytes(4).toString("hex")}`;
-  try {
-    for (const args of [
-      ["init", "--quiet", making],
-      ["-C", making, "fetch", "--quiet", source.bundle, "HEAD"],
-      [
-        "-C",
-        making,
-        "checkout",
-        "--quiet",
-        "FETCH_HEAD",
-        "--",
-        "convert_hf_to_gguf.py",
-        "conversion",
-        "gguf-py",
-      ],
-    ]) {
+  await makeOnce(dir, script, (making) =>
+    checkoutFromBundle(source, making, ["convert_hf_to_gguf.py", "conversion", "gguf-py"], async (args) => {
       const out = await runTool({
         name: "git",
         command: "git",
@@ -223,22 +196,13 @@ export async function ensureConvertScript(
         signal: opts.signal,
         pidfiles: opts.pidfiles,
       });
-      if (out.ok) continue;
+      if (out.ok) return;
       if (out.stopped) throw new ModelError("conversion_failed", "reading llama.cpp's converter was stopped");
       throw new ModelError(
         "converter_unavailable",
         `this machine cannot read llama.cpp's converter out of node-llama-cpp's bundle (git is needed): ${out.said}`,
       );
-    }
-    await rm(join(making, ".git"), { recursive: true, force: true });
-    try {
-      await rename(making, dir);
-    } catch (err) {
-      // Another checkout finished first: use it.
-      if (!(await exists(script))) throw err;
-    }
-    return script;
-  } finally {
-    await rm(making, { recursive: true, force: true });
-  }
+    }),
+  );
+  return script;
 }

@@ -1,9 +1,10 @@
 import { createHash, randomBytes } from "node:crypto";
-import { access, mkdir, readdir, readFile, rename, rm } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { PidfileRegistry } from "../../process/pidfiles.ts";
 import { ModelError } from "../model-error.ts";
+import { exists } from "../store.ts";
 import { runTool } from "./run-tool.ts";
 
 /*
@@ -37,13 +38,6 @@ function platformPackage(): string {
   if (process.platform === "darwin") return process.arch === "arm64" ? "mac-arm64-metal" : "mac-x64";
   if (process.platform === "win32") return `win-${process.arch}`;
   return `linux-${process.arch}`;
-}
-
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
 }
 
 /** Find node-llama-cpp's bundle, release and prebuilt libraries. */
@@ -114,19 +108,57 @@ export interface ToolBuildOptions {
 }
 
 /**
+ * `dir` made by `make` in a fresh folder beside it, then renamed into place, unless `ready` (a path in
+ * it) is there already: a half-made folder is never where a later call looks, and of two racing makers
+ * the first one's is used.
+ */
+export async function makeOnce(
+  dir: string,
+  ready: string,
+  make: (tmp: string) => Promise<void>,
+): Promise<void> {
+  if (await exists(ready)) return;
+  await mkdir(dirname(dir), { recursive: true });
+  const tmp = `${dir}.making-${randomBytes(4).toString("hex")}`;
+  try {
+    await make(tmp);
+    try {
+      await rename(tmp, dir);
+    } catch (err) {
+      if (!(await exists(ready))) throw err;
+    }
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+/** `paths` of the bundle's one commit, checked out into the new folder `into` by `git` (the caller's runner). */
+export async function checkoutFromBundle(
+  source: LlamaSource,
+  into: string,
+  paths: readonly string[],
+  git: (args: string[], what: string) => Promise<void>,
+): Promise<void> {
+  await git(["init", "--quiet", into], "git init");
+  await git(["-C", into, "fetch", "--quiet", source.bundle, "HEAD"], "reading node-llama-cpp's bundle");
+  await git(
+    ["-C", into, "checkout", "--quiet", "FETCH_HEAD", "--", ...paths],
+    "checking out llama.cpp's sources",
+  );
+  await rm(join(into, ".git"), { recursive: true, force: true });
+}
+
+/**
  * The path of llama-quantize for the engine's release, built on first use (a few seconds) into a
- * folder named by the commit; a half-made build is never where a later call looks.
+ * folder named by the commit and the libraries' folder.
  */
 export async function ensureQuantizeTool(source: LlamaSource, opts: ToolBuildOptions): Promise<string> {
   // Named by the libraries' folder too: the binary finds them by that path (rpath), which a reinstall may move.
   const where = createHash("sha256").update(source.binsDir).digest("hex").slice(0, 8);
   const dir = join(opts.toolsDir, `llama-quantize-${source.commit.slice(0, 12)}-${where}`);
   const binary = join(dir, "llama-quantize");
-  if (await exists(binary)) return binary;
-  await mkdir(opts.toolsDir, { recursive: true });
-  const building = `${dir}.building-${randomBytes(4).toString("hex")}`;
-  const src = join(building, "src");
-  try {
+  await makeOnce(dir, binary, async (building) => {
+    const src = join(building, "src");
     const libs = await engineLibraries(source.binsDir);
     const run = async (command: string, args: string[], what: string) => {
       const out = await runTool({
@@ -141,34 +173,14 @@ export async function ensureQuantizeTool(source: LlamaSource, opts: ToolBuildOpt
       throw unavailable(`${what} failed: ${out.said}`);
     };
     await mkdir(building, { recursive: true });
-    await run("git", ["init", "--quiet", src], "git init");
-    await run(
-      "git",
-      ["-C", src, "fetch", "--quiet", source.bundle, "HEAD"],
-      "reading node-llama-cpp's bundle",
-    );
-    await run(
-      "git",
-      [
-        "-C",
-        src,
-        "checkout",
-        "--quiet",
-        "FETCH_HEAD",
-        "--",
-        "include",
-        "common",
-        "ggml/include",
-        "tools/quantize",
-      ],
-      "checking out llama.cpp's quantize tool",
-    );
+    const SOURCES = ["include", "common", "ggml/include", "tools/quantize"];
+    await checkoutFromBundle(source, src, SOURCES, (args, what) => run("git", args, what));
     await run(
       opts.compiler ?? "c++",
       [
         "-std=c++17",
         "-O2",
-        ...["include", "common", "ggml/include", "tools/quantize"].flatMap((d) => ["-I", join(src, d)]),
+        ...SOURCES.flatMap((d) => ["-I", join(src, d)]),
         join(src, "tools/quantize/main.cpp"),
         join(src, "tools/quantize/quantize.cpp"),
         "-o",
@@ -180,14 +192,6 @@ export async function ensureQuantizeTool(source: LlamaSource, opts: ToolBuildOpt
       "compiling llama-quantize (a C++17 compiler is needed)",
     );
     await rm(src, { recursive: true, force: true });
-    try {
-      await rename(building, dir);
-    } catch (err) {
-      // Another build finished first: use its binary.
-      if (!(await exists(binary))) throw err;
-    }
-    return binary;
-  } finally {
-    await rm(building, { recursive: true, force: true });
-  }
+  });
+  return binary;
 }
