@@ -43,5 +43,42 @@ for (const dialect of DIALECTS) {
       expect(rest.body).toMatchObject({ next: null });
       expect(rest.body.machines.map((m: { id: string }) => m.id)).toEqual(ids.slice(70));
     });
+
+    it("keeps join order for machines learnt late (from another replica): every replica pages alike", async () => {
+      const t = (await h.call("POST", "/api/v1/tokens", { body: { uses: 3 } })).body.token;
+      for (const id of ["m-b", "m-d", "m-f"])
+        expect(
+          (await h.call("POST", "/api/v1/machines/join", { body: joinBody(t, id), key: null })).status,
+        ).toBe(201);
+      const row = (id: string) => h.gw.registry.get(id)!;
+      // Rows as a peer's machines reach this replica: after the ones it holds, though they joined earlier.
+      h.gw.registry.put({ ...row("m-d"), id: "m-a", joined_at: row("m-b").joined_at - 1 });
+      h.gw.registry.put({ ...row("m-d"), id: "m-e" });
+      h.gw.registry.put({ ...row("m-f"), id: "m-g", joined_at: row("m-f").joined_at + 1 });
+      h.gw.registry.put({ ...row("m-b"), id: "m-c" });
+      const listed = async (q = "") =>
+        (await h.call("GET", `/api/v1/machines${q}`)).body as {
+          machines: { id: string }[];
+          next: string | null;
+        };
+      expect((await listed()).machines.map((m) => m.id)).toEqual([
+        "m-a",
+        "m-b",
+        "m-c",
+        "m-d",
+        "m-e",
+        "m-f",
+        "m-g",
+      ]);
+      // A page boundary before a late arrival: the next page still starts after it.
+      const first = await listed("?limit=3");
+      expect(first.next).toBe("m-c");
+      h.gw.registry.remove("m-g");
+      expect((await listed(`?limit=3&after=${first.next}`)).machines.map((m) => m.id)).toEqual([
+        "m-d",
+        "m-e",
+        "m-f",
+      ]);
+    });
   });
 }

@@ -184,6 +184,9 @@ describe("the dashboard in a browser", () => {
     await page.getByRole("link", { name: "Playground" }).click();
     await expect.poll(() => page.getByLabel("Model").inputValue()).toBe("smollm2");
     await page.getByLabel("Message").fill("Say hello in three words.");
+    // Bounded and greedy: a sampled answer may ramble to the end of the context on a slow machine.
+    await page.getByLabel("Max tokens").fill("24");
+    await page.getByLabel("Temperature").fill("0");
     await page.getByRole("button", { name: "Send" }).click();
     // The answer streams in (the model loads first: scale from zero), then the speed is shown.
     await expect
@@ -192,6 +195,10 @@ describe("the dashboard in a browser", () => {
     await page.getByRole("button", { name: "Send" }).waitFor({ timeout: 180_000 });
     const answer = await page.locator(".turn.assistant p").last().textContent();
     expect(answer?.trim().length).toBeGreaterThan(0);
+    // The engine's count of the answer's tokens, within the cap set above.
+    const counted = Number((await page.getByTestId("rate").textContent())?.match(/· (\d+) tokens/)?.[1]);
+    expect(counted).toBeGreaterThan(0);
+    expect(counted).toBeLessThanOrEqual(24);
     // The replica it placed, and why, on the deployments page.
     await page.getByRole("link", { name: "Deployments" }).click();
     const replicas = page.getByRole("region", { name: "Replicas" }).last();

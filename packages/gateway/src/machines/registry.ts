@@ -88,6 +88,8 @@ export class MachineRegistry {
   readonly #settlingWaiters = new Set<() => void>();
   /** Machines whose channel another replica holds, as that replica last published them. */
   #peerHeld = new Map<string, HeldMachine>();
+  /** The latest in join order put here (removed since, maybe: an upper bound is all it must be). */
+  #last: Machine | undefined;
 
   constructor(store: Store, log: Logger, cfg: LivenessConfig) {
     this.#store = store;
@@ -107,6 +109,7 @@ export class MachineRegistry {
       )
         this.#returning.add(row.id);
       this.#entries.set(row.id, this.#entry(row, now));
+      this.#keepJoinOrder(row);
     }
   }
 
@@ -166,7 +169,25 @@ export class MachineRegistry {
       e.row = row;
     } else {
       this.#entries.set(row.id, this.#entry(row, Date.now()));
+      this.#keepJoinOrder(row);
     }
+  }
+
+  /**
+   * Keep the entries in join order, (joined_at, id) as the store lists them, so every replica pages
+   * alike: a machine learnt late from a peer, or one whose join finished after a later one's, is moved
+   * to its place (a rebuild, rare); one that joined last, as most do, stays appended.
+   */
+  #keepJoinOrder(row: Machine): void {
+    const last = this.#last;
+    if (!last || joinedBefore(last, row)) {
+      this.#last = row;
+      return;
+    }
+    const sorted = [...this.#entries.values()].sort((a, b) => (joinedBefore(a.row, b.row) ? -1 : 1));
+    this.#entries.clear();
+    for (const e of sorted) this.#entries.set(e.row.id, e);
+    this.#last = sorted.at(-1)?.row;
   }
 
   remove(id: string): void {
@@ -321,8 +342,8 @@ export class MachineRegistry {
   }
 
   /**
-   * One page of machines in join order (the map keeps insertion order: loaded in join order, new
-   * machines appended), so paging needs no sort. `after` is the last id of the previous page.
+   * One page of machines in join order, the same on every replica (the map is kept in that order:
+   * loaded so, new machines put in their place), so paging needs no sort. `after` is the last id of the previous page.
    */
   page(q: { pool?: string; status?: string; limit?: number; after?: string } = {}): {
     machines: MachineView[];
@@ -549,4 +570,9 @@ function toView(e: Entry, now: number, cfg: LivenessConfig): MachineView {
 
 function factsOf(e: Entry): MachineFacts {
   return { id: e.row.id, pool: e.row.pool, country: e.row.country, hardware: e.hardware };
+}
+
+/** a joined before b: by join time, then id (the store's order). */
+function joinedBefore(a: Machine, b: Machine): boolean {
+  return a.joined_at < b.joined_at || (a.joined_at === b.joined_at && a.id < b.id);
 }

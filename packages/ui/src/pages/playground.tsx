@@ -15,6 +15,9 @@ export function PlaygroundPage() {
   const [answer, setAnswer] = useState<string>();
   const [rate, setRate] = useState<string>();
   const [error, setError] = useState<string>();
+  // The engine's own default lets an answer run to the end of its context: the playground caps it.
+  const [maxTokens, setMaxTokens] = useState("512");
+  const [temperature, setTemperature] = useState("0.7");
   const stop = useRef<AbortController | undefined>(undefined);
 
   useEffect(() => {
@@ -37,7 +40,10 @@ export function PlaygroundPage() {
     let tokens = 0;
     let first: number | undefined;
     try {
-      const stream = api.inference.chatStream({ model, messages: asked }, { signal: ctl.signal });
+      const stream = api.inference.chatStream(
+        { model, messages: asked, maxTokens: Number(maxTokens), temperature: Number(temperature) },
+        { signal: ctl.signal },
+      );
       for await (const chunk of stream) {
         if (!chunk.content) continue;
         // Speed counts from the first token: loading the model is not generation.
@@ -109,6 +115,32 @@ export function PlaygroundPage() {
             value={prompt}
             onInput={(e) => setPrompt(e.currentTarget.value)}
           />
+          <div class="settings">
+            <label>
+              Max tokens
+              <input
+                type="number"
+                min={1}
+                max={32768}
+                step={1}
+                required
+                value={maxTokens}
+                onInput={(e) => setMaxTokens(e.currentTarget.value)}
+              />
+            </label>
+            <label>
+              Temperature
+              <input
+                type="number"
+                min={0}
+                max={2}
+                step={0.1}
+                required
+                value={temperature}
+                onInput={(e) => setTemperature(e.currentTarget.value)}
+              />
+            </label>
+          </div>
           <div class="actions">
             {busy ? (
               <button type="button" class="secondary" onClick={() => stop.current?.abort()}>
