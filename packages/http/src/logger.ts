@@ -1,5 +1,6 @@
+import { createRequire } from "node:module";
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from "pino";
-import pretty from "pino-pretty";
+import type PinoPretty from "pino-pretty";
 
 /** Fields that may carry secrets are never written, whatever logs them. */
 export const REDACT = [
@@ -92,6 +93,8 @@ export function createLogger(
   };
   if (destination) return redactingChildren(pino(opts, destination));
   if (wantPretty ?? process.stdout.isTTY) {
+    // Loaded only for a terminal: a daemon's or an engine's piped logs need none of it (~2 MB).
+    const pretty = createRequire(import.meta.url)("pino-pretty") as typeof PinoPretty;
     return redactingChildren(
       pino(opts, pretty({ sync: true, translateTime: "HH:MM:ss", ignore: "pid,hostname" })),
     );

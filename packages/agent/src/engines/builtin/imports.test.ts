@@ -45,6 +45,8 @@ describe("the builtin engine's imports", () => {
     const loaded = modulesLoaded();
     expect(loaded.some((url) => url.endsWith("/engines/builtin/server.ts"))).toBe(true);
     expect(loaded.filter((url) => url.includes("/node_modules/undici/"))).toEqual([]);
+    // Its log goes to the agent through a pipe: no terminal formatter.
+    expect(loaded.filter((url) => url.includes("/node_modules/pino-pretty/"))).toEqual([]);
     expect(loaded.filter((url) => /\/packages\/(http|protocol)\/src\/index\.ts$/.test(url))).toEqual([]);
     // The protocol's machine, deployment and job schemas are the gateway's and the agent's, not the engine's.
     expect(
