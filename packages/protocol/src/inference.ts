@@ -86,6 +86,11 @@ export const ServedModelView = Type.Object({
   error: Type.Optional(Type.String()),
   /** A gateway started it for a deployment (absent: the machine's owner started it by hand). */
   deployment: Type.Optional(Type.Boolean()),
+  /**
+   * The format its engine loads, when not the stored model's: the machine converted it for an engine
+   * that takes no other (a GGUF dequantised to safetensors for vLLM or SGLang).
+   */
+  converted_to: Type.Optional(Type.String()),
 });
 export type ServedModelView = Static<typeof ServedModelView>;
 

@@ -37,6 +37,8 @@ export interface ModelSpec {
   contextSize?: number | undefined;
   /** Bytes the model is expected to need (weights + KV cache at contextSize), when known. */
   memoryBytes?: number | undefined;
+  /** The stored model's format, when these weights were converted from it for this engine. */
+  convertedFrom?: ModelFormat | undefined;
 }
 
 export type ServingState = "starting" | "ready" | "error" | "stopped";

@@ -21,7 +21,15 @@ import type { ServedList } from "./served-list.ts";
 /** Where models come from: the model store, answering a name with weights and an estimate. */
 export interface ModelCatalog {
   resolve(name: string, opts?: { contextSize?: number | undefined }): Promise<ModelSpec>;
+  /**
+   * The model's weights in format `to`, made from the stored ones once and kept (a GGUF dequantised to
+   * safetensors for an engine that serves no GGUF); absent, no conversion happens on this machine.
+   */
+  convertFor?(spec: ModelSpec, to: ModelFormat, engine: EngineName): Promise<ModelSpec>;
 }
+
+/** What a format can be converted to on the way to an engine (models/convert). */
+const CONVERTS_TO: Partial<Record<ModelFormat, ModelFormat>> = { gguf: "safetensors" };
 
 export type ChooseEngine = (input: {
   format: ModelFormat;
@@ -213,14 +221,9 @@ export class InferenceManager {
     contextSize?: number | undefined;
   }): Promise<ServedModel> {
     const { log, hardware } = this.#deps;
-    const spec = await this.#deps.catalog.resolve(req.model, { contextSize: req.contextSize });
+    const stored = await this.#deps.catalog.resolve(req.model, { contextSize: req.contextSize });
     await this.detect();
-    const engineName = this.#deps.choose({
-      format: spec.format,
-      hardware,
-      detections: this.#detections,
-      preferred: req.engine ?? this.#deps.preferred,
-    });
+    const { engineName, spec } = await this.#engineFor(stored, req.engine ?? this.#deps.preferred);
     const engine = this.#deps.engines.get(engineName);
     if (!engine)
       throw new Beta9Error("engine_not_installed", `engine ${engineName} is not available on this agent`);
@@ -244,6 +247,43 @@ export class InferenceManager {
       log.error({ model: spec.name, engine: engineName, err: message }, `could not start ${spec.name}`);
       if (err instanceof Beta9Error) throw err;
       throw new Beta9Error("engine_start_failed", message);
+    }
+  }
+
+  /**
+   * The engine for a stored model, and the weights it loads: the stored ones when an engine here takes
+   * their format; else, when one takes a format they convert to (a GGUF on a machine with vLLM or
+   * SGLang only), the converted ones, made once and reused. No engine either way: the first refusal.
+   */
+  async #engineFor(
+    stored: ModelSpec,
+    preferred: EngineName | undefined,
+  ): Promise<{ engineName: EngineName; spec: ModelSpec }> {
+    const choose = (format: ModelFormat) =>
+      this.#deps.choose({ format, hardware: this.#deps.hardware, detections: this.#detections, preferred });
+    try {
+      return { engineName: choose(stored.format), spec: stored };
+    } catch (refused) {
+      const to = CONVERTS_TO[stored.format];
+      const convertFor = this.#deps.catalog.convertFor?.bind(this.#deps.catalog);
+      if (!to || !convertFor) throw refused;
+      let engineName: EngineName;
+      try {
+        engineName = choose(to);
+      } catch {
+        throw refused;
+      }
+      this.#deps.log.info(
+        { model: stored.name, engine: engineName },
+        `no engine here serves ${stored.format}: converting ${stored.name} to ${to} for ${engineName}`,
+      );
+      try {
+        return { engineName, spec: await convertFor(stored, to, engineName) };
+      } catch (err) {
+        // Shown in /inference/status as any failed start is: the model, the engine, the reason.
+        this.#errors.set(stored.name, { engine: engineName, message: (err as Error).message });
+        throw err;
+      }
     }
   }
 
@@ -369,6 +409,7 @@ export class InferenceManager {
         context_size: s.model.contextSize ?? null,
         ...(state === "error" ? { error: s.stderrTail() || "the engine stopped" } : {}),
         ...(this.#forDeployment.has(s.model.name) ? { deployment: true } : {}),
+        ...(s.model.convertedFrom ? { converted_to: s.model.format } : {}),
       });
     }
     for (const [name, e] of this.#errors) {

@@ -1,6 +1,7 @@
 import { Beta9Error, type StoredModelView } from "@beta9/protocol";
-import type { ModelSpec } from "../engines/engine.ts";
+import type { EngineName, ModelFormat, ModelSpec } from "../engines/engine.ts";
 import type { OllamaEngine } from "../engines/ollama.ts";
+import { ggufToSafetensors } from "../models/convert/gguf-to-hf.ts";
 import { parseQuantizationType, quantizeModel } from "../models/convert/quantize.ts";
 import { pullHfRepo } from "../models/hf-repo.ts";
 import { ModelError } from "../models/model-error.ts";
@@ -20,6 +21,44 @@ export class StoreCatalog implements ModelCatalog, ModelPuller {
 
   resolve(name: string, opts: { contextSize?: number | undefined } = {}): Promise<ModelSpec> {
     return this.#store.resolve(name, opts.contextSize ? { contextSize: opts.contextSize } : {});
+  }
+
+  /**
+   * A stored GGUF as a float16 safetensors repository for `engine` (vLLM, SGLang): dequantised once per
+   * source and kept under the store (`ggufToSafetensors`), every later start reuses it. Its weights'
+   * size is what it needs in memory before the engine's cache.
+   */
+  async convertFor(spec: ModelSpec, to: ModelFormat, engine: EngineName): Promise<ModelSpec> {
+    if (spec.format !== "gguf" || to !== "safetensors")
+      throw new ModelError(
+        "conversion_failed",
+        `${spec.name} is ${spec.format}; only a GGUF converts (to safetensors) on its way to ${engine}`,
+      );
+    const record = await this.#store.get(spec.name);
+    try {
+      const made = await ggufToSafetensors(this.#store, {
+        from: spec.name,
+        owner: record?.owner ?? undefined,
+      });
+      const weights = made.files
+        .filter((f) => f.name.endsWith(".safetensors"))
+        .reduce((sum, f) => sum + f.size, 0);
+      return {
+        name: spec.name,
+        format: "safetensors",
+        path: made.dir,
+        contextSize: spec.contextSize,
+        memoryBytes: weights,
+        convertedFrom: "gguf",
+      };
+    } catch (err) {
+      if (!(err instanceof Beta9Error)) throw err;
+      // Said for the start that needed it: which engine, and why it took a conversion.
+      throw new ModelError(
+        err.code as ModelError["code"],
+        `${spec.name} is GGUF and no engine here serves GGUF, so it was to be converted to safetensors for ${engine}: ${err.message}`,
+      );
+    }
   }
 
   async pull(name: string, source: string | undefined, opts: PullerOptions): Promise<StoredModelView> {

@@ -479,9 +479,13 @@ export class ReplicaManager {
 const key = (machineId: string, model: string) => `${machineId}\u0000${model}`;
 
 /** "serves GGUF Q8_0 on builtin, quantized from Q4_1 by llama-quantize (…)", or "converted … from safetensors": for placed_because. */
-function servedAs(dep: DeploymentSpec, stored: StoredModelView | null, status: InferenceStatus): string {
-  const engine =
-    status.models.find((m) => m.name === dep.name)?.engine || dep.engine || "the machine's engine";
+export function servedAs(
+  dep: DeploymentSpec,
+  stored: StoredModelView | null,
+  status: InferenceStatus,
+): string {
+  const served = status.models.find((m) => m.name === dep.name);
+  const engine = served?.engine || dep.engine || "the machine's engine";
   const format = stored
     ? `${stored.format.toUpperCase()}${stored.quantization ? ` ${stored.quantization}` : ""}`
     : "the model";
@@ -492,5 +496,7 @@ function servedAs(dep: DeploymentSpec, stored: StoredModelView | null, status: I
     : from.format === "safetensors"
       ? `, converted on the machine from safetensors (${from.name}) to GGUF ${from.target} by ${from.converter.version}`
       : `, quantized on the machine from ${from.quantization ?? from.format} by ${from.converter.tool} ${from.converter.version} as the deployment asks (quantize ${from.target})`;
+  if (served?.converted_to)
+    return `serves ${format} on ${engine} as ${served.converted_to} (${chosen}; no engine there serves ${stored?.format ?? "the stored format"}, so the machine dequantised it to float16 once and keeps it)${made}`;
   return `serves ${format} on ${engine} (${chosen})${made}`;
 }

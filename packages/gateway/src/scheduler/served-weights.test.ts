@@ -1,7 +1,8 @@
-import type { StoredModelView } from "@beta9/protocol";
+import type { InferenceStatus, StoredModelView } from "@beta9/protocol";
 import { describe, expect, it } from "vitest";
 import { machineView } from "../placement/testing/machine-view.ts";
 import { placeReplica } from "./placement.ts";
+import { type DeploymentSpec, servedAs } from "./replicas.ts";
 import { servedWeights } from "./served-weights.ts";
 
 const GB = 1e9;
@@ -75,5 +76,44 @@ describe("placing a deployment by the weights its machines serve after convertin
   it("a GGUF served as fetched: nothing more than the agent's own check", () => {
     const { converted_from: _, ...fetched } = converted;
     expect(servedWeights({ name: "llama", quantize: null }, fetched)).toBeNull();
+  });
+});
+
+describe("the placement explanation of a replica the machine converted for its engine", () => {
+  const dep = { name: "smol", engine: "vllm" } as DeploymentSpec;
+  const { converted_from: _, ...gguf } = { ...converted, name: "smol", quantization: "Q4_1", size: 0.1 * GB };
+  const status = (served: InferenceStatus["models"][number]): InferenceStatus => ({
+    status: "running",
+    running: true,
+    endpoint: null,
+    models: [served],
+    engines: [],
+  });
+
+  it("a GGUF on vLLM: the stored format, the engine, the format it loads and why", () => {
+    const text = servedAs(
+      dep,
+      gguf,
+      status({
+        name: "smol",
+        engine: "vllm",
+        state: "ready",
+        memory_bytes: 0.27 * GB,
+        context_size: null,
+        converted_to: "safetensors",
+      }),
+    );
+    expect(text).toBe(
+      "serves GGUF Q4_1 on vllm as safetensors (the deployment names it; no engine there serves gguf, so the machine dequantised it to float16 once and keeps it)",
+    );
+  });
+
+  it("the same GGUF on the builtin engine: served as stored", () => {
+    const text = servedAs(
+      { ...dep, engine: null },
+      gguf,
+      status({ name: "smol", engine: "builtin", state: "ready", memory_bytes: null, context_size: null }),
+    );
+    expect(text).toBe("serves GGUF Q4_1 on builtin (the machine's choice for that format)");
   });
 });
