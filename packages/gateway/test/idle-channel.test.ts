@@ -111,6 +111,11 @@ describe("failure detection on idle and HTTP/2 channels", () => {
 
   async function agentFrozen(): Promise<void> {
     await waitFor(async () => (await machineStatus()) === "READY", { what: "READY" });
+    const silenceClosed = () =>
+      gw.proc
+        .logs()
+        .filter((e) => e.msg === "closing agent channel" && /^no heartbeat/.test(String(e.reason))).length;
+    const closedBefore = silenceClosed();
     agent.proc.child.kill("SIGSTOP");
     const frozenAt = Date.now();
     try {
@@ -120,6 +125,12 @@ describe("failure detection on idle and HTTP/2 channels", () => {
         intervalMs: 250,
       });
       expect(Date.now() - frozenAt).toBeLessThanOrEqual(15_500);
+      // The silent channel is closed by the gateway's next sweep (once a second): an agent thawed
+      // before it would carry on with that channel.
+      await waitFor(() => silenceClosed() > closedBefore, {
+        what: "the silent channel closed",
+        timeoutMs: 5_000,
+      });
     } finally {
       agent.proc.child.kill("SIGCONT");
     }
