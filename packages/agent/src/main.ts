@@ -3,6 +3,7 @@ import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { createLogger } from "@beta9/http";
 import { describeRelease, keepHeapSmall, releaseStartupMemory } from "@beta9/http/heap";
+import { installPinnedUndici } from "@beta9/http/undici-global";
 import { BETA9_VERSION, CONTROL_PORT } from "@beta9/protocol";
 import { Command, InvalidArgumentError } from "commander";
 import YAML from "yaml";
@@ -62,6 +63,7 @@ const RELEASE_AFTER_MS = 5_000;
 
 async function run(opts: { tui?: boolean; listen?: string[]; debug?: boolean }): Promise<void> {
   keepHeapSmall(AGENT_YOUNG_GENERATION_CAP);
+  installPinnedUndici();
   const path = configPath();
   const config = await loadConfig(path);
   // The dashboard draws on stdout and reads keys from stdin, so it needs a terminal on both.

@@ -1,6 +1,7 @@
 import { isIP, type Server } from "node:net";
 import { hostname } from "node:os";
 import { resolve } from "node:path";
+import { installPinnedUndici } from "@beta9/http/undici-global";
 import { BETA9_VERSION, GATEWAY_PORT, parseDuration } from "@beta9/protocol";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { buildGateway } from "./app.ts";
@@ -14,6 +15,7 @@ import { keepHeapSmall } from "./memory.ts";
 
 // Before anything allocates: V8's defaults would hold several times the heap a gateway uses.
 keepHeapSmall();
+installPinnedUndici();
 
 const duration = (v: string) => {
   try {
