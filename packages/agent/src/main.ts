@@ -96,7 +96,10 @@ async function run(opts: { tui?: boolean; listen?: string[]; debug?: boolean }):
       busyCap: AGENT_BUSY_YOUNG_GENERATION_CAP,
       idleAfterMs: AGENT_IDLE_AFTER_MS,
       onIdle: (released) =>
-        log.info({ rss_before: released.rssBefore, rss_after: released.rssAfter }, describeRelease(released)),
+        log.info(
+          { rss_before: released.rssBefore, rss_after: released.rssAfter },
+          describeRelease(released, "the memory its requests took"),
+        ),
     }),
   );
   setTimeout(() => {

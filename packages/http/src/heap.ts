@@ -105,7 +105,7 @@ export function releaseStartupMemory(): Release {
 }
 
 /** "RSS 131 → 104 MB", for the log line that says it was done. */
-export function describeRelease(r: Release): string {
+export function describeRelease(r: Release, what = "start-up memory"): string {
   const mb = (n: number) => Math.round(n / 2 ** 20);
-  return `gave start-up memory back: RSS ${mb(r.rssBefore)} → ${mb(r.rssAfter)} MB`;
+  return `gave ${what} back: RSS ${mb(r.rssBefore)} → ${mb(r.rssAfter)} MB`;
 }
