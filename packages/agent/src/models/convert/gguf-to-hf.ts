@@ -13,7 +13,7 @@ import {
   hfDirSha256,
   pythonVersions,
 } from "./hf-tools.ts";
-import { runTool } from "./run-tool.ts";
+import { ensureRoom, runTool } from "./run-tool.ts";
 
 /*
  * GGUF → safetensors by transformers' own GGUF loader (it dequantises with gguf-py and undoes the q/k
@@ -197,6 +197,14 @@ async function convert(
   if (!input) throw fail("reading the model", `${req.from} has no weights file on this machine`);
   const root = safetensorsDir(store);
   await mkdir(root, { recursive: true });
+  // The weights at the target dtype: 2 bytes a parameter (4 for float32), the tokenizer aside.
+  const params = (await store.get(converted_from.name))?.parameter_count ?? null;
+  if (params !== null)
+    await ensureRoom(
+      root,
+      params * (converted_from.target === "float32" ? 4 : 2),
+      `converting ${req.from} from GGUF to safetensors (${converted_from.target})`,
+    );
   const tmp = join(root, `.tmp-${randomBytes(8).toString("hex")}`);
   let step = "starting the converter";
   let said: string | undefined;

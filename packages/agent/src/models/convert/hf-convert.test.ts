@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { copyFile, mkdir, readdir, readFile, rm, truncate, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { TEST_MODEL, tempDir, testModelPath } from "@beta9/test-utils";
@@ -257,4 +258,33 @@ describe("safetensors ↔ GGUF", () => {
     expect(await store.get("smol-bf16")).toBeUndefined();
     expect(await leftovers()).toEqual([]);
   }, 120_000);
+
+  // A small file system of its own (tmpfs) is the honest way to run out of disk: mounting needs root.
+  it.skipIf(process.getuid?.() !== 0)(
+    "refuses a GGUF → safetensors conversion the disk cannot hold, before running the tool",
+    async () => {
+      const dir = tempDir("b9-hf-full-");
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=48m", "tmpfs", dir]);
+      try {
+        const small = new ModelStore({
+          dir,
+          allowedDirs: [dirname(testModelPath())],
+          localImport: "in-place",
+        });
+        await small.pull("smol", testModelPath());
+        const seen: string[] = [];
+        const err = await fails(
+          ggufToSafetensors(small, { from: "smol", python, onProgress: (p) => seen.push(p.status) }),
+        );
+        expect(err.code).toBe("insufficient_disk");
+        expect(err.message).toMatch(
+          /^converting smol from GGUF to safetensors \(float16\) needs about \d+ MiB in .*, and \d+ MiB are free; free some space/,
+        );
+        expect(seen).toEqual([]);
+        expect(await leftovers(small)).toEqual([]);
+      } finally {
+        execFileSync("umount", [dir]);
+      }
+    },
+  );
 });

@@ -1,4 +1,4 @@
-import { mkdir, rm, statfs } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import {
@@ -12,7 +12,7 @@ import { isModelError, ModelError } from "../model-error.ts";
 import { joinRun, type SharedRun } from "../shared-run.ts";
 import type { GgufModelRecord, ModelStore, PullProgress } from "../store.ts";
 import { engineLlama, ensureQuantizeTool, type LlamaSource, llamaVersion } from "./llama-tools.ts";
-import { runTool } from "./run-tool.ts";
+import { ensureRoom, runTool } from "./run-tool.ts";
 
 /*
  * GGUF → GGUF at another quantisation, by llama.cpp's own quantize tool at the engine's release. The
@@ -57,19 +57,12 @@ function failed(req: QuantizeRequest, type: string, reason: string): ModelError 
   );
 }
 
-/** Stop early when the output cannot fit; a tool that meets a full disk halfway wastes the time. */
+/** Stop early when the output cannot fit (its size from the parameter count and the type's bits). */
 async function checkRoom(dir: string, origin: GgufModelRecord, type: QuantizationType, req: QuantizeRequest) {
   const params = origin.parameter_count;
   const bits = BITS_PER_WEIGHT[type];
   if (params === null || bits === undefined) return;
-  const need = Math.ceil((params * bits) / 8);
-  const fs = await statfs(dir);
-  const free = fs.bavail * fs.bsize;
-  if (free < need)
-    throw new ModelError(
-      "insufficient_disk",
-      `quantizing ${req.from} to ${type} needs about ${Math.ceil(need / 1024 ** 2)} MiB in ${dir}, and ${Math.floor(free / 1024 ** 2)} MiB are free; free some space or remove models`,
-    );
+  await ensureRoom(dir, Math.ceil((params * bits) / 8), `quantizing ${req.from} to ${type}`);
 }
 
 /**

@@ -1,5 +1,7 @@
+import { statfs } from "node:fs/promises";
 import { startChild } from "../../process/child.ts";
 import type { PidfileRegistry } from "../../process/pidfiles.ts";
+import { ModelError } from "../model-error.ts";
 
 /** How a conversion tool ended when it did not succeed: stopped by the caller, or failed with its last words. */
 export type ToolOutcome = { ok: true } | { ok: false; stopped: boolean; said: string };
@@ -53,4 +55,18 @@ export async function runTool(opts: RunToolOptions): Promise<ToolOutcome> {
   const refusals = lines.filter((l) => REFUSAL.test(l));
   const said = (refusals.length > 0 ? refusals : lines).slice(-3).join("; ");
   return { ok: false, stopped: false, said: said || `exit code ${exit.code}` };
+}
+
+/**
+ * Refuses before a tool runs when `dir`'s file system cannot hold `need` bytes: a tool that meets a
+ * full disk halfway wastes its time. `doing` names the model and the step ("quantizing smol to F16").
+ */
+export async function ensureRoom(dir: string, need: number, doing: string): Promise<void> {
+  const fs = await statfs(dir);
+  const free = fs.bavail * fs.bsize;
+  if (free < need)
+    throw new ModelError(
+      "insufficient_disk",
+      `${doing} needs about ${Math.ceil(need / 1024 ** 2)} MiB in ${dir}, and ${Math.floor(free / 1024 ** 2)} MiB are free; free some space or remove models`,
+    );
 }
