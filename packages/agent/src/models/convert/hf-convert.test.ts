@@ -1,4 +1,3 @@
-import { execFileSync } from "node:child_process";
 import { copyFile, mkdir, readdir, readFile, rm, truncate, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { TEST_MODEL, tempDir, testModelPath } from "@beta9/test-utils";
@@ -6,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type EngineProcess, startEngine } from "../../engines/builtin/testing/engine-process.ts";
 import { isModelError } from "../model-error.ts";
 import { ModelStore, type PullProgress } from "../store.ts";
+import { canMountTmpfs, withSmallStore } from "../testing/small-disk.ts";
 import { ggufToSafetensors, type HfModelDir, safetensorsDir } from "./gguf-to-hf.ts";
 import { safetensorsToGguf } from "./hf-to-gguf.ts";
 
@@ -259,19 +259,10 @@ describe("safetensors ↔ GGUF", () => {
     expect(await leftovers()).toEqual([]);
   }, 120_000);
 
-  // A small file system of its own (tmpfs) is the honest way to run out of disk: mounting needs root.
-  it.skipIf(process.getuid?.() !== 0)(
+  it.skipIf(!canMountTmpfs)(
     "refuses a GGUF → safetensors conversion the disk cannot hold, before running the tool",
-    async () => {
-      const dir = tempDir("b9-hf-full-");
-      execFileSync("mount", ["-t", "tmpfs", "-o", "size=48m", "tmpfs", dir]);
-      try {
-        const small = new ModelStore({
-          dir,
-          allowedDirs: [dirname(testModelPath())],
-          localImport: "in-place",
-        });
-        await small.pull("smol", testModelPath());
+    () =>
+      withSmallStore(48, async (small) => {
         const seen: string[] = [];
         const err = await fails(
           ggufToSafetensors(small, { from: "smol", python, onProgress: (p) => seen.push(p.status) }),
@@ -282,9 +273,6 @@ describe("safetensors ↔ GGUF", () => {
         );
         expect(seen).toEqual([]);
         expect(await leftovers(small)).toEqual([]);
-      } finally {
-        execFileSync("umount", [dir]);
-      }
-    },
+      }),
   );
 });

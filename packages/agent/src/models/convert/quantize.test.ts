@@ -1,4 +1,3 @@
-import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readdir, readFile, truncate } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -7,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type EngineProcess, startEngine } from "../../engines/builtin/testing/engine-process.ts";
 import { isModelError } from "../model-error.ts";
 import { ModelStore, type PullProgress } from "../store.ts";
+import { canMountTmpfs, withSmallStore } from "../testing/small-disk.ts";
 import { quantizeModel } from "./quantize.ts";
 
 /*
@@ -219,38 +219,24 @@ describe("quantizing a stored GGUF", () => {
     expect(await leftovers()).toEqual([]);
   }, 120_000);
 
-  // A small file system of its own (tmpfs) is the honest way to run out of disk: mounting needs root.
-  it.skipIf(process.getuid?.() !== 0)(
-    "refuses when the disk cannot hold the output, before running the tool",
-    async () => {
-      const dir = tempDir("b9-convert-full-");
-      execFileSync("mount", ["-t", "tmpfs", "-o", "size=32m", "tmpfs", dir]);
-      try {
-        const small = new ModelStore({
-          dir,
-          allowedDirs: [dirname(testModelPath())],
-          localImport: "in-place",
-        });
-        await small.pull("smol", testModelPath());
-        const seen: string[] = [];
-        const err = await fails(
-          quantizeModel(small, {
-            from: "smol",
-            name: "smol-f16",
-            type: "F16",
-            onProgress: (p) => seen.push(p.status),
-          }),
-        );
-        expect(err.code).toBe("insufficient_disk");
-        expect(err.message).toMatch(
-          /^quantizing smol to F16 needs about \d+ MiB in .*, and \d+ MiB are free; free some space/,
-        );
-        expect(seen).toEqual([]);
-        expect(await small.get("smol-f16")).toBeUndefined();
-        expect(await readdir(join(dir, "blobs"))).toEqual([]);
-      } finally {
-        execFileSync("umount", [dir]);
-      }
-    },
+  it.skipIf(!canMountTmpfs)("refuses when the disk cannot hold the output, before running the tool", () =>
+    withSmallStore(32, async (small) => {
+      const seen: string[] = [];
+      const err = await fails(
+        quantizeModel(small, {
+          from: "smol",
+          name: "smol-f16",
+          type: "F16",
+          onProgress: (p) => seen.push(p.status),
+        }),
+      );
+      expect(err.code).toBe("insufficient_disk");
+      expect(err.message).toMatch(
+        /^quantizing smol to F16 needs about \d+ MiB in .*, and \d+ MiB are free; free some space/,
+      );
+      expect(seen).toEqual([]);
+      expect(await small.get("smol-f16")).toBeUndefined();
+      expect(await readdir(join(small.dir, "blobs"))).toEqual([]);
+    }),
   );
 });
