@@ -66,7 +66,9 @@ describe("prefer low-carbon", () => {
     const answer = await openai.chat.completions.create({
       model: "green",
       messages: [{ role: "user", content: "Say hi" }],
-      max_tokens: 2,
+      // Greedy: sampled, two tokens may be nothing but whitespace.
+      max_tokens: 8,
+      temperature: 0,
     });
     expect(answer.choices[0]?.message.content).toBeTruthy();
     const { replicas } = (await gw.api<Json>("GET", "/api/v1/replicas")).body;
