@@ -1,17 +1,16 @@
-import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { copyFile, mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import {
   type AgentProc,
   allowTestModel,
-  BIN,
   type CliResult,
   childProcesses,
   type FileServer,
   freePort,
   type GatewayProc,
   initAgent,
+  interruptB9,
   runB9,
   runNginx,
   servePythonFolder,
@@ -298,16 +297,7 @@ describe.skipIf(!python)("b9 model deploy --source hf:ORG/REPO (safetensors)", (
 
   it("Ctrl-C during the conversion stops it on the machine and leaves no model; a later pull converts afresh", async () => {
     expect((await b9(["model", "deploy", "smol-stop", "--source", "hf:acme/smol-other"])).code).toBe(0);
-    const child = spawn(process.execPath, [BIN.cli, "model", "pull", "smol-stop"], {
-      env,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => {
-      stderr += d.toString("utf8");
-      if (/converting smol-stop/.test(stderr)) child.kill("SIGINT");
-    });
-    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    const { code, stderr } = await interruptB9(["model", "pull", "smol-stop"], env, /converting smol-stop/);
     expect(stderr).toMatch(/^worker: pulling smol-stop/m);
     expect(code).toBe(130);
     await waitFor(

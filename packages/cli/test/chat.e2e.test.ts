@@ -6,7 +6,9 @@ import {
   BIN,
   builtinEngineModel,
   builtinEnginePort,
+  type CliResult,
   type GatewayProc,
+  runB9,
   startGateway,
   startModelAgent,
   startPythonFileServer,
@@ -32,26 +34,8 @@ let env: NodeJS.ProcessEnv;
 const STACK = /^\s+at /m;
 const FRANCE = "What is the capital of France?";
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function b9(args: string[], o: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Result> {
-  const child = spawn(process.execPath, [BIN.cli, ...args], { env: { ...env, ...o.env }, stdio: "pipe" });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => {
-    stdout += d.toString("utf8");
-  });
-  child.stderr.on("data", (d: Buffer) => {
-    stderr += d.toString("utf8");
-  });
-  child.stdin.end(o.input ?? "");
-  const code = await new Promise<number>((resolve) => child.on("close", (c) => resolve(c ?? -1)));
-  return { code, stdout, stderr };
-}
+const b9 = (args: string[], o: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> =>
+  runB9(args, { ...env, ...o.env }, o.input);
 
 async function key(name: string, scopes: string[]): Promise<{ id: string; key: string }> {
   const res = await gw.api<{ id: string; key: string }>("POST", "/api/v1/keys", { name, scopes });

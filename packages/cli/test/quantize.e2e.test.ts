@@ -1,11 +1,10 @@
-import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import {
-  BIN,
   type CliResult,
   childProcesses,
   type GatewayProc,
+  interruptB9,
   type ModelAgent,
   runB9,
   startGateway,
@@ -121,16 +120,7 @@ describe("b9 model deploy --quantize", { timeout: 240_000 }, () => {
     ]);
     expect(deployed.code, deployed.stderr).toBe(0);
     // First on this machine: the conversion begins by building llama-quantize (seconds), time to interrupt.
-    const child = spawn(process.execPath, [BIN.cli, "model", "pull", "smol-stop"], {
-      env,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => {
-      stderr += d.toString("utf8");
-      if (/quantiz/.test(stderr)) child.kill("SIGINT");
-    });
-    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    const { code, stderr } = await interruptB9(["model", "pull", "smol-stop"], env, /quantiz/);
     expect(stderr).toMatch(/^worker: (preparing llama-quantize|quantizing smol-stop to Q4_K_M)/m);
     expect(code).toBe(130);
     // The machine stops the tool (or its build) once the channel says the caller went away.

@@ -1,13 +1,13 @@
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import type { AiActReport } from "@beta9/sdk";
 import {
-  BIN,
   type GatewayProc,
   inferenceKey,
   type ModelAgent,
+  runB9,
   startGateway,
   startModelAgent,
   tempDir,
@@ -36,20 +36,7 @@ let inference: string;
 const out = tempDir("b9-ai-act-");
 const from = new Date(Date.now() - 3_600_000).toISOString();
 
-async function b9(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [BIN.cli, ...args], { env, stdio: "pipe" });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => {
-    stdout += d.toString("utf8");
-  });
-  child.stderr.on("data", (d: Buffer) => {
-    stderr += d.toString("utf8");
-  });
-  child.stdin.end();
-  const code = await new Promise<number>((resolve) => child.on("close", (c) => resolve(c ?? -1)));
-  return { code, stdout, stderr };
-}
+const b9 = (args: string[]) => runB9(args, env);
 
 async function report(
   q: string,

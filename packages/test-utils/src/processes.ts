@@ -109,6 +109,25 @@ export async function runB9(args: string[], env: NodeJS.ProcessEnv, input = ""):
   return { code, stdout, stderr };
 }
 
+/**
+ * The real `b9` with `args` and `env`, sent SIGINT (Ctrl-C) as soon as its stderr matches `when`; its
+ * exit code and what it wrote to stderr.
+ */
+export async function interruptB9(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  when: RegExp,
+): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, [BIN.cli, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => {
+    stderr += d.toString("utf8");
+    if (when.test(stderr)) child.kill("SIGINT");
+  });
+  const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+  return { code, stderr };
+}
+
 /** Poll until cond() is true; never sleep a fixed time in tests. */
 export async function waitFor(
   cond: () => boolean | Promise<boolean>,

@@ -116,30 +116,22 @@ export function PlaygroundPage() {
             onInput={(e) => setPrompt(e.currentTarget.value)}
           />
           <div class="settings">
-            <label>
-              Max tokens
-              <input
-                type="number"
-                min={1}
-                max={32768}
-                step={1}
-                required
-                value={maxTokens}
-                onInput={(e) => setMaxTokens(e.currentTarget.value)}
-              />
-            </label>
-            <label>
-              Temperature
-              <input
-                type="number"
-                min={0}
-                max={2}
-                step={0.1}
-                required
-                value={temperature}
-                onInput={(e) => setTemperature(e.currentTarget.value)}
-              />
-            </label>
+            <NumberSetting
+              label="Max tokens"
+              min={1}
+              max={32768}
+              step={1}
+              value={maxTokens}
+              onInput={setMaxTokens}
+            />
+            <NumberSetting
+              label="Temperature"
+              min={0}
+              max={2}
+              step={0.1}
+              value={temperature}
+              onInput={setTemperature}
+            />
           </div>
           <div class="actions">
             {busy ? (
@@ -160,5 +152,30 @@ export function PlaygroundPage() {
         </form>
       </div>
     </Page>
+  );
+}
+
+/** One of the answer's settings beside the message: a labelled number, required, within its range. */
+function NumberSetting(p: {
+  label: string;
+  min: number;
+  max: number;
+  step: number;
+  value: string;
+  onInput: (value: string) => void;
+}) {
+  return (
+    <label>
+      {p.label}
+      <input
+        type="number"
+        min={p.min}
+        max={p.max}
+        step={p.step}
+        required
+        value={p.value}
+        onInput={(e) => p.onInput(e.currentTarget.value)}
+      />
+    </label>
   );
 }

@@ -164,7 +164,13 @@ export async function ggufToSafetensors(store: ModelStore, req: GgufToHfRequest)
     target: dtype,
     converter: { tool: "transformers", version, args: ["--dtype", dtype] },
   };
-  const run = convert(store, req, { owner, converted_from, python, fail });
+  const run = convert(store, req, {
+    owner,
+    converted_from,
+    python,
+    fail,
+    parameterCount: origin.parameter_count ?? null,
+  });
   inFlight.set(key, run);
   try {
     return await run;
@@ -181,6 +187,8 @@ async function convert(
     converted_from: ConvertedFrom;
     python: string;
     fail: (step: string, reason: string) => ModelError;
+    /** The stored GGUF's, as read by the caller (null when unknown: no disk check). */
+    parameterCount: number | null;
   },
 ): Promise<HfModelDir> {
   const { owner, converted_from, python, fail } = at;
@@ -198,7 +206,7 @@ async function convert(
   const root = safetensorsDir(store);
   await mkdir(root, { recursive: true });
   // The weights at the target dtype: 2 bytes a parameter (4 for float32), the tokenizer aside.
-  const params = (await store.get(converted_from.name))?.parameter_count ?? null;
+  const params = at.parameterCount;
   if (params !== null)
     await ensureRoom(
       root,
