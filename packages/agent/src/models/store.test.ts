@@ -276,6 +276,20 @@ describe("ModelStore", () => {
     expect(server.requests.at(-1)!.range).toBe(`bytes=${16 * MiB}-`);
   });
 
+  it("lets the pull asked first go on when a second one of the same source comes at once, whatever the names cost to check", async () => {
+    server = await startFileServer({ file: testModelPath() });
+    const owner = join(workDir(), "owner");
+    const store = newStore({ allowedDirs: [owner] });
+    // The first pull's name has a record to read; the second's has none (a faster check).
+    await store.pull("m", await tinyGguf(owner, "tiny-m"));
+    for (let round = 0; round < 5; round++) {
+      const first = store.pull("m", server.url(), { expectedSha256: TEST_MODEL.sha256 });
+      const second = store.pull(`other-${round}`, server.url());
+      expect(await codeOf(second)).toBe("pull_in_progress");
+      expect((await first).record.sha256).toBe(TEST_MODEL.sha256);
+    }
+  });
+
   it("records ollama: sources for the Ollama engine to pull, without downloading", async () => {
     const store = newStore();
     const result = await store.pull("llama3.2:1b", "ollama:llama3.2:1b");

@@ -336,10 +336,8 @@ export class ModelStore {
       huggingFaceBaseUrl: this.options.huggingFaceBaseUrl,
     });
     const progress = options.onProgress ?? (() => {});
-    // Early, so nothing is fetched for a name that cannot be had; checked again when the record is written.
-    await this.checkOwner(modelName, options.owner);
-
     if (src.kind === "ollama") {
+      await this.checkOwner(modelName, options.owner);
       const record: OllamaModelRecord = {
         name: modelName,
         owner,
@@ -366,6 +364,7 @@ export class ModelStore {
       };
     }
 
+    // Claimed before anything else is awaited, so of two pulls of one source the first one asked goes on.
     const key = src.kind === "local" ? src.path : src.url;
     if (this.inFlight.has(key)) {
       throw new ModelError(
@@ -375,6 +374,8 @@ export class ModelStore {
     }
     this.inFlight.add(key);
     try {
+      // Early, so nothing is fetched for a name that cannot be had; checked again when the record is written.
+      await this.checkOwner(modelName, options.owner);
       let record: GgufModelRecord;
       if (expected !== undefined && (await this.mayReuse(expected, owner, src))) {
         // Blobs are named by verified content: the bytes are already here.
