@@ -1,8 +1,8 @@
 import { STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
-// The two protocol modules it needs, not the index: the builtin engine loads this and none of the other schemas.
-import { REQUEST_ID_HEADER } from "@beta9/protocol/audit";
 import { Beta9Error, type ErrorBody } from "@beta9/protocol/errors";
+// The two protocol modules it needs, not the index: the builtin engine loads this and none of the other schemas.
+import { REQUEST_ID_HEADER } from "@beta9/protocol/headers";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 
 /** Deeper JSON than any API body needs; far below where JSON.stringify would overflow the stack. */

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
-import { REQUEST_ID_HEADER } from "@beta9/protocol/audit";
+import { REQUEST_ID_HEADER } from "@beta9/protocol/headers";
 import type { FastifyInstance } from "fastify";
 
 /**

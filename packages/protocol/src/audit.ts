@@ -54,9 +54,6 @@ export const AuditEventList = Type.Object({
 });
 export type AuditEventList = Static<typeof AuditEventList>;
 
-/** The header that carries a request's id from the gateway to the agent (and back to the client). */
-export const REQUEST_ID_HEADER = "x-request-id";
-
 /** `GET /api/v1/audit`'s filters; `after` is a list's `next`, `follow` waits for new events. */
 export const AuditQuery = Type.Object(
   {

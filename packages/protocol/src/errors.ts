@@ -1,5 +1,3 @@
-import { type Static, Type } from "typebox";
-
 /**
  * Stable, machine-readable error codes. Clients switch on these; the message is for people.
  * Add codes; never rename one.
@@ -68,13 +66,10 @@ export const ErrorCodes = [
 ] as const;
 export type ErrorCode = (typeof ErrorCodes)[number];
 
-export const ErrorBody = Type.Object({
-  error: Type.Object({
-    code: Type.String(),
-    message: Type.String(),
-  }),
-});
-export type ErrorBody = Static<typeof ErrorBody>;
+/** What every error answer's body is. (A plain type: this module is loaded by the warm engine, which keeps no schema builder.) */
+export interface ErrorBody {
+  error: { code: string; message: string };
+}
 
 /** HTTP status that each code is answered with. */
 export const errorStatus: Record<ErrorCode, number> = {

@@ -11,6 +11,7 @@ export * from "./duration.ts";
 export * from "./energy.ts";
 export * from "./errors.ts";
 export * from "./hardware.ts";
+export * from "./headers.ts";
 export * from "./inference.ts";
 export * from "./jobs.ts";
 export * from "./machine.ts";

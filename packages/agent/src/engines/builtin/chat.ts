@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { ChatCompletion, ChatCompletionChunk } from "@beta9/protocol";
-import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import type { FastifyPluginAsyncJsonSchemaToTs } from "@fastify/type-provider-json-schema-to-ts";
 import { type ChatHistoryItem, LlamaChat } from "node-llama-cpp";
 import { badRequest } from "./errors.ts";
 import { serveGeneration, type WireFormat } from "./generation.ts";
@@ -10,7 +10,7 @@ import { ChatCompletionRequest, type ChatMessage } from "./openai-types.ts";
 import { samplingOptions } from "./sampling.ts";
 
 /** POST /v1/chat/completions, rendered with the model's own chat template. */
-export const chatRoutes: FastifyPluginAsyncTypebox<{ registry: ModelRegistry }> = async (
+export const chatRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { registry: ModelRegistry } }> = async (
   app,
   { registry },
 ) => {

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { TextCompletion } from "@beta9/protocol";
-import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import type { FastifyPluginAsyncJsonSchemaToTs } from "@fastify/type-provider-json-schema-to-ts";
 import { LlamaCompletion, LlamaVocabularyType, type Token } from "node-llama-cpp";
 import { badRequest } from "./errors.ts";
 import { serveGeneration, type WireFormat } from "./generation.ts";
@@ -10,10 +10,9 @@ import { CompletionRequest } from "./openai-types.ts";
 import { samplingOptions } from "./sampling.ts";
 
 /** POST /v1/completions: the raw prompt continued, no chat template. */
-export const completionRoutes: FastifyPluginAsyncTypebox<{ registry: ModelRegistry }> = async (
-  app,
-  { registry },
-) => {
+export const completionRoutes: FastifyPluginAsyncJsonSchemaToTs<{
+  Options: { registry: ModelRegistry };
+}> = async (app, { registry }) => {
   app.post("/v1/completions", { schema: { body: CompletionRequest } }, async (req, reply) => {
     const body = req.body;
     if (body.suffix)

@@ -1,15 +1,14 @@
 import type { EmbeddingList } from "@beta9/protocol";
-import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import type { FastifyPluginAsyncJsonSchemaToTs } from "@fastify/type-provider-json-schema-to-ts";
 import { clientAbortSignal } from "./client-abort.ts";
 import { badRequest, EngineError } from "./errors.ts";
 import type { ModelRegistry } from "./models.ts";
 import { EmbeddingRequest } from "./openai-types.ts";
 
 /** POST /v1/embeddings: one unit-length vector per input, as floats or base64 float32 (openai-node asks for that). */
-export const embeddingRoutes: FastifyPluginAsyncTypebox<{ registry: ModelRegistry }> = async (
-  app,
-  { registry },
-) => {
+export const embeddingRoutes: FastifyPluginAsyncJsonSchemaToTs<{
+  Options: { registry: ModelRegistry };
+}> = async (app, { registry }) => {
   app.post(
     "/v1/embeddings",
     { schema: { body: EmbeddingRequest } },

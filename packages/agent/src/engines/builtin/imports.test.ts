@@ -41,10 +41,12 @@ registerHooks({
 }
 
 describe("the builtin engine's imports", () => {
-  it("load only the parts of @beta9/http and @beta9/protocol it uses: no undici, no other schemas", () => {
+  it("load only the parts of @beta9/http and @beta9/protocol it uses: no undici, no TypeBox, no other schemas", () => {
     const loaded = modulesLoaded();
     expect(loaded.some((url) => url.endsWith("/engines/builtin/server.ts"))).toBe(true);
     expect(loaded.filter((url) => url.includes("/node_modules/undici/"))).toEqual([]);
+    // Its request schemas are plain JSON Schema: no schema builder at run time.
+    expect(loaded.filter((url) => url.includes("/node_modules/typebox/"))).toEqual([]);
     // Its log goes to the agent through a pipe: no terminal formatter.
     expect(loaded.filter((url) => url.includes("/node_modules/pino-pretty/"))).toEqual([]);
     expect(loaded.filter((url) => /\/packages\/(http|protocol)\/src\/index\.ts$/.test(url))).toEqual([]);

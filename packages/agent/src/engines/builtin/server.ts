@@ -2,7 +2,7 @@ import { bearerToken } from "@beta9/http/bearer";
 import type { Logger } from "@beta9/http/logger";
 import { serverOptions } from "@beta9/http/server-options";
 import type { ModelList } from "@beta9/protocol";
-import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import type { JsonSchemaToTsProvider } from "@fastify/type-provider-json-schema-to-ts";
 import Fastify, { type FastifyInstance } from "fastify";
 import { sameKey } from "../engine-key.ts";
 import { adminRoutes } from "./admin.ts";
@@ -31,7 +31,7 @@ export async function buildServer(opts: {
     ...serverOptions(opts.log, BODY_LIMIT),
     // On close, generations are already stopped (preClose); keep-alive sockets must not hold the exit.
     forceCloseConnections: true,
-  }).withTypeProvider<TypeBoxTypeProvider>();
+  }).withTypeProvider<JsonSchemaToTsProvider>();
   installOpenAIErrors(app);
   app.addHook("onRequest", async (req) => {
     if (!sameKey(bearerToken(req.headers.authorization), opts.apiKey))
