@@ -275,4 +275,30 @@ describe("safetensors ↔ GGUF", () => {
         expect(await leftovers(small)).toEqual([]);
       }),
   );
+
+  it.skipIf(!canMountTmpfs)(
+    "refuses a safetensors → GGUF conversion the disk cannot hold, before running the tool",
+    () =>
+      withSmallStore(48, async (small) => {
+        const seen: string[] = [];
+        const err = await fails(
+          safetensorsToGguf(small, {
+            dir: hf.dir,
+            source: "hf:test/smol",
+            name: "smol-q8",
+            type: "Q8_0",
+            python,
+            onProgress: (p) => seen.push(p.status),
+          }),
+        );
+        expect(err.code).toBe("insufficient_disk");
+        // SmolLM2-135M: ~135 M weights at 8.5 bits, about 143 MiB, on a 48 MiB disk.
+        expect(err.message).toMatch(
+          /^converting hf:test\/smol from safetensors to GGUF Q8_0 needs about 1[34]\d MiB in .*, and \d+ MiB are free; free some space/,
+        );
+        expect(seen).toEqual([]);
+        expect(await small.get("smol-q8")).toBeUndefined();
+        expect(await leftovers(small)).toEqual([]);
+      }),
+  );
 });

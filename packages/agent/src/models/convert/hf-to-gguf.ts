@@ -1,12 +1,13 @@
 import { rm } from "node:fs/promises";
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
+import { BITS_PER_WEIGHT } from "@beta9/protocol";
 import type { PidfileRegistry } from "../../process/pidfiles.ts";
 import { isModelError, ModelError } from "../model-error.ts";
 import { joinRun, type SharedRun } from "../shared-run.ts";
 import type { GgufModelRecord, ModelStore, PullProgress } from "../store.ts";
 import { checkHfDir, converterPython, ensureConvertScript, pythonVersions } from "./hf-tools.ts";
 import { engineLlama, type LlamaSource, llamaVersion } from "./llama-tools.ts";
-import { runTool } from "./run-tool.ts";
+import { ensureRoom, runTool } from "./run-tool.ts";
 
 /*
  * safetensors → GGUF by llama.cpp's own convert_hf_to_gguf.py at the engine's release (README.md beside
@@ -154,6 +155,12 @@ async function convert(
   }
 
   const tmp = await store.tempBlobPath();
+  // The weights at the type asked for; the tokenizer and metadata are small beside them.
+  await ensureRoom(
+    dirname(tmp),
+    Math.ceil((repo.parameters * (BITS_PER_WEIGHT[type] ?? 32)) / 8),
+    `converting ${model} from safetensors to GGUF ${type}`,
+  );
   try {
     progress({ status: "preparing convert_hf_to_gguf.py" });
     const script = await ensureConvertScript(llama, {

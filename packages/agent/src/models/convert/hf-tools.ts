@@ -68,6 +68,8 @@ export interface HfDir {
   architecture: string;
   /** Tensors in all its safetensors files (the converter's progress counts them). */
   tensors: number;
+  /** Weights in all of them: what the output's size follows. */
+  parameters: number;
 }
 
 /** The files a conversion reads: weights, config, tokenizer; a README or a picture changes nothing. */
@@ -103,7 +105,8 @@ export async function hashDir(dir: string, signal?: AbortSignal): Promise<HfFile
 export const CONVERSION_FILE = "b9-conversion.json";
 
 /** The number of tensors in a safetensors file, or why it is not a whole one. */
-async function safetensorsTensors(path: string): Promise<number> {
+/** Tensors and weights (the product of each tensor's shape) of one safetensors file, checked whole. */
+async function safetensorsTensors(path: string): Promise<{ tensors: number; parameters: number }> {
   const fh = await open(path, "r");
   try {
     const size = (await fh.stat()).size;
@@ -115,17 +118,22 @@ async function safetensorsTensors(path: string): Promise<number> {
       throw new Error("its header runs past the end of the file");
     const json = Buffer.alloc(length);
     await fh.read(json, 0, length, 8);
-    const header = JSON.parse(json.toString("utf8")) as Record<string, { data_offsets?: [number, number] }>;
+    const header = JSON.parse(json.toString("utf8")) as Record<
+      string,
+      { data_offsets?: [number, number]; shape?: number[] }
+    >;
     let end = 0;
     let tensors = 0;
+    let parameters = 0;
     for (const [name, t] of Object.entries(header)) {
       if (name === "__metadata__") continue;
       tensors++;
       end = Math.max(end, t.data_offsets?.[1] ?? 0);
+      parameters += (t.shape ?? []).reduce((n, d) => n * d, 1);
     }
     const want = 8 + length + end;
     if (size < want) throw new Error(`it is cut short: ${size} bytes of the ${want} its header describes`);
-    return tensors;
+    return { tensors, parameters };
   } finally {
     await fh.close();
   }
@@ -163,9 +171,12 @@ export async function checkHfDir(
   const weights = names.filter((n) => n.endsWith(".safetensors")).sort();
   if (weights.length === 0) throw fail("checking the weights", "the repository has no .safetensors files");
   let tensors = 0;
+  let parameters = 0;
   for (const file of weights) {
     try {
-      tensors += await safetensorsTensors(join(dir, file));
+      const read = await safetensorsTensors(join(dir, file));
+      tensors += read.tensors;
+      parameters += read.parameters;
     } catch (err) {
       throw fail(
         "checking the weights",
@@ -174,7 +185,7 @@ export async function checkHfDir(
     }
   }
   const files = await hashDir(dir, signal);
-  return { sha256: hfDirSha256(files), files, architecture, tensors };
+  return { sha256: hfDirSha256(files), files, architecture, tensors, parameters };
 }
 
 /**
