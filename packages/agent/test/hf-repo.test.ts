@@ -67,26 +67,29 @@ const leftovers = (a: AgentProc = agent) =>
 
 /**
  * Lay `files` of the repository out as Hugging Face serves them: resolve/REV/FILE and the tree listing;
- * `replace` gives some files other contents.
+ * `replace` gives some files other contents; `folder` puts them in a folder of the repository (listed
+ * by their path from the top, as the tree API does, beside another folder's files).
  */
 async function publish(
   root: string,
   repo: string,
   files: HfModelDir["files"],
   replace: Record<string, Buffer> = {},
+  folder = "",
 ): Promise<void> {
-  const at = join(root, repo, "resolve", "main");
+  const at = join(root, repo, "resolve", "main", folder);
   await mkdir(at, { recursive: true });
   for (const f of files) {
     const other = replace[f.name];
     if (other) await writeFile(join(at, f.name), other);
     else await copyFile(join(hf.dir, f.name), join(at, f.name));
   }
-  const listing = join(root, "api", "models", repo, "tree");
+  const listing = join(root, "api", "models", repo, "tree", ...(folder ? ["main"] : []));
   await mkdir(listing, { recursive: true });
+  const prefix = folder ? `${folder}/` : "";
   const entries = files.map((f) => ({
     type: "file",
-    path: f.name,
+    path: `${prefix}${f.name}`,
     size: replace[f.name]?.length ?? f.size,
     oid: f.sha256.slice(0, 40),
     ...(f.name.endsWith(".safetensors") ? { lfs: { oid: f.sha256, size: f.size, pointerSize: 134 } } : {}),
@@ -94,7 +97,10 @@ async function publish(
   // Beside what a conversion reads: a README and a folder, as real repositories have.
   entries.push({ type: "file", path: "README.md", size: 5, oid: "0".repeat(40) });
   entries.push({ type: "directory", path: "onnx", size: 0, oid: "1".repeat(40) });
-  await writeFile(join(listing, "main"), JSON.stringify(entries));
+  // Another folder's config, never published: fetching it would fail the pull.
+  if (folder)
+    entries.push({ type: "file", path: `${folder}/other/config.json`, size: 2, oid: "2".repeat(40) });
+  await writeFile(join(listing, folder || "main"), JSON.stringify(entries));
 }
 
 /** An agent joined to `g` whose hf: sources come from the stand-in hub. */
@@ -188,6 +194,13 @@ describe.skipIf(!python)("b9 model deploy --source hf:ORG/REPO (safetensors)", (
     await publish(root, "acme/smol-third", hf.files, {
       "config.json": Buffer.from(JSON.stringify({ ...config, _name_or_path: "acme/smol-third" })),
     });
+    await publish(
+      root,
+      "acme/collection",
+      hf.files,
+      { "config.json": Buffer.from(JSON.stringify({ ...config, _name_or_path: "acme/collection/smol" })) },
+      "smol",
+    );
     hub = await servePythonFolder(root);
     gw = await startGateway({ args: ["--heartbeat-interval", "1s"] });
     agent = await hubAgent(gw, "worker", python);
@@ -271,6 +284,34 @@ describe.skipIf(!python)("b9 model deploy --source hf:ORG/REPO (safetensors)", (
     expect(ps.stdout).toMatch(
       /smol on worker: .*serves GGUF F16 on builtin .*converted on the machine from safetensors \(hf:acme\/smol-st\) to GGUF F16 by convert_hf_to_gguf\.py llama\.cpp v/,
     );
+    expect(leftovers()).toEqual([]);
+  }, 600_000);
+
+  it("a folder of a repository (hf:ORG/REPO/FOLDER): only its files are fetched, converted and served: Paris", async () => {
+    const source = "hf:acme/collection/smol";
+    expect((await b9(["model", "deploy", "smol-folder", "--source", source, "--context", "2048"])).code).toBe(
+      0,
+    );
+    const pull = await b9(["model", "pull", "smol-folder"]);
+    expect(pull.code, pull.stderr).toBe(0);
+    expect(pull.stderr).toMatch(/^worker: converting smol-folder from safetensors 100%/m);
+    expect(record("smol-folder")).toMatchObject({
+      format: "gguf",
+      quantization: "F16",
+      source,
+      converted_from: { name: source, format: "safetensors", target: "F16" },
+    });
+    const chat = await b9([
+      "chat",
+      "smol-folder",
+      "What is the capital of France?",
+      "--max-tokens",
+      "12",
+      "--temperature",
+      "0",
+    ]);
+    expect(chat.code, chat.stderr).toBe(0);
+    expect(chat.stdout).toMatch(/Paris/);
     expect(leftovers()).toEqual([]);
   }, 600_000);
 

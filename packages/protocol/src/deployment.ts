@@ -29,7 +29,7 @@ export const DeploymentName = Type.String({
 export const CreateDeployment = Type.Object(
   {
     name: DeploymentName,
-    /** Where agents fetch it: http(s)://…, hf:ORG/REPO/FILE.gguf, ollama:NAME:TAG, or a path the machine's owner allowed. */
+    /** Where agents fetch it: http(s)://…, hf:ORG/REPO/FILE.gguf, hf:ORG/REPO[/FOLDER] (safetensors), ollama:NAME:TAG, or a path the machine's owner allowed. */
     source: Type.String({ minLength: 1, maxLength: 2048 }),
     sha256: Type.Optional(Type.String({ pattern: "^[a-f0-9]{64}$" })),
     engine: Type.Optional(EngineName),

@@ -55,7 +55,7 @@ export type InferenceStopRequest = Static<typeof InferenceStopRequest>;
 export const InferencePullRequest = Type.Object(
   {
     model: ModelName,
-    /** Where to get it: a path the owner allowed, http(s)://…, hf:ORG/REPO/FILE.gguf, ollama:NAME:TAG. */
+    /** Where to get it: a path the owner allowed, http(s)://…, hf:ORG/REPO/FILE.gguf, hf:ORG/REPO[/FOLDER] (safetensors), ollama:NAME:TAG. */
     source: Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })),
     sha256: Type.Optional(Type.String({ pattern: "^[a-f0-9]{64}$" })),
     /** For whom (see ModelOwner); absent, the machine's owner. */

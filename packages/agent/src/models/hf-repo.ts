@@ -194,14 +194,22 @@ async function pullAndConvert(store: ModelStore, req: HfRepoPull, target: string
   });
 }
 
-/** The repository's files as the tree API lists them: the top level, what a conversion reads. */
+/** A path of the repository as a URL's path: each segment encoded, the slashes kept. */
+const urlPath = (path: string) => path.split("/").map(encodeURIComponent).join("/");
+
+/**
+ * The files of the repository's folder (the top level unless the source names one) as the tree API
+ * lists them, what a conversion reads; each entry's `path` is its name within the folder.
+ */
 async function listRepo(
   store: ModelStore,
   req: HfRepoPull,
   fail: (step: string, reason: string) => ModelError,
 ): Promise<TreeEntry[]> {
-  const { repo, revision } = req.source;
-  const url = `${store.huggingFaceBaseUrl.replace(/\/+$/, "")}/api/models/${repo}/tree/${encodeURIComponent(revision)}`;
+  const { repo, revision, folder } = req.source;
+  const within = folder === "" ? "" : `/${urlPath(folder)}`;
+  const url = `${store.huggingFaceBaseUrl.replace(/\/+$/, "")}/api/models/${repo}/tree/${encodeURIComponent(revision)}${within}`;
+  const where = folder === "" ? "the repository" : `the repository's folder ${folder}`;
   let entries: unknown;
   try {
     const headers = store.hubAuthFor(url);
@@ -212,7 +220,7 @@ async function listRepo(
     });
     if (res.status === 404 || res.status === 401 || res.status === 403)
       throw new Error(
-        `${url} answered ${res.status}: no such repository or revision, or it is private and ${
+        `${url} answered ${res.status}: no such repository${folder === "" ? "" : ", folder"} or revision, or it is private and ${
           headers
             ? "the configured Hugging Face token may not read it"
             : "no Hugging Face token is configured (models.huggingface_token in the agent's config, or HF_TOKEN)"
@@ -225,24 +233,28 @@ async function listRepo(
     throw fail("listing the repository", (err as Error).message);
   }
   if (!Array.isArray(entries)) throw fail("listing the repository", `${url} did not answer a file list`);
-  const files = (entries as TreeEntry[]).filter(
-    (e) =>
-      e?.type === "file" &&
-      typeof e.path === "string" &&
-      !e.path.includes("/") &&
-      Number.isSafeInteger(e.size) &&
-      READ.test(e.path),
-  );
+  // The tree API names a folder's files by their path from the top: only the folder's own are read.
+  const prefix = folder === "" ? "" : `${folder}/`;
+  const files = (entries as TreeEntry[])
+    .filter(
+      (e) =>
+        e?.type === "file" &&
+        typeof e.path === "string" &&
+        e.path.startsWith(prefix) &&
+        !e.path.slice(prefix.length).includes("/") &&
+        Number.isSafeInteger(e.size) &&
+        READ.test(e.path.slice(prefix.length)),
+    )
+    .map((e) => ({ ...e, path: e.path.slice(prefix.length) }));
   const names = files.map((f) => f.path);
-  if (!names.includes("config.json"))
-    throw fail("listing the repository", "the repository has no config.json");
+  if (!names.includes("config.json")) throw fail("listing the repository", `${where} has no config.json`);
   if (!names.some((n) => TOKENIZERS.includes(n)))
     throw fail(
       "listing the repository",
-      "the repository has no tokenizer (tokenizer.json or tokenizer.model); a model without one cannot be served",
+      `${where} has no tokenizer (tokenizer.json or tokenizer.model); a model without one cannot be served`,
     );
   if (!names.some((n) => n.endsWith(".safetensors")))
-    throw fail("listing the repository", "the repository has no .safetensors files");
+    throw fail("listing the repository", `${where} has no .safetensors files`);
   for (const f of files)
     if (f.lfs && !/^[0-9a-f]{64}$/.test(f.lfs.oid))
       throw fail("listing the repository", `the listing gives ${f.path} no sha256`);
@@ -265,7 +277,8 @@ async function fetchRepo(
   const root = hfReposDir(store);
   const tmp = join(root, `.tmp-${randomBytes(8).toString("hex")}`);
   await mkdir(tmp, { recursive: true });
-  const base = `${store.huggingFaceBaseUrl.replace(/\/+$/, "")}/${req.source.repo}/resolve/${encodeURIComponent(req.source.revision)}`;
+  const { repo, revision, folder } = req.source;
+  const base = `${store.huggingFaceBaseUrl.replace(/\/+$/, "")}/${repo}/resolve/${encodeURIComponent(revision)}${folder === "" ? "" : `/${urlPath(folder)}`}`;
   const fetchOne = async (f: TreeEntry, onBytes?: (completed: number) => void): Promise<HfFile> => {
     const sha256 = f.lfs?.oid;
     try {
@@ -340,6 +353,6 @@ async function checkExpected(store: ModelStore, req: HfRepoPull, sha256: string)
   if (madeFrom) return;
   throw new ModelError(
     "checksum_mismatch",
-    `${req.source.text} changed since this deployment first pulled it (its files' sha256 is ${sha256}, not ${expected}); pin a revision (hf:${req.source.repo}@COMMIT) or deploy it again`,
+    `${req.source.text} changed since this deployment first pulled it (its files' sha256 is ${sha256}, not ${expected}); pin a revision (hf:${req.source.repo}${req.source.folder === "" ? "" : `/${req.source.folder}`}@COMMIT) or deploy it again`,
   );
 }

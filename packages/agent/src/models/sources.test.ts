@@ -202,25 +202,36 @@ describe("resolveSource for local files", () => {
 });
 
 describe("parseHfRepoSource", () => {
-  it("reads hf:ORG/REPO[@REVISION] as a repository, and leaves files and other sources alone", () => {
+  it("reads hf:ORG/REPO[/FOLDER][@REVISION] as a repository, and leaves files and other sources alone", () => {
     expect(parseHfRepoSource("hf:acme/smol-st")).toEqual({
       text: "hf:acme/smol-st",
       repo: "acme/smol-st",
+      folder: "",
       revision: "main",
     });
     expect(parseHfRepoSource("hf:acme/smol-st@refs/pr/1")?.revision).toBe("refs/pr/1");
+    expect(parseHfRepoSource("hf:acme/models/smol/instruct@v2")).toEqual({
+      text: "hf:acme/models/smol/instruct@v2",
+      repo: "acme/models",
+      folder: "smol/instruct",
+      revision: "v2",
+    });
     expect(parseHfRepoSource("hf:acme/smol-st/model.gguf")).toBeUndefined();
+    expect(parseHfRepoSource("hf:acme/smol-st/q4/model.GGUF")).toBeUndefined();
     expect(parseHfRepoSource("https://host/acme/smol-st")).toBeUndefined();
     expect(parseHfRepoSource("ollama:acme/smol")).toBeUndefined();
   });
 
-  it("refuses invalid organization, repository or revision names with invalid_source", () => {
+  it("refuses invalid organization, repository, folder or revision names with invalid_source", () => {
     for (const bad of [
       "hf:ac me/smol",
       "hf:acme/..",
       "hf:acme/smol@",
       "hf:acme/smol@a/../b",
       "hf:acme/smol@x/",
+      "hf:acme/smol/../other",
+      "hf:acme/smol/sub dir",
+      "hf:acme/smol/sub/",
     ])
       expect(
         codeOf(() => parseHfRepoSource(bad)),

@@ -75,7 +75,7 @@ function invalidSource(text: string, why: string): ModelError {
   return new ModelError(
     "invalid_source",
     `model source ${shown(text)} ${why}. Sources look like /abs/path/model.gguf, https://host/model.gguf, ` +
-      "hf:ORG/REPO/FILE.gguf[@REVISION], hf:ORG/REPO[@REVISION] (a safetensors repository) or ollama:NAME[:TAG]",
+      "hf:ORG/REPO/FILE.gguf[@REVISION], hf:ORG/REPO[/FOLDER][@REVISION] (a safetensors repository or one of its folders) or ollama:NAME[:TAG]",
   );
 }
 
@@ -103,15 +103,20 @@ function parseHuggingFace(text: string, rest: string, baseUrl: string): ModelSou
   return { kind: "hf", text, url, repo: `${org}/${repo}`, file: file.join("/"), revision };
 }
 
-/** A whole Hugging Face repository (safetensors), fetched file by file and converted on the machine. */
+/** A Hugging Face repository (safetensors), or one folder of it, fetched file by file and converted on the machine. */
 export interface HfRepoSource {
   text: string;
   /** "ORG/REPO" */
   repo: string;
+  /** The folder within it whose files make the model ("" for the top level), without slashes at its ends. */
+  folder: string;
   revision: string;
 }
 
-/** `hf:ORG/REPO[@REVISION]` as a repository source; undefined for any other source (a file, a URL …). */
+/**
+ * `hf:ORG/REPO[/FOLDER…][@REVISION]` as a repository source (a path whose last part is not a .gguf
+ * file); undefined for any other source (a file, a URL …).
+ */
 export function parseHfRepoSource(text: string): HfRepoSource | undefined {
   if (!text.startsWith("hf:")) return undefined;
   const rest = text.slice(3);
@@ -119,15 +124,18 @@ export function parseHfRepoSource(text: string): HfRepoSource | undefined {
   const path = at === -1 ? rest : rest.slice(0, at);
   const revision = at === -1 ? "main" : rest.slice(at + 1);
   const parts = path.split("/");
-  if (parts.length !== 2) return undefined;
-  const [org, repo] = parts as [string, string];
+  if (parts.length < 2 || parts.at(-1)!.toLowerCase().endsWith(".gguf")) return undefined;
+  const [org, repo, ...folder] = parts as [string, string, ...string[]];
   if (!HF_NAME.test(org) || !HF_NAME.test(repo) || org.includes("..") || repo.includes("..")) {
     throw invalidSource(text, "has an invalid organization or repository name");
+  }
+  if (folder.some((segment) => !HF_FILE_SEGMENT.test(segment) || segment.includes(".."))) {
+    throw invalidSource(text, "has an invalid folder path");
   }
   if (!HF_REVISION.test(revision) || revision.includes("..") || revision.endsWith("/")) {
     throw invalidSource(text, "has an invalid revision");
   }
-  return { text, repo: `${org}/${repo}`, revision };
+  return { text, repo: `${org}/${repo}`, folder: folder.join("/"), revision };
 }
 
 function parseOllama(text: string, rest: string): ModelSource {

@@ -58,7 +58,7 @@ export function addModelDeploy(model: Command, ctx: Context): void {
     .argument("<name>", 'what clients call it, e.g. llama3.2:1b (the "model" of OpenAI and Ollama requests)')
     .requiredOption(
       "--source <source>",
-      "where machines fetch it: http(s)://…, hf:ORG/REPO/FILE.gguf, ollama:NAME:TAG, or a path the machine allows",
+      "where machines fetch it: http(s)://…, hf:ORG/REPO/FILE.gguf, hf:ORG/REPO[/FOLDER] (safetensors), ollama:NAME:TAG, or a path the machine allows",
     )
     .option(
       "--engine <engine>",
