@@ -59,6 +59,7 @@ interface Options {
   chunks: number;
   gapMs: number;
   litellm: string;
+  warmup: number;
 }
 
 function options(): Options {
@@ -68,11 +69,14 @@ function options(): Options {
       chunks: { type: "string", default: "32" },
       "gap-ms": { type: "string", default: "5" },
       litellm: { type: "string", default: LITELLM },
+      warmup: { type: "string", default: "20" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
   if (values.help) {
-    out("usage: npx node bench/gateway/run.ts [--rounds 5] [--chunks 32] [--gap-ms 5] [--litellm PATH]\n");
+    out(
+      "usage: npx node bench/gateway/run.ts [--rounds 5] [--chunks 32] [--gap-ms 5] [--litellm PATH] [--warmup 20]\n",
+    );
     process.exit(0);
   }
   const o = {
@@ -80,10 +84,12 @@ function options(): Options {
     chunks: Number(values.chunks),
     gapMs: Number(values["gap-ms"]),
     litellm: values.litellm,
+    warmup: Number(values.warmup),
   };
   if (!Number.isInteger(o.rounds) || o.rounds < 1 || o.rounds > 100) throw new Error("--rounds: 1 to 100");
   if (!Number.isInteger(o.chunks) || o.chunks < 2 || o.chunks > 1000) throw new Error("--chunks: 2 to 1000");
   if (!(o.gapMs >= 0 && o.gapMs <= 1000)) throw new Error("--gap-ms: 0 to 1000");
+  if (!Number.isInteger(o.warmup) || o.warmup < 1 || o.warmup > 1000) throw new Error("--warmup: 1 to 1000");
   return o;
 }
 
@@ -278,7 +284,9 @@ async function main(): Promise<void> {
   const o = options();
   watchdog(WATCHDOG_MS);
   out(`# Gateway bench: ${machineLine()}\n`);
-  out(`canned upstream: ${o.chunks} SSE chunks, ${o.gapMs} ms apart; ${o.rounds} interleaved rounds\n\n`);
+  out(
+    `canned upstream: ${o.chunks} SSE chunks, ${o.gapMs} ms apart; warm-up ×${o.warmup}; ${o.rounds} interleaved rounds\n\n`,
+  );
 
   const upstream = await startUpstream(o);
   const nginx = await startNginx(upstream.port);
@@ -314,10 +322,12 @@ async function main(): Promise<void> {
   });
 
   try {
-    // Warm-up: every path, both modes, at full concurrency (fills the keep-alive pools, JITs).
+    // Warm-up: every path, both modes, at full concurrency, until the proxies' compilers are done
+    // (fills the keep-alive pools; a Node process spends a tenth of its CPU compiling for the first
+    // thousand streams or so): 64 clients × 5 requests and 1 stream, --warmup times.
     for (const t of targets) {
-      await burst(64, 5, () => oneWhole(t, null));
-      await burst(64, 1, () => oneStream(t, null, o.chunks));
+      await burst(64, 5 * o.warmup, () => oneWhole(t, null));
+      await burst(64, o.warmup, () => oneStream(t, null, o.chunks));
     }
 
     // figures[concurrency][path][round]

@@ -10,7 +10,7 @@ import { drained, tapFirst } from "../../http/client-gone.ts";
 import { inspectEvent, JsonUsageTap } from "../../metering/answer-usage.ts";
 import { CLIENT_LEFT, CUT_OFF, type RequestMeter } from "../../metering/metering.ts";
 import type { AgentResponse } from "../../router/request.ts";
-import { sseData } from "../../router/sse.ts";
+import { SseSplitter } from "../../router/sse.ts";
 
 /** The event that ends a stream whose machine went away mid-answer; openai clients raise it. */
 const WORKER_LOST = `data: ${JSON.stringify({ error: { message: "the machine serving this request went away; retry it", type: "server_error", code: "worker_lost" } })}\n\n`;
@@ -48,8 +48,15 @@ export async function relayEvents(
   let done: string | undefined;
   // The usage chunk the client asked for, held until the footprint is known (it comes last but [DONE]).
   let usageEvent: string | undefined;
-  try {
-    for await (const data of sseData(tapFirst(res.body, o.onFirstByte))) {
+  // Per chunk from the machine, not per event: the events a chunk completes are told apart
+  // synchronously and what passes goes out in one write (no promise or generator per event).
+  const splitter = new SseSplitter();
+  const events: string[] = [];
+  let first = true;
+  /** The events in `events` that pass to the client, as one string; the rest are noted. */
+  const take = (): string => {
+    let pass = "";
+    for (const data of events) {
       const event = inspectEvent(data);
       if (event.usage) usage = event.usage;
       if (event.kind === "chunk") {
@@ -61,12 +68,37 @@ export async function relayEvents(
         if (o.clientWantsUsage) usageEvent = data;
         continue;
       }
-      if (data.trim() === "[DONE]") {
+      if (event.kind === "done") {
         done = `data: ${data}\n\n`;
         continue;
       }
-      if (!raw.write(`data: ${data}\n\n`)) await drained(raw);
+      pass += `data: ${data}\n\n`;
+    }
+    events.length = 0;
+    return pass;
+  };
+  try {
+    for await (const chunk of res.body) {
+      if (first) {
+        first = false;
+        o.onFirstByte();
+      }
+      let failure: unknown;
+      try {
+        splitter.push(chunk, events);
+      } catch (err) {
+        failure = err;
+      }
+      const pass = take();
+      // Waited on only while the client's socket is full: no promise per chunk otherwise.
+      if (pass && !raw.write(pass)) await drained(raw);
+      if (failure !== undefined) throw failure;
       if (raw.destroyed) break;
+    }
+    if (!raw.destroyed) {
+      splitter.end(events);
+      const pass = take();
+      if (pass) raw.write(pass);
     }
   } catch {
     cutOff = !done;
