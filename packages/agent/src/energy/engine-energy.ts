@@ -142,10 +142,19 @@ function addWh(totals: Map<EnergyMethod, number>, parts: readonly EnergyPart[]):
   return joules;
 }
 
-/** Server-sent events in a chunk, the [DONE] marker left out: one token each (engines send one per event). */
+const DATA = Buffer.from("data: ");
+const DONE = Buffer.from("[DONE]");
+
+/**
+ * Server-sent events in a chunk, the [DONE] marker left out: one token each (engines send one per
+ * event). Read on the bytes (no string per chunk): every token of every stream passes here.
+ */
 export function countStreamedTokens(chunk: Buffer): number {
-  const text = chunk.toString("utf8");
-  const events = text.match(/(^|\n)data: /g)?.length ?? 0;
-  const done = text.match(/(^|\n)data: \[DONE\]/g)?.length ?? 0;
-  return events - done;
+  let events = 0;
+  for (let at = chunk.indexOf(DATA); at !== -1; at = chunk.indexOf(DATA, at + DATA.length)) {
+    if (at > 0 && chunk[at - 1] !== 0x0a) continue;
+    const from = at + DATA.length;
+    if (chunk.compare(DONE, 0, DONE.length, from, Math.min(from + DONE.length, chunk.length)) !== 0) events++;
+  }
+  return events;
 }
