@@ -18,6 +18,7 @@ import { registerEnergyMetrics } from "./energy/metrics.ts";
 import { BuiltinEngine } from "./engines/builtin-engine.ts";
 import { chooseEngine, EngineChoiceError } from "./engines/choose.ts";
 import { ENGINE_NAMES, type EngineName } from "./engines/engine.ts";
+import type { MlxEngine } from "./engines/mlx.ts";
 import type { OllamaEngine } from "./engines/ollama.ts";
 import { EngineRegistry, externalEngines } from "./engines/registry.ts";
 import { detectHardware, UsageSampler } from "./hardware/index.ts";
@@ -125,7 +126,10 @@ export class Agent {
     if (preferred !== undefined && !ENGINE_NAMES.includes(preferred as EngineName)) {
       throw new ConfigError(`inference.engine must be one of ${ENGINE_NAMES.join(", ")}, not ${preferred}`);
     }
-    const catalog = new StoreCatalog(store, engines.get("ollama") as OllamaEngine | undefined);
+    const catalog = new StoreCatalog(store, {
+      ollama: engines.get("ollama") as OllamaEngine | undefined,
+      mlx: engines.get("mlx") as MlxEngine | undefined,
+    });
     agent.inference = new InferenceManager({
       engines: new Map(engines.list().map((e) => [e.name, e])),
       catalog,

@@ -267,6 +267,16 @@ export function testPython(): string {
   return py;
 }
 
+/** The model converter's Python, with Debian's torch (scripts/convert-env; scripts/test sets it). */
+export function testConverterPython(): string {
+  const py = process.env.BETA9_TEST_CONVERT_PYTHON;
+  if (!py)
+    throw new Error(
+      "BETA9_TEST_CONVERT_PYTHON is not set: run the tests with `npm test`, or export the path scripts/convert-env prints",
+    );
+  return py;
+}
+
 /**
  * `b9agent init` against a gateway with a fresh join token; returns the config path. The agent keeps no
  * builtin engine warm unless `keepEngineWarm` says so: most tests' agents serve nothing, and an idle

@@ -1,4 +1,6 @@
+import { delimiter, dirname } from "node:path";
 import type { Hardware } from "@beta9/protocol";
+import { findExecutable } from "../process/find-executable.ts";
 import type { EngineDetection, ModelFormat, ServedModel, StartOptions } from "./engine.ts";
 import { EngineStartError } from "./engine.ts";
 import { scriptPackageVersion } from "./executables.ts";
@@ -7,6 +9,7 @@ import { LOOPBACK } from "./ports.ts";
 import {
   type ExternalEngineOptions,
   OneProcessPerModelEngine,
+  pathOf,
   type ServerArgsInput,
 } from "./process-engine.ts";
 
@@ -45,6 +48,20 @@ export class MlxEngine extends OneProcessPerModelEngine<MlxOptions> {
     }
     if (path === null) return this.notInstalled("mlx_lm.server was not found; pip install mlx-lm");
     return this.detected(version, ["metal"]);
+  }
+
+  /**
+   * mlx-lm's converter (`mlx_lm.convert`, installed beside mlx_lm.server) and its version: what makes
+   * an MLX model of a stored GGUF (models/convert/to-mlx.ts). Null when it is not there.
+   */
+  async converter(): Promise<{ path: string; version: string | null } | null> {
+    const server = await this.findProgram();
+    if (server === null) return null;
+    const path = await findExecutable(
+      "mlx_lm.convert",
+      `${dirname(server)}${delimiter}${pathOf(this.options) ?? ""}`,
+    );
+    return path === null ? null : { path, version: await scriptPackageVersion(path, "mlx-lm", this.env()) };
   }
 
   async start(options: StartOptions): Promise<ServedModel> {

@@ -2,10 +2,10 @@ import { readdir, readFile, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createLogger } from "@beta9/http";
-import { Beta9Error } from "@beta9/protocol";
-import { tempDir, testModelPath, testPython } from "@beta9/test-utils";
+import type { Beta9Error } from "@beta9/protocol";
+import { tempDir, testConverterPython, testModelPath, testPython } from "@beta9/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chooseEngine, EngineChoiceError } from "../engines/choose.ts";
+import { chooseNamed } from "../engines/testing/choose-named.ts";
 import { oneH100 } from "../engines/testing/machines.ts";
 import { stub, stubPath } from "../engines/testing/stub-path.ts";
 import { VllmEngine } from "../engines/vllm.ts";
@@ -28,12 +28,7 @@ let manager: InferenceManager;
 const envBefore = process.env.BETA9_CONVERT_PYTHON;
 
 beforeAll(async () => {
-  const python = process.env.BETA9_TEST_CONVERT_PYTHON;
-  if (!python)
-    throw new Error(
-      "BETA9_TEST_CONVERT_PYTHON is not set: run the tests with `npm test`, or export the path scripts/convert-env prints",
-    );
-  process.env.BETA9_CONVERT_PYTHON = python;
+  process.env.BETA9_CONVERT_PYTHON = testConverterPython();
   const model = testModelPath();
   store = new ModelStore({
     dir: tempDir("b9-convert-for-"),
@@ -57,20 +52,7 @@ beforeAll(async () => {
     engines: new Map([["vllm", vllm]]),
     catalog: new StoreCatalog(store),
     // As the agent chooses: a named engine is that engine or a refusal.
-    choose: ({ format, hardware, detections, preferred }) => {
-      try {
-        return chooseEngine({
-          format,
-          hardware,
-          detections,
-          prefer: preferred,
-          strict: preferred !== undefined,
-        }).engine;
-      } catch (err) {
-        if (err instanceof EngineChoiceError) throw new Beta9Error("no_engine", err.message);
-        throw err;
-      }
-    },
+    choose: chooseNamed,
     hardware: oneH100,
     usage: () => null,
     log: createLogger({ name: "test", level: "warn" }),

@@ -29,7 +29,8 @@ export interface ModelCatalog {
 }
 
 /** What a format can be converted to on the way to an engine (models/convert). */
-const CONVERTS_TO: Partial<Record<ModelFormat, ModelFormat>> = { gguf: "safetensors" };
+/** What a stored format can be converted to on the machine, in the order tried. */
+const CONVERTS_TO: Partial<Record<ModelFormat, readonly ModelFormat[]>> = { gguf: ["safetensors", "mlx"] };
 
 export type ChooseEngine = (input: {
   format: ModelFormat;
@@ -264,15 +265,18 @@ export class InferenceManager {
     try {
       return { engineName: choose(stored.format), spec: stored };
     } catch (refused) {
-      const to = CONVERTS_TO[stored.format];
       const convertFor = this.#deps.catalog.convertFor?.bind(this.#deps.catalog);
-      if (!to || !convertFor) throw refused;
-      let engineName: EngineName;
-      try {
-        engineName = choose(to);
-      } catch {
-        throw refused;
+      if (!convertFor) throw refused;
+      // The first format it converts to that an engine here takes.
+      let found: { to: ModelFormat; engineName: EngineName } | undefined;
+      for (const to of CONVERTS_TO[stored.format] ?? []) {
+        try {
+          found = { to, engineName: choose(to) };
+          break;
+        } catch {}
       }
+      if (!found) throw refused;
+      const { to, engineName } = found;
       this.#deps.log.info(
         { model: stored.name, engine: engineName },
         `no engine here serves ${stored.format}: converting ${stored.name} to ${to} for ${engineName}`,

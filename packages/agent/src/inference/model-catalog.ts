@@ -1,8 +1,10 @@
 import { Beta9Error, type StoredModelView } from "@beta9/protocol";
 import type { EngineName, ModelFormat, ModelSpec } from "../engines/engine.ts";
+import type { MlxEngine } from "../engines/mlx.ts";
 import type { OllamaEngine } from "../engines/ollama.ts";
-import { ggufToSafetensors } from "../models/convert/gguf-to-hf.ts";
+import { ggufToSafetensors, type HfModelDir } from "../models/convert/gguf-to-hf.ts";
 import { parseQuantizationType, quantizeModel } from "../models/convert/quantize.ts";
+import { ggufToMlx } from "../models/convert/to-mlx.ts";
 import { pullHfRepo } from "../models/hf-repo.ts";
 import { ModelError } from "../models/model-error.ts";
 import type { ModelPuller, PullerOptions } from "../models/puller.ts";
@@ -14,9 +16,14 @@ import type { ModelCatalog } from "./manager.ts";
 export class StoreCatalog implements ModelCatalog, ModelPuller {
   readonly #store: ModelStore;
   readonly #ollama: OllamaEngine | undefined;
-  constructor(store: ModelStore, ollama?: OllamaEngine) {
+  readonly #mlx: MlxEngine | undefined;
+  constructor(
+    store: ModelStore,
+    engines: { ollama?: OllamaEngine | undefined; mlx?: MlxEngine | undefined } = {},
+  ) {
     this.#store = store;
-    this.#ollama = ollama;
+    this.#ollama = engines.ollama;
+    this.#mlx = engines.mlx;
   }
 
   resolve(name: string, opts: { contextSize?: number | undefined } = {}): Promise<ModelSpec> {
@@ -24,28 +31,30 @@ export class StoreCatalog implements ModelCatalog, ModelPuller {
   }
 
   /**
-   * A stored GGUF as a float16 safetensors repository for `engine` (vLLM, SGLang): dequantised once per
-   * source and kept under the store (`ggufToSafetensors`), every later start reuses it. Its weights'
-   * size is what it needs in memory before the engine's cache.
+   * A stored GGUF in the format `engine` takes: a float16 safetensors repository for vLLM or SGLang
+   * (`ggufToSafetensors`), an MLX model for mlx_lm.server (`ggufToMlx`, through that repository). Made
+   * once per source and kept under the store; every later start reuses it. Its weights' size is what
+   * it needs in memory before the engine's cache.
    */
   async convertFor(spec: ModelSpec, to: ModelFormat, engine: EngineName): Promise<ModelSpec> {
-    if (spec.format !== "gguf" || to !== "safetensors")
+    if (spec.format !== "gguf" || (to !== "safetensors" && to !== "mlx"))
       throw new ModelError(
         "conversion_failed",
-        `${spec.name} is ${spec.format}; only a GGUF converts (to safetensors) on its way to ${engine}`,
+        `${spec.name} is ${spec.format}; only a GGUF converts (to safetensors or MLX) on its way to ${engine}`,
       );
     const record = await this.#store.get(spec.name);
+    const owner = record?.owner ?? undefined;
     try {
-      const made = await ggufToSafetensors(this.#store, {
-        from: spec.name,
-        owner: record?.owner ?? undefined,
-      });
+      const made =
+        to === "mlx"
+          ? await this.#toMlx(spec.name, owner)
+          : await ggufToSafetensors(this.#store, { from: spec.name, owner });
       const weights = made.files
         .filter((f) => f.name.endsWith(".safetensors"))
         .reduce((sum, f) => sum + f.size, 0);
       return {
         name: spec.name,
-        format: "safetensors",
+        format: to,
         path: made.dir,
         contextSize: spec.contextSize,
         memoryBytes: weights,
@@ -56,9 +65,19 @@ export class StoreCatalog implements ModelCatalog, ModelPuller {
       // Said for the start that needed it: which engine, and why it took a conversion.
       throw new ModelError(
         err.code as ModelError["code"],
-        `${spec.name} is GGUF and no engine here serves GGUF, so it was to be converted to safetensors for ${engine}: ${err.message}`,
+        `${spec.name} is GGUF and no engine here serves GGUF, so it was to be converted to ${to === "mlx" ? "MLX" : to} for ${engine}: ${err.message}`,
       );
     }
+  }
+
+  async #toMlx(name: string, owner: string | undefined): Promise<HfModelDir> {
+    const tool = await this.#mlx?.converter();
+    if (!tool)
+      throw new ModelError(
+        "converter_unavailable",
+        "mlx_lm.convert was not found beside mlx_lm.server; pip install mlx-lm (it brings both)",
+      );
+    return ggufToMlx(this.#store, { from: name, owner, tool });
   }
 
   async pull(name: string, source: string | undefined, opts: PullerOptions): Promise<StoredModelView> {

@@ -66,3 +66,22 @@ export function joinRun<T>(
     else signal?.addEventListener("abort", onAbort, { once: true });
   });
 }
+
+/**
+ * Run `start` once no run under `key` is going on: two conversions of one key never overlap, and the
+ * second one finds (and reuses) what the first one made.
+ */
+export async function afterOthers<T>(
+  runs: Map<string, Promise<T>>,
+  key: string,
+  start: () => Promise<T>,
+): Promise<T> {
+  for (let running = runs.get(key); running; running = runs.get(key)) await running.catch(() => {});
+  const run = start();
+  runs.set(key, run);
+  try {
+    return await run;
+  } finally {
+    if (runs.get(key) === run) runs.delete(key);
+  }
+}

@@ -496,7 +496,12 @@ export function servedAs(
     : from.format === "safetensors"
       ? `, converted on the machine from safetensors (${from.name}) to GGUF ${from.target} by ${from.converter.version}`
       : `, quantized on the machine from ${from.quantization ?? from.format} by ${from.converter.tool} ${from.converter.version} as the deployment asks (quantize ${from.target})`;
-  if (served?.converted_to)
-    return `serves ${format} on ${engine} as ${served.converted_to} (${chosen}; no engine there serves ${stored?.format ?? "the stored format"}, so the machine dequantised it to float16 once and keeps it)${made}`;
+  if (served?.converted_to) {
+    const how =
+      served.converted_to === "mlx"
+        ? "dequantised it to float16 and had mlx_lm.convert quantise that to about its bits, once, and keeps it"
+        : "dequantised it to float16 once and keeps it";
+    return `serves ${format} on ${engine} as ${served.converted_to} (${chosen}; no engine there serves ${stored?.format ?? "the stored format"}, so the machine ${how})${made}`;
+  }
   return `serves ${format} on ${engine} (${chosen})${made}`;
 }

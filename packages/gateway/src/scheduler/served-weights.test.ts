@@ -108,6 +108,24 @@ describe("the placement explanation of a replica the machine converted for its e
     );
   });
 
+  it("a GGUF on MLX: made an MLX model of about its bits", () => {
+    const text = servedAs(
+      { ...dep, engine: "mlx" },
+      gguf,
+      status({
+        name: "smol",
+        engine: "mlx",
+        state: "ready",
+        memory_bytes: 0.08 * GB,
+        context_size: null,
+        converted_to: "mlx",
+      }),
+    );
+    expect(text).toBe(
+      "serves GGUF Q4_1 on mlx as mlx (the deployment names it; no engine there serves gguf, so the machine dequantised it to float16 and had mlx_lm.convert quantise that to about its bits, once, and keeps it)",
+    );
+  });
+
   it("the same GGUF on the builtin engine: served as stored", () => {
     const text = servedAs(
       { ...dep, engine: null },

@@ -3,6 +3,7 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promise
 import { join } from "node:path";
 import type { PidfileRegistry } from "../../process/pidfiles.ts";
 import { isModelError, ModelError } from "../model-error.ts";
+import { afterOthers } from "../shared-run.ts";
 import { type ConvertedFrom, exists, type ModelStore, type PullProgress } from "../store.ts";
 import {
   CONVERSION_FILE,
@@ -113,9 +114,31 @@ export function safetensorsDir(store: ModelStore): string {
   return join(store.dir, "safetensors");
 }
 
-/** The stored repositories converted from GGUFs, as b9-conversion.json describes them. */
-export async function listConvertedDirs(store: ModelStore): Promise<HfModelDir[]> {
-  const root = safetensorsDir(store);
+/**
+ * A finished conversion's folder `tmp` kept under `root` by the hash of its files, with
+ * b9-conversion.json saying what it was made from and by what. The same bytes made before (by another
+ * request of an owner) are kept once: the first.
+ */
+export async function keepConverted(
+  tmp: string,
+  root: string,
+  made: { owner: string | null; converted_from: ConvertedFrom },
+  signal?: AbortSignal,
+): Promise<HfModelDir> {
+  const files = await hashDir(tmp, signal);
+  const sha256 = hfDirSha256(files);
+  const record = { sha256, files, ...made };
+  await writeFile(join(tmp, CONVERSION_FILE), `${JSON.stringify(record, null, 2)}\n`);
+  const dir = join(root, `sha256-${sha256}`);
+  if (!(await exists(dir))) await rename(tmp, dir);
+  return { ...record, dir };
+}
+
+/** The stored repositories converted from GGUFs (under `root`), as b9-conversion.json describes them. */
+export async function listConvertedDirs(
+  store: ModelStore,
+  root = safetensorsDir(store),
+): Promise<HfModelDir[]> {
   const names = await readdir(root).catch(() => [] as string[]);
   const dirs: HfModelDir[] = [];
   for (const name of names.filter((n) => /^sha256-[0-9a-f]{64}$/.test(n))) {
@@ -155,7 +178,6 @@ export async function ggufToSafetensors(store: ModelStore, req: GgufToHfRequest)
   const python = converterPython(req.python);
   const version = `transformers GGUF loader; ${await pythonVersions(python)}`;
   const key = [store.dir, owner ?? "", origin.sha256, dtype, version].join("\0");
-  for (let running = inFlight.get(key); running; running = inFlight.get(key)) await running.catch(() => {});
   const converted_from: ConvertedFrom = {
     name: origin.name,
     sha256: origin.sha256,
@@ -164,19 +186,15 @@ export async function ggufToSafetensors(store: ModelStore, req: GgufToHfRequest)
     target: dtype,
     converter: { tool: "transformers", version, args: ["--dtype", dtype] },
   };
-  const run = convert(store, req, {
-    owner,
-    converted_from,
-    python,
-    fail,
-    parameterCount: origin.parameter_count ?? null,
-  });
-  inFlight.set(key, run);
-  try {
-    return await run;
-  } finally {
-    if (inFlight.get(key) === run) inFlight.delete(key);
-  }
+  return afterOthers(inFlight, key, () =>
+    convert(store, req, {
+      owner,
+      converted_from,
+      python,
+      fail,
+      parameterCount: origin.parameter_count ?? null,
+    }),
+  );
 }
 
 async function convert(
@@ -233,14 +251,7 @@ async function convert(
     if (!out.ok && out.stopped) throw fail(step, "the conversion was stopped");
     if (!out.ok) throw fail(step, said ?? out.said);
     progress({ status: "hashing" });
-    const files = await hashDir(tmp, req.signal);
-    const sha256 = hfDirSha256(files);
-    const record = { sha256, files, owner, converted_from };
-    await writeFile(join(tmp, CONVERSION_FILE), `${JSON.stringify(record, null, 2)}\n`);
-    const dir = join(root, `sha256-${sha256}`);
-    // The same bytes made before (another dtype's request cannot match; an owner's can): keep the first.
-    if (!(await exists(dir))) await rename(tmp, dir);
-    return { ...record, dir };
+    return await keepConverted(tmp, root, { owner, converted_from }, req.signal);
   } catch (err) {
     if (isModelError(err)) throw err;
     throw fail("storing the result", (err as Error).message);

@@ -1,6 +1,6 @@
 import { copyFile, mkdir, readdir, readFile, rm, truncate, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { TEST_MODEL, tempDir, testModelPath } from "@beta9/test-utils";
+import { TEST_MODEL, tempDir, testConverterPython, testModelPath } from "@beta9/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type EngineProcess, startEngine } from "../../engines/builtin/testing/engine-process.ts";
 import { isModelError } from "../model-error.ts";
@@ -15,22 +15,13 @@ import { safetensorsToGguf } from "./hf-to-gguf.ts";
  * round trip is served by the real builtin engine.
  */
 
-function converterPython(): string {
-  const python = process.env.BETA9_TEST_CONVERT_PYTHON;
-  if (!python)
-    throw new Error(
-      "BETA9_TEST_CONVERT_PYTHON is not set: run the tests with `npm test`, or export the path scripts/convert-env prints",
-    );
-  return python;
-}
-
 let python: string;
 let store: ModelStore;
 let hf: HfModelDir;
 let engine: EngineProcess | undefined;
 
 beforeAll(async () => {
-  python = converterPython();
+  python = testConverterPython();
   const model = testModelPath();
   store = new ModelStore({ dir: tempDir("b9-hf-"), allowedDirs: [dirname(model)], localImport: "link" });
   await store.pull("smol", model);
