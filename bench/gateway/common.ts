@@ -73,7 +73,9 @@ export function watchdog(ms: number): void {
     process.exit(2);
   }, ms);
   t.unref();
+  // Through process.exit, so the exit handler above stops every process the bench started.
   process.on("SIGINT", () => process.exit(130));
+  process.on("SIGTERM", () => process.exit(143));
 }
 
 export function spawnChild(cmd: string, args: string[], env?: NodeJS.ProcessEnv): ChildProcess {
