@@ -23,7 +23,7 @@ import type { OllamaEngine } from "./engines/ollama.ts";
 import { EngineRegistry, externalEngines } from "./engines/registry.ts";
 import { detectHardware, UsageSampler } from "./hardware/index.ts";
 import { InferenceManager } from "./inference/manager.ts";
-import { StoreCatalog } from "./inference/model-catalog.ts";
+import { capacityOf, StoreCatalog } from "./inference/model-catalog.ts";
 import { RequestActivity, trackRequests } from "./inference/request-activity.ts";
 import { ServedList } from "./inference/served-list.ts";
 import { JobManager } from "./jobs/manager.ts";
@@ -129,6 +129,7 @@ export class Agent {
     const catalog = new StoreCatalog(store, {
       ollama: engines.get("ollama") as OllamaEngine | undefined,
       mlx: engines.get("mlx") as MlxEngine | undefined,
+      capacityBytes: capacityOf(hardware),
     });
     agent.inference = new InferenceManager({
       engines: new Map(engines.list().map((e) => [e.name, e])),

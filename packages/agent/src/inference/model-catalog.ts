@@ -1,4 +1,4 @@
-import { Beta9Error, type StoredModelView } from "@beta9/protocol";
+import { Beta9Error, type Hardware, type StoredModelView } from "@beta9/protocol";
 import type { EngineName, ModelFormat, ModelSpec } from "../engines/engine.ts";
 import type { MlxEngine } from "../engines/mlx.ts";
 import type { OllamaEngine } from "../engines/ollama.ts";
@@ -17,13 +17,23 @@ export class StoreCatalog implements ModelCatalog, ModelPuller {
   readonly #store: ModelStore;
   readonly #ollama: OllamaEngine | undefined;
   readonly #mlx: MlxEngine | undefined;
+  readonly #capacityBytes: number | undefined;
+  /**
+   * `capacityBytes`: all the memory the machine has for weights (capacityOf), against which a
+   * repository's converted size is checked before its weights are fetched.
+   */
   constructor(
     store: ModelStore,
-    engines: { ollama?: OllamaEngine | undefined; mlx?: MlxEngine | undefined } = {},
+    opts: {
+      ollama?: OllamaEngine | undefined;
+      mlx?: MlxEngine | undefined;
+      capacityBytes?: number | undefined;
+    } = {},
   ) {
     this.#store = store;
-    this.#ollama = engines.ollama;
-    this.#mlx = engines.mlx;
+    this.#ollama = opts.ollama;
+    this.#mlx = opts.mlx;
+    this.#capacityBytes = opts.capacityBytes;
   }
 
   resolve(name: string, opts: { contextSize?: number | undefined } = {}): Promise<ModelSpec> {
@@ -188,6 +198,7 @@ export class StoreCatalog implements ModelCatalog, ModelPuller {
       restricted: opts.owner !== undefined && opts.sourceTrusted !== true,
       signal: opts.signal,
       onProgress: opts.onProgress,
+      capacityBytes: this.#capacityBytes,
     });
   }
 
@@ -233,4 +244,12 @@ export function view(r: ModelRecord): StoredModelView {
 export function sourceNameOf(name: string): string {
   const [base, tag] = name.split(":");
   return tag === undefined ? `${base}.source` : `${base}.source:${tag}`;
+}
+
+/** All the memory a machine has for a model's weights: its RAM and its GPUs' own memory together. */
+export function capacityOf(hardware: Hardware): number {
+  return hardware.gpus.reduce(
+    (sum, g) => sum + (g.unified_memory ? 0 : (g.memory_total_bytes ?? 0)),
+    hardware.memory_total_bytes,
+  );
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
-import type { PullProgress } from "@beta9/protocol";
+import { BITS_PER_WEIGHT, type PullProgress } from "@beta9/protocol";
 import { fetch } from "undici";
 import { HF_TO_GGUF_TYPES, safetensorsToGguf } from "./convert/hf-to-gguf.ts";
 import { converterPython, type HfFile, hfDirSha256, READ } from "./convert/hf-tools.ts";
@@ -31,6 +31,11 @@ export interface HfRepoPull {
   restricted: boolean;
   signal?: AbortSignal | undefined;
   onProgress: (p: PullProgress) => void;
+  /**
+   * All the memory this machine has for weights (RAM and GPU memory together): a model whose weights at
+   * the type asked could never fit is refused from the listing, before any weight is fetched.
+   */
+  capacityBytes?: number | undefined;
 }
 
 interface TreeEntry {
@@ -121,6 +126,7 @@ async function pullAndConvert(store: ModelStore, req: HfRepoPull, target: string
   const { name, source } = req;
   const fail = (step: string, reason: string) =>
     new ModelError("conversion_failed", `pulling ${name} from ${source.text} failed at ${step}: ${reason}`);
+  if (req.capacityBytes !== undefined) await checkCapacity(store, req, target, req.capacityBytes, fail);
   const direct = HF_TO_GGUF_TYPES.find((t) => t === target);
   const first = direct ?? "F16";
   const stage = direct ? name : req.sourceName;
@@ -192,6 +198,61 @@ async function pullAndConvert(store: ModelStore, req: HfRepoPull, target: string
           : { status: p.status },
       ),
   });
+}
+
+/** Bytes per weight of a checkpoint's `torch_dtype`; unknown ones count as float32 (never refuse wrongly). */
+const BYTES_PER_WEIGHT: Record<string, number> = { float16: 2, bfloat16: 2, float32: 4 };
+
+/**
+ * The weights a repository makes at `target`, estimated from the listing (its safetensors files'
+ * sizes over its config's dtype) against all the memory the machine has: a model that could never be
+ * loaded here is refused before gigabytes are fetched and converted, so the gateway tries the next one.
+ */
+async function checkCapacity(
+  store: ModelStore,
+  req: HfRepoPull,
+  target: string,
+  capacity: number,
+  fail: (step: string, reason: string) => ModelError,
+): Promise<void> {
+  const listed = await listRepo(store, req, fail);
+  const config = listed.find((f) => f.path === "config.json");
+  let dtype: unknown;
+  if (config) {
+    const url = `${repoFilesBase(store, req.source)}/config.json`;
+    const headers = store.hubAuthFor(url);
+    try {
+      const res = await fetch(url, {
+        signal: req.signal,
+        dispatcher: store.dispatcherFor(req.restricted),
+        ...(headers ? { headers } : {}),
+      });
+      const parsed = res.ok
+        ? (JSON.parse(await res.text()) as { torch_dtype?: unknown; dtype?: unknown })
+        : {};
+      dtype = parsed.torch_dtype ?? parsed.dtype;
+    } catch (err) {
+      if (req.signal?.aborted) throw err;
+      // The fetch proper says what is wrong with the repository.
+    }
+  }
+  const checkpoint = listed
+    .filter((f) => f.path.endsWith(".safetensors"))
+    .reduce((sum, f) => sum + f.size, 0);
+  const weights = checkpoint / (BYTES_PER_WEIGHT[String(dtype)] ?? 4);
+  const need = (weights * (BITS_PER_WEIGHT[target] ?? 16)) / 8;
+  if (need <= capacity) return;
+  const gib = (b: number) => (b / 1024 ** 3).toFixed(1);
+  throw new ModelError(
+    "insufficient_memory",
+    `${req.source.text} as GGUF ${target} needs about ${gib(need)} GiB for its weights alone (${(weights / 1e9).toFixed(1)} B parameters), more than the ${gib(capacity)} GiB of memory this machine has in all; deploy it with a smaller --quantize type or on a larger machine`,
+  );
+}
+
+/** Where the repository's folder's files are fetched from (…/resolve/REV[/FOLDER]). */
+function repoFilesBase(store: ModelStore, source: HfRepoSource): string {
+  const { repo, revision, folder } = source;
+  return `${store.huggingFaceBaseUrl.replace(/\/+$/, "")}/${repo}/resolve/${encodeURIComponent(revision)}${folder === "" ? "" : `/${urlPath(folder)}`}`;
 }
 
 /** A path of the repository as a URL's path: each segment encoded, the slashes kept. */
@@ -277,8 +338,7 @@ async function fetchRepo(
   const root = hfReposDir(store);
   const tmp = join(root, `.tmp-${randomBytes(8).toString("hex")}`);
   await mkdir(tmp, { recursive: true });
-  const { repo, revision, folder } = req.source;
-  const base = `${store.huggingFaceBaseUrl.replace(/\/+$/, "")}/${repo}/resolve/${encodeURIComponent(revision)}${folder === "" ? "" : `/${urlPath(folder)}`}`;
+  const base = repoFilesBase(store, req.source);
   const fetchOne = async (f: TreeEntry, onBytes?: (completed: number) => void): Promise<HfFile> => {
     const sha256 = f.lfs?.oid;
     try {
