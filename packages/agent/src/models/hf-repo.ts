@@ -126,7 +126,8 @@ async function pullAndConvert(store: ModelStore, req: HfRepoPull, target: string
   const { name, source } = req;
   const fail = (step: string, reason: string) =>
     new ModelError("conversion_failed", `pulling ${name} from ${source.text} failed at ${step}: ${reason}`);
-  if (req.capacityBytes !== undefined) await checkCapacity(store, req, target, req.capacityBytes, fail);
+  // A machine that could not tell its memory (0) is not held to it.
+  if (req.capacityBytes) await checkCapacity(store, req, target, req.capacityBytes, fail);
   const direct = HF_TO_GGUF_TYPES.find((t) => t === target);
   const first = direct ?? "F16";
   const stage = direct ? name : req.sourceName;
