@@ -131,6 +131,10 @@ describe("a GGUF for MLX (stand-ins for mlx_lm.convert and mlx_lm.server: MLX ne
       expect(config.quantization).toEqual({ group_size: 64, bits: 4 });
       const [view] = manager.models();
       expect(view).toMatchObject({ name: "smol", engine: "mlx", state: "ready", converted_to: "mlx" });
+      // The float16 repository made on the way is gone (about 4× the GGUF on disk); the MLX model stays.
+      expect(
+        (await readdir(safetensorsDir(store)).catch(() => [])).filter((n) => n.startsWith("sha256-")),
+      ).toEqual([]);
 
       // Started again: the same folder, no second conversion.
       await manager.stop("smol");

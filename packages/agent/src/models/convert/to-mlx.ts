@@ -7,7 +7,7 @@ import { isModelError, ModelError } from "../model-error.ts";
 import { afterOthers } from "../shared-run.ts";
 import { type ConvertedFrom, exists, type ModelStore, type PullProgress } from "../store.ts";
 import { ggufToSafetensors, type HfModelDir, keepConverted, listConvertedDirs } from "./gguf-to-hf.ts";
-import { runTool } from "./run-tool.ts";
+import { ensureRoom, runTool } from "./run-tool.ts";
 
 /*
  * A stored GGUF for MLX (mlx_lm.server on Apple Silicon): dequantised to a float16 safetensors
@@ -79,7 +79,15 @@ export async function ggufToMlx(store: ModelStore, req: GgufToMlxRequest): Promi
     converter: { tool: "mlx_lm.convert", version, args: mlxWeightArgs(bits) },
   };
   const key = [store.dir, owner ?? "", origin.sha256, target, version].join("\0");
-  return afterOthers(inFlight, key, () => convert(store, req, { owner, bits, converted_from, fail }));
+  return afterOthers(inFlight, key, () =>
+    convert(store, req, {
+      owner,
+      bits,
+      converted_from,
+      fail,
+      parameterCount: origin.parameter_count ?? null,
+    }),
+  );
 }
 
 async function convert(
@@ -90,6 +98,8 @@ async function convert(
     bits: number | null;
     converted_from: ConvertedFrom;
     fail: (step: string, reason: string) => ModelError;
+    /** The stored GGUF's (null when unknown: no disk check). */
+    parameterCount: number | null;
   },
 ): Promise<HfModelDir> {
   const { owner, bits, converted_from, fail } = at;
@@ -104,7 +114,9 @@ async function convert(
   );
   if (done) return done;
 
-  // First the float16 repository mlx-lm reads (made once, shared with vLLM and SGLang).
+  // First the float16 repository mlx-lm reads. Made for this conversion only, it goes once the MLX
+  // model is made (about 4× a Q4 GGUF on disk); one made before (for vLLM or SGLang) stays.
+  const before = new Set((await listConvertedDirs(store)).map((d) => d.dir));
   const hf = await ggufToSafetensors(store, {
     from: req.from,
     owner: owner ?? undefined,
@@ -116,6 +128,12 @@ async function convert(
   // mlx_lm.convert refuses an output folder that exists: it makes this one.
   const tmp = join(root, `.tmp-${randomBytes(8).toString("hex")}`);
   try {
+    if (at.parameterCount !== null)
+      await ensureRoom(
+        root,
+        Math.ceil((at.parameterCount * (bits ?? 16)) / 8),
+        `converting ${req.from} from GGUF to ${converted_from.target}`,
+      );
     progress({ status: `converting to ${converted_from.target}` });
     const out = await runTool({
       name: "mlx_lm.convert",
@@ -135,5 +153,6 @@ async function convert(
     throw fail("storing the result", (err as Error).message);
   } finally {
     await rm(tmp, { recursive: true, force: true });
+    if (!before.has(hf.dir)) await rm(hf.dir, { recursive: true, force: true });
   }
 }
