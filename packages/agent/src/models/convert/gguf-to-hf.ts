@@ -27,12 +27,20 @@ import { ensureRoom, runTool } from "./run-tool.ts";
 export const GGUF_TO_HF_DTYPES = ["float16", "bfloat16", "float32"] as const;
 export type GgufToHfDtype = (typeof GGUF_TO_HF_DTYPES)[number];
 
+/**
+ * How llama.cpp splits text before BPE for the pre-tokenizers named `llama-bpe` (Llama 3) and `qwen2`
+ * (the same but one digit at a time), as Hugging Face tokenizers' Split takes them.
+ */
+const LLAMA3_SPLIT = String.raw`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`;
+const QWEN2_SPLIT = LLAMA3_SPLIT.replace(String.raw`\p{N}{1,3}`, String.raw`\p{N}`);
+
 /*
  * transformers 4.46's loader, with what it gets wrong for llama.cpp's GGUFs set right:
  * - a GGUF without output.weight shares the embeddings (4.46 leaves lm_head random otherwise);
  * - a byte-level BPE tokenizer ("gpt2") comes back as a byte-fallback SPM hybrid with bos and eos
  *   swapped; it is rebuilt from the GGUF's vocabulary and merges with the pre-tokenizer its
- *   tokenizer.ggml.pre names, so that llama.cpp's converter recognises it again;
+ *   tokenizer.ggml.pre names (gpt-2, smollm, llama-bpe, qwen2), so that it splits text as llama.cpp
+ *   does and llama.cpp's converter recognises it again;
  * - its tokenizer keeps the GGUF itself as "tokenizer.model", no sentencepiece model: dropped.
  */
 export const RUN_DEQUANTIZE = `import os, sys
@@ -40,7 +48,7 @@ def main():
     gguf, out, dtype = sys.argv[1:4]
     import torch
     from gguf import GGUFReader
-    from tokenizers import pre_tokenizers, processors
+    from tokenizers import Regex, pre_tokenizers, processors
     from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
     from transformers.integrations.ggml import GGUFGPTConverter
     from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint, read_field
@@ -55,10 +63,12 @@ def main():
     tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
     vocab = load_gguf_checkpoint(gguf)["tokenizer"]
     pre = (read_field(reader, "tokenizer.ggml.pre") or [None])[0]
-    splits = {"gpt-2": [], "smollm": [pre_tokenizers.Digits(individual_digits=True)]}
+    gpt2 = lambda first: first + [pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)]
+    split = lambda pattern: [pre_tokenizers.Split(Regex(pattern), behavior="isolated", invert=False), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
+    splits = {"gpt-2": gpt2([]), "smollm": gpt2([pre_tokenizers.Digits(individual_digits=True)]), "llama-bpe": split(${JSON.stringify(LLAMA3_SPLIT)}), "qwen2": split(${JSON.stringify(QWEN2_SPLIT)})}
     if vocab.get("tokenizer_type") == "gpt2" and pre in splits:
         backend = GGUFGPTConverter(vocab).converted()
-        backend.pre_tokenizer = pre_tokenizers.Sequence(splits[pre] + [pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
+        backend.pre_tokenizer = pre_tokenizers.Sequence(splits[pre])
         backend.add_special_tokens(list(tok._tokenizer.get_added_tokens_decoder().values()))
         token = lambda k: vocab["tokens"][vocab[k]] if vocab.get(k) is not None else None
         if (read_field(reader, "tokenizer.ggml.add_bos_token") or [False])[0]:

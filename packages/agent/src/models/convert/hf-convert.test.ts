@@ -1,5 +1,9 @@
+import { execFile } from "node:child_process";
 import { copyFile, mkdir, readdir, readFile, rm, truncate, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { promisify } from "node:util";
 import { TEST_MODEL, tempDir, testConverterPython, testModelPath } from "@beta9/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type EngineProcess, startEngine } from "../../engines/builtin/testing/engine-process.ts";
@@ -266,6 +270,67 @@ describe("safetensors ↔ GGUF", () => {
         expect(await leftovers(small)).toEqual([]);
       }),
   );
+
+  it("rebuilds llama.cpp's llama-bpe (Llama 3) and qwen2 pre-tokenizers: the safetensors tokenizer splits text as llama.cpp does", async () => {
+    // SmolLM2's vocabulary under each pre-tokenizer's name (gguf-py's own gguf_new_metadata); texts
+    // where llama-bpe splits otherwise than SmolLM2's own rule, and transformers' loader got 2 of 11 wrong.
+    const texts = [
+      "What is the capital of France?",
+      "I'll say it's 12345 dollars, isn't it?",
+      "Hello   world\n\n  indented\tline\r\nend",
+      "Ünïcödé café — naïve 東京 2024年",
+      "x=a+b*(c-1); print(f'{x:>10}')",
+      "WE'RE SHOUTING! They've Done It'S IT'LL",
+      "(hello) _world __init__ $var #tag @me",
+      "a\n\n\nb \n c\t\t\n  \n d",
+    ];
+    const dir = tempDir("b9-pretok-");
+    const run = promisify(execFile);
+    const llamaCpp = pathToFileURL(createRequire(import.meta.url).resolve("node-llama-cpp")).href;
+    const tokenizeScript = join(dir, "tokenize.mjs");
+    await writeFile(
+      tokenizeScript,
+      `import { getLlama } from ${JSON.stringify(llamaCpp)};
+const llama = await getLlama({ gpu: false });
+const model = await llama.loadModel({ modelPath: process.argv[2] });
+console.log(JSON.stringify(JSON.parse(process.argv[3]).map((t) => Array.from(model.tokenize(t, false)))));
+await model.dispose();
+`,
+    );
+    const hfScript =
+      "import json, sys\nfrom tokenizers import Tokenizer\nt = Tokenizer.from_file(sys.argv[1])\n" +
+      "print(json.dumps([t.encode(x, add_special_tokens=False).ids for x in json.loads(sys.argv[2])]))";
+    for (const pre of ["llama-bpe", "qwen2"]) {
+      const gguf = join(dir, `smol-${pre}.gguf`);
+      await run(python, [
+        "-m",
+        "gguf.scripts.gguf_new_metadata",
+        "--pre-tokenizer",
+        pre,
+        testModelPath(),
+        gguf,
+        "--force",
+      ]);
+      const local = new ModelStore({
+        dir: tempDir("b9-pretok-store-"),
+        allowedDirs: [dir],
+        localImport: "link",
+      });
+      await local.pull(`smol-${pre}`, gguf);
+      const made = await ggufToSafetensors(local, { from: `smol-${pre}`, python });
+      const byLlamaCpp = JSON.parse(
+        (await run(process.execPath, [tokenizeScript, gguf, JSON.stringify(texts)])).stdout,
+      ) as number[][];
+      const byTokenizer = JSON.parse(
+        (await run(python, ["-c", hfScript, join(made.dir, "tokenizer.json"), JSON.stringify(texts)])).stdout,
+      ) as number[][];
+      expect(byTokenizer, pre).toEqual(byLlamaCpp);
+      const written = JSON.parse(await readFile(join(made.dir, "tokenizer.json"), "utf8")) as {
+        pre_tokenizer: { pretokenizers: { type: string }[] };
+      };
+      expect(written.pre_tokenizer.pretokenizers.map((p) => p.type)).toEqual(["Split", "ByteLevel"]);
+    }
+  }, 240_000);
 
   it.skipIf(!canMountTmpfs)(
     "refuses a safetensors → GGUF conversion the disk cannot hold, before running the tool",
