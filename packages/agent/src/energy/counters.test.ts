@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { readdirSync } from "node:fs";
 import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -100,6 +101,37 @@ describe("energy counters", () => {
     const second = await tree.read();
     expect(second!).toBeGreaterThan(first!);
     expect(await new ProcessTreeCpu(2 ** 22 + 7).read()).toBeUndefined();
+  });
+
+  it("keeps its members' stat files open between readings when asked, reads the same, and closes them", async () => {
+    const child = spawn("/bin/sh", ["-c", `"${process.execPath}" -e "for (;;) {}" & wait`], {
+      stdio: "ignore",
+      detached: true,
+    });
+    const fds = () => readdirSync("/proc/self/fd").length;
+    const before = fds();
+    const open = new ProcessTreeCpu(child.pid!, { keepOpen: true });
+    const byPath = new ProcessTreeCpu(child.pid!);
+    try {
+      await waitFor(async () => ((await open.read()) ?? 0) > 0.2, {
+        what: "the busy grandchild's CPU time",
+        timeoutMs: 60_000,
+      });
+      // Between full scans (once a second) the known members' files are read through open descriptors.
+      const kept = await open.read();
+      const read = await byPath.read();
+      expect(fds()).toBeGreaterThan(before);
+      expect(Math.abs(kept! - read!)).toBeLessThan(0.5);
+      const later = await open.read();
+      expect(later!).toBeGreaterThanOrEqual(kept!);
+    } finally {
+      process.kill(-child.pid!, "SIGKILL");
+    }
+    await new Promise((resolve) => child.once("exit", resolve));
+    // Gone: the last reading stands (it only grows), and close() gives the descriptors back.
+    expect((await open.read())!).toBeGreaterThan(0.2);
+    open.close();
+    expect(fds()).toBe(before);
   });
 
   it("counts a child that ended and was reaped before its CPU time was ever read (a short job on a busy machine)", async () => {

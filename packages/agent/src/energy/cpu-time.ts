@@ -1,6 +1,9 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync, readSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
+
+/** One /proc/PID/stat line (a few hundred bytes; the kernel's longest is well under 1 KiB). */
+const STAT_BUFFER = Buffer.alloc(4096);
 
 /** Linux reports process times in USER_HZ ticks, 100 per second on every architecture it ships for. */
 const TICKS_PER_SECOND = 100;
@@ -136,10 +139,18 @@ export class ProcessTreeCpu {
   /** This process's reaped-children time when the watch began (read at once, before any await). */
   readonly #selfAtStart: number | undefined;
 
-  constructor(pid: number, opts: { procRoot?: string; ownChild?: boolean } = {}) {
+  /**
+   * With `keepOpen`, the members' stat files stay open between readings (one pread each, where a
+   * read by path is an open, a read and a close): for a meter read at every answer's end. Its owner
+   * then calls close().
+   */
+  readonly #open: Map<number, number> | undefined;
+
+  constructor(pid: number, opts: { procRoot?: string; ownChild?: boolean; keepOpen?: boolean } = {}) {
     this.#root = pid;
     this.#procRoot = opts.procRoot ?? "/proc";
     this.#ownChild = opts.ownChild ?? false;
+    this.#open = opts.keepOpen ? new Map() : undefined;
     this.#selfAtStart = this.#ownChild
       ? readStatNow(this.#procRoot, process.pid)?.childrenSeconds
       : undefined;
@@ -156,12 +167,47 @@ export class ProcessTreeCpu {
         childrenTree(this.#procRoot, this.#root) ?? (await processTree(this.#procRoot, this.#root));
       this.#members = tree.map((s) => s.pid);
       this.#scannedAt = Date.now();
+      // Files of processes no longer in the tree are closed.
+      for (const pid of this.#open?.keys() ?? []) if (!this.#members.includes(pid)) this.#closeStat(pid);
       return tree;
     }
-    const stats = this.#members.map((pid) => readStatNow(this.#procRoot, pid));
+    const stats = this.#members.map((pid) =>
+      this.#open ? this.#readOpen(pid) : readStatNow(this.#procRoot, pid),
+    );
     // A pid whose process is gone is not followed further (it may be reused).
     const tree = stats.filter((s) => s !== undefined);
     return tree[0]?.pid === this.#root ? tree : [];
+  }
+
+  /** A member's stat through its open file; a process gone (or a file that cannot be read) closes it. */
+  #readOpen(pid: number): ProcStat | undefined {
+    const open = this.#open!;
+    let fd = open.get(pid);
+    try {
+      if (fd === undefined) {
+        fd = openSync(join(this.#procRoot, String(pid), "stat"), "r");
+        open.set(pid, fd);
+      }
+      const n = readSync(fd, STAT_BUFFER, 0, STAT_BUFFER.length, 0);
+      return parseProcStat(STAT_BUFFER.toString("latin1", 0, n));
+    } catch {
+      this.#closeStat(pid);
+      return undefined;
+    }
+  }
+
+  #closeStat(pid: number): void {
+    const fd = this.#open?.get(pid);
+    if (fd === undefined) return;
+    this.#open!.delete(pid);
+    try {
+      closeSync(fd);
+    } catch {}
+  }
+
+  /** Closes the stat files kept open (keepOpen); a later read opens them again. */
+  close(): void {
+    for (const pid of [...(this.#open?.keys() ?? [])]) this.#closeStat(pid);
   }
 
   #selfChildrenSeconds(): number | undefined {

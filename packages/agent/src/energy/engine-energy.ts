@@ -35,7 +35,10 @@ function alive(pid: number | undefined): boolean {
  */
 export class EngineEnergy {
   readonly #power: Promise<MachinePower>;
-  readonly #meters = new Map<string, { pid: number | undefined; meter: EnergyMeter }>();
+  readonly #meters = new Map<
+    string,
+    { pid: number | undefined; meter: EnergyMeter; tree: ProcessTreeCpu | undefined }
+  >();
   readonly #bucketMs: number | undefined;
   /** Wh metered on this machine's engines since start, by method. */
   readonly whByMethod = new Map<EnergyMethod, number>();
@@ -89,18 +92,21 @@ export class EngineEnergy {
     if (known !== undefined && known.pid === pid) return known.meter;
     // A restarted engine has a new process: its meter starts over; meters of engines gone are closed.
     known?.meter.close();
+    known?.tree?.close();
     for (const [other, m] of this.#meters)
       if (!alive(m.pid)) {
         m.meter.close();
+        m.tree?.close();
         this.#meters.delete(other);
       }
-    const tree = pid === undefined ? undefined : new ProcessTreeCpu(pid);
+    // Read at every answer's end: its stat files stay open.
+    const tree = pid === undefined ? undefined : new ProcessTreeCpu(pid, { keepOpen: true });
     const meter = new EnergyMeter(energyProbe(power, { cpuSeconds: async () => tree?.read(), gpus: "all" }), {
       bucketMs: this.#bucketMs,
       idleBucketMs: IDLE_BUCKET_MS,
       onBucket: (parts) => this.#count(parts),
     });
-    this.#meters.set(key, { pid, meter });
+    this.#meters.set(key, { pid, meter, tree });
     return meter;
   }
 
@@ -126,7 +132,10 @@ export class EngineEnergy {
   async close(): Promise<void> {
     this.#closed = true;
     this.#machine?.close();
-    for (const { meter } of this.#meters.values()) meter.close();
+    for (const { meter, tree } of this.#meters.values()) {
+      meter.close();
+      tree?.close();
+    }
     this.#meters.clear();
     (await this.#power).close();
   }
