@@ -147,18 +147,42 @@ export function requestAgent(
   });
 }
 
-async function* readBody(
+/**
+ * The stream's chunks through an iterator of its own, not an async generator on top of the stream's
+ * (one promise per chunk, not three): the stream is cancelled (RST_STREAM CANCEL) when the reader
+ * stops early or the body fails, and the end throws when the answer was cut off.
+ */
+function readBody(
   stream: http2.ClientHttp2Stream,
   endedWhole: () => boolean,
   cancel: () => void,
-): AsyncGenerator<Buffer> {
-  try {
-    // Not destroyed on an early return: the finally below cancels it explicitly (RST_STREAM CANCEL).
-    for await (const chunk of stream.iterator({ destroyOnReturn: false })) yield chunk as Buffer;
-  } finally {
-    cancel();
-  }
-  if (!endedWhole()) throw new Error("the machine serving this request went away mid-answer");
+): AsyncIterable<Buffer> {
+  return {
+    [Symbol.asyncIterator](): AsyncIterator<Buffer> {
+      // Not destroyed on an early return: cancel() resets it instead.
+      const chunks = stream.iterator({ destroyOnReturn: false });
+      return {
+        next: () =>
+          chunks.next().then(
+            (r): IteratorResult<Buffer> => {
+              if (!r.done) return r as IteratorResult<Buffer>;
+              cancel();
+              if (!endedWhole()) throw new Error("the machine serving this request went away mid-answer");
+              return { done: true, value: undefined };
+            },
+            (err: unknown) => {
+              cancel();
+              throw err;
+            },
+          ),
+        return: async (): Promise<IteratorResult<Buffer>> => {
+          cancel();
+          await chunks.return?.();
+          return { done: true, value: undefined };
+        },
+      };
+    },
+  };
 }
 
 export type ModelRequestResult =
