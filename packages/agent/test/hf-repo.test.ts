@@ -164,6 +164,21 @@ function cliEnv(g: GatewayProc): NodeJS.ProcessEnv {
   };
 }
 
+/** The model, asked through the CLI at temperature 0, names Paris. */
+async function expectParis(model: string): Promise<void> {
+  const chat = await b9([
+    "chat",
+    model,
+    "What is the capital of France?",
+    "--max-tokens",
+    "12",
+    "--temperature",
+    "0",
+  ]);
+  expect(chat.code, chat.stderr).toBe(0);
+  expect(chat.stdout).toMatch(/Paris/);
+}
+
 describe.skipIf(!python)("b9 model deploy --source hf:ORG/REPO (safetensors)", () => {
   beforeAll(async () => {
     const model = testModelPath();
@@ -268,17 +283,7 @@ describe.skipIf(!python)("b9 model deploy --source hf:ORG/REPO (safetensors)", (
     expect(seen.at(-1)?.model?.sha256, again.stdout).toBe(before.sha256);
     expect(record("smol")).toEqual(before);
 
-    const chat = await b9([
-      "chat",
-      "smol",
-      "What is the capital of France?",
-      "--max-tokens",
-      "12",
-      "--temperature",
-      "0",
-    ]);
-    expect(chat.code, chat.stderr).toBe(0);
-    expect(chat.stdout).toMatch(/Paris/);
+    await expectParis("smol");
 
     const ps = await b9(["model", "ps"]);
     expect(ps.stdout).toMatch(
@@ -301,17 +306,7 @@ describe.skipIf(!python)("b9 model deploy --source hf:ORG/REPO (safetensors)", (
       source,
       converted_from: { name: source, format: "safetensors", target: "F16" },
     });
-    const chat = await b9([
-      "chat",
-      "smol-folder",
-      "What is the capital of France?",
-      "--max-tokens",
-      "12",
-      "--temperature",
-      "0",
-    ]);
-    expect(chat.code, chat.stderr).toBe(0);
-    expect(chat.stdout).toMatch(/Paris/);
+    await expectParis("smol-folder");
     expect(leftovers()).toEqual([]);
   }, 600_000);
 

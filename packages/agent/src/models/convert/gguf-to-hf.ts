@@ -144,6 +144,22 @@ export async function keepConverted(
   return { ...record, dir };
 }
 
+/** The kept conversion of the same source, to the same target, by the same tool version, for `owner`. */
+export async function findConverted(
+  store: ModelStore,
+  root: string,
+  owner: string | null,
+  want: ConvertedFrom,
+): Promise<HfModelDir | undefined> {
+  return (await listConvertedDirs(store, root)).find(
+    (d) =>
+      d.owner === owner &&
+      d.converted_from.sha256 === want.sha256 &&
+      d.converted_from.target === want.target &&
+      d.converted_from.converter.version === want.converter.version,
+  );
+}
+
 /** The stored repositories converted from GGUFs (under `root`), as b9-conversion.json describes them. */
 export async function listConvertedDirs(
   store: ModelStore,
@@ -221,11 +237,7 @@ async function convert(
 ): Promise<HfModelDir> {
   const { owner, converted_from, python, fail } = at;
   const progress = req.onProgress ?? (() => {});
-  const same = (a: ConvertedFrom) =>
-    a.sha256 === converted_from.sha256 &&
-    a.target === converted_from.target &&
-    a.converter.version === converted_from.converter.version;
-  const done = (await listConvertedDirs(store)).find((d) => d.owner === owner && same(d.converted_from));
+  const done = await findConverted(store, safetensorsDir(store), owner, converted_from);
   if (done) return done;
 
   // Through resolve: weights gone or changed since they were hashed must not be converted under that hash.

@@ -6,7 +6,13 @@ import type { PidfileRegistry } from "../../process/pidfiles.ts";
 import { isModelError, ModelError } from "../model-error.ts";
 import { afterOthers } from "../shared-run.ts";
 import { type ConvertedFrom, exists, type ModelStore, type PullProgress } from "../store.ts";
-import { ggufToSafetensors, type HfModelDir, keepConverted, listConvertedDirs } from "./gguf-to-hf.ts";
+import {
+  findConverted,
+  ggufToSafetensors,
+  type HfModelDir,
+  keepConverted,
+  listConvertedDirs,
+} from "./gguf-to-hf.ts";
 import { ensureRoom, runTool } from "./run-tool.ts";
 
 /*
@@ -105,13 +111,7 @@ async function convert(
   const { owner, bits, converted_from, fail } = at;
   const progress = req.onProgress ?? (() => {});
   const root = mlxDir(store);
-  const done = (await listConvertedDirs(store, root)).find(
-    (d) =>
-      d.owner === owner &&
-      d.converted_from.sha256 === converted_from.sha256 &&
-      d.converted_from.target === converted_from.target &&
-      d.converted_from.converter.version === converted_from.converter.version,
-  );
+  const done = await findConverted(store, root, owner, converted_from);
   if (done) return done;
 
   // First the float16 repository mlx-lm reads. Made for this conversion only, it goes once the MLX
