@@ -5,8 +5,9 @@ import { Backoff, sleep } from "./channel/backoff.ts";
 import { Connector } from "./channel/connector.ts";
 import { type HeartbeatContext, heartbeatStream } from "./channel/heartbeat-stream.ts";
 import { GatewayRefused, join } from "./channel/join.ts";
-import { GatewayUntrusted } from "./channel/tls.ts";
+import { GatewayUntrusted, gatewayDispatcher } from "./channel/tls.ts";
 import { type AgentConfig, ConfigError, gatewayUrl, saveConfig } from "./config/config-file.ts";
+import { blobRoutes } from "./control-api/blob-routes.ts";
 import { inferenceRoutes } from "./control-api/inference-routes.ts";
 import { followsTailnet, listenAddresses, tailnetRecheckMs } from "./control-api/listen.ts";
 import { openaiRoutes } from "./control-api/openai-routes.ts";
@@ -130,6 +131,11 @@ export class Agent {
       ollama: engines.get("ollama") as OllamaEngine | undefined,
       mlx: engines.get("mlx") as MlxEngine | undefined,
       capacityBytes: capacityOf(hardware),
+      pool: {
+        gateway: () => agent.state.gateway,
+        machine: () => ({ id: agent.#config.machine.id, token: agent.#config.machine.token }),
+        dispatcher: gatewayDispatcher(opts.config),
+      },
     });
     agent.inference = new InferenceManager({
       engines: new Map(engines.list().map((e) => [e.name, e])),
@@ -206,6 +212,7 @@ export class Agent {
     await agent.control.app.register(heartbeatStream, ctx);
     agent.#heartbeats = ctx;
     await agent.control.app.register(inferenceRoutes, ctx);
+    await agent.control.app.register(blobRoutes, { store, fromGateway: agent.control.fromGateway });
     await agent.control.app.register(openaiRoutes, ctx);
     agent.jobs = new JobManager({
       home,

@@ -209,6 +209,9 @@ describe.skipIf(!python)("b9 model deploy --source hf:ORG/REPO (safetensors)", (
     await publish(root, "acme/smol-third", hf.files, {
       "config.json": Buffer.from(JSON.stringify({ ...config, _name_or_path: "acme/smol-third" })),
     });
+    await publish(root, "acme/smol-pool", hf.files, {
+      "config.json": Buffer.from(JSON.stringify({ ...config, _name_or_path: "acme/smol-pool" })),
+    });
     await publish(
       root,
       "acme/collection",
@@ -291,6 +294,49 @@ describe.skipIf(!python)("b9 model deploy --source hf:ORG/REPO (safetensors)", (
     );
     expect(leftovers()).toEqual([]);
   }, 600_000);
+
+  it("a machine without the converter copies the repository's conversion another machine made: the pool converts once", async () => {
+    const bare = await hubAgent(gw, "bare", undefined);
+    try {
+      await waitFor(
+        async () =>
+          (
+            JSON.parse((await b9(["machine", "list", "--json"])).stdout) as {
+              machines: { name: string; status: string }[];
+            }
+          ).machines.some((m) => m.name === "bare" && m.status === "READY"),
+        { what: "bare READY in b9 machine list", timeoutMs: 60_000 },
+      );
+      // Files no machine has converted yet: one must convert them, and bare cannot.
+      const deployed = await b9([
+        "model",
+        "deploy",
+        "smol-pooled",
+        "--source",
+        "hf:acme/smol-pool",
+        "--min",
+        "2",
+      ]);
+      expect(deployed.code, deployed.stderr).toBe(0);
+      const pull = await b9(["model", "pull", "smol-pooled"]);
+      expect(pull.code, pull.stderr).toBe(0);
+      // Whichever the gateway asked first, bare ends with worker's conversion, and converts nothing.
+      expect(pull.stderr).toMatch(/^bare: fetching smol-pooled from worker, which converted it 100%/m);
+      expect(pull.stderr).not.toMatch(/^bare: (pulling|converting) smol-pooled/m);
+      expect(pull.stderr).toMatch(/^worker: converting smol-pooled from safetensors 100%/m);
+      const made = record("smol-pooled");
+      expect(made.converted_from).toMatchObject({ format: "safetensors", name: "hf:acme/smol-pool" });
+      expect(record("smol-pooled", bare)).toMatchObject({
+        sha256: made.sha256,
+        source: "hf:acme/smol-pool",
+        converted_from: { ...made.converted_from, converted_on: "worker" },
+      });
+      expect(existsSync(join(storeDir(bare), "hf-repos"))).toBe(false);
+      expect(leftovers(bare)).toEqual([]);
+    } finally {
+      await bare.proc.stop();
+    }
+  }, 300_000);
 
   it("a folder of a repository (hf:ORG/REPO/FOLDER): only its files are fetched, converted and served: Paris", async () => {
     const source = "hf:acme/collection/smol";

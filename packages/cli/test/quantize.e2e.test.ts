@@ -149,9 +149,11 @@ describe("b9 model deploy --quantize", { timeout: 240_000 }, () => {
       "2048",
     ]);
     expect(deployed.code, deployed.stderr).toBe(0);
-    expect(deployed.stdout).toMatch(/^Each machine converts its source to Q8_0 once, and serves that\.$/m);
+    expect(deployed.stdout).toMatch(
+      /^The first machine converts its source to Q8_0 once; the others copy that conversion through the gateway\.$/m,
+    );
     expect((await b9(["model", "show", "smol-q8"])).stdout).toMatch(
-      /^Quantize:\s+Q8_0 \(converted on each machine\)$/m,
+      /^Quantize:\s+Q8_0 \(converted once, copied to the other machines\)$/m,
     );
 
     const pull = await b9(["model", "pull", "smol-q8"]);

@@ -42,6 +42,7 @@ import { auditFacts } from "./reports/audit-facts.ts";
 import { Router } from "./router/router.ts";
 import { forkCompatRoutes } from "./routes/agent/fork-compat.ts";
 import { joinRoutes } from "./routes/agent/join.ts";
+import { poolCopyRoutes } from "./routes/agent/pool-copies.ts";
 import { authRoutes } from "./routes/auth/index.ts";
 import { aiActRoutes } from "./routes/management/ai-act.ts";
 import { auditRoutes } from "./routes/management/audit.ts";
@@ -250,6 +251,7 @@ export async function buildGateway(
   peers?.showWork((id) => machineWork({ router, drains }, id, registry.status(id)));
   await app.register(joinRoutes, ctx);
   await app.register(forkCompatRoutes, ctx);
+  await app.register(poolCopyRoutes, { ...ctx, copies: replicas.copies });
   await app.register(usageRoutes, { ...ctx, metering });
   await app.register(auditRoutes, { ...ctx, publicKey: audit.audit.publicKey });
   await app.register(aiActRoutes, { ...ctx, metering, ...auditFacts(store, audit.audit.publicKey) });

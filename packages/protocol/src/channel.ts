@@ -14,6 +14,17 @@ export const CHANNEL_PROTOCOL = "beta9-agent-h2";
 export const MACHINE_ID_HEADER = "x-beta9-machine-id";
 
 /**
+ * A conversion made once for the pool: a machine given a pull with `pool` (InferencePullRequest)
+ * fetches `GET POOL_COPY_PATH/<sha256>` from the gateway that sent it, with its machine credential,
+ * MACHINE_ID_HEADER and the pull's ticket in POOL_TICKET_HEADER (Range for a resume). The gateway
+ * relays the bytes from the machine holding them: `GET AGENT_BLOB_PATH/<sha256>?owner=…` on that
+ * machine's channel, which only the gateway may call.
+ */
+export const POOL_COPY_PATH = "/api/v1/agent/copies";
+export const POOL_TICKET_HEADER = "x-beta9-pool-ticket";
+export const AGENT_BLOB_PATH = "/models/blobs";
+
+/**
  * From agent protocol 2 the channel starts in its idle form: after the 101 (which carries the
  * protocol the gateway chose in AGENT_PROTOCOL_HEADER) the socket carries NDJSON lines, no HTTP/2.
  * The agent writes Heartbeat lines, the gateway HeartbeatAck lines. When the gateway has a request

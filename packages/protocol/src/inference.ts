@@ -52,6 +52,23 @@ export const InferenceStopRequest = Type.Object(
 );
 export type InferenceStopRequest = Static<typeof InferenceStopRequest>;
 
+/** What a converted model was made from, with what; `converted_on` when another machine of the pool made it (a copy). */
+export const ConvertedFromView = Type.Object({
+  name: Type.String({ maxLength: 256 }),
+  sha256: Type.String({ maxLength: 64 }),
+  format: Type.String({ maxLength: 32 }),
+  quantization: Type.Union([Type.String({ maxLength: 32 }), Type.Null()]),
+  target: Type.String({ maxLength: 32 }),
+  converter: Type.Object({
+    tool: Type.String({ maxLength: 256 }),
+    version: Type.String({ maxLength: 512 }),
+    args: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 64 })),
+  }),
+  /** The machine that made the conversion these bytes copy (fetched through the gateway, sha256 checked). */
+  converted_on: Type.Optional(Type.String({ maxLength: 256 })),
+});
+export type ConvertedFromView = Static<typeof ConvertedFromView>;
+
 export const InferencePullRequest = Type.Object(
   {
     model: ModelName,
@@ -72,6 +89,25 @@ export const InferencePullRequest = Type.Object(
      * and `model` names the converted GGUF (the source stays stored as `model`'s source name).
      */
     quantize: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
+    /**
+     * Another machine of the pool has this deployment's conversion already: fetch its bytes through the
+     * gateway (POOL_COPY_PATH) instead of converting again. Checked against `pool.sha256`; any failure
+     * falls back to the source and a conversion on this machine.
+     */
+    pool: Type.Optional(
+      Type.Object(
+        {
+          /** Lets this machine, and no other, fetch these bytes through the gateway for a while. */
+          ticket: Type.String({ minLength: 32, maxLength: 128, pattern: "^[A-Za-z0-9_-]+$" }),
+          sha256: Type.String({ pattern: "^[a-f0-9]{64}$" }),
+          size: Type.Integer({ minimum: 1 }),
+          /** The machine that made the conversion (or holds a copy of it), for the record and the log. */
+          machine_name: Type.String({ minLength: 1, maxLength: 256 }),
+          converted_from: ConvertedFromView,
+        },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -135,16 +171,7 @@ export const StoredModelView = Type.Object({
   quantization: Type.Union([Type.String(), Type.Null()]),
   context_length: Type.Union([Type.Integer(), Type.Null()]),
   /** For a model made by converting another on the machine: what from, to what, with which tool. */
-  converted_from: Type.Optional(
-    Type.Object({
-      name: Type.String(),
-      sha256: Type.String(),
-      format: Type.String(),
-      quantization: Type.Union([Type.String(), Type.Null()]),
-      target: Type.String(),
-      converter: Type.Object({ tool: Type.String(), version: Type.String() }),
-    }),
-  ),
+  converted_from: Type.Optional(ConvertedFromView),
 });
 export type StoredModelView = Static<typeof StoredModelView>;
 

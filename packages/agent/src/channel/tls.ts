@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { UNTRUSTED_CERTIFICATE_CODES } from "@beta9/protocol";
+import { Agent, type Dispatcher } from "undici";
 import type { AgentConfig } from "../config/config-file.ts";
 import { ConfigError } from "../config/config-file.ts";
 
@@ -17,6 +18,12 @@ export function gatewayCa(cfg: AgentConfig): Buffer | undefined {
   } catch (err) {
     throw new ConfigError(`cannot read gateway.ca_file ${file}: ${(err as Error).message}`);
   }
+}
+
+/** Connections to the gateway for undici (a pool copy's download), trusting gateway.ca_file; undefined without one. */
+export function gatewayDispatcher(cfg: AgentConfig): Dispatcher | undefined {
+  const ca = gatewayCa(cfg);
+  return ca ? new Agent({ connect: { ca } }) : undefined;
 }
 
 /** A TLS verification failure as a sentence that says what to do; other errors unchanged. */

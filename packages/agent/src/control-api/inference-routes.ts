@@ -143,7 +143,12 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox<InferenceRoutesContext> 
         );
       }
     };
-    const whose = { owner: body.owner, sourceTrusted: body.source_trusted, quantize: body.quantize };
+    const whose = {
+      owner: body.owner,
+      sourceTrusted: body.source_trusted,
+      quantize: body.quantize,
+      pool: body.pool,
+    };
     // What the caller is told may hide why (a workspace's source); the machine's log keeps the reason.
     const logFailure = (e: Beta9Error) => {
       if (abort.signal.aborted) return;

@@ -7,6 +7,7 @@ import { parseQuantizationType, quantizeModel } from "../models/convert/quantize
 import { ggufToMlx } from "../models/convert/to-mlx.ts";
 import { pullHfRepo } from "../models/hf-repo.ts";
 import { ModelError } from "../models/model-error.ts";
+import { fetchPoolCopy, type PoolAccess, type PoolOffer } from "../models/pool-copy.ts";
 import type { ModelPuller, PullerOptions } from "../models/puller.ts";
 import { type HfRepoSource, parseHfRepoSource, validateModelName } from "../models/sources.ts";
 import type { GgufModelRecord, ModelRecord, ModelStore } from "../models/store.ts";
@@ -18,6 +19,7 @@ export class StoreCatalog implements ModelCatalog, ModelPuller {
   readonly #ollama: OllamaEngine | undefined;
   readonly #mlx: MlxEngine | undefined;
   readonly #capacityBytes: number | undefined;
+  readonly #pool: PoolAccess | undefined;
   /**
    * `capacityBytes`: all the memory the machine has for weights (capacityOf), against which a
    * repository's converted size is checked before its weights are fetched.
@@ -28,12 +30,15 @@ export class StoreCatalog implements ModelCatalog, ModelPuller {
       ollama?: OllamaEngine | undefined;
       mlx?: MlxEngine | undefined;
       capacityBytes?: number | undefined;
+      /** The gateway, for a pull that offers another machine's conversion (pool-copy.ts). */
+      pool?: PoolAccess | undefined;
     } = {},
   ) {
     this.#store = store;
     this.#ollama = opts.ollama;
     this.#mlx = opts.mlx;
     this.#capacityBytes = opts.capacityBytes;
+    this.#pool = opts.pool;
   }
 
   resolve(name: string, opts: { contextSize?: number | undefined } = {}): Promise<ModelSpec> {
@@ -91,6 +96,10 @@ export class StoreCatalog implements ModelCatalog, ModelPuller {
   }
 
   async pull(name: string, source: string | undefined, opts: PullerOptions): Promise<StoredModelView> {
+    if (opts.pool && source !== undefined) {
+      const copy = await this.#fromPool(name, source, opts.pool, opts);
+      if (copy) return view(copy);
+    }
     const repo = source === undefined ? undefined : parseHfRepoSource(source);
     if (repo) return view(await this.#pullRepo(name, repo, opts));
     if (opts.quantize !== undefined) return this.#pullQuantized(name, source, opts.quantize, opts);
@@ -134,6 +143,52 @@ export class StoreCatalog implements ModelCatalog, ModelPuller {
   }
 
   /**
+   * The deployment's conversion, made once in the pool: what this machine has of it already, else its
+   * bytes from the machine that made it, through the gateway. Undefined when that fails for any reason
+   * but a cancel (the holder left, its bytes do not hash to what it claimed): the caller then pulls the
+   * source and converts here, as without an offer; the reason is in the progress.
+   */
+  async #fromPool(
+    name: string,
+    source: string,
+    offer: PoolOffer,
+    opts: PullerOptions,
+  ): Promise<GgufModelRecord | undefined> {
+    const canonical = validateModelName(name);
+    await this.#store.checkOwner(canonical, opts.owner);
+    const here = await this.#store.get(canonical);
+    if (here?.format === "gguf" && here.sha256 === offer.sha256) {
+      opts.onProgress({ status: `${canonical} is here already, as converted in the pool` });
+      return here;
+    }
+    if (!this.#pool) return undefined;
+    // A deployment pinned to its source's bytes takes only a conversion of those bytes.
+    const pinned = opts.expectedSha256?.toLowerCase();
+    if (pinned !== undefined && offer.converted_from.sha256 !== pinned) {
+      opts.onProgress({
+        status: `${offer.machine_name}'s conversion of ${canonical} was made from other bytes than the source's sha256; converting it here`,
+      });
+      return undefined;
+    }
+    try {
+      return await fetchPoolCopy(this.#store, this.#pool, {
+        name: canonical,
+        source,
+        offer,
+        owner: opts.owner,
+        signal: opts.signal,
+        onProgress: opts.onProgress,
+      });
+    } catch (err) {
+      if (opts.signal.aborted) throw err;
+      opts.onProgress({
+        status: `could not fetch ${canonical} from ${offer.machine_name} (${(err as Error).message}); converting it here`,
+      });
+      return undefined;
+    }
+  }
+
+  /**
    * Pull `source` under `name`'s source name, then convert it to `type` as `name`: once per source
    * sha256 and type (quantizeModel reuses and shares conversions); a `name` already converted from
    * the source stored under that name, for that source, is answered without fetching or converting.
@@ -166,7 +221,8 @@ export class StoreCatalog implements ModelCatalog, ModelPuller {
       opts.onProgress({ status: `${name} is ${from} quantized to ${target} already` });
       return view(done);
     }
-    await this.pull(from, source, { ...opts, quantize: undefined });
+    // The source itself: never the pool's copy of the conversion, which is what `name` would have been.
+    await this.pull(from, source, { ...opts, quantize: undefined, pool: undefined });
     const converting = `quantizing ${name} to ${target}`;
     const record = await quantizeModel(this.#store, {
       from,
@@ -233,7 +289,12 @@ export function view(r: ModelRecord): StoredModelView {
             format: r.converted_from.format,
             quantization: r.converted_from.quantization,
             target: r.converted_from.target,
-            converter: { tool: r.converted_from.converter.tool, version: r.converted_from.converter.version },
+            converter: {
+              tool: r.converted_from.converter.tool,
+              version: r.converted_from.converter.version,
+              args: r.converted_from.converter.args,
+            },
+            ...(r.converted_from.converted_on ? { converted_on: r.converted_from.converted_on } : {}),
           },
         }
       : {}),

@@ -337,6 +337,19 @@ async function attempt(
 
       const fh = await open(partial, offset > 0 ? "r+" : "w");
       let done = offset;
+      // Chunks arrive at 16–64 KiB: written a MiB at a time (one writev), not one write each.
+      let pending: Buffer[] = [];
+      let pendingBytes = 0;
+      let written = offset;
+      const flush = async () => {
+        if (pendingBytes === 0) return;
+        const chunks = pending;
+        const at = written;
+        pending = [];
+        written += pendingBytes;
+        pendingBytes = 0;
+        await fh.writev(chunks, at);
+      };
       let lastReport = 0;
       const report = (force: boolean) => {
         const now = Date.now();
@@ -371,13 +384,16 @@ async function attempt(
               );
             }
             hash.update(chunk);
-            await fh.write(chunk, 0, chunk.byteLength, done);
+            pending.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+            pendingBytes += chunk.byteLength;
             done += chunk.byteLength;
+            if (pendingBytes >= WRITE_BATCH_BYTES) await flush();
             report(false);
             // Every byte announced is here: do not wait on how the server ends the connection.
             if (total !== undefined && done === total) break;
           }
         }
+        await flush();
         await fh.datasync();
       } catch (err) {
         if (signal?.aborted) throw signal.reason;
@@ -398,6 +414,8 @@ async function attempt(
         );
       } finally {
         clearTimeout(timer);
+        // What arrived whole before a break is kept for a resume (unless the file was discarded).
+        await flush().catch(() => {});
         await fh.close();
       }
       if (total !== undefined && done < total) {
@@ -411,6 +429,9 @@ async function attempt(
     signal?.removeEventListener("abort", onAbort);
   }
 }
+
+/** How much a download holds in memory before it writes: one writev per MiB. */
+const WRITE_BATCH_BYTES = 1024 * 1024;
 
 /** A partial file the server cannot resume (no Range) is of no use to a later pull. */
 async function discardUnresumable(dest: string): Promise<void> {

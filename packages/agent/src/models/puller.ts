@@ -1,4 +1,5 @@
 import type { PullProgress, StoredModelView } from "@beta9/protocol";
+import type { PoolOffer } from "./pool-copy.ts";
 
 /** How a caller of the puller follows and scopes one pull. */
 export interface PullerOptions {
@@ -11,6 +12,8 @@ export interface PullerOptions {
   sourceTrusted?: boolean | undefined;
   /** A llama.cpp type: the source is pulled, then converted to it once, and `name` is the result. */
   quantize?: string | undefined;
+  /** Another machine's conversion of it, to fetch through the gateway instead of converting (pool-copy.ts). */
+  pool?: PoolOffer | undefined;
 }
 
 /** The model store as its callers (the control API, the dashboard's pull tracker) need it. */

@@ -83,6 +83,8 @@ export interface ConvertedFrom {
   target: string;
   /** The program, its llama.cpp release and commit, and the arguments that made this file. */
   converter: { tool: string; version: string; args: string[] };
+  /** A copy of another machine's conversion (fetched through the gateway, its sha256 checked): the machine that made it. */
+  converted_on?: string | undefined;
 }
 
 /**
@@ -568,6 +570,10 @@ export class ModelStore {
     dest: string,
     opts: Pick<DownloadOptions, "expectedSha256" | "signal" | "label" | "onProgress"> & {
       restricted: boolean;
+      /** Instead of the hub's token (for the hub's URLs): the gateway's credentials for a pool copy. */
+      headers?: Record<string, string> | undefined;
+      /** Instead of the store's own connections: the gateway's, with its CA. */
+      dispatcher?: Dispatcher | undefined;
     },
   ): Promise<{ path: string; sha256: string; size: number }> {
     const partial = join(
@@ -584,8 +590,12 @@ export class ModelStore {
         signal: opts.signal,
         label: opts.label,
         onProgress: opts.onProgress,
-        ...(opts.restricted ? { dispatcher: this.guarded } : {}),
-        headers: this.hubAuthFor(url),
+        ...(opts.restricted
+          ? { dispatcher: this.guarded }
+          : opts.dispatcher
+            ? { dispatcher: opts.dispatcher }
+            : {}),
+        headers: opts.headers ?? this.hubAuthFor(url),
       });
       await rename(result.path, dest);
       return { path: dest, sha256: result.sha256, size: result.size };
@@ -610,12 +620,17 @@ export class ModelStore {
     name: string,
     file: string,
     origin: { source: string; converted_from: ConvertedFrom },
-    options: { owner?: string | undefined; signal?: AbortSignal | undefined } = {},
+    options: {
+      owner?: string | undefined;
+      signal?: AbortSignal | undefined;
+      /** The file's sha256 as the download that wrote it checked it: not hashed again. */
+      verifiedSha256?: string | undefined;
+    } = {},
   ): Promise<GgufModelRecord> {
     const modelName = validateModelName(name);
     const owner = options.owner ?? null;
     try {
-      const sha256 = await hashFile(file, () => {}, options.signal);
+      const sha256 = options.verifiedSha256 ?? (await hashFile(file, () => {}, options.signal));
       const record = await this.recordFor(modelName, origin.source, file, sha256, owner);
       record.converted_from = origin.converted_from;
       await this.exclusive(async () => {
@@ -734,6 +749,25 @@ export class ModelStore {
     if (users.length > 0) return false;
     await rm(this.blobPath(record.sha256), { force: true });
     return true;
+  }
+
+  /**
+   * The blob of a conversion stored here for `owner` (null: the machine's) with this sha256, for the
+   * gateway to copy to another machine of the pool; undefined when there is none. Only conversions.
+   */
+  async convertedBlob(
+    sha256: string,
+    owner: string | null,
+  ): Promise<{ path: string; size: number } | undefined> {
+    const r = (await this.list()).find(
+      (r) =>
+        r.format === "gguf" &&
+        r.path === undefined &&
+        r.converted_from !== undefined &&
+        r.sha256 === sha256 &&
+        ownerOf(r) === owner,
+    );
+    return r?.format === "gguf" ? { path: this.blobPath(r.sha256), size: r.size } : undefined;
   }
 
   async get(name: string): Promise<ModelRecord | undefined> {

@@ -11,7 +11,7 @@ export interface PrePullDeps {
   pulled: PulledModels;
   log: Logger;
   /** A deployment's own replicas, and what its pulls tell the agents. */
-  replicas: Pick<ReplicaManager, "serving" | "pullFor" | "placementNeeds" | "notePulled">;
+  replicas: Pick<ReplicaManager, "serving" | "pullFor" | "placementNeeds" | "notePulled" | "copies">;
 }
 
 /** Machines tried beyond those needed, when some fail: a source that fails everywhere is not tried on all. */
@@ -52,23 +52,41 @@ export async function* prePull(
   let model: StoredModelView | null = null;
   const failures: Beta9Error[] = [];
   let tries = want - done.length + SPARE_TRIES;
-  for (const machine of candidates) {
-    if (done.length >= want || tries-- <= 0) break;
+  // A machine that cannot convert (no converter installed) is asked again once another has converted:
+  // it can copy that conversion.
+  const queue = [...candidates];
+  const copyLater = new Map<string, Beta9Error>();
+  for (let machine = queue.shift(); machine; machine = queue.shift()) {
+    if (done.length >= want) break;
+    const again = copyLater.get(machine.id);
+    if (!again && tries-- <= 0) continue;
+    if (again && !replicas.copies.held(dep)) {
+      failures.push(again);
+      continue;
+    }
     const link = registry.link(machine.id);
     if (!link) continue;
     const where = { machine_id: machine.id, machine_name: machine.name };
     yield { status: `pulling on ${machine.name}`, ...where };
     log.info({ model: dep.name, machine_id: machine.id }, `pulling ${dep.name} on ${machine.name}`);
     const sha256 = dep.sha256 ?? pulled.sha256(machine.id, dep);
+    const converter = replicas.copies.convertingElsewhere(dep, machine.id);
+    if (converter)
+      yield {
+        status: `waiting for ${nameOf(registry, converter)} to convert ${dep.name}, to copy that`,
+        ...where,
+      };
+    const pull = await replicas.pullFor(dep, machine.id, { signal });
+    let pulledHere: StoredModelView | null = null;
     try {
       for await (const p of pullOnAgent(
         machine.id,
         link,
-        { model: dep.name, source: dep.source, ...(sha256 ? { sha256 } : {}), ...replicas.pullFor(dep) },
+        { model: dep.name, source: dep.source, ...(sha256 ? { sha256 } : {}), ...pull.body },
         signal,
       )) {
         if (p.status === "success") {
-          model = p.model ?? null;
+          model = pulledHere = p.model ?? null;
           break;
         }
         yield { ...p, ...where };
@@ -81,12 +99,23 @@ export async function* prePull(
       const e = err instanceof Beta9Error ? err : new Beta9Error("unavailable", (err as Error).message);
       // What it remembered may be what failed (the bytes changed at the source): ask afresh next time.
       pulled.forget(machine.id, dep.name);
+      if (e.code === "converter_unavailable" && !again && replicas.copies.converts(dep)) {
+        copyLater.set(machine.id, e);
+        queue.push(machine);
+        yield {
+          status: `${machine.name} cannot convert ${dep.name}; it will copy another machine's conversion`,
+          ...where,
+        };
+        continue;
+      }
       failures.push(e);
       log.warn(
         { model: dep.name, machine_id: machine.id, code: e.code },
         `could not pull ${dep.name} on ${machine.name}`,
       );
       yield { status: `could not pull on ${machine.name}: ${e.message}`, ...where };
+    } finally {
+      pull.done(pulledHere);
     }
   }
   if (done.length === 0) {

@@ -2,6 +2,7 @@ import type { Logger } from "@beta9/http";
 import {
   Beta9Error,
   type GpuRequirement,
+  type InferencePullRequest,
   type InferenceStatus,
   type ReplicaView,
   type StoredModelView,
@@ -13,6 +14,7 @@ import { callAgent } from "./agent-call.ts";
 import { placementNeeds } from "./deployment-spec.ts";
 import { fitsNow, type PlacementNeeds, placeReplica } from "./placement.ts";
 import type { Placements } from "./placements.ts";
+import { PoolCopies, type PoolOffer } from "./pool-copies.ts";
 import { PulledModels } from "./pulled-models.ts";
 import { unwantedReplicas } from "./reconcile.ts";
 import { servedWeights } from "./served-weights.ts";
@@ -82,6 +84,8 @@ export class ReplicaManager {
   readonly #deps: ReplicaManagerDeps;
   /** Where each deployment's model was pulled: cold starts go there first and fetch nothing twice. */
   readonly pulled = new PulledModels();
+  /** Conversions the machines hold: each deployment converted once in the pool, copied to the others. */
+  readonly copies = new PoolCopies();
   /** What machines said of a converted deployment's model (--quantize, or a safetensors repository) when they pulled it. */
   readonly #weights = new Map<string, { source: string; stored: StoredModelView }>();
   readonly #loading = new Map<string, Promise<void>>();
@@ -118,6 +122,7 @@ export class ReplicaManager {
     );
     if (stored && (dep.quantize !== null || stored.converted_from))
       this.#weights.set(dep.name, { source: dep.source, stored });
+    this.copies.note(machineId, dep, stored);
     const { provenance, log } = this.#deps;
     if (!provenance || !stored) return;
     const row = {
@@ -166,12 +171,53 @@ export class ReplicaManager {
    * What a pull for the deployment tells the agent: whose model it is, whether to trust its source,
    * and the type to convert it to.
    */
-  pullFor(dep: DeploymentSpec): { owner: string; source_trusted: boolean; quantize?: string } {
-    return {
+  /**
+   * What a pull of `dep` on `machineId` tells the agent besides the model, source and sha256: for whom,
+   * whether the operator gave the source, the type to convert to, and another machine's conversion to
+   * copy. A deployment that converts is converted by one machine at a time: while another converts it,
+   * this waits for that (until `until` is aborted or its deadline passes) and then offers its result.
+   * Call `done` once the pull has ended and its answer is noted.
+   */
+  async pullFor(
+    dep: DeploymentSpec,
+    machineId: string,
+    until: { signal?: AbortSignal | undefined; deadline?: number | undefined } = {},
+  ): Promise<{
+    body: Pick<InferencePullRequest, "owner" | "source_trusted" | "quantize" | "pool">;
+    done: (stored?: StoredModelView | null) => void;
+  }> {
+    const { registry } = this.#deps;
+    const body = {
       owner: dep.workspaceId,
       source_trusted: dep.workspaceId === this.#deps.operatorWorkspaceId,
       ...(dep.quantize !== null ? { quantize: dep.quantize } : {}),
     };
+    const connected = (id: string) => (registry.link(id) ? (registry.get(id)?.name ?? id) : undefined);
+    for (;;) {
+      const pool = this.copies.offer(dep, machineId, connected);
+      if (pool)
+        return { body: { ...body, pool }, done: (stored) => this.#copied(dep, machineId, pool, stored) };
+      const turn = this.copies.turn(dep, machineId);
+      if ("release" in turn) return { body, done: turn.release };
+      // Rather a conversion here than none before the caller's time is up.
+      if (!(await endsWithin(turn.wait, until))) return { body, done: () => {} };
+    }
+  }
+
+  /** A pull offered a copy that converted for itself instead: whoever sent it those bytes is not offered again. */
+  #copied(
+    dep: DeploymentSpec,
+    machineId: string,
+    pool: PoolOffer,
+    stored: StoredModelView | null | undefined,
+  ): void {
+    if (!stored || stored.converted_from?.converted_on !== undefined) return;
+    const holders = this.copies.unreliable(pool.ticket);
+    if (holders.length > 0)
+      this.#deps.log.warn(
+        { model: dep.name, machine_id: machineId, holders, sha256: pool.sha256 },
+        `${dep.name}: the copy sent to ${this.#deps.registry.get(machineId)?.name ?? machineId} was not what its holder claimed (or did not arrive); that holder is not offered again`,
+      );
   }
 
   /** The weights a converted deployment's replica loads (served-weights.ts); null before a machine said. */
@@ -270,16 +316,22 @@ export class ReplicaManager {
       try {
         log.info({ model: dep.name, machine_id: machine.id }, `loading ${dep.name} on ${machine.name}`);
         const sha256 = dep.sha256 ?? this.pulled.sha256(machine.id, dep);
-        const stored = await callAgent<StoredModelView>(link, {
-          method: "POST",
-          path: "/inference/pull",
-          body: { model: dep.name, source: dep.source, ...(sha256 ? { sha256 } : {}), ...this.pullFor(dep) },
-          timeoutMs: left,
-        }).catch((err: unknown) => {
+        const pull = await this.pullFor(dep, machine.id, { deadline });
+        let stored: StoredModelView | undefined;
+        try {
+          stored = await callAgent<StoredModelView>(link, {
+            method: "POST",
+            path: "/inference/pull",
+            body: { model: dep.name, source: dep.source, ...(sha256 ? { sha256 } : {}), ...pull.body },
+            timeoutMs: Math.max(1_000, deadline - Date.now()),
+          });
+          this.notePulled(machine.id, dep, stored ?? null);
+        } catch (err) {
           this.pulled.forget(machine.id, dep.name);
           throw err;
-        });
-        this.notePulled(machine.id, dep, stored ?? null);
+        } finally {
+          pull.done(stored);
+        }
         const status = await callAgent<InferenceStatus>(link, {
           method: "POST",
           path: "/inference/start",
@@ -491,11 +543,16 @@ export function servedAs(
     : "the model";
   const chosen = dep.engine ? "the deployment names it" : "the machine's choice for that format";
   const from = stored?.converted_from;
+  // A copy of another machine's conversion says where it was made, and that it was not made again.
+  const where = from?.converted_on ?? "the machine";
+  const copied = from?.converted_on
+    ? `, copied from there through the gateway (sha256 checked) rather than converted again`
+    : "";
   const made = !from
     ? ""
     : from.format === "safetensors"
-      ? `, converted on the machine from safetensors (${from.name}) to GGUF ${from.target} by ${from.converter.version}`
-      : `, quantized on the machine from ${from.quantization ?? from.format} by ${from.converter.tool} ${from.converter.version} as the deployment asks (quantize ${from.target})`;
+      ? `, converted on ${where} from safetensors (${from.name}) to GGUF ${from.target} by ${from.converter.version}${copied}`
+      : `, quantized on ${where} from ${from.quantization ?? from.format} by ${from.converter.tool} ${from.converter.version} as the deployment asks (quantize ${from.target})${copied}`;
   if (served?.converted_to) {
     const how =
       served.converted_to === "mlx"
@@ -504,4 +561,26 @@ export function servedAs(
     return `serves ${format} on ${engine} as ${served.converted_to} (${chosen}; no engine there serves ${stored?.format ?? "the stored format"}, so the machine ${how})${made}`;
   }
   return `serves ${format} on ${engine} (${chosen})${made}`;
+}
+
+/** Whether `p` settles before `until`'s signal aborts or its deadline passes. */
+async function endsWithin(
+  p: Promise<void>,
+  until: { signal?: AbortSignal | undefined; deadline?: number | undefined },
+): Promise<boolean> {
+  if (until.signal?.aborted) return false;
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort = () => {};
+  const stop = new Promise<false>((resolve) => {
+    if (until.deadline !== undefined)
+      timer = setTimeout(() => resolve(false), Math.max(0, until.deadline - Date.now()));
+    onAbort = () => resolve(false);
+    until.signal?.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([p.then(() => true as const), stop]);
+  } finally {
+    clearTimeout(timer);
+    until.signal?.removeEventListener("abort", onAbort);
+  }
 }

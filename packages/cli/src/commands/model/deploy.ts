@@ -127,7 +127,9 @@ export function addModelDeploy(model: Command, ctx: Context): void {
         [
           `Model ${view.name} deployed in workspace ${view.workspace}: ${replicas(view)} in pool ${view.pool}, unloaded after ${shortDuration(view.idle_seconds)} idle.`,
           ...(view.quantize
-            ? [`Each machine converts its source to ${view.quantize} once, and serves that.`]
+            ? [
+                `The first machine converts its source to ${view.quantize} once; the others copy that conversion through the gateway.`,
+              ]
             : []),
           `Call it as model "${view.name}" on the gateway's OpenAI (/v1) or Ollama (/api) API.`,
         ].join("\n"),

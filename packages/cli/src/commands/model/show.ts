@@ -23,7 +23,7 @@ export function addModelShow(model: Command, ctx: Context): void {
 
 function describe(d: DeploymentView, now: number): Array<[string, string]> {
   const quantize: Array<[string, string]> = d.quantize
-    ? [["Quantize", `${d.quantize} (converted on each machine)`]]
+    ? [["Quantize", `${d.quantize} (converted once, copied to the other machines)`]]
     : [];
   return [
     ["Name", d.name],
