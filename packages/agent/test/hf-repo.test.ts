@@ -6,6 +6,7 @@ import {
   allowTestModel,
   type CliResult,
   childProcesses,
+  cliEnv,
   type FileServer,
   freePort,
   type GatewayProc,
@@ -19,6 +20,7 @@ import {
   tempDir,
   testModelPath,
   waitFor,
+  waitMachineReady,
 } from "@beta9/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import YAML from "yaml";
@@ -155,15 +157,6 @@ async function privateHub(
 const machineToken = (a: AgentProc) =>
   (YAML.parse(readFileSync(a.configPath, "utf8")) as { machine: { token: string } }).machine.token;
 
-function cliEnv(g: GatewayProc): NodeJS.ProcessEnv {
-  return {
-    ...process.env,
-    BETA9_GATEWAY: g.url,
-    BETA9_API_KEY: g.adminKey,
-    BETA9_CLI_CONFIG: `${tempDir()}/cli.json`,
-  };
-}
-
 /** The model, asked through the CLI at temperature 0, names Paris. */
 async function expectParis(model: string): Promise<void> {
   const chat = await b9([
@@ -298,15 +291,7 @@ describe.skipIf(!python)("b9 model deploy --source hf:ORG/REPO (safetensors)", (
   it("a machine without the converter copies the repository's conversion another machine made: the pool converts once", async () => {
     const bare = await hubAgent(gw, "bare", undefined);
     try {
-      await waitFor(
-        async () =>
-          (
-            JSON.parse((await b9(["machine", "list", "--json"])).stdout) as {
-              machines: { name: string; status: string }[];
-            }
-          ).machines.some((m) => m.name === "bare" && m.status === "READY"),
-        { what: "bare READY in b9 machine list", timeoutMs: 60_000 },
-      );
+      await waitMachineReady(gw, "bare");
       // Files no machine has converted yet: one must convert them, and bare cannot.
       const deployed = await b9([
         "model",

@@ -3,15 +3,16 @@ import { open } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import {
   type CliResult,
+  cliEnv,
   type GatewayProc,
   type ModelAgent,
   runB9,
   startGateway,
   startModelAgent,
   TEST_MODEL,
-  tempDir,
   testModelPath,
   waitFor,
+  waitMachineReady,
 } from "@beta9/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -58,21 +59,13 @@ async function statusOf(name: string): Promise<string | undefined> {
 async function startWorker(name: string): Promise<ModelAgent> {
   const a = await startModelAgent(gw, { name });
   agents.set(name, a);
-  await waitFor(async () => (await statusOf(name)) === "READY", {
-    what: `${name} READY in b9 machine list`,
-    timeoutMs: 60_000,
-  });
+  await waitMachineReady(gw, name);
   return a;
 }
 
 beforeAll(async () => {
   gw = await startGateway({ args: ["--heartbeat-interval", "1s"] });
-  env = {
-    ...process.env,
-    BETA9_GATEWAY: gw.url,
-    BETA9_API_KEY: gw.adminKey,
-    BETA9_CLI_CONFIG: `${tempDir()}/cli.json`,
-  };
+  env = cliEnv(gw);
   await startWorker("alpha");
   await startWorker("beta");
 }, 180_000);

@@ -23,6 +23,12 @@ export const MACHINE_ID_HEADER = "x-beta9-machine-id";
 export const POOL_COPY_PATH = "/api/v1/agent/copies";
 export const POOL_TICKET_HEADER = "x-beta9-pool-ticket";
 export const AGENT_BLOB_PATH = "/models/blobs";
+/**
+ * A converted directory (safetensors, MLX) goes file by file: `GET POOL_COPY_PATH/<sha256>/<file>` at
+ * the gateway, `GET AGENT_CONVERTED_PATH/<sha256>/<file>?owner=…` at the holder, where `<sha256>` is
+ * over the directory's files and `b9-conversion.json` lists them (name, sha256, size).
+ */
+export const AGENT_CONVERTED_PATH = "/models/converted";
 
 /**
  * From agent protocol 2 the channel starts in its idle form: after the 101 (which carries the

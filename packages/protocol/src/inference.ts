@@ -31,27 +31,6 @@ export function canonicalModelName(name: string): string {
  */
 export const ModelOwner = Type.String({ minLength: 1, maxLength: 128, pattern: "^[A-Za-z0-9:_-]+$" });
 
-export const InferenceStartRequest = Type.Object(
-  {
-    model: Type.Optional(ModelName),
-    engine: Type.Optional(EngineName),
-    /** Context length to serve with. */
-    context_size: Type.Optional(Type.Integer({ minimum: 256, maximum: 1_048_576 })),
-    /** Started by a gateway for a deployment: a gateway unloads it once no deployment has the name. */
-    deployment: Type.Optional(Type.Boolean()),
-    /** The deployment's owner: the agent refuses to start, under this owner, a model stored for another. */
-    owner: Type.Optional(ModelOwner),
-  },
-  { additionalProperties: false },
-);
-export type InferenceStartRequest = Static<typeof InferenceStartRequest>;
-
-export const InferenceStopRequest = Type.Object(
-  { model: Type.Optional(ModelName) },
-  { additionalProperties: false },
-);
-export type InferenceStopRequest = Static<typeof InferenceStopRequest>;
-
 /** What a converted model was made from, with what; `converted_on` when another machine of the pool made it (a copy). */
 export const ConvertedFromView = Type.Object({
   name: Type.String({ maxLength: 256 }),
@@ -68,6 +47,51 @@ export const ConvertedFromView = Type.Object({
   converted_on: Type.Optional(Type.String({ maxLength: 256 })),
 });
 export type ConvertedFromView = Static<typeof ConvertedFromView>;
+
+/** Another machine's conversion, as a gateway offers it with a pull or a start (see POOL_COPY_PATH). */
+const POOL_OFFER = {
+  /** Lets this machine, and no other, fetch these bytes through the gateway for a while. */
+  ticket: Type.String({ minLength: 32, maxLength: 128, pattern: "^[A-Za-z0-9_-]+$" }),
+  /** Of the GGUF; of a directory (safetensors, MLX), over its files' sha256s as its b9-conversion.json lists them. */
+  sha256: Type.String({ pattern: "^[a-f0-9]{64}$" }),
+  size: Type.Integer({ minimum: 1 }),
+  /** The machine that holds it (it made the conversion, or holds a copy), for the record and the log. */
+  machine_name: Type.String({ minLength: 1, maxLength: 256 }),
+  converted_from: ConvertedFromView,
+};
+
+/** A conversion an engine loads as a directory, offered with a start: used only for the format the start needs. */
+export const PoolDirOffer = Type.Object(
+  { ...POOL_OFFER, format: Type.Union([Type.Literal("safetensors"), Type.Literal("mlx")]) },
+  { additionalProperties: false },
+);
+export type PoolDirOffer = Static<typeof PoolDirOffer>;
+
+export const InferenceStartRequest = Type.Object(
+  {
+    model: Type.Optional(ModelName),
+    engine: Type.Optional(EngineName),
+    /** Context length to serve with. */
+    context_size: Type.Optional(Type.Integer({ minimum: 256, maximum: 1_048_576 })),
+    /** Started by a gateway for a deployment: a gateway unloads it once no deployment has the name. */
+    deployment: Type.Optional(Type.Boolean()),
+    /** The deployment's owner: the agent refuses to start, under this owner, a model stored for another. */
+    owner: Type.Optional(ModelOwner),
+    /**
+     * Conversions other machines made of this deployment for engines that take no GGUF: a start that
+     * needs one of these formats copies it through the gateway instead of converting (a failure converts).
+     */
+    pool: Type.Optional(Type.Array(PoolDirOffer, { maxItems: 4 })),
+  },
+  { additionalProperties: false },
+);
+export type InferenceStartRequest = Static<typeof InferenceStartRequest>;
+
+export const InferenceStopRequest = Type.Object(
+  { model: Type.Optional(ModelName) },
+  { additionalProperties: false },
+);
+export type InferenceStopRequest = Static<typeof InferenceStopRequest>;
 
 export const InferencePullRequest = Type.Object(
   {
@@ -94,20 +118,7 @@ export const InferencePullRequest = Type.Object(
      * gateway (POOL_COPY_PATH) instead of converting again. Checked against `pool.sha256`; any failure
      * falls back to the source and a conversion on this machine.
      */
-    pool: Type.Optional(
-      Type.Object(
-        {
-          /** Lets this machine, and no other, fetch these bytes through the gateway for a while. */
-          ticket: Type.String({ minLength: 32, maxLength: 128, pattern: "^[A-Za-z0-9_-]+$" }),
-          sha256: Type.String({ pattern: "^[a-f0-9]{64}$" }),
-          size: Type.Integer({ minimum: 1 }),
-          /** The machine that made the conversion (or holds a copy of it), for the record and the log. */
-          machine_name: Type.String({ minLength: 1, maxLength: 256 }),
-          converted_from: ConvertedFromView,
-        },
-        { additionalProperties: false },
-      ),
-    ),
+    pool: Type.Optional(Type.Object(POOL_OFFER, { additionalProperties: false })),
   },
   { additionalProperties: false },
 );
@@ -127,6 +138,10 @@ export const ServedModelView = Type.Object({
    * that takes no other (a GGUF dequantised to safetensors for vLLM or SGLang).
    */
   converted_to: Type.Optional(Type.String()),
+  /** With converted_to: the converted directory, by the sha256 over its files, and its provenance. */
+  conversion: Type.Optional(
+    Type.Object({ sha256: Type.String(), size: Type.Number(), converted_from: ConvertedFromView }),
+  ),
 });
 export type ServedModelView = Static<typeof ServedModelView>;
 

@@ -277,6 +277,27 @@ export function testConverterPython(): string {
   return py;
 }
 
+/** The environment for the real b9 CLI against `gw`, with its admin key and a config file of its own. */
+export function cliEnv(gw: GatewayProc): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    BETA9_GATEWAY: gw.url,
+    BETA9_API_KEY: gw.adminKey,
+    BETA9_CLI_CONFIG: `${tempDir()}/cli.json`,
+  };
+}
+
+/** Wait until `gw` lists the machine named `name` READY. */
+export async function waitMachineReady(gw: GatewayProc, name: string, timeoutMs = 60_000): Promise<void> {
+  await waitFor(
+    async () =>
+      (
+        await gw.api<{ machines: { name: string; status: string }[] }>("GET", "/api/v1/machines")
+      ).body.machines.some((m) => m.name === name && m.status === "READY"),
+    { what: `${name} READY at the gateway`, timeoutMs },
+  );
+}
+
 /**
  * `b9agent init` against a gateway with a fresh join token; returns the config path. The agent keeps no
  * builtin engine warm unless `keepEngineWarm` says so: most tests' agents serve nothing, and an idle

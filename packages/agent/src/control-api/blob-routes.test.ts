@@ -1,10 +1,11 @@
 import { createHash } from "node:crypto";
-import { link, readFile } from "node:fs/promises";
-import { dirname } from "node:path";
+import { link, mkdir, readFile, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { createLogger } from "@beta9/http";
 import { TEST_MODEL, tempDir, testModelAs, testModelPath } from "@beta9/test-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ModelStore } from "../models/store.ts";
+import { keepConverted, safetensorsDir } from "../models/convert/gguf-to-hf.ts";
+import { type ConvertedFrom, ModelStore } from "../models/store.ts";
 import { blobRoutes } from "./blob-routes.ts";
 import { ControlServer } from "./server.ts";
 
@@ -19,6 +20,7 @@ let sha256: string;
 let size: number;
 let whole: Buffer;
 let gatewayAsks = true;
+let converted_from: ConvertedFrom;
 const owner = "ws-1";
 
 beforeAll(async () => {
@@ -26,7 +28,7 @@ beforeAll(async () => {
   // A "conversion" of the test model, as quantizeModel would record it: other bytes than the plain pull's.
   const file = await store.tempBlobPath();
   await link(await testModelAs("llamb", tempDir("b9-blobs-src-")), file);
-  const converted_from = {
+  converted_from = {
     name: "smol.source",
     sha256: TEST_MODEL.sha256,
     format: "gguf" as const,
@@ -98,5 +100,32 @@ describe("GET /models/blobs/<sha256>: a conversion's bytes for the gateway", () 
     } finally {
       gatewayAsks = true;
     }
+  });
+
+  it("a converted directory: its file list and the files it lists, nothing else, for its owner", async () => {
+    const files = [
+      { name: "config.json", body: '{"architectures":["LlamaForCausalLM"]}' },
+      { name: "model.safetensors", body: "weights".repeat(1000) },
+    ];
+    const tmp = join(safetensorsDir(store), ".tmp-test");
+    await mkdir(tmp, { recursive: true });
+    for (const f of files) await writeFile(join(tmp, f.name), f.body);
+    await writeFile(join(tmp, "notes.txt"), "not part of the conversion");
+    const dir = await keepConverted(tmp, safetensorsDir(store), {
+      owner,
+      converted_from: { ...converted_from, target: "float16" },
+    });
+    const path = (file: string, who = owner) => `/models/converted/${dir.sha256}/${file}?owner=${who}`;
+    const listing = await get(path("b9-conversion.json"));
+    expect(listing.statusCode).toBe(200);
+    expect(listing.json()).toMatchObject({ sha256: dir.sha256, files: dir.files });
+    const weights = await get(path("model.safetensors"), { range: "bytes=7-" });
+    expect(weights.statusCode).toBe(206);
+    expect(weights.body).toBe("weights".repeat(1000).slice(7));
+    expect(weights.headers.etag).toBe(`"${dir.files.find((f) => f.name === "model.safetensors")!.sha256}"`);
+    // A file in the directory that the list does not name, a path out of it, another owner: not served.
+    expect((await get(path("notes.txt"))).statusCode).toBe(404);
+    expect((await get(path("..%2F..%2Fmodels%2Fsmol.json"))).statusCode).toBe(404);
+    expect((await get(path("config.json", "ws-2"))).statusCode).toBe(404);
   });
 });

@@ -82,6 +82,7 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox<InferenceRoutesContext> 
         engine: body.engine as EngineName | undefined,
         contextSize: body.context_size,
         deployment: body.deployment === true,
+        pool: body.pool,
       });
       if (body.owner === undefined && body.deployment !== true) lastStarted = model;
       return status(`${model} is running`);

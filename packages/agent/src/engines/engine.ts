@@ -1,4 +1,4 @@
-import type { Hardware } from "@beta9/protocol";
+import type { ConvertedFromView, Hardware } from "@beta9/protocol";
 
 /*
  * One interface for every engine the agent can run: the builtin engine (node-llama-cpp in a child
@@ -39,6 +39,8 @@ export interface ModelSpec {
   memoryBytes?: number | undefined;
   /** The stored model's format, when these weights were converted from it for this engine. */
   convertedFrom?: ModelFormat | undefined;
+  /** With convertedFrom: the converted directory by the sha256 over its files, its weights' size, its provenance. */
+  conversion?: { sha256: string; size: number; converted_from: ConvertedFromView } | undefined;
 }
 
 export type ServingState = "starting" | "ready" | "error" | "stopped";

@@ -4,6 +4,7 @@ import {
   type Hardware,
   type InferenceReport,
   type InferenceStatus,
+  type PoolDirOffer,
   type ServedModelView,
   type Usage,
 } from "@beta9/protocol";
@@ -25,7 +26,12 @@ export interface ModelCatalog {
    * The model's weights in format `to`, made from the stored ones once and kept (a GGUF dequantised to
    * safetensors for an engine that serves no GGUF); absent, no conversion happens on this machine.
    */
-  convertFor?(spec: ModelSpec, to: ModelFormat, engine: EngineName): Promise<ModelSpec>;
+  convertFor?(
+    spec: ModelSpec,
+    to: ModelFormat,
+    engine: EngineName,
+    opts?: { pool?: PoolDirOffer | undefined; note?: ((message: string) => void) | undefined },
+  ): Promise<ModelSpec>;
 }
 
 /** What a format can be converted to on the way to an engine (models/convert). */
@@ -196,6 +202,8 @@ export class InferenceManager {
     contextSize?: number | undefined;
     /** A gateway starts it for a deployment (see ServedModelView.deployment). */
     deployment?: boolean | undefined;
+    /** Other machines' conversions of it, to copy rather than convert (InferenceStartRequest.pool). */
+    pool?: PoolDirOffer[] | undefined;
   }): Promise<ServedModel> {
     if (req.deployment) this.#forDeployment.add(req.model);
     const running = this.#served.get(req.model);
@@ -220,11 +228,12 @@ export class InferenceManager {
     model: string;
     engine?: EngineName | undefined;
     contextSize?: number | undefined;
+    pool?: PoolDirOffer[] | undefined;
   }): Promise<ServedModel> {
     const { log, hardware } = this.#deps;
     const stored = await this.#deps.catalog.resolve(req.model, { contextSize: req.contextSize });
     await this.detect();
-    const { engineName, spec } = await this.#engineFor(stored, req.engine ?? this.#deps.preferred);
+    const { engineName, spec } = await this.#engineFor(stored, req.engine ?? this.#deps.preferred, req.pool);
     const engine = this.#deps.engines.get(engineName);
     if (!engine)
       throw new Beta9Error("engine_not_installed", `engine ${engineName} is not available on this agent`);
@@ -259,6 +268,7 @@ export class InferenceManager {
   async #engineFor(
     stored: ModelSpec,
     preferred: EngineName | undefined,
+    pool: PoolDirOffer[] | undefined,
   ): Promise<{ engineName: EngineName; spec: ModelSpec }> {
     const choose = (format: ModelFormat) =>
       this.#deps.choose({ format, hardware: this.#deps.hardware, detections: this.#detections, preferred });
@@ -282,7 +292,10 @@ export class InferenceManager {
         `no engine here serves ${stored.format}: converting ${stored.name} to ${to} for ${engineName}`,
       );
       try {
-        return { engineName, spec: await convertFor(stored, to, engineName) };
+        const note = (message: string) =>
+          this.#deps.log.warn({ model: stored.name, engine: engineName }, message);
+        const offer = pool?.find((o) => o.format === to);
+        return { engineName, spec: await convertFor(stored, to, engineName, { pool: offer, note }) };
       } catch (err) {
         // Shown in /inference/status as any failed start is: the model, the engine, the reason.
         this.#errors.set(stored.name, { engine: engineName, message: (err as Error).message });
@@ -414,6 +427,7 @@ export class InferenceManager {
         ...(state === "error" ? { error: s.stderrTail() || "the engine stopped" } : {}),
         ...(this.#forDeployment.has(s.model.name) ? { deployment: true } : {}),
         ...(s.model.convertedFrom ? { converted_to: s.model.format } : {}),
+        ...(s.model.conversion ? { conversion: s.model.conversion } : {}),
       });
     }
     for (const [name, e] of this.#errors) {
@@ -458,7 +472,8 @@ export class InferenceManager {
     const free = freeMemory(this.#deps.hardware, this.#deps.usage());
     return {
       engines: this.#detections.map((d) => ({ engine: d.engine, installed: d.installed })),
-      models: this.models(),
+      // Heartbeats stay lean: a conversion's provenance goes with the start's answer only.
+      models: this.models().map(({ conversion: _, ...m }) => m),
       memory_free_bytes: free.ram,
       vram_free_bytes: free.vram,
     };

@@ -1,13 +1,18 @@
-import { Beta9Error, type Hardware, type StoredModelView } from "@beta9/protocol";
+import { Beta9Error, type Hardware, type PoolDirOffer, type StoredModelView } from "@beta9/protocol";
 import type { EngineName, ModelFormat, ModelSpec } from "../engines/engine.ts";
 import type { MlxEngine } from "../engines/mlx.ts";
 import type { OllamaEngine } from "../engines/ollama.ts";
-import { ggufToSafetensors, type HfModelDir } from "../models/convert/gguf-to-hf.ts";
+import {
+  ggufToSafetensors,
+  type HfModelDir,
+  listConvertedDirs,
+  safetensorsDir,
+} from "../models/convert/gguf-to-hf.ts";
 import { parseQuantizationType, quantizeModel } from "../models/convert/quantize.ts";
-import { ggufToMlx } from "../models/convert/to-mlx.ts";
+import { ggufToMlx, mlxDir } from "../models/convert/to-mlx.ts";
 import { pullHfRepo } from "../models/hf-repo.ts";
 import { ModelError } from "../models/model-error.ts";
-import { fetchPoolCopy, type PoolAccess, type PoolOffer } from "../models/pool-copy.ts";
+import { fetchPoolCopy, fetchPoolDir, type PoolAccess, type PoolOffer } from "../models/pool-copy.ts";
 import type { ModelPuller, PullerOptions } from "../models/puller.ts";
 import { type HfRepoSource, parseHfRepoSource, validateModelName } from "../models/sources.ts";
 import type { GgufModelRecord, ModelRecord, ModelStore } from "../models/store.ts";
@@ -48,10 +53,17 @@ export class StoreCatalog implements ModelCatalog, ModelPuller {
   /**
    * A stored GGUF in the format `engine` takes: a float16 safetensors repository for vLLM or SGLang
    * (`ggufToSafetensors`), an MLX model for mlx_lm.server (`ggufToMlx`, through that repository). Made
-   * once per source and kept under the store; every later start reuses it. Its weights' size is what
-   * it needs in memory before the engine's cache.
+   * once per source and kept under the store; every later start reuses it. Another machine's
+   * conversion offered with the start (`opts.pool`) is copied instead of converting, and a copy kept
+   * here is reused like a conversion of this machine's own; `opts.note` hears why an offer was not
+   * taken. Its weights' size is what it needs in memory before the engine's cache.
    */
-  async convertFor(spec: ModelSpec, to: ModelFormat, engine: EngineName): Promise<ModelSpec> {
+  async convertFor(
+    spec: ModelSpec,
+    to: ModelFormat,
+    engine: EngineName,
+    opts: { pool?: PoolDirOffer | undefined; note?: ((message: string) => void) | undefined } = {},
+  ): Promise<ModelSpec> {
     if (spec.format !== "gguf" || (to !== "safetensors" && to !== "mlx"))
       throw new ModelError(
         "conversion_failed",
@@ -61,9 +73,12 @@ export class StoreCatalog implements ModelCatalog, ModelPuller {
     const owner = record?.owner ?? undefined;
     try {
       const made =
-        to === "mlx"
+        (record?.format === "gguf"
+          ? await this.#copied(spec.name, to, record.sha256, owner ?? null, opts)
+          : undefined) ??
+        (to === "mlx"
           ? await this.#toMlx(spec.name, owner)
-          : await ggufToSafetensors(this.#store, { from: spec.name, owner });
+          : await ggufToSafetensors(this.#store, { from: spec.name, owner }));
       const weights = made.files
         .filter((f) => f.name.endsWith(".safetensors"))
         .reduce((sum, f) => sum + f.size, 0);
@@ -74,6 +89,7 @@ export class StoreCatalog implements ModelCatalog, ModelPuller {
         contextSize: spec.contextSize,
         memoryBytes: weights,
         convertedFrom: "gguf",
+        conversion: { sha256: made.sha256, size: weights, converted_from: made.converted_from },
       };
     } catch (err) {
       if (!(err instanceof Beta9Error)) throw err;
@@ -83,6 +99,36 @@ export class StoreCatalog implements ModelCatalog, ModelPuller {
         `${spec.name} is GGUF and no engine here serves GGUF, so it was to be converted to ${to === "mlx" ? "MLX" : to} for ${engine}: ${err.message}`,
       );
     }
+  }
+
+  /**
+   * Another machine's conversion of this GGUF into `to`: the one offered, copied through the gateway,
+   * or a copy kept here before. Undefined when there is none or the copy failed (said in `note`).
+   */
+  async #copied(
+    name: string,
+    to: "safetensors" | "mlx",
+    sha256: string,
+    owner: string | null,
+    opts: { pool?: PoolDirOffer | undefined; note?: ((message: string) => void) | undefined },
+  ): Promise<HfModelDir | undefined> {
+    const root = to === "mlx" ? mlxDir(this.#store) : safetensorsDir(this.#store);
+    const offer = opts.pool?.format === to ? opts.pool : undefined;
+    if (offer && this.#pool) {
+      try {
+        return await fetchPoolDir(this.#store, this.#pool, { name, root, offer, owner });
+      } catch (err) {
+        opts.note?.(
+          `could not copy ${name} as ${to} from ${offer.machine_name} (${(err as Error).message}); converting it here`,
+        );
+      }
+    }
+    return (await listConvertedDirs(this.#store, root)).find(
+      (d) =>
+        d.owner === owner &&
+        d.converted_from.sha256 === sha256 &&
+        d.converted_from.converted_on !== undefined,
+    );
   }
 
   async #toMlx(name: string, owner: string | undefined): Promise<HfModelDir> {

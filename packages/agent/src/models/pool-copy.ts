@@ -1,12 +1,17 @@
-import { rm } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { mkdir, readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
 import {
   type InferencePullRequest,
   MACHINE_ID_HEADER,
   POOL_COPY_PATH,
   POOL_TICKET_HEADER,
+  type PoolDirOffer,
   type PullProgress,
 } from "@beta9/protocol";
 import type { Dispatcher } from "undici";
+import { type HfModelDir, keepConverted, listConvertedDirs } from "./convert/gguf-to-hf.ts";
+import { CONVERSION_FILE, type HfFile, hfDirSha256 } from "./convert/hf-tools.ts";
 import { ModelError } from "./model-error.ts";
 import { joinRun, type SharedRun } from "./shared-run.ts";
 import type { ConvertedFrom, GgufModelRecord, ModelStore } from "./store.ts";
@@ -103,8 +108,97 @@ async function copyOnce(
   }
 }
 
+/**
+ * Fetch `offer` (another machine's converted directory: safetensors for vLLM/SGLang, or MLX) through
+ * the gateway into `root`, kept as a conversion of this store (b9-conversion.json naming the machine
+ * that made it): its file list first, which must hash to `offer.sha256`, then each file, checked
+ * against its sha256 in that list. The directory appears whole or not at all. A directory with that
+ * sha256 kept here already for `owner` is used as it is.
+ */
+export async function fetchPoolDir(
+  store: ModelStore,
+  access: PoolAccess,
+  req: {
+    name: string;
+    root: string;
+    offer: PoolDirOffer;
+    owner: string | null;
+    signal?: AbortSignal | undefined;
+  },
+): Promise<HfModelDir> {
+  const { offer, owner } = req;
+  const here = (await listConvertedDirs(store, req.root)).find(
+    (d) => d.sha256 === offer.sha256 && d.owner === owner,
+  );
+  if (here) return here;
+  const from = convertedFrom(offer);
+  const gateway = access.gateway();
+  if (!gateway) throw new ModelError("download_failed", "not connected to a gateway to fetch it from");
+  const machine = access.machine();
+  const base = new URL(`${POOL_COPY_PATH}/${offer.sha256}/`, gateway);
+  const headers = {
+    authorization: `Bearer ${machine.token}`,
+    [MACHINE_ID_HEADER]: machine.id,
+    [POOL_TICKET_HEADER]: offer.ticket,
+  };
+  const fetchFile = (file: string, dest: string, expectedSha256?: string) =>
+    store.downloadFile(new URL(encodeURIComponent(file), base).href, dest, {
+      expectedSha256,
+      signal: req.signal,
+      label: `${req.name} (${offer.format}, converted on ${from.converted_on})`,
+      restricted: false,
+      headers,
+      dispatcher: access.dispatcher,
+    });
+  await mkdir(req.root, { recursive: true });
+  const tmp = join(req.root, `.tmp-${randomBytes(8).toString("hex")}`);
+  await mkdir(tmp);
+  try {
+    const listing = join(tmp, CONVERSION_FILE);
+    await fetchFile(CONVERSION_FILE, listing);
+    const files = listedFiles(await readFile(listing, "utf8"));
+    if (hfDirSha256(files) !== offer.sha256)
+      throw new ModelError(
+        "checksum_mismatch",
+        `${offer.machine_name}'s list of files does not hash to the conversion's sha256 ${offer.sha256}`,
+      );
+    await rm(listing);
+    for (const f of files) await fetchFile(f.name, join(tmp, f.name), f.sha256);
+    return await keepConverted(tmp, req.root, { owner, converted_from: from }, req.signal, files);
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+/** The files a b9-conversion.json lists: plain names in the directory, each with its sha256 and size. */
+function listedFiles(text: string): HfFile[] {
+  const bad = (why: string) => new ModelError("checksum_mismatch", `the conversion's file list ${why}`);
+  let files: unknown;
+  try {
+    files = (JSON.parse(text) as { files?: unknown }).files;
+  } catch {
+    throw bad("is not JSON");
+  }
+  if (!Array.isArray(files) || files.length === 0 || files.length > 10_000) throw bad("lists no files");
+  for (const f of files as HfFile[]) {
+    if (
+      typeof f?.name !== "string" ||
+      !/^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/.test(f.name) ||
+      f.name === CONVERSION_FILE ||
+      typeof f.sha256 !== "string" ||
+      !/^[a-f0-9]{64}$/.test(f.sha256) ||
+      !Number.isSafeInteger(f.size) ||
+      f.size < 0
+    )
+      throw bad(
+        `has an entry that is no plain file name with its sha256 and size: ${JSON.stringify(f).slice(0, 200)}`,
+      );
+  }
+  return (files as HfFile[]).map((f) => ({ name: f.name, sha256: f.sha256, size: f.size }));
+}
+
 /** The offer's provenance as this store keeps it; an offer this store cannot record is refused. */
-function convertedFrom(offer: PoolOffer): ConvertedFrom {
+function convertedFrom(offer: PoolOffer | PoolDirOffer): ConvertedFrom {
   const c = offer.converted_from;
   if (c.format !== "gguf" && c.format !== "safetensors")
     throw new ModelError(

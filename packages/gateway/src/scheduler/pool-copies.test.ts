@@ -1,4 +1,4 @@
-import type { StoredModelView } from "@beta9/protocol";
+import type { ServedModelView, StoredModelView } from "@beta9/protocol";
 import { describe, expect, it } from "vitest";
 import { PoolCopies } from "./pool-copies.ts";
 
@@ -139,5 +139,36 @@ describe("PoolCopies: one conversion per deployment, handed on to the pool's oth
     // A pull that never fetched (it had the model) names no holder.
     const unused = copies.offer(dep, "m3", allConnected)!;
     expect(copies.unreliable(unused.ticket)).toEqual([]);
+  });
+
+  it("a directory an engine loads (safetensors, MLX) is offered with starts, per format, apart from the GGUF", () => {
+    const copies = new PoolCopies();
+    const served = (format: string, sha256: string): ServedModelView => ({
+      name: "smol",
+      engine: "vllm",
+      state: "ready",
+      memory_bytes: 270_000_000,
+      context_size: 2048,
+      converted_to: format,
+      conversion: {
+        sha256,
+        size: 269_060_552,
+        converted_from: { ...converted("x".repeat(64)).converted_from!, target: "float16" },
+      },
+    });
+    copies.noteServed("m1", dep, served("safetensors", "f".repeat(64)));
+    // A model served as it is stored, or a GGUF, is no directory to hand on.
+    copies.noteServed("m2", dep, { ...served("safetensors", "0".repeat(64)), converted_to: undefined });
+    const offers = copies.dirOffers(dep, "m3", allConnected);
+    expect(offers).toEqual([
+      expect.objectContaining({ format: "safetensors", sha256: "f".repeat(64), machine_name: "alpha" }),
+    ]);
+    expect(copies.claim(offers[0]!.ticket, "m3", "f".repeat(64))?.holders).toEqual(["m1"]);
+    // Pulls are offered GGUFs only; the holder itself and another workspace get nothing.
+    expect(copies.offer(dep, "m3", allConnected)).toBeUndefined();
+    expect(copies.dirOffers(dep, "m1", allConnected)).toEqual([]);
+    expect(copies.dirOffers({ ...dep, workspaceId: "ws-b" }, "m3", allConnected)).toEqual([]);
+    copies.noteServed("m2", dep, served("mlx", "9".repeat(64)));
+    expect(copies.dirOffers(dep, "m3", allConnected).map((o) => o.format)).toEqual(["safetensors", "mlx"]);
   });
 });

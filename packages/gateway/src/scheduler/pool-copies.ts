@@ -1,7 +1,10 @@
 import { createHash, randomBytes } from "node:crypto";
-import type { InferencePullRequest, StoredModelView } from "@beta9/protocol";
+import type { InferencePullRequest, PoolDirOffer, ServedModelView, StoredModelView } from "@beta9/protocol";
 
 export type PoolOffer = NonNullable<InferencePullRequest["pool"]>;
+/** What a conversion is: a GGUF (a pull's), or a directory an engine loads (a start's). */
+export type CopyFormat = "gguf" | PoolDirOffer["format"];
+const DIR_FORMATS: readonly PoolDirOffer["format"][] = ["safetensors", "mlx"];
 
 /** What a deployment is converted to: one conversion per workspace, source and type, whoever's machine made it. */
 export interface ConvertedDeployment {
@@ -56,20 +59,53 @@ export class PoolCopies {
   note(machineId: string, dep: ConvertedDeployment, stored: StoredModelView | null): void {
     const from = stored?.converted_from;
     if (!stored || !from || stored.format !== "gguf" || !stored.sha256 || !stored.size) return;
-    const key = keyOf(dep);
+    this.#hold(keyOf(dep, "gguf"), {
+      machineId,
+      sha256: stored.sha256,
+      size: stored.size,
+      converted_from: from,
+    });
+  }
+
+  /**
+   * A machine answered a start of `dep` serving `served`: if it serves a directory converted for its
+   * engine (safetensors for vLLM/SGLang, MLX), that machine holds a copy of that.
+   */
+  noteServed(machineId: string, dep: ConvertedDeployment, served: ServedModelView | undefined): void {
+    const format = DIR_FORMATS.find((f) => f === served?.converted_to);
+    const conversion = served?.conversion;
+    if (!format || !conversion || !conversion.size) return;
+    this.#hold(keyOf(dep, format), {
+      machineId,
+      sha256: conversion.sha256,
+      size: conversion.size,
+      converted_from: conversion.converted_from,
+    });
+  }
+
+  /** Offers for a start of `dep` on `machineId`: one per directory format another machine holds. */
+  dirOffers(
+    dep: ConvertedDeployment,
+    machineId: string,
+    connected: (machineId: string) => string | undefined,
+  ): PoolDirOffer[] {
+    return DIR_FORMATS.flatMap((format) => {
+      const offer = this.offer(dep, machineId, connected, format);
+      return offer ? [{ ...offer, format }] : [];
+    });
+  }
+
+  #hold(key: string, copy: Copy): void {
     // Another converter (a newer llama.cpp) made other bytes: those are what is handed on from now.
     const others = (this.#held.get(key) ?? []).filter(
-      (c) => c.machineId !== machineId && c.sha256 === stored.sha256,
+      (c) => c.machineId !== copy.machineId && c.sha256 === copy.sha256,
     );
-    this.#held.set(key, [
-      ...others,
-      { machineId, sha256: stored.sha256, size: stored.size, converted_from: from },
-    ]);
+    this.#held.set(key, [...others, copy]);
   }
 
   /** The machine no longer holds it (its copy was not found, or the pull there failed). */
-  forget(machineId: string, dep: ConvertedDeployment): void {
-    this.#drop(keyOf(dep), machineId);
+  forget(machineId: string, dep: ConvertedDeployment, format: CopyFormat = "gguf"): void {
+    this.#drop(keyOf(dep, format), machineId);
   }
 
   /**
@@ -81,8 +117,9 @@ export class PoolCopies {
     dep: ConvertedDeployment,
     machineId: string,
     connected: (machineId: string) => string | undefined,
+    format: CopyFormat = "gguf",
   ): PoolOffer | undefined {
-    const key = keyOf(dep);
+    const key = keyOf(dep, format);
     const copies = this.#held.get(key) ?? [];
     if (copies.some((c) => c.machineId === machineId)) return undefined;
     for (const copy of copies) {
@@ -159,7 +196,7 @@ export class PoolCopies {
    * `wait` settles when that one ends; the caller then asks for an offer again.
    */
   turn(dep: ConvertedDeployment, machineId: string): { release: () => void } | { wait: Promise<void> } {
-    const key = keyOf(dep);
+    const key = keyOf(dep, "gguf");
     const running = this.#converting.get(key);
     if (!convertsOnPull(dep) || running?.machineId === machineId) return { release: () => {} };
     if (running) return { wait: running.done };
@@ -184,12 +221,12 @@ export class PoolCopies {
 
   /** Whether some machine holds a conversion of `dep`. */
   held(dep: ConvertedDeployment): boolean {
-    return this.#held.has(keyOf(dep));
+    return this.#held.has(keyOf(dep, "gguf"));
   }
 
   /** The machine converting `dep` now, when it is not `machineId` (whose pull of it would wait). */
   convertingElsewhere(dep: ConvertedDeployment, machineId: string): string | undefined {
-    const running = this.#converting.get(keyOf(dep));
+    const running = this.#converting.get(keyOf(dep, "gguf"));
     return running && running.machineId !== machineId ? running.machineId : undefined;
   }
 
@@ -210,5 +247,6 @@ function convertsOnPull(dep: ConvertedDeployment): boolean {
   return dep.quantize !== null || (dep.source.startsWith("hf:") && !/\.gguf(@[^/]*)?$/i.test(dep.source));
 }
 
-const keyOf = (dep: ConvertedDeployment) => [dep.workspaceId, dep.source, dep.quantize ?? ""].join("\u0000");
+const keyOf = (dep: ConvertedDeployment, format: CopyFormat) =>
+  [dep.workspaceId, dep.source, dep.quantize ?? "", format].join("\u0000");
 const hashTicket = (ticket: string) => createHash("sha256").update(ticket).digest("hex");

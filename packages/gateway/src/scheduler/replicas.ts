@@ -186,15 +186,13 @@ export class ReplicaManager {
     body: Pick<InferencePullRequest, "owner" | "source_trusted" | "quantize" | "pool">;
     done: (stored?: StoredModelView | null) => void;
   }> {
-    const { registry } = this.#deps;
     const body = {
       owner: dep.workspaceId,
       source_trusted: dep.workspaceId === this.#deps.operatorWorkspaceId,
       ...(dep.quantize !== null ? { quantize: dep.quantize } : {}),
     };
-    const connected = (id: string) => (registry.link(id) ? (registry.get(id)?.name ?? id) : undefined);
     for (;;) {
-      const pool = this.copies.offer(dep, machineId, connected);
+      const pool = this.copies.offer(dep, machineId, this.#connectedName);
       if (pool)
         return { body: { ...body, pool }, done: (stored) => this.#copied(dep, machineId, pool, stored) };
       const turn = this.copies.turn(dep, machineId);
@@ -204,12 +202,19 @@ export class ReplicaManager {
     }
   }
 
-  /** A pull offered a copy that converted for itself instead: whoever sent it those bytes is not offered again. */
+  /** A connected machine's name, for an offer of what it holds; undefined when it is not connected here. */
+  #connectedName = (id: string): string | undefined =>
+    this.#deps.registry.link(id) ? (this.#deps.registry.get(id)?.name ?? id) : undefined;
+
+  /**
+   * A pull or start offered a copy that converted for itself instead (what it answered has no
+   * `converted_on`): whoever sent it those bytes is not offered again.
+   */
   #copied(
     dep: DeploymentSpec,
     machineId: string,
     pool: PoolOffer,
-    stored: StoredModelView | null | undefined,
+    stored: Pick<StoredModelView, "converted_from"> | null | undefined,
   ): void {
     if (!stored || stored.converted_from?.converted_on !== undefined) return;
     const holders = this.copies.unreliable(pool.ticket);
@@ -332,6 +337,8 @@ export class ReplicaManager {
         } finally {
           pull.done(stored);
         }
+        // Conversions for engines that take no GGUF, made by other machines: copied, not made again.
+        const offers = this.copies.dirOffers(dep, machine.id, this.#connectedName);
         const status = await callAgent<InferenceStatus>(link, {
           method: "POST",
           path: "/inference/start",
@@ -341,9 +348,14 @@ export class ReplicaManager {
             ...(dep.contextSize ? { context_size: dep.contextSize } : {}),
             deployment: true,
             owner: dep.workspaceId,
+            ...(offers.length > 0 ? { pool: offers } : {}),
           },
           timeoutMs: Math.max(1_000, deadline - Date.now()),
         });
+        const served = status.models.find((m) => m.name === dep.name);
+        this.copies.noteServed(machine.id, dep, served);
+        for (const offer of offers)
+          if (served?.converted_to === offer.format) this.#copied(dep, machine.id, offer, served.conversion);
         const why =
           machine === placement.machines[0]
             ? placement.why
@@ -554,8 +566,10 @@ export function servedAs(
       ? `, converted on ${where} from safetensors (${from.name}) to GGUF ${from.target} by ${from.converter.version}${copied}`
       : `, quantized on ${where} from ${from.quantization ?? from.format} by ${from.converter.tool} ${from.converter.version} as the deployment asks (quantize ${from.target})${copied}`;
   if (served?.converted_to) {
-    const how =
-      served.converted_to === "mlx"
+    const copiedFrom = served.conversion?.converted_from.converted_on;
+    const how = copiedFrom
+      ? `copied ${copiedFrom}'s conversion through the gateway (sha256 checked) rather than converting it again`
+      : served.converted_to === "mlx"
         ? "dequantised it to float16 and had mlx_lm.convert quantise that to about its bits, once, and keeps it"
         : "dequantised it to float16 once and keeps it";
     return `serves ${format} on ${engine} as ${served.converted_to} (${chosen}; no engine there serves ${stored?.format ?? "the stored format"}, so the machine ${how})${made}`;

@@ -134,8 +134,10 @@ export async function keepConverted(
   root: string,
   made: { owner: string | null; converted_from: ConvertedFrom },
   signal?: AbortSignal,
+  /** Its files as already checked (a copy whose every file's sha256 was verified): not hashed again. */
+  known?: HfFile[],
 ): Promise<HfModelDir> {
-  const files = await hashDir(tmp, signal);
+  const files = known ?? (await hashDir(tmp, signal));
   const sha256 = hfDirSha256(files);
   const record = { sha256, files, ...made };
   await writeFile(join(tmp, CONVERSION_FILE), `${JSON.stringify(record, null, 2)}\n`);

@@ -2,12 +2,14 @@ import { Readable } from "node:stream";
 import { bearerToken } from "@beta9/http";
 import {
   AGENT_BLOB_PATH,
+  AGENT_CONVERTED_PATH,
   Beta9Error,
   MACHINE_ID_HEADER,
   POOL_COPY_PATH,
   POOL_TICKET_HEADER,
 } from "@beta9/protocol";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import type { GatewayContext } from "../../context.ts";
 import { verifyMachineCredential } from "../../machines/credentials.ts";
 import { requestAgent } from "../../router/request.ts";
@@ -20,8 +22,8 @@ const HEADERS_TIMEOUT_MS = 30_000;
 const PASSED_ON = ["content-length", "content-range", "accept-ranges", "etag"] as const;
 
 /**
- * `GET POOL_COPY_PATH/<sha256>`: a machine fetching another machine's conversion, as its pull's offer
- * said (PoolCopies). It shows its credential and id and the offer's ticket; the bytes come from a
+ * `GET POOL_COPY_PATH/<sha256>[/<file>]`: a machine fetching another machine's conversion (a GGUF, or a
+ * file of a converted directory), as its pull's or start's offer said (PoolCopies). It shows its credential and id and the offer's ticket; the bytes come from a
  * machine that holds them, over that machine's channel, passed through as they come (Range included,
  * so a cut download resumes). The fetching machine checks their sha256 itself.
  */
@@ -29,7 +31,26 @@ export const poolCopyRoutes: FastifyPluginAsyncTypebox<GatewayContext & { copies
   app,
   ctx,
 ) => {
-  app.get<{ Params: { sha256: string } }>(`${POOL_COPY_PATH}/:sha256`, async (req, reply) => {
+  // A converted GGUF, and a file of a converted directory (its b9-conversion.json first).
+  app.get<{ Params: { sha256: string } }>(`${POOL_COPY_PATH}/:sha256`, (req, reply) =>
+    relay(req, reply, req.params.sha256, (owner) => `${AGENT_BLOB_PATH}/${req.params.sha256}?owner=${owner}`),
+  );
+  app.get<{ Params: { sha256: string; file: string } }>(`${POOL_COPY_PATH}/:sha256/:file`, (req, reply) =>
+    relay(
+      req,
+      reply,
+      req.params.sha256,
+      (owner) =>
+        `${AGENT_CONVERTED_PATH}/${req.params.sha256}/${encodeURIComponent(req.params.file)}?owner=${owner}`,
+    ),
+  );
+
+  async function relay(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    sha256: string,
+    pathFor: (owner: string) => string,
+  ): Promise<FastifyReply> {
     const machineId = req.headers[MACHINE_ID_HEADER];
     if (typeof machineId !== "string" || machineId === "")
       throw new Beta9Error("credential_invalid", `send ${MACHINE_ID_HEADER} with the machine's credential`);
@@ -39,7 +60,6 @@ export const poolCopyRoutes: FastifyPluginAsyncTypebox<GatewayContext & { copies
       bearerToken(req.headers.authorization),
       req.ip,
     );
-    const { sha256 } = req.params;
     const ticket = req.headers[POOL_TICKET_HEADER];
     const grant = SHA256.test(sha256)
       ? ctx.copies.claim(typeof ticket === "string" ? ticket : undefined, machine.id, sha256)
@@ -64,7 +84,7 @@ export const poolCopyRoutes: FastifyPluginAsyncTypebox<GatewayContext & { copies
       if (!link?.request) continue;
       const attempt = await requestAgent(holder, link, {
         method: "GET",
-        path: `${AGENT_BLOB_PATH}/${sha256}?owner=${encodeURIComponent(grant.owner)}`,
+        path: pathFor(encodeURIComponent(grant.owner)),
         body: "",
         headers,
         headersTimeoutMs: HEADERS_TIMEOUT_MS,
@@ -99,5 +119,5 @@ export const poolCopyRoutes: FastifyPluginAsyncTypebox<GatewayContext & { copies
       "unavailable",
       `no machine holding that conversion answered${refused.length > 0 ? ` (${refused.join("; ")})` : ""}; the pull converts the model itself`,
     );
-  });
+  }
 };
