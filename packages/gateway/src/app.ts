@@ -165,6 +165,7 @@ export async function buildGateway(
     log,
     traffic: router,
     coldStartTimeoutMs: config.coldStartTimeoutMs,
+    convertOn: config.convertOn,
     deployments: async () => (await store.deployments.listAll()).map(deploymentSpec),
     carbonOf: carbonFacts.carbonOf,
     provenance: store.modelProvenance,

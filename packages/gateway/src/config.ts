@@ -17,6 +17,11 @@ export interface GatewayConfig {
   bodyLimit: number;
   /** How long a request may wait while its model is pulled and loaded (scale from zero). */
   coldStartTimeoutMs: number;
+  /**
+   * The machine (by name) that converts deployments first, e.g. an agent on the gateway's host with the
+   * converters installed: the machines placed after copy its conversion. Absent: the first machine placed.
+   */
+  convertOn?: string | undefined;
   /** On SIGTERM, how long answers under way may take to finish before agent channels close. */
   shutdownGraceMs: number;
   /** How long usage rows are kept; 0 keeps them forever. */

@@ -165,6 +165,11 @@ const program = new Command("b9gateway")
       gatewayConfig().auditRetentionMs,
     ),
   )
+  .option(
+    "--convert-on <machine>",
+    "the machine (by name) that makes a deployment's conversion (--quantize, safetensors sources) for the pool, e.g. an agent on this host with the converters; the others copy it",
+    process.env.BETA9_CONVERT_ON,
+  )
   .option("--tls-cert <file>", "serve HTTPS with this PEM certificate (chain); needs --tls-key")
   .option("--tls-key <file>", "the PEM private key of --tls-cert")
   .option(
@@ -246,6 +251,7 @@ const program = new Command("b9gateway")
       databaseUrl: opts.databaseUrl ?? process.env.BETA9_DATABASE_URL,
       advertiseUrl: opts.advertiseUrl,
       coldStartTimeoutMs: opts.coldStartTimeout,
+      convertOn: opts.convertOn || undefined,
       shutdownGraceMs: opts.shutdownGrace,
       usageRetentionMs: opts.usageRetention,
       auditRetentionMs: opts.auditRetention,

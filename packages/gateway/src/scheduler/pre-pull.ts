@@ -11,7 +11,10 @@ export interface PrePullDeps {
   pulled: PulledModels;
   log: Logger;
   /** A deployment's own replicas, and what its pulls tell the agents. */
-  replicas: Pick<ReplicaManager, "serving" | "pullFor" | "placementNeeds" | "notePulled" | "copies">;
+  replicas: Pick<
+    ReplicaManager,
+    "serving" | "pullFor" | "placementNeeds" | "notePulled" | "copies" | "conversionMachine" | "convertOn"
+  >;
 }
 
 /** Machines tried beyond those needed, when some fail: a source that fails everywhere is not tried on all. */
@@ -70,13 +73,33 @@ export async function* prePull(
     yield { status: `pulling on ${machine.name}`, ...where };
     log.info({ model: dep.name, machine_id: machine.id }, `pulling ${dep.name} on ${machine.name}`);
     const sha256 = dep.sha256 ?? pulled.sha256(machine.id, dep);
+    // The pool's conversion machine (--convert-on) converts first, its progress shown as it comes.
+    const conversion = replicas.conversionMachine(dep, machine.id);
+    if (conversion) {
+      const there = { machine_id: conversion.id, machine_name: conversion.name };
+      yield {
+        status: `converting ${dep.name} on ${conversion.name}, the pool's conversion machine`,
+        ...there,
+      };
+      try {
+        for await (const p of replicas.convertOn(dep, conversion, signal)) yield { ...p, ...there };
+      } catch (err) {
+        if (signal.aborted) throw err;
+        const why = `could not convert on ${conversion.name}: ${(err as Error).message}; ${machine.name} converts it`;
+        log.warn({ model: dep.name, machine_id: conversion.id }, why);
+        yield { status: why, ...there };
+      }
+    }
     const converter = replicas.copies.convertingElsewhere(dep, machine.id);
     if (converter)
       yield {
         status: `waiting for ${nameOf(registry, converter)} to convert ${dep.name}, to copy that`,
         ...where,
       };
-    const pull = await replicas.pullFor(dep, machine.id, { signal });
+    const pull = await replicas.pullFor(dep, machine.id, {
+      signal,
+      converterTried: conversion !== undefined,
+    });
     let pulledHere: StoredModelView | null = null;
     try {
       for await (const p of pullOnAgent(

@@ -4,13 +4,16 @@ import {
   type GpuRequirement,
   type InferencePullRequest,
   type InferenceStatus,
+  type PullProgress,
   type ReplicaView,
   type StoredModelView,
 } from "@beta9/protocol";
 import type { Repositories } from "@beta9/store";
 import type { AgentLink, MachineFilter, MachineRegistry, ServingMachine } from "../machines/registry.ts";
 import type { CarbonOf } from "../placement/carbon-rank.ts";
+import { locationFits } from "../placement/constraints.ts";
 import { callAgent } from "./agent-call.ts";
+import { pullOnAgent } from "./agent-pull.ts";
 import { placementNeeds } from "./deployment-spec.ts";
 import { fitsNow, type PlacementNeeds, placeReplica } from "./placement.ts";
 import type { Placements } from "./placements.ts";
@@ -67,6 +70,8 @@ export interface ReplicaManagerDeps {
   deployments: () => Promise<DeploymentSpec[]>;
   /** Bound on pulling and loading a model for a request that waits (cold start). */
   coldStartTimeoutMs: number;
+  /** The machine (by name) that converts deployments first for the pool (GatewayConfig.convertOn). */
+  convertOn?: string | undefined;
   /** How often idle replicas and minimums are checked. */
   sweepEveryMs?: number;
   /** What is known of each machine's carbon, for deployments that prefer low carbon. */
@@ -176,12 +181,18 @@ export class ReplicaManager {
    * whether the operator gave the source, the type to convert to, and another machine's conversion to
    * copy. A deployment that converts is converted by one machine at a time: while another converts it,
    * this waits for that (until `until` is aborted or its deadline passes) and then offers its result.
-   * Call `done` once the pull has ended and its answer is noted.
+   * With a conversion machine (--convert-on) that may take it, that machine converts first (unless
+   * `until.converterTried`: the caller had it try). Call `done` once the pull has ended and its
+   * answer is noted.
    */
   async pullFor(
     dep: DeploymentSpec,
     machineId: string,
-    until: { signal?: AbortSignal | undefined; deadline?: number | undefined } = {},
+    until: {
+      signal?: AbortSignal | undefined;
+      deadline?: number | undefined;
+      converterTried?: boolean | undefined;
+    } = {},
   ): Promise<{
     body: Pick<InferencePullRequest, "owner" | "source_trusted" | "quantize" | "pool">;
     done: (stored?: StoredModelView | null) => void;
@@ -191,14 +202,94 @@ export class ReplicaManager {
       source_trusted: dep.workspaceId === this.#deps.operatorWorkspaceId,
       ...(dep.quantize !== null ? { quantize: dep.quantize } : {}),
     };
+    let converterTried = until.converterTried === true;
     for (;;) {
       const pool = this.copies.offer(dep, machineId, this.#connectedName);
       if (pool)
         return { body: { ...body, pool }, done: (stored) => this.#copied(dep, machineId, pool, stored) };
+      const converter = converterTried ? undefined : this.conversionMachine(dep, machineId);
+      if (converter) {
+        converterTried = true;
+        const signal = AbortSignal.any([
+          ...(until.signal ? [until.signal] : []),
+          ...(until.deadline !== undefined
+            ? [AbortSignal.timeout(Math.max(1, until.deadline - Date.now()))]
+            : []),
+        ]);
+        try {
+          for await (const _ of this.convertOn(dep, converter, signal));
+        } catch (err) {
+          if (until.signal?.aborted) throw err;
+          this.#deps.log.warn(
+            { model: dep.name, machine_id: converter.id, err: (err as Error).message },
+            `could not convert ${dep.name} on ${converter.name}; the machine placed converts it`,
+          );
+        }
+        continue;
+      }
       const turn = this.copies.turn(dep, machineId);
       if ("release" in turn) return { body, done: turn.release };
       // Rather a conversion here than none before the caller's time is up.
       if (!(await endsWithin(turn.wait, until))) return { body, done: () => {} };
+    }
+  }
+
+  /**
+   * The pool's conversion machine (--convert-on) when it should convert `dep` before `machineId` pulls
+   * it: the deployment converts and no machine holds its conversion yet, and that machine is connected,
+   * is not `machineId`, and may hold the workspace's weights (its country fits the deployment's
+   * countries or region, as placement would ask of a replica).
+   */
+  conversionMachine(dep: DeploymentSpec, machineId: string): { id: string; name: string } | undefined {
+    const name = this.#deps.convertOn;
+    if (!name || !this.copies.converts(dep) || this.copies.held(dep)) return undefined;
+    const m = this.#deps.registry.views().find((v) => v.name === name);
+    if (!m || m.id === machineId || !this.#deps.registry.link(m.id)?.request) return undefined;
+    return locationFits(dep, m) ? { id: m.id, name: m.name } : undefined;
+  }
+
+  /**
+   * Have `converter` make `dep`'s conversion for the pool (a pull there, never a replica), its
+   * progress as it comes; then it holds the conversion the others copy. When another machine is
+   * converting it already, this waits for that instead.
+   */
+  async *convertOn(
+    dep: DeploymentSpec,
+    converter: { id: string; name: string },
+    signal: AbortSignal,
+  ): AsyncGenerator<PullProgress> {
+    const turn = this.copies.turn(dep, converter.id);
+    if ("wait" in turn) {
+      await endsWithin(turn.wait, { signal });
+      return;
+    }
+    try {
+      const link = this.#deps.registry.link(converter.id);
+      if (!link) throw new Beta9Error("unavailable", `${converter.name} is not connected`);
+      const sha256 = dep.sha256 ?? this.pulled.sha256(converter.id, dep);
+      let stored: StoredModelView | null = null;
+      for await (const p of pullOnAgent(
+        converter.id,
+        link,
+        {
+          model: dep.name,
+          source: dep.source,
+          ...(sha256 ? { sha256 } : {}),
+          owner: dep.workspaceId,
+          source_trusted: dep.workspaceId === this.#deps.operatorWorkspaceId,
+          ...(dep.quantize !== null ? { quantize: dep.quantize } : {}),
+        },
+        signal,
+      )) {
+        if (p.status === "success") {
+          stored = p.model ?? null;
+          break;
+        }
+        yield p;
+      }
+      this.notePulled(converter.id, dep, stored);
+    } finally {
+      turn.release();
     }
   }
 
