@@ -1,6 +1,6 @@
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { basename } from "node:path";
 import {
+  builtQuantizeTool,
   type CliResult,
   cliEnv,
   type FileServer,
@@ -10,6 +10,7 @@ import {
   startGateway,
   startModelAgent,
   startPythonFileServer,
+  storedRecord,
   testModelPath,
   waitMachineReady,
 } from "@beta9/test-utils";
@@ -28,14 +29,8 @@ let worker: ModelAgent;
 let env: NodeJS.ProcessEnv;
 let files: FileServer;
 const b9 = (args: string[], e = env): Promise<CliResult> => runB9(args, e);
-const storeOf = (a: ModelAgent) => join(dirname(a.agent.configPath), "models");
-const record = (a: ModelAgent, name: string) => {
-  const file = join(storeOf(a), "models", `${name}.json`);
-  return existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : undefined;
-};
-const builtQuantizeTool = (a: ModelAgent) =>
-  existsSync(join(storeOf(a), "tools")) &&
-  readdirSync(join(storeOf(a), "tools")).some((d) => d.startsWith("llama-quantize"));
+const record = (a: ModelAgent, name: string) => storedRecord(a.agent.configPath, name);
+const builtTool = (a: ModelAgent) => builtQuantizeTool(a.agent.configPath);
 
 beforeAll(async () => {
   gw = await startGateway({ args: ["--heartbeat-interval", "1s", "--convert-on", "conv"] });
@@ -75,8 +70,8 @@ describe("b9gateway --convert-on", { timeout: 300_000 }, () => {
       sha256: made.sha256,
       converted_from: { ...made.converted_from, converted_on: "conv" },
     });
-    expect(builtQuantizeTool(conv)).toBe(true);
-    expect(builtQuantizeTool(worker)).toBe(false);
+    expect(builtTool(conv)).toBe(true);
+    expect(builtTool(worker)).toBe(false);
 
     const chat = await b9([
       "chat",

@@ -1,3 +1,4 @@
+export * from "./agent-store.ts";
 export * from "./cluster/index.ts";
 export * from "./file-server.ts";
 export * from "./gateway-db.ts";

@@ -14,8 +14,9 @@ import { pullHfRepo } from "../models/hf-repo.ts";
 import { ModelError } from "../models/model-error.ts";
 import { fetchPoolCopy, fetchPoolDir, type PoolAccess, type PoolOffer } from "../models/pool-copy.ts";
 import type { ModelPuller, PullerOptions } from "../models/puller.ts";
+import { joinRun, type SharedRun } from "../models/shared-run.ts";
 import { type HfRepoSource, parseHfRepoSource, validateModelName } from "../models/sources.ts";
-import type { GgufModelRecord, ModelRecord, ModelStore } from "../models/store.ts";
+import type { GgufModelRecord, ModelRecord, ModelStore, PullResult } from "../models/store.ts";
 import type { ModelCatalog } from "./manager.ts";
 
 /** The model store as the inference manager and the control API use it. */
@@ -25,6 +26,8 @@ export class StoreCatalog implements ModelCatalog, ModelPuller {
   readonly #mlx: MlxEngine | undefined;
   readonly #capacityBytes: number | undefined;
   readonly #pool: PoolAccess | undefined;
+  /** Pulls under way, by everything that makes two of them the same pull. */
+  readonly #pulls = new Map<string, SharedRun<PullResult>>();
   /**
    * `capacityBytes`: all the memory the machine has for weights (capacityOf), against which a
    * repository's converted size is checked before its weights are fetched.
@@ -159,16 +162,34 @@ export class StoreCatalog implements ModelCatalog, ModelPuller {
       );
     }
     const before = await this.#store.get(name).catch(() => undefined);
-    const res = await this.#store.pull(name, source, {
-      // The route sends the final line itself, with the record.
-      onProgress: (p) => {
-        if (p.status !== "success") opts.onProgress(p);
+    // The same pull asked twice at once (a cold start beside `b9 model pull`) is one pull both follow;
+    // the store itself refuses a second pull of a source under way.
+    const same = [
+      validateModelName(name),
+      source,
+      opts.owner ?? "",
+      opts.expectedSha256 ?? "",
+      String(opts.sourceTrusted === true),
+    ];
+    const res = await joinRun(
+      this.#pulls,
+      same.join("\u0000"),
+      {
+        signal: opts.signal,
+        // The route sends the final line itself, with the record.
+        onProgress: (p) => {
+          if (p.status !== "success") opts.onProgress(p);
+        },
       },
-      signal: opts.signal,
-      expectedSha256: opts.expectedSha256,
-      owner: opts.owner,
-      sourceTrusted: opts.sourceTrusted,
-    });
+      (signal, onProgress) =>
+        this.#store.pull(name, source, {
+          onProgress,
+          signal,
+          expectedSha256: opts.expectedSha256,
+          owner: opts.owner,
+          sourceTrusted: opts.sourceTrusted,
+        }),
+    );
     if (res.status === "ollama") {
       // Ollama keeps its own store: the record maps our name to it, Ollama pulls the weights.
       try {
