@@ -93,10 +93,10 @@ describe("a GGUF deployment for vLLM on two machines", { timeout: 360_000 }, () 
       "--engine",
       "vllm",
       "--min",
-      "2",
+      "3",
     ]);
     expect(deployed.code, deployed.stderr).toBe(0);
-    // The gateway keeps the minimum: one replica on each machine, whichever it tries first.
+    // The gateway keeps the minimum as far as it can: one replica on each machine, whichever it tries first.
     await waitFor(
       async () => {
         const ps = (await b9(["model", "ps"])).stdout;
@@ -128,5 +128,27 @@ describe("a GGUF deployment for vLLM on two machines", { timeout: 360_000 }, () 
     expect(ps.stdout).toMatch(
       /smol-vllm on bare: .*serves GGUF Q4_1 on vllm as safetensors \(the deployment names it; no engine there serves gguf, so the machine copied converter's conversion through the gateway \(sha256 checked\) rather than converting it again\)/,
     );
+  });
+
+  it("after a gateway restart, a third machine still copies: the gateway asks the replicas what they hold", async () => {
+    const { dataDir, port } = gw;
+    await gw.proc.stop();
+    gw = await startGateway({ dataDir, port, args: ["--heartbeat-interval", "1s"] });
+    env = cliEnv(gw);
+    await waitMachineReady(gw, "converter", 90_000);
+    await waitMachineReady(gw, "bare", 90_000);
+    await gpuMachine("bare2", undefined);
+    await waitFor(async () => (await b9(["model", "ps"])).stdout.includes("smol-vllm on bare2: "), {
+      what: "smol-vllm placed on bare2",
+      timeoutMs: 180_000,
+      intervalMs: 1_000,
+    });
+    const [made] = kept("converter");
+    expect(kept("bare2")).toEqual([
+      expect.objectContaining({
+        sha256: made.sha256,
+        converted_from: { ...made.converted_from, converted_on: "converter" },
+      }),
+    ]);
   });
 });

@@ -288,6 +288,20 @@ export class StoreCatalog implements ModelCatalog, ModelPuller {
       opts.onProgress({ status: `${name} is ${from} quantized to ${target} already` });
       return view(done);
     }
+    // A copy of another machine's conversion has no source stored beside it: its record names both.
+    if (
+      done?.format === "gguf" &&
+      !origin &&
+      done.source === source &&
+      done.converted_from?.converted_on !== undefined &&
+      done.converted_from.target === target &&
+      (opts.expectedSha256 === undefined || opts.expectedSha256.toLowerCase() === done.converted_from.sha256)
+    ) {
+      opts.onProgress({
+        status: `${name} is here already, copied from ${done.converted_from.converted_on}'s conversion`,
+      });
+      return view(done);
+    }
     // The source itself: never the pool's copy of the conversion, which is what `name` would have been.
     await this.pull(from, source, { ...opts, quantize: undefined, pool: undefined });
     const converting = `quantizing ${name} to ${target}`;

@@ -219,9 +219,14 @@ export class PoolCopies {
     return convertsOnPull(dep);
   }
 
-  /** Whether some machine holds a conversion of `dep`. */
+  /** Whether some machine holds a conversion of `dep` (a GGUF). */
   held(dep: ConvertedDeployment): boolean {
     return this.#held.has(keyOf(dep, "gguf"));
+  }
+
+  /** Whether some machine holds `dep` converted to a directory of `format`. */
+  heldAs(dep: ConvertedDeployment, format: PoolDirOffer["format"]): boolean {
+    return this.#held.has(keyOf(dep, format));
   }
 
   /** The machine converting `dep` now, when it is not `machineId` (whose pull of it would wait). */

@@ -17,7 +17,7 @@ import { pullOnAgent } from "./agent-pull.ts";
 import { placementNeeds } from "./deployment-spec.ts";
 import { fitsNow, type PlacementNeeds, placeReplica } from "./placement.ts";
 import type { Placements } from "./placements.ts";
-import { PoolCopies, type PoolOffer } from "./pool-copies.ts";
+import { type CopyFormat, PoolCopies, type PoolOffer } from "./pool-copies.ts";
 import { PulledModels } from "./pulled-models.ts";
 import { unwantedReplicas } from "./reconcile.ts";
 import { servedWeights } from "./served-weights.ts";
@@ -197,16 +197,17 @@ export class ReplicaManager {
     body: Pick<InferencePullRequest, "owner" | "source_trusted" | "quantize" | "pool">;
     done: (stored?: StoredModelView | null) => void;
   }> {
-    const body = {
-      owner: dep.workspaceId,
-      source_trusted: dep.workspaceId === this.#deps.operatorWorkspaceId,
-      ...(dep.quantize !== null ? { quantize: dep.quantize } : {}),
-    };
+    const body = this.#whose(dep);
     let converterTried = until.converterTried === true;
+    let asked = false;
     for (;;) {
       const pool = this.copies.offer(dep, machineId, this.#connectedName);
       if (pool)
         return { body: { ...body, pool }, done: (stored) => this.#copied(dep, machineId, pool, stored) };
+      if (!asked && this.copies.converts(dep) && !this.copies.held(dep)) {
+        asked = true;
+        if (await this.#askReplicas(dep, machineId, "gguf")) continue;
+      }
       const converter = converterTried ? undefined : this.conversionMachine(dep, machineId);
       if (converter) {
         converterTried = true;
@@ -266,21 +267,8 @@ export class ReplicaManager {
     try {
       const link = this.#deps.registry.link(converter.id);
       if (!link) throw new Beta9Error("unavailable", `${converter.name} is not connected`);
-      const sha256 = dep.sha256 ?? this.pulled.sha256(converter.id, dep);
       let stored: StoredModelView | null = null;
-      for await (const p of pullOnAgent(
-        converter.id,
-        link,
-        {
-          model: dep.name,
-          source: dep.source,
-          ...(sha256 ? { sha256 } : {}),
-          owner: dep.workspaceId,
-          source_trusted: dep.workspaceId === this.#deps.operatorWorkspaceId,
-          ...(dep.quantize !== null ? { quantize: dep.quantize } : {}),
-        },
-        signal,
-      )) {
+      for await (const p of pullOnAgent(converter.id, link, this.#pullBody(dep, converter.id), signal)) {
         if (p.status === "success") {
           stored = p.model ?? null;
           break;
@@ -291,6 +279,74 @@ export class ReplicaManager {
     } finally {
       turn.release();
     }
+  }
+
+  /** For whom a pull of `dep` is, whether the operator gave its source, and the type it converts to. */
+  #whose(dep: DeploymentSpec): Pick<InferencePullRequest, "owner" | "source_trusted" | "quantize"> {
+    return {
+      owner: dep.workspaceId,
+      source_trusted: dep.workspaceId === this.#deps.operatorWorkspaceId,
+      ...(dep.quantize !== null ? { quantize: dep.quantize } : {}),
+    };
+  }
+
+  /** A pull of `dep` on `machineId` with no offer: the model, its source and the bytes it had there. */
+  #pullBody(dep: DeploymentSpec, machineId: string): Omit<InferencePullRequest, "stream" | "pool"> {
+    const sha256 = dep.sha256 ?? this.pulled.sha256(machineId, dep);
+    return { model: dep.name, source: dep.source, ...(sha256 ? { sha256 } : {}), ...this.#whose(dep) };
+  }
+
+  /**
+   * What the deployment's replicas on other machines hold, when this gateway does not know (it started
+   * after they converted): each is asked, at most until one answers with a conversion. For a GGUF, the
+   * deployment's pull there (it has the model: answered at once, nothing fetched); for a directory an
+   * engine loads, its status (the served model's conversion). True when a holder was found.
+   */
+  async #askReplicas(dep: DeploymentSpec, machineId: string, format: CopyFormat): Promise<boolean> {
+    for (const m of this.serving(dep)) {
+      const link = this.#deps.registry.link(m.id);
+      if (m.id === machineId || !link?.request) continue;
+      try {
+        if (format === "gguf") {
+          const stored = await callAgent<StoredModelView>(link, {
+            method: "POST",
+            path: "/inference/pull",
+            body: this.#pullBody(dep, m.id),
+            timeoutMs: ASK_HOLDER_TIMEOUT_MS,
+          });
+          this.notePulled(m.id, dep, stored ?? null);
+        } else {
+          const status = await callAgent<InferenceStatus>(link, {
+            method: "GET",
+            path: "/inference/status",
+            timeoutMs: ASK_HOLDER_TIMEOUT_MS,
+          });
+          this.copies.noteServed(
+            m.id,
+            dep,
+            status.models.find((x) => x.name === dep.name),
+          );
+        }
+      } catch (err) {
+        this.#deps.log.debug(
+          { model: dep.name, machine_id: m.id, err: (err as Error).message },
+          "a replica could not say what it holds",
+        );
+        continue;
+      }
+      if (format === "gguf" ? this.copies.held(dep) : this.copies.heldAs(dep, format)) return true;
+    }
+    return false;
+  }
+
+  /** Whether a start of `dep` may convert to a directory: its replicas elsewhere serve it converted. */
+  #mayConvertAtStart(dep: DeploymentSpec): boolean {
+    const views = this.#deps.registry.views();
+    return this.serving(dep).some((m) =>
+      views
+        .find((v) => v.id === m.id)
+        ?.inference?.models.some((x) => x.name === dep.name && x.converted_to !== undefined),
+    );
   }
 
   /** A connected machine's name, for an offer of what it holds; undefined when it is not connected here. */
@@ -429,7 +485,12 @@ export class ReplicaManager {
           pull.done(stored);
         }
         // Conversions for engines that take no GGUF, made by other machines: copied, not made again.
-        const offers = this.copies.dirOffers(dep, machine.id, this.#connectedName);
+        let offers = this.copies.dirOffers(dep, machine.id, this.#connectedName);
+        if (offers.length === 0 && this.#mayConvertAtStart(dep)) {
+          for (const format of ["safetensors", "mlx"] as const)
+            await this.#askReplicas(dep, machine.id, format);
+          offers = this.copies.dirOffers(dep, machine.id, this.#connectedName);
+        }
         const status = await callAgent<InferenceStatus>(link, {
           method: "POST",
           path: "/inference/start",
@@ -689,3 +750,6 @@ async function endsWithin(
     until.signal?.removeEventListener("abort", onAbort);
   }
 }
+
+/** A replica asked what it holds answers at once: it has the model (or it is not worth waiting for). */
+const ASK_HOLDER_TIMEOUT_MS = 30_000;
