@@ -91,6 +91,30 @@ describe("b9gateway --convert-on", { timeout: 300_000 }, () => {
     expect(ps).not.toMatch(/on conv:/);
   });
 
+  it("a cold start (a request before any pull) also has the chosen machine convert, then copies", async () => {
+    expect(
+      (await b9(["model", "deploy", "smol-cold", "--source", testModelPath(), "--quantize", "Q5_K_M"])).code,
+    ).toBe(0);
+    const chat = await b9([
+      "chat",
+      "smol-cold",
+      "What is the capital of France?",
+      "--max-tokens",
+      "12",
+      "--temperature",
+      "0",
+    ]);
+    expect(chat.code, chat.stderr).toBe(0);
+    expect(chat.stdout).toMatch(/Paris/);
+    const made = record(conv, "smol-cold");
+    expect(made).toMatchObject({ quantization: "Q5_K_M", converted_from: { target: "Q5_K_M" } });
+    expect(record(worker, "smol-cold")).toMatchObject({
+      sha256: made.sha256,
+      converted_from: { ...made.converted_from, converted_on: "conv" },
+    });
+    expect(builtTool(worker)).toBe(false);
+  });
+
   it("never has a workspace's weights converted on a machine outside its countries", async () => {
     expect((await b9(["workspace", "create", "lab-de", "--countries", "DE"])).code).toBe(0);
     const key = await b9([

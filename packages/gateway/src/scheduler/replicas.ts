@@ -173,10 +173,6 @@ export class ReplicaManager {
   }
 
   /**
-   * What a pull for the deployment tells the agent: whose model it is, whether to trust its source,
-   * and the type to convert it to.
-   */
-  /**
    * What a pull of `dep` on `machineId` tells the agent besides the model, source and sha256: for whom,
    * whether the operator gave the source, the type to convert to, and another machine's conversion to
    * copy. A deployment that converts is converted by one machine at a time: while another converts it,
@@ -211,21 +207,18 @@ export class ReplicaManager {
       const converter = converterTried ? undefined : this.conversionMachine(dep, machineId);
       if (converter) {
         converterTried = true;
-        const signal = AbortSignal.any([
-          ...(until.signal ? [until.signal] : []),
-          ...(until.deadline !== undefined
-            ? [AbortSignal.timeout(Math.max(1, until.deadline - Date.now()))]
-            : []),
-        ]);
-        try {
-          for await (const _ of this.convertOn(dep, converter, signal));
-        } catch (err) {
-          if (until.signal?.aborted) throw err;
-          this.#deps.log.warn(
-            { model: dep.name, machine_id: converter.id, err: (err as Error).message },
-            `could not convert ${dep.name} on ${converter.name}; the machine placed converts it`,
-          );
-        }
+        // A caller out of time stops waiting, not the conversion: later placements copy its result.
+        const run = (async () => {
+          for await (const _ of this.convertOn(dep, converter, until.signal ?? new AbortController().signal));
+        })().catch((err: unknown) => {
+          if (!until.signal?.aborted)
+            this.#deps.log.warn(
+              { model: dep.name, machine_id: converter.id, err: (err as Error).message },
+              `could not convert ${dep.name} on ${converter.name}; the machine placed converts it`,
+            );
+        });
+        await endsWithin(run, until);
+        if (until.signal?.aborted) throw until.signal.reason;
         continue;
       }
       const turn = this.copies.turn(dep, machineId);
