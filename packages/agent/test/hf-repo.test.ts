@@ -4,6 +4,7 @@ import { dirname, join } from "node:path";
 import {
   type AgentProc,
   allowTestModel,
+  askFrance,
   type CliResult,
   childProcesses,
   cliEnv,
@@ -159,15 +160,7 @@ const machineToken = (a: AgentProc) =>
 
 /** The model, asked through the CLI at temperature 0, names Paris. */
 async function expectParis(model: string): Promise<void> {
-  const chat = await b9([
-    "chat",
-    model,
-    "What is the capital of France?",
-    "--max-tokens",
-    "12",
-    "--temperature",
-    "0",
-  ]);
+  const chat = await askFrance(model, env);
   expect(chat.code, chat.stderr).toBe(0);
   expect(chat.stdout).toMatch(/Paris/);
 }

@@ -1,5 +1,6 @@
 import { basename } from "node:path";
 import {
+  askFrance,
   builtQuantizeTool,
   type CliResult,
   cliEnv,
@@ -31,6 +32,13 @@ let files: FileServer;
 const b9 = (args: string[], e = env): Promise<CliResult> => runB9(args, e);
 const record = (a: ModelAgent, name: string) => storedRecord(a.agent.configPath, name);
 const builtTool = (a: ModelAgent) => builtQuantizeTool(a.agent.configPath);
+
+/** The model, asked through the gateway at temperature 0, names Paris. */
+async function expectParis(model: string): Promise<void> {
+  const chat = await askFrance(model, env);
+  expect(chat.code, chat.stderr).toBe(0);
+  expect(chat.stdout).toMatch(/Paris/);
+}
 
 beforeAll(async () => {
   gw = await startGateway({ args: ["--heartbeat-interval", "1s", "--convert-on", "conv"] });
@@ -73,17 +81,7 @@ describe("b9gateway --convert-on", { timeout: 300_000 }, () => {
     expect(builtTool(conv)).toBe(true);
     expect(builtTool(worker)).toBe(false);
 
-    const chat = await b9([
-      "chat",
-      "smol-c",
-      "What is the capital of France?",
-      "--max-tokens",
-      "12",
-      "--temperature",
-      "0",
-    ]);
-    expect(chat.code, chat.stderr).toBe(0);
-    expect(chat.stdout).toMatch(/Paris/);
+    await expectParis("smol-c");
     const ps = (await b9(["model", "ps"])).stdout;
     expect(ps).toMatch(
       /smol-c on worker: .*quantized on conv from Q4_1 .*, copied from there through the gateway/,
@@ -95,17 +93,7 @@ describe("b9gateway --convert-on", { timeout: 300_000 }, () => {
     expect(
       (await b9(["model", "deploy", "smol-cold", "--source", testModelPath(), "--quantize", "Q5_K_M"])).code,
     ).toBe(0);
-    const chat = await b9([
-      "chat",
-      "smol-cold",
-      "What is the capital of France?",
-      "--max-tokens",
-      "12",
-      "--temperature",
-      "0",
-    ]);
-    expect(chat.code, chat.stderr).toBe(0);
-    expect(chat.stdout).toMatch(/Paris/);
+    await expectParis("smol-cold");
     const made = record(conv, "smol-cold");
     expect(made).toMatchObject({ quantization: "Q5_K_M", converted_from: { target: "Q5_K_M" } });
     expect(record(worker, "smol-cold")).toMatchObject({

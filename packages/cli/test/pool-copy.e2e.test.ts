@@ -3,6 +3,7 @@ import { open } from "node:fs/promises";
 import { join } from "node:path";
 import {
   agentStoreDir,
+  askFrance,
   builtQuantizeTool,
   type CliResult,
   cliEnv,
@@ -31,7 +32,6 @@ let gw: GatewayProc;
 const agents = new Map<string, ModelAgent>();
 let env: NodeJS.ProcessEnv;
 
-const FRANCE = "What is the capital of France?";
 // The wire contract as a machine uses it (protocol/channel.ts): the path, the machine's id, the ticket.
 const POOL_COPY_PATH = "/api/v1/agent/copies";
 const MACHINE_ID_HEADER = "x-beta9-machine-id";
@@ -166,7 +166,7 @@ describe("a conversion made once for the pool", { timeout: 300_000 }, () => {
       what: `${first} no longer READY`,
       timeoutMs: 60_000,
     });
-    const chat = await b9(["chat", "smol-pool", FRANCE, "--max-tokens", "12", "--temperature", "0"]);
+    const chat = await askFrance("smol-pool", env);
     expect(chat.code, chat.stderr).toBe(0);
     expect(chat.stdout).toMatch(/Paris/);
     const ps = await b9(["model", "ps"]);

@@ -277,6 +277,17 @@ export function testConverterPython(): string {
   return py;
 }
 
+/**
+ * `b9 chat MODEL "What is the capital of France?"` at temperature 0, 12 tokens, with the real CLI: the
+ * question the tests ask of every model they serve (SmolLM2 answers Paris). The test asserts.
+ */
+export function askFrance(model: string, env: NodeJS.ProcessEnv): Promise<CliResult> {
+  return runB9(
+    ["chat", model, "What is the capital of France?", "--max-tokens", "12", "--temperature", "0"],
+    env,
+  );
+}
+
 /** The environment for the real b9 CLI against `gw`, with its admin key and a config file of its own. */
 export function cliEnv(gw: GatewayProc): NodeJS.ProcessEnv {
   return {
