@@ -71,14 +71,11 @@ async function copyOnce(
 ): Promise<GgufModelRecord> {
   const { offer, name } = req;
   const from = convertedFrom(offer);
-  const gateway = access.gateway();
-  if (!gateway) throw new ModelError("download_failed", "not connected to a gateway to fetch it from");
-  const machine = access.machine();
   const made = offer.converted_from.converted_on;
   const status = `fetching ${name} from ${offer.machine_name}, which ${made ? `holds ${made}'s conversion` : "converted it"}`;
   const tmp = await store.tempBlobPath();
   try {
-    const got = await store.downloadFile(new URL(`${POOL_COPY_PATH}/${offer.sha256}`, gateway).href, tmp, {
+    const got = await fromGateway(store, access, offer, undefined, tmp, {
       expectedSha256: offer.sha256,
       signal: req.signal,
       label: `${name} (converted on ${offer.machine_name})`,
@@ -89,13 +86,6 @@ async function copyOnce(
           total: p.total ?? offer.size,
           digest: `sha256:${offer.sha256}`,
         }),
-      restricted: false,
-      headers: {
-        authorization: `Bearer ${machine.token}`,
-        [MACHINE_ID_HEADER]: machine.id,
-        [POOL_TICKET_HEADER]: offer.ticket,
-      },
-      dispatcher: access.dispatcher,
     });
     return await store.addConverted(
       name,
@@ -132,23 +122,11 @@ export async function fetchPoolDir(
   );
   if (here) return here;
   const from = convertedFrom(offer);
-  const gateway = access.gateway();
-  if (!gateway) throw new ModelError("download_failed", "not connected to a gateway to fetch it from");
-  const machine = access.machine();
-  const base = new URL(`${POOL_COPY_PATH}/${offer.sha256}/`, gateway);
-  const headers = {
-    authorization: `Bearer ${machine.token}`,
-    [MACHINE_ID_HEADER]: machine.id,
-    [POOL_TICKET_HEADER]: offer.ticket,
-  };
   const fetchFile = (file: string, dest: string, expectedSha256?: string) =>
-    store.downloadFile(new URL(encodeURIComponent(file), base).href, dest, {
+    fromGateway(store, access, offer, file, dest, {
       expectedSha256,
       signal: req.signal,
       label: `${req.name} (${offer.format}, converted on ${from.converted_on})`,
-      restricted: false,
-      headers,
-      dispatcher: access.dispatcher,
     });
   await mkdir(req.root, { recursive: true });
   const tmp = join(req.root, `.tmp-${randomBytes(8).toString("hex")}`);
@@ -168,6 +146,34 @@ export async function fetchPoolDir(
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
+}
+
+/**
+ * Download `POOL_COPY_PATH/<sha256>` (a GGUF) or `POOL_COPY_PATH/<sha256>/<file>` (of a directory) from
+ * the gateway this machine is connected to, showing its credential, its id and the offer's ticket.
+ */
+function fromGateway(
+  store: ModelStore,
+  access: PoolAccess,
+  offer: PoolOffer | PoolDirOffer,
+  file: string | undefined,
+  dest: string,
+  opts: Pick<Parameters<ModelStore["downloadFile"]>[2], "expectedSha256" | "signal" | "label" | "onProgress">,
+): Promise<{ path: string; sha256: string; size: number }> {
+  const gateway = access.gateway();
+  if (!gateway) throw new ModelError("download_failed", "not connected to a gateway to fetch it from");
+  const machine = access.machine();
+  const path = `${POOL_COPY_PATH}/${offer.sha256}${file === undefined ? "" : `/${encodeURIComponent(file)}`}`;
+  return store.downloadFile(new URL(path, gateway).href, dest, {
+    ...opts,
+    restricted: false,
+    headers: {
+      authorization: `Bearer ${machine.token}`,
+      [MACHINE_ID_HEADER]: machine.id,
+      [POOL_TICKET_HEADER]: offer.ticket,
+    },
+    dispatcher: access.dispatcher,
+  });
 }
 
 /** The files a b9-conversion.json lists: plain names in the directory, each with its sha256 and size. */

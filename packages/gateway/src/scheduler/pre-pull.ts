@@ -72,7 +72,6 @@ export async function* prePull(
     const where = { machine_id: machine.id, machine_name: machine.name };
     yield { status: `pulling on ${machine.name}`, ...where };
     log.info({ model: dep.name, machine_id: machine.id }, `pulling ${dep.name} on ${machine.name}`);
-    const sha256 = dep.sha256 ?? pulled.sha256(machine.id, dep);
     // The pool's conversion machine (--convert-on) converts first, its progress shown as it comes.
     const conversion = replicas.conversionMachine(dep, machine.id);
     if (conversion) {
@@ -102,12 +101,7 @@ export async function* prePull(
     });
     let pulledHere: StoredModelView | null = null;
     try {
-      for await (const p of pullOnAgent(
-        machine.id,
-        link,
-        { model: dep.name, source: dep.source, ...(sha256 ? { sha256 } : {}), ...pull.body },
-        signal,
-      )) {
+      for await (const p of pullOnAgent(machine.id, link, pull.body, signal)) {
         if (p.status === "success") {
           model = pulledHere = p.model ?? null;
           break;

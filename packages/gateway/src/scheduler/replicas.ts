@@ -173,7 +173,7 @@ export class ReplicaManager {
   }
 
   /**
-   * What a pull of `dep` on `machineId` tells the agent besides the model, source and sha256: for whom,
+   * The pull of `dep` to send `machineId`: the model, its source and the bytes it had there, for whom,
    * whether the operator gave the source, the type to convert to, and another machine's conversion to
    * copy. A deployment that converts is converted by one machine at a time: while another converts it,
    * this waits for that (until `until` is aborted or its deadline passes) and then offers its result.
@@ -190,10 +190,10 @@ export class ReplicaManager {
       converterTried?: boolean | undefined;
     } = {},
   ): Promise<{
-    body: Pick<InferencePullRequest, "owner" | "source_trusted" | "quantize" | "pool">;
+    body: Omit<InferencePullRequest, "stream">;
     done: (stored?: StoredModelView | null) => void;
   }> {
-    const body = this.#whose(dep);
+    const body = this.#pullBody(dep, machineId);
     let converterTried = until.converterTried === true;
     let asked = false;
     for (;;) {
@@ -274,19 +274,20 @@ export class ReplicaManager {
     }
   }
 
-  /** For whom a pull of `dep` is, whether the operator gave its source, and the type it converts to. */
-  #whose(dep: DeploymentSpec): Pick<InferencePullRequest, "owner" | "source_trusted" | "quantize"> {
+  /**
+   * A pull of `dep` on `machineId` with no offer: the model, its source and the bytes it had there, for
+   * whom, whether the operator gave the source, and the type it converts to.
+   */
+  #pullBody(dep: DeploymentSpec, machineId: string): Omit<InferencePullRequest, "stream" | "pool"> {
+    const sha256 = dep.sha256 ?? this.pulled.sha256(machineId, dep);
     return {
+      model: dep.name,
+      source: dep.source,
+      ...(sha256 ? { sha256 } : {}),
       owner: dep.workspaceId,
       source_trusted: dep.workspaceId === this.#deps.operatorWorkspaceId,
       ...(dep.quantize !== null ? { quantize: dep.quantize } : {}),
     };
-  }
-
-  /** A pull of `dep` on `machineId` with no offer: the model, its source and the bytes it had there. */
-  #pullBody(dep: DeploymentSpec, machineId: string): Omit<InferencePullRequest, "stream" | "pool"> {
-    const sha256 = dep.sha256 ?? this.pulled.sha256(machineId, dep);
-    return { model: dep.name, source: dep.source, ...(sha256 ? { sha256 } : {}), ...this.#whose(dep) };
   }
 
   /**
@@ -460,14 +461,13 @@ export class ReplicaManager {
       if (!link || left <= 0) continue;
       try {
         log.info({ model: dep.name, machine_id: machine.id }, `loading ${dep.name} on ${machine.name}`);
-        const sha256 = dep.sha256 ?? this.pulled.sha256(machine.id, dep);
         const pull = await this.pullFor(dep, machine.id, { deadline });
         let stored: StoredModelView | undefined;
         try {
           stored = await callAgent<StoredModelView>(link, {
             method: "POST",
             path: "/inference/pull",
-            body: { model: dep.name, source: dep.source, ...(sha256 ? { sha256 } : {}), ...pull.body },
+            body: pull.body,
             timeoutMs: Math.max(1_000, deadline - Date.now()),
           });
           this.notePulled(machine.id, dep, stored ?? null);
