@@ -18,7 +18,7 @@ import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import { pipeline } from "node:stream/promises";
 import { parseArgs } from "node:util";
-import { proxyRequest, serverOptions } from "@beta9/http";
+import { proxyRequest, responseSink, serverOptions } from "@beta9/http";
 import Fastify, { type FastifyReply } from "fastify";
 import { pino } from "pino";
 import { request, stream } from "undici";
@@ -127,9 +127,14 @@ async function serve(variant: Variant, upstream: string): Promise<void> {
   const app = Fastify(serverOptions(pino({ level: "warn" })));
   app.post("/v1/chat/completions", async (req, reply) => {
     const body = JSON.stringify(req.body);
-    if (variant === "proxyRequest")
-      await proxyRequest(reply, { url: upstream, body, headers: { "content-type": "application/json" } });
-    else if (variant === "pipeline") await proxyPipeline(reply, upstream, body);
+    if (variant === "proxyRequest") {
+      reply.hijack();
+      await proxyRequest(responseSink(reply.raw), {
+        url: upstream,
+        body,
+        headers: { "content-type": "application/json" },
+      });
+    } else if (variant === "pipeline") await proxyPipeline(reply, upstream, body);
     else if (variant === "lean") await proxyLean(reply, upstream, body);
     else await proxyUndiciStream(reply, upstream, body);
   });

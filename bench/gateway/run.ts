@@ -163,6 +163,9 @@ interface RoundFigures {
   /** Proxy CPU (ms) over the non-streaming burst and over the streaming burst. */
   cpuWholeMs: number;
   cpuStreamsMs: number;
+  /** The same, of the path's first process alone (beta9: the gateway; the agent is the rest). */
+  firstWholeMs: number;
+  firstStreamsMs: number;
   wholeCount: number;
   streamCount: number;
 }
@@ -234,10 +237,13 @@ async function burst(clients: number, perClient: number, fn: () => Promise<void>
 
 const cpuOf = (pids: number[]) => pids.reduce((s, p) => s + (cpuMs(p) || 0), 0);
 
-async function measured(t: Target, fn: () => Promise<void>): Promise<number> {
+/** The path's proxy CPU (ms) over `fn`, all processes and the first one alone. */
+async function measured(t: Target, fn: () => Promise<void>): Promise<{ all: number; first: number }> {
+  const first = t.proxyPids.slice(0, 1);
   const c0 = cpuOf(t.proxyPids);
+  const f0 = cpuOf(first);
   await fn();
-  return cpuOf(t.proxyPids) - c0;
+  return { all: cpuOf(t.proxyPids) - c0, first: cpuOf(first) - f0 };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -252,6 +258,8 @@ interface Summary {
   gap99: number;
   cpuPerReqUs: number;
   cpuPerStreamUs: number;
+  firstPerReqUs: number;
+  firstPerStreamUs: number;
   errors: number;
 }
 
@@ -265,6 +273,8 @@ function summarize(f: RoundFigures): Summary {
     gap99: percentile(f.gaps, 99),
     cpuPerReqUs: f.wholeCount ? (1000 * f.cpuWholeMs) / f.wholeCount : Number.NaN,
     cpuPerStreamUs: f.streamCount ? (1000 * f.cpuStreamsMs) / f.streamCount : Number.NaN,
+    firstPerReqUs: f.wholeCount ? (1000 * f.firstWholeMs) / f.wholeCount : Number.NaN,
+    firstPerStreamUs: f.streamCount ? (1000 * f.firstStreamsMs) / f.streamCount : Number.NaN,
     errors: f.errors,
   };
 }
@@ -348,15 +358,21 @@ async function main(): Promise<void> {
             errors: 0,
             cpuWholeMs: 0,
             cpuStreamsMs: 0,
+            firstWholeMs: 0,
+            firstStreamsMs: 0,
             wholeCount: c * per.whole,
             streamCount: c * per.streams,
           };
           round.set(t.name, f);
-          f.cpuWholeMs = await measured(t, () => burst(c, per.whole, () => oneWhole(t, f)));
+          const cpu = await measured(t, () => burst(c, per.whole, () => oneWhole(t, f)));
+          f.cpuWholeMs = cpu.all;
+          f.firstWholeMs = cpu.first;
         }
         for (const t of order) {
           const f = round.get(t.name)!;
-          f.cpuStreamsMs = await measured(t, () => burst(c, per.streams, () => oneStream(t, f, o.chunks)));
+          const cpu = await measured(t, () => burst(c, per.streams, () => oneStream(t, f, o.chunks)));
+          f.cpuStreamsMs = cpu.all;
+          f.firstStreamsMs = cpu.first;
         }
         const byPath = figures.get(c) ?? new Map<string, Summary[]>();
         figures.set(c, byPath);
@@ -411,6 +427,12 @@ async function main(): Promise<void> {
           }),
         ),
       );
+      const b9 = byPath.get("beta9")!;
+      const split = (k: "PerReqUs" | "PerStreamUs") => {
+        const gw = medianOf(b9, `first${k}`);
+        return `gateway ${gw.toFixed(0)} + agent ${(medianOf(b9, `cpu${k}`) - gw).toFixed(0)} µs`;
+      };
+      out(`\nbeta9's CPU per request: ${split("PerReqUs")}; per stream: ${split("PerStreamUs")} (medians)\n`);
       out("\nadded vs direct, ms (median over rounds of each round's difference; ratio of the medians):\n\n");
       const added = new Map<string, Record<string, number>>();
       out(

@@ -10,7 +10,7 @@ import { type AgentConfig, ConfigError, gatewayUrl, saveConfig } from "./config/
 import { blobRoutes } from "./control-api/blob-routes.ts";
 import { inferenceRoutes } from "./control-api/inference-routes.ts";
 import { followsTailnet, listenAddresses, tailnetRecheckMs } from "./control-api/listen.ts";
-import { openaiRoutes } from "./control-api/openai-routes.ts";
+import { channelInference, openaiRoutes } from "./control-api/openai-routes.ts";
 import { controlRoutes, installControlAuth } from "./control-api/routes.ts";
 import { ControlServer } from "./control-api/server.ts";
 import { EngineEnergy } from "./energy/engine-energy.ts";
@@ -204,16 +204,20 @@ export class Agent {
       },
     };
     installControlAuth(agent.control.app, ctx);
-    trackRequests(agent.control.app, agent.activity, {
-      fromGateway: agent.control.fromGateway,
-      served: (model) => agent.inference.served(model) !== undefined,
-    });
+    trackRequests(agent.control.app, agent.activity, { fromGateway: agent.control.fromGateway });
     await agent.control.app.register(controlRoutes, ctx);
     await agent.control.app.register(heartbeatStream, ctx);
     agent.#heartbeats = ctx;
     await agent.control.app.register(inferenceRoutes, ctx);
     await agent.control.app.register(blobRoutes, { store, fromGateway: agent.control.fromGateway });
-    await agent.control.app.register(openaiRoutes, ctx);
+    const openai = {
+      inference: agent.inference,
+      activity: agent.activity,
+      log: agent.#log,
+      energy: agent.energy,
+    };
+    await agent.control.app.register(openaiRoutes, openai);
+    agent.control.onChannelStream(channelInference(openai));
     agent.jobs = new JobManager({
       home,
       hardware: () => agent.state.hardware,

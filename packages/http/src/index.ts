@@ -5,4 +5,5 @@ export * from "./logger.ts";
 export * from "./ndjson.ts";
 export * from "./proxy.ts";
 export * from "./request-id.ts";
+export * from "./response-sink.ts";
 export * from "./server-options.ts";

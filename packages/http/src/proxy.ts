@@ -1,6 +1,6 @@
 import type { ErrorBody } from "@beta9/protocol";
-import type { FastifyReply } from "fastify";
 import { type Dispatcher, errors, getGlobalDispatcher } from "undici";
+import type { ResponseSink } from "./response-sink.ts";
 
 /** Headers that describe one hop and never travel through a proxy. */
 export const HOP_BY_HOP: ReadonlySet<string> = new Set([
@@ -47,19 +47,17 @@ export interface ProxyOptions {
  * AbortController per request (`request()` and its body stream were a quarter of the agent's CPU on
  * the request path).
  */
-export function proxyRequest(reply: FastifyReply, opts: ProxyOptions): Promise<void> {
-  const res = reply.raw;
-  reply.hijack();
+export function proxyRequest(res: ResponseSink, opts: ProxyOptions): Promise<void> {
   const url = new URL(opts.url);
   return new Promise<void>((resolve) => {
     let controller: Dispatcher.DispatchController | undefined;
     let clientGone = false;
     let paused = false;
     let sse = false;
-    // writableEnded, not writableFinished: over HTTP/2 (the gateway's channel) a stream the client reset
-    // reads as "finished", and the engine would generate on for nobody.
+    // Ended, not finished: over HTTP/2 (the gateway's channel) a stream the client reset reads as
+    // "finished", and the engine would generate on for nobody.
     const onClose = () => {
-      if (res.writableEnded) return;
+      if (res.ended) return;
       clientGone = true;
       controller?.abort(new Error("client went away"));
     };
@@ -80,7 +78,7 @@ export function proxyRequest(reply: FastifyReply, opts: ProxyOptions): Promise<v
       else {
         const { status, body } = upstreamError(err);
         if (!res.headersSent) {
-          res.writeHead(status, { "content-type": "application/json" });
+          res.head(status, { "content-type": "application/json" });
           res.end(JSON.stringify(body));
         } else if (sse) {
           // Mid-stream: tell an SSE client in its own framing, then end. Never hang.
@@ -95,8 +93,7 @@ export function proxyRequest(reply: FastifyReply, opts: ProxyOptions): Promise<v
     const finish = async () => {
       try {
         const trailer = opts.trailer && !clientGone ? await opts.trailer.value() : undefined;
-        if (trailer !== undefined) res.addTrailers({ [opts.trailer!.name]: trailer });
-        res.end();
+        res.end(undefined, trailer === undefined ? undefined : { [opts.trailer!.name]: trailer });
       } catch (err) {
         res.destroy(err as Error);
       }
@@ -125,9 +122,8 @@ export function proxyRequest(reply: FastifyReply, opts: ProxyOptions): Promise<v
             delete pass.headers["content-length"];
             pass.headers.trailer = opts.trailer.name;
           }
-          res.writeHead(statusCode, pass.headers);
           // An event stream's headers go at once (a client waits on them); others ride with the first bytes.
-          if (sse) res.flushHeaders?.();
+          res.head(statusCode, pass.headers, { trailers: opts.trailer !== undefined, flush: sse });
         },
         onResponseData(c, chunk) {
           if (clientGone) return;

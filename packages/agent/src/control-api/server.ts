@@ -13,6 +13,17 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
+/** Takes a channel stream on itself (true), or leaves it to the routes (false). */
+export type ChannelStreamHandler = (
+  stream: http2.ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
+) => boolean;
+type StreamListener = (
+  stream: http2.ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
+  flags: number,
+  rawHeaders: string[],
+) => void;
 
 /**
  * One fastify app answers two ways: HTTP/1.1 on the control port for local callers (curl, scripts,
@@ -26,6 +37,7 @@ export class ControlServer {
   readonly #servers: http.Server[] = [];
   readonly #handler: Handler;
   readonly #fromChannel = new WeakSet<object>();
+  #onChannelStream: ChannelStreamHandler | undefined;
 
   constructor(log: Logger) {
     let h1Handler: Handler | undefined;
@@ -43,11 +55,26 @@ export class ControlServer {
       this.#fromChannel.add(req);
       this.#handler(req as unknown as http.IncomingMessage, res as unknown as http.ServerResponse);
     });
+    // The request listener above made HTTP/2's compatibility layer listen for streams (it builds the
+    // request and response objects fastify takes). A stream goes there unless `onChannelStream`'s
+    // handler takes it on itself first.
+    const [compat, ...others] = this.#h2.listeners("stream") as StreamListener[];
+    if (!compat || others.length > 0) throw new Error("unexpected listeners on the HTTP/2 server");
+    this.#h2.removeAllListeners("stream");
+    this.#h2.on("stream", (stream, headers, flags, rawHeaders) => {
+      if (this.#onChannelStream?.(stream, headers)) return;
+      compat.call(this.#h2, stream, headers, flags, rawHeaders);
+    });
     // One channel at a time, and not ours to time out: the gateway and the heartbeats decide.
     this.#h2.on("sessionError", () => {});
   }
 
   fromGateway = (req: FastifyRequest): boolean => this.#fromChannel.has(req.raw);
+
+  /** A shorter way for some of the gateway's requests (the inference ones: openai-routes.ts). */
+  onChannelStream(handler: ChannelStreamHandler): void {
+    this.#onChannelStream = handler;
+  }
 
   /** Serve HTTP/2 on an upgraded agent-channel socket. */
   serveChannel(socket: Duplex): void {

@@ -13,8 +13,6 @@ export interface ModelActivity {
   lastRequestAt: number | null;
 }
 
-const INFERENCE_PATHS = new Set(["/v1/chat/completions", "/v1/completions", "/v1/embeddings"]);
-
 /** The work running here, per model: requests in flight and answered, and who started the model. */
 export class RequestActivity extends EventEmitter<{ change: [] }> {
   readonly #models = new Map<string, ModelActivity>();
@@ -67,24 +65,15 @@ function bodyModel(req: FastifyRequest): string | undefined {
 }
 
 /**
- * Hooks on the control server that feed `activity`: every OpenAI request for a served model (local or
- * over the agent channel) counts while its response is open, and successful starts and stops record
- * the origin. Install before the routes are registered so that every route has them.
+ * A hook on the control server that records who started a model: successful starts and stops record
+ * the origin. (The OpenAI requests themselves are counted where they are served: openai-routes.ts.)
  */
 export function trackRequests(
   app: FastifyInstance,
   activity: RequestActivity,
-  deps: { fromGateway: (req: FastifyRequest) => boolean; served: (model: string) => boolean },
+  deps: { fromGateway: (req: FastifyRequest) => boolean },
 ): void {
-  // Callback hooks: every request passes them, and an async one costs a promise each time.
-  app.addHook("preHandler", (req, reply, done) => {
-    const model =
-      req.method === "POST" && INFERENCE_PATHS.has(req.routeOptions.url ?? "") ? bodyModel(req) : undefined;
-    // Only served models: names a caller makes up must not grow the table. "close" comes for
-    // answered, failed and abandoned responses alike, streams included.
-    if (model !== undefined && deps.served(model)) reply.raw.once("close", activity.begin(model));
-    done();
-  });
+  // A callback hook: every request passes it, and an async one costs a promise each time.
   app.addHook("onResponse", (req, reply, done) => {
     const path = req.method === "POST" && reply.statusCode === 200 ? req.routeOptions.url : undefined;
     if (path === "/inference/start") {
