@@ -1,7 +1,7 @@
 export type { ApiKey } from "./repositories/api-keys.ts";
 export type { AuditCheckpoint, AuditEventRow, AuditPrune, AuditQuery } from "./repositories/audit.ts";
 export type { Deployment } from "./repositories/deployments.ts";
-export type { GatewayReplica } from "./repositories/gateway-replicas.ts";
+export type { GatewayReplica, GatewayReplicaSummary } from "./repositories/gateway-replicas.ts";
 export type { JobLog, JobOutput, JobUsage, LogBound, NewJobLog } from "./repositories/job-runs.ts";
 export type { Job, JobEvent, NewJob, TransitionInfo } from "./repositories/jobs.ts";
 export type { ConsumeResult, JoinToken } from "./repositories/join-tokens.ts";

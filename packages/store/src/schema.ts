@@ -304,6 +304,8 @@ export interface GatewayReplicaTable {
   served: string;
   /** JSON: machine id → that machine as this replica sees it (status, what it serves). */
   held: string;
+  /** When `held` was last rewritten (ms since the epoch; 0: unknown): peers read it only when this moved. */
+  held_at: number;
   /** JSON: API key id → [requests, tokens] admitted and charged here since the key's first recent use. */
   spent: string;
 }

@@ -439,25 +439,28 @@ for (const dialect of DIALECTS) {
     });
 
     it("keeps each gateway replica's row, rewritten in place, and forgets the silent ones", async () => {
-      const row = {
-        id: "gw_a",
-        url: "http://10.0.0.1:1994",
-        started_at: now,
-        last_seen_at: now,
-        held: "{}",
-        spent: '{"key_1":[3,120]}',
-      };
-      await store.gatewayReplicas.put({ ...row, machines: 1, served: '{"m":1}' });
+      const row = { id: "gw_a", url: "http://10.0.0.1:1994", started_at: now, spent: '{"key_1":[3,120]}' };
+      await store.gatewayReplicas.put({ ...row, last_seen_at: now, machines: 1, served: '{"m":1}' });
       const held = '{"m_1":{"status":"READY"}}';
-      await store.gatewayReplicas.put({ ...row, last_seen_at: now + 2_000, machines: 2, served: "{}", held });
-      await store.gatewayReplicas.put({ ...row, id: "gw_b", machines: 0, served: "{}" });
+      const summary = { ...row, last_seen_at: now + 2_000, machines: 2, served: "{}" };
+      await store.gatewayReplicas.put({ ...summary, held: { json: held, at: now + 2_000 } });
+      await store.gatewayReplicas.put({ ...row, id: "gw_b", last_seen_at: now, machines: 0, served: "{}" });
       expect(await store.gatewayReplicas.seenSince(now + 1_000)).toEqual([
-        { ...row, last_seen_at: now + 2_000, machines: 2, served: "{}", held },
+        { ...summary, held_at: now + 2_000 },
       ]);
+      // A write without machines keeps the ones written before, and when they were written.
+      await store.gatewayReplicas.put({ ...summary, last_seen_at: now + 4_000 });
+      expect(await store.gatewayReplicas.held(["gw_a", "gw_b"])).toEqual(
+        expect.arrayContaining([
+          { id: "gw_a", held, held_at: now + 2_000 },
+          { id: "gw_b", held: "{}", held_at: 0 },
+        ]),
+      );
       await store.gatewayReplicas.prune(now + 1_000);
       expect((await store.gatewayReplicas.seenSince(0)).map((r) => r.id)).toEqual(["gw_a"]);
       await store.gatewayReplicas.remove("gw_a");
       expect(await store.gatewayReplicas.seenSince(0)).toEqual([]);
+      expect(await store.gatewayReplicas.held(["gw_a"])).toEqual([]);
     });
   });
 }

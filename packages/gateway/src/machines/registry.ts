@@ -325,6 +325,24 @@ export class MachineRegistry {
   }
 
   /**
+   * Per machine connected here, what its peers must learn at once when it changes: its status, flags,
+   * runners and the models it serves, with `extra` (what a drain waits for) — not its last beat or
+   * usage, which they may learn a few intervals late (peers/directory.ts).
+   */
+  heldSignatures(extra: (id: string) => string = () => ""): Map<string, string> {
+    const now = Date.now();
+    const out = new Map<string, string>();
+    for (const e of this.#entries.values()) {
+      if (!e.live.connected) continue;
+      let sig = `${machineStatus(e.row, e.live, now, this.cfg)}|${e.row.name}|${e.row.pool}|${e.row.country}|${e.row.pue}|${e.row.cordoned_at}|${e.row.draining_at}|${e.live.runningJobs}|${JSON.stringify(e.live.runners ?? null)}|${extra(e.row.id)}`;
+      for (const m of e.live.inference?.models ?? [])
+        sig += `|${m.name}:${m.state}:${m.engine}:${m.deployment === true}`;
+      out.set(e.row.id, sig);
+    }
+    return out;
+  }
+
+  /**
    * What the live peers published of the machines they hold (replacing what they said before). Those
    * machines are not coming back here, so a restart need not wait for them. Returns the ids this
    * registry has no row for (joined through a peer): the caller reads them from the store.

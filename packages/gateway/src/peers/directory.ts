@@ -1,12 +1,17 @@
 import { randomBytes } from "node:crypto";
 import type { Logger } from "@beta9/http";
 import type { MachineView } from "@beta9/protocol";
-import type { GatewayReplica, Store } from "@beta9/store";
+import type { GatewayReplicaSummary, Store } from "@beta9/store";
 import type { Spent } from "../limits/key-limits.ts";
 import type { HeldMachine, MachineRegistry } from "../machines/registry.ts";
 
 /** How often a replica rewrites its row (and reads its peers'). */
 const DEFAULT_INTERVAL_MS = 2_000;
+/**
+ * Its machines are rewritten when one changed in what peers must know at once (status, flags, what it
+ * serves: `heldSignatures`), else every this many intervals (their last beat and usage).
+ */
+const HELD_EVERY_INTERVALS = 5;
 
 /** What the keys spent, published to the peers and charged from theirs (KeyLimits). */
 export interface SharedLimits {
@@ -54,6 +59,11 @@ export class PeerDirectory {
   /** Per peer, each key's spending as last charged here: the next read charges only what is new. */
   readonly #charged = new Map<string, Record<string, Spent>>();
   #work: ((machineId: string) => Pick<MachineView, "in_flight" | "drain_waiting_for">) | undefined;
+  /** When this replica last wrote its machines (0: write them next time), and what they were then. */
+  #heldAt = 0;
+  #heldSignatures = new Map<string, string>();
+  /** Each peer's machines as last read, and when that peer wrote them. */
+  readonly #peerHeld = new Map<string, { at: number; held: Record<string, HeldMachine> }>();
 
   constructor(
     store: Store,
@@ -123,17 +133,19 @@ export class PeerDirectory {
    * so this replica stops sending them work, and a machine removed through a peer is dropped here
    * (its channel, if held here, closed).
    */
-  async #showPeerMachines(mine: string[]): Promise<void> {
-    const byId = new Map<string, HeldMachine>();
-    for (const p of this.#peers) {
-      for (const [id, m] of Object.entries(p.held)) {
-        const seen = byId.get(id);
-        if (!seen || (m.last_heartbeat_at ?? "") > (seen.last_heartbeat_at ?? "")) byId.set(id, m);
+  async #showPeerMachines(mine: string[], peersMoved: boolean): Promise<void> {
+    if (peersMoved) {
+      const byId = new Map<string, HeldMachine>();
+      for (const p of this.#peers) {
+        for (const [id, m] of Object.entries(p.held)) {
+          const seen = byId.get(id);
+          if (!seen || (m.last_heartbeat_at ?? "") > (seen.last_heartbeat_at ?? "")) byId.set(id, m);
+        }
       }
-    }
-    for (const id of this.#registry.setPeerHeld(byId)) {
-      const row = await this.#store.machines.get(id);
-      if (row) this.#registry.put(row);
+      for (const id of this.#registry.setPeerHeld(byId)) {
+        const row = await this.#store.machines.get(id);
+        if (row) this.#registry.put(row);
+      }
     }
     // Also with no live peer: one that removed a machine and then stopped leaves it to this one.
     // Known before the read: a machine that joins here while it runs is not taken for a removed one.
@@ -193,24 +205,48 @@ export class PeerDirectory {
     const now = Date.now();
     const served: Record<string, number> = {};
     for (const [model, ids] of this.#registry.servedModels()) served[model] = ids.length;
-    const held = this.#registry.held();
-    if (this.#work) for (const [id, m] of Object.entries(held)) Object.assign(m, this.#work(id));
+    const signatures = this.#registry.heldSignatures((id) => {
+      // A drain's progress is watched (b9 machine show): published as it moves. Otherwise the count
+      // of answers in flight changes with every request: whether there are any is published at once,
+      // the count with the rest.
+      const w = this.#work?.(id);
+      if (!w) return "";
+      return w.drain_waiting_for === undefined
+        ? String((w.in_flight ?? 0) > 0)
+        : `${w.in_flight}|${w.drain_waiting_for}`;
+    });
+    const writeHeld =
+      now - this.#heldAt >= HELD_EVERY_INTERVALS * this.#intervalMs ||
+      !sameSignatures(signatures, this.#heldSignatures);
+    let held: Record<string, HeldMachine> | undefined;
+    if (writeHeld) {
+      held = this.#registry.held();
+      if (this.#work) for (const [id, m] of Object.entries(held)) Object.assign(m, this.#work(id));
+    }
     try {
       await this.#store.gatewayReplicas.put({
         id: this.id,
         url: this.#url,
         started_at: this.#startedAt,
         last_seen_at: now,
-        machines: Object.keys(held).length,
+        machines: signatures.size,
         served: JSON.stringify(served),
-        held: JSON.stringify(held),
         spent: JSON.stringify(this.#limits?.spending() ?? {}),
+        ...(held ? { held: { json: JSON.stringify(held), at: now } } : {}),
       });
+      if (held) {
+        this.#heldAt = now;
+        this.#heldSignatures = signatures;
+      }
       const staleBefore = now - 3 * this.#intervalMs;
       const rows = await this.#store.gatewayReplicas.seenSince(staleBefore);
-      this.#peers = rows.filter((r) => r.id !== this.id).map(toPeer);
+      // A row a peer pruned while this replica stalled comes back without machines: write them again.
+      if (rows.find((r) => r.id === this.id)?.held_at !== this.#heldAt) this.#heldAt = 0;
+      const peerRows = rows.filter((r) => r.id !== this.id);
+      const peersMoved = await this.#readPeerHeld(peerRows);
+      this.#peers = peerRows.map((r) => toPeer(r, this.#peerHeld.get(r.id)?.held ?? {}));
       this.#chargePeerSpending();
-      await this.#showPeerMachines(Object.keys(held));
+      await this.#showPeerMachines([...signatures.keys()], peersMoved);
       for (const r of rows) {
         const refusedAt = this.#unreachable.get(r.id);
         if (refusedAt !== undefined && r.last_seen_at > refusedAt) this.#unreachable.delete(r.id);
@@ -221,16 +257,42 @@ export class PeerDirectory {
       this.#log.warn({ err }, "could not refresh the gateway replicas; will retry");
     }
   }
+
+  /**
+   * Read the machines of the peers that rewrote them since the last read (and forget those of peers
+   * gone). True when what the peers hold may have changed.
+   */
+  async #readPeerHeld(rows: readonly GatewayReplicaSummary[]): Promise<boolean> {
+    const live = new Set(rows.map((r) => r.id));
+    let moved = false;
+    for (const id of this.#peerHeld.keys()) {
+      if (live.has(id)) continue;
+      this.#peerHeld.delete(id);
+      moved = true;
+    }
+    const stale = rows.filter((r) => this.#peerHeld.get(r.id)?.at !== r.held_at).map((r) => r.id);
+    for (const r of await this.#store.gatewayReplicas.held(stale)) {
+      this.#peerHeld.set(r.id, { at: r.held_at, held: parsed<Record<string, HeldMachine>>(r.held) });
+      moved = true;
+    }
+    return moved;
+  }
 }
 
-function toPeer(r: GatewayReplica): Peer {
+function sameSignatures(a: Map<string, string>, b: Map<string, string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [id, sig] of a) if (b.get(id) !== sig) return false;
+  return true;
+}
+
+function toPeer(r: GatewayReplicaSummary, held: Record<string, HeldMachine>): Peer {
   return {
     id: r.id,
     url: r.url,
     upMs: r.last_seen_at - r.started_at,
     machines: r.machines,
     served: parsed<Record<string, number>>(r.served),
-    held: parsed<Record<string, HeldMachine>>(r.held),
+    held,
     spent: parsed<Record<string, Spent>>(r.spent),
   };
 }

@@ -1,3 +1,4 @@
+import { Store } from "@beta9/store";
 import {
   Cluster,
   type ClusterGateway,
@@ -31,6 +32,7 @@ describe.skipIf(unsupported)("machines held by the other gateway replica", () =>
   let a: ClusterGateway;
   let b: ClusterGateway;
   let workers: Worker[];
+  let databaseUrl: string;
   const setup = showTimelineOnFailure(() => cluster);
   const statuses = async (gw: ClusterGateway) =>
     Object.fromEntries((await machines(gw)).map((m) => [m.id, m.status]));
@@ -39,7 +41,7 @@ describe.skipIf(unsupported)("machines held by the other gateway replica", () =>
     () =>
       setup(async () => {
         cluster = Cluster.create({ workers: 2, gateways: 2 });
-        const databaseUrl = await cluster.database();
+        databaseUrl = await cluster.database();
         a = await cluster.startGateway({ args: GATEWAY_ARGS, databaseUrl });
         b = await cluster.startGateway({
           host: cluster.gatewayHosts[1]!,
@@ -139,6 +141,54 @@ describe.skipIf(unsupported)("machines held by the other gateway replica", () =>
       what: "B to show none in flight",
       timeoutMs: 10_000,
     });
+  }, 40_000);
+
+  it("A rewrites its machines in the store when one changes, not every interval", async () => {
+    const store = await Store.open({ kind: "postgres", url: databaseUrl });
+    try {
+      // A's row: the one holding both workers.
+      const rowOfA = async () => {
+        const rows = await store.gatewayReplicas.seenSince(0);
+        const row = rows.find((r) => r.machines === 2);
+        if (!row) throw new Error(`no replica holds both workers: ${JSON.stringify(rows)}`);
+        return row;
+      };
+      const seen = { lastSeen: new Set<number>(), heldAt: new Set<number>() };
+      for (let i = 0; i < 14; i++) {
+        const row = await rowOfA();
+        seen.lastSeen.add(row.last_seen_at);
+        seen.heldAt.add(row.held_at);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      // Over 7 s the row was written every 2 s, its machines at most once (their every-10-s refresh).
+      expect(seen.lastSeen.size).toBeGreaterThanOrEqual(3);
+      expect(seen.heldAt.size).toBeLessThanOrEqual(2);
+
+      // A cordon is written with the machine at A's next write, and read by B from there.
+      const id = workers[1]!.machineId;
+      const before = (await rowOfA()).held_at;
+      expect((await b.api("POST", `/api/v1/machines/${id}/cordon`)).status).toBe(200);
+      await waitFor(
+        async () => {
+          const row = await rowOfA();
+          if (row.held_at === before) return false;
+          const [held] = await store.gatewayReplicas.held([row.id]);
+          return (JSON.parse(held!.held) as Record<string, { cordoned: boolean }>)[id]?.cordoned === true;
+        },
+        { what: "A to write the cordoned machine", timeoutMs: 7_000, intervalMs: 250 },
+      );
+      await waitFor(async () => (await statuses(b))[id] === "CORDONED", {
+        what: "B to show it CORDONED",
+        timeoutMs: 5_000,
+      });
+      expect((await b.api("POST", `/api/v1/machines/${id}/uncordon`)).status).toBe(200);
+      await waitFor(async () => (await statuses(b))[id] === "READY", {
+        what: "B to show it READY again",
+        timeoutMs: 7_000,
+      });
+    } finally {
+      await store.close();
+    }
   }, 40_000);
 
   it("a cordon made through B reaches A, which sends the machine nothing new", async () => {
