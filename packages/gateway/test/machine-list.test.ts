@@ -53,9 +53,12 @@ for (const dialect of DIALECTS) {
       const row = (id: string) => h.gw.registry.get(id)!;
       // Rows as a peer's machines reach this replica: after the ones it holds, though they joined earlier.
       h.gw.registry.put({ ...row("m-d"), id: "m-a", joined_at: row("m-b").joined_at - 1 });
-      h.gw.registry.put({ ...row("m-d"), id: "m-e" });
-      h.gw.registry.put({ ...row("m-f"), id: "m-g", joined_at: row("m-f").joined_at + 1 });
-      h.gw.registry.put({ ...row("m-b"), id: "m-c" });
+      // …one at a time, or thousands at once when the replicas start together (in any order).
+      h.gw.registry.putMany([
+        { ...row("m-f"), id: "m-g", joined_at: row("m-f").joined_at + 1 },
+        { ...row("m-d"), id: "m-e" },
+        { ...row("m-b"), id: "m-c" },
+      ]);
       const listed = async (q = "") =>
         (await h.call("GET", `/api/v1/machines${q}`)).body as {
           machines: { id: string }[];

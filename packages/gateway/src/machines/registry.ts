@@ -100,7 +100,8 @@ export class MachineRegistry {
   async load(): Promise<void> {
     const now = Date.now();
     this.#returnBy = now + this.cfg.offlineAfterMs;
-    for (const row of await this.#store.machines.list()) {
+    const rows = await this.#store.machines.list();
+    for (const row of rows) {
       // Fork machines run no deployment's replicas: placement need not wait for them.
       if (
         row.protocol === "channel" &&
@@ -108,9 +109,8 @@ export class MachineRegistry {
         now - row.last_heartbeat_at < this.cfg.offlineAfterMs
       )
         this.#returning.add(row.id);
-      this.#entries.set(row.id, this.#entry(row, now));
-      this.#keepJoinOrder(row);
     }
+    this.putMany(rows);
   }
 
   /** A machine as the store has it: nothing heard from it yet but its last recorded beat. */
@@ -163,14 +163,28 @@ export class MachineRegistry {
 
   /** Put a row (new or changed) in the registry, keeping its liveness. */
   put(row: Machine): void {
-    const e = this.#entries.get(row.id);
-    if (e) {
-      if (e.row.hardware !== row.hardware) e.hardware = JSON.parse(row.hardware) as Hardware;
-      e.row = row;
-    } else {
-      this.#entries.set(row.id, this.#entry(row, Date.now()));
-      this.#keepJoinOrder(row);
+    this.putMany([row]);
+  }
+
+  /**
+   * Several rows at once (the machines that joined through a peer, thousands when a pool's replicas
+   * start together): the entries are put back in join order once, not once per machine.
+   */
+  putMany(rows: readonly Machine[]): void {
+    const now = Date.now();
+    let outOfOrder = false;
+    for (const row of rows) {
+      const e = this.#entries.get(row.id);
+      if (e) {
+        if (e.row.hardware !== row.hardware) e.hardware = JSON.parse(row.hardware) as Hardware;
+        e.row = row;
+        continue;
+      }
+      this.#entries.set(row.id, this.#entry(row, now));
+      if (!this.#last || joinedBefore(this.#last, row)) this.#last = row;
+      else outOfOrder = true;
     }
+    if (outOfOrder) this.#sortByJoin();
   }
 
   /**
@@ -178,12 +192,7 @@ export class MachineRegistry {
    * alike: a machine learnt late from a peer, or one whose join finished after a later one's, is moved
    * to its place (a rebuild, rare); one that joined last, as most do, stays appended.
    */
-  #keepJoinOrder(row: Machine): void {
-    const last = this.#last;
-    if (!last || joinedBefore(last, row)) {
-      this.#last = row;
-      return;
-    }
+  #sortByJoin(): void {
     const sorted = [...this.#entries.values()].sort((a, b) => (joinedBefore(a.row, b.row) ? -1 : 1));
     this.#entries.clear();
     for (const e of sorted) this.#entries.set(e.row.id, e);
@@ -334,7 +343,7 @@ export class MachineRegistry {
     const out = new Map<string, string>();
     for (const e of this.#entries.values()) {
       if (!e.live.connected) continue;
-      let sig = `${machineStatus(e.row, e.live, now, this.cfg)}|${e.row.name}|${e.row.pool}|${e.row.country}|${e.row.pue}|${e.row.cordoned_at}|${e.row.draining_at}|${e.live.runningJobs}|${JSON.stringify(e.live.runners ?? null)}|${extra(e.row.id)}`;
+      let sig = `${machineStatus(e.row, e.live, now, this.cfg)}|${e.row.name}|${e.row.pool}|${e.row.country}|${e.row.pue}|${e.row.cordoned_at}|${e.row.draining_at}|${e.live.runningJobs}|${runnersSignature(e.live.runners)}|${extra(e.row.id)}`;
       for (const m of e.live.inference?.models ?? [])
         sig += `|${m.name}:${m.state}:${m.engine}:${m.deployment === true}`;
       out.set(e.row.id, sig);
@@ -584,6 +593,10 @@ function toView(e: Entry, now: number, cfg: LivenessConfig): MachineView {
     last_heartbeat_at:
       e.live.lastHeartbeatAt === null ? null : new Date(e.live.lastHeartbeatAt).toISOString(),
   };
+}
+
+function runnersSignature(r: JobRunners | undefined): string {
+  return r ? `${r.default}:${r.bwrap}:${r.podman ? r.podman.rootless : "none"}:${r.cgroups}` : "-";
 }
 
 function factsOf(e: Entry): MachineFacts {

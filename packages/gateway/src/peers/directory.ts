@@ -142,10 +142,8 @@ export class PeerDirectory {
           if (!seen || (m.last_heartbeat_at ?? "") > (seen.last_heartbeat_at ?? "")) byId.set(id, m);
         }
       }
-      for (const id of this.#registry.setPeerHeld(byId)) {
-        const row = await this.#store.machines.get(id);
-        if (row) this.#registry.put(row);
-      }
+      // Machines that joined through a peer: thousands at once when a pool's replicas start together.
+      this.#registry.putMany(await this.#store.machines.getMany(this.#registry.setPeerHeld(byId)));
     }
     // Also with no live peer: one that removed a machine and then stopped leaves it to this one.
     // Known before the read: a machine that joins here while it runs is not taken for a removed one.

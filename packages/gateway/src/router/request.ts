@@ -135,15 +135,17 @@ export function requestAgent(
     });
     // Kept for the stream's life: an error after the answer started is seen by whoever reads the body.
     stream.on("error", (err) => fail(err));
-    stream.once("close", () =>
+    // Every request's stream closes; an error (its stack taken) is made only for one never answered.
+    stream.once("close", () => {
+      if (settled) return;
       fail(
         init.signal?.aborted
           ? abortError(init.signal)
           : timedOut
             ? new Error(`no answer within ${Math.round(init.headersTimeoutMs / 1000)} s`)
             : new Error("the agent closed the request without answering"),
-      ),
-    );
+      );
+    });
   });
 }
 
