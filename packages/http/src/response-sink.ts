@@ -64,6 +64,9 @@ export function http2StreamSink(stream: ServerHttp2Stream, fixed: OutgoingHttpHe
       return ended;
     },
     head(status, headers, opts) {
+      // Reset by the peer an instant ago (its "close" not yet emitted): respond() would throw, and
+      // nobody is there to answer. The close that follows ends the request.
+      if (stream.destroyed || stream.closed) return;
       waitsForTrailers = opts?.trailers === true;
       // HTTP/2 sends headers as soon as respond() is called: `flush` is always so here.
       stream.respond({ ...headers, ...fixed, ":status": status }, { waitForTrailers: waitsForTrailers });
