@@ -59,8 +59,16 @@ async function agentWithChannel(endpoint: string) {
     state: () => "ready",
     authHeaders: () => ({ authorization: "Bearer engine-key" }),
   };
+  // A model whose engine's credentials cannot be read: a failure inside the agent, not the engine's.
+  const broken = {
+    ...served,
+    model: { name: "broken" },
+    authHeaders: () => {
+      throw new Error("the engine's key file is unreadable");
+    },
+  };
   const inference = {
-    served: (name: string) => (name === "tiny" ? served : undefined),
+    served: (name: string) => (name === "tiny" ? served : name === "broken" ? broken : undefined),
     list: () => [served],
   } as unknown as InferenceManager;
   const ctx: OpenAIContext = { inference, activity: new RequestActivity(), log };
@@ -80,7 +88,7 @@ async function agentWithChannel(endpoint: string) {
     tcp.close();
     await control.close();
   });
-  return { session, ctx };
+  return { session, ctx, control };
 }
 
 interface Answer {
@@ -219,6 +227,25 @@ describe("inference requests on the agent channel", () => {
     const after = await ask(session, "/v1/chat/completions", "{oops");
     expect(after.status).toBe(400);
     expect(e.calls).toHaveLength(1);
+  });
+
+  it("answers a failure inside the agent with a 500, and keeps serving", async () => {
+    const e = await engine((_req, res) => res.end("{}"));
+    const { session, control } = await agentWithChannel(e.url);
+    const failed = await ask(session, "/v1/chat/completions", JSON.stringify({ model: "broken" }));
+    expect(failed.status).toBe(500);
+    expect(JSON.parse(failed.body).error.code).toBe("internal");
+    const ok = await ask(session, "/v1/chat/completions", JSON.stringify({ model: "tiny" }));
+    expect(ok.status).toBe(200);
+    // The same for a local HTTP/1.1 caller, who takes the routes.
+    const [bound] = await control.listen([{ host: "127.0.0.1", port: 0 }]);
+    const local = await fetch(`http://${bound}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "broken" }),
+    });
+    expect(local.status).toBe(500);
+    expect(((await local.json()) as { error: { code: string } }).error.code).toBe("internal");
   });
 
   it("leaves other requests to the routes", async () => {

@@ -137,8 +137,22 @@ function refuse(sink: ResponseSink, status: number, code: string, message: strin
   sink.end(JSON.stringify({ error: { code, message } }));
 }
 
-/** Check the request, pass it to the engine serving its model, and stream the answer back. */
+/**
+ * Check the request, pass it to the engine serving its model, and stream the answer back. A failure
+ * inside the agent is this request's 500, never the agent's end (what fastify's error handler did).
+ */
 async function serveOpenAI(ctx: OpenAIContext, sink: ResponseSink, call: OpenAICall): Promise<void> {
+  try {
+    await serve(ctx, sink, call);
+  } catch (err) {
+    ctx.log.error({ err, request_id: call.requestId }, "request failed");
+    if (!sink.headersSent)
+      refuse(sink, 500, "internal", "the agent failed to serve this request; see its log");
+    else sink.destroy(err as Error);
+  }
+}
+
+async function serve(ctx: OpenAIContext, sink: ResponseSink, call: OpenAICall): Promise<void> {
   const { inference, energy } = ctx;
   const body = call.body as Record<string, unknown> | undefined;
   if (!body || typeof body !== "object" || Array.isArray(body))
