@@ -252,6 +252,8 @@ export class PeerDirectory {
       // Rows of crashed replicas are never removed by their owner.
       if (Math.random() < 0.1) await this.#store.gatewayReplicas.prune(now - 60 * this.#intervalMs);
     } catch (err) {
+      // The peers' machines may have been read and not shown: read them again next time.
+      this.#peerHeld.clear();
       this.#log.warn({ err }, "could not refresh the gateway replicas; will retry");
     }
   }
