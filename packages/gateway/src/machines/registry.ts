@@ -90,6 +90,8 @@ export class MachineRegistry {
   #peerHeld = new Map<string, HeldMachine>();
   /** The latest in join order put here (removed since, maybe: an upper bound is all it must be). */
   #last: Machine | undefined;
+  /** A machine came in before the last one by join order: the next ordered read sorts (#inOrder). */
+  #unordered = false;
 
   constructor(store: Store, log: Logger, cfg: LivenessConfig) {
     this.#store = store;
@@ -166,13 +168,9 @@ export class MachineRegistry {
     this.putMany([row]);
   }
 
-  /**
-   * Several rows at once (the machines that joined through a peer, thousands when a pool's replicas
-   * start together): the entries are put back in join order once, not once per machine.
-   */
+  /** Several rows at once (the machines that joined through a peer: thousands when replicas start). */
   putMany(rows: readonly Machine[]): void {
     const now = Date.now();
-    let outOfOrder = false;
     for (const row of rows) {
       const e = this.#entries.get(row.id);
       if (e) {
@@ -182,21 +180,25 @@ export class MachineRegistry {
       }
       this.#entries.set(row.id, this.#entry(row, now));
       if (!this.#last || joinedBefore(this.#last, row)) this.#last = row;
-      else outOfOrder = true;
+      else this.#unordered = true;
     }
-    if (outOfOrder) this.#sortByJoin();
   }
 
   /**
-   * Keep the entries in join order, (joined_at, id) as the store lists them, so every replica pages
-   * alike: a machine learnt late from a peer, or one whose join finished after a later one's, is moved
-   * to its place (a rebuild, rare); one that joined last, as most do, stays appended.
+   * The entries in join order, (joined_at, id) as the store lists them, so every replica pages alike.
+   * A machine learnt late from a peer, or one whose join finished after a later one's, is moved to
+   * its place here, when the order is next read: one sort for however many came (with replicas
+   * starting together, nearly every join and every machine learnt from a peer comes out of order, and
+   * a sort for each was most of a replica's CPU). One that joined last, as most do, stays appended.
    */
-  #sortByJoin(): void {
-    const sorted = [...this.#entries.values()].sort((a, b) => (joinedBefore(a.row, b.row) ? -1 : 1));
-    this.#entries.clear();
-    for (const e of sorted) this.#entries.set(e.row.id, e);
-    this.#last = sorted.at(-1)?.row;
+  #inOrder(): MapIterator<Entry> {
+    if (this.#unordered) {
+      const sorted = [...this.#entries.values()].sort((a, b) => (joinedBefore(a.row, b.row) ? -1 : 1));
+      this.#entries.clear();
+      for (const e of sorted) this.#entries.set(e.row.id, e);
+      this.#unordered = false;
+    }
+    return this.#entries.values();
   }
 
   remove(id: string): void {
@@ -209,7 +211,7 @@ export class MachineRegistry {
 
   /** Every machine known here, held or not. */
   ids(): string[] {
-    return [...this.#entries.keys()];
+    return [...this.#inOrder()].map((e) => e.row.id);
   }
 
   isConnected(id: string): boolean {
@@ -380,7 +382,7 @@ export class MachineRegistry {
     const now = Date.now();
     const out: MachineView[] = [];
     let started = q.after === undefined;
-    for (const e of this.#entries.values()) {
+    for (const e of this.#inOrder()) {
       if (!started) {
         started = e.row.id === q.after;
         continue;
@@ -443,7 +445,7 @@ export class MachineRegistry {
   /** Every machine's view from this replica alone (for placement, which uses only channels here). */
   views(): MachineView[] {
     const now = Date.now();
-    return [...this.#entries.values()].map((e) => toView(e, now, this.cfg));
+    return [...this.#inOrder()].map((e) => toView(e, now, this.cfg));
   }
 
   link(id: string): AgentLink | undefined {
