@@ -19,14 +19,9 @@ export function installErrorHandling(app: FastifyInstance): void {
   app.removeContentTypeParser("application/json");
   app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => {
     const text = body.toString();
-    if (jsonDepthExceeds(text, MAX_JSON_DEPTH)) {
-      done(
-        new Beta9Error(
-          "bad_request",
-          `the request body nests JSON deeper than ${MAX_JSON_DEPTH} levels; send flatter JSON`,
-        ),
-        undefined,
-      );
+    const tooDeep = jsonDepthRefusal(text);
+    if (tooDeep) {
+      done(tooDeep, undefined);
       return;
     }
     parseJson(req, text, done);
@@ -44,6 +39,32 @@ export function installErrorHandling(app: FastifyInstance): void {
       },
     } satisfies ErrorBody);
   });
+}
+
+const NOT_JSON = "the request body is not valid JSON; send a JSON object";
+
+/** The refusal of a body that nests JSON deeper than MAX_JSON_DEPTH, or undefined for one that does not. */
+export function jsonDepthRefusal(text: string): Beta9Error | undefined {
+  return jsonDepthExceeds(text, MAX_JSON_DEPTH)
+    ? new Beta9Error(
+        "bad_request",
+        `the request body nests JSON deeper than ${MAX_JSON_DEPTH} levels; send flatter JSON`,
+      )
+    : undefined;
+}
+
+/**
+ * A JSON request body read without a framework (the agent channel's inference requests): refused
+ * as the routes refuse it, too deep or not JSON, with a Beta9Error.
+ */
+export function parseJsonBody(text: string): unknown {
+  const tooDeep = jsonDepthRefusal(text);
+  if (tooDeep) throw tooDeep;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new Beta9Error("bad_request", NOT_JSON);
+  }
 }
 
 export function toErrorReply(err: unknown): { status: number; body: ErrorBody } {
@@ -67,7 +88,7 @@ export function toErrorReply(err: unknown): { status: number; body: ErrorBody } 
       return {
         status: 400,
         body: {
-          error: { code: "bad_request", message: "the request body is not valid JSON; send a JSON object" },
+          error: { code: "bad_request", message: NOT_JSON },
         },
       };
     case "FST_ERR_CTP_BODY_TOO_LARGE":

@@ -1,13 +1,13 @@
 import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import {
   http2StreamSink,
-  jsonDepthExceeds,
   type Logger,
-  MAX_JSON_DEPTH,
+  parseJsonBody,
   proxyRequest,
   type ResponseSink,
   requestIdOf,
   responseSink,
+  toErrorReply,
 } from "@beta9/http";
 import { AGENT_ENERGY_TRAILER, REQUEST_ID_HEADER } from "@beta9/protocol";
 import type { FastifyPluginAsync } from "fastify";
@@ -104,19 +104,12 @@ export function channelInference(
     stream.on("data", onData);
     stream.once("end", () => {
       if (size > BODY_LIMIT) return;
-      const text = Buffer.concat(chunks, size).toString();
-      if (jsonDepthExceeds(text, MAX_JSON_DEPTH))
-        return refuse(
-          sink,
-          400,
-          "bad_request",
-          `the request body nests JSON deeper than ${MAX_JSON_DEPTH} levels; send flatter JSON`,
-        );
       let body: unknown;
       try {
-        body = JSON.parse(text);
-      } catch {
-        return refuse(sink, 400, "bad_request", "the request body is not valid JSON; send a JSON object");
+        body = parseJsonBody(Buffer.concat(chunks, size).toString());
+      } catch (err) {
+        const { status, body: refusal } = toErrorReply(err);
+        return refuse(sink, status, refusal.error.code, refusal.error.message);
       }
       void serveOpenAI(ctx, sink, {
         path,

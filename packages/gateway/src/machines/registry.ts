@@ -209,9 +209,9 @@ export class MachineRegistry {
     if (this.#returning.delete(id)) this.#wakeSettling();
   }
 
-  /** Every machine known here, held or not. */
+  /** Every machine known here, held or not (in no particular order). */
   ids(): string[] {
-    return [...this.#inOrder()].map((e) => e.row.id);
+    return [...this.#entries.keys()];
   }
 
   isConnected(id: string): boolean {
