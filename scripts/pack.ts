@@ -2,8 +2,9 @@
 // compiled to JavaScript into a staging copy of each package, whose package.json points at the
 // compiled files, and `npm pack` runs there. The repository itself keeps running its .ts sources.
 import { execFileSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join, relative, resolve, sep } from "node:path";
+import { build } from "esbuild";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const OUT = resolve(process.argv[2] ?? join(ROOT, "dist/packages"));
@@ -30,6 +31,22 @@ const PACKAGES = ["protocol", "http", "store", "sdk", "cli", "gateway", "agent"]
 /** Each program's entry module under src/, run by its bin. */
 const ENTRY: Record<string, string> = { b9: "bin.js", b9gateway: "main.js", b9agent: "main.js" };
 
+/**
+ * Programs packed as one minified bundle (esbuild) rather than as their compiled modules. The agent
+ * runs on every machine of a pool and sits idle most of the time; what an idle Node process holds
+ * is mostly the code it loaded (bench/install/README.md). Entries are named by their path under the
+ * bundle's src/: the agent finds its engine's entry at builtin/main.js beside its own code. External:
+ * what must stay an installed package, which the program then depends on (native code with its
+ * prebuilt binaries, modules loaded by name at run time, the terminal dashboard's ink and react,
+ * loaded only when a terminal shows it).
+ */
+const BUNDLES: Record<string, { entries: Record<string, string>; external: string[] }> = {
+  agent: {
+    entries: { main: "src/main.ts", "builtin/main": "src/engines/builtin/main.ts" },
+    external: ["node-llama-cpp", "pino", "pino-pretty", "ink", "react"],
+  },
+};
+
 const rootManifest = readJson(join(ROOT, "package.json"));
 /** The Node 24 an installed program runs on when the machine's own node is older (as the repo pins it). */
 const NODE_VERSION = rootManifest.devDependencies?.node;
@@ -50,7 +67,9 @@ const tarballs: string[] = [];
 for (const dir of PACKAGES) {
   const stage = join(STAGED, dir);
   const manifest = readJson(join(ROOT, "packages", dir, "package.json"));
-  cpSync(join(COMPILED, dir, "src"), join(stage, "src"), { recursive: true });
+  const bundle = BUNDLES[dir];
+  if (bundle) await bundleProgram(dir, stage, bundle);
+  else cpSync(join(COMPILED, dir, "src"), join(stage, "src"), { recursive: true });
   for (const file of ["README.md", "LICENSE"]) {
     const from = existsSync(join(ROOT, "packages", dir, file))
       ? join(ROOT, "packages", dir, file)
@@ -58,14 +77,18 @@ for (const dir of PACKAGES) {
     if (existsSync(from)) cpSync(from, join(stage, file));
   }
 
-  const workspaceDeps = workspaceClosure(manifest);
+  // A bundle carries its workspace packages inside it.
+  const workspaceDeps = bundle ? [] : workspaceClosure(manifest);
   const dependencies: Deps = {};
   for (const m of [
     manifest,
-    ...workspaceDeps.map((d) => readJson(join(ROOT, "packages", d, "package.json"))),
+    ...(bundle ? workspaceClosure(manifest) : workspaceDeps).map((d) =>
+      readJson(join(ROOT, "packages", d, "package.json")),
+    ),
   ]) {
     for (const [name, version] of Object.entries(m.dependencies ?? {})) {
       if (name.startsWith("@beta9/")) continue;
+      if (bundle && !bundle.external.includes(name)) continue;
       // The bundled workspace packages find their dependencies at the top of the installed program.
       if (dependencies[name] && dependencies[name] !== version)
         fail(`${m.name} wants ${name}@${version} but another bundled package wants ${dependencies[name]}`);
@@ -107,6 +130,11 @@ for (const dir of PACKAGES) {
       mkdirSync(join(stage, "bin"), { recursive: true });
       writeFileSync(join(stage, "bin", `${name}.js`), shim(name, entry), { mode: 0o755 });
     }
+    // What a bin imports beside it (the agent's malloc settings) goes along with the shim.
+    const binDir = join(ROOT, "packages", dir, "bin");
+    for (const file of readdirSync(binDir))
+      if (!Object.keys(manifest.bin).some((name) => file === `${name}.js`))
+        cpSync(join(binDir, file), join(stage, "bin", file));
   }
   if (dir === "gateway") {
     const ui = join(ROOT, "packages/ui/dist");
@@ -127,6 +155,60 @@ for (const dir of PACKAGES) {
 }
 rmSync(WORK, { recursive: true, force: true });
 for (const t of tarballs) console.log(t);
+
+/**
+ * Bundle a program's entries into `stage/src` (ES modules, shared code in chunks beside them) and
+ * write the licences of the packages bundled into it to `stage/THIRD_PARTY_LICENSES.txt`.
+ */
+async function bundleProgram(dir: string, stage: string, bundle: (typeof BUNDLES)[string]): Promise<void> {
+  const pkg = join(ROOT, "packages", dir);
+  console.error(`pack: bundling ${dir} (esbuild)…`);
+  const result = await build({
+    entryPoints: Object.fromEntries(
+      Object.entries(bundle.entries).map(([out, src]) => [out, join(pkg, src)]),
+    ),
+    outdir: join(stage, "src"),
+    bundle: true,
+    splitting: true,
+    format: "esm",
+    platform: "node",
+    target: "node24",
+    minify: true,
+    // Licences go to their own file. Comments kept in the code would also make it non-ASCII, and V8
+    // keeps a non-ASCII source as two bytes per character.
+    legalComments: "none",
+    charset: "ascii",
+    external: bundle.external,
+    // The bundled CommonJS packages require Node's modules; an ES module has no require of its own.
+    banner: {
+      js: 'import{createRequire as __b9Require}from"node:module";const require=__b9Require(import.meta.url);',
+    },
+    metafile: true,
+    logLevel: "warning",
+  });
+  const packages = new Map<string, string>();
+  for (const input of Object.keys(result.metafile.inputs)) {
+    const parts = resolve(ROOT, input).split(sep);
+    const at = parts.lastIndexOf("node_modules");
+    if (at < 0) continue;
+    const depth = parts[at + 1]?.startsWith("@") ? 3 : 2;
+    const root = parts.slice(0, at + depth).join(sep);
+    packages.set(relative(join(ROOT, "node_modules"), root), root);
+  }
+  const notices: string[] = [];
+  for (const [name, root] of [...packages].sort(([a], [b]) => a.localeCompare(b))) {
+    const m = readJson(join(root, "package.json"));
+    const file = readdirSync(root).find((f) => /^(licen[cs]e|copying)/i.test(f));
+    notices.push(
+      `${name} ${m.version} (${String(m.license ?? "see its package")})\n\n` +
+        (file ? readFileSync(join(root, file), "utf8").trim() : "(no licence file in the package)"),
+    );
+  }
+  writeFileSync(
+    join(stage, "THIRD_PARTY_LICENSES.txt"),
+    `Packages bundled into this program's src/, with their licences.\n\n${notices.join(`\n\n${"-".repeat(72)}\n\n`)}\n`,
+  );
+}
 
 /** The workspace packages `m` needs, directly or through another, each once, dependencies first. */
 function workspaceClosure(m: Manifest, seen = new Set<string>()): string[] {
@@ -160,7 +242,10 @@ function stagedExports(
 function shim(name: string, entry: string): string {
   const before =
     name === "b9agent"
-      ? `  // Compiled code is kept on disk: the agent and its engine processes start faster the second time.
+      ? `  // Started again with its malloc settings when it runs the agent (bin/malloc.js).
+  const { withAgentMalloc } = await import("./malloc.js");
+  withAgentMalloc();
+  // Compiled code is kept on disk: the agent and its engine processes start faster the second time.
   const module = await import("node:module");
   module.enableCompileCache?.(
     process.env.NODE_COMPILE_CACHE || join(homedir(), ".cache", "beta9", "node-compile-cache"),

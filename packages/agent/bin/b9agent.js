@@ -2,6 +2,9 @@
 import module from "node:module";
 import os from "node:os";
 import path from "node:path";
+import { withAgentMalloc } from "./malloc.js";
+
+withAgentMalloc();
 
 // Compiled code, TypeScript stripped of its types included, is kept on disk: the agent and the engine
 // processes it starts (a cold start waits for one) skip that work from the second start on. In the

@@ -88,6 +88,33 @@ describe("an idle agent", () => {
     expect(Number(newSpace?.[1])).toBeLessThanOrEqual(4 * MiB);
   }, 90_000);
 
+  it("runs with its own malloc settings in the same process, and its engine does not inherit them", async () => {
+    // bin/malloc.js starts the agent again with them: the process the test started is the one running.
+    const pid = agent.proc.child.pid!;
+    const environ = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+    expect(environ).toContain("MALLOC_MMAP_THRESHOLD_=32768");
+    expect(readFileSync(`/proc/${pid}/cmdline`, "utf8")).toContain("b9agent.js");
+    await waitFor(() => builtinEnginePids(pid).length > 0, { what: "the warm engine", timeoutMs: 60_000 });
+    const [engine] = builtinEnginePids(pid);
+    const engineEnv = readFileSync(`/proc/${engine}/environ`, "utf8").split("\0");
+    expect(engineEnv.filter((v) => v.startsWith("MALLOC_MMAP_THRESHOLD_="))).toEqual([
+      `MALLOC_MMAP_THRESHOLD_=${4 * MiB}`,
+    ]);
+    expect(engineEnv.some((v) => v.startsWith("B9AGENT_MALLOC_SET="))).toBe(false);
+  });
+
+  it("leaves an operator's own malloc setting as it is", async () => {
+    const other = await initAgent(gw, { name: "tuned-box" });
+    const tuned = await startAgent(other, { env: { MALLOC_MMAP_THRESHOLD_: "65536" } });
+    try {
+      const environ = readFileSync(`/proc/${tuned.proc.child.pid}/environ`, "utf8").split("\0");
+      expect(environ).toContain("MALLOC_MMAP_THRESHOLD_=65536");
+      expect(environ.some((v) => v.startsWith("B9AGENT_MALLOC_SET="))).toBe(false);
+    } finally {
+      await tuned.proc.stop();
+    }
+  }, 60_000);
+
   it("has its warm engine give start-up's memory back, and the engine still serves a model after", async () => {
     await waitFor(() => released(true) !== undefined, {
       what: "the warm engine's line that it gave memory back",

@@ -98,6 +98,29 @@ describe("the npm packages, installed by the OS npm into a prefix", () => {
     expect(files.filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts"))).toEqual([]);
   });
 
+  it("packs the agent as one minified bundle with its engine's entry, the bundled packages' licences, and only what must stay a package", async () => {
+    const agentTgz = readdirSync(packDir).find((f) => f.startsWith("beta9-agent-"));
+    expect(agentTgz).toBeDefined();
+    const tgz = join(packDir, agentTgz as string);
+    const files = (await run("tar", ["-tzf", tgz])).stdout.trim().split("\n");
+    expect(files).toContain("package/src/main.js");
+    expect(files).toContain("package/src/builtin/main.js");
+    // No compiled module per source file, no workspace package carried along.
+    expect(files.filter((f) => f.startsWith("package/node_modules/"))).toEqual([]);
+    expect(files.filter((f) => f.startsWith("package/src/")).length).toBeLessThan(10);
+    const manifest = JSON.parse((await run("tar", ["-xzOf", tgz, "package/package.json"])).stdout);
+    expect(Object.keys(manifest.dependencies).sort()).toEqual(
+      ["ink", "node", "node-llama-cpp", "pino", "pino-pretty", "react"].sort(),
+    );
+    const licences = (await run("tar", ["-xzOf", tgz, "package/THIRD_PARTY_LICENSES.txt"])).stdout;
+    for (const bundled of ["fastify", "undici", "yaml", "commander"])
+      expect(licences).toMatch(new RegExp(`^${bundled} \\d`, "m"));
+    // ASCII only: V8 keeps a source with any other character as two bytes per character.
+    const main = (await run("tar", ["-xzOf", tgz, "package/src/main.js"])).stdout;
+    expect(main.length).toBeGreaterThan(100_000);
+    expect(/[\u0080-\uffff]/.test(main)).toBe(false);
+  });
+
   it(
     "runs b9, b9gateway and b9agent from the prefix on the OS node, and answers a chat on the test model",
     async () => {

@@ -1,9 +1,9 @@
-import { STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
 import { Beta9Error, type ErrorBody } from "@beta9/protocol/errors";
 // The two protocol modules it needs, not the index: the builtin engine loads this and none of the other schemas.
 import { REQUEST_ID_HEADER } from "@beta9/protocol/headers";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { nodeHttp } from "./node-http.ts";
 
 /** Deeper JSON than any API body needs; far below where JSON.stringify would overflow the stack. */
 export const MAX_JSON_DEPTH = 100;
@@ -178,7 +178,7 @@ export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): 
   const json = JSON.stringify({ error: { code: "bad_request", message } } satisfies ErrorBody);
   if (socket.writable) {
     socket.write(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\n` +
+      `HTTP/1.1 ${status} ${nodeHttp.STATUS_CODES[status]}\r\nContent-Type: application/json\r\n` +
         `Content-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${json}`,
     );
   }

@@ -1,8 +1,8 @@
-import http from "node:http";
 import https from "node:https";
 import type { Duplex } from "node:stream";
 import { TLSSocket } from "node:tls";
 import type { Logger } from "@beta9/http";
+import { nodeHttp as http } from "@beta9/http/node-http";
 import {
   AGENT_PROTOCOL,
   AGENT_PROTOCOL_HEADER,

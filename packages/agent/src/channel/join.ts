@@ -1,6 +1,6 @@
-import http from "node:http";
 import https from "node:https";
 import { hostname } from "node:os";
+import { nodeHttp as http } from "@beta9/http/node-http";
 import {
   AGENT_PROTOCOL,
   BETA9_VERSION,

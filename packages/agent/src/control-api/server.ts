@@ -1,4 +1,4 @@
-import http from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
@@ -9,10 +9,11 @@ import {
   type Logger,
   serverOptions,
 } from "@beta9/http";
+import { nodeHttp } from "@beta9/http/node-http";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 
-type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 /** Takes a channel stream on itself (true), or leaves it to the routes (false). */
 export type ChannelStreamHandler = (
   stream: http2.ServerHttp2Stream,
@@ -34,7 +35,7 @@ type StreamListener = (
 export class ControlServer {
   readonly app: FastifyInstance;
   readonly #h2: http2.Http2Server;
-  readonly #servers: http.Server[] = [];
+  readonly #servers: Server[] = [];
   readonly #handler: Handler;
   readonly #fromChannel = new WeakSet<object>();
   #onChannelStream: ChannelStreamHandler | undefined;
@@ -45,7 +46,7 @@ export class ControlServer {
       ...serverOptions(log),
       serverFactory: (handler) => {
         h1Handler = handler;
-        return http.createServer(handler);
+        return nodeHttp.createServer(handler);
       },
     }).withTypeProvider<TypeBoxTypeProvider>();
     this.#handler = h1Handler!;
@@ -53,7 +54,7 @@ export class ControlServer {
     installRequestId(this.app);
     this.#h2 = http2.createServer({}, (req, res) => {
       this.#fromChannel.add(req);
-      this.#handler(req as unknown as http.IncomingMessage, res as unknown as http.ServerResponse);
+      this.#handler(req as unknown as IncomingMessage, res as unknown as ServerResponse);
     });
     // The request listener above made HTTP/2's compatibility layer listen for streams (it builds the
     // request and response objects fastify takes). A stream goes there unless `onChannelStream`'s
@@ -86,7 +87,7 @@ export class ControlServer {
     await this.app.ready();
     const bound: string[] = [];
     for (const a of addresses) {
-      const server = http.createServer(this.#handler);
+      const server = nodeHttp.createServer(this.#handler);
       // What Node's parser refuses (431 headers too large, malformed) is answered in our error shape.
       server.on("clientError", clientErrorHandler);
       await new Promise<void>((resolve, reject) => {

@@ -1,5 +1,6 @@
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { nodeHttp } from "@beta9/http/node-http";
 import { MachineStatuses } from "@beta9/protocol";
 import type { FastifyInstance } from "fastify";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
@@ -191,7 +192,7 @@ export async function listenMetrics(
   reg: Registry,
   at: { host: string; port: number },
 ): Promise<{ server: Server; address: string }> {
-  const server = createServer((req, res) => {
+  const server = nodeHttp.createServer((req, res) => {
     if (req.method !== "GET" || (req.url ?? "").split("?")[0] !== "/metrics") {
       res.writeHead(404, { "content-type": "application/json" });
       res.end(JSON.stringify({ error: { code: "not_found", message: "only GET /metrics is served here" } }));
