@@ -70,6 +70,7 @@ async function main(): Promise<void> {
           country: null,
           declared_country: null,
           pue: 1,
+          flags_changed_at: 0,
         };
         await tx.machines.insert(row);
       }

@@ -5,7 +5,7 @@ export type { GatewayReplica, GatewayReplicaSummary } from "./repositories/gatew
 export type { JobLog, JobOutput, JobUsage, LogBound, NewJobLog } from "./repositories/job-runs.ts";
 export type { Job, JobEvent, NewJob, TransitionInfo } from "./repositories/jobs.ts";
 export type { ConsumeResult, JoinToken } from "./repositories/join-tokens.ts";
-export type { Machine } from "./repositories/machines.ts";
+export type { Machine, MachineFlags } from "./repositories/machines.ts";
 export type { ModelProvenance } from "./repositories/model-provenance.ts";
 export type { ReplicaPlacement } from "./repositories/placements.ts";
 export type { Pool, PoolWithCount } from "./repositories/pools.ts";

@@ -68,6 +68,14 @@ export interface MachineTable {
   declared_country: Generated<string | null>;
   /** Power usage effectiveness of its site (1.0 to 3.0), operator-set; 1.0 for a home machine. */
   pue: Generated<number>;
+  /** When its cordon, drain, country or PUE was last set (ms; 0: not since this column came). */
+  flags_changed_at: Generated<number>;
+}
+
+/** A machine removed, and when: replicas read these rather than list every machine. */
+export interface MachineRemovalTable {
+  id: string;
+  removed_at: number;
 }
 
 export interface ApiKeyTable {
@@ -381,6 +389,7 @@ export interface Database {
   pools: PoolTable;
   join_tokens: JoinTokenTable;
   machines: MachineTable;
+  machine_removals: MachineRemovalTable;
   api_keys: ApiKeyTable;
   deployments: DeploymentTable;
   replica_placements: ReplicaPlacementTable;

@@ -90,6 +90,28 @@ for (const dialect of DIALECTS) {
       expect((await store.pools.list())[0]?.machines).toBe(1);
     });
 
+    it("says which machines' flags were set and which machines were removed since a time, for replicas", async () => {
+      await store.machines.insert(machine("m1", "c1"));
+      await store.machines.insert(machine("m2", "c2"));
+      await store.machines.insert(machine("m3", "c3"));
+      const before = Date.now();
+      // A heartbeat is not a flag: m2 is not among what changed.
+      await store.machines.recordHeartbeats(new Map([["m2", now + 5]]));
+      await store.machines.update("m1", { draining_at: now, country: "DE" });
+      await store.machines.update("m2", { agent_version: "0.2.0" });
+      expect(await store.machines.flagsChangedSince(before)).toEqual([
+        { id: "m1", cordoned_at: null, draining_at: now, country: "DE", pue: 1 },
+      ]);
+      expect(await store.machines.flagsChangedSince(Date.now() + 1_000)).toEqual([]);
+      expect(await store.machines.removedSince(before)).toEqual([]);
+      expect(await store.machines.remove("m3")).toBe(true);
+      expect(await store.machines.remove("m3")).toBe(false);
+      expect(await store.machines.removedSince(before)).toEqual(["m3"]);
+      expect(await store.machines.removedSince(Date.now() + 1_000)).toEqual([]);
+      await store.machines.pruneRemovals(Date.now() + 1);
+      expect(await store.machines.removedSince(0)).toEqual([]);
+    });
+
     it("refuses a machine in a pool that does not exist", async () => {
       await expect(store.machines.insert({ ...machine("m1", "c1"), pool: "nope" })).rejects.toThrow();
     });

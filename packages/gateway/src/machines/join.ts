@@ -73,6 +73,7 @@ export async function joinMachine(
       country: bound ?? existing?.country ?? null,
       declared_country: input.country ?? existing?.declared_country ?? null,
       pue: existing?.pue ?? 1,
+      flags_changed_at: now,
     };
     // A machine joining again (its old credential lost) keeps its id and history; the old credential dies.
     if (existing) await tx.machines.update(row.id, row);

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Logger } from "@beta9/http";
 import type { MachineView } from "@beta9/protocol";
-import type { GatewayReplicaSummary, Store } from "@beta9/store";
+import type { GatewayReplicaSummary, MachineFlags, Store } from "@beta9/store";
 import type { Spent } from "../limits/key-limits.ts";
 import type { HeldMachine, MachineRegistry } from "../machines/registry.ts";
 
@@ -12,6 +12,16 @@ const DEFAULT_INTERVAL_MS = 2_000;
  * serves: `heldSignatures`), else every this many intervals (their last beat and usage).
  */
 const HELD_EVERY_INTERVALS = 5;
+/**
+ * Flags set through a peer (cordon, drain, country, PUE) and machines removed through one are read
+ * as what changed since the last read, with this much overlap: a change stamped by a peer's clock a
+ * little behind ours, or committed while we read, is still seen. Re-applying one is harmless.
+ */
+const FLAGS_OVERLAP_MS = 10_000;
+/** Every machine's flags are read in full this often all the same: a backstop for clocks further apart. */
+const FLAGS_FULL_EVERY_MS = 60_000;
+/** Removals are kept in the store this long: far more than any replica takes to read them. */
+const REMOVALS_KEPT_MS = 3_600_000;
 
 /** What the keys spent, published to the peers and charged from theirs (KeyLimits). */
 export interface SharedLimits {
@@ -62,6 +72,9 @@ export class PeerDirectory {
   /** When this replica last wrote its machines (0: write them next time), and what they were then. */
   #heldAt = 0;
   #heldSignatures = new Map<string, string>();
+  /** When machines' flags were last read (0: never), and last read in full. */
+  #flagsReadAt = 0;
+  #flagsFullAt = 0;
   /** Each peer's machines as last read, and when that peer wrote them. */
   readonly #peerHeld = new Map<string, { at: number; held: Record<string, HeldMachine> }>();
 
@@ -146,9 +159,44 @@ export class PeerDirectory {
       this.#registry.putMany(await this.#store.machines.getMany(this.#registry.setPeerHeld(byId)));
     }
     // Also with no live peer: one that removed a machine and then stopped leaves it to this one.
+    const readAt = Date.now();
+    const full = this.#flagsReadAt === 0 || readAt - this.#flagsFullAt >= FLAGS_FULL_EVERY_MS;
+    if (full) await this.#readAllFlags(mine);
+    else await this.#readChangedFlags(mine, this.#flagsReadAt - FLAGS_OVERLAP_MS);
+    this.#flagsReadAt = readAt;
+    if (full) {
+      this.#flagsFullAt = readAt;
+      await this.#store.machines.pruneRemovals(readAt - REMOVALS_KEPT_MS);
+    }
+  }
+
+  /** Every machine's flags, and every machine this replica shows that the store no longer has. */
+  async #readAllFlags(mine: string[]): Promise<void> {
     // Known before the read: a machine that joins here while it runs is not taken for a removed one.
     const known = this.#registry.ids();
     const stored = await this.#store.machines.flags();
+    this.#applyFlags(stored, mine);
+    const inStore = new Set(stored.map((f) => f.id));
+    for (const id of known) {
+      // Every replica writes a machine to the store before it shows it, so this one was removed.
+      if (inStore.has(id) || !this.#registry.get(id)) continue;
+      this.#dropRemoved(id);
+    }
+  }
+
+  /** The flags set and the machines removed since `since`: at 30,000 machines, a few rows, not all. */
+  async #readChangedFlags(mine: string[], since: number): Promise<void> {
+    this.#applyFlags(await this.#store.machines.flagsChangedSince(since), mine);
+    const removed = (await this.#store.machines.removedSince(since)).filter((id) => this.#registry.get(id));
+    if (removed.length === 0) return;
+    // One removed and joined again since stays.
+    const back = new Set((await this.#store.machines.getMany(removed)).map((m) => m.id));
+    for (const id of removed) if (!back.has(id)) this.#dropRemoved(id);
+  }
+
+  /** Flags as the store has them, for the machines held here (peers publish their own machines'). */
+  #applyFlags(stored: readonly MachineFlags[], mine: string[]): void {
+    if (stored.length === 0) return;
     const held = new Set(mine);
     for (const f of stored) {
       const row = held.has(f.id) ? this.#registry.get(f.id) : undefined;
@@ -162,13 +210,11 @@ export class PeerDirectory {
       )
         this.#registry.put({ ...row, ...f });
     }
-    const inStore = new Set(stored.map((f) => f.id));
-    for (const id of known) {
-      // Every replica writes a machine to the store before it shows it, so this one was removed.
-      if (inStore.has(id) || !this.#registry.get(id)) continue;
-      this.#registry.remove(id);
-      this.#log.info({ machine_id: id }, "machine removed through another gateway replica");
-    }
+  }
+
+  #dropRemoved(id: string): void {
+    this.#registry.remove(id);
+    this.#log.info({ machine_id: id }, "machine removed through another gateway replica");
   }
 
   /**

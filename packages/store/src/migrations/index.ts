@@ -25,6 +25,7 @@ import * as auditContent from "./2026-12-08T0000-audit-content.ts";
 import * as sessions from "./2026-12-08T0100-sessions.ts";
 import * as deploymentQuantize from "./2026-12-08T0200-deployment-quantize.ts";
 import * as replicaHeldAt from "./2026-12-08T0300-replica-held-at.ts";
+import * as machineFlagChanges from "./2026-12-08T0400-machine-flag-changes.ts";
 
 /** Migrations are listed here, not found on disk, so they work wherever the package is loaded from. */
 export const migrationProvider: MigrationProvider = {
@@ -56,6 +57,7 @@ export const migrationProvider: MigrationProvider = {
       "2026-12-08T0000-audit-content": auditContent,
       "2026-12-08T0200-deployment-quantize": deploymentQuantize,
       "2026-12-08T0300-replica-held-at": replicaHeldAt,
+      "2026-12-08T0400-machine-flag-changes": machineFlagChanges,
     };
   },
 };

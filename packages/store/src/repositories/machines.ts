@@ -4,6 +4,10 @@ import type { Executor } from "./executor.ts";
 
 export type Machine = Selectable<MachineTable>;
 
+/** What replicas of a gateway must see at once when another replica sets it. */
+export type MachineFlags = Pick<Machine, "id" | "cordoned_at" | "draining_at" | "country" | "pue">;
+const FLAG_COLUMNS = ["cordoned_at", "draining_at", "country", "pue"] as const;
+
 export class MachineRepository {
   readonly #db: Executor;
   constructor(db: Executor) {
@@ -32,11 +36,35 @@ export class MachineRepository {
    * Every machine's id, whether it is cordoned or draining, and its operator-set country and PUE, as
    * any gateway replica last set them.
    */
-  async flags(): Promise<Pick<Machine, "id" | "cordoned_at" | "draining_at" | "country" | "pue">[]> {
+  async flags(): Promise<MachineFlags[]> {
     return this.#db
       .selectFrom("machines")
-      .select(["id", "cordoned_at", "draining_at", "country", "pue"])
+      .select(["id", ...FLAG_COLUMNS])
       .execute();
+  }
+
+  /** The flags of the machines whose flags were set at or after `since` (ms since the epoch). */
+  async flagsChangedSince(since: number): Promise<MachineFlags[]> {
+    return this.#db
+      .selectFrom("machines")
+      .select(["id", ...FLAG_COLUMNS])
+      .where("flags_changed_at", ">=", since)
+      .execute();
+  }
+
+  /** The ids of machines removed at or after `since` (ms since the epoch). */
+  async removedSince(since: number): Promise<string[]> {
+    const rows = await this.#db
+      .selectFrom("machine_removals")
+      .select("id")
+      .where("removed_at", ">=", since)
+      .execute();
+    return rows.map((r) => r.id);
+  }
+
+  /** Forget removals older than `before`: replicas have long read them. */
+  async pruneRemovals(before: number): Promise<void> {
+    await this.#db.deleteFrom("machine_removals").where("removed_at", "<", before).execute();
   }
 
   async byCredentialHash(hash: string): Promise<Machine | undefined> {
@@ -50,7 +78,12 @@ export class MachineRepository {
   }
 
   async update(id: string, patch: Updateable<MachineTable>): Promise<boolean> {
-    const res = await this.#db.updateTable("machines").set(patch).where("id", "=", id).executeTakeFirst();
+    const flagged = FLAG_COLUMNS.some((c) => c in patch);
+    const res = await this.#db
+      .updateTable("machines")
+      .set(flagged ? { ...patch, flags_changed_at: Date.now() } : patch)
+      .where("id", "=", id)
+      .executeTakeFirst();
     return Number(res.numUpdatedRows) === 1;
   }
 
@@ -58,7 +91,9 @@ export class MachineRepository {
   async remove(id: string): Promise<boolean> {
     await this.#db.deleteFrom("replica_placements").where("machine_id", "=", id).execute();
     const res = await this.#db.deleteFrom("machines").where("id", "=", id).executeTakeFirst();
-    return Number(res.numDeletedRows) === 1;
+    if (Number(res.numDeletedRows) !== 1) return false;
+    await this.#db.insertInto("machine_removals").values({ id, removed_at: Date.now() }).execute();
+    return true;
   }
 
   /**
