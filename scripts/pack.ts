@@ -77,15 +77,11 @@ for (const dir of PACKAGES) {
     if (existsSync(from)) cpSync(from, join(stage, file));
   }
 
+  const closure = workspaceClosure(manifest);
   // A bundle carries its workspace packages inside it.
-  const workspaceDeps = bundle ? [] : workspaceClosure(manifest);
+  const workspaceDeps = bundle ? [] : closure;
   const dependencies: Deps = {};
-  for (const m of [
-    manifest,
-    ...(bundle ? workspaceClosure(manifest) : workspaceDeps).map((d) =>
-      readJson(join(ROOT, "packages", d, "package.json")),
-    ),
-  ]) {
+  for (const m of [manifest, ...closure.map((d) => readJson(join(ROOT, "packages", d, "package.json")))]) {
     for (const [name, version] of Object.entries(m.dependencies ?? {})) {
       if (name.startsWith("@beta9/")) continue;
       if (bundle && !bundle.external.includes(name)) continue;
