@@ -1,12 +1,12 @@
 // Installable tarballs of Beta9 (scripts/pack runs this on the repository's Node 24): the sources are
 // compiled to JavaScript into a staging copy of each package, whose package.json points at the
-// compiled files, and `npm pack` runs there. The repository itself keeps running its .ts sources.
+// compiled files, and `npm pack` runs there. The agent is packed as one minified bundle (scripts/bundle.ts).
+// A clone runs its .ts sources, the agent bundled the same way (packages/agent/bin/clone-bundle.js).
 import { execFileSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, relative, resolve, sep } from "node:path";
-import { build } from "esbuild";
+import { BUNDLES, bundleProgram, ROOT } from "./bundle.ts";
 
-const ROOT = resolve(import.meta.dirname, "..");
 const OUT = resolve(process.argv[2] ?? join(ROOT, "dist/packages"));
 const WORK = join(OUT, ".work");
 const COMPILED = join(WORK, "compiled");
@@ -31,21 +31,8 @@ const PACKAGES = ["protocol", "http", "store", "sdk", "cli", "gateway", "agent"]
 /** Each program's entry module under src/, run by its bin. */
 const ENTRY: Record<string, string> = { b9: "bin.js", b9gateway: "main.js", b9agent: "main.js" };
 
-/**
- * Programs packed as one minified bundle (esbuild) rather than as their compiled modules. The agent
- * runs on every machine of a pool and sits idle most of the time; what an idle Node process holds
- * is mostly the code it loaded (bench/install/README.md). Entries are named by their path under the
- * bundle's src/: the agent finds its engine's entry at builtin/main.js beside its own code. External:
- * what must stay an installed package, which the program then depends on (native code with its
- * prebuilt binaries, modules loaded by name at run time, the terminal dashboard's ink and react,
- * loaded only when a terminal shows it).
- */
-const BUNDLES: Record<string, { entries: Record<string, string>; external: string[] }> = {
-  agent: {
-    entries: { main: "src/main.ts", "builtin/main": "src/engines/builtin/main.ts" },
-    external: ["node-llama-cpp", "pino", "pino-pretty", "ink", "react"],
-  },
-};
+/** Files of a package's bin/ that its installed shim imports (clone-bundle.js is for a clone only). */
+const SHIM_HELPERS: Record<string, string[]> = { agent: ["malloc.js"] };
 
 const rootManifest = readJson(join(ROOT, "package.json"));
 /** The Node 24 an installed program runs on when the machine's own node is older (as the repo pins it). */
@@ -68,7 +55,7 @@ for (const dir of PACKAGES) {
   const stage = join(STAGED, dir);
   const manifest = readJson(join(ROOT, "packages", dir, "package.json"));
   const bundle = BUNDLES[dir];
-  if (bundle) await bundleProgram(dir, stage, bundle);
+  if (bundle) await packBundle(dir, stage);
   else cpSync(join(COMPILED, dir, "src"), join(stage, "src"), { recursive: true });
   for (const file of ["README.md", "LICENSE"]) {
     const from = existsSync(join(ROOT, "packages", dir, file))
@@ -126,11 +113,9 @@ for (const dir of PACKAGES) {
       mkdirSync(join(stage, "bin"), { recursive: true });
       writeFileSync(join(stage, "bin", `${name}.js`), shim(name, entry), { mode: 0o755 });
     }
-    // What a bin imports beside it (the agent's malloc settings) goes along with the shim.
-    const binDir = join(ROOT, "packages", dir, "bin");
-    for (const file of readdirSync(binDir))
-      if (!Object.keys(manifest.bin).some((name) => file === `${name}.js`))
-        cpSync(join(binDir, file), join(stage, "bin", file));
+    // What the shim imports beside it (the agent's malloc settings) goes along with it.
+    for (const file of SHIM_HELPERS[dir] ?? [])
+      cpSync(join(ROOT, "packages", dir, "bin", file), join(stage, "bin", file));
   }
   if (dir === "gateway") {
     const ui = join(ROOT, "packages/ui/dist");
@@ -153,37 +138,14 @@ rmSync(WORK, { recursive: true, force: true });
 for (const t of tarballs) console.log(t);
 
 /**
- * Bundle a program's entries into `stage/src` (ES modules, shared code in chunks beside them) and
- * write the licences of the packages bundled into it to `stage/THIRD_PARTY_LICENSES.txt`.
+ * Bundle a program's entries into `stage/src` (scripts/bundle.ts, minified) and write the licences of
+ * the packages bundled into it to `stage/THIRD_PARTY_LICENSES.txt`.
  */
-async function bundleProgram(dir: string, stage: string, bundle: (typeof BUNDLES)[string]): Promise<void> {
-  const pkg = join(ROOT, "packages", dir);
+async function packBundle(dir: string, stage: string): Promise<void> {
   console.error(`pack: bundling ${dir} (esbuild)…`);
-  const result = await build({
-    entryPoints: Object.fromEntries(
-      Object.entries(bundle.entries).map(([out, src]) => [out, join(pkg, src)]),
-    ),
-    outdir: join(stage, "src"),
-    bundle: true,
-    splitting: true,
-    format: "esm",
-    platform: "node",
-    target: "node24",
-    minify: true,
-    // Licences go to their own file. Comments kept in the code would also make it non-ASCII, and V8
-    // keeps a non-ASCII source as two bytes per character.
-    legalComments: "none",
-    charset: "ascii",
-    external: bundle.external,
-    // The bundled CommonJS packages require Node's modules; an ES module has no require of its own.
-    banner: {
-      js: 'import{createRequire as __b9Require}from"node:module";const require=__b9Require(import.meta.url);',
-    },
-    metafile: true,
-    logLevel: "warning",
-  });
+  const metafile = await bundleProgram(dir, join(stage, "src"), false);
   const packages = new Map<string, string>();
-  for (const input of Object.keys(result.metafile.inputs)) {
+  for (const input of Object.keys(metafile.inputs)) {
     const parts = resolve(ROOT, input).split(sep);
     const at = parts.lastIndexOf("node_modules");
     if (at < 0) continue;

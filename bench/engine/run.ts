@@ -20,6 +20,7 @@ import {
   type GatewayProc,
   initAgent,
   type Proc,
+  runsBuiltinEngine,
   startAgent,
   startGateway,
   TEST_MODEL,
@@ -253,7 +254,7 @@ function teardownNow(): void {
   for (const p of [rig.agent?.proc, rig.gw?.proc]) if (p?.child.exitCode === null) p.child.kill("SIGKILL");
   // Only a pid that still runs the engine: a stopped engine's pid may belong to someone else now.
   for (const pid of rig.enginePids) {
-    if (!cmdline(pid).includes("builtin/main.ts")) continue;
+    if (!runsBuiltinEngine(cmdline(pid))) continue;
     try {
       process.kill(pid, "SIGKILL");
     } catch {}
@@ -303,10 +304,10 @@ async function agentHeap(): Promise<string> {
   }
 }
 
-/** The builtin engine: the agent's child whose args are `node …/engines/builtin/main.ts --port N …`. */
+/** The builtin engine: the agent's child whose args are `node …/builtin/main.{ts,js} --port N …`. */
 function findEngine(agentPid: number): { pid: number; port: number; args: string } {
   const kids = children(agentPid);
-  const engine = kids.find((k) => k.args.includes("builtin/main.ts"));
+  const engine = kids.find((k) => runsBuiltinEngine(k.args));
   if (!engine) throw new Error(`no builtin engine among the agent's children:\n${JSON.stringify(kids)}`);
   const m = /--port\s+(\d+)/.exec(engine.args);
   if (!m) throw new Error(`the engine's args have no --port: ${engine.args}`);

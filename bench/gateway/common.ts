@@ -13,6 +13,7 @@ import {
   builtinEngineKey,
   type GatewayProc,
   initAgent,
+  runsBuiltinEngine,
   startAgent,
   startGateway,
   tempDir,
@@ -203,7 +204,7 @@ export function agentLogs(
 export function builtinEngine(
   agentPid: number,
 ): { pid: number; port: number; headers: Record<string, string> } | undefined {
-  const e = children(agentPid).find((k) => k.args.includes("builtin/main.ts"));
+  const e = children(agentPid).find((k) => runsBuiltinEngine(k.args));
   const m = e && /--port\s+(\d+)/.exec(e.args);
   if (!e || !m) return undefined;
   const port = Number(m[1]);

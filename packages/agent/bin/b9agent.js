@@ -2,7 +2,8 @@
 import module from "node:module";
 import os from "node:os";
 import path from "node:path";
-import { withAgentMalloc } from "./malloc.js";
+import { agentEntry } from "./clone-bundle.js";
+import { runsTheAgent, withAgentMalloc } from "./malloc.js";
 
 withAgentMalloc();
 
@@ -12,4 +13,5 @@ withAgentMalloc();
 module.enableCompileCache?.(
   process.env.NODE_COMPILE_CACHE || path.join(os.homedir(), ".cache", "beta9", "node-compile-cache"),
 );
-await import("../src/main.ts");
+// The agent as bundled from the sources (clone-bundle.js), as the installed package runs it.
+await import(agentEntry(runsTheAgent(process.argv.slice(2))));

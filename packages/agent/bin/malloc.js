@@ -9,7 +9,7 @@ const SETTINGS = { MALLOC_MMAP_THRESHOLD_: "32768" };
 const MARK = "B9AGENT_MALLOC_SET";
 
 /** `argv` (what follows the bin) runs the agent: `run`, or no command (run is the default). */
-function runsTheAgent(argv) {
+export function runsTheAgent(argv) {
   const first = argv[0];
   return (
     first === undefined ||

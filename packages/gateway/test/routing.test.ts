@@ -6,6 +6,7 @@ import {
   type GatewayProc,
   inferenceKey,
   initAgent,
+  runsBuiltinEngine,
   startAgent,
   startGateway,
   testModelPath,
@@ -125,9 +126,7 @@ describe("OpenAI API through the gateway", () => {
   it("retries a request whose machine's engine died on the other machine", async () => {
     // Kill worker-a's engine; until its next heartbeat the gateway still thinks it serves.
     const a = agents[0]!;
-    const enginePid = childPids(a.proc.proc.child.pid!).find((p) =>
-      argsOf(p).includes("engines/builtin/main.ts"),
-    );
+    const enginePid = childPids(a.proc.proc.child.pid!).find((p) => runsBuiltinEngine(argsOf(p)));
     expect(enginePid).toBeDefined();
     process.kill(enginePid!, "SIGKILL");
     const answers = await Promise.all(

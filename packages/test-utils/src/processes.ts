@@ -474,9 +474,17 @@ export function childProcesses(parentPid: number): { pid: number; cmd: string }[
     .map(([pid, , ...args]) => ({ pid: Number(pid), cmd: args.join(" ") }));
 }
 
-/** The builtin engine processes an agent runs (its children running engines/builtin/main.ts). */
+/**
+ * Whether a command line runs the agent's builtin engine: its source (engines/builtin/main.ts) or its
+ * entry in the agent's bundle (builtin/main.js: from a clone, packages/agent/bin/clone-bundle.js).
+ */
+export function runsBuiltinEngine(cmd: string): boolean {
+  return /(?:engines\/builtin\/main\.ts|\/builtin\/main\.js)(?:\s|$)/.test(cmd);
+}
+
+/** The builtin engine processes an agent runs (its children running the engine's entry). */
 function builtinEngines(agentPid: number): { pid: number; cmd: string }[] {
-  return childProcesses(agentPid).filter((p) => p.cmd.includes("engines/builtin/main.ts"));
+  return childProcesses(agentPid).filter((p) => runsBuiltinEngine(p.cmd));
 }
 
 /** Pids of the agent's builtin engine processes. */
@@ -512,7 +520,7 @@ export function builtinEngineKey(port: number): string {
   for (const line of out.trim().split("\n")) {
     const [pid, ...args] = line.trim().split(/\s+/);
     const cmd = args.join(" ");
-    if (!cmd.includes("engines/builtin/main.ts") || !cmd.includes(`--port ${port} `)) continue;
+    if (!runsBuiltinEngine(cmd) || !cmd.includes(`--port ${port} `)) continue;
     const env = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
     const key = env.find((e) => e.startsWith("BETA9_ENGINE_API_KEY="));
     if (key) return key.slice("BETA9_ENGINE_API_KEY=".length);

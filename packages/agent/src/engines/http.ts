@@ -1,9 +1,13 @@
-import { request } from "undici";
+import type { IncomingMessage } from "node:http";
+import { nodeHttp } from "@beta9/http/node-http";
 
 /*
- * The agent's small requests to its engines (health, model lists, load and unload), on undici's own
- * client: Node's bundled one (undici 7.29.1 in Node 24.21) can throw an uncatchable assertion when an
- * engine closes a connection whose body is not read yet (undici #5360), ending the agent.
+ * The agent's small requests to its engines (health, model lists, load and unload), on Node's own
+ * HTTP client, one connection each (engines listen on 127.0.0.1). Not on undici, which the agent
+ * uses for the requests it proxies: undici's HTTP/1.1 parser is a WebAssembly module it instantiates
+ * at its first request, ~3 MB that an idle agent, which only checks that its warm engine is up, would
+ * otherwise hold (bench/install/README.md). Not on `fetch` either: Node's bundled undici can throw an
+ * uncatchable assertion when an engine closes a connection whose body is not read yet (undici #5360).
  */
 
 /** What an engine answered; null from the helpers below means no connection at all (not up yet, or gone). */
@@ -30,27 +34,41 @@ export async function httpRequest(
     timeoutMs?: number;
   } = {},
 ): Promise<HttpAnswer | null> {
+  const body = init.body === undefined ? undefined : JSON.stringify(init.body);
   try {
-    const response = await request(url, {
-      method: init.method ?? (init.body === undefined ? "GET" : "POST"),
-      headers: {
-        ...init.headers,
-        ...(init.body === undefined ? {} : { "content-type": "application/json" }),
-      },
-      body: init.body === undefined ? null : JSON.stringify(init.body),
-      signal: withTimeout(init.signal, init.timeoutMs ?? 5_000),
+    return await new Promise<HttpAnswer | null>((resolve, reject) => {
+      const req = nodeHttp.request(url, {
+        method: init.method ?? (body === undefined ? "GET" : "POST"),
+        headers: {
+          ...init.headers,
+          ...(body === undefined
+            ? {}
+            : { "content-type": "application/json", "content-length": Buffer.byteLength(body) }),
+        },
+        agent: false,
+        signal: withTimeout(init.signal, init.timeoutMs ?? 5_000),
+      });
+      req.on("error", reject);
+      req.on("response", (res: IncomingMessage) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on("data", (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > MAX_ANSWER_BYTES) {
+            res.destroy();
+            resolve(null);
+          } else chunks.push(chunk);
+        });
+        res.on("error", reject);
+        res.on("close", () => {
+          // An answer cut off before its end is no answer.
+          if (res.complete)
+            resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") });
+          else resolve(null);
+        });
+      });
+      req.end(body);
     });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of response.body as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > MAX_ANSWER_BYTES) {
-        response.body.destroy();
-        return null;
-      }
-      chunks.push(chunk);
-    }
-    return { status: response.statusCode, text: Buffer.concat(chunks).toString("utf8") };
   } catch (error) {
     if (init.signal?.aborted) throw error;
     return null;
