@@ -43,7 +43,9 @@ function freshBuild() {
     const st = statSync(join(ROOT, path), { throwIfNoEntry: false });
     if (!st || st.mtimeMs !== mtimeMs || st.size !== size) return undefined;
   }
-  const build = join(HOME, String(record.id));
+  // A build's folder is named by scripts/bundle.ts: nothing else is run from here.
+  if (typeof record.id !== "string" || !/^[a-z0-9]+-[0-9a-f]+$/.test(record.id)) return undefined;
+  const build = join(HOME, record.id);
   return existsSync(join(build, "main.js")) ? build : undefined;
 }
 

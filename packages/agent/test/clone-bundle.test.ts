@@ -9,7 +9,7 @@ import {
   utimesSync,
   writeFileSync,
 } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { promisify } from "node:util";
 import { initAgent, startAgent, startGateway, tempDir, waitFor } from "@beta9/test-utils";
 import { afterAll, describe, expect, it } from "vitest";
@@ -97,6 +97,17 @@ describe("the agent run from a clone", { timeout: 120_000 }, () => {
     expect(record(home).id).not.toBe(second.id);
     // The builds before stay a while (a start may have just read the record that named them).
     expect(builds(home)).toHaveLength(3);
+
+    // A record naming a folder that is not one of its builds is not run, whatever that folder holds.
+    const planted = mkdtempSync(join(home, "..", "planted-"));
+    made.push(planted);
+    writeFileSync(join(planted, "main.js"), 'console.log("planted code ran");\n');
+    saveRecord(home, { id: `../${basename(planted)}`, inputs: {} });
+    const run = await b9agent(home, ["version"]);
+    expect(run.stdout).not.toContain("planted code ran");
+    expect(run.stdout).toContain(`b9agent version ${VERSION}`);
+    expect(record(home).id).toMatch(/^[a-z0-9]+-[0-9a-f]+$/);
+    expect(builds(home)).toHaveLength(4);
   });
 
   it("runs the sources as they are when asked, or when it cannot build", async () => {
