@@ -2,7 +2,7 @@
 // agent's bin runs from a clone (packages/agent/bin/clone-bundle.js starts this file when the bundle it
 // finds is older than the sources).
 //
-//   node scripts/bundle.ts agent --clone     build into packages/agent/.bundle/, record its inputs
+//   node scripts/bundle.ts agent --clone HOME     build into a new folder under HOME, record its inputs
 //
 // An idle Node process holds mostly the code it loaded, and an ES module costs far more than its
 // source: the agent's ~1,400 modules (1,241 of them in node_modules, 683 in typebox alone) held ~20 MB
@@ -64,11 +64,6 @@ export async function bundleProgram(dir: string, outdir: string, sourceMaps: boo
   return result.metafile;
 }
 
-/** Where a clone keeps its bundles of `dir`, and the record of the one to run (see clone-bundle.js). */
-export function cloneBundleHome(dir: string): string {
-  return process.env.B9AGENT_BUNDLE_DIR || join(ROOT, "packages", dir, ".bundle");
-}
-
 /**
  * Files whose change makes a bundle stale besides the modules in it: the workspace's manifests (a
  * package's exports), the lockfile (a dependency's version), this file and the bin that runs it.
@@ -83,12 +78,12 @@ function alsoWatched(dir: string): string[] {
 }
 
 /**
- * Build `dir` for a clone into a new folder under its bundle home, then make that folder the one to
- * run: `latest.json` names it with the size and mtime of every file it was built from, written whole
- * (a rename) so a start never reads half of it. Builds no process uses any more are removed.
+ * Build `dir` for a clone into a new folder under `home` (chosen by the bin that runs the builds),
+ * then make that folder the one to run: `latest.json` names it with the size and mtime of every file
+ * it was built from, written whole (a rename) so a start never reads half of it. Builds no process
+ * uses any more are removed.
  */
-export async function buildForClone(dir: string): Promise<string> {
-  const home = cloneBundleHome(dir);
+export async function buildForClone(dir: string, home: string): Promise<string> {
   mkdirSync(home, { recursive: true });
   const id = `${Date.now().toString(36)}-${randomBytes(3).toString("hex")}`;
   const out = join(home, id);
@@ -141,10 +136,10 @@ function alive(pid: number): boolean {
 }
 
 if (import.meta.main) {
-  const [dir, flag] = process.argv.slice(2);
-  if (!dir || flag !== "--clone" || !BUNDLES[dir]) {
-    process.stderr.write(`usage: node scripts/bundle.ts ${Object.keys(BUNDLES).join("|")} --clone\n`);
+  const [dir, flag, home] = process.argv.slice(2);
+  if (!dir || flag !== "--clone" || !home || !BUNDLES[dir]) {
+    process.stderr.write(`usage: node scripts/bundle.ts ${Object.keys(BUNDLES).join("|")} --clone HOME\n`);
     process.exit(2);
   }
-  process.stdout.write(`${await buildForClone(dir)}\n`);
+  process.stdout.write(`${await buildForClone(dir, resolve(home))}\n`);
 }

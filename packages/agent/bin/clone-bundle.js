@@ -52,7 +52,7 @@ function freshBuild() {
 function rebuild() {
   const { NODE_OPTIONS: _, ...env } = process.env;
   try {
-    return execFileSync(process.execPath, [join(ROOT, "scripts/bundle.ts"), "agent", "--clone"], {
+    return execFileSync(process.execPath, [join(ROOT, "scripts/bundle.ts"), "agent", "--clone", HOME], {
       cwd: ROOT,
       env,
       encoding: "utf8",
