@@ -62,10 +62,25 @@ for (const store of ["sqlite", "postgres"] as const) {
           .length;
       gw = await cluster.restartGateway(gw, {
         // Down long enough for each agent to try a few times: the waits between tries must grow.
+        // Three tries take ~4 s on a quiet machine; a loaded one may stretch the first dial or the gateway's
+        // exit, so the wait is long and, if it runs out, says what each agent did meanwhile.
         whileDown: () =>
           waitFor(() => workers.every((w) => failedTries(w) >= 3), {
             what: "every agent to try three times",
-            timeoutMs: 30_000,
+            timeoutMs: 60_000,
+          }).catch((err: Error) => {
+            const since = workers.map(
+              (w) =>
+                `${w.name} (${failedTries(w)} tries):\n${w
+                  .agent!.proc.logs()
+                  .filter((e) => (e.time as number) >= stoppedAt - 1_000)
+                  .slice(-12)
+                  .map((e) => `  ${new Date(e.time as number).toISOString()} ${e.msg} ${e.err ?? ""}`)
+                  .join("\n")}`,
+            );
+            throw new Error(
+              `${err.message}; stopped at ${new Date(stoppedAt).toISOString()}\n${since.join("\n")}`,
+            );
           }),
       });
       await waitFor(async () => (await machines(gw)).every((m) => m.status === "READY"), {
@@ -120,6 +135,6 @@ for (const store of ["sqlite", "postgres"] as const) {
             ", ",
           )} ms (spread ${spreadMs} ms), waits between tries ${gaps.map((g) => g.join("/")).join(", ")} ms`,
       );
-    }, 120_000);
+    }, 180_000);
   });
 }
