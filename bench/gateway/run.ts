@@ -1,8 +1,9 @@
 /**
  * Gateway overhead bench: the same OpenAI-compatible chat workload sent, interleaved, to (a) a canned
  * upstream directly, (b) nginx as a plain reverse proxy in front of it, (c) the LiteLLM proxy in
- * front of it (when installed), and (d) Beta9: a real b9gateway and a real b9agent serving the canned
- * upstream as a llama.cpp engine (a `llama-server` wrapper on the agent's PATH). Each round measures
+ * front of it (when installed), (d) Beta9: a real b9gateway and a real b9agent serving the canned
+ * upstream as a llama.cpp engine (a `llama-server` wrapper on the agent's PATH), and (e) the same two
+ * hops in bare Node, its floor (node-floor.ts). Each round measures
  * every path; the figures printed are medians over rounds, and what a path adds is taken against
  * direct in the same round. See README.md beside this file.
  *
@@ -37,6 +38,7 @@ import {
 } from "./common.ts";
 import { LITELLM, startLiteLLM } from "./litellm.ts";
 import { startNginx } from "./nginx.ts";
+import { startNodeFloor } from "./node-floor.ts";
 
 const MODEL = "canned";
 const UPSTREAM = path.join(import.meta.dirname, "canned-upstream.ts");
@@ -300,6 +302,7 @@ async function main(): Promise<void> {
 
   const upstream = await startUpstream(o);
   const nginx = await startNginx(upstream.port);
+  const floor = await startNodeFloor(upstream.port);
   const litellm = await startLiteLLM(o.litellm, MODEL, upstream.port);
   const b9 = await startBeta9Path(o);
   const mkPool = (port: number) =>
@@ -313,6 +316,14 @@ async function main(): Promise<void> {
       pool: mkPool(nginx.port),
       headers: json,
       proxyPids: processTree(nginx.proc.pid!),
+    });
+  if (typeof floor === "string") out(`node-floor: skipped (${floor})\n`);
+  else
+    targets.push({
+      name: "node-floor",
+      pool: mkPool(floor.port),
+      headers: json,
+      proxyPids: floor.procs.map((p) => p.pid!),
     });
   if (typeof litellm === "string") out(`litellm: skipped (${litellm})\n`);
   else {
@@ -433,6 +444,19 @@ async function main(): Promise<void> {
         return `gateway ${gw.toFixed(0)} + agent ${(medianOf(b9, `cpu${k}`) - gw).toFixed(0)} µs`;
       };
       out(`\nbeta9's CPU per request: ${split("PerReqUs")}; per stream: ${split("PerStreamUs")} (medians)\n`);
+      const floor = byPath.get("node-floor");
+      if (floor) {
+        // Round by round, each against the floor measured beside it, then the median.
+        const times = (k: keyof Summary) => median(b9.map((s, i) => s[k] / floor[i]![k]));
+        const hops = (k: "PerReqUs" | "PerStreamUs") => {
+          const front = medianOf(floor, `first${k}`);
+          return `front ${front.toFixed(0)} + back ${(medianOf(floor, `cpu${k}`) - front).toFixed(0)} µs`;
+        };
+        out(
+          `bare Node floor (the same two hops, nothing else): per request ${hops("PerReqUs")}; per stream ${hops("PerStreamUs")}; ` +
+            `beta9 is ${times("cpuPerReqUs").toFixed(2)}× it per request, ${times("cpuPerStreamUs").toFixed(2)}× per stream\n`,
+        );
+      }
       out("\nadded vs direct, ms (median over rounds of each round's difference; ratio of the medians):\n\n");
       const added = new Map<string, Record<string, number>>();
       out(
@@ -521,6 +545,7 @@ async function main(): Promise<void> {
     for (const t of targets) await t.pool.close();
     await b9.stop();
     if (typeof nginx !== "string") await stopChild(nginx.proc);
+    if (typeof floor !== "string") for (const p of floor.procs) await stopChild(p);
     if (typeof litellm !== "string") await stopChild(litellm.proc);
     await stopChild(upstream.proc);
   }
