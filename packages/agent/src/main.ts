@@ -8,7 +8,6 @@ import {
   releaseStartupMemory,
   sizeYoungGenerationByWork,
 } from "@beta9/http/heap";
-import { installPinnedUndici } from "@beta9/http/undici-global";
 import { BETA9_VERSION, CONTROL_PORT } from "@beta9/protocol";
 import { Command, InvalidArgumentError } from "commander";
 import YAML from "yaml";
@@ -75,7 +74,7 @@ const RELEASE_AFTER_MS = 5_000;
 
 async function run(opts: { tui?: boolean; listen?: string[]; debug?: boolean }): Promise<void> {
   const youngGeneration = keepHeapSmall(AGENT_YOUNG_GENERATION_CAP);
-  installPinnedUndici();
+  // undici (and with it the pinned global dispatcher) is loaded at its first use: @beta9/http/undici-lazy.
   const path = configPath();
   const config = await loadConfig(path);
   // The dashboard draws on stdout and reads keys from stdin, so it needs a terminal on both.

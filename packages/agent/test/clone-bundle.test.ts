@@ -110,6 +110,30 @@ describe("the agent run from a clone", { timeout: 120_000 }, () => {
     expect(builds(home)).toHaveLength(4);
   });
 
+  it("starts without undici: its code is in a chunk that only a request loads", async () => {
+    const home = bundleHome();
+    await b9agent(home, ["version"]);
+    const dir = join(home, record(home).id);
+    // What a start loads: main.js and the files its static imports and re-exports name, transitively
+    // (a dynamic import("./x.js") is loaded only when the code that makes it runs).
+    const staticImport =
+      /(?:\bimport\s*(?:[\w$*{},\s]+from\s*)?|\bexport\s*(?:\*|\{[^}]*\})\s*from\s*)"(\.\/[^"]+)"/g;
+    const loaded = new Set<string>();
+    const visit = (file: string) => {
+      if (loaded.has(file)) return;
+      loaded.add(file);
+      for (const m of readFileSync(join(dir, file), "utf8").matchAll(staticImport)) visit(m[1]!.slice(2));
+    };
+    visit("main.js");
+    // A string of undici's own code (its global dispatcher's key): in the build, but not in what a start loads.
+    const UNDICI = "undici.globalDispatcher.1";
+    const files = readdirSync(dir).filter((f) => f.endsWith(".js"));
+    const withUndici = files.filter((f) => readFileSync(join(dir, f), "utf8").includes(UNDICI));
+    expect(withUndici).toHaveLength(1);
+    expect(loaded.size).toBeGreaterThan(1);
+    expect([...loaded].filter((f) => withUndici.includes(f))).toEqual([]);
+  });
+
   it("runs the sources as they are when asked, or when it cannot build", async () => {
     const home = bundleHome();
     expect((await b9agent(home, ["version"], { B9AGENT_FROM_SOURCE: "1" })).stdout).toContain(VERSION);

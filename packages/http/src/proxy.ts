@@ -1,6 +1,7 @@
 import type { ErrorBody } from "@beta9/protocol";
-import { type Dispatcher, errors, getGlobalDispatcher } from "undici";
+import type { Dispatcher } from "undici";
 import type { ResponseSink } from "./response-sink.ts";
+import { loadedUndici, loadUndici } from "./undici-lazy.ts";
 
 /** Headers that describe one hop and never travel through a proxy. */
 export const HOP_BY_HOP: ReadonlySet<string> = new Set([
@@ -47,7 +48,18 @@ export interface ProxyOptions {
  * AbortController per request (`request()` and its body stream were a quarter of the agent's CPU on
  * the request path).
  */
+/**
+ * Load what proxyRequest needs (undici) now, without waiting for it: called when a model starts, so its
+ * first request does not wait for the load, which the model's own load hides.
+ */
+export function prepareProxy(): void {
+  loadUndici().catch(() => {});
+}
+
 export function proxyRequest(res: ResponseSink, opts: ProxyOptions): Promise<void> {
+  // undici is loaded by the first request an agent proxies, not at its start (undici-lazy.ts).
+  const undici = loadedUndici();
+  if (!undici) return loadUndici().then(() => proxyRequest(res, opts));
   const url = new URL(opts.url);
   return new Promise<void>((resolve) => {
     let controller: Dispatcher.DispatchController | undefined;
@@ -99,7 +111,7 @@ export function proxyRequest(res: ResponseSink, opts: ProxyOptions): Promise<voi
       }
       done();
     };
-    (opts.dispatcher ?? getGlobalDispatcher()).dispatch(
+    (opts.dispatcher ?? undici.getGlobalDispatcher()).dispatch(
       {
         origin: url.origin,
         path: url.pathname + url.search,
@@ -169,7 +181,8 @@ export function passOnHeaders(upstream: Record<string, string | string[] | undef
 
 export function upstreamError(err: unknown): { status: number; body: ErrorBody } {
   const e = err as NodeJS.ErrnoException & { code?: string };
-  if (e instanceof errors.HeadersTimeoutError || e instanceof errors.BodyTimeoutError) {
+  // undici's errors by their codes: the same test as instanceof, without loading undici to make it.
+  if (e.code === "UND_ERR_HEADERS_TIMEOUT" || e.code === "UND_ERR_BODY_TIMEOUT") {
     return {
       status: 504,
       body: {
@@ -180,7 +193,7 @@ export function upstreamError(err: unknown): { status: number; body: ErrorBody }
       },
     };
   }
-  if (e.code === "ECONNREFUSED" || e.code === "ECONNRESET" || e instanceof errors.SocketError) {
+  if (e.code === "ECONNREFUSED" || e.code === "ECONNRESET" || e.code === "UND_ERR_SOCKET") {
     return {
       status: 502,
       body: {

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
+import { LazyDispatcher } from "@beta9/http/undici-lazy";
 import { UNTRUSTED_CERTIFICATE_CODES } from "@beta9/protocol";
-import { Agent, type Dispatcher } from "undici";
 import type { AgentConfig } from "../config/config-file.ts";
 import { ConfigError } from "../config/config-file.ts";
 
@@ -21,9 +21,9 @@ export function gatewayCa(cfg: AgentConfig): Buffer | undefined {
 }
 
 /** Connections to the gateway for undici (a pool copy's download), trusting gateway.ca_file; undefined without one. */
-export function gatewayDispatcher(cfg: AgentConfig): Dispatcher | undefined {
+export function gatewayDispatcher(cfg: AgentConfig): LazyDispatcher | undefined {
   const ca = gatewayCa(cfg);
-  return ca ? new Agent({ connect: { ca } }) : undefined;
+  return ca ? new LazyDispatcher((undici) => new undici.Agent({ connect: { ca } })) : undefined;
 }
 
 /** A TLS verification failure as a sentence that says what to do; other errors unchanged. */

@@ -2,8 +2,9 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { basename } from "node:path";
 import { Readable } from "node:stream";
+import { loadUndici } from "@beta9/http/undici-lazy";
 import type { Hardware } from "@beta9/protocol";
-import { fetch, type Response } from "undici";
+import type { Response } from "undici";
 import { findExecutable } from "../process/find-executable.ts";
 import {
   type Accelerator,
@@ -341,6 +342,7 @@ export class OllamaEngine implements Engine {
   ): Promise<void> {
     let response: Response;
     try {
+      const { fetch } = await loadUndici();
       response = await fetch(`${url}/api/pull`, {
         method: "POST",
         headers: { "content-type": "application/json" },
@@ -403,6 +405,7 @@ export class OllamaEngine implements Engine {
     const digest = `sha256:${hash.digest("hex")}`;
     const head = await httpRequest(`${url}/api/blobs/${digest}`, { method: "HEAD", signal });
     if (head?.status !== 200) {
+      const { fetch } = await loadUndici();
       const upload = await fetch(`${url}/api/blobs/${digest}`, {
         method: "POST",
         body: Readable.toWeb(createReadStream(path)) as ReadableStream<Uint8Array>,

@@ -1,4 +1,4 @@
-import type { Logger } from "@beta9/http";
+import { type Logger, prepareProxy } from "@beta9/http";
 import {
   Beta9Error,
   type Hardware,
@@ -206,6 +206,8 @@ export class InferenceManager {
     pool?: PoolDirOffer[] | undefined;
   }): Promise<ServedModel> {
     if (req.deployment) this.#forDeployment.add(req.model);
+    // It will be served: the proxy's client loads while the model does (an idle agent never loads it).
+    prepareProxy();
     const running = this.#served.get(req.model);
     if (running && running.state() === "ready") return running;
     const pending = this.#starting.get(req.model);

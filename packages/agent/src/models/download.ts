@@ -3,7 +3,8 @@ import { createReadStream } from "node:fs";
 import { mkdir, open, readFile, rename, rm, stat, statfs, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Agent, type Dispatcher, type Response, fetch as undiciFetch } from "undici";
+import { LazyDispatcher, loadUndici } from "@beta9/http/undici-lazy";
+import type { Response, fetch as undiciFetch } from "undici";
 import { ModelError } from "./model-error.ts";
 import { isSourceDenied } from "./source-policy.ts";
 
@@ -33,7 +34,7 @@ export interface DownloadOptions {
   /** Kept beside the partial file: the model name it is for, so a pull of that name from elsewhere can drop it. */
   label?: string | undefined;
   /** Where connections come from; the store passes one that refuses addresses a source may not reach. */
-  dispatcher?: Dispatcher | undefined;
+  dispatcher?: LazyDispatcher | undefined;
   /** Sent with every request (a hub's token); fetch drops Authorization on a redirect to another origin. */
   headers?: Readonly<Record<string, string>> | undefined;
   onProgress?: ((progress: DownloadProgress) => void) | undefined;
@@ -86,7 +87,7 @@ interface PartialInfo {
 }
 
 /** For downloads with no dispatcher of their own: undici's, not the global one Node's fetch may have installed. */
-const plainDispatcher = new Agent();
+const plainDispatcher = new LazyDispatcher((undici) => new undici.Agent());
 
 export function partialPath(dest: string): string {
   return `${dest}.partial`;
@@ -201,8 +202,8 @@ async function attempt(
   const infoFile = partialInfoPath(dest);
   const headersTimeoutMs = options.headersTimeoutMs ?? DOWNLOAD_DEFAULTS.headersTimeoutMs;
   const stallTimeoutMs = options.stallTimeoutMs ?? DOWNLOAD_DEFAULTS.stallTimeoutMs;
-  const fetchImpl = options.fetch ?? undiciFetch;
-  const dispatcher = options.dispatcher ?? plainDispatcher;
+  const fetchImpl = options.fetch ?? (await loadUndici()).fetch;
+  const dispatcher = await (options.dispatcher ?? plainDispatcher).get();
   const { signal, maxBytes } = options;
 
   let offset = await sizeOf(partial);

@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { loadUndici } from "@beta9/http/undici-lazy";
 import { BITS_PER_WEIGHT, type PullProgress } from "@beta9/protocol";
-import { fetch } from "undici";
 import { HF_TO_GGUF_TYPES, safetensorsToGguf } from "./convert/hf-to-gguf.ts";
 import { converterPython, type HfFile, hfDirSha256, READ } from "./convert/hf-tools.ts";
 import { parseQuantizationType, quantizeModel } from "./convert/quantize.ts";
@@ -223,9 +223,9 @@ async function checkCapacity(
     const url = `${repoFilesBase(store, req.source)}/config.json`;
     const headers = store.hubAuthFor(url);
     try {
-      const res = await fetch(url, {
+      const res = await (await loadUndici()).fetch(url, {
         signal: req.signal,
-        dispatcher: store.dispatcherFor(req.restricted),
+        dispatcher: await store.dispatcherFor(req.restricted)?.get(),
         ...(headers ? { headers } : {}),
       });
       const parsed = res.ok
@@ -275,9 +275,9 @@ async function listRepo(
   let entries: unknown;
   try {
     const headers = store.hubAuthFor(url);
-    const res = await fetch(url, {
+    const res = await (await loadUndici()).fetch(url, {
       signal: req.signal,
-      dispatcher: store.dispatcherFor(req.restricted),
+      dispatcher: await store.dispatcherFor(req.restricted)?.get(),
       ...(headers ? { headers } : {}),
     });
     if (res.status === 404 || res.status === 401 || res.status === 403)

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
+import type { LazyDispatcher } from "@beta9/http/undici-lazy";
 import {
   type InferencePullRequest,
   MACHINE_ID_HEADER,
@@ -9,7 +10,6 @@ import {
   type PoolDirOffer,
   type PullProgress,
 } from "@beta9/protocol";
-import type { Dispatcher } from "undici";
 import { type HfModelDir, keepConverted, listConvertedDirs } from "./convert/gguf-to-hf.ts";
 import { CONVERSION_FILE, type HfFile, hfDirSha256 } from "./convert/hf-tools.ts";
 import { ModelError } from "./model-error.ts";
@@ -26,7 +26,7 @@ export interface PoolAccess {
   /** The machine's id and credential, to show with the ticket. */
   machine(): { id: string; token: string };
   /** For a gateway whose certificate needs the configured CA. */
-  dispatcher?: Dispatcher | undefined;
+  dispatcher?: LazyDispatcher | undefined;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { type Dispatcher, fetch } from "undici";
+import { type LazyDispatcher, loadUndici } from "@beta9/http/undici-lazy";
 import { parse as parseYaml } from "yaml";
 import type { GgufMetadata } from "./gguf.ts";
 
@@ -98,14 +98,15 @@ export async function fetchModelCard(
   baseUrl: string,
   repo: string,
   revision: string,
-  dispatcher?: Dispatcher,
+  dispatcher?: LazyDispatcher,
 ): Promise<ModelCardFacts | null> {
   const url = `${baseUrl.replace(/\/+$/, "")}/${repo}/resolve/${encodeURIComponent(revision)}/README.md`;
   try {
+    const { fetch } = await loadUndici();
     const res = await fetch(url, {
       signal: AbortSignal.timeout(CARD_TIMEOUT_MS),
       redirect: "follow",
-      ...(dispatcher ? { dispatcher } : {}),
+      ...(dispatcher ? { dispatcher: await dispatcher.get() } : {}),
     });
     if (res.status !== 200 || !res.body) {
       await res.body?.cancel();

@@ -1,6 +1,6 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from "node:dns";
 import { BlockList, isIP, type LookupFunction } from "node:net";
-import { Agent, buildConnector } from "undici";
+import { LazyDispatcher } from "@beta9/http/undici-lazy";
 
 /*
  * Where a model download may connect. A source a workspace gives (a deployment's) must not reach the
@@ -130,22 +130,24 @@ type AllAddresses = (err: NodeJS.ErrnoException | null, addresses: LookupAddress
  * An undici dispatcher whose every connection is checked against `allow`: IP literals before
  * connecting, names at DNS resolution, and the peer's address once connected (what was really reached).
  */
-export function guardedDispatcher(allow: AllowList): Agent {
-  const base = buildConnector({ lookup: checkedLookup(allow) });
-  return new Agent({
-    connect: (opts, callback) => {
-      const host = opts.hostname.replace(/^\[|\]$/g, "");
-      if (isIP(host) !== 0 && !allow.permits(host, host))
-        return callback(new SourceDeniedError(`${host} is a refused address`), null);
-      base(opts, (err, socket) => {
-        if (err) return callback(err, null);
-        const peer = socket?.remoteAddress;
-        if (!socket || !peer || !allow.permits(host, peer)) {
-          socket?.destroy();
-          return callback(new SourceDeniedError(`${host} connected to a refused address`), null);
-        }
-        callback(null, socket);
-      });
-    },
+export function guardedDispatcher(allow: AllowList): LazyDispatcher {
+  return new LazyDispatcher((undici) => {
+    const base = undici.buildConnector({ lookup: checkedLookup(allow) });
+    return new undici.Agent({
+      connect: (opts, callback) => {
+        const host = opts.hostname.replace(/^\[|\]$/g, "");
+        if (isIP(host) !== 0 && !allow.permits(host, host))
+          return callback(new SourceDeniedError(`${host} is a refused address`), null);
+        base(opts, (err, socket) => {
+          if (err) return callback(err, null);
+          const peer = socket?.remoteAddress;
+          if (!socket || !peer || !allow.permits(host, peer)) {
+            socket?.destroy();
+            return callback(new SourceDeniedError(`${host} connected to a refused address`), null);
+          }
+          callback(null, socket);
+        });
+      },
+    });
   });
 }

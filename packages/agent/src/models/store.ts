@@ -2,7 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { link, mkdir, open, readdir, readFile, realpath, rename, rm, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { isAbsolute, join, relative } from "node:path";
-import type { Dispatcher } from "undici";
+import type { LazyDispatcher } from "@beta9/http/undici-lazy";
 import type { ModelSpec } from "../engines/engine.ts";
 import { type DownloadOptions, download } from "./download.ts";
 import { type GgufFacts, ggufFacts, readGgufHeader } from "./gguf.ts";
@@ -251,7 +251,7 @@ export class ModelStore {
   /** Partial files of the downloads under way: never swept. */
   private readonly downloading = new Set<string>();
   /** Connections for workspaces' sources: private addresses refused unless the config allows them. */
-  private readonly guarded: Dispatcher;
+  private readonly guarded: LazyDispatcher;
 
   constructor(options: ModelStoreOptions = {}) {
     this.options = options;
@@ -557,7 +557,7 @@ export class ModelStore {
   }
 
   /** The connections a source may use: a workspace's (restricted) never reach private addresses. */
-  dispatcherFor(restricted: boolean): Dispatcher | undefined {
+  dispatcherFor(restricted: boolean): LazyDispatcher | undefined {
     return restricted ? this.guarded : undefined;
   }
 
@@ -573,7 +573,7 @@ export class ModelStore {
       /** Instead of the hub's token (for the hub's URLs): the gateway's credentials for a pool copy. */
       headers?: Record<string, string> | undefined;
       /** Instead of the store's own connections: the gateway's, with its CA. */
-      dispatcher?: Dispatcher | undefined;
+      dispatcher?: LazyDispatcher | undefined;
     },
   ): Promise<{ path: string; sha256: string; size: number }> {
     const partial = join(
