@@ -39,6 +39,14 @@ export interface ProxyOptions {
 }
 
 /**
+ * Load what proxyRequest needs (undici) now, without waiting for it: called when a model starts, so its
+ * first request does not wait for the load, which the model's own load hides.
+ */
+export function prepareProxy(): void {
+  loadUndici().catch(() => {});
+}
+
+/**
  * Forward a request and stream the answer back chunk by chunk: nothing is buffered, a slow client
  * slows the upstream (a full socket pauses the upstream's reads until it drains), and a client that
  * goes away aborts the upstream request, so an engine stops generating for nobody. Upstream failures
@@ -48,14 +56,6 @@ export interface ProxyOptions {
  * AbortController per request (`request()` and its body stream were a quarter of the agent's CPU on
  * the request path).
  */
-/**
- * Load what proxyRequest needs (undici) now, without waiting for it: called when a model starts, so its
- * first request does not wait for the load, which the model's own load hides.
- */
-export function prepareProxy(): void {
-  loadUndici().catch(() => {});
-}
-
 export function proxyRequest(res: ResponseSink, opts: ProxyOptions): Promise<void> {
   // undici is loaded by the first request an agent proxies, not at its start (undici-lazy.ts).
   const undici = loadedUndici();
