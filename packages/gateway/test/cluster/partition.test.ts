@@ -96,10 +96,19 @@ describe.skipIf(unsupported)("a worker cut off, then healed", () => {
     expect(await ask(client, "chat")).toMatch(/Paris/);
     // The replica that served while w1 was away stays; w1 was told to drop its own, and did.
     expect(await runningOn([w1], "chat")).toEqual([]);
-    const unloaded = gw.proc
-      .logs()
-      .filter((e) => String(e.msg).startsWith("unloaded") && e.machine_id === w1.machineId);
-    expect(unloaded.map((e) => e.msg).sort()).toEqual([
+    // The gateway logs an unload when the agent's stop has answered: the agent's own list may show it
+    // gone a moment before.
+    const unloaded = () =>
+      gw.proc.logs().filter((e) => String(e.msg).startsWith("unloaded") && e.machine_id === w1.machineId);
+    await waitFor(() => unloaded().length >= 2, {
+      what: "the gateway to log both unloads",
+      timeoutMs: 10_000,
+    });
+    expect(
+      unloaded()
+        .map((e) => e.msg)
+        .sort(),
+    ).toEqual([
       "unloaded chat: 2 replicas run and max_replicas is 1",
       "unloaded old: its deployment was removed",
     ]);
