@@ -18,6 +18,7 @@ import {
   startGateway,
   tempDir,
   testModelPath,
+  waitFor,
 } from "@beta9/test-utils";
 import { type Dispatcher, request } from "undici";
 import YAML from "yaml";
@@ -93,6 +94,28 @@ export async function stopChild(c: ChildProcess): Promise<void> {
   const t = setTimeout(() => c.kill("SIGKILL"), 5000);
   await exited;
   clearTimeout(t);
+}
+
+/**
+ * Poll `url` until it answers 200, or throw: when one of `procs` exits first (saying `name` exited, and
+ * what `said()` gives), or after `timeoutMs`. For the bench's third-party paths at their start.
+ */
+export async function untilAnswering(
+  url: string,
+  o: { procs: ChildProcess[]; name: string; said?: () => string; timeoutMs: number; intervalMs?: number },
+): Promise<void> {
+  await waitFor(
+    async () => {
+      const gone = o.procs.find((p) => p.exitCode !== null);
+      if (gone) throw new Error(`${o.name} exited (${gone.exitCode})${o.said ? `: ${o.said()}` : ""}`);
+      try {
+        return (await fetch(url)).status === 200;
+      } catch {
+        return false;
+      }
+    },
+    { timeoutMs: o.timeoutMs, intervalMs: o.intervalMs ?? 100, what: `${o.name} to answer` },
+  );
 }
 
 export function freePort(): Promise<number> {

@@ -8,8 +8,7 @@ import { type ChildProcess, execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { waitFor } from "@beta9/test-utils";
-import { benchDir, freePort, HOST, spawnChild, stopChild } from "./common.ts";
+import { benchDir, freePort, HOST, spawnChild, stopChild, untilAnswering } from "./common.ts";
 
 export const LITELLM = path.resolve(import.meta.dirname, "../../.cache/bench-litellm/bin/litellm");
 const START_TIMEOUT_MS = 180_000;
@@ -86,17 +85,13 @@ export async function startLiteLLM(
   proc.stdout!.on("data", keep);
   proc.stderr!.on("data", keep);
   try {
-    await waitFor(
-      async () => {
-        if (proc.exitCode !== null) throw new Error(`litellm exited (${proc.exitCode}): ${tail}`);
-        try {
-          return (await fetch(`http://${HOST}:${port}/health/liveliness`)).status === 200;
-        } catch {
-          return false;
-        }
-      },
-      { timeoutMs: START_TIMEOUT_MS, intervalMs: 500, what: "the LiteLLM proxy to answer" },
-    );
+    await untilAnswering(`http://${HOST}:${port}/health/liveliness`, {
+      procs: [proc],
+      name: "litellm",
+      said: () => tail,
+      timeoutMs: START_TIMEOUT_MS,
+      intervalMs: 500,
+    });
   } catch (e) {
     await stopChild(proc);
     return `LiteLLM did not start: ${(e as Error).message.slice(0, 2000)}`;

@@ -5,8 +5,7 @@
 import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { waitFor } from "@beta9/test-utils";
-import { benchDir, freePort, HOST, spawnChild, stopChild } from "./common.ts";
+import { benchDir, freePort, HOST, spawnChild, stopChild, untilAnswering } from "./common.ts";
 
 export const NGINX = "/usr/sbin/nginx";
 
@@ -50,17 +49,12 @@ http {
     stderr += b.toString();
   });
   try {
-    await waitFor(
-      async () => {
-        if (proc.exitCode !== null) throw new Error(`nginx exited (${proc.exitCode}): ${stderr}`);
-        try {
-          return (await fetch(`http://${HOST}:${port}/health`)).status === 200;
-        } catch {
-          return false;
-        }
-      },
-      { timeoutMs: 10_000, what: "nginx to answer" },
-    );
+    await untilAnswering(`http://${HOST}:${port}/health`, {
+      procs: [proc],
+      name: "nginx",
+      said: () => stderr,
+      timeoutMs: 10_000,
+    });
   } catch (e) {
     await stopChild(proc);
     return `nginx did not start: ${(e as Error).message}`;

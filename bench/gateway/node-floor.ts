@@ -9,8 +9,7 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { waitFor } from "@beta9/test-utils";
-import { freePort, HOST, spawnChild, stopChild } from "./common.ts";
+import { freePort, HOST, spawnChild, stopChild, untilAnswering } from "./common.ts";
 
 /** Both hops started, in front of the upstream on `upstreamPort`; the port clients call, or why not. */
 export async function startNodeFloor(
@@ -22,17 +21,12 @@ export async function startNodeFloor(
   const frontProc = spawnChild(process.execPath, [hops, "front", String(port), String(backPort)]);
   const procs = [frontProc, backProc];
   try {
-    await waitFor(
-      async () => {
-        if (procs.some((p) => p.exitCode !== null)) throw new Error("a hop exited");
-        try {
-          return (await fetch(`http://${HOST}:${port}/health`)).status === 200;
-        } catch {
-          return false;
-        }
-      },
-      { timeoutMs: 10_000, intervalMs: 200, what: "the bare Node hops to answer" },
-    );
+    await untilAnswering(`http://${HOST}:${port}/health`, {
+      procs,
+      name: "a bare Node hop",
+      timeoutMs: 10_000,
+      intervalMs: 200,
+    });
   } catch (e) {
     for (const p of procs) await stopChild(p);
     return `the bare Node hops did not start: ${(e as Error).message}`;
