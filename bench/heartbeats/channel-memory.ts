@@ -78,7 +78,7 @@ async function measure(mode: Mode, k: number): Promise<Mem & { k: number }> {
       socket.setNoDelay(true);
       const lines = new ChannelLineReader(64 * 1024);
       socket.on("data", (chunk: Buffer) => {
-        for (const _ of lines.push(chunk));
+        lines.push(chunk, () => true);
       });
       held.push(socket, lines);
       opened++;

@@ -32,10 +32,10 @@ export function serveIdleChannel(
     }
     let to: ChannelSwitch["switch"] | undefined;
     try {
-      for (const line of lines.push(chunk)) {
+      lines.push(chunk, (line) => {
         to = beats.onLine(line);
-        if (to) break;
-      }
+        return to === undefined;
+      });
     } catch {
       deps.log.warn("gateway sent a line too long on the agent channel; reconnecting");
       socket.destroy();

@@ -9,6 +9,7 @@ import {
   HEARTBEAT_STREAM_PATH,
   Heartbeat,
   type HeartbeatAck,
+  type MachineStatus,
 } from "@beta9/protocol";
 import { Compile } from "typebox/compile";
 import type { AgentLink, MachineRegistry } from "../machines/registry.ts";
@@ -217,34 +218,33 @@ export class AgentChannel implements AgentLink {
     const lines = this.#lines;
     if (!lines) return;
     try {
-      for (const line of lines.push(chunk)) {
-        if (!this.#onIdleLine(line, lines)) return;
-      }
+      lines.push(chunk, this.#onIdleLine);
     } catch {
       this.close("agent sent a line too long");
     }
   };
 
   /** One line of the idle form; false when the lines end here (switched, or closed). */
-  #onIdleLine(line: string, lines: ChannelLineReader): boolean {
+  readonly #onIdleLine = (line: string): boolean => {
     const msg = parse(line);
     if (checkSwitch.Check(msg)) {
       if (msg.switch !== "h2" || this.#switchTimer === undefined) {
         this.close("agent sent a switch nobody asked for");
         return false;
       }
-      if (lines.rest().length > 0) {
+      if (this.#lines?.rest().length) {
         this.close("agent wrote past its switch line before the HTTP/2 preface");
         return false;
       }
       this.#switched();
       return false;
     }
-    const ack = this.#onBeat(msg);
+    const status = this.#onBeat(msg);
     // After our switch line the agent reads HTTP/2 from us; its beats are acked there.
-    if (ack && this.#switchTimer === undefined) this.#socket.write(`${JSON.stringify(ack)}\n`);
+    if (status && this.#switchTimer === undefined)
+      this.#socket.write(this.#ackLine(msg as Heartbeat, status));
     return !this.#closed;
-  }
+  };
 
   readonly #requestClosed = (): void => {
     if (--this.#requests === 0) this.#armIdle();
@@ -286,16 +286,17 @@ export class AgentChannel implements AgentLink {
         return;
       }
       for (const line of batch) {
-        const ack = this.#onBeat(parse(line));
-        if (ack) stream.write(`${JSON.stringify(ack)}\n`);
+        const beat = parse(line);
+        const status = this.#onBeat(beat);
+        if (status) stream.write(this.#ackLine(beat as Heartbeat, status));
       }
     });
     stream.on("error", () => this.close("heartbeat stream failed"));
     stream.on("close", () => this.close("heartbeat stream closed"));
   }
 
-  /** A heartbeat from either form: the ack to send, or undefined. */
-  #onBeat(beat: unknown): HeartbeatAck | undefined {
+  /** A heartbeat from either form: the machine's status to ack it with, or undefined (no ack). */
+  #onBeat(beat: unknown): MachineStatus | undefined {
     if (!checkHeartbeat.Check(beat)) {
       this.#log.warn({ machine_id: this.machineId }, "agent sent a malformed heartbeat; ignored");
       return undefined;
@@ -306,16 +307,35 @@ export class AgentChannel implements AgentLink {
       inference: beat.inference,
       runners: beat.runners,
     });
-    if (!status) {
-      this.close("machine no longer known");
-      return undefined;
-    }
-    return {
-      seq: beat.seq,
-      status,
-      heartbeat_interval_seconds: this.#registry.cfg.heartbeatIntervalMs / 1000,
-    };
+    if (!status) this.close("machine no longer known");
+    return status;
   }
+
+  #ackLine(beat: Heartbeat, status: MachineStatus): string {
+    return heartbeatAckLine(beat.seq, status, this.#registry.cfg.heartbeatIntervalMs / 1000);
+  }
+}
+
+/** Ack lines after their seq, by status, for one interval (the gateway's: one at a time in practice). */
+const ackTails = { interval: Number.NaN, byStatus: new Map<MachineStatus, string>() };
+
+/**
+ * The line that acks a heartbeat: the bytes of `JSON.stringify(ack)` and a newline, made from a kept
+ * tail per status so that a beat's ack is one string, not an object and its serialisation
+ * (bench/heartbeats: the gateway acks 2,000 beats a second at 10,000 agents).
+ */
+export function heartbeatAckLine(seq: number, status: MachineStatus, intervalSeconds: number): string {
+  if (ackTails.interval !== intervalSeconds) {
+    ackTails.interval = intervalSeconds;
+    ackTails.byStatus.clear();
+  }
+  let tail = ackTails.byStatus.get(status);
+  if (tail === undefined) {
+    const rest = { status, heartbeat_interval_seconds: intervalSeconds } satisfies Omit<HeartbeatAck, "seq">;
+    tail = `,${JSON.stringify(rest).slice(1)}\n`;
+    ackTails.byStatus.set(status, tail);
+  }
+  return `{"seq":${JSON.stringify(seq)}${tail}`;
 }
 
 /**

@@ -14,6 +14,8 @@ import { type Liveness, type LivenessConfig, machineStatus, silenceLimits } from
 
 const DEFAULT_PAGE = 500;
 const FLUSH_SLICE = 500;
+/** Machines the sweep looks at per turn of the event loop. */
+const SWEEP_SLICE = 2_000;
 
 /**
  * How the gateway reaches a machine's models. A Beta9 agent: its channel, whose `request` opens an
@@ -78,6 +80,7 @@ export class MachineRegistry {
   readonly #entries = new Map<string, Entry>();
   readonly #dirty = new Map<string, number>();
   #sweepTimer: NodeJS.Timeout | undefined;
+  #sweeping = false;
   #flushTimer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> = Promise.resolve();
   heartbeats = 0;
@@ -135,7 +138,7 @@ export class MachineRegistry {
   }
 
   start(): void {
-    this.#sweepTimer = setInterval(() => this.sweep(Date.now()), 1_000);
+    this.#sweepTimer = setInterval(() => void this.#sweepInSlices(), 1_000);
     // The stored time only matters after a restart (to tell UNHEALTHY from OFFLINE), so it need not
     // be fresher than a fraction of the offline grace; memory keeps the exact time.
     this.#flushTimer = setInterval(
@@ -372,15 +375,17 @@ export class MachineRegistry {
 
   /**
    * One page of machines in join order, the same on every replica (the map is kept in that order:
-   * loaded so, new machines put in their place), so paging needs no sort. `after` is the last id of the previous page.
+   * loaded so, new machines put in their place), so paging needs no sort. `after` is the last id of the
+   * previous page. Ids only: a page's views are made as they are sent (`view`), a slice at a time,
+   * since 500 of them at once held the event loop, and every heartbeat behind it (bench/heartbeats).
    */
   page(q: { pool?: string; status?: string; limit?: number; after?: string } = {}): {
-    machines: MachineView[];
+    ids: string[];
     next: string | null;
   } {
     const limit = q.limit ?? DEFAULT_PAGE;
     const now = Date.now();
-    const out: MachineView[] = [];
+    const ids: string[] = [];
     let started = q.after === undefined;
     for (const e of this.#inOrder()) {
       if (!started) {
@@ -388,12 +393,11 @@ export class MachineRegistry {
         continue;
       }
       if (q.pool !== undefined && e.row.pool !== q.pool) continue;
-      const v = this.#shown(e, now);
-      if (q.status !== undefined && v.status !== q.status) continue;
-      if (out.length === limit) return { machines: out, next: out.at(-1)!.id };
-      out.push(v);
+      if (q.status !== undefined && this.#status(e, now) !== q.status) continue;
+      if (ids.length === limit) return { ids, next: ids.at(-1)! };
+      ids.push(e.row.id);
     }
-    return { machines: out, next: null };
+    return { ids, next: null };
   }
 
   /**
@@ -440,6 +444,18 @@ export class MachineRegistry {
       out.push({ id: e.row.id, name: e.row.name, link: e.link, models });
     }
     return out;
+  }
+
+  /**
+   * Each machine that reports models, with its status, from this replica alone (as `views` has them),
+   * without making every machine's view: the metrics read this at each scrape.
+   */
+  forEachServing(fn: (status: MachineStatus, models: readonly ServedModelView[]) => void): void {
+    const now = Date.now();
+    for (const e of this.#entries.values()) {
+      const models = e.live.inference?.models;
+      if (models?.length) fn(machineStatus(e.row, e.live, now, this.cfg), models);
+    }
   }
 
   /** Every machine's view from this replica alone (for placement, which uses only channels here). */
@@ -520,14 +536,39 @@ export class MachineRegistry {
   }
 
   sweep(now: number): void {
-    for (const e of this.#entries.values()) {
-      this.#transition(e, now);
-      // A channel whose heartbeats stopped (a cut link, a hung agent) answers nothing, yet TCP may take
-      // many minutes to say so: close it, so requests on it fail now and go to another machine.
-      const silentFor = now - Math.max(e.live.lastHeartbeatAt ?? 0, e.linkedAt);
-      if (e.link && silentFor >= silenceLimits(e.row, this.cfg).unhealthyAfterMs) {
-        e.link.close(`no heartbeat for ${Math.round(silentFor / 1000)} s`);
+    for (const e of this.#entries.values()) this.#sweepOne(e, now);
+  }
+
+  /**
+   * The sweep of every second, SWEEP_SLICE machines per turn of the event loop: ten thousand at once
+   * held the loop a few milliseconds every second, and the heartbeats that came meanwhile waited
+   * (bench/heartbeats). A machine joined or removed meanwhile is swept or not, as a Map's iterator goes.
+   */
+  async #sweepInSlices(): Promise<void> {
+    if (this.#sweeping) return;
+    this.#sweeping = true;
+    try {
+      let now = Date.now();
+      let n = 0;
+      for (const e of this.#entries.values()) {
+        if (++n % SWEEP_SLICE === 0) {
+          await new Promise((r) => setImmediate(r));
+          now = Date.now();
+        }
+        this.#sweepOne(e, now);
       }
+    } finally {
+      this.#sweeping = false;
+    }
+  }
+
+  #sweepOne(e: Entry, now: number): void {
+    this.#transition(e, now);
+    // A channel whose heartbeats stopped (a cut link, a hung agent) answers nothing, yet TCP may take
+    // many minutes to say so: close it, so requests on it fail now and go to another machine.
+    const silentFor = now - Math.max(e.live.lastHeartbeatAt ?? 0, e.linkedAt);
+    if (e.link && silentFor >= silenceLimits(e.row, this.cfg).unhealthyAfterMs) {
+      e.link.close(`no heartbeat for ${Math.round(silentFor / 1000)} s`);
     }
   }
 

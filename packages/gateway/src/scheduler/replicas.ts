@@ -417,13 +417,13 @@ export class ReplicaManager {
    */
   replicaStates(): { model: string; state: string }[] {
     const out: { model: string; state: string }[] = [];
-    for (const m of this.#deps.registry.views()) {
-      const lost = m.status === "OFFLINE" || m.status === "UNHEALTHY";
-      for (const model of m.inference?.models ?? []) {
-        const state = lost ? "unreachable" : m.status === "DRAINING" ? "draining" : model.state;
+    this.#deps.registry.forEachServing((status, models) => {
+      const lost = status === "OFFLINE" || status === "UNHEALTHY";
+      for (const model of models) {
+        const state = lost ? "unreachable" : status === "DRAINING" ? "draining" : model.state;
         out.push({ model: model.name, state });
       }
-    }
+    });
     for (const name of this.#loading.keys()) out.push({ model: name, state: "loading" });
     return out;
   }
