@@ -535,10 +535,6 @@ export class MachineRegistry {
     return counts;
   }
 
-  sweep(now: number): void {
-    for (const e of this.#entries.values()) this.#sweepOne(e, now);
-  }
-
   /**
    * The sweep of every second, SWEEP_SLICE machines per turn of the event loop: ten thousand at once
    * held the loop a few milliseconds every second, and the heartbeats that came meanwhile waited
