@@ -153,6 +153,29 @@ describe("the idle channel against hostile clients", () => {
     expect(ch.isClosed()).toBe(false);
   });
 
+  it("acks a machine that adds fields of its own to its beat, and shows none of them to users", async () => {
+    const ch = await openChannel(2);
+    const hb = JSON.parse(beat(3)) as Heartbeat & Record<string, unknown>;
+    const lie = {
+      ...hb,
+      note: "<script>alert(1)</script>",
+      usage: { ...hb.usage, operator_key: "b9_stolen" },
+      inference: { ...hb.inference, shell: "rm -rf /" },
+    };
+    ch.socket.write(`${JSON.stringify(lie)}\n`);
+    await waitFor(() => ch.received().includes('"seq":3'), { what: "the ack of the padded beat" });
+    const list = await gw.api<{ machines: { id: string }[] }>("GET", "/api/v1/machines");
+    const one = await gw.api<Record<string, unknown>>("GET", `/api/v1/machines/${ch.id}`);
+    for (const body of [
+      JSON.stringify(list.body.machines.find((m) => m.id === ch.id)),
+      JSON.stringify(one.body),
+    ])
+      for (const added of ["script", "operator_key", "b9_stolen", "shell", "rm -rf"])
+        expect(body).not.toContain(added);
+    expect(one.body).toMatchObject({ status: "READY", usage: { cpu_percent: 1 } });
+    expect(ch.isClosed()).toBe(false);
+  });
+
   it("closes a channel whose line never ends (over 64 KiB)", async () => {
     const ch = await openChannel(2);
     ch.socket.write(beat(0));
